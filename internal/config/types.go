@@ -1,0 +1,129 @@
+package config
+
+import (
+	"time"
+
+	"pbxsync/internal/identity"
+)
+
+// Config is one host's pbxsync configuration, loaded from TOML by Load.
+// Every optional field holds its default after Load.
+type Config struct {
+	File       string     // the path it was loaded from
+	Node       Node       // [node]
+	Peers      []Peer     // [[peer]]
+	Jobs       []Job      // [[job]]
+	Asterisk   Asterisk   // [asterisk]; zero when absent
+	OnPeerDown []PeerHook // [[on_peer_down]]
+	OnPeerUp   []PeerHook // [[on_peer_up]]
+}
+
+// Node is the [node] table: who this host is and where it listens.
+type Node struct {
+	Name     string // required; unique in the federation
+	Listen   string // required host:port (UDP) for QUIC
+	DataDir  string // absolute; default /var/lib/pbxsync
+	HTTP     string // optional host:port for /healthz and /metrics
+	LogLevel string // debug|info|warn|error; default info
+}
+
+// Peer is one [[peer]]: another node, pinned by its ID.
+type Peer struct {
+	Name    string      // required, unique, not the node's own name
+	Address string      // required host:port (UDP)
+	ID      identity.ID // required; parsed and check-digit verified
+}
+
+// Job types and modes.
+const (
+	TypeFiles    = "files"
+	TypePostgres = "postgres"
+
+	ModePush = "push"
+	ModeMesh = "mesh"
+
+	OrderParallel = "parallel"
+	OrderRolling  = "rolling"
+)
+
+// Job is one [[job]]: one tree of files or one set of tables, synced between peers.
+type Job struct {
+	Name         string        // required, unique; [A-Za-z0-9_.-]+
+	Type         string        // files|postgres; default files
+	Path         string        // files: required, absolute job root
+	Include      []string      // files: globs relative to the root; default all
+	Exclude      []string      // files: globs relative to the root
+	Mode         string        // push|mesh; default push
+	Source       string        // push: required node name (this node or a peer)
+	Targets      []string      // push: node names (this node or peers); mesh: members
+	Order        string        // parallel|rolling; default parallel
+	Keep         int           // generations kept in the store; default 20, min 2
+	Debounce     time.Duration // file events are gathered this long; default 20ms
+	Check        string        // optional job-wide check command
+	CheckTimeout time.Duration // per check command; default 30s
+	Rules        []Rule        // [[job.rule]]
+
+	// postgres jobs
+	DSN     string   // connection string; secret, never logged
+	DSNFile string   // file holding the DSN (alternative to DSN)
+	Tables  []string // tables to sync; keys come from each primary key
+}
+
+// Rule is one [[job.rule]]: which changed items trigger which action and check.
+type Rule struct {
+	Match  []string // globs over changed paths (relative to the job root); required
+	Action string   // optional: e.g. "reload res_pjsip.so", "restart", "command core reload", "shell ..."
+	Check  string   // optional shell command run in the job root; exit 0 passes
+	When   string   // optional condition on host state, e.g. "no-channels"
+}
+
+// Asterisk is the [asterisk] table: how to reach the local Asterisk over AMI.
+type Asterisk struct {
+	AMI        string // host:port of the manager interface; empty: no Asterisk control
+	Username   string // AMI user
+	SecretFile string // absolute path of a file holding the AMI secret; never logged
+	Log        string // Asterisk log read by log checks; default /var/log/asterisk/messages
+}
+
+// PeerHook is one [[on_peer_down]] or [[on_peer_up]] entry.
+type PeerHook struct {
+	Peer    string        // required peer name
+	Grace   time.Duration // wait this long before acting; default 0 (down: 5s)
+	Command string        // required shell command
+	Timeout time.Duration // default 60s
+}
+
+// PeerByName returns the peer called name.
+func (c *Config) PeerByName(name string) (Peer, bool) {
+	for _, p := range c.Peers {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Peer{}, false
+}
+
+// JobByName returns the job called name.
+func (c *Config) JobByName(name string) (*Job, bool) {
+	for i := range c.Jobs {
+		if c.Jobs[i].Name == name {
+			return &c.Jobs[i], true
+		}
+	}
+	return nil, false
+}
+
+// Members returns every node name that takes part in the job: the source
+// (push) and the targets.
+func (j *Job) Members() []string {
+	out := []string{}
+	if j.Source != "" {
+		out = append(out, j.Source)
+	}
+	for _, t := range j.Targets {
+		if t != j.Source {
+			out = append(out, t)
+		}
+	}
+	return out
+}

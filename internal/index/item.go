@@ -1,0 +1,98 @@
+package index
+
+import (
+	"io/fs"
+	"sort"
+)
+
+// Kind says what an item is.
+type Kind uint8
+
+// The kinds of item.
+const (
+	KindFile Kind = 1 // a regular file
+	KindDir  Kind = 2 // a directory
+)
+
+// String returns "file" or "dir".
+func (k Kind) String() string {
+	switch k {
+	case KindFile:
+		return "file"
+	case KindDir:
+		return "dir"
+	}
+	return "unknown"
+}
+
+// Item is one file or directory of a job, relative to the job root.
+type Item struct {
+	Path    string      // slash-separated, relative to the job root; see ValidatePath
+	Kind    Kind        // file or directory
+	Size    int64       // content length in bytes (0 for directories)
+	Mode    fs.FileMode // permission bits only (fs.ModePerm)
+	MTime   int64       // modification time, Unix nanoseconds
+	Hash    Hash        // content hash; zero for directories and deleted items
+	Deleted bool        // a tombstone: the item existed and was removed
+	Version Vector      // who changed it how often
+}
+
+// SameContent reports whether a and b describe the same content and
+// metadata as far as a target is concerned: kind, hash, mode and, for
+// files, size. Modification times are carried but do not make items differ
+// for directories.
+func (a Item) SameContent(b Item) bool {
+	if a.Kind != b.Kind || a.Deleted != b.Deleted || a.Mode != b.Mode {
+		return false
+	}
+	if a.Kind == KindFile {
+		return a.Hash == b.Hash && a.Size == b.Size && a.MTime == b.MTime
+	}
+	return true
+}
+
+// Index is the set of live items of a job on one host, keyed by path.
+type Index map[string]Item
+
+// Clone returns a copy of x that shares no map with it.
+func (x Index) Clone() Index {
+	out := make(Index, len(x))
+	for k, v := range x {
+		v.Version = v.Version.Clone()
+		out[k] = v
+	}
+	return out
+}
+
+// Sorted returns the items of x ordered by path.
+func (x Index) Sorted() []Item {
+	out := make([]Item, 0, len(x))
+	for _, it := range x {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Digest returns a hash over the sorted items of x (path, kind, mode, size,
+// mtime, content hash). Two hosts with equal digests hold the same tree.
+func (x Index) Digest() Hash {
+	h := NewHasher()
+	var buf [8]byte
+	put := func(v uint64) {
+		for i := range buf {
+			buf[i] = byte(v >> (8 * i))
+		}
+		h.Write(buf[:])
+	}
+	for _, it := range x.Sorted() {
+		put(uint64(len(it.Path)))
+		h.Write([]byte(it.Path))
+		put(uint64(it.Kind))
+		put(uint64(it.Mode))
+		put(uint64(it.Size))
+		put(uint64(it.MTime))
+		h.Write(it.Hash[:])
+	}
+	return h.Sum()
+}
