@@ -1,0 +1,121 @@
+package wire
+
+import "fmt"
+
+// Hello opens every control stream: who is speaking.
+type Hello struct {
+	Node  string `json:"node"`  // sender's node name
+	Agent string `json:"agent"` // software version, informational
+}
+
+// Type implements Message.
+func (*Hello) Type() Type { return TypeHello }
+
+// Validate implements Message.
+func (m *Hello) Validate() error {
+	if err := checkName("node", m.Node); err != nil {
+		return err
+	}
+	return checkText("agent", m.Agent, MaxNameLen)
+}
+
+// Result reports what a target did with an announced version.
+type Result struct {
+	Job        string `json:"job"`
+	Version    uint64 `json:"version"`    // the announced version
+	Generation uint64 `json:"generation"` // the target's generation number for it
+	State      string `json:"state"`      // good, bad, rolled-back
+	Reason     string `json:"reason,omitempty"`
+}
+
+// Type implements Message.
+func (*Result) Type() Type { return TypeResult }
+
+// Validate implements Message.
+func (m *Result) Validate() error {
+	if err := checkName("job", m.Job); err != nil {
+		return err
+	}
+	switch m.State {
+	case "good", "bad", "rolled-back", "applying":
+	default:
+		return fmt.Errorf("state %q: want good, bad, rolled-back or applying", truncate(m.State, 40))
+	}
+	return checkText("reason", m.Reason, MaxReasonLen)
+}
+
+// Ping asks for a Pong; it measures round-trip time and liveness.
+type Ping struct {
+	Seq uint64 `json:"seq"`
+}
+
+// Type implements Message.
+func (*Ping) Type() Type { return TypePing }
+
+// Validate implements Message.
+func (*Ping) Validate() error { return nil }
+
+// Pong answers a Ping with its sequence number.
+type Pong struct {
+	Seq uint64 `json:"seq"`
+}
+
+// Type implements Message.
+func (*Pong) Type() Type { return TypePong }
+
+// Validate implements Message.
+func (*Pong) Validate() error { return nil }
+
+// State is a node's published state: its jobs' generations and its host's
+// health. Peers keep the last one they received.
+type State struct {
+	Node     string     `json:"node"`
+	Healthy  bool       `json:"healthy"`
+	Asterisk string     `json:"asterisk,omitempty"` // "up", "down", or "" when not configured
+	Channels int        `json:"channels,omitempty"`
+	Jobs     []JobState `json:"jobs,omitempty"`
+}
+
+// JobState is one job's line in a State.
+type JobState struct {
+	Job        string `json:"job"`
+	Generation uint64 `json:"generation"`
+	Version    uint64 `json:"version"` // source version last applied
+	State      string `json:"state"`
+}
+
+// Type implements Message.
+func (*State) Type() Type { return TypeState }
+
+// Validate implements Message.
+func (m *State) Validate() error {
+	if err := checkName("node", m.Node); err != nil {
+		return err
+	}
+	if len(m.Jobs) > 4096 {
+		return fmt.Errorf("jobs: %d entries", len(m.Jobs))
+	}
+	for _, j := range m.Jobs {
+		if err := checkName("job", j.Job); err != nil {
+			return err
+		}
+		if err := checkText("state", j.State, 32); err != nil {
+			return err
+		}
+	}
+	return checkText("asterisk", m.Asterisk, 32)
+}
+
+// Error ends a transfer stream with the reason it failed.
+type Error struct {
+	Message string `json:"message"`
+}
+
+// Type implements Message.
+func (*Error) Type() Type { return TypeError }
+
+// Validate implements Message.
+func (m *Error) Validate() error { return checkText("message", m.Message, MaxReasonLen) }
+
+// Error implements error.
+func (m *Error) Error() string { return m.Message }

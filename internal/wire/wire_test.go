@@ -1,0 +1,148 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/index"
+)
+
+func newCodec(t testing.TB) *Codec {
+	t.Helper()
+	c, err := NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func sampleAnnounce(n int) *Announce {
+	x := index.Index{}
+	for i := 0; i < n; i++ {
+		p := fmt.Sprintf("dir%d/file%d.conf", i%10, i)
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(i), Mode: 0o644, MTime: int64(i) * 1e9, Hash: index.Sum([]byte(p)),
+			Version: index.Vector{}.Bump("node-a")}
+	}
+	x["dir0"] = index.Item{Path: "dir0", Kind: index.KindDir, Mode: 0o755}
+	return &Announce{Job: "conf", Version: 7, Origin: "a", Items: FromIndex(x)}
+}
+
+func TestRoundTrip(t *testing.T) {
+	c := newCodec(t)
+	for _, m := range []Message{
+		&Hello{Node: "pbx-1", Agent: "pbxsync dev"},
+		sampleAnnounce(3),
+		sampleAnnounce(5000), // compressed
+		&Result{Job: "conf", Version: 3, Generation: 9, State: "bad", Reason: "check failed"},
+		&Ping{Seq: 1}, &Pong{Seq: 1},
+		&State{Node: "a", Healthy: true, Jobs: []JobState{{Job: "conf", Generation: 2, State: "good"}}},
+		&Get{Job: "conf", Path: "a/b.conf", Hash: make([]byte, 32)},
+		&Data{Encoding: EncodingZstd, Size: 10, Length: 20, Hash: make([]byte, 32)},
+		&Error{Message: "no such content"},
+	} {
+		var buf bytes.Buffer
+		if err := c.Write(&buf, m); err != nil {
+			t.Fatalf("%s: %v", m.Type(), err)
+		}
+		got, err := c.Read(&buf)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Type(), err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("%s: round trip changed the message:\n got %+v\nwant %+v", m.Type(), got, m)
+		}
+	}
+}
+
+func TestIndexConversion(t *testing.T) {
+	a := sampleAnnounce(50)
+	x := ToIndex(a.Items)
+	if got := FromIndex(x); !reflect.DeepEqual(got, a.Items) {
+		t.Fatal("FromIndex(ToIndex(items)) != items")
+	}
+}
+
+func TestRejects(t *testing.T) {
+	c := newCodec(t)
+	frame := func(typ Type, flags byte, payload string) []byte {
+		b := []byte{Version, byte(typ), flags, 0, 0, 0, 0, 0}
+		n := len(payload)
+		b[4], b[5], b[6], b[7] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+		return append(b, payload...)
+	}
+	hash := strings.Repeat("A", 43) + "=" // 32 bytes base64
+	cases := map[string]struct {
+		in   []byte
+		want string
+	}{
+		"dotdot":        {frame(TypeGet, 0, `{"job":"conf","path":"../etc/passwd","hash":"`+hash+`"}`), "contains .."},
+		"absolute":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"/etc/passwd","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "absolute"},
+		"nested dotdot": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a/../../x","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "contains .."},
+		"short hash":    {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"AAAA"}`), "hash"},
+		"bad job":       {frame(TypeResult, 0, `{"job":"../x","version":1,"generation":1,"state":"good"}`), "job"},
+		"unknown field": {frame(TypeHello, 0, `{"node":"a","agent":"x","evil":1}`), "unknown field"},
+		"unknown type":  {frame(Type(77), 0, `{}`), "unknown message type"},
+		"bad flags":     {frame(TypeHello, 4, `{}`), "flags"},
+		"not zstd":      {frame(TypeHello, flagZstd, `garbage`), "zstd"},
+		"mode bits":     {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":1,"m":2048,"t":0,"h":"`+hash+`"}]}`), "mode"},
+		"negative size": {frame(TypeData, 0, `{"encoding":"zstd","size":-1,"length":0,"hash":"`+hash+`"}`), "size"},
+		"dup path":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":2,"m":0,"t":0},{"p":"x","k":2,"m":0,"t":0}]}`), "twice"},
+		"truncated":     {frame(TypeHello, 0, `{"node":"a"}`)[:12], "truncated"},
+		"trailing":      {frame(TypeHello, 0, `{"node":"a","agent":""} {}`), "trailing"},
+	}
+	for name, tc := range cases {
+		_, err := c.Decode(tc.in)
+		if err == nil {
+			t.Errorf("%s: decoded without error", name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not mention %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestRejectsHugeLength(t *testing.T) {
+	c := newCodec(t)
+	b := []byte{Version, byte(TypeHello), 0, 0, 0xff, 0xff, 0xff, 0xff}
+	if _, err := c.Read(bytes.NewReader(b)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("want ErrTooLarge, got %v", err)
+	}
+	b[0] = 9
+	if _, err := c.Read(bytes.NewReader(b)); !errors.Is(err, ErrVersion) {
+		t.Fatalf("want ErrVersion, got %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	c := newCodec(f)
+	for _, m := range []Message{sampleAnnounce(2), sampleAnnounce(400), &Hello{Node: "a"}, &Get{Job: "j", Path: "p", Hash: make([]byte, 32)}} {
+		b, err := c.Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := c.Decode(b)
+		if err != nil {
+			return
+		}
+		// whatever decodes must carry only safe paths and re-encode
+		if a, ok := m.(*Announce); ok {
+			for _, it := range a.Items {
+				if index.ValidatePath(it.Path) != nil {
+					t.Fatalf("unsafe path %q passed", it.Path)
+				}
+			}
+		}
+		if _, err := c.Encode(m); err != nil {
+			t.Fatalf("decoded message does not re-encode: %v", err)
+		}
+	})
+}
