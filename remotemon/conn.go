@@ -1,0 +1,302 @@
+package remotemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"pbxsync/internal/wire"
+)
+
+// conn is one live QUIC connection to a peer with its control stream.
+type conn struct {
+	qc       *quic.Conn
+	peer     string
+	outbound bool
+	ctrl     *quic.Stream
+
+	wmu      sync.Mutex
+	pmu      sync.Mutex
+	pingSeq  uint64
+	pingSent time.Time
+	lastRecv time.Time
+}
+
+func (c *conn) send(codec *wire.Codec, m wire.Message) error {
+	b, err := codec.Encode(m)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ctrl.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.ctrl.Write(b)
+	return err
+}
+
+func (m *Monitor) startDialerLocked(ctx context.Context, name string, ps *peerState) {
+	dctx, cancel := context.WithCancel(ctx)
+	ps.cancelDial = cancel
+	go m.dialLoop(dctx, name, ps.cfg)
+}
+
+// dialLoop keeps one outbound connection to p, reconnecting with
+// exponential backoff and jitter.
+func (m *Monitor) dialLoop(ctx context.Context, name string, p Peer) {
+	const minBackoff = 100 * time.Millisecond
+	backoff := minBackoff
+	for ctx.Err() == nil {
+		err := m.dialOnce(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			m.noteError(name, "cannot connect to peer", err)
+		} else {
+			backoff = minBackoff // the connection lived; start over quickly
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(backoff*2, m.opts.MaxBackoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(sleep):
+		}
+	}
+}
+
+// dialOnce connects to p and serves the connection until it dies. It
+// returns an error when no connection could be made.
+func (m *Monitor) dialOnce(ctx context.Context, p Peer) error {
+	addr, err := net.ResolveUDPAddr("udp", p.Address)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", p.Address, err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	qc, err := m.tr.Dial(hctx, addr, m.clientTLS(p), m.qconf)
+	if err != nil {
+		return fmt.Errorf("handshake with %s: %w", p.Address, err)
+	}
+	ctrl, err := qc.OpenStreamSync(hctx)
+	if err != nil {
+		qc.CloseWithError(1, "no control stream")
+		return fmt.Errorf("open control stream to %s: %w", p.Address, err)
+	}
+	c := &conn{qc: qc, peer: p.Name, outbound: true, ctrl: ctrl, lastRecv: time.Now()}
+	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
+		qc.CloseWithError(1, "hello failed")
+		return fmt.Errorf("hello to %s: %w", p.Address, err)
+	}
+	m.log.Debug("connected", "peer", p.Name, "addr", p.Address, "dir", "out")
+	m.serve(ctx, c)
+	return nil
+}
+
+// serveInbound identifies an accepted connection by its pinned ID, reads
+// the dialer's Hello and serves the connection.
+func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
+	certs := qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		qc.CloseWithError(1, "no certificate")
+		return
+	}
+	id, err := presentedID([][]byte{certs[0].Raw})
+	if err != nil {
+		qc.CloseWithError(1, "bad certificate")
+		return
+	}
+	p, ok := m.peerByID(id)
+	if !ok { // the TLS check already refused it; a config reload may have raced
+		m.log.Warn("refusing connection from unknown node", "presented_id", id.String())
+		qc.CloseWithError(1, "not pinned")
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ctrl, err := qc.AcceptStream(actx)
+	if err != nil {
+		qc.CloseWithError(1, "no control stream")
+		return
+	}
+	ctrl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first, err := m.codec.Read(ctrl)
+	ctrl.SetReadDeadline(time.Time{})
+	if err != nil {
+		m.noteError(p.Name, "bad hello from peer", err)
+		qc.CloseWithError(1, "bad hello")
+		return
+	}
+	hello, ok := first.(*wire.Hello)
+	if !ok {
+		m.noteError(p.Name, "bad hello from peer", fmt.Errorf("first control message is %s", first.Type()))
+		qc.CloseWithError(1, "bad hello")
+		return
+	}
+	if hello.Node != p.Name {
+		m.log.Warn("peer calls itself by another name; using the configured name", "peer", p.Name, "says", hello.Node)
+	}
+	m.log.Debug("connected", "peer", p.Name, "dir", "in")
+	m.serve(ctx, &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now()})
+}
+
+// serve registers c, runs its reader, stream acceptor and pinger, and
+// unregisters it when the connection ends.
+func (m *Monitor) serve(ctx context.Context, c *conn) {
+	if !m.register(c) {
+		c.qc.CloseWithError(0, "peer removed")
+		return
+	}
+	cctx, cancel := context.WithCancel(c.qc.Context())
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.qc.CloseWithError(0, "shutting down") })
+	defer stop()
+	go m.acceptStreams(cctx, c)
+	go m.pinger(cctx, c)
+	err := m.readControl(c)
+	c.qc.CloseWithError(0, "control stream ended")
+	if err != nil && ctx.Err() == nil && !isClosed(err) {
+		m.noteError(c.peer, "connection to peer lost", err)
+	}
+	m.unregister(c)
+}
+
+func isClosed(err error) bool {
+	var appErr *quic.ApplicationError
+	return errors.As(err, &appErr) && appErr.ErrorCode == 0
+}
+
+func (m *Monitor) readControl(c *conn) error {
+	for {
+		msg, err := m.codec.Read(c.ctrl)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		c.pmu.Lock()
+		c.lastRecv = now
+		var rtt time.Duration
+		if p, ok := msg.(*wire.Pong); ok && p.Seq == c.pingSeq && !c.pingSent.IsZero() {
+			rtt = now.Sub(c.pingSent)
+		}
+		c.pmu.Unlock()
+		m.mu.Lock()
+		if ps, ok := m.peers[c.peer]; ok {
+			ps.lastSeen = now
+			if rtt > 0 {
+				ps.rtt = rtt
+			}
+		}
+		m.mu.Unlock()
+		switch msg := msg.(type) {
+		case *wire.Ping:
+			if err := c.send(m.codec, &wire.Pong{Seq: msg.Seq}); err != nil {
+				return err
+			}
+		case *wire.Pong, *wire.Hello:
+		default:
+			m.handler.HandleMessage(c.peer, msg)
+		}
+	}
+}
+
+func (m *Monitor) pinger(ctx context.Context, c *conn) {
+	t := time.NewTicker(m.opts.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.pmu.Lock()
+		silent := time.Since(c.lastRecv)
+		c.pingSeq++
+		seq := c.pingSeq
+		c.pingSent = time.Now()
+		c.pmu.Unlock()
+		if silent > m.opts.DeadAfter {
+			m.noteError(c.peer, "peer stopped answering", fmt.Errorf("nothing received for %s", silent.Round(time.Millisecond)))
+			c.qc.CloseWithError(2, "peer silent")
+			return
+		}
+		if err := c.send(m.codec, &wire.Ping{Seq: seq}); err != nil {
+			c.qc.CloseWithError(2, "ping failed")
+			return
+		}
+	}
+}
+
+func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
+	for {
+		s, err := c.qc.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		go func() {
+			st := &Stream{s: s, codec: m.codec}
+			s.SetReadDeadline(time.Now().Add(10 * time.Second))
+			first, err := m.codec.Read(s)
+			s.SetReadDeadline(time.Time{})
+			if err != nil {
+				m.log.Warn("bad transfer request from peer", "peer", c.peer, "err", err)
+				st.Abort()
+				return
+			}
+			m.handler.HandleStream(ctx, c.peer, first, st)
+		}()
+	}
+}
+
+func (m *Monitor) register(c *conn) bool {
+	m.mu.Lock()
+	ps, ok := m.peers[c.peer]
+	if !ok {
+		m.mu.Unlock()
+		return false
+	}
+	ps.conns = append(ps.conns, c)
+	first := len(ps.conns) == 1
+	ps.lastSeen = time.Now()
+	ps.lastErr = ""
+	ps.loggedErr = ""
+	m.mu.Unlock()
+	if first {
+		m.log.Info("peer up", "peer", c.peer)
+		m.eventMu.Lock()
+		m.handler.PeerChanged(c.peer, true)
+		m.eventMu.Unlock()
+	}
+	return true
+}
+
+func (m *Monitor) unregister(c *conn) {
+	m.mu.Lock()
+	ps, ok := m.peers[c.peer]
+	last := false
+	if ok {
+		for i, x := range ps.conns {
+			if x == c {
+				ps.conns = append(ps.conns[:i:i], ps.conns[i+1:]...)
+				cs := c.qc.ConnectionStats()
+				ps.closedSent += cs.BytesSent
+				ps.closedRecv += cs.BytesReceived
+				last = len(ps.conns) == 0
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	if last {
+		m.log.Info("peer down", "peer", c.peer)
+		m.eventMu.Lock()
+		m.handler.PeerChanged(c.peer, false)
+		m.eventMu.Unlock()
+	}
+}

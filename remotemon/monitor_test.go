@@ -1,0 +1,187 @@
+package remotemon
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"pbxsync/internal/identity"
+	"pbxsync/internal/wire"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	msgs    []string
+	changes []string
+	streams chan string
+}
+
+func newRecorder() *recorder { return &recorder{streams: make(chan string, 10)} }
+
+func (r *recorder) HandleMessage(peer string, m wire.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if res, ok := m.(*wire.Result); ok {
+		r.msgs = append(r.msgs, peer+":"+res.Reason)
+	}
+}
+
+func (r *recorder) HandleStream(ctx context.Context, peer string, first wire.Message, s *Stream) {
+	g := first.(*wire.Get)
+	s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: int64(len(g.Path)), Length: 1, Hash: g.Hash})
+	io.WriteString(s, g.Path)
+	s.Close()
+	r.streams <- peer + ":" + g.Path
+}
+
+func (r *recorder) PeerChanged(peer string, up bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes = append(r.changes, map[bool]string{true: "up:", false: "down:"}[up]+peer)
+}
+
+func (r *recorder) snapshot() ([]string, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.msgs...), append([]string(nil), r.changes...)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+type node struct {
+	name string
+	id   *identity.Identity
+	mon  *Monitor
+	rec  *recorder
+	log  *syncBuf
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func newNode(t *testing.T, name string) *node {
+	t.Helper()
+	id, err := identity.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{name: name, id: id, rec: newRecorder(), log: &syncBuf{}}
+}
+
+
+func (n *node) peer(addr string) Peer { return Peer{Name: n.name, Address: addr, ID: n.id.ID} }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// reserve returns a free UDP address by binding and releasing it.
+func reserve(t *testing.T, n *node) string {
+	m, err := New(Options{Node: n.name, Listen: "127.0.0.1:0", Identity: n.id, Handler: n.rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := m.Addr().String()
+	m.udp.Close()
+	m.codec.Close()
+	return addr
+}
+
+func TestPinnedPeersTalk(t *testing.T) {
+	a, b := newNode(t, "a"), newNode(t, "b")
+	addrA, addrB := reserve(t, a), reserve(t, b)
+	a.startAt(t, addrA, b.peer(addrB))
+	b.startAt(t, addrB, a.peer(addrA))
+	waitFor(t, "a sees b", func() bool { return a.mon.Connected("b") && b.mon.Connected("a") })
+	if err := a.mon.Send("b", &wire.Result{Job: "conf", State: "good", Reason: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b receives", func() bool { m, _ := b.rec.snapshot(); return len(m) == 1 && m[0] == "a:hello" })
+	s, err := b.mon.OpenStream(context.Background(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteMessage(&wire.Get{Job: "conf", Path: "x/y.conf", Hash: make([]byte, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(s, d.(*wire.Data).Size))
+	if string(body) != "x/y.conf" {
+		t.Fatalf("body %q", body)
+	}
+	if got := <-a.rec.streams; got != "b:x/y.conf" {
+		t.Fatalf("stream seen as %q", got)
+	}
+	waitFor(t, "rtt measured", func() bool { st := a.mon.Status(); return st[0].RTT > 0 && st[0].BytesSent > 0 })
+
+	// b dies: a notices within DeadAfter + slack, and sees it again after restart
+	b.stop()
+	<-b.done
+	waitFor(t, "a sees b down", func() bool { return !a.mon.Connected("b") })
+	b.startAt(t, addrB, a.peer(addrA))
+	waitFor(t, "a sees b up again", func() bool { return a.mon.Connected("b") })
+	_, changes := a.rec.snapshot()
+	if strings.Join(changes, ",") != "up:b,down:b,up:b" {
+		t.Fatalf("peer changes %v", changes)
+	}
+}
+
+func TestUnpinnedAndMismatchedAreRefused(t *testing.T) {
+	a, b, c := newNode(t, "a"), newNode(t, "b"), newNode(t, "c")
+	addrA, addrB, addrC := reserve(t, a), reserve(t, b), reserve(t, c)
+	a.startAt(t, addrA, b.peer(addrB))
+	// b pins c's ID at a's address
+	b.startAt(t, addrB, Peer{Name: "a", Address: addrA, ID: c.id.ID})
+	// c pins a correctly, but a does not know c
+	c.startAt(t, addrC, a.peer(addrA))
+	time.Sleep(1500 * time.Millisecond)
+	if a.mon.Connected("b") || b.mon.Connected("a") || c.mon.Connected("a") {
+		t.Fatal("a refused peer got connected")
+	}
+	if !strings.Contains(a.log.String(), "unknown node") || !strings.Contains(a.log.String(), c.id.ID.String()) {
+		t.Fatalf("a's log does not name the unknown node c:\n%s", a.log.String())
+	}
+	if !strings.Contains(b.log.String(), "but the config pins") {
+		t.Fatalf("b's log does not explain the mismatch:\n%s", b.log.String())
+	}
+	st := b.mon.Status()
+	if st[0].LastError == "" {
+		t.Fatal("status shows no last error for the mismatched peer")
+	}
+}
+
+func (n *node) startAt(t *testing.T, addr string, peers ...Peer) {
+	t.Helper()
+	mon, err := New(Options{Node: n.name, Listen: addr, Identity: n.id, Peers: peers, Handler: n.rec,
+		Log: slog.New(slog.NewTextHandler(n.log, nil)), PingInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mon = mon
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	n.stop, n.done = cancel, done
+	go func() { mon.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}

@@ -1,0 +1,29 @@
+package remotemon
+
+import (
+	"time"
+
+	"pbxsync/internal/identity"
+)
+
+// Peer is a configured peer: a name, an address to dial and a pinned ID.
+type Peer struct {
+	Name    string
+	Address string // host:port (UDP)
+	ID      identity.ID
+}
+
+// PeerStatus is what the monitor knows about one peer right now.
+type PeerStatus struct {
+	Name          string        `json:"name"`
+	ID            string        `json:"id"`
+	Address       string        `json:"address"`
+	Connected     bool          `json:"connected"`
+	RTT           time.Duration `json:"-"`
+	RTTMillis     float64       `json:"rtt_ms"`
+	LastSeen      time.Time     `json:"last_seen"`
+	Connections   int           `json:"connections"`
+	BytesSent     uint64        `json:"bytes_sent"`
+	BytesReceived uint64        `json:"bytes_received"`
+	LastError     string        `json:"last_error,omitempty"`
+}
