@@ -78,7 +78,6 @@ func newNode(t *testing.T, name string) *node {
 	return &node{name: name, id: id, rec: newRecorder(), log: &syncBuf{}}
 }
 
-
 func (n *node) peer(addr string) Peer { return Peer{Name: n.name, Address: addr, ID: n.id.ID} }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
