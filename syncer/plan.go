@@ -1,0 +1,146 @@
+package syncer
+
+import (
+	"sort"
+	"strings"
+
+	"pbxsync/internal/index"
+)
+
+// OpKind is what an Op does to one path.
+type OpKind int
+
+// The operations, in the order a plan runs them.
+const (
+	OpDelete OpKind = iota // remove a file
+	OpRmdir                // remove a directory (its contents are removed first)
+	OpMkdir                // create a directory
+	OpWrite                // write a file's content, mode and mtime
+	OpMeta                 // change a file's mode or mtime only
+	OpDirMeta              // set a directory's mode and mtime (after its contents)
+)
+
+// String names the operation for logs.
+func (k OpKind) String() string {
+	return [...]string{"delete", "rmdir", "mkdir", "write", "meta", "dirmeta"}[k]
+}
+
+// Op is one step of a plan.
+type Op struct {
+	Kind OpKind
+	Path string
+	Want index.Item // the desired item (zero for deletions)
+	Have index.Item // the item being replaced or removed (zero when new)
+}
+
+// Plan returns the operations that turn the tree described by have into
+// the one described by want. Order: file deletions, directory removals
+// (deepest first), directory creations (shallowest first), file writes,
+// file metadata, directory metadata (deepest first, so that writing into a
+// directory does not disturb its mtime afterwards). A path whose kind
+// changes is removed, then created.
+func Plan(have, want index.Index) []Op {
+	var dels, rmdirs, mkdirs, writes, metas, dirmetas []Op
+	for p, h := range have {
+		w, ok := want[p]
+		if ok && w.Kind == h.Kind {
+			continue
+		}
+		if h.Kind == index.KindDir {
+			rmdirs = append(rmdirs, Op{Kind: OpRmdir, Path: p, Have: h})
+		} else {
+			dels = append(dels, Op{Kind: OpDelete, Path: p, Have: h})
+		}
+	}
+	for p, w := range want {
+		h, ok := have[p]
+		if ok && h.Kind != w.Kind {
+			ok, h = false, index.Item{}
+		}
+		switch w.Kind {
+		case index.KindDir:
+			if !ok {
+				mkdirs = append(mkdirs, Op{Kind: OpMkdir, Path: p, Want: w})
+			}
+			if !ok || h.Mode != w.Mode || h.MTime != w.MTime {
+				dirmetas = append(dirmetas, Op{Kind: OpDirMeta, Path: p, Want: w, Have: h})
+			}
+		case index.KindFile:
+			switch {
+			case !ok || h.Hash != w.Hash || h.Size != w.Size:
+				writes = append(writes, Op{Kind: OpWrite, Path: p, Want: w, Have: h})
+			case h.Mode != w.Mode || h.MTime != w.MTime:
+				metas = append(metas, Op{Kind: OpMeta, Path: p, Want: w, Have: h})
+			}
+		}
+	}
+	byPath := func(ops []Op) {
+		sort.Slice(ops, func(i, j int) bool { return ops[i].Path < ops[j].Path })
+	}
+	deepestFirst := func(ops []Op) {
+		sort.Slice(ops, func(i, j int) bool {
+			di, dj := depth(ops[i].Path), depth(ops[j].Path)
+			if di != dj {
+				return di > dj
+			}
+			return ops[i].Path < ops[j].Path
+		})
+	}
+	byPath(dels)
+	deepestFirst(rmdirs)
+	sort.Slice(mkdirs, func(i, j int) bool {
+		di, dj := depth(mkdirs[i].Path), depth(mkdirs[j].Path)
+		if di != dj {
+			return di < dj
+		}
+		return mkdirs[i].Path < mkdirs[j].Path
+	})
+	byPath(writes)
+	byPath(metas)
+	deepestFirst(dirmetas)
+	out := make([]Op, 0, len(dels)+len(rmdirs)+len(mkdirs)+len(writes)+len(metas)+len(dirmetas))
+	for _, part := range [][]Op{dels, rmdirs, mkdirs, writes, metas, dirmetas} {
+		out = append(out, part...)
+	}
+	return out
+}
+
+func depth(p string) int { return strings.Count(p, "/") }
+
+// Changed returns the paths whose content, kind or mode differ between a
+// and b, or that exist in only one of them, sorted. Directory mtimes alone
+// do not count as a change.
+func Changed(a, b index.Index) []string {
+	var out []string
+	for p, x := range a {
+		y, ok := b[p]
+		if !ok || x.Kind != y.Kind || x.Mode != y.Mode || (x.Kind == index.KindFile && (x.Hash != y.Hash || x.Size != y.Size)) {
+			out = append(out, p)
+		}
+	}
+	for p := range b {
+		if _, ok := a[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Equal reports whether a and b describe the same tree, as far as syncing
+// goes: the same paths, kinds, modes, contents and file mtimes.
+func Equal(a, b index.Index) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, x := range a {
+		y, ok := b[p]
+		if !ok || x.Kind != y.Kind || x.Mode != y.Mode {
+			return false
+		}
+		if x.Kind == index.KindFile && (x.Hash != y.Hash || x.Size != y.Size || x.MTime != y.MTime) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,108 @@
+package syncer
+
+import (
+	"fmt"
+	"io/fs"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/index"
+)
+
+func file(p, content string, mode uint32, mtime int64) index.Item {
+	return index.Item{Path: p, Kind: index.KindFile, Size: int64(len(content)), Mode: fsMode(mode), MTime: mtime, Hash: index.Sum([]byte(content))}
+}
+
+func dir(p string, mode uint32, mtime int64) index.Item {
+	return index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(mode), MTime: mtime}
+}
+
+func idx(items ...index.Item) index.Index {
+	x := index.Index{}
+	for _, it := range items {
+		x[it.Path] = it
+	}
+	return x
+}
+
+func render(ops []Op) string {
+	var parts []string
+	for _, o := range ops {
+		parts = append(parts, fmt.Sprintf("%s %s", o.Kind, o.Path))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func TestPlan(t *testing.T) {
+	cases := []struct {
+		name       string
+		have, want index.Index
+		ops        string
+	}{
+		{"identical", idx(file("a", "x", 0o644, 1)), idx(file("a", "x", 0o644, 1)), ""},
+		{"new file", idx(), idx(file("a", "x", 0o644, 1)), "write a"},
+		{"modified", idx(file("a", "x", 0o644, 1)), idx(file("a", "y", 0o644, 2)), "write a"},
+		{"same size other content", idx(file("a", "x", 0o644, 1)), idx(file("a", "z", 0o644, 1)), "write a"},
+		{"mode only", idx(file("a", "x", 0o644, 1)), idx(file("a", "x", 0o640, 1)), "meta a"},
+		{"mtime only", idx(file("a", "x", 0o644, 1)), idx(file("a", "x", 0o644, 5)), "meta a"},
+		{"empty file", idx(), idx(file("e", "", 0o644, 1)), "write e"},
+		{"deleted", idx(file("a", "x", 0o644, 1)), idx(), "delete a"},
+		{"nested new dirs", idx(), idx(dir("s", 0o755, 1), dir("s/d", 0o755, 1), file("s/d/x", "hi", 0o644, 1)),
+			"mkdir s; mkdir s/d; write s/d/x; dirmeta s/d; dirmeta s"},
+		{"rename", idx(dir("s", 0o755, 1), dir("s/d", 0o755, 1), file("s/d/x", "hi", 0o644, 1)),
+			idx(dir("s", 0o755, 2), file("s/y", "hi", 0o644, 1)),
+			"delete s/d/x; rmdir s/d; write s/y; dirmeta s"},
+		{"file becomes dir", idx(file("a", "x", 0o644, 1)), idx(dir("a", 0o755, 1), file("a/b", "y", 0o644, 1)),
+			"delete a; mkdir a; write a/b; dirmeta a"},
+		{"dir becomes file", idx(dir("a", 0o755, 1), file("a/b", "y", 0o644, 1)), idx(file("a", "x", 0o644, 1)),
+			"delete a/b; rmdir a; write a"},
+		{"deep tree removed deepest first", idx(dir("a", 0o755, 1), dir("a/b", 0o755, 1), dir("a/b/c", 0o755, 1)), idx(),
+			"rmdir a/b/c; rmdir a/b; rmdir a"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := render(Plan(tc.have, tc.want)); got != tc.ops {
+				t.Fatalf("plan:\n got %s\nwant %s", got, tc.ops)
+			}
+		})
+	}
+}
+
+func TestPlanIsDeterministic(t *testing.T) {
+	want := idx()
+	for i := 0; i < 200; i++ {
+		it := file(fmt.Sprintf("d%d/f%d", i%7, i), fmt.Sprint(i), 0o644, int64(i))
+		want[it.Path] = it
+		want[fmt.Sprintf("d%d", i%7)] = dir(fmt.Sprintf("d%d", i%7), 0o755, 1)
+	}
+	first := Plan(idx(), want)
+	for i := 0; i < 20; i++ {
+		if !reflect.DeepEqual(first, Plan(idx(), want)) {
+			t.Fatal("Plan is not deterministic")
+		}
+	}
+}
+
+func TestChangedAndEqual(t *testing.T) {
+	a := idx(dir("d", 0o755, 1), file("d/x", "1", 0o644, 1), file("y", "2", 0o644, 1), file("z", "3", 0o644, 1))
+	b := idx(dir("d", 0o755, 9), file("d/x", "1", 0o600, 1), file("y", "22", 0o644, 1), file("n", "4", 0o644, 1))
+	if got := strings.Join(Changed(a, b), ","); got != "d/x,n,y,z" {
+		t.Fatalf("Changed = %s", got)
+	}
+	if Equal(a, b) || !Equal(a, a.Clone()) {
+		t.Fatal("Equal is wrong")
+	}
+	c := a.Clone()
+	it := c["y"]
+	it.MTime = 7
+	c["y"] = it
+	if Equal(a, c) {
+		t.Fatal("Equal ignores file mtime")
+	}
+	if len(Changed(a, c)) != 0 {
+		t.Fatal("Changed counts an mtime-only change")
+	}
+}
+
+func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) & fs.ModePerm }
