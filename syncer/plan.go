@@ -12,12 +12,12 @@ type OpKind int
 
 // The operations, in the order a plan runs them.
 const (
-	OpDelete OpKind = iota // remove a file
-	OpRmdir                // remove a directory (its contents are removed first)
-	OpMkdir                // create a directory
-	OpWrite                // write a file's content, mode and mtime
-	OpMeta                 // change a file's mode or mtime only
-	OpDirMeta              // set a directory's mode and mtime (after its contents)
+	OpDelete  OpKind = iota // remove a file
+	OpRmdir                 // remove a directory (its contents are removed first)
+	OpMkdir                 // create a directory
+	OpWrite                 // write a file's content, mode and mtime
+	OpMeta                  // change a file's mode or mtime only
+	OpDirMeta               // set a directory's mode and mtime (after its contents)
 )
 
 // String names the operation for logs.
