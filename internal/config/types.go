@@ -62,6 +62,7 @@ type Job struct {
 	Check        string        // optional job-wide check command
 	CheckTimeout time.Duration // per check command; default 30s
 	Rules        []Rule        // [[job.rule]]
+	Line         int           // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged
@@ -75,6 +76,7 @@ type Rule struct {
 	Action string   // optional: e.g. "reload res_pjsip.so", "restart", "command core reload", "shell ..."
 	Check  string   // optional shell command run in the job root; exit 0 passes
 	When   string   // optional condition on host state, e.g. "no-channels"
+	Line   int      // line of the rule in Config.File (its [[job.rule]] header); 0 when unknown
 }
 
 // Asterisk is the [asterisk] table: how to reach the local Asterisk over AMI.

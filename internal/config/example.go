@@ -1,0 +1,99 @@
+package config
+
+// Example returns a commented example configuration for a host "pbx1" in a
+// pool of three, using every key. It passes Parse; `pbxsync check
+// --example` prints it.
+func Example() string { return example }
+
+const example = `# /etc/pbxsync/pbxsync.toml: the pbxsync configuration of one host.
+# Every host of the farm has its own file; they differ in [node] and in
+# the [[peer]] list. Check a file with: pbxsync check --config FILE
+
+[node]
+name = "pbx1"                 # required: this host's name, unique in the farm
+listen = "0.0.0.0:7420"       # required: host:port (UDP) for QUIC; ":7420" = all addresses
+data_dir = "/var/lib/pbxsync" # absolute; identity, store and journals (default /var/lib/pbxsync)
+http = "127.0.0.1:7421"       # optional host:port for /healthz and /metrics
+log_level = "info"            # debug, info, warn or error (default info)
+
+# Every other host this one talks to, pinned by its ID.
+# Run "pbxsync id" on a host to print its ID.
+[[peer]]
+name = "pbx2"                 # required, unique; the name jobs use
+address = "10.0.0.2:7420"     # required host:port (UDP)
+id = "OWDXXNA5HE5V7R-OCFLTTA5TMN3IH-AB2BRRMSLLCTPE-2P6EVMVXOZJFA5"
+
+[[peer]]
+name = "pbx3"
+address = "pbx3.example.net:7420"
+id = "MSFKLRLZ7MYPHW-CXXITMX23WIIDO-D2SETXUSM2BV4K-A6PTTCTWKBEFQM"
+
+# A push job: pbx1 is the primary, its /etc/asterisk goes to the others.
+[[job]]
+name = "asterisk-conf"        # required, unique; letters, digits, '_', '.', '-'
+type = "files"                # files or postgres (default files)
+path = "/etc/asterisk"        # files: required absolute job root
+include = ["**/*.conf"]       # globs relative to the root (default: everything);
+                              # path.Match syntax, "**" = any number of directories
+exclude = ["pbxsync-local.conf", "**/*.swp"]
+mode = "push"                 # push (one source) or mesh (default push)
+source = "pbx1"               # push: the node whose changes are sent
+targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
+order = "rolling"             # parallel, or rolling: one target at a time (default parallel)
+keep = 20                     # known-good generations kept for rollback (default 20, at least 2)
+debounce = "20ms"             # gather file events this long (default 20ms, at most 10s)
+check = "test -s extensions.conf"  # optional shell check after every change, run in the job root
+check_timeout = "30s"         # per check command (default 30s)
+
+  # Rules map changed files to Asterisk actions and checks. A rule needs
+  # match and an action or a check (or both).
+  [[job.rule]]
+  match = ["extensions.conf", "extensions_*.conf"]  # a glob or a list of globs
+  action = "reload pbx_config.so"
+
+  [[job.rule]]
+  match = "pjsip*.conf"
+  action = "reload res_pjsip.so"
+  check = "asterisk -rx 'pjsip show endpoints' >/dev/null"
+
+  [[job.rule]]
+  match = ["asterisk.conf", "modules.conf"]
+  action = "restart"
+  when = "no-channels"        # optional condition on host state
+
+# A mesh job: any member may change any file.
+[[job]]
+name = "sounds"
+path = "/var/lib/asterisk/sounds/custom"
+mode = "mesh"
+targets = ["pbx1", "pbx2", "pbx3"]  # mesh: the members, this node included
+
+# A postgres job: Asterisk realtime tables, pushed from pbx1.
+[[job]]
+name = "realtime"
+type = "postgres"
+dsn_file = "/etc/pbxsync/realtime.dsn"  # file holding the DSN; or dsn = "postgres://..." (not both)
+tables = ["ps_endpoints", "ps_aors", "ps_auths", "extensions"]
+source = "pbx1"
+targets = ["pbx2", "pbx3"]
+
+# How to reach the local Asterisk. Leave the table out for no Asterisk control.
+[asterisk]
+ami = "127.0.0.1:5038"        # host:port of the manager interface
+username = "pbxsync"          # AMI user (manager.conf); required with ami
+secret_file = "/etc/pbxsync/ami.secret"  # absolute; holds the AMI secret; required with ami
+log = "/var/log/asterisk/messages"       # read by log checks (default /var/log/asterisk/messages)
+
+# Commands run when a peer goes away or comes back.
+[[on_peer_down]]
+peer = "pbx2"                 # required peer name
+grace = "5s"                  # wait this long first (default 5s)
+command = "logger -t pbxsync pbx2 is down"  # required shell command
+timeout = "60s"               # default 60s
+
+[[on_peer_up]]
+peer = "pbx2"
+grace = "0s"                  # default 0
+command = "logger -t pbxsync pbx2 is back"
+timeout = "60s"
+`
