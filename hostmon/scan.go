@@ -1,0 +1,455 @@
+package hostmon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"pbxsync/internal/index"
+)
+
+// racyWindow: a file whose inode changed less than this long before it was
+// hashed could change again within the same timestamp tick without its
+// stat changing, so its state is recorded as not to be trusted (CTime 0).
+// Linux stamps files from a clock that ticks every few milliseconds; a
+// second leaves room for coarser filesystems.
+const racyWindow = time.Second
+
+// hashAttempts bounds how often a file that changes while it is hashed is
+// hashed again before its (unstable) state is recorded untrusted.
+const hashAttempts = 3
+
+// hashBufSize is the read size used for hashing.
+const hashBufSize = 128 << 10
+
+// FileState is the scanned state of one file or directory: the index item
+// plus the stat fields that let a later scan trust the hash without reading
+// the file.
+type FileState struct {
+	index.Item
+	Dev   uint64 // device of the filesystem holding the inode
+	Inode uint64 // inode number
+	// CTime is the inode change time in Unix nanoseconds. It is 0 when the
+	// hash must not be trusted by a later scan: the file changed while it
+	// was hashed, or so shortly before that a further change could have kept
+	// the same timestamps ("racy clean").
+	CTime int64
+}
+
+// trusts reports whether prev's hash still describes a file whose current
+// stat is cur.
+func (prev FileState) trusts(cur FileState) bool {
+	return prev.Kind == index.KindFile && !prev.Deleted && prev.CTime != 0 &&
+		prev.Size == cur.Size && prev.MTime == cur.MTime &&
+		prev.Dev == cur.Dev && prev.Inode == cur.Inode && prev.CTime == cur.CTime
+}
+
+// ToIndex returns the items of m as an index.Index.
+func ToIndex(m map[string]FileState) index.Index {
+	x := make(index.Index, len(m))
+	for p, st := range m {
+		x[p] = st.Item
+	}
+	return x
+}
+
+// Scan walks the job root and returns the state of every file and directory
+// below it that f admits (the root itself is not included), keyed by path
+// relative to root. A nil f admits everything except the built-in excludes.
+//
+// Symlinks are not followed; they and special files (FIFOs, sockets,
+// devices), as well as names that are not valid item paths (see
+// index.ValidatePath), are skipped and logged at Warn level on log (which
+// may be nil). Excluded directories are not entered.
+//
+// A regular file whose size, mtime, device, inode and ctime equal those of
+// its entry in prev keeps prev's hash without being read; every other file
+// is hashed by streaming it through index.HashReader. Version vectors are
+// carried over from prev unchanged: Scan never bumps them. A file or
+// directory that vanishes during the walk is simply absent. An entry that
+// exists but cannot be read (permission denied, I/O error) is an error
+// rather than an omission, so that it is never mistaken for a deletion.
+// Scan stops early with an error wrapping ctx.Err() when ctx is done.
+func Scan(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (map[string]FileState, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return nil, err
+	}
+	s.out = make(map[string]FileState, len(prev))
+	if err := s.walk(""); err != nil {
+		return nil, err
+	}
+	return s.out, nil
+}
+
+// ScanPaths re-scans only the given paths (relative to root) and returns a
+// new complete map: prev with those paths brought up to date. A path that is
+// a directory is re-scanned recursively; a path that no longer exists (or is
+// now excluded, or lies below something that is not a directory) is removed
+// from the result together with everything below it. The parent directories
+// of each path are refreshed as well, since creating or deleting an entry
+// changes its parent. A path "" or "." means the whole tree and makes this a
+// full Scan. prev is not modified; the result shares Version slices with it
+// (index.Vector methods never modify a vector in place).
+//
+// Skipping, trust and error rules are those of Scan.
+func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (map[string]FileState, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return nil, err
+	}
+	todo := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		p = strings.TrimSuffix(p, "/")
+		if p == "" || p == "." {
+			return Scan(ctx, root, f, prev, log)
+		}
+		if err := index.ValidatePath(p); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", root, err)
+		}
+		todo[p] = true
+	}
+	// Drop paths below another path of the list: the recursive scan of the
+	// ancestor covers them.
+	roots := make([]string, 0, len(todo))
+	for p := range todo {
+		if !underAny(index.Parent(p), todo) {
+			roots = append(roots, p)
+		}
+	}
+	sort.Strings(roots)
+
+	s.out = make(map[string]FileState, len(prev))
+	for p, st := range prev {
+		if !underAny(p, todo) {
+			s.out[p] = st
+		}
+	}
+	s.parents = make(map[string]bool)
+	handled := make(map[string]bool)
+	for _, p := range roots {
+		if err := s.ctx.Err(); err != nil {
+			return nil, fmt.Errorf("scan %s: %w", s.root, err)
+		}
+		bad, err := s.refreshParents(p)
+		if err != nil {
+			return nil, err
+		}
+		if bad != "" {
+			// A parent is gone or no longer an admitted directory: what
+			// was recorded below it is stale, and the parent itself is
+			// scanned for what it is now.
+			if handled[bad] {
+				continue // already done for an earlier path
+			}
+			handled[bad] = true
+			for q := range s.out {
+				if q == bad || strings.HasPrefix(q, bad+"/") {
+					delete(s.out, q)
+				}
+			}
+			p = bad
+		}
+		if err := s.visit(p); err != nil {
+			return nil, err
+		}
+	}
+	return s.out, nil
+}
+
+// underAny reports whether p or one of its parent directories is in set.
+func underAny(p string, set map[string]bool) bool {
+	for p != "" {
+		if set[p] {
+			return true
+		}
+		p = index.Parent(p)
+	}
+	return false
+}
+
+type scanner struct {
+	ctx     context.Context
+	root    string
+	f       *Filter
+	prev    map[string]FileState
+	out     map[string]FileState
+	log     *slog.Logger
+	buf     []byte
+	parents map[string]bool // ScanPaths: parent directory → checked and usable
+}
+
+func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
+	if f == nil {
+		f = defaultFilter()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("scan %s: not a directory", root)
+	}
+	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log}, nil
+}
+
+func (s *scanner) abs(rel string) string {
+	if rel == "" {
+		return s.root
+	}
+	return filepath.Join(s.root, filepath.FromSlash(rel))
+}
+
+// vanished reports whether err says the path is gone: removed, or a parent
+// replaced by a non-directory during the walk.
+func vanished(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+}
+
+func (s *scanner) skip(rel, why string) {
+	s.log.Warn("hostmon: not syncing path", "root", s.root, "path", rel, "reason", why)
+}
+
+// walk visits the entries of the directory rel ("" for the root).
+func (s *scanner) walk(rel string) error {
+	entries, err := os.ReadDir(s.abs(rel))
+	if err != nil {
+		if rel != "" && vanished(err) {
+			return nil
+		}
+		return fmt.Errorf("scan: %w", err)
+	}
+	for _, e := range entries {
+		if err := s.ctx.Err(); err != nil {
+			return fmt.Errorf("scan %s: %w", s.root, err)
+		}
+		child := e.Name()
+		if rel != "" {
+			child = rel + "/" + child
+		}
+		if err := s.visit(child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visit records the entry rel (and, for a directory, its subtree).
+func (s *scanner) visit(rel string) error {
+	fi, err := os.Lstat(s.abs(rel))
+	if err != nil {
+		if vanished(err) {
+			return nil
+		}
+		return fmt.Errorf("scan: %w", err)
+	}
+	mode := fi.Mode()
+	if !s.f.Match(rel, mode.IsDir()) {
+		return nil // excluded; for a directory this prunes the subtree
+	}
+	if err := index.ValidatePath(rel); err != nil {
+		s.skip(rel, err.Error())
+		return nil
+	}
+	switch {
+	case mode.IsDir():
+		s.out[rel] = s.state(rel, index.KindDir, fi)
+		return s.walk(rel)
+	case mode.IsRegular():
+		return s.file(rel, fi)
+	case mode&fs.ModeSymlink != 0:
+		s.skip(rel, "symlink")
+	default:
+		s.skip(rel, "special file ("+mode.Type().String()+")")
+	}
+	return nil
+}
+
+// state builds the FileState of rel from fi, without a hash, carrying over
+// the version vector from prev.
+func (s *scanner) state(rel string, kind index.Kind, fi fs.FileInfo) FileState {
+	dev, ino, ctime := sysStat(fi)
+	st := FileState{
+		Item: index.Item{
+			Path:  rel,
+			Kind:  kind,
+			Mode:  fi.Mode().Perm(),
+			MTime: fi.ModTime().UnixNano(),
+		},
+		Dev:   dev,
+		Inode: ino,
+		CTime: ctime,
+	}
+	if kind == index.KindFile {
+		st.Size = fi.Size()
+	}
+	if p, ok := s.prev[rel]; ok {
+		st.Version = p.Version
+	}
+	return st
+}
+
+// file records the regular file rel, trusting prev's hash when the stat
+// matches and hashing it otherwise.
+func (s *scanner) file(rel string, fi fs.FileInfo) error {
+	cur := s.state(rel, index.KindFile, fi)
+	if p, ok := s.prev[rel]; ok && p.trusts(cur) {
+		cur.Hash = p.Hash
+		s.out[rel] = cur
+		return nil
+	}
+
+	fh, err := os.OpenFile(s.abs(rel), os.O_RDONLY|openFlags, 0)
+	if err != nil {
+		switch {
+		case vanished(err):
+			return nil
+		case errors.Is(err, syscall.ELOOP):
+			s.skip(rel, "symlink")
+			return nil
+		}
+		return fmt.Errorf("scan: %w", err)
+	}
+	defer fh.Close()
+	if s.buf == nil {
+		s.buf = make([]byte, hashBufSize)
+	}
+	for attempt := 1; ; attempt++ {
+		pre, err := fh.Stat()
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if !pre.Mode().IsRegular() {
+			s.skip(rel, "special file ("+pre.Mode().Type().String()+")")
+			return nil
+		}
+		if _, err := fh.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		h, n, err := index.HashReader(&hashSource{ctx: s.ctx, f: fh, buf: s.buf})
+		if err != nil {
+			if cerr := s.ctx.Err(); cerr != nil {
+				return fmt.Errorf("scan %s: %w", s.root, cerr)
+			}
+			return fmt.Errorf("scan: hash %s: %w", fh.Name(), err)
+		}
+		post, err := fh.Stat()
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		cur = s.state(rel, index.KindFile, pre)
+		stable := n == pre.Size() && sameStat(pre, post)
+		if !stable && attempt < hashAttempts {
+			continue
+		}
+		cur.Hash = h
+		cur.Size = n
+		if !stable || time.Since(time.Unix(0, cur.CTime)) < racyWindow {
+			cur.CTime = 0
+		}
+		s.out[rel] = cur
+		return nil
+	}
+}
+
+// sameStat reports whether nothing about a file changed between two fstats.
+func sameStat(a, b fs.FileInfo) bool {
+	adev, aino, actime := sysStat(a)
+	bdev, bino, bctime := sysStat(b)
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime()) &&
+		adev == bdev && aino == bino && actime == bctime
+}
+
+// refreshParents checks that every parent directory of p is a real,
+// admitted directory and records its current state. It returns the topmost
+// parent that is not (gone, not a directory, a symlink or excluded), or ""
+// when all are.
+func (s *scanner) refreshParents(p string) (string, error) {
+	var parents []string
+	for d := index.Parent(p); d != ""; d = index.Parent(d) {
+		parents = append(parents, d)
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		d := parents[i]
+		ok, seen := s.parents[d]
+		if !seen {
+			var err error
+			ok, err = s.refreshDir(d)
+			if err != nil {
+				return "", err
+			}
+			s.parents[d] = ok
+		}
+		if !ok {
+			return d, nil
+		}
+	}
+	return "", nil
+}
+
+// refreshDir records the state of the parent directory d and reports
+// whether it is a real, admitted directory.
+func (s *scanner) refreshDir(d string) (bool, error) {
+	fi, err := os.Lstat(s.abs(d))
+	if err != nil {
+		if vanished(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("scan: %w", err)
+	}
+	if !fi.IsDir() || s.f.ExcludesDir(d) {
+		return false, nil
+	}
+	s.out[d] = s.state(d, index.KindDir, fi)
+	return true, nil
+}
+
+// hashSource feeds a file to index.HashReader through a reused buffer,
+// checking ctx between reads.
+type hashSource struct {
+	ctx context.Context
+	f   *os.File
+	buf []byte
+}
+
+func (h *hashSource) Read(p []byte) (int, error) {
+	if err := h.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return h.f.Read(p)
+}
+
+// WriteTo lets io.Copy use h's buffer instead of allocating one per file.
+func (h *hashSource) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := h.ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := h.f.Read(h.buf)
+		if n > 0 {
+			if _, werr := w.Write(h.buf[:n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
