@@ -1,0 +1,376 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"pbxsync/internal/index"
+)
+
+func TestPutOpenRoundTrip(t *testing.T) {
+	s := newTestStore(t)
+	peer := newTestStore(t)
+	ctx := context.Background()
+	cases := map[string][]byte{
+		"empty":        {},
+		"one byte":     {42},
+		"5MB random":   randBytes(1, 5<<20),
+		"compressible": bytes.Repeat([]byte("exten => _X.,1,Dial(PJSIP/${EXTEN})\n"), 100000),
+	}
+	for name, content := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := put(t, s, content)
+			if !s.Has(h) {
+				t.Fatal("Has is false after Put")
+			}
+			if got := readBlob(t, s, h); !bytes.Equal(got, content) {
+				t.Fatalf("read %d bytes, want %d", len(got), len(content))
+			}
+			if err := s.Verify(ctx, h); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := s.CopyTo(ctx, h, &buf); err != nil || !bytes.Equal(buf.Bytes(), content) {
+				t.Fatalf("CopyTo: %v", err)
+			}
+			// Put again: no-op, same hash.
+			put(t, s, content)
+
+			// PutFile.
+			path := filepath.Join(t.TempDir(), "f")
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h2, n2, err := s.PutFile(ctx, path)
+			if err != nil || h2 != h || n2 != int64(len(content)) {
+				t.Fatalf("PutFile: %s %d %v", h2.Short(), n2, err)
+			}
+
+			// Ship the stored frame to a peer as-is.
+			rc, size, err := s.OpenCompressed(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wire, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || int64(len(wire)) != size {
+				t.Fatalf("OpenCompressed: %d bytes, size %d, %v", len(wire), size, err)
+			}
+			if len(wire) == 0 {
+				t.Fatal("empty content must still be a zstd frame")
+			}
+			n, err := peer.PutCompressed(ctx, bytes.NewReader(wire), h, int64(len(content)))
+			if err != nil || n != int64(len(content)) {
+				t.Fatalf("PutCompressed: %d, %v", n, err)
+			}
+			if got := readBlob(t, peer, h); !bytes.Equal(got, content) {
+				t.Fatal("peer content differs")
+			}
+			// The frame is standard zstd.
+			dec, _ := zstd.NewReader(nil)
+			defer dec.Close()
+			plain, err := dec.DecodeAll(wire, nil)
+			if err != nil || !bytes.Equal(plain, content) {
+				t.Fatalf("DecodeAll: %v", err)
+			}
+		})
+	}
+	assertTmpEmpty(t, s)
+	assertTmpEmpty(t, peer)
+}
+
+func assertTmpEmpty(t *testing.T, s *Store) {
+	t.Helper()
+	ents, err := os.ReadDir(s.tmpDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Fatalf("tmp/ holds %d leftovers, first %s", len(ents), ents[0].Name())
+	}
+}
+
+func TestOpenMissing(t *testing.T) {
+	s := newTestStore(t)
+	h := index.Sum([]byte("nope"))
+	if _, err := s.Open(context.Background(), h); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), h.String()) {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, _, err := s.OpenCompressed(h); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("OpenCompressed: %v", err)
+	}
+	if s.Has(h) {
+		t.Fatal("Has")
+	}
+}
+
+// genReader yields n pseudo-random bytes without holding them.
+type genReader struct {
+	r    *rand.ChaCha8
+	left int64
+	peak uint64
+	step int
+}
+
+func (g *genReader) Read(p []byte) (int, error) {
+	if g.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > g.left {
+		p = p[:g.left]
+	}
+	// Half random, half zeros: exercises both compressor paths.
+	n, _ := g.r.Read(p[:len(p)/2])
+	clear(p[n:])
+	g.left -= int64(len(p))
+	if g.step++; g.step%64 == 0 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		g.peak = max(g.peak, ms.HeapInuse)
+	}
+	return len(p), nil
+}
+
+func TestPutStreamingBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams 200 MB")
+	}
+	s := newTestStore(t)
+	size := int64(200 << 20)
+	runtime.GC()
+	g := &genReader{r: rand.NewChaCha8([32]byte{7}), left: size}
+	h, n, err := s.PutReader(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != size {
+		t.Fatalf("n = %d", n)
+	}
+	t.Logf("peak HeapInuse while streaming %d MB: %.1f MB", size>>20, float64(g.peak)/(1<<20))
+	if g.peak > 64<<20 {
+		t.Fatalf("HeapInuse peaked at %d MB", g.peak>>20)
+	}
+	// Reading it back is bounded too, and verifies the hash.
+	rc, err := s.Open(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var peak uint64
+	buf := make([]byte, 256<<10)
+	var total int64
+	for i := 0; ; i++ {
+		k, err := rc.Read(buf)
+		total += int64(k)
+		if i%64 == 0 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("peak HeapInuse while reading: %.1f MB", float64(peak)/(1<<20))
+	if total != size || peak > 64<<20 {
+		t.Fatalf("read %d bytes, peak %d MB", total, peak>>20)
+	}
+}
+
+func TestFlippedByteDetected(t *testing.T) {
+	s := newTestStore(t)
+	content := randBytes(3, 300<<10)
+	h := put(t, s, content)
+	path := s.BlobPath(h)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Open(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), h.String()) {
+		t.Fatalf("read of damaged blob: %v", err)
+	}
+	// Moved aside, so that a good copy can be stored again.
+	if s.Has(h) {
+		t.Fatal("damaged blob still in place")
+	}
+	if ents, _ := os.ReadDir(s.corruptDir()); len(ents) != 1 {
+		t.Fatalf("corrupt/ holds %d files", len(ents))
+	}
+	put(t, s, content)
+	if err := s.Verify(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A valid frame under the wrong name (the zstd checksum passes) is caught
+// by the hash check at EOF.
+func TestWrongContentDetectedAtEOF(t *testing.T) {
+	s := newTestStore(t)
+	a, b := put(t, s, []byte("alpha")), put(t, s, []byte("beta"))
+	if err := os.Rename(s.BlobPath(b), s.BlobPath(a)); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Verify(context.Background(), a)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), a.String()) {
+		t.Fatalf("Verify: %v", err)
+	}
+	// A read-only store reports but never moves anything.
+	put(t, s, []byte("alpha"))
+	if err := os.Rename(s.BlobPath(put(t, s, []byte("gamma"))), s.BlobPath(a)); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(s.Dir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := ro.Verify(context.Background(), a); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read-only Verify: %v", err)
+	}
+	if !s.Has(a) {
+		t.Fatal("read-only store moved a blob")
+	}
+}
+
+func compress(t testing.TB, b []byte) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(b, nil)
+}
+
+func TestPutCompressedRejects(t *testing.T) {
+	ctx := context.Background()
+	content := []byte("[general]\ncontext=default\n")
+	good := index.Sum(content)
+	other := index.Sum([]byte("something else"))
+	bomb := compress(t, make([]byte, 50<<20))
+	cases := []struct {
+		name    string
+		stream  []byte
+		want    index.Hash
+		maxSize int64
+		corrupt bool
+	}{
+		{"wrong hash", compress(t, content), other, 1 << 20, true},
+		{"zip bomb", bomb, index.Sum(make([]byte, 50<<20)), 1 << 20, true},
+		{"garbage", randBytes(9, 5000), good, 1 << 20, true},
+		{"truncated", compress(t, content)[:10], good, 1 << 20, true},
+		{"trailing bytes", append(compress(t, content), 1, 2, 3), good, 1 << 20, true},
+		{"empty input", nil, good, 1 << 20, true},
+		{"negative max", compress(t, content), good, -1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newTestStore(t)
+			_, err := s.PutCompressed(ctx, bytes.NewReader(c.stream), c.want, c.maxSize)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if errors.Is(err, ErrCorrupt) != c.corrupt {
+				t.Fatalf("ErrCorrupt = %v: %v", !c.corrupt, err)
+			}
+			if !strings.Contains(err.Error(), c.want.String()) {
+				t.Fatalf("error does not name the blob: %v", err)
+			}
+			t.Log(err)
+			if s.Has(c.want) || s.Has(good) {
+				t.Fatal("a blob was left behind")
+			}
+			assertTmpEmpty(t, s)
+		})
+	}
+}
+
+type failingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+func TestPutCompressedReadErrorIsNotCorrupt(t *testing.T) {
+	s := newTestStore(t)
+	content := randBytes(4, 1<<20)
+	stream := compress(t, content)
+	netErr := errors.New("stream reset by peer")
+	_, err := s.PutCompressed(context.Background(), &failingReader{r: bytes.NewReader(stream[:len(stream)/2]), err: netErr}, index.Sum(content), 1<<20)
+	if !errors.Is(err, netErr) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v", err)
+	}
+	assertTmpEmpty(t, s)
+}
+
+func TestPutReaderContextCancel(t *testing.T) {
+	s := newTestStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := s.PutReader(ctx, bytes.NewReader(randBytes(5, 1<<20)))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+	assertTmpEmpty(t, s)
+}
+
+func TestConcurrentPuts(t *testing.T) {
+	s := newTestStore(t)
+	contents := [][]byte{randBytes(10, 100<<10), randBytes(11, 3<<10), {}, []byte("x")}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := contents[i%len(contents)]
+			h, _, err := s.PutReader(context.Background(), bytes.NewReader(c))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rc, err := s.Open(context.Background(), h)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, c) {
+				t.Errorf("read back: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	assertTmpEmpty(t, s)
+}

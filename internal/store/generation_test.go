@@ -1,0 +1,355 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"pbxsync/internal/index"
+)
+
+// makeIndex puts the given files into s and returns an index of them (plus
+// a directory).
+func makeIndex(t testing.TB, s *Store, files map[string]string) index.Index {
+	t.Helper()
+	x := index.Index{"conf": {Path: "conf", Kind: index.KindDir, Mode: 0o755}}
+	for p, c := range files {
+		h := put(t, s, []byte(c))
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o640, MTime: 1700000000123456789, Hash: h,
+			Version: index.Vector{{Node: "pbx-a", Value: 3}, {Node: "pbx-b", Value: 1}}}
+	}
+	return x
+}
+
+func addGen(t testing.TB, s *Store, job string, x index.Index, st State) uint64 {
+	t.Helper()
+	changed := make([]string, 0, len(x))
+	for p := range x {
+		changed = append(changed, p)
+	}
+	g := &Generation{Job: job, Origin: "pbx-a", SourceVersion: 7, Changed: changed, State: st, Index: x}
+	n, err := s.AddGeneration(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Number != n {
+		t.Fatalf("g.Number %d, returned %d", g.Number, n)
+	}
+	return n
+}
+
+func TestGenerations(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	job := "asterisk-etc"
+
+	if gs, err := s.Generations(job); err != nil || len(gs) != 0 {
+		t.Fatalf("unknown job: %v %v", gs, err)
+	}
+	if _, ok, err := s.Latest(job, StateGood); ok || err != nil {
+		t.Fatalf("Latest on empty job: %v %v", ok, err)
+	}
+	if n, err := s.NextGeneration(job); n != 1 || err != nil {
+		t.Fatalf("NextGeneration = %d, %v", n, err)
+	}
+
+	x1 := makeIndex(t, s, map[string]string{"conf/sip.conf": "a", "extensions.conf": "", "conf/empty": ""})
+	before := time.Now()
+	n1 := addGen(t, s, job, x1, "")
+	if n1 != 1 {
+		t.Fatalf("first generation is %d", n1)
+	}
+	x2 := makeIndex(t, s, map[string]string{"conf/sip.conf": "b", "extensions.conf": "exten"})
+	n2 := addGen(t, s, job, x2, StateApplying)
+	if n2 != 2 {
+		t.Fatalf("second generation is %d", n2)
+	}
+
+	g1, err := s.Generation(job, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g1.Index, x1) {
+		t.Fatalf("index round trip:\n got %+v\nwant %+v", g1.Index, x1)
+	}
+	if g1.State != StateApplying || g1.Origin != "pbx-a" || g1.SourceVersion != 7 || g1.Time.Before(before.Add(-time.Second)) || len(g1.Changed) != 4 {
+		t.Fatalf("metadata: %+v", g1)
+	}
+
+	if err := s.SetState(job, 1, StateGood, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetState(job, 2, StateBad, "Reload pbx_config.so: An unknown error occurred"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetState(job, 9, StateGood, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetState of missing generation: %v", err)
+	}
+	if err := s.SetState(job, 1, "weird", ""); err == nil {
+		t.Fatal("accepted unknown state")
+	}
+
+	gs, err := s.Generations(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 2 || gs[0].Number != 1 || gs[1].Number != 2 || gs[0].State != StateGood || gs[1].State != StateBad ||
+		gs[1].Reason != "Reload pbx_config.so: An unknown error occurred" {
+		t.Fatalf("Generations: %+v", gs)
+	}
+	good, ok, err := s.Latest(job, StateGood)
+	if err != nil || !ok || good.Number != 1 || !reflect.DeepEqual(good.Index, x1) {
+		t.Fatalf("Latest good: %v %v %+v", ok, err, good)
+	}
+	if _, ok, _ := s.Latest(job, StateRolledBack); ok {
+		t.Fatal("Latest rolled-back found one")
+	}
+	if _, err := s.Generation(job, 3); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"asterisk-etc" generation 3`) {
+		t.Fatalf("missing generation: %v", err)
+	}
+	if jobs, err := s.Jobs(); err != nil || !reflect.DeepEqual(jobs, []string{job}) {
+		t.Fatalf("Jobs: %v %v", jobs, err)
+	}
+
+	// The history --json contract.
+	b, err := json.Marshal(gs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for _, k := range []string{"generation", "time", "origin", "changed", "state", "reason", "source_version"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("history JSON lacks %q: %s", k, b)
+		}
+	}
+	if len(m) != 7 || m["state"] != "bad" || m["generation"] != float64(2) {
+		t.Errorf("history JSON: %s", b)
+	}
+	// changed is [] not null, even when empty.
+	n3, err := s.AddGeneration(ctx, &Generation{Job: job, Index: x2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, _ = s.Generations(job)
+	if b, _ := json.Marshal(gs[2]); !strings.Contains(string(b), `"changed":[]`) || gs[2].Number != n3 {
+		t.Errorf("empty changed: %s", b)
+	}
+}
+
+func TestAddGenerationRefuses(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	missing := index.Sum([]byte("never stored"))
+	x := makeIndex(t, s, map[string]string{"a.conf": "a"})
+	x["lost.conf"] = index.Item{Path: "lost.conf", Kind: index.KindFile, Size: 12, Mode: 0o644, Hash: missing}
+	_, err := s.AddGeneration(ctx, &Generation{Job: "j", Index: x})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "lost.conf") || !strings.Contains(err.Error(), missing.String()) || !strings.Contains(err.Error(), `"j"`) {
+		t.Fatalf("missing blob: %v", err)
+	}
+	// A deleted file needs no blob.
+	x["lost.conf"] = index.Item{Path: "lost.conf", Kind: index.KindFile, Deleted: true, Hash: missing}
+	if _, err := s.AddGeneration(ctx, &Generation{Job: "j", Index: x}); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := []struct {
+		name string
+		g    Generation
+	}{
+		{"dotdot path", Generation{Job: "j", Index: index.Index{"../etc/passwd": {Path: "../etc/passwd", Kind: index.KindDir}}}},
+		{"absolute changed", Generation{Job: "j", Changed: []string{"/etc/passwd"}}},
+		{"key mismatch", Generation{Job: "j", Index: index.Index{"a": {Path: "b", Kind: index.KindDir}}}},
+		{"bad state", Generation{Job: "j", State: "maybe"}},
+		{"bad mode", Generation{Job: "j", Index: index.Index{"d": {Path: "d", Kind: index.KindDir, Mode: os.ModeDir | 0o755}}}},
+		{"empty job", Generation{Job: ""}},
+	}
+	for _, c := range bad {
+		if _, err := s.AddGeneration(ctx, &c.g); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	gs, _ := s.Generations("j")
+	if len(gs) != 1 {
+		t.Fatalf("%d generations recorded", len(gs))
+	}
+}
+
+func TestLongReasonTruncated(t *testing.T) {
+	s := newTestStore(t)
+	n := addGen(t, s, "j", nil, StateApplying)
+	if err := s.SetState("j", n, StateBad, strings.Repeat("é", MaxReasonLen)); err != nil {
+		t.Fatal(err)
+	}
+	g, err := s.Generation("j", n)
+	if err != nil || len(g.Reason) > MaxReasonLen || !strings.HasSuffix(g.Reason, "(truncated)") {
+		t.Fatalf("%v %d", err, len(g.Reason))
+	}
+}
+
+func TestNumbersNeverReused(t *testing.T) {
+	s := newTestStore(t)
+	x := makeIndex(t, s, map[string]string{"a": "a"})
+	for range 5 {
+		addGen(t, s, "j", x, StateGood)
+	}
+	if err := s.GC(context.Background(), map[string]int{"j": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := addGen(t, s, "j", x, StateGood); n != 6 {
+		t.Fatalf("after GC: %d", n)
+	}
+	// Even without the counter file (lost or damaged), the newest existing
+	// generation bounds the number.
+	jd, _ := s.jobDir("j")
+	if err := os.WriteFile(filepath.Join(jd, "next"), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n := addGen(t, s, "j", x, StateGood); n != 7 {
+		t.Fatalf("with damaged counter: %d", n)
+	}
+}
+
+func TestSecondInstanceReads(t *testing.T) {
+	s := newTestStore(t)
+	x := makeIndex(t, s, map[string]string{"sip.conf": "[general]\n"})
+	n := addGen(t, s, "pbx", x, StateGood)
+
+	if _, err := Open(s.Dir(), nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second writer: %v", err)
+	}
+	ro, err := OpenReadOnly(s.Dir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	gs, err := ro.Generations("pbx")
+	if err != nil || len(gs) != 1 || gs[0].Number != n || gs[0].State != StateGood {
+		t.Fatalf("read-only Generations: %+v %v", gs, err)
+	}
+	// Changes by the writer show up at once.
+	if err := s.SetState("pbx", n, StateRolledBack, "rollback to 0"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := ro.Generation("pbx", n)
+	if err != nil || g.State != StateRolledBack || !reflect.DeepEqual(g.Index, x) {
+		t.Fatalf("read-only Generation: %+v %v", g, err)
+	}
+	if got := readBlob(t, ro, x["sip.conf"].Hash); string(got) != "[general]\n" {
+		t.Fatalf("read-only blob: %q", got)
+	}
+	if _, _, err := ro.PutReader(context.Background(), strings.NewReader("x")); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("read-only Put: %v", err)
+	}
+	if err := ro.SetState("pbx", n, StateGood, ""); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("read-only SetState: %v", err)
+	}
+	if _, err := OpenReadOnly(t.TempDir(), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("read-only open of an empty dir: %v", err)
+	}
+
+	// After the writer closes, a new writer sees everything.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetState("pbx", n, StateGood, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed: %v", err)
+	}
+	s2, err := Open(s.Dir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if g, err := s2.Generation("pbx", n); err != nil || g.State != StateRolledBack {
+		t.Fatalf("reopen: %v", err)
+	}
+}
+
+func TestDamagedMetaIsCorrupt(t *testing.T) {
+	s := newTestStore(t)
+	n := addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "a"}), StateGood)
+	gd, _ := s.genDir("j")
+	for _, ext := range []string{"meta", "index"} {
+		path := filepath.Join(gd, genName(n, ext))
+		b, _ := os.ReadFile(path)
+		bad := append([]byte(nil), b...)
+		bad[len(bad)-5] ^= 1
+		if err := os.WriteFile(path, bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Generation("j", n)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `job "j" generation 1`) {
+			t.Fatalf("%s: %v", ext, err)
+		}
+		if err := s.GC(context.Background(), map[string]int{"j": 5}); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("GC over a damaged %s: %v", ext, err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestJobNames(t *testing.T) {
+	for _, job := range []string{"etc", "a.b_c-d", ".", "..", ".hidden", "with space", "slash/inside", "ünï", "%41"} {
+		name, err := jobDirName(job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "." || name == ".." || strings.ContainsAny(name, "/ ") || strings.HasPrefix(name, ".") {
+			t.Errorf("%q → unsafe %q", job, name)
+		}
+		back, ok := jobFromDirName(name)
+		if !ok || back != job {
+			t.Errorf("%q → %q → %q %v", job, name, back, ok)
+		}
+	}
+	for _, name := range []string{"%4", "%zz", "%61", "a b", ".x", ""} {
+		if j, ok := jobFromDirName(name); ok {
+			t.Errorf("%q accepted as job %q", name, j)
+		}
+	}
+	s := newTestStore(t)
+	addGen(t, s, "slash/inside", nil, StateGood)
+	if jobs, _ := s.Jobs(); !reflect.DeepEqual(jobs, []string{"slash/inside"}) {
+		t.Fatalf("Jobs: %q", jobs)
+	}
+}
+
+func TestJobState(t *testing.T) {
+	s := newTestStore(t)
+	type st struct {
+		LastSourceVersion uint64
+		Peer              string
+	}
+	var v st
+	if ok, err := s.JobState("j", &v); ok || err != nil {
+		t.Fatalf("empty: %v %v", ok, err)
+	}
+	if err := s.PutJobState("j", st{42, "pbx-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.JobState("j", &v); !ok || err != nil || v != (st{42, "pbx-b"}) {
+		t.Fatalf("got %+v %v %v", v, ok, err)
+	}
+	jd, _ := s.jobDir("j")
+	b, _ := os.ReadFile(filepath.Join(jd, "state"))
+	if err := os.WriteFile(filepath.Join(jd, "state"), b[:len(b)-3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JobState("j", &v); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("torn state: %v", err)
+	}
+}

@@ -1,0 +1,69 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+
+	"pbxsync/internal/index"
+)
+
+// testLogger logs through t, so failures show the store's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// newStore opens a writable store in a fresh temp dir with no GC grace.
+func newTestStore(t testing.TB, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), testLogger(t), append([]Option{WithGCGrace(0)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func randBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	_, _ = r.Read(b)
+	return b
+}
+
+func put(t testing.TB, s *Store, b []byte) index.Hash {
+	t.Helper()
+	h, n, err := s.PutReader(context.Background(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(b)) || h != index.Sum(b) {
+		t.Fatalf("put: got %s/%d, want %s/%d", h.Short(), n, index.Sum(b).Short(), len(b))
+	}
+	return h
+}
+
+func readBlob(t testing.TB, s *Store, h index.Hash) []byte {
+	t.Helper()
+	rc, err := s.Open(context.Background(), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

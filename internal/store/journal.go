@@ -1,0 +1,253 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"pbxsync/internal/index"
+)
+
+// Journal operations.
+const (
+	OpWrite  = "write"  // rename Staged over Path; Hash is the new content
+	OpDelete = "delete" // remove the file Path (OldHash: what it held)
+	OpMkdir  = "mkdir"  // create the directory Path
+	OpRmdir  = "rmdir"  // remove the empty directory Path
+	OpMeta   = "meta"   // set Mode and MTime of Path
+)
+
+// Journal is the intent journal of one apply: what the syncer is about to
+// do to the job root, written (and fsynced) before the first change, and
+// cleared after the last. At start-up a journal found on disk means a
+// crash in between: the syncer rolls it forward or back.
+type Journal struct {
+	Job        string
+	Generation uint64
+	Entries    []JournalEntry
+}
+
+// JournalEntry is one step of an apply.
+type JournalEntry struct {
+	Path    string     // relative to the job root; index.ValidatePath
+	Op      string     // OpWrite, OpDelete, OpMkdir, OpRmdir or OpMeta
+	Staged  string     // OpWrite only: absolute path of the staged file
+	Hash    index.Hash // new content (OpWrite: required)
+	OldHash index.Hash // content being replaced, zero if none
+	Mode    uint32     // permission bits (and setuid/setgid/sticky)
+	MTime   int64      // Unix nanoseconds
+}
+
+// maxJournalFile bounds what ReadJournal reads.
+const maxJournalFile = 256 << 20
+
+type diskJournal struct {
+	Job        string             `json:"job"`
+	Generation uint64             `json:"generation"`
+	Entries    []diskJournalEntry `json:"entries"`
+}
+
+type diskJournalEntry struct {
+	Path    string `json:"path"`
+	Op      string `json:"op"`
+	Staged  string `json:"staged,omitempty"`
+	Hash    string `json:"hash,omitempty"`
+	OldHash string `json:"old_hash,omitempty"`
+	Mode    uint32 `json:"mode"`
+	MTime   int64  `json:"mtime"`
+}
+
+// validateJournal checks j as a journal of job; used on write and on read.
+func validateJournal(job string, j *Journal) error {
+	if j.Job != job {
+		return fmt.Errorf("journal belongs to job %q", j.Job)
+	}
+	for i, e := range j.Entries {
+		bad := func(why string) error { return fmt.Errorf("entry %d (%q): %s", i, e.Path, why) }
+		if err := index.ValidatePath(e.Path); err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		switch e.Op {
+		case OpWrite:
+			if e.Staged == "" {
+				return bad("write without a staged file")
+			}
+			if !filepath.IsAbs(e.Staged) || filepath.Clean(e.Staged) != e.Staged ||
+				strings.ContainsRune(e.Staged, 0) || !utf8.ValidString(e.Staged) || len(e.Staged) > 4*index.MaxPathLen {
+				return bad(fmt.Sprintf("staged path %q is not a clean absolute path", e.Staged))
+			}
+			if e.Hash.IsZero() {
+				return bad("write without a content hash")
+			}
+		case OpDelete, OpMkdir, OpRmdir, OpMeta:
+			if e.Staged != "" {
+				return bad(e.Op + " with a staged file")
+			}
+		default:
+			return bad(fmt.Sprintf("unknown op %q", e.Op))
+		}
+		if e.Mode&^0o7777 != 0 {
+			return bad(fmt.Sprintf("mode %#o has more than permission bits", e.Mode))
+		}
+	}
+	return nil
+}
+
+func encodeJournal(j *Journal) ([]byte, error) {
+	if err := validateJournal(j.Job, j); err != nil {
+		return nil, err
+	}
+	d := diskJournal{Job: j.Job, Generation: j.Generation, Entries: make([]diskJournalEntry, 0, len(j.Entries))}
+	for _, e := range j.Entries {
+		de := diskJournalEntry{Path: e.Path, Op: e.Op, Staged: e.Staged, Mode: e.Mode, MTime: e.MTime}
+		if !e.Hash.IsZero() {
+			de.Hash = e.Hash.String()
+		}
+		if !e.OldHash.IsZero() {
+			de.OldHash = e.OldHash.String()
+		}
+		d.Entries = append(d.Entries, de)
+	}
+	body, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	return encodeEnvelope("journal", append(body, '\n')), nil
+}
+
+// decodeJournal parses and validates the journal file of job. Every error
+// wraps ErrCorrupt.
+func decodeJournal(job string, b []byte) (*Journal, error) {
+	body, err := decodeEnvelope("journal", b)
+	if err != nil {
+		return nil, err
+	}
+	var d diskJournal
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	j := &Journal{Job: d.Job, Generation: d.Generation, Entries: make([]JournalEntry, 0, len(d.Entries))}
+	for i, de := range d.Entries {
+		e := JournalEntry{Path: de.Path, Op: de.Op, Staged: de.Staged, Mode: de.Mode, MTime: de.MTime}
+		if de.Hash != "" {
+			if e.Hash, err = index.ParseHash(de.Hash); err != nil {
+				return nil, fmt.Errorf("%w: entry %d: %v", ErrCorrupt, i, err)
+			}
+		}
+		if de.OldHash != "" {
+			if e.OldHash, err = index.ParseHash(de.OldHash); err != nil {
+				return nil, fmt.Errorf("%w: entry %d: %v", ErrCorrupt, i, err)
+			}
+		}
+		j.Entries = append(j.Entries, e)
+	}
+	if err := validateJournal(job, j); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return j, nil
+}
+
+func (s *Store) journalPath(job string) (string, error) {
+	d, err := s.jobDir(job)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "journal"), nil
+}
+
+// WriteJournal replaces the intent journal of job with j (j.Job must be
+// job or empty) and returns only once it is durable: written to a
+// temporary file, fsynced, renamed into place, directory fsynced.
+// Blobs named by the entries' Hash and OldHash are kept by GC while the
+// journal exists.
+func (s *Store) WriteJournal(job string, j *Journal) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("store: job %q generation %d: write journal: %w", job, j.Generation, err)
+	}
+	cp := *j
+	if cp.Job == "" {
+		cp.Job = job
+	}
+	b, err := encodeJournal(&cp)
+	if err != nil {
+		return fail(err)
+	}
+	path, err := s.journalPath(job)
+	if err != nil {
+		return fail(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
+		return fail(err)
+	}
+	if err := writeFileSync(path, b, s.tmpDir(), false); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// ReadJournal returns the intent journal of job; ok is false when there is
+// none. A torn or damaged journal (bad checksum, bad JSON, a path that
+// fails index.ValidatePath …) gives ok false and an error wrapping
+// ErrCorrupt: the caller reports it, and treats the apply as not started
+// or recovers from the generation metadata.
+func (s *Store) ReadJournal(job string) (*Journal, bool, error) {
+	if err := s.usable(); err != nil {
+		return nil, false, err
+	}
+	path, err := s.journalPath(job)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: job %q: read journal: %w", job, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.readJournal(job, path)
+}
+
+func (s *Store) readJournal(job, path string) (*Journal, bool, error) {
+	b, err := readFileMax(path, maxJournalFile)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: job %q: read journal: %w", job, err)
+	}
+	j, err := decodeJournal(job, b)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: job %q: journal %s: %w", job, path, err)
+	}
+	return j, true, nil
+}
+
+// ClearJournal removes the intent journal of job (durably); no journal is
+// not an error.
+func (s *Store) ClearJournal(job string) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	path, err := s.journalPath(job)
+	if err != nil {
+		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
+	}
+	return nil
+}
