@@ -1,0 +1,144 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// SocketName is the socket's file name inside data_dir.
+const SocketName = "control.sock"
+
+// SocketPath returns the control socket of the agent using dataDir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
+
+// Request is one command to the agent.
+type Request struct {
+	Cmd string `json:"cmd"`           // "status" or "rollback"
+	Job string `json:"job,omitempty"` // rollback
+	To  uint64 `json:"to,omitempty"`  // rollback: target generation, 0 = previous good
+}
+
+// Response is the agent's answer.
+type Response struct {
+	Error      string          `json:"error,omitempty"`
+	Status     json.RawMessage `json:"status,omitempty"`
+	Generation uint64          `json:"generation,omitempty"`
+}
+
+// Handler carries out requests.
+type Handler interface {
+	// Status returns a JSON-encodable status object.
+	Status() any
+	// Rollback rolls job back to generation to and returns the generation
+	// the job is at afterwards.
+	Rollback(ctx context.Context, job string, to uint64) (uint64, error)
+}
+
+// Server serves the control socket.
+type Server struct {
+	path string
+	ln   net.Listener
+	h    Handler
+	log  *slog.Logger
+}
+
+// Listen creates the socket at path with mode 0600. A stale socket left by
+// a crashed agent is replaced; a socket with a live agent behind it is an
+// error.
+func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another agent is running with this data_dir", path)
+	}
+	os.Remove(path)
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return &Server{path: path, ln: ln, h: h, log: log}, nil
+}
+
+// Serve answers requests until ctx is done, then removes the socket.
+func (s *Server) Serve(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	defer os.Remove(s.path)
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.serveConn(ctx, c)
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	var req Request
+	if err := json.NewDecoder(io.LimitReader(c, 1<<16)).Decode(&req); err != nil {
+		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
+		return
+	}
+	var resp Response
+	switch req.Cmd {
+	case "status":
+		b, err := json.Marshal(s.h.Status())
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		resp.Status = b
+	case "rollback":
+		gen, err := s.h.Rollback(ctx, req.Job, req.To)
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		resp.Generation = gen
+	default:
+		resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)
+	}
+	if err := json.NewEncoder(c).Encode(resp); err != nil {
+		s.log.Debug("control: cannot answer", "err", err)
+	}
+}
+
+// ErrNoAgent is returned by Call when no agent listens on the socket.
+var ErrNoAgent = errors.New("no agent is running")
+
+// Call sends req to the agent listening at path and returns its response.
+func Call(ctx context.Context, path string, req Request) (*Response, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (cannot connect to %s: %v)", ErrNoAgent, path, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return nil, fmt.Errorf("control: send: %w", err)
+	}
+	var resp Response
+	if err := json.NewDecoder(io.LimitReader(c, 64<<20)).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("control: read answer: %w", err)
+	}
+	if resp.Error != "" {
+		return &resp, errors.New(resp.Error)
+	}
+	return &resp, nil
+}

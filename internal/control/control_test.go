@@ -1,0 +1,57 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+type fake struct{}
+
+func (fake) Status() any { return map[string]string{"node": "a"} }
+func (fake) Rollback(ctx context.Context, job string, to uint64) (uint64, error) {
+	if job != "conf" {
+		return 0, errors.New("no job " + job)
+	}
+	return to + 1, nil
+}
+
+func TestCallAndMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SocketName)
+	s, err := Listen(path, fake{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", st.Mode(), err)
+	}
+	if _, err := Listen(path, fake{}, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("second agent on the same socket was allowed")
+	}
+	resp, err := Call(ctx, path, Request{Cmd: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	json.Unmarshal(resp.Status, &m)
+	if m["node"] != "a" {
+		t.Fatalf("status %s", resp.Status)
+	}
+	if resp, err := Call(ctx, path, Request{Cmd: "rollback", Job: "conf", To: 4}); err != nil || resp.Generation != 5 {
+		t.Fatalf("rollback: %v %v", resp, err)
+	}
+	if _, err := Call(ctx, path, Request{Cmd: "rollback", Job: "x"}); err == nil || err.Error() != "no job x" {
+		t.Fatalf("rollback error not passed on: %v", err)
+	}
+	if _, err := Call(ctx, filepath.Join(t.TempDir(), "none.sock"), Request{Cmd: "status"}); !errors.Is(err, ErrNoAgent) {
+		t.Fatalf("want ErrNoAgent, got %v", err)
+	}
+}

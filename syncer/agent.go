@@ -1,0 +1,253 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/identity"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// Options configure an Agent.
+type Options struct {
+	Config     *config.Config
+	Identity   *identity.Identity
+	Log        *slog.Logger
+	Version    string     // software version, sent in Hello
+	AfterApply AfterApply // actions and checks after an apply; default ShellChecks
+}
+
+// Agent runs every job of one node.
+type Agent struct {
+	log     *slog.Logger
+	node    string
+	ident   *identity.Identity
+	store   *store.Store
+	mon     *remotemon.Monitor
+	after   AfterApply
+	started time.Time
+
+	mu   sync.Mutex
+	cfg  *config.Config
+	jobs map[string]*job
+	wg   sync.WaitGroup
+	ctx  context.Context
+}
+
+// New opens the store, binds the QUIC socket and prepares every job. Run
+// starts them.
+func New(opts Options) (*Agent, error) {
+	cfg := opts.Config
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := store.Open(filepath.Join(cfg.Node.DataDir, "store"), log)
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
+	}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, cfg: cfg, jobs: map[string]*job{}, started: time.Now()}
+	if a.after == nil {
+		a.after = ShellChecks{}
+	}
+	mon, err := remotemon.New(remotemon.Options{
+		Node: cfg.Node.Name, Listen: cfg.Node.Listen, Identity: opts.Identity, Peers: peersOf(cfg),
+		Handler: a, Log: log, Agent: opts.Version,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.mon = mon
+	for i := range cfg.Jobs {
+		j, err := a.newJob(cfg.Jobs[i])
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		a.jobs[j.cfg.Name] = j
+	}
+	return a, nil
+}
+
+func peersOf(cfg *config.Config) []remotemon.Peer {
+	out := make([]remotemon.Peer, 0, len(cfg.Peers))
+	for _, p := range cfg.Peers {
+		out = append(out, remotemon.Peer{Name: p.Name, Address: p.Address, ID: p.ID})
+	}
+	return out
+}
+
+// Store returns the agent's store.
+func (a *Agent) Store() *store.Store { return a.store }
+
+// Run runs the transport and every job until ctx is done, then waits for
+// the jobs to finish what they are doing.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.ctx = ctx
+	for _, j := range a.jobs {
+		a.startJobLocked(ctx, j)
+	}
+	a.mu.Unlock()
+	monDone := make(chan error, 1)
+	go func() { monDone <- a.mon.Run(ctx) }()
+	go a.gcLoop(ctx)
+	<-ctx.Done()
+	a.wg.Wait()
+	err := <-monDone
+	a.store.Close()
+	return err
+}
+
+func (a *Agent) startJobLocked(ctx context.Context, j *job) {
+	jctx, cancel := context.WithCancel(ctx)
+	j.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := j.run(jctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("job stopped", "job", j.cfg.Name, "err", err)
+			j.setError(err.Error())
+		}
+	}()
+}
+
+// Reload applies a new configuration without dropping connections: peers
+// are updated in place, new jobs start, removed jobs stop, and jobs whose
+// settings changed restart.
+func (a *Agent) Reload(cfg *config.Config) error {
+	if cfg.Node.Name != a.node || cfg.Node.Listen != a.cfgSnapshot().Node.Listen || cfg.Node.DataDir != a.cfgSnapshot().Node.DataDir {
+		return errors.New("node name, listen and data_dir cannot change on reload; restart the agent")
+	}
+	newJobs := map[string]*job{}
+	for i := range cfg.Jobs {
+		j, err := a.newJob(cfg.Jobs[i])
+		if err != nil {
+			return err
+		}
+		newJobs[j.cfg.Name] = j
+	}
+	a.mon.SetPeers(peersOf(cfg))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, old := range a.jobs {
+		nj, keep := newJobs[name]
+		if keep && sameJob(old.cfg, nj.cfg) {
+			newJobs[name] = old
+			continue
+		}
+		old.cancel()
+		<-old.done
+	}
+	for name, j := range newJobs {
+		if a.jobs[name] != j && a.ctx != nil {
+			a.startJobLocked(a.ctx, j)
+		}
+	}
+	a.jobs = newJobs
+	a.cfg = cfg
+	a.log.Info("configuration reloaded", "file", cfg.File, "jobs", len(newJobs), "peers", len(cfg.Peers))
+	return nil
+}
+
+func sameJob(a, b config.Job) bool { return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b) }
+
+func (a *Agent) cfgSnapshot() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+func (a *Agent) job(name string) *job {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.jobs[name]
+}
+
+func (a *Agent) allJobs() []*job {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*job, 0, len(a.jobs))
+	for _, j := range a.jobs {
+		out = append(out, j)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].cfg.Name < out[k].cfg.Name })
+	return out
+}
+
+// HandleMessage implements remotemon.Handler: announcements and results go
+// to their job's loop.
+func (a *Agent) HandleMessage(peer string, m wire.Message) {
+	var name string
+	switch m := m.(type) {
+	case *wire.Announce:
+		name = m.Job
+	case *wire.Result:
+		name = m.Job
+	case *wire.State:
+		return
+	default:
+		a.log.Debug("ignoring message", "peer", peer, "type", m.Type().String())
+		return
+	}
+	j := a.job(name)
+	if j == nil {
+		a.log.Warn("peer sent a message for a job this node does not have", "peer", peer, "job", name, "type", m.Type().String())
+		return
+	}
+	j.post(event{peer: peer, msg: m})
+}
+
+// HandleStream implements remotemon.Handler: transfer requests.
+func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Message, s *remotemon.Stream) {
+	get, ok := first.(*wire.Get)
+	if !ok {
+		s.WriteMessage(&wire.Error{Message: "expected Get"})
+		s.Abort()
+		return
+	}
+	j := a.job(get.Job)
+	if j == nil {
+		s.WriteMessage(&wire.Error{Message: "no job " + get.Job})
+		s.Close()
+		return
+	}
+	j.serveGet(ctx, peer, get, s)
+}
+
+// PeerChanged implements remotemon.Handler.
+func (a *Agent) PeerChanged(peer string, up bool) {
+	for _, j := range a.allJobs() {
+		j.post(event{peer: peer, peerUp: up, peerChange: true})
+	}
+}
+
+// gcLoop trims every job's store to its keep setting now and then.
+func (a *Agent) gcLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		keep := map[string]int{}
+		for _, j := range a.allJobs() {
+			keep[j.cfg.Name] = j.cfg.Keep
+		}
+		if err := a.store.GC(ctx, keep); err != nil {
+			a.log.Warn("store GC failed", "err", err)
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package syncer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+)
+
+// Journal operation names, as written in the store's intent journal.
+const (
+	jWrite  = store.OpWrite
+	jDelete = store.OpDelete
+	jMkdir  = store.OpMkdir
+	jRmdir  = store.OpRmdir
+	jMeta   = store.OpMeta // files and directories alike
+)
+
+// Applier turns plans into files, crash-safely, for one job root. Content
+// comes from the store; staging files live in a directory on the job's
+// own filesystem so that the final rename is atomic.
+type Applier struct {
+	Job     string
+	Root    string // absolute job root
+	Staging string // staging directory on Root's filesystem
+	Store   *store.Store
+	Log     *slog.Logger
+}
+
+// StagingDir picks where a job's staged files go: dataStaging when it is on
+// the same filesystem as root (so the job tree never holds a stray staging
+// file, even after a crash), else a hidden directory inside the root that
+// the file filter always excludes.
+func StagingDir(root, dataStaging string) (string, error) {
+	if err := os.MkdirAll(dataStaging, 0o700); err != nil {
+		return "", fmt.Errorf("staging dir %s: %w", dataStaging, err)
+	}
+	var a, b syscall.Stat_t
+	if err := syscall.Stat(root, &a); err != nil {
+		return "", fmt.Errorf("job root %s: %w", root, err)
+	}
+	if err := syscall.Stat(dataStaging, &b); err != nil {
+		return "", fmt.Errorf("staging dir %s: %w", dataStaging, err)
+	}
+	if a.Dev == b.Dev {
+		return dataStaging, nil
+	}
+	inside := filepath.Join(root, ".pbxsync-staging")
+	if err := os.MkdirAll(inside, 0o700); err != nil {
+		return "", fmt.Errorf("staging dir %s: %w", inside, err)
+	}
+	return inside, nil
+}
+
+// Apply runs ops as generation gen: it stages and verifies every new file,
+// writes the intent journal, performs every operation and fsyncs what it
+// touched, then clears the journal. Until the journal is written nothing in
+// the tree has changed; after it, Recover finishes the work if we crash.
+func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	j := &store.Journal{Job: a.Job, Generation: gen}
+	var staged []string
+	cleanup := func() {
+		for _, s := range staged {
+			os.Remove(s)
+		}
+	}
+	for _, op := range ops {
+		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime}
+		switch op.Kind {
+		case OpWrite:
+			s, err := a.stage(ctx, op.Want)
+			if err != nil {
+				cleanup()
+				return err
+			}
+			staged = append(staged, s)
+			e.Op, e.Staged = jWrite, s
+		case OpDelete:
+			e.Op = jDelete
+		case OpRmdir:
+			e.Op = jRmdir
+		case OpMkdir:
+			e.Op = jMkdir
+		case OpMeta, OpDirMeta:
+			e.Op = jMeta
+		}
+		j.Entries = append(j.Entries, e)
+	}
+	if err := ctx.Err(); err != nil {
+		cleanup()
+		return err
+	}
+	if err := a.Store.WriteJournal(a.Job, j); err != nil {
+		cleanup()
+		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
+	}
+	if err := a.execute(j); err != nil {
+		return err // the journal stays: Recover retries it
+	}
+	if err := a.Store.ClearJournal(a.Job); err != nil {
+		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
+	}
+	return nil
+}
+
+// Recover finishes a journal left by a crash (rolling it forward) and
+// removes stray staging files. It returns the generation of the journal it
+// finished, or 0.
+func (a *Applier) Recover(ctx context.Context) (uint64, error) {
+	j, ok, err := a.Store.ReadJournal(a.Job)
+	if err != nil {
+		if !errors.Is(err, store.ErrCorrupt) {
+			return 0, fmt.Errorf("job %s: read journal: %w", a.Job, err)
+		}
+		// A torn journal was never complete, so nothing was renamed yet.
+		a.Log.Warn("discarding a torn intent journal; no file had been touched", "job", a.Job, "err", err)
+		ok = false
+	}
+	var gen uint64
+	if ok {
+		for _, e := range j.Entries {
+			if e.Staged != "" && filepath.Dir(e.Staged) != a.Staging {
+				return 0, fmt.Errorf("job %s: journal names staged file %s outside %s; refusing it", a.Job, e.Staged, a.Staging)
+			}
+		}
+		a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries))
+		if err := a.execute(j); err != nil {
+			return 0, err
+		}
+		gen = j.Generation
+	}
+	if err := a.Store.ClearJournal(a.Job); err != nil {
+		return 0, fmt.Errorf("job %s: clear journal: %w", a.Job, err)
+	}
+	ents, err := os.ReadDir(a.Staging)
+	if err != nil {
+		return gen, fmt.Errorf("job %s: read staging dir: %w", a.Job, err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), stagePrefix) {
+			os.Remove(filepath.Join(a.Staging, e.Name()))
+		}
+	}
+	return gen, nil
+}
+
+const stagePrefix = ".pbxsync-stage-"
+
+// stage copies the content of it from the store into a new staging file,
+// verifies it, applies mode and mtime and fsyncs it.
+func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	name := filepath.Join(a.Staging, stagePrefix+a.Job+"-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(name)
+		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	rc, err := a.Store.Open(ctx, it.Hash)
+	if err != nil {
+		return fail(err)
+	}
+	h := index.NewHasher()
+	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	rc.Close()
+	if err != nil {
+		return fail(err)
+	}
+	if got := h.Sum(); got != it.Hash || n != it.Size {
+		return fail(fmt.Errorf("content verification failed: have %s (%d bytes), want %s (%d bytes)", got.Short(), n, it.Hash.Short(), it.Size))
+	}
+	if err := f.Chmod(it.Mode.Perm()); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	mt := time.Unix(0, it.MTime)
+	if err := os.Chtimes(name, mt, mt); err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	return name, nil
+}
+
+// execute performs the journal's entries. Every step is idempotent, so a
+// journal can be executed again after a crash at any point.
+func (a *Applier) execute(j *store.Journal) error {
+	dirs := map[string]bool{}
+	for _, e := range j.Entries {
+		if err := index.ValidatePath(e.Path); err != nil {
+			return fmt.Errorf("job %s: journal: %w", a.Job, err)
+		}
+		full := filepath.Join(a.Root, filepath.FromSlash(e.Path))
+		if err := a.checkNoSymlink(e.Path); err != nil {
+			return err
+		}
+		mt := time.Unix(0, e.MTime)
+		var err error
+		switch e.Op {
+		case jWrite:
+			err = os.Rename(e.Staged, full)
+			if errors.Is(err, fs.ErrNotExist) {
+				if _, serr := os.Stat(e.Staged); errors.Is(serr, fs.ErrNotExist) {
+					err = nil // renamed before the crash
+				}
+			}
+			dirs[filepath.Dir(full)] = true
+		case jDelete:
+			err = os.Remove(full)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			}
+			dirs[filepath.Dir(full)] = true
+		case jRmdir:
+			err = os.Remove(full)
+			if errors.Is(err, fs.ErrNotExist) {
+				err = nil
+			} else if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+				a.Log.Warn("directory removed at the source still holds files that are not synced here; leaving it", "job", a.Job, "path", e.Path)
+				err = nil
+			}
+			dirs[filepath.Dir(full)] = true
+		case jMkdir:
+			err = os.Mkdir(full, fs.FileMode(e.Mode)|0o700)
+			if errors.Is(err, fs.ErrExist) {
+				if st, serr := os.Lstat(full); serr == nil && st.IsDir() {
+					err = nil
+				}
+			}
+			dirs[filepath.Dir(full)] = true
+		case jMeta:
+			if err = os.Chmod(full, fs.FileMode(e.Mode)); err == nil {
+				err = os.Chtimes(full, mt, mt)
+			}
+		default:
+			err = fmt.Errorf("unknown journal operation %q", e.Op)
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
+		}
+	}
+	paths := make([]string, 0, len(dirs))
+	for d := range dirs {
+		paths = append(paths, d)
+	}
+	sort.Strings(paths)
+	for _, d := range paths {
+		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("job %s: fsync %s: %w", a.Job, d, err)
+		}
+	}
+	return nil
+}
+
+// checkNoSymlink refuses a path whose parent directories inside the root
+// include a symlink: writing through it could escape the job root.
+func (a *Applier) checkNoSymlink(rel string) error {
+	parent := index.Parent(rel)
+	if parent == "" {
+		return nil
+	}
+	cur := a.Root
+	for _, el := range strings.Split(parent, "/") {
+		cur = filepath.Join(cur, el)
+		st, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: %s: %w", a.Job, rel, err)
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("job %s: refusing %s: %s is a symlink and could lead outside the job root", a.Job, rel, cur)
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

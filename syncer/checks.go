@@ -1,0 +1,106 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/config"
+)
+
+// AfterApply runs what must follow an applied generation on this host:
+// the rules' actions (reloads) and the checks. A non-nil error means the
+// generation is bad and must be rolled back; its text becomes the reason.
+type AfterApply interface {
+	AfterApply(ctx context.Context, job *config.Job, gen uint64, changed []string) error
+}
+
+// ShellChecks is the AfterApply that runs the job's `check` command and
+// the `check` of every [[job.rule]] whose match covers a changed path, as
+// `sh -c` in the job root, each with the job's check timeout.
+type ShellChecks struct{}
+
+// AfterApply implements AfterApply.
+func (ShellChecks) AfterApply(ctx context.Context, job *config.Job, gen uint64, changed []string) error {
+	var cmds []string
+	seen := map[string]bool{}
+	add := func(c string) {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			cmds = append(cmds, c)
+		}
+	}
+	add(job.Check)
+	for _, r := range job.Rules {
+		if r.Check != "" && MatchesAny(r.Match, changed) {
+			add(r.Check)
+		}
+	}
+	for _, c := range cmds {
+		if err := RunCheck(ctx, job, gen, changed, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MatchesAny reports whether any path matches any glob (hostmon.Filter
+// syntax: a glob without a slash matches the base name at any depth, "**"
+// crosses directories).
+func MatchesAny(globs, paths []string) bool {
+	f, err := hostmon.NewFilter(globs, nil)
+	if err != nil {
+		return false
+	}
+	for _, p := range paths {
+		if f.Match(p, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// RunCheck runs one check command in the job root with PBXSYNC_JOB,
+// PBXSYNC_GENERATION and PBXSYNC_CHANGED set. It fails on a non-zero exit,
+// a timeout, or a command that cannot start; the error quotes the command
+// and the last lines of its output.
+func RunCheck(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
+	timeout := job.CheckTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
+	cmd.Dir = job.Path
+	cmd.Env = append(os.Environ(),
+		"PBXSYNC_JOB="+job.Name,
+		"PBXSYNC_GENERATION="+strconv.FormatUint(gen, 10),
+		"PBXSYNC_CHANGED="+strings.Join(changed, "\n"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if cctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("check %q timed out after %s", command, timeout)
+	}
+	if err != nil {
+		tail := strings.TrimSpace(out.String())
+		if len(tail) > 300 {
+			tail = "…" + tail[len(tail)-300:]
+		}
+		if tail != "" {
+			return fmt.Errorf("check %q failed: %v: %s", command, err, tail)
+		}
+		return fmt.Errorf("check %q failed: %v", command, err)
+	}
+	return nil
+}

@@ -1,0 +1,417 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/config"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+)
+
+// event is one input to a job's loop.
+type event struct {
+	peer       string
+	msg        wire.Message // *wire.Announce or *wire.Result
+	peerChange bool
+	peerUp     bool
+	rollback   *rollbackReq
+}
+
+type rollbackReq struct {
+	to    uint64 // 0: the generation before the newest good one
+	reply chan rollbackResult
+}
+
+type rollbackResult struct {
+	generation uint64
+	err        error
+}
+
+// targetState is what the source knows of one target's progress.
+type targetState struct {
+	version uint64 // last version announced to it
+	sentAt  time.Time
+	result  *wire.Result // its last answer
+}
+
+// persisted is the per-job state kept in the store between runs.
+type persisted struct {
+	Scan map[string]hostmon.FileState `json:"scan"`
+	Bad  map[string]string            `json:"bad"` // index digest -> reason it failed here
+}
+
+// job is one [[job]] on this node. Everything but mu-guarded fields is
+// owned by the job's loop goroutine.
+type job struct {
+	a        *Agent
+	cfg      config.Job
+	log      *slog.Logger
+	isSource bool
+	filter   *hostmon.Filter
+	applier  *Applier
+	inbox    chan event
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	states  map[string]hostmon.FileState
+	dirty   bool
+	latest  *store.Generation // source: newest generation; target: newest applied good one
+	targets map[string]*targetState
+	bad     map[string]string
+
+	mu       sync.Mutex
+	status   JobStatus
+	serving  map[index.Hash]int64
+	fetching map[index.Hash]bool
+}
+
+func (a *Agent) newJob(c config.Job) (*job, error) {
+	if c.Type != config.TypeFiles {
+		return nil, fmt.Errorf("job %q: type %q is not supported by this agent yet", c.Name, c.Type)
+	}
+	if c.Mode != config.ModePush {
+		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent yet; use push", c.Name, c.Mode)
+	}
+	f, err := hostmon.NewFilter(c.Include, c.Exclude)
+	if err != nil {
+		return nil, fmt.Errorf("job %q: %w", c.Name, err)
+	}
+	j := &job{
+		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f,
+		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
+		bad: map[string]string{}, serving: map[index.Hash]int64{}, fetching: map[index.Hash]bool{},
+	}
+	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
+	if j.isSource {
+		j.status.Role = "source"
+	} else {
+		j.status.Role = "target"
+	}
+	return j, nil
+}
+
+// post hands an event to the job's loop without blocking the caller; when
+// the inbox is full the event is dropped (announcements are repeated until
+// acknowledged, so nothing is lost for good).
+func (j *job) post(e event) {
+	select {
+	case j.inbox <- e:
+	default:
+		j.log.Warn("job inbox full; dropping an event", "peer", e.peer)
+	}
+}
+
+func (j *job) setError(msg string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.status.State = "error"
+	j.status.LastError = msg
+}
+
+func (j *job) run(ctx context.Context) error {
+	defer close(j.done)
+	root := j.cfg.Path
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return fmt.Errorf("job root %s: %w", root, err)
+	}
+	staging, err := StagingDir(root, filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name))
+	if err != nil {
+		return err
+	}
+	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, Store: j.a.store, Log: j.log}
+	if _, err := j.applier.Recover(ctx); err != nil {
+		return err
+	}
+	var p persisted
+	if _, err := j.a.store.JobState(j.cfg.Name, &p); err != nil {
+		j.log.Warn("cannot read saved job state; rescanning everything", "err", err)
+	}
+	if p.Bad != nil {
+		j.bad = p.Bad
+	}
+	j.states, err = hostmon.Scan(ctx, root, j.filter, p.Scan, j.log)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", root, err)
+	}
+	j.dirty = true
+	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", root, err)
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.Run(wctx)
+	// Changes made between the scan and the first watch are caught by a
+	// second, cheap scan (it trusts size+mtime+inode).
+	if j.states, err = hostmon.Scan(ctx, root, j.filter, j.states, j.log); err != nil {
+		return fmt.Errorf("scan %s: %w", root, err)
+	}
+
+	if j.isSource {
+		err = j.startSource(ctx)
+	} else {
+		err = j.startTarget(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	defer j.save()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastSave := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ch := <-w.Changes():
+			j.onLocalChange(ctx, ch)
+		case e := <-j.inbox:
+			j.onEvent(ctx, e)
+		case <-tick.C:
+			if j.isSource {
+				j.announce(false)
+			}
+			if j.dirty && time.Since(lastSave) > 30*time.Second {
+				j.save()
+				lastSave = time.Now()
+			}
+		}
+	}
+}
+
+func (j *job) save() {
+	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad}); err != nil {
+		j.log.Warn("cannot save job state", "err", err)
+		return
+	}
+	j.dirty = false
+}
+
+func (j *job) onEvent(ctx context.Context, e event) {
+	switch {
+	case e.rollback != nil:
+		gen, err := j.rollback(ctx, e.rollback.to)
+		e.rollback.reply <- rollbackResult{generation: gen, err: err}
+	case e.peerChange:
+		if j.isSource && e.peerUp {
+			if t, ok := j.targets[e.peer]; ok {
+				t.sentAt = time.Time{} // announce again at once
+			}
+			j.announce(false)
+		}
+	case e.msg != nil:
+		switch m := e.msg.(type) {
+		case *wire.Announce:
+			j.onAnnounce(ctx, e.peer, m)
+		case *wire.Result:
+			j.onResult(e.peer, m)
+		}
+	}
+}
+
+// onLocalChange rescans what the watcher reported. On a source a real
+// change becomes a new generation; on a target it is a local edit, which
+// push mode overwrites with the source's version.
+func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
+	var err error
+	if ch.Rescan {
+		j.log.Info("rescanning the whole tree", "reason", "watcher overflow")
+		j.states, err = hostmon.Scan(ctx, j.cfg.Path, j.filter, j.states, j.log)
+	} else {
+		j.states, err = hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, ch.Paths, j.states, j.log)
+	}
+	if err != nil {
+		j.log.Error("rescan failed", "err", err)
+		return
+	}
+	j.dirty = true
+	local := hostmon.ToIndex(j.states)
+	if j.isSource {
+		if j.latest != nil && Equal(local, j.latest.Index) {
+			return
+		}
+		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+			j.log.Error("cannot record the change", "err", err)
+			j.setError(err.Error())
+			return
+		}
+		j.announce(true)
+		return
+	}
+	if j.latest == nil || Equal(local, j.latest.Index) {
+		return
+	}
+	changed := Changed(j.latest.Index, local)
+	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
+	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
+		j.log.Error("cannot restore the source's version", "err", err)
+		j.setError(err.Error())
+	}
+}
+
+func firstN(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(slices.Clone(s[:n]), fmt.Sprintf("… %d more", len(s)-n))
+}
+
+// preserve puts the current content of every local file that ops will
+// overwrite or delete into the store, so that nothing is lost and a
+// rollback can restore it without the network.
+func (j *job) preserve(ctx context.Context, ops []Op) error {
+	for _, op := range ops {
+		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
+			continue
+		}
+		if op.Kind != OpWrite && op.Kind != OpDelete {
+			continue
+		}
+		h, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(op.Path)))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("keep the current %s before replacing it: %w", op.Path, err)
+		}
+		if h != op.Have.Hash {
+			return fmt.Errorf("%s changed while it was being replaced; will retry", op.Path)
+		}
+	}
+	return nil
+}
+
+// ensureStored makes sure every file of x is in the store, reading it from
+// the job tree when the local copy has the same content.
+func (j *job) ensureStored(ctx context.Context, x index.Index) error {
+	for _, it := range x {
+		if it.Kind != index.KindFile || j.a.store.Has(it.Hash) {
+			continue
+		}
+		st, ok := j.states[it.Path]
+		if !ok || st.Hash != it.Hash {
+			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())
+		}
+		h, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(it.Path)))
+		if err != nil {
+			return err
+		}
+		if h != it.Hash {
+			return fmt.Errorf("%s changed while it was being stored", it.Path)
+		}
+	}
+	return nil
+}
+
+// applyIndex makes the tree equal to want (content must be in the store)
+// and rescans what it touched so that our own writes are not taken for
+// local changes. It returns the local index before the change.
+func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (index.Index, error) {
+	before := hostmon.ToIndex(j.states)
+	ops := Plan(before, want)
+	if len(ops) == 0 {
+		return before, nil
+	}
+	if err := j.preserve(ctx, ops); err != nil {
+		return before, err
+	}
+	err := j.applier.Apply(ctx, gen, ops)
+	paths := make([]string, 0, len(ops))
+	for _, op := range ops {
+		paths = append(paths, op.Path)
+	}
+	var serr error
+	j.states, serr = hostmon.ScanPaths(context.WithoutCancel(ctx), j.cfg.Path, j.filter, paths, j.states, j.log)
+	j.dirty = true
+	if err != nil {
+		return before, err
+	}
+	return before, serr
+}
+
+// restore brings the tree back to x, the content of generation gen.
+func (j *job) restore(ctx context.Context, gen uint64, x index.Index) error {
+	_, err := j.applyIndex(ctx, gen, x)
+	return err
+}
+
+func (j *job) setStatus(f func(s *JobStatus)) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f(&j.status)
+}
+
+func (j *job) offer(x index.Index) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, it := range x {
+		if it.Kind == index.KindFile {
+			j.serving[it.Hash] = it.Size
+		}
+	}
+}
+
+func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
+	if j.latest == nil {
+		return 0, errors.New("no generation to roll back from")
+	}
+	if to == 0 {
+		gens, err := j.a.store.Generations(j.cfg.Name)
+		if err != nil {
+			return 0, err
+		}
+		for i := len(gens) - 1; i >= 0; i-- {
+			if gens[i].Number < j.latest.Number && gens[i].State == store.StateGood {
+				to = gens[i].Number
+				break
+			}
+		}
+		if to == 0 {
+			return 0, errors.New("no earlier good generation to roll back to")
+		}
+	}
+	g, err := j.a.store.Generation(j.cfg.Name, to)
+	if err != nil {
+		return 0, err
+	}
+	for _, it := range g.Index {
+		if it.Kind != index.KindFile {
+			continue
+		}
+		if err := j.a.store.Verify(ctx, it.Hash); err != nil {
+			return 0, fmt.Errorf("refusing to roll back to generation %d: stored content of %s is damaged: %w", to, it.Path, err)
+		}
+	}
+	if !j.isSource {
+		j.log.Warn("rolling back a push target; the source will overwrite it with its next change", "to", to)
+		if err := j.restore(ctx, to, g.Index); err != nil {
+			return 0, err
+		}
+		return to, nil
+	}
+	reason := fmt.Sprintf("rollback to generation %d", to)
+	prev := j.latest.Number
+	if _, err := j.applyIndex(ctx, prev, g.Index); err != nil {
+		return 0, fmt.Errorf("roll back to generation %d: %w", to, err)
+	}
+	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {
+		return 0, err
+	}
+	if err := j.a.store.SetState(j.cfg.Name, prev, store.StateRolledBack, reason); err != nil {
+		j.log.Warn("cannot mark the replaced generation", "generation", prev, "err", err)
+	}
+	j.log.Info("rolled back", "to", to, "new_generation", j.latest.Number)
+	j.announce(true)
+	return j.latest.Number, nil
+}

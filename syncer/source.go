@@ -1,0 +1,193 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/config"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// startSource records the tree as a new generation when it differs from the
+// newest one (changes made while the agent was down) and announces it.
+func (j *job) startSource(ctx context.Context) error {
+	gens, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return err
+	}
+	if len(gens) > 0 {
+		g, err := j.a.store.Generation(j.cfg.Name, gens[len(gens)-1].Number)
+		if err != nil {
+			return err
+		}
+		j.latest = g
+		j.offer(g.Index)
+	}
+	for _, t := range j.cfg.Targets {
+		j.targets[t] = &targetState{}
+	}
+	local := hostmon.ToIndex(j.states)
+	if j.latest == nil || !Equal(local, j.latest.Index) {
+		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+			return err
+		}
+	}
+	j.setStatus(func(s *JobStatus) { s.State = string(j.latest.State); s.Generation = j.latest.Number })
+	j.announce(true)
+	return nil
+}
+
+// newSourceGeneration stores the content of local and records it as a
+// new good generation of this origin.
+func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason string) error {
+	for p, it := range local {
+		if it.Kind != index.KindFile || j.a.store.Has(it.Hash) {
+			continue
+		}
+		h, n, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(p)))
+		if err != nil {
+			return fmt.Errorf("store %s: %w", p, err)
+		}
+		if h != it.Hash || n != it.Size {
+			// changed again since the scan; the watcher reports it, and this
+			// generation carries what was read
+			it.Hash, it.Size = h, n
+			local[p] = it
+		}
+	}
+	var prev index.Index
+	if j.latest != nil {
+		prev = j.latest.Index
+	}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: Changed(prev, local), State: store.StateGood, Reason: reason, Index: local}
+	n, err := j.a.store.AddGeneration(ctx, g)
+	if err != nil {
+		return fmt.Errorf("record generation: %w", err)
+	}
+	g.Number = n
+	j.latest = g
+	j.offer(local)
+	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
+	j.setStatus(func(s *JobStatus) {
+		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
+		s.LastChange = g.Time
+	})
+	return nil
+}
+
+// announce sends the newest generation to the targets that lack it: all at
+// once for order = "parallel", the first unfinished one for "rolling".
+// Unanswered announcements are repeated every few seconds; force repeats
+// them now.
+func (j *job) announce(force bool) {
+	if j.latest == nil {
+		return
+	}
+	v := j.latest.Number
+	var msg *wire.Announce
+	for _, name := range j.cfg.Targets {
+		t := j.targets[name]
+		if t == nil {
+			continue
+		}
+		if t.result != nil && t.result.Version == v {
+			if t.result.State == "good" {
+				continue
+			}
+			if j.cfg.Order == config.OrderRolling {
+				return // the rollout stops at a target that refused it
+			}
+			continue
+		}
+		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
+			if msg == nil {
+				msg = &wire.Announce{Job: j.cfg.Name, Version: v, Origin: j.latest.Origin, Reason: j.latest.Reason, Items: wire.FromIndex(j.latest.Index)}
+			}
+			if j.a.mon.Connected(name) {
+				if err := j.a.mon.Send(name, msg); err != nil {
+					j.log.Debug("announce failed", "peer", name, "err", err)
+				} else {
+					t.version, t.sentAt = v, time.Now()
+				}
+			}
+		}
+		if j.cfg.Order == config.OrderRolling {
+			return // one target at a time
+		}
+	}
+}
+
+// onResult records a target's answer and moves a rolling rollout on.
+func (j *job) onResult(peer string, r *wire.Result) {
+	t, ok := j.targets[peer]
+	if !j.isSource || !ok {
+		j.log.Warn("ignoring a result from a peer that is not a target of this job", "peer", peer)
+		return
+	}
+	t.result = r
+	if r.State == "bad" {
+		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
+		j.log.Warn("target rejected a generation and rolled back", "peer", peer, "generation", r.Version, "reason", r.Reason)
+		if j.latest != nil && r.Version == j.latest.Number {
+			if err := j.a.store.SetState(j.cfg.Name, r.Version, store.StateBad, reason); err != nil {
+				j.log.Warn("cannot mark generation bad", "err", err)
+			}
+			j.latest.State = store.StateBad
+		}
+		j.setStatus(func(s *JobStatus) { s.State = string(store.StateBad); s.LastError = reason })
+	} else if r.State == "good" && j.latest != nil && r.Version == j.latest.Number {
+		j.log.Debug("target applied generation", "peer", peer, "generation", r.Version)
+	}
+	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
+	j.announce(false)
+}
+
+// serveGet answers a target's request for content of this job.
+func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
+	defer s.Close()
+	if !j.isSource || !contains(j.cfg.Targets, peer) {
+		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
+		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
+		return
+	}
+	h := wire.HashOf(g.Hash)
+	j.mu.Lock()
+	size, ok := j.serving[h]
+	j.mu.Unlock()
+	if !ok {
+		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s of %s is not offered", h.Short(), g.Path)})
+		return
+	}
+	rc, n, err := j.a.store.OpenCompressed(h)
+	if err != nil {
+		j.log.Error("cannot read stored content", "path", g.Path, "err", err)
+		s.WriteMessage(&wire.Error{Message: "cannot read " + g.Path})
+		return
+	}
+	defer rc.Close()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
+		return
+	}
+	sent, err := io.Copy(s, rc)
+	j.setStatus(func(st *JobStatus) { st.BytesSent += uint64(sent) })
+	if err != nil {
+		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

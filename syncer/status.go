@@ -1,0 +1,93 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// JobStatus is one job's line in `pbxsync status`.
+type JobStatus struct {
+	Name          string         `json:"name"`
+	Type          string         `json:"type"`
+	Mode          string         `json:"mode"`
+	Role          string         `json:"role"` // source or target
+	Source        string         `json:"source,omitempty"`
+	Path          string         `json:"path"`
+	Generation    uint64         `json:"generation"`
+	State         string         `json:"state"`
+	LastError     string         `json:"last_error"`
+	LastChange    time.Time      `json:"last_change,omitzero"`
+	BytesSent     uint64         `json:"bytes_sent"`
+	BytesReceived uint64         `json:"bytes_received"`
+	Targets       []TargetStatus `json:"targets,omitempty"`
+}
+
+// TargetStatus is what a source knows of one target of a job.
+type TargetStatus struct {
+	Name       string `json:"name"`
+	Version    uint64 `json:"version"`    // the source generation it answered for
+	Generation uint64 `json:"generation"` // its own generation number
+	State      string `json:"state"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+func (s *JobStatus) setTarget(peer string, r *wire.Result) {
+	ts := TargetStatus{Name: peer, Version: r.Version, Generation: r.Generation, State: r.State, Reason: r.Reason}
+	for i := range s.Targets {
+		if s.Targets[i].Name == peer {
+			s.Targets[i] = ts
+			return
+		}
+	}
+	s.Targets = append(s.Targets, ts)
+	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
+}
+
+// Status is the answer to `pbxsync status`.
+type Status struct {
+	Node   string                 `json:"node"`
+	ID     string                 `json:"id"`
+	Uptime float64                `json:"uptime_s"`
+	Peers  []remotemon.PeerStatus `json:"peers"`
+	Jobs   []JobStatus            `json:"jobs"`
+}
+
+// Status returns the agent's current status.
+func (a *Agent) Status() Status {
+	st := Status{Node: a.node, ID: a.ident.ID.String(), Uptime: time.Since(a.started).Seconds(), Peers: a.mon.Status()}
+	for _, j := range a.allJobs() {
+		j.mu.Lock()
+		js := j.status
+		js.Targets = append([]TargetStatus(nil), j.status.Targets...)
+		j.mu.Unlock()
+		st.Jobs = append(st.Jobs, js)
+	}
+	return st
+}
+
+// Rollback asks job's loop to roll back to generation to (0: the previous
+// good one) and waits for the outcome. On a push source the rollback
+// becomes a new generation that goes to every target.
+func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64, error) {
+	j := a.job(jobName)
+	if j == nil {
+		return 0, fmt.Errorf("no job %q", jobName)
+	}
+	req := &rollbackReq{to: to, reply: make(chan rollbackResult, 1)}
+	select {
+	case j.inbox <- event{rollback: req}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.generation, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

@@ -1,0 +1,251 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+)
+
+// fetchParallel bounds concurrent transfers from the source.
+const fetchParallel = 8
+
+// startTarget finds the newest good generation; a generation left
+// "applying" by a crash (its journal already rolled forward) gets its
+// checks now. Local edits made while the agent was down are overwritten.
+func (j *job) startTarget(ctx context.Context) error {
+	gens, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return err
+	}
+	if n := len(gens); n > 0 && gens[n-1].State == store.StateApplying {
+		g, err := j.a.store.Generation(j.cfg.Name, gens[n-1].Number)
+		if err != nil {
+			return err
+		}
+		prev, _, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
+		if err != nil {
+			return err
+		}
+		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
+		var before index.Index
+		if prev != nil {
+			before = prev.Index
+			j.latest = prev
+		}
+		j.finish(ctx, g, before)
+	}
+	if j.latest == nil {
+		g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
+		if err != nil {
+			return err
+		}
+		if ok {
+			j.latest = g
+		}
+	}
+	if j.latest != nil {
+		j.setStatus(func(s *JobStatus) { s.Generation, s.State = j.latest.Number, string(store.StateGood) })
+		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
+			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
+			if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
+				j.log.Error("cannot restore", "err", err)
+			}
+		}
+	} else {
+		j.setStatus(func(s *JobStatus) { s.State = "waiting" })
+	}
+	return nil
+}
+
+// onAnnounce applies the source's newest index, unless this node already
+// holds it or found it bad before.
+func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
+	if j.isSource || peer != j.cfg.Source {
+		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
+		return
+	}
+	want := wire.ToIndex(m.Items)
+	digest := want.Digest().String()
+	reply := func(gen uint64, state, reason string) {
+		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
+			j.log.Debug("cannot send result", "peer", peer, "err", err)
+		}
+	}
+	if reason, isBad := j.bad[digest]; isBad {
+		reply(0, "bad", reason)
+		return
+	}
+	local := hostmon.ToIndex(j.states)
+	if j.latest != nil && Equal(j.latest.Index, want) && Equal(local, want) {
+		reply(j.latest.Number, "good", "")
+		return
+	}
+	started := time.Now()
+	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
+	if err := j.fetch(ctx, peer, want); err != nil {
+		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
+		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
+		return
+	}
+	if err := j.ensureStored(ctx, want); err != nil {
+		j.log.Warn("cannot store the new generation", "err", err)
+		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
+		return
+	}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
+		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
+	n, err := j.a.store.AddGeneration(ctx, g)
+	if err != nil {
+		j.log.Error("cannot record generation", "err", err)
+		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
+		return
+	}
+	g.Number = n
+	before, err := j.applyIndex(ctx, n, want)
+	if err != nil {
+		reason := "apply failed: " + err.Error()
+		j.log.Error("apply failed; rolling back", "generation", n, "err", err)
+		j.rollbackFailed(ctx, g, before, reason)
+		reply(n, "bad", reason)
+		return
+	}
+	j.finish(ctx, g, before)
+	if g.State == store.StateGood {
+		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
+	}
+	reply(n, string(g.State), g.Reason)
+}
+
+// finish runs the actions and checks of an applied generation and marks it
+// good, or rolls back to before and marks it bad.
+func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index) {
+	changed := g.Changed
+	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
+		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err)
+		j.rollbackFailed(ctx, g, before, err.Error())
+		return
+	}
+	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
+		j.log.Error("cannot mark generation good", "generation", g.Number, "err", err)
+	}
+	g.State = store.StateGood
+	j.latest = g
+	j.setStatus(func(s *JobStatus) {
+		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
+		s.LastChange = time.Now()
+	})
+}
+
+// rollbackFailed restores the tree to before (byte-exact from the store),
+// runs the actions of the restored items again, marks g bad and remembers
+// its content as bad so the same announcement is not applied again.
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before index.Index, reason string) {
+	if before != nil {
+		if err := j.restore(context.WithoutCancel(ctx), g.Number, before); err != nil {
+			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
+			reason += "; rollback failed: " + err.Error()
+		} else if j.latest != nil {
+			if err := j.a.after.AfterApply(ctx, &j.cfg, j.latest.Number, g.Changed); err != nil {
+				j.log.Error("the restored generation fails its checks too", "generation", j.latest.Number, "err", err)
+			}
+		}
+	}
+	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
+		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
+	}
+	g.State, g.Reason = store.StateBad, reason
+	j.bad[g.Index.Digest().String()] = reason
+	j.dirty = true
+	j.save()
+	j.setStatus(func(s *JobStatus) {
+		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
+		if j.latest != nil {
+			s.Generation = j.latest.Number
+		}
+	})
+}
+
+// fetch gets from peer every file content of want that the store lacks.
+func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
+	var need []index.Item
+	seen := map[index.Hash]bool{}
+	for _, it := range want {
+		if it.Kind != index.KindFile || seen[it.Hash] || j.a.store.Has(it.Hash) {
+			continue
+		}
+		if st, ok := j.states[it.Path]; ok && st.Hash == it.Hash {
+			continue // the tree has it; ensureStored copies it
+		}
+		seen[it.Hash] = true
+		need = append(need, it)
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	work := make(chan index.Item)
+	errs := make(chan error, len(need))
+	var wg sync.WaitGroup
+	for w := 0; w < min(fetchParallel, len(need)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range work {
+				errs <- j.fetchOne(ctx, peer, it)
+			}
+		}()
+	}
+	for _, it := range need {
+		work <- it
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
+	s, err := j.a.mon.OpenStream(ctx, peer)
+	if err != nil {
+		return err
+	}
+	defer s.Abort()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(it.Size/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:]}); err != nil {
+		return fmt.Errorf("request %s: %w", it.Path, err)
+	}
+	s.Close()
+	m, err := s.ReadMessage()
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", it.Path, err)
+	}
+	switch m := m.(type) {
+	case *wire.Error:
+		return fmt.Errorf("fetch %s: source says: %s", it.Path, m.Message)
+	case *wire.Data:
+		if wire.HashOf(m.Hash) != it.Hash || m.Length != it.Size {
+			return fmt.Errorf("fetch %s: source sent other content (%s, %d bytes) than announced", it.Path, wire.HashOf(m.Hash).Short(), m.Length)
+		}
+		_, err := j.a.store.PutCompressed(ctx, io.LimitReader(s, m.Size), it.Hash, it.Size)
+		j.setStatus(func(st *JobStatus) { st.BytesReceived += uint64(m.Size) })
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", it.Path, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("fetch %s: unexpected %s", it.Path, m.Type())
+	}
+}
