@@ -68,9 +68,17 @@ func syntaxError(file string, data []byte, err error) *Error {
 	if !errors.As(err, &pe) {
 		return &Error{File: file, Msg: err.Error(), Err: err}
 	}
-	line, col := pe.Position.Line, pe.Position.Col
-	if line == 1 && len(data) >= 3 && string(data[:3]) == "\xEF\xBB\xBF" {
-		col += 3 // the decoder counts columns after the byte order mark
+	// The decoder's line is right, but its column is off by a line for
+	// errors at the start of a line; compute the column from the offset.
+	line, col := pe.Position.Line, 0
+	off := pe.Position.Start
+	if len(data) >= 3 && string(data[:3]) == "\xEF\xBB\xBF" {
+		off += 3 // the decoder drops the byte order mark
+	}
+	if off >= 0 && off <= len(data) {
+		if l, c := newLines(data).position(off); l == line {
+			col = c
+		}
 	}
 	msg := strings.ReplaceAll(pe.Message, `'\x00'`, "end of file")
 	return &Error{File: file, Line: line, Col: col, Msg: "syntax error: " + msg, Err: err}
@@ -294,8 +302,8 @@ func (s *section) oneOf(k, def string, allowed ...string) string {
 }
 
 // duration returns the duration at k: a string for time.ParseDuration,
-// at least 0 and, when max > 0, at most max; def when absent.
-func (s *section) duration(k string, def, max time.Duration) time.Duration {
+// at least 0 and, when limit > 0, at most limit; def when absent.
+func (s *section) duration(k string, def, limit time.Duration) time.Duration {
 	raw, present := s.get(k)
 	if !present {
 		return def
@@ -311,8 +319,8 @@ func (s *section) duration(k string, def, max time.Duration) time.Duration {
 		s.errAt(s.kpath(k), k, err, `%q is not a duration (like "20ms", "5s", "1m30s")`, v)
 	case d < 0:
 		s.errf(k, "%q must not be negative", v)
-	case max > 0 && d > max:
-		s.errf(k, "%q is longer than the maximum %s", v, max)
+	case limit > 0 && d > limit:
+		s.errf(k, "%q is longer than the maximum %s", v, limit)
 	default:
 		return d
 	}
@@ -393,8 +401,8 @@ func (c *checker) config(raw map[string]any) *Config {
 		cfg.Node = c.node(node)
 	} else {
 		if !top.has("node") {
-			top.missing("node.name")
-			top.missing("node.listen")
+			c.add("", nil, `missing required key "node.name"`)
+			c.add("", nil, `missing required key "node.listen"`)
 		}
 		cfg.Node = Node{DataDir: DefaultDataDir, LogLevel: DefaultLogLevel}
 	}

@@ -91,17 +91,24 @@ type locator struct {
 
 // locate scans src and returns its locator.
 func locate(src []byte) *locator {
+	l := newLines(src)
+	s := &scanner{src: src, at: l.at, arrays: map[string]int{}}
+	if len(src) >= 3 && src[0] == 0xEF && src[1] == 0xBB && src[2] == 0xBF {
+		s.i = 3 // byte order mark
+	}
+	s.run()
+	return l
+}
+
+// newLines returns a locator for src with no paths recorded: enough to
+// convert offsets to positions.
+func newLines(src []byte) *locator {
 	l := &locator{lineStarts: []int{0}, at: map[string]int{}}
 	for i, c := range src {
 		if c == '\n' {
 			l.lineStarts = append(l.lineStarts, i+1)
 		}
 	}
-	s := &scanner{src: src, at: l.at, arrays: map[string]int{}}
-	if len(src) >= 3 && src[0] == 0xEF && src[1] == 0xBB && src[2] == 0xBF {
-		s.i = 3 // byte order mark
-	}
-	s.run()
 	return l
 }
 

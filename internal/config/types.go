@@ -13,7 +13,7 @@ type Config struct {
 	Node       Node       // [node]
 	Peers      []Peer     // [[peer]]
 	Jobs       []Job      // [[job]]
-	Asterisk   Asterisk   // [asterisk]; zero when absent
+	Asterisk   Asterisk   // [asterisk]; when absent only Log (its default) is set
 	OnPeerDown []PeerHook // [[on_peer_down]]
 	OnPeerUp   []PeerHook // [[on_peer_up]]
 }
