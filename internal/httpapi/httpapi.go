@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pbxsync/syncer"
+)
+
+// Source gives the agent's state to the endpoints.
+type Source interface {
+	Status() syncer.Status
+	// Healthy reports nil when the agent and its local Asterisk are healthy.
+	Healthy(ctx context.Context) error
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen binds addr and prepares the handlers.
+func Listen(addr string, src Source, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &collector{src: src})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := src.Healthy(ctx); err != nil {
+			http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}}, nil
+}
+
+// Addr returns the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve serves until ctx is done.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s.srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+var (
+	descPeerUp   = prometheus.NewDesc("pbxsync_peer_up", "1 when the peer has a live connection.", []string{"peer"}, nil)
+	descPeerRTT  = prometheus.NewDesc("pbxsync_peer_rtt_seconds", "Round-trip time to the peer.", []string{"peer"}, nil)
+	descPeerSent = prometheus.NewDesc("pbxsync_peer_wire_bytes_sent_total", "QUIC bytes sent to the peer.", []string{"peer"}, nil)
+	descPeerRecv = prometheus.NewDesc("pbxsync_peer_wire_bytes_received_total", "QUIC bytes received from the peer.", []string{"peer"}, nil)
+	descJobGen   = prometheus.NewDesc("pbxsync_job_generation", "The job's current generation on this node.", []string{"job"}, nil)
+	descJobBad   = prometheus.NewDesc("pbxsync_job_bad", "1 when the job's newest generation is bad or the job has an error.", []string{"job"}, nil)
+	descJobSent  = prometheus.NewDesc("pbxsync_job_bytes_sent_total", "Content bytes sent for the job.", []string{"job"}, nil)
+	descJobRecv  = prometheus.NewDesc("pbxsync_job_bytes_received_total", "Content bytes received for the job.", []string{"job"}, nil)
+)
+
+// collector turns the agent's status into metrics at scrape time.
+type collector struct{ src Source }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPeerUp, descPeerRTT, descPeerSent, descPeerRecv, descJobGen, descJobBad, descJobSent, descJobRecv} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Status()
+	for _, p := range st.Peers {
+		up := 0.0
+		if p.Connected {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descPeerUp, prometheus.GaugeValue, up, p.Name)
+		ch <- prometheus.MustNewConstMetric(descPeerRTT, prometheus.GaugeValue, p.RTT.Seconds(), p.Name)
+		ch <- prometheus.MustNewConstMetric(descPeerSent, prometheus.CounterValue, float64(p.BytesSent), p.Name)
+		ch <- prometheus.MustNewConstMetric(descPeerRecv, prometheus.CounterValue, float64(p.BytesReceived), p.Name)
+	}
+	for _, j := range st.Jobs {
+		bad := 0.0
+		if j.State == "bad" || j.State == "error" {
+			bad = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descJobGen, prometheus.GaugeValue, float64(j.Generation), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobBad, prometheus.GaugeValue, bad, j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobSent, prometheus.CounterValue, float64(j.BytesSent), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobRecv, prometheus.CounterValue, float64(j.BytesReceived), j.Name)
+	}
+}
