@@ -91,3 +91,16 @@ func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64
 		return 0, ctx.Err()
 	}
 }
+
+// Healthy reports nil when every job runs without an error.
+func (a *Agent) Healthy(ctx context.Context) error {
+	for _, j := range a.allJobs() {
+		j.mu.Lock()
+		state, msg := j.status.State, j.status.LastError
+		j.mu.Unlock()
+		if state == "error" {
+			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/control"
+	"pbxsync/internal/store"
+)
+
+func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("history", "[--config FILE] --job JOB [--json]",
+		"Lists a job's generations from the store in data_dir (works whether or not the\nagent runs). --json prints an array of objects: generation, time, origin,\nchanged, state (applying, good, bad, rolled-back) and reason.", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jobName := fs.String("job", "", "job name (required)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, ok := cfg.JobByName(*jobName); !ok {
+		fmt.Fprintf(stderr, "pbxsync history: %s has no job %q (jobs: %s)\n", cfg.File, *jobName, jobNames(cfg))
+		return 1
+	}
+	st, err := store.OpenReadOnly(filepath.Join(cfg.Node.DataDir, "store"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync history:", err)
+		return 1
+	}
+	defer st.Close()
+	gens, err := st.Generations(*jobName)
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync history:", err)
+		return 1
+	}
+	if gens == nil {
+		gens = []store.GenerationInfo{}
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(gens, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GEN\tTIME\tORIGIN\tSTATE\tCHANGED\tREASON")
+	for _, g := range gens {
+		changed := strings.Join(firstPaths(g.Changed, 3), ", ")
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", g.Number, g.Time.Local().Format(time.DateTime), g.Origin, g.State, changed, g.Reason)
+	}
+	tw.Flush()
+	return 0
+}
+
+func firstPaths(p []string, n int) []string {
+	if len(p) <= n {
+		return p
+	}
+	return append(append([]string(nil), p[:n]...), fmt.Sprintf("+%d more", len(p)-n))
+}
+
+func jobNames(cfg *config.Config) string {
+	var names []string
+	for _, j := range cfg.Jobs {
+		names = append(names, j.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("rollback", "[--config FILE] --job JOB [--to N]",
+		"Restores generation N of a job (default: the newest good generation before the\ncurrent one) from the local store, without the network. On a push source the\nrestored tree becomes a new generation that goes to every target: the whole\nfarm rolls back. Refuses a generation whose stored content is damaged.", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jobName := fs.String("job", "", "job name (required)")
+	to := fs.Uint64("to", 0, "generation to restore (0: the previous good one)")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, ok := cfg.JobByName(*jobName); !ok {
+		fmt.Fprintf(stderr, "pbxsync rollback: %s has no job %q (jobs: %s)\n", cfg.File, *jobName, jobNames(cfg))
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "rollback", Job: *jobName, To: *to})
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync rollback:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "job %s is now at generation %d\n", *jobName, resp.Generation)
+	return 0
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/control"
+	"pbxsync/internal/httpapi"
+	"pbxsync/internal/identity"
+	"pbxsync/syncer"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "[--config FILE]",
+		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays.\nUnder systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jsonLog := fs.Bool("log-json", false, "log JSON objects instead of key=value text")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(stderr, cfg.Node.LogLevel, *jsonLog)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if err := runAgent(ctx, cfg, log, hup); err != nil {
+		log.Error("agent failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string, asJSON bool) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// agentControl adapts the agent to the control socket and the HTTP API.
+type agentControl struct{ a *syncer.Agent }
+
+func (c agentControl) Status() any { return c.a.Status() }
+
+func (c agentControl) Rollback(ctx context.Context, job string, to uint64) (uint64, error) {
+	return c.a.Rollback(ctx, job, to)
+}
+
+type agentHealth struct{ a *syncer.Agent }
+
+func (h agentHealth) Status() syncer.Status { return h.a.Status() }
+
+func (h agentHealth) Healthy(ctx context.Context) error { return h.a.Healthy(ctx) }
+
+// runAgent runs one agent with cfg until ctx is done. A signal on reload
+// (may be nil) re-reads cfg.File.
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan os.Signal) error {
+	id, err := identity.LoadOrCreate(cfg.Node.DataDir)
+	if err != nil {
+		return err
+	}
+	for _, p := range cfg.Peers {
+		if p.ID == id.ID {
+			return fmt.Errorf("%s: peer %q has this node's own ID %s", cfg.File, p.Name, id.ID)
+		}
+	}
+	agent, err := syncer.New(syncer.Options{Config: cfg, Identity: id, Log: log, Version: version})
+	if err != nil {
+		return err
+	}
+	ctrl, err := control.Listen(control.SocketPath(cfg.Node.DataDir), agentControl{agent}, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go ctrl.Serve(ctx)
+	if cfg.Node.HTTP != "" {
+		hs, err := httpapi.Listen(cfg.Node.HTTP, agentHealth{agent}, log)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := hs.Serve(ctx); err != nil {
+				log.Error("http listener stopped", "err", err)
+			}
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Run(ctx) }()
+	log.Info("agent started", "node", cfg.Node.Name, "id", id.ID.String(), "listen", cfg.Node.Listen, "jobs", len(cfg.Jobs), "peers", len(cfg.Peers))
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+	var watchdog <-chan time.Time
+	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			daemon.SdNotify(false, daemon.SdNotifyStopping)
+			log.Info("stopping")
+			return <-done
+		case <-watchdog:
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		case <-reload:
+			daemon.SdNotify(false, daemon.SdNotifyReloading)
+			next, err := config.Load(cfg.File)
+			if err != nil {
+				log.Error("configuration reload refused; the running configuration stays", "err", err.Error())
+			} else if err := agent.Reload(next); err != nil {
+				log.Error("configuration reload refused; the running configuration stays", "file", cfg.File, "err", err)
+			} else {
+				cfg = next
+			}
+			daemon.SdNotify(false, daemon.SdNotifyReady)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/control"
+	"pbxsync/syncer"
+)
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("status", "[--config FILE] [--json]",
+		"Asks the running agent (over the control socket in data_dir) for its peers and\njobs. --json prints one object: node, peers (name, connected, rtt_ms,\nlast_seen, ...) and jobs (name, generation, state, last_error, bytes_sent,\nbytes_received, ...).", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "status"})
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync status:", err)
+		return 1
+	}
+	if *asJSON {
+		fmt.Fprintln(stdout, string(resp.Status))
+		return 0
+	}
+	var st syncer.Status
+	if err := json.Unmarshal(resp.Status, &st); err != nil {
+		fmt.Fprintln(stderr, "pbxsync status: bad answer:", err)
+		return 1
+	}
+	printStatus(stdout, &st)
+	return 0
+}
+
+func printStatus(w io.Writer, st *syncer.Status) {
+	fmt.Fprintf(w, "node %s  id %s  up %s\n\n", st.Node, st.ID, (time.Duration(st.Uptime) * time.Second).String())
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tCONNECTED\tRTT\tLAST SEEN\tSENT\tRECEIVED\tPROBLEM")
+	for _, p := range st.Peers {
+		seen := "never"
+		if !p.LastSeen.IsZero() {
+			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Connected), p.RTTMillis, seen, bytesHuman(p.BytesSent), bytesHuman(p.BytesReceived), p.LastError)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tROLE\tGENERATION\tSTATE\tSENT\tRECEIVED\tLAST ERROR")
+	for _, j := range st.Jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), j.LastError)
+		for _, t := range j.Targets {
+			line := fmt.Sprintf("  -> %s: generation %d %s", t.Name, t.Version, t.State)
+			if t.Reason != "" {
+				line += ": " + t.Reason
+			}
+			fmt.Fprintln(tw, strings.TrimRight(line, " ")+"\t\t\t\t\t\t")
+		}
+	}
+	tw.Flush()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
