@@ -394,7 +394,11 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("store: blob %s: %w", h, err)
 	}
-	src := &errReader{r: bufio.NewReaderSize(f, 64<<10)}
+	bufSize := 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() < int64(bufSize) {
+		bufSize = max(int(st.Size()), 512)
+	}
+	src := &errReader{r: bufio.NewReaderSize(f, bufSize)}
 	dec, err := s.getDecoder(src)
 	if err != nil {
 		_ = f.Close()

@@ -126,10 +126,6 @@ func TestGenerations(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
 	for _, k := range []string{"generation", "time", "origin", "changed", "state", "reason", "source_version"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("history JSON lacks %q: %s", k, b)

@@ -176,6 +176,9 @@ func (s *Store) WriteJournal(job string, j *Journal) error {
 	if cp.Job == "" {
 		cp.Job = job
 	}
+	if cp.Job != job {
+		return fail(fmt.Errorf("journal belongs to job %q", cp.Job))
+	}
 	b, err := encodeJournal(&cp)
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/index"
+)
+
+func sampleJournal() *Journal {
+	return &Journal{Job: "etc", Generation: 12, Entries: []JournalEntry{
+		{Path: "pjsip.conf", Op: OpWrite, Staged: "/etc/asterisk/.pbxsync/stage-12/pjsip.conf", Hash: index.Sum([]byte("new")), OldHash: index.Sum([]byte("old")), Mode: 0o640, MTime: 1700000000000000001},
+		{Path: "empty.conf", Op: OpWrite, Staged: "/etc/asterisk/.pbxsync/stage-12/empty.conf", Hash: index.Sum(nil), Mode: 0o644},
+		{Path: "old.conf", Op: OpDelete, OldHash: index.Sum([]byte("gone"))},
+		{Path: "sounds/en", Op: OpMkdir, Mode: 0o755},
+		{Path: "sounds/fr", Op: OpRmdir},
+		{Path: "extensions.conf", Op: OpMeta, Mode: 0o600, MTime: 5},
+	}}
+}
+
+func TestJournalRoundTrip(t *testing.T) {
+	s := newTestStore(t)
+	if j, ok, err := s.ReadJournal("etc"); j != nil || ok || err != nil {
+		t.Fatalf("no journal: %v %v %v", j, ok, err)
+	}
+	want := sampleJournal()
+	if err := s.WriteJournal("etc", want); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.ReadJournal("etc")
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip: %v %v\n got %+v\nwant %+v", ok, err, got, want)
+	}
+	// Another process sees it too.
+	ro, err := OpenReadOnly(s.Dir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got, ok, err := ro.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("read-only: %v %v", ok, err)
+	}
+	if err := s.ClearJournal("etc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClearJournal("etc"); err != nil {
+		t.Fatal("clearing twice:", err)
+	}
+	if _, ok, err := s.ReadJournal("etc"); ok || err != nil {
+		t.Fatalf("after clear: %v %v", ok, err)
+	}
+}
+
+func TestTornJournalDetected(t *testing.T) {
+	s := newTestStore(t)
+	if err := s.WriteJournal("etc", sampleJournal()); err != nil {
+		t.Fatal(err)
+	}
+	path, _ := s.journalPath("etc")
+	full, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cut := range []int{0, 10, len(full) / 2, len(full) - 1} {
+		if err := os.WriteFile(path, full[:cut], 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j, ok, err := s.ReadJournal("etc")
+		if j != nil || ok || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"etc"`) {
+			t.Fatalf("cut at %d: %v %v %v", cut, j, ok, err)
+		}
+	}
+	flipped := append([]byte(nil), full...)
+	flipped[len(flipped)-20] ^= 4
+	if err := os.WriteFile(path, flipped, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ReadJournal("etc"); ok || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flipped bit: %v %v", ok, err)
+	}
+}
+
+func TestJournalValidates(t *testing.T) {
+	s := newTestStore(t)
+	bad := map[string]JournalEntry{
+		"dotdot":           {Path: "../../etc/shadow", Op: OpDelete},
+		"absolute":         {Path: "/etc/shadow", Op: OpDelete},
+		"unknown op":       {Path: "a", Op: "chmod"},
+		"relative staged":  {Path: "a", Op: OpWrite, Staged: "stage/a", Hash: index.Sum(nil)},
+		"unclean staged":   {Path: "a", Op: OpWrite, Staged: "/stage/../etc/a", Hash: index.Sum(nil)},
+		"write, no hash":   {Path: "a", Op: OpWrite, Staged: "/stage/a"},
+		"delete w/ staged": {Path: "a", Op: OpDelete, Staged: "/stage/a"},
+		"mode type bits":   {Path: "a", Op: OpMeta, Mode: 0o40755},
+	}
+	for name, e := range bad {
+		if err := s.WriteJournal("etc", &Journal{Entries: []JournalEntry{e}}); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := s.WriteJournal("etc", &Journal{Job: "other"}); err == nil {
+		t.Error("journal of another job accepted")
+	}
+	// A well-formed file of another job, or with a bad path, is corrupt.
+	for _, j := range []*Journal{
+		{Job: "other"},
+		{Job: "etc", Entries: []JournalEntry{{Path: "a/../../b", Op: OpRmdir}}},
+	} {
+		b := encodeEnvelope("journal", []byte(`{"job":"`+j.Job+`","generation":1,"entries":[`+func() string {
+			if len(j.Entries) == 0 {
+				return ""
+			}
+			return `{"path":"` + j.Entries[0].Path + `","op":"rmdir"}`
+		}()+`]}`))
+		if _, err := decodeJournal("etc", b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%+v: %v", j, err)
+		}
+	}
+}
