@@ -242,6 +242,7 @@ var errCases = []errCase{
 	{"strings with # and =", "[node] # [peer]\nname = \"a # b = c\" # name = 1\nlisten = ':1' # = 'x'\ncomment = \"\"\"\nx = 1\n[job]\n\"\"\"\n",
 		[]want{{"f.toml:4:1", `unknown key "node.comment"`}}},
 	// Inline tables get positions too.
+	{"unknown key in inline table", "node = { name = \"a\", listen = \":1\", colour = 1 }\n", []want{{"f.toml:1:37", `unknown key "node.colour"`}}},
 	{"inline peer", "peer = [\n  { name = \"b\", address = \"h:1\", id = \"" + id2 + "\" },\n  { name = \"c\", address = \"h\", id = \"" + id3 + "\" },\n]\n" + node,
 		[]want{{"f.toml:3:17", `peer "c": peer.address: "h" is not host:port`}}},
 }

@@ -229,3 +229,26 @@ func TestLocateStopsOnGarbage(t *testing.T) {
 		}
 	}
 }
+
+func TestLocateTOML11InlineTables(t *testing.T) {
+	src := "[node]\nt = {   # comment\n  a = 1,\n  \"q\\u0062\" = [\n    2, # two\n  ],\n  'lit' = 3,\n}\nafter = 1\n"
+	var m map[string]any
+	if _, err := toml.Decode(src, &m); err != nil {
+		t.Fatalf("not valid TOML: %v", err)
+	}
+	l := locate([]byte(src))
+	for path, want := range map[string]string{
+		"node.t":        "2:1",
+		"node.t.a":      "3:3",
+		"node.t.qb":     "4:3",
+		"node.t.qb[0]":  "5:5",
+		"node.t.lit":    "7:3",
+		"node.after":    "9:1",
+		"node.t.absent": "2:1",
+	} {
+		line, col := l.find(path)
+		if got := fmt.Sprintf("%d:%d", line, col); got != want {
+			t.Errorf("find(%q) = %s, want %s", path, got, want)
+		}
+	}
+}
