@@ -15,7 +15,9 @@ import (
 	"time"
 )
 
-const testDebounce = 100 * time.Millisecond
+// testDebounce is long enough that 5×testDebounce stays a fair limit on a
+// loaded machine running the race detector.
+const testDebounce = 250 * time.Millisecond
 
 // startWatcher runs a Watcher on root until the test ends.
 func startWatcher(t *testing.T, root string, f *Filter, debounce time.Duration) *Watcher {
@@ -268,9 +270,9 @@ func TestWatcherContinuousWritesStillReported(t *testing.T) {
 	start := time.Now()
 	go func() {
 		defer close(done)
-		// Write every debounce/5 for 40 debounce periods: never quiet for a
+		// Write every debounce/5 for 60 debounce periods: never quiet for a
 		// whole debounce.
-		for time.Since(start) < 40*debounce {
+		for time.Since(start) < 60*debounce {
 			fh.WriteString("data")
 			time.Sleep(debounce / 5)
 		}
@@ -286,7 +288,7 @@ func TestWatcherContinuousWritesStillReported(t *testing.T) {
 			t.Fatalf("Change %q lacks growing.wav", c.Paths)
 		}
 		t.Logf("first Change after %v of continuous writing", time.Since(start))
-	case <-time.After(60 * debounce):
+	case <-time.After(80 * debounce):
 		t.Fatal("no Change during continuous writes")
 	}
 }
