@@ -77,6 +77,8 @@ var errCases = []errCase{
 
 	// Wrong types.
 	{"wrong type", "[node]\nname = 7\nlisten = \":1\"\n", []want{{"f.toml:2:1", "node.name: expected a string, got integer"}}},
+	// Without this node's name, "a" may be it: no cascade of unknown names.
+	{"wrong type node name", "[node]\nname = 7\nlisten = \":1\"\n" + head[len(node):] + job, []want{{"f.toml:2:1", "node.name: expected a string, got integer"}}},
 	{"wrong type keep", head + job + "keep = \"20\"\n", []want{{"f.toml:13:1", `job "conf": job.keep: expected an integer, got string`}}},
 	{"wrong type element", head + "[[job]]\nname = \"conf\"\npath = \"/x\"\nsource = \"a\"\ntargets = [\"b\", 3]\n",
 		[]want{{"f.toml:12:17", `job "conf": job.targets: expected a list of strings, element 2 is an integer`}}},

@@ -21,19 +21,22 @@ func (c *checker) config(raw map[string]any) *Config {
 		cfg.Node = Node{DataDir: DefaultDataDir, LogLevel: DefaultLogLevel}
 	}
 
-	// Names a job may use: this node and every peer.
-	known := map[string]bool{}
+	// Names a job may use: this node and every peer. When this node's name
+	// could not be read, any name might be it: do not report names as
+	// unknown then, the error on node.name says enough.
+	names := map[string]bool{}
 	if cfg.Node.Name != "" {
-		known[cfg.Node.Name] = true
+		names[cfg.Node.Name] = true
 	}
 	cfg.Peers = c.peers(top.array("peer"), cfg.Node)
 	peerNames := map[string]bool{}
 	for _, p := range cfg.Peers {
 		if p.Name != "" {
-			known[p.Name] = true
+			names[p.Name] = true
 			peerNames[p.Name] = true
 		}
 	}
+	known := func(name string) bool { return names[name] || cfg.Node.Name == "" }
 
 	firstJob := map[string]int{} // name → line of the first job with it
 	for i, s := range top.array("job") {
@@ -126,7 +129,7 @@ func (c *checker) peers(list []*section, node Node) []Peer {
 	return out
 }
 
-func (c *checker) job(s *section, i int, node string, known map[string]bool) Job {
+func (c *checker) job(s *section, i int, node string, known func(string) bool) Job {
 	s.ctx = fmt.Sprintf("job #%d", i+1)
 	j := Job{Line: c.line(s.path)}
 	j.Name = s.required("name")
@@ -246,7 +249,7 @@ func (c *checker) job(s *section, i int, node string, known map[string]bool) Job
 }
 
 // members checks source and targets against the mode and the known names.
-func (c *checker) members(s *section, j *Job, node string, known map[string]bool, hasSource, targetsOK bool) {
+func (c *checker) members(s *section, j *Job, node string, known func(string) bool, hasSource, targetsOK bool) {
 	// Names in targets: each known, none twice.
 	seen := map[string]bool{}
 	for n, t := range j.Targets {
@@ -254,7 +257,7 @@ func (c *checker) members(s *section, j *Job, node string, known map[string]bool
 		switch {
 		case t == "":
 			s.errAt(at, "targets", nil, "node name must not be empty")
-		case !known[t]:
+		case !known(t):
 			s.errAt(at, "targets", nil, "unknown peer %q (not this node and not a [[peer]])", t)
 		case seen[t]:
 			s.errAt(at, "targets", nil, "duplicate target %q", t)
@@ -276,7 +279,7 @@ func (c *checker) members(s *section, j *Job, node string, known map[string]bool
 			switch {
 			case j.Source == "":
 				s.errf("source", "must not be empty")
-			case !known[j.Source]:
+			case !known(j.Source):
 				s.errf("source", "unknown peer %q (not this node and not a [[peer]])", j.Source)
 			}
 		}
