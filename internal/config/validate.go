@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"pbxsync/internal/identity"
 )
 
 // config checks the whole document.
@@ -67,6 +69,7 @@ func (c *checker) config(raw map[string]any) *Config {
 	return cfg
 }
 
+// node checks [node].
 func (c *checker) node(s *section) Node {
 	n := Node{}
 	n.Name = s.required("name")
@@ -84,11 +87,12 @@ func (c *checker) node(s *section) Node {
 	return n
 }
 
+// peers checks every [[peer]]: keys, addresses, IDs, unique names and IDs.
 func (c *checker) peers(list []*section, node Node) []Peer {
 	var out []Peer
-	firstName := map[string]int{}   // name → line of first
-	firstID := map[string]string{}  // ID → name of the first peer with it
-	firstIDLine := map[string]int{} // ID → its line
+	firstName := map[string]int{}        // name → line of first
+	firstID := map[identity.ID]string{}  // ID → name of the first peer with it
+	firstIDLine := map[identity.ID]int{} // ID → its line
 	for i, s := range list {
 		s.ctx = fmt.Sprintf("peer #%d", i+1)
 		p := Peer{}
@@ -114,12 +118,11 @@ func (c *checker) peers(list []*section, node Node) []Peer {
 				s.errAt(s.kpath("id"), "id", err, "%v", err)
 			} else {
 				p.ID = id
-				key := id.String()
-				if first, dup := firstID[key]; dup {
-					s.errf("id", "duplicate id: peer %s at line %d has the same id", first, firstIDLine[key])
+				if first, dup := firstID[id]; dup {
+					s.errf("id", "duplicate id: peer %s at line %d has the same id", first, firstIDLine[id])
 				} else {
-					firstID[key] = strings.TrimPrefix(s.ctx, "peer ")
-					firstIDLine[key] = c.line(s.kpath("id"))
+					firstID[id] = strings.TrimPrefix(s.ctx, "peer ")
+					firstIDLine[id] = c.line(s.kpath("id"))
 				}
 			}
 		}
@@ -129,6 +132,7 @@ func (c *checker) peers(list []*section, node Node) []Peer {
 	return out
 }
 
+// job checks one [[job]] and its rules; node is this node's name.
 func (c *checker) job(s *section, i int, node string, known func(string) bool) Job {
 	s.ctx = fmt.Sprintf("job #%d", i+1)
 	j := Job{Line: c.line(s.path)}
@@ -308,6 +312,7 @@ func (c *checker) members(s *section, j *Job, node string, known func(string) bo
 	}
 }
 
+// rule checks one [[job.rule]] of the job named in jobCtx.
 func (c *checker) rule(s *section, jobCtx string, k int) Rule {
 	s.ctx = fmt.Sprintf("%s rule #%d", jobCtx, k+1)
 	r := Rule{Line: c.line(s.path)}
@@ -345,6 +350,7 @@ func (c *checker) rule(s *section, jobCtx string, k int) Rule {
 	return r
 }
 
+// asterisk checks [asterisk].
 func (c *checker) asterisk(s *section) Asterisk {
 	a := Asterisk{}
 	if v, ok := s.str("ami"); ok {
@@ -374,6 +380,7 @@ func (c *checker) asterisk(s *section) Asterisk {
 	return a
 }
 
+// hook checks one [[on_peer_down]] or [[on_peer_up]]; grace is its default.
 func (c *checker) hook(s *section, i int, grace time.Duration, node string, peers map[string]bool) PeerHook {
 	s.ctx = fmt.Sprintf("%s #%d", s.key, i+1)
 	h := PeerHook{}
