@@ -177,7 +177,7 @@ func (s *Session) ModuleCheck(ctx context.Context, module string) (bool, error) 
 	}
 	_, err := s.Do(ctx, "ModuleCheck", Field{Key: "Module", Value: module})
 	var ae *ActionError
-	if errors.As(err, &ae) && strings.EqualFold(strings.TrimSpace(ae.Message), "Module not loaded") {
+	if errors.As(err, &ae) && strings.EqualFold(strings.TrimSpace(ae.Message), MsgModuleNotLoaded) {
 		return false, nil
 	}
 	if err != nil {

@@ -70,7 +70,9 @@ func dialConn(ctx context.Context, addr string, timeout time.Duration, lim Limit
 	stop := context.AfterFunc(dctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
 	rd := NewReader(nc, lim)
 	banner, err := rd.ReadBanner()
-	stop()
+	if !stop() && err == nil {
+		err = context.Cause(dctx) // the deadline may already be in the past
+	}
 	if err != nil {
 		_ = nc.Close()
 		if dctx.Err() != nil {
@@ -207,18 +209,20 @@ func (c *conn) dispatch(m *Message) {
 	}
 }
 
-// write sends one encoded action under the write lock, bounded by ctx.
-// A failed or partial write poisons the stream, so it ends the connection.
+// write sends one encoded action under the write lock, bounded by ctx's
+// deadline (30s without one; a Session always sets one). A failed or
+// partial write poisons the stream, so it ends the connection.
 func (c *conn) write(ctx context.Context, b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // nothing written: the connection stays usable
+	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(30 * time.Second)
 	}
 	_ = c.nc.SetWriteDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
 	if _, err := c.nc.Write(b); err != nil {
 		c.fail(fmt.Errorf("write to AMI at %s: %w", c.addr, err))
 		return err
@@ -249,6 +253,11 @@ func (c *conn) do(ctx context.Context, action *Message, list bool) (*Message, []
 	c.mu.Unlock()
 
 	if err := c.write(ctx, b); err != nil && ctx.Err() != nil {
+		c.mu.Lock()
+		if c.pending != nil {
+			delete(c.pending, id)
+		}
+		c.mu.Unlock()
 		return nil, nil, waitError(name, ctx, nil)
 	}
 	// On a write error p fails with the connection.

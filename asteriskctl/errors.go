@@ -24,13 +24,21 @@ var (
 	// ErrBadBanner: the peer did not greet like an Asterisk manager.
 	ErrBadBanner = errors.New("not an Asterisk manager interface")
 	// ErrReloadInProgress matches an [*ActionError] whose message is
-	// "A reload is in progress".
-	ErrReloadInProgress = errors.New("A reload is in progress")
+	// MsgReloadInProgress.
+	ErrReloadInProgress = errors.New("asterisk is running another reload")
 	// ErrNoSuchModule matches an [*ActionError] whose message is
-	// "No such module".
-	ErrNoSuchModule = errors.New("No such module")
+	// MsgNoSuchModule.
+	ErrNoSuchModule = errors.New("no such module")
 	// ErrEventOverflow matches an [*OverflowError].
 	ErrEventOverflow = errors.New("AMI events dropped: subscriber queue full")
+)
+
+// Messages of Asterisk's manager.c answers to Reload.
+const (
+	MsgReloadInProgress = "A reload is in progress"
+	MsgNoSuchModule     = "No such module"
+	MsgUnknownError     = "An unknown error occurred" // e.g. pbx_config.so on a broken extensions.conf
+	MsgModuleNotLoaded  = "Module not loaded"         // ModuleCheck
 )
 
 // ActionError is Asterisk's "Response: Error" (or another non-success
@@ -68,9 +76,9 @@ func (e *ActionError) Error() string {
 func (e *ActionError) Is(target error) bool {
 	switch target {
 	case ErrReloadInProgress:
-		return strings.EqualFold(strings.TrimSpace(e.Message), ErrReloadInProgress.Error())
+		return strings.EqualFold(strings.TrimSpace(e.Message), MsgReloadInProgress)
 	case ErrNoSuchModule:
-		return strings.EqualFold(strings.TrimSpace(e.Message), ErrNoSuchModule.Error())
+		return strings.EqualFold(strings.TrimSpace(e.Message), MsgNoSuchModule)
 	}
 	return false
 }

@@ -2,8 +2,8 @@ package asteriskctl
 
 import (
 	"context"
-	"log/slog"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )

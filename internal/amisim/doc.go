@@ -14,14 +14,18 @@
 // "core show version", "core show uptime", "core show channels count", plus
 // commands scripted with [Server.SetCommand].
 //
-// Module state: a reload checks the configuration files of the module in
+// Module state: the loaded modules (Config.Modules, changed with
+// [Server.SetModuleLoaded]) answer ModuleCheck and Reload; a Reload of a
+// module that is not loaded is answered "No such module". A reload checks the configuration files of the module in
 // Config.ConfigDir (see [DefaultModuleFiles]). When one contains the error
 // marker (default "BROKEN"), the simulator writes a config.c "parse error"
 // WARNING line to Config.LogPath, and pbx_config.so answers
 // "Response: Error" / "Message: An unknown error occurred" while every other
 // module answers Success, as the DESIGN records for a real Asterisk. A
 // reload takes Config.ReloadDuration; a reload asked for while another runs
-// is answered "A reload is in progress".
+// is answered "A reload is in progress" ([Server.BeginReload] starts one as
+// the CLI would). A wrong secret is answered "Authentication failed" and the
+// connection stays open (Config.CloseOnLoginFailure closes it instead).
 //
 // Faults are scriptable at run time: slow answers ([Server.SetDelay],
 // [Server.SetJitter]), answers cut off mid-way with the connection dropped

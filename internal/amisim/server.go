@@ -177,6 +177,7 @@ type state struct {
 	pendingRestart      string // restart mode waiting for calls to end
 	commands            map[string]scripted
 	legacyCommand       bool
+	modules             []string // loaded modules
 }
 
 type scripted struct {
@@ -205,6 +206,7 @@ func Start(cfg Config) (*Server, error) {
 			vars:          make(map[string]string),
 			commands:      make(map[string]scripted),
 			legacyCommand: cfg.LegacyCommand,
+			modules:       append([]string(nil), cfg.Modules...),
 		},
 	}
 	s.wg.Add(1)

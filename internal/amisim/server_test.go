@@ -220,10 +220,20 @@ func TestReload(t *testing.T) {
 	if got := c.msg(); got != "Response: Error\r\nActionID: "+id+"\r\nMessage: Module not loaded\r\n\r\n" {
 		t.Fatalf("modulecheck: %q", got)
 	}
+	s.SetModuleLoaded("chan_nothing.so", true)
+	s.SetModuleLoaded("res_pjsip", false)
+	c.send("ModuleCheck", "Module", "chan_nothing")
+	if got := c.msg(); !strings.HasPrefix(got, "Response: Success") {
+		t.Fatalf("loaded: %q", got)
+	}
+	c.send("Reload", "Module", "res_pjsip.so")
+	if got := c.msg(); !strings.Contains(got, "No such module") {
+		t.Fatalf("unloaded: %q", got)
+	}
 }
 
 func TestReloadInProgress(t *testing.T) {
-	s := start(t, Config{ReloadDuration: 400 * time.Millisecond})
+	s := start(t, Config{ReloadDuration: 600 * time.Millisecond})
 	a, b := dial(t, s), dial(t, s)
 	a.login()
 	b.login()
@@ -231,7 +241,7 @@ func TestReloadInProgress(t *testing.T) {
 	for s.Count("Reload") == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond) // a's reload holds the lock now
+	time.Sleep(100 * time.Millisecond) // a's reload holds the lock now
 	b.send("Reload", "Module", "pbx_config.so")
 	if got := b.msg(); !strings.Contains(got, "Response: Error\r\n") || !strings.Contains(got, "Message: A reload is in progress\r\n") {
 		t.Fatalf("b: %q (a: %q)", got, a.msg())

@@ -16,7 +16,9 @@ func (s *Server) findModule(name string) (string, bool) {
 		return "", false
 	}
 	want := strings.TrimSuffix(strings.ToLower(name), ".so")
-	for _, m := range s.cfg.Modules {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.st.modules {
 		if strings.TrimSuffix(strings.ToLower(m), ".so") == want {
 			return m, true
 		}
@@ -29,7 +31,9 @@ func (s *Server) findModule(name string) (string, bool) {
 func (s *Server) reload(module string) string {
 	var targets []string
 	if module == "" {
-		targets = append(targets, s.cfg.Modules...)
+		s.mu.Lock()
+		targets = append(targets, s.st.modules...)
+		s.mu.Unlock()
 	} else {
 		m, ok := s.findModule(module)
 		if !ok {
@@ -130,6 +134,24 @@ func (s *Server) BeginReload(d time.Duration) bool {
 		s.sleep(d, nil)
 	}()
 	return true
+}
+
+// SetModuleLoaded loads or unloads a module (for ModuleCheck and Reload).
+// Its name is taken as given; matching ignores case and ".so".
+func (s *Server) SetModuleLoaded(name string, loaded bool) {
+	want := strings.TrimSuffix(strings.ToLower(name), ".so")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.st.modules[:0]
+	for _, m := range s.st.modules {
+		if strings.TrimSuffix(strings.ToLower(m), ".so") != want {
+			out = append(out, m)
+		}
+	}
+	s.st.modules = out
+	if loaded {
+		s.st.modules = append(s.st.modules, name)
+	}
 }
 
 // LastReload returns the time of the last successful reload (the start
