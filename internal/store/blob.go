@@ -182,10 +182,7 @@ func (s *Store) commitBlob(f *os.File, h index.Hash) error {
 		}
 		return nil
 	}
-	dir := filepath.Dir(final)
-	if err := mkdirAllSync(dir); err != nil {
-		return fmt.Errorf("store: put blob %s: %w", h, err)
-	}
+	dir := filepath.Dir(final) // made by Open
 	if err := os.Rename(f.Name(), final); err != nil {
 		return fmt.Errorf("store: put blob %s: %w", h, err)
 	}

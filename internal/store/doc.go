@@ -15,7 +15,8 @@
 //	tmp/                       temporary files of writes in progress
 //	blobs/ab/abcdef…           one blob: a zstd stream (single frame, XXH64
 //	                           content checksum) of content whose BLAKE3-256
-//	                           is abcdef… (64 hex digits), in blobs/<first 2>/
+//	                           is abcdef… (64 hex digits), in blobs/<first 2>/;
+//	                           Open creates blobs/00 … blobs/ff up front
 //	corrupt/<hash>-<unixnano>  blobs found damaged, moved aside for inspection
 //	jobs/<job>/                one job; bytes of the name outside
 //	                           [A-Za-z0-9_.-], and a leading '.', are %XX

@@ -17,10 +17,10 @@ import (
 // it was saved (Generation) is kept, so GC drops it together with that
 // generation's window, never earlier.
 type Extra struct {
-	Label      string     `json:"label"`      // what it is, for humans: e.g. "local-edit sip.conf"
-	Hash       index.Hash `json:"-"`          // the content
-	Generation uint64     `json:"generation"` // newest generation of the job when saved; 0 if none
-	Time       time.Time  `json:"time"`       // when it was saved
+	Label      string     // what it is, for humans: e.g. "local-edit sip.conf"
+	Hash       index.Hash // the content
+	Generation uint64     // newest generation of the job when saved; 0 if none
+	Time       time.Time  // when it was saved
 }
 
 type diskExtra struct {

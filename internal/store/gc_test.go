@@ -217,3 +217,21 @@ func TestGCRemovesOrphanIndex(t *testing.T) {
 		t.Fatalf("next generation %d", n)
 	}
 }
+
+func TestOpenRemovesLeftoversOfACrash(t *testing.T) {
+	s := newTestStore(t)
+	dir := s.Dir()
+	// What a writer killed mid-Put leaves behind.
+	if err := os.WriteFile(dir+"/tmp/blob-12345", []byte("half a frame"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	assertTmpEmpty(t, s2)
+}

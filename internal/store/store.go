@@ -38,9 +38,7 @@ var (
 	ErrClosed = errors.New("store is closed")
 )
 
-// Format is the on-disk format version written to the FORMAT file.
-const Format = 1
-
+// formatLine is the content of the FORMAT file: the layout version.
 const formatLine = "pbxsync-store 1\n"
 
 // Defaults of the options.
@@ -243,6 +241,21 @@ func (s *Store) initLayout() error {
 	}
 	for _, d := range []string{s.blobsDir(), s.tmpDir(), s.jobsDir()} {
 		if err := mkdirAllSync(d); err != nil {
+			return err
+		}
+	}
+	// All 256 blob directories exist (durably) before the first Put, so
+	// concurrent Puts never race to create one.
+	created := false
+	for i := range 256 {
+		err := os.Mkdir(filepath.Join(s.blobsDir(), fmt.Sprintf("%02x", i)), 0o700)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		created = created || err == nil
+	}
+	if created {
+		if err := syncDir(s.blobsDir()); err != nil {
 			return err
 		}
 	}
