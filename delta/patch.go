@@ -142,8 +142,8 @@ func decodePayload(ctx context.Context, h *Header, base *File, src *payloadReade
 		}
 		return decodeDictZstd(src, b, h.ResultSize, out)
 	case KindBlocks:
-		br := bufio.NewReaderSize(src, 64<<10)
-		if err := applyOps(ctx, br, *base, out, make([]byte, 256<<10)); err != nil {
+		br := bufio.NewReaderSize(src, int(min(64<<10, max(h.PayloadSize, 16))))
+		if err := applyOps(ctx, br, *base, out, copyBuffer(base.Size)); err != nil {
 			return err
 		}
 		if br.Buffered() > 0 {
@@ -157,7 +157,7 @@ func decodePayload(ctx context.Context, h *Header, base *File, src *payloadReade
 		}
 		defer dec.Close()
 		br := bufio.NewReaderSize(dec, 64<<10)
-		if err := applyOps(ctx, br, *base, out, make([]byte, 256<<10)); err != nil {
+		if err := applyOps(ctx, br, *base, out, copyBuffer(base.Size)); err != nil {
 			return err
 		}
 		if n, _ := br.Read(make([]byte, 1)); n > 0 || br.Buffered() > 0 {
@@ -167,6 +167,9 @@ func decodePayload(ctx context.Context, h *Header, base *File, src *payloadReade
 	}
 	return fmt.Errorf("%w: kind %d", ErrUnsupported, h.Kind)
 }
+
+// copyBuffer returns the buffer for copies from a base of size bytes.
+func copyBuffer(size int64) []byte { return make([]byte, min(256<<10, max(size, 512))) }
 
 // payloadReader yields exactly the payload's bytes and tells a payload cut
 // short (corrupt) from a failing reader (reported as such).
