@@ -78,7 +78,7 @@ func (m *Monitor) dialOnce(ctx context.Context, p Peer) error {
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", p.Address, err)
 	}
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	hctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	qc, err := m.tr.Dial(hctx, addr, m.clientTLS(p), m.qconf)
 	if err != nil {

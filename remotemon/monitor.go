@@ -39,9 +39,9 @@ type Options struct {
 	Log      *slog.Logger
 	Agent    string // software version sent in Hello
 
-	PingInterval time.Duration // default 1s
-	DeadAfter    time.Duration // no frame for this long closes a connection; default 3s
-	MaxBackoff   time.Duration // default 2s
+	PingInterval time.Duration // default 500ms
+	DeadAfter    time.Duration // no frame for this long closes a connection; default 2.5s
+	MaxBackoff   time.Duration // default 1s
 }
 
 // ErrNotConnected is returned when a peer has no live connection.
@@ -81,13 +81,13 @@ type peerState struct {
 // New binds the UDP socket and returns a Monitor; Run starts it.
 func New(opts Options) (*Monitor, error) {
 	if opts.PingInterval <= 0 {
-		opts.PingInterval = time.Second
+		opts.PingInterval = 500 * time.Millisecond
 	}
 	if opts.DeadAfter <= 0 {
-		opts.DeadAfter = 3 * time.Second
+		opts.DeadAfter = 2500 * time.Millisecond
 	}
 	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = 2 * time.Second
+		opts.MaxBackoff = time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -111,7 +111,7 @@ func New(opts Options) (*Monitor, error) {
 		peers:   map[string]*peerState{},
 		byID:    map[identity.ID]string{},
 		qconf: &quic.Config{
-			HandshakeIdleTimeout: 3 * time.Second,
+			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
 			KeepAlivePeriod:      opts.PingInterval,
 			MaxIncomingStreams:   512,
