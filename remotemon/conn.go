@@ -161,7 +161,7 @@ func (m *Monitor) serve(ctx context.Context, c *conn) {
 	go m.pinger(cctx, c)
 	err := m.readControl(c)
 	c.qc.CloseWithError(0, "control stream ended")
-	if err != nil && ctx.Err() == nil && !isClosed(err) {
+	if ctx.Err() == nil && !isClosed(err) {
 		m.noteError(c.peer, "connection to peer lost", err)
 	}
 	m.unregister(c)
@@ -172,6 +172,8 @@ func isClosed(err error) bool {
 	return errors.As(err, &appErr) && appErr.ErrorCode == 0
 }
 
+// readControl serves c's control stream until it fails; it always returns
+// the error that ended it.
 func (m *Monitor) readControl(c *conn) error {
 	for {
 		msg, err := m.codec.Read(c.ctrl)
