@@ -200,7 +200,7 @@ func (s *Session) run() {
 		s.mu.Unlock()
 
 		if err == nil {
-			failures = 0
+			upAt := time.Now()
 			s.log.Info("AMI session up", "banner", c.banner)
 			select {
 			case <-c.done:
@@ -220,33 +220,51 @@ func (s *Session) run() {
 			if s.isClosed() {
 				return
 			}
-			s.log.Warn("AMI session lost; reconnecting", "err", cause)
-			continue // first retry at once
+			s.log.Warn("AMI session lost; reconnecting", "err", cause, "was_up", time.Since(upAt).Round(time.Millisecond))
+			if time.Since(upAt) >= stableSession {
+				failures = 0
+				continue // first retry at once
+			}
+			// A session that dies right after login (a flapping manager)
+			// must not make us reconnect in a tight loop.
+			err = cause
 		}
 		failures++
-		failedAt := time.Now()
 		d := backoff(failures, s.cfg.MinBackoff, s.cfg.MaxBackoff)
 		s.log.Warn("AMI connect failed", "err", err, "retry_in", d)
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-s.kick:
-			// An action waits: retry now, but no sooner than MinBackoff
-			// after the failed attempt.
-			t.Stop()
-			if wait := s.cfg.MinBackoff - time.Since(failedAt); wait > 0 {
-				t.Reset(wait)
-				select {
-				case <-t.C:
-				case <-s.done:
-					t.Stop()
-					return
-				}
-			}
-		case <-s.done:
-			t.Stop()
+		if !s.pause(d) {
 			return
 		}
+	}
+}
+
+// stableSession is how long a session must have been up for its loss to
+// reset the reconnect backoff.
+const stableSession = 5 * time.Second
+
+// pause waits d before the next connect attempt, or only MinBackoff when an
+// action is waiting for a connection. It reports false on Close.
+func (s *Session) pause(d time.Duration) bool {
+	failedAt := time.Now()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.done:
+		return false
+	case <-s.kick:
+	}
+	wait := s.cfg.MinBackoff - time.Since(failedAt)
+	if wait <= 0 {
+		return true
+	}
+	t.Reset(wait)
+	select {
+	case <-t.C:
+		return true
+	case <-s.done:
+		return false
 	}
 }
 
