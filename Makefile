@@ -1,0 +1,58 @@
+# pbxsync — see README.md. Every target installs what it needs through Go's
+# module proxy; `.ci/run` installs the Debian packages (rsync, PostgreSQL).
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2026.2.2
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+BIN         := bin/pbxsync
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta fuzz clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pbxsync
+
+## test: what CI runs — vet, staticcheck, and every test with the race detector.
+test: vet staticcheck unit
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+staticcheck:
+	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+## demo: three agents on 127.0.0.1 in a temporary directory; Ctrl-C stops them.
+demo: build
+	./$(BIN) demo
+
+## demo-script: the scripted demo; exits 0 only when every step converged.
+demo-script: build
+	./$(BIN) demo --script
+
+## acceptance: the shared acceptance checks (../shared/acceptance) against this checkout.
+acceptance:
+	../shared/acceptance/run
+
+## bench: Go benchmarks (figures, not pass/fail).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./syncer/
+	$(GO) test -run '^$$' -bench . ./internal/store/ ./hostmon/
+
+## fuzz: every fuzz target for FUZZTIME each (default 30s).
+FUZZTIME ?= 30s
+fuzz:
+	@$(GO) test -list 'Fuzz.*' ./... 2>/dev/null | awk '/^Fuzz/ {n[c++]=$$1} /^ok/ {for (i = 0; i < c; i++) print $$2, n[i]; c = 0}' | \
+	while read -r pkg name; do \
+		echo "== $$pkg $$name"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
+clean:
+	rm -rf bin
