@@ -1,0 +1,99 @@
+package index
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidatePath(t *testing.T) {
+	good := []string{"a", "a/b", "extensions.conf", "sounds/en/hello.gsm", ".hidden", "a..b", "...x"}
+	for _, p := range good {
+		if err := ValidatePath(p); err != nil {
+			t.Errorf("ValidatePath(%q) = %v, want nil", p, err)
+		}
+	}
+	bad := map[string]string{
+		"":                                "empty",
+		"/etc/passwd":                     "absolute",
+		"..":                              "..",
+		"../x":                            "..",
+		"a/../../x":                       "..",
+		"a/./b":                           ".",
+		"a//b":                            "empty element",
+		"a/":                              "empty element",
+		"a\\b":                            "backslash",
+		"a\x00b":                          "NUL",
+		"\xff":                            "UTF-8",
+		strings.Repeat("a", MaxPathLen+1): "too long",
+	}
+	for p, want := range bad {
+		err := ValidatePath(p)
+		if !errors.Is(err, ErrBadPath) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidatePath(%q) = %v, want ErrBadPath mentioning %q", p, err, want)
+		}
+	}
+}
+
+func TestHashRoundTrip(t *testing.T) {
+	h := Sum([]byte("exten => 100,1,Answer()"))
+	got, err := ParseHash(h.String())
+	if err != nil || got != h {
+		t.Fatalf("ParseHash(String()) = %v, %v", got, err)
+	}
+	if _, err := ParseHash("zz"); err == nil {
+		t.Fatal("short hash accepted")
+	}
+	hr, n, err := HashReader(strings.NewReader("exten => 100,1,Answer()"))
+	if err != nil || hr != h || n != 23 {
+		t.Fatalf("HashReader = %v %d %v", hr, n, err)
+	}
+	if Sum(nil) == Sum([]byte{0}) || !ZeroHash.IsZero() || h.IsZero() {
+		t.Fatal("hash identity broken")
+	}
+}
+
+func TestVectorCompare(t *testing.T) {
+	a := Vector{}.Bump("x")
+	b := a.Bump("y")
+	c := a.Bump("x")
+	cases := []struct {
+		a, b Vector
+		want Ordering
+	}{
+		{nil, nil, Equal},
+		{a, a.Clone(), Equal},
+		{a, b, Before},
+		{b, a, After},
+		{b, c, Concurrent},
+		{nil, a, Before},
+	}
+	for i, tc := range cases {
+		if got := Compare(tc.a, tc.b); got != tc.want {
+			t.Errorf("case %d: Compare = %v, want %v", i, got, tc.want)
+		}
+	}
+	if a.Get("x") != 1 || b.Get("y") != 1 || c.Get("x") != 2 || a.Get("nobody") != 0 {
+		t.Fatal("Get/Bump wrong")
+	}
+	if len(a) != 1 {
+		t.Fatal("Bump mutated its receiver")
+	}
+}
+
+func TestDigestAndParent(t *testing.T) {
+	x := Index{"a": {Path: "a", Kind: KindFile, Size: 1, Mode: 0o644, Hash: Sum([]byte("1"))}}
+	y := x.Clone()
+	if x.Digest() != y.Digest() {
+		t.Fatal("equal indexes have different digests")
+	}
+	it := y["a"]
+	it.Mode = 0o600
+	y["a"] = it
+	if x.Digest() == y.Digest() {
+		t.Fatal("a mode change does not change the digest")
+	}
+	if Parent("a/b/c") != "a/b" || Parent("a") != "" {
+		t.Fatal("Parent wrong")
+	}
+}
