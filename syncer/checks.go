@@ -1,18 +1,14 @@
 package syncer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/config"
+	"pbxsync/internal/shell"
 )
 
 // AfterApply runs what must follow an applied generation on this host:
@@ -72,35 +68,13 @@ func MatchesAny(globs, paths []string) bool {
 // a timeout, or a command that cannot start; the error quotes the command
 // and the last lines of its output.
 func RunCheck(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
-	timeout := job.CheckTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", command)
-	cmd.Dir = job.Path
-	cmd.Env = append(os.Environ(),
-		"PBXSYNC_JOB="+job.Name,
-		"PBXSYNC_GENERATION="+strconv.FormatUint(gen, 10),
-		"PBXSYNC_CHANGED="+strings.Join(changed, "\n"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if cctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("check %q timed out after %s", command, timeout)
-	}
+	_, err := shell.Run(ctx, job.Path, command, []string{
+		"PBXSYNC_JOB=" + job.Name,
+		"PBXSYNC_GENERATION=" + strconv.FormatUint(gen, 10),
+		"PBXSYNC_CHANGED=" + strings.Join(changed, "\n"),
+	}, job.CheckTimeout)
 	if err != nil {
-		tail := strings.TrimSpace(out.String())
-		if len(tail) > 300 {
-			tail = "…" + tail[len(tail)-300:]
-		}
-		if tail != "" {
-			return fmt.Errorf("check %q failed: %v: %s", command, err, tail)
-		}
-		return fmt.Errorf("check %q failed: %v", command, err)
+		return fmt.Errorf("check %w", err)
 	}
 	return nil
 }
