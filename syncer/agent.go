@@ -33,6 +33,7 @@ type Agent struct {
 	ident   *identity.Identity
 	store   *store.Store
 	mon     *remotemon.Monitor
+	hooks   *remotemon.HookRunner
 	after   AfterApply
 	started time.Time
 
@@ -68,6 +69,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.mon = mon
+	a.hooks = remotemon.NewHookRunner(hooksOf(cfg), log)
 	for i := range cfg.Jobs {
 		j, err := a.newJob(cfg.Jobs[i])
 		if err != nil {
@@ -102,8 +104,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	monDone := make(chan error, 1)
 	go func() { monDone <- a.mon.Run(ctx) }()
 	go a.gcLoop(ctx)
+	a.hooksSnapshot().Start(ctx)
 	<-ctx.Done()
 	a.wg.Wait()
+	a.hooksSnapshot().Wait()
 	err := <-monDone
 	a.store.Close()
 	return err
@@ -138,6 +142,10 @@ func (a *Agent) Reload(cfg *config.Config) error {
 		newJobs[j.cfg.Name] = j
 	}
 	a.mon.SetPeers(peersOf(cfg))
+	hooks := remotemon.NewHookRunner(hooksOf(cfg), a.log)
+	for _, p := range a.mon.Status() {
+		hooks.PeerChanged(p.Name, p.Connected)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for name, old := range a.jobs {
@@ -156,6 +164,11 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	}
 	a.jobs = newJobs
 	a.cfg = cfg
+	if a.ctx != nil {
+		a.hooks.Stop()
+		hooks.Start(a.ctx)
+	}
+	a.hooks = hooks
 	a.log.Info("configuration reloaded", "file", cfg.File, "jobs", len(newJobs), "peers", len(cfg.Peers))
 	return nil
 }
@@ -227,6 +240,7 @@ func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Messag
 
 // PeerChanged implements remotemon.Handler.
 func (a *Agent) PeerChanged(peer string, up bool) {
+	a.hooksSnapshot().PeerChanged(peer, up)
 	for _, j := range a.allJobs() {
 		j.post(event{peer: peer, peerUp: up, peerChange: true})
 	}
@@ -250,4 +264,21 @@ func (a *Agent) gcLoop(ctx context.Context) {
 			a.log.Warn("store GC failed", "err", err)
 		}
 	}
+}
+
+func (a *Agent) hooksSnapshot() *remotemon.HookRunner {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.hooks
+}
+
+func hooksOf(cfg *config.Config) []remotemon.Hook {
+	var out []remotemon.Hook
+	for _, h := range cfg.OnPeerDown {
+		out = append(out, remotemon.Hook{Peer: h.Peer, Grace: h.Grace, Command: h.Command, Timeout: h.Timeout})
+	}
+	for _, h := range cfg.OnPeerUp {
+		out = append(out, remotemon.Hook{Peer: h.Peer, Up: true, Grace: h.Grace, Command: h.Command, Timeout: h.Timeout})
+	}
+	return out
 }
