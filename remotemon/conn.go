@@ -202,6 +202,13 @@ func (m *Monitor) readControl(c *conn) error {
 				return err
 			}
 		case *wire.Pong, *wire.Hello:
+		case *wire.State:
+			m.mu.Lock()
+			if ps, ok := m.peers[c.peer]; ok {
+				ps.state, ps.stateTime = msg, now
+			}
+			m.mu.Unlock()
+			m.handler.HandleMessage(c.peer, msg)
 		default:
 			m.handler.HandleMessage(c.peer, msg)
 		}

@@ -76,6 +76,8 @@ type peerState struct {
 	loggedErr  string
 	loggedAt   time.Time
 	cancelDial context.CancelFunc
+	state      *wire.State
+	stateTime  time.Time
 }
 
 // New binds the UDP socket and returns a Monitor; Run starts it.
@@ -236,7 +238,8 @@ func (m *Monitor) Status() []PeerStatus {
 	out := make([]PeerStatus, 0, len(m.peers))
 	for name, ps := range m.peers {
 		st := PeerStatus{Name: name, ID: ps.cfg.ID.String(), Address: ps.cfg.Address, Connected: len(ps.conns) > 0,
-			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr}
+			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr,
+			State: ps.state, StateTime: ps.stateTime}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()
@@ -247,6 +250,27 @@ func (m *Monitor) Status() []PeerStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// PeerState returns what peer last published about itself, or nil.
+func (m *Monitor) PeerState(peer string) *wire.State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ps, ok := m.peers[peer]; ok {
+		return ps.state
+	}
+	return nil
+}
+
+// Broadcast sends msg to every connected peer and returns how many got it.
+func (m *Monitor) Broadcast(msg wire.Message) int {
+	n := 0
+	for _, st := range m.Status() {
+		if st.Connected && m.Send(st.Name, msg) == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // Connected reports whether peer has a live connection.

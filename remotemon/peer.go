@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"pbxsync/internal/identity"
+	"pbxsync/internal/wire"
 )
 
 // Peer is a configured peer: a name, an address to dial and a pinned ID.
@@ -26,4 +27,6 @@ type PeerStatus struct {
 	BytesSent     uint64        `json:"bytes_sent"`
 	BytesReceived uint64        `json:"bytes_received"`
 	LastError     string        `json:"last_error,omitempty"`
+	State         *wire.State   `json:"state,omitempty"` // what the peer last published about itself
+	StateTime     time.Time     `json:"state_time,omitzero"`
 }

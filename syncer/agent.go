@@ -34,6 +34,7 @@ type Agent struct {
 	store   *store.Store
 	mon     *remotemon.Monitor
 	hooks   *remotemon.HookRunner
+	peerUp  chan struct{} // wakes the state publisher
 	after   AfterApply
 	started time.Time
 
@@ -56,7 +57,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, cfg: cfg, jobs: map[string]*job{}, started: time.Now()}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
 	if a.after == nil {
 		a.after = ShellChecks{}
 	}
@@ -104,6 +105,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	monDone := make(chan error, 1)
 	go func() { monDone <- a.mon.Run(ctx) }()
 	go a.gcLoop(ctx)
+	go a.publishLoop(ctx)
 	a.hooksSnapshot().Start(ctx)
 	<-ctx.Done()
 	a.wg.Wait()
@@ -241,6 +243,12 @@ func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Messag
 // PeerChanged implements remotemon.Handler.
 func (a *Agent) PeerChanged(peer string, up bool) {
 	a.hooksSnapshot().PeerChanged(peer, up)
+	if up {
+		select {
+		case a.peerUp <- struct{}{}:
+		default:
+		}
+	}
 	for _, j := range a.allJobs() {
 		j.post(event{peer: peer, peerUp: up, peerChange: true})
 	}

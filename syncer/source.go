@@ -106,6 +106,16 @@ func (j *job) announce(force bool) {
 			}
 			continue
 		}
+		if st := j.a.mon.PeerState(name); st != nil && st.Asterisk == "down" {
+			// its Asterisk is down: queue the generation until it is back
+			j.setStatus(func(s *JobStatus) {
+				s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: t.version, State: "waiting", Reason: "waiting until its Asterisk is up"})
+			})
+			if j.cfg.Order == config.OrderRolling {
+				return
+			}
+			continue
+		}
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			if msg == nil {
 				msg = &wire.Announce{Job: j.cfg.Name, Version: v, Origin: j.latest.Origin, Reason: j.latest.Reason, Items: wire.FromIndex(j.latest.Index)}

@@ -25,6 +25,7 @@ type JobStatus struct {
 	BytesSent     uint64         `json:"bytes_sent"`
 	BytesReceived uint64         `json:"bytes_received"`
 	Targets       []TargetStatus `json:"targets,omitempty"`
+	Rollout       string         `json:"rollout,omitempty"` // source: how far the newest generation got
 }
 
 // TargetStatus is what a source knows of one target of a job.
@@ -34,6 +35,7 @@ type TargetStatus struct {
 	Generation uint64 `json:"generation"` // its own generation number
 	State      string `json:"state"`
 	Reason     string `json:"reason,omitempty"`
+	Lag        uint64 `json:"lag"` // generations behind the source's newest
 }
 
 func (s *JobStatus) setTarget(peer string, r *wire.Result) {
@@ -65,6 +67,9 @@ func (a *Agent) Status() Status {
 		js := j.status
 		js.Targets = append([]TargetStatus(nil), j.status.Targets...)
 		j.mu.Unlock()
+		if js.Role == "source" {
+			js.Rollout = rollout(&js, j.cfg.Targets, j.cfg.Order)
+		}
 		st.Jobs = append(st.Jobs, js)
 	}
 	return st
@@ -103,4 +108,32 @@ func (a *Agent) Healthy(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rollout fills each target's lag and describes how far the source's newest
+// generation got: "2/3 targets have generation 7", and where a rolling
+// rollout stopped.
+func rollout(js *JobStatus, targets []string, order string) string {
+	done, stopped := 0, ""
+	for i := range js.Targets {
+		t := &js.Targets[i]
+		if js.Generation > t.Version {
+			t.Lag = js.Generation - t.Version
+		}
+		if t.Version == js.Generation && t.State == "good" {
+			done++
+		}
+		if t.Version == js.Generation && t.State == "bad" && stopped == "" {
+			stopped = t.Name
+		}
+	}
+	s := fmt.Sprintf("%d/%d targets have generation %d", done, len(targets), js.Generation)
+	if stopped != "" {
+		if order == "rolling" {
+			s += fmt.Sprintf("; rollout stopped at %s, which rejected it", stopped)
+		} else {
+			s += fmt.Sprintf("; %s rejected it", stopped)
+		}
+	}
+	return s
 }

@@ -73,7 +73,15 @@ type State struct {
 	Healthy  bool       `json:"healthy"`
 	Asterisk string     `json:"asterisk,omitempty"` // "up", "down", or "" when not configured
 	Channels int        `json:"channels,omitempty"`
+	Load1    float64    `json:"load1,omitempty"`
+	Disks    []Disk     `json:"disks,omitempty"`
 	Jobs     []JobState `json:"jobs,omitempty"`
+}
+
+// Disk is the free space where a node writes (data_dir, job roots).
+type Disk struct {
+	Path      string `json:"path"`
+	FreeBytes uint64 `json:"free_bytes"`
 }
 
 // JobState is one job's line in a State.
@@ -94,6 +102,14 @@ func (m *State) Validate() error {
 	}
 	if len(m.Jobs) > 4096 {
 		return fmt.Errorf("jobs: %d entries", len(m.Jobs))
+	}
+	if len(m.Disks) > 4096 {
+		return fmt.Errorf("disks: %d entries", len(m.Disks))
+	}
+	for _, d := range m.Disks {
+		if err := checkText("disk path", d.Path, 4096); err != nil {
+			return err
+		}
 	}
 	for _, j := range m.Jobs {
 		if err := checkName("job", j.Job); err != nil {
