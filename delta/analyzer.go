@@ -32,8 +32,8 @@ type Options struct {
 	// TryAllMaxSize: see DefaultTryAllMaxSize; 0 means the default.
 	TryAllMaxSize int64
 	// BlockSize is the block size of the signature the sender builds of a
-	// base it holds; 0 chooses it from the base size (64 B for bases up to
-	// 32 MiB, at most 512 Ki blocks above). Diff uses the signature's.
+	// base it holds; 0 chooses it from the base size (128 B for bases up to
+	// 64 MiB, at most 512 Ki blocks above). Diff uses the signature's.
 	BlockSize int
 	// SpoolMemory: see DefaultSpoolMemory; 0 means the default.
 	SpoolMemory int64
@@ -180,6 +180,9 @@ type encoder struct {
 
 func newEncoder(ctx context.Context, target File, opts *Options) *encoder {
 	e := &encoder{ctx: ctx, o: opts.withDefaults(), start: time.Now(), target: target, bestKind: KindRaw}
+	// A hash the caller gives is trusted, which saves hashing the target;
+	// if the file changes meanwhile, Patch refuses the result.
+	e.targetHash, e.haveTarget = target.Hash, !target.Hash.IsZero()
 	e.res.TargetSize = target.Size
 	e.bestTotal = e.headerSize(KindRaw, target.Size) + target.Size
 	return e
@@ -188,6 +191,7 @@ func newEncoder(ctx context.Context, target File, opts *Options) *encoder {
 func (e *encoder) setBase(base *File) {
 	e.base = base
 	e.baseSize = base.Size
+	e.baseHash, e.haveBase = base.Hash, !base.Hash.IsZero()
 }
 
 func (e *encoder) close() { e.best.close() }
@@ -218,11 +222,14 @@ func (e *encoder) newSpool(k Kind) *spool {
 // targetReader returns a sequential reader of the target that hashes it,
 // if its hash is not known yet; call noteTarget after reading.
 func (e *encoder) targetReader() *hashingReader {
+	if e.haveTarget {
+		return &hashingReader{r: e.target.sequential(e.ctx)}
+	}
 	return newHashingReader(e.target.sequential(e.ctx))
 }
 
 func (e *encoder) noteTarget(hr *hashingReader) error {
-	if hr.n != e.target.Size || e.haveTarget {
+	if hr.n != e.target.Size || e.haveTarget || hr.h == nil {
 		return nil
 	}
 	sum := hr.h.Sum()
@@ -287,12 +294,14 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 		if bs < MinBlockSize || bs > MaxBlockSize {
 			return fmt.Errorf("delta: block size %d outside [%d, %d]", bs, MinBlockSize, MaxBlockSize)
 		}
-		s, sum, err := buildSignature(e.ctx, e.base.sequential(e.ctx), e.base.Size, bs, localStrongLen)
+		s, sum, err := buildSignature(e.ctx, e.base.sequential(e.ctx), e.base.Size, bs, localStrongLen, !e.haveBase)
 		if err != nil {
 			return err
 		}
-		if err := e.noteBase(sum); err != nil {
-			return err
+		if !e.haveBase {
+			if err := e.noteBase(sum); err != nil {
+				return err
+			}
 		}
 		sig = s
 	}
@@ -370,13 +379,18 @@ func (e *encoder) tryDict() error {
 		return nil
 	}
 	t0 := time.Now()
-	br := newHashingReader(e.base.sequential(e.ctx))
+	br := e.base.sequential(e.ctx)
+	if !e.haveBase {
+		br = newHashingReader(br)
+	}
 	b := make([]byte, e.base.Size)
 	if _, err := io.ReadFull(br, b); err != nil {
 		return fmt.Errorf("delta: reading base: %w", err)
 	}
-	if err := e.noteBase(br.h.Sum()); err != nil {
-		return err
+	if hr, ok := br.(*hashingReader); ok {
+		if err := e.noteBase(hr.h.Sum()); err != nil {
+			return err
+		}
 	}
 	tr := e.targetReader()
 	t := make([]byte, e.target.Size)
@@ -464,7 +478,7 @@ func (e *encoder) finish(w io.Writer) (Result, error) {
 		if _, err := io.Copy(cw, hr); err != nil {
 			return e.res, fmt.Errorf("delta: writing raw payload: %w", err)
 		}
-		if hr.n != e.target.Size || hr.h.Sum() != e.targetHash {
+		if hr.n != e.target.Size || (hr.h != nil && hr.h.Sum() != e.targetHash) {
 			return e.res, fmt.Errorf("delta: target changed while encoding")
 		}
 	}

@@ -161,19 +161,33 @@ func TestCorruptSignatureRefused(t *testing.T) {
 	}
 }
 
-// TestBaseChangedWhileEncoding: a base whose content does not match the
-// hash the caller gave is refused by the encoder.
-func TestBaseChangedWhileEncoding(t *testing.T) {
+// TestWrongHashesGiven: the encoders trust the hashes the caller gives
+// (and skip hashing); if they are wrong, for example because a file changed
+// meanwhile, Patch refuses the delta.
+func TestWrongHashesGiven(t *testing.T) {
 	base, target := testPair()
+	wrong := index.Sum([]byte("something else"))
 	bf := BytesFile(base)
-	bf.Hash = index.Sum([]byte("something else"))
-	if _, err := Encode(context.Background(), io.Discard, &bf, BytesFile(target), nil); err == nil {
-		t.Fatal("Encode accepted a base that does not match its hash")
+	bf.Hash = wrong
+	var d bytes.Buffer
+	if _, err := Encode(context.Background(), &d, &bf, BytesFile(target), nil); err != nil {
+		t.Fatal(err)
+	}
+	rb := BytesFile(base)
+	rb.Hash = index.Sum(base)
+	if _, err := Patch(context.Background(), io.Discard, &rb, bytes.NewReader(d.Bytes()), nil); !errors.Is(err, ErrBaseMismatch) {
+		t.Fatalf("wrong base hash given to Encode: Patch says %v", err)
 	}
 	tf := BytesFile(target)
-	tf.Hash = index.Sum([]byte("something else"))
-	if _, err := Encode(context.Background(), io.Discard, nil, tf, nil); err == nil {
-		t.Fatal("Encode accepted a target that does not match its hash")
+	tf.Hash = wrong
+	for _, k := range allKinds {
+		d.Reset()
+		if _, err := EncodeKind(context.Background(), &d, k, &rb, tf, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Patch(context.Background(), io.Discard, &rb, bytes.NewReader(d.Bytes()), nil); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%v: wrong target hash given to Encode: Patch says %v", k, err)
+		}
 	}
 }
 

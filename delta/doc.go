@@ -7,7 +7,7 @@
 // The sender usually knows by hash which version the receiver has, since
 // both keep known-good generations. Then it encodes against that base
 // directly, with no round trip: Encode tries a block match against a
-// signature of the base it computes itself (64-byte blocks, copies then
+// signature of the base it computes itself (128-byte blocks, copies then
 // extended byte by byte into the literals), zstd with the base as a raw
 // dictionary (like zstd --patch-from) for files up to DictMaxSize, and
 // plain zstd, and writes the smallest.
@@ -73,7 +73,7 @@
 //	"PBXS"         4 bytes magic
 //	version        1 byte, 1
 //	flags          1 byte, 0
-//	strong length  1 byte, 4..16: bytes of xxh3-128 (big-endian) kept per block
+//	strong length  1 byte, 2..16: bytes of xxh3-128 (big-endian) kept per block
 //	block size     varint, 16..1 MiB
 //	base size      varint
 //	header check   4 bytes: low 32 bits of xxh3-64 of the header before it

@@ -14,9 +14,10 @@ import (
 // known, its BLAKE3-256 hash (as in index.Item.Hash). An *os.File with its
 // size is the usual one; see OpenFile and BytesFile.
 //
-// A zero Hash means unknown: encoders then compute it while reading. A
-// non-zero Hash is trusted by Patch for the base check, and checked by the
-// encoders against what they read.
+// A zero Hash means unknown: encoders then compute it while reading, which
+// costs a BLAKE3 pass. A non-zero Hash is trusted: encoders write it into
+// the header without hashing again (a file changed meanwhile is refused by
+// Patch), and Patch compares it with the header's base hash.
 type File struct {
 	R    io.ReaderAt
 	Size int64
@@ -49,7 +50,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// hashingReader hashes and counts what passes through it.
+// hashingReader counts what passes through it and hashes it, unless h is
+// nil.
 type hashingReader struct {
 	r io.Reader
 	h *index.Hasher
@@ -62,7 +64,9 @@ func newHashingReader(r io.Reader) *hashingReader {
 
 func (h *hashingReader) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
+	if h.h != nil {
+		h.h.Write(p[:n])
+	}
 	h.n += int64(n)
 	return n, err
 }

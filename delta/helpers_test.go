@@ -94,17 +94,23 @@ func editScript(r *rand.Rand, b []byte) []byte {
 }
 
 // encodeKind returns the delta of target against base in kind k
-// (0: Encode's choice).
+// (0: Encode's choice), with unknown hashes.
 func encodeKind(t testing.TB, k Kind, base, target []byte, opts *Options) ([]byte, Result) {
 	t.Helper()
-	var buf bytes.Buffer
 	bf := BytesFile(base)
+	return encodeFiles(t, k, &bf, BytesFile(target), opts)
+}
+
+// encodeFiles is encodeKind on Files (whose hashes may be set).
+func encodeFiles(t testing.TB, k Kind, bf *File, tf File, opts *Options) ([]byte, Result) {
+	t.Helper()
+	var buf bytes.Buffer
 	var res Result
 	var err error
 	if k == 0 {
-		res, err = Encode(context.Background(), &buf, &bf, BytesFile(target), opts)
+		res, err = Encode(context.Background(), &buf, bf, tf, opts)
 	} else {
-		res, err = EncodeKind(context.Background(), &buf, k, &bf, BytesFile(target), opts)
+		res, err = EncodeKind(context.Background(), &buf, k, bf, tf, opts)
 	}
 	if err != nil {
 		t.Fatalf("encode %v: %v", k, err)

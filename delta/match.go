@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/bits"
 
 	"github.com/zeebo/xxh3"
@@ -27,8 +28,11 @@ const maxChain = 32
 
 const fibMul = 0x9E3779B97F4A7C15
 
-// table returns s's lookup table, building it on first use. Identical
-// blocks are entered once.
+// fastPathStrongLen is the shortest strong hash trusted without the weak
+// checksum (64 bits; sender-side signatures keep 8 bytes).
+const fastPathStrongLen = 8
+
+// table returns s's lookup table, building it on first use.
 func (s *Signature) table() *sigTable {
 	if s.tbl != nil {
 		return s.tbl
@@ -48,19 +52,8 @@ func (s *Signature) table() *sigTable {
 		t.bshift = 63 // one bucket: hv>>63 is 0 or 1; head has 1 entry, so mask below
 	}
 	for i := 0; i < n; i++ {
-		w := s.weak[i]
-		hv := uint64(w) * fibMul
+		hv := uint64(s.weak[i]) * fibMul
 		b := t.bucket(hv)
-		dup := false
-		for j, k := t.head[b], 0; j != 0 && k < maxChain; j, k = t.next[j-1], k+1 {
-			if s.weak[j-1] == w && bytes.Equal(s.strongOf(int(j-1)), s.strongOf(i)) {
-				dup = true
-				break
-			}
-		}
-		if dup {
-			continue
-		}
 		t.next[i] = t.head[b]
 		t.head[b] = int32(i + 1)
 		f := hv >> t.fshift
@@ -73,9 +66,11 @@ func (s *Signature) table() *sigTable {
 func (t *sigTable) bucket(hv uint64) uint64 { return (hv >> t.bshift) & uint64(len(t.head)-1) }
 
 // find returns the full block whose checksums match win (weak sum w), or
-// -1. It tries prefer first, so that runs of consecutive blocks continue
-// even where the base repeats itself.
-func (s *Signature) find(t *sigTable, w uint32, win []byte, prefer int) int {
+// -1. It tries prefer first, so that runs of consecutive blocks continue;
+// among other blocks with equal checksums (a base that repeats itself) it
+// takes the one nearest to the base offset near, so that copies stay
+// short to encode and the block after them is the next one preferred.
+func (s *Signature) find(t *sigTable, w uint32, win []byte, prefer int, near int64) int {
 	var strong [16]byte
 	have := false
 	if prefer >= 0 && prefer < s.fullBlocks() && s.weak[prefer] == w {
@@ -84,6 +79,7 @@ func (s *Signature) find(t *sigTable, w uint32, win []byte, prefer int) int {
 			return prefer
 		}
 	}
+	best, bestDist := -1, int64(math.MaxInt64)
 	for j, k := t.head[t.bucket(uint64(w)*fibMul)], 0; j != 0 && k < maxChain; j, k = t.next[j-1], k+1 {
 		b := int(j - 1)
 		if s.weak[b] != w {
@@ -92,11 +88,18 @@ func (s *Signature) find(t *sigTable, w uint32, win []byte, prefer int) int {
 		if !have {
 			strong, have = xxh3.Hash128(win).Bytes(), true
 		}
-		if bytes.Equal(s.strongOf(b), strong[:s.StrongLen]) {
-			return b
+		if !bytes.Equal(s.strongOf(b), strong[:s.StrongLen]) {
+			continue
+		}
+		d := int64(b)*int64(s.BlockSize) - near
+		if d < 0 {
+			d = -d
+		}
+		if d < bestDist {
+			best, bestDist = b, d
 		}
 	}
-	return -1
+	return best
 }
 
 // opSink receives the ops of a delta in order.
@@ -152,6 +155,25 @@ func (s *Signature) match(ctx context.Context, r io.Reader, sink opSink) error {
 		if end-pos < B {
 			break
 		}
+		if !have && prefer >= 0 && prefer < nFull && s.StrongLen >= fastPathStrongLen {
+			// Fast path in unchanged runs: try the block after the last
+			// match by its strong hash alone, before paying for a weak sum.
+			st := xxh3.Hash128(buf[pos : pos+B]).Bytes()
+			if bytes.Equal(s.strongOf(prefer), st[:s.StrongLen]) {
+				if lit < pos {
+					if err := sink.literalOp(buf[lit:pos]); err != nil {
+						return err
+					}
+				}
+				if err := sink.copyOp(int64(prefer)*int64(B), int64(B)); err != nil {
+					return err
+				}
+				pos += B
+				lit = pos
+				prefer++
+				continue
+			}
+		}
 		if !have {
 			h, have = rollSum(buf[pos:pos+B]), true
 		}
@@ -160,7 +182,7 @@ func (s *Signature) match(ctx context.Context, r io.Reader, sink opSink) error {
 			w := weakOf(h)
 			f := (uint64(w) * fibMul) >> t.fshift
 			if t.filter[f>>6]&(1<<(f&63)) != 0 {
-				if b := s.find(t, w, buf[pos:pos+B], prefer); b >= 0 {
+				if b := s.find(t, w, buf[pos:pos+B], prefer, int64(prefer)*int64(B)); b >= 0 {
 					if lit < pos {
 						if err := sink.literalOp(buf[lit:pos]); err != nil {
 							return err

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/bits"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/zeebo/xxh3"
 
 	"pbxsync/internal/index"
@@ -27,27 +28,67 @@ const (
 // Block size choice (see docs/delta.md for the measurements behind them).
 const (
 	// sigMinBlock and sigMaxBlock bound the block size of signatures that
-	// cross the wire; between them the size grows as sigBlockFactor·√n.
-	sigMinBlock    = 512
-	sigMaxBlock    = 128 << 10
-	sigBlockFactor = 1.0
+	// cross the wire; between them it grows as √n (signatureBlockSize).
+	sigMinBlock = 512
+	sigMaxBlock = 128 << 10
 
 	// localMinBlock is the smallest block of a sender-side (local)
 	// signature; localMaxBlocks bounds its block count and so its memory
 	// (about 22 bytes a block).
-	localMinBlock  = 64
+	localMinBlock  = 128
 	localMaxBlocks = 1 << 19
 
 	// localStrongLen is the strong-hash length kept in a local signature.
 	localStrongLen = 8
+
+	// sigSafetyBits: a wire signature's strong hash is sized for a false
+	// match in at most one of 2^16 transfers, which the result hash then
+	// catches (rsync aims at 2^-10 and redoes the file with full sums on a
+	// whole-file checksum mismatch).
+	sigSafetyBits = 16
 )
 
-// SignatureBlockSize returns the block size WriteSignature uses for a base
-// of size bytes: sigBlockFactor·√size, rounded to a multiple of 16, within
-// [512 B, 128 KiB]. rsync uses 700 B up to 490 KB and √n above.
-func SignatureBlockSize(size int64) int {
-	b := int(sigBlockFactor*math.Sqrt(float64(size))) &^ 15
+// MinStrongLen and MaxStrongLen bound the strong-hash bytes per block of a
+// signature.
+const (
+	MinStrongLen = 2
+	MaxStrongLen = 16
+)
+
+// signatureBlockSize returns the block size of a wire signature of a base
+// of size bytes: f·√size, rounded down to a multiple of 16, within
+// [512 B, 128 KiB], where f is 2 for compressible content and 1 for
+// content that does not compress (audio). rsync uses 700 B up to 490 KB
+// and √n above. The best block balances the signature (∝ n/B) against the
+// literal each edit costs (∝ B × how well literals compress), so it is
+// ∝ √(n / compressibility): literals of text compress about 4×, hence the
+// factor 2. docs/delta.md has the sweep.
+func signatureBlockSize(size int64, compressible bool) int {
+	f := 1.0
+	if compressible {
+		f = 2
+	}
+	b := int(f*math.Sqrt(float64(size))) &^ 15
 	return min(max(b, sigMinBlock), sigMaxBlock)
+}
+
+// compressible reports whether a sample of up to 64 KiB from the middle of
+// f compresses to under half with fast zstd.
+func compressible(f File) bool {
+	n := min(f.Size, 64<<10)
+	if n < 1024 {
+		return true
+	}
+	b := make([]byte, n)
+	if got, _ := f.R.ReadAt(b, (f.Size-n)/2); int64(got) < n {
+		return true
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return true
+	}
+	defer enc.Close()
+	return int64(len(enc.EncodeAll(b, nil)))*2 < n
 }
 
 // localBlockSize returns the block size of the signature a sender builds of
@@ -60,14 +101,16 @@ func localBlockSize(size int64) int {
 }
 
 // strongLenFor returns the strong-hash bytes per block for a wire
-// signature: enough that the expected number of false block matches, over
-// every weak-checksum collision when matching a target up to 4× the base,
-// stays below 2^-40. The result hash catches what slips through.
+// signature, the way rsync sizes its own: enough that the expected number
+// of false block matches (weak-checksum collisions over every position of
+// a target up to 4× the base, that the strong hash also passes) stays
+// below 2^-sigSafetyBits. A false match that slips through is caught by
+// the result hash (ErrCorrupt); the caller then retries with StrongLen 16.
 func strongLenFor(size int64, blockSize int) int {
 	blocks := max(1, (size+int64(blockSize)-1)/int64(blockSize))
 	positions := max(4*size, 1<<20)
-	b := bits.Len64(uint64(positions)) + bits.Len64(uint64(blocks)) - 32 + 40
-	return min(max((b+7)/8, 4), 16)
+	b := bits.Len64(uint64(positions)) + bits.Len64(uint64(blocks)) - 32 + sigSafetyBits
+	return min(max((b+7)/8, MinStrongLen), 16)
 }
 
 // Signature holds per-block weak and strong checksums of a base: the
@@ -119,8 +162,9 @@ func scanBlocks(r io.Reader, size int64, blockSize int, fn func(weak uint32, str
 }
 
 // buildSignature computes the signature of base in memory (the sender side
-// of a base-aware delta). It returns the hash of the base as read.
-func buildSignature(ctx context.Context, base io.Reader, size int64, blockSize, strongLen int) (*Signature, index.Hash, error) {
+// of a base-aware delta). With hash set it returns the hash of the base as
+// read.
+func buildSignature(ctx context.Context, base io.Reader, size int64, blockSize, strongLen int, hash bool) (*Signature, index.Hash, error) {
 	n := blockCount(size, blockSize)
 	s := &Signature{
 		BlockSize: blockSize,
@@ -129,7 +173,10 @@ func buildSignature(ctx context.Context, base io.Reader, size int64, blockSize, 
 		weak:      make([]uint32, 0, n),
 		strong:    make([]byte, 0, n*int64(strongLen)),
 	}
-	hr := newHashingReader(ctxReader{ctx: ctx, r: base})
+	hr := &hashingReader{r: ctxReader{ctx: ctx, r: base}}
+	if hash {
+		hr.h = index.NewHasher()
+	}
 	err := scanBlocks(hr, size, blockSize, func(weak uint32, strong [16]byte) error {
 		s.weak = append(s.weak, weak)
 		s.strong = append(s.strong, strong[:strongLen]...)
@@ -138,28 +185,44 @@ func buildSignature(ctx context.Context, base io.Reader, size int64, blockSize, 
 	if err != nil {
 		return nil, index.Hash{}, fmt.Errorf("delta: signature: %w", err)
 	}
-	s.BaseHash = hr.h.Sum()
+	if hash {
+		s.BaseHash = hr.h.Sum()
+	}
 	return s, s.BaseHash, nil
 }
 
 // SignatureOptions tune WriteSignature.
 type SignatureOptions struct {
-	// BlockSize overrides SignatureBlockSize; 0 chooses it from the size.
+	// BlockSize overrides the block size; 0 chooses it from the size and
+	// how well a sample of the base compresses: 2·√n for text, √n for
+	// audio, within [512 B, 128 KiB].
 	BlockSize int
+	// StrongLen overrides the strong-hash bytes per block (MinStrongLen to
+	// MaxStrongLen); 0 sizes it from the base. Use MaxStrongLen to retry a
+	// transfer whose result failed its hash check.
+	StrongLen int
 }
 
 // WriteSignature streams the signature of base to w, reading base once, in
 // memory bounded by the block size (about 1 MiB). It returns the number of
 // bytes written. If base.Hash is set, it is checked against what was read.
 func WriteSignature(ctx context.Context, w io.Writer, base File, opts *SignatureOptions) (int64, error) {
-	bs := SignatureBlockSize(base.Size)
+	var bs int
 	if opts != nil && opts.BlockSize != 0 {
 		bs = opts.BlockSize
+	} else {
+		bs = signatureBlockSize(base.Size, compressible(base))
 	}
 	if bs < MinBlockSize || bs > MaxBlockSize {
 		return 0, fmt.Errorf("delta: signature block size %d outside [%d, %d]", bs, MinBlockSize, MaxBlockSize)
 	}
 	sl := strongLenFor(base.Size, bs)
+	if opts != nil && opts.StrongLen != 0 {
+		sl = opts.StrongLen
+	}
+	if sl < MinStrongLen || sl > MaxStrongLen {
+		return 0, fmt.Errorf("delta: signature strong length %d outside [%d, %d]", sl, MinStrongLen, MaxStrongLen)
+	}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	sum := xxh3.New()
@@ -258,8 +321,8 @@ func ReadSignature(r io.Reader, lim *SignatureLimits) (*Signature, error) {
 		return nil, corruptf("signature header checksum %08x, computed %08x", got, want)
 	}
 	switch {
-	case sl < 4 || sl > 16:
-		return nil, corruptf("signature strong length %d outside [4, 16]", sl)
+	case sl < MinStrongLen || sl > MaxStrongLen:
+		return nil, corruptf("signature strong length %d outside [%d, %d]", sl, MinStrongLen, MaxStrongLen)
 	case bs < MinBlockSize || bs > MaxBlockSize:
 		return nil, corruptf("signature block size %d outside [%d, %d]", bs, MinBlockSize, MaxBlockSize)
 	case size > maxBase:
