@@ -465,6 +465,9 @@ func (e *encoder) finish(w io.Writer) (Result, error) {
 	} else {
 		h.PayloadSize = e.target.Size
 	}
+	if h.PayloadSize > maxPayload(h.ResultSize) {
+		return e.res, fmt.Errorf("delta: %s payload of %d bytes for a %d-byte target exceeds the format's bound", h.Kind, h.PayloadSize, h.ResultSize)
+	}
 	cw := &countWriter{w: w}
 	if _, err := cw.Write(h.appendTo(nil)); err != nil {
 		return e.res, fmt.Errorf("delta: writing header: %w", err)

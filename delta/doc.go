@@ -45,7 +45,7 @@
 //	result hash    32 bytes
 //	base size      varint    } only for kinds 3, 4, 5
 //	base hash      32 bytes  }
-//	payload size   varint
+//	payload size   varint, at most 2 × result size + 1 MiB
 //	header check   4 bytes: low 32 bits of xxh3-64 of the header bytes
 //	               before it, little-endian
 //	payload        payload-size bytes, by kind:

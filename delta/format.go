@@ -61,6 +61,13 @@ type Header struct {
 	PayloadSize int64      // length of the payload that follows the header
 }
 
+// maxPayload bounds the payload of a result of n bytes. No encoding this
+// package writes comes near it (an op describes at least one result byte
+// in at most 21 bytes, but the encoders emit few short ops, and zstd adds
+// a few bytes per 128 KiB); it bounds how much input a forged header can
+// make Patch read.
+func maxPayload(n int64) int64 { return 2*n + 1<<20 }
+
 // maxVarint is the bound on varint lengths (10 bytes for 64 bits).
 const maxVarint = binary.MaxVarintLen64
 
@@ -182,6 +189,9 @@ func ReadHeader(r io.Reader) (Header, error) {
 	}
 	if h.Kind == KindRaw && h.PayloadSize != h.ResultSize {
 		return h, corruptf("raw payload of %d bytes for a result of %d", h.PayloadSize, h.ResultSize)
+	}
+	if h.PayloadSize > maxPayload(h.ResultSize) {
+		return h, corruptf("payload of %d bytes for a result of %d", h.PayloadSize, h.ResultSize)
 	}
 	return h, nil
 }
