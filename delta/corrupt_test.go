@@ -208,3 +208,30 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("Patch: %v", err)
 	}
 }
+
+// TestReadHeaderThenApply: the two-step receiver path picks the base from
+// the header.
+func TestReadHeaderThenApply(t *testing.T) {
+	base, target := testPair()
+	d, _ := encodeKind(t, 0, base, target, nil)
+	r := bytes.NewReader(d)
+	h, err := ReadHeader(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := map[index.Hash][]byte{index.Sum(base): base}
+	b, ok := store[h.BaseHash]
+	if !ok || h.ResultHash != index.Sum(target) || h.ResultSize != int64(len(target)) {
+		t.Fatalf("header %+v does not name the base and target", h)
+	}
+	bf := BytesFile(b)
+	bf.Hash = h.BaseHash
+	var out bytes.Buffer
+	if err := Apply(context.Background(), &out, h, &bf, r, nil); err != nil || !bytes.Equal(out.Bytes(), target) {
+		t.Fatalf("Apply: %v", err)
+	}
+	h.PayloadSize = maxPayload(h.ResultSize) + 1
+	if err := Apply(context.Background(), &out, h, &bf, r, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Apply with a forged header: %v", err)
+	}
+}

@@ -45,7 +45,22 @@ type PatchOptions struct {
 //
 // Memory is bounded by a few MiB for every kind but KindDictZstd, which
 // holds the base (at most opts.MaxDictBase) and a window of base + result.
+//
+// Patch is ReadHeader followed by Apply; call those two to choose the base
+// after seeing the header.
 func Patch(ctx context.Context, w io.Writer, base *File, r io.Reader, opts *PatchOptions) (Header, error) {
+	h, err := ReadHeader(r)
+	if err != nil {
+		return h, err
+	}
+	return h, Apply(ctx, w, h, base, r, opts)
+}
+
+// Apply is Patch after the header: it decodes the payload that follows a
+// header read with ReadHeader, with Patch's checks. A receiver uses it to
+// pick the base (by h.BaseHash, from its store) or skip a result it already
+// holds (by h.ResultHash) before it opens anything.
+func Apply(ctx context.Context, w io.Writer, h Header, base *File, r io.Reader, opts *PatchOptions) error {
 	var o PatchOptions
 	if opts != nil {
 		o = *opts
@@ -56,45 +71,45 @@ func Patch(ctx context.Context, w io.Writer, base *File, r io.Reader, opts *Patc
 	if o.MaxDictBase <= 0 {
 		o.MaxDictBase = DefaultMaxDictBase
 	}
-	h, err := ReadHeader(r)
-	if err != nil {
-		return h, err
+	if !h.Kind.valid() || h.ResultSize < 0 || h.PayloadSize < 0 || h.PayloadSize > maxPayload(h.ResultSize) ||
+		(h.Kind == KindRaw && h.PayloadSize != h.ResultSize) {
+		return corruptf("inconsistent header: %s, result %d bytes, payload %d bytes", h.Kind, h.ResultSize, h.PayloadSize)
 	}
 	if h.ResultSize > o.MaxSize {
-		return h, fmt.Errorf("%w: result of %d bytes, limit %d", ErrTooLarge, h.ResultSize, o.MaxSize)
+		return fmt.Errorf("%w: result of %d bytes, limit %d", ErrTooLarge, h.ResultSize, o.MaxSize)
 	}
 	if h.Kind.NeedsBase() {
 		if err := checkBase(ctx, &h, base, &o); err != nil {
-			return h, err
+			return err
 		}
 	}
 	src := &payloadReader{r: ctxReader{ctx: ctx, r: r}, left: h.PayloadSize}
 	out := &resultWriter{w: w, limit: h.ResultSize, h: index.NewHasher()}
-	err = decodePayload(ctx, &h, base, src, out)
+	err := decodePayload(ctx, &h, base, src, out)
 	if err == nil {
 		err = src.finish()
 	}
 	switch {
 	case out.err != nil:
-		return h, fmt.Errorf("delta: writing result: %w", out.err)
+		return fmt.Errorf("delta: writing result: %w", out.err)
 	case src.err != nil:
-		return h, fmt.Errorf("delta: reading payload: %w", src.err)
+		return fmt.Errorf("delta: reading payload: %w", src.err)
 	case ctx.Err() != nil:
-		return h, ctx.Err()
+		return ctx.Err()
 	case err != nil:
 		var be *baseReadError
 		if errors.Is(err, ErrCorrupt) || errors.As(err, &be) {
-			return h, err
+			return err
 		}
-		return h, fmt.Errorf("%w: %s payload: %w", ErrCorrupt, h.Kind, err)
+		return fmt.Errorf("%w: %s payload: %w", ErrCorrupt, h.Kind, err)
 	}
 	if out.n != h.ResultSize {
-		return h, corruptf("result is %d bytes, the header says %d", out.n, h.ResultSize)
+		return corruptf("result is %d bytes, the header says %d", out.n, h.ResultSize)
 	}
 	if got := out.h.Sum(); got != h.ResultHash {
-		return h, corruptf("result hash %s, the header says %s (a damaged delta, or a base with the right size but other content)", got.Short(), h.ResultHash.Short())
+		return corruptf("result hash %s, the header says %s (a damaged delta, or a base with the right size but other content)", got.Short(), h.ResultHash.Short())
 	}
-	return h, nil
+	return nil
 }
 
 func checkBase(ctx context.Context, h *Header, base *File, o *PatchOptions) error {

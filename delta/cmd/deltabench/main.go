@@ -73,6 +73,9 @@ func main() {
 	}
 	fmt.Fprintf(w, "\nTotal benchmark time: %.0f s.\n", time.Since(start).Seconds())
 	if *md != "" {
+		if err := os.MkdirAll(filepath.Dir(*md), 0o755); err != nil {
+			fatal(err)
+		}
 		if err := os.WriteFile(*md, out.Bytes(), 0o644); err != nil {
 			fatal(err)
 		}

@@ -38,7 +38,7 @@ func (b *bench) sweepCases() []sweepCase {
 func (b *bench) sweeps() error {
 	cases := b.sweepCases()
 	factors := []float64{0.5, 1, 2, 4}
-	b.printf("\n## Block size of wire signatures\n\nSignature + Diff bytes (no allowance) for block = f·√n (multiple of 16, within [512 B, 128 KiB]), and for rsync's rule (700 B below 490 KB, else √n, ≤ 128 KiB) with our hashes.\n\n| case |")
+	b.printf("\n## Block size of wire signatures\n\nSignature + Diff bytes (no allowance) for block = f·√n (multiple of 16, within [512 B, 128 KiB]), and for rsync's rule (700 B below 490 KB, else √n, ≤ 128 KiB) with our hashes. WriteSignature uses f=2 when a 64 KiB sample of the base compresses below half, else f=1.\n\n| case |")
 	for _, f := range factors {
 		b.printf(" f=%g |", f)
 	}
