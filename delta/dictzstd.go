@@ -9,12 +9,13 @@ import (
 
 // DefaultDictMaxSize is the default Options.DictMaxSize: the largest base
 // and target for KindDictZstd. Its encoder holds base and target twice
-// (about 4× their size) and its decoder the base and a window of base +
-// result; above this size block deltas were as small in the measurements
-// (a zstd block is at most 128 KiB, and every block of a dict-zstd frame
-// costs 20–40 bytes even when nothing changed, where one copy op covers an
-// unchanged run of any length).
-const DefaultDictMaxSize = 8 << 20
+// (about 4× their size; ~45 MB resident at 8 MiB) and its decoder the base
+// and a window of base + result. In the measurements (docs/delta.md) it won
+// only on files under ~0.5 MB; above a few MiB block deltas were always
+// smaller: a zstd block is at most 128 KiB, and every block of a dict-zstd
+// frame costs 20–40 bytes even when nothing changed, where one copy op
+// covers an unchanged run of any length.
+const DefaultDictMaxSize = 4 << 20
 
 // DefaultMaxDictBase is the default PatchOptions.MaxDictBase.
 const DefaultMaxDictBase = 4 * DefaultDictMaxSize

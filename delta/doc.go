@@ -30,7 +30,7 @@
 //
 // Everything streams: signatures, diffs and patches of a 1 GiB file run in
 // a few tens of MiB. Only KindDictZstd holds base and target in memory,
-// which is why it is limited to DictMaxSize (8 MiB by default).
+// which is why it is limited to DictMaxSize (4 MiB by default).
 //
 // # Delta format (version 1)
 //

@@ -35,13 +35,20 @@ const (
 	KindBlocksZstd Kind = 5
 )
 
-var kindNames = [...]string{KindRaw: "raw", KindZstd: "zstd", KindDictZstd: "dict-zstd", KindBlocks: "blocks", KindBlocksZstd: "blocks-zstd"}
-
 // String returns the kind's short name ("raw", "zstd", "dict-zstd",
 // "blocks", "blocks-zstd").
 func (k Kind) String() string {
-	if k.valid() {
-		return kindNames[k]
+	switch k {
+	case KindRaw:
+		return "raw"
+	case KindZstd:
+		return "zstd"
+	case KindDictZstd:
+		return "dict-zstd"
+	case KindBlocks:
+		return "blocks"
+	case KindBlocksZstd:
+		return "blocks-zstd"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

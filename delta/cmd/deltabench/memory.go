@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"pbxsync/delta"
+	"pbxsync/delta/internal/astgen"
 )
 
 // memResult is what a -memop child reports.
@@ -34,14 +35,14 @@ type memResult struct {
 // memory builds a 1 GiB base and a target with 1000 scattered edits on
 // disk and runs each operation in a child process.
 func (b *bench) memory() error {
-	size := int64(1 << 30)
+	bigSize := int64(1 << 30)
 	if b.quick {
-		size = 64 << 20
+		bigSize = 64 << 20
 	}
 	base, target := filepath.Join(b.dir, "big.base"), filepath.Join(b.dir, "big.target")
 	defer os.Remove(base)
 	defer os.Remove(target)
-	if err := writeBig(base, target, size); err != nil {
+	if err := writeBig(base, target, bigSize); err != nil {
 		return err
 	}
 	d1, d2, sig := filepath.Join(b.dir, "big.delta"), filepath.Join(b.dir, "big.delta2"), filepath.Join(b.dir, "big.sig")
@@ -50,15 +51,35 @@ func (b *bench) memory() error {
 	defer os.Remove(d2)
 	defer os.Remove(sig)
 	defer os.Remove(out)
-	b.printf("\n## Peak memory on a %s file\n\nBase: pseudo-random bytes (the worst case: every block distinct, nothing compresses); target: the base with 1000 scattered edits (overwrite, insert, delete). Each operation runs in its own process; maxrss = VmHWM of /proc/self/status, heap and Sys peaks sampled from runtime.MemStats every 5 ms.\n\n| operation | wall | CPU | maxrss | peak heap in use | Go Sys | output |\n|---|---:|---:|---:|---:|---:|---:|\n", size2(size))
+	b.printf("\n## Peak memory on a %s file\n\nBase: pseudo-random bytes (the worst case: every block distinct, nothing compresses); target: the base with 1000 scattered edits (overwrite, insert, delete). The last two rows: dict-zstd at its size limit. Each operation runs in its own process; maxrss = VmHWM of /proc/self/status, heap and Sys peaks sampled from runtime.MemStats every 5 ms.\n\n| operation | wall | CPU | maxrss | peak heap in use | Go Sys | output |\n|---|---:|---:|---:|---:|---:|---:|\n", size2(bigSize))
+	// dict-zstd at its size limit: an 8 MiB dialplan with one line changed.
+	g := astgen.New(5)
+	db := g.Dialplan(1)
+	for len(db) < delta.DefaultDictMaxSize-(64<<10) {
+		db = append(db, g.Dialplan(2000)...)
+	}
+	db = db[:delta.DefaultDictMaxSize-(64<<10)]
+	dbase, dtarget, dd := filepath.Join(b.dir, "dict.base"), filepath.Join(b.dir, "dict.target"), filepath.Join(b.dir, "dict.delta")
+	defer os.Remove(dbase)
+	defer os.Remove(dtarget)
+	defer os.Remove(dd)
+	if err := os.WriteFile(dbase, db, 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(dtarget, g.ChangeLine(db), 0o644); err != nil {
+		return err
+	}
 	ops := [][]string{
 		{"encode", base, target, d1},
 		{"signature", base, sig},
 		{"diff", sig, target, d2},
 		{"patch", base, d1, out},
 		{"patch", base, d2, out},
+		{"encode-dict", dbase, dtarget, dd},
+		{"patch", dbase, dd, out},
 	}
-	names := []string{"Encode (base-aware, sender)", "WriteSignature (receiver)", "ReadSignature + Diff (sender)", "Patch of the Encode delta", "Patch of the Diff delta"}
+	names := []string{"Encode (base-aware, sender)", "WriteSignature (receiver)", "ReadSignature + Diff (sender)", "Patch of the Encode delta", "Patch of the Diff delta",
+		fmt.Sprintf("EncodeKind dict-zstd, %s dialplan (the dict limit)", size(len(db))), "Patch of the dict-zstd delta"}
 	for i, op := range ops {
 		cmd := exec.Command(os.Args[0], append([]string{"-memop", op[0]}, op[1:]...)...)
 		cmd.Stderr = os.Stderr
@@ -199,7 +220,7 @@ func runMemOp(op string, args []string) error {
 	}
 	var err error
 	switch op {
-	case "encode", "diff":
+	case "encode", "encode-dict", "diff":
 		if len(args) != 3 {
 			return fmt.Errorf("%s: want 3 paths", op)
 		}
@@ -214,13 +235,17 @@ func runMemOp(op string, args []string) error {
 		}
 		defer of.Close()
 		var r delta.Result
-		if op == "encode" {
+		if op != "diff" {
 			bf, bfile, e := openF(args[0])
 			if e != nil {
 				return e
 			}
 			defer bfile.Close()
-			r, err = delta.Encode(ctx, ow, &bf, tf, &delta.Options{TempDir: filepath.Dir(args[2])})
+			if op == "encode" {
+				r, err = delta.Encode(ctx, ow, &bf, tf, &delta.Options{TempDir: filepath.Dir(args[2])})
+			} else {
+				r, err = delta.EncodeKind(ctx, ow, delta.KindDictZstd, &bf, tf, nil)
+			}
 		} else {
 			sf, e := os.Open(args[0])
 			if e != nil {
