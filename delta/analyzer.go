@@ -9,6 +9,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"pbxsync/internal/index"
 )
 
@@ -307,16 +309,17 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 	}
 	e.res.BlockSize = sig.BlockSize
 	raw, zs := e.newSpool(KindBlocks), e.newSpool(KindBlocksZstd)
-	zenc, err := newStreamEncoder(zs, e.target.Size)
-	if err != nil {
-		return fmt.Errorf("delta: zstd encoder: %w", err)
-	}
-	rawB, zB := &branch{w: raw}, &branch{w: zenc}
+	rawB, zB := &branch{w: raw}, &branch{err: errOverBudget}
 	if raw.limit == 0 {
 		rawB.err = errOverBudget
 	}
-	if zs.limit == 0 {
-		zB.err = errOverBudget
+	var zenc *zstd.Encoder
+	if zs.limit != 0 {
+		z, err := newStreamEncoder(zs, e.target.Size)
+		if err != nil {
+			return fmt.Errorf("delta: zstd encoder: %w", err)
+		}
+		zenc, zB.w, zB.err = z, z, nil
 	}
 	bw := bufio.NewWriterSize(fork{rawB, zB}, 64<<10)
 	ow := &opWriter{w: bw}
@@ -325,17 +328,17 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 		sink = newRefiner(ow, *e.base)
 	}
 	hr := e.targetReader()
-	err = sig.match(e.ctx, hr, sink)
+	err := sig.match(e.ctx, hr, sink)
 	if err == nil {
 		err = sink.finish()
 	}
 	if err == nil {
 		err = bw.Flush()
 	}
-	if zB.err == nil {
-		zB.err = zenc.Close()
-	} else {
-		zenc.Close()
+	if zenc != nil {
+		if cerr := zenc.Close(); zB.err == nil {
+			zB.err = cerr
+		}
 	}
 	if err != nil && !errors.Is(err, errOverBudget) {
 		raw.close()
