@@ -42,6 +42,10 @@ func (t Type) String() string {
 		return "Data"
 	case TypeError:
 		return "Error"
+	case TypeRowsAnnounce:
+		return "RowsAnnounce"
+	case TypeRowsHave:
+		return "RowsHave"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -73,6 +77,10 @@ func newMessage(t Type) Message {
 		return &Data{}
 	case TypeError:
 		return &Error{}
+	case TypeRowsAnnounce:
+		return &RowsAnnounce{}
+	case TypeRowsHave:
+		return &RowsHave{}
 	}
 	return nil
 }
