@@ -78,6 +78,7 @@ type peerState struct {
 	cancelDial context.CancelFunc
 	state      *wire.State
 	stateTime  time.Time
+	traffic    Traffic
 }
 
 // New binds the UDP socket and returns a Monitor; Run starts it.
@@ -239,7 +240,7 @@ func (m *Monitor) Status() []PeerStatus {
 	for name, ps := range m.peers {
 		st := PeerStatus{Name: name, ID: ps.cfg.ID.String(), Address: ps.cfg.Address, Connected: len(ps.conns) > 0,
 			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr,
-			State: ps.state, StateTime: ps.stateTime}
+			State: ps.state, StateTime: ps.stateTime, Traffic: ps.traffic}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()
@@ -250,6 +251,15 @@ func (m *Monitor) Status() []PeerStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// AddTraffic adds to the content counters of peer.
+func (m *Monitor) AddTraffic(peer string, d Traffic) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ps, ok := m.peers[peer]; ok {
+		ps.traffic.add(d)
+	}
 }
 
 // PeerState returns what peer last published about itself, or nil.

@@ -27,6 +27,24 @@ type PeerStatus struct {
 	BytesSent     uint64        `json:"bytes_sent"`
 	BytesReceived uint64        `json:"bytes_received"`
 	LastError     string        `json:"last_error,omitempty"`
+	Traffic       Traffic       `json:"content"`         // job content exchanged with the peer
 	State         *wire.State   `json:"state,omitempty"` // what the peer last published about itself
 	StateTime     time.Time     `json:"state_time,omitzero"`
+}
+
+// Traffic counts job content exchanged with a peer: logical bytes (file
+// sizes) and the bytes that went on the wire for them (compressed or
+// delta-encoded).
+type Traffic struct {
+	LogicalSent     uint64 `json:"logical_sent"`
+	ContentSent     uint64 `json:"wire_sent"`
+	LogicalReceived uint64 `json:"logical_received"`
+	ContentReceived uint64 `json:"wire_received"`
+}
+
+func (t *Traffic) add(d Traffic) {
+	t.LogicalSent += d.LogicalSent
+	t.ContentSent += d.ContentSent
+	t.LogicalReceived += d.LogicalReceived
+	t.ContentReceived += d.ContentReceived
 }

@@ -3,7 +3,6 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
-	"pbxsync/remotemon"
 )
 
 // startSource records the tree as a new generation when it differs from the
@@ -157,40 +155,6 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
 	j.announce(false)
-}
-
-// serveGet answers a target's request for content of this job.
-func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
-	defer s.Close()
-	if !j.isSource || !contains(j.cfg.Targets, peer) {
-		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
-		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
-		return
-	}
-	h := wire.HashOf(g.Hash)
-	j.mu.Lock()
-	size, ok := j.serving[h]
-	j.mu.Unlock()
-	if !ok {
-		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s of %s is not offered", h.Short(), g.Path)})
-		return
-	}
-	rc, n, err := j.a.store.OpenCompressed(h)
-	if err != nil {
-		j.log.Error("cannot read stored content", "path", g.Path, "err", err)
-		s.WriteMessage(&wire.Error{Message: "cannot read " + g.Path})
-		return
-	}
-	defer rc.Close()
-	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
-	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
-		return
-	}
-	sent, err := io.Copy(s, rc)
-	j.setStatus(func(st *JobStatus) { st.BytesSent += uint64(sent) })
-	if err != nil {
-		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
-	}
 }
 
 func contains(list []string, s string) bool {

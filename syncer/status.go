@@ -12,20 +12,25 @@ import (
 
 // JobStatus is one job's line in `pbxsync status`.
 type JobStatus struct {
-	Name          string         `json:"name"`
-	Type          string         `json:"type"`
-	Mode          string         `json:"mode"`
-	Role          string         `json:"role"` // source or target
-	Source        string         `json:"source,omitempty"`
-	Path          string         `json:"path"`
-	Generation    uint64         `json:"generation"`
-	State         string         `json:"state"`
-	LastError     string         `json:"last_error"`
-	LastChange    time.Time      `json:"last_change,omitzero"`
-	BytesSent     uint64         `json:"bytes_sent"`
-	BytesReceived uint64         `json:"bytes_received"`
-	Targets       []TargetStatus `json:"targets,omitempty"`
-	Rollout       string         `json:"rollout,omitempty"` // source: how far the newest generation got
+	Name          string    `json:"name"`
+	Type          string    `json:"type"`
+	Mode          string    `json:"mode"`
+	Role          string    `json:"role"` // source or target
+	Source        string    `json:"source,omitempty"`
+	Path          string    `json:"path"`
+	Generation    uint64    `json:"generation"`
+	State         string    `json:"state"`
+	LastError     string    `json:"last_error"`
+	LastChange    time.Time `json:"last_change,omitzero"`
+	BytesSent     uint64    `json:"bytes_sent"`     // content bytes on the wire
+	BytesReceived uint64    `json:"bytes_received"` // content bytes on the wire
+	// LogicalBytesSent and LogicalBytesReceived count the content those
+	// wire bytes stood for (file sizes): their ratio is what deltas and
+	// compression saved.
+	LogicalBytesSent     uint64         `json:"logical_bytes_sent"`
+	LogicalBytesReceived uint64         `json:"logical_bytes_received"`
+	Targets              []TargetStatus `json:"targets,omitempty"`
+	Rollout              string         `json:"rollout,omitempty"` // source: how far the newest generation got
 }
 
 // TargetStatus is what a source knows of one target of a job.
@@ -97,7 +102,8 @@ func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64
 	}
 }
 
-// Healthy reports nil when every job runs without an error.
+// Healthy reports nil when every job runs without an error and
+// Options.Health, if set, passes.
 func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
@@ -106,6 +112,9 @@ func (a *Agent) Healthy(ctx context.Context) error {
 		if state == "error" {
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
 		}
+	}
+	if a.health != nil {
+		return a.health(ctx)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -40,7 +39,18 @@ func (j *job) startTarget(ctx context.Context) error {
 			before = prev.Index
 			j.latest = prev
 		}
-		j.finish(ctx, g, before)
+		if !Equal(hostmon.ToIndex(j.states), g.Index) {
+			// stopped before its journal: apply it now, from the store
+			if _, err := j.applyIndex(ctx, g.Number, g.Index); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error())
+			}
+		}
+		if g.State == store.StateApplying {
+			j.finish(ctx, g, before)
+		}
 	}
 	if j.latest == nil {
 		g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
@@ -110,6 +120,13 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	}
 	g.Number = n
 	before, err := j.applyIndex(ctx, n, want)
+	if err != nil && ctx.Err() != nil {
+		// Shutting down: either nothing was touched (staging) or the
+		// journal is rolled forward at the next start; the generation is
+		// finished then, not judged now.
+		j.log.Info("apply interrupted by shutdown", "generation", n)
+		return
+	}
 	if err != nil {
 		reason := "apply failed: " + err.Error()
 		j.log.Error("apply failed; rolling back", "generation", n, "err", err)
@@ -215,37 +232,4 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
 		}
 	}
 	return errors.Join(all...)
-}
-
-func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
-	s, err := j.a.mon.OpenStream(ctx, peer)
-	if err != nil {
-		return err
-	}
-	defer s.Abort()
-	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(it.Size/(1<<20))*time.Second))
-	if err := s.WriteMessage(&wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:]}); err != nil {
-		return fmt.Errorf("request %s: %w", it.Path, err)
-	}
-	s.Close()
-	m, err := s.ReadMessage()
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", it.Path, err)
-	}
-	switch m := m.(type) {
-	case *wire.Error:
-		return fmt.Errorf("fetch %s: source says: %s", it.Path, m.Message)
-	case *wire.Data:
-		if wire.HashOf(m.Hash) != it.Hash || m.Length != it.Size {
-			return fmt.Errorf("fetch %s: source sent other content (%s, %d bytes) than announced", it.Path, wire.HashOf(m.Hash).Short(), m.Length)
-		}
-		_, err := j.a.store.PutCompressed(ctx, io.LimitReader(s, m.Size), it.Hash, it.Size)
-		j.setStatus(func(st *JobStatus) { st.BytesReceived += uint64(m.Size) })
-		if err != nil {
-			return fmt.Errorf("fetch %s: %w", it.Path, err)
-		}
-		return nil
-	default:
-		return fmt.Errorf("fetch %s: unexpected %s", it.Path, m.Type())
-	}
 }
