@@ -193,6 +193,11 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if err := f.Chmod(it.Mode.Perm()); err != nil {
 		return fail(err)
 	}
+	if uid, gid, ok := a.ownerFor(it.Path); ok {
+		if err := f.Chown(uid, gid); err != nil {
+			return fail(err)
+		}
+	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
@@ -247,7 +252,11 @@ func (a *Applier) execute(j *store.Journal) error {
 			dirs[filepath.Dir(full)] = true
 		case jMkdir:
 			err = os.Mkdir(full, fs.FileMode(e.Mode)|0o700)
-			if errors.Is(err, fs.ErrExist) {
+			if err == nil {
+				if uid, gid, ok := a.ownerFor(index.Parent(e.Path)); ok {
+					err = os.Lchown(full, uid, gid)
+				}
+			} else if errors.Is(err, fs.ErrExist) {
 				if st, serr := os.Lstat(full); serr == nil && st.IsDir() {
 					err = nil
 				}
@@ -308,4 +317,27 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// ownerFor returns the owner a written item at rel gets when the agent runs
+// as root: the owner of the file it replaces, else of its nearest existing
+// parent directory. A rename gives the path a new inode, and without this
+// every synced file would become root's (and a 0640 asterisk.conf unreadable
+// to Asterisk). Other users cannot give files away; ok is false for them.
+func (a *Applier) ownerFor(rel string) (uid, gid int, ok bool) {
+	if os.Geteuid() != 0 {
+		return 0, 0, false
+	}
+	full := filepath.Join(a.Root, filepath.FromSlash(rel))
+	for p := full; ; p = filepath.Dir(p) {
+		if st, err := os.Lstat(p); err == nil {
+			if sys, isUnix := st.Sys().(*syscall.Stat_t); isUnix {
+				return int(sys.Uid), int(sys.Gid), true
+			}
+			return 0, 0, false
+		}
+		if p == a.Root || p == filepath.Dir(p) {
+			return 0, 0, false
+		}
+	}
 }
