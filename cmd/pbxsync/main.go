@@ -32,6 +32,7 @@ Commands:
   status    show peers and jobs of the running agent (--json for tools)
   history   list a job's generations (--json for tools)
   rollback  roll a job back to an earlier generation (on a source: the farm)
+  diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
   version   print the version
 
@@ -54,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"status":   cmdStatus,
 		"history":  cmdHistory,
 		"rollback": cmdRollback,
+		"diff":     cmdDiff,
 		"demo":     cmdDemo,
 		"version": func(context.Context, []string, io.Writer, io.Writer) int {
 			fmt.Fprintln(stdout, "pbxsync", version)
