@@ -24,6 +24,9 @@ type Options struct {
 	Log        *slog.Logger
 	Version    string     // software version, sent in Hello
 	AfterApply AfterApply // actions and checks after an apply; default ShellChecks
+	// Health, when set, is part of Healthy: e.g. whether the local
+	// Asterisk answers.
+	Health func(ctx context.Context) error
 }
 
 // Agent runs every job of one node.
@@ -36,6 +39,7 @@ type Agent struct {
 	hooks   *remotemon.HookRunner
 	peerUp  chan struct{} // wakes the state publisher
 	after   AfterApply
+	health  func(ctx context.Context) error
 	started time.Time
 
 	mu   sync.Mutex
@@ -57,7 +61,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
 	if a.after == nil {
 		a.after = ShellChecks{}
 	}
@@ -209,6 +213,10 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 		name = m.Job
 	case *wire.Result:
 		name = m.Job
+	case *wire.RowsAnnounce:
+		name = m.Job
+	case *wire.RowsHave:
+		name = m.Job
 	case *wire.State:
 		return
 	default:
@@ -235,6 +243,10 @@ func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Messag
 	if j == nil {
 		s.WriteMessage(&wire.Error{Message: "no job " + get.Job})
 		s.Close()
+		return
+	}
+	if j.kind != nil {
+		j.kind.serveGet(ctx, peer, get, s)
 		return
 	}
 	j.serveGet(ctx, peer, get, s)

@@ -60,6 +60,7 @@ type job struct {
 	filter   *hostmon.Filter
 	applier  *Applier
 	inbox    chan event
+	kind     jobKind // nil for a files job
 	cancel   context.CancelFunc
 	done     chan struct{}
 
@@ -76,7 +77,7 @@ type job struct {
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
-	if c.Type != config.TypeFiles {
+	if c.Type != config.TypeFiles && c.Type != config.TypePostgres {
 		return nil, fmt.Errorf("job %q: type %q is not supported by this agent yet", c.Name, c.Type)
 	}
 	if c.Mode != config.ModePush {
@@ -96,6 +97,9 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 		j.status.Role = "source"
 	} else {
 		j.status.Role = "target"
+	}
+	if c.Type == config.TypePostgres {
+		j.kind = newPGJob(j)
 	}
 	return j, nil
 }
@@ -120,6 +124,9 @@ func (j *job) setError(msg string) {
 
 func (j *job) run(ctx context.Context) error {
 	defer close(j.done)
+	if j.kind != nil {
+		return j.kind.run(ctx)
+	}
 	root := j.cfg.Path
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("job root %s: %w", root, err)

@@ -1,0 +1,331 @@
+package syncer
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// startSource loads the chain of recorded generations and, when there is
+// none, records a snapshot as the first.
+func (p *pgJob) startSource(ctx context.Context) error {
+	j := p.j
+	infos, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for _, gi := range infos {
+		if gi.State != store.StateGood && gi.State != store.StateBad {
+			continue
+		}
+		g, err := j.a.store.Generation(j.cfg.Name, gi.Number)
+		if err != nil {
+			j.log.Warn("cannot read generation", "generation", gi.Number, "err", err)
+			continue
+		}
+		it, ok := g.Index[pgRowsItem]
+		if !ok {
+			continue
+		}
+		pg, err := p.loadGen(ctx, gi.Number, it)
+		if err != nil {
+			j.log.Warn("cannot read the rows of a generation", "generation", gi.Number, "err", err)
+			continue
+		}
+		p.gens[pg.number] = pg
+		p.latest = pg
+		p.offer(pg)
+	}
+	for _, t := range j.cfg.Targets {
+		if t != j.a.node {
+			p.targets[t] = &pgTarget{rejected: map[uint64]bool{}}
+		}
+	}
+	if p.latest == nil {
+		if err := p.snapshot(ctx, "initial snapshot"); err != nil {
+			return err
+		}
+	}
+	j.setStatus(func(s *JobStatus) { s.State, s.Generation, s.LastError = string(store.StateGood), p.latest.number, "" })
+	p.announce(true)
+	return nil
+}
+
+// loadGen reads the header of a stored changeset.
+func (p *pgJob) loadGen(ctx context.Context, n uint64, it index.Item) (*pgGen, error) {
+	rc, err := p.j.a.store.Open(ctx, it.Hash)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	line, err := bufio.NewReaderSize(rc, 1<<16).ReadBytes('\n')
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	var h struct {
+		Base     uint64             `json:"base"`
+		Snapshot bool               `json:"snapshot"`
+		Schema   []wire.TableSchema `json:"schema"`
+	}
+	if err := json.Unmarshal(line, &h); err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	return &pgGen{number: n, base: h.Base, snapshot: h.Snapshot, hash: it.Hash, size: it.Size, schema: h.Schema}, nil
+}
+
+func (p *pgJob) offer(g *pgGen) {
+	p.j.mu.Lock()
+	defer p.j.mu.Unlock()
+	p.j.serving[g.hash] = g.size
+}
+
+// record stores cs and records it as a new good generation.
+func (p *pgJob) record(ctx context.Context, cs *hostmon.Changeset, reason string) error {
+	j := p.j
+	h, n, err := p.putChangeset(ctx, cs)
+	if err != nil {
+		return fmt.Errorf("job %s: store rows: %w", j.cfg.Name, err)
+	}
+	changed := cs.Changed()
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: changed, State: store.StateGood, Reason: reason,
+		Index: index.Index{pgRowsItem: pgItem(pgRowsItem, h, n)}}
+	num, err := j.a.store.AddGeneration(ctx, g)
+	if err != nil {
+		return fmt.Errorf("job %s: record generation: %w", j.cfg.Name, err)
+	}
+	pg := &pgGen{number: num, base: cs.Base, snapshot: cs.Snapshot, hash: h, size: n, rows: cs.Rows(), schema: cs.Schema}
+	p.gens[num], p.latest = pg, pg
+	p.offer(pg)
+	j.log.Info("new generation", "generation", num, "rows", pg.rows, "snapshot", cs.Snapshot, "tables", changed)
+	j.setStatus(func(s *JobStatus) {
+		s.Generation, s.State, s.LastError = num, string(store.StateGood), ""
+		s.LastChange = g.Time
+	})
+	return nil
+}
+
+func (p *pgJob) base() uint64 {
+	if p.latest == nil {
+		return 0
+	}
+	return p.latest.number
+}
+
+// snapshot records every row of every table, from one consistent
+// transaction, as a new generation, and trims the change-log entries it
+// already reflects.
+func (p *pgJob) snapshot(ctx context.Context, reason string) error {
+	conn, err := p.db(ctx)
+	if err != nil {
+		return err
+	}
+	if p.schema, err = hostmon.ReadSchema(ctx, conn, p.j.cfg.Tables); err != nil {
+		return fmt.Errorf("job %s: %w", p.j.cfg.Name, err)
+	}
+	cs, ids, err := hostmon.Snapshot(ctx, conn, p.schema)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", p.j.cfg.Name, err)
+	}
+	cs.Base = p.base()
+	if err := p.record(ctx, cs, reason); err != nil {
+		return err
+	}
+	if err := hostmon.DeleteChanges(ctx, conn, ids); err != nil {
+		return fmt.Errorf("job %s: %w", p.j.cfg.Name, err)
+	}
+	return nil
+}
+
+// collect turns the change log into a generation: the final version (or
+// deletion) of every changed row. Entries are deleted only after the
+// generation is recorded, so a crash in between ships them again, which
+// is harmless: they carry final rows.
+func (p *pgJob) collect(ctx context.Context) error {
+	j := p.j
+	conn, err := p.db(ctx)
+	if err != nil {
+		return err
+	}
+	changes, err := hostmon.ReadChanges(ctx, conn, pgReadLimit)
+	if err != nil || len(changes) == 0 {
+		return err
+	}
+	if p.schema, err = hostmon.ReadSchema(ctx, conn, j.cfg.Tables); err != nil {
+		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	}
+	cs, err := hostmon.Collapse(p.base(), p.schema, changes)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	}
+	if cs.Rows() > 0 {
+		if err := p.record(ctx, cs, ""); err != nil {
+			return err
+		}
+	}
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.ID
+	}
+	if err := hostmon.DeleteChanges(ctx, conn, ids); err != nil {
+		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	}
+	if len(changes) == pgReadLimit {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+	p.announce(true)
+	return nil
+}
+
+// nextFor picks the generation to send to t: the one that follows on from
+// what its database holds, the newest when that is unknown (it answers
+// with RowsHave if it cannot use it), or a new snapshot when the chain
+// from its version is gone.
+func (p *pgJob) nextFor(ctx context.Context, t *pgTarget) *pgGen {
+	l := p.latest
+	if l == nil {
+		return nil
+	}
+	if t.result != nil && t.result.Version == l.number && (t.result.State == "good" || t.result.State == "bad") {
+		return nil // done, or it refused this one: wait for the next change
+	}
+	if !t.known {
+		return l
+	}
+	if t.have == l.number {
+		return nil
+	}
+	var next *pgGen
+	for _, g := range p.gens {
+		if g.base == t.have && g.number > t.have && !t.rejected[g.number] && p.j.a.store.Has(g.hash) && (next == nil || g.number < next.number) {
+			next = g
+		}
+	}
+	if next != nil {
+		return next
+	}
+	if l.snapshot && l.number > t.have {
+		return l
+	}
+	if !t.pending {
+		return l
+	}
+	t.pending = false
+	if err := p.snapshot(ctx, "snapshot for a target that is behind"); err != nil {
+		p.j.log.Warn("cannot take a snapshot", "err", err)
+		return nil
+	}
+	return p.latest
+}
+
+// announce sends each target the generation it needs next; unanswered
+// announcements are repeated every few seconds, at once when force.
+func (p *pgJob) announce(force bool) {
+	j := p.j
+	ctx := context.Background()
+	for _, name := range j.cfg.Targets {
+		t := p.targets[name]
+		if t == nil || !j.a.mon.Connected(name) {
+			continue
+		}
+		g := p.nextFor(ctx, t)
+		if g == nil {
+			continue
+		}
+		if t.sent == g.number && !force && time.Since(t.sentAt) < 3*time.Second {
+			continue
+		}
+		msg := &wire.RowsAnnounce{Job: j.cfg.Name, Version: g.number, Base: g.base, Snapshot: g.snapshot, Origin: j.a.node,
+			Hash: g.hash[:], Size: g.size, Rows: g.rows, Schema: g.schema}
+		if err := j.a.mon.Send(name, msg); err != nil {
+			j.log.Debug("announce failed", "peer", name, "err", err)
+			continue
+		}
+		t.sent, t.sentAt = g.number, time.Now()
+	}
+}
+
+// onHave learns which generation a target's database holds.
+func (p *pgJob) onHave(peer string, m *wire.RowsHave) {
+	t := p.targets[peer]
+	if !p.j.isSource || t == nil {
+		p.j.log.Warn("ignoring RowsHave from a peer that is not a target of this job", "peer", peer)
+		return
+	}
+	t.have, t.known, t.pending, t.result = m.Version, true, true, nil
+	t.sentAt = time.Time{}
+	p.announce(true)
+}
+
+// onResult records a target's answer.
+func (p *pgJob) onResult(peer string, r *wire.Result) {
+	j := p.j
+	t := p.targets[peer]
+	if !j.isSource || t == nil {
+		j.log.Warn("ignoring a result from a peer that is not a target of this job", "peer", peer)
+		return
+	}
+	t.result = r
+	switch r.State {
+	case "good":
+		t.have, t.known = r.Version, true
+	case "bad":
+		t.rejected[r.Version] = true
+		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
+		j.log.Warn("target rejected a generation", "peer", peer, "generation", r.Version, "reason", r.Reason)
+		if p.latest != nil && r.Version == p.latest.number {
+			if err := j.a.store.SetState(j.cfg.Name, r.Version, store.StateBad, reason); err != nil {
+				j.log.Warn("cannot mark generation bad", "err", err)
+			}
+			j.setStatus(func(s *JobStatus) { s.State, s.LastError = string(store.StateBad), reason })
+		}
+	}
+	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
+	p.announce(false)
+}
+
+// serveGet sends a target the stored changeset it asks for.
+func (p *pgJob) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
+	j := p.j
+	defer s.Close()
+	if !j.isSource || !contains(j.cfg.Targets, peer) {
+		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
+		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
+		return
+	}
+	h := wire.HashOf(g.Hash)
+	j.mu.Lock()
+	size, ok := j.serving[h]
+	j.mu.Unlock()
+	if !ok {
+		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("rows %s are not offered", h.Short())})
+		return
+	}
+	rc, n, err := j.a.store.OpenCompressed(h)
+	if err != nil {
+		j.log.Error("cannot read stored rows", "hash", h.Short(), "err", err)
+		s.WriteMessage(&wire.Error{Message: "cannot read rows " + h.Short()})
+		return
+	}
+	defer rc.Close()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
+		return
+	}
+	sent, err := io.Copy(s, rc)
+	j.setStatus(func(st *JobStatus) { st.BytesSent += uint64(sent) })
+	if err != nil {
+		j.log.Warn("sending rows failed", "peer", peer, "err", err)
+	}
+}

@@ -1,0 +1,284 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+)
+
+// startTarget reads which source generation the database holds and
+// finishes a generation that a restart interrupted: committed ones get
+// their checks now (and are reverted if those fail), uncommitted ones left
+// nothing behind.
+func (p *pgJob) startTarget(ctx context.Context) error {
+	j := p.j
+	conn, err := p.db(ctx)
+	if err != nil {
+		return err
+	}
+	if p.have, err = hostmon.AppliedVersion(ctx, conn, j.cfg.Name); err != nil {
+		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	}
+	infos, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for i := len(infos) - 1; i >= 0; i-- {
+		gi := infos[i]
+		if gi.State == store.StateGood {
+			if gi.SourceVersion == p.have {
+				p.genNum = gi.Number
+			}
+			break
+		}
+		if gi.State != store.StateApplying {
+			continue
+		}
+		g, err := j.a.store.Generation(j.cfg.Name, gi.Number)
+		if err != nil {
+			return err
+		}
+		if gi.SourceVersion != p.have {
+			j.log.Warn("a generation was interrupted before its commit; nothing of it was applied", "generation", gi.Number)
+			if err := j.a.store.SetState(j.cfg.Name, gi.Number, store.StateBad, "interrupted by a restart before commit; nothing was applied"); err != nil {
+				j.log.Warn("cannot mark generation", "err", err)
+			}
+			continue
+		}
+		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
+		prev := uint64(0)
+		if i > 0 {
+			for k := i - 1; k >= 0; k-- {
+				if infos[k].State == store.StateGood {
+					prev = infos[k].SourceVersion
+					break
+				}
+			}
+		}
+		cs, err := p.readChangeset(ctx, g.Index[pgRowsItem].Hash)
+		if err != nil {
+			return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, g.Number, err)
+		}
+		p.finish(ctx, g, cs, prev)
+		break
+	}
+	j.setStatus(func(s *JobStatus) {
+		s.Generation = p.genNum
+		if s.State != string(store.StateBad) {
+			s.State, s.LastError = string(store.StateGood), ""
+		}
+		if p.have == 0 {
+			s.State = "waiting"
+		}
+	})
+	return nil
+}
+
+// onAnnounce applies the generation a source announces when it follows on
+// from what the database holds (or is a snapshot), else tells the source
+// what it holds.
+func (p *pgJob) onAnnounce(ctx context.Context, peer string, m *wire.RowsAnnounce) error {
+	j := p.j
+	if j.isSource || peer != j.cfg.Source {
+		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
+		return nil
+	}
+	reply := func(gen uint64, state, reason string) {
+		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
+			j.log.Debug("cannot send result", "peer", peer, "err", err)
+		}
+	}
+	h := wire.HashOf(m.Hash)
+	if m.Version == p.have {
+		reply(p.genNum, "good", "")
+		return nil
+	}
+	if reason, isBad := p.bad[h.String()]; isBad {
+		reply(0, "bad", reason)
+		return nil
+	}
+	if !m.Snapshot && m.Base != p.have {
+		if err := j.a.mon.Send(peer, &wire.RowsHave{Job: j.cfg.Name, Version: p.have}); err != nil {
+			j.log.Debug("cannot send RowsHave", "peer", peer, "err", err)
+		}
+		return nil
+	}
+	conn, err := p.db(ctx)
+	if err != nil {
+		return err
+	}
+	local, err := hostmon.ReadSchema(ctx, conn, j.cfg.Tables)
+	if err != nil {
+		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	}
+	if err := hostmon.CompareSchema(m.Schema, local); err != nil {
+		return p.schemaMismatch(reply, err)
+	}
+	started := time.Now()
+	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
+	if !j.a.store.Has(h) {
+		if err := p.fetchRows(ctx, peer, h, m.Size); err != nil {
+			return fmt.Errorf("job %s: fetch generation %d: %w", j.cfg.Name, m.Version, err)
+		}
+	}
+	cs, err := p.readChangeset(ctx, h)
+	if err != nil {
+		return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, m.Version, err)
+	}
+	if cs.Base != m.Base || cs.Snapshot != m.Snapshot {
+		return fmt.Errorf("job %s: generation %d: the rows do not match the announcement", j.cfg.Name, m.Version)
+	}
+	if err := hostmon.CompareSchema(cs.Schema, local); err != nil {
+		return p.schemaMismatch(reply, err)
+	}
+	prev := p.have
+	var g *store.Generation
+	err = hostmon.Apply(ctx, conn, j.cfg.Name, m.Version, cs, func(before *hostmon.Changeset) error {
+		bh, bn, err := p.putChangeset(ctx, before)
+		if err != nil {
+			return err
+		}
+		g = &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version, Changed: cs.Changed(), State: store.StateApplying,
+			Index: index.Index{pgRowsItem: pgItem(pgRowsItem, h, m.Size), pgBeforeItem: pgItem(pgBeforeItem, bh, bn)}}
+		if m.Snapshot {
+			g.Reason = "snapshot"
+		}
+		g.Number, err = j.a.store.AddGeneration(ctx, g)
+		return err
+	})
+	if err != nil {
+		err = p.redact(err)
+		var pgErr *pgconn.PgError
+		if g == nil || !errors.As(err, &pgErr) {
+			if g != nil {
+				j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, "not applied: "+err.Error())
+			}
+			return fmt.Errorf("job %s: apply generation %d: %w", j.cfg.Name, m.Version, err)
+		}
+		reason := "apply failed, nothing was changed: " + err.Error()
+		j.log.Error("apply failed; the transaction was rolled back", "generation", g.Number, "err", err)
+		p.markBad(g, h, reason)
+		reply(g.Number, "bad", reason)
+		return nil
+	}
+	p.have = m.Version
+	p.finish(ctx, g, cs, prev)
+	if g.State == store.StateGood {
+		j.log.Info("applied", "generation", g.Number, "source_version", m.Version, "rows", cs.Rows(), "snapshot", cs.Snapshot, "took", time.Since(started).Round(time.Millisecond))
+	}
+	reply(g.Number, string(g.State), g.Reason)
+	return nil
+}
+
+func (p *pgJob) schemaMismatch(reply func(uint64, string, string), err error) error {
+	err = fmt.Errorf("job %s stopped: %w; nothing was applied", p.j.cfg.Name, err)
+	p.j.log.Error("schema mismatch", "err", err)
+	reply(0, "bad", err.Error())
+	return errStop{err}
+}
+
+// finish runs the checks of a committed generation and marks it good, or
+// reverts it with a compensating transaction that restores the rows it
+// replaced and marks it bad.
+func (p *pgJob) finish(ctx context.Context, g *store.Generation, cs *hostmon.Changeset, prev uint64) {
+	j := p.j
+	err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, cs.Changed())
+	if err == nil {
+		if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
+			j.log.Error("cannot mark generation good", "generation", g.Number, "err", err)
+		}
+		g.State = store.StateGood
+		p.genNum = g.Number
+		j.setStatus(func(s *JobStatus) {
+			s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
+			s.LastChange = time.Now()
+		})
+		return
+	}
+	reason := err.Error()
+	j.log.Warn("generation failed its checks; restoring the previous rows", "generation", g.Number, "reason", reason)
+	if rerr := p.revert(context.WithoutCancel(ctx), g, prev); rerr != nil {
+		j.log.Error("REVERT FAILED: the database may hold the bad generation", "generation", g.Number, "err", rerr)
+		reason += "; revert failed: " + rerr.Error()
+	} else {
+		p.have = prev
+	}
+	p.markBad(g, g.Index[pgRowsItem].Hash, reason)
+}
+
+// revert restores the rows g replaced, in one transaction.
+func (p *pgJob) revert(ctx context.Context, g *store.Generation, prev uint64) error {
+	it, ok := g.Index[pgBeforeItem]
+	if !ok {
+		return errors.New("the rows before it were not kept")
+	}
+	before, err := p.readChangeset(ctx, it.Hash)
+	if err != nil {
+		return fmt.Errorf("read the rows before it: %w", err)
+	}
+	conn, err := p.db(ctx)
+	if err != nil {
+		return err
+	}
+	if err := hostmon.Apply(ctx, conn, p.j.cfg.Name, prev, before, nil); err != nil {
+		p.dropConn(err)
+		return p.redact(err)
+	}
+	return nil
+}
+
+func (p *pgJob) markBad(g *store.Generation, rows index.Hash, reason string) {
+	j := p.j
+	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
+		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
+	}
+	g.State, g.Reason = store.StateBad, reason
+	p.bad[rows.String()] = reason
+	p.save()
+	j.setStatus(func(s *JobStatus) {
+		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
+		s.Generation = p.genNum
+	})
+}
+
+// fetchRows gets a changeset blob from the source into the store, which
+// verifies its hash.
+func (p *pgJob) fetchRows(ctx context.Context, peer string, h index.Hash, size int64) error {
+	j := p.j
+	s, err := j.a.mon.OpenStream(ctx, peer)
+	if err != nil {
+		return err
+	}
+	defer s.Abort()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(size/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Get{Job: j.cfg.Name, Path: pgRowsItem, Hash: h[:]}); err != nil {
+		return err
+	}
+	s.Close()
+	m, err := s.ReadMessage()
+	if err != nil {
+		return err
+	}
+	d, ok := m.(*wire.Data)
+	if !ok {
+		if e, isErr := m.(*wire.Error); isErr {
+			return fmt.Errorf("source says: %s", e.Message)
+		}
+		return fmt.Errorf("unexpected %s", m.Type())
+	}
+	if d.Encoding != wire.EncodingZstd || wire.HashOf(d.Hash) != h || d.Length != size {
+		return fmt.Errorf("source sent other content (%s, %d bytes, %s) than announced", wire.HashOf(d.Hash).Short(), d.Length, d.Encoding)
+	}
+	_, err = j.a.store.PutCompressed(ctx, io.LimitReader(s, d.Size), h, size)
+	j.setStatus(func(st *JobStatus) { st.BytesReceived += uint64(d.Size) })
+	return err
+}
