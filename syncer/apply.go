@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -65,6 +66,9 @@ func StagingDir(root, dataStaging string) (string, error) {
 	return inside, nil
 }
 
+// stageParallel bounds the files staged at once.
+const stageParallel = 4
+
 // Apply runs ops as generation gen: it stages and verifies every new file,
 // writes the intent journal, performs every operation and fsyncs what it
 // touched, then clears the journal. Until the journal is written nothing in
@@ -73,24 +77,14 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	j := &store.Journal{Job: a.Job, Generation: gen}
-	var staged []string
-	cleanup := func() {
-		for _, s := range staged {
-			os.Remove(s)
-		}
-	}
-	for _, op := range ops {
+	j := &store.Journal{Job: a.Job, Generation: gen, Entries: make([]store.JournalEntry, len(ops))}
+	var writes []int
+	for i, op := range ops {
 		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime}
 		switch op.Kind {
 		case OpWrite:
-			s, err := a.stage(ctx, op.Want)
-			if err != nil {
-				cleanup()
-				return err
-			}
-			staged = append(staged, s)
-			e.Op, e.Staged = jWrite, s
+			e.Op = jWrite
+			writes = append(writes, i)
 		case OpDelete:
 			e.Op = jDelete
 		case OpRmdir:
@@ -100,7 +94,52 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 		case OpMeta, OpDirMeta:
 			e.Op = jMeta
 		}
-		j.Entries = append(j.Entries, e)
+		j.Entries[i] = e
+	}
+	cleanup := func() {
+		for _, e := range j.Entries {
+			if e.Staged != "" {
+				os.Remove(e.Staged)
+			}
+		}
+	}
+	// Stage in parallel: each file is read from the store, verified,
+	// written and fsynced on its own.
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for w := 0; w < min(stageParallel, len(writes)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				s, err := a.stage(ctx, ops[i].Want)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				j.Entries[i].Staged = s
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, i := range writes {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first != nil {
+		cleanup()
+		return first
 	}
 	if err := ctx.Err(); err != nil {
 		cleanup()

@@ -14,7 +14,7 @@ import (
 	"pbxsync/internal/store"
 )
 
-func newApplier(t *testing.T) *Applier {
+func newApplier(t testing.TB) *Applier {
 	t.Helper()
 	root, data := t.TempDir(), t.TempDir()
 	st, err := store.Open(filepath.Join(data, "store"), slog.New(slog.DiscardHandler))
@@ -29,7 +29,7 @@ func newApplier(t *testing.T) *Applier {
 	return &Applier{Job: "conf", Root: root, Staging: staging, Store: st, Log: slog.New(slog.DiscardHandler)}
 }
 
-func (a *Applier) put(t *testing.T, p, content string, mode uint32) index.Item {
+func (a *Applier) put(t testing.TB, p, content string, mode uint32) index.Item {
 	t.Helper()
 	h, n, err := a.Store.PutReader(context.Background(), stringsReader(content))
 	if err != nil {
