@@ -94,6 +94,20 @@ func (m *Monitor) dialOnce(ctx context.Context, p Peer) error {
 		qc.CloseWithError(1, "hello failed")
 		return fmt.Errorf("hello to %s: %w", p.Address, err)
 	}
+	// In TLS 1.3 the client finishes its handshake before the server has
+	// checked the client's certificate: only the peer's Hello in return
+	// proves that it accepted us.
+	ctrl.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, err := m.codec.Read(ctrl)
+	ctrl.SetReadDeadline(time.Time{})
+	if err != nil {
+		qc.CloseWithError(1, "no hello")
+		return fmt.Errorf("peer %s at %s did not accept this node (is this node's ID pinned there?): %w", p.Name, p.Address, err)
+	}
+	if _, ok := reply.(*wire.Hello); !ok {
+		qc.CloseWithError(1, "bad hello")
+		return fmt.Errorf("peer %s at %s answered %s instead of Hello", p.Name, p.Address, reply.Type())
+	}
 	m.log.Debug("connected", "peer", p.Name, "addr", p.Address, "dir", "out")
 	m.serve(ctx, c)
 	return nil
@@ -142,8 +156,13 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	if hello.Node != p.Name {
 		m.log.Warn("peer calls itself by another name; using the configured name", "peer", p.Name, "says", hello.Node)
 	}
+	c := &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now()}
+	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
+		qc.CloseWithError(1, "hello failed")
+		return
+	}
 	m.log.Debug("connected", "peer", p.Name, "dir", "in")
-	m.serve(ctx, &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now()})
+	m.serve(ctx, c)
 }
 
 // serve registers c, runs its reader, stream acceptor and pinger, and

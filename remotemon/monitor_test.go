@@ -164,6 +164,11 @@ func TestUnpinnedAndMismatchedAreRefused(t *testing.T) {
 	if !strings.Contains(b.log.String(), "but the config pins") {
 		t.Fatalf("b's log does not explain the mismatch:\n%s", b.log.String())
 	}
+	for _, n := range []*node{a, b, c} {
+		if _, changes := n.rec.snapshot(); len(changes) != 0 {
+			t.Errorf("%s saw peer changes %v; a refused connection must never count as up", n.name, changes)
+		}
+	}
 	st := b.mon.Status()
 	if st[0].LastError == "" {
 		t.Fatal("status shows no last error for the mismatched peer")
