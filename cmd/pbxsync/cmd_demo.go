@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +16,16 @@ import (
 	"strings"
 	"time"
 
+	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
+	"pbxsync/internal/control"
 	"pbxsync/internal/identity"
+	"pbxsync/syncer"
 )
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", "[--dir DIR] [--script]",
-		"Starts a local federation of three agents on 127.0.0.1 (pbx-a pushes its\n/etc/asterisk-like tree to pbx-b and pbx-c) in a temporary directory, prints\nwhere the trees are and what to try, and runs until Ctrl-C. With --script it\ncreates, edits, renames and deletes files, prints how long each step took to\nreach both targets, and exits 0 only if every step converged.", stderr)
+		"Starts a local federation of three agents on 127.0.0.1 (pbx-a pushes its\n/etc/asterisk-like tree to pbx-b and pbx-c) in a temporary directory, each\nwith a simulated Asterisk (AMI) that reads the node's tree, prints where the\ntrees are and what to try, and runs until Ctrl-C. With --script it creates,\nedits, renames and deletes files, prints how long each step took to reach\nboth targets and to be reloaded there, breaks the dialplan to show the\nrollback, and exits 0 only if every step converged.", stderr)
 	dir := fs.String("dir", "", "directory for the demo (default: a new temporary directory, removed at exit)")
 	script := fs.Bool("script", false, "run the scripted scenario and exit")
 	if code, done := parse(fs, args); done {
@@ -36,13 +42,26 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		base = d
 	}
 	nodes, err := setUpDemo(base)
+	for _, n := range nodes {
+		defer n.sim.Close(context.Background())
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync demo:", err)
 		return 1
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errs := make(chan error, len(nodes))
+	running := 0
+	defer func() { // stop the agents before their Asterisks
+		cancel()
+		for ; running > 0; running-- {
+			select {
+			case <-errs:
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+	}()
 	for _, n := range nodes {
 		logf, err := os.Create(filepath.Join(base, n.name+".log"))
 		if err != nil {
@@ -50,12 +69,13 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer logf.Close()
+		running++
 		go func() { errs <- runAgent(ctx, n.cfg, newLogger(logf, "info", false), nil) }()
 	}
 	src, targets := nodes[0], nodes[1:]
-	fmt.Fprintf(stdout, "pbxsync demo: three agents on 127.0.0.1\n")
+	fmt.Fprintf(stdout, "pbxsync demo: three agents on 127.0.0.1, each with a simulated Asterisk\n")
 	for _, n := range nodes {
-		fmt.Fprintf(stdout, "  %-6s tree %s\n         config %s  log %s\n", n.name, n.tree, n.cfg.File, filepath.Join(base, n.name+".log"))
+		fmt.Fprintf(stdout, "  %-6s tree %s\n         config %s  log %s\n         AMI %s  Asterisk log %s\n", n.name, n.tree, n.cfg.File, filepath.Join(base, n.name+".log"), n.sim.Addr(), n.cfg.Asterisk.Log)
 	}
 	converged := func() bool {
 		for _, t := range targets {
@@ -74,25 +94,68 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		select {
 		case <-ctx.Done():
 		case err := <-errs:
+			running--
 			fmt.Fprintln(stderr, "pbxsync demo: agent stopped:", err)
 			return 1
 		}
 		return 0
 	}
 	failed := 0
-	for _, st := range demoSteps(src.tree) {
+	for _, st := range demoSteps(src, targets) {
+		// Each step starts with the targets idle (their log checks of the
+		// previous step done), so its timing is its own.
+		waitUntil(ctx, 5*time.Second, func() bool { return demoSettled(ctx, targets) })
+		reloadsBefore := make([]int, len(targets))
+		for i, t := range targets {
+			reloadsBefore[i] = t.sim.Count("Reload", "Module", st.reload)
+		}
 		if err := st.do(); err != nil {
 			fmt.Fprintf(stdout, "FAIL %-34s %v\n", st.name, err)
 			failed++
 			continue
 		}
 		t0 := time.Now()
+		if st.wait != nil {
+			if err := waitUntil(ctx, 5*time.Second, st.wait); err != nil {
+				fmt.Fprintf(stdout, "FAIL %-34s not %s after 5 s\n", st.name, st.done)
+				failed++
+				continue
+			}
+			fmt.Fprintf(stdout, "ok   %-34s %s in %4d ms\n", st.name, st.done, time.Since(t0).Milliseconds())
+			continue
+		}
 		if err := waitUntil(ctx, 5*time.Second, converged); err != nil {
 			fmt.Fprintf(stdout, "FAIL %-34s not on both targets after 5 s\n", st.name)
 			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "ok   %-34s on both targets in %4d ms\n", st.name, time.Since(t0).Milliseconds())
+		took := time.Since(t0)
+		if st.reload == "" {
+			fmt.Fprintf(stdout, "ok   %-34s on both targets in %4d ms\n", st.name, took.Milliseconds())
+			continue
+		}
+		// The file is there; wait for each target's Asterisk to have
+		// acknowledged the reload, and report when the last one did.
+		var acked time.Time
+		reloaded := func() bool {
+			for i, t := range targets {
+				if t.sim.Count("Reload", "Module", st.reload) <= reloadsBefore[i] {
+					return false
+				}
+				for _, a := range t.sim.Actions() {
+					if a.Name == "Reload" && a.Get("Module") == st.reload && a.At.After(acked) {
+						acked = a.At
+					}
+				}
+			}
+			return true
+		}
+		if err := waitUntil(ctx, 5*time.Second, reloaded); err != nil {
+			fmt.Fprintf(stdout, "FAIL %-34s on both targets in %d ms, but %s was not reloaded on both after 5 s\n", st.name, took.Milliseconds(), st.reload)
+			failed++
+			continue
+		}
+		fmt.Fprintf(stdout, "ok   %-34s on both targets in %4d ms, reload acknowledged in %4d ms (%s)\n", st.name, took.Milliseconds(), max(acked.Sub(t0), 0).Milliseconds(), st.reload)
 	}
 	if failed > 0 {
 		fmt.Fprintf(stdout, "%d steps failed; logs in %s\n", failed, base)
@@ -106,6 +169,7 @@ type demoNode struct {
 	name string
 	tree string
 	cfg  *config.Config
+	sim  *amisim.Server // the node's simulated Asterisk; its ConfigDir is the tree
 }
 
 func setUpDemo(base string) ([]demoNode, error) {
@@ -140,6 +204,16 @@ func setUpDemo(base string) ([]demoNode, error) {
 	}
 	var out []demoNode
 	for _, n := range names {
+		secret, secretFile := demoSecret(), filepath.Join(base, n, "ami.secret")
+		if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+			return out, err
+		}
+		astLog := filepath.Join(base, n+"-asterisk.log")
+		sim, err := amisim.Start(amisim.Config{Username: "pbxsync", Secret: secret, SystemName: n, ConfigDir: filepath.Join(base, n, "tree"), LogPath: astLog})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, demoNode{name: n, tree: filepath.Join(base, n, "tree"), sim: sim})
 		var b strings.Builder
 		fmt.Fprintf(&b, "# pbxsync demo node %s\n[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n\n", n, n, ports[n], filepath.Join(base, n, "data"))
 		for _, p := range names {
@@ -147,26 +221,38 @@ func setUpDemo(base string) ([]demoNode, error) {
 				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n\n", p, ports[p], ids[p].String())
 			}
 		}
+		fmt.Fprintf(&b, "[asterisk]\nami = %q\nusername = \"pbxsync\"\nsecret_file = %q\nlog = %q\n\n", sim.Addr(), secretFile, astLog)
 		fmt.Fprintf(&b, "[[job]]\nname = \"asterisk\"\ntype = \"files\"\npath = %q\nmode = \"push\"\nsource = \"pbx-a\"\ntargets = [\"pbx-b\", \"pbx-c\"]\n", filepath.Join(base, n, "tree"))
 		path := filepath.Join(base, n, "pbxsync.toml")
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-			return nil, err
+			return out, err
 		}
 		cfg, err := config.Load(path)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
-		out = append(out, demoNode{name: n, tree: filepath.Join(base, n, "tree"), cfg: cfg})
+		out[len(out)-1].cfg = cfg
 	}
 	return out, nil
 }
 
-type demoStep struct {
-	name string
-	do   func() error
+// demoSecret returns a fresh AMI secret for a simulated Asterisk.
+func demoSecret() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
-func demoSteps(root string) []demoStep {
+type demoStep struct {
+	name   string
+	do     func() error
+	reload string      // module each target's Asterisk must reload, "" for none
+	wait   func() bool // what to wait for instead of both targets holding the source's tree
+	done   string      // what wait means, for the report
+}
+
+func demoSteps(src demoNode, targets []demoNode) []demoStep {
+	root := src.tree
 	p := func(rel string) string { return filepath.Join(root, rel) }
 	appendLine := func(rel, line string) func() error {
 		return func() error {
@@ -179,20 +265,78 @@ func demoSteps(root string) []demoStep {
 			return err
 		}
 	}
+	// A dialplan the simulated Asterisk refuses ("BROKEN"): each target
+	// restores its previous extensions.conf and reloads it again.
+	var good []byte
+	reloadsAtBreak := make([]int, len(targets))
+	rolledBack := func() bool {
+		for i, t := range targets {
+			b, err := os.ReadFile(filepath.Join(t.tree, "extensions.conf"))
+			if err != nil || !bytes.Equal(b, good) || t.sim.Count("Reload", "Module", "pbx_config.so") < reloadsAtBreak[i]+2 {
+				return false
+			}
+		}
+		return true
+	}
+	breakDialplan := func() error {
+		var err error
+		if good, err = os.ReadFile(p("extensions.conf")); err != nil {
+			return err
+		}
+		for i, t := range targets {
+			reloadsAtBreak[i] = t.sim.Count("Reload", "Module", "pbx_config.so")
+		}
+		return replaceFile(p("extensions.conf"), append(bytes.Clone(good), "exten => 102,1,BROKEN\n"...))
+	}
 	return []demoStep{
-		{"add an extension", appendLine("extensions.conf", "exten => 101,1,Dial(PJSIP/101)\n")},
-		{"create queues.conf", func() error { return os.WriteFile(p("queues.conf"), []byte("[support]\nstrategy=ringall\n"), 0o644) }},
-		{"new directory with a sound", func() error {
+		{name: "add an extension", do: appendLine("extensions.conf", "exten => 101,1,Dial(PJSIP/101)\n"), reload: "pbx_config.so"},
+		{name: "create queues.conf", do: func() error { return os.WriteFile(p("queues.conf"), []byte("[support]\nstrategy=ringall\n"), 0o644) }, reload: "app_queue.so"},
+		{name: "new directory with a sound", do: func() error {
 			if err := os.MkdirAll(p("sounds/custom"), 0o755); err != nil {
 				return err
 			}
 			return os.WriteFile(p("sounds/custom/welcome.gsm"), bytes.Repeat([]byte{0xd8, 0x20, 0xa2, 0xe1}, 8250), 0o644)
 		}},
-		{"empty file", func() error { return os.WriteFile(p("extensions_custom.conf"), nil, 0o644) }},
-		{"chmod 640 voicemail.conf", func() error { return os.Chmod(p("voicemail.conf"), 0o640) }},
-		{"rename queues.conf", func() error { return os.Rename(p("queues.conf"), p("queues_custom.conf")) }},
-		{"delete the sound directory", func() error { return os.RemoveAll(p("sounds")) }},
+		{name: "empty file", do: func() error { return os.WriteFile(p("extensions_custom.conf"), nil, 0o644) }},
+		{name: "chmod 640 voicemail.conf", do: func() error { return os.Chmod(p("voicemail.conf"), 0o640) }},
+		{name: "rename queues.conf", do: func() error { return os.Rename(p("queues.conf"), p("queues_custom.conf")) }},
+		{name: "delete the sound directory", do: func() error { return os.RemoveAll(p("sounds")) }},
+		{name: "edit pjsip.conf", do: appendLine("pjsip.conf", "\n[100]\ntype=endpoint\ncontext=from-internal\n"), reload: "res_pjsip.so"},
+		{name: "break the dialplan", do: breakDialplan, wait: rolledBack, done: "refused by Asterisk and rolled back on both targets"},
+		{name: "fix the dialplan", do: func() error { return replaceFile(p("extensions.conf"), good) }},
 	}
+}
+
+// demoSettled reports whether no target is applying a generation.
+func demoSettled(ctx context.Context, targets []demoNode) bool {
+	for _, t := range targets {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		resp, err := control.Call(cctx, control.SocketPath(t.cfg.Node.DataDir), control.Request{Cmd: "status"})
+		cancel()
+		if err != nil {
+			return false
+		}
+		var st syncer.Status
+		if json.Unmarshal(resp.Status, &st) != nil {
+			return false
+		}
+		for _, j := range st.Jobs {
+			if j.State == "applying" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// replaceFile puts content into path atomically, as an editor that saves
+// by rename does: the agent never sees half a file.
+func replaceFile(path string, content []byte) error {
+	tmp := filepath.Join(filepath.Dir(filepath.Dir(path)), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // sameTree reports the first difference between two trees: a path, its

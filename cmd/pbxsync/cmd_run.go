@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 
+	"pbxsync/asteriskctl"
 	"pbxsync/internal/config"
 	"pbxsync/internal/control"
 	"pbxsync/internal/httpapi"
@@ -82,7 +83,23 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 			return fmt.Errorf("%s: peer %q has this node's own ID %s", cfg.File, p.Name, id.ID)
 		}
 	}
-	agent, err := syncer.New(syncer.Options{Config: cfg, Identity: id, Log: log, Version: version})
+	opts := syncer.Options{Config: cfg, Identity: id, Log: log, Version: version}
+	actions := &syncer.AsteriskActions{Log: log} // no [asterisk]: shell actions and check commands only
+	if cfg.Asterisk.AMI != "" {
+		sess, err := asteriskctl.New(asteriskctl.Config{Addr: cfg.Asterisk.AMI, Username: cfg.Asterisk.Username, SecretFile: cfg.Asterisk.SecretFile, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			sess.Close(cctx)
+		}()
+		actions.AMI, actions.LogPath = sess, cfg.Asterisk.Log
+		opts.Health = asteriskHealth(sess, cfg.Asterisk.AMI)
+	}
+	opts.AfterApply = actions
+	agent, err := syncer.New(opts)
 	if err != nil {
 		return err
 	}
@@ -132,9 +149,32 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 			} else if err := agent.Reload(next); err != nil {
 				log.Error("configuration reload refused; the running configuration stays", "file", cfg.File, "err", err)
 			} else {
+				if next.Asterisk != cfg.Asterisk {
+					log.Warn("[asterisk] changed; restart the agent to use the new settings", "file", cfg.File)
+				}
 				cfg = next
 			}
 			daemon.SdNotify(false, daemon.SdNotifyReady)
 		}
+	}
+}
+
+// asteriskHealth reports whether the local Asterisk answers AMI: at once
+// when the session is down (with the reason it is), else by a Ping.
+func asteriskHealth(sess *asteriskctl.Session, addr string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if !sess.Connected() {
+			err := sess.LastError()
+			if err == nil {
+				err = asteriskctl.ErrNotConnected
+			}
+			return fmt.Errorf("asterisk at %s unreachable: %w", addr, err)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := sess.Ping(ctx); err != nil {
+			return fmt.Errorf("asterisk at %s: %w", addr, err)
+		}
+		return nil
 	}
 }
