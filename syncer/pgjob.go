@@ -49,11 +49,11 @@ type pgGen struct {
 
 // pgTarget is what a source knows of one target's database.
 type pgTarget struct {
-	have    uint64 // source generation its database holds
-	known   bool   // have came from the target
-	sent    uint64 // last version announced to it
-	sentAt  time.Time
-	result  *wire.Result
+	have     uint64 // source generation its database holds
+	known    bool   // have came from the target
+	sent     uint64 // last version announced to it
+	sentAt   time.Time
+	result   *wire.Result
 	pending  bool            // it needs a snapshot
 	rejected map[uint64]bool // generations it refused
 }
