@@ -213,7 +213,7 @@ func (j *job) onEvent(ctx context.Context, e event) {
 	case e.peerChange:
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
-				t.sentAt = time.Time{} // announce again at once
+				t.sentAt, t.result = time.Time{}, nil // announce again at once: it may have lost its state while away
 			}
 			j.announce(false)
 		}
