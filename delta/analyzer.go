@@ -328,7 +328,7 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 		sink = newRefiner(ow, *e.base)
 	}
 	hr := e.targetReader()
-	err := sig.match(e.ctx, hr, sink)
+	err := sig.match(e.ctx, hr, e.target.Size, sink)
 	if err == nil {
 		err = sink.finish()
 	}

@@ -14,11 +14,13 @@
 //
 // When the sender does not hold the receiver's base, the receiver sends a
 // Signature (WriteSignature: a rolling weak checksum and a truncated
-// xxh3-128 per block of about √n bytes, as rsync does) and the sender
-// answers with Diff.
+// xxh3-128 per block of √n bytes, 2·√n for text, much as rsync does) and
+// the sender answers with Diff.
 //
 // The receiver applies either with Patch, which checks the base and the
-// result against the BLAKE3-256 hashes in the header.
+// result against the BLAKE3-256 hashes in the header, or with ReadHeader
+// and Apply when it wants to see the header (to find the base by hash)
+// before it opens anything.
 //
 //	// sender, holding the base generation:
 //	res, err := delta.Encode(ctx, conn, &delta.File{R: baseFile, Size: baseSize, Hash: baseHash},

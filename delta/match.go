@@ -113,12 +113,13 @@ type opSink interface {
 // of s's blocks and literals, rsync style: at every byte offset the weak
 // checksum of the window is rolled forward; a weak hit is confirmed with
 // the strong hash, and a match jumps a whole block. Memory: one buffer of
-// max(1 MiB, 4 blocks) besides the signature.
-func (s *Signature) match(ctx context.Context, r io.Reader, sink opSink) error {
+// max(4 blocks, min(1 MiB, size)) besides the signature; size is a hint of
+// the target's length.
+func (s *Signature) match(ctx context.Context, r io.Reader, size int64, sink opSink) error {
 	B := s.BlockSize
 	t := s.table()
 	pow := rollPow(B)
-	buf := make([]byte, max(1<<20, 4*B))
+	buf := make([]byte, max(4*B, int(min(1<<20, max(size, 0)+1))))
 	r = ctxReader{ctx: ctx, r: r}
 	var (
 		end, pos, lit int

@@ -26,7 +26,7 @@ type refiner struct {
 }
 
 func newRefiner(next *opWriter, base File) *refiner {
-	return &refiner{next: next, base: base, prevEnd: -1, buf: make([]byte, trimMax)}
+	return &refiner{next: next, base: base, prevEnd: -1}
 }
 
 func (r *refiner) literalOp(p []byte) error {
@@ -117,6 +117,9 @@ func (r *refiner) finish() error {
 }
 
 func (r *refiner) readBase(off int64, n int) ([]byte, error) {
+	if len(r.buf) < n {
+		r.buf = make([]byte, n) // n ≤ trimMax
+	}
 	b := r.buf[:n]
 	if got, err := r.base.R.ReadAt(b, off); got < n {
 		if err == nil || err == io.EOF {
