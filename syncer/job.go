@@ -285,17 +285,35 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 		if op.Kind != OpWrite && op.Kind != OpDelete {
 			continue
 		}
-		h, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(op.Path)))
+		// Whatever the file holds now is kept, even if it changed since
+		// the last scan: that is the local edit being overwritten.
+		_, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(op.Path)))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("keep the current %s before replacing it: %w", op.Path, err)
 		}
-		if h != op.Have.Hash {
-			return fmt.Errorf("%s changed while it was being replaced; will retry", op.Path)
-		}
 	}
+	return nil
+}
+
+// refresh rescans the paths where the tree and want differ, so that an
+// edit the watcher has not reported yet is seen before planning on it.
+func (j *job) refresh(ctx context.Context, want index.Index) error {
+	ops := Plan(hostmon.ToIndex(j.states), want)
+	if len(ops) == 0 {
+		return nil
+	}
+	paths := make([]string, 0, len(ops))
+	for _, op := range ops {
+		paths = append(paths, op.Path)
+	}
+	states, err := hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
+	if err != nil {
+		return err
+	}
+	j.states, j.dirty = states, true
 	return nil
 }
 
@@ -325,6 +343,9 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 // and rescans what it touched so that our own writes are not taken for
 // local changes. It returns the local index before the change.
 func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (index.Index, error) {
+	if err := j.refresh(ctx, want); err != nil {
+		return hostmon.ToIndex(j.states), err
+	}
 	before := hostmon.ToIndex(j.states)
 	ops := Plan(before, want)
 	if len(ops) == 0 {

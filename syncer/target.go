@@ -45,7 +45,7 @@ func (j *job) startTarget(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error())
+				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error(), false)
 			}
 		}
 		if g.State == store.StateApplying {
@@ -93,6 +93,9 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		reply(0, "bad", reason)
 		return
 	}
+	if err := j.refresh(ctx, want); err != nil {
+		j.log.Warn("cannot rescan before applying", "err", err)
+	}
 	local := hostmon.ToIndex(j.states)
 	if j.latest != nil && Equal(j.latest.Index, want) && Equal(local, want) {
 		reply(j.latest.Number, "good", "")
@@ -128,10 +131,12 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	if err != nil {
+		// An apply that fails (disk full, a file in use) says nothing
+		// about the content: roll back, but do not blacklist it; the
+		// source repeats its announcement and the next try may succeed.
 		reason := "apply failed: " + err.Error()
-		j.log.Error("apply failed; rolling back", "generation", n, "err", err)
-		j.rollbackFailed(ctx, g, before, reason)
-		reply(n, "bad", reason)
+		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
+		j.rollbackFailed(ctx, g, before, reason, false)
 		return
 	}
 	j.finish(ctx, g, before)
@@ -146,8 +151,14 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index) {
 	changed := g.Changed
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
+		if ctx.Err() != nil {
+			// Shutting down mid-check is no verdict: the generation stays
+			// "applying" and its checks run again at the next start.
+			j.log.Info("checks interrupted by shutdown", "generation", g.Number)
+			return
+		}
 		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err)
-		j.rollbackFailed(ctx, g, before, err.Error())
+		j.rollbackFailed(ctx, g, before, err.Error(), true)
 		return
 	}
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
@@ -162,9 +173,10 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 }
 
 // rollbackFailed restores the tree to before (byte-exact from the store),
-// runs the actions of the restored items again, marks g bad and remembers
-// its content as bad so the same announcement is not applied again.
-func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before index.Index, reason string) {
+// runs the actions of the restored items again and marks g bad. When
+// blacklist is set (its checks failed) its content is remembered as bad, so
+// the same announcement is not applied again.
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before index.Index, reason string, blacklist bool) {
 	if before != nil {
 		if err := j.restore(context.WithoutCancel(ctx), g.Number, before); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
@@ -179,9 +191,11 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}
 	g.State, g.Reason = store.StateBad, reason
-	j.bad[g.Index.Digest().String()] = reason
-	j.dirty = true
-	j.save()
+	if blacklist {
+		j.bad[g.Index.Digest().String()] = reason
+		j.dirty = true
+		j.save()
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
 		if j.latest != nil {
