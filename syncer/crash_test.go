@@ -1,0 +1,373 @@
+package syncer
+
+// Crash safety of the Applier: an apply interrupted at any instant leaves
+// every file either its old or its new version, and Recover completes a
+// journaled apply.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+)
+
+const (
+	crashJob   = "conf"
+	crashFiles = 50
+	crashGen   = 7
+	crashEnv   = "PBXSYNC_TEST_CRASH_DIR"
+)
+
+// crashSetup is a job root with crashFiles old files and a store holding
+// their new versions; want is the index after the apply.
+type crashSetup struct {
+	dir      string
+	old, new map[string]index.Hash
+	want     index.Index
+}
+
+func (c *crashSetup) root() string     { return filepath.Join(c.dir, "tree") }
+func (c *crashSetup) storeDir() string { return filepath.Join(c.dir, "store") }
+
+func newCrashSetup(t *testing.T, seed uint64) *crashSetup {
+	t.Helper()
+	c := &crashSetup{dir: t.TempDir(), old: map[string]index.Hash{}, new: map[string]index.Hash{}}
+	r := rand.New(rand.NewPCG(seed, 99))
+	st, err := store.Open(c.storeDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mtime := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC).UnixNano()
+	newItems := map[string]index.Item{}
+	// A few distinct new contents keep the store's fsyncs few; every old
+	// content is distinct from every new one.
+	var newData [5][]byte
+	for i := range newData {
+		newData[i] = randBytes(r.Uint64(), 2<<10+r.IntN(8<<10))
+	}
+	for i := range crashFiles {
+		rel := fmt.Sprintf("d%d/f%02d.conf", i%10, i)
+		p := filepath.Join(c.root(), filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		oldData := randBytes(r.Uint64(), 2<<10+r.IntN(8<<10))
+		if err := os.WriteFile(p, oldData, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, n, err := st.PutReader(context.Background(), bytes.NewReader(newData[i%len(newData)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.old[rel], c.new[rel] = index.Sum(oldData), h
+		newItems[rel] = index.Item{Path: rel, Kind: index.KindFile, Size: n, Mode: 0o640, MTime: mtime + int64(i), Hash: h}
+	}
+	states, err := hostmon.Scan(context.Background(), c.root(), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.want = hostmon.ToIndex(states)
+	for p, it := range newItems {
+		c.want[p] = it
+	}
+	b, err := json.Marshal(c.want.Sorted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.dir, "want.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// openApplier opens the store and an Applier for the set-up; the caller
+// closes the store.
+func openApplier(dir string) (*Applier, *store.Store, error) {
+	st, err := store.Open(filepath.Join(dir, "store"), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	root := filepath.Join(dir, "tree")
+	staging, err := StagingDir(root, filepath.Join(dir, "staging"))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return &Applier{Job: crashJob, Root: root, Staging: staging, Store: st, Log: slog.New(slog.DiscardHandler)}, st, nil
+}
+
+// crashPlan is the plan the apply runs: 50 writes (and no other change).
+func crashPlan(t testing.TB, root string, want index.Index) []Op {
+	states, err := hostmon.Scan(context.Background(), root, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := Plan(hostmon.ToIndex(states), want)
+	writes := 0
+	for _, op := range ops {
+		if op.Kind == OpWrite {
+			writes++
+		}
+	}
+	if writes != crashFiles {
+		t.Fatalf("plan has %d writes, want %d: %v", writes, crashFiles, ops)
+	}
+	return ops
+}
+
+// versions counts the files that hold their old and their new content;
+// any other content (torn, missing) is an error.
+func (c *crashSetup) versions() (oldN, newN int, err error) {
+	for rel := range c.old {
+		b, rerr := os.ReadFile(filepath.Join(c.root(), filepath.FromSlash(rel)))
+		if rerr != nil {
+			return 0, 0, fmt.Errorf("%s: %w", rel, rerr)
+		}
+		switch index.Sum(b) {
+		case c.old[rel]:
+			oldN++
+		case c.new[rel]:
+			newN++
+		default:
+			return 0, 0, fmt.Errorf("%s holds neither its old nor its new content (%d bytes)", rel, len(b))
+		}
+	}
+	return oldN, newN, nil
+}
+
+// checkAllNew asserts every file holds its new content, mode and mtime,
+// and nothing is left in the staging directory.
+func (c *crashSetup) checkAllNew(t *testing.T, staging string) {
+	t.Helper()
+	for rel, it := range c.want {
+		if it.Kind != index.KindFile {
+			continue
+		}
+		p := filepath.Join(c.root(), filepath.FromSlash(rel))
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if index.Sum(b) != it.Hash || fi.Mode().Perm() != it.Mode || fi.ModTime().UnixNano() != it.MTime {
+			t.Fatalf("%s after recovery: hash ok %v, mode %v, mtime %d; want mode %v mtime %d",
+				rel, index.Sum(b) == it.Hash, fi.Mode().Perm(), fi.ModTime().UnixNano(), it.Mode, it.MTime)
+		}
+	}
+	checkNoStaged(t, staging)
+}
+
+func checkNoStaged(t *testing.T, staging string) {
+	t.Helper()
+	ents, err := os.ReadDir(staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), stagePrefix) {
+			t.Fatalf("staged file %s left after recovery", e.Name())
+		}
+	}
+}
+
+// TestApplierRecoverAfterPartialRenames simulates a crash after the
+// journal is written and k of the 50 renames are done, for several k.
+func TestApplierRecoverAfterPartialRenames(t *testing.T) {
+	t.Parallel()
+	for _, k := range []int{0, 1, 25, 49, 50} {
+		t.Run(fmt.Sprintf("renamed=%d", k), func(t *testing.T) {
+			t.Parallel()
+			c := newCrashSetup(t, uint64(k)+1)
+			ctx := context.Background()
+			a, st, err := openApplier(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Apply, step by step, up to the crash.
+			j := &store.Journal{Job: crashJob, Generation: crashGen}
+			for _, op := range crashPlan(t, c.root(), c.want) {
+				if op.Kind != OpWrite {
+					t.Fatalf("unexpected %v", op)
+				}
+				s, err := a.stage(ctx, op.Want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: s,
+					Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+			}
+			if err := st.WriteJournal(crashJob, j); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range j.Entries[:k] {
+				if err := os.Rename(e.Staged, filepath.Join(c.root(), filepath.FromSlash(e.Path))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st.Close() // crash
+
+			oldN, newN, err := c.versions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if oldN != crashFiles-k || newN != k {
+				t.Fatalf("before recovery: %d old, %d new; want %d, %d", oldN, newN, crashFiles-k, k)
+			}
+			a, st, err = openApplier(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			gen, err := a.Recover(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gen != crashGen {
+				t.Errorf("Recover finished generation %d, want %d", gen, crashGen)
+			}
+			c.checkAllNew(t, a.Staging)
+			if _, ok, err := st.ReadJournal(crashJob); ok || err != nil {
+				t.Fatalf("journal after recovery: present %v, err %v", ok, err)
+			}
+		})
+	}
+}
+
+// TestApplierCrashKill runs Apply in a child process and SIGKILLs it at
+// random instants, and at the moment its journal appears. Every file must
+// be its old or its new version; after Recover the generation is applied
+// completely (journal found) or not at all (no journal), never in part.
+func TestApplierCrashKill(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("spawns child processes")
+	}
+	const rounds = 8
+	var full time.Duration
+	outcomes := map[string]int{}
+	for i := range rounds {
+		c := newCrashSetup(t, uint64(100+i))
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnv+"="+c.dir)
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		mode := "complete"
+		switch {
+		case i == 0:
+			// run once to the end to learn how long an apply takes
+		case i%2 == 1:
+			mode = "random"
+			// The apply is the end of the child's run, after its start-up.
+			time.Sleep(full/2 + time.Duration(rand.Int64N(int64(full)/2)))
+		default:
+			mode = "on-journal"
+			journal := filepath.Join(c.storeDir(), "jobs", crashJob, "journal")
+			deadline := time.Now().Add(waitLimit)
+			for time.Now().Before(deadline) {
+				if _, err := os.Stat(journal); err == nil {
+					break
+				}
+				time.Sleep(20 * time.Microsecond)
+			}
+		}
+		if mode != "complete" {
+			cmd.Process.Kill() // SIGKILL
+		}
+		err := cmd.Wait()
+		if mode == "complete" {
+			if err != nil {
+				t.Fatalf("helper: %v\n%s", err, out.String())
+			}
+			full = time.Since(start)
+		}
+
+		oldN, newN, err := c.versions()
+		if err != nil {
+			t.Fatalf("round %d (%s): after SIGKILL: %v", i, mode, err)
+		}
+		a, st, err := openApplier(c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, journaled, jerr := st.ReadJournal(crashJob)
+		if jerr != nil {
+			t.Fatalf("round %d: journal: %v", i, jerr)
+		}
+		if _, err := a.Recover(context.Background()); err != nil {
+			t.Fatalf("round %d: Recover: %v", i, err)
+		}
+		st.Close()
+		oldAfter, newAfter, err := c.versions()
+		if err != nil {
+			t.Fatalf("round %d (%s): after Recover: %v", i, mode, err)
+		}
+		outcome := fmt.Sprintf("killed with %d old/%d new, journal %v -> ", oldN, newN, journaled)
+		switch {
+		case newAfter == crashFiles:
+			outcome += "all new"
+			c.checkAllNew(t, a.Staging)
+		case oldAfter == crashFiles && !journaled:
+			outcome += "all old"
+			if newN != 0 {
+				t.Fatalf("round %d: %d files were new without a journal", i, newN)
+			}
+			checkNoStaged(t, a.Staging)
+		default:
+			t.Fatalf("round %d (%s): after Recover %d old and %d new (journal %v)", i, mode, oldAfter, newAfter, journaled)
+		}
+		outcomes[mode+": "+outcome]++
+	}
+	t.Logf("full apply in the child: %s; outcomes: %v", full, outcomes)
+}
+
+// TestHelperProcess is the child of TestApplierCrashKill: it applies the
+// set-up's plan and exits. It does nothing in a normal test run.
+func TestHelperProcess(t *testing.T) {
+	dir := os.Getenv(crashEnv)
+	if dir == "" {
+		t.Skip("helper process for TestApplierCrashKill")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "want.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var items []index.Item
+	if err := json.Unmarshal(b, &items); err != nil {
+		t.Fatal(err)
+	}
+	want := index.Index{}
+	for _, it := range items {
+		it.Mode &= fs.ModePerm
+		want[it.Path] = it
+	}
+	a, st, err := openApplier(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(context.Background(), crashGen, crashPlan(t, a.Root, want)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	os.Exit(0)
+}
