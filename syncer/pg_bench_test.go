@@ -46,7 +46,11 @@ func BenchmarkPGPush(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("lat%d", i)
 		pgExec(b, ca, `INSERT INTO ps_endpoints VALUES ($1,'udp','x','x','from-internal','all','ulaw','no')`, id)
-		lat = append(lat, waitFor(id))
+		d := waitFor(id)
+		if d > 500*time.Millisecond && testing.Verbose() {
+			b.Logf("slow: %s %s at %s", id, d, time.Now().Format("15:04:05.000"))
+		}
+		lat = append(lat, d)
 	}
 	b.StopTimer()
 	sort.Slice(lat, func(i, k int) bool { return lat[i] < lat[k] })

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -81,7 +82,7 @@ func newPGNode(tb testing.TB, name string) *pgNode {
 	pc.Close()
 	tb.Cleanup(func() {
 		n.stop()
-		if tb.Failed() {
+		if tb.Failed() || os.Getenv("PG_TEST_LOG") != "" {
 			tb.Logf("===== log of %s =====\n%s", n.name, n.log.String())
 		}
 	})
