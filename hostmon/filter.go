@@ -2,8 +2,8 @@ package hostmon
 
 import (
 	"fmt"
-	"path"
-	"strings"
+
+	"pbxsync/internal/glob"
 )
 
 // BuiltinExcludes returns the names pbxsync never syncs, whatever a job says:
@@ -45,15 +45,8 @@ func BuiltinExcludes() []string {
 //
 // A Filter is immutable and safe for concurrent use.
 type Filter struct {
-	include []pattern
-	exclude []pattern
-}
-
-type pattern struct {
-	raw     string
-	elems   []string // anchored: one glob per path element; base: one glob
-	base    bool     // matches the base name at any depth
-	dirOnly bool     // matches directories only
+	include []glob.Pattern
+	exclude []glob.Pattern
 }
 
 // NewFilter compiles include and exclude patterns into a Filter. The
@@ -62,21 +55,21 @@ type pattern struct {
 func NewFilter(include, exclude []string) (*Filter, error) {
 	f := &Filter{}
 	for _, raw := range include {
-		p, err := compilePattern(raw)
+		p, err := glob.Compile(raw)
 		if err != nil {
 			return nil, fmt.Errorf("include pattern: %w", err)
 		}
 		f.include = append(f.include, p)
 	}
 	for _, raw := range exclude {
-		p, err := compilePattern(raw)
+		p, err := glob.Compile(raw)
 		if err != nil {
 			return nil, fmt.Errorf("exclude pattern: %w", err)
 		}
 		f.exclude = append(f.exclude, p)
 	}
 	for _, raw := range BuiltinExcludes() {
-		p, err := compilePattern(raw)
+		p, err := glob.Compile(raw)
 		if err != nil {
 			return nil, fmt.Errorf("built-in exclude pattern: %w", err)
 		}
@@ -95,151 +88,13 @@ func defaultFilter() *Filter {
 	return f
 }
 
-func compilePattern(raw string) (pattern, error) {
-	p := pattern{raw: raw}
-	s := raw
-	if strings.ContainsRune(s, 0) || strings.Contains(s, "\\") {
-		return p, fmt.Errorf("%q: contains a NUL or backslash", raw)
-	}
-	if strings.HasSuffix(s, "/") {
-		p.dirOnly = true
-		s = strings.TrimSuffix(s, "/")
-	}
-	anchored := strings.Contains(s, "/")
-	s = strings.TrimPrefix(s, "/")
-	if s == "" {
-		return p, fmt.Errorf("%q: empty pattern", raw)
-	}
-	for _, el := range strings.Split(s, "/") {
-		switch el {
-		case "":
-			return p, fmt.Errorf("%q: empty path element", raw)
-		case ".", "..":
-			return p, fmt.Errorf("%q: contains %q", raw, el)
-		}
-		el = shellNegation(el)
-		if _, err := path.Match(el, ""); err != nil {
-			return p, fmt.Errorf("%q: %w", raw, err)
-		}
-		p.elems = append(p.elems, el)
-	}
-	p.base = !anchored
-	return p, nil
-}
-
-// match reports whether p matches the path made of elems; isDir says
-// whether that path is a directory.
-func (p *pattern) match(elems []string, isDir bool) bool {
-	if len(elems) == 0 || (p.dirOnly && !isDir) {
-		return false
-	}
-	if p.base {
-		return globElem(p.elems[0], elems[len(elems)-1])
-	}
-	states := p.run(elems)
-	return states[len(p.elems)]
-}
-
-// couldMatchBelow reports whether p could match some path strictly below
-// the directory made of elems.
-func (p *pattern) couldMatchBelow(elems []string) bool {
-	if p.base {
-		return true
-	}
-	states := p.run(elems)
-	for i := 0; i < len(p.elems); i++ {
-		if states[i] {
-			return true
-		}
-	}
-	return false
-}
-
-// run simulates the pattern as an automaton over path elements: state i
-// means "the first i pattern elements have matched". It returns the set of
-// states reached after consuming elems, closed under "**" matching nothing.
-func (p *pattern) run(elems []string) []bool {
-	n := len(p.elems)
-	cur := make([]bool, n+1)
-	next := make([]bool, n+1)
-	cur[0] = true
-	p.closure(cur)
-	for _, el := range elems {
-		clear(next)
-		moved := false
-		for i := 0; i < n; i++ {
-			if !cur[i] {
-				continue
-			}
-			if p.elems[i] == "**" {
-				next[i] = true // "**" consumes el and may consume more
-				moved = true
-			} else if globElem(p.elems[i], el) {
-				next[i+1] = true
-				moved = true
-			}
-		}
-		cur, next = next, cur
-		if !moved {
-			return cur
-		}
-		p.closure(cur)
-	}
-	return cur
-}
-
-// closure lets every "**" element match zero path elements.
-func (p *pattern) closure(states []bool) {
-	for i := 0; i < len(p.elems); i++ {
-		if states[i] && p.elems[i] == "**" {
-			states[i+1] = true
-		}
-	}
-}
-
-// shellNegation rewrites the shell's "[!...]" class negation into the
-// "[^...]" that path.Match understands.
-func shellNegation(glob string) string {
-	if !strings.Contains(glob, "[!") {
-		return glob
-	}
-	b := []byte(glob)
-	inClass := false
-	for i := 0; i < len(b); i++ {
-		switch {
-		case !inClass && b[i] == '[':
-			inClass = true
-			if i+1 < len(b) && b[i+1] == '!' {
-				b[i+1] = '^'
-				i++
-			}
-		case inClass && b[i] == ']':
-			inClass = false
-		}
-	}
-	return string(b)
-}
-
-func globElem(glob, name string) bool {
-	ok, err := path.Match(glob, name)
-	return err == nil && ok
-}
-
-func splitRel(rel string) []string {
-	rel = strings.Trim(rel, "/")
-	if rel == "" || rel == "." {
-		return nil
-	}
-	return strings.Split(rel, "/")
-}
-
 // anyMatch reports whether one of ps matches the path elems or one of its
 // parent directories.
-func anyMatch(ps []pattern, elems []string, isDir bool) bool {
+func anyMatch(ps []glob.Pattern, elems []string, isDir bool) bool {
 	for i := 1; i <= len(elems); i++ {
 		d := isDir || i < len(elems)
 		for j := range ps {
-			if ps[j].match(elems[:i], d) {
+			if ps[j].MatchElems(elems[:i], d) {
 				return true
 			}
 		}
@@ -249,7 +104,7 @@ func anyMatch(ps []pattern, elems []string, isDir bool) bool {
 
 func (f *Filter) includedBelow(elems []string) bool {
 	for j := range f.include {
-		if f.include[j].couldMatchBelow(elems) {
+		if f.include[j].CouldMatchBelow(elems) {
 			return true
 		}
 	}
@@ -260,7 +115,7 @@ func (f *Filter) includedBelow(elems []string) bool {
 // the job; isDir says whether it is a directory. The job root itself ("" or
 // ".") is never an item and does not match.
 func (f *Filter) Match(rel string, isDir bool) bool {
-	elems := splitRel(rel)
+	elems := glob.Split(rel)
 	if len(elems) == 0 {
 		return false
 	}
@@ -278,7 +133,7 @@ func (f *Filter) Match(rel string, isDir bool) bool {
 // watch it. It is the negation of Match(rel, true), except for the job root,
 // which is never excluded.
 func (f *Filter) ExcludesDir(rel string) bool {
-	if len(splitRel(rel)) == 0 {
+	if len(glob.Split(rel)) == 0 {
 		return false
 	}
 	return !f.Match(rel, true)

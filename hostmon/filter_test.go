@@ -241,14 +241,14 @@ func TestNewFilterErrors(t *testing.T) {
 		include, exclude []string
 		want             string
 	}{
-		{include: []string{"[a-"}, want: `include pattern: "[a-"`},
-		{exclude: []string{"a/[b"}, want: `exclude pattern: "a/[b"`},
-		{include: []string{""}, want: "empty pattern"},
-		{include: []string{"/"}, want: "empty pattern"},
+		{include: []string{"[a-"}, want: `include pattern: bad pattern "[a-"`},
+		{exclude: []string{"a/[b"}, want: `exclude pattern: bad pattern "a/[b"`},
+		{include: []string{""}, want: `bad pattern "": empty`},
+		{include: []string{"/"}, want: `bad pattern "/": empty`},
 		{include: []string{"a//b"}, want: "empty path element"},
 		{exclude: []string{"../x"}, want: `contains ".."`},
 		{exclude: []string{"./x"}, want: `contains "."`},
-		{include: []string{`a\b`}, want: "backslash"},
+		{include: []string{"a\x00"}, want: "NUL"},
 	} {
 		_, err := NewFilter(tt.include, tt.exclude)
 		if err == nil {

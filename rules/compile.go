@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"pbxsync/internal/config"
+	"pbxsync/internal/glob"
 )
 
 // Rules is the compiled rule set of one job: its [[job.rule]] entries, parsed
@@ -18,10 +19,10 @@ type Rules struct {
 
 type userRule struct {
 	index  int
-	origin string   // "job.rule[2]"
-	match  []string // valid globs
-	action *Action  // nil: a check-only rule
-	check  *Check   // nil: no check
+	origin string // "job.rule[2]"
+	match  []glob.Pattern
+	action *Action // nil: a check-only rule
+	check  *Check  // nil: no check
 }
 
 // RuleError is an error in the rule at Index (0-based) of a job's rules.
@@ -58,12 +59,13 @@ func Compile(rules []config.Rule, useBuiltins bool) (*Rules, error) {
 			ok = false
 		}
 		for _, g := range r.Match {
-			if msg := checkGlob(g); msg != "" {
-				fail(i, &SyntaxError{What: "match", Input: g, Msg: msg})
+			pat, err := glob.Compile(g)
+			if err != nil {
+				fail(i, &SyntaxError{What: "match", Input: g, Msg: err.Error()})
 				ok = false
 				continue
 			}
-			u.match = append(u.match, g)
+			u.match = append(u.match, pat)
 		}
 		hasAction := r.Action != "" // whitespace only is an error from ParseAction
 		if hasAction {
@@ -128,7 +130,7 @@ func (r *Rules) Len() int {
 
 func (u *userRule) matches(p string) bool {
 	for _, g := range u.match {
-		if matchGlob(g, p) {
+		if g.Match(p, false) {
 			return true
 		}
 	}

@@ -22,9 +22,9 @@ func TestCompileErrors(t *testing.T) {
 			[]config.Rule{{Action: "restart"}},
 			[]string{`rule[0]: match: at least one glob is required`}},
 		{"bad globs, each reported",
-			[]config.Rule{{Match: []string{"/etc/asterisk/x.conf", "ok.conf", "[z-"}, Action: "none"}},
+			[]config.Rule{{Match: []string{"a/../x.conf", "ok.conf", "[z-"}, Action: "none"}},
 			[]string{
-				`rule[0]: match "/etc/asterisk/x.conf": absolute; globs are relative to the job root`,
+				`rule[0]: match "a/../x.conf": bad pattern "a/../x.conf": contains ".."; patterns are relative to the job root`,
 				`rule[0]: match "[z-": bad pattern "[z-": syntax error in pattern`,
 			}},
 		{"neither action nor check",

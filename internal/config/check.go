@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"pbxsync/internal/glob"
 	"pbxsync/internal/identity"
 )
 
@@ -72,28 +72,9 @@ func validJobName(name string) bool {
 	return true
 }
 
-// checkGlob checks a pattern over slash-separated paths relative to a job
-// root: path.Match syntax in each segment, plus "**" as a whole segment
-// (any number of directories).
+// checkGlob checks a pattern with the one glob syntax of pbxsync
+// (internal/glob), so that what passes here compiles in the agent.
 func checkGlob(p string) error {
-	if p == "" {
-		return errors.New("empty pattern")
-	}
-	if strings.HasPrefix(p, "/") {
-		return errors.New("must be relative to the job root (no leading /)")
-	}
-	for _, seg := range strings.Split(p, "/") {
-		switch {
-		case seg == "**":
-		case seg == "..":
-			return errors.New(`".." is not allowed`)
-		case strings.Contains(seg, "**"):
-			return fmt.Errorf(`"**" must be a whole path segment, not part of %q`, seg)
-		default:
-			if _, err := path.Match(seg, ""); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	_, err := glob.Compile(p)
+	return err
 }

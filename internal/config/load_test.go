@@ -214,8 +214,8 @@ var errCases = []errCase{
 
 	// Globs and rules.
 	{"bad include", head + job + "include = [\"*.conf\", \"[a\"]\n", []want{{"f.toml:13:22", `job.include: bad pattern "[a": syntax error in pattern`}}},
-	{"absolute exclude", head + job + "exclude = [\"/etc/x\"]\n", []want{{"f.toml:13:12", `job.exclude: bad pattern "/etc/x": must be relative to the job root`}}},
-	{"partial double star", head + job + "exclude = [\"a**b\"]\n", []want{{"f.toml:13:12", `"**" must be a whole path segment`}}},
+	{"exclude with the job path", head + job + "exclude = [\"/etc/asterisk/x.conf\"]\n", []want{{"f.toml:13:12", `job.exclude: pattern "/etc/asterisk/x.conf" starts with the job path; patterns are relative to the job root ("/x.conf")`}}},
+	{"partial double star", head + job + "exclude = [\"a**b\"]\n", []want{{"f.toml:13:12", `"**" must be a whole path element`}}},
 	{"bad match element", head + job + "[[job.rule]]\nmatch = [\"x\", \"[z\"]\naction = \"restart\"\n", []want{{"f.toml:14:15", `job "conf" rule #1: job.rule.match: bad pattern "[z"`}}},
 	{"bad match string", head + job + "[[job.rule]]\nmatch = \"a\\\\\"\naction = \"restart\"\n", []want{{"f.toml:14:1", `job.rule.match: bad pattern "a\\"`}}},
 	{"rule without action or check", head + job + "[[job.rule]]\nmatch = \"x\"\nwhen = \"no-channels\"\n",
@@ -564,12 +564,12 @@ func TestLoad(t *testing.T) {
 }
 
 func TestCheckGlob(t *testing.T) {
-	for _, ok := range []string{"*", "*.conf", "**", "**/*.conf", "a/**/b", "sounds/[a-z]*.wav", `\*`, "a/b/"} {
+	for _, ok := range []string{"*", "*.conf", "**", "**/*.conf", "a/**/b", "sounds/[a-z]*.wav", `\*`, "a/b/", "/extensions.conf"} {
 		if err := checkGlob(ok); err != nil {
 			t.Errorf("checkGlob(%q) = %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", "/a", "[", "a/[b", "a**", "**b/c", "a/../b", `a\`} {
+	for _, bad := range []string{"", "/", "[", "a/[b", "a**", "**b/c", "a/../b", `a\`} {
 		if err := checkGlob(bad); err == nil {
 			t.Errorf("checkGlob(%q) = nil", bad)
 		}

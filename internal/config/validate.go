@@ -238,7 +238,9 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 		}
 		for n, g := range list {
 			if err := checkGlob(g); err != nil {
-				s.errAt(joinIndex(s.kpath(k), n), k, err, "bad pattern %q: %v", g, err)
+				s.errAt(joinIndex(s.kpath(k), n), k, err, "%v", err)
+			} else if j.Path != "" && strings.HasPrefix(g, strings.TrimSuffix(j.Path, "/")+"/") {
+				s.errAt(joinIndex(s.kpath(k), n), k, nil, "pattern %q starts with the job path; patterns are relative to the job root (%q)", g, strings.TrimPrefix(g, strings.TrimSuffix(j.Path, "/")))
 			}
 		}
 	}
@@ -331,7 +333,7 @@ func (c *checker) rule(s *section, jobCtx string, k int) Rule {
 				at = s.kpath("match")
 			}
 			if err := checkGlob(g); err != nil {
-				s.errAt(at, "match", err, "bad pattern %q: %v", g, err)
+				s.errAt(at, "match", err, "%v", err)
 			}
 		}
 	}
