@@ -95,7 +95,7 @@ func (j *job) announce(force bool) {
 		if t == nil {
 			continue
 		}
-		if t.result != nil && t.result.Version == v {
+		if t.result != nil && t.result.Version == v && t.result.State != string(store.StateApplying) { // an interrupted apply is asked again
 			if t.result.State == "good" {
 				continue
 			}
