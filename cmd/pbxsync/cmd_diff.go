@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/syncer"
@@ -39,13 +38,8 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		gens[i] = n
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if _, ok := cfg.JobByName(*jobName); !ok {
-		fmt.Fprintf(stderr, "pbxsync diff: %s has no job %q (jobs: %s)\n", cfg.File, *jobName, jobNames(cfg))
+	cfg, ok := loadJobConfig("diff", *cfgPath, *jobName, stderr)
+	if !ok {
 		return 1
 	}
 	st, err := store.OpenReadOnly(filepath.Join(cfg.Node.DataDir, "store"), slog.New(slog.DiscardHandler))

@@ -25,13 +25,8 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if _, ok := cfg.JobByName(*jobName); !ok {
-		fmt.Fprintf(stderr, "pbxsync history: %s has no job %q (jobs: %s)\n", cfg.File, *jobName, jobNames(cfg))
+	cfg, ok := loadJobConfig("history", *cfgPath, *jobName, stderr)
+	if !ok {
 		return 1
 	}
 	st, err := store.OpenReadOnly(filepath.Join(cfg.Node.DataDir, "store"), slog.New(slog.DiscardHandler))
@@ -70,6 +65,21 @@ func firstPaths(p []string, n int) []string {
 	return append(append([]string(nil), p[:n]...), fmt.Sprintf("+%d more", len(p)-n))
 }
 
+// loadJobConfig loads the configuration at path and checks that it has the
+// job called name; it prints what is wrong to stderr and returns false.
+func loadJobConfig(cmd, path, name string, stderr io.Writer) (*config.Config, bool) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	if _, ok := cfg.JobByName(name); !ok {
+		fmt.Fprintf(stderr, "pbxsync %s: %s has no job %q (jobs: %s)\n", cmd, cfg.File, name, jobNames(cfg))
+		return nil, false
+	}
+	return cfg, true
+}
+
 func jobNames(cfg *config.Config) string {
 	var names []string
 	for _, j := range cfg.Jobs {
@@ -87,13 +97,8 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	if _, ok := cfg.JobByName(*jobName); !ok {
-		fmt.Fprintf(stderr, "pbxsync rollback: %s has no job %q (jobs: %s)\n", cfg.File, *jobName, jobNames(cfg))
+	cfg, ok := loadJobConfig("rollback", *cfgPath, *jobName, stderr)
+	if !ok {
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
