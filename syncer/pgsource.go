@@ -295,37 +295,8 @@ func (p *pgJob) onResult(peer string, r *wire.Result) {
 	p.announce(false)
 }
 
-// serveGet sends a target the stored changeset it asks for.
+// serveGet sends a target the stored changeset it asks for: the same
+// authorization and streaming as file content.
 func (p *pgJob) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
-	j := p.j
-	defer s.Close()
-	if !j.isSource || !contains(j.cfg.Targets, peer) {
-		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
-		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
-		return
-	}
-	h := wire.HashOf(g.Hash)
-	j.mu.Lock()
-	size, ok := j.serving[h]
-	j.mu.Unlock()
-	if !ok {
-		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("rows %s are not offered", h.Short())})
-		return
-	}
-	rc, n, err := j.a.store.OpenCompressed(h)
-	if err != nil {
-		j.log.Error("cannot read stored rows", "hash", h.Short(), "err", err)
-		s.WriteMessage(&wire.Error{Message: "cannot read rows " + h.Short()})
-		return
-	}
-	defer rc.Close()
-	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
-	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
-		return
-	}
-	sent, err := io.Copy(s, rc)
-	j.setStatus(func(st *JobStatus) { st.BytesSent += uint64(sent) })
-	if err != nil {
-		j.log.Warn("sending rows failed", "peer", peer, "err", err)
-	}
+	p.j.serveGet(ctx, peer, g, s)
 }
