@@ -259,7 +259,7 @@ func TestApplierCrashKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child processes")
 	}
-	const rounds = 8
+	const rounds = 6
 	var full time.Duration
 	outcomes := map[string]int{}
 	for i := range rounds {

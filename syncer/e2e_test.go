@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
@@ -125,6 +126,7 @@ func TestE2ETargetCatchesUpAfterRestart(t *testing.T) {
 	converged(t, "initial sync", a, b)
 
 	b.stop()
+	t0 := time.Now()
 	for i := range 40 { // modify 40
 		a.appendTo(fmt.Sprintf("d%d/f%02d.conf", i%4, i), "changed while b was down\n")
 	}
@@ -137,23 +139,26 @@ func TestE2ETargetCatchesUpAfterRestart(t *testing.T) {
 		a.write(fmt.Sprintf("new%d/n%02d.conf", i%3, i), strings.Repeat(fmt.Sprintf("new %d\n", i), i+1), 0o640)
 	}
 	// The source has recorded the change before b comes back.
+	var checked uint64
 	eventually(t, waitLimit, "source records the changes", func() error {
-		gens, err := a.a().Store().Generations("conf")
+		js, _ := a.jobStatus("conf")
+		if js.Generation == checked {
+			return fmt.Errorf("generation %d lacks the last new file", checked)
+		}
+		g, err := a.a().Store().Generation("conf", js.Generation)
 		if err != nil {
 			return err
 		}
-		g := gens[len(gens)-1]
-		idx, err := a.a().Store().Generation("conf", g.Number)
-		if err != nil {
-			return err
-		}
-		if _, ok := idx.Index["new2/n38.conf"]; !ok {
+		checked = js.Generation
+		if _, ok := g.Index["new2/n38.conf"]; !ok {
 			return fmt.Errorf("generation %d lacks the last new file", g.Number)
 		}
 		return nil
 	})
+	t.Logf("changes recorded after %s", time.Since(t0).Round(time.Millisecond))
 	b.start()
 	converged(t, "after b restarted", a, b)
+	t.Logf("converged after %s", time.Since(t0).Round(time.Millisecond))
 }
 
 // TestE2ELocalEditOnTargetIsOverwrittenAndKept: in push mode a local edit
@@ -872,4 +877,130 @@ func TestE2ERefusedNodeNeverSeesPeerUp(t *testing.T) {
 	if d.logHas("peer up", "peer=a") {
 		t.Error("d reported a, which refuses its certificate, as up")
 	}
+}
+
+// TestE2ESymlinkOnTargetIsNotFollowed: a directory on the target that is a
+// symlink to somewhere outside the job root is never written through.
+func TestE2ESymlinkOnTargetIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	outside := filepath.Join(h.base, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, b.path("sounds")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync (b's symlink is not part of the job)", a, b)
+	a.write("sounds/evil.gsm", "written through a symlink\n", 0o644)
+	eventually(t, waitLimit, "b refuses the write through its symlink", func() error {
+		if !b.logHas("symlink") {
+			return fmt.Errorf("no mention of the symlink in b's log")
+		}
+		return nil
+	})
+	ents, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Fatalf("b wrote outside its job root: %v", ents)
+	}
+	if fi, err := os.Lstat(b.path("sounds")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("b's symlink is gone: %v %v", fi, err)
+	}
+}
+
+// reload parses n's current config and hands it to the running agent.
+func (n *tnode) reload(t *testing.T) {
+	t.Helper()
+	cfg, err := config.Parse(filepath.Join(n.h.base, n.name, "pbxsync.toml"), []byte(n.configText()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.a().Reload(cfg); err != nil {
+		t.Fatalf("reload %s: %v", n.name, err)
+	}
+}
+
+// TestE2EReloadChangesTargets: a configuration reload on the source adds a
+// target (which then gets the current tree) and removes one (which gets
+// no further changes), without a restart.
+func TestE2EReloadChangesTargets(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b, c := h.node("a"), h.node("b"), h.node("c")
+	a.pin(b, c)
+	b.pin(a)
+	c.pin(a)
+	a.Jobs = []tjob{{Name: "conf", Source: "a", Targets: []string{"b"}}}
+	b.Jobs = []tjob{{Name: "conf", Source: "a", Targets: []string{"b"}}}
+	c.Jobs = []tjob{{Name: "conf", Source: "a", Targets: []string{"c"}}}
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	c.start()
+	converged(t, "b", a, b)
+
+	a.Jobs[0].Targets = []string{"b", "c"}
+	a.reload(t)
+	converged(t, "c, added by a reload", a, b, c)
+
+	a.Jobs[0].Targets = []string{"c"}
+	a.reload(t)
+	a.appendTo("extensions.conf", "exten => 108,1,Hangup()\n")
+	converged(t, "a change after b was removed", a, c)
+	js, _ := a.jobStatus("conf")
+	gens, err := b.a().Store().Generations("conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gens {
+		if g.SourceVersion >= js.Generation {
+			t.Errorf("b, no longer a target, applied source generation %d", g.SourceVersion)
+		}
+	}
+}
+
+// TestE2EReloadDuringCheck: a reload that restarts a target's job while a
+// check runs neither marks the generation bad nor leaves the target behind.
+func TestE2EReloadDuringCheck(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	marker := filepath.Join(b.data, "check-started")
+	b.Jobs[0].Extra = fmt.Sprintf("check = \"touch %s; sleep 2\"\n", marker)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	eventually(t, waitLimit, "b's check started", func() error {
+		_, err := os.Stat(marker)
+		return err
+	})
+	b.Jobs[0].Extra = "check = \"true\"\n" // the job changes: it restarts
+	t0 := time.Now()
+	b.reload(t)
+	t.Logf("reload took %s", time.Since(t0).Round(time.Millisecond))
+	converged(t, "after the reload", a, b)
+	waitGood(t, b, "conf")
+	gens, err := b.a().Store().Generations("conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gens {
+		if g.State == store.StateBad {
+			t.Errorf("generation %d marked bad by a reload: %s", g.Number, g.Reason)
+		}
+	}
+	eventually(t, waitLimit, "the source sees b good", func() error {
+		js, _ := a.jobStatus("conf")
+		if js.State != string(store.StateGood) || len(js.Targets) != 1 || js.Targets[0].State != "good" {
+			return fmt.Errorf("source status %q %q, targets %+v", js.State, js.LastError, js.Targets)
+		}
+		return nil
+	})
 }

@@ -363,7 +363,7 @@ type entry struct {
 }
 
 // snapshot reads a tree: every path below root (not root itself) except
-// pbxsync's own hidden files.
+// pbxsync's own hidden files and symlinks.
 func snapshot(root string) (map[string]entry, error) {
 	out := map[string]entry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -384,6 +384,9 @@ func snapshot(root string) (map[string]entry, error) {
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return nil // never part of a job
 		}
 		e := entry{dir: fi.IsDir(), mode: fi.Mode()}
 		if fi.Mode().IsRegular() {
