@@ -55,7 +55,9 @@ func (e *unavailableError) Unwrap() []error { return []error{e.err, ErrAsteriskU
 //
 // Without Asterisk (AMI nil) the AMI actions and the ami and log checks are
 // skipped with a debug log, shell actions without conditions and the check
-// commands still run: a node without [asterisk] behaves like ShellChecks.
+// commands still run: a node without [asterisk] runs the same check
+// commands as ShellChecks, except that, as Rules.Plan decides, the check of
+// a rule whose action lost to an earlier matching rule is not run.
 //
 // Deferred actions: an action whose condition does not hold (no-channels
 // while calls are up) does not fail the generation. It is logged and kept
@@ -66,8 +68,9 @@ func (e *unavailableError) Unwrap() []error { return []error{e.err, ErrAsteriskU
 // because Asterisk is down (asterisk-up) is not kept: Asterisk reads the
 // files when it starts.
 //
-// One job's AMI work (log mark, actions, log check) runs at a time, so a log
-// check only sees what its own actions caused. Use it by pointer.
+// The AMI work of one generation (log mark, actions, log check) runs at a
+// time, across jobs, so a log check only sees what its own actions caused.
+// Use it by pointer.
 type AsteriskActions struct {
 	AMI       asteriskctl.Controller // nil: no Asterisk configured
 	LogPath   string                 // Asterisk log read by log checks; "": log checks pass
