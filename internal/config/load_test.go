@@ -598,3 +598,20 @@ func TestCheckHostPort(t *testing.T) {
 		}
 	}
 }
+
+// A push target pins only the source; the other targets may be strangers
+// to it. The source must pin every target.
+func TestPushTargetNeedNotPinOtherTargets(t *testing.T) {
+	id := identity.IDFromPublicKey(make([]byte, 32)).String()
+	target := "[node]\nname = \"t1\"\nlisten = \":7420\"\n\n[[peer]]\nname = \"src\"\naddress = \"10.0.0.1:7420\"\nid = \"" + id + "\"\n\n" +
+		"[[job]]\nname = \"conf\"\npath = \"/etc/asterisk\"\nsource = \"src\"\ntargets = [\"t1\", \"t2\", \"t3\"]\n"
+	if _, err := Parse("t1.toml", []byte(target)); err != nil {
+		t.Fatalf("target config refused: %v", err)
+	}
+	source := strings.Replace(strings.Replace(target, `name = "t1"`, `name = "src0"`, 1), `source = "src"`, `source = "src0"`, 1)
+	source = strings.Replace(source, `name = "src"`, `name = "t1"`, 1)
+	_, err := Parse("src.toml", []byte(source))
+	if err == nil || !strings.Contains(err.Error(), `unknown peer "t2"`) || !strings.Contains(err.Error(), `unknown peer "t3"`) {
+		t.Fatalf("source config with unpinned targets: %v", err)
+	}
+}

@@ -263,7 +263,9 @@ func (c *checker) members(s *section, j *Job, node string, known func(string) bo
 		switch {
 		case t == "":
 			s.errAt(at, "targets", nil, "node name must not be empty")
-		case !known(t):
+		case !known(t) && (j.Mode != ModePush || j.Source == node):
+			// A push target talks only to the source: it need not pin the
+			// other targets. The source and mesh members must know them all.
 			s.errAt(at, "targets", nil, "unknown peer %q (not this node and not a [[peer]])", t)
 		case seen[t]:
 			s.errAt(at, "targets", nil, "duplicate target %q", t)
