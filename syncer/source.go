@@ -116,7 +116,7 @@ func (j *job) announce(force bool) {
 		}
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			if msg == nil {
-				msg = &wire.Announce{Job: j.cfg.Name, Version: v, Origin: j.latest.Origin, Reason: j.latest.Reason, Items: wire.FromIndex(j.latest.Index)}
+				msg = &wire.Announce{Job: j.cfg.Name, Version: v, Origin: j.latest.Origin, Reason: j.latest.Reason, Time: j.latest.Time.UnixNano(), Items: wire.FromIndex(j.latest.Index)}
 			}
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {

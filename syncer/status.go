@@ -29,6 +29,9 @@ type JobStatus struct {
 	// compression saved.
 	LogicalBytesSent     uint64         `json:"logical_bytes_sent"`
 	LogicalBytesReceived uint64         `json:"logical_bytes_received"`
+	Applied              uint64         `json:"applied"`           // generations applied and good here
+	RolledBack           uint64         `json:"rolled_back"`       // generations rolled back here
+	Latency              *Histogram     `json:"latency,omitempty"` // change at the origin → applied here
 	Targets              []TargetStatus `json:"targets,omitempty"`
 	Rollout              string         `json:"rollout,omitempty"` // source: how far the newest generation got
 }
@@ -71,6 +74,7 @@ func (a *Agent) Status() Status {
 		j.mu.Lock()
 		js := j.status
 		js.Targets = append([]TargetStatus(nil), j.status.Targets...)
+		js.Latency = j.status.Latency.clone()
 		j.mu.Unlock()
 		if js.Role == "source" {
 			js.Rollout = rollout(&js, j.cfg.Targets, j.cfg.Order)

@@ -49,7 +49,7 @@ func (j *job) startTarget(ctx context.Context) error {
 			}
 		}
 		if g.State == store.StateApplying {
-			j.finish(ctx, g, before)
+			j.finish(ctx, g, before, time.Time{})
 		}
 	}
 	if j.latest == nil {
@@ -139,7 +139,11 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.rollbackFailed(ctx, g, before, reason, false)
 		return
 	}
-	j.finish(ctx, g, before)
+	var since time.Time
+	if m.Time > 0 {
+		since = time.Unix(0, m.Time)
+	}
+	j.finish(ctx, g, before, since)
 	if g.State == store.StateGood {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
@@ -148,7 +152,9 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 
 // finish runs the actions and checks of an applied generation and marks it
 // good, or rolls back to before and marks it bad.
-func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index) {
+// since, when set, is when the change was made at its origin: the
+// change→applied latency is observed from it.
+func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index, since time.Time) {
 	changed := g.Changed
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
 		if ctx.Err() != nil {
@@ -169,6 +175,13 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
 		s.LastChange = time.Now()
+		s.Applied++
+		if !since.IsZero() {
+			if s.Latency == nil {
+				s.Latency = newHistogram()
+			}
+			s.Latency.Observe(time.Since(since))
+		}
 	})
 }
 
@@ -197,6 +210,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 		j.save()
 	}
 	j.setStatus(func(s *JobStatus) {
+		s.RolledBack++
 		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
 		if j.latest != nil {
 			s.Generation = j.latest.Number

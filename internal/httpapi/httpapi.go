@@ -77,13 +77,19 @@ var (
 	descJobBad   = prometheus.NewDesc("pbxsync_job_bad", "1 when the job's newest generation is bad or the job has an error.", []string{"job"}, nil)
 	descJobSent  = prometheus.NewDesc("pbxsync_job_bytes_sent_total", "Content bytes sent for the job.", []string{"job"}, nil)
 	descJobRecv  = prometheus.NewDesc("pbxsync_job_bytes_received_total", "Content bytes received for the job.", []string{"job"}, nil)
+	descJobLSent = prometheus.NewDesc("pbxsync_job_logical_bytes_sent_total", "Content bytes (file sizes) the sent bytes stood for.", []string{"job"}, nil)
+	descJobLRecv = prometheus.NewDesc("pbxsync_job_logical_bytes_received_total", "Content bytes (file sizes) the received bytes stood for.", []string{"job"}, nil)
+	descJobApply = prometheus.NewDesc("pbxsync_job_applied_total", "Generations applied and good on this node.", []string{"job"}, nil)
+	descJobRoll  = prometheus.NewDesc("pbxsync_job_rollbacks_total", "Generations rolled back on this node.", []string{"job"}, nil)
+	descJobLat   = prometheus.NewDesc("pbxsync_job_change_to_applied_seconds", "From a change at its origin to applied and checked here.", []string{"job"}, nil)
 )
 
 // collector turns the agent's status into metrics at scrape time.
 type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPeerUp, descPeerRTT, descPeerSent, descPeerRecv, descJobGen, descJobBad, descJobSent, descJobRecv} {
+	for _, d := range []*prometheus.Desc{descPeerUp, descPeerRTT, descPeerSent, descPeerRecv, descJobGen, descJobBad, descJobSent, descJobRecv,
+		descJobLSent, descJobLRecv, descJobApply, descJobRoll, descJobLat} {
 		ch <- d
 	}
 }
@@ -109,5 +115,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descJobBad, prometheus.GaugeValue, bad, j.Name)
 		ch <- prometheus.MustNewConstMetric(descJobSent, prometheus.CounterValue, float64(j.BytesSent), j.Name)
 		ch <- prometheus.MustNewConstMetric(descJobRecv, prometheus.CounterValue, float64(j.BytesReceived), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobLSent, prometheus.CounterValue, float64(j.LogicalBytesSent), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobLRecv, prometheus.CounterValue, float64(j.LogicalBytesReceived), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobApply, prometheus.CounterValue, float64(j.Applied), j.Name)
+		ch <- prometheus.MustNewConstMetric(descJobRoll, prometheus.CounterValue, float64(j.RolledBack), j.Name)
+		if h := j.Latency; h != nil {
+			buckets := make(map[float64]uint64, len(h.Buckets))
+			for i, b := range h.Buckets {
+				buckets[b] = h.Counts[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(descJobLat, h.Count, h.Sum, buckets, j.Name)
+		}
 	}
 }

@@ -25,6 +25,7 @@ type Announce struct {
 	Version uint64 `json:"version"` // the origin's generation number
 	Origin  string `json:"origin"`  // node name that made the change
 	Reason  string `json:"reason,omitempty"`
+	Time    int64  `json:"time,omitempty"` // when the origin recorded it, Unix ns
 	Items   []Item `json:"items"`
 }
 
