@@ -7,7 +7,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta fuzz clean
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta verify-systemd fuzz clean
 
 all: build
 
@@ -44,6 +44,15 @@ acceptance:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./syncer/
 	$(GO) test -run '^$$' -bench . ./internal/store/ ./hostmon/
+
+## bench-delta: bytes moved by pbxsync's deltas vs rsync -z on generated Asterisk data,
+## throughput and peak memory (needs rsync; a few minutes). BENCHFLAGS=-quick for a smoke run.
+bench-delta:
+	$(GO) run ./delta/cmd/deltabench $(BENCHFLAGS)
+
+## verify-systemd: systemd-analyze verify on examples/systemd/pbxsync.service.
+verify-systemd:
+	examples/systemd/verify.sh
 
 ## fuzz: every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
