@@ -1004,3 +1004,53 @@ func TestE2EReloadDuringCheck(t *testing.T) {
 		return nil
 	})
 }
+
+// TestE2ERollbackAfterRejectedGeneration: after a target rejected the
+// source's newest generation, `rollback` on the source (to the previous
+// good one) brings the source's tree back and every side reports good.
+func TestE2ERollbackAfterRejectedGeneration(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("[[job.rule]]\nmatch = [\"*.conf\"]\ncheck = \"! grep -q BROKEN extensions.conf\"\n")
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	good := a.read("extensions.conf")
+	a.appendTo("extensions.conf", "exten => 1,1,BROKEN\n")
+	var bad uint64
+	eventually(t, waitLimit, "the source sees the rejection", func() error {
+		js, _ := a.jobStatus("conf")
+		if js.State != string(store.StateBad) {
+			return fmt.Errorf("source state %q", js.State)
+		}
+		bad = js.Generation
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := a.a().Rollback(ctx, "conf", 0); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if got := a.read("extensions.conf"); !bytes.Equal(got, good) {
+		t.Fatalf("source after rollback:\n%s", got)
+	}
+	converged(t, "after the rollback", a, b)
+	eventually(t, waitLimit, "both sides good", func() error {
+		js, _ := a.jobStatus("conf")
+		if js.State != string(store.StateGood) || len(js.Targets) != 1 || js.Targets[0].State != "good" {
+			return fmt.Errorf("source status %q %q, targets %+v", js.State, js.LastError, js.Targets)
+		}
+		return nil
+	})
+	gens, err := a.a().Store().Generations("conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range gens {
+		if g.Number == bad && (g.State != store.StateBad || !strings.Contains(g.Reason, "BROKEN")) {
+			t.Errorf("the rejected generation %d reads %q %q after the rollback; history should still say why it was bad", bad, g.State, g.Reason)
+		}
+	}
+}
