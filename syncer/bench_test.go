@@ -40,12 +40,15 @@ func BenchmarkChangeToApplied(b *testing.B) {
 	target := t.path("extensions.conf")
 
 	var lat []time.Duration
+	var starts []time.Time
+	genLinesBefore := len(logTimes(a.log.String(), `msg="new generation"`))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for k := range editsPerRound {
 			line := fmt.Sprintf("exten => %d,1,Dial(PJSIP/%d)\n", 1000+i*editsPerRound+k, k)
 			want = append(want, line...)
 			t0 := time.Now()
+			starts = append(starts, t0)
 			a.appendTo("extensions.conf", line)
 			for {
 				got, err := os.ReadFile(target)
@@ -69,7 +72,82 @@ func BenchmarkChangeToApplied(b *testing.B) {
 	b.ReportMetric(ms(pct(0.50)), "p50-ms")
 	b.ReportMetric(ms(pct(0.99)), "p99-ms")
 	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	// Where the time goes: the source's part (write to its "new
+	// generation" log line: debounce, scan, store), the target's own part
+	// (fetch, store, apply, checks: its "applied … took=" log) and what one
+	// fsync costs here, since every step that must survive a crash pays
+	// one or more.
+	if gens := logTimes(a.log.String(), `msg="new generation"`)[genLinesBefore:]; len(gens) == len(starts) {
+		src := make([]time.Duration, len(gens))
+		for i := range gens {
+			src[i] = gens[i].Sub(starts[i])
+		}
+		slices.Sort(src)
+		b.ReportMetric(ms(src[len(src)/2]), "source-p50-ms")
+	}
+	if took := appliedTook(t.log.String()); len(took) > 0 {
+		slices.Sort(took)
+		b.ReportMetric(ms(took[len(took)/2]), "target-p50-ms")
+	}
+	b.ReportMetric(ms(fsyncP50(b, t.data)), "fsync-p50-ms")
 	b.ReportMetric(0, "ns/op") // an iteration is 100 edits; the latencies are what counts
+}
+
+// logTimes returns the time= of every log line containing what.
+func logTimes(log, what string) []time.Time {
+	var out []time.Time
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, what) {
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.Fields(line)[0], "time="); ok {
+			if tm, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				out = append(out, tm)
+			}
+		}
+	}
+	return out
+}
+
+// appliedTook returns the took= durations of a target's "applied" lines.
+func appliedTook(log string) []time.Duration {
+	var out []time.Duration
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=applied ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "took="); ok {
+				if d, err := time.ParseDuration(v); err == nil {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// fsyncP50 is the median time to write and fsync a small file in dir.
+func fsyncP50(b *testing.B, dir string) time.Duration {
+	f, err := os.CreateTemp(dir, "fsync-probe-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	var ds []time.Duration
+	for range 21 {
+		t0 := time.Now()
+		if _, err := f.Write([]byte("exten => 100,1,Answer()\n")); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
 }
 
 // BenchmarkInitialSync measures how long a new target takes to hold a

@@ -64,11 +64,13 @@ type job struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	states  map[string]hostmon.FileState
-	dirty   bool
-	latest  *store.Generation // source: newest generation; target: newest applied good one
-	targets map[string]*targetState
-	bad     map[string]string
+	states map[string]hostmon.FileState
+	dirty  bool
+	latest *store.Generation // source: newest generation; target: newest applied good one
+	// announcement is the source's message for latest, built once.
+	announcement *wire.Announce
+	targets      map[string]*targetState
+	bad          map[string]string
 
 	mu       sync.Mutex
 	status   JobStatus
@@ -429,15 +431,17 @@ func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
 		return to, nil
 	}
 	reason := fmt.Sprintf("rollback to generation %d", to)
-	prev := j.latest.Number
+	prev, prevState := j.latest.Number, j.latest.State
 	if _, err := j.applyIndex(ctx, prev, g.Index); err != nil {
 		return 0, fmt.Errorf("roll back to generation %d: %w", to, err)
 	}
 	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {
 		return 0, err
 	}
-	if err := j.a.store.SetState(j.cfg.Name, prev, store.StateRolledBack, reason); err != nil {
-		j.log.Warn("cannot mark the replaced generation", "generation", prev, "err", err)
+	if prevState == store.StateGood { // a bad one keeps saying why it was bad
+		if err := j.a.store.SetState(j.cfg.Name, prev, store.StateRolledBack, reason); err != nil {
+			j.log.Warn("cannot mark the replaced generation", "generation", prev, "err", err)
+		}
 	}
 	j.log.Info("rolled back", "to", to, "new_generation", j.latest.Number)
 	j.announce(true)

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -71,6 +72,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	}
 	g.Number = n
 	j.latest = g
+	j.announcement = j.buildAnnounce(ctx, prev)
 	j.offer(local)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
@@ -78,6 +80,55 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 		s.LastChange = g.Time
 	})
 	return nil
+}
+
+// Inline content: changed files whose encoding (a delta against the
+// previous generation, else the stored zstd frame) is at most inlineMaxItem
+// ride inside the announcement, up to inlineBudget bytes in all; the rest
+// is fetched over transfer streams.
+const (
+	inlineMaxItem = 64 << 10
+	inlineBudget  = 512 << 10
+)
+
+// buildAnnounce makes the announcement of the newest generation. prev is
+// the previous generation's index (nil when unknown): content that changed
+// against it is carried inline, as a delta when the target is likely to
+// hold the previous version.
+func (j *job) buildAnnounce(ctx context.Context, prev index.Index) *wire.Announce {
+	g := j.latest
+	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(), Items: wire.FromIndex(g.Index)}
+	if prev == nil {
+		return msg
+	}
+	budget := inlineBudget
+	for _, p := range g.Changed {
+		it, ok := g.Index[p]
+		if !ok || it.Kind != index.KindFile {
+			continue
+		}
+		var in *wire.Inline
+		if old, ok := prev[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.a.store.Has(old.Hash) {
+			if d, _, err := j.encodeDelta(ctx, old.Hash, old.Size, it.Hash, it.Size); err == nil && d != nil && d.Len() <= inlineMaxItem {
+				in = &wire.Inline{Hash: it.Hash[:], Base: old.Hash[:], Encoding: wire.EncodingDelta, Data: d.Bytes()}
+			}
+		}
+		if in == nil {
+			if rc, n, err := j.a.store.OpenCompressed(it.Hash); err == nil {
+				if n <= inlineMaxItem {
+					if data, err := io.ReadAll(io.LimitReader(rc, n)); err == nil {
+						in = &wire.Inline{Hash: it.Hash[:], Encoding: wire.EncodingZstd, Data: data}
+					}
+				}
+				rc.Close()
+			}
+		}
+		if in != nil && len(in.Data) <= budget {
+			budget -= len(in.Data)
+			msg.Inline = append(msg.Inline, *in)
+		}
+	}
+	return msg
 }
 
 // announce sends the newest generation to the targets that lack it: all at
@@ -116,7 +167,11 @@ func (j *job) announce(force bool) {
 		}
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			if msg == nil {
-				msg = &wire.Announce{Job: j.cfg.Name, Version: v, Origin: j.latest.Origin, Reason: j.latest.Reason, Time: j.latest.Time.UnixNano(), Items: wire.FromIndex(j.latest.Index)}
+				msg = j.announcement
+				if msg == nil || msg.Version != v {
+					msg = j.buildAnnounce(context.Background(), nil)
+					j.announcement = msg
+				}
 			}
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {

@@ -103,6 +103,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	}
 	started := time.Now()
 	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
+	j.takeInline(ctx, peer, m.Inline, want)
 	if err := j.fetch(ctx, peer, want); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })

@@ -218,3 +218,60 @@ func (j *job) patchInto(ctx context.Context, it index.Item, base *delta.File, bo
 	}
 	return nil
 }
+
+// takeInline stores the content carried inside an announcement: zstd
+// frames as they are, deltas patched against the base this node holds.
+// Anything that does not apply (an unknown base, a damaged entry) is
+// skipped; fetch then gets that content over a transfer stream.
+func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline, want index.Index) {
+	if len(inline) == 0 {
+		return
+	}
+	sizes := make(map[index.Hash]int64, len(want)+len(j.states))
+	for _, it := range want {
+		sizes[it.Hash] = it.Size
+	}
+	baseSizes := make(map[index.Hash]int64, len(j.states))
+	for _, st := range j.states {
+		baseSizes[st.Hash] = st.Size
+	}
+	if j.latest != nil {
+		for _, it := range j.latest.Index {
+			baseSizes[it.Hash] = it.Size
+		}
+	}
+	for _, in := range inline {
+		h := wire.HashOf(in.Hash)
+		size, wanted := sizes[h]
+		if !wanted || j.a.store.Has(h) {
+			continue
+		}
+		var err error
+		switch in.Encoding {
+		case wire.EncodingZstd:
+			_, err = j.a.store.PutCompressed(ctx, bytes.NewReader(in.Data), h, size)
+		case wire.EncodingDelta:
+			base := wire.HashOf(in.Base)
+			baseSize, known := baseSizes[base]
+			if !known || !j.a.store.Has(base) {
+				continue
+			}
+			bf, closeBase, berr := j.content(ctx, base, baseSize)
+			if berr != nil {
+				err = berr
+				break
+			}
+			err = j.patchInto(ctx, index.Item{Hash: h, Size: size}, &bf, bytes.NewReader(in.Data))
+			closeBase()
+		}
+		if err != nil {
+			j.log.Debug("inline content did not apply; fetching it", "hash", h.Short(), "err", err)
+			continue
+		}
+		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(size), ContentReceived: uint64(len(in.Data))})
+		j.setStatus(func(st *JobStatus) {
+			st.BytesReceived += uint64(len(in.Data))
+			st.LogicalBytesReceived += uint64(size)
+		})
+	}
+}

@@ -27,6 +27,37 @@ type Announce struct {
 	Reason  string `json:"reason,omitempty"`
 	Time    int64  `json:"time,omitempty"` // when the origin recorded it, Unix ns
 	Items   []Item `json:"items"`
+	// Inline carries the content of small changed files, so that a target
+	// holding the previous version needs no transfer round trip.
+	Inline []Inline `json:"inline,omitempty"`
+}
+
+// MaxInline bounds the bytes of one Inline entry.
+const MaxInline = 1 << 20
+
+// Inline is content carried inside an Announce: a zstd frame of the whole
+// content, or a pbxsync/delta encoding against Base.
+type Inline struct {
+	Hash     []byte `json:"hash"`
+	Base     []byte `json:"base,omitempty"`
+	Encoding string `json:"encoding"` // EncodingZstd or EncodingDelta
+	Data     []byte `json:"data"`
+}
+
+func (in *Inline) validate() error {
+	switch {
+	case len(in.Hash) != index.HashSize:
+		return fmt.Errorf("inline hash: %d bytes, want %d", len(in.Hash), index.HashSize)
+	case in.Encoding == EncodingDelta && len(in.Base) != index.HashSize:
+		return fmt.Errorf("inline delta without a %d-byte base", index.HashSize)
+	case in.Encoding == EncodingZstd && len(in.Base) != 0:
+		return fmt.Errorf("inline zstd content with a base")
+	case in.Encoding != EncodingZstd && in.Encoding != EncodingDelta:
+		return fmt.Errorf("inline encoding %q: want zstd or delta", truncate(in.Encoding, 40))
+	case len(in.Data) > MaxInline:
+		return fmt.Errorf("inline data: %d bytes > %d", len(in.Data), MaxInline)
+	}
+	return nil
 }
 
 // Type implements Message.
@@ -55,6 +86,14 @@ func (m *Announce) Validate() error {
 			return fmt.Errorf("item %d: path %q appears twice", i, m.Items[i].Path)
 		}
 		seen[m.Items[i].Path] = struct{}{}
+	}
+	if len(m.Inline) > MaxItems {
+		return fmt.Errorf("inline: %d entries", len(m.Inline))
+	}
+	for i := range m.Inline {
+		if err := m.Inline[i].validate(); err != nil {
+			return fmt.Errorf("inline %d: %w", i, err)
+		}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func TestRoundTrip(t *testing.T) {
 		&Hello{Node: "pbx-1", Agent: "pbxsync dev"},
 		sampleAnnounce(3),
 		sampleAnnounce(5000), // compressed
+		&Announce{Job: "conf", Version: 2, Origin: "a", Items: []Item{}, Inline: []Inline{{Hash: make([]byte, 32), Base: make([]byte, 32), Encoding: EncodingDelta, Data: []byte("PBXD...")}}},
 		&Result{Job: "conf", Version: 3, Generation: 9, State: "bad", Reason: "check failed"},
 		&Ping{Seq: 1}, &Pong{Seq: 1},
 		&State{Node: "a", Healthy: true, Jobs: []JobState{{Job: "conf", Generation: 2, State: "good"}}},
@@ -80,20 +81,22 @@ func TestRejects(t *testing.T) {
 		in   []byte
 		want string
 	}{
-		"dotdot":        {frame(TypeGet, 0, `{"job":"conf","path":"../etc/passwd","hash":"`+hash+`"}`), "contains .."},
-		"absolute":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"/etc/passwd","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "absolute"},
-		"nested dotdot": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a/../../x","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "contains .."},
-		"short hash":    {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"AAAA"}`), "hash"},
-		"bad job":       {frame(TypeResult, 0, `{"job":"../x","version":1,"generation":1,"state":"good"}`), "job"},
-		"unknown field": {frame(TypeHello, 0, `{"node":"a","agent":"x","evil":1}`), "unknown field"},
-		"unknown type":  {frame(Type(77), 0, `{}`), "unknown message type"},
-		"bad flags":     {frame(TypeHello, 4, `{}`), "flags"},
-		"not zstd":      {frame(TypeHello, flagZstd, `garbage`), "zstd"},
-		"mode bits":     {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":1,"m":2048,"t":0,"h":"`+hash+`"}]}`), "mode"},
-		"negative size": {frame(TypeData, 0, `{"encoding":"zstd","size":-1,"length":0,"hash":"`+hash+`"}`), "size"},
-		"dup path":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":2,"m":0,"t":0},{"p":"x","k":2,"m":0,"t":0}]}`), "twice"},
-		"truncated":     {frame(TypeHello, 0, `{"node":"a"}`)[:12], "truncated"},
-		"trailing":      {frame(TypeHello, 0, `{"node":"a","agent":""} {}`), "trailing"},
+		"dotdot":         {frame(TypeGet, 0, `{"job":"conf","path":"../etc/passwd","hash":"`+hash+`"}`), "contains .."},
+		"absolute":       {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"/etc/passwd","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "absolute"},
+		"nested dotdot":  {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a/../../x","k":1,"m":420,"t":0,"h":"`+hash+`"}]}`), "contains .."},
+		"short hash":     {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"AAAA"}`), "hash"},
+		"bad job":        {frame(TypeResult, 0, `{"job":"../x","version":1,"generation":1,"state":"good"}`), "job"},
+		"unknown field":  {frame(TypeHello, 0, `{"node":"a","agent":"x","evil":1}`), "unknown field"},
+		"unknown type":   {frame(Type(77), 0, `{}`), "unknown message type"},
+		"bad flags":      {frame(TypeHello, 4, `{}`), "flags"},
+		"not zstd":       {frame(TypeHello, flagZstd, `garbage`), "zstd"},
+		"mode bits":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":1,"m":2048,"t":0,"h":"`+hash+`"}]}`), "mode"},
+		"negative size":  {frame(TypeData, 0, `{"encoding":"zstd","size":-1,"length":0,"hash":"`+hash+`"}`), "size"},
+		"dup path":       {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":2,"m":0,"t":0},{"p":"x","k":2,"m":0,"t":0}]}`), "twice"},
+		"truncated":      {frame(TypeHello, 0, `{"node":"a"}`)[:12], "truncated"},
+		"trailing":       {frame(TypeHello, 0, `{"node":"a","agent":""} {}`), "trailing"},
+		"inline no base": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[],"inline":[{"hash":"`+hash+`","encoding":"delta","data":""}]}`), "without"},
+		"inline bad enc": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[],"inline":[{"hash":"`+hash+`","encoding":"gzip","data":""}]}`), "inline encoding"},
 	}
 	for name, tc := range cases {
 		_, err := c.Decode(tc.in)
