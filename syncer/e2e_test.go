@@ -1054,3 +1054,37 @@ func TestE2ERollbackAfterRejectedGeneration(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ECatchUpAcrossSmallGenerations: a target that missed several
+// small generations of one file (the source sends small changes inline,
+// as deltas against its previous generation, which this target never
+// had) catches up to the newest content.
+func TestE2ECatchUpAcrossSmallGenerations(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.write("sip.conf", "[general]\ncontext=default\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	b.stop()
+	for i := range 3 {
+		js, _ := a.jobStatus("conf")
+		a.appendTo("extensions.conf", fmt.Sprintf("exten => %d,1,Hangup()\n", 200+i))
+		a.appendTo("sip.conf", fmt.Sprintf("; edit %d\n", i))
+		eventually(t, waitLimit, "a new generation on the source", func() error {
+			if now, _ := a.jobStatus("conf"); now.Generation == js.Generation {
+				return fmt.Errorf("still generation %d", now.Generation)
+			}
+			return nil
+		})
+	}
+	b.start()
+	converged(t, "after missing three generations", a, b)
+	waitGood(t, b, "conf")
+	// and the next small change, inline against a generation b now has
+	a.appendTo("extensions.conf", "exten => 299,1,Hangup()\n")
+	converged(t, "the next change", a, b)
+}
