@@ -262,6 +262,16 @@ func (m *Monitor) AddTraffic(peer string, d Traffic) {
 	}
 }
 
+// RTT returns the last measured round-trip time to peer, 0 when unknown.
+func (m *Monitor) RTT(peer string) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ps, ok := m.peers[peer]; ok {
+		return ps.rtt
+	}
+	return 0
+}
+
 // PeerState returns what peer last published about itself, or nil.
 func (m *Monitor) PeerState(peer string) *wire.State {
 	m.mu.Lock()

@@ -7,12 +7,13 @@ import (
 )
 
 // TestInlineContentNeedsNoTransfer: a small edit reaches the target inside
-// the announcement (as a delta against the previous version), so the
-// source serves no transfer stream for it.
+// the announcement (as a delta against the previous version, with delta =
+// "always"; on loopback "auto" would send the zstd frame), so the source
+// serves no transfer stream for it.
 func TestInlineContentNeedsNoTransfer(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	a, b := h.pair("")
+	a, b := h.pair("delta = \"always\"\n")
 	var dialplan strings.Builder
 	dialplan.WriteString(seedExtensions)
 	for i := 0; i < 400; i++ {
@@ -42,4 +43,36 @@ func TestInlineContentNeedsNoTransfer(t *testing.T) {
 	if wire*4 > logical {
 		t.Errorf("inline content took %d wire bytes for %d logical bytes; want a delta, not the whole file", wire, logical)
 	}
+}
+
+// TestLargeEditTravelsAsDelta: a one-line edit to a dialplan too big to
+// ride inline is fetched with the target's copy named as base, and the
+// source answers with a delta: a few hundred bytes, not the file.
+func TestLargeEditTravelsAsDelta(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("delta = \"always\"\n")
+	var dialplan strings.Builder
+	for i := 0; len(dialplan.String()) < 2<<20; i++ {
+		fmt.Fprintf(&dialplan, "exten => %d,1,Dial(PJSIP/%d,30,tT)\n same => n,VoiceMail(%d@default,u)\n same => n,Hangup()\n", 10000+i, 10000+i, 10000+i)
+	}
+	a.write("extensions.conf", dialplan.String(), 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	before := b.a().Status().Jobs[0]
+	a.appendTo("extensions.conf", "exten => 99999,1,Hangup()\n")
+	converged(t, "a one-line edit", a, b)
+	waitGood(t, b, "conf")
+	after := b.a().Status().Jobs[0]
+	wire := after.BytesReceived - before.BytesReceived
+	logical := after.LogicalBytesReceived - before.LogicalBytesReceived
+	if logical < 2<<20 {
+		t.Fatalf("logical bytes %d: the edit was not counted", logical)
+	}
+	if wire > 4096 {
+		t.Errorf("a one-line edit of a %d-byte file took %d bytes on the wire; want a delta of a few hundred", logical, wire)
+	}
+	t.Logf("one-line edit of %d bytes: %d bytes on the wire", logical, wire)
 }

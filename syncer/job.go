@@ -67,10 +67,13 @@ type job struct {
 	states map[string]hostmon.FileState
 	dirty  bool
 	latest *store.Generation // source: newest generation; target: newest applied good one
-	// announcement is the source's message for latest, built once.
-	announcement *wire.Announce
-	targets      map[string]*targetState
-	bad          map[string]string
+	// announcements are the source's messages for latest, with and
+	// without inline deltas (see announcementFor); prevIndex is the index
+	// of the generation before latest, their delta base.
+	announcements map[bool]*wire.Announce
+	prevIndex     index.Index
+	targets       map[string]*targetState
+	bad           map[string]string
 
 	mu       sync.Mutex
 	status   JobStatus

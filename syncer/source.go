@@ -72,7 +72,8 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	}
 	g.Number = n
 	j.latest = g
-	j.announcement = j.buildAnnounce(ctx, prev)
+	j.prevIndex = prev
+	j.announcements = map[bool]*wire.Announce{}
 	j.offer(local)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
@@ -91,16 +92,45 @@ const (
 	inlineBudget  = 512 << 10
 )
 
-// buildAnnounce makes the announcement of the newest generation. prev is
-// the previous generation's index (nil when unknown): content that changed
-// against it is carried inline, as a delta when the target is likely to
-// hold the previous version.
-func (j *job) buildAnnounce(ctx context.Context, prev index.Index) *wire.Announce {
-	g := j.latest
-	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(), Items: wire.FromIndex(g.Index)}
-	if prev == nil {
+// useDelta applies the job's delta setting to a transfer of size bytes to
+// peer: "auto" spends CPU on deltas only where the link is the bottleneck.
+func (j *job) useDelta(peer string, size int64) bool {
+	switch j.cfg.Delta {
+	case config.DeltaNever:
+		return false
+	case config.DeltaAlways:
+		return true
+	}
+	return size >= config.DeltaSize || j.a.mon.RTT(peer) >= config.DeltaRTT
+}
+
+// announcementFor returns the announcement of the newest generation for
+// peer, with inline deltas or inline zstd frames as useDelta says; each
+// variant is built once per generation.
+func (j *job) announcementFor(peer string) *wire.Announce {
+	withDelta := j.useDelta(peer, 0) && j.prevIndex != nil
+	if msg, ok := j.announcements[withDelta]; ok && msg.Version == j.latest.Number {
 		return msg
 	}
+	if j.announcements == nil {
+		j.announcements = map[bool]*wire.Announce{}
+	}
+	var base index.Index
+	if withDelta {
+		base = j.prevIndex
+	}
+	msg := j.buildAnnounce(context.Background(), base)
+	j.announcements[withDelta] = msg
+	return msg
+}
+
+// buildAnnounce makes the announcement of the newest generation and
+// carries its changed files inline: as deltas against deltaBase (the
+// previous generation, which a target in step holds) when it is given,
+// else as the stored zstd frames.
+func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.Announce {
+	g := j.latest
+	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(), Items: wire.FromIndex(g.Index)}
 	budget := inlineBudget
 	for _, p := range g.Changed {
 		it, ok := g.Index[p]
@@ -108,7 +138,7 @@ func (j *job) buildAnnounce(ctx context.Context, prev index.Index) *wire.Announc
 			continue
 		}
 		var in *wire.Inline
-		if old, ok := prev[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.a.store.Has(old.Hash) {
+		if old, ok := deltaBase[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.a.store.Has(old.Hash) {
 			if d, _, err := j.encodeDelta(ctx, old.Hash, old.Size, it.Hash, it.Size); err == nil && d != nil && d.Len() <= inlineMaxItem {
 				in = &wire.Inline{Hash: it.Hash[:], Base: old.Hash[:], Encoding: wire.EncodingDelta, Data: d.Bytes()}
 			}
@@ -140,7 +170,6 @@ func (j *job) announce(force bool) {
 		return
 	}
 	v := j.latest.Number
-	var msg *wire.Announce
 	for _, name := range j.cfg.Targets {
 		t := j.targets[name]
 		if t == nil {
@@ -166,13 +195,7 @@ func (j *job) announce(force bool) {
 			continue
 		}
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
-			if msg == nil {
-				msg = j.announcement
-				if msg == nil || msg.Version != v {
-					msg = j.buildAnnounce(context.Background(), nil)
-					j.announcement = msg
-				}
-			}
+			msg := j.announcementFor(name)
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)

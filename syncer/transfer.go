@@ -80,7 +80,7 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
 	var body io.Reader = rc
 	msg := &wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}
-	if len(g.Base) > 0 && baseOK && j.applier != nil && j.a.store.Has(wire.HashOf(g.Base)) {
+	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(peer, size) && j.a.store.Has(wire.HashOf(g.Base)) {
 		if d, res, err := j.encodeDelta(ctx, wire.HashOf(g.Base), baseSize, h, size); err != nil {
 			j.log.Warn("delta encoding failed; sending the whole content", "path", g.Path, "err", err)
 		} else if d != nil && int64(d.Len()) < n {

@@ -39,6 +39,8 @@ exclude = ["pbxsync-local.conf", "**/*.swp"]
 mode = "push"                 # push (one source) or mesh (default push)
 source = "pbx1"               # push: the node whose changes are sent
 targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
+delta = "auto"                # deltas to far peers (RTT ≥ 10 ms) and for big files (≥ 4 MiB);
+                              # "always" or "never" (default auto)
 order = "rolling"             # parallel, or rolling: one target at a time (default parallel)
 keep = 20                     # known-good generations kept for rollback (default 20, at least 2)
 debounce = "20ms"             # gather file events this long (default 20ms, at most 10s)

@@ -343,7 +343,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Jobs: []Job{{
 			Name: "conf", Type: "files", Path: "/etc/asterisk", Mode: "push", Source: "a", Targets: []string{"b"},
-			Order: "parallel", Keep: 20, Debounce: 20 * time.Millisecond, CheckTimeout: 30 * time.Second, Line: 8,
+			Order: "parallel", Delta: "auto", Keep: 20, Debounce: 20 * time.Millisecond, CheckTimeout: 30 * time.Second, Line: 8,
 		}},
 		Asterisk:   Asterisk{Log: "/var/log/asterisk/messages"},
 		OnPeerDown: []PeerHook{{Peer: "b", Grace: 5 * time.Second, Command: "true", Timeout: 60 * time.Second}},

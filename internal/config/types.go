@@ -44,6 +44,19 @@ const (
 
 	OrderParallel = "parallel"
 	OrderRolling  = "rolling"
+
+	// DeltaAuto sends deltas where the link, not the CPU, is the
+	// bottleneck: to peers with a round trip of DeltaRTT or more, and for
+	// files of DeltaSize or more; compressed whole content otherwise.
+	DeltaAuto   = "auto"
+	DeltaAlways = "always"
+	DeltaNever  = "never"
+)
+
+// The thresholds of delta = "auto".
+const (
+	DeltaRTT  = 10 * time.Millisecond
+	DeltaSize = 4 << 20
 )
 
 // Job is one [[job]]: one tree of files or one set of tables, synced between peers.
@@ -57,6 +70,7 @@ type Job struct {
 	Source       string        // push: required node name (this node or a peer)
 	Targets      []string      // push: node names (this node or peers); mesh: members
 	Order        string        // parallel|rolling; default parallel
+	Delta        string        // auto|always|never: when to send deltas; default auto
 	Keep         int           // generations kept in the store; default 20, min 2
 	Debounce     time.Duration // file events are gathered this long; default 20ms
 	Check        string        // optional job-wide check command
