@@ -145,6 +145,15 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 		cleanup()
 		return err
 	}
+	// The staged files' names must be durable before the journal names
+	// them: after a power loss, a journal entry whose staged file is gone
+	// is taken for a rename that happened.
+	if len(writes) > 0 {
+		if err := syncDir(a.Staging); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: fsync staging dir: %w", a.Job, err)
+		}
+	}
 	if err := a.Store.WriteJournal(a.Job, j); err != nil {
 		cleanup()
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)

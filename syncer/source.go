@@ -2,8 +2,10 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -43,23 +45,65 @@ func (j *job) startSource(ctx context.Context) error {
 	return nil
 }
 
+// storeTree puts every file of local that the store lacks into it, a few
+// at a time. A file that changed since the scan is stored as read, and its
+// item updated: the watcher reports the change and the next generation
+// carries it.
+func (j *job) storeTree(ctx context.Context, local index.Index) error {
+	var need []string
+	for p, it := range local {
+		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
+			need = append(need, p)
+		}
+	}
+	type stored struct {
+		path string
+		hash index.Hash
+		size int64
+		err  error
+	}
+	work := make(chan string)
+	done := make(chan stored)
+	for w := 0; w < min(stageParallel, len(need)); w++ {
+		go func() {
+			for p := range work {
+				h, n, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(p)))
+				done <- stored{p, h, n, err}
+			}
+		}()
+	}
+	go func() {
+		for _, p := range need {
+			work <- p
+		}
+		close(work)
+	}()
+	var first error
+	for range need {
+		r := <-done
+		if errors.Is(r.err, os.ErrNotExist) {
+			delete(local, r.path) // removed since the scan; the watcher reports it
+			continue
+		}
+		if r.err != nil {
+			if first == nil {
+				first = fmt.Errorf("store %s: %w", r.path, r.err)
+			}
+			continue
+		}
+		if it := local[r.path]; it.Hash != r.hash || it.Size != r.size {
+			it.Hash, it.Size = r.hash, r.size
+			local[r.path] = it
+		}
+	}
+	return first
+}
+
 // newSourceGeneration stores the content of local and records it as a
 // new good generation of this origin.
 func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason string) error {
-	for p, it := range local {
-		if it.Kind != index.KindFile || j.a.store.Has(it.Hash) {
-			continue
-		}
-		h, n, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(p)))
-		if err != nil {
-			return fmt.Errorf("store %s: %w", p, err)
-		}
-		if h != it.Hash || n != it.Size {
-			// changed again since the scan; the watcher reports it, and this
-			// generation carries what was read
-			it.Hash, it.Size = h, n
-			local[p] = it
-		}
+	if err := j.storeTree(ctx, local); err != nil {
+		return err
 	}
 	var prev index.Index
 	if j.latest != nil {
