@@ -39,9 +39,10 @@ type rollbackResult struct {
 
 // targetState is what the source knows of one target's progress.
 type targetState struct {
-	version uint64 // last version announced to it
-	sentAt  time.Time
-	result  *wire.Result // its last answer
+	version  uint64 // last version announced to it
+	sentAt   time.Time
+	result   *wire.Result // its last answer
+	needFull bool         // it asked for a complete announcement
 }
 
 // persisted is the per-job state kept in the store between runs.
@@ -70,8 +71,9 @@ type job struct {
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.
-	announcements map[bool]*wire.Announce
+	announcements map[announceKind]*wire.Announce
 	prevIndex     index.Index
+	prevNumber    uint64
 	targets       map[string]*targetState
 	bad           map[string]string
 

@@ -115,9 +115,12 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 		return fmt.Errorf("record generation: %w", err)
 	}
 	g.Number = n
+	if j.latest != nil {
+		j.prevNumber = j.latest.Number
+	}
 	j.latest = g
 	j.prevIndex = prev
-	j.announcements = map[bool]*wire.Announce{}
+	j.announcements = nil
 	j.offer(local)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
@@ -148,23 +151,35 @@ func (j *job) useDelta(peer string, size int64) bool {
 	return size >= config.DeltaSize || j.a.mon.RTT(peer) >= config.DeltaRTT
 }
 
+// announceKind selects a variant of the announcement of one generation.
+type announceKind struct {
+	delta       bool // inline content as deltas against the previous generation
+	incremental bool // only the changes against the previous generation
+}
+
 // announcementFor returns the announcement of the newest generation for
-// peer, with inline deltas or inline zstd frames as useDelta says; each
-// variant is built once per generation.
-func (j *job) announcementFor(peer string) *wire.Announce {
-	withDelta := j.useDelta(peer, 0) && j.prevIndex != nil
-	if msg, ok := j.announcements[withDelta]; ok && msg.Version == j.latest.Number {
+// target t called peer: incremental when t acknowledged the previous
+// generation, with inline deltas when useDelta says so. Each variant is
+// built once per generation.
+func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
+	k := announceKind{delta: j.useDelta(peer, 0) && j.prevIndex != nil}
+	k.incremental = j.prevIndex != nil && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prevNumber
+	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
 		return msg
 	}
 	if j.announcements == nil {
-		j.announcements = map[bool]*wire.Announce{}
+		j.announcements = map[announceKind]*wire.Announce{}
 	}
 	var base index.Index
-	if withDelta {
+	if k.delta {
 		base = j.prevIndex
 	}
 	msg := j.buildAnnounce(context.Background(), base)
-	j.announcements[withDelta] = msg
+	if k.incremental {
+		msg.Items, msg.Removed, msg.Digest = wire.Incremental(j.prevIndex, j.latest.Index)
+		msg.Base = j.prevNumber
+	}
+	j.announcements[k] = msg
 	return msg
 }
 
@@ -239,7 +254,7 @@ func (j *job) announce(force bool) {
 			continue
 		}
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
-			msg := j.announcementFor(name)
+			msg := j.announcementFor(name, t)
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)
@@ -261,7 +276,16 @@ func (j *job) onResult(peer string, r *wire.Result) {
 		j.log.Warn("ignoring a result from a peer that is not a target of this job", "peer", peer)
 		return
 	}
+	if r.State == wire.ResultResync {
+		// it does not hold the base of an incremental announcement
+		t.result, t.needFull, t.sentAt = nil, true, time.Time{}
+		j.announce(false)
+		return
+	}
 	t.result = r
+	if r.State == "good" && r.Version == j.latestNumber() {
+		t.needFull = false
+	}
 	if r.State == "bad" {
 		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
 		j.log.Warn("target rejected a generation and rolled back", "peer", peer, "generation", r.Version, "reason", r.Reason)
@@ -286,4 +310,11 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func (j *job) latestNumber() uint64 {
+	if j.latest == nil {
+		return 0
+	}
+	return j.latest.Number
 }

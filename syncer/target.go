@@ -82,13 +82,28 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
 		return
 	}
-	want := wire.ToIndex(m.Items)
-	digest := want.Digest().String()
 	reply := func(gen uint64, state, reason string) {
 		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
 	}
+	want := wire.ToIndex(m.Items)
+	if m.Base != 0 {
+		// an incremental announcement: rebuild the index from the base
+		// this node holds, or ask for the complete one
+		if j.latest == nil || j.latest.SourceVersion != m.Base {
+			reply(0, wire.ResultResync, "")
+			return
+		}
+		full, err := m.Apply(j.latest.Index)
+		if err != nil {
+			j.log.Info("asking for a complete announcement", "err", err)
+			reply(0, wire.ResultResync, err.Error())
+			return
+		}
+		want = full
+	}
+	digest := want.Digest().String()
 	if reason, isBad := j.bad[digest]; isBad {
 		reply(0, "bad", reason)
 		return

@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
+	"sort"
 
 	"pbxsync/internal/index"
 )
@@ -19,14 +21,23 @@ type Item struct {
 	Version []index.Counter `json:"v,omitempty"`
 }
 
-// Announce tells a target the source's complete index of a job at a version.
+// Announce tells a target the source's index of a job at a version: the
+// complete index, or (Base set) only what changed since version Base,
+// which the target is known to hold.
 type Announce struct {
 	Job     string `json:"job"`
 	Version uint64 `json:"version"` // the origin's generation number
 	Origin  string `json:"origin"`  // node name that made the change
 	Reason  string `json:"reason,omitempty"`
 	Time    int64  `json:"time,omitempty"` // when the origin recorded it, Unix ns
-	Items   []Item `json:"items"`
+	Items   []Item `json:"items"`          // all items, or (Base set) the changed and new ones
+	// Base, when set, makes this an incremental announcement against
+	// version Base: Items are the items that differ, Removed the paths
+	// that are gone, and Digest the index.Digest of the complete result,
+	// so the target can check its reconstruction.
+	Base    uint64   `json:"base,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+	Digest  []byte   `json:"digest,omitempty"`
 	// Inline carries the content of small changed files, so that a target
 	// holding the previous version needs no transfer round trip.
 	Inline []Inline `json:"inline,omitempty"`
@@ -86,6 +97,24 @@ func (m *Announce) Validate() error {
 			return fmt.Errorf("item %d: path %q appears twice", i, m.Items[i].Path)
 		}
 		seen[m.Items[i].Path] = struct{}{}
+	}
+	if m.Base != 0 && len(m.Digest) != index.HashSize {
+		return fmt.Errorf("incremental announcement without a %d-byte digest", index.HashSize)
+	}
+	if m.Base == 0 && (len(m.Removed) > 0 || len(m.Digest) > 0) {
+		return fmt.Errorf("removed paths or digest in a complete announcement")
+	}
+	if len(m.Removed) > MaxItems {
+		return fmt.Errorf("removed: %d paths", len(m.Removed))
+	}
+	for _, p := range m.Removed {
+		if err := index.ValidatePath(p); err != nil {
+			return fmt.Errorf("removed: %w", err)
+		}
+		if _, dup := seen[p]; dup {
+			return fmt.Errorf("path %q is both changed and removed", p)
+		}
+		seen[p] = struct{}{}
 	}
 	if len(m.Inline) > MaxItems {
 		return fmt.Errorf("inline: %d entries", len(m.Inline))
@@ -148,4 +177,45 @@ func ToIndex(items []Item) index.Index {
 		x[w.Path] = it
 	}
 	return x
+}
+
+// Incremental returns the announcement of next as changes against prev
+// (Items, Removed and Digest; the caller sets Base and the other fields).
+func Incremental(prev, next index.Index) (items []Item, removed []string, digest []byte) {
+	changed := index.Index{}
+	for p, it := range next {
+		if old, ok := prev[p]; !ok || !sameItem(old, it) {
+			changed[p] = it
+		}
+	}
+	for p := range prev {
+		if _, ok := next[p]; !ok {
+			removed = append(removed, p)
+		}
+	}
+	sort.Strings(removed)
+	d := next.Digest()
+	return FromIndex(changed), removed, d[:]
+}
+
+// Apply rebuilds the complete index an incremental announcement describes
+// from base, the index of version m.Base. It fails when the result does not
+// have the announced digest (the target's base was not what the source
+// thought).
+func (m *Announce) Apply(base index.Index) (index.Index, error) {
+	out := base.Clone()
+	for _, p := range m.Removed {
+		delete(out, p)
+	}
+	for p, it := range ToIndex(m.Items) {
+		out[p] = it
+	}
+	if d := out.Digest(); !bytes.Equal(d[:], m.Digest) {
+		return nil, fmt.Errorf("incremental announcement of version %d does not match the base this node holds", m.Version)
+	}
+	return out, nil
+}
+
+func sameItem(a, b index.Item) bool {
+	return a.Kind == b.Kind && a.Mode == b.Mode && a.Size == b.Size && a.MTime == b.MTime && a.Hash == b.Hash && a.Deleted == b.Deleted
 }

@@ -19,6 +19,11 @@ func (m *Hello) Validate() error {
 	return checkText("agent", m.Agent, MaxNameLen)
 }
 
+// ResultResync is the Result state of a target that cannot use an
+// incremental announcement (it does not hold its base): it asks for the
+// complete index.
+const ResultResync = "resync"
+
 // Result reports what a target did with an announced version.
 type Result struct {
 	Job        string `json:"job"`
@@ -37,9 +42,9 @@ func (m *Result) Validate() error {
 		return err
 	}
 	switch m.State {
-	case "good", "bad", "rolled-back", "applying":
+	case "good", "bad", "rolled-back", "applying", ResultResync:
 	default:
-		return fmt.Errorf("state %q: want good, bad, rolled-back or applying", truncate(m.State, 40))
+		return fmt.Errorf("state %q: want good, bad, rolled-back, applying or resync", truncate(m.State, 40))
 	}
 	return checkText("reason", m.Reason, MaxReasonLen)
 }

@@ -149,3 +149,39 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestIncremental(t *testing.T) {
+	prev := ToIndex(sampleAnnounce(20).Items)
+	next := prev.Clone()
+	delete(next, "dir3/file3.conf")
+	it := next["dir1/file1.conf"]
+	it.Hash = index.Sum([]byte("new"))
+	next[it.Path] = it
+	next["new.conf"] = index.Item{Path: "new.conf", Kind: index.KindFile, Size: 3, Mode: 0o644, Hash: index.Sum([]byte("abc"))}
+	items, removed, digest := Incremental(prev, next)
+	if len(items) != 2 || len(removed) != 1 || removed[0] != "dir3/file3.conf" {
+		t.Fatalf("incremental: %d items, removed %v", len(items), removed)
+	}
+	m := &Announce{Job: "conf", Version: 8, Origin: "a", Base: 7, Items: items, Removed: removed, Digest: digest}
+	c := newCodec(t)
+	b, err := c.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebuilt, err := got.(*Announce).Apply(prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt.Digest() != next.Digest() {
+		t.Fatal("rebuilt index differs")
+	}
+	other := prev.Clone()
+	delete(other, "dir0")
+	if _, err := m.Apply(other); err == nil {
+		t.Fatal("a wrong base was not detected")
+	}
+}
