@@ -21,7 +21,15 @@ const (
 func (a *Agent) localState() *wire.State {
 	st := a.Status()
 	cfg := a.cfgSnapshot()
-	out := &wire.State{Node: a.node, Healthy: a.Healthy(context.Background()) == nil}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out := &wire.State{Node: a.node, Healthy: a.Healthy(ctx) == nil}
+	if a.health != nil {
+		out.Asterisk = "up"
+		if a.health(ctx) != nil {
+			out.Asterisk = "down"
+		}
+	}
 	paths := []string{cfg.Node.DataDir}
 	for _, j := range st.Jobs {
 		out.Jobs = append(out.Jobs, wire.JobState{Job: j.Name, Generation: j.Generation, State: j.State})

@@ -179,8 +179,14 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 			j.log.Info("checks interrupted by shutdown", "generation", g.Number)
 			return
 		}
-		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err)
-		j.rollbackFailed(ctx, g, before, err.Error(), true)
+		// An unreachable Asterisk says nothing about the content: roll
+		// back, but let the source offer it again once Asterisk is up.
+		unavailable := errors.Is(err, ErrAsteriskUnavailable)
+		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err, "asterisk_unavailable", unavailable)
+		j.rollbackFailed(ctx, g, before, err.Error(), !unavailable)
+		if unavailable {
+			g.State = store.StateApplying // answered as "not done yet"
+		}
 		return
 	}
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
