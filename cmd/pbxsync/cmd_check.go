@@ -21,6 +21,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 0
 	}
 	cfg, err := config.Load(*cfgPath)
+	if err == nil {
+		err = checkRules(cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

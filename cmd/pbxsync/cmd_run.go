@@ -29,6 +29,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	cfg, err := config.Load(*cfgPath)
+	if err == nil {
+		err = checkRules(cfg)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
