@@ -147,6 +147,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		case <-reload:
 			daemon.SdNotify(false, daemon.SdNotifyReloading)
 			next, err := config.Load(cfg.File)
+			if err == nil {
+				err = checkRules(next)
+			}
 			if err != nil {
 				log.Error("configuration reload refused; the running configuration stays", "err", err.Error())
 			} else if err := agent.Reload(next); err != nil {
