@@ -98,7 +98,8 @@ func (a Attempt) String() string {
 //
 // Candidates, each cut short as soon as it grows past the best so far:
 // with a base, a block match against a signature of the base computed here
-// (no round trip) yielding KindBlocks and KindBlocksZstd in one pass;
+// (no round trip) yielding KindBlocks and KindBlocksZstd in one pass (given
+// up early if the base matches under 1/32 of the target);
 // KindDictZstd when base and target are at most DictMaxSize; KindZstd when
 // the target is at most TryAllMaxSize or the base saved little; KindRaw
 // when nothing is smaller. Result.Tried lists them. Memory stays under
@@ -327,6 +328,11 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 	if e.base != nil {
 		sink = newRefiner(ow, *e.base)
 	}
+	var guard *unrelatedGuard
+	if e.forced == 0 {
+		guard = &unrelatedGuard{next: sink, after: max(unrelatedAfter, e.target.Size/8)}
+		sink = guard
+	}
 	hr := e.targetReader()
 	err := sig.match(e.ctx, hr, e.target.Size, sink)
 	if err == nil {
@@ -339,6 +345,14 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 		if cerr := zenc.Close(); zB.err == nil {
 			zB.err = cerr
 		}
+	}
+	if errors.Is(err, errUnrelated) {
+		raw.close()
+		zs.close()
+		note := fmt.Sprintf("cut short: base matched %d of the first %d bytes", guard.copied, guard.copied+guard.literal)
+		e.res.Tried = append(e.res.Tried, Attempt{Kind: KindBlocks, Size: -1, Note: note, Elapsed: time.Since(t0)},
+			Attempt{Kind: KindBlocksZstd, Size: -1, Note: note, Elapsed: time.Since(t0)})
+		return nil
 	}
 	if err != nil && !errors.Is(err, errOverBudget) {
 		raw.close()
@@ -370,6 +384,40 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 	}
 	return nil
 }
+
+// errUnrelated stops a block match whose base does not help.
+var errUnrelated = errors.New("delta: the base matches too little of the target")
+
+// unrelatedAfter is how much of the target a block match reads before it
+// may give up on a base that matches less than 1/32 of it; it also reads
+// at least 1/8 of the target, so that new content at the start (a longer
+// prompt recorded in front of an old one) does not end it too early.
+const unrelatedAfter = 8 << 20
+
+// unrelatedGuard passes ops on and ends the match with errUnrelated once
+// `after` bytes of target have gone by with under 1/32 of them copied: an
+// unrelated target (audio recorded anew, a replaced file) then costs part
+// of one pass and no spool of its size.
+type unrelatedGuard struct {
+	next            opSink
+	after           int64
+	copied, literal int64
+}
+
+func (g *unrelatedGuard) copyOp(off, n int64) error {
+	g.copied += n
+	return g.next.copyOp(off, n)
+}
+
+func (g *unrelatedGuard) literalOp(p []byte) error {
+	g.literal += int64(len(p))
+	if n := g.copied + g.literal; n >= g.after && g.copied*32 < n {
+		return errUnrelated
+	}
+	return g.next.literalOp(p)
+}
+
+func (g *unrelatedGuard) finish() error { return g.next.finish() }
 
 // tryDict offers KindDictZstd if base and target fit DictMaxSize.
 func (e *encoder) tryDict() error {

@@ -128,3 +128,25 @@ func randomBytes(n int) []byte {
 	}
 	return b
 }
+
+// TestUnrelatedCutShort: a large target that shares nothing with its base
+// ends the block match early and goes out as zstd (or raw).
+func TestUnrelatedCutShort(t *testing.T) {
+	base, target := randomBytes(20<<20), make([]byte, 20<<20)
+	for i := range target {
+		target[i] = byte(i % 251 * (i / 4096 % 7))
+	}
+	var d bytes.Buffer
+	bf := BytesFile(base)
+	res, err := Encode(context.Background(), &d, &bf, BytesFile(target), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Kind != KindZstd || len(res.Tried) < 2 || !strings.Contains(res.Tried[0].Note, "base matched") {
+		t.Fatalf("%v, tried %v", res.Kind, res.Tried)
+	}
+	var out bytes.Buffer
+	if _, err := Patch(context.Background(), &out, &bf, &d, nil); err != nil || !bytes.Equal(out.Bytes(), target) {
+		t.Fatalf("patch: %v", err)
+	}
+}
