@@ -186,6 +186,9 @@ type scanner struct {
 	log     *slog.Logger
 	buf     []byte
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
+	// openFile opens files for hashing: os.OpenFile, or a test's double
+	// (root can read a mode-0000 file, so only a double can refuse it).
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
@@ -202,7 +205,7 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("scan %s: not a directory", root)
 	}
-	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log}, nil
+	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log, openFile: os.OpenFile}, nil
 }
 
 func (s *scanner) abs(rel string) string {
@@ -311,7 +314,7 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		return nil
 	}
 
-	fh, err := os.OpenFile(s.abs(rel), os.O_RDONLY|openFlags, 0)
+	fh, err := s.openFile(s.abs(rel), os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		switch {
 		case vanished(err):

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ import (
 
 const (
 	crashJob   = "conf"
-	crashFiles = 50
+	crashFiles = 200
 	crashGen   = 7
 	crashEnv   = "PBXSYNC_TEST_CRASH_DIR"
 )
@@ -57,7 +58,7 @@ func newCrashSetup(t *testing.T, seed uint64) *crashSetup {
 	// content is distinct from every new one.
 	var newData [5][]byte
 	for i := range newData {
-		newData[i] = randBytes(r.Uint64(), 2<<10+r.IntN(8<<10))
+		newData[i] = randBytes(r.Uint64(), 1<<10+r.IntN(64<<10))
 	}
 	for i := range crashFiles {
 		rel := fmt.Sprintf("d%d/f%02d.conf", i%10, i)
@@ -65,7 +66,7 @@ func newCrashSetup(t *testing.T, seed uint64) *crashSetup {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		oldData := randBytes(r.Uint64(), 2<<10+r.IntN(8<<10))
+		oldData := randBytes(r.Uint64(), 1<<10+r.IntN(16<<10))
 		if err := os.WriteFile(p, oldData, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +260,12 @@ func TestApplierCrashKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns child processes")
 	}
-	const rounds = 6
+	// Issue 4 asks for at least 100 kills in CI; PBXSYNC_CRASH_ROUNDS
+	// raises it for a soak run.
+	rounds := 100
+	if v, err := strconv.Atoi(os.Getenv("PBXSYNC_CRASH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	var full time.Duration
 	outcomes := map[string]int{}
 	for i := range rounds {
@@ -346,7 +352,7 @@ func TestApplierCrashKill(t *testing.T) {
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv(crashEnv)
 	if dir == "" {
-		t.Skip("helper process for TestApplierCrashKill")
+		return // not a child of TestApplierCrashKill: nothing to do
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "want.json"))
 	if err != nil {
