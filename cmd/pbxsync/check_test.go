@@ -32,4 +32,3 @@ func TestCheckCompilesRules(t *testing.T) {
 		t.Fatalf("bad rule: exit %d, stderr %q; want exit 1 and %q", code, errb.String(), want)
 	}
 }
-
