@@ -26,8 +26,11 @@ func (a *Agent) localState() *wire.State {
 	out := &wire.State{Node: a.node, Healthy: a.Healthy(ctx) == nil}
 	if a.health != nil {
 		out.Asterisk = "up"
-		if a.health(ctx) != nil {
-			out.Asterisk = "down"
+		if err := a.health(ctx); err != nil {
+			out.Asterisk, out.AsteriskError = "down", err.Error()
+			if len(out.AsteriskError) > 512 {
+				out.AsteriskError = out.AsteriskError[:512]
+			}
 		}
 	}
 	paths := []string{cfg.Node.DataDir}
@@ -76,5 +79,5 @@ func (a *Agent) publishLoop(ctx context.Context) {
 // sameState compares what matters for change-driven publishing: health and
 // jobs (load and free space ride along with the periodic repeat).
 func sameState(a, b *wire.State) bool {
-	return a.Healthy == b.Healthy && a.Asterisk == b.Asterisk && a.Channels == b.Channels && reflect.DeepEqual(a.Jobs, b.Jobs)
+	return a.Healthy == b.Healthy && a.Asterisk == b.Asterisk && a.AsteriskError == b.AsteriskError && a.Channels == b.Channels && reflect.DeepEqual(a.Jobs, b.Jobs)
 }

@@ -245,8 +245,12 @@ func (j *job) announce(force bool) {
 		}
 		if st := j.a.mon.PeerState(name); st != nil && st.Asterisk == "down" {
 			// its Asterisk is down: queue the generation until it is back
+			reason := "waiting until its Asterisk is up"
+			if st.AsteriskError != "" {
+				reason += ": " + st.AsteriskError
+			}
 			j.setStatus(func(s *JobStatus) {
-				s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: t.version, State: "waiting", Reason: "waiting until its Asterisk is up"})
+				s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: t.version, State: "waiting", Reason: reason})
 			})
 			if j.cfg.Order == config.OrderRolling {
 				return

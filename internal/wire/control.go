@@ -74,13 +74,15 @@ func (*Pong) Validate() error { return nil }
 // State is a node's published state: its jobs' generations and its host's
 // health. Peers keep the last one they received.
 type State struct {
-	Node     string     `json:"node"`
-	Healthy  bool       `json:"healthy"`
-	Asterisk string     `json:"asterisk,omitempty"` // "up", "down", or "" when not configured
-	Channels int        `json:"channels,omitempty"`
-	Load1    float64    `json:"load1,omitempty"`
-	Disks    []Disk     `json:"disks,omitempty"`
-	Jobs     []JobState `json:"jobs,omitempty"`
+	Node     string `json:"node"`
+	Healthy  bool   `json:"healthy"`
+	Asterisk string `json:"asterisk,omitempty"` // "up", "down", or "" when not configured
+	// AsteriskError says why Asterisk counts as down (e.g. "login failed").
+	AsteriskError string     `json:"asterisk_error,omitempty"`
+	Channels      int        `json:"channels,omitempty"`
+	Load1         float64    `json:"load1,omitempty"`
+	Disks         []Disk     `json:"disks,omitempty"`
+	Jobs          []JobState `json:"jobs,omitempty"`
 }
 
 // Disk is the free space where a node writes (data_dir, job roots).
@@ -123,6 +125,9 @@ func (m *State) Validate() error {
 		if err := checkText("state", j.State, 32); err != nil {
 			return err
 		}
+	}
+	if err := checkText("asterisk_error", m.AsteriskError, MaxReasonLen); err != nil {
+		return err
 	}
 	return checkText("asterisk", m.Asterisk, 32)
 }
