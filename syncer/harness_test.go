@@ -48,6 +48,7 @@ type tnode struct {
 	// Config, rendered by configText. Tests change these before start.
 	Peers []tpeer
 	Jobs  []tjob
+	Tail  string // appended to the config (e.g. [[on_peer_down]] tables)
 
 	log *logBuffer
 
@@ -159,6 +160,7 @@ func (n *tnode) configText() string {
 		fmt.Fprintf(&b, "[[job]]\nname = %q\npath = %q\nmode = \"push\"\nsource = %q\ntargets = [%s]\n%s\n",
 			j.Name, path, j.Source, strings.Join(targets, ", "), j.Extra)
 	}
+	b.WriteString(n.Tail)
 	return b.String()
 }
 

@@ -1,0 +1,75 @@
+package syncer
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPeerHooksRunOncePerTransition: three agents; when c stops, a and b
+// notice within seconds and run their on_peer_down command once; when c
+// comes back they run on_peer_up once.
+func TestPeerHooksRunOncePerTransition(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b, c := h.node("a"), h.node("b"), h.node("c")
+	a.pin(b, c)
+	b.pin(a, c)
+	c.pin(a, b)
+	job := tjob{Name: "conf", Source: "a", Targets: []string{"b", "c"}}
+	for _, n := range []*tnode{a, b, c} {
+		n.Jobs = []tjob{job}
+	}
+	events := map[*tnode]string{a: filepath.Join(h.base, "a-events"), b: filepath.Join(h.base, "b-events")}
+	for n, f := range events {
+		n.Tail = fmt.Sprintf("\n[[on_peer_down]]\npeer = \"c\"\ngrace = \"200ms\"\ncommand = \"echo down $PBXSYNC_PEER >> %s\"\n\n[[on_peer_up]]\npeer = \"c\"\ncommand = \"echo up $PBXSYNC_PEER >> %s\"\n", f, f)
+	}
+	a.write("extensions.conf", seedExtensions, 0o644)
+	for _, n := range []*tnode{a, b, c} {
+		n.start()
+	}
+	converged(t, "initial sync", a, b, c)
+	read := func(n *tnode) []string {
+		raw, _ := os.ReadFile(events[n])
+		return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(raw)), " c", ""))
+	}
+	eventually(t, waitLimit, "up hooks for c", func() error {
+		for _, n := range []*tnode{a, b} {
+			if got := read(n); strings.Join(got, ",") != "up" {
+				return fmt.Errorf("%s ran %v", n.name, got)
+			}
+		}
+		return nil
+	})
+	c.stop()
+	stopped := time.Now()
+	eventually(t, waitLimit, "down hooks for c", func() error {
+		for _, n := range []*tnode{a, b} {
+			if got := read(n); strings.Join(got, ",") != "up,down" {
+				return fmt.Errorf("%s ran %v", n.name, got)
+			}
+		}
+		return nil
+	})
+	if took := time.Since(stopped); took > 5*time.Second {
+		t.Errorf("down noticed after %s; want within 5 s", took)
+	}
+	c.start()
+	eventually(t, waitLimit, "up hooks again", func() error {
+		for _, n := range []*tnode{a, b} {
+			if got := read(n); strings.Join(got, ",") != "up,down,up" {
+				return fmt.Errorf("%s ran %v", n.name, got)
+			}
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // nothing more may run: once per transition
+	for _, n := range []*tnode{a, b} {
+		if got := read(n); strings.Join(got, ",") != "up,down,up" {
+			t.Errorf("%s ran %v; want each hook once per transition", n.name, got)
+		}
+	}
+}
