@@ -77,10 +77,9 @@ type job struct {
 	targets       map[string]*targetState
 	bad           map[string]string
 
-	mu       sync.Mutex
-	status   JobStatus
-	serving  map[index.Hash]int64
-	fetching map[index.Hash]bool
+	mu      sync.Mutex
+	status  JobStatus
+	serving map[index.Hash]int64
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
@@ -97,7 +96,7 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	j := &job{
 		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f,
 		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
-		bad: map[string]string{}, serving: map[index.Hash]int64{}, fetching: map[index.Hash]bool{},
+		bad: map[string]string{}, serving: map[index.Hash]int64{},
 	}
 	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
 	if j.isSource {
@@ -387,14 +386,22 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 	f(&j.status)
 }
 
-func (j *job) offer(x index.Index) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for _, it := range x {
-		if it.Kind == index.KindFile {
-			j.serving[it.Hash] = it.Size
+// offer sets the content a source serves: the files of its newest
+// generation and of the one before (a target still working on that one, and
+// the usual delta base). Older content stays in the store for rollback but
+// is no longer served; a target asking for it gets the newest announcement.
+func (j *job) offer(cur, prev index.Index) {
+	serving := make(map[index.Hash]int64, len(cur)+len(prev))
+	for _, x := range []index.Index{prev, cur} {
+		for _, it := range x {
+			if it.Kind == index.KindFile {
+				serving[it.Hash] = it.Size
+			}
 		}
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.serving = serving
 }
 
 func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {

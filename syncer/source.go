@@ -29,7 +29,7 @@ func (j *job) startSource(ctx context.Context) error {
 			return err
 		}
 		j.latest = g
-		j.offer(g.Index)
+		j.offer(g.Index, nil)
 	}
 	for _, t := range j.cfg.Targets {
 		j.targets[t] = &targetState{}
@@ -121,7 +121,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	j.latest = g
 	j.prevIndex = prev
 	j.announcements = nil
-	j.offer(local)
+	j.offer(local, prev)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
