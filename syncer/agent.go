@@ -27,20 +27,36 @@ type Options struct {
 	// Health, when set, is part of Healthy: e.g. whether the local
 	// Asterisk answers.
 	Health func(ctx context.Context) error
+	// Asterisk, when set, describes the local Asterisk for the state this
+	// node publishes to its peers (version, uptime, channels, ...).
+	Asterisk func(ctx context.Context) (AsteriskInfo, error)
+}
+
+// AsteriskInfo is what a node tells its peers about its Asterisk.
+type AsteriskInfo struct {
+	Version     string
+	Uptime      time.Duration
+	LastReload  time.Time
+	Channels    int
+	FullyBooted bool
 }
 
 // Agent runs every job of one node.
 type Agent struct {
-	log     *slog.Logger
-	node    string
-	ident   *identity.Identity
-	store   *store.Store
-	mon     *remotemon.Monitor
-	hooks   *remotemon.HookRunner
-	peerUp  chan struct{} // wakes the state publisher
-	after   AfterApply
-	health  func(ctx context.Context) error
-	started time.Time
+	log    *slog.Logger
+	node   string
+	ident  *identity.Identity
+	store  *store.Store
+	mon    *remotemon.Monitor
+	hooks  *remotemon.HookRunner
+	peerUp chan struct{} // wakes the state publisher
+
+	astCache   *AsteriskInfo // last answer of astInfo, under mu
+	astCacheAt time.Time
+	after      AfterApply
+	health     func(ctx context.Context) error
+	astInfo    func(ctx context.Context) (AsteriskInfo, error)
+	started    time.Time
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -61,7 +77,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
 	if a.after == nil {
 		a.after = ShellChecks{}
 	}

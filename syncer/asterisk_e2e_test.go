@@ -110,6 +110,9 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		}
 		_, err := sess.Ping(ctx)
 		return err
+	}, Asterisk: func(ctx context.Context) (AsteriskInfo, error) {
+		h, err := sess.Health(ctx)
+		return AsteriskInfo{Version: h.Version, Uptime: h.Uptime, LastReload: h.LastReload, Channels: h.ActiveChannels, FullyBooted: h.FullyBooted}, err
 	}})
 	if o.secret == astSecret {
 		converged(tb, "initial sync", a, b)
@@ -510,4 +513,36 @@ func BenchmarkChangeToReload(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestAsteriskStatePublished: a target publishes its Asterisk's state; the
+// source shows it in its peer status (what rules and admins read).
+func TestAsteriskStatePublished(t *testing.T) {
+	t.Parallel()
+	r := newAstRig(t, astOpts{})
+	r.sim.SetChannels(3)
+	eventually(t, waitLimit, "b's Asterisk state at a", func() error {
+		for _, p := range r.a.a().Status().Peers {
+			if p.Name != "b" {
+				continue
+			}
+			st := p.State
+			if st == nil || st.Asterisk != "up" || st.AsteriskVersion == "" || st.Channels != 3 || len(st.Disks) == 0 {
+				return fmt.Errorf("b's published state: %+v", st)
+			}
+			return nil
+		}
+		return fmt.Errorf("no peer b")
+	})
+	if err := r.sim.Down(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLimit, "b's Asterisk down at a", func() error {
+		for _, p := range r.a.a().Status().Peers {
+			if p.Name == "b" && p.State != nil && p.State.Asterisk == "down" && p.State.AsteriskError != "" {
+				return nil
+			}
+		}
+		return fmt.Errorf("a still sees b's Asterisk up")
+	})
 }

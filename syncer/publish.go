@@ -17,6 +17,33 @@ const (
 	publishMax = 15 * time.Second
 )
 
+// asteriskInfoEvery bounds how often the local Asterisk is asked for its
+// details (four AMI actions); health itself is checked on every publish.
+const asteriskInfoEvery = 5 * time.Second
+
+// asteriskInfo returns the local Asterisk's details, asking it at most every
+// asteriskInfoEvery; nil when unknown.
+func (a *Agent) asteriskInfo(ctx context.Context) *AsteriskInfo {
+	if a.astInfo == nil {
+		return nil
+	}
+	a.mu.Lock()
+	cached, at := a.astCache, a.astCacheAt
+	a.mu.Unlock()
+	if cached != nil && time.Since(at) < asteriskInfoEvery {
+		return cached
+	}
+	info, err := a.astInfo(ctx)
+	var out *AsteriskInfo
+	if err == nil {
+		out = &info
+	}
+	a.mu.Lock()
+	a.astCache, a.astCacheAt = out, time.Now()
+	a.mu.Unlock()
+	return out
+}
+
 // localState builds what this node tells its peers about itself.
 func (a *Agent) localState() *wire.State {
 	st := a.Status()
@@ -31,6 +58,13 @@ func (a *Agent) localState() *wire.State {
 			if len(out.AsteriskError) > 512 {
 				out.AsteriskError = out.AsteriskError[:512]
 			}
+		}
+	}
+	if info := a.asteriskInfo(ctx); info != nil && out.Asterisk != "down" {
+		out.AsteriskVersion, out.Channels, out.FullyBooted = info.Version, info.Channels, info.FullyBooted
+		out.AsteriskUptime = int64(info.Uptime.Seconds())
+		if !info.LastReload.IsZero() {
+			out.LastReload = info.LastReload.Unix()
 		}
 	}
 	paths := []string{cfg.Node.DataDir}

@@ -100,6 +100,10 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		}()
 		actions.AMI, actions.LogPath = sess, cfg.Asterisk.Log
 		opts.Health = asteriskHealth(sess, cfg.Asterisk.AMI)
+		opts.Asterisk = func(ctx context.Context) (syncer.AsteriskInfo, error) {
+			h, err := sess.Health(ctx)
+			return syncer.AsteriskInfo{Version: h.Version, Uptime: h.Uptime, LastReload: h.LastReload, Channels: h.ActiveChannels, FullyBooted: h.FullyBooted}, err
+		}
 	}
 	opts.AfterApply = actions
 	agent, err := syncer.New(opts)

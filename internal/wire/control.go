@@ -78,11 +78,16 @@ type State struct {
 	Healthy  bool   `json:"healthy"`
 	Asterisk string `json:"asterisk,omitempty"` // "up", "down", or "" when not configured
 	// AsteriskError says why Asterisk counts as down (e.g. "login failed").
-	AsteriskError string     `json:"asterisk_error,omitempty"`
-	Channels      int        `json:"channels,omitempty"`
-	Load1         float64    `json:"load1,omitempty"`
-	Disks         []Disk     `json:"disks,omitempty"`
-	Jobs          []JobState `json:"jobs,omitempty"`
+	AsteriskError string `json:"asterisk_error,omitempty"`
+	// What the node's Asterisk says of itself (when it is up).
+	AsteriskVersion string     `json:"asterisk_version,omitempty"`
+	AsteriskUptime  int64      `json:"asterisk_uptime_s,omitempty"`
+	LastReload      int64      `json:"last_reload,omitempty"` // Unix seconds
+	FullyBooted     bool       `json:"fully_booted,omitempty"`
+	Channels        int        `json:"channels,omitempty"`
+	Load1           float64    `json:"load1,omitempty"`
+	Disks           []Disk     `json:"disks,omitempty"`
+	Jobs            []JobState `json:"jobs,omitempty"`
 }
 
 // Disk is the free space where a node writes (data_dir, job roots).
@@ -127,6 +132,9 @@ func (m *State) Validate() error {
 		}
 	}
 	if err := checkText("asterisk_error", m.AsteriskError, MaxReasonLen); err != nil {
+		return err
+	}
+	if err := checkText("asterisk_version", m.AsteriskVersion, MaxNameLen); err != nil {
 		return err
 	}
 	return checkText("asterisk", m.Asterisk, 32)
