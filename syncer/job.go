@@ -163,7 +163,8 @@ func (j *job) run(ctx context.Context) error {
 	}
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go w.Run(wctx)
+	watchErr := make(chan error, 1)
+	go func() { watchErr <- w.Run(wctx) }()
 	// Changes made between the scan and the first watch are caught by a
 	// second, cheap scan (it trusts size+mtime+inode).
 	if j.states, err = hostmon.Scan(ctx, root, j.filter, j.states, j.log); err != nil {
@@ -187,7 +188,14 @@ func (j *job) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case ch := <-w.Changes():
+		case ch, ok := <-w.Changes():
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				err := <-watchErr
+				return fmt.Errorf("watching %s stopped: %v", root, err)
+			}
 			j.onLocalChange(ctx, ch)
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
