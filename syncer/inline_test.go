@@ -107,3 +107,34 @@ func TestIncrementalAnnouncements(t *testing.T) {
 	}
 	t.Logf("wire bytes per one-line edit in a 301-file job: %d", perEdit)
 }
+
+// TestSignatureForContentOnlyTheTargetHas: a target that starts with an
+// old copy of a big dialplan (not in its store, so the source cannot know
+// it) sends a signature of it, and the source answers with a delta: a few
+// KB instead of the file.
+func TestSignatureForContentOnlyTheTargetHas(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("delta = \"always\"\n")
+	// Lines carry per-line secrets, as a pjsip.conf does, so the file does
+	// not compress small enough to ride inline.
+	var dialplan strings.Builder
+	for i := 0; dialplan.Len() < 2<<20; i++ {
+		fmt.Fprintf(&dialplan, "exten => %d,1,Set(PIN=%x)\n same => n,Dial(PJSIP/%d,30,tT)\n", 10000+i, randBytes(uint64(i), 8), 10000+i)
+	}
+	old := dialplan.String()
+	b.write("extensions.conf", old, 0o644)
+	a.write("extensions.conf", old+"exten => 99999,1,Hangup()\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "first sync over an old copy", a, b)
+	waitGood(t, b, "conf")
+	js := b.a().Status().Jobs[0]
+	if js.LogicalBytesReceived < 2<<20 {
+		t.Fatalf("logical bytes %d: the file was not fetched", js.LogicalBytesReceived)
+	}
+	if js.BytesReceived > 64<<10 {
+		t.Errorf("first sync over an old copy took %d wire bytes for a %d-byte file; want a signature delta", js.BytesReceived, js.LogicalBytesReceived)
+	}
+	t.Logf("first sync over an old copy: %d logical bytes, %d on the wire", js.LogicalBytesReceived, js.BytesReceived)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"pbxsync/delta"
@@ -80,6 +81,16 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
 	var body io.Reader = rc
 	msg := &wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}
+	if g.Signature > 0 && j.applier != nil {
+		// the target's copy is one this node does not hold: answer its
+		// signature with a delta when that is smaller
+		if d, err := j.diffSignature(ctx, io.LimitReader(s, g.Signature), h, size); err != nil {
+			j.log.Warn("signature delta failed; sending the whole content", "path", g.Path, "err", err)
+		} else if int64(d.Len()) < n {
+			msg = &wire.Data{Encoding: wire.EncodingDelta, Size: int64(d.Len()), Length: size, Hash: h[:]}
+			body = d
+		}
+	}
 	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(peer, size) && j.a.store.Has(wire.HashOf(g.Base)) {
 		if d, res, err := j.encodeDelta(ctx, wire.HashOf(g.Base), baseSize, h, size); err != nil {
 			j.log.Warn("delta encoding failed; sending the whole content", "path", g.Path, "err", err)
@@ -129,35 +140,66 @@ func (j *job) encodeDelta(ctx context.Context, base index.Hash, baseSize int64, 
 // the content this node holds at that path as a base, so the source can
 // answer with a delta.
 func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
-	var base *delta.File
-	if st, ok := j.states[it.Path]; ok && st.Kind == index.KindFile && j.a.store.Has(st.Hash) && st.Hash != it.Hash {
-		f, closeBase, err := j.content(ctx, st.Hash, st.Size)
-		if err == nil {
-			defer closeBase()
-			base = &f
+	req := fetchRequest{}
+	if st, ok := j.states[it.Path]; ok && st.Kind == index.KindFile && st.Hash != it.Hash {
+		switch {
+		case j.a.store.Has(st.Hash):
+			// a version both sides keep: the source encodes against it
+			f, closeBase, err := j.content(ctx, st.Hash, st.Size)
+			if err == nil {
+				defer closeBase()
+				req.base = &f
+			}
+		case st.Size >= signatureMinSize && j.useDelta(peer, it.Size):
+			// content only this node has (a first sync over an old copy, a
+			// local edit): send a signature of it, rsync's way
+			if f, err := os.Open(filepath.Join(j.cfg.Path, filepath.FromSlash(it.Path))); err == nil {
+				defer f.Close()
+				var sig bytes.Buffer
+				bf := delta.File{R: f, Size: st.Size}
+				if _, err := delta.WriteSignature(ctx, &sig, bf, nil); err == nil {
+					req.base, req.signature = &bf, sig.Bytes()
+				}
+			}
 		}
 	}
-	err := j.fetchFrom(ctx, peer, it, base)
-	if err != nil && base != nil && (errors.Is(err, delta.ErrCorrupt) || errors.Is(err, delta.ErrBaseMismatch)) {
+	err := j.fetchFrom(ctx, peer, it, req)
+	if err != nil && req.base != nil && (errors.Is(err, delta.ErrCorrupt) || errors.Is(err, delta.ErrBaseMismatch)) {
 		j.log.Warn("delta did not apply; fetching the whole content", "path", it.Path, "err", err)
-		err = j.fetchFrom(ctx, peer, it, nil)
+		err = j.fetchFrom(ctx, peer, it, fetchRequest{})
 	}
 	return err
 }
 
-func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, base *delta.File) error {
+// signatureMinSize: below it a signature costs about as much as the
+// compressed file, so the whole content is fetched.
+const signatureMinSize = 64 << 10
+
+// fetchRequest says what a fetch offers the source to encode against: a
+// base both sides hold (named by hash), or a signature of a base only this
+// node holds; base is the content the answer is patched onto.
+type fetchRequest struct {
+	base      *delta.File
+	signature []byte
+}
+
+func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fetchRequest) error {
+	base := req.base
 	s, err := j.a.mon.OpenStream(ctx, peer)
 	if err != nil {
 		return err
 	}
 	defer s.Abort()
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(it.Size/(1<<20))*time.Second))
-	get := &wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:]}
-	if base != nil {
+	get := &wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:], Signature: int64(len(req.signature))}
+	if base != nil && req.signature == nil {
 		get.Base = base.Hash[:]
 	}
 	if err := s.WriteMessage(get); err != nil {
 		return fmt.Errorf("request %s: %w", it.Path, err)
+	}
+	if _, err := s.Write(req.signature); err != nil {
+		return fmt.Errorf("request %s: signature: %w", it.Path, err)
 	}
 	s.Close()
 	m, err := s.ReadMessage()
@@ -274,4 +316,23 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 			st.LogicalBytesReceived += uint64(size)
 		})
 	}
+}
+
+// diffSignature reads a target's signature and encodes content h against
+// it (rsync's sender side).
+func (j *job) diffSignature(ctx context.Context, r io.Reader, h index.Hash, size int64) (*bytes.Buffer, error) {
+	sig, err := delta.ReadSignature(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	tf, closeTarget, err := j.content(ctx, h, size)
+	if err != nil {
+		return nil, err
+	}
+	defer closeTarget()
+	var buf bytes.Buffer
+	if _, err := delta.Diff(ctx, &buf, sig, tf, &delta.Options{TempDir: j.applier.Staging}); err != nil {
+		return nil, err
+	}
+	return &buf, nil
 }

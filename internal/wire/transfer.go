@@ -13,7 +13,14 @@ type Get struct {
 	Path string `json:"path"` // for the owner's logs and authorization
 	Hash []byte `json:"hash"`
 	Base []byte `json:"base,omitempty"`
+	// Signature, when set, is the length of a pbxsync/delta signature of
+	// the requester's current copy that follows this frame on the stream:
+	// for content whose base the owner cannot know (rsync's way).
+	Signature int64 `json:"signature,omitempty"`
 }
+
+// MaxSignature bounds the signature a Get may carry.
+const MaxSignature = 64 << 20
 
 // Type implements Message.
 func (*Get) Type() Type { return TypeGet }
@@ -31,6 +38,9 @@ func (m *Get) Validate() error {
 	}
 	if len(m.Base) != 0 && len(m.Base) != index.HashSize {
 		return fmt.Errorf("base: %d bytes, want %d", len(m.Base), index.HashSize)
+	}
+	if m.Signature < 0 || m.Signature > MaxSignature {
+		return fmt.Errorf("signature length %d out of range", m.Signature)
 	}
 	return nil
 }
