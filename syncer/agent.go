@@ -141,9 +141,31 @@ func (a *Agent) startJobLocked(ctx context.Context, j *job) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := j.run(jctx); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("job stopped", "job", j.cfg.Name, "err", err)
+		defer close(j.done)
+		// A job that fails (its root vanished, the disk is full, the
+		// database is away) starts again after a growing pause; the other
+		// jobs and the node go on, and status and /healthz show the error.
+		backoff := time.Second
+		for {
+			started := time.Now()
+			err := j.run(jctx)
+			if jctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = errors.New("job loop ended")
+			}
+			if time.Since(started) > 5*time.Minute {
+				backoff = time.Second
+			}
+			a.log.Error("job stopped; starting it again", "job", j.cfg.Name, "err", err, "in", backoff)
 			j.setError(err.Error())
+			select {
+			case <-jctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Minute)
 		}
 	}()
 }

@@ -129,7 +129,6 @@ func (j *job) setError(msg string) {
 }
 
 func (j *job) run(ctx context.Context) error {
-	defer close(j.done)
 	if j.kind != nil {
 		return j.kind.run(ctx)
 	}
