@@ -23,6 +23,11 @@ const (
 	Restart
 	// Shell runs Command with the shell, in the job root.
 	Shell
+	// Service starts, stops or restarts the Asterisk service through
+	// systemd (Command is "start", "stop" or "restart"): for what AMI
+	// cannot do, e.g. when a change to manager.conf needs Asterisk
+	// restarted and AMI is what broke.
+	Service
 )
 
 // The CLI commands of the three restart variants, weakest first.
@@ -45,6 +50,8 @@ func (k Kind) String() string {
 		return "restart"
 	case Shell:
 		return "shell"
+	case Service:
+		return "service"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -74,13 +81,15 @@ func (a Action) String() string {
 		return "restart " + strings.TrimPrefix(a.Command, "core restart ")
 	case Shell:
 		return "shell " + a.Command
+	case Service:
+		return "service " + a.Command
 	}
 	return a.Kind.String()
 }
 
 // validActions lists the forms ParseAction accepts; every error about an
 // unknown or malformed action repeats it.
-const validActions = "valid: reload MODULE, command CLI, restart [when convenient|gracefully|now], shell CMD, none"
+const validActions = "valid: reload MODULE, command CLI, restart [when convenient|gracefully|now], shell CMD, service start|stop|restart, none"
 
 // maxModuleLen bounds a module name; Asterisk's own names are far shorter.
 const maxModuleLen = 128
@@ -105,6 +114,7 @@ func (e *SyntaxError) Error() string {
 //	restart gracefully                Restart, core restart gracefully
 //	restart now                       Restart, core restart now
 //	shell CMD                         Shell; CMD runs with sh -c in the job root
+//	service start|stop|restart        Service; the Asterisk unit through systemd
 //	none                              None
 //
 // "command core restart …" is refused (a restart must be a restart action so
@@ -168,6 +178,12 @@ func ParseAction(s string) (Action, error) {
 			return bad("shell needs a command, e.g. shell /usr/local/bin/notify")
 		}
 		return Action{Kind: Shell, Command: rest}, nil
+	case "service":
+		switch strings.ToLower(rest) {
+		case "start", "stop", "restart":
+			return Action{Kind: Service, Command: strings.ToLower(rest)}, nil
+		}
+		return bad("service needs start, stop or restart, e.g. service restart")
 	case "none":
 		if rest != "" {
 			return bad("none takes no arguments")

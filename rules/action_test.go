@@ -27,6 +27,9 @@ func TestParseAction(t *testing.T) {
 		{"shell /usr/local/bin/foo", Action{Kind: Shell, Command: "/usr/local/bin/foo"}},
 		{"shell  notify --to ops  'a  b' ", Action{Kind: Shell, Command: "notify --to ops  'a  b'"}},
 		{"shell\tprintf 'a\\n'\necho b", Action{Kind: Shell, Command: "printf 'a\\n'\necho b"}},
+		{"service restart", Action{Kind: Service, Command: "restart"}},
+		{"Service START", Action{Kind: Service, Command: "start"}},
+		{"service stop", Action{Kind: Service, Command: "stop"}},
 		{"none", Action{Kind: None}},
 		{" NONE ", Action{Kind: None}},
 	}
@@ -53,6 +56,7 @@ func TestParseActionErrors(t *testing.T) {
 		in, want string // want: the whole error text
 	}{
 		{"relaod x", `action "relaod x": unknown verb "relaod"; ` + validActions},
+		{"service reboot", `action "service reboot": service needs start, stop or restart, e.g. service restart`},
 		{"", `action "": empty; ` + validActions},
 		{"   ", `action "   ": empty; ` + validActions},
 		{"reload", `action "reload": reload needs a MODULE, e.g. reload pbx_config.so (to reload everything use: command core reload)`},

@@ -17,7 +17,7 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{"unknown verb names the rule, the input, the word and the valid forms",
 			[]config.Rule{ok, ok, {Match: []string{"x.conf"}, Action: "relaod x"}},
-			[]string{`rule[2]: action "relaod x": unknown verb "relaod"; valid: reload MODULE, command CLI, restart [when convenient|gracefully|now], shell CMD, none`}},
+			[]string{`rule[2]: action "relaod x": unknown verb "relaod"; valid: reload MODULE, command CLI, restart [when convenient|gracefully|now], shell CMD, service start|stop|restart, none`}},
 		{"no match",
 			[]config.Rule{{Action: "restart"}},
 			[]string{`rule[0]: match: at least one glob is required`}},

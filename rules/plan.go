@@ -131,6 +131,7 @@ type batch struct {
 	reloads  map[string]*entry // by moduleKey
 	commands map[string]*entry // by CLI command
 	shells   map[string]*entry // by shell command
+	services map[string]*entry // by systemctl verb
 	restart  *entry
 	checks   map[checkKey]*entry
 }
@@ -140,6 +141,7 @@ func newBatch() *batch {
 		reloads:  map[string]*entry{},
 		commands: map[string]*entry{},
 		shells:   map[string]*entry{},
+		services: map[string]*entry{},
 		checks:   map[checkKey]*entry{},
 	}
 }
@@ -154,6 +156,8 @@ func (b *batch) addAction(a Action, rank int, p string) {
 		m = b.commands
 	case Shell:
 		m = b.shells
+	case Service:
+		m = b.services
 	case Restart:
 		if b.restart == nil {
 			b.restart = newActionEntry(a, rank, p)
@@ -232,6 +236,7 @@ func (b *batch) finish(plan *Plan, table []Builtin) {
 	}
 	commands := sortedEntries(b.commands, byRank)
 	shells := sortedEntries(b.shells, byRank)
+	services := sortedEntries(b.services, byRank)
 
 	var reloadActions []Action
 	for _, e := range reloads {
@@ -246,6 +251,9 @@ func (b *batch) finish(plan *Plan, table []Builtin) {
 		plan.Actions = append(plan.Actions, done(e))
 	}
 	for _, e := range shells {
+		plan.Actions = append(plan.Actions, done(e))
+	}
+	for _, e := range services {
 		plan.Actions = append(plan.Actions, done(e))
 	}
 	if b.restart != nil {

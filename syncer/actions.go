@@ -31,6 +31,15 @@ type unavailableError struct{ err error }
 func (e *unavailableError) Error() string   { return e.err.Error() }
 func (e *unavailableError) Unwrap() []error { return []error{e.err, ErrAsteriskUnavailable} }
 
+// ServiceController starts, stops and restarts the Asterisk service
+// (asteriskctl.ServiceControl through systemctl); "service" actions use it,
+// with or without AMI.
+type ServiceController interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Restart(ctx context.Context) error
+}
+
 // AsteriskActions is the AfterApply that makes Asterisk pick up a
 // generation. For each applied generation it
 //
@@ -76,6 +85,7 @@ type AsteriskActions struct {
 	LogPath   string                 // Asterisk log read by log checks; "": log checks pass
 	LogSettle time.Duration          // wait before reading the log; 0: asteriskctl.DefaultLogSettle
 	Log       *slog.Logger           // nil: discard
+	Service   ServiceController      // systemd control of the Asterisk unit; nil: "service" actions fail
 
 	amiMu sync.Mutex // held from the log mark to the end of the log check
 
@@ -207,7 +217,7 @@ func hasCheck(checks []rules.Check, k rules.CheckKind) bool {
 func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job *config.Job, gen uint64, changed []string, planned, superseded []rules.Action, checks []rules.Check) error {
 	if x.AMI == nil {
 		for _, a := range planned {
-			if a.Kind != rules.Shell || (a.When != "" && a.When != rules.WhenAlways) {
+			if (a.Kind != rules.Shell && a.Kind != rules.Service) || (a.When != "" && a.When != rules.WhenAlways) {
 				log.Debug("no [asterisk] configured: action skipped", "action", a.String(), "when", a.When, "paths", a.Paths)
 				continue
 			}
@@ -301,6 +311,17 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 		err = x.AMI.Restart(ctx, restartWhen(a.Command))
 	case rules.Shell:
 		_, err = shell.Run(ctx, job.Path, a.Command, checkEnv(job, gen, changed), job.CheckTimeout)
+	case rules.Service:
+		switch {
+		case x.Service == nil:
+			err = errors.New("no service control configured")
+		case a.Command == "start":
+			err = x.Service.Start(ctx)
+		case a.Command == "stop":
+			err = x.Service.Stop(ctx)
+		default:
+			err = x.Service.Restart(ctx)
+		}
 	case rules.None:
 		return nil
 	default:
@@ -431,10 +452,12 @@ func kindRank(k rules.Kind) int {
 		return 1
 	case rules.Shell:
 		return 2
-	case rules.Restart:
+	case rules.Service:
 		return 3
+	case rules.Restart:
+		return 4
 	}
-	return 4
+	return 5
 }
 
 func restartStrength(cmd string) int {

@@ -223,3 +223,27 @@ func TestAsteriskActionsLogCheck(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+type fakeService struct{ calls []string }
+
+func (f *fakeService) Start(context.Context) error   { f.calls = append(f.calls, "start"); return nil }
+func (f *fakeService) Stop(context.Context) error    { f.calls = append(f.calls, "stop"); return nil }
+func (f *fakeService) Restart(context.Context) error { f.calls = append(f.calls, "restart"); return nil }
+
+// TestServiceActionWithoutAMI: a "service restart" rule works through
+// systemd even where AMI is not configured (or is what broke).
+func TestServiceActionWithoutAMI(t *testing.T) {
+	svc := &fakeService{}
+	x := &AsteriskActions{Service: svc}
+	job := &config.Job{Name: "conf", Path: t.TempDir(), Rules: []config.Rule{{Match: []string{"manager.conf"}, Action: "service restart"}}}
+	if err := x.AfterApply(context.Background(), job, 1, []string{"manager.conf"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(svc.calls, ",") != "restart" {
+		t.Fatalf("service calls %v, want one restart", svc.calls)
+	}
+	x.Service = nil
+	if err := x.AfterApply(context.Background(), job, 2, []string{"manager.conf"}); err == nil || !strings.Contains(err.Error(), "no service control") {
+		t.Fatalf("service action without a controller: %v", err)
+	}
+}

@@ -87,7 +87,12 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		}
 	}
 	opts := syncer.Options{Config: cfg, Identity: id, Log: log, Version: version}
-	actions := &syncer.AsteriskActions{Log: log} // no [asterisk]: shell actions and check commands only
+	actions := &syncer.AsteriskActions{Log: log} // no [asterisk]: shell and service actions and check commands only
+	svc, err := asteriskctl.NewServiceControl(cfg.Asterisk.Service, asteriskctl.ExecRunner{}, log)
+	if err != nil {
+		return fmt.Errorf("%s: asterisk.service: %w", cfg.File, err)
+	}
+	actions.Service = svc
 	if cfg.Asterisk.AMI != "" {
 		sess, err := asteriskctl.New(asteriskctl.Config{Addr: cfg.Asterisk.AMI, Username: cfg.Asterisk.Username, SecretFile: cfg.Asterisk.SecretFile, Logger: log})
 		if err != nil {

@@ -12,15 +12,16 @@ import (
 
 // Defaults filled in by Load and Parse, and limits they check.
 const (
-	DefaultDataDir       = "/var/lib/pbxsync"
-	DefaultLogLevel      = "info"
-	DefaultKeep          = 20
-	DefaultDebounce      = 20 * time.Millisecond
-	DefaultCheckTimeout  = 30 * time.Second
-	DefaultAsteriskLog   = "/var/log/asterisk/messages"
-	DefaultHookTimeout   = 60 * time.Second
-	DefaultPeerDownGrace = 5 * time.Second
-	DefaultPeerUpGrace   = time.Duration(0)
+	DefaultDataDir         = "/var/lib/pbxsync"
+	DefaultLogLevel        = "info"
+	DefaultKeep            = 20
+	DefaultDebounce        = 20 * time.Millisecond
+	DefaultCheckTimeout    = 30 * time.Second
+	DefaultAsteriskLog     = "/var/log/asterisk/messages"
+	DefaultAsteriskService = "asterisk.service"
+	DefaultHookTimeout     = 60 * time.Second
+	DefaultPeerDownGrace   = 5 * time.Second
+	DefaultPeerUpGrace     = time.Duration(0)
 
 	MinKeep     = 2                // smallest keep: the current and one known-good generation
 	MaxDebounce = 10 * time.Second // longest debounce

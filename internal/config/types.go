@@ -99,6 +99,7 @@ type Asterisk struct {
 	Username   string // AMI user
 	SecretFile string // absolute path of a file holding the AMI secret; never logged
 	Log        string // Asterisk log read by log checks; default /var/log/asterisk/messages
+	Service    string // systemd unit for "service" actions; default asterisk.service
 }
 
 // PeerHook is one [[on_peer_down]] or [[on_peer_up]] entry.

@@ -56,7 +56,7 @@ func (c *checker) config(raw map[string]any) *Config {
 	if ast, ok := top.table("asterisk"); ok {
 		cfg.Asterisk = c.asterisk(ast)
 	} else {
-		cfg.Asterisk = Asterisk{Log: DefaultAsteriskLog}
+		cfg.Asterisk = Asterisk{Log: DefaultAsteriskLog, Service: DefaultAsteriskService}
 	}
 
 	for i, s := range top.array("on_peer_down") {
@@ -369,6 +369,14 @@ func (c *checker) asterisk(s *section) Asterisk {
 	a.Username, _ = s.str("username")
 	a.SecretFile = s.absPath("secret_file", "")
 	a.Log = s.absPath("log", DefaultAsteriskLog)
+	a.Service = DefaultAsteriskService
+	if v, ok := s.str("service"); ok {
+		if !validUnit(v) {
+			s.errf("service", "%q is not a systemd unit name (e.g. asterisk.service)", v)
+		} else {
+			a.Service = v
+		}
+	}
 	if a.AMI != "" {
 		for _, k := range []string{"username", "secret_file"} {
 			if !s.has(k) {
@@ -402,4 +410,18 @@ func (c *checker) hook(s *section, i int, grace time.Duration, node string, peer
 	h.Timeout = s.duration("timeout", DefaultHookTimeout, 0)
 	s.finish()
 	return h
+}
+
+// validUnit accepts systemd unit names: letters, digits, ":-_.\@" and a
+// type suffix such as ".service".
+func validUnit(u string) bool {
+	if u == "" || len(u) > 256 || !strings.Contains(u, ".") || strings.HasPrefix(u, "-") {
+		return false
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(":-_.\\@", r)) {
+			return false
+		}
+	}
+	return true
 }
