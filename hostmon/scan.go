@@ -288,7 +288,7 @@ func (s *scanner) state(rel string, kind index.Kind, fi fs.FileInfo) FileState {
 		Item: index.Item{
 			Path:  rel,
 			Kind:  kind,
-			Mode:  fi.Mode().Perm(),
+			Mode:  fi.Mode() & index.ModeBits,
 			MTime: fi.ModTime().UnixNano(),
 		},
 		Dev:   dev,

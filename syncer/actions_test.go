@@ -226,9 +226,12 @@ func TestAsteriskActionsLogCheck(t *testing.T) {
 
 type fakeService struct{ calls []string }
 
-func (f *fakeService) Start(context.Context) error   { f.calls = append(f.calls, "start"); return nil }
-func (f *fakeService) Stop(context.Context) error    { f.calls = append(f.calls, "stop"); return nil }
-func (f *fakeService) Restart(context.Context) error { f.calls = append(f.calls, "restart"); return nil }
+func (f *fakeService) Start(context.Context) error { f.calls = append(f.calls, "start"); return nil }
+func (f *fakeService) Stop(context.Context) error  { f.calls = append(f.calls, "stop"); return nil }
+func (f *fakeService) Restart(context.Context) error {
+	f.calls = append(f.calls, "restart")
+	return nil
+}
 
 // TestServiceActionWithoutAMI: a "service restart" rule works through
 // systemd even where AMI is not configured (or is what broke).

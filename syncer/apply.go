@@ -80,7 +80,7 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 	j := &store.Journal{Job: a.Job, Generation: gen, Entries: make([]store.JournalEntry, len(ops))}
 	var writes []int
 	for i, op := range ops {
-		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime}
+		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
 		switch op.Kind {
 		case OpWrite:
 			e.Op = jWrite
@@ -238,13 +238,14 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if got := h.Sum(); got != it.Hash || n != it.Size {
 		return fail(fmt.Errorf("content verification failed: have %s (%d bytes), want %s (%d bytes)", got.Short(), n, it.Hash.Short(), it.Size))
 	}
-	if err := f.Chmod(it.Mode.Perm()); err != nil {
-		return fail(err)
-	}
+	// chown first: it clears setuid and setgid, which chmod then sets
 	if uid, gid, ok := a.ownerFor(it.Path); ok {
 		if err := f.Chown(uid, gid); err != nil {
 			return fail(err)
 		}
+	}
+	if err := f.Chmod(it.Mode & index.ModeBits); err != nil {
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail(err)
@@ -299,7 +300,7 @@ func (a *Applier) execute(j *store.Journal) error {
 			}
 			dirs[filepath.Dir(full)] = true
 		case jMkdir:
-			err = os.Mkdir(full, fs.FileMode(e.Mode)|0o700)
+			err = os.Mkdir(full, index.FileMode(e.Mode).Perm()|0o700)
 			if err == nil {
 				if uid, gid, ok := a.ownerFor(index.Parent(e.Path)); ok {
 					err = os.Lchown(full, uid, gid)
@@ -311,7 +312,7 @@ func (a *Applier) execute(j *store.Journal) error {
 			}
 			dirs[filepath.Dir(full)] = true
 		case jMeta:
-			if err = os.Chmod(full, fs.FileMode(e.Mode)); err == nil {
+			if err = os.Chmod(full, index.FileMode(e.Mode)); err == nil {
 				err = os.Chtimes(full, mt, mt)
 			}
 		default:

@@ -1088,3 +1088,38 @@ func TestE2ECatchUpAcrossSmallGenerations(t *testing.T) {
 	a.appendTo("extensions.conf", "exten => 299,1,Hangup()\n")
 	converged(t, "the next change", a, b)
 }
+
+// TestE2ESpecialModeBits: setgid and sticky directories and a setuid file
+// arrive with those bits (an Asterisk spool directory is often 2775).
+func TestE2ESpecialModeBits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	a.write("spool/voicemail/msg.txt", "hello", 0o644)
+	a.write("bin/agi.sh", "#!/bin/sh\n", 0o755)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	for _, c := range []struct {
+		rel  string
+		mode os.FileMode
+	}{
+		{"spool", 0o775 | os.ModeSetgid},
+		{"spool/voicemail", 0o777 | os.ModeSticky},
+		{"bin/agi.sh", 0o755 | os.ModeSetuid},
+	} {
+		if err := os.Chmod(a.path(c.rel), c.mode); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, waitLimit, c.rel+" mode", func() error {
+			st, err := os.Stat(b.path(c.rel))
+			if err != nil {
+				return err
+			}
+			if got := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != c.mode {
+				return fmt.Errorf("%s on b is %v, want %v", c.rel, got, c.mode)
+			}
+			return nil
+		})
+	}
+}

@@ -71,7 +71,7 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case !inB:
 			fmt.Fprintf(stdout, "removed   %s (%s)\n", p, describe(a))
 		case a.Kind == b.Kind && a.Hash == b.Hash:
-			fmt.Fprintf(stdout, "mode      %s %04o -> %04o\n", p, a.Mode.Perm(), b.Mode.Perm())
+			fmt.Fprintf(stdout, "mode      %s %04o -> %04o\n", p, index.UnixMode(a.Mode), index.UnixMode(b.Mode))
 		default:
 			fmt.Fprintf(stdout, "modified  %s (%s -> %s)\n", p, describe(a), describe(b))
 		}
@@ -87,9 +87,9 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func describe(it index.Item) string {
 	if it.Kind == index.KindDir {
-		return fmt.Sprintf("dir %04o", it.Mode.Perm())
+		return fmt.Sprintf("dir %04o", index.UnixMode(it.Mode))
 	}
-	return fmt.Sprintf("%d bytes %04o %s", it.Size, it.Mode.Perm(), it.Hash.Short())
+	return fmt.Sprintf("%d bytes %04o %s", it.Size, index.UnixMode(it.Mode), it.Hash.Short())
 }
 
 // unifiedDiff writes `diff -u` of two stored versions of p (either may be

@@ -2,6 +2,7 @@ package index
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -95,5 +96,16 @@ func TestDigestAndParent(t *testing.T) {
 	}
 	if Parent("a/b/c") != "a/b" || Parent("a") != "" {
 		t.Fatal("Parent wrong")
+	}
+}
+
+func TestUnixMode(t *testing.T) {
+	for _, u := range []uint32{0, 0o644, 0o2775, 0o4755, 0o1777, 0o7777} {
+		if got := UnixMode(FileMode(u)); got != u {
+			t.Errorf("UnixMode(FileMode(%04o)) = %04o", u, got)
+		}
+	}
+	if FileMode(0o2775)&fs.ModeSetgid == 0 || FileMode(0o2775).Perm() != 0o775 {
+		t.Error("FileMode(2775) lost the setgid bit")
 	}
 }

@@ -30,7 +30,7 @@ type Item struct {
 	Path    string      // slash-separated, relative to the job root; see ValidatePath
 	Kind    Kind        // file or directory
 	Size    int64       // content length in bytes (0 for directories)
-	Mode    fs.FileMode // permission bits only (fs.ModePerm)
+	Mode    fs.FileMode // ModeBits only: permissions, setuid, setgid, sticky
 	MTime   int64       // modification time, Unix nanoseconds
 	Hash    Hash        // content hash; zero for directories and deleted items
 	Deleted bool        // a tombstone: the item existed and was removed

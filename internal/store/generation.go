@@ -220,8 +220,8 @@ func validateItem(it *index.Item) error {
 	default:
 		return fmt.Errorf("item %q: unknown kind %d", it.Path, it.Kind)
 	}
-	if it.Mode&^fs.ModePerm != 0 {
-		return fmt.Errorf("item %q: mode %v has more than permission bits", it.Path, it.Mode)
+	if it.Mode&^index.ModeBits != 0 {
+		return fmt.Errorf("item %q: mode %v has more than permission, setuid, setgid and sticky bits", it.Path, it.Mode)
 	}
 	for _, c := range it.Version {
 		if c.Node == "" || len(c.Node) > maxOriginLen || !utf8.ValidString(c.Node) {
@@ -238,7 +238,7 @@ func encodeIndex(job string, n uint64, x index.Index) ([]byte, index.Hash, error
 		if err := validateItem(&it); err != nil {
 			return nil, index.Hash{}, err
 		}
-		d := diskItem{Path: it.Path, Kind: it.Kind.String(), Size: it.Size, Mode: uint32(it.Mode), MTime: it.MTime, Deleted: it.Deleted}
+		d := diskItem{Path: it.Path, Kind: it.Kind.String(), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted}
 		if !it.Hash.IsZero() {
 			d.Hash = it.Hash.String()
 		}
@@ -282,7 +282,7 @@ func decodeIndex(job string, n uint64, want index.Hash, b []byte) (index.Index, 
 	}
 	x := make(index.Index, len(d.Items))
 	for _, di := range d.Items {
-		it := index.Item{Path: di.Path, Size: di.Size, Mode: fs.FileMode(di.Mode), MTime: di.MTime, Deleted: di.Deleted}
+		it := index.Item{Path: di.Path, Size: di.Size, Mode: index.FileMode(di.Mode), MTime: di.MTime, Deleted: di.Deleted}
 		switch di.Kind {
 		case "file":
 			it.Kind = index.KindFile

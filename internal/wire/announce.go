@@ -3,7 +3,6 @@ package wire
 import (
 	"bytes"
 	"fmt"
-	"io/fs"
 	"sort"
 
 	"pbxsync/internal/index"
@@ -146,7 +145,7 @@ func (it *Item) validate() error {
 	if it.Size < 0 {
 		return fmt.Errorf("%q: negative size", it.Path)
 	}
-	if it.Mode&^uint32(fs.ModePerm) != 0 {
+	if it.Mode&^0o7777 != 0 {
 		return fmt.Errorf("%q: mode %o has bits beyond permissions", it.Path, it.Mode)
 	}
 	if len(it.Version) > 1024 {
@@ -159,7 +158,7 @@ func (it *Item) validate() error {
 func FromIndex(x index.Index) []Item {
 	out := make([]Item, 0, len(x))
 	for _, it := range x.Sorted() {
-		w := Item{Path: it.Path, Kind: uint8(it.Kind), Size: it.Size, Mode: uint32(it.Mode.Perm()), MTime: it.MTime, Deleted: it.Deleted, Version: it.Version}
+		w := Item{Path: it.Path, Kind: uint8(it.Kind), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted, Version: it.Version}
 		if it.Kind == index.KindFile && !it.Deleted {
 			w.Hash = append([]byte(nil), it.Hash[:]...)
 		}
@@ -172,7 +171,7 @@ func FromIndex(x index.Index) []Item {
 func ToIndex(items []Item) index.Index {
 	x := make(index.Index, len(items))
 	for _, w := range items {
-		it := index.Item{Path: w.Path, Kind: index.Kind(w.Kind), Size: w.Size, Mode: fs.FileMode(w.Mode), MTime: w.MTime, Deleted: w.Deleted, Version: index.Vector(w.Version)}
+		it := index.Item{Path: w.Path, Kind: index.Kind(w.Kind), Size: w.Size, Mode: index.FileMode(w.Mode), MTime: w.MTime, Deleted: w.Deleted, Version: index.Vector(w.Version)}
 		copy(it.Hash[:], w.Hash)
 		x[w.Path] = it
 	}

@@ -90,7 +90,7 @@ func TestRejects(t *testing.T) {
 		"unknown type":   {frame(Type(77), 0, `{}`), "unknown message type"},
 		"bad flags":      {frame(TypeHello, 4, `{}`), "flags"},
 		"not zstd":       {frame(TypeHello, flagZstd, `garbage`), "zstd"},
-		"mode bits":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":1,"m":2048,"t":0,"h":"`+hash+`"}]}`), "mode"},
+		"mode bits":      {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":1,"m":4096,"t":0,"h":"`+hash+`"}]}`), "mode"},
 		"negative size":  {frame(TypeData, 0, `{"encoding":"zstd","size":-1,"length":0,"hash":"`+hash+`"}`), "size"},
 		"dup path":       {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":2,"m":0,"t":0},{"p":"x","k":2,"m":0,"t":0}]}`), "twice"},
 		"truncated":      {frame(TypeHello, 0, `{"node":"a"}`)[:12], "truncated"},
