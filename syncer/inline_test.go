@@ -24,17 +24,19 @@ func TestInlineContentNeedsNoTransfer(t *testing.T) {
 	b.start()
 	converged(t, "initial sync", a, b)
 	waitGood(t, b, "conf")
-	servedBefore := a.a().Status().Jobs[0].BytesSent
 	receivedBefore := b.a().Status().Jobs[0]
 	for i := 0; i < 3; i++ {
 		a.appendTo("extensions.conf", fmt.Sprintf("exten => %d,1,Hangup()\n", 200+i))
 		converged(t, "an appended line", a, b)
 	}
 	waitGood(t, b, "conf")
-	if served := a.a().Status().Jobs[0].BytesSent; served != servedBefore {
-		t.Errorf("the source served %d bytes over transfer streams for small edits; want them inline", served-servedBefore)
-	}
 	after := b.a().Status().Jobs[0]
+	if after.Fetches != receivedBefore.Fetches {
+		t.Errorf("the target fetched %d contents over transfer streams for small edits; want them inline", after.Fetches-receivedBefore.Fetches)
+	}
+	if sent := a.a().Status().Jobs[0].BytesSent; sent == 0 {
+		t.Error("the source counted no bytes for the inline content it sent")
+	}
 	logical := after.LogicalBytesReceived - receivedBefore.LogicalBytesReceived
 	wire := after.BytesReceived - receivedBefore.BytesReceived
 	if logical == 0 || wire == 0 {

@@ -14,6 +14,7 @@ import (
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
 )
 
 // startSource records the tree as a new generation when it differs from the
@@ -264,6 +265,7 @@ func (j *job) announce(force bool) {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
+					j.countInline(name, msg)
 				}
 			}
 		}
@@ -321,4 +323,24 @@ func (j *job) latestNumber() uint64 {
 		return 0
 	}
 	return j.latest.Number
+}
+
+// countInline adds the content carried inside an announcement to the
+// job's and the peer's sent counters.
+func (j *job) countInline(peer string, msg *wire.Announce) {
+	if len(msg.Inline) == 0 {
+		return
+	}
+	var wireBytes, logical uint64
+	for _, in := range msg.Inline {
+		wireBytes += uint64(len(in.Data))
+		if it, ok := j.latest.Index.ByHash(wire.HashOf(in.Hash)); ok {
+			logical += uint64(it.Size)
+		}
+	}
+	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: logical, ContentSent: wireBytes})
+	j.setStatus(func(s *JobStatus) {
+		s.BytesSent += wireBytes
+		s.LogicalBytesSent += logical
+	})
 }

@@ -228,6 +228,7 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	}
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(it.Size), ContentReceived: uint64(d.Size)})
 	j.setStatus(func(st *JobStatus) {
+		st.Fetches++
 		st.BytesReceived += uint64(d.Size)
 		st.LogicalBytesReceived += uint64(it.Size)
 	})

@@ -96,3 +96,14 @@ func (x Index) Digest() Hash {
 	}
 	return h.Sum()
 }
+
+// ByHash returns an item of x whose content hash is h (any one, when
+// several files share the content).
+func (x Index) ByHash(h Hash) (Item, bool) {
+	for _, it := range x {
+		if it.Kind == KindFile && it.Hash == h {
+			return it, true
+		}
+	}
+	return Item{}, false
+}
