@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -64,15 +63,20 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	fmt.Fprintln(tw, "JOB\tROLE\tGENERATION\tSTATE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, j := range st.Jobs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), j.LastError)
-		for _, t := range j.Targets {
-			line := fmt.Sprintf("  -> %s: generation %d %s", t.Name, t.Version, t.State)
-			if t.Reason != "" {
-				line += ": " + t.Reason
-			}
-			fmt.Fprintln(tw, strings.TrimRight(line, " ")+"\t\t\t\t\t\t")
-		}
 	}
 	tw.Flush()
+	for _, j := range st.Jobs {
+		if len(j.Targets) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: %s\n", j.Name, j.Rollout)
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  TARGET\tGENERATION\tSTATE\tBEHIND\tREASON")
+		for _, t := range j.Targets {
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, t.Reason)
+		}
+		tw.Flush()
+	}
 }
 
 func yesNo(b bool) string {
