@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,33 +41,16 @@ type pgNode struct {
 	id     *identity.Identity
 	config string
 	checks *pgChecks
-	log    *syncBuf
+	log    *logBuffer
 
 	agent  *Agent
 	cancel context.CancelFunc
 	done   chan error
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newPGNode(tb testing.TB, name string) *pgNode {
 	tb.Helper()
-	n := &pgNode{tb: tb, name: name, dir: filepath.Join(tb.TempDir(), name), checks: &pgChecks{}, log: &syncBuf{}}
+	n := &pgNode{tb: tb, name: name, dir: filepath.Join(tb.TempDir(), name), checks: &pgChecks{}, log: &logBuffer{}}
 	id, err := identity.LoadOrCreate(filepath.Join(n.dir, "data"))
 	if err != nil {
 		tb.Fatal(err)
