@@ -7,7 +7,7 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta verify-systemd fuzz clean
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta verify-systemd soak fuzz clean
 
 all: build
 
@@ -53,6 +53,11 @@ bench-delta:
 ## verify-systemd: systemd-analyze verify on examples/systemd/pbxsync.service.
 verify-systemd:
 	examples/systemd/verify.sh
+
+## soak: the SIGKILL crash test with many more kills (SOAK_ROUNDS, default 1000).
+SOAK_ROUNDS ?= 1000
+soak:
+	PBXSYNC_CRASH_ROUNDS=$(SOAK_ROUNDS) $(GO) test -count=1 -timeout 60m -run 'TestApplierCrashKill' -v ./syncer/ | grep -E '^(---|ok|FAIL)|outcomes'
 
 ## fuzz: every fuzz target for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
