@@ -341,7 +341,7 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 		if !ok || st.Hash != it.Hash {
 			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())
 		}
-		h, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(it.Path)))
+		h, _, err := j.storeFile(ctx, it.Path)
 		if err != nil {
 			return err
 		}

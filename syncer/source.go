@@ -46,6 +46,18 @@ func (j *job) startSource(ctx context.Context) error {
 	return nil
 }
 
+// storeFile puts the file at rel into the store in one pass (read, hash
+// and compress together): for content the store is known to lack, where
+// Store.PutFile's first hashing pass would be wasted.
+func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, error) {
+	f, err := os.Open(filepath.Join(j.cfg.Path, filepath.FromSlash(rel)))
+	if err != nil {
+		return index.Hash{}, 0, err
+	}
+	defer f.Close()
+	return j.a.store.PutReader(ctx, f)
+}
+
 // storeTree puts every file of local that the store lacks into it, a few
 // at a time. A file that changed since the scan is stored as read, and its
 // item updated: the watcher reports the change and the next generation
@@ -68,7 +80,7 @@ func (j *job) storeTree(ctx context.Context, local index.Index) error {
 	for w := 0; w < min(stageParallel, len(need)); w++ {
 		go func() {
 			for p := range work {
-				h, n, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(p)))
+				h, n, err := j.storeFile(ctx, p)
 				done <- stored{p, h, n, err}
 			}
 		}()
