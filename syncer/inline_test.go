@@ -92,13 +92,27 @@ func TestIncrementalAnnouncements(t *testing.T) {
 	a.write("extensions.conf", seedExtensions, 0o644)
 	a.start()
 	b.start()
+	// The source sends an incremental announcement to a target whose
+	// answer for the previous generation it has: wait for that answer
+	// before each edit, or the next announcement is (rightly) complete.
+	acked := func(what string) {
+		eventually(t, waitLimit, what, func() error {
+			js, _ := a.jobStatus("conf")
+			for _, tg := range js.Targets {
+				if tg.Name == "b" && tg.State == "good" && tg.Version == js.Generation {
+					return nil
+				}
+			}
+			return fmt.Errorf("source: generation %d, targets %+v", js.Generation, js.Targets)
+		})
+	}
 	converged(t, "initial sync", a, b)
-	waitGood(t, b, "conf")
+	acked("b acknowledged the initial sync")
 	sentBefore := a.a().mon.Status()[0].BytesSent
 	for i := 0; i < 5; i++ {
 		a.appendTo("extensions.conf", fmt.Sprintf("exten => %d,1,Hangup()\n", 300+i))
 		converged(t, "an edit", a, b)
-		waitGood(t, b, "conf")
+		acked("b acknowledged the edit")
 	}
 	perEdit := (a.a().mon.Status()[0].BytesSent - sentBefore) / 5
 	// A complete index of 300 files is well over 10 KB even compressed
