@@ -2,8 +2,6 @@
 # module proxy; `.ci/run` installs the Debian packages (rsync, PostgreSQL).
 
 GO          ?= go
-STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@2026.2.2
-GOBIN       := $(shell $(GO) env GOPATH)/bin
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
@@ -21,9 +19,11 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# staticcheck is pinned in go.mod (a tool directive): `go mod download` brings it and
+# `go tool` builds it from the module cache, never from a binary already on the machine.
 staticcheck:
-	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
-	$(GOBIN)/staticcheck ./...
+	@echo "staticcheck: $$($(GO) list -m -f '{{.Path}}@{{.Version}}' honnef.co/go/tools) ($$($(GO) tool -n staticcheck))"
+	$(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 12m ./...
