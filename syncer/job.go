@@ -67,6 +67,10 @@ type job struct {
 
 	states map[string]hostmon.FileState
 	dirty  bool
+	// unreadable: entries of the tree the job cannot read, with why; they
+	// keep their state of the newest generation (see keepLastKnown).
+	unreadable      map[string]string
+	unreadableTried time.Time
 	latest *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
@@ -151,11 +155,10 @@ func (j *job) run(ctx context.Context) error {
 	if p.Bad != nil {
 		j.bad = p.Bad
 	}
-	j.states, err = hostmon.Scan(ctx, root, j.filter, p.Scan, j.log)
-	if err != nil {
+	j.states = p.Scan
+	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
-	j.dirty = true
 	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
@@ -166,7 +169,7 @@ func (j *job) run(ctx context.Context) error {
 	go func() { watchErr <- w.Run(wctx) }()
 	// Changes made between the scan and the first watch are caught by a
 	// second, cheap scan (it trusts size+mtime+inode).
-	if j.states, err = hostmon.Scan(ctx, root, j.filter, j.states, j.log); err != nil {
+	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
 
@@ -199,6 +202,7 @@ func (j *job) run(ctx context.Context) error {
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
 		case <-tick.C:
+			j.retryUnreadable(ctx)
 			if j.isSource {
 				j.announce(false)
 			}
@@ -247,15 +251,16 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 	var err error
 	if ch.Rescan {
 		j.log.Info("rescanning the whole tree", "reason", "watcher overflow")
-		j.states, err = hostmon.Scan(ctx, j.cfg.Path, j.filter, j.states, j.log)
+		err = j.scanAll(ctx)
 	} else {
-		j.states, err = hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, ch.Paths, j.states, j.log)
+		err = j.scanPaths(ctx, ch.Paths)
 	}
 	if err != nil {
-		j.log.Error("rescan failed", "err", err)
+		// the job's view stays as it was: a failed scan is no change
+		j.log.Error("rescan failed; keeping the last known state of the tree", "err", err)
+		j.setError("rescan failed: " + err.Error())
 		return
 	}
-	j.dirty = true
 	local := hostmon.ToIndex(j.states)
 	if j.isSource {
 		if j.latest != nil && Equal(local, j.latest.Index) {
@@ -322,12 +327,7 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 	for _, op := range ops {
 		paths = append(paths, op.Path)
 	}
-	states, err := hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
-	if err != nil {
-		return err
-	}
-	j.states, j.dirty = states, true
-	return nil
+	return j.scanPaths(ctx, paths)
 }
 
 // ensureStored makes sure every file of x is in the store, reading it from
@@ -372,9 +372,7 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (ind
 	for _, op := range ops {
 		paths = append(paths, op.Path)
 	}
-	var serr error
-	j.states, serr = hostmon.ScanPaths(context.WithoutCancel(ctx), j.cfg.Path, j.filter, paths, j.states, j.log)
-	j.dirty = true
+	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if err != nil {
 		return before, err
 	}

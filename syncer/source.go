@@ -31,6 +31,7 @@ func (j *job) startSource(ctx context.Context) error {
 		}
 		j.latest = g
 		j.offer(g.Index, nil)
+		j.keepLastKnown()
 	}
 	for _, t := range j.cfg.Targets {
 		j.targets[t] = &targetState{}

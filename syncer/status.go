@@ -35,6 +35,9 @@ type JobStatus struct {
 	Latency              *Histogram     `json:"latency,omitempty"` // change at the origin → applied here
 	Targets              []TargetStatus `json:"targets,omitempty"`
 	Rollout              string         `json:"rollout,omitempty"` // source: how far the newest generation got
+	// Unreadable lists the paths of the tree the agent cannot read ("path:
+	// reason"); they keep their last synced content.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.
@@ -113,9 +116,13 @@ func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
 		state, msg := j.status.State, j.status.LastError
+		unreadable := unreadableError(j.status.Unreadable)
 		j.mu.Unlock()
 		if state == "error" {
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
+		}
+		if unreadable != nil {
+			return fmt.Errorf("job %s: %w", j.cfg.Name, unreadable)
 		}
 	}
 	if a.health != nil {

@@ -62,6 +62,7 @@ func (j *job) startTarget(ctx context.Context) error {
 		}
 	}
 	if j.latest != nil {
+		j.keepLastKnown()
 		j.setStatus(func(s *JobStatus) { s.Generation, s.State = j.latest.Number, string(store.StateGood) })
 		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
 			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
