@@ -71,7 +71,7 @@ type job struct {
 	// keep their state of the newest generation (see keepLastKnown).
 	unreadable      map[string]string
 	unreadableTried time.Time
-	latest *store.Generation // source: newest generation; target: newest applied good one
+	latest          *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.
