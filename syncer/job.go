@@ -140,11 +140,12 @@ func (j *job) run(ctx context.Context) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("job root %s: %w", root, err)
 	}
-	staging, err := StagingDir(root, filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name))
+	dataStaging := filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name)
+	staging, err := StagingDir(root, dataStaging)
 	if err != nil {
 		return err
 	}
-	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, Store: j.a.store, Log: j.log}
+	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log}
 	if _, err := j.applier.Recover(ctx); err != nil {
 		return err
 	}
@@ -354,8 +355,11 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 
 // applyIndex makes the tree equal to want (content must be in the store)
 // and rescans what it touched so that our own writes are not taken for
-// local changes. It returns the local index before the change.
-func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (index.Index, error) {
+// local changes. It returns the local index before the change. restore
+// says want is content of an earlier good generation (a rollback): a
+// failed restore is resolved at once, while the caller of a failed
+// forward apply restores the tree and then calls resolveFailed.
+func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
 	if err := j.refresh(ctx, want); err != nil {
 		return hostmon.ToIndex(j.states), err
 	}
@@ -367,7 +371,15 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (ind
 	if err := j.preserve(ctx, ops); err != nil {
 		return before, err
 	}
-	err := j.applier.Apply(ctx, gen, ops)
+	var err error
+	if restore {
+		err = j.applier.Restore(ctx, gen, ops)
+	} else {
+		err = j.applier.Apply(ctx, gen, ops)
+	}
+	if err != nil && restore && ctx.Err() == nil {
+		j.resolveFailed()
+	}
 	paths := make([]string, 0, len(ops))
 	for _, op := range ops {
 		paths = append(paths, op.Path)
@@ -381,8 +393,15 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (ind
 
 // restore brings the tree back to x, the content of generation gen.
 func (j *job) restore(ctx context.Context, gen uint64, x index.Index) error {
-	_, err := j.applyIndex(ctx, gen, x)
+	_, err := j.applyIndex(ctx, gen, x, true)
 	return err
+}
+
+// resolveFailed ends a failed apply: its journal and staged files go.
+func (j *job) resolveFailed() {
+	if err := j.applier.Resolve(); err != nil {
+		j.log.Error("cannot remove the journal of a failed apply", "err", err)
+	}
 }
 
 func (j *job) setStatus(f func(s *JobStatus)) {
@@ -449,7 +468,7 @@ func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
 	}
 	reason := fmt.Sprintf("rollback to generation %d", to)
 	prev, prevState := j.latest.Number, j.latest.State
-	if _, err := j.applyIndex(ctx, prev, g.Index); err != nil {
+	if _, err := j.applyIndex(ctx, prev, g.Index, true); err != nil {
 		return 0, fmt.Errorf("roll back to generation %d: %w", to, err)
 	}
 	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {

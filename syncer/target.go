@@ -41,7 +41,7 @@ func (j *job) startTarget(ctx context.Context) error {
 		}
 		if !Equal(hostmon.ToIndex(j.states), g.Index) {
 			// stopped before its journal: apply it now, from the store
-			if _, err := j.applyIndex(ctx, g.Number, g.Index); err != nil {
+			if _, err := j.applyIndex(ctx, g.Number, g.Index, false); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -130,16 +130,14 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
-		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.a.store.AddGeneration(ctx, g)
+	g, err := j.generationFor(ctx, m, local, want)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	g.Number = n
-	before, err := j.applyIndex(ctx, n, want)
+	n := g.Number
+	before, err := j.applyIndex(ctx, n, want, false)
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: either nothing was touched (staging) or the
 		// journal is rolled forward at the next start; the generation is
@@ -165,6 +163,36 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
 	reply(n, string(g.State), g.Reason)
+}
+
+// generationFor records the generation a target is about to apply. A
+// retry of the newest generation, which failed for a reason that says
+// nothing about its content (the apply failed, Asterisk was down), reuses
+// its record: retries never push good generations out of keep.
+func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want index.Index) (*store.Generation, error) {
+	if gens, err := j.a.store.Generations(j.cfg.Name); err == nil && len(gens) > 0 {
+		last := gens[len(gens)-1]
+		if (last.State == store.StateBad || last.State == store.StateApplying) && last.SourceVersion == m.Version {
+			if g, err := j.a.store.Generation(j.cfg.Name, last.Number); err == nil && g.Index.Digest() == want.Digest() {
+				if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
+					if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
+						return nil, err
+					}
+					j.log.Info("retrying generation", "generation", g.Number, "last_failure", last.Reason)
+					g.State, g.Reason = store.StateApplying, ""
+					return g, nil
+				}
+			}
+		}
+	}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
+		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
+	n, err := j.a.store.AddGeneration(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	g.Number = n
+	return g, nil
 }
 
 // finish runs the actions and checks of an applied generation and marks it
@@ -226,6 +254,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}
+	j.resolveFailed() // marked bad first: Recover never rolls it forward
 	g.State, g.Reason = store.StateBad, reason
 	if blacklist {
 		j.bad[g.Index.Digest().String()] = reason
