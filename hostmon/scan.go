@@ -103,6 +103,9 @@ type Scanned struct {
 	// dropped, so that a failure to read is never taken for a deletion.
 	// An unreadable entry prev does not know is absent from States.
 	Unreadable map[string]string
+	// Refused maps each entry whose name a job may not sync (see
+	// index.ValidateName) to the reason; it is skipped.
+	Refused map[string]string
 }
 
 // UnreadableError is Scan's and ScanPaths' error when entries exist that
@@ -154,7 +157,7 @@ func ScanTree(ctx context.Context, root string, f *Filter, prev map[string]FileS
 	if err := s.walk(""); err != nil {
 		return Scanned{}, err
 	}
-	return Scanned{States: s.out, Unreadable: s.unreadable}, nil
+	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
 }
 
 // ScanPaths re-scans only the given paths (relative to root) and returns a
@@ -243,7 +246,7 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 			return Scanned{}, err
 		}
 	}
-	return Scanned{States: s.out, Unreadable: s.unreadable}, nil
+	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
 }
 
 // underAny reports whether p or one of its parent directories is in set.
@@ -268,6 +271,7 @@ type scanner struct {
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
+	refused    map[string]string // names that may not be synced, with why
 	// openFile opens files for hashing: os.OpenFile, or a test's double
 	// (root can read a mode-0000 file, so only a double can refuse it).
 	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
@@ -374,8 +378,12 @@ func (s *scanner) visit(rel string) error {
 	if !s.f.Match(rel, mode.IsDir()) {
 		return nil // excluded; for a directory this prunes the subtree
 	}
-	if err := index.ValidatePath(rel); err != nil {
+	if err := index.ValidateName(rel); err != nil {
 		s.skip(rel, err.Error())
+		if s.refused == nil {
+			s.refused = map[string]string{}
+		}
+		s.refused[rel] = err.Error()
 		return nil
 	}
 	switch {

@@ -1089,37 +1089,69 @@ func TestE2ECatchUpAcrossSmallGenerations(t *testing.T) {
 	converged(t, "the next change", a, b)
 }
 
-// TestE2ESpecialModeBits: setgid and sticky directories and a setuid file
-// arrive with those bits (an Asterisk spool directory is often 2775).
+// TestE2ESpecialModeBits: setgid and sticky directories arrive with those
+// bits (an Asterisk spool directory is often 2775); a setuid file arrives
+// without it unless the target's job sets preserve_suid, and the target
+// logs the drop.
 func TestE2ESpecialModeBits(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.write("spool/voicemail/msg.txt", "hello", 0o644)
-	a.write("bin/agi.sh", "#!/bin/sh\n", 0o755)
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
-	for _, c := range []struct {
-		rel  string
-		mode os.FileMode
-	}{
-		{"spool", 0o775 | os.ModeSetgid},
-		{"spool/voicemail", 0o777 | os.ModeSticky},
-		{"bin/agi.sh", 0o755 | os.ModeSetuid},
-	} {
-		if err := os.Chmod(a.path(c.rel), c.mode); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, waitLimit, c.rel+" mode", func() error {
-			st, err := os.Stat(b.path(c.rel))
-			if err != nil {
-				return err
+	for _, preserve := range []bool{false, true} {
+		t.Run(fmt.Sprintf("preserve_suid=%v", preserve), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			a, b := h.pair("")
+			if preserve {
+				b.Jobs[0].Extra = "preserve_suid = true\n"
 			}
-			if got := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != c.mode {
-				return fmt.Errorf("%s on b is %v, want %v", c.rel, got, c.mode)
+			a.write("spool/voicemail/msg.txt", "hello", 0o644)
+			a.write("bin/agi.sh", "#!/bin/sh\n", 0o755)
+			a.start()
+			b.start()
+			converged(t, "initial sync", a, b)
+			suid := 0o755 | os.ModeSetuid
+			if !preserve {
+				suid = 0o755
 			}
-			return nil
+			for _, c := range []struct {
+				rel        string
+				mode, want os.FileMode
+			}{
+				{"spool", 0o775 | os.ModeSetgid, 0o775 | os.ModeSetgid},
+				{"spool/voicemail", 0o777 | os.ModeSticky, 0o777 | os.ModeSticky},
+				{"bin/agi.sh", 0o755 | os.ModeSetuid, suid},
+			} {
+				if err := os.Chmod(a.path(c.rel), c.mode); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, waitLimit, c.rel+" mode", func() error {
+					st, err := os.Stat(b.path(c.rel))
+					if err != nil {
+						return err
+					}
+					if got := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != c.want {
+						return fmt.Errorf("%s on b is %v, want %v", c.rel, got, c.want)
+					}
+					return nil
+				})
+			}
+			if !preserve {
+				eventually(t, waitLimit, "b logs the dropped bits", func() error {
+					if !b.logHas("dropping setuid/setgid bits", "bin/agi.sh") {
+						return fmt.Errorf("not logged")
+					}
+					return nil
+				})
+				a.write("later.conf", "x", 0o644)
+				eventually(t, waitLimit, "a later change syncs", func() error {
+					_, err := os.Stat(b.path("later.conf"))
+					return err
+				})
+				if st, err := os.Stat(b.path("bin/agi.sh")); err != nil || st.Mode()&os.ModeSetuid != 0 {
+					t.Errorf("bin/agi.sh on b: %v %v, want no setuid bit", st.Mode(), err)
+				}
+			} else if b.logHas("dropping setuid/setgid bits") {
+				t.Error("setuid bits dropped although the job preserves them")
+			}
 		})
 	}
 }

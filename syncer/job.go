@@ -71,7 +71,14 @@ type job struct {
 	// keep their state of the newest generation (see keepLastKnown).
 	unreadable      map[string]string
 	unreadableTried time.Time
-	latest          *store.Generation // source: newest generation; target: newest applied good one
+	refused         map[string]string // entries whose names may not be synced, with why
+	refusedRemote   map[string]string // target: paths of the last announcement it refused
+	// announced is the source's newest index as announced (before this
+	// target's filters), the base of its next incremental announcement.
+	announced        index.Index
+	announcedVersion uint64
+	refusalLogged    uint64            // the source version whose refused paths were logged
+	latest           *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.

@@ -41,49 +41,54 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 // that were scanned (nil: the whole tree): what was unreadable there and
 // is readable now is forgotten.
 func (j *job) takeScan(res hostmon.Scanned, scope []string) {
-	before := len(j.unreadable)
-	var fresh []string
-	if scope == nil {
-		old := j.unreadable
-		j.unreadable = map[string]string{}
-		for p, why := range res.Unreadable {
-			if _, known := old[p]; !known {
-				fresh = append(fresh, p)
-			}
-			j.unreadable[p] = why
+	var fresh, freshRefused []string
+	changed := false
+	j.unreadable, fresh, changed = mergeProblems(j.unreadable, res.Unreadable, scope)
+	var refusedChanged bool
+	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, res.Refused, scope)
+	j.states, j.dirty = res.States, true
+	j.keepLastKnown()
+	for _, p := range fresh {
+		j.log.Error("cannot read a file of the job; it keeps its last synced content and nothing is deleted because of it", "path", p, "err", j.unreadable[p])
+	}
+	for _, p := range freshRefused {
+		j.log.Warn("not syncing a file whose name a job may not sync", "path", p, "reason", j.refused[p])
+	}
+	if changed || refusedChanged {
+		j.publishProblems()
+		if changed && len(j.unreadable) == 0 {
+			j.log.Info("every file of the job is readable again")
 		}
-	} else {
-		if j.unreadable == nil {
-			j.unreadable = map[string]string{}
-		}
+	}
+}
+
+// mergeProblems brings the problems a job knows (path -> reason) up to
+// date with a scan's: a full scan (scope nil) replaces them, a scan of
+// scope replaces those at and below it. It returns the new set, the paths
+// that are new in it (sorted) and whether anything changed.
+func mergeProblems(known, found map[string]string, scope []string) (map[string]string, []string, bool) {
+	out := make(map[string]string, len(known)+len(found))
+	if scope != nil {
 		in := make(map[string]bool, len(scope))
 		for _, p := range scope {
 			in[strings.TrimSuffix(p, "/")] = true
 		}
-		for p := range j.unreadable {
-			if underSet(p, in) {
-				delete(j.unreadable, p)
+		for p, why := range known {
+			if !underSet(p, in) {
+				out[p] = why
 			}
-		}
-		for p, why := range res.Unreadable {
-			if _, known := j.unreadable[p]; !known {
-				fresh = append(fresh, p)
-			}
-			j.unreadable[p] = why
 		}
 	}
-	j.states, j.dirty = res.States, true
-	j.keepLastKnown()
+	var fresh []string
+	for p, why := range found {
+		if _, ok := known[p]; !ok {
+			fresh = append(fresh, p)
+		}
+		out[p] = why
+	}
 	sort.Strings(fresh)
-	for _, p := range fresh {
-		j.log.Error("cannot read a file of the job; it keeps its last synced content and nothing is deleted because of it", "path", p, "err", j.unreadable[p])
-	}
-	if len(fresh) > 0 || len(j.unreadable) != before {
-		j.setStatus(func(s *JobStatus) { s.Unreadable = unreadableList(j.unreadable) })
-		if len(j.unreadable) == 0 && before > 0 {
-			j.log.Info("every file of the job is readable again")
-		}
-	}
+	changed := len(fresh) > 0 || len(out) != len(known)
+	return out, fresh, changed
 }
 
 // keepLastKnown gives every entry the job cannot read (and, for a
@@ -141,7 +146,17 @@ func (j *job) retryUnreadable(ctx context.Context) {
 	j.onLocalChange(ctx, hostmon.Change{Paths: paths})
 }
 
-func unreadableList(m map[string]string) []string {
+// publishProblems puts what the job cannot read or refuses into its status.
+func (j *job) publishProblems() {
+	unreadable := problemList(j.unreadable)
+	refused := problemList(j.refused)
+	for _, p := range problemList(j.refusedRemote) {
+		refused = append(refused, p+" (announced by the source)")
+	}
+	j.setStatus(func(s *JobStatus) { s.Unreadable, s.Refused = unreadable, refused })
+}
+
+func problemList(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for p, why := range m {
 		out = append(out, p+": "+why)

@@ -38,6 +38,10 @@ type JobStatus struct {
 	// Unreadable lists the paths of the tree the agent cannot read ("path:
 	// reason"); they keep their last synced content.
 	Unreadable []string `json:"unreadable,omitempty"`
+	// Refused lists paths this node does not sync because of their names
+	// (control characters) or, on a target, paths a source announced that
+	// the job's own filters exclude ("path: reason").
+	Refused []string `json:"refused,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.

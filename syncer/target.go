@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -92,11 +93,17 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if m.Base != 0 {
 		// an incremental announcement: rebuild the index from the base
 		// this node holds, or ask for the complete one
-		if j.latest == nil || j.latest.SourceVersion != m.Base {
+		var base index.Index
+		switch {
+		case j.announced != nil && j.announcedVersion == m.Base:
+			base = j.announced
+		case j.latest != nil && j.latest.SourceVersion == m.Base:
+			base = j.latest.Index
+		default:
 			reply(0, wire.ResultResync, "")
 			return
 		}
-		full, err := m.Apply(j.latest.Index)
+		full, err := m.Apply(base)
 		if err != nil {
 			j.log.Info("asking for a complete announcement", "err", err)
 			reply(0, wire.ResultResync, err.Error())
@@ -104,6 +111,8 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		}
 		want = full
 	}
+	j.announced, j.announcedVersion = want, m.Version
+	want = j.admit(m.Version, want)
 	digest := want.Digest().String()
 	if reason, isBad := j.bad[digest]; isBad {
 		reply(0, "bad", reason)
@@ -163,6 +172,25 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
 	reply(n, string(g.State), g.Reason)
+}
+
+// admit applies this target's own filters and setuid policy to an
+// announced index (see admit) and reports what it refused or changed.
+func (j *job) admit(version uint64, announced index.Index) index.Index {
+	ad := admit(announced, j.filter, j.cfg.PreserveSUID)
+	if j.refusalLogged != version {
+		j.refusalLogged = version
+		if len(ad.refused) > 0 {
+			j.log.Warn("refusing paths of an announcement: this node's job does not admit them", "source_version", version, "paths", firstN(problemList(ad.refused), 10))
+		}
+		if len(ad.dropped) > 0 {
+			sort.Strings(ad.dropped)
+			j.log.Warn("dropping setuid/setgid bits from the source (set preserve_suid = true in the job to keep them)", "source_version", version, "paths", firstN(ad.dropped, 10))
+		}
+	}
+	j.refusedRemote = ad.refused
+	j.publishProblems()
+	return ad.want
 }
 
 // generationFor records the generation a target is about to apply. A

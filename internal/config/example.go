@@ -46,6 +46,8 @@ keep = 20                     # known-good generations kept for rollback (defaul
 debounce = "20ms"             # gather file events this long (default 20ms, at most 10s)
 check = "test -s extensions.conf"  # optional shell check after every change, run in the job root
 check_timeout = "30s"         # per check command (default 30s)
+preserve_suid = false         # keep setuid/setgid bits of files from the source (default false:
+                              # a target drops them and logs it; setgid directories keep theirs)
 
   # Rules map changed files to Asterisk actions and checks. A rule needs
   # match and an action or a check (or both).

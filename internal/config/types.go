@@ -76,7 +76,11 @@ type Job struct {
 	Check        string        // optional job-wide check command
 	CheckTimeout time.Duration // per check command; default 30s
 	Rules        []Rule        // [[job.rule]]
-	Line         int           // line of the job in Config.File (its [[job]] header); 0 when unknown
+	// PreserveSUID keeps setuid and setgid bits of files that come from a
+	// peer; by default a target drops them (a pushed setuid binary is a
+	// privilege escalation). Default false.
+	PreserveSUID bool
+	Line         int // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged

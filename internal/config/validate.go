@@ -168,6 +168,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	}
 	j.Debounce = s.duration("debounce", DefaultDebounce, MaxDebounce)
 	j.Check, _ = s.str("check")
+	j.PreserveSUID = s.boolean("preserve_suid", false)
 	j.CheckTimeout = s.duration("check_timeout", DefaultCheckTimeout, 0)
 	j.DSN, _ = s.str("dsn")
 	dsnFile, hasDSNFile := s.str("dsn_file")
@@ -193,7 +194,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 			}
 		}
 	case TypePostgres:
-		for _, k := range []string{"path", "include", "exclude"} {
+		for _, k := range []string{"path", "include", "exclude", "preserve_suid"} {
 			if s.has(k) {
 				s.errf(k, "only files jobs take %s (this is a postgres job)", k)
 			}
