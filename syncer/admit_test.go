@@ -17,7 +17,9 @@ func TestAdmit(t *testing.T) {
 	file := func(p string, mode fs.FileMode) index.Item {
 		return index.Item{Path: p, Kind: index.KindFile, Mode: mode, Size: 1, Hash: index.Sum([]byte(p))}
 	}
-	dir := func(p string, mode fs.FileMode) index.Item { return index.Item{Path: p, Kind: index.KindDir, Mode: mode} }
+	dir := func(p string, mode fs.FileMode) index.Item {
+		return index.Item{Path: p, Kind: index.KindDir, Mode: mode}
+	}
 	announced := index.Index{}
 	for _, it := range []index.Item{
 		file("extensions.conf", 0o644),
