@@ -128,7 +128,7 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	}
 	p, ok := m.peerByID(id)
 	if !ok { // the TLS check already refused it; a config reload may have raced
-		m.log.Warn("refusing connection from unknown node", "presented_id", id.String())
+		m.refusedHandshake(qc.RemoteAddr().String(), id.String(), "refusing connection from unknown node", "presented_id", id.String())
 		qc.CloseWithError(1, "not pinned")
 		return
 	}

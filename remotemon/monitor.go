@@ -42,6 +42,10 @@ type Options struct {
 	PingInterval time.Duration // default 500ms
 	DeadAfter    time.Duration // no frame for this long closes a connection; default 2.5s
 	MaxBackoff   time.Duration // default 1s
+	// RefusalWindow rate-limits the log of refused handshakes: one line
+	// per remote host and window, then a summary of how many were not
+	// logged; default DefaultRefusalWindow.
+	RefusalWindow time.Duration
 }
 
 // ErrNotConnected is returned when a peer has no live connection.
@@ -63,6 +67,7 @@ type Monitor struct {
 	byID    map[identity.ID]string
 	runCtx  context.Context
 	eventMu sync.Mutex // serializes PeerChanged calls
+	refused *refusals  // rate limit of the refused-handshake log
 }
 
 type peerState struct {
@@ -113,6 +118,7 @@ func New(opts Options) (*Monitor, error) {
 		udp:     udp,
 		peers:   map[string]*peerState{},
 		byID:    map[identity.ID]string{},
+		refused: newRefusals(opts.RefusalWindow),
 		qconf: &quic.Config{
 			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
@@ -149,7 +155,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.log.Info("listening", "addr", m.udp.LocalAddr().String(), "node_id", m.ident.ID.String())
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		m.refusalSummaries(ctx.Done())
+	}()
 	go func() {
 		defer wg.Done()
 		for {
