@@ -20,6 +20,7 @@ type JobStatus struct {
 	Path          string    `json:"path"`
 	Generation    uint64    `json:"generation"`
 	State         string    `json:"state"`
+	Held          string    `json:"held,omitempty"` // "held by operator at N" (rollback --hold on a push target)
 	LastError     string    `json:"last_error"`
 	LastChange    time.Time `json:"last_change,omitzero"`
 	BytesSent     uint64    `json:"bytes_sent"`     // content bytes on the wire
@@ -88,12 +89,15 @@ func (a *Agent) Status() Status {
 // Rollback asks job's loop to roll back to generation to (0: the previous
 // good one) and waits for the outcome. On a push source the rollback
 // becomes a new generation that goes to every target.
-func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64, error) {
+//
+// On a push target only hold may be set: the target is rolled back and held
+// at that generation, taking no new one until Resume.
+func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64, hold bool) (uint64, error) {
 	j := a.job(jobName)
 	if j == nil {
 		return 0, fmt.Errorf("no job %q", jobName)
 	}
-	req := &rollbackReq{to: to, reply: make(chan rollbackResult, 1)}
+	req := &rollbackReq{to: to, hold: hold, reply: make(chan rollbackResult, 1)}
 	select {
 	case j.inbox <- event{rollback: req}:
 	case <-ctx.Done():

@@ -62,7 +62,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tROLE\tGENERATION\tSTATE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, j := range st.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), j.LastError)
+		last := j.LastError
+		if j.Held != "" {
+			last = j.Held
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), last)
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {
