@@ -74,6 +74,7 @@ type peerState struct {
 	cfg        Peer
 	conns      []*conn
 	lastSeen   time.Time
+	downSince  time.Time // when its last connection ended (or the monitor started); zero while connected
 	rtt        time.Duration
 	closedSent uint64
 	closedRecv uint64
@@ -128,7 +129,7 @@ func New(opts Options) (*Monitor, error) {
 	}
 	m.tr = &quic.Transport{Conn: udp, StatelessResetKey: resetKey(opts.Identity, m.log)}
 	for _, p := range opts.Peers {
-		m.peers[p.Name] = &peerState{cfg: p}
+		m.peers[p.Name] = &peerState{cfg: p, downSince: time.Now()}
 		m.byID[p.ID] = p.Name
 	}
 	return m, nil
@@ -205,7 +206,7 @@ func (m *Monitor) SetPeers(peers []Peer) {
 		if ok {
 			m.dropPeerLocked(ps)
 		}
-		ps = &peerState{cfg: p}
+		ps = &peerState{cfg: p, downSince: time.Now()}
 		m.peers[p.Name] = ps
 		if m.runCtx != nil {
 			m.startDialerLocked(m.runCtx, p.Name, ps)
@@ -251,6 +252,9 @@ func (m *Monitor) Status() []PeerStatus {
 		st := PeerStatus{Name: name, ID: ps.cfg.ID.String(), Address: ps.cfg.Address, Connected: len(ps.conns) > 0,
 			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr,
 			State: ps.state, StateTime: ps.stateTime, Traffic: ps.traffic}
+		if len(ps.conns) == 0 {
+			st.DownSince = ps.downSince
+		}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()

@@ -24,6 +24,7 @@ type event struct {
 	msg        wire.Message // *wire.Announce or *wire.Result
 	peerChange bool
 	peerUp     bool
+	at         time.Time // when the peer change happened
 	rollback   *rollbackReq
 }
 
@@ -233,6 +234,7 @@ func (j *job) onEvent(ctx context.Context, e event) {
 		gen, err := j.rollback(ctx, e.rollback.to, e.rollback.hold)
 		e.rollback.reply <- rollbackResult{generation: gen, err: err}
 	case e.peerChange:
+		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
 				t.sentAt, t.result = time.Time{}, nil // announce again at once: it may have lost its state while away

@@ -60,6 +60,33 @@ func (s *JobStatus) setTarget(peer string, r *wire.Result) {
 	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
 }
 
+// PeerDownState is the state of a target row while its peer is down.
+const PeerDownState = "down"
+
+// markPeerDown turns the status row of a target whose peer went down into
+// "down since T", so that a killed target never keeps showing its last
+// answer; the row shows the target's answer again once it is back and
+// answers.
+func (j *job) markPeerDown(e event) {
+	if !j.isSource || e.peerUp || !contains(j.cfg.Targets, e.peer) {
+		return
+	}
+	at := e.at
+	if at.IsZero() {
+		at = time.Now()
+	}
+	j.setStatus(func(s *JobStatus) {
+		for i := range s.Targets {
+			if s.Targets[i].Name == e.peer {
+				s.Targets[i].State = PeerDownState
+				s.Targets[i].Reason = "down since " + at.UTC().Format(time.RFC3339)
+				return
+			}
+		}
+		s.setTarget(e.peer, &wire.Result{State: PeerDownState, Reason: "down since " + at.UTC().Format(time.RFC3339)})
+	})
+}
+
 // Status is the answer to `pbxsync status`.
 type Status struct {
 	Node   string                 `json:"node"`
