@@ -128,7 +128,7 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	}
 	p, ok := m.peerByID(id)
 	if !ok { // the TLS check already refused it; a config reload may have raced
-		m.log.Warn("refusing connection from unknown node", "presented_id", id.String())
+		m.refusedHandshake(qc.RemoteAddr().String(), id.String(), "refusing connection from unknown node", "presented_id", id.String())
 		qc.CloseWithError(1, "not pinned")
 		return
 	}
@@ -292,6 +292,7 @@ func (m *Monitor) register(c *conn) bool {
 	ps.conns = append(ps.conns, c)
 	first := len(ps.conns) == 1
 	ps.lastSeen = time.Now()
+	ps.downSince = time.Time{}
 	ps.lastErr = ""
 	ps.loggedErr = ""
 	m.mu.Unlock()
@@ -316,6 +317,9 @@ func (m *Monitor) unregister(c *conn) {
 				ps.closedSent += cs.BytesSent
 				ps.closedRecv += cs.BytesReceived
 				last = len(ps.conns) == 0
+				if last {
+					ps.downSince = time.Now()
+				}
 				break
 			}
 		}

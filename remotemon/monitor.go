@@ -42,6 +42,10 @@ type Options struct {
 	PingInterval time.Duration // default 500ms
 	DeadAfter    time.Duration // no frame for this long closes a connection; default 2.5s
 	MaxBackoff   time.Duration // default 1s
+	// RefusalWindow rate-limits the log of refused handshakes: one line
+	// per remote host and window, then a summary of how many were not
+	// logged; default DefaultRefusalWindow.
+	RefusalWindow time.Duration
 }
 
 // ErrNotConnected is returned when a peer has no live connection.
@@ -63,12 +67,14 @@ type Monitor struct {
 	byID    map[identity.ID]string
 	runCtx  context.Context
 	eventMu sync.Mutex // serializes PeerChanged calls
+	refused *refusals  // rate limit of the refused-handshake log
 }
 
 type peerState struct {
 	cfg        Peer
 	conns      []*conn
 	lastSeen   time.Time
+	downSince  time.Time // when its last connection ended (or the monitor started); zero while connected
 	rtt        time.Duration
 	closedSent uint64
 	closedRecv uint64
@@ -113,6 +119,7 @@ func New(opts Options) (*Monitor, error) {
 		udp:     udp,
 		peers:   map[string]*peerState{},
 		byID:    map[identity.ID]string{},
+		refused: newRefusals(opts.RefusalWindow),
 		qconf: &quic.Config{
 			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
@@ -122,7 +129,7 @@ func New(opts Options) (*Monitor, error) {
 	}
 	m.tr = &quic.Transport{Conn: udp, StatelessResetKey: resetKey(opts.Identity, m.log)}
 	for _, p := range opts.Peers {
-		m.peers[p.Name] = &peerState{cfg: p}
+		m.peers[p.Name] = &peerState{cfg: p, downSince: time.Now()}
 		m.byID[p.ID] = p.Name
 	}
 	return m, nil
@@ -149,7 +156,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.log.Info("listening", "addr", m.udp.LocalAddr().String(), "node_id", m.ident.ID.String())
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		m.refusalSummaries(ctx.Done())
+	}()
 	go func() {
 		defer wg.Done()
 		for {
@@ -195,7 +206,7 @@ func (m *Monitor) SetPeers(peers []Peer) {
 		if ok {
 			m.dropPeerLocked(ps)
 		}
-		ps = &peerState{cfg: p}
+		ps = &peerState{cfg: p, downSince: time.Now()}
 		m.peers[p.Name] = ps
 		if m.runCtx != nil {
 			m.startDialerLocked(m.runCtx, p.Name, ps)
@@ -241,6 +252,9 @@ func (m *Monitor) Status() []PeerStatus {
 		st := PeerStatus{Name: name, ID: ps.cfg.ID.String(), Address: ps.cfg.Address, Connected: len(ps.conns) > 0,
 			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr,
 			State: ps.state, StateTime: ps.stateTime, Traffic: ps.traffic}
+		if len(ps.conns) == 0 {
+			st.DownSince = ps.downSince
+		}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()

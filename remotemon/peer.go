@@ -23,6 +23,7 @@ type PeerStatus struct {
 	RTT           time.Duration `json:"-"`
 	RTTMillis     float64       `json:"rtt_ms"`
 	LastSeen      time.Time     `json:"last_seen"`
+	DownSince     time.Time     `json:"down_since,omitzero"` // when it was last seen up (or this agent started); zero while connected
 	Connections   int           `json:"connections"`
 	BytesSent     uint64        `json:"bytes_sent"`
 	BytesReceived uint64        `json:"bytes_received"`

@@ -299,8 +299,9 @@ func (a *Agent) PeerChanged(peer string, up bool) {
 		default:
 		}
 	}
+	now := time.Now()
 	for _, j := range a.allJobs() {
-		j.post(event{peer: peer, peerUp: up, peerChange: true})
+		j.post(event{peer: peer, peerUp: up, peerChange: true, at: now})
 	}
 }
 

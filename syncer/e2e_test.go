@@ -479,7 +479,7 @@ func TestE2EManualRollbackOnSource(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	newGen, err := a.a().Rollback(ctx, "conf", n)
+	newGen, err := a.a().Rollback(ctx, "conf", n, false)
 	if err != nil {
 		t.Fatalf("Rollback to %d: %v", n, err)
 	}
@@ -1030,7 +1030,7 @@ func TestE2ERollbackAfterRejectedGeneration(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if _, err := a.a().Rollback(ctx, "conf", 0); err != nil {
+	if _, err := a.a().Rollback(ctx, "conf", 0, false); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
 	if got := a.read("extensions.conf"); !bytes.Equal(got, good) {

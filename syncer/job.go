@@ -24,12 +24,15 @@ type event struct {
 	msg        wire.Message // *wire.Announce or *wire.Result
 	peerChange bool
 	peerUp     bool
+	at         time.Time // when the peer change happened
 	rollback   *rollbackReq
 }
 
 type rollbackReq struct {
-	to    uint64 // 0: the generation before the newest good one
-	reply chan rollbackResult
+	to     uint64 // 0: the generation before the newest good one
+	hold   bool   // a push target: roll back and hold (see holdAt)
+	resume bool   // end a hold instead
+	reply  chan rollbackResult
 }
 
 type rollbackResult struct {
@@ -49,6 +52,9 @@ type targetState struct {
 type persisted struct {
 	Scan map[string]hostmon.FileState `json:"scan"`
 	Bad  map[string]string            `json:"bad"` // index digest -> reason it failed here
+	// Held is the generation an operator holds this push target at
+	// (rollback --hold), 0 when not held.
+	Held uint64 `json:"held,omitempty"`
 }
 
 // job is one [[job]] on this node. Everything but mu-guarded fields is
@@ -87,6 +93,7 @@ type job struct {
 	prevNumber    uint64
 	targets       map[string]*targetState
 	bad           map[string]string
+	held          uint64 // target: generation an operator holds it at, 0 when not held
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -163,6 +170,7 @@ func (j *job) run(ctx context.Context) error {
 	if p.Bad != nil {
 		j.bad = p.Bad
 	}
+	j.held = p.Held
 	j.states = p.Scan
 	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
@@ -223,7 +231,7 @@ func (j *job) run(ctx context.Context) error {
 }
 
 func (j *job) save() {
-	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad}); err != nil {
+	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad, Held: j.held}); err != nil {
 		j.log.Warn("cannot save job state", "err", err)
 		return
 	}
@@ -232,10 +240,13 @@ func (j *job) save() {
 
 func (j *job) onEvent(ctx context.Context, e event) {
 	switch {
+	case e.rollback != nil && e.rollback.resume:
+		e.rollback.reply <- rollbackResult{err: j.resume()}
 	case e.rollback != nil:
-		gen, err := j.rollback(ctx, e.rollback.to)
+		gen, err := j.rollback(ctx, e.rollback.to, e.rollback.hold)
 		e.rollback.reply <- rollbackResult{generation: gen, err: err}
 	case e.peerChange:
+		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
 				t.sentAt, t.result = time.Time{}, nil // announce again at once: it may have lost its state while away
@@ -435,7 +446,15 @@ func (j *job) offer(cur, prev index.Index) {
 	j.serving = serving
 }
 
-func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
+func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {
+	switch {
+	case !j.isSource && !hold:
+		return 0, fmt.Errorf("%w: job %q is a push target of %s, which would restore its version at once; "+
+			"run `pbxsync rollback` on %s to roll the whole farm back, or `pbxsync rollback --hold` here to hold this target "+
+			"at the generation until `pbxsync resume`", ErrTargetRollback, j.cfg.Name, j.cfg.Source, j.cfg.Source)
+	case j.isSource && hold:
+		return 0, fmt.Errorf("job %q: --hold is for push targets; this node is the job's source (a rollback here goes to every target)", j.cfg.Name)
+	}
 	if j.latest == nil {
 		return 0, errors.New("no generation to roll back from")
 	}
@@ -467,8 +486,7 @@ func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
 		}
 	}
 	if !j.isSource {
-		j.log.Warn("rolling back a push target; the source will overwrite it with its next change", "to", to)
-		if err := j.restore(ctx, to, g.Index); err != nil {
+		if err := j.holdAt(ctx, g); err != nil {
 			return 0, err
 		}
 		return to, nil

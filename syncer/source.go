@@ -249,8 +249,8 @@ func (j *job) announce(force bool) {
 			continue
 		}
 		if t.result != nil && t.result.Version == v && t.result.State != string(store.StateApplying) { // an interrupted apply is asked again
-			if t.result.State == "good" {
-				continue
+			if t.result.State == "good" || t.result.State == ResultHeld {
+				continue // a held target asks again on resume; a rollout goes on past it
 			}
 			if j.cfg.Order == config.OrderRolling {
 				return // the rollout stops at a target that refused it

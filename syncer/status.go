@@ -20,6 +20,7 @@ type JobStatus struct {
 	Path          string    `json:"path"`
 	Generation    uint64    `json:"generation"`
 	State         string    `json:"state"`
+	Held          string    `json:"held,omitempty"` // "held by operator at N" (rollback --hold on a push target)
 	LastError     string    `json:"last_error"`
 	LastChange    time.Time `json:"last_change,omitzero"`
 	BytesSent     uint64    `json:"bytes_sent"`     // content bytes on the wire
@@ -66,6 +67,33 @@ func (s *JobStatus) setTarget(peer string, r *wire.Result) {
 	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
 }
 
+// PeerDownState is the state of a target row while its peer is down.
+const PeerDownState = "down"
+
+// markPeerDown turns the status row of a target whose peer went down into
+// "down since T", so that a killed target never keeps showing its last
+// answer; the row shows the target's answer again once it is back and
+// answers.
+func (j *job) markPeerDown(e event) {
+	if !j.isSource || e.peerUp || !contains(j.cfg.Targets, e.peer) {
+		return
+	}
+	at := e.at
+	if at.IsZero() {
+		at = time.Now()
+	}
+	j.setStatus(func(s *JobStatus) {
+		for i := range s.Targets {
+			if s.Targets[i].Name == e.peer {
+				s.Targets[i].State = PeerDownState
+				s.Targets[i].Reason = "down since " + at.UTC().Format(time.RFC3339)
+				return
+			}
+		}
+		s.setTarget(e.peer, &wire.Result{State: PeerDownState, Reason: "down since " + at.UTC().Format(time.RFC3339)})
+	})
+}
+
 // Status is the answer to `pbxsync status`.
 type Status struct {
 	Node   string                 `json:"node"`
@@ -95,12 +123,15 @@ func (a *Agent) Status() Status {
 // Rollback asks job's loop to roll back to generation to (0: the previous
 // good one) and waits for the outcome. On a push source the rollback
 // becomes a new generation that goes to every target.
-func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64, error) {
+//
+// On a push target only hold may be set: the target is rolled back and held
+// at that generation, taking no new one until Resume.
+func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64, hold bool) (uint64, error) {
 	j := a.job(jobName)
 	if j == nil {
 		return 0, fmt.Errorf("no job %q", jobName)
 	}
-	req := &rollbackReq{to: to, reply: make(chan rollbackResult, 1)}
+	req := &rollbackReq{to: to, hold: hold, reply: make(chan rollbackResult, 1)}
 	select {
 	case j.inbox <- event{rollback: req}:
 	case <-ctx.Done():

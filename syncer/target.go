@@ -53,6 +53,15 @@ func (j *job) startTarget(ctx context.Context) error {
 			j.finish(ctx, g, before, time.Time{})
 		}
 	}
+	if j.held != 0 {
+		// an operator holds this target (rollback --hold): it stays at
+		// that generation across restarts
+		g, err := j.a.store.Generation(j.cfg.Name, j.held)
+		if err != nil {
+			return fmt.Errorf("the generation %d this job is held at: %w", j.held, err)
+		}
+		j.latest = g
+	}
 	if j.latest == nil {
 		g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
 		if err != nil {
@@ -65,6 +74,9 @@ func (j *job) startTarget(ctx context.Context) error {
 	if j.latest != nil {
 		j.keepLastKnown()
 		j.setStatus(func(s *JobStatus) { s.Generation, s.State = j.latest.Number, string(store.StateGood) })
+		if j.held != 0 {
+			j.setStatus(func(s *JobStatus) { s.State, s.Held = ResultHeld, heldText(j.held) })
+		}
 		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
 			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
 			if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
@@ -88,6 +100,11 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
+	}
+	if j.held != 0 {
+		// the operator holds this target: the generation waits for resume
+		reply(j.held, ResultHeld, heldText(j.held))
+		return
 	}
 	want := wire.ToIndex(m.Items)
 	if m.Base != 0 {

@@ -64,9 +64,11 @@ type agentControl struct{ a *syncer.Agent }
 
 func (c agentControl) Status() any { return c.a.Status() }
 
-func (c agentControl) Rollback(ctx context.Context, job string, to uint64) (uint64, error) {
-	return c.a.Rollback(ctx, job, to)
+func (c agentControl) Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error) {
+	return c.a.Rollback(ctx, job, to, hold)
 }
+
+func (c agentControl) Resume(ctx context.Context, job string) error { return c.a.Resume(ctx, job) }
 
 type agentHealth struct{ a *syncer.Agent }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -55,14 +56,22 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		if !p.LastSeen.IsZero() {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Connected), p.RTTMillis, seen, bytesHuman(p.BytesSent), bytesHuman(p.BytesReceived), p.LastError)
+		problem := p.LastError
+		if !p.Connected && !p.DownSince.IsZero() {
+			problem = strings.TrimSuffix("down since "+p.DownSince.Local().Format(time.DateTime)+"; "+problem, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Connected), p.RTTMillis, seen, bytesHuman(p.BytesSent), bytesHuman(p.BytesReceived), problem)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tROLE\tGENERATION\tSTATE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, j := range st.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), j.LastError)
+		last := j.LastError
+		if j.Held != "" {
+			last = j.Held
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), last)
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {

@@ -50,6 +50,7 @@ func (c *checker) config(raw map[string]any) *Config {
 				firstJob[j.Name] = c.line(s.kpath("name"))
 			}
 		}
+		c.jobPath(s, j, cfg.Node.DataDir, c.absFile())
 		cfg.Jobs = append(cfg.Jobs, j)
 	}
 
