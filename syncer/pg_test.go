@@ -109,7 +109,7 @@ func (n *pgNode) stop() {
 	n.cancel()
 	select {
 	case <-n.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitLimit):
 		n.tb.Errorf("%s did not stop", n.name)
 	}
 	n.agent = nil
@@ -147,7 +147,7 @@ func pgDump(tb testing.TB, c *pgx.Conn) string {
 
 func pgSame(tb testing.TB, what string, a, b *pgx.Conn) {
 	tb.Helper()
-	eventually(tb, 30*time.Second, what, func() error {
+	eventually(tb, waitLimit, what, func() error {
 		da, db := pgDump(tb, a), pgDump(tb, b)
 		if da != db {
 			return fmt.Errorf("source has %d rows, target %d; first difference near %q", strings.Count(da, "\n")+1, strings.Count(db, "\n")+1, firstDiff(da, db))
@@ -233,7 +233,7 @@ func TestPGPush(t *testing.T) {
 		pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'g729', direct_media = NULL WHERE id IN ('ep1', 'ep2')`)
 		pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id = 'ep5'`)
 		pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('new1','tls','a','b','c','d','e','f')`)
-		eventually(t, 30*time.Second, "target marks the generation bad", func() error {
+		eventually(t, waitLimit, "target marks the generation bad", func() error {
 			if st := b.status(); st.State != "bad" || !strings.Contains(st.LastError, "sorcery flush failed") {
 				return fmt.Errorf("state %s: %s", st.State, st.LastError)
 			}
@@ -263,7 +263,7 @@ func TestPGSchemaMismatch(t *testing.T) {
 	a, b := pgPair(t, dsnA, dsnB)
 	a.start()
 	b.start()
-	eventually(t, 30*time.Second, "target refuses the schema", func() error {
+	eventually(t, waitLimit, "target refuses the schema", func() error {
 		st := b.status()
 		for _, want := range []string{"ps_endpoints", "direct_media is text on the source, boolean on the target", "mailboxes text exists only on the target"} {
 			if st.State != "error" || !strings.Contains(st.LastError, want) {
@@ -272,7 +272,7 @@ func TestPGSchemaMismatch(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "source learns of the refusal", func() error {
+	eventually(t, waitLimit, "source learns of the refusal", func() error {
 		for _, ts := range a.status().Targets {
 			if ts.Name == "b" && ts.State == "bad" && strings.Contains(ts.Reason, "direct_media") {
 				return nil
