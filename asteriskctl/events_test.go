@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"pbxsync/internal/amisim"
+	"pbxsync/internal/testwait"
 )
 
 func TestEventsNotDroppedUnderSlowConsumer(t *testing.T) {
@@ -21,7 +22,7 @@ func TestEventsNotDroppedUnderSlowConsumer(t *testing.T) {
 			sim.Emit("UserEvent", amisim.H("UserEvent", "tick"), amisim.H("Seq_Nr2", strconv.Itoa(i)))
 		}
 	}()
-	ctx := ctxT(t, 20*time.Second)
+	ctx := testwait.Context(t)
 	next := 0
 	for next < n {
 		m, err := sub.Next(ctx)
@@ -51,19 +52,20 @@ func TestEventsNotDroppedUnderSlowConsumer(t *testing.T) {
 func TestEventOverflowIsReported(t *testing.T) {
 	sim := startSim(t, amisim.Config{})
 	s, _ := connected(t, sim)
-	// Let FullyBooted arrive before subscribing.
-	time.Sleep(20 * time.Millisecond)
+	// Let FullyBooted (sent right after the Login answer) arrive before
+	// subscribing, or it would take a place in the queue.
+	eventually(t, "FullyBooted", s.fullyBooted)
 	sub := s.Subscribe(8)
 	defer sub.Close()
 	for i := range 20 {
 		sim.Emit("UserEvent", amisim.H("N", strconv.Itoa(i)))
 	}
 	// The slow (here: stalled) consumer does not stall actions.
-	if _, err := s.Ping(ctxT(t, 2*time.Second)); err != nil {
+	if _, err := s.Ping(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "overflow", func() bool { return sub.Dropped() == 12 })
-	ctx := ctxT(t, 2*time.Second)
+	ctx := testwait.Context(t)
 	for i := range 8 {
 		m, err := sub.Next(ctx)
 		if err != nil || m.Get("N") != strconv.Itoa(i) {

@@ -3,6 +3,7 @@ package asteriskctl
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"pbxsync/internal/amisim"
+	"pbxsync/internal/testwait"
 )
 
 const testSecret = "Tr0ub4dor-s3cret-xyzzy"
@@ -46,7 +48,7 @@ func startSim(t *testing.T, cfg amisim.Config) *amisim.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
 		defer cancel()
 		if err := sim.Close(ctx); err != nil {
 			t.Errorf("sim close: %v", err)
@@ -84,7 +86,7 @@ func openSession(t *testing.T, cfg Config) *Session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
 		defer cancel()
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("session close: %v", err)
@@ -98,27 +100,28 @@ func connected(t *testing.T, sim *amisim.Server) (*Session, *syncBuffer) {
 	t.Helper()
 	cfg, logs := testConfig(t, sim, testSecret)
 	s := openSession(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.WaitConnected(ctx); err != nil {
+	if err := s.WaitConnected(testwait.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	return s, logs
 }
 
+// ctxT is a context with a deadline d that is part of what a test checks
+// (an action timeout); a wait that only bounds a hang uses
+// testwait.Context.
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
+// eventually waits until cond holds (bounded by testwait.Limit).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testwait.Eventually(t, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }

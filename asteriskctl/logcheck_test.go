@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"pbxsync/internal/amisim"
+	"pbxsync/internal/testwait"
 )
 
 func appendFile(t *testing.T, path, text string) {
@@ -38,7 +38,7 @@ func TestLogCheckFindsSimulatorParseError(t *testing.T) {
 	s, _ := connected(t, sim)
 	lc := NewLogChecker(logPath)
 	lc.Settle = 0
-	ctx := ctxT(t, 5*time.Second)
+	ctx := testwait.Context(t)
 
 	mark, err := lc.Mark()
 	if err != nil {

@@ -3,6 +3,7 @@ package remotemon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testwait"
 	"pbxsync/internal/wire"
 )
 
@@ -80,16 +82,15 @@ func newNode(t *testing.T, name string) *node {
 
 func (n *node) peer(addr string) Peer { return Peer{Name: n.name, Address: addr, ID: n.id.ID} }
 
+// waitFor waits until cond holds (bounded by testwait.Limit).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
+	testwait.Eventually(t, what, func() error {
+		if !cond() {
+			return fmt.Errorf("not yet")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+		return nil
+	})
 }
 
 // reserve returns a free UDP address by binding and releasing it.
@@ -154,15 +155,14 @@ func TestUnpinnedAndMismatchedAreRefused(t *testing.T) {
 	b.startAt(t, addrB, Peer{Name: "a", Address: addrA, ID: c.id.ID})
 	// c pins a correctly, but a does not know c
 	c.startAt(t, addrC, a.peer(addrA))
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for the refusals themselves (a's of c, b's of a), not a guessed
+	// time; then nobody may be connected.
+	waitFor(t, "a's log names the unknown node c", func() bool {
+		return strings.Contains(a.log.String(), "unknown node") && strings.Contains(a.log.String(), c.id.ID.String())
+	})
+	waitFor(t, "b's log explains the mismatch", func() bool { return strings.Contains(b.log.String(), "but the config pins") })
 	if a.mon.Connected("b") || b.mon.Connected("a") || c.mon.Connected("a") {
 		t.Fatal("a refused peer got connected")
-	}
-	if !strings.Contains(a.log.String(), "unknown node") || !strings.Contains(a.log.String(), c.id.ID.String()) {
-		t.Fatalf("a's log does not name the unknown node c:\n%s", a.log.String())
-	}
-	if !strings.Contains(b.log.String(), "but the config pins") {
-		t.Fatalf("b's log does not explain the mismatch:\n%s", b.log.String())
 	}
 	for _, n := range []*node{a, b, c} {
 		if _, changes := n.rec.snapshot(); len(changes) != 0 {

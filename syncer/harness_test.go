@@ -22,11 +22,14 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testwait"
 )
 
-// waitLimit is how long a test waits for something that should take well
-// under a second: the CI machine has 2 cores and may be loaded.
-const waitLimit = 10 * time.Second
+// waitLimit bounds every wait of these tests. Tests wait for states (a
+// tree converged, a generation good); the bound only ends a hang, so it is
+// testwait.Limit: 60 s, 120 s under -race, scalable. Something that takes
+// 200 ms on an idle machine takes seconds on a loaded 2-core CI machine.
+var waitLimit = testwait.Limit()
 
 // harness owns the agents of one test and the directory they live in.
 type harness struct {

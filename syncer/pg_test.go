@@ -109,7 +109,7 @@ func (n *pgNode) stop() {
 	n.cancel()
 	select {
 	case <-n.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitLimit):
 		n.tb.Errorf("%s did not stop", n.name)
 	}
 	n.agent = nil
@@ -147,7 +147,7 @@ func pgDump(tb testing.TB, c *pgx.Conn) string {
 
 func pgSame(tb testing.TB, what string, a, b *pgx.Conn) {
 	tb.Helper()
-	eventually(tb, 30*time.Second, what, func() error {
+	eventually(tb, waitLimit, what, func() error {
 		da, db := pgDump(tb, a), pgDump(tb, b)
 		if da != db {
 			return fmt.Errorf("source has %d rows, target %d; first difference near %q", strings.Count(da, "\n")+1, strings.Count(db, "\n")+1, firstDiff(da, db))
@@ -192,23 +192,30 @@ func TestPGPush(t *testing.T) {
 	pgSame(t, "10,000-row bulk insert", ca, cb)
 
 	t.Run("restart and dropped connections during a burst", func(t *testing.T) {
-		burst := func(from, to int) {
+		// The burst runs on its own connection (a pgx.Conn serves one
+		// goroutine) and reports its first error instead of failing the
+		// test from a goroutine; the test's own statements use ca.
+		cburst := pgtest.Connect(t, dsnA)
+		burst := func(from, to int) error {
 			for i := from; i < to; i++ {
+				var sql string
+				var args []any
 				switch i % 4 {
 				case 0, 1:
-					pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ($1,'udp','x','x','burst','all','ulaw','no') ON CONFLICT (id) DO UPDATE SET context = 'burst-again'`, fmt.Sprintf("b%d", i))
+					sql, args = `INSERT INTO ps_endpoints VALUES ($1,'udp','x','x','burst','all','ulaw','no') ON CONFLICT (id) DO UPDATE SET context = 'burst-again'`, []any{fmt.Sprintf("b%d", i)}
 				case 2:
-					pgExec(t, ca, `UPDATE ps_endpoints SET context = $1 WHERE id = $2`, fmt.Sprintf("c%d", i), fmt.Sprintf("ep%d", i))
+					sql, args = `UPDATE ps_endpoints SET context = $1 WHERE id = $2`, []any{fmt.Sprintf("c%d", i), fmt.Sprintf("ep%d", i)}
 				case 3:
-					pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id = $1`, fmt.Sprintf("ep%d", i-1))
+					sql, args = `DELETE FROM ps_endpoints WHERE id = $1`, []any{fmt.Sprintf("ep%d", i-1)}
+				}
+				if _, err := cburst.Exec(context.Background(), sql, args...); err != nil {
+					return fmt.Errorf("burst statement %d: %s: %w", i, sql, err)
 				}
 			}
+			return nil
 		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			burst(0, 600)
-		}()
+		done := make(chan error, 1)
+		go func() { done <- burst(0, 600) }()
 		time.Sleep(100 * time.Millisecond)
 		a.stop() // the source goes down mid-burst: the change log keeps it all
 		time.Sleep(200 * time.Millisecond)
@@ -217,12 +224,18 @@ func TestPGPush(t *testing.T) {
 		b.stop() // so does the target: the QUIC connection drops
 		time.Sleep(200 * time.Millisecond)
 		b.start()
-		// and every database connection of the agents is cut
+		// and every database connection of the agents is cut (not the
+		// test's own: this one and the burst's)
+		keep := cburst.PgConn().PID()
 		for _, c := range []*pgx.Conn{ca, cb} {
-			pgExec(t, c, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+			pgExec(t, c, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> $1`, keep)
 		}
-		<-done
-		burst(600, 1200)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := burst(600, 1200); err != nil {
+			t.Fatal(err)
+		}
 		pgSame(t, "after the burst", ca, cb)
 	})
 
@@ -233,7 +246,7 @@ func TestPGPush(t *testing.T) {
 		pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'g729', direct_media = NULL WHERE id IN ('ep1', 'ep2')`)
 		pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id = 'ep5'`)
 		pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('new1','tls','a','b','c','d','e','f')`)
-		eventually(t, 30*time.Second, "target marks the generation bad", func() error {
+		eventually(t, waitLimit, "target marks the generation bad", func() error {
 			if st := b.status(); st.State != "bad" || !strings.Contains(st.LastError, "sorcery flush failed") {
 				return fmt.Errorf("state %s: %s", st.State, st.LastError)
 			}
@@ -263,7 +276,7 @@ func TestPGSchemaMismatch(t *testing.T) {
 	a, b := pgPair(t, dsnA, dsnB)
 	a.start()
 	b.start()
-	eventually(t, 30*time.Second, "target refuses the schema", func() error {
+	eventually(t, waitLimit, "target refuses the schema", func() error {
 		st := b.status()
 		for _, want := range []string{"ps_endpoints", "direct_media is text on the source, boolean on the target", "mailboxes text exists only on the target"} {
 			if st.State != "error" || !strings.Contains(st.LastError, want) {
@@ -272,7 +285,7 @@ func TestPGSchemaMismatch(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "source learns of the refusal", func() error {
+	eventually(t, waitLimit, "source learns of the refusal", func() error {
 		for _, ts := range a.status().Targets {
 			if ts.Name == "b" && ts.State == "bad" && strings.Contains(ts.Reason, "direct_media") {
 				return nil

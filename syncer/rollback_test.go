@@ -39,7 +39,7 @@ func TestRollbackRefusesDamagedBlob(t *testing.T) {
 	if err := os.WriteFile(blob, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	_, err = a.a().Rollback(ctx, "conf", first, false)
 	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "extensions.conf") {

@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testwait"
 )
 
 // astLogBuffer is a goroutine-safe log sink.
@@ -86,7 +87,7 @@ func TestRunWithAsterisk(t *testing.T) {
 			if err != nil {
 				t.Errorf("runAgent: %v", err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(testwait.Limit()):
 			t.Error("runAgent did not return")
 		}
 		if strings.Contains(logBuf.String(), secret) {
@@ -111,7 +112,7 @@ func TestRunWithAsterisk(t *testing.T) {
 		t.Helper()
 		var code int
 		var got string
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for deadline := time.Now().Add(testwait.Limit()); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 			if code, got = healthz(); code == want && strings.Contains(got, body) {
 				return
 			}

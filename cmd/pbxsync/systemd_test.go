@@ -18,6 +18,7 @@ import (
 
 	"pbxsync/internal/control"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testwait"
 )
 
 // helperEnv makes TestPbxsyncHelperProcess act as the pbxsync binary.
@@ -190,7 +191,7 @@ func waitLog(t *testing.T, log *syncBuffer, s string, timeout time.Duration) {
 // statusJobs asks the agent over its control socket for the names of its jobs.
 func statusJobs(t *testing.T, dataDir string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
 	defer cancel()
 	resp, err := control.Call(ctx, control.SocketPath(dataDir), control.Request{Cmd: "status"})
 	if err != nil {
@@ -300,9 +301,9 @@ targets = ["n2"]
 	}
 
 	// Start: READY=1, then WATCHDOG=1 every WATCHDOG_USEC/2 = 200ms.
-	notify.expect(t, "READY=1", 30*time.Second)
-	waitLog(t, log, "agent started", 5*time.Second)
-	notify.watchdogs(t, 2, 5*time.Second)
+	notify.expect(t, "READY=1", testwait.Limit())
+	waitLog(t, log, "agent started", testwait.Limit())
+	notify.watchdogs(t, 2, testwait.Limit())
 	if got := statusJobs(t, dataDir); strings.Join(got, ",") != "j1" {
 		t.Fatalf("jobs before reload: %v, want [j1]", got)
 	}
@@ -320,9 +321,9 @@ targets = ["n2"]
 		t.Fatal(err)
 	}
 	signal(syscall.SIGHUP)
-	notify.expect(t, "RELOADING=1", 10*time.Second)
-	notify.expect(t, "READY=1", 10*time.Second)
-	waitLog(t, log, "configuration reloaded", 5*time.Second)
+	notify.expect(t, "RELOADING=1", testwait.Limit())
+	notify.expect(t, "READY=1", testwait.Limit())
+	waitLog(t, log, "configuration reloaded", testwait.Limit())
 	if got := statusJobs(t, dataDir); strings.Join(got, ",") != "j1,j2" {
 		t.Fatalf("jobs after reload: %v, want [j1 j2]", got)
 	}
@@ -336,11 +337,11 @@ targets = ["n2"]
 		t.Fatal(err)
 	}
 	signal(syscall.SIGHUP)
-	notify.expect(t, "RELOADING=1", 10*time.Second)
-	notify.expect(t, "READY=1", 10*time.Second)
-	waitLog(t, log, "configuration reload refused", 5*time.Second)
-	waitLog(t, log, cfgPath+`:5:1: unknown key \"node.bogus\"`, 5*time.Second)
-	notify.watchdogs(t, 2, 5*time.Second)
+	notify.expect(t, "RELOADING=1", testwait.Limit())
+	notify.expect(t, "READY=1", testwait.Limit())
+	waitLog(t, log, "configuration reload refused", testwait.Limit())
+	waitLog(t, log, cfgPath+`:5:1: unknown key \"node.bogus\"`, testwait.Limit())
+	notify.watchdogs(t, 2, testwait.Limit())
 	select {
 	case err := <-exited:
 		stopped = true
@@ -351,9 +352,9 @@ targets = ["n2"]
 		t.Fatalf("jobs after the refused reload: %v, want the old [j1 j2]", got)
 	}
 
-	// Stop: SIGTERM, STOPPING=1, exit 0 within 10s.
+	// Stop: SIGTERM, STOPPING=1, exit 0.
 	signal(syscall.SIGTERM)
-	notify.expect(t, "STOPPING=1", 10*time.Second)
+	notify.expect(t, "STOPPING=1", testwait.Limit())
 	select {
 	case err := <-exited:
 		stopped = true
@@ -364,8 +365,8 @@ targets = ["n2"]
 			}
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent still running 10s after SIGTERM")
+	case <-time.After(testwait.Limit()):
+		t.Fatalf("agent still running %s after SIGTERM", testwait.Limit())
 	}
-	waitLog(t, log, "stopping", time.Second)
+	waitLog(t, log, "stopping", testwait.Limit())
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -153,10 +154,11 @@ type Server struct {
 	log  *slog.Logger
 	addr string
 
-	done     chan struct{} // closed by Close
-	wg       sync.WaitGroup
-	reloadMu sync.Mutex // held while a reload runs
-	logMu    sync.Mutex // serializes writes to the log file
+	done      chan struct{} // closed by Close
+	wg        sync.WaitGroup
+	reloadMu  sync.Mutex  // held while a reload runs
+	reloading atomic.Bool // set while reloadMu is held (Reloading)
+	logMu     sync.Mutex  // serializes writes to the log file
 
 	mu      sync.Mutex
 	ln      net.Listener // nil while down

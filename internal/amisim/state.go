@@ -44,7 +44,9 @@ func (s *Server) reload(module string) string {
 	if !s.reloadMu.TryLock() {
 		return "A reload is in progress"
 	}
+	s.reloading.Store(true)
 	defer s.reloadMu.Unlock()
+	defer s.reloading.Store(false)
 	if !s.sleep(s.cfg.ReloadDuration, nil) {
 		return "Asterisk is shutting down"
 	}
@@ -128,13 +130,19 @@ func (s *Server) BeginReload(d time.Duration) bool {
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.reloading.Store(true)
 	go func() {
 		defer s.wg.Done()
 		defer s.reloadMu.Unlock()
+		defer s.reloading.Store(false)
 		s.sleep(d, nil)
 	}()
 	return true
 }
+
+// Reloading reports whether a reload runs now (it holds the reload lock),
+// so a test can send its next action while it certainly does.
+func (s *Server) Reloading() bool { return s.reloading.Load() }
 
 // SetModuleLoaded loads or unloads a module (for ModuleCheck and Reload).
 // Its name is taken as given; matching ignores case and ".so".

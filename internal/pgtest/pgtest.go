@@ -23,9 +23,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"pbxsync/internal/testwait"
 )
 
 // Server is a PostgreSQL server a test may create databases on.
@@ -55,7 +56,7 @@ func Start(t testing.TB) *Server {
 // is dropped when the test ends.
 func (s *Server) NewDB(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
 	defer cancel()
 	name := fmt.Sprintf("pbxsync_test_%d_%d", os.Getpid(), dbSeq.Add(1))
 	conn, err := pgx.Connect(ctx, s.admin)
@@ -67,7 +68,7 @@ func (s *Server) NewDB(t testing.TB) string {
 		t.Fatalf("pgtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
 		defer cancel()
 		if c, err := pgx.Connect(ctx, s.admin); err == nil {
 			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
