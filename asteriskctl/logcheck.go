@@ -63,8 +63,8 @@ var logLevel = regexp.MustCompile(`(?:^|[\s\]])(ERROR|WARNING)(?:\[|:)`)
 // rotation (the old file renamed beside the new one, e.g. messages.1) and
 // truncation (copytruncate).
 type LogChecker struct {
-	Path     string        // the Asterisk log, e.g. /var/log/asterisk/messages
-	Patterns []string      // case-insensitive substrings; nil: DefaultLogPatterns()
+	Path     string   // the Asterisk log, e.g. /var/log/asterisk/messages
+	Patterns []string // case-insensitive substrings; nil: DefaultLogPatterns()
 	// Scoped patterns are reported only when the line ends with
 	// "of PATH" and PATH is one of Files; nil: DefaultScopedLogPatterns().
 	Scoped []string
