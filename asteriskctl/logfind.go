@@ -25,7 +25,8 @@ const logChannelWidth = 35
 // directory, "logger show channels" the file channels and their levels. It
 // returns the file channel that logs both WARNING and ERROR (the stock
 // logger.conf: messages.log). exists reports whether a path exists on
-// this host; it resolves a channel name the CLI cut at 35 characters.
+// this host as a regular file; it resolves a channel name the CLI cut at
+// 35 characters.
 func FindLog(ctx context.Context, c Controller, exists func(string) bool) (LogLocation, error) {
 	settings, err := c.Command(ctx, "core show settings")
 	if err != nil {
@@ -135,20 +136,50 @@ func PickLogChannel(dir string, chans []LogChannel, exists func(string) bool) (L
 	return LogLocation{Path: p, Dir: dir, Levels: strings.Join(best.Levels, " "), How: how}, nil
 }
 
-// completeCut finds the one existing file whose name starts with the cut
-// path p.
+// completeCut finds the file whose path starts with the cut path p: a
+// file matching p*, or one in a directory matching p* (the cut fell in
+// a directory name). With several, the one named messages* wins when it
+// is alone.
 func completeCut(p string, exists func(string) bool) (string, bool) {
 	matches, _ := filepath.Glob(globEscape(p) + "*")
 	var found []string
 	for _, m := range matches {
 		if exists(m) {
 			found = append(found, m)
+			continue
 		}
+		found = append(found, filesBelow(m, 3, exists)...)
 	}
 	if len(found) == 1 {
 		return found[0], true
 	}
+	var msgs []string
+	for _, f := range found {
+		if strings.HasPrefix(filepath.Base(f), "messages") {
+			msgs = append(msgs, f)
+		}
+	}
+	if len(msgs) == 1 {
+		return msgs[0], true
+	}
 	return "", false
+}
+
+// filesBelow lists the files under dir, at most depth levels down.
+func filesBelow(dir string, depth int, exists func(string) bool) []string {
+	if depth == 0 {
+		return nil
+	}
+	inner, _ := filepath.Glob(filepath.Join(globEscape(dir), "*"))
+	var out []string
+	for _, f := range inner {
+		if exists(f) {
+			out = append(out, f)
+		} else {
+			out = append(out, filesBelow(f, depth-1, exists)...)
+		}
+	}
+	return out
 }
 
 func globEscape(s string) string {

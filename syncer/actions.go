@@ -193,9 +193,10 @@ func (x *AsteriskActions) logPath(ctx context.Context, log *slog.Logger) (string
 	return loc.Path, nil
 }
 
+// fileExists reports whether p is a regular file.
 func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 type compiledRules struct {
