@@ -71,7 +71,7 @@ func (f *fakeAMI) CoreStatus(context.Context) (asteriskctl.CoreStatus, error) {
 func (f *fakeAMI) CoreSettings(context.Context) (asteriskctl.CoreSettings, error) {
 	return asteriskctl.CoreSettings{}, nil
 }
-func (f *fakeAMI) Ping(context.Context) (time.Duration, error)       { return 0, nil }
+func (f *fakeAMI) Ping(context.Context) (time.Duration, error) { return 0, nil }
 func (f *fakeAMI) ModuleCheck(_ context.Context, m string) (bool, error) {
 	err := f.call("modulecheck " + m)
 	f.mu.Lock()
