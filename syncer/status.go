@@ -101,7 +101,13 @@ type Status struct {
 	Uptime float64                `json:"uptime_s"`
 	Peers  []remotemon.PeerStatus `json:"peers"`
 	Jobs   []JobStatus            `json:"jobs"`
+	// Asterisk: the log that log checks read and the last actions per
+	// job, when the AfterApply reports them (AsteriskActions does).
+	Asterisk *AsteriskStatus `json:"asterisk,omitempty"`
 }
+
+// asteriskReporter is an AfterApply that reports its Asterisk side.
+type asteriskReporter interface{ AsteriskStatus() *AsteriskStatus }
 
 // Status returns the agent's current status.
 func (a *Agent) Status() Status {
@@ -116,6 +122,9 @@ func (a *Agent) Status() Status {
 			js.Rollout = rollout(&js, j.cfg.Targets, j.cfg.Order)
 		}
 		st.Jobs = append(st.Jobs, js)
+	}
+	if r, ok := a.after.(asteriskReporter); ok {
+		st.Asterisk = r.AsteriskStatus()
 	}
 	return st
 }

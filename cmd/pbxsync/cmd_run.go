@@ -105,7 +105,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 			defer cancel()
 			sess.Close(cctx)
 		}()
-		actions.AMI, actions.LogPath = sess, cfg.Asterisk.Log
+		actions.AMI, actions.LogPath, actions.FindLog = sess, cfg.Asterisk.Log, cfg.Asterisk.Log == ""
 		opts.Health = asteriskHealth(sess, cfg.Asterisk.AMI)
 		opts.Asterisk = func(ctx context.Context) (syncer.AsteriskInfo, error) {
 			h, err := sess.Health(ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -83,6 +84,38 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		fmt.Fprintln(tw, "  TARGET\tGENERATION\tSTATE\tBEHIND\tREASON")
 		for _, t := range j.Targets {
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, t.Reason)
+		}
+		tw.Flush()
+	}
+	printAsterisk(w, st.Asterisk)
+}
+
+// printAsterisk shows which log the log checks read and each job's last
+// Asterisk actions, skipped reloads included.
+func printAsterisk(w io.Writer, a *syncer.AsteriskStatus) {
+	if a == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	switch {
+	case a.Log.Path != "":
+		fmt.Fprintf(w, "asterisk log: %s (%s)\n", a.Log.Path, a.Log.How)
+	case a.Log.Error != "":
+		fmt.Fprintf(w, "asterisk log: none, log checks off: %s\n", a.Log.Error)
+	default:
+		fmt.Fprintf(w, "asterisk log: %s\n", a.Log.How)
+	}
+	names := make([]string, 0, len(a.Jobs))
+	for n := range a.Jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ja := a.Jobs[n]
+		fmt.Fprintf(w, "%s generation %d actions:\n", n, ja.Generation)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		for _, o := range ja.Actions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Action, o.Result, o.Reason)
 		}
 		tw.Flush()
 	}

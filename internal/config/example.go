@@ -86,7 +86,7 @@ targets = ["pbx2", "pbx3"]
 ami = "127.0.0.1:5038"        # host:port of the manager interface
 username = "pbxsync"          # AMI user (manager.conf); required with ami
 secret_file = "/etc/pbxsync/ami.secret"  # absolute; holds the AMI secret; required with ami
-log = "/var/log/asterisk/messages"       # read by log checks (default /var/log/asterisk/messages)
+log = "/var/log/asterisk/messages.log"   # read by log checks; leave it out to have pbxsync ask Asterisk (core show settings, logger show channels)
 service = "asterisk.service"             # systemd unit of "service start|stop|restart" actions (default)
 
 # Commands run when a peer goes away or comes back.

@@ -346,7 +346,7 @@ func TestDefaults(t *testing.T) {
 			Name: "conf", Type: "files", Path: "/etc/asterisk", Mode: "push", Source: "a", Targets: []string{"b"},
 			Order: "parallel", Delta: "auto", Keep: 20, Debounce: 20 * time.Millisecond, CheckTimeout: 30 * time.Second, Line: 8,
 		}},
-		Asterisk:   Asterisk{Log: "/var/log/asterisk/messages", Service: "asterisk.service"},
+		Asterisk:   Asterisk{Service: "asterisk.service"},
 		OnPeerDown: []PeerHook{{Peer: "b", Grace: 5 * time.Second, Command: "true", Timeout: 60 * time.Second}},
 		OnPeerUp:   []PeerHook{{Peer: "b", Grace: 0, Command: "true", Timeout: 60 * time.Second}},
 	}
@@ -417,7 +417,7 @@ secret_file = "/etc/pbxsync/ami.secret"
 	if !reflect.DeepEqual(j.Rules, wantRules) {
 		t.Errorf("rules = %+v", j.Rules)
 	}
-	if cfg.Asterisk.AMI != "localhost:5038" || cfg.Asterisk.Log != DefaultAsteriskLog {
+	if cfg.Asterisk.AMI != "localhost:5038" || cfg.Asterisk.Log != "" {
 		t.Errorf("asterisk = %+v", cfg.Asterisk)
 	}
 }

@@ -13,7 +13,7 @@ type Config struct {
 	Node       Node       // [node]
 	Peers      []Peer     // [[peer]]
 	Jobs       []Job      // [[job]]
-	Asterisk   Asterisk   // [asterisk]; when absent only Log (its default) is set
+	Asterisk   Asterisk   // [asterisk]; when absent only Service (its default) is set
 	OnPeerDown []PeerHook // [[on_peer_down]]
 	OnPeerUp   []PeerHook // [[on_peer_up]]
 }
@@ -102,7 +102,7 @@ type Asterisk struct {
 	AMI        string // host:port of the manager interface; empty: no Asterisk control
 	Username   string // AMI user
 	SecretFile string // absolute path of a file holding the AMI secret; never logged
-	Log        string // Asterisk log read by log checks; default /var/log/asterisk/messages
+	Log        string // Asterisk log read by log checks; "": ask Asterisk over AMI (core show settings, logger show channels)
 	Service    string // systemd unit for "service" actions; default asterisk.service
 }
 

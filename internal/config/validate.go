@@ -57,7 +57,7 @@ func (c *checker) config(raw map[string]any) *Config {
 	if ast, ok := top.table("asterisk"); ok {
 		cfg.Asterisk = c.asterisk(ast)
 	} else {
-		cfg.Asterisk = Asterisk{Log: DefaultAsteriskLog, Service: DefaultAsteriskService}
+		cfg.Asterisk = Asterisk{Service: DefaultAsteriskService}
 	}
 
 	for i, s := range top.array("on_peer_down") {
@@ -370,7 +370,7 @@ func (c *checker) asterisk(s *section) Asterisk {
 	}
 	a.Username, _ = s.str("username")
 	a.SecretFile = s.absPath("secret_file", "")
-	a.Log = s.absPath("log", DefaultAsteriskLog)
+	a.Log = s.absPath("log", "") // "": the agent asks Asterisk where it logs
 	a.Service = DefaultAsteriskService
 	if v, ok := s.str("service"); ok {
 		if !validUnit(v) {
