@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 )
 
@@ -272,10 +273,12 @@ type scanner struct {
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	refused    map[string]string // names that may not be synced, with why
-	// openFile opens files for hashing: os.OpenFile, or a test's double
-	// (root can read a mode-0000 file, so only a double can refuse it).
-	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
-	readDir  func(name string) ([]os.DirEntry, error) // os.ReadDir or a test's double
+	// openFile opens the file rel for hashing: beneath.OpenFile (no
+	// symlink followed anywhere below the root), or a test's double (root
+	// can read a mode-0000 file, so only a double can refuse it).
+	openFile func(rel string, flag int) (*os.File, error)
+	// readDir lists the directory rel: beneath.ReadDir, or a test's double.
+	readDir func(rel string) ([]os.DirEntry, error)
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
@@ -292,7 +295,10 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("scan %s: not a directory", root)
 	}
-	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log, openFile: os.OpenFile, readDir: os.ReadDir}, nil
+	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log,
+		openFile: func(rel string, flag int) (*os.File, error) { return beneath.OpenFile(root, rel, flag) },
+		readDir:  func(rel string) ([]os.DirEntry, error) { return beneath.ReadDir(root, rel) },
+	}, nil
 }
 
 func (s *scanner) abs(rel string) string {
@@ -338,7 +344,7 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 
 // walk visits the entries of the directory rel ("" for the root).
 func (s *scanner) walk(rel string) error {
-	entries, err := s.readDir(s.abs(rel))
+	entries, err := s.readDir(rel)
 	if err != nil {
 		if rel != "" && vanished(err) {
 			return nil
@@ -434,13 +440,16 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		return nil
 	}
 
-	fh, err := s.openFile(s.abs(rel), os.O_RDONLY|openFlags, 0)
+	fh, err := s.openFile(rel, os.O_RDONLY)
 	if err != nil {
 		switch {
 		case vanished(err):
 			return nil
-		case errors.Is(err, syscall.ELOOP):
+		case errors.Is(err, syscall.ELOOP) || errors.Is(err, beneath.ErrSymlink):
 			s.skip(rel, "symlink")
+			return nil
+		case errors.Is(err, beneath.ErrNotRegular):
+			s.skip(rel, "special file")
 			return nil
 		}
 		s.cannotRead(rel, true, err)

@@ -405,17 +405,17 @@ func TestScanUnreadableKeepsLastKnownState(t *testing.T) {
 	}
 	// Tests run as root, who reads a mode-0000 file: refuse it as the
 	// kernel would refuse the agent's user.
-	s.openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		if b := filepath.Base(name); b == "secret.conf" || b == "fresh.conf" {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	s.openFile = func(rel string, flag int) (*os.File, error) {
+		if b := filepath.Base(rel); b == "secret.conf" || b == "fresh.conf" {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
 		}
-		return os.OpenFile(name, flag, perm)
+		return os.OpenFile(filepath.Join(root, rel), flag, 0)
 	}
-	s.readDir = func(name string) ([]os.DirEntry, error) {
-		if filepath.Base(name) == "locked" {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	s.readDir = func(rel string) ([]os.DirEntry, error) {
+		if filepath.Base(rel) == "locked" {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
 		}
-		return os.ReadDir(name)
+		return os.ReadDir(filepath.Join(root, rel))
 	}
 	s.out = map[string]FileState{}
 	if err := s.walk(""); err != nil {

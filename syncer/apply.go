@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 )
@@ -387,63 +388,21 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 }
 
 // execute performs the journal's entries. Every step is idempotent, so a
-// journal can be executed again after a crash at any point.
+// journal can be executed again after a crash at any point. Every path is
+// reached through its parent directory opened below the root without
+// following a symlink (package beneath), and no step follows a symlink at
+// the last element either: a local user who swaps a directory for a link
+// mid-apply gets a refused apply, never a write outside the root.
 func (a *Applier) execute(j *store.Journal) error {
 	dirs := map[string]bool{}
 	for _, e := range j.Entries {
 		if err := index.ValidatePath(e.Path); err != nil {
 			return fmt.Errorf("job %s: journal: %w", a.Job, err)
 		}
-		full := filepath.Join(a.Root, filepath.FromSlash(e.Path))
-		if err := a.checkNoSymlink(e.Path); err != nil {
-			return err
-		}
-		mt := time.Unix(0, e.MTime)
-		var err error
-		switch e.Op {
-		case jWrite:
-			err = os.Rename(e.Staged, full)
-			if errors.Is(err, fs.ErrNotExist) {
-				if _, serr := os.Stat(e.Staged); errors.Is(serr, fs.ErrNotExist) {
-					err = nil // renamed before the crash
-				}
+		if err := a.executeOne(e, dirs); err != nil {
+			if errors.Is(err, beneath.ErrSymlink) {
+				return fmt.Errorf("job %s: refusing %s %s: a symlink on its way could lead outside the job root: %w", a.Job, e.Op, e.Path, err)
 			}
-			dirs[filepath.Dir(full)] = true
-		case jDelete:
-			err = os.Remove(full)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			}
-			dirs[filepath.Dir(full)] = true
-		case jRmdir:
-			err = os.Remove(full)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			} else if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-				a.Log.Warn("directory removed at the source still holds files that are not synced here; leaving it", "job", a.Job, "path", e.Path)
-				err = nil
-			}
-			dirs[filepath.Dir(full)] = true
-		case jMkdir:
-			err = os.Mkdir(full, index.FileMode(e.Mode).Perm()|0o700)
-			if err == nil {
-				if uid, gid, ok := a.ownerFor(index.Parent(e.Path)); ok {
-					err = os.Lchown(full, uid, gid)
-				}
-			} else if errors.Is(err, fs.ErrExist) {
-				if st, serr := os.Lstat(full); serr == nil && st.IsDir() {
-					err = nil
-				}
-			}
-			dirs[filepath.Dir(full)] = true
-		case jMeta:
-			if err = os.Chmod(full, index.FileMode(e.Mode)); err == nil {
-				err = os.Chtimes(full, mt, mt)
-			}
-		default:
-			err = fmt.Errorf("unknown journal operation %q", e.Op)
-		}
-		if err != nil {
 			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
 		}
 	}
@@ -453,35 +412,101 @@ func (a *Applier) execute(j *store.Journal) error {
 	}
 	sort.Strings(paths)
 	for _, d := range paths {
-		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("job %s: fsync %s: %w", a.Job, d, err)
+		f, err := beneath.OpenDir(a.Root, d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: fsync %s: %w", a.Job, filepath.Join(a.Root, d), err)
 		}
 	}
 	return nil
 }
 
-// checkNoSymlink refuses a path whose parent directories inside the root
-// include a symlink: writing through it could escape the job root.
-func (a *Applier) checkNoSymlink(rel string) error {
-	parent := index.Parent(rel)
-	if parent == "" {
-		return nil
+// executeOne performs one journal entry; dirs collects the directories
+// (relative to the root) to fsync afterwards.
+func (a *Applier) executeOne(e store.JournalEntry, dirs map[string]bool) error {
+	parent := index.Parent(e.Path)
+	dir, base, err := beneath.Parent(a.Root, e.Path)
+	if err != nil {
+		if (e.Op == jDelete || e.Op == jRmdir) && errors.Is(err, fs.ErrNotExist) {
+			return nil // its directory is gone, and it with it
+		}
+		return err
 	}
-	cur := a.Root
-	for _, el := range strings.Split(parent, "/") {
-		cur = filepath.Join(cur, el)
-		st, err := os.Lstat(cur)
+	defer dir.Close()
+	switch e.Op {
+	case jWrite:
+		dirs[parent] = true
+		err = beneath.Rename(e.Staged, dir, base)
 		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(e.Staged); errors.Is(serr, fs.ErrNotExist) {
+				err = nil // renamed before the crash
+			}
+		}
+		return err
+	case jDelete:
+		dirs[parent] = true
+		if err := beneath.Remove(dir, base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	case jRmdir:
+		dirs[parent] = true
+		err = beneath.Rmdir(dir, base)
+		switch {
+		case err == nil || errors.Is(err, fs.ErrNotExist):
+			return nil
+		case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+			a.Log.Warn("directory removed at the source still holds files that are not synced here; leaving it", "job", a.Job, "path", e.Path)
+			return nil
+		case errors.Is(err, syscall.ENOTDIR):
+			// a local symlink (or file) where the directory was: not ours
+			a.Log.Warn("directory removed at the source is not a directory here; leaving it", "job", a.Job, "path", e.Path)
 			return nil
 		}
+		return err
+	case jMkdir:
+		dirs[parent] = true
+		perm := uint32(index.FileMode(e.Mode).Perm() | 0o700)
+		err = beneath.Mkdir(dir, base, perm)
+		if errors.Is(err, fs.ErrExist) {
+			m, serr := beneath.Lstat(dir, base)
+			switch {
+			case serr != nil:
+				return serr
+			case m.IsDir():
+				return nil
+			case m&fs.ModeSymlink != 0:
+				// a local symlink where the source has a directory: the
+				// link itself is replaced (never followed), as rsync does
+				// without --keep-dirlinks; the job kept its target in the
+				// store before the apply
+				a.Log.Warn("replacing a local symlink by the directory the source has", "job", a.Job, "path", e.Path)
+				if err := beneath.Remove(dir, base); err != nil {
+					return err
+				}
+				err = beneath.Mkdir(dir, base, perm)
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("job %s: %s: %w", a.Job, rel, err)
+			return err
 		}
-		if st.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("job %s: refusing %s: %s is a symlink and could lead outside the job root", a.Job, rel, cur)
+		if uid, gid, ok := a.ownerFor(parent); ok {
+			return beneath.Lchown(dir, base, uid, gid)
 		}
+		return nil
+	case jMeta:
+		if err := beneath.Chmod(dir, base, e.Mode); err != nil {
+			return err
+		}
+		return beneath.Chtimes(dir, base, e.MTime)
 	}
-	return nil
+	return fmt.Errorf("unknown journal operation %q", e.Op)
 }
 
 func syncDir(dir string) error {

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -316,6 +318,9 @@ func firstN(s []string, n int) []string {
 // rollback can restore it without the network.
 func (j *job) preserve(ctx context.Context, ops []Op) error {
 	for _, op := range ops {
+		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
+			j.keepSymlink(ctx, op.Path)
+		}
 		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
 			continue
 		}
@@ -324,7 +329,7 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 		}
 		// Whatever the file holds now is kept, even if it changed since
 		// the last scan: that is the local edit being overwritten.
-		_, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(op.Path)))
+		err := j.keepFile(ctx, op.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -333,6 +338,49 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 		}
 	}
 	return nil
+}
+
+// keepFile puts the file at rel into the store, reached without
+// following a symlink.
+func (j *job) keepFile(ctx context.Context, rel string) error {
+	f, err := beneath.OpenFile(j.cfg.Path, rel, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, _, err = j.a.store.PutReader(ctx, f)
+	return err
+}
+
+// keepSymlink keeps a local symlink at rel, which an apply is about to
+// replace by the source's directory or file, in the store (its target as
+// content, labelled with both), and logs it: a link is not part of any
+// generation's index, so this is how an admin gets it back.
+func (j *job) keepSymlink(ctx context.Context, rel string) {
+	dir, base, err := beneath.Parent(j.cfg.Path, rel)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	m, err := beneath.Lstat(dir, base)
+	if err != nil || m&os.ModeSymlink == 0 {
+		return
+	}
+	target, err := beneath.Readlink(dir, base)
+	if err != nil {
+		j.log.Warn("cannot read a local symlink about to be replaced", "path", rel, "err", err)
+		return
+	}
+	label := fmt.Sprintf("symlink %s -> %s (replaced by the source's version)", rel, target)
+	h, _, err := j.a.store.PutReader(ctx, strings.NewReader(target))
+	if err == nil {
+		err = j.a.store.SaveExtra(j.cfg.Name, label, h)
+	}
+	if err != nil {
+		j.log.Warn("cannot keep a local symlink about to be replaced", "path", rel, "target", target, "err", err)
+		return
+	}
+	j.log.Warn("replacing a local symlink where the source has a directory or file; the link is kept in the store", "path", rel, "target", target)
 }
 
 // refresh rescans the paths where the tree and want differ, so that an

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -51,7 +51,9 @@ func (j *job) startSource(ctx context.Context) error {
 // and compress together): for content the store is known to lack, where
 // Store.PutFile's first hashing pass would be wasted.
 func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, error) {
-	f, err := os.Open(filepath.Join(j.cfg.Path, filepath.FromSlash(rel)))
+	// never through a symlink: a file swapped for a link to a root-only
+	// file after the scan must not be shipped to every target
+	f, err := beneath.OpenFile(j.cfg.Path, rel, os.O_RDONLY)
 	if err != nil {
 		return index.Hash{}, 0, err
 	}
