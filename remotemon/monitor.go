@@ -46,6 +46,13 @@ type Options struct {
 	// per remote host and window, then a summary of how many were not
 	// logged; default DefaultRefusalWindow.
 	RefusalWindow time.Duration
+	// MaxQueue bounds the bytes queued for one connection's control
+	// stream (default DefaultMaxQueue); SlowAfter and StallAfter are how
+	// long a peer may take nothing from it before it is reported slow
+	// and disconnected (defaults DefaultSlowAfter, DefaultStallAfter).
+	MaxQueue   int
+	SlowAfter  time.Duration
+	StallAfter time.Duration
 }
 
 // ErrNotConnected is returned when a peer has no live connection.
@@ -97,6 +104,15 @@ func New(opts Options) (*Monitor, error) {
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Second
+	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = DefaultMaxQueue
+	}
+	if opts.SlowAfter <= 0 {
+		opts.SlowAfter = DefaultSlowAfter
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = DefaultStallAfter
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -256,10 +272,17 @@ func (m *Monitor) Status() []PeerStatus {
 			st.DownSince = ps.downSince
 		}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
+		now := time.Now()
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()
 			st.BytesSent += cs.BytesSent
 			st.BytesReceived += cs.BytesReceived
+			frames, bytes := c.q.queued()
+			st.QueuedFrames += frames
+			st.QueuedBytes += bytes
+			if slow, since := c.q.slow(now, m.opts.SlowAfter); slow && (st.SlowSince.IsZero() || since.Before(st.SlowSince)) {
+				st.Slow, st.SlowSince = true, since
+			}
 		}
 		out = append(out, st)
 	}
@@ -315,13 +338,16 @@ func (m *Monitor) Connected(peer string) bool {
 	return ok && len(ps.conns) > 0
 }
 
-// Send writes m on the control stream of peer's most recent connection.
+// Send queues m for the control stream of peer's most recent connection
+// and returns at once: a peer that does not read never blocks the caller.
+// When that connection's queue is full the message is dropped and the error
+// wraps ErrPeerSlow.
 func (m *Monitor) Send(peer string, msg wire.Message) error {
 	c := m.newestConn(peer)
 	if c == nil {
 		return fmt.Errorf("send %s to %s: %w", msg.Type(), peer, ErrNotConnected)
 	}
-	if err := c.send(m.codec, msg); err != nil {
+	if err := c.enqueue(m.codec, msg); err != nil {
 		return fmt.Errorf("send %s to %s: %w", msg.Type(), peer, err)
 	}
 	return nil

@@ -53,6 +53,10 @@ type TargetStatus struct {
 	State      string `json:"state"`
 	Reason     string `json:"reason,omitempty"`
 	Lag        uint64 `json:"lag"` // generations behind the source's newest
+	// Slow is set while the target's peer takes nothing from its control
+	// stream (it is disconnected if that lasts); SlowSince says since when.
+	Slow      bool      `json:"slow,omitempty"`
+	SlowSince time.Time `json:"slow_since,omitzero"`
 }
 
 func (s *JobStatus) setTarget(peer string, r *wire.Result) {
@@ -112,12 +116,23 @@ type asteriskReporter interface{ AsteriskStatus() *AsteriskStatus }
 // Status returns the agent's current status.
 func (a *Agent) Status() Status {
 	st := Status{Node: a.node, ID: a.ident.ID.String(), Uptime: time.Since(a.started).Seconds(), Peers: a.mon.Status()}
+	slow := map[string]time.Time{}
+	for _, p := range st.Peers {
+		if p.Slow {
+			slow[p.Name] = p.SlowSince
+		}
+	}
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
 		js := j.status
 		js.Targets = append([]TargetStatus(nil), j.status.Targets...)
 		js.Latency = j.status.Latency.clone()
 		j.mu.Unlock()
+		for i := range js.Targets {
+			if since, ok := slow[js.Targets[i].Name]; ok {
+				js.Targets[i].Slow, js.Targets[i].SlowSince = true, since
+			}
+		}
 		if js.Role == "source" {
 			js.Rollout = rollout(&js, j.cfg.Targets, j.cfg.Order)
 		}

@@ -58,6 +58,9 @@ func printStatus(w io.Writer, st *syncer.Status) {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
 		problem := p.LastError
+		if p.Slow {
+			problem = strings.TrimSuffix("slow: reads nothing since "+p.SlowSince.Local().Format(time.DateTime)+"; "+problem, "; ")
+		}
 		if !p.Connected && !p.DownSince.IsZero() {
 			problem = strings.TrimSuffix("down since "+p.DownSince.Local().Format(time.DateTime)+"; "+problem, "; ")
 		}
