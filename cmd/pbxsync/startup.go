@@ -135,3 +135,11 @@ func existingIdentity(dir string) (*identity.Identity, error) {
 	}
 	return nil, nil
 }
+
+// unjoin returns the errors of a joined error, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
