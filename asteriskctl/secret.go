@@ -52,3 +52,12 @@ func readSecretFile(path string, log *slog.Logger) (secret, error) {
 	}
 	return secret{v: v}, nil
 }
+
+// CheckSecretFile reports whether path holds a usable AMI secret, as New
+// would read it (it exists, is a regular file of one non-empty line of at
+// most 4096 bytes), without starting a session; `pbxsync check` uses it.
+// The error names the file, never its content.
+func CheckSecretFile(path string) error {
+	_, err := readSecretFile(path, slog.New(slog.DiscardHandler))
+	return err
+}

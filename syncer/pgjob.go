@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -98,17 +97,9 @@ func (e errStop) Unwrap() error { return e.err }
 
 // dsn reads the job's connection string from dsn or dsn_file.
 func (p *pgJob) dsn() (string, error) {
-	c := p.j.cfg
-	if c.DSN != "" {
-		return c.DSN, nil
-	}
-	b, err := os.ReadFile(c.DSNFile)
+	s, err := p.j.cfg.ReadDSN()
 	if err != nil {
-		return "", fmt.Errorf("job %s: read dsn_file: %w", c.Name, err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("job %s: dsn_file %s is empty", c.Name, c.DSNFile)
+		return "", fmt.Errorf("job %s: %w", p.j.cfg.Name, err)
 	}
 	return s, nil
 }

@@ -27,7 +27,7 @@ func TestCheckCompilesRules(t *testing.T) {
 	line := strings.Count(string(good), "\n") + 2 // the [[job.rule]] header
 	errb.Reset()
 	code := run([]string{"check", "--config", bad}, &out, &errb)
-	want := bad + ":" + strconv.Itoa(line) + `: job "conf": rule[0]: action "relaod pbx_config.so": unknown verb "relaod"`
+	want := bad + ":" + strconv.Itoa(line) + `:3: job "conf": rule[0]: action "relaod pbx_config.so": unknown verb "relaod"`
 	if code != 1 || !strings.HasPrefix(errb.String(), want) {
 		t.Fatalf("bad rule: exit %d, stderr %q; want exit 1 and %q", code, errb.String(), want)
 	}

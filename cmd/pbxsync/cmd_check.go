@@ -20,10 +20,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprint(stdout, config.Example())
 		return 0
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err == nil {
-		err = checkRules(cfg)
-	}
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -90,7 +90,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !*script {
-		fmt.Fprintf(stdout, "\nEdit files in %s and watch them appear in the other trees.\nTry: pbxsync status --config %s\n     pbxsync history --config %s --job asterisk\nCtrl-C stops the demo.\n", src.tree, src.cfg.File, targets[0].cfg.File)
+		fmt.Fprintf(stdout, "\nEdit files in %s and watch them appear in the other trees.\nTry: %s status --config %s\n     %s history --config %s --job asterisk\nCtrl-C stops the demo.\n", src.tree, self, src.cfg.File, self, targets[0].cfg.File)
 		select {
 		case <-ctx.Done():
 		case err := <-errs:

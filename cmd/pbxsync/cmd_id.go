@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
@@ -26,13 +29,26 @@ func cmdID(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		dir = cfg.Node.DataDir
 	}
-	if dir == "" {
-		dir = "/var/lib/pbxsync"
+	byDefault := dir == ""
+	if byDefault {
+		dir = config.DefaultDataDir
 	}
+	if !filepath.IsAbs(dir) {
+		fmt.Fprintf(stderr, "pbxsync id: --data-dir %q is a relative path; give an absolute one (data_dir in the configuration is absolute too)\n", dir)
+		return 2
+	}
+	_, statErr := os.Stat(filepath.Join(dir, identity.KeyFile))
 	id, err := identity.LoadOrCreate(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync id:", err)
 		return 1
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		note := ""
+		if byDefault {
+			note = " (the default; --data-dir DIR or --config FILE for another)"
+		}
+		fmt.Fprintf(stderr, "pbxsync id: created a new identity in %s%s\n", dir, note)
 	}
 	fmt.Fprintln(stdout, id.ID)
 	return 0

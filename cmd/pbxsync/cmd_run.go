@@ -28,10 +28,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err == nil {
-		err = checkRules(cfg)
-	}
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -157,10 +154,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		case <-reload:
 			daemon.SdNotify(false, daemon.SdNotifyReloading)
-			next, err := config.Load(cfg.File)
-			if err == nil {
-				err = checkRules(next)
-			}
+			next, err := loadConfig(cfg.File)
 			if err != nil {
 				log.Error("configuration reload refused; the running configuration stays", "err", err.Error())
 			} else if err := agent.Reload(next); err != nil {

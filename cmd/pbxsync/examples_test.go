@@ -40,7 +40,8 @@ func exampleConfigs(t *testing.T) []string {
 
 // TestExamplesLoad loads every examples/**/*.toml with config.Load (each is
 // one host's complete configuration and must be valid on its own), runs
-// `pbxsync check` on it, and compiles every job's rules.
+// `pbxsync check` on it (which finds nothing wrong but the host's own
+// secret files missing here), and compiles every job's rules.
 func TestExamplesLoad(t *testing.T) {
 	files := exampleConfigs(t)
 	// The examples the README promises; a lost file must fail the test, not
@@ -73,9 +74,17 @@ func TestExamplesLoad(t *testing.T) {
 					t.Errorf("job %q: rules: %v", j.Name, err)
 				}
 			}
+			// On this machine the host's secret and DSN files do not exist:
+			// check refuses the file for them (as run would), and for
+			// nothing else. TestCheckAndRunAgree and TestExamplesRun run
+			// check on each example adapted to this machine.
 			var out, errb bytes.Buffer
 			if code := run([]string{"check", "--config", f}, &out, &errb); code != 0 {
-				t.Errorf("pbxsync check --config %s: exit %d\n%s", f, code, errb.String())
+				for _, line := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+					if !strings.Contains(line, "asterisk.secret_file: AMI secret file: stat /etc/pbxsync/") && !strings.Contains(line, "read dsn_file: open /etc/pbxsync/") {
+						t.Errorf("pbxsync check --config %s: %s", f, line)
+					}
+				}
 			}
 			data, err := os.ReadFile(f)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -36,7 +37,7 @@ Commands:
   resume    end the hold of a push target (after rollback --hold)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
-  version   print the version
+  version   print the version (also --version, -v)
 
 Run 'pbxsync <command> --help' for a command's flags.
 Configuration reference: 'pbxsync check --example' prints a commented example.
@@ -70,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "--version", "-version", "-v", "-V":
+		args = []string{"version"}
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
@@ -119,3 +122,14 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 }
 
 const defaultConfig = "/etc/pbxsync/pbxsync.toml"
+
+// self is how the user ran this binary, for commands it suggests: the
+// path when they gave one ("./bin/pbxsync"), else "pbxsync" (on PATH).
+var self = commandName(os.Args[0])
+
+func commandName(arg0 string) string {
+	if strings.Contains(arg0, "/") {
+		return arg0
+	}
+	return "pbxsync"
+}

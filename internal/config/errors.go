@@ -56,6 +56,10 @@ func (l ErrorList) Unwrap() []error {
 	return out
 }
 
+// SortErrors orders errors by line, then column, then message (errors
+// without a position first), as Parse returns them.
+func SortErrors(l ErrorList) { sortErrors(l) }
+
 // sortErrors orders errors by line, then column, then message, so that the
 // output is stable whatever order the checks ran in.
 func sortErrors(l ErrorList) {

@@ -36,7 +36,8 @@ path = "/etc/asterisk"        # files: required absolute job root
 include = ["**/*.conf"]       # globs relative to the root (default: everything);
                               # path.Match syntax, "**" = any number of directories
 exclude = ["pbxsync-local.conf", "**/*.swp"]
-mode = "push"                 # push (one source) or mesh (default push)
+mode = "push"                 # push: one source (the default; mesh is not built yet,
+                              # check and run refuse it)
 source = "pbx1"               # push: the node whose changes are sent
 targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
 delta = "auto"                # deltas to far peers (RTT ≥ 10 ms) and for big files (≥ 4 MiB);
@@ -65,12 +66,13 @@ preserve_suid = false         # keep setuid/setgid bits of files from the source
   action = "restart"
   when = "no-channels"        # optional condition on host state
 
-# A mesh job: any member may change any file.
+# A second push job: custom sounds, from pbx2 to the others, all at once.
 [[job]]
 name = "sounds"
 path = "/var/lib/asterisk/sounds/custom"
-mode = "mesh"
-targets = ["pbx1", "pbx2", "pbx3"]  # mesh: the members, this node included
+source = "pbx2"
+targets = ["pbx1", "pbx3"]
+order = "parallel"
 
 # A postgres job: Asterisk realtime tables, pushed from pbx1.
 [[job]]

@@ -56,7 +56,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		sortErrors(c.errs)
 		return nil, c.errs
 	}
-	cfg.File = file
+	cfg.File, cfg.loc = file, c.loc
 	return cfg, nil
 }
 

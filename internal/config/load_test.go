@@ -94,6 +94,12 @@ var errCases = []errCase{
 	{"unknown key in job", head + job + "colour = \"red\"\n", []want{{"f.toml:13:1", `job "conf": unknown key "job.colour"`}}},
 	{"unknown key in rule", head + job + "  [[job.rule]]\n  match = \"x.conf\"\n  action = \"reload\"\n  colour = \"red\"\n",
 		[]want{{"f.toml:16:3", `job "conf" rule #1: unknown key "job.rule.colour"`}}},
+	// A misspelt key names the key it probably is.
+	{"misspelt node key", "[node]\nname = \"a\"\nlisten = \":1\"\nlisen = \":2\"\n",
+		[]want{{"f.toml:4:1", `unknown key "node.lisen" (did you mean "node.listen"?)`}}},
+	{"swapped letters in a job key", head + job + "tragets = [\"b\"]\n",
+		[]want{{"f.toml:13:1", `job "conf": unknown key "job.tragets" (did you mean "job.targets"?)`}}},
+	{"misspelt table", "[nod]\nname = \"a\"\n" + head, []want{{"f.toml:1:1", `unknown key "nod" (did you mean "node"?)`}}},
 	{"unknown key in second rule", head + job + "[[job.rule]]\nmatch = \"x\"\ncheck = \"true\"\n[[job.rule]]\nmatch = \"y\"\ncheck = \"true\"\n  \"odd key\" = 1\n",
 		[]want{{"f.toml:19:3", `job "conf" rule #2: unknown key "job.rule.\"odd key\""`}}},
 	{"unknown sub-table", head + job + "[job.extra]\nx = 1\n", []want{{"f.toml:13:1", `job "conf": unknown key "job.extra"`}}},
@@ -350,6 +356,7 @@ func TestDefaults(t *testing.T) {
 		OnPeerDown: []PeerHook{{Peer: "b", Grace: 5 * time.Second, Command: "true", Timeout: 60 * time.Second}},
 		OnPeerUp:   []PeerHook{{Peer: "b", Grace: 0, Command: "true", Timeout: 60 * time.Second}},
 	}
+	cfg.loc = nil // key positions for ErrorAt, not part of the value
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -615,5 +622,22 @@ func TestPushTargetNeedNotPinOtherTargets(t *testing.T) {
 	_, err := Parse("src.toml", []byte(source))
 	if err == nil || !strings.Contains(err.Error(), `unknown peer "t2"`) || !strings.Contains(err.Error(), `unknown peer "t3"`) {
 		t.Fatalf("source config with unpinned targets: %v", err)
+	}
+}
+
+// TestUnknownKeyGuess: a guess only for a near miss, never for a key that
+// is far from every known one.
+func TestUnknownKeyGuess(t *testing.T) {
+	for _, c := range []struct{ key, want string }{
+		{"lisen", "listen"}, {"lsiten", "listen"}, {"data-dir", "data_dir"}, {"nme", "name"},
+		{"colour", ""}, {"x", ""}, {"listen", ""},
+	} {
+		if got := suggest(c.key, []string{"name", "listen", "data_dir", "http", "log_level"}); got != c.want {
+			t.Errorf("suggest(%q) = %q, want %q", c.key, got, c.want)
+		}
+	}
+	_, err := Parse("f.toml", []byte(head+job+"colour = \"red\"\n"))
+	if err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Fatalf("far key: %v; want an error without a guess", err)
 	}
 }

@@ -98,8 +98,16 @@ func (s *section) finish() {
 		}
 	}
 	sort.Strings(keys)
+	known := make([]string, 0, len(s.seen)) // every key the checks read: the valid ones
+	for k := range s.seen {
+		known = append(known, k)
+	}
 	for _, k := range keys {
-		s.c.add(s.kpath(k), nil, fmt.Sprintf("%sunknown key %q", s.prefix(), s.kname(k)))
+		msg := fmt.Sprintf("%sunknown key %q", s.prefix(), s.kname(k))
+		if g := suggest(k, known); g != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s.kname(g))
+		}
+		s.c.add(s.kpath(k), nil, msg)
 	}
 }
 

@@ -16,6 +16,8 @@ type Config struct {
 	Asterisk   Asterisk   // [asterisk]; when absent only Service (its default) is set
 	OnPeerDown []PeerHook // [[on_peer_down]]
 	OnPeerUp   []PeerHook // [[on_peer_up]]
+
+	loc *locator // positions of the keys in File, for ErrorAt
 }
 
 // Node is the [node] table: who this host is and where it listens.
