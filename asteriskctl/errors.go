@@ -33,6 +33,9 @@ var (
 	// MsgNoSuchModule or MsgNotInitialized: Asterisk has no running module
 	// of that name (never loaded, unloaded, or its load was declined).
 	ErrModuleNotRunning = errors.New("module not running")
+	// ErrNotInitialized matches an [*ActionError] whose message is
+	// MsgNotInitialized: the module's load was declined.
+	ErrNotInitialized = errors.New("module not initialized")
 	// ErrReloadNotSupported matches an [*ActionError] whose message is
 	// MsgReloadNotSupported: the module is loaded but has no reload.
 	ErrReloadNotSupported = errors.New("module does not support reload")
@@ -96,6 +99,8 @@ func (e *ActionError) Is(target error) bool {
 	case ErrModuleNotRunning:
 		m := strings.TrimSpace(e.Message)
 		return strings.EqualFold(m, MsgNoSuchModule) || strings.EqualFold(m, MsgNotInitialized)
+	case ErrNotInitialized:
+		return strings.EqualFold(strings.TrimSpace(e.Message), MsgNotInitialized)
 	case ErrReloadNotSupported:
 		return strings.EqualFold(strings.TrimSpace(e.Message), MsgReloadNotSupported)
 	}

@@ -26,6 +26,12 @@ import (
 //	could not find option        sorcery/config_options: "Could not find option suitable for category …"
 //	could not create an object   res_sorcery_config: "Could not create an object of type … from configuration file"
 //	unable to load config        "Unable to load config extensions.conf"
+//	cannot be parsed             config_options.c: "Contents of acl.conf are invalid and cannot be parsed"
+//	could not be parsed          cdr_manager: "Config file 'cdr_manager.conf' could not be parsed"
+//
+// Measured on Asterisk master (docs/asterisk.md): every parse error of a
+// configuration file is a config.c "parse error" WARNING, and modules add
+// their own ERROR ("… is in an invalid format.  Aborting.").
 func DefaultLogPatterns() []string {
 	return []string{
 		"parse error",
@@ -36,6 +42,8 @@ func DefaultLogPatterns() []string {
 		"could not find option",
 		"could not create an object",
 		"unable to load config",
+		"cannot be parsed",
+		"could not be parsed",
 	}
 }
 

@@ -486,18 +486,23 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 }
 
 // reloadRefused decides what a refused Reload of a.Module means. Asterisk
-// answers "No such module" (or "Module not initialized" for a module whose
-// load was declined) when no running module has that name: then nothing
-// reads the file now, Asterisk reads it when it loads the module, and the
-// reload is skipped once ModuleCheck confirms the module is not loaded. A
-// loaded module without a reload ("Module does not support reload") is
-// skipped too: the file takes effect at the next restart. Any other answer
-// is the module refusing its configuration and stays an error.
+// answers "No such module" when no module of that name is loaded: then
+// nothing reads the file now, Asterisk reads it when it loads the module,
+// and the reload is skipped once ModuleCheck confirms ("Module not
+// loaded"). "Module not initialized" answers a module whose load Asterisk
+// declined (ModuleCheck still calls it loaded): skipped too. A loaded
+// module without a reload ("Module does not support reload") is skipped:
+// the file takes effect when the module loads again. Any other answer is
+// the module refusing its configuration and stays an error.
 func (x *AsteriskActions) reloadRefused(ctx context.Context, a rules.Action, reloadErr error) (string, error) {
 	mod := strings.TrimSuffix(a.Module, ".so")
 	files := baseNames(a.Paths)
 	switch {
-	case errors.Is(reloadErr, asteriskctl.ErrModuleNotRunning):
+	case errors.Is(reloadErr, asteriskctl.ErrNotInitialized):
+		// A declined load (cdr_custom with the stock file): ModuleCheck
+		// calls such a module loaded, but it does not run.
+		return fmt.Sprintf("%s is not running (Asterisk declined to load it): nothing to reload; Asterisk reads %s when the module is loaded (module load %s.so, or a restart)", mod, files, mod), nil
+	case errors.Is(reloadErr, asteriskctl.ErrNoSuchModule):
 		loaded, err := x.AMI.ModuleCheck(ctx, a.Module)
 		if err != nil {
 			return "", fmt.Errorf("%w; and ModuleCheck: %w", reloadErr, err)

@@ -126,6 +126,9 @@ func (c Config) withDefaults() Config {
 	if c.AsteriskVersion == "" {
 		c.AsteriskVersion = "20.5.0"
 	}
+	if c.AMIVersion == "" && c.Transcript != nil {
+		c.AMIVersion = c.Transcript.AMI
+	}
 	if c.AMIVersion == "" {
 		c.AMIVersion = "7.0.3"
 	}

@@ -22,6 +22,7 @@ type Transcript struct {
 	// Asterisk, e.g. "Asterisk GIT-master-f0c1c1a7b7 built by root @ … on a x86_64 running Linux …".
 	Asterisk string `json:"asterisk"`
 	Version  string `json:"version"`  // CoreSettings AsteriskVersion
+	AMI      string `json:"ami"`      // CoreSettings AMIversion, e.g. "13.0.0"
 	Recorded string `json:"recorded"` // RFC 3339 time of the recording
 	Tool     string `json:"tool"`     // how to record it again
 	// ConfigDir and LogFile are where the recorded Asterisk read its
@@ -76,10 +77,30 @@ type Scenario struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Exchange is one AMI action and Asterisk's answer, ActionID left out.
+// Exchange is one AMI action and Asterisk's answer, each a list of
+// "Key: Value" lines as on the wire, ActionID left out.
 type Exchange struct {
-	Action   []Header `json:"action"`
-	Response []Header `json:"response"`
+	Action   []string `json:"action"`
+	Response []string `json:"response"`
+}
+
+// Headers turns "Key: Value" lines into headers.
+func Headers(lines []string) []Header {
+	out := make([]Header, 0, len(lines))
+	for _, l := range lines {
+		k, v, _ := strings.Cut(l, ":")
+		out = append(out, H(strings.TrimSpace(k), strings.TrimSpace(v)))
+	}
+	return out
+}
+
+// Lines turns headers into "Key: Value" lines.
+func Lines(hs []Header) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, h.Key+": "+h.Value)
+	}
+	return out
 }
 
 // Get returns the first value of key in hs (case-insensitive).
@@ -134,8 +155,8 @@ func (e *Entry) Scenario(name string) (*Scenario, bool) {
 // Answer returns the scenario's answer to the first action named action.
 func (s *Scenario) Answer(action string) ([]Header, bool) {
 	for _, x := range s.Exchanges {
-		if strings.EqualFold(Get(x.Action, "Action"), action) {
-			return x.Response, true
+		if strings.EqualFold(Get(Headers(x.Action), "Action"), action) {
+			return Headers(x.Response), true
 		}
 	}
 	return nil, false

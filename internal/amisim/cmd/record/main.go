@@ -96,6 +96,7 @@ func run() error {
 	t := amisim.Transcript{
 		Asterisk:  strings.TrimSpace(strings.Join(version, " ")),
 		Version:   set.AsteriskVersion,
+		AMI:       set.AMIVersion,
 		Recorded:  time.Now().UTC().Format(time.RFC3339),
 		Tool:      "go run ./internal/amisim/cmd/record (see its doc comment)",
 		ConfigDir: r.confDir,
@@ -244,17 +245,19 @@ func (r *recorder) record(ctx context.Context, e *amisim.Entry) error {
 
 // notLoaded unloads the module, records, and loads it again.
 func (r *recorder) notLoaded(ctx context.Context, e *amisim.Entry) (amisim.Scenario, error) {
-	out, _ := r.s.Command(ctx, "module unload "+e.Module)
+	// AMI's Command refuses "module unload" and "module load"
+	// (manager.c command_blacklist): use the CLI.
+	out, _ := exec.CommandContext(ctx, r.cli, "-rx", "module unload "+e.Module).CombinedOutput()
 	still, err := r.s.ModuleCheck(ctx, e.Module)
 	if err != nil {
 		return amisim.Scenario{}, err
 	}
 	if still {
-		return amisim.Scenario{Name: amisim.ScenarioNotLoaded, Note: "could not unload: " + strings.Join(out, " / ")}, nil
+		return amisim.Scenario{Name: amisim.ScenarioNotLoaded, Log: []string{}, Note: "could not unload: " + strings.TrimSpace(string(out))}, nil
 	}
 	sc, err := r.scenario(ctx, e, amisim.ScenarioNotLoaded, "", 0)
-	if out2, err2 := r.s.Command(ctx, "module load "+e.Module); err2 != nil {
-		return sc, fmt.Errorf("load %s again: %w (%s)", e.Module, err2, strings.Join(out2, " / "))
+	if out2, err2 := exec.CommandContext(ctx, r.cli, "-rx", "module load "+e.Module).CombinedOutput(); err2 != nil {
+		return sc, fmt.Errorf("load %s again: %w (%s)", e.Module, err2, out2)
 	}
 	if ok, _ := r.s.ModuleCheck(ctx, e.Module); !ok {
 		return sc, fmt.Errorf("%s did not load again", e.Module)
@@ -291,10 +294,10 @@ func (r *recorder) scenario(ctx context.Context, e *amisim.Entry, name, path str
 		if err != nil && !errors.As(err, &ae) {
 			return sc, fmt.Errorf("%s %s: %w", a.Value, e.Module, err)
 		}
-		x := amisim.Exchange{Action: []amisim.Header{amisim.H("Action", a.Value), amisim.H("Module", e.Module)}}
+		x := amisim.Exchange{Action: []string{"Action: " + a.Value, "Module: " + e.Module}}
 		for _, f := range resp.Fields {
 			if !strings.EqualFold(f.Key, "ActionID") {
-				x.Response = append(x.Response, amisim.H(f.Key, f.Value))
+				x.Response = append(x.Response, f.Key+": "+f.Value)
 			}
 		}
 		sc.Exchanges = append(sc.Exchanges, x)
@@ -325,13 +328,13 @@ func (r *recorder) logSince(off int64, path string, line int) []string {
 	}
 	f, err := os.Open(r.logFile)
 	if err != nil {
-		return nil
+		return []string{}
 	}
 	defer f.Close()
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
-		return nil
+		return []string{}
 	}
-	var out []string
+	out := []string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		l := stamp.ReplaceAllString(sc.Text(), "[{time}]")
