@@ -9,63 +9,9 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 )
-
-// faultLimit bounds a whole fault phase: it only stops a hang (a blocked
-// job loop costs 10 s per send to a stalled peer, far beyond it).
-const faultLimit = 60 * time.Second
-
-// outsideGuard writes a few files outside every job root (beside the
-// nodes' directories) and returns a check that they are unchanged.
-func outsideGuard(t *testing.T, h *harness) func() {
-	t.Helper()
-	dir := filepath.Join(h.base, "outside")
-	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"a.conf", "sub/b.conf"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("outside "+f+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before, err := snapshot(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		t.Helper()
-		after, err := snapshot(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(before, after) {
-			t.Fatalf("files outside the job roots changed:\nbefore %v\nafter  %v", before, after)
-		}
-	}
-}
-
-// noLoss fails when tgt lacks a file that src has.
-func noLoss(t *testing.T, src, tgt *tnode) {
-	t.Helper()
-	s, err := snapshot(src.tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := snapshot(tgt.tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, e := range s {
-		if _, ok := d[p]; !ok && !e.dir {
-			t.Fatalf("%s lost %s, which the source %s still has", tgt.name, p, src.name)
-		}
-	}
-}
 
 func randomText(n int) string {
 	b := make([]byte, n/2)
@@ -90,11 +36,12 @@ func TestFaultStalledTarget(t *testing.T) {
 	// long enough for the generations below on a loaded machine; the
 	// disconnect is waited for afterwards
 	a.tune = func(o *Options) { o.StallAfter = 45 * time.Second }
-	guard := outsideGuard(t, h)
+	guard := newOutsideGuard(t, h)
 	a.write("x.conf", "v0\n", 0o644)
 	a.start()
 	b.start()
 	converged(t, "initial sync", a, b)
+	afterFault := faultCheck(t, guard, a, b)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -115,7 +62,7 @@ func TestFaultStalledTarget(t *testing.T) {
 			a.write(fmt.Sprintf("big/f%d.conf", f), randomText(60<<10), 0o644)
 		}
 		a.write("x.conf", fmt.Sprintf("v%d\n", g), 0o644)
-		eventually(t, faultLimit-time.Since(start), fmt.Sprintf("b applies generation %d while s reads nothing", g), func() error {
+		eventually(t, faultWait-time.Since(start), fmt.Sprintf("b applies generation %d while s reads nothing", g), func() error {
 			return diffTrees(a.tree, b.tree)
 		})
 		select {
@@ -124,7 +71,7 @@ func TestFaultStalledTarget(t *testing.T) {
 		default:
 		}
 	}
-	eventually(t, faultLimit, "a reports s slow", func() error {
+	eventually(t, faultWait, "a reports s slow", func() error {
 		js, _ := a.jobStatus("conf")
 		for _, ts := range js.Targets {
 			if ts.Name == "s" && ts.Slow {
@@ -140,18 +87,17 @@ func TestFaultStalledTarget(t *testing.T) {
 	})
 	select {
 	case <-p.closed():
-	case <-time.After(faultLimit):
+	case <-time.After(faultWait):
 		t.Fatal("the stalled peer was never disconnected")
 	}
 	if !a.logHas("peer stopped reading its control stream") {
 		t.Fatal("a's log does not say why it disconnected s")
 	}
-	guard()
-	noLoss(t, a, b)
+	guard.check(t)
 
 	// the fault is gone: a real agent with s's identity catches up
 	p.close()
 	s.start()
 	converged(t, "after the stall", a, b, s)
-	guard()
+	afterFault()
 }
