@@ -377,8 +377,9 @@ func (zeroReader) Read(p []byte) (int, error) {
 const helperAgentEnv = "PBXSYNC_TEST_AGENT_CONFIG"
 
 // startAs runs the node's agent in a child process as uid/gid; its log
-// goes to the node's log. The node's directories are given to that user.
-func (n *tnode) startAs(uid, gid int) {
+// goes to the node's log. The node's directories are given to that user,
+// but for the paths of its tree in rootOnly.
+func (n *tnode) startAs(uid, gid int, rootOnly ...string) {
 	tb := n.h.tb
 	tb.Helper()
 	// the test binary and the path to the node must be reachable
@@ -405,6 +406,11 @@ func (n *tnode) startAs(uid, gid int) {
 		if err := filepath.Walk(d, func(p string, _ os.FileInfo, err error) error {
 			if err != nil {
 				return err
+			}
+			for _, r := range rootOnly {
+				if p == n.path(r) {
+					return nil
+				}
 			}
 			return os.Lchown(p, uid, gid)
 		}); err != nil {
@@ -479,9 +485,22 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 		a.write(fmt.Sprintf("f%d.conf", i), fmt.Sprintf("exten => %d,1,Answer()\n", i), 0o644)
 	}
 	a.write("sub/inner.conf", "inner\n", 0o644)
-	a.startAs(nobody, nobody)
+	// a file the source could never read, which the target has
+	a.write("pre.conf", "pre on a\n", 0o600)
+	b.write("pre.conf", "pre on b\n", 0o640)
+	a.startAs(nobody, nobody, "pre.conf")
 	b.start()
-	eventuallyConverged(t, "initial sync", a, b)
+	eventually(t, faultWait, "initial sync", func() error {
+		for _, p := range []string{"f1.conf", "f2.conf", "f3.conf", "sub/inner.conf"} {
+			if _, err := os.Stat(b.path(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := string(b.read("pre.conf")); got != "pre on b\n" {
+		t.Fatalf("b's pre.conf, which the source cannot read, is %q: a source's failure to read made a target delete or change it", got)
+	}
 	check := faultCheck(t, g, a, b)
 	synced := string(b.read("f2.conf"))
 
@@ -525,7 +544,10 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 		return nil
 	})
 
-	for _, p := range []string{"root-only.conf", "f2.conf", "sub"} {
+	if _, err := os.Stat(b.path("pre.conf")); err != nil {
+		t.Fatalf("b lost pre.conf: %v", err)
+	}
+	for _, p := range []string{"root-only.conf", "f2.conf", "sub", "pre.conf"} {
 		if err := os.Chown(a.path(p), nobody, nobody); err != nil {
 			t.Fatal(err)
 		}
