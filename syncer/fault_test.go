@@ -266,12 +266,17 @@ func TestFaultBindMountedTargetRoot(t *testing.T) {
 	if left := stagedFiles(b, "conf"); len(left) > 0 {
 		t.Errorf("staging leaked on the bind-mounted target: %v", left)
 	}
-	gens := generations(t, b, "conf")
-	for _, gi := range gens {
-		if gi.State != store.StateGood {
-			t.Errorf("generation %d is %s (%s): a bind mount made an apply fail", gi.Number, gi.State, gi.Reason)
+	eventually(t, waitLimit, "every generation on b is good", func() error {
+		for _, gi := range generations(t, b, "conf") {
+			if gi.State == store.StateBad {
+				t.Fatalf("generation %d is bad (%s): a bind mount made an apply fail", gi.Number, gi.Reason)
+			}
+			if gi.State != store.StateGood {
+				return fmt.Errorf("generation %d is %s", gi.Number, gi.State)
+			}
 		}
-	}
+		return nil
+	})
 	if b.logHas("cross-device") || b.logHas("invalid cross-device link") {
 		t.Error("a rename failed across the bind mount")
 	}
