@@ -63,11 +63,26 @@ func StagingDir(root, dataStaging string) (string, error) {
 		}
 	}
 	inside := filepath.Join(root, ".pbxsync-staging")
-	if err := os.MkdirAll(inside, 0o700); err != nil {
+	if err := os.Mkdir(inside, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		if derr != nil {
 			return "", fmt.Errorf("staging dir %s: %w; and %s: %w", dataStaging, derr, inside, err)
 		}
 		return "", fmt.Errorf("staging dir %s: %w", inside, err)
+	}
+	// a local user who can write the root must not redirect staged
+	// content through a symlink, nor read it in a directory of theirs
+	fi, err := os.Lstat(inside)
+	if err != nil {
+		return "", fmt.Errorf("staging dir %s: %w", inside, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || (ok && int(st.Uid) != os.Geteuid()) {
+		return "", fmt.Errorf("staging dir %s is not a directory of this agent's user (a symlink or someone else's); refusing to stage there", inside)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(inside, 0o700); err != nil {
+			return "", fmt.Errorf("staging dir %s: %w", inside, err)
+		}
 	}
 	return inside, nil
 }

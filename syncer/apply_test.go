@@ -161,3 +161,26 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 		})
 	}
 }
+
+// TestStagingDirRefusesALink: a staging directory inside the job root that
+// a local user replaced by a symlink is refused, not followed.
+func TestStagingDirRefusesALink(t *testing.T) {
+	base := t.TempDir()
+	root, elsewhere := filepath.Join(base, "root"), filepath.Join(base, "elsewhere")
+	for _, d := range []string{root, elsewhere} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(root, ".pbxsync-staging")); err != nil {
+		t.Fatal(err)
+	}
+	// a data_dir that cannot be created: staging must go inside the root
+	blocker := filepath.Join(base, "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := StagingDir(root, filepath.Join(blocker, "staging")); err == nil {
+		t.Fatalf("StagingDir chose %s through a symlink", dir)
+	}
+}

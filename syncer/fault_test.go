@@ -266,12 +266,17 @@ func TestFaultBindMountedTargetRoot(t *testing.T) {
 	if left := stagedFiles(b, "conf"); len(left) > 0 {
 		t.Errorf("staging leaked on the bind-mounted target: %v", left)
 	}
-	gens := generations(t, b, "conf")
-	for _, gi := range gens {
-		if gi.State != store.StateGood {
-			t.Errorf("generation %d is %s (%s): a bind mount made an apply fail", gi.Number, gi.State, gi.Reason)
+	eventually(t, waitLimit, "every generation on b is good", func() error {
+		for _, gi := range generations(t, b, "conf") {
+			if gi.State == store.StateBad {
+				t.Fatalf("generation %d is bad (%s): a bind mount made an apply fail", gi.Number, gi.Reason)
+			}
+			if gi.State != store.StateGood {
+				return fmt.Errorf("generation %d is %s", gi.Number, gi.State)
+			}
 		}
-	}
+		return nil
+	})
 	if b.logHas("cross-device") || b.logHas("invalid cross-device link") {
 		t.Error("a rename failed across the bind mount")
 	}
@@ -377,8 +382,9 @@ func (zeroReader) Read(p []byte) (int, error) {
 const helperAgentEnv = "PBXSYNC_TEST_AGENT_CONFIG"
 
 // startAs runs the node's agent in a child process as uid/gid; its log
-// goes to the node's log. The node's directories are given to that user.
-func (n *tnode) startAs(uid, gid int) {
+// goes to the node's log. The node's directories are given to that user,
+// but for the paths of its tree in rootOnly.
+func (n *tnode) startAs(uid, gid int, rootOnly ...string) {
 	tb := n.h.tb
 	tb.Helper()
 	// the test binary and the path to the node must be reachable
@@ -405,6 +411,11 @@ func (n *tnode) startAs(uid, gid int) {
 		if err := filepath.Walk(d, func(p string, _ os.FileInfo, err error) error {
 			if err != nil {
 				return err
+			}
+			for _, r := range rootOnly {
+				if p == n.path(r) {
+					return nil
+				}
 			}
 			return os.Lchown(p, uid, gid)
 		}); err != nil {
@@ -479,9 +490,22 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 		a.write(fmt.Sprintf("f%d.conf", i), fmt.Sprintf("exten => %d,1,Answer()\n", i), 0o644)
 	}
 	a.write("sub/inner.conf", "inner\n", 0o644)
-	a.startAs(nobody, nobody)
+	// a file the source could never read, which the target has
+	a.write("pre.conf", "pre on a\n", 0o600)
+	b.write("pre.conf", "pre on b\n", 0o640)
+	a.startAs(nobody, nobody, "pre.conf")
 	b.start()
-	eventuallyConverged(t, "initial sync", a, b)
+	eventually(t, faultWait, "initial sync", func() error {
+		for _, p := range []string{"f1.conf", "f2.conf", "f3.conf", "sub/inner.conf"} {
+			if _, err := os.Stat(b.path(p)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got := string(b.read("pre.conf")); got != "pre on b\n" {
+		t.Fatalf("b's pre.conf, which the source cannot read, is %q: a source's failure to read made a target delete or change it", got)
+	}
 	check := faultCheck(t, g, a, b)
 	synced := string(b.read("f2.conf"))
 
@@ -525,7 +549,10 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 		return nil
 	})
 
-	for _, p := range []string{"root-only.conf", "f2.conf", "sub"} {
+	if _, err := os.Stat(b.path("pre.conf")); err != nil {
+		t.Fatalf("b lost pre.conf: %v", err)
+	}
+	for _, p := range []string{"root-only.conf", "f2.conf", "sub", "pre.conf"} {
 		if err := os.Chown(a.path(p), nobody, nobody); err != nil {
 			t.Fatal(err)
 		}

@@ -86,6 +86,7 @@ type job struct {
 	announced        index.Index
 	announcedVersion uint64
 	refusalLogged    uint64            // the source version whose refused paths were logged
+	keptLogged       uint64            // the source version whose kept unreadable paths were logged
 	latest           *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index

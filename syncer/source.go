@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sort"
 	"time"
 
 	"pbxsync/hostmon"
@@ -181,6 +183,12 @@ func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
 	k := announceKind{delta: j.useDelta(peer, 0) && j.prevIndex != nil}
 	k.incremental = j.prevIndex != nil && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prevNumber
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
+		if u := j.unreadableUnknown(); !slices.Equal(u, msg.Unreadable) {
+			cp := *msg // a sent message is never changed
+			cp.Unreadable = u
+			j.announcements[k] = &cp
+			return &cp
+		}
 		return msg
 	}
 	if j.announcements == nil {
@@ -195,6 +203,7 @@ func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
 		msg.Items, msg.Removed, msg.Digest = wire.Incremental(j.prevIndex, j.latest.Index)
 		msg.Base = j.prevNumber
 	}
+	msg.Unreadable = j.unreadableUnknown()
 	j.announcements[k] = msg
 	return msg
 }
@@ -322,6 +331,19 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
 	j.announce(false)
+}
+
+// unreadableUnknown lists the paths the source cannot read and that its
+// newest generation does not hold: a target must keep what it has there.
+func (j *job) unreadableUnknown() []string {
+	var out []string
+	for p := range j.unreadable {
+		if _, known := j.latest.Index[p]; !known {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func contains(list []string, s string) bool {

@@ -130,6 +130,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	}
 	j.announced, j.announcedVersion = want, m.Version
 	want = j.admit(m.Version, want)
+	j.keepUnreadable(m.Version, m.Unreadable, want)
 	digest := want.Digest().String()
 	if reason, isBad := j.bad[digest]; isBad {
 		reply(0, "bad", reason)
@@ -208,6 +209,35 @@ func (j *job) admit(version uint64, announced index.Index) index.Index {
 	j.refusedRemote = ad.refused
 	j.publishProblems()
 	return ad.want
+}
+
+// keepUnreadable adds to want what this node holds at and below the paths
+// the source cannot read (and has never synced): a source that fails to
+// read a file never makes a target delete its copy.
+func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) {
+	if len(paths) == 0 {
+		return
+	}
+	set := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		set[p] = true
+	}
+	var kept []string
+	for p, st := range j.states {
+		if _, ok := want[p]; ok || !underSet(p, set) {
+			continue
+		}
+		if _, ok := want[index.Parent(p)]; index.Parent(p) != "" && !ok && !underSet(index.Parent(p), set) {
+			continue // its directory is not part of the generation
+		}
+		want[p] = st.Item
+		kept = append(kept, p)
+	}
+	if len(kept) > 0 && j.keptLogged != version {
+		j.keptLogged = version
+		sort.Strings(kept)
+		j.log.Warn("keeping local files the source cannot read", "source_version", version, "paths", firstN(kept, 10))
+	}
 }
 
 // generationFor records the generation a target is about to apply. A

@@ -40,6 +40,11 @@ type Announce struct {
 	// Inline carries the content of small changed files, so that a target
 	// holding the previous version needs no transfer round trip.
 	Inline []Inline `json:"inline,omitempty"`
+	// Unreadable lists paths the source cannot read and has no synced
+	// content of (a file it never could read): a target keeps whatever it
+	// has at and below them instead of deleting it. Complete, in every
+	// announcement, incremental or not.
+	Unreadable []string `json:"unreadable,omitempty"`
 }
 
 // MaxInline bounds the bytes of one Inline entry.
@@ -114,6 +119,14 @@ func (m *Announce) Validate() error {
 			return fmt.Errorf("path %q is both changed and removed", p)
 		}
 		seen[p] = struct{}{}
+	}
+	if len(m.Unreadable) > MaxItems {
+		return fmt.Errorf("unreadable: %d paths", len(m.Unreadable))
+	}
+	for _, p := range m.Unreadable {
+		if err := index.ValidatePath(p); err != nil {
+			return fmt.Errorf("unreadable: %w", err)
+		}
 	}
 	if len(m.Inline) > MaxItems {
 		return fmt.Errorf("inline: %d entries", len(m.Inline))
