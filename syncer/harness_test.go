@@ -48,7 +48,7 @@ type tnode struct {
 	// Config, rendered by configText. Tests change these before start.
 	Peers []tpeer
 	Jobs  []tjob
-	Tail  string // appended to the config (e.g. [[on_peer_down]] tables)
+	Tail  string         // appended to the config (e.g. [[on_peer_down]] tables)
 	tune  func(*Options) // changes the agent's options before start (may be nil)
 
 	log *logBuffer
