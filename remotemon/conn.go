@@ -198,8 +198,16 @@ func isClosed(err error) bool {
 // readControl serves c's control stream until it fails; it always returns
 // the error that ended it.
 func (m *Monitor) readControl(c *conn) error {
+	gate := m.gate(c.peer)
 	for {
-		msg, err := m.codec.Read(c.ctrl)
+		msg, err := m.codec.ReadGated(c.ctrl, gate)
+		if errors.Is(err, wire.ErrRefused) {
+			m.refusedMessage(c.peer, err)
+			c.pmu.Lock()
+			c.lastRecv = time.Now()
+			c.pmu.Unlock()
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -264,6 +272,17 @@ func (m *Monitor) pinger(ctx context.Context, c *conn) {
 }
 
 func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
+	peerGate := m.gate(c.peer)
+	// the first frame of a stream a peer opens must be a Get
+	gate := func(t wire.Type, job string) error {
+		if t != wire.TypeGet {
+			return fmt.Errorf("a transfer stream must start with Get, not %s", t)
+		}
+		if peerGate != nil {
+			return peerGate(t, job)
+		}
+		return nil
+	}
 	for {
 		s, err := c.qc.AcceptStream(ctx)
 		if err != nil {
@@ -272,10 +291,17 @@ func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
 		go func() {
 			st := &Stream{s: s, codec: m.codec}
 			s.SetReadDeadline(time.Now().Add(10 * time.Second))
-			first, err := m.codec.Read(s)
+			first, err := m.codec.ReadGated(s, gate)
 			s.SetReadDeadline(time.Time{})
+			if errors.Is(err, wire.ErrRefused) {
+				m.refusedMessage(c.peer, err)
+				st.WriteMessage(&wire.Error{Message: "refused: " + err.Error()})
+				st.s.CancelRead(1)
+				st.Close()
+				return
+			}
 			if err != nil {
-				m.log.Warn("bad transfer request from peer", "peer", c.peer, "err", err)
+				m.refusedMessage(c.peer, fmt.Errorf("bad transfer request: %w", err))
 				st.Abort()
 				return
 			}
@@ -292,6 +318,12 @@ func (m *Monitor) register(c *conn) bool {
 		return false
 	}
 	ps.conns = append(ps.conns, c)
+	if len(ps.conns) > maxConnsPerPeer {
+		// a peer (or someone with its key) opening connection after
+		// connection: keep the newest few
+		old := ps.conns[0]
+		go old.qc.CloseWithError(4, "too many connections")
+	}
 	first := len(ps.conns) == 1
 	ps.lastSeen = time.Now()
 	ps.downSince = time.Time{}

@@ -29,6 +29,25 @@ type Handler interface {
 	PeerChanged(peer string, up bool)
 }
 
+// Gatekeeper, when the Handler implements it, decides for every message a
+// peer sends (and the first frame of every stream it opens) whether its body
+// is read at all: t is its type, job the job it names ("" for messages that
+// name none). A refused message is read off the stream undecoded, counted
+// and logged (rate-limited), and the connection goes on.
+type Gatekeeper interface {
+	Allow(peer string, t wire.Type, job string) error
+}
+
+// Bounds on what one peer may hold open.
+const (
+	// maxConnsPerPeer bounds the live connections of one peer; a newer
+	// one closes the oldest.
+	maxConnsPerPeer = 4
+	// maxIncomingStreams bounds the transfer streams a peer may have open
+	// on one connection.
+	maxIncomingStreams = 64
+)
+
 // Options configure a Monitor. Zero durations take the defaults.
 type Options struct {
 	Node     string             // this node's name
@@ -140,7 +159,7 @@ func New(opts Options) (*Monitor, error) {
 			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
 			KeepAlivePeriod:      opts.PingInterval,
-			MaxIncomingStreams:   512,
+			MaxIncomingStreams:   maxIncomingStreams,
 		},
 	}
 	m.tr = &quic.Transport{Conn: udp, StatelessResetKey: resetKey(opts.Identity, m.log)}
@@ -374,6 +393,28 @@ func (m *Monitor) newestConn(peer string) *conn {
 		return nil
 	}
 	return ps.conns[len(ps.conns)-1]
+}
+
+// gate returns the Gate of peer's frames, nil when the handler keeps no
+// gate.
+func (m *Monitor) gate(peer string) wire.Gate {
+	g, ok := m.handler.(Gatekeeper)
+	if !ok {
+		return nil
+	}
+	return func(t wire.Type, job string) error { return g.Allow(peer, t, job) }
+}
+
+// refusedMessage logs a message refused by the gate, at most once per peer
+// and window, with a summary of how many more were refused.
+func (m *Monitor) refusedMessage(peer string, err error) {
+	logIt, done := m.refused.note("peer "+peer, "", time.Now())
+	if done.suppressed > 0 {
+		m.log.Warn("messages refused from peer, not logged one by one", "peer", peer, "suppressed", done.suppressed, "since", done.since.UTC().Format(time.RFC3339))
+	}
+	if logIt {
+		m.log.Warn("refusing a message from peer unread", "peer", peer, "err", err)
+	}
 }
 
 // noteError records a connection problem with peer and logs it, at most once

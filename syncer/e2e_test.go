@@ -351,7 +351,7 @@ func TestE2EAnnounceFromNonSourceIsRefused(t *testing.T) {
 	converged(t, "a's tree on b", a, b)
 	c.start()
 	eventually(t, waitLimit, "b refuses c's announcement", func() error {
-		if !b.logHas("refusing an announcement", "peer=c") {
+		if !b.logHas("refusing a message from peer unread", "peer=c", "Announce") {
 			return fmt.Errorf("no refusal of c in b's log")
 		}
 		return nil
@@ -601,7 +601,7 @@ func TestE2EContentOnlyForTargets(t *testing.T) {
 		t.Fatalf("e got files: %v", keys(snap))
 	}
 	eventually(t, waitLimit, "a logs the refusal", func() error {
-		if !a.logHas("refusing a content request", "peer=e") {
+		if !a.logHas("refusing a message from peer unread", "peer=e", "Get") {
 			return fmt.Errorf("no refusal in a's log")
 		}
 		return nil

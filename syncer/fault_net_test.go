@@ -8,9 +8,15 @@ package syncer
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"pbxsync/internal/wire"
 )
 
 func randomText(n int) string {
@@ -100,4 +106,101 @@ func TestFaultStalledTarget(t *testing.T) {
 	s.start()
 	converged(t, "after the stall", a, b, s)
 	afterFault()
+}
+
+// TestFaultHostilePinnedPeer: a pinned peer with no role in the job (e)
+// sends the target and the source whatever it likes: random frames,
+// announcements that would delete everything or write outside the root,
+// content requests, forged results and zstd bombs. Nothing it sends is
+// applied or served, no file outside the root changes, the target keeps
+// every file the source has, and the job keeps converging.
+func TestFaultHostilePinnedPeer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b, e := h.node("a"), h.node("b"), h.node("e")
+	a.pin(b, e)
+	b.pin(a, e)
+	j := tjob{Name: "conf", Source: "a", Targets: []string{"b"}}
+	a.Jobs, b.Jobs = []tjob{j}, []tjob{j}
+	guard := newOutsideGuard(t, h)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.write("sip.conf", "[general]\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	afterFault := faultCheck(t, guard, a, b)
+
+	outside := filepath.Join(guard.dir, "secret.conf")
+	zero := make([]byte, 32)
+	evil := []wire.Message{
+		// a complete announcement with nothing in it: "delete everything"
+		&wire.Announce{Job: "conf", Version: 999, Origin: "a", Items: []wire.Item{}},
+		&wire.Announce{Job: "conf", Version: 1000, Origin: "e", Items: []wire.Item{{Path: "evil.conf", Kind: 1, Mode: 0o644, Hash: zero}}},
+		&wire.Result{Job: "conf", Version: 1, State: "bad", Reason: "forged"},
+		&wire.RowsHave{Job: "conf", Version: 1},
+		&wire.State{Node: "a", Healthy: false, Asterisk: "down"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), faultWait)
+	defer cancel()
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	for _, victim := range []*tnode{a, b} {
+		p, err := dialTestPeer(ctx, e, victim.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go p.drain()
+		for round := 0; round < 3; round++ {
+			for _, m := range evil {
+				if err := p.sendMessage(m); err != nil {
+					t.Fatalf("%s closed the connection on a well-formed message: %v", victim.name, err)
+				}
+			}
+			// a transfer request for the source's content
+			if s, err := p.qc.OpenStreamSync(ctx); err == nil {
+				get, _ := p.codec.Encode(&wire.Get{Job: "conf", Path: "extensions.conf", Hash: zero})
+				s.Write(get)
+				s.Close()
+			}
+		}
+		// an announcement naming a path outside the root does not even
+		// decode; the connection ends
+		bad, _ := json.Marshal(map[string]any{"job": "conf", "version": 5, "origin": "a", "items": []map[string]any{{"p": "../outside/secret.conf", "k": 1, "m": 0o644, "t": 0, "h": zero}}})
+		p.send(rawFrame(wire.Version, byte(wire.TypeAnnounce), 0, bad))
+		select {
+		case <-p.closed():
+		case <-ctx.Done():
+			t.Fatalf("%s kept a connection that sent a path outside the root", victim.name)
+		}
+		p.close()
+		// random frames, each on a fresh connection (the first bad one ends it)
+		for i := 0; i < 20; i++ {
+			p, err := dialTestPeer(ctx, e, victim.addr())
+			if err != nil {
+				t.Fatalf("reconnect %d: %v", i, err)
+			}
+			payload := make([]byte, rng.IntN(4096))
+			for k := range payload {
+				payload[k] = byte(rng.UintN(256))
+			}
+			p.send(rawFrame(byte(rng.UintN(3)), byte(rng.UintN(14)), byte(rng.UintN(2)), payload))
+			p.close()
+		}
+	}
+	// the job goes on while and after it happened
+	a.appendTo("extensions.conf", "exten => 104,1,Hangup()\n")
+	converged(t, "after the hostile peer", a, b)
+	if _, err := os.Stat(b.path("evil.conf")); err == nil {
+		t.Fatal("b applied a file announced by the hostile peer")
+	}
+	if _, err := os.ReadFile(outside); err != nil {
+		t.Fatal(err)
+	}
+	js, _ := a.jobStatus("conf")
+	if js.State != "good" {
+		t.Fatalf("source job state %q (%s) after forged results", js.State, js.LastError)
+	}
+	afterFault()
+	if !b.logHas("refusing a message from peer unread", "peer=e") || !a.logHas("refusing a message from peer unread", "peer=e") {
+		t.Fatal("the refusals of e's messages are not logged")
+	}
 }

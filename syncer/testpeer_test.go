@@ -7,6 +7,7 @@ package syncer
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -91,4 +92,29 @@ func (p *testPeer) drain() {
 			return
 		}
 	}
+}
+
+// frame builds a raw frame: header (version, type, flags) and payload as
+// given, however wrong.
+func rawFrame(version, typ, flags byte, payload []byte) []byte {
+	out := make([]byte, wire.HeaderSize, wire.HeaderSize+len(payload))
+	out[0], out[1], out[2] = version, typ, flags
+	binary.BigEndian.PutUint32(out[4:], uint32(len(payload)))
+	return append(out, payload...)
+}
+
+// send writes b on the control stream.
+func (p *testPeer) send(b []byte) error {
+	p.ctrl.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := p.ctrl.Write(b)
+	return err
+}
+
+// sendMessage encodes m and writes it on the control stream.
+func (p *testPeer) sendMessage(m wire.Message) error {
+	b, err := p.codec.Encode(m)
+	if err != nil {
+		return err
+	}
+	return p.send(b)
 }

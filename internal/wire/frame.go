@@ -40,7 +40,7 @@ type Codec struct {
 
 // NewCodec returns a Codec.
 func NewCodec() (*Codec, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(MaxWindow))
 	if err != nil {
 		return nil, fmt.Errorf("wire: zstd encoder: %w", err)
 	}

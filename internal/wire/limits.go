@@ -39,11 +39,16 @@ func wireLimit(t Type) int {
 	return min(MaxFrame, d+d/64+1024)
 }
 
+// MaxWindow is the largest zstd window a frame may ask for: a decoder
+// allocates it before it decodes a byte, so a hostile frame's claim costs
+// at most this much (Codec encodes with this window).
+const MaxWindow = 1 << 20
+
 // windowLimit is the largest zstd window a payload of type t may ask for.
 func windowLimit(t Type) int {
 	d := decodedLimit[t]
 	w := zstd.MinWindowSize
-	for w < d && w < 8<<20 {
+	for w < d && w < MaxWindow {
 		w <<= 1
 	}
 	return w

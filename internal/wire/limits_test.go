@@ -114,3 +114,21 @@ func TestBombBoundedByKind(t *testing.T) {
 		t.Logf("%s: %d-byte frame refused after %d MiB allocated: %v", tc.name, len(tc.frame), n>>20, err)
 	}
 }
+
+// TestLargeAnnounceRoundTrip: an announcement far larger than the zstd
+// window (MaxWindow) encodes and decodes within the limits.
+func TestLargeAnnounceRoundTrip(t *testing.T) {
+	c := newCodec(t)
+	m := sampleAnnounce(60000)
+	b, err := c.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Decode(b)
+	if err != nil {
+		t.Fatalf("decode a %d-byte frame of %d items: %v", len(b), len(m.Items), err)
+	}
+	if n := len(got.(*Announce).Items); n != len(m.Items) {
+		t.Fatalf("%d items decoded, want %d", n, len(m.Items))
+	}
+}
