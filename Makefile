@@ -38,9 +38,11 @@ demo: build
 demo-script: build
 	./$(BIN) demo --script
 
-## acceptance: the shared acceptance checks (../shared/acceptance) against this checkout.
+## acceptance: the shared acceptance checks (../shared/acceptance) against this checkout;
+## ACC="NAME ..." runs only those.
 acceptance:
-	../shared/acceptance/run
+	@test -x ../shared/acceptance/run || { echo "no ../shared/acceptance/run beside this checkout"; exit 1; }
+	../shared/acceptance/run $(ACC)
 
 ## bench: Go benchmarks (figures, not pass/fail).
 bench:
