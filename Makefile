@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta verify-systemd soak fuzz clean
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak fuzz clean
 
 all: build
 
@@ -53,6 +53,14 @@ bench:
 ## throughput and peak memory (needs rsync; a few minutes). BENCHFLAGS=-quick for a smoke run.
 bench-delta:
 	$(GO) run ./delta/cmd/deltabench $(BENCHFLAGS)
+
+## bench-scale: pbxsync at scale vs rsync to a loopback daemon, side by side in one run
+## (issue 13; docs/performance.md): initial sync of 100 dirs x 1,000 .conf files and of a
+## 709 MB mixed tree, RSS, edit latency, restart, store size, wire bytes of dialplan edits
+## through a delaying UDP forwarder. Long (tens of minutes); BENCHFLAGS=-quick for a smoke
+## run, e.g. BENCHFLAGS='-files 10000' for a middle one.
+bench-scale:
+	$(GO) run ./internal/benchscale $(BENCHFLAGS)
 
 ## verify-systemd: systemd-analyze verify on examples/systemd/pbxsync.service.
 verify-systemd:

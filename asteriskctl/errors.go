@@ -29,6 +29,16 @@ var (
 	// ErrNoSuchModule matches an [*ActionError] whose message is
 	// MsgNoSuchModule.
 	ErrNoSuchModule = errors.New("no such module")
+	// ErrModuleNotRunning matches an [*ActionError] whose message is
+	// MsgNoSuchModule or MsgNotInitialized: Asterisk has no running module
+	// of that name (never loaded, unloaded, or its load was declined).
+	ErrModuleNotRunning = errors.New("module not running")
+	// ErrNotInitialized matches an [*ActionError] whose message is
+	// MsgNotInitialized: the module's load was declined.
+	ErrNotInitialized = errors.New("module not initialized")
+	// ErrReloadNotSupported matches an [*ActionError] whose message is
+	// MsgReloadNotSupported: the module is loaded but has no reload.
+	ErrReloadNotSupported = errors.New("module does not support reload")
 	// ErrEventOverflow matches an [*OverflowError].
 	ErrEventOverflow = errors.New("AMI events dropped: subscriber queue full")
 )
@@ -39,6 +49,12 @@ const (
 	MsgNoSuchModule     = "No such module"
 	MsgUnknownError     = "An unknown error occurred" // e.g. pbx_config.so on a broken extensions.conf
 	MsgModuleNotLoaded  = "Module not loaded"         // ModuleCheck
+	// MsgNotInitialized answers a Reload of a module that is known to the
+	// loader but not running (its load was declined).
+	MsgNotInitialized = "Module not initialized"
+	// MsgReloadNotSupported answers a Reload of a loaded module without a
+	// reload function.
+	MsgReloadNotSupported = "Module does not support reload"
 )
 
 // ActionError is Asterisk's "Response: Error" (or another non-success
@@ -71,14 +87,22 @@ func (e *ActionError) Error() string {
 	return fmt.Sprintf("Asterisk answered %s to %s: %s", e.Response, e.Action, msg)
 }
 
-// Is makes errors.Is(err, ErrReloadInProgress) and
-// errors.Is(err, ErrNoSuchModule) work on Asterisk's messages.
+// Is makes errors.Is(err, ErrReloadInProgress), ErrNoSuchModule,
+// ErrModuleNotRunning and ErrReloadNotSupported work on Asterisk's
+// messages.
 func (e *ActionError) Is(target error) bool {
 	switch target {
 	case ErrReloadInProgress:
 		return strings.EqualFold(strings.TrimSpace(e.Message), MsgReloadInProgress)
 	case ErrNoSuchModule:
 		return strings.EqualFold(strings.TrimSpace(e.Message), MsgNoSuchModule)
+	case ErrModuleNotRunning:
+		m := strings.TrimSpace(e.Message)
+		return strings.EqualFold(m, MsgNoSuchModule) || strings.EqualFold(m, MsgNotInitialized)
+	case ErrNotInitialized:
+		return strings.EqualFold(strings.TrimSpace(e.Message), MsgNotInitialized)
+	case ErrReloadNotSupported:
+		return strings.EqualFold(strings.TrimSpace(e.Message), MsgReloadNotSupported)
 	}
 	return false
 }

@@ -26,6 +26,12 @@ import (
 //	could not find option        sorcery/config_options: "Could not find option suitable for category …"
 //	could not create an object   res_sorcery_config: "Could not create an object of type … from configuration file"
 //	unable to load config        "Unable to load config extensions.conf"
+//	cannot be parsed             config_options.c: "Contents of acl.conf are invalid and cannot be parsed"
+//	could not be parsed          cdr_manager: "Config file 'cdr_manager.conf' could not be parsed"
+//
+// Measured on Asterisk master (docs/asterisk.md): every parse error of a
+// configuration file is a config.c "parse error" WARNING, and modules add
+// their own ERROR ("… is in an invalid format.  Aborting.").
 func DefaultLogPatterns() []string {
 	return []string{
 		"parse error",
@@ -36,7 +42,19 @@ func DefaultLogPatterns() []string {
 		"could not find option",
 		"could not create an object",
 		"unable to load config",
+		"cannot be parsed",
+		"could not be parsed",
 	}
+}
+
+// DefaultScopedLogPatterns returns the patterns a [LogChecker] reports
+// only when the line names one of its Files: warnings Asterisk survives
+// (it skips the line and uses the rest of the file), which pbxsync counts
+// as errors in the files a generation changed, not in files it left alone:
+//
+//	no '=' (equal sign)          config.c: "No '=' (equal sign) in line 3 of /etc/asterisk/queues.conf"
+func DefaultScopedLogPatterns() []string {
+	return []string{"no '=' (equal sign)"}
 }
 
 // DefaultLogSettle is how long a LogChecker made by NewLogChecker waits
@@ -53,8 +71,15 @@ var logLevel = regexp.MustCompile(`(?:^|[\s\]])(ERROR|WARNING)(?:\[|:)`)
 // rotation (the old file renamed beside the new one, e.g. messages.1) and
 // truncation (copytruncate).
 type LogChecker struct {
-	Path     string        // the Asterisk log, e.g. /var/log/asterisk/messages
-	Patterns []string      // case-insensitive substrings; nil: DefaultLogPatterns()
+	Path     string   // the Asterisk log, e.g. /var/log/asterisk/messages
+	Patterns []string // case-insensitive substrings; nil: DefaultLogPatterns()
+	// Scoped patterns are reported only when the line ends with
+	// "of PATH" and PATH is one of Files; nil: DefaultScopedLogPatterns().
+	Scoped []string
+	// Files are the files that matter for Scoped patterns: absolute
+	// paths, or paths relative to any directory (matched as a suffix after
+	// a '/').
+	Files    []string
 	Settle   time.Duration // wait before reading
 	MaxBytes int64         // most bytes read per check (default 16 MiB); the rest is reported as Incomplete
 	MaxLine  int           // longer lines are cut (default 64 KiB)
@@ -216,10 +241,12 @@ func (c *LogChecker) scan(ctx context.Context, path string, off int64, budget *i
 	if patterns == nil {
 		patterns = DefaultLogPatterns()
 	}
-	lower := make([]string, len(patterns))
-	for i, p := range patterns {
-		lower[i] = strings.ToLower(p)
+	lower := lowerAll(patterns)
+	scoped := c.Scoped
+	if scoped == nil {
+		scoped = DefaultScopedLogPatterns()
 	}
+	lowerScoped := lowerAll(scoped)
 	br := bufio.NewReaderSize(io.LimitReader(f, max(*budget, 0)), maxLine)
 	var readHere int64
 	for n := 0; ; n++ {
@@ -241,7 +268,7 @@ func (c *LogChecker) scan(ctx context.Context, path string, off int64, budget *i
 		readHere += read
 		*budget -= read
 		if len(line) > 0 {
-			c.match(path, strings.TrimRight(string(line), "\r\n"), lower, res)
+			c.match(path, strings.TrimRight(string(line), "\r\n"), lower, lowerScoped, res)
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -257,7 +284,19 @@ func (c *LogChecker) scan(ctx context.Context, path string, off int64, budget *i
 	}
 }
 
-func (c *LogChecker) match(path, line string, lowerPatterns []string, res *LogResult) {
+func lowerAll(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = strings.ToLower(p)
+	}
+	return out
+}
+
+// namedFile finds the configuration file a config.c line names at its
+// end: "… in line 3 of /etc/asterisk/queues.conf".
+var namedFile = regexp.MustCompile(` of (\S+?)\.?\s*$`)
+
+func (c *LogChecker) match(path, line string, lowerPatterns, lowerScoped []string, res *LogResult) {
 	m := logLevel.FindStringSubmatch(line)
 	if m == nil {
 		return
@@ -269,4 +308,28 @@ func (c *LogChecker) match(path, line string, lowerPatterns []string, res *LogRe
 			return
 		}
 	}
+	for _, p := range lowerScoped {
+		if strings.Contains(l, p) && c.namesFile(line) {
+			res.Findings = append(res.Findings, LogFinding{Level: m[1], Line: line, File: path})
+			return
+		}
+	}
+}
+
+// namesFile reports whether line names one of c.Files at its end.
+func (c *LogChecker) namesFile(line string) bool {
+	m := namedFile.FindStringSubmatch(line)
+	if m == nil {
+		return false
+	}
+	named := m[1]
+	for _, f := range c.Files {
+		if f == "" {
+			continue
+		}
+		if named == f || (!strings.HasPrefix(f, "/") && strings.HasSuffix(named, "/"+f)) {
+			return true
+		}
+	}
+	return false
 }

@@ -171,6 +171,7 @@ func (s *Session) run() {
 		}
 	}()
 	failures := 0
+	var down downLog
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -201,7 +202,7 @@ func (s *Session) run() {
 
 		if err == nil {
 			upAt := time.Now()
-			s.log.Info("AMI session up", "banner", c.banner)
+			down.up(s.log, c.banner, upAt)
 			select {
 			case <-c.done:
 			case <-s.done:
@@ -223,6 +224,7 @@ func (s *Session) run() {
 			s.log.Warn("AMI session lost; reconnecting", "err", cause, "was_up", time.Since(upAt).Round(time.Millisecond))
 			if time.Since(upAt) >= stableSession {
 				failures = 0
+				down.lost(time.Now())
 				continue // first retry at once
 			}
 			// A session that dies right after login (a flapping manager)
@@ -231,11 +233,73 @@ func (s *Session) run() {
 		}
 		failures++
 		d := backoff(failures, s.cfg.MinBackoff, s.cfg.MaxBackoff)
-		s.log.Warn("AMI connect failed", "err", err, "retry_in", d)
-		if !s.pause(d) {
+		down.failed(s.log, err, d, time.Now())
+		early, ok := s.pause(d)
+		if !ok {
 			return
 		}
+		if early {
+			down.early++
+		}
 	}
+}
+
+// downSummaryEvery is how often a Session that cannot reach Asterisk logs
+// a summary while the error stays the same.
+const downSummaryEvery = time.Minute
+
+// downLog logs a Session's failed connects once per state change (the
+// first failure, a different error) and then a summary every
+// downSummaryEvery, instead of a line per attempt: actions that wait for
+// AMI (health probes) start attempts sooner than the backoff, and a line
+// per attempt would flood the log and misstate the interval.
+type downLog struct {
+	since    time.Time // first failure of this outage; zero while up
+	lastErr  string
+	attempts int // failed attempts in this outage
+	early    int // of which started early for a waiting action
+	summary  time.Time
+	summedAt int // attempts at the last summary
+}
+
+// failed records a failed attempt; next is the backoff until the next
+// scheduled attempt.
+func (d *downLog) failed(log interface {
+	Warn(string, ...any)
+	Debug(string, ...any)
+}, err error, next time.Duration, now time.Time) {
+	d.attempts++
+	msg := err.Error()
+	switch {
+	case d.since.IsZero():
+		d.since, d.summary, d.summedAt = now, now, d.attempts
+		log.Warn("AMI connect failed; retrying with backoff (sooner when an action needs AMI)", "err", err, "next_attempt_in", next)
+	case msg != d.lastErr:
+		d.summary, d.summedAt = now, d.attempts
+		log.Warn("AMI connect failed with a new error; still retrying", "err", err, "attempts", d.attempts, "down_for", now.Sub(d.since).Round(time.Second), "next_attempt_in", next)
+	case now.Sub(d.summary) >= downSummaryEvery:
+		log.Warn("AMI still unreachable", "err", err, "down_for", now.Sub(d.since).Round(time.Second),
+			"attempts", d.attempts, "attempts_since_last_summary", d.attempts-d.summedAt, "early_for_waiting_actions", d.early, "backoff", next)
+		d.summary, d.summedAt = now, d.attempts
+	default:
+		log.Debug("AMI connect failed", "err", err, "attempt", d.attempts, "next_attempt_in", next)
+	}
+	d.lastErr = msg
+}
+
+// lost starts an outage at a session loss (logged by the caller).
+func (d *downLog) lost(now time.Time) {
+	*d = downLog{since: now, summary: now, lastErr: "session lost"}
+}
+
+// up logs the session coming up, with the outage it ends.
+func (d *downLog) up(log *slog.Logger, banner string, now time.Time) {
+	if d.since.IsZero() || d.attempts == 0 {
+		log.Info("AMI session up", "banner", banner)
+	} else {
+		log.Info("AMI session up", "banner", banner, "after_failed_attempts", d.attempts, "down_for", now.Sub(d.since).Round(time.Millisecond))
+	}
+	*d = downLog{}
 }
 
 // stableSession is how long a session must have been up for its loss to
@@ -243,28 +307,29 @@ func (s *Session) run() {
 const stableSession = 5 * time.Second
 
 // pause waits d before the next connect attempt, or only MinBackoff when an
-// action is waiting for a connection. It reports false on Close.
-func (s *Session) pause(d time.Duration) bool {
+// action is waiting for a connection. It reports whether an action cut the
+// wait short, and false on Close.
+func (s *Session) pause(d time.Duration) (early, ok bool) {
 	failedAt := time.Now()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return false, true
 	case <-s.done:
-		return false
+		return false, false
 	case <-s.kick:
 	}
 	wait := s.cfg.MinBackoff - time.Since(failedAt)
 	if wait <= 0 {
-		return true
+		return true, true
 	}
 	t.Reset(wait)
 	select {
 	case <-t.C:
-		return true
+		return true, true
 	case <-s.done:
-		return false
+		return true, false
 	}
 }
 

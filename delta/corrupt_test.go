@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 	"pbxsync/internal/index"
 )
 

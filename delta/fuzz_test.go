@@ -9,7 +9,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 
 	"pbxsync/internal/index"
 )

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 )
 
 // allKinds are the encodings, in format order.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 )
 
@@ -77,18 +78,87 @@ func ToIndex(m map[string]FileState) index.Index {
 // carried over from prev unchanged: Scan never bumps them. A file or
 // directory that vanishes during the walk is simply absent. An entry that
 // exists but cannot be read (permission denied, I/O error) is an error
-// rather than an omission, so that it is never mistaken for a deletion.
-// Scan stops early with an error wrapping ctx.Err() when ctx is done.
+// rather than an omission, so that it is never mistaken for a deletion:
+// Scan fails with an *UnreadableError naming every such entry (ScanTree
+// reports them and carries on). Scan stops early with an error wrapping
+// ctx.Err() when ctx is done.
 func Scan(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (map[string]FileState, error) {
-	s, err := newScanner(ctx, root, f, prev, log)
+	res, err := ScanTree(ctx, root, f, prev, log)
 	if err != nil {
 		return nil, err
 	}
+	if len(res.Unreadable) > 0 {
+		return nil, &UnreadableError{Root: root, Paths: res.Unreadable}
+	}
+	return res.States, nil
+}
+
+// Scanned is the result of ScanTree and ScanTreePaths.
+type Scanned struct {
+	// States is the state of every admitted file and directory.
+	States map[string]FileState
+	// Unreadable maps each entry that exists but could not be read
+	// (permission denied, I/O error), and each directory that could not
+	// be listed, to the reason. Such an entry, and for a directory its
+	// subtree, keeps its state from prev: it is neither re-read nor
+	// dropped, so that a failure to read is never taken for a deletion.
+	// An unreadable entry prev does not know is absent from States.
+	Unreadable map[string]string
+	// Refused maps each entry whose name a job may not sync (see
+	// index.ValidateName) to the reason; it is skipped.
+	Refused map[string]string
+}
+
+// UnreadableError is Scan's and ScanPaths' error when entries exist that
+// cannot be read.
+type UnreadableError struct {
+	Root  string
+	Paths map[string]string // path relative to Root -> reason
+}
+
+func (e *UnreadableError) Error() string {
+	ps := make([]string, 0, len(e.Paths))
+	for p := range e.Paths {
+		ps = append(ps, p)
+	}
+	sort.Strings(ps)
+	var b strings.Builder
+	fmt.Fprintf(&b, "scan %s: cannot read", e.Root)
+	for i, p := range ps {
+		if i == 5 {
+			fmt.Fprintf(&b, " … and %d more", len(ps)-5)
+			break
+		}
+		fmt.Fprintf(&b, " %s (%s);", p, e.Paths[p])
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Unwrap returns fs.ErrPermission when every path was refused for lack
+// of permission, so errors.Is(err, fs.ErrPermission) holds.
+func (e *UnreadableError) Unwrap() error {
+	for _, why := range e.Paths {
+		if !strings.Contains(why, fs.ErrPermission.Error()) {
+			return nil
+		}
+	}
+	return fs.ErrPermission
+}
+
+// ScanTree is Scan that reports entries it cannot read in the result
+// (see Scanned.Unreadable) instead of failing on them. It fails only when
+// the root itself cannot be read or ctx is done; on failure nothing of the
+// result may be used.
+func ScanTree(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (Scanned, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return Scanned{}, err
+	}
 	s.out = make(map[string]FileState, len(prev))
 	if err := s.walk(""); err != nil {
-		return nil, err
+		return Scanned{}, err
 	}
-	return s.out, nil
+	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
 }
 
 // ScanPaths re-scans only the given paths (relative to root) and returns a
@@ -103,18 +173,32 @@ func Scan(ctx context.Context, root string, f *Filter, prev map[string]FileState
 //
 // Skipping, trust and error rules are those of Scan.
 func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (map[string]FileState, error) {
-	s, err := newScanner(ctx, root, f, prev, log)
+	res, err := ScanTreePaths(ctx, root, f, paths, prev, log)
 	if err != nil {
 		return nil, err
+	}
+	if len(res.Unreadable) > 0 {
+		return nil, &UnreadableError{Root: root, Paths: res.Unreadable}
+	}
+	return res.States, nil
+}
+
+// ScanTreePaths is ScanPaths that reports entries it cannot read in the
+// result instead of failing on them, as ScanTree does. Unreadable lists
+// only entries met below the given paths (and their parents).
+func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Scanned, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return Scanned{}, err
 	}
 	todo := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		p = strings.TrimSuffix(p, "/")
 		if p == "" || p == "." {
-			return Scan(ctx, root, f, prev, log)
+			return ScanTree(ctx, root, f, prev, log)
 		}
 		if err := index.ValidatePath(p); err != nil {
-			return nil, fmt.Errorf("scan %s: %w", root, err)
+			return Scanned{}, fmt.Errorf("scan %s: %w", root, err)
 		}
 		todo[p] = true
 	}
@@ -138,11 +222,11 @@ func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev
 	handled := make(map[string]bool)
 	for _, p := range roots {
 		if err := s.ctx.Err(); err != nil {
-			return nil, fmt.Errorf("scan %s: %w", s.root, err)
+			return Scanned{}, fmt.Errorf("scan %s: %w", s.root, err)
 		}
 		bad, err := s.refreshParents(p)
 		if err != nil {
-			return nil, err
+			return Scanned{}, err
 		}
 		if bad != "" {
 			// A parent is gone or no longer an admitted directory: what
@@ -160,10 +244,10 @@ func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev
 			p = bad
 		}
 		if err := s.visit(p); err != nil {
-			return nil, err
+			return Scanned{}, err
 		}
 	}
-	return s.out, nil
+	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
 }
 
 // underAny reports whether p or one of its parent directories is in set.
@@ -186,9 +270,15 @@ type scanner struct {
 	log     *slog.Logger
 	buf     []byte
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
-	// openFile opens files for hashing: os.OpenFile, or a test's double
-	// (root can read a mode-0000 file, so only a double can refuse it).
-	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+	// unreadable: entries that exist but could not be read, with why.
+	unreadable map[string]string
+	refused    map[string]string // names that may not be synced, with why
+	// openFile opens the file rel for hashing: beneath.OpenFile (no
+	// symlink followed anywhere below the root), or a test's double (root
+	// can read a mode-0000 file, so only a double can refuse it).
+	openFile func(rel string, flag int) (*os.File, error)
+	// readDir lists the directory rel: beneath.ReadDir, or a test's double.
+	readDir func(rel string) ([]os.DirEntry, error)
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
@@ -205,7 +295,10 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("scan %s: not a directory", root)
 	}
-	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log, openFile: os.OpenFile}, nil
+	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log,
+		openFile: func(rel string, flag int) (*os.File, error) { return beneath.OpenFile(root, rel, flag) },
+		readDir:  func(rel string) ([]os.DirEntry, error) { return beneath.ReadDir(root, rel) },
+	}, nil
 }
 
 func (s *scanner) abs(rel string) string {
@@ -225,11 +318,39 @@ func (s *scanner) skip(rel, why string) {
 	s.log.Warn("hostmon: not syncing path", "root", s.root, "path", rel, "reason", why)
 }
 
+// cannotRead records that rel exists but could not be read, and keeps
+// what prev knew of it: rel itself unless self is false (a directory whose
+// own stat is fresh), and everything below it.
+func (s *scanner) cannotRead(rel string, self bool, err error) {
+	if s.unreadable == nil {
+		s.unreadable = map[string]string{}
+	}
+	why := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		why = pe.Err.Error()
+	}
+	s.unreadable[rel] = why
+	s.log.Warn("hostmon: cannot read path; keeping its last known state", "root", s.root, "path", rel, "err", why)
+	if st, ok := s.prev[rel]; ok && self {
+		s.out[rel] = st
+	}
+	for p, st := range s.prev {
+		if strings.HasPrefix(p, rel+"/") {
+			s.out[p] = st
+		}
+	}
+}
+
 // walk visits the entries of the directory rel ("" for the root).
 func (s *scanner) walk(rel string) error {
-	entries, err := os.ReadDir(s.abs(rel))
+	entries, err := s.readDir(rel)
 	if err != nil {
 		if rel != "" && vanished(err) {
+			return nil
+		}
+		if rel != "" && s.ctx.Err() == nil {
+			s.cannotRead(rel, false, err)
 			return nil
 		}
 		return fmt.Errorf("scan: %w", err)
@@ -256,14 +377,19 @@ func (s *scanner) visit(rel string) error {
 		if vanished(err) {
 			return nil
 		}
-		return fmt.Errorf("scan: %w", err)
+		s.cannotRead(rel, true, err)
+		return nil
 	}
 	mode := fi.Mode()
 	if !s.f.Match(rel, mode.IsDir()) {
 		return nil // excluded; for a directory this prunes the subtree
 	}
-	if err := index.ValidatePath(rel); err != nil {
+	if err := index.ValidateName(rel); err != nil {
 		s.skip(rel, err.Error())
+		if s.refused == nil {
+			s.refused = map[string]string{}
+		}
+		s.refused[rel] = err.Error()
 		return nil
 	}
 	switch {
@@ -314,16 +440,20 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		return nil
 	}
 
-	fh, err := s.openFile(s.abs(rel), os.O_RDONLY|openFlags, 0)
+	fh, err := s.openFile(rel, os.O_RDONLY)
 	if err != nil {
 		switch {
 		case vanished(err):
 			return nil
-		case errors.Is(err, syscall.ELOOP):
+		case errors.Is(err, syscall.ELOOP) || errors.Is(err, beneath.ErrSymlink):
 			s.skip(rel, "symlink")
 			return nil
+		case errors.Is(err, beneath.ErrNotRegular):
+			s.skip(rel, "special file")
+			return nil
 		}
-		return fmt.Errorf("scan: %w", err)
+		s.cannotRead(rel, true, err)
+		return nil
 	}
 	defer fh.Close()
 	if s.buf == nil {
@@ -332,25 +462,29 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 	for attempt := 1; ; attempt++ {
 		pre, err := fh.Stat()
 		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+			s.cannotRead(rel, true, err)
+			return nil
 		}
 		if !pre.Mode().IsRegular() {
 			s.skip(rel, "special file ("+pre.Mode().Type().String()+")")
 			return nil
 		}
 		if _, err := fh.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("scan: %w", err)
+			s.cannotRead(rel, true, err)
+			return nil
 		}
 		h, n, err := index.HashReader(&hashSource{ctx: s.ctx, f: fh, buf: s.buf})
 		if err != nil {
 			if cerr := s.ctx.Err(); cerr != nil {
 				return fmt.Errorf("scan %s: %w", s.root, cerr)
 			}
-			return fmt.Errorf("scan: hash %s: %w", fh.Name(), err)
+			s.cannotRead(rel, true, fmt.Errorf("read: %w", err))
+			return nil
 		}
 		post, err := fh.Stat()
 		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+			s.cannotRead(rel, true, err)
+			return nil
 		}
 		cur = s.state(rel, index.KindFile, pre)
 		stable := n == pre.Size() && sameStat(pre, post)
@@ -407,10 +541,9 @@ func (s *scanner) refreshParents(p string) (string, error) {
 func (s *scanner) refreshDir(d string) (bool, error) {
 	fi, err := os.Lstat(s.abs(d))
 	if err != nil {
-		if vanished(err) {
-			return false, nil
-		}
-		return false, fmt.Errorf("scan: %w", err)
+		// gone, or unreadable: the caller visits d, which records
+		// either (an unreadable d keeps its last known subtree)
+		return false, nil
 	}
 	if !fi.IsDir() || s.f.ExcludesDir(d) {
 		return false, nil

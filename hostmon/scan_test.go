@@ -390,26 +390,60 @@ func TestScanErrors(t *testing.T) {
 	}
 }
 
-func TestScanUnreadableIsAnError(t *testing.T) {
+func TestScanUnreadableKeepsLastKnownState(t *testing.T) {
 	root := t.TempDir()
 	writeFile(t, root, "extensions.conf", "x", 0o644)
-	writeFile(t, root, "secret.conf", "x", 0o000)
-	s, err := newScanner(context.Background(), root, nil, nil, nil)
+	writeFile(t, root, "secret.conf", "old", 0o600)
+	writeFile(t, root, "locked/a.conf", "a", 0o644)
+	writeFile(t, root, "locked/b/c.conf", "c", 0o644)
+	prev := scan(t, root, nil, nil)
+	writeFile(t, root, "secret.conf", "new content", 0o000)
+	writeFile(t, root, "fresh.conf", "never read", 0o000)
+	s, err := newScanner(context.Background(), root, nil, prev, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Tests run as root, who reads a mode-0000 file: refuse it as the
 	// kernel would refuse the agent's user.
-	s.openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
-		if filepath.Base(name) == "secret.conf" {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	s.openFile = func(rel string, flag int) (*os.File, error) {
+		if b := filepath.Base(rel); b == "secret.conf" || b == "fresh.conf" {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
 		}
-		return os.OpenFile(name, flag, perm)
+		return os.OpenFile(filepath.Join(root, rel), flag, 0)
+	}
+	s.readDir = func(rel string) ([]os.DirEntry, error) {
+		if filepath.Base(rel) == "locked" {
+			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
+		}
+		return os.ReadDir(filepath.Join(root, rel))
 	}
 	s.out = map[string]FileState{}
-	err = s.walk("")
-	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "secret.conf") {
-		t.Fatalf("unreadable file: %v, want a permission error naming it (an omission would read as a deletion)", err)
+	if err := s.walk(""); err != nil {
+		t.Fatalf("walk: %v (an unreadable entry must be reported, not end the scan)", err)
+	}
+	for _, p := range []string{"secret.conf", "fresh.conf", "locked"} {
+		if !strings.Contains(s.unreadable[p], "permission denied") {
+			t.Errorf("unreadable[%q] = %q, want permission denied; all: %v", p, s.unreadable[p], s.unreadable)
+		}
+	}
+	if len(s.unreadable) != 3 {
+		t.Errorf("unreadable = %v, want exactly 3 entries", s.unreadable)
+	}
+	// an omission would read as a deletion: the last known state stays
+	for _, p := range []string{"secret.conf", "locked/a.conf", "locked/b", "locked/b/c.conf"} {
+		if !reflect.DeepEqual(s.out[p], prev[p]) {
+			t.Errorf("%s: %+v, want its last known state %+v", p, s.out[p], prev[p])
+		}
+	}
+	if _, ok := s.out["fresh.conf"]; ok {
+		t.Error("an unreadable file never read before has a state")
+	}
+	if s.out["locked"].Kind != index.KindDir || s.out["extensions.conf"].Hash != index.Sum([]byte("x")) {
+		t.Errorf("readable entries: %+v %+v", s.out["locked"], s.out["extensions.conf"])
+	}
+	e := &UnreadableError{Root: root, Paths: s.unreadable}
+	if !errors.Is(e, fs.ErrPermission) || !strings.Contains(e.Error(), "secret.conf") {
+		t.Errorf("UnreadableError %q does not name the file or wrap ErrPermission", e)
 	}
 }
 

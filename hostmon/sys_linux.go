@@ -7,11 +7,6 @@ import (
 	"syscall"
 )
 
-// openFlags are added to O_RDONLY when a file is opened for hashing: never
-// follow a symlink that replaced the file after it was stat'ed, and never
-// block on a FIFO that did.
-const openFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-
 // sysStat returns the device, inode and inode change time (Unix ns) of fi.
 func sysStat(fi fs.FileInfo) (dev, ino uint64, ctime int64) {
 	st, ok := fi.Sys().(*syscall.Stat_t)

@@ -4,10 +4,6 @@ package hostmon
 
 import "io/fs"
 
-// openFlags: pbxsync targets Linux; elsewhere files are opened plainly and
-// the type is checked after opening.
-const openFlags = 0
-
 // sysStat has no portable device, inode or change time; the modification
 // time stands in for the change time so that unchanged files are trusted.
 func sysStat(fi fs.FileInfo) (dev, ino uint64, ctime int64) {

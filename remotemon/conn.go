@@ -22,12 +22,15 @@ type conn struct {
 	ctrl     *quic.Stream
 
 	wmu      sync.Mutex
+	q        *sendQueue // frames for ctrl, written by writeLoop
 	pmu      sync.Mutex
 	pingSeq  uint64
 	pingSent time.Time
 	lastRecv time.Time
 }
 
+// send writes m on the control stream now (the Hello, before the
+// connection's writer runs); everything else goes through enqueue.
 func (c *conn) send(codec *wire.Codec, m wire.Message) error {
 	b, err := codec.Encode(m)
 	if err != nil {
@@ -89,7 +92,7 @@ func (m *Monitor) dialOnce(ctx context.Context, p Peer) error {
 		qc.CloseWithError(1, "no control stream")
 		return fmt.Errorf("open control stream to %s: %w", p.Address, err)
 	}
-	c := &conn{qc: qc, peer: p.Name, outbound: true, ctrl: ctrl, lastRecv: time.Now()}
+	c := &conn{qc: qc, peer: p.Name, outbound: true, ctrl: ctrl, lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
 	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
 		qc.CloseWithError(1, "hello failed")
 		return fmt.Errorf("hello to %s: %w", p.Address, err)
@@ -128,7 +131,7 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	}
 	p, ok := m.peerByID(id)
 	if !ok { // the TLS check already refused it; a config reload may have raced
-		m.log.Warn("refusing connection from unknown node", "presented_id", id.String())
+		m.refusedHandshake(qc.RemoteAddr().String(), id.String(), "refusing connection from unknown node", "presented_id", id.String())
 		qc.CloseWithError(1, "not pinned")
 		return
 	}
@@ -156,7 +159,7 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	if hello.Node != p.Name {
 		m.log.Warn("peer calls itself by another name; using the configured name", "peer", p.Name, "says", hello.Node)
 	}
-	c := &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now()}
+	c := &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
 	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
 		qc.CloseWithError(1, "hello failed")
 		return
@@ -178,6 +181,7 @@ func (m *Monitor) serve(ctx context.Context, c *conn) {
 	defer stop()
 	go m.acceptStreams(cctx, c)
 	go m.pinger(cctx, c)
+	go m.writeLoop(cctx, c)
 	err := m.readControl(c)
 	c.qc.CloseWithError(0, "control stream ended")
 	if ctx.Err() == nil && !isClosed(err) {
@@ -217,9 +221,7 @@ func (m *Monitor) readControl(c *conn) error {
 		m.mu.Unlock()
 		switch msg := msg.(type) {
 		case *wire.Ping:
-			if err := c.send(m.codec, &wire.Pong{Seq: msg.Seq}); err != nil {
-				return err
-			}
+			c.enqueue(m.codec, &wire.Pong{Seq: msg.Seq}) // a full queue drops it: the peer is not reading anyway
 		case *wire.Pong, *wire.Hello:
 		case *wire.State:
 			m.mu.Lock()
@@ -254,7 +256,7 @@ func (m *Monitor) pinger(ctx context.Context, c *conn) {
 			c.qc.CloseWithError(2, "peer silent")
 			return
 		}
-		if err := c.send(m.codec, &wire.Ping{Seq: seq}); err != nil {
+		if err := c.enqueue(m.codec, &wire.Ping{Seq: seq}); err != nil && !errors.Is(err, ErrPeerSlow) {
 			c.qc.CloseWithError(2, "ping failed")
 			return
 		}
@@ -292,6 +294,7 @@ func (m *Monitor) register(c *conn) bool {
 	ps.conns = append(ps.conns, c)
 	first := len(ps.conns) == 1
 	ps.lastSeen = time.Now()
+	ps.downSince = time.Time{}
 	ps.lastErr = ""
 	ps.loggedErr = ""
 	m.mu.Unlock()
@@ -316,6 +319,9 @@ func (m *Monitor) unregister(c *conn) {
 				ps.closedSent += cs.BytesSent
 				ps.closedRecv += cs.BytesReceived
 				last = len(ps.conns) == 0
+				if last {
+					ps.downSince = time.Now()
+				}
 				break
 			}
 		}

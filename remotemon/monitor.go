@@ -42,6 +42,17 @@ type Options struct {
 	PingInterval time.Duration // default 500ms
 	DeadAfter    time.Duration // no frame for this long closes a connection; default 2.5s
 	MaxBackoff   time.Duration // default 1s
+	// RefusalWindow rate-limits the log of refused handshakes: one line
+	// per remote host and window, then a summary of how many were not
+	// logged; default DefaultRefusalWindow.
+	RefusalWindow time.Duration
+	// MaxQueue bounds the bytes queued for one connection's control
+	// stream (default DefaultMaxQueue); SlowAfter and StallAfter are how
+	// long a peer may take nothing from it before it is reported slow
+	// and disconnected (defaults DefaultSlowAfter, DefaultStallAfter).
+	MaxQueue   int
+	SlowAfter  time.Duration
+	StallAfter time.Duration
 }
 
 // ErrNotConnected is returned when a peer has no live connection.
@@ -63,12 +74,14 @@ type Monitor struct {
 	byID    map[identity.ID]string
 	runCtx  context.Context
 	eventMu sync.Mutex // serializes PeerChanged calls
+	refused *refusals  // rate limit of the refused-handshake log
 }
 
 type peerState struct {
 	cfg        Peer
 	conns      []*conn
 	lastSeen   time.Time
+	downSince  time.Time // when its last connection ended (or the monitor started); zero while connected
 	rtt        time.Duration
 	closedSent uint64
 	closedRecv uint64
@@ -92,6 +105,15 @@ func New(opts Options) (*Monitor, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Second
 	}
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = DefaultMaxQueue
+	}
+	if opts.SlowAfter <= 0 {
+		opts.SlowAfter = DefaultSlowAfter
+	}
+	if opts.StallAfter <= 0 {
+		opts.StallAfter = DefaultStallAfter
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -113,6 +135,7 @@ func New(opts Options) (*Monitor, error) {
 		udp:     udp,
 		peers:   map[string]*peerState{},
 		byID:    map[identity.ID]string{},
+		refused: newRefusals(opts.RefusalWindow),
 		qconf: &quic.Config{
 			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
@@ -122,7 +145,7 @@ func New(opts Options) (*Monitor, error) {
 	}
 	m.tr = &quic.Transport{Conn: udp, StatelessResetKey: resetKey(opts.Identity, m.log)}
 	for _, p := range opts.Peers {
-		m.peers[p.Name] = &peerState{cfg: p}
+		m.peers[p.Name] = &peerState{cfg: p, downSince: time.Now()}
 		m.byID[p.ID] = p.Name
 	}
 	return m, nil
@@ -149,7 +172,11 @@ func (m *Monitor) Run(ctx context.Context) error {
 	m.log.Info("listening", "addr", m.udp.LocalAddr().String(), "node_id", m.ident.ID.String())
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		m.refusalSummaries(ctx.Done())
+	}()
 	go func() {
 		defer wg.Done()
 		for {
@@ -195,7 +222,7 @@ func (m *Monitor) SetPeers(peers []Peer) {
 		if ok {
 			m.dropPeerLocked(ps)
 		}
-		ps = &peerState{cfg: p}
+		ps = &peerState{cfg: p, downSince: time.Now()}
 		m.peers[p.Name] = ps
 		if m.runCtx != nil {
 			m.startDialerLocked(m.runCtx, p.Name, ps)
@@ -241,11 +268,21 @@ func (m *Monitor) Status() []PeerStatus {
 		st := PeerStatus{Name: name, ID: ps.cfg.ID.String(), Address: ps.cfg.Address, Connected: len(ps.conns) > 0,
 			RTT: ps.rtt, LastSeen: ps.lastSeen, Connections: len(ps.conns), BytesSent: ps.closedSent, BytesReceived: ps.closedRecv, LastError: ps.lastErr,
 			State: ps.state, StateTime: ps.stateTime, Traffic: ps.traffic}
+		if len(ps.conns) == 0 {
+			st.DownSince = ps.downSince
+		}
 		st.RTTMillis = float64(ps.rtt.Microseconds()) / 1000
+		now := time.Now()
 		for _, c := range ps.conns {
 			cs := c.qc.ConnectionStats()
 			st.BytesSent += cs.BytesSent
 			st.BytesReceived += cs.BytesReceived
+			frames, bytes := c.q.queued()
+			st.QueuedFrames += frames
+			st.QueuedBytes += bytes
+			if slow, since := c.q.slow(now, m.opts.SlowAfter); slow && (st.SlowSince.IsZero() || since.Before(st.SlowSince)) {
+				st.Slow, st.SlowSince = true, since
+			}
 		}
 		out = append(out, st)
 	}
@@ -301,13 +338,16 @@ func (m *Monitor) Connected(peer string) bool {
 	return ok && len(ps.conns) > 0
 }
 
-// Send writes m on the control stream of peer's most recent connection.
+// Send queues m for the control stream of peer's most recent connection
+// and returns at once: a peer that does not read never blocks the caller.
+// When that connection's queue is full the message is dropped and the error
+// wraps ErrPeerSlow.
 func (m *Monitor) Send(peer string, msg wire.Message) error {
 	c := m.newestConn(peer)
 	if c == nil {
 		return fmt.Errorf("send %s to %s: %w", msg.Type(), peer, ErrNotConnected)
 	}
-	if err := c.send(m.codec, msg); err != nil {
+	if err := c.enqueue(m.codec, msg); err != nil {
 		return fmt.Errorf("send %s to %s: %w", msg.Type(), peer, err)
 	}
 	return nil

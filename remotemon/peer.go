@@ -23,13 +23,22 @@ type PeerStatus struct {
 	RTT           time.Duration `json:"-"`
 	RTTMillis     float64       `json:"rtt_ms"`
 	LastSeen      time.Time     `json:"last_seen"`
+	DownSince     time.Time     `json:"down_since,omitzero"` // when it was last seen up (or this agent started); zero while connected
 	Connections   int           `json:"connections"`
 	BytesSent     uint64        `json:"bytes_sent"`
 	BytesReceived uint64        `json:"bytes_received"`
 	LastError     string        `json:"last_error,omitempty"`
-	Traffic       Traffic       `json:"content"`         // job content exchanged with the peer
-	State         *wire.State   `json:"state,omitempty"` // what the peer last published about itself
-	StateTime     time.Time     `json:"state_time,omitzero"`
+	// Slow is set while the peer takes nothing from its control stream
+	// although frames wait for it (since SlowSince); a peer that stays so
+	// for StallAfter is disconnected. QueuedFrames and QueuedBytes are
+	// what waits for it.
+	Slow         bool        `json:"slow,omitempty"`
+	SlowSince    time.Time   `json:"slow_since,omitzero"`
+	QueuedFrames int         `json:"queued_frames,omitempty"`
+	QueuedBytes  int         `json:"queued_bytes,omitempty"`
+	Traffic      Traffic     `json:"content"`         // job content exchanged with the peer
+	State        *wire.State `json:"state,omitempty"` // what the peer last published about itself
+	StateTime    time.Time   `json:"state_time,omitzero"`
 }
 
 // Traffic counts job content exchanged with a peer: logical bytes (file

@@ -49,11 +49,11 @@ func (m *Monitor) serverTLS() *tls.Config {
 		c.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			id, err := presentedID(raw)
 			if err != nil {
-				m.log.Warn("refusing connection: bad certificate", "remote", remote, "err", err)
+				m.refusedHandshake(remote, "", "refusing connection: bad certificate", "err", err)
 				return err
 			}
 			if _, ok := m.peerByID(id); !ok {
-				m.log.Warn("refusing connection from unknown node: its ID is not pinned by any [[peer]]", "remote", remote, "presented_id", id.String())
+				m.refusedHandshake(remote, id.String(), "refusing connection from unknown node: its ID is not pinned by any [[peer]]", "presented_id", id.String())
 				return fmt.Errorf("%w: %s", ErrNotPinned, id)
 			}
 			return nil

@@ -80,7 +80,7 @@ func Builtins() []Builtin {
 
 		// Resources.
 		reload("res_odbc.conf", "res_odbc.so", ""),
-		reload("res_pgsql.conf", "res_pgsql.so", ""),
+		reload("res_pgsql.conf", "res_config_pgsql.so", "res_config_pgsql reads res_pgsql.conf (there is no res_pgsql.so)"),
 		reload("rtp.conf", "res_rtp_asterisk.so", ""),
 		reload("musiconhold.conf", "res_musiconhold.so", ""),
 		reload("musiconhold_*.conf", "res_musiconhold.so", "included from musiconhold.conf"),

@@ -42,7 +42,7 @@ func TestBuiltinFiles(t *testing.T) {
 		{"rtp.conf", "reload res_rtp_asterisk.so"},
 		{"http.conf", "reload http"},
 		{"indications.conf", "reload indications"},
-		{"res_pgsql.conf", "reload res_pgsql.so"},
+		{"res_pgsql.conf", "reload res_config_pgsql.so"},
 		{"res_odbc.conf", "reload res_odbc.so"},
 		{"res_parking.conf", "reload res_parking.so"},
 		{"extconfig.conf", "reload extconfig"},

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,17 +84,119 @@ type ServiceController interface {
 // time, across jobs, so a log check only sees what its own actions caused.
 // Use it by pointer.
 type AsteriskActions struct {
-	AMI       asteriskctl.Controller // nil: no Asterisk configured
-	LogPath   string                 // Asterisk log read by log checks; "": log checks pass
-	LogSettle time.Duration          // wait before reading the log; 0: asteriskctl.DefaultLogSettle
-	Log       *slog.Logger           // nil: discard
-	Service   ServiceController      // systemd control of the Asterisk unit; nil: "service" actions fail
+	AMI     asteriskctl.Controller // nil: no Asterisk configured
+	LogPath string                 // Asterisk log read by log checks; "": see FindLog
+	// FindLog: with no LogPath, ask Asterisk where it logs (core show
+	// settings, logger show channels; asteriskctl.FindLog) before each
+	// log check. Without it and without LogPath log checks pass.
+	FindLog   bool
+	LogSettle time.Duration     // wait before reading the log; 0: asteriskctl.DefaultLogSettle
+	Log       *slog.Logger      // nil: discard
+	Service   ServiceController // systemd control of the Asterisk unit; nil: "service" actions fail
 
 	amiMu sync.Mutex // held from the log mark to the end of the log check
 
 	mu       sync.Mutex
 	compiled map[string]compiledRules  // by job name
 	pending  map[string][]rules.Action // deferred actions by job name
+	outcomes map[string]JobActions     // last generation's actions by job name
+	logLoc   AsteriskLog               // the log log checks read
+}
+
+// AsteriskLog says which file log checks read and how pbxsync knows.
+type AsteriskLog struct {
+	Path  string `json:"path,omitempty"`
+	How   string `json:"how"`             // "[asterisk] log", "found via AMI: …", or why there is none
+	Error string `json:"error,omitempty"` // why Asterisk could not tell, when it could not
+}
+
+// ActionOutcome is what happened to one planned action.
+type ActionOutcome struct {
+	Action string   `json:"action"` // e.g. "reload app_queue.so"
+	Result string   `json:"result"` // done, skipped, deferred, failed
+	Reason string   `json:"reason,omitempty"`
+	Paths  []string `json:"paths,omitempty"`
+}
+
+// JobActions are the outcomes of the actions of a job's last generation
+// that reached Asterisk.
+type JobActions struct {
+	Generation uint64          `json:"generation"`
+	Actions    []ActionOutcome `json:"actions"`
+}
+
+// AsteriskStatus is what `pbxsync status` shows of the Asterisk side: the
+// log checks read and the last actions of each job.
+type AsteriskStatus struct {
+	Log  AsteriskLog           `json:"log"`
+	Jobs map[string]JobActions `json:"jobs,omitempty"`
+}
+
+// AsteriskStatus returns the log the log checks read and each job's last
+// action outcomes (skipped reloads included).
+func (x *AsteriskActions) AsteriskStatus() *AsteriskStatus {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	st := &AsteriskStatus{Log: x.logLoc, Jobs: map[string]JobActions{}}
+	switch {
+	case x.LogPath != "":
+		st.Log = AsteriskLog{Path: x.LogPath, How: "[asterisk] log"}
+	case x.AMI == nil:
+		st.Log = AsteriskLog{How: "no [asterisk] ami: no log checks"}
+	case !x.FindLog:
+		st.Log = AsteriskLog{How: "no log configured: no log checks"}
+	case st.Log.How == "":
+		st.Log.How = "asked from Asterisk at the first log check"
+	}
+	for j, o := range x.outcomes {
+		st.Jobs[j] = JobActions{Generation: o.Generation, Actions: slices.Clone(o.Actions)}
+	}
+	return st
+}
+
+func (x *AsteriskActions) setOutcomes(job string, gen uint64, os []ActionOutcome) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.outcomes == nil {
+		x.outcomes = map[string]JobActions{}
+	}
+	x.outcomes[job] = JobActions{Generation: gen, Actions: os}
+}
+
+// logPath returns the log for a log check: LogPath, or, with FindLog,
+// what Asterisk says now. "" with a reason when there is none.
+func (x *AsteriskActions) logPath(ctx context.Context, log *slog.Logger) (string, error) {
+	if x.LogPath != "" || !x.FindLog {
+		return x.LogPath, nil
+	}
+	loc, err := asteriskctl.FindLog(ctx, x.AMI, fileExists)
+	x.mu.Lock()
+	prev := x.logLoc
+	if err != nil {
+		x.logLoc = AsteriskLog{How: "not found", Error: err.Error()}
+	} else {
+		x.logLoc = AsteriskLog{Path: loc.Path, How: loc.How}
+	}
+	x.mu.Unlock()
+	if err != nil {
+		if isUnavailable(err) {
+			return "", &unavailableError{err}
+		}
+		if prev.Error != err.Error() {
+			log.Warn("log checks are off: Asterisk logs warnings and errors to no file pbxsync can read", "err", err)
+		}
+		return "", nil
+	}
+	if prev.Path != loc.Path {
+		log.Info("log checks read the Asterisk log Asterisk named", "log", loc.Path, "how", loc.How, "levels", loc.Levels)
+	}
+	return loc.Path, nil
+}
+
+// fileExists reports whether p is a regular file.
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 type compiledRules struct {
@@ -221,7 +326,7 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 				log.Debug("no [asterisk] configured: action skipped", "action", a.String(), "when", a.When, "paths", a.Paths)
 				continue
 			}
-			if err := x.runAction(ctx, job, gen, changed, a); err != nil {
+			if _, err := x.runAction(ctx, job, gen, changed, a); err != nil {
 				return err
 			}
 			log.Info("action done", "action", a.String(), "paths", a.Paths)
@@ -243,14 +348,18 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 		run = slices.DeleteFunc(run, func(a rules.Action) bool { return a.Kind == rules.Reload })
 	}
 	var keep []rules.Action
+	var outcomes []ActionOutcome
 	for _, d := range deferred {
 		if d.Skipped {
 			log.Info("action skipped", "action", d.Action.String(), "reason", d.Reason, "paths", d.Action.Paths)
+			outcomes = append(outcomes, ActionOutcome{Action: d.Action.String(), Result: "skipped", Reason: d.Reason, Paths: d.Action.Paths})
 			continue
 		}
 		log.Info("action deferred until the next generation of the job", "action", d.Action.String(), "reason", d.Reason, "paths", d.Action.Paths)
+		outcomes = append(outcomes, ActionOutcome{Action: d.Action.String(), Result: "deferred", Reason: d.Reason, Paths: d.Action.Paths})
 		keep = append(keep, d.Action)
 	}
+	defer func() { x.setOutcomes(job.Name, gen, outcomes) }()
 	if len(run) == 0 {
 		x.setPending(job.Name, keep)
 		return nil
@@ -260,27 +369,42 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 	defer x.amiMu.Unlock()
 	var checker *asteriskctl.LogChecker
 	var mark asteriskctl.LogMark
-	if hasCheck(checks, rules.CheckLog) && x.LogPath != "" {
-		checker = asteriskctl.NewLogChecker(x.LogPath)
-		if x.LogSettle != 0 {
-			checker.Settle = max(x.LogSettle, 0)
-		}
-		var err error
-		if mark, err = checker.Mark(); err != nil {
+	if hasCheck(checks, rules.CheckLog) {
+		path, err := x.logPath(ctx, log)
+		if err != nil {
 			x.setPending(job.Name, append(keep, run...))
-			return err
+			return fmt.Errorf("log check: %w", err)
+		}
+		if path != "" {
+			checker = asteriskctl.NewLogChecker(path)
+			checker.Files = changedFiles(job.Path, changed)
+			if x.LogSettle != 0 {
+				checker.Settle = max(x.LogSettle, 0)
+			}
+			if mark, err = checker.Mark(); err != nil {
+				x.setPending(job.Name, append(keep, run...))
+				return err
+			}
 		}
 	}
 	for i, a := range run {
 		start := time.Now()
-		if err := x.runAction(ctx, job, gen, changed, a); err != nil {
+		skipped, err := x.runAction(ctx, job, gen, changed, a)
+		if err != nil {
 			// What did not run stays due (the restored generation's
 			// reloads come from its own plan).
 			x.setPending(job.Name, append(keep, run[i+1:]...))
 			log.Warn("action failed", "action", a.String(), "paths", a.Paths, "err", err)
+			outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "failed", Reason: err.Error(), Paths: a.Paths})
 			return err
 		}
+		if skipped != "" {
+			log.Info("reload skipped", "action", a.String(), "reason", skipped, "paths", a.Paths)
+			outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "skipped", Reason: skipped, Paths: a.Paths})
+			continue
+		}
 		log.Info("action done", "action", a.String(), "paths", a.Paths, "took", time.Since(start).Round(time.Microsecond))
+		outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "done", Paths: a.Paths})
 	}
 	x.setPending(job.Name, keep)
 	if checker != nil {
@@ -289,22 +413,41 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 			return err
 		}
 		if res.Incomplete != "" {
-			log.Warn("log check read only part of the Asterisk log", "log", x.LogPath, "why", res.Incomplete)
+			log.Warn("log check read only part of the Asterisk log", "log", checker.Path, "why", res.Incomplete)
 		}
 		if err := res.Error(); err != nil {
-			return fmt.Errorf("log check of %s: %w", x.LogPath, err)
+			return fmt.Errorf("log check of %s: %w", checker.Path, err)
 		}
 	}
 	return nil
 }
 
+// changedFiles returns the changed paths as absolute paths in the job
+// root, for the log check's scoped patterns.
+func changedFiles(root string, changed []string) []string {
+	out := make([]string, 0, len(changed))
+	for _, p := range changed {
+		out = append(out, filepath.Join(root, filepath.FromSlash(p)))
+	}
+	return out
+}
+
 // runAction runs one action. The error names the action, holds Asterisk's
-// own message and the paths that triggered the action.
-func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen uint64, changed []string, a rules.Action) error {
+// own message and the paths that triggered the action. A reload of a
+// module Asterisk does not run, or of one without a reload, is not an
+// error: runAction returns why it was skipped.
+func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen uint64, changed []string, a rules.Action) (skipped string, _ error) {
 	var err error
 	switch a.Kind {
 	case rules.Reload:
 		err = x.AMI.Reload(ctx, a.Module)
+		if a.Module != "" && err != nil {
+			var why string
+			why, err = x.reloadRefused(ctx, a, err)
+			if err == nil {
+				return why, nil
+			}
+		}
 	case rules.AMICommand:
 		_, err = x.AMI.Command(ctx, a.Command)
 	case rules.Restart:
@@ -323,12 +466,12 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 			err = x.Service.Restart(ctx)
 		}
 	case rules.None:
-		return nil
+		return "", nil
 	default:
 		err = fmt.Errorf("unknown action kind %v", a.Kind)
 	}
 	if err == nil {
-		return nil
+		return "", nil
 	}
 	if !strings.HasPrefix(err.Error(), a.Kind.String()+" ") && !strings.HasPrefix(err.Error(), a.Kind.String()+":") {
 		err = fmt.Errorf("%s: %w", a.String(), err)
@@ -337,9 +480,54 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 		err = fmt.Errorf("%w (for %s)", err, pathList(a.Paths))
 	}
 	if isUnavailable(err) {
-		return &unavailableError{err}
+		return "", &unavailableError{err}
 	}
-	return err
+	return "", err
+}
+
+// reloadRefused decides what a refused Reload of a.Module means. Asterisk
+// answers "No such module" when no module of that name is loaded: then
+// nothing reads the file now, Asterisk reads it when it loads the module,
+// and the reload is skipped once ModuleCheck confirms ("Module not
+// loaded"). "Module not initialized" answers a module whose load Asterisk
+// declined (ModuleCheck still calls it loaded): skipped too. A loaded
+// module without a reload ("Module does not support reload") is skipped:
+// the file takes effect when the module loads again. Any other answer is
+// the module refusing its configuration and stays an error.
+func (x *AsteriskActions) reloadRefused(ctx context.Context, a rules.Action, reloadErr error) (string, error) {
+	mod := strings.TrimSuffix(a.Module, ".so")
+	files := baseNames(a.Paths)
+	switch {
+	case errors.Is(reloadErr, asteriskctl.ErrNotInitialized):
+		// A declined load (cdr_custom with the stock file): ModuleCheck
+		// calls such a module loaded, but it does not run.
+		return fmt.Sprintf("%s is not running (Asterisk declined to load it): nothing to reload; Asterisk reads %s when the module is loaded (module load %s.so, or a restart)", mod, files, mod), nil
+	case errors.Is(reloadErr, asteriskctl.ErrNoSuchModule):
+		loaded, err := x.AMI.ModuleCheck(ctx, a.Module)
+		if err != nil {
+			return "", fmt.Errorf("%w; and ModuleCheck: %w", reloadErr, err)
+		}
+		if loaded {
+			return "", fmt.Errorf("%w (ModuleCheck says %s is loaded)", reloadErr, mod)
+		}
+		return fmt.Sprintf("%s not loaded: nothing to reload; Asterisk reads %s when it loads the module", mod, files), nil
+	case errors.Is(reloadErr, asteriskctl.ErrReloadNotSupported):
+		return fmt.Sprintf("%s has no reload: Asterisk reads %s when it loads the module (restart or module load)", mod, files), nil
+	}
+	return "", reloadErr
+}
+
+// baseNames lists the base names of paths for messages ("the module's
+// files" when there are none).
+func baseNames(paths []string) string {
+	if len(paths) == 0 {
+		return "the module's files"
+	}
+	names := make([]string, 0, len(paths))
+	for _, p := range paths {
+		names = append(names, path.Base(p))
+	}
+	return pathList(slices.Compact(names))
 }
 
 func isUnavailable(err error) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,10 @@ type fakeAMI struct {
 	channels int
 	fail     map[string]error // by call, e.g. "reload pbx_config.so"
 	onReload func(module string)
+	// notLoaded modules answer Reload "No such module" and ModuleCheck
+	// "Module not loaded", as a real Asterisk does.
+	notLoaded map[string]bool
+	cmdOut    map[string][]string // Command output by command
 }
 
 var _ asteriskctl.Controller = (*fakeAMI)(nil)
@@ -44,10 +49,21 @@ func (f *fakeAMI) Reload(_ context.Context, module string) error {
 	if f.onReload != nil {
 		f.onReload(module)
 	}
-	return f.call("reload " + module)
+	if err := f.call("reload " + module); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notLoaded[module] {
+		return fmt.Errorf("reload %s: %w", module, &asteriskctl.ActionError{Action: "Reload", Response: "Error", Message: "No such module"})
+	}
+	return nil
 }
 func (f *fakeAMI) Command(_ context.Context, cmd string) ([]string, error) {
-	return nil, f.call("command " + cmd)
+	err := f.call("command " + cmd)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cmdOut[cmd], err
 }
 func (f *fakeAMI) CoreStatus(context.Context) (asteriskctl.CoreStatus, error) {
 	return asteriskctl.CoreStatus{}, nil
@@ -55,8 +71,13 @@ func (f *fakeAMI) CoreStatus(context.Context) (asteriskctl.CoreStatus, error) {
 func (f *fakeAMI) CoreSettings(context.Context) (asteriskctl.CoreSettings, error) {
 	return asteriskctl.CoreSettings{}, nil
 }
-func (f *fakeAMI) Ping(context.Context) (time.Duration, error)       { return 0, nil }
-func (f *fakeAMI) ModuleCheck(context.Context, string) (bool, error) { return true, nil }
+func (f *fakeAMI) Ping(context.Context) (time.Duration, error) { return 0, nil }
+func (f *fakeAMI) ModuleCheck(_ context.Context, m string) (bool, error) {
+	err := f.call("modulecheck " + m)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.notLoaded[m], err
+}
 func (f *fakeAMI) Health(context.Context) (asteriskctl.Health, error) {
 	return asteriskctl.Health{}, nil
 }
@@ -138,9 +159,9 @@ func TestAsteriskActionsOrderAndFailure(t *testing.T) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
 	f.calls = nil
-	f.fail = map[string]error{"reload res_pjsip.so": fmt.Errorf("reload res_pjsip.so: %w", &asteriskctl.ActionError{Action: "Reload", Response: "Error", Message: "No such module"})}
+	f.fail = map[string]error{"reload res_pjsip.so": fmt.Errorf("reload res_pjsip.so: %w", &asteriskctl.ActionError{Action: "Reload", Response: "Error", Message: "An unknown error occurred"})}
 	err := x.AfterApply(context.Background(), job, 2, changed)
-	if err == nil || !strings.Contains(err.Error(), "reload res_pjsip.so: Asterisk answered Error to Reload: No such module (for pjsip.conf, pjsip_endpoints.conf)") {
+	if err == nil || !strings.Contains(err.Error(), "reload res_pjsip.so: Asterisk answered Error to Reload: An unknown error occurred (for pjsip.conf, pjsip_endpoints.conf)") {
 		t.Fatalf("got %v", err)
 	}
 	if errors.Is(err, ErrAsteriskUnavailable) {
@@ -248,5 +269,103 @@ func TestServiceActionWithoutAMI(t *testing.T) {
 	x.Service = nil
 	if err := x.AfterApply(context.Background(), job, 2, []string{"manager.conf"}); err == nil || !strings.Contains(err.Error(), "no service control") {
 		t.Fatalf("service action without a controller: %v", err)
+	}
+}
+
+// A module that is not loaded (Reload answers "No such module", ModuleCheck
+// "Module not loaded", as measured on Asterisk master): the generation is
+// good, the reload skipped and logged and shown in the status; the other
+// modules still reload. A module that ModuleCheck calls loaded but whose
+// reload answers "No such module" still fails.
+func TestAsteriskActionsModuleNotLoadedSkipsReload(t *testing.T) {
+	f := &fakeAMI{notLoaded: map[string]bool{"res_pjsip.so": true}}
+	var logs logBuffer
+	x := &AsteriskActions{AMI: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	job := astTestJob(t)
+	if err := x.AfterApply(context.Background(), job, 1, []string{"pjsip.conf", "extensions.conf"}); err != nil {
+		t.Fatalf("a change to pjsip.conf with res_pjsip not loaded failed: %v", err)
+	}
+	want := []string{"reload res_pjsip.so", "modulecheck res_pjsip.so", "reload pbx_config.so"}
+	if got := f.Calls(); !slices.Equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+	const note = "res_pjsip not loaded: nothing to reload; Asterisk reads pjsip.conf when it loads the module"
+	if !strings.Contains(logs.String(), note) {
+		t.Errorf("log lacks %q:\n%s", note, logs.String())
+	}
+	st := x.AsteriskStatus()
+	ja := st.Jobs["conf"]
+	if ja.Generation != 1 || len(ja.Actions) != 2 || ja.Actions[0].Result != "skipped" || ja.Actions[0].Reason != note || ja.Actions[1].Result != "done" {
+		t.Fatalf("status %+v", ja)
+	}
+
+	// ModuleCheck disagrees: Asterisk's answer stands.
+	f.calls = nil
+	f.notLoaded = nil
+	f.fail = map[string]error{"reload res_pjsip.so": fmt.Errorf("reload res_pjsip.so: %w", &asteriskctl.ActionError{Action: "Reload", Response: "Error", Message: "No such module"})}
+	err := x.AfterApply(context.Background(), job, 2, []string{"pjsip.conf"})
+	if err == nil || !strings.Contains(err.Error(), "No such module (ModuleCheck says res_pjsip is loaded)") {
+		t.Fatalf("got %v", err)
+	}
+	if got := x.AsteriskStatus().Jobs["conf"].Actions; len(got) != 1 || got[0].Result != "failed" {
+		t.Fatalf("status %+v", got)
+	}
+}
+
+// With no log configured, the log check reads the file Asterisk names
+// (core show settings, logger show channels) and status says which.
+func TestAsteriskActionsFindsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "messages.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeAMI{cmdOut: map[string][]string{
+		"core show settings": {"PBX Core settings", "-----------------", "  Log directory:               " + dir},
+		"logger show channels": {
+			"Logger queue limit: 1000", "",
+			"Channel                             Type     Formatter  Status    Configuration",
+			"-------                             ----     ---------  ------    -------------",
+			fmt.Sprintf("%-35.35s %-8.8s %-10.10s %-9.9s - NOTICE WARNING ERROR ", logPath, "File", "default", "Enabled"),
+			fmt.Sprintf("%-35.35s %-8.8s %-10.10s %-9.9s - NOTICE WARNING ERROR ", "", "Console", "default", "Enabled"),
+		},
+	}}
+	f.onReload = func(string) {
+		fl, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintf(fl, "[Dec  1 21:06:59] WARNING[30057] config.c: parse error: no closing ']', line 4 of %s/queues.conf\n", dir)
+		fmt.Fprintf(fl, "[Dec  1 21:06:59] ERROR[30057] app_queue.c: Config file queues.conf is in an invalid format.  Aborting.\n")
+		fl.Close()
+	}
+	x := &AsteriskActions{AMI: f, FindLog: true, LogSettle: time.Millisecond}
+	err := x.AfterApply(context.Background(), astTestJob(t), 1, []string{"queues.conf"})
+	if err == nil || !strings.Contains(err.Error(), "log check of "+logPath) || !strings.Contains(err.Error(), "Config file queues.conf is in an invalid format") {
+		t.Fatalf("got %v (log %+v)", err, x.AsteriskStatus().Log)
+	}
+	if st := x.AsteriskStatus(); st.Log.Path != logPath || !strings.Contains(st.Log.How, "logger show channels") {
+		t.Fatalf("status log %+v", st.Log)
+	}
+}
+
+// "No '=' (equal sign)" fails a generation only for a file it changed.
+func TestAsteriskActionsNoEqualsOnlyForChangedFiles(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "messages.log")
+	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	job := astTestJob(t)
+	var named string
+	f := &fakeAMI{onReload: func(string) {
+		fl, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintf(fl, "[Dec  1 21:06:59] WARNING[30057] config.c: No '=' (equal sign) in line 3 of %s\n", named)
+		fl.Close()
+	}}
+	x := &AsteriskActions{AMI: f, LogPath: logPath, LogSettle: time.Millisecond}
+	named = filepath.Join(job.Path, "queues_other.conf") // included, not changed
+	if err := x.AfterApply(context.Background(), job, 1, []string{"queues.conf"}); err != nil {
+		t.Fatalf("a warning about an unchanged file failed the generation: %v", err)
+	}
+	named = filepath.Join(job.Path, "queues.conf")
+	if err := x.AfterApply(context.Background(), job, 2, []string{"queues.conf"}); err == nil || !strings.Contains(err.Error(), "No '=' (equal sign) in line 3 of "+named) {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	// Asterisk, when set, describes the local Asterisk for the state this
 	// node publishes to its peers (version, uptime, channels, ...).
 	Asterisk func(ctx context.Context) (AsteriskInfo, error)
+	// StallAfter is how long a peer may take nothing from its control
+	// stream before it is disconnected; 0: remotemon.DefaultStallAfter.
+	StallAfter time.Duration
 }
 
 // AsteriskInfo is what a node tells its peers about its Asterisk.
@@ -83,7 +86,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	mon, err := remotemon.New(remotemon.Options{
 		Node: cfg.Node.Name, Listen: cfg.Node.Listen, Identity: opts.Identity, Peers: peersOf(cfg),
-		Handler: a, Log: log, Agent: opts.Version,
+		Handler: a, Log: log, Agent: opts.Version, StallAfter: opts.StallAfter,
 	})
 	if err != nil {
 		st.Close()
@@ -299,8 +302,9 @@ func (a *Agent) PeerChanged(peer string, up bool) {
 		default:
 		}
 	}
+	now := time.Now()
 	for _, j := range a.allJobs() {
-		j.post(event{peer: peer, peerUp: up, peerChange: true})
+		j.post(event{peer: peer, peerUp: up, peerChange: true, at: now})
 	}
 }
 

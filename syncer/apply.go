@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 )
@@ -37,33 +38,55 @@ type Applier struct {
 	Job     string
 	Root    string // absolute job root
 	Staging string // staging directory on Root's filesystem
-	Store   *store.Store
-	Log     *slog.Logger
+	// DataStaging, when set, is the staging directory StagingDir chose
+	// from: a rename that fails with EXDEV makes the Applier choose again.
+	DataStaging string
+	Store       *store.Store
+	Log         *slog.Logger
 }
 
-// StagingDir picks where a job's staged files go: dataStaging when it is on
-// the same filesystem as root (so the job tree never holds a stray staging
-// file, even after a crash), else a hidden directory inside the root that
-// the file filter always excludes.
+// StagingDir picks where a job's staged files go: dataStaging when a file
+// renamed from it into root really arrives (so the job tree never holds a
+// stray staging file, even after a crash), else a hidden directory inside
+// the root that the file filter always excludes. It tries a rename instead
+// of comparing device numbers: a bind mount of the same filesystem (as
+// systemd's ReadWritePaths makes) has the same device and still refuses
+// renames across it with EXDEV. A root that refuses the probe for another
+// reason (read-only, no space) gets dataStaging; an apply then fails with
+// that reason and the next job start probes again.
 func StagingDir(root, dataStaging string) (string, error) {
-	if err := os.MkdirAll(dataStaging, 0o700); err != nil {
-		return "", fmt.Errorf("staging dir %s: %w", dataStaging, err)
-	}
-	var a, b syscall.Stat_t
-	if err := syscall.Stat(root, &a); err != nil {
-		return "", fmt.Errorf("job root %s: %w", root, err)
-	}
-	if err := syscall.Stat(dataStaging, &b); err != nil {
-		return "", fmt.Errorf("staging dir %s: %w", dataStaging, err)
-	}
-	if a.Dev == b.Dev {
-		return dataStaging, nil
+	derr := os.MkdirAll(dataStaging, 0o700)
+	if derr == nil {
+		perr := probeRename(dataStaging, root)
+		if perr == nil || !errors.Is(perr, syscall.EXDEV) {
+			return dataStaging, nil
+		}
 	}
 	inside := filepath.Join(root, ".pbxsync-staging")
 	if err := os.MkdirAll(inside, 0o700); err != nil {
+		if derr != nil {
+			return "", fmt.Errorf("staging dir %s: %w; and %s: %w", dataStaging, derr, inside, err)
+		}
 		return "", fmt.Errorf("staging dir %s: %w", inside, err)
 	}
 	return inside, nil
+}
+
+// probeRename creates a file in from and renames it into dir, then
+// removes it.
+func probeRename(from, dir string) error {
+	f, err := os.CreateTemp(from, stagePrefix+"probe-")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	dst := filepath.Join(dir, filepath.Base(name))
+	if err := os.Rename(name, dst); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return os.Remove(dst)
 }
 
 // stageParallel bounds the files staged at once.
@@ -73,11 +96,24 @@ const stageParallel = 4
 // writes the intent journal, performs every operation and fsyncs what it
 // touched, then clears the journal. Until the journal is written nothing in
 // the tree has changed; after it, Recover finishes the work if we crash.
+// When an operation fails the journal stays: the caller restores the tree
+// and then calls Resolve.
 func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
+	return a.apply(ctx, gen, ops, false)
+}
+
+// Restore is Apply for ops that bring back content of an earlier good
+// generation (gen names the generation being undone or left): its journal
+// is rolled forward at start-up whatever gen's state.
+func (a *Applier) Restore(ctx context.Context, gen uint64, ops []Op) error {
+	return a.apply(ctx, gen, ops, true)
+}
+
+func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	j := &store.Journal{Job: a.Job, Generation: gen, Entries: make([]store.JournalEntry, len(ops))}
+	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Entries: make([]store.JournalEntry, len(ops))}
 	var writes []int
 	for i, op := range ops {
 		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
@@ -159,7 +195,15 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
 	}
 	if err := a.execute(j); err != nil {
-		return err // the journal stays: Recover retries it
+		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
+			// the root became another mount since the job chose its staging
+			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
+				a.Log.Warn("renames from the staging directory fail across devices; staging elsewhere from now on", "job", a.Job, "was", a.Staging, "now", s)
+				a.removeStaged(j)
+				a.Staging = s
+			}
+		}
+		return err // the journal stays until the caller has restored the tree and calls Resolve
 	}
 	if err := a.Store.ClearJournal(a.Job); err != nil {
 		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
@@ -167,9 +211,67 @@ func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 	return nil
 }
 
+// removeStaged removes j's staged files that were not renamed.
+func (a *Applier) removeStaged(j *store.Journal) {
+	for _, e := range j.Entries {
+		if e.Staged != "" {
+			os.Remove(e.Staged)
+		}
+	}
+}
+
+// Resolve ends a failed apply once the caller has restored the tree (or
+// given up on it): it removes the journal and every staged file of the
+// job. Nothing of a failed apply outlives it.
+func (a *Applier) Resolve() error {
+	j, ok, err := a.Store.ReadJournal(a.Job)
+	if err == nil && ok {
+		a.removeStaged(j)
+	}
+	a.cleanStaging()
+	if err := a.Store.ClearJournal(a.Job); err != nil {
+		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
+	}
+	return nil
+}
+
+// cleanStaging removes the job's staging files (and only its own: two
+// jobs on one tree share a staging directory inside it).
+func (a *Applier) cleanStaging() {
+	ents, err := os.ReadDir(a.Staging)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if a.ownStaged(e.Name()) {
+			os.Remove(filepath.Join(a.Staging, e.Name()))
+		}
+	}
+}
+
+// ownStaged reports whether name is a staging file of this job: the stage
+// prefix, the job name and 16 hex digits (so that job "a" does not take
+// the files of job "a-b"), or a probe file.
+func (a *Applier) ownStaged(name string) bool {
+	if strings.HasPrefix(name, stagePrefix+"probe-") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(name, stagePrefix+a.Job+"-")
+	if !ok || len(rest) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(rest)
+	return err == nil
+}
+
 // Recover finishes a journal left by a crash (rolling it forward) and
 // removes stray staging files. It returns the generation of the journal it
-// finished, or 0.
+// finished, or 0. A journal of a generation that is already bad or rolled
+// back is never rolled forward: it is dropped, and the caller restores its
+// newest good generation. A journal that cannot be finished (the fault
+// that stopped the apply is still there) is dropped too and its
+// generation marked bad, so that the job starts and retries: a job that
+// fails forever at start-up helps no one.
 func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 	j, ok, err := a.Store.ReadJournal(a.Job)
 	if err != nil {
@@ -187,25 +289,49 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 				return 0, fmt.Errorf("job %s: journal names staged file %s outside %s; refusing it", a.Job, e.Staged, a.Staging)
 			}
 		}
-		a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries))
-		if err := a.execute(j); err != nil {
-			return 0, err
+		state := a.generationState(j.Generation)
+		switch {
+		case !j.Restore && (state == store.StateBad || state == store.StateRolledBack):
+			a.Log.Warn("dropping the journal of an interrupted apply: its generation is marked "+string(state)+"; the newest good generation is restored instead", "job", a.Job, "generation", j.Generation)
+			a.removeStaged(j)
+		default:
+			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
+			if err := a.execute(j); err != nil {
+				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
+				a.removeStaged(j)
+				if !j.Restore && state == store.StateApplying {
+					if serr := a.Store.SetState(a.Job, j.Generation, store.StateBad, "interrupted apply could not be finished: "+err.Error()); serr != nil {
+						a.Log.Warn("cannot mark generation bad", "job", a.Job, "generation", j.Generation, "err", serr)
+					}
+				}
+			} else if !j.Restore {
+				gen = j.Generation
+			}
 		}
-		gen = j.Generation
 	}
 	if err := a.Store.ClearJournal(a.Job); err != nil {
 		return 0, fmt.Errorf("job %s: clear journal: %w", a.Job, err)
 	}
-	ents, err := os.ReadDir(a.Staging)
-	if err != nil {
-		return gen, fmt.Errorf("job %s: read staging dir: %w", a.Job, err)
+	if _, err := os.Stat(a.Staging); err != nil {
+		return gen, fmt.Errorf("job %s: staging dir: %w", a.Job, err)
 	}
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), stagePrefix) {
-			os.Remove(filepath.Join(a.Staging, e.Name()))
+	a.cleanStaging()
+	return gen, nil
+}
+
+// generationState is the state of generation n of the job, or "" when the
+// store does not know it.
+func (a *Applier) generationState(n uint64) store.State {
+	gens, err := a.Store.Generations(a.Job)
+	if err != nil {
+		return ""
+	}
+	for _, g := range gens {
+		if g.Number == n {
+			return g.State
 		}
 	}
-	return gen, nil
+	return ""
 }
 
 const stagePrefix = ".pbxsync-stage-"
@@ -262,63 +388,21 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 }
 
 // execute performs the journal's entries. Every step is idempotent, so a
-// journal can be executed again after a crash at any point.
+// journal can be executed again after a crash at any point. Every path is
+// reached through its parent directory opened below the root without
+// following a symlink (package beneath), and no step follows a symlink at
+// the last element either: a local user who swaps a directory for a link
+// mid-apply gets a refused apply, never a write outside the root.
 func (a *Applier) execute(j *store.Journal) error {
 	dirs := map[string]bool{}
 	for _, e := range j.Entries {
 		if err := index.ValidatePath(e.Path); err != nil {
 			return fmt.Errorf("job %s: journal: %w", a.Job, err)
 		}
-		full := filepath.Join(a.Root, filepath.FromSlash(e.Path))
-		if err := a.checkNoSymlink(e.Path); err != nil {
-			return err
-		}
-		mt := time.Unix(0, e.MTime)
-		var err error
-		switch e.Op {
-		case jWrite:
-			err = os.Rename(e.Staged, full)
-			if errors.Is(err, fs.ErrNotExist) {
-				if _, serr := os.Stat(e.Staged); errors.Is(serr, fs.ErrNotExist) {
-					err = nil // renamed before the crash
-				}
+		if err := a.executeOne(e, dirs); err != nil {
+			if errors.Is(err, beneath.ErrSymlink) {
+				return fmt.Errorf("job %s: refusing %s %s: a symlink on its way could lead outside the job root: %w", a.Job, e.Op, e.Path, err)
 			}
-			dirs[filepath.Dir(full)] = true
-		case jDelete:
-			err = os.Remove(full)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			}
-			dirs[filepath.Dir(full)] = true
-		case jRmdir:
-			err = os.Remove(full)
-			if errors.Is(err, fs.ErrNotExist) {
-				err = nil
-			} else if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-				a.Log.Warn("directory removed at the source still holds files that are not synced here; leaving it", "job", a.Job, "path", e.Path)
-				err = nil
-			}
-			dirs[filepath.Dir(full)] = true
-		case jMkdir:
-			err = os.Mkdir(full, index.FileMode(e.Mode).Perm()|0o700)
-			if err == nil {
-				if uid, gid, ok := a.ownerFor(index.Parent(e.Path)); ok {
-					err = os.Lchown(full, uid, gid)
-				}
-			} else if errors.Is(err, fs.ErrExist) {
-				if st, serr := os.Lstat(full); serr == nil && st.IsDir() {
-					err = nil
-				}
-			}
-			dirs[filepath.Dir(full)] = true
-		case jMeta:
-			if err = os.Chmod(full, index.FileMode(e.Mode)); err == nil {
-				err = os.Chtimes(full, mt, mt)
-			}
-		default:
-			err = fmt.Errorf("unknown journal operation %q", e.Op)
-		}
-		if err != nil {
 			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
 		}
 	}
@@ -328,35 +412,101 @@ func (a *Applier) execute(j *store.Journal) error {
 	}
 	sort.Strings(paths)
 	for _, d := range paths {
-		if err := syncDir(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("job %s: fsync %s: %w", a.Job, d, err)
+		f, err := beneath.OpenDir(a.Root, d)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: fsync %s: %w", a.Job, filepath.Join(a.Root, d), err)
 		}
 	}
 	return nil
 }
 
-// checkNoSymlink refuses a path whose parent directories inside the root
-// include a symlink: writing through it could escape the job root.
-func (a *Applier) checkNoSymlink(rel string) error {
-	parent := index.Parent(rel)
-	if parent == "" {
-		return nil
+// executeOne performs one journal entry; dirs collects the directories
+// (relative to the root) to fsync afterwards.
+func (a *Applier) executeOne(e store.JournalEntry, dirs map[string]bool) error {
+	parent := index.Parent(e.Path)
+	dir, base, err := beneath.Parent(a.Root, e.Path)
+	if err != nil {
+		if (e.Op == jDelete || e.Op == jRmdir) && errors.Is(err, fs.ErrNotExist) {
+			return nil // its directory is gone, and it with it
+		}
+		return err
 	}
-	cur := a.Root
-	for _, el := range strings.Split(parent, "/") {
-		cur = filepath.Join(cur, el)
-		st, err := os.Lstat(cur)
+	defer dir.Close()
+	switch e.Op {
+	case jWrite:
+		dirs[parent] = true
+		err = beneath.Rename(e.Staged, dir, base)
 		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(e.Staged); errors.Is(serr, fs.ErrNotExist) {
+				err = nil // renamed before the crash
+			}
+		}
+		return err
+	case jDelete:
+		dirs[parent] = true
+		if err := beneath.Remove(dir, base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	case jRmdir:
+		dirs[parent] = true
+		err = beneath.Rmdir(dir, base)
+		switch {
+		case err == nil || errors.Is(err, fs.ErrNotExist):
+			return nil
+		case errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST):
+			a.Log.Warn("directory removed at the source still holds files that are not synced here; leaving it", "job", a.Job, "path", e.Path)
+			return nil
+		case errors.Is(err, syscall.ENOTDIR):
+			// a local symlink (or file) where the directory was: not ours
+			a.Log.Warn("directory removed at the source is not a directory here; leaving it", "job", a.Job, "path", e.Path)
 			return nil
 		}
+		return err
+	case jMkdir:
+		dirs[parent] = true
+		perm := uint32(index.FileMode(e.Mode).Perm() | 0o700)
+		err = beneath.Mkdir(dir, base, perm)
+		if errors.Is(err, fs.ErrExist) {
+			m, serr := beneath.Lstat(dir, base)
+			switch {
+			case serr != nil:
+				return serr
+			case m.IsDir():
+				return nil
+			case m&fs.ModeSymlink != 0:
+				// a local symlink where the source has a directory: the
+				// link itself is replaced (never followed), as rsync does
+				// without --keep-dirlinks; the job kept its target in the
+				// store before the apply
+				a.Log.Warn("replacing a local symlink by the directory the source has", "job", a.Job, "path", e.Path)
+				if err := beneath.Remove(dir, base); err != nil {
+					return err
+				}
+				err = beneath.Mkdir(dir, base, perm)
+			}
+		}
 		if err != nil {
-			return fmt.Errorf("job %s: %s: %w", a.Job, rel, err)
+			return err
 		}
-		if st.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("job %s: refusing %s: %s is a symlink and could lead outside the job root", a.Job, rel, cur)
+		if uid, gid, ok := a.ownerFor(parent); ok {
+			return beneath.Lchown(dir, base, uid, gid)
 		}
+		return nil
+	case jMeta:
+		if err := beneath.Chmod(dir, base, e.Mode); err != nil {
+			return err
+		}
+		return beneath.Chtimes(dir, base, e.MTime)
 	}
-	return nil
+	return fmt.Errorf("unknown journal operation %q", e.Op)
 }
 
 func syncDir(dir string) error {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -86,3 +87,77 @@ func TestApplyKeepsOwnership(t *testing.T) {
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// TestRecoverNeverRollsForwardABadGeneration: a journal left behind by an
+// apply whose generation was then marked bad is dropped, not executed; a
+// journal that cannot be finished is dropped and its generation marked
+// bad, so the job can start.
+func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		state     store.State
+		breakIt   bool // the staged files are gone: the journal cannot be finished
+		wantState store.State
+	}{
+		{"bad", store.StateBad, false, store.StateBad},
+		{"rolled-back", store.StateRolledBack, false, store.StateRolledBack},
+		{"unfinishable", store.StateApplying, true, store.StateBad},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCrashSetup(t, 7)
+			ctx := context.Background()
+			a, st, err := openApplier(c.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			n, err := st.AddGeneration(ctx, &store.Generation{Job: crashJob, Time: time.Now(), Origin: "a", State: tc.state, Reason: "test", Index: c.want})
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := &store.Journal{Job: crashJob, Generation: n}
+			for _, op := range crashPlan(t, c.root(), c.want) {
+				s, err := a.stage(ctx, op.Want)
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: s,
+					Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+			}
+			if tc.breakIt {
+				// a directory where the first file goes: its rename fails
+				first := filepath.Join(c.root(), filepath.FromSlash(j.Entries[0].Path))
+				if err := os.Remove(first); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Join(first, "x"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				j.Entries = j.Entries[:1]
+			}
+			if err := st.WriteJournal(crashJob, j); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Recover(ctx); err != nil {
+				t.Fatalf("Recover: %v (a job that cannot start helps no one)", err)
+			}
+			if !tc.breakIt {
+				oldN, newN, err := c.versions()
+				if err != nil || newN != 0 || oldN != crashFiles {
+					t.Fatalf("after Recover: %d old, %d new (%v): a %s generation was rolled into the tree", oldN, newN, err, tc.state)
+				}
+			}
+			checkNoStaged(t, a.Staging)
+			if _, ok, err := st.ReadJournal(crashJob); ok || err != nil {
+				t.Fatalf("journal after Recover: present %v, err %v", ok, err)
+			}
+			g, err := st.Generation(crashJob, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.State != tc.wantState {
+				t.Errorf("generation state %s, want %s", g.State, tc.wantState)
+			}
+		})
+	}
+}

@@ -479,7 +479,7 @@ func TestE2EManualRollbackOnSource(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	newGen, err := a.a().Rollback(ctx, "conf", n)
+	newGen, err := a.a().Rollback(ctx, "conf", n, false)
 	if err != nil {
 		t.Fatalf("Rollback to %d: %v", n, err)
 	}
@@ -880,7 +880,11 @@ func TestE2ERefusedNodeNeverSeesPeerUp(t *testing.T) {
 }
 
 // TestE2ESymlinkOnTargetIsNotFollowed: a directory on the target that is a
-// symlink to somewhere outside the job root is never written through.
+// symlink to somewhere outside the job root, where the source has a real
+// directory, is never written through: the link itself is replaced by a
+// real directory (as rsync does without --keep-dirlinks), its target is
+// kept in the store, nothing outside the root changes, and the job keeps
+// syncing.
 func TestE2ESymlinkOnTargetIsNotFollowed(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -896,13 +900,8 @@ func TestE2ESymlinkOnTargetIsNotFollowed(t *testing.T) {
 	a.start()
 	b.start()
 	converged(t, "initial sync (b's symlink is not part of the job)", a, b)
-	a.write("sounds/evil.gsm", "written through a symlink\n", 0o644)
-	eventually(t, waitLimit, "b refuses the write through its symlink", func() error {
-		if !b.logHas("symlink") {
-			return fmt.Errorf("no mention of the symlink in b's log")
-		}
-		return nil
-	})
+	a.write("sounds/evil.gsm", "written through a symlink?\n", 0o644)
+	converged(t, "b replaces its symlink by the source's directory", a, b)
 	ents, err := os.ReadDir(outside)
 	if err != nil {
 		t.Fatal(err)
@@ -910,9 +909,22 @@ func TestE2ESymlinkOnTargetIsNotFollowed(t *testing.T) {
 	if len(ents) != 0 {
 		t.Fatalf("b wrote outside its job root: %v", ents)
 	}
-	if fi, err := os.Lstat(b.path("sounds")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
-		t.Fatalf("b's symlink is gone: %v %v", fi, err)
+	if fi, err := os.Lstat(b.path("sounds")); err != nil || !fi.IsDir() {
+		t.Fatalf("b's sounds is not a real directory: %v %v", fi, err)
 	}
+	xs, err := b.a().store.Extras("conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := false
+	for _, x := range xs {
+		kept = kept || strings.Contains(x.Label, "symlink sounds -> "+outside)
+	}
+	if !kept || !b.logHas("replacing a local symlink", "sounds") {
+		t.Errorf("the replaced link is not kept or not logged: %+v", xs)
+	}
+	a.write("later.conf", "later\n", 0o644)
+	converged(t, "the job keeps syncing", a, b)
 }
 
 // reload parses n's current config and hands it to the running agent.
@@ -1030,7 +1042,7 @@ func TestE2ERollbackAfterRejectedGeneration(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if _, err := a.a().Rollback(ctx, "conf", 0); err != nil {
+	if _, err := a.a().Rollback(ctx, "conf", 0, false); err != nil {
 		t.Fatalf("rollback: %v", err)
 	}
 	if got := a.read("extensions.conf"); !bytes.Equal(got, good) {
@@ -1089,37 +1101,69 @@ func TestE2ECatchUpAcrossSmallGenerations(t *testing.T) {
 	converged(t, "the next change", a, b)
 }
 
-// TestE2ESpecialModeBits: setgid and sticky directories and a setuid file
-// arrive with those bits (an Asterisk spool directory is often 2775).
+// TestE2ESpecialModeBits: setgid and sticky directories arrive with those
+// bits (an Asterisk spool directory is often 2775); a setuid file arrives
+// without it unless the target's job sets preserve_suid, and the target
+// logs the drop.
 func TestE2ESpecialModeBits(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.write("spool/voicemail/msg.txt", "hello", 0o644)
-	a.write("bin/agi.sh", "#!/bin/sh\n", 0o755)
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
-	for _, c := range []struct {
-		rel  string
-		mode os.FileMode
-	}{
-		{"spool", 0o775 | os.ModeSetgid},
-		{"spool/voicemail", 0o777 | os.ModeSticky},
-		{"bin/agi.sh", 0o755 | os.ModeSetuid},
-	} {
-		if err := os.Chmod(a.path(c.rel), c.mode); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, waitLimit, c.rel+" mode", func() error {
-			st, err := os.Stat(b.path(c.rel))
-			if err != nil {
-				return err
+	for _, preserve := range []bool{false, true} {
+		t.Run(fmt.Sprintf("preserve_suid=%v", preserve), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			a, b := h.pair("")
+			if preserve {
+				b.Jobs[0].Extra = "preserve_suid = true\n"
 			}
-			if got := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != c.mode {
-				return fmt.Errorf("%s on b is %v, want %v", c.rel, got, c.mode)
+			a.write("spool/voicemail/msg.txt", "hello", 0o644)
+			a.write("bin/agi.sh", "#!/bin/sh\n", 0o755)
+			a.start()
+			b.start()
+			converged(t, "initial sync", a, b)
+			suid := 0o755 | os.ModeSetuid
+			if !preserve {
+				suid = 0o755
 			}
-			return nil
+			for _, c := range []struct {
+				rel        string
+				mode, want os.FileMode
+			}{
+				{"spool", 0o775 | os.ModeSetgid, 0o775 | os.ModeSetgid},
+				{"spool/voicemail", 0o777 | os.ModeSticky, 0o777 | os.ModeSticky},
+				{"bin/agi.sh", 0o755 | os.ModeSetuid, suid},
+			} {
+				if err := os.Chmod(a.path(c.rel), c.mode); err != nil {
+					t.Fatal(err)
+				}
+				eventually(t, waitLimit, c.rel+" mode", func() error {
+					st, err := os.Stat(b.path(c.rel))
+					if err != nil {
+						return err
+					}
+					if got := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky); got != c.want {
+						return fmt.Errorf("%s on b is %v, want %v", c.rel, got, c.want)
+					}
+					return nil
+				})
+			}
+			if !preserve {
+				eventually(t, waitLimit, "b logs the dropped bits", func() error {
+					if !b.logHas("dropping setuid/setgid bits", "bin/agi.sh") {
+						return fmt.Errorf("not logged")
+					}
+					return nil
+				})
+				a.write("later.conf", "x", 0o644)
+				eventually(t, waitLimit, "a later change syncs", func() error {
+					_, err := os.Stat(b.path("later.conf"))
+					return err
+				})
+				if st, err := os.Stat(b.path("bin/agi.sh")); err != nil || st.Mode()&os.ModeSetuid != 0 {
+					t.Errorf("bin/agi.sh on b: %v %v, want no setuid bit", st.Mode(), err)
+				}
+			} else if b.logHas("dropping setuid/setgid bits") {
+				t.Error("setuid bits dropped although the job preserves them")
+			}
 		})
 	}
 }

@@ -51,7 +51,8 @@ type tnode struct {
 	// Config, rendered by configText. Tests change these before start.
 	Peers []tpeer
 	Jobs  []tjob
-	Tail  string // appended to the config (e.g. [[on_peer_down]] tables)
+	Tail  string         // appended to the config (e.g. [[on_peer_down]] tables)
+	tune  func(*Options) // changes the agent's options before start (may be nil)
 
 	log *logBuffer
 
@@ -183,7 +184,11 @@ func (n *tnode) start() {
 	}
 	fmt.Fprintf(n.log, "----- %s: agent starting -----\n", time.Now().Format("15:04:05.000"))
 	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name)
-	a, err := New(Options{Config: cfg, Identity: n.id, Log: log, Version: "test"})
+	opts := Options{Config: cfg, Identity: n.id, Log: log, Version: "test"}
+	if n.tune != nil {
+		n.tune(&opts)
+	}
+	a, err := New(opts)
 	if err != nil {
 		n.h.tb.Fatalf("start %s: %v", n.name, err)
 	}

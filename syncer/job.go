@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -24,12 +26,15 @@ type event struct {
 	msg        wire.Message // *wire.Announce or *wire.Result
 	peerChange bool
 	peerUp     bool
+	at         time.Time // when the peer change happened
 	rollback   *rollbackReq
 }
 
 type rollbackReq struct {
-	to    uint64 // 0: the generation before the newest good one
-	reply chan rollbackResult
+	to     uint64 // 0: the generation before the newest good one
+	hold   bool   // a push target: roll back and hold (see holdAt)
+	resume bool   // end a hold instead
+	reply  chan rollbackResult
 }
 
 type rollbackResult struct {
@@ -49,6 +54,9 @@ type targetState struct {
 type persisted struct {
 	Scan map[string]hostmon.FileState `json:"scan"`
 	Bad  map[string]string            `json:"bad"` // index digest -> reason it failed here
+	// Held is the generation an operator holds this push target at
+	// (rollback --hold), 0 when not held.
+	Held uint64 `json:"held,omitempty"`
 }
 
 // job is one [[job]] on this node. Everything but mu-guarded fields is
@@ -67,7 +75,18 @@ type job struct {
 
 	states map[string]hostmon.FileState
 	dirty  bool
-	latest *store.Generation // source: newest generation; target: newest applied good one
+	// unreadable: entries of the tree the job cannot read, with why; they
+	// keep their state of the newest generation (see keepLastKnown).
+	unreadable      map[string]string
+	unreadableTried time.Time
+	refused         map[string]string // entries whose names may not be synced, with why
+	refusedRemote   map[string]string // target: paths of the last announcement it refused
+	// announced is the source's newest index as announced (before this
+	// target's filters), the base of its next incremental announcement.
+	announced        index.Index
+	announcedVersion uint64
+	refusalLogged    uint64            // the source version whose refused paths were logged
+	latest           *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.
@@ -76,6 +95,7 @@ type job struct {
 	prevNumber    uint64
 	targets       map[string]*targetState
 	bad           map[string]string
+	held          uint64 // target: generation an operator holds it at, 0 when not held
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -136,11 +156,12 @@ func (j *job) run(ctx context.Context) error {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("job root %s: %w", root, err)
 	}
-	staging, err := StagingDir(root, filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name))
+	dataStaging := filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name)
+	staging, err := StagingDir(root, dataStaging)
 	if err != nil {
 		return err
 	}
-	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, Store: j.a.store, Log: j.log}
+	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log}
 	if _, err := j.applier.Recover(ctx); err != nil {
 		return err
 	}
@@ -151,11 +172,11 @@ func (j *job) run(ctx context.Context) error {
 	if p.Bad != nil {
 		j.bad = p.Bad
 	}
-	j.states, err = hostmon.Scan(ctx, root, j.filter, p.Scan, j.log)
-	if err != nil {
+	j.held = p.Held
+	j.states = p.Scan
+	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
-	j.dirty = true
 	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
@@ -166,7 +187,7 @@ func (j *job) run(ctx context.Context) error {
 	go func() { watchErr <- w.Run(wctx) }()
 	// Changes made between the scan and the first watch are caught by a
 	// second, cheap scan (it trusts size+mtime+inode).
-	if j.states, err = hostmon.Scan(ctx, root, j.filter, j.states, j.log); err != nil {
+	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
 
@@ -199,6 +220,7 @@ func (j *job) run(ctx context.Context) error {
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
 		case <-tick.C:
+			j.retryUnreadable(ctx)
 			if j.isSource {
 				j.announce(false)
 			}
@@ -211,7 +233,7 @@ func (j *job) run(ctx context.Context) error {
 }
 
 func (j *job) save() {
-	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad}); err != nil {
+	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad, Held: j.held}); err != nil {
 		j.log.Warn("cannot save job state", "err", err)
 		return
 	}
@@ -220,10 +242,13 @@ func (j *job) save() {
 
 func (j *job) onEvent(ctx context.Context, e event) {
 	switch {
+	case e.rollback != nil && e.rollback.resume:
+		e.rollback.reply <- rollbackResult{err: j.resume()}
 	case e.rollback != nil:
-		gen, err := j.rollback(ctx, e.rollback.to)
+		gen, err := j.rollback(ctx, e.rollback.to, e.rollback.hold)
 		e.rollback.reply <- rollbackResult{generation: gen, err: err}
 	case e.peerChange:
+		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
 				t.sentAt, t.result = time.Time{}, nil // announce again at once: it may have lost its state while away
@@ -247,15 +272,16 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 	var err error
 	if ch.Rescan {
 		j.log.Info("rescanning the whole tree", "reason", "watcher overflow")
-		j.states, err = hostmon.Scan(ctx, j.cfg.Path, j.filter, j.states, j.log)
+		err = j.scanAll(ctx)
 	} else {
-		j.states, err = hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, ch.Paths, j.states, j.log)
+		err = j.scanPaths(ctx, ch.Paths)
 	}
 	if err != nil {
-		j.log.Error("rescan failed", "err", err)
+		// the job's view stays as it was: a failed scan is no change
+		j.log.Error("rescan failed; keeping the last known state of the tree", "err", err)
+		j.setError("rescan failed: " + err.Error())
 		return
 	}
-	j.dirty = true
 	local := hostmon.ToIndex(j.states)
 	if j.isSource {
 		if j.latest != nil && Equal(local, j.latest.Index) {
@@ -292,6 +318,9 @@ func firstN(s []string, n int) []string {
 // rollback can restore it without the network.
 func (j *job) preserve(ctx context.Context, ops []Op) error {
 	for _, op := range ops {
+		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
+			j.keepSymlink(ctx, op.Path)
+		}
 		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
 			continue
 		}
@@ -300,7 +329,7 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 		}
 		// Whatever the file holds now is kept, even if it changed since
 		// the last scan: that is the local edit being overwritten.
-		_, _, err := j.a.store.PutFile(ctx, filepath.Join(j.cfg.Path, filepath.FromSlash(op.Path)))
+		err := j.keepFile(ctx, op.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -309,6 +338,49 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 		}
 	}
 	return nil
+}
+
+// keepFile puts the file at rel into the store, reached without
+// following a symlink.
+func (j *job) keepFile(ctx context.Context, rel string) error {
+	f, err := beneath.OpenFile(j.cfg.Path, rel, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, _, err = j.a.store.PutReader(ctx, f)
+	return err
+}
+
+// keepSymlink keeps a local symlink at rel, which an apply is about to
+// replace by the source's directory or file, in the store (its target as
+// content, labelled with both), and logs it: a link is not part of any
+// generation's index, so this is how an admin gets it back.
+func (j *job) keepSymlink(ctx context.Context, rel string) {
+	dir, base, err := beneath.Parent(j.cfg.Path, rel)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	m, err := beneath.Lstat(dir, base)
+	if err != nil || m&os.ModeSymlink == 0 {
+		return
+	}
+	target, err := beneath.Readlink(dir, base)
+	if err != nil {
+		j.log.Warn("cannot read a local symlink about to be replaced", "path", rel, "err", err)
+		return
+	}
+	label := fmt.Sprintf("symlink %s -> %s (replaced by the source's version)", rel, target)
+	h, _, err := j.a.store.PutReader(ctx, strings.NewReader(target))
+	if err == nil {
+		err = j.a.store.SaveExtra(j.cfg.Name, label, h)
+	}
+	if err != nil {
+		j.log.Warn("cannot keep a local symlink about to be replaced", "path", rel, "target", target, "err", err)
+		return
+	}
+	j.log.Warn("replacing a local symlink where the source has a directory or file; the link is kept in the store", "path", rel, "target", target)
 }
 
 // refresh rescans the paths where the tree and want differ, so that an
@@ -322,12 +394,7 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 	for _, op := range ops {
 		paths = append(paths, op.Path)
 	}
-	states, err := hostmon.ScanPaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
-	if err != nil {
-		return err
-	}
-	j.states, j.dirty = states, true
-	return nil
+	return j.scanPaths(ctx, paths)
 }
 
 // ensureStored makes sure every file of x is in the store, reading it from
@@ -354,8 +421,11 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 
 // applyIndex makes the tree equal to want (content must be in the store)
 // and rescans what it touched so that our own writes are not taken for
-// local changes. It returns the local index before the change.
-func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (index.Index, error) {
+// local changes. It returns the local index before the change. restore
+// says want is content of an earlier good generation (a rollback): a
+// failed restore is resolved at once, while the caller of a failed
+// forward apply restores the tree and then calls resolveFailed.
+func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
 	if err := j.refresh(ctx, want); err != nil {
 		return hostmon.ToIndex(j.states), err
 	}
@@ -367,14 +437,20 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (ind
 	if err := j.preserve(ctx, ops); err != nil {
 		return before, err
 	}
-	err := j.applier.Apply(ctx, gen, ops)
+	var err error
+	if restore {
+		err = j.applier.Restore(ctx, gen, ops)
+	} else {
+		err = j.applier.Apply(ctx, gen, ops)
+	}
+	if err != nil && restore && ctx.Err() == nil {
+		j.resolveFailed()
+	}
 	paths := make([]string, 0, len(ops))
 	for _, op := range ops {
 		paths = append(paths, op.Path)
 	}
-	var serr error
-	j.states, serr = hostmon.ScanPaths(context.WithoutCancel(ctx), j.cfg.Path, j.filter, paths, j.states, j.log)
-	j.dirty = true
+	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if err != nil {
 		return before, err
 	}
@@ -383,8 +459,15 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index) (ind
 
 // restore brings the tree back to x, the content of generation gen.
 func (j *job) restore(ctx context.Context, gen uint64, x index.Index) error {
-	_, err := j.applyIndex(ctx, gen, x)
+	_, err := j.applyIndex(ctx, gen, x, true)
 	return err
+}
+
+// resolveFailed ends a failed apply: its journal and staged files go.
+func (j *job) resolveFailed() {
+	if err := j.applier.Resolve(); err != nil {
+		j.log.Error("cannot remove the journal of a failed apply", "err", err)
+	}
 }
 
 func (j *job) setStatus(f func(s *JobStatus)) {
@@ -411,7 +494,15 @@ func (j *job) offer(cur, prev index.Index) {
 	j.serving = serving
 }
 
-func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
+func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {
+	switch {
+	case !j.isSource && !hold:
+		return 0, fmt.Errorf("%w: job %q is a push target of %s, which would restore its version at once; "+
+			"run `pbxsync rollback` on %s to roll the whole farm back, or `pbxsync rollback --hold` here to hold this target "+
+			"at the generation until `pbxsync resume`", ErrTargetRollback, j.cfg.Name, j.cfg.Source, j.cfg.Source)
+	case j.isSource && hold:
+		return 0, fmt.Errorf("job %q: --hold is for push targets; this node is the job's source (a rollback here goes to every target)", j.cfg.Name)
+	}
 	if j.latest == nil {
 		return 0, errors.New("no generation to roll back from")
 	}
@@ -443,15 +534,14 @@ func (j *job) rollback(ctx context.Context, to uint64) (uint64, error) {
 		}
 	}
 	if !j.isSource {
-		j.log.Warn("rolling back a push target; the source will overwrite it with its next change", "to", to)
-		if err := j.restore(ctx, to, g.Index); err != nil {
+		if err := j.holdAt(ctx, g); err != nil {
 			return 0, err
 		}
 		return to, nil
 	}
 	reason := fmt.Sprintf("rollback to generation %d", to)
 	prev, prevState := j.latest.Number, j.latest.State
-	if _, err := j.applyIndex(ctx, prev, g.Index); err != nil {
+	if _, err := j.applyIndex(ctx, prev, g.Index, true); err != nil {
 		return 0, fmt.Errorf("roll back to generation %d: %w", to, err)
 	}
 	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {

@@ -238,9 +238,12 @@ func (p *pgJob) setup(ctx context.Context) error {
 
 func (p *pgJob) onEvent(ctx context.Context, e event) error {
 	switch {
+	case e.rollback != nil && e.rollback.resume:
+		e.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is not held (only files jobs on a push target can be)", p.j.cfg.Name)}
 	case e.rollback != nil:
 		e.rollback.reply <- rollbackResult{err: errors.New("rolling back a postgres job to an older generation is not supported; a generation that fails its checks is reverted automatically")}
 	case e.peerChange:
+		p.j.markPeerDown(e)
 		if p.j.isSource && e.peerUp {
 			if t := p.targets[e.peer]; t != nil {
 				t.sentAt = time.Time{}

@@ -41,7 +41,7 @@ func TestRollbackRefusesDamagedBlob(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	_, err = a.a().Rollback(ctx, "conf", first)
+	_, err = a.a().Rollback(ctx, "conf", first, false)
 	if err == nil || !strings.Contains(err.Error(), "damaged") || !strings.Contains(err.Error(), "extensions.conf") {
 		t.Fatalf("rollback over a damaged blob: err = %v; want a refusal naming the file and the damage", err)
 	}

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -31,6 +31,7 @@ func (j *job) startSource(ctx context.Context) error {
 		}
 		j.latest = g
 		j.offer(g.Index, nil)
+		j.keepLastKnown()
 	}
 	for _, t := range j.cfg.Targets {
 		j.targets[t] = &targetState{}
@@ -50,7 +51,9 @@ func (j *job) startSource(ctx context.Context) error {
 // and compress together): for content the store is known to lack, where
 // Store.PutFile's first hashing pass would be wasted.
 func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, error) {
-	f, err := os.Open(filepath.Join(j.cfg.Path, filepath.FromSlash(rel)))
+	// never through a symlink: a file swapped for a link to a root-only
+	// file after the scan must not be shipped to every target
+	f, err := beneath.OpenFile(j.cfg.Path, rel, os.O_RDONLY)
 	if err != nil {
 		return index.Hash{}, 0, err
 	}
@@ -248,8 +251,8 @@ func (j *job) announce(force bool) {
 			continue
 		}
 		if t.result != nil && t.result.Version == v && t.result.State != string(store.StateApplying) { // an interrupted apply is asked again
-			if t.result.State == "good" {
-				continue
+			if t.result.State == "good" || t.result.State == ResultHeld {
+				continue // a held target asks again on resume; a rollout goes on past it
 			}
 			if j.cfg.Order == config.OrderRolling {
 				return // the rollout stops at a target that refused it

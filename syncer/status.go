@@ -20,6 +20,7 @@ type JobStatus struct {
 	Path          string    `json:"path"`
 	Generation    uint64    `json:"generation"`
 	State         string    `json:"state"`
+	Held          string    `json:"held,omitempty"` // "held by operator at N" (rollback --hold on a push target)
 	LastError     string    `json:"last_error"`
 	LastChange    time.Time `json:"last_change,omitzero"`
 	BytesSent     uint64    `json:"bytes_sent"`     // content bytes on the wire
@@ -35,6 +36,13 @@ type JobStatus struct {
 	Latency              *Histogram     `json:"latency,omitempty"` // change at the origin → applied here
 	Targets              []TargetStatus `json:"targets,omitempty"`
 	Rollout              string         `json:"rollout,omitempty"` // source: how far the newest generation got
+	// Unreadable lists the paths of the tree the agent cannot read ("path:
+	// reason"); they keep their last synced content.
+	Unreadable []string `json:"unreadable,omitempty"`
+	// Refused lists paths this node does not sync because of their names
+	// (control characters) or, on a target, paths a source announced that
+	// the job's own filters exclude ("path: reason").
+	Refused []string `json:"refused,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.
@@ -45,6 +53,10 @@ type TargetStatus struct {
 	State      string `json:"state"`
 	Reason     string `json:"reason,omitempty"`
 	Lag        uint64 `json:"lag"` // generations behind the source's newest
+	// Slow is set while the target's peer takes nothing from its control
+	// stream (it is disconnected if that lasts); SlowSince says since when.
+	Slow      bool      `json:"slow,omitempty"`
+	SlowSince time.Time `json:"slow_since,omitzero"`
 }
 
 func (s *JobStatus) setTarget(peer string, r *wire.Result) {
@@ -59,6 +71,33 @@ func (s *JobStatus) setTarget(peer string, r *wire.Result) {
 	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
 }
 
+// PeerDownState is the state of a target row while its peer is down.
+const PeerDownState = "down"
+
+// markPeerDown turns the status row of a target whose peer went down into
+// "down since T", so that a killed target never keeps showing its last
+// answer; the row shows the target's answer again once it is back and
+// answers.
+func (j *job) markPeerDown(e event) {
+	if !j.isSource || e.peerUp || !contains(j.cfg.Targets, e.peer) {
+		return
+	}
+	at := e.at
+	if at.IsZero() {
+		at = time.Now()
+	}
+	j.setStatus(func(s *JobStatus) {
+		for i := range s.Targets {
+			if s.Targets[i].Name == e.peer {
+				s.Targets[i].State = PeerDownState
+				s.Targets[i].Reason = "down since " + at.UTC().Format(time.RFC3339)
+				return
+			}
+		}
+		s.setTarget(e.peer, &wire.Result{State: PeerDownState, Reason: "down since " + at.UTC().Format(time.RFC3339)})
+	})
+}
+
 // Status is the answer to `pbxsync status`.
 type Status struct {
 	Node   string                 `json:"node"`
@@ -66,21 +105,41 @@ type Status struct {
 	Uptime float64                `json:"uptime_s"`
 	Peers  []remotemon.PeerStatus `json:"peers"`
 	Jobs   []JobStatus            `json:"jobs"`
+	// Asterisk: the log that log checks read and the last actions per
+	// job, when the AfterApply reports them (AsteriskActions does).
+	Asterisk *AsteriskStatus `json:"asterisk,omitempty"`
 }
+
+// asteriskReporter is an AfterApply that reports its Asterisk side.
+type asteriskReporter interface{ AsteriskStatus() *AsteriskStatus }
 
 // Status returns the agent's current status.
 func (a *Agent) Status() Status {
 	st := Status{Node: a.node, ID: a.ident.ID.String(), Uptime: time.Since(a.started).Seconds(), Peers: a.mon.Status()}
+	slow := map[string]time.Time{}
+	for _, p := range st.Peers {
+		if p.Slow {
+			slow[p.Name] = p.SlowSince
+		}
+	}
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
 		js := j.status
 		js.Targets = append([]TargetStatus(nil), j.status.Targets...)
 		js.Latency = j.status.Latency.clone()
 		j.mu.Unlock()
+		for i := range js.Targets {
+			if since, ok := slow[js.Targets[i].Name]; ok {
+				js.Targets[i].Slow, js.Targets[i].SlowSince = true, since
+			}
+		}
 		if js.Role == "source" {
 			js.Rollout = rollout(&js, j.cfg.Targets, j.cfg.Order)
 		}
 		st.Jobs = append(st.Jobs, js)
+	}
+	if r, ok := a.after.(asteriskReporter); ok {
+		st.Asterisk = r.AsteriskStatus()
 	}
 	return st
 }
@@ -88,12 +147,15 @@ func (a *Agent) Status() Status {
 // Rollback asks job's loop to roll back to generation to (0: the previous
 // good one) and waits for the outcome. On a push source the rollback
 // becomes a new generation that goes to every target.
-func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64) (uint64, error) {
+//
+// On a push target only hold may be set: the target is rolled back and held
+// at that generation, taking no new one until Resume.
+func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64, hold bool) (uint64, error) {
 	j := a.job(jobName)
 	if j == nil {
 		return 0, fmt.Errorf("no job %q", jobName)
 	}
-	req := &rollbackReq{to: to, reply: make(chan rollbackResult, 1)}
+	req := &rollbackReq{to: to, hold: hold, reply: make(chan rollbackResult, 1)}
 	select {
 	case j.inbox <- event{rollback: req}:
 	case <-ctx.Done():
@@ -113,9 +175,13 @@ func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
 		state, msg := j.status.State, j.status.LastError
+		unreadable := unreadableError(j.status.Unreadable)
 		j.mu.Unlock()
 		if state == "error" {
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
+		}
+		if unreadable != nil {
+			return fmt.Errorf("job %s: %w", j.cfg.Name, unreadable)
 		}
 	}
 	if a.health != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ func (j *job) startTarget(ctx context.Context) error {
 		}
 		if !Equal(hostmon.ToIndex(j.states), g.Index) {
 			// stopped before its journal: apply it now, from the store
-			if _, err := j.applyIndex(ctx, g.Number, g.Index); err != nil {
+			if _, err := j.applyIndex(ctx, g.Number, g.Index, false); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -51,6 +52,15 @@ func (j *job) startTarget(ctx context.Context) error {
 		if g.State == store.StateApplying {
 			j.finish(ctx, g, before, time.Time{})
 		}
+	}
+	if j.held != 0 {
+		// an operator holds this target (rollback --hold): it stays at
+		// that generation across restarts
+		g, err := j.a.store.Generation(j.cfg.Name, j.held)
+		if err != nil {
+			return fmt.Errorf("the generation %d this job is held at: %w", j.held, err)
+		}
+		j.latest = g
 	}
 	if j.latest == nil {
 		g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
@@ -62,7 +72,11 @@ func (j *job) startTarget(ctx context.Context) error {
 		}
 	}
 	if j.latest != nil {
+		j.keepLastKnown()
 		j.setStatus(func(s *JobStatus) { s.Generation, s.State = j.latest.Number, string(store.StateGood) })
+		if j.held != 0 {
+			j.setStatus(func(s *JobStatus) { s.State, s.Held = ResultHeld, heldText(j.held) })
+		}
 		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
 			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
 			if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
@@ -87,15 +101,26 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
 	}
+	if j.held != 0 {
+		// the operator holds this target: the generation waits for resume
+		reply(j.held, ResultHeld, heldText(j.held))
+		return
+	}
 	want := wire.ToIndex(m.Items)
 	if m.Base != 0 {
 		// an incremental announcement: rebuild the index from the base
 		// this node holds, or ask for the complete one
-		if j.latest == nil || j.latest.SourceVersion != m.Base {
+		var base index.Index
+		switch {
+		case j.announced != nil && j.announcedVersion == m.Base:
+			base = j.announced
+		case j.latest != nil && j.latest.SourceVersion == m.Base:
+			base = j.latest.Index
+		default:
 			reply(0, wire.ResultResync, "")
 			return
 		}
-		full, err := m.Apply(j.latest.Index)
+		full, err := m.Apply(base)
 		if err != nil {
 			j.log.Info("asking for a complete announcement", "err", err)
 			reply(0, wire.ResultResync, err.Error())
@@ -103,6 +128,8 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		}
 		want = full
 	}
+	j.announced, j.announcedVersion = want, m.Version
+	want = j.admit(m.Version, want)
 	digest := want.Digest().String()
 	if reason, isBad := j.bad[digest]; isBad {
 		reply(0, "bad", reason)
@@ -129,16 +156,14 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
-		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.a.store.AddGeneration(ctx, g)
+	g, err := j.generationFor(ctx, m, local, want)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	g.Number = n
-	before, err := j.applyIndex(ctx, n, want)
+	n := g.Number
+	before, err := j.applyIndex(ctx, n, want, false)
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: either nothing was touched (staging) or the
 		// journal is rolled forward at the next start; the generation is
@@ -164,6 +189,55 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
 	reply(n, string(g.State), g.Reason)
+}
+
+// admit applies this target's own filters and setuid policy to an
+// announced index (see admit) and reports what it refused or changed.
+func (j *job) admit(version uint64, announced index.Index) index.Index {
+	ad := admit(announced, j.filter, j.cfg.PreserveSUID)
+	if j.refusalLogged != version {
+		j.refusalLogged = version
+		if len(ad.refused) > 0 {
+			j.log.Warn("refusing paths of an announcement: this node's job does not admit them", "source_version", version, "paths", firstN(problemList(ad.refused), 10))
+		}
+		if len(ad.dropped) > 0 {
+			sort.Strings(ad.dropped)
+			j.log.Warn("dropping setuid/setgid bits from the source (set preserve_suid = true in the job to keep them)", "source_version", version, "paths", firstN(ad.dropped, 10))
+		}
+	}
+	j.refusedRemote = ad.refused
+	j.publishProblems()
+	return ad.want
+}
+
+// generationFor records the generation a target is about to apply. A
+// retry of the newest generation, which failed for a reason that says
+// nothing about its content (the apply failed, Asterisk was down), reuses
+// its record: retries never push good generations out of keep.
+func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want index.Index) (*store.Generation, error) {
+	if gens, err := j.a.store.Generations(j.cfg.Name); err == nil && len(gens) > 0 {
+		last := gens[len(gens)-1]
+		if (last.State == store.StateBad || last.State == store.StateApplying) && last.SourceVersion == m.Version {
+			if g, err := j.a.store.Generation(j.cfg.Name, last.Number); err == nil && g.Index.Digest() == want.Digest() {
+				if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
+					if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
+						return nil, err
+					}
+					j.log.Info("retrying generation", "generation", g.Number, "last_failure", last.Reason)
+					g.State, g.Reason = store.StateApplying, ""
+					return g, nil
+				}
+			}
+		}
+	}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
+		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
+	n, err := j.a.store.AddGeneration(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	g.Number = n
+	return g, nil
 }
 
 // finish runs the actions and checks of an applied generation and marks it
@@ -225,6 +299,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}
+	j.resolveFailed() // marked bad first: Recover never rolls it forward
 	g.State, g.Reason = store.StateBad, reason
 	if blacklist {
 		j.bad[g.Index.Digest().String()] = reason

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"pbxsync/delta"
+	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
@@ -153,7 +153,7 @@ func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 		case st.Size >= signatureMinSize && j.useDelta(peer, it.Size):
 			// content only this node has (a first sync over an old copy, a
 			// local edit): send a signature of it, rsync's way
-			if f, err := os.Open(filepath.Join(j.cfg.Path, filepath.FromSlash(it.Path))); err == nil {
+			if f, err := beneath.OpenFile(j.cfg.Path, it.Path, os.O_RDONLY); err == nil {
 				defer f.Close()
 				var sig bytes.Buffer
 				bf := delta.File{R: f, Size: st.Size}

@@ -89,11 +89,12 @@ func jobNames(cfg *config.Config) string {
 }
 
 func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("rollback", "[--config FILE] --job JOB [--to N]",
-		"Restores generation N of a job (default: the newest good generation before the\ncurrent one) from the local store, without the network. On a push source the\nrestored tree becomes a new generation that goes to every target: the whole\nfarm rolls back. Refuses a generation whose stored content is damaged.", stderr)
+	fs := newFlags("rollback", "[--config FILE] --job JOB [--to N] [--hold]",
+		"Restores generation N of a job (default: the newest good generation before the\ncurrent one) from the local store, without the network. On a push source the\nrestored tree becomes a new generation that goes to every target: the whole\nfarm rolls back. Refuses a generation whose stored content is damaged.\n\nOn a push target a plain rollback is refused (the source would restore its\nversion at once; run it on the source, which the error names). With --hold the\ntarget is rolled back and held at that generation: it takes no new generation\n(status says \"held by operator at N\"), also across restarts, until\n'pbxsync resume --job JOB'.", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	jobName := fs.String("job", "", "job name (required)")
 	to := fs.Uint64("to", 0, "generation to restore (0: the previous good one)")
+	hold := fs.Bool("hold", false, "on a push target: roll back and hold the job there until 'pbxsync resume'")
 	if code, done := parse(fs, args); done {
 		return code
 	}
@@ -103,11 +104,37 @@ func cmdRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "rollback", Job: *jobName, To: *to})
+	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "rollback", Job: *jobName, To: *to, Hold: *hold})
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync rollback:", err)
 		return 1
 	}
+	if *hold {
+		fmt.Fprintf(stdout, "job %s is now at generation %d and held there; 'pbxsync resume --job %s' takes new generations again\n", *jobName, resp.Generation, *jobName)
+		return 0
+	}
 	fmt.Fprintf(stdout, "job %s is now at generation %d\n", *jobName, resp.Generation)
+	return 0
+}
+
+func cmdResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("resume", "[--config FILE] --job JOB",
+		"Ends the hold that 'pbxsync rollback --hold' put on a push target: the job takes\nthe source's newest generation again at once.", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jobName := fs.String("job", "", "job name (required)")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	cfg, ok := loadJobConfig("resume", *cfgPath, *jobName, stderr)
+	if !ok {
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "resume", Job: *jobName}); err != nil {
+		fmt.Fprintln(stderr, "pbxsync resume:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "job %s resumed: it takes the source's generations again\n", *jobName)
 	return 0
 }

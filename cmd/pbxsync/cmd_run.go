@@ -61,9 +61,11 @@ type agentControl struct{ a *syncer.Agent }
 
 func (c agentControl) Status() any { return c.a.Status() }
 
-func (c agentControl) Rollback(ctx context.Context, job string, to uint64) (uint64, error) {
-	return c.a.Rollback(ctx, job, to)
+func (c agentControl) Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error) {
+	return c.a.Rollback(ctx, job, to, hold)
 }
+
+func (c agentControl) Resume(ctx context.Context, job string) error { return c.a.Resume(ctx, job) }
 
 type agentHealth struct{ a *syncer.Agent }
 
@@ -100,7 +102,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 			defer cancel()
 			sess.Close(cctx)
 		}()
-		actions.AMI, actions.LogPath = sess, cfg.Asterisk.Log
+		actions.AMI, actions.LogPath, actions.FindLog = sess, cfg.Asterisk.Log, cfg.Asterisk.Log == ""
 		opts.Health = asteriskHealth(sess, cfg.Asterisk.AMI)
 		opts.Asterisk = func(ctx context.Context) (syncer.AsteriskInfo, error) {
 			h, err := sess.Health(ctx)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -55,14 +57,25 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		if !p.LastSeen.IsZero() {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Connected), p.RTTMillis, seen, bytesHuman(p.BytesSent), bytesHuman(p.BytesReceived), p.LastError)
+		problem := p.LastError
+		if p.Slow {
+			problem = strings.TrimSuffix("slow: reads nothing since "+p.SlowSince.Local().Format(time.DateTime)+"; "+problem, "; ")
+		}
+		if !p.Connected && !p.DownSince.IsZero() {
+			problem = strings.TrimSuffix("down since "+p.DownSince.Local().Format(time.DateTime)+"; "+problem, "; ")
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%.1f ms\t%s\t%s\t%s\t%s\n", p.Name, yesNo(p.Connected), p.RTTMillis, seen, bytesHuman(p.BytesSent), bytesHuman(p.BytesReceived), problem)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tROLE\tGENERATION\tSTATE\tSENT\tRECEIVED\tLAST ERROR")
 	for _, j := range st.Jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), j.LastError)
+		last := j.LastError
+		if j.Held != "" {
+			last = j.Held
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Name, j.Role, j.Generation, j.State, bytesHuman(j.BytesSent), bytesHuman(j.BytesReceived), last)
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {
@@ -74,6 +87,38 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		fmt.Fprintln(tw, "  TARGET\tGENERATION\tSTATE\tBEHIND\tREASON")
 		for _, t := range j.Targets {
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, t.Reason)
+		}
+		tw.Flush()
+	}
+	printAsterisk(w, st.Asterisk)
+}
+
+// printAsterisk shows which log the log checks read and each job's last
+// Asterisk actions, skipped reloads included.
+func printAsterisk(w io.Writer, a *syncer.AsteriskStatus) {
+	if a == nil {
+		return
+	}
+	fmt.Fprintln(w)
+	switch {
+	case a.Log.Path != "":
+		fmt.Fprintf(w, "asterisk log: %s (%s)\n", a.Log.Path, a.Log.How)
+	case a.Log.Error != "":
+		fmt.Fprintf(w, "asterisk log: none, log checks off: %s\n", a.Log.Error)
+	default:
+		fmt.Fprintf(w, "asterisk log: %s\n", a.Log.How)
+	}
+	names := make([]string, 0, len(a.Jobs))
+	for n := range a.Jobs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ja := a.Jobs[n]
+		fmt.Fprintf(w, "%s generation %d actions:\n", n, ja.Generation)
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		for _, o := range ja.Actions {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Action, o.Result, o.Reason)
 		}
 		tw.Flush()
 	}

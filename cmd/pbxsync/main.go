@@ -32,7 +32,9 @@ Commands:
   id        create this node's identity if missing and print its node ID
   status    show peers and jobs of the running agent (--json for tools)
   history   list a job's generations (--json for tools)
-  rollback  roll a job back to an earlier generation (on a source: the farm)
+  rollback  roll a job back to an earlier generation (on a source: the farm;
+            on a push target only with --hold)
+  resume    end the hold of a push target (after rollback --hold)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
   version   print the version (also --version, -v)
@@ -56,6 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"status":   cmdStatus,
 		"history":  cmdHistory,
 		"rollback": cmdRollback,
+		"resume":   cmdResume,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,
 		"version": func(context.Context, []string, io.Writer, io.Writer) int {

@@ -88,7 +88,14 @@ func (s *Server) dispatch(c *conn, action, id string, m message, r *reply) (keep
 			r.success(id, "Module Reloaded")
 		}
 	case "modulecheck":
-		if _, ok := s.findModule(m.get("Module")); ok {
+		_, ok := s.findModule(m.get("Module"))
+		if s.cfg.Transcript != nil {
+			if resp, found := s.replayModuleCheck(m.get("Module"), ok); found {
+				r.response(id, Get(resp, "Response"), without(resp, "Response")...)
+				break
+			}
+		}
+		if ok {
 			r.response(id, "Success", H("Version", ""))
 		} else {
 			r.error(id, "Module not loaded")
@@ -246,4 +253,15 @@ func (s *Server) cli(cmd string) ([]string, bool, func()) {
 		return nil, true, s.restart
 	}
 	return []string{fmt.Sprintf("No such command '%s' (type 'core show help %s' for other possible commands)", cmd, cmd)}, false, nil
+}
+
+// without returns hs without the headers named key.
+func without(hs []Header, key string) []Header {
+	out := make([]Header, 0, len(hs))
+	for _, h := range hs {
+		if !strings.EqualFold(h.Key, key) {
+			out = append(out, h)
+		}
+	}
+	return out
 }

@@ -39,8 +39,13 @@ type Config struct {
 	// reads (default DefaultModuleFiles()).
 	ModuleFiles map[string][]string
 	// Modules are the loaded modules (default: the keys of ModuleFiles plus
-	// a few modules without configuration, see DefaultModules()).
+	// a few modules without configuration, see DefaultModules(); with a
+	// Transcript, the modules that ran when it was recorded).
 	Modules []string
+	// Transcript, when set, makes Reload and ModuleCheck of the modules it
+	// holds answer and log as the recorded real Asterisk did (see
+	// [Transcript] and [Recorded]); other modules behave as without it.
+	Transcript *Transcript
 
 	// ReloadDuration is how long a reload runs; reloads asked for meanwhile
 	// are answered "A reload is in progress".
@@ -115,8 +120,14 @@ func (c Config) withDefaults() Config {
 	if c.Secret == "" {
 		c.Secret = "secret"
 	}
+	if c.AsteriskVersion == "" && c.Transcript != nil {
+		c.AsteriskVersion = c.Transcript.Version
+	}
 	if c.AsteriskVersion == "" {
 		c.AsteriskVersion = "20.5.0"
+	}
+	if c.AMIVersion == "" && c.Transcript != nil {
+		c.AMIVersion = c.Transcript.AMI
 	}
 	if c.AMIVersion == "" {
 		c.AMIVersion = "7.0.3"
@@ -126,6 +137,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ModuleFiles == nil {
 		c.ModuleFiles = DefaultModuleFiles()
+	}
+	if c.Modules == nil && c.Transcript != nil {
+		c.Modules = c.Transcript.Modules()
+		for _, m := range DefaultModules() {
+			if len(c.Transcript.entriesFor(m)) == 0 {
+				c.Modules = append(c.Modules, m)
+			}
+		}
 	}
 	if c.Modules == nil {
 		seen := map[string]bool{}

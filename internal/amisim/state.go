@@ -36,6 +36,9 @@ func (s *Server) reload(module string) string {
 		s.mu.Unlock()
 	} else {
 		m, ok := s.findModule(module)
+		if s.cfg.Transcript != nil && len(s.cfg.Transcript.entriesFor(module)) > 0 {
+			return s.replayedReload(module, ok)
+		}
 		if !ok {
 			return "No such module"
 		}
@@ -64,6 +67,28 @@ func (s *Server) reload(module string) string {
 	s.st.lastReload = time.Now()
 	s.mu.Unlock()
 	return ""
+}
+
+// replayedReload runs a reload of a module the transcript has: the reload
+// lock and duration as usual, the answer and log lines as recorded.
+func (s *Server) replayedReload(module string, loaded bool) string {
+	if loaded {
+		if !s.reloadMu.TryLock() {
+			return "A reload is in progress"
+		}
+		defer s.reloadMu.Unlock()
+		if !s.sleep(s.cfg.ReloadDuration, nil) {
+			return "Asterisk is shutting down"
+		}
+	}
+	resp, _ := s.replayReload(module, loaded)
+	if strings.EqualFold(Get(resp, "Response"), "Success") {
+		s.mu.Lock()
+		s.st.lastReload = time.Now()
+		s.mu.Unlock()
+		return ""
+	}
+	return Get(resp, "Message")
 }
 
 // checkFiles looks for the broken marker in the configuration files of
@@ -100,7 +125,14 @@ func (s *Server) logLine(level, where, msg string) {
 	if s.cfg.LogPath == "" {
 		return
 	}
-	line := fmt.Sprintf("[%s] %s[4242]: %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), level, where, msg)
+	s.writeLog(fmt.Sprintf("[%s] %s[4242]: %s: %s\n", time.Now().Format("2006-01-02 15:04:05"), level, where, msg))
+}
+
+// writeLog appends line to the log file.
+func (s *Server) writeLog(line string) {
+	if s.cfg.LogPath == "" {
+		return
+	}
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	f, err := os.OpenFile(s.cfg.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)

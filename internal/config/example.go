@@ -47,6 +47,8 @@ keep = 20                     # known-good generations kept for rollback (defaul
 debounce = "20ms"             # gather file events this long (default 20ms, at most 10s)
 check = "test -s extensions.conf"  # optional shell check after every change, run in the job root
 check_timeout = "30s"         # per check command (default 30s)
+preserve_suid = false         # keep setuid/setgid bits of files from the source (default false:
+                              # a target drops them and logs it; setgid directories keep theirs)
 
   # Rules map changed files to Asterisk actions and checks. A rule needs
   # match and an action or a check (or both).
@@ -86,7 +88,7 @@ targets = ["pbx2", "pbx3"]
 ami = "127.0.0.1:5038"        # host:port of the manager interface
 username = "pbxsync"          # AMI user (manager.conf); required with ami
 secret_file = "/etc/pbxsync/ami.secret"  # absolute; holds the AMI secret; required with ami
-log = "/var/log/asterisk/messages"       # read by log checks (default /var/log/asterisk/messages)
+log = "/var/log/asterisk/messages.log"   # read by log checks; leave it out to have pbxsync ask Asterisk (core show settings, logger show channels)
 service = "asterisk.service"             # systemd unit of "service start|stop|restart" actions (default)
 
 # Commands run when a peer goes away or comes back.

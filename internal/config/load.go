@@ -17,7 +17,6 @@ const (
 	DefaultKeep            = 20
 	DefaultDebounce        = 20 * time.Millisecond
 	DefaultCheckTimeout    = 30 * time.Second
-	DefaultAsteriskLog     = "/var/log/asterisk/messages"
 	DefaultAsteriskService = "asterisk.service"
 	DefaultHookTimeout     = 60 * time.Second
 	DefaultPeerDownGrace   = 5 * time.Second

@@ -187,6 +187,7 @@ var errCases = []errCase{
 	{"debounce too long", head + job + "debounce = \"11s\"\n", []want{{"f.toml:13:1", `job.debounce: "11s" is longer than the maximum 10s`}}},
 	{"debounce negative", head + job + "debounce = \"-1ms\"\n", []want{{"f.toml:13:1", `job.debounce: "-1ms" must not be negative`}}},
 	{"bad check_timeout", head + job + "check_timeout = \"soon\"\n", []want{{"f.toml:13:1", `job.check_timeout: "soon" is not a duration`}}},
+	{"preserve_suid not a boolean", head + job + "preserve_suid = \"yes\"\n", []want{{"f.toml:13:1", `job.preserve_suid: expected true or false, got string`}}},
 	{"bad hook durations", head + "[[on_peer_down]]\npeer = \"b\"\ncommand = \"true\"\ngrace = \"-5s\"\ntimeout = \"1 minute\"\n", []want{
 		{"f.toml:11:1", `on_peer_down #1: on_peer_down.grace: "-5s" must not be negative`},
 		{"f.toml:12:1", `on_peer_down #1: on_peer_down.timeout: "1 minute" is not a duration`},
@@ -351,7 +352,7 @@ func TestDefaults(t *testing.T) {
 			Name: "conf", Type: "files", Path: "/etc/asterisk", Mode: "push", Source: "a", Targets: []string{"b"},
 			Order: "parallel", Delta: "auto", Keep: 20, Debounce: 20 * time.Millisecond, CheckTimeout: 30 * time.Second, Line: 8,
 		}},
-		Asterisk:   Asterisk{Log: "/var/log/asterisk/messages", Service: "asterisk.service"},
+		Asterisk:   Asterisk{Service: "asterisk.service"},
 		OnPeerDown: []PeerHook{{Peer: "b", Grace: 5 * time.Second, Command: "true", Timeout: 60 * time.Second}},
 		OnPeerUp:   []PeerHook{{Peer: "b", Grace: 0, Command: "true", Timeout: 60 * time.Second}},
 	}
@@ -385,6 +386,7 @@ keep = 5
 debounce = "50ms"
 check = "asterisk -rx 'core show version'"
 check_timeout = "10s"
+preserve_suid = true
 
   [[job.rule]]
   match = "extensions.conf"
@@ -409,20 +411,20 @@ secret_file = "/etc/pbxsync/ami.secret"
 	if !ok {
 		t.Fatal("job missing")
 	}
-	if j.Path != "/etc/asterisk" || j.Keep != 5 || j.Debounce != 50*time.Millisecond || j.CheckTimeout != 10*time.Second || j.Line != 12 {
+	if j.Path != "/etc/asterisk" || j.Keep != 5 || j.Debounce != 50*time.Millisecond || j.CheckTimeout != 10*time.Second || j.Line != 12 || !j.PreserveSUID {
 		t.Errorf("job = %+v", j)
 	}
 	if !reflect.DeepEqual(j.Members(), []string{"pbx-act", "pbx-sby"}) {
 		t.Errorf("members = %v", j.Members())
 	}
 	wantRules := []Rule{
-		{Match: []string{"extensions.conf"}, Action: "reload pbx_config.so", Line: 24},
-		{Match: []string{"pjsip.conf", "pjsip_*.conf"}, Check: "true", Line: 28},
+		{Match: []string{"extensions.conf"}, Action: "reload pbx_config.so", Line: 25},
+		{Match: []string{"pjsip.conf", "pjsip_*.conf"}, Check: "true", Line: 29},
 	}
 	if !reflect.DeepEqual(j.Rules, wantRules) {
 		t.Errorf("rules = %+v", j.Rules)
 	}
-	if cfg.Asterisk.AMI != "localhost:5038" || cfg.Asterisk.Log != DefaultAsteriskLog {
+	if cfg.Asterisk.AMI != "localhost:5038" || cfg.Asterisk.Log != "" {
 		t.Errorf("asterisk = %+v", cfg.Asterisk)
 	}
 }
@@ -524,7 +526,7 @@ func TestExampleParses(t *testing.T) {
 	for _, key := range []string{
 		"name", "listen", "data_dir", "http", "log_level",
 		"address", "id",
-		"type", "path", "include", "exclude", "mode", "source", "targets", "order", "keep", "debounce", "check", "check_timeout", "dsn_file", "tables",
+		"type", "path", "include", "exclude", "mode", "source", "targets", "order", "keep", "debounce", "check", "check_timeout", "preserve_suid", "dsn_file", "tables",
 		"match", "action", "when",
 		"ami", "username", "secret_file", "log",
 		"peer", "grace", "command", "timeout",

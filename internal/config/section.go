@@ -201,6 +201,21 @@ func article(t string) string {
 	return "a " + t
 }
 
+// boolean returns the boolean value of k; def when k is absent or not a
+// boolean (which is reported).
+func (s *section) boolean(k string, def bool) bool {
+	raw, present := s.get(k)
+	if !present {
+		return def
+	}
+	v, ok := raw.(bool)
+	if !ok {
+		s.errf(k, "expected true or false, got %s", typeName(raw))
+		return def
+	}
+	return v
+}
+
 // integer returns the integer value of k.
 func (s *section) integer(k string) (int64, bool) {
 	raw, present := s.get(k)

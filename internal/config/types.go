@@ -13,7 +13,7 @@ type Config struct {
 	Node       Node       // [node]
 	Peers      []Peer     // [[peer]]
 	Jobs       []Job      // [[job]]
-	Asterisk   Asterisk   // [asterisk]; when absent only Log (its default) is set
+	Asterisk   Asterisk   // [asterisk]; when absent only Service (its default) is set
 	OnPeerDown []PeerHook // [[on_peer_down]]
 	OnPeerUp   []PeerHook // [[on_peer_up]]
 
@@ -78,7 +78,11 @@ type Job struct {
 	Check        string        // optional job-wide check command
 	CheckTimeout time.Duration // per check command; default 30s
 	Rules        []Rule        // [[job.rule]]
-	Line         int           // line of the job in Config.File (its [[job]] header); 0 when unknown
+	// PreserveSUID keeps setuid and setgid bits of files that come from a
+	// peer; by default a target drops them (a pushed setuid binary is a
+	// privilege escalation). Default false.
+	PreserveSUID bool
+	Line         int // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged
@@ -100,7 +104,7 @@ type Asterisk struct {
 	AMI        string // host:port of the manager interface; empty: no Asterisk control
 	Username   string // AMI user
 	SecretFile string // absolute path of a file holding the AMI secret; never logged
-	Log        string // Asterisk log read by log checks; default /var/log/asterisk/messages
+	Log        string // Asterisk log read by log checks; "": ask Asterisk over AMI (core show settings, logger show channels)
 	Service    string // systemd unit for "service" actions; default asterisk.service
 }
 

@@ -50,13 +50,14 @@ func (c *checker) config(raw map[string]any) *Config {
 				firstJob[j.Name] = c.line(s.kpath("name"))
 			}
 		}
+		c.jobPath(s, j, cfg.Node.DataDir, c.absFile())
 		cfg.Jobs = append(cfg.Jobs, j)
 	}
 
 	if ast, ok := top.table("asterisk"); ok {
 		cfg.Asterisk = c.asterisk(ast)
 	} else {
-		cfg.Asterisk = Asterisk{Log: DefaultAsteriskLog, Service: DefaultAsteriskService}
+		cfg.Asterisk = Asterisk{Service: DefaultAsteriskService}
 	}
 
 	for i, s := range top.array("on_peer_down") {
@@ -168,6 +169,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	}
 	j.Debounce = s.duration("debounce", DefaultDebounce, MaxDebounce)
 	j.Check, _ = s.str("check")
+	j.PreserveSUID = s.boolean("preserve_suid", false)
 	j.CheckTimeout = s.duration("check_timeout", DefaultCheckTimeout, 0)
 	j.DSN, _ = s.str("dsn")
 	dsnFile, hasDSNFile := s.str("dsn_file")
@@ -193,7 +195,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 			}
 		}
 	case TypePostgres:
-		for _, k := range []string{"path", "include", "exclude"} {
+		for _, k := range []string{"path", "include", "exclude", "preserve_suid"} {
 			if s.has(k) {
 				s.errf(k, "only files jobs take %s (this is a postgres job)", k)
 			}
@@ -368,7 +370,7 @@ func (c *checker) asterisk(s *section) Asterisk {
 	}
 	a.Username, _ = s.str("username")
 	a.SecretFile = s.absPath("secret_file", "")
-	a.Log = s.absPath("log", DefaultAsteriskLog)
+	a.Log = s.absPath("log", "") // "": the agent asks Asterisk where it logs
 	a.Service = DefaultAsteriskService
 	if v, ok := s.str("service"); ok {
 		if !validUnit(v) {

@@ -21,9 +21,10 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // Request is one command to the agent.
 type Request struct {
-	Cmd string `json:"cmd"`           // "status" or "rollback"
-	Job string `json:"job,omitempty"` // rollback
-	To  uint64 `json:"to,omitempty"`  // rollback: target generation, 0 = previous good
+	Cmd  string `json:"cmd"`            // "status", "rollback" or "resume"
+	Job  string `json:"job,omitempty"`  // rollback, resume
+	To   uint64 `json:"to,omitempty"`   // rollback: target generation, 0 = previous good
+	Hold bool   `json:"hold,omitempty"` // rollback on a push target: hold it there until resume
 }
 
 // Response is the agent's answer.
@@ -38,8 +39,10 @@ type Handler interface {
 	// Status returns a JSON-encodable status object.
 	Status() any
 	// Rollback rolls job back to generation to and returns the generation
-	// the job is at afterwards.
-	Rollback(ctx context.Context, job string, to uint64) (uint64, error)
+	// the job is at afterwards; hold holds a push target there.
+	Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error)
+	// Resume ends the hold of a push target.
+	Resume(ctx context.Context, job string) error
 }
 
 // Server serves the control socket.
@@ -103,11 +106,15 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 		resp.Status = b
 	case "rollback":
-		gen, err := s.h.Rollback(ctx, req.Job, req.To)
+		gen, err := s.h.Rollback(ctx, req.Job, req.To, req.Hold)
 		if err != nil {
 			resp.Error = err.Error()
 		}
 		resp.Generation = gen
+	case "resume":
+		if err := s.h.Resume(ctx, req.Job); err != nil {
+			resp.Error = err.Error()
+		}
 	default:
 		resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)
 	}

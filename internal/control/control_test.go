@@ -13,7 +13,13 @@ import (
 type fake struct{}
 
 func (fake) Status() any { return map[string]string{"node": "a"} }
-func (fake) Rollback(ctx context.Context, job string, to uint64) (uint64, error) {
+func (fake) Resume(ctx context.Context, job string) error {
+	if job != "conf" {
+		return errors.New("no job " + job)
+	}
+	return nil
+}
+func (fake) Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error) {
 	if job != "conf" {
 		return 0, errors.New("no job " + job)
 	}
@@ -47,6 +53,12 @@ func TestCallAndMode(t *testing.T) {
 	}
 	if resp, err := Call(ctx, path, Request{Cmd: "rollback", Job: "conf", To: 4}); err != nil || resp.Generation != 5 {
 		t.Fatalf("rollback: %v %v", resp, err)
+	}
+	if _, err := Call(ctx, path, Request{Cmd: "resume", Job: "conf"}); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if _, err := Call(ctx, path, Request{Cmd: "resume", Job: "x"}); err == nil || err.Error() != "no job x" {
+		t.Fatalf("resume error not passed on: %v", err)
 	}
 	if _, err := Call(ctx, path, Request{Cmd: "rollback", Job: "x"}); err == nil || err.Error() != "no job x" {
 		t.Fatalf("rollback error not passed on: %v", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,22 @@ func ValidatePath(p string) error {
 			return bad("empty element")
 		case ".", "..":
 			return bad("contains " + el)
+		}
+	}
+	return nil
+}
+
+// ValidateName is ValidatePath for a name a job may sync: it also refuses
+// control characters (C0, DEL, C1: a newline would split the one-path-a-
+// line PBXSYNC_CHANGED a check reads, and an escape sequence would reach
+// an admin's terminal). Scans skip such names and targets refuse them.
+func ValidateName(p string) error {
+	if err := ValidatePath(p); err != nil {
+		return err
+	}
+	for _, r := range p {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w %q: contains the control character %U", ErrBadPath, p, r)
 		}
 	}
 	return nil

@@ -29,7 +29,12 @@ const (
 type Journal struct {
 	Job        string
 	Generation uint64
-	Entries    []JournalEntry
+	// Restore says the apply brings back content of an earlier, good
+	// generation (a rollback, or the undoing of a failed apply), rather
+	// than Generation's own content: it is rolled forward whatever state
+	// Generation is in.
+	Restore bool
+	Entries []JournalEntry
 }
 
 // JournalEntry is one step of an apply.
@@ -49,6 +54,7 @@ const maxJournalFile = 256 << 20
 type diskJournal struct {
 	Job        string             `json:"job"`
 	Generation uint64             `json:"generation"`
+	Restore    bool               `json:"restore,omitempty"`
 	Entries    []diskJournalEntry `json:"entries"`
 }
 
@@ -102,7 +108,7 @@ func encodeJournal(j *Journal) ([]byte, error) {
 	if err := validateJournal(j.Job, j); err != nil {
 		return nil, err
 	}
-	d := diskJournal{Job: j.Job, Generation: j.Generation, Entries: make([]diskJournalEntry, 0, len(j.Entries))}
+	d := diskJournal{Job: j.Job, Generation: j.Generation, Restore: j.Restore, Entries: make([]diskJournalEntry, 0, len(j.Entries))}
 	for _, e := range j.Entries {
 		de := diskJournalEntry{Path: e.Path, Op: e.Op, Staged: e.Staged, Mode: e.Mode, MTime: e.MTime}
 		if !e.Hash.IsZero() {
@@ -131,7 +137,7 @@ func decodeJournal(job string, b []byte) (*Journal, error) {
 	if err := json.Unmarshal(body, &d); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	j := &Journal{Job: d.Job, Generation: d.Generation, Entries: make([]JournalEntry, 0, len(d.Entries))}
+	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Entries: make([]JournalEntry, 0, len(d.Entries))}
 	for i, de := range d.Entries {
 		e := JournalEntry{Path: de.Path, Op: de.Op, Staged: de.Staged, Mode: de.Mode, MTime: de.MTime}
 		if de.Hash != "" {

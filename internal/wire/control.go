@@ -24,6 +24,11 @@ func (m *Hello) Validate() error {
 // complete index.
 const ResultResync = "resync"
 
+// ResultHeld is the Result state of a push target that an operator holds
+// at an earlier generation (rollback --hold): it takes no new generation
+// until resumed; Reason says where it is held.
+const ResultHeld = "held"
+
 // Result reports what a target did with an announced version.
 type Result struct {
 	Job        string `json:"job"`
@@ -42,9 +47,9 @@ func (m *Result) Validate() error {
 		return err
 	}
 	switch m.State {
-	case "good", "bad", "rolled-back", "applying", ResultResync:
+	case "good", "bad", "rolled-back", "applying", ResultResync, ResultHeld:
 	default:
-		return fmt.Errorf("state %q: want good, bad, rolled-back, applying or resync", truncate(m.State, 40))
+		return fmt.Errorf("state %q: want good, bad, rolled-back, applying, resync or held", truncate(m.State, 40))
 	}
 	return checkText("reason", m.Reason, MaxReasonLen)
 }

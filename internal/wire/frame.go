@@ -34,8 +34,8 @@ var (
 // Codec encodes and decodes frames. It holds the zstd state and is safe for
 // concurrent use.
 type Codec struct {
-	enc *zstd.Encoder
-	dec *zstd.Decoder
+	enc   *zstd.Encoder
+	pools map[Type]*decoderPool // streaming decoders by message type
 }
 
 // NewCodec returns a Codec.
@@ -44,17 +44,21 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wire: zstd encoder: %w", err)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecoded), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(MaxDecoded))
-	if err != nil {
-		return nil, fmt.Errorf("wire: zstd decoder: %w", err)
+	byWindow := map[int]*decoderPool{}
+	pools := map[Type]*decoderPool{}
+	for t := range decodedLimit {
+		w := windowLimit(t)
+		if byWindow[w] == nil {
+			byWindow[w] = &decoderPool{window: w}
+		}
+		pools[t] = byWindow[w]
 	}
-	return &Codec{enc: enc, dec: dec}, nil
+	return &Codec{enc: enc, pools: pools}, nil
 }
 
 // Close releases the codec's resources.
 func (c *Codec) Close() {
 	c.enc.Close()
-	c.dec.Close()
 }
 
 // Encode returns the frame for m.
@@ -90,7 +94,15 @@ func (c *Codec) Write(w io.Writer, m Message) error {
 }
 
 // Read reads one frame from r and returns its validated message.
-func (c *Codec) Read(r io.Reader) (Message, error) {
+func (c *Codec) Read(r io.Reader) (Message, error) { return c.ReadGated(r, nil) }
+
+// ReadGated reads one frame from r. It streams the payload through a
+// bounded reader (zstd and JSON alike) and never holds more than the
+// frame type's MaxPayload of it; gate, when set, sees the type and the job
+// a job-scoped message names before its body is decoded, and a refusal
+// reads the rest of the frame off the stream undecoded and returns an error
+// wrapping ErrRefused. Any other error leaves r at an unknown position.
+func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 	var hdr [HeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err // io.EOF at a frame boundary is a clean end
@@ -101,15 +113,121 @@ func (c *Codec) Read(r io.Reader) (Message, error) {
 	if hdr[2]&^flagZstd != 0 || hdr[3] != 0 {
 		return nil, fmt.Errorf("wire: %w: unknown flags %#x %#x", ErrMalformed, hdr[2], hdr[3])
 	}
+	t := Type(hdr[1])
 	n := binary.BigEndian.Uint32(hdr[4:])
 	if n > MaxFrame {
 		return nil, fmt.Errorf("wire: %w: %d bytes > %d", ErrTooLarge, n, MaxFrame)
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
+	m := newMessage(t)
+	if m == nil {
+		return nil, fmt.Errorf("wire: %w: unknown message type %d", ErrMalformed, t)
 	}
-	return c.decode(Type(hdr[1]), hdr[2], payload)
+	if int(n) > wireLimit(t) {
+		return nil, fmt.Errorf("wire: %w: %s frame of %d bytes > %d", ErrTooLarge, t, n, wireLimit(t))
+	}
+	payload := &io.LimitedReader{R: r, N: int64(n)}
+	var body io.Reader = payload
+	if hdr[2]&flagZstd != 0 {
+		pool := c.pools[t]
+		dec, err := pool.get()
+		if err != nil {
+			return nil, fmt.Errorf("wire: zstd decoder: %w", err)
+		}
+		defer pool.put(dec)
+		if err := dec.Reset(payload); err != nil {
+			return nil, fmt.Errorf("wire: %w: %s payload: zstd: %v", ErrMalformed, t, err)
+		}
+		body = zstdErrs{dec}
+	}
+	body = &capReader{r: body, n: MaxPayload(t), t: t}
+	if jobScoped(t) {
+		job, rest, err := readJobPrefix(body)
+		if err != nil {
+			return nil, fmt.Errorf("wire: %w: %s: %w", ErrMalformed, t, err)
+		}
+		if gate != nil {
+			if err := gate(t, job); err != nil {
+				if _, derr := io.Copy(io.Discard, payload); derr != nil {
+					return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
+				}
+				return nil, fmt.Errorf("wire: %s for job %q: %w: %w", t, truncate(job, 40), ErrRefused, err)
+			}
+		}
+		body = rest
+	} else if gate != nil {
+		if err := gate(t, ""); err != nil {
+			if _, derr := io.Copy(io.Discard, payload); derr != nil {
+				return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
+			}
+			return nil, fmt.Errorf("wire: %s: %w: %w", t, ErrRefused, err)
+		}
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var err error
+	if a, ok := m.(*Announce); ok {
+		err = decodeAnnounce(dec, a)
+	} else {
+		err = dec.Decode(m)
+	}
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) && payload.N > 0 {
+			return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
+		}
+		return nil, fmt.Errorf("wire: %w: %s: %v", ErrMalformed, t, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
+	}
+	if k, err := io.Copy(io.Discard, payload); err != nil {
+		return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
+	} else if k > 0 {
+		return nil, fmt.Errorf("wire: %w: %s: %d bytes after the payload", ErrMalformed, t, k)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("wire: %w: %s: %w", ErrMalformed, t, err)
+	}
+	return m, nil
+}
+
+// readJobPrefix reads the start of a job-scoped payload, which must be
+// {"job":"NAME" (the encoder writes the job first), and returns NAME and a
+// reader of the whole payload again.
+func readJobPrefix(r io.Reader) (string, io.Reader, error) {
+	const open = `{"job":"`
+	buf := make([]byte, 0, len(open)+MaxNameLen+1)
+	var one [1]byte
+	for {
+		if _, err := io.ReadFull(r, one[:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", nil, fmt.Errorf("reading the job name: %w", err)
+		}
+		buf = append(buf, one[0])
+		if len(buf) <= len(open) {
+			if buf[len(buf)-1] != open[len(buf)-1] {
+				return "", nil, errors.New(`payload does not start with {"job":"`)
+			}
+			continue
+		}
+		if one[0] == '"' {
+			job := string(buf[len(open) : len(buf)-1])
+			if err := checkName("job", job); err != nil {
+				return "", nil, err
+			}
+			return job, io.MultiReader(bytes.NewReader(buf), r), nil
+		}
+		if len(buf) > len(open)+MaxNameLen {
+			return "", nil, errors.New("job name too long")
+		}
+	}
 }
 
 // Decode decodes one complete frame held in b (header and payload).
@@ -127,31 +245,13 @@ func (c *Codec) Decode(b []byte) (Message, error) {
 	return m, nil
 }
 
-func (c *Codec) decode(t Type, flags byte, payload []byte) (Message, error) {
-	if flags&flagZstd != 0 {
-		out, err := c.dec.DecodeAll(payload, nil)
-		if err != nil {
-			return nil, fmt.Errorf("wire: %w: %s payload: zstd: %v", ErrMalformed, t, err)
-		}
-		if len(out) > MaxDecoded {
-			return nil, fmt.Errorf("wire: %w: %s payload decompresses to %d bytes", ErrTooLarge, t, len(out))
-		}
-		payload = out
+// zstdErrs names zstd as the source of its reader's errors.
+type zstdErrs struct{ r io.Reader }
+
+func (z zstdErrs) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, ErrTooLarge) {
+		err = fmt.Errorf("zstd: %w", err)
 	}
-	m := newMessage(t)
-	if m == nil {
-		return nil, fmt.Errorf("wire: %w: unknown message type %d", ErrMalformed, t)
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(m); err != nil {
-		return nil, fmt.Errorf("wire: %w: %s: %v", ErrMalformed, t, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
-	}
-	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("wire: %w: %s: %w", ErrMalformed, t, err)
-	}
-	return m, nil
+	return n, err
 }

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"pbxsync/delta"
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 	"pbxsync/internal/index"
 )
 

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"pbxsync/delta"
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 )
 
 // memResult is what a -memop child reports.

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"pbxsync/delta"
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 )
 
 type sweepCase struct {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"pbxsync/delta"
-	"pbxsync/delta/internal/astgen"
+	"pbxsync/internal/astgen"
 	"pbxsync/internal/index"
 )
 

@@ -1,0 +1,157 @@
+// Command benchscale measures pbxsync at scale against rsync, side by side in
+// one run (`make bench-scale`): it generates the trees of issue 13 (100
+// directories of small .conf files; audio plus large dialplans; 2 and 5 MB
+// dialplans), runs two real agents (built from ./cmd/pbxsync, driven by
+// config files, convergence read from their status) and `rsync -a` to an
+// rsync daemon on 127.0.0.1, and prints a markdown report: initial sync
+// times, peak and idle RSS, one-line edit latency in a big and a 10-file
+// job, restart over an unchanged tree, store size, and the wire bytes of
+// edits (counted by internal/wanlink, outside the agents) against
+// `rsync -z`. Figures, not pass/fail.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	files, dirs int
+	mixedMB     int
+	dialplansMB []int
+	edits       int
+	idle        time.Duration
+	limit       time.Duration
+	work        string
+	keep        bool
+	bin         string
+	only        string
+}
+
+func main() {
+	var o options
+	quick := flag.Bool("quick", false, "smoke run: 1,000 files in 10 dirs, a 36 MB mixed tree, a 2 MB dialplan, 5 edits")
+	flag.IntVar(&o.files, "files", 100000, "small .conf files in the big job")
+	flag.IntVar(&o.dirs, "dirs", 100, "directories they are spread over")
+	flag.IntVar(&o.mixedMB, "mixed-mb", 709, "size of the mixed tree (16 audio files + 4 dialplans, scaled)")
+	dialplans := flag.String("dialplans", "2,5", "dialplan sizes in MB for the wire-bytes runs")
+	flag.IntVar(&o.edits, "edits", 11, "one-line edits timed in each job (p50 over them)")
+	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long the agents idle after the initial sync before their RSS is read")
+	flag.DurationVar(&o.limit, "limit", 60*time.Minute, "bound on any one sync")
+	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR, removed unless -keep)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
+	flag.StringVar(&o.bin, "pbxsync", "", "pbxsync binary (default: go build ./cmd/pbxsync into the work directory)")
+	flag.StringVar(&o.only, "only", "scale,mixed,wire", "parts to run: scale (big and 10-file jobs), mixed, wire")
+	flag.Parse()
+	if *quick {
+		o.files, o.dirs, o.mixedMB, o.edits, o.idle = 1000, 10, 36, 5, 3*time.Second
+		if !flagSet("dialplans") {
+			*dialplans = "2"
+		}
+	}
+	for _, s := range strings.Split(*dialplans, ",") {
+		var mb int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &mb); err != nil || mb <= 0 {
+			fmt.Fprintf(os.Stderr, "benchscale: -dialplans %q: want sizes in MB like 2,5\n", *dialplans)
+			os.Exit(2)
+		}
+		o.dialplansMB = append(o.dialplansMB, mb)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "benchscale:", err)
+		os.Exit(1)
+	}
+}
+
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s benchscale: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	if _, err := exec.LookPath("rsync"); err != nil {
+		return fmt.Errorf("rsync not found (apt-get install -y rsync): %w", err)
+	}
+	if o.work == "" {
+		d, err := os.MkdirTemp("", "pbxsync-benchscale-")
+		if err != nil {
+			return err
+		}
+		o.work = d
+		if !o.keep {
+			defer os.RemoveAll(d)
+		}
+	}
+	if o.bin == "" {
+		o.bin = filepath.Join(o.work, "pbxsync")
+		progress("building %s", o.bin)
+		b := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "./cmd/pbxsync")
+		b.Stdout, b.Stderr = os.Stderr, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/pbxsync: %w", err)
+		}
+	}
+	rep := &report{started: time.Now(), loadStart: loadavg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " ")}
+	if v, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		rep.commit = strings.TrimSpace(string(v))
+	}
+	parts := map[string]bool{}
+	for _, p := range strings.Split(o.only, ",") {
+		parts[strings.TrimSpace(p)] = true
+	}
+	var errs []string
+	if parts["scale"] {
+		if err := benchScale(ctx, o, rep); err != nil {
+			errs = append(errs, "scale: "+err.Error())
+		}
+	}
+	if parts["mixed"] {
+		if err := benchMixed(ctx, o, rep); err != nil {
+			errs = append(errs, "mixed: "+err.Error())
+		}
+	}
+	if parts["wire"] {
+		if err := benchWire(ctx, o, rep); err != nil {
+			errs = append(errs, "wire: "+err.Error())
+		}
+	}
+	rep.loadEnd = loadavg()
+	rep.errs = errs
+	rep.print(out)
+	if len(errs) > 0 {
+		return fmt.Errorf("%d parts failed: %s", len(errs), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// cpus is the number of CPUs, for the report.
+func cpus() int { return runtime.NumCPU() }

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"pbxsync/internal/astgen"
+)
+
+// initialSync is one initial sync of a tree by pbxsync and by rsync.
+type initialSync struct {
+	files, size, disk  int64
+	rsync              time.Duration
+	rsyncClientRSS     int64
+	rsyncDaemonRSS     int64
+	pbxsync            time.Duration
+	srcPeak, tgtPeak   int64 // VmHWM at convergence
+	srcIdle, tgtIdle   int64 // VmRSS after the idle wait
+	srcStore, tgtStore int64 // data_dir on disk
+	load               string
+}
+
+// restart is one agent's restart over the unchanged tree.
+type restart struct {
+	who       string
+	took      time.Duration
+	newGen    bool   // a generation was made
+	applied   bool   // the target applied something
+	sentAfter uint64 // content bytes the source sent since it started
+	load      string
+}
+
+// syncTree times rsync -a of tree to a fresh daemon module, then pbxsync's
+// initial sync of the same tree from a fresh pair of agents under base.
+// The pair is returned running.
+func syncTree(ctx context.Context, o options, base, tree, job string, idle bool) (*pair, initialSync, error) {
+	var r initialSync
+	var err error
+	if r.files, r.size, r.disk, err = treeUsage(tree); err != nil {
+		return nil, r, err
+	}
+	r.load = loadavg()
+	d, err := startRsyncd(ctx, filepath.Join(base, "rsyncd"))
+	if err != nil {
+		return nil, r, err
+	}
+	progress("%s: rsync -a of %d files (%s) to a daemon on 127.0.0.1", job, r.files, mb(r.size))
+	run, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
+	r.rsyncDaemonRSS = d.stop()
+	if err != nil {
+		return nil, r, err
+	}
+	r.rsync, r.rsyncClientRSS = run.wall, run.maxRSS
+	progress("%s: rsync took %v; removing its copy", job, r.rsync.Round(time.Millisecond))
+	os.RemoveAll(d.dir)
+
+	p, err := newPair(ctx, o.bin, filepath.Join(base, "pbxsync"), job, pairOpts{srcTree: tree})
+	if err != nil {
+		return nil, r, err
+	}
+	progress("%s: pbxsync initial sync", job)
+	t0 := time.Now()
+	if err := p.src.start(o.bin); err != nil {
+		return p, r, err
+	}
+	if err := p.tgt.start(o.bin); err != nil {
+		return p, r, err
+	}
+	every := 20 * time.Millisecond
+	if r.files > 1000 {
+		every = 100 * time.Millisecond
+	}
+	if _, err := p.waitSync(ctx, every, o.limit); err != nil {
+		return p, r, fmt.Errorf("pbxsync initial sync: %w", err)
+	}
+	r.pbxsync = time.Since(t0)
+	r.srcPeak, _ = p.src.memory()
+	r.tgtPeak, _ = p.tgt.memory()
+	progress("%s: pbxsync took %v (peak RSS source %s, target %s)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak))
+	if err := sameTrees(tree, p.tgt.tree); err != nil {
+		return p, r, fmt.Errorf("after the initial sync: %w", err)
+	}
+	if idle {
+		time.Sleep(o.idle)
+		_, r.srcIdle = p.src.memory()
+		_, r.tgtIdle = p.tgt.memory()
+	}
+	_, _, r.srcStore, _ = treeUsage(p.src.data)
+	_, _, r.tgtStore, _ = treeUsage(p.tgt.data)
+	return p, r, nil
+}
+
+// benchScale: the big job of small .conf files, its edits and restarts,
+// and the same edit in a 10-file job.
+func benchScale(ctx context.Context, o options, rep *report) error {
+	base := filepath.Join(o.work, "scale")
+	tree := filepath.Join(base, "conf-tree")
+	progress("generating %d .conf files in %d directories", o.files, o.dirs)
+	if err := confTree(tree, o.dirs, o.files); err != nil {
+		return err
+	}
+	p, r, err := syncTree(ctx, o, base, tree, "confs", true)
+	if p != nil {
+		defer p.close()
+	}
+	rep.scale = &r
+	if err != nil {
+		return err
+	}
+	rel := filepath.Join(fmt.Sprintf("site%03d", o.dirs/2), fmt.Sprintf("endpoint%04d.conf", o.files/o.dirs/2))
+	rep.editBig, err = edits(ctx, p, rel, o.edits)
+	if err != nil {
+		return fmt.Errorf("edits in the big job: %w", err)
+	}
+	for _, who := range []string{"source", "target"} {
+		rs, err := restartOne(ctx, o, p, who)
+		rep.restarts = append(rep.restarts, rs)
+		if err != nil {
+			return fmt.Errorf("restart of the %s: %w", who, err)
+		}
+	}
+	p.close()
+
+	small := filepath.Join(base, "small-tree")
+	if err := confTree(small, 1, 10); err != nil {
+		return err
+	}
+	sp, err := newPair(ctx, o.bin, filepath.Join(base, "small"), "small", pairOpts{srcTree: small})
+	if err != nil {
+		return err
+	}
+	defer sp.close()
+	if err := sp.src.start(o.bin); err != nil {
+		return err
+	}
+	if err := sp.tgt.start(o.bin); err != nil {
+		return err
+	}
+	if _, err := sp.waitSync(ctx, 20*time.Millisecond, o.limit); err != nil {
+		return fmt.Errorf("10-file job: %w", err)
+	}
+	rep.editSmall, err = edits(ctx, sp, filepath.Join("site000", "endpoint0005.conf"), o.edits)
+	if err != nil {
+		return fmt.Errorf("edits in the 10-file job: %w", err)
+	}
+	return nil
+}
+
+// edits changes one line of rel n times, one edit at a time, and returns
+// each change→applied time.
+func edits(ctx context.Context, p *pair, rel string, n int) ([]time.Duration, error) {
+	progress("%s: %d one-line edits of %s (load %s)", p.job, n, rel, loadavg())
+	content, err := os.ReadFile(filepath.Join(p.src.tree, rel))
+	if err != nil {
+		return nil, err
+	}
+	g := astgen.New(7)
+	var out []time.Duration
+	for range n {
+		content = g.ChangeLine(content)
+		took, err := p.edit(ctx, rel, content, 5*time.Minute)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, took)
+		// Let the source take the target's answer before the next edit.
+		if _, err := p.waitSync(ctx, 20*time.Millisecond, 5*time.Minute); err != nil {
+			return out, err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	progress("%s: edits p50 %v", p.job, p50(out).Round(time.Millisecond))
+	return out, nil
+}
+
+// restartOne stops one agent of p, starts it again over the unchanged
+// tree, and times its start until the pair is back in sync.
+func restartOne(ctx context.Context, o options, p *pair, who string) (restart, error) {
+	rs := restart{who: who, load: loadavg()}
+	_, gen, err := p.inSync(ctx)
+	if err != nil {
+		return rs, err
+	}
+	applied, tgtGen, err := p.applied(ctx)
+	if err != nil {
+		return rs, err
+	}
+	n := p.src
+	if who == "target" {
+		n = p.tgt
+	}
+	progress("%s: restart of the %s over the unchanged tree", p.job, who)
+	n.stop()
+	t0 := time.Now()
+	if err := n.start(o.bin); err != nil {
+		return rs, err
+	}
+	got, err := p.waitSync(ctx, 20*time.Millisecond, o.limit)
+	if err != nil {
+		return rs, err
+	}
+	rs.took = time.Since(t0)
+	rs.newGen = got != gen
+	a2, g2, err := p.applied(ctx)
+	if err != nil {
+		return rs, err
+	}
+	if who == "source" {
+		rs.applied = a2 > applied || g2 != tgtGen
+	} else {
+		rs.applied = a2 > 0 || g2 != tgtGen
+	}
+	if js, err := p.src.job(ctx, p.job); err == nil {
+		rs.sentAfter = js.BytesSent
+	}
+	progress("%s: back in sync %v after the %s started", p.job, rs.took.Round(time.Millisecond), who)
+	return rs, nil
+}
+
+// benchMixed: audio plus large dialplans.
+func benchMixed(ctx context.Context, o options, rep *report) error {
+	base := filepath.Join(o.work, "mixed")
+	tree := filepath.Join(base, "tree")
+	scale := float64(o.mixedMB) / 709
+	audio, plan := int(32e6*scale), int(23e6*scale)
+	progress("generating the mixed tree: 16 × %s audio + 4 × %s dialplans", mb(int64(audio)), mb(int64(plan)))
+	if err := mixedTree(tree, 16, audio, 4, plan); err != nil {
+		return err
+	}
+	p, r, err := syncTree(ctx, o, base, tree, "mixed", false)
+	if p != nil {
+		defer p.close()
+	}
+	rep.mixed = &r
+	return err
+}
+
+func p50(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func mb(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+}

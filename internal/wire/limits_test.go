@@ -1,0 +1,116 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// bombFrame returns a frame of type t whose zstd payload is prefix followed
+// by unit repeated until the payload decodes to about size bytes: a few KB
+// on the wire.
+func bombFrame(t testing.TB, typ Type, prefix, unit string, size int) []byte {
+	return bombFrameWindow(t, typ, prefix, unit, size, 1<<20)
+}
+
+func bombFrameWindow(t testing.TB, typ Type, prefix, unit string, size, window int) []byte {
+	t.Helper()
+	var raw bytes.Buffer
+	raw.WriteString(prefix)
+	for raw.Len() < size {
+		raw.WriteString(unit)
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithWindowSize(window))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	payload := enc.EncodeAll(raw.Bytes(), nil)
+	out := make([]byte, HeaderSize, HeaderSize+len(payload))
+	out[0], out[1], out[2] = Version, byte(typ), flagZstd
+	binary.BigEndian.PutUint32(out[4:], uint32(len(payload)))
+	return append(out, payload...)
+}
+
+// allocated runs f and returns the bytes it allocated.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestBombRefusedBeforeBody: a 64 MiB announcement that compresses to a
+// few KB, for a job the gate refuses, is read off the stream without its
+// body being decoded (a few MiB allocated at most, not hundreds), and the
+// next frame on the stream reads fine.
+func TestBombRefusedBeforeBody(t *testing.T) {
+	c := newCodec(t)
+	bomb := bombFrame(t, TypeAnnounce, `{"job":"other","version":1,"origin":"a","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, MaxDecoded-1024)
+	if len(bomb) > 64<<10 {
+		t.Fatalf("bomb is %d bytes on the wire; want a small one", len(bomb))
+	}
+	next, err := c.Encode(&Hello{Node: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := bytes.NewReader(append(append([]byte(nil), bomb...), next...))
+	gate := func(typ Type, job string) error {
+		if typ == TypeAnnounce && job != "conf" {
+			return errors.New("peer is not the source of job " + job)
+		}
+		return nil
+	}
+	var err1, err2 error
+	var m Message
+	n := allocated(func() {
+		_, err1 = c.ReadGated(stream, gate)
+		m, err2 = c.ReadGated(stream, gate)
+	})
+	if !errors.Is(err1, ErrRefused) || !strings.Contains(err1.Error(), `"other"`) {
+		t.Fatalf("bomb: err = %v, want ErrRefused naming the job", err1)
+	}
+	if err2 != nil || m.(*Hello).Node != "b" {
+		t.Fatalf("frame after the refused one: %v %v", m, err2)
+	}
+	if n > 16<<20 {
+		t.Fatalf("refusing the bomb allocated %d MiB", n>>20)
+	}
+	t.Logf("refusing a %d-byte frame that decodes to 64 MiB allocated %d KiB", len(bomb), n>>10)
+}
+
+// TestBombBoundedByKind: a bomb of a small kind stops at its kind's limit;
+// an announcement of tiny items accepted by the gate stops at MaxItems items
+// while it is decoded, long before 64 MiB of JSON turned into structs.
+func TestBombBoundedByKind(t *testing.T) {
+	c := newCodec(t)
+	for _, tc := range []struct {
+		name   string
+		frame  []byte
+		budget uint64
+		want   string
+	}{
+		{"result", bombFrameWindow(t, TypeResult, `{"job":"conf","version":1,"state":"bad","reason":"`, "xxxxxxxxxxxxxxxx", 60<<20, 32<<10), 8 << 20, "more than 32768 bytes"},
+		{"result window", bombFrame(t, TypeResult, `{"job":"conf","version":1,"state":"bad","reason":"`, "xxxxxxxxxxxxxxxx", 60<<20), 8 << 20, "window size exceeded"},
+		{"state", bombFrame(t, TypeState, `{"node":"a","jobs":[`, `{"job":"j","generation":1,"version":1,"state":"good"},`, 60<<20), 16 << 20, "more than 1048576 bytes"},
+		{"announce", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, MaxDecoded-1024), 800 << 20, "items: more than 1048576 entries"},
+		{"counters", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a","k":2,"m":0,"t":0,"v":[`, `{"Node":"n","Value":1},`, MaxDecoded+4096), 300 << 20, "decodes to more than 67108864 bytes"},
+	} {
+		var err error
+		n := allocated(func() { _, err = c.ReadGated(bytes.NewReader(tc.frame), nil) })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
+		}
+		if n > tc.budget {
+			t.Errorf("%s: decoding the bomb allocated %d MiB, budget %d MiB", tc.name, n>>20, tc.budget>>20)
+		}
+		t.Logf("%s: %d-byte frame refused after %d MiB allocated: %v", tc.name, len(tc.frame), n>>20, err)
+	}
+}

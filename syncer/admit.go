@@ -1,0 +1,78 @@
+package syncer
+
+import (
+	"io/fs"
+	"sort"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+)
+
+// admission is what a target takes of an announced index: the items it
+// applies, what it refused (path -> reason) and the paths whose setuid or
+// setgid bits it dropped.
+type admission struct {
+	want    index.Index
+	refused map[string]string
+	dropped []string
+}
+
+// admit decides, without I/O, which part of the index a source announced
+// a target applies. A peer's word never widens a job: a path the target's
+// own filters exclude (its include and exclude globs and the names
+// pbxsync never syncs, astdb.sqlite3*, .pbxsync*, editor files) or whose
+// name a job may not sync (control characters) is refused, with what lies
+// below it. Unless preserveSUID is set, setuid and setgid bits of files
+// and the setuid bit of directories are dropped (a setgid directory only
+// keeps new files in its group, as Asterisk spool directories want).
+func admit(announced index.Index, f *hostmon.Filter, preserveSUID bool) admission {
+	ad := admission{want: make(index.Index, len(announced))}
+	paths := make([]string, 0, len(announced))
+	for p := range announced {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths) // parents before children
+	refuse := func(p, why string) {
+		if ad.refused == nil {
+			ad.refused = map[string]string{}
+		}
+		ad.refused[p] = why
+	}
+	for _, p := range paths {
+		it := announced[p]
+		if err := index.ValidateName(p); err != nil {
+			refuse(p, err.Error())
+			continue
+		}
+		if par := refusedParent(p, ad.refused); par != "" {
+			refuse(p, "below refused "+par)
+			continue
+		}
+		if !f.Match(p, it.Kind == index.KindDir) {
+			refuse(p, "excluded by this node's filters")
+			continue
+		}
+		if !preserveSUID {
+			bits := fs.ModeSetuid
+			if it.Kind == index.KindFile {
+				bits |= fs.ModeSetgid
+			}
+			if it.Mode&bits != 0 {
+				it.Mode &^= bits
+				ad.dropped = append(ad.dropped, p)
+			}
+		}
+		ad.want[p] = it
+	}
+	return ad
+}
+
+// refusedParent returns the nearest parent directory of p in refused, or "".
+func refusedParent(p string, refused map[string]string) string {
+	for d := index.Parent(p); d != ""; d = index.Parent(d) {
+		if _, ok := refused[d]; ok {
+			return d
+		}
+	}
+	return ""
+}

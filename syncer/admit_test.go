@@ -1,0 +1,137 @@
+package syncer
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+)
+
+func TestAdmit(t *testing.T) {
+	file := func(p string, mode fs.FileMode) index.Item {
+		return index.Item{Path: p, Kind: index.KindFile, Mode: mode, Size: 1, Hash: index.Sum([]byte(p))}
+	}
+	dir := func(p string, mode fs.FileMode) index.Item {
+		return index.Item{Path: p, Kind: index.KindDir, Mode: mode}
+	}
+	announced := index.Index{}
+	for _, it := range []index.Item{
+		file("extensions.conf", 0o644),
+		file("astdb.sqlite3", 0o644),
+		file("astdb.sqlite3-journal", 0o644),
+		file(".pbxsync-staging", 0o600),
+		dir(".pbxsyncdir", 0o755),
+		file(".pbxsyncdir/x.conf", 0o644),
+		file("pbxsync-local.conf", 0o644),
+		file("sub/pbxsync-local.conf", 0o644),
+		file("bad\nname.conf", 0o644),
+		dir("esc\x1b[2J", 0o755),
+		file("esc\x1b[2J/inner.conf", 0o644),
+		file("c1\u0085.conf", 0o644),
+		dir("sub", 0o755),
+		file("sub/x.swp", 0o644),
+		file("bin/agi.sh", 0o755|fs.ModeSetuid),
+		file("bin/sg.sh", 0o755|fs.ModeSetgid),
+		dir("bin", 0o755|fs.ModeSetuid),
+		dir("spool", 0o775|fs.ModeSetgid),
+		dir("spool/vm", 0o777|fs.ModeSticky),
+	} {
+		announced[it.Path] = it
+	}
+	f, err := hostmon.NewFilter(nil, []string{"pbxsync-local.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		preserve    bool
+		wantDropped []string
+		modes       map[string]fs.FileMode
+	}{
+		{false, []string{"bin", "bin/agi.sh", "bin/sg.sh"}, map[string]fs.FileMode{
+			"bin/agi.sh": 0o755, "bin/sg.sh": 0o755, "bin": 0o755,
+			"spool": 0o775 | fs.ModeSetgid, "spool/vm": 0o777 | fs.ModeSticky,
+		}},
+		{true, nil, map[string]fs.FileMode{
+			"bin/agi.sh": 0o755 | fs.ModeSetuid, "bin/sg.sh": 0o755 | fs.ModeSetgid, "bin": 0o755 | fs.ModeSetuid,
+		}},
+	} {
+		t.Run(fmt.Sprintf("preserve_suid=%v", tc.preserve), func(t *testing.T) {
+			ad := admit(announced, f, tc.preserve)
+			var got []string
+			for p := range ad.want {
+				got = append(got, p)
+			}
+			sort.Strings(got)
+			want := []string{"bin", "bin/agi.sh", "bin/sg.sh", "extensions.conf", "spool", "spool/vm", "sub"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("admitted %q, want %q", got, want)
+			}
+			if len(ad.refused)+len(ad.want) != len(announced) {
+				t.Errorf("%d refused + %d admitted != %d announced: %v", len(ad.refused), len(ad.want), len(announced), ad.refused)
+			}
+			for _, p := range []string{"bad\nname.conf", "esc\x1b[2J", "c1\u0085.conf"} {
+				if !strings.Contains(ad.refused[p], "control character") {
+					t.Errorf("%q refused for %q, want a control character", p, ad.refused[p])
+				}
+			}
+			if ad.refused["esc\x1b[2J/inner.conf"] == "" {
+				t.Errorf("a file below a refused directory: %q", ad.refused["esc\x1b[2J/inner.conf"])
+			}
+			if !reflect.DeepEqual(ad.dropped, tc.wantDropped) {
+				t.Errorf("dropped bits of %q, want %q", ad.dropped, tc.wantDropped)
+			}
+			for p, m := range tc.modes {
+				if ad.want[p].Mode != m {
+					t.Errorf("%s: mode %v, want %v", p, ad.want[p].Mode, m)
+				}
+			}
+		})
+	}
+}
+
+// TestE2ETargetAppliesOnlyWhatItsFiltersAdmit: the source syncs a file the
+// target's job excludes (its own pbxsync-local.conf): the target keeps its
+// own version, says so, and applies the rest. A name with a newline never
+// leaves the source.
+func TestE2ETargetAppliesOnlyWhatItsFiltersAdmit(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	b.Jobs[0].Extra = `exclude = ["pbxsync-local.conf"]` + "\n"
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.write("pbxsync-local.conf", "systemname = pbx1\n", 0o644)
+	a.write("bad\nname.conf", "evil\n", 0o644)
+	b.write("pbxsync-local.conf", "systemname = pbx2\n", 0o644)
+	a.start()
+	b.start()
+	eventually(t, waitLimit, "extensions.conf arrives", func() error {
+		_, err := os.Stat(b.path("extensions.conf"))
+		return err
+	})
+	a.write("sip.conf", "[general]\n", 0o644)
+	eventually(t, waitLimit, "a later change arrives", func() error {
+		_, err := os.Stat(b.path("sip.conf"))
+		return err
+	})
+	if got := string(b.read("pbxsync-local.conf")); got != "systemname = pbx2\n" {
+		t.Errorf("b's excluded pbxsync-local.conf was overwritten: %q", got)
+	}
+	if !b.logHas("refusing paths of an announcement", "pbxsync-local.conf") {
+		t.Error("b does not log the refused path")
+	}
+	if st, _ := b.jobStatus("conf"); !strings.Contains(strings.Join(st.Refused, "\n"), "pbxsync-local.conf") {
+		t.Errorf("b's status does not list the refused path: %v", st.Refused)
+	}
+	if _, err := os.Lstat(b.path("bad\nname.conf")); err == nil {
+		t.Error("a name with a newline reached the target")
+	}
+	if st, _ := a.jobStatus("conf"); !strings.Contains(strings.Join(st.Refused, "\n"), "control character") {
+		t.Errorf("a's status does not report the refused name: %v", st.Refused)
+	}
+}

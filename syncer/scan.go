@@ -1,0 +1,178 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+)
+
+// unreadableRetry is how often a job re-reads the entries it could not
+// read, in case no event reports that they became readable.
+const unreadableRetry = 10 * time.Second
+
+// scanAll rescans the whole tree. On error j.states is left as it was: a
+// failed scan never empties the job's view of its tree.
+func (j *job) scanAll(ctx context.Context) error {
+	res, err := hostmon.ScanTree(ctx, j.cfg.Path, j.filter, j.states, j.log)
+	if err != nil {
+		return err
+	}
+	j.takeScan(res, nil)
+	return nil
+}
+
+// scanPaths rescans paths (and what lies below them), with the same
+// guarantee as scanAll.
+func (j *job) scanPaths(ctx context.Context, paths []string) error {
+	res, err := hostmon.ScanTreePaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
+	if err != nil {
+		return err
+	}
+	j.takeScan(res, paths)
+	return nil
+}
+
+// takeScan makes res the job's view of its tree. scope lists the paths
+// that were scanned (nil: the whole tree): what was unreadable there and
+// is readable now is forgotten.
+func (j *job) takeScan(res hostmon.Scanned, scope []string) {
+	var fresh, freshRefused []string
+	changed := false
+	j.unreadable, fresh, changed = mergeProblems(j.unreadable, res.Unreadable, scope)
+	var refusedChanged bool
+	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, res.Refused, scope)
+	j.states, j.dirty = res.States, true
+	j.keepLastKnown()
+	for _, p := range fresh {
+		j.log.Error("cannot read a file of the job; it keeps its last synced content and nothing is deleted because of it", "path", p, "err", j.unreadable[p])
+	}
+	for _, p := range freshRefused {
+		j.log.Warn("not syncing a file whose name a job may not sync", "path", p, "reason", j.refused[p])
+	}
+	if changed || refusedChanged {
+		j.publishProblems()
+		if changed && len(j.unreadable) == 0 {
+			j.log.Info("every file of the job is readable again")
+		}
+	}
+}
+
+// mergeProblems brings the problems a job knows (path -> reason) up to
+// date with a scan's: a full scan (scope nil) replaces them, a scan of
+// scope replaces those at and below it. It returns the new set, the paths
+// that are new in it (sorted) and whether anything changed.
+func mergeProblems(known, found map[string]string, scope []string) (map[string]string, []string, bool) {
+	out := make(map[string]string, len(known)+len(found))
+	if scope != nil {
+		in := make(map[string]bool, len(scope))
+		for _, p := range scope {
+			in[strings.TrimSuffix(p, "/")] = true
+		}
+		for p, why := range known {
+			if !underSet(p, in) {
+				out[p] = why
+			}
+		}
+	}
+	var fresh []string
+	for p, why := range found {
+		if _, ok := known[p]; !ok {
+			fresh = append(fresh, p)
+		}
+		out[p] = why
+	}
+	sort.Strings(fresh)
+	changed := len(fresh) > 0 || len(out) != len(known)
+	return out, fresh, changed
+}
+
+// keepLastKnown gives every entry the job cannot read (and, for a
+// directory, everything below it) the state it had in the newest
+// generation, or none when that generation does not hold it. What a scan
+// kept from its own previous state may not be in the store, whereas the
+// newest generation's content always is.
+func (j *job) keepLastKnown() {
+	if len(j.unreadable) == 0 {
+		return
+	}
+	set := make(map[string]bool, len(j.unreadable))
+	for p := range j.unreadable {
+		set[p] = true
+	}
+	for p := range j.states {
+		if underSet(p, set) {
+			delete(j.states, p)
+		}
+	}
+	if j.latest == nil {
+		return
+	}
+	for p, it := range j.latest.Index {
+		if underSet(p, set) {
+			// no stat: the next scan of it hashes it again
+			j.states[p] = hostmon.FileState{Item: it}
+		}
+	}
+	// the parents of what was kept exist (the scan saw them, or they are
+	// the unreadable entries themselves, kept above)
+}
+
+// underSet reports whether p or one of its parent directories is in set.
+func underSet(p string, set map[string]bool) bool {
+	for p != "" {
+		if set[p] {
+			return true
+		}
+		p = index.Parent(p)
+	}
+	return false
+}
+
+// retryUnreadable rescans the entries the job could not read.
+func (j *job) retryUnreadable(ctx context.Context) {
+	if len(j.unreadable) == 0 || time.Since(j.unreadableTried) < unreadableRetry {
+		return
+	}
+	j.unreadableTried = time.Now()
+	paths := make([]string, 0, len(j.unreadable))
+	for p := range j.unreadable {
+		paths = append(paths, p)
+	}
+	j.onLocalChange(ctx, hostmon.Change{Paths: paths})
+}
+
+// publishProblems puts what the job cannot read or refuses into its status.
+func (j *job) publishProblems() {
+	unreadable := problemList(j.unreadable)
+	refused := problemList(j.refused)
+	for _, p := range problemList(j.refusedRemote) {
+		refused = append(refused, p+" (announced by the source)")
+	}
+	j.setStatus(func(s *JobStatus) { s.Unreadable, s.Refused = unreadable, refused })
+}
+
+func problemList(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for p, why := range m {
+		out = append(out, p+": "+why)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// unreadableError names what a job cannot read, for /healthz.
+func unreadableError(list []string) error {
+	if len(list) == 0 {
+		return nil
+	}
+	shown := list
+	if len(shown) > 5 {
+		shown = append(shown[:5:5], fmt.Sprintf("… %d more", len(list)-5))
+	}
+	return fmt.Errorf("cannot read %d path(s): %s", len(list), strings.Join(shown, "; "))
+}
