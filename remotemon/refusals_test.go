@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"pbxsync/internal/testwait"
 )
 
 // TestRefusalsRateLimit: per host (ports ignored) the first refusal of a
@@ -87,15 +89,15 @@ func TestRefusedHandshakesLogRateLimited(t *testing.T) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{evil.id.Certificate},
 		NextProtos: []string{alpn}, ServerName: "pbxsync", InsecureSkipVerify: true}
 	for i := 0; i < n; i++ {
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		qc, err := quic.DialAddr(dctx, udpAddr.String(), tlsConf, &quic.Config{HandshakeIdleTimeout: 2 * time.Second})
+		dctx, dcancel := context.WithTimeout(context.Background(), testwait.Limit())
+		qc, err := quic.DialAddr(dctx, udpAddr.String(), tlsConf, &quic.Config{HandshakeIdleTimeout: testwait.Limit()})
 		dcancel()
 		if err == nil {
 			// TLS 1.3: the client may finish before the server refused
 			// it; wait for the refusal to close the connection.
 			select {
 			case <-qc.Context().Done():
-			case <-time.After(5 * time.Second):
+			case <-time.After(testwait.Limit()):
 				t.Fatal("the server did not refuse an unpinned client")
 			}
 		}
@@ -108,7 +110,7 @@ func TestRefusedHandshakesLogRateLimited(t *testing.T) {
 		}
 		return 0
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testwait.Limit())
 	for counted() != n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -458,7 +458,7 @@ func TestAsteriskWrongSecret(t *testing.T) {
 		}
 		return fmt.Errorf("targets %+v", js.Targets)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	herr := r.b.a().Healthy(ctx)
 	cancel()
 	if herr == nil || !strings.Contains(herr.Error(), "login failed") {

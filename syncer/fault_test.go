@@ -37,8 +37,8 @@ import (
 // faultWait bounds a wait for something that depends on retries (a
 // source repeats an unanswered announcement every 3 s, an unreadable file
 // is retried every 10 s): generous, so that a loaded machine is no
-// failure.
-const faultWait = 60 * time.Second
+// failure (testwait.Limit, as every wait of these tests: 120 s under -race).
+var faultWait = max(60*time.Second, waitLimit)
 
 // mountBind bind-mounts src on dst and unmounts it when the test ends.
 func mountBind(tb testing.TB, src, dst string) {

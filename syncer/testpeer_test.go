@@ -47,7 +47,7 @@ func dialTestPeer(ctx context.Context, n *tnode, addr string) (*testPeer, error)
 		p.close()
 		return nil, err
 	}
-	p.ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	p.ctrl.SetReadDeadline(time.Now().Add(waitLimit))
 	if _, err := codec.Read(p.ctrl); err != nil {
 		p.close()
 		return nil, fmt.Errorf("test peer %s: no Hello back: %w", n.name, err)
