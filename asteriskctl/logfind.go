@@ -82,14 +82,21 @@ func ParseLogChannels(lines []string) []LogChannel {
 		// The name may hold spaces; Type, Formatter and Status are the
 		// last three words.
 		var name, typ, status string
-		if len(f) >= 4 {
+		switch {
+		case len(f) >= 4:
 			name, typ, status = strings.Join(f[:len(f)-3], " "), f[len(f)-3], f[len(f)-1]
-		} else { // an Asterisk without the Formatter column
-			name, typ, status = strings.Join(f[:len(f)-2], " "), f[len(f)-2], f[len(f)-1]
+		case isLogType(f[0]): // the console: no name
+			typ, status = f[0], f[2]
+		default: // an Asterisk without the Formatter column
+			name, typ, status = f[0], f[1], f[2]
 		}
 		out = append(out, LogChannel{Name: name, Type: typ, Enabled: strings.EqualFold(status, "Enabled"), Levels: strings.Fields(levels)})
 	}
 	return out
+}
+
+func isLogType(s string) bool {
+	return strings.EqualFold(s, "File") || strings.EqualFold(s, "Console") || strings.EqualFold(s, "Syslog")
 }
 
 // PickLogChannel chooses the file channel that log checks read: enabled,
