@@ -125,7 +125,7 @@ func PickLogChannel(dir string, chans []LogChannel, exists func(string) bool) (L
 		}
 	}
 	if best == nil {
-		return LogLocation{Dir: dir}, errors.New("Asterisk logs WARNING and ERROR to no file (logger show channels); add e.g. \"messages.log => notice,warning,error\" to logger.conf or set [asterisk] log")
+		return LogLocation{Dir: dir}, errors.New("no file channel logs WARNING and ERROR (logger show channels); add e.g. \"messages.log => notice,warning,error\" to logger.conf or set [asterisk] log")
 	}
 	p := best.Name
 	if !filepath.IsAbs(p) && dir != "" {

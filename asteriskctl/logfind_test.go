@@ -50,7 +50,7 @@ func TestPickLogChannel(t *testing.T) {
 		want  string
 		err   string
 	}{
-		{"errors only to a file without warnings", []LogChannel{{Name: "/l/errors", Type: "File", Enabled: true, Levels: []string{"ERROR"}}}, "", "logs WARNING and ERROR to no file"},
+		{"errors only to a file without warnings", []LogChannel{{Name: "/l/errors", Type: "File", Enabled: true, Levels: []string{"ERROR"}}}, "", "no file channel logs WARNING and ERROR"},
 		{"disabled", []LogChannel{{Name: "/l/messages.log", Type: "File", Levels: []string{"WARNING", "ERROR"}}}, "", "no file"},
 		{"syslog only", []LogChannel{{Name: "syslog.local0", Type: "Syslog", Enabled: true, Levels: []string{"WARNING", "ERROR"}}}, "", "no file"},
 		{"messages preferred", []LogChannel{
