@@ -82,14 +82,21 @@ func ParseLogChannels(lines []string) []LogChannel {
 		// The name may hold spaces; Type, Formatter and Status are the
 		// last three words.
 		var name, typ, status string
-		if len(f) >= 4 {
+		switch {
+		case len(f) >= 4:
 			name, typ, status = strings.Join(f[:len(f)-3], " "), f[len(f)-3], f[len(f)-1]
-		} else { // an Asterisk without the Formatter column
-			name, typ, status = strings.Join(f[:len(f)-2], " "), f[len(f)-2], f[len(f)-1]
+		case isLogType(f[0]): // the console: no name
+			typ, status = f[0], f[2]
+		default: // an Asterisk without the Formatter column
+			name, typ, status = f[0], f[1], f[2]
 		}
 		out = append(out, LogChannel{Name: name, Type: typ, Enabled: strings.EqualFold(status, "Enabled"), Levels: strings.Fields(levels)})
 	}
 	return out
+}
+
+func isLogType(s string) bool {
+	return strings.EqualFold(s, "File") || strings.EqualFold(s, "Console") || strings.EqualFold(s, "Syslog")
 }
 
 // PickLogChannel chooses the file channel that log checks read: enabled,
@@ -118,7 +125,7 @@ func PickLogChannel(dir string, chans []LogChannel, exists func(string) bool) (L
 		}
 	}
 	if best == nil {
-		return LogLocation{Dir: dir}, errors.New("Asterisk logs WARNING and ERROR to no file (logger show channels); add e.g. \"messages.log => notice,warning,error\" to logger.conf or set [asterisk] log")
+		return LogLocation{Dir: dir}, errors.New("no file channel logs WARNING and ERROR (logger show channels); add e.g. \"messages.log => notice,warning,error\" to logger.conf or set [asterisk] log")
 	}
 	p := best.Name
 	if !filepath.IsAbs(p) && dir != "" {

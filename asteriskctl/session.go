@@ -271,8 +271,11 @@ func (d *downLog) failed(log interface {
 	d.attempts++
 	msg := err.Error()
 	switch {
-	case d.since.IsZero():
-		d.since, d.summary, d.summedAt = now, now, d.attempts
+	case d.since.IsZero() || d.attempts == 1:
+		if d.since.IsZero() {
+			d.since = now
+		}
+		d.summary, d.summedAt = now, d.attempts
 		log.Warn("AMI connect failed; retrying with backoff (sooner when an action needs AMI)", "err", err, "next_attempt_in", next)
 	case msg != d.lastErr:
 		d.summary, d.summedAt = now, d.attempts
@@ -289,7 +292,7 @@ func (d *downLog) failed(log interface {
 
 // lost starts an outage at a session loss (logged by the caller).
 func (d *downLog) lost(now time.Time) {
-	*d = downLog{since: now, summary: now, lastErr: "session lost"}
+	*d = downLog{since: now, summary: now}
 }
 
 // up logs the session coming up, with the outage it ends.

@@ -164,7 +164,8 @@ func (x *AsteriskActions) setOutcomes(job string, gen uint64, os []ActionOutcome
 }
 
 // logPath returns the log for a log check: LogPath, or, with FindLog,
-// what Asterisk says now. "" with a reason when there is none.
+// what Asterisk says now (what it said last while AMI does not answer).
+// "" when there is none: log checks pass, and the status says why.
 func (x *AsteriskActions) logPath(ctx context.Context, log *slog.Logger) (string, error) {
 	if x.LogPath != "" || !x.FindLog {
 		return x.LogPath, nil
@@ -172,6 +173,12 @@ func (x *AsteriskActions) logPath(ctx context.Context, log *slog.Logger) (string
 	loc, err := asteriskctl.FindLog(ctx, x.AMI, fileExists)
 	x.mu.Lock()
 	prev := x.logLoc
+	if err != nil && isUnavailable(err) {
+		// AMI is away: keep the file Asterisk named last (the reloads
+		// will fail on their own if it stays away).
+		x.mu.Unlock()
+		return prev.Path, nil
+	}
 	if err != nil {
 		x.logLoc = AsteriskLog{How: "not found", Error: err.Error()}
 	} else {
@@ -179,9 +186,6 @@ func (x *AsteriskActions) logPath(ctx context.Context, log *slog.Logger) (string
 	}
 	x.mu.Unlock()
 	if err != nil {
-		if isUnavailable(err) {
-			return "", &unavailableError{err}
-		}
 		if prev.Error != err.Error() {
 			log.Warn("log checks are off: Asterisk logs warnings and errors to no file pbxsync can read", "err", err)
 		}

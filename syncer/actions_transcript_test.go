@@ -31,14 +31,13 @@ var cannotReport = []string{"logger.conf", "cdr_custom.conf", "cdr_sqlite3_custo
 // transcriptRig is one simulated Asterisk replaying the recorded
 // transcript, its configuration directory the job root.
 type transcriptRig struct {
-	t      *testing.T
-	tr     *amisim.Transcript
-	sim    *amisim.Server
-	job    *config.Job
-	x      *AsteriskActions
-	logTo  string
-	gen    uint64
-	reason string
+	t     *testing.T
+	tr    *amisim.Transcript
+	sim   *amisim.Server
+	job   *config.Job
+	x     *AsteriskActions
+	logTo string
+	gen   uint64
 }
 
 func newTranscriptRig(t *testing.T) *transcriptRig {

@@ -53,6 +53,9 @@ type astOpts struct {
 	extra  string // job config lines ([[job.rule]] …)
 	secret string // b's secret file; default astSecret
 	quiet  bool   // benchmarks: no log dump on failure
+	// recorded: the simulator replays the transcript recorded from a real
+	// Asterisk (amisim.Recorded) instead of its BROKEN-marker guesses.
+	recorded bool
 }
 
 // newAstRig starts a, the simulator and b, and, when the secret is right,
@@ -69,7 +72,15 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		a.write(f, c, 0o644)
 	}
 	r := &astRig{tb: tb, h: h, a: a, b: b, simLog: filepath.Join(h.base, "b-asterisk.log"), secret: o.secret}
-	sim, err := amisim.Start(amisim.Config{Secret: astSecret, ConfigDir: b.tree, LogPath: r.simLog})
+	simCfg := amisim.Config{Secret: astSecret, ConfigDir: b.tree, LogPath: r.simLog}
+	if o.recorded {
+		tr, err := amisim.Recorded()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		simCfg.Transcript = tr
+	}
+	sim, err := amisim.Start(simCfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -563,4 +574,68 @@ func TestAsteriskStatePublished(t *testing.T) {
 		}
 		return fmt.Errorf("a still sees b's Asterisk up")
 	})
+}
+
+// TestAsteriskRecordedModuleNotLoaded: b's Asterisk (the recorded one,
+// built without pjproject) has no res_pjsip: Reload answers "No such
+// module", ModuleCheck "Module not loaded". pjsip files land, the reload
+// is skipped and logged, the generation is good, and b's status says so.
+func TestAsteriskRecordedModuleNotLoaded(t *testing.T) {
+	t.Parallel()
+	r := newAstRig(t, astOpts{recorded: true})
+	first := r.waitGoodAfter("first generation (pjsip files, res_pjsip not loaded)", 0)
+	r.a.write("pjsip.conf", astSeed["pjsip.conf"]+"\n[transport-tcp]\ntype=transport\nprotocol=tcp\n", 0o644)
+	g := r.waitGoodAfter("a pjsip.conf edit", first.Number)
+	converged(t, "a pjsip.conf edit", r.a, r.b)
+	if !slices.Equal(g.Changed, []string{"pjsip.conf"}) {
+		t.Fatalf("generation %d changed %v", g.Number, g.Changed)
+	}
+	const note = "res_pjsip not loaded: nothing to reload; Asterisk reads pjsip.conf when it loads the module"
+	if !r.b.logHas("reload skipped", note) {
+		t.Errorf("b's log does not say the reload was skipped: %q", note)
+	}
+	st := r.actions.AsteriskStatus().Jobs["conf"]
+	if st.Generation != g.Number || len(st.Actions) != 1 || st.Actions[0].Result != "skipped" || st.Actions[0].Reason != note {
+		t.Fatalf("b's Asterisk status %+v", st)
+	}
+	if r.sim.Count("ModuleCheck", "Module", "res_pjsip.so") == 0 {
+		t.Error("the skip was not confirmed with ModuleCheck")
+	}
+	for _, x := range r.gens() {
+		if x.State != store.StateGood {
+			t.Errorf("generation %d is %s: %s", x.Number, x.State, x.Reason)
+		}
+	}
+}
+
+// TestAsteriskRecordedParseErrorOnlyInTheLog: the recorded Asterisk
+// answers Success to the reload of a queues.conf with "[sales" unclosed
+// and writes the parse error to its log only; b rolls the generation back,
+// restores and reloads the old file, and the reason quotes the log lines.
+func TestAsteriskRecordedParseErrorOnlyInTheLog(t *testing.T) {
+	t.Parallel()
+	r := newAstRig(t, astOpts{recorded: true})
+	first := r.waitGoodAfter("first generation", 0)
+	goodQueues := "[general]\npersistentmembers = yes\n\n[support]\nstrategy = ringall\n"
+	r.a.write("queues.conf", goodQueues, 0o644)
+	g := r.waitGoodAfter("queues.conf", first.Number)
+	before := r.reloads("app_queue.so")
+
+	r.a.replace("queues.conf", []byte("[general]\n;\n; Global settings for call queues\n[sales\n"+goodQueues), 0o644)
+	bad := r.waitBadAfter("queues.conf with [sales unclosed", g.Number)
+	for _, want := range []string{
+		"log check of " + r.simLog,
+		"WARNING[",
+		"config.c: parse error: no closing ']', line 4 of " + filepath.Join(r.b.tree, "queues.conf"),
+		"ERROR[",
+		"app_queue.c: Config file queues.conf is in an invalid format.  Aborting.",
+	} {
+		if !strings.Contains(bad.Reason, want) {
+			t.Errorf("reason %q lacks %q", bad.Reason, want)
+		}
+	}
+	if got := string(r.b.read("queues.conf")); got != goodQueues {
+		t.Fatalf("after the rollback b holds\n%s\nwant\n%s", got, goodQueues)
+	}
+	astSteady(t, "reloads of app_queue.so: the broken file's and the restored file's", before+2, func() int { return r.reloads("app_queue.so") })
 }

@@ -25,7 +25,7 @@ import (
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("demo", "[--dir DIR] [--script]",
-		"Starts a local federation of three agents on 127.0.0.1 (pbx-a pushes its\n/etc/asterisk-like tree to pbx-b and pbx-c) in a temporary directory, each\nwith a simulated Asterisk (AMI) that reads the node's tree, prints where the\ntrees are and what to try, and runs until Ctrl-C. With --script it creates,\nedits, renames and deletes files, prints how long each step took to reach\nboth targets and to be reloaded there, breaks the dialplan to show the\nrollback, and exits 0 only if every step converged.", stderr)
+		"Starts a local federation of three agents on 127.0.0.1 (pbx-a pushes its\n/etc/asterisk-like tree to pbx-b and pbx-c) in a temporary directory, each\nwith a simulated Asterisk (AMI) that reads the node's tree and answers and\nlogs as a real Asterisk was recorded doing (pbx-c has no res_pjsip, like a\nbox built without pjproject), prints where the trees are and what to try,\nand runs until Ctrl-C. With --script it creates, edits, renames and deletes\nfiles, prints how long each step took to reach both targets and to be\nreloaded there, breaks queues.conf and the dialplan the way a real Asterisk\nrejects them to show the rollbacks, and exits 0 only if every step converged.", stderr)
 	dir := fs.String("dir", "", "directory for the demo (default: a new temporary directory, removed at exit)")
 	script := fs.Bool("script", false, "run the scripted scenario and exit")
 	if code, done := parse(fs, args); done {
@@ -75,7 +75,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	src, targets := nodes[0], nodes[1:]
 	fmt.Fprintf(stdout, "pbxsync demo: three agents on 127.0.0.1, each with a simulated Asterisk\n")
 	for _, n := range nodes {
-		fmt.Fprintf(stdout, "  %-6s tree %s\n         config %s  log %s\n         AMI %s  Asterisk log %s\n", n.name, n.tree, n.cfg.File, filepath.Join(base, n.name+".log"), n.sim.Addr(), n.cfg.Asterisk.Log)
+		fmt.Fprintf(stdout, "  %-6s tree %s\n         config %s  log %s\n         AMI %s  Asterisk log %s\n", n.name, n.tree, n.cfg.File, filepath.Join(base, n.name+".log"), n.sim.Addr(), n.astLog)
 	}
 	converged := func() bool {
 		for _, t := range targets {
@@ -90,7 +90,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if !*script {
-		fmt.Fprintf(stdout, "\nEdit files in %s and watch them appear in the other trees.\nTry: %s status --config %s\n     %s history --config %s --job asterisk\nCtrl-C stops the demo.\n", src.tree, self, src.cfg.File, self, targets[0].cfg.File)
+		fmt.Fprintf(stdout, "\nEdit files in %s and watch them appear in the other trees.\nTry: %s status --config %s\n     %s history --config %s --job asterisk\n", src.tree, self, src.cfg.File, self, targets[0].cfg.File)
+		fmt.Fprintf(stdout, "\nTo see a rollback, break a file the way Asterisk rejects it, e.g. an unclosed\ncategory in queues.conf:\n     printf '[sales\\n' >> %s\nThe simulated Asterisk answers Success and logs, as a real one does,\n  WARNING[…] config.c: parse error: no closing ']', line N of …/queues.conf\n  ERROR[…] app_queue.c: Config file queues.conf is in an invalid format.  Aborting.\nso the targets restore their previous queues.conf and reload it. See it with\n     %s history --config %s --job asterisk\n     %s status  --config %s   (targets: bad, with the log line as reason)\nthen remove the line to fix it. Ctrl-C stops the demo.\n",
+			filepath.Join(src.tree, "queues.conf"), self, targets[0].cfg.File, self, src.cfg.File)
 		select {
 		case <-ctx.Done():
 		case err := <-errs:
@@ -110,28 +112,28 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			reloadsBefore[i] = t.sim.Count("Reload", "Module", st.reload)
 		}
 		if err := st.do(); err != nil {
-			fmt.Fprintf(stdout, "FAIL %-34s %v\n", st.name, err)
+			fmt.Fprintf(stdout, "FAIL %-38s %v\n", st.name, err)
 			failed++
 			continue
 		}
 		t0 := time.Now()
 		if st.wait != nil {
 			if err := waitUntil(ctx, 5*time.Second, st.wait); err != nil {
-				fmt.Fprintf(stdout, "FAIL %-34s not %s after 5 s\n", st.name, st.done)
+				fmt.Fprintf(stdout, "FAIL %-38s not %s after 5 s\n", st.name, st.done)
 				failed++
 				continue
 			}
-			fmt.Fprintf(stdout, "ok   %-34s %s in %4d ms\n", st.name, st.done, time.Since(t0).Milliseconds())
+			fmt.Fprintf(stdout, "ok   %-38s %s in %4d ms\n", st.name, st.done, time.Since(t0).Milliseconds())
 			continue
 		}
 		if err := waitUntil(ctx, 5*time.Second, converged); err != nil {
-			fmt.Fprintf(stdout, "FAIL %-34s not on both targets after 5 s\n", st.name)
+			fmt.Fprintf(stdout, "FAIL %-38s not on both targets after 5 s\n", st.name)
 			failed++
 			continue
 		}
 		took := time.Since(t0)
 		if st.reload == "" {
-			fmt.Fprintf(stdout, "ok   %-34s on both targets in %4d ms\n", st.name, took.Milliseconds())
+			fmt.Fprintf(stdout, "ok   %-38s on both targets in %4d ms\n", st.name, took.Milliseconds())
 			continue
 		}
 		// The file is there; wait for each target's Asterisk to have
@@ -151,11 +153,11 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return true
 		}
 		if err := waitUntil(ctx, 5*time.Second, reloaded); err != nil {
-			fmt.Fprintf(stdout, "FAIL %-34s on both targets in %d ms, but %s was not reloaded on both after 5 s\n", st.name, took.Milliseconds(), st.reload)
+			fmt.Fprintf(stdout, "FAIL %-38s on both targets in %d ms, but %s was not reloaded on both after 5 s\n", st.name, took.Milliseconds(), st.reload)
 			failed++
 			continue
 		}
-		fmt.Fprintf(stdout, "ok   %-34s on both targets in %4d ms, reload acknowledged in %4d ms (%s)\n", st.name, took.Milliseconds(), max(acked.Sub(t0), 0).Milliseconds(), st.reload)
+		fmt.Fprintf(stdout, "ok   %-38s on both targets in %4d ms, reload acknowledged in %4d ms (%s)%s\n", st.name, took.Milliseconds(), max(acked.Sub(t0), 0).Milliseconds(), st.reload, st.note)
 	}
 	if failed > 0 {
 		fmt.Fprintf(stdout, "%d steps failed; logs in %s\n", failed, base)
@@ -170,6 +172,9 @@ type demoNode struct {
 	tree string
 	cfg  *config.Config
 	sim  *amisim.Server // the node's simulated Asterisk; its ConfigDir is the tree
+	// astLog is the simulated Asterisk's log; the agent finds it through
+	// AMI (logger show channels).
+	astLog string
 }
 
 func setUpDemo(base string) ([]demoNode, error) {
@@ -196,11 +201,19 @@ func setUpDemo(base string) ([]demoNode, error) {
 		"extensions.conf": "[from-internal]\nexten => 100,1,Answer()\n same => n,Playback(hello-world)\n same => n,Hangup()\n",
 		"pjsip.conf":      "[transport-udp]\ntype=transport\nprotocol=udp\nbind=0.0.0.0\n",
 		"voicemail.conf":  "[default]\n100 => 1234,Alice,alice@example.com\n",
+		"queues.conf":     "[general]\npersistentmembers = yes\n\n[support]\nstrategy = ringall\n",
 	}
 	for f, c := range seed {
 		if err := os.WriteFile(filepath.Join(base, "pbx-a", "tree", f), []byte(c), 0o644); err != nil {
 			return nil, err
 		}
+	}
+	// The simulated Asterisks answer and log as the real one recorded in
+	// internal/amisim/testdata did; that one was built without pjproject,
+	// so res_pjsip is loaded here by hand, except on pbx-c.
+	recorded, err := amisim.Recorded()
+	if err != nil {
+		return nil, err
 	}
 	var out []demoNode
 	for _, n := range names {
@@ -209,11 +222,23 @@ func setUpDemo(base string) ([]demoNode, error) {
 			return out, err
 		}
 		astLog := filepath.Join(base, n+"-asterisk.log")
-		sim, err := amisim.Start(amisim.Config{Username: "pbxsync", Secret: secret, SystemName: n, ConfigDir: filepath.Join(base, n, "tree"), LogPath: astLog})
+		simCfg := amisim.Config{Username: "pbxsync", Secret: secret, SystemName: n, ConfigDir: filepath.Join(base, n, "tree"), LogPath: astLog, Transcript: recorded}
+		sim, err := amisim.Start(simCfg)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, demoNode{name: n, tree: filepath.Join(base, n, "tree"), sim: sim})
+		if n != "pbx-c" {
+			sim.SetModuleLoaded("res_pjsip.so", true)
+		}
+		// No [asterisk] log below: the agent asks its Asterisk where it
+		// logs, as on a real one.
+		sim.SetCommand("core show settings", []string{"", "PBX Core settings", "-----------------", "  Log directory:               " + base}, false)
+		sim.SetCommand("logger show channels", []string{"Logger queue limit: 1000", "",
+			fmt.Sprintf("%-35.35s %-8.8s %-10.10s %-9.9s Configuration", "Channel", "Type", "Formatter", "Status"),
+			fmt.Sprintf("%-35.35s %-8.8s %-10.10s %-9.9s -------------", "-------", "----", "---------", "------"),
+			fmt.Sprintf("%-35.35s %-8.8s %-10.10s %-9.9s  - NOTICE WARNING ERROR ", astLog, "File", "default", "Enabled"),
+		}, false)
+		out = append(out, demoNode{name: n, tree: filepath.Join(base, n, "tree"), sim: sim, astLog: astLog})
 		var b strings.Builder
 		fmt.Fprintf(&b, "# pbxsync demo node %s\n[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n\n", n, n, ports[n], filepath.Join(base, n, "data"))
 		for _, p := range names {
@@ -221,7 +246,7 @@ func setUpDemo(base string) ([]demoNode, error) {
 				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n\n", p, ports[p], ids[p].String())
 			}
 		}
-		fmt.Fprintf(&b, "[asterisk]\nami = %q\nusername = \"pbxsync\"\nsecret_file = %q\nlog = %q\n\n", sim.Addr(), secretFile, astLog)
+		fmt.Fprintf(&b, "[asterisk]\nami = %q\nusername = \"pbxsync\"\nsecret_file = %q\n\n", sim.Addr(), secretFile)
 		fmt.Fprintf(&b, "[[job]]\nname = \"asterisk\"\ntype = \"files\"\npath = %q\nmode = \"push\"\nsource = \"pbx-a\"\ntargets = [\"pbx-b\", \"pbx-c\"]\n", filepath.Join(base, n, "tree"))
 		path := filepath.Join(base, n, "pbxsync.toml")
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
@@ -249,6 +274,7 @@ type demoStep struct {
 	reload string      // module each target's Asterisk must reload, "" for none
 	wait   func() bool // what to wait for instead of both targets holding the source's tree
 	done   string      // what wait means, for the report
+	note   string      // added to the report line
 }
 
 func demoSteps(src demoNode, targets []demoNode) []demoStep {
@@ -265,32 +291,51 @@ func demoSteps(src demoNode, targets []demoNode) []demoStep {
 			return err
 		}
 	}
-	// A dialplan the simulated Asterisk refuses ("BROKEN"): each target
-	// restores its previous extensions.conf and reloads it again.
-	var good []byte
-	reloadsAtBreak := make([]int, len(targets))
-	rolledBack := func() bool {
-		for i, t := range targets {
-			b, err := os.ReadFile(filepath.Join(t.tree, "extensions.conf"))
-			if err != nil || !bytes.Equal(b, good) || t.sim.Count("Reload", "Module", "pbx_config.so") < reloadsAtBreak[i]+2 {
-				return false
+	// Files broken the way a real Asterisk rejects them: each target
+	// restores its previous file and reloads it again.
+	type breakage struct {
+		file, module string
+		good         []byte
+		reloads      []int
+	}
+	breakFile := func(b *breakage, bad func(good []byte) []byte) (do func() error, rolledBack func() bool) {
+		do = func() error {
+			var err error
+			if b.good, err = os.ReadFile(p(b.file)); err != nil {
+				return err
 			}
+			b.reloads = make([]int, len(targets))
+			for i, t := range targets {
+				b.reloads[i] = t.sim.Count("Reload", "Module", b.module)
+			}
+			return replaceFile(p(b.file), bad(bytes.Clone(b.good)))
 		}
-		return true
+		rolledBack = func() bool {
+			for i, t := range targets {
+				got, err := os.ReadFile(filepath.Join(t.tree, b.file))
+				if err != nil || !bytes.Equal(got, b.good) || t.sim.Count("Reload", "Module", b.module) < b.reloads[i]+2 {
+					return false
+				}
+			}
+			return true
+		}
+		return do, rolledBack
 	}
-	breakDialplan := func() error {
-		var err error
-		if good, err = os.ReadFile(p("extensions.conf")); err != nil {
-			return err
-		}
-		for i, t := range targets {
-			reloadsAtBreak[i] = t.sim.Count("Reload", "Module", "pbx_config.so")
-		}
-		return replaceFile(p("extensions.conf"), append(bytes.Clone(good), "exten => 102,1,BROKEN\n"...))
-	}
+	// Reload answers Success, only the log shows the parse error.
+	queues := &breakage{file: "queues.conf", module: "app_queue.so"}
+	breakQueues, queuesRolledBack := breakFile(queues, func(good []byte) []byte {
+		return append([]byte("[general]\n;\n; Global settings for call queues\n[sales\n"), good...)
+	})
+	// Reload answers Error: "An unknown error occurred".
+	dialplan := &breakage{file: "extensions.conf", module: "pbx_config.so"}
+	breakDialplan, dialplanRolledBack := breakFile(dialplan, func(good []byte) []byte {
+		return append(good, "\n[from-external\nexten => 102,1,Hangup()\n"...)
+	})
 	return []demoStep{
 		{name: "add an extension", do: appendLine("extensions.conf", "exten => 101,1,Dial(PJSIP/101)\n"), reload: "pbx_config.so"},
-		{name: "create queues.conf", do: func() error { return os.WriteFile(p("queues.conf"), []byte("[support]\nstrategy=ringall\n"), 0o644) }, reload: "app_queue.so"},
+		{name: "edit queues.conf", do: appendLine("queues.conf", "\n[sales]\nstrategy = leastrecent\n"), reload: "app_queue.so"},
+		{name: "break queues.conf ([sales unclosed)", do: breakQueues, wait: queuesRolledBack, done: "Asterisk logged the parse error; rolled back on both targets"},
+		{name: "fix queues.conf", do: func() error { return replaceFile(p("queues.conf"), queues.good) }},
 		{name: "new directory with a sound", do: func() error {
 			if err := os.MkdirAll(p("sounds/custom"), 0o755); err != nil {
 				return err
@@ -301,9 +346,10 @@ func demoSteps(src demoNode, targets []demoNode) []demoStep {
 		{name: "chmod 640 voicemail.conf", do: func() error { return os.Chmod(p("voicemail.conf"), 0o640) }},
 		{name: "rename queues.conf", do: func() error { return os.Rename(p("queues.conf"), p("queues_custom.conf")) }},
 		{name: "delete the sound directory", do: func() error { return os.RemoveAll(p("sounds")) }},
-		{name: "edit pjsip.conf", do: appendLine("pjsip.conf", "\n[100]\ntype=endpoint\ncontext=from-internal\n"), reload: "res_pjsip.so"},
-		{name: "break the dialplan", do: breakDialplan, wait: rolledBack, done: "refused by Asterisk and rolled back on both targets"},
-		{name: "fix the dialplan", do: func() error { return replaceFile(p("extensions.conf"), good) }},
+		{name: "edit pjsip.conf", do: appendLine("pjsip.conf", "\n[100]\ntype=endpoint\ncontext=from-internal\n"), reload: "res_pjsip.so",
+			note: "; pbx-c has no res_pjsip: Asterisk answered No such module, the file landed and the reload was skipped"},
+		{name: "break the dialplan ([from-external)", do: breakDialplan, wait: dialplanRolledBack, done: "refused by Asterisk and rolled back on both targets"},
+		{name: "fix the dialplan", do: func() error { return replaceFile(p("extensions.conf"), dialplan.good) }},
 	}
 }
 

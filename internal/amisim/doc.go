@@ -27,6 +27,17 @@
 // the CLI would). A wrong secret is answered "Authentication failed" and the
 // connection stays open (Config.CloseOnLoginFailure closes it instead).
 //
+// Recorded behaviour: with Config.Transcript (usually [Recorded], the
+// transcript of a real Asterisk in testdata/asterisk-transcript.json,
+// recorded by internal/amisim/cmd/record), Reload and ModuleCheck of every
+// module the transcript holds answer and log as that Asterisk did: an
+// unclosed category or a line without '=' in one of the module's files
+// replays the recorded "broken" or "no_equals" scenario (answer and log
+// lines, with the file and line filled in), a module that is not loaded
+// the recorded "No such module" / "Module not loaded", and otherwise the
+// recorded good reload. The BROKEN marker then applies only to modules the
+// transcript lacks.
+//
 // Faults are scriptable at run time: slow answers ([Server.SetDelay],
 // [Server.SetJitter]), answers cut off mid-way with the connection dropped
 // ([Server.DropConnection]), refused logins ([Server.RefuseLogin]), an

@@ -54,8 +54,10 @@ const (
 )
 
 // BrokenLine and NoEqualsLine are the lines the broken and no_equals
-// scenarios append to the file; a Server replaying a Transcript treats a
-// file holding one of them, on a line of its own, as that scenario.
+// scenarios append to the file. A Server replaying a Transcript treats any
+// unclosed category in a .conf file as the broken scenario and any line
+// without '=' as no_equals (see problemOf); in other files only these
+// lines.
 const (
 	BrokenLine   = "[pbxsync-broken"
 	NoEqualsLine = "pbxsync-no-equals"
@@ -212,24 +214,18 @@ func (s *Server) replayReload(module string, loaded bool) (resp []Header, ok boo
 	}
 	// Which scenario do the module's files in ConfigDir show?
 	for _, e := range entries {
-		for _, name := range []string{ScenarioBroken, ScenarioNoEquals} {
+		for _, p := range s.filesOf(e) {
+			name, line := problemOf(p)
+			if name == "" {
+				continue
+			}
 			sc, found := e.Scenario(name)
 			if !found {
 				continue
 			}
-			marker := BrokenLine
-			if name == ScenarioNoEquals {
-				marker = NoEqualsLine
-			}
-			for _, p := range s.filesOf(e) {
-				line := lineOf(p, marker)
-				if line == 0 {
-					continue
-				}
-				if r, found := sc.Answer("Reload"); found {
-					s.replayLog(sc, p, line)
-					return r, true
-				}
+			if r, found := sc.Answer("Reload"); found {
+				s.replayLog(sc, p, line)
+				return r, true
 			}
 		}
 	}
@@ -284,19 +280,54 @@ func (s *Server) filesOf(e *Entry) []string {
 	return out
 }
 
-// lineOf returns the number of the first line of file p that is marker
-// (spaces around it ignored), or 0.
-func lineOf(p, marker string) int {
+// problemOf finds the first line of file p that Asterisk's config.c
+// rejects, as the recorded scenario it matches: ScenarioBroken for a
+// category that is not closed ("[sales"), ScenarioNoEquals for a line that
+// is neither a comment, a category, a directive nor "key = value" (or
+// "key => value"). Files not ending in ".conf" (AEL, Lua) match only the
+// recorder's own lines, BrokenLine and NoEqualsLine.
+func problemOf(p string) (scenario string, line int) {
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0
+		return "", 0
 	}
+	conf := strings.HasSuffix(p, ".conf")
+	inBlock := false // inside ;-- … --;
 	for i, l := range strings.Split(string(b), "\n") {
-		if strings.TrimSpace(l) == marker {
-			return i + 1
+		t := strings.TrimSpace(l)
+		if !conf {
+			switch t {
+			case BrokenLine:
+				return ScenarioBroken, i + 1
+			case NoEqualsLine:
+				return ScenarioNoEquals, i + 1
+			}
+			continue
+		}
+		if inBlock {
+			if j := strings.Index(t, "--;"); j >= 0 {
+				inBlock, t = false, strings.TrimSpace(t[j+3:])
+			} else {
+				continue
+			}
+		}
+		if j := strings.Index(t, ";--"); j >= 0 {
+			inBlock, t = !strings.Contains(t[j+3:], "--;"), strings.TrimSpace(t[:j])
+		}
+		if j := strings.IndexByte(t, ';'); j >= 0 && (j == 0 || t[j-1] != '\\') {
+			t = strings.TrimSpace(t[:j])
+		}
+		switch {
+		case t == "", strings.HasPrefix(t, "#"):
+		case strings.HasPrefix(t, "["):
+			if !strings.Contains(t, "]") {
+				return ScenarioBroken, i + 1
+			}
+		case !strings.Contains(t, "="):
+			return ScenarioNoEquals, i + 1
 		}
 	}
-	return 0
+	return "", 0
 }
 
 // replayLog writes a scenario's log lines, with the placeholders filled.
