@@ -50,7 +50,7 @@ func TestRsyncStatsParse(t *testing.T) {
 
 func TestReportPrintsRatiosAndGoals(t *testing.T) {
 	r := &report{started: time.Now(), opts: options{dirs: 100, edits: 3, idle: time.Second},
-		scale: &initialSync{files: 100000, rsync: 10 * time.Second, pbxsync: 300 * time.Second, disk: 400 << 20, srcStore: 600 << 20, tgtStore: 600 << 20},
+		scale:   &initialSync{files: 100000, rsync: 10 * time.Second, pbxsync: 300 * time.Second, disk: 400 << 20, srcStore: 600 << 20, tgtStore: 600 << 20},
 		editBig: []time.Duration{5 * time.Second}, editSmall: []time.Duration{50 * time.Millisecond},
 		wire: []wireEdit{{sizeMB: 5, name: "one line changed (first edit after the initial sync)", pbxsync: 325749, rsync: 18830}}}
 	var b bytes.Buffer
