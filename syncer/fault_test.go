@@ -660,7 +660,10 @@ func TestFaultFileDirectorySwaps(t *testing.T) {
 	eventuallyConverged(t, "kinds swapped", a, b)
 	swap("fd", false)
 	swap("df", true)
+	// the swaps are the source's own changes: converged first, then the
+	// three promises
 	eventuallyConverged(t, "kinds swapped back", a, b)
+	check()
 
 	// b holds an editor swap file (never synced) in df: when df becomes a
 	// file on the source, b's df cannot go
