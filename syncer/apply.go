@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -250,16 +251,31 @@ func (a *Applier) Resolve() error {
 	return nil
 }
 
-// cleanStaging removes the job's staging files (and only its own: two
-// jobs on one tree share a staging directory inside it).
-func (a *Applier) cleanStaging() {
-	ents, err := os.ReadDir(a.Staging)
-	if err != nil {
-		return
+// stagingDirs are the directories the job may have staged in: the one in
+// use and the other StagingDir could have chosen at an earlier start.
+func (a *Applier) stagingDirs() []string {
+	dirs := []string{a.Staging}
+	for _, d := range []string{a.DataStaging, filepath.Join(a.Root, ".pbxsync-staging")} {
+		if d != "" && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
 	}
-	for _, e := range ents {
-		if a.ownStaged(e.Name()) {
-			os.Remove(filepath.Join(a.Staging, e.Name()))
+	return dirs
+}
+
+// cleanStaging removes the job's staging files (and only its own: two
+// jobs on one tree share a staging directory inside it) from every
+// directory it may have staged in.
+func (a *Applier) cleanStaging() {
+	for _, dir := range a.stagingDirs() {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if a.ownStaged(e.Name()) {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
 		}
 	}
 }
@@ -300,8 +316,8 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 	var gen uint64
 	if ok {
 		for _, e := range j.Entries {
-			if e.Staged != "" && filepath.Dir(e.Staged) != a.Staging {
-				return 0, fmt.Errorf("job %s: journal names staged file %s outside %s; refusing it", a.Job, e.Staged, a.Staging)
+			if e.Staged != "" && !slices.Contains(a.stagingDirs(), filepath.Dir(e.Staged)) {
+				return 0, fmt.Errorf("job %s: journal names staged file %s outside %s; refusing it", a.Job, e.Staged, strings.Join(a.stagingDirs(), " and "))
 			}
 		}
 		state := a.generationState(j.Generation)

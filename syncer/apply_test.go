@@ -184,3 +184,38 @@ func TestStagingDirRefusesALink(t *testing.T) {
 		t.Fatalf("StagingDir chose %s through a symlink", dir)
 	}
 }
+
+// TestRecoverAcrossAStagingSwitch: an apply staged in data_dir, then the
+// job root became another mount (a bind mount at the next start), so the
+// job stages inside the root now: Recover still finishes the journal
+// instead of refusing to start.
+func TestRecoverAcrossAStagingSwitch(t *testing.T) {
+	c := newCrashSetup(t, 3)
+	ctx := context.Background()
+	a, st, err := openApplier(c.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j := &store.Journal{Job: crashJob, Generation: crashGen}
+	for _, op := range crashPlan(t, c.root(), c.want) {
+		s, err := a.stage(ctx, op.Want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: s,
+			Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+	}
+	if err := st.WriteJournal(crashJob, j); err != nil {
+		t.Fatal(err)
+	}
+	inside := filepath.Join(c.root(), ".pbxsync-staging")
+	if err := os.Mkdir(inside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b := &Applier{Job: crashJob, Root: c.root(), Staging: inside, DataStaging: a.Staging, Store: st, Log: a.Log}
+	if _, err := b.Recover(ctx); err != nil {
+		t.Fatalf("Recover after the staging directory changed: %v", err)
+	}
+	c.checkAllNew(t, a.Staging)
+}

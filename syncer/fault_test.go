@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -368,6 +370,16 @@ func TestFaultDiskFull(t *testing.T) {
 	check()
 }
 
+func freeTCPPort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {
@@ -469,6 +481,21 @@ func TestHelperAgent(t *testing.T) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
+	if cfg.Node.HTTP != "" {
+		// what internal/httpapi's /healthz answers (it imports this
+		// package, so a test here cannot use it)
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			if err := a.Healthy(r.Context()); err != nil {
+				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		srv := &http.Server{Addr: cfg.Node.HTTP, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.ListenAndServe()
+		defer srv.Close()
+	}
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
@@ -493,6 +520,8 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	// a file the source could never read, which the target has
 	a.write("pre.conf", "pre on a\n", 0o600)
 	b.write("pre.conf", "pre on b\n", 0o640)
+	healthz := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	a.Node = fmt.Sprintf("http = %q\n", healthz)
 	a.startAs(nobody, nobody, "pre.conf")
 	b.start()
 	eventually(t, faultWait, "initial sync", func() error {
@@ -552,6 +581,18 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	if _, err := os.Stat(b.path("pre.conf")); err != nil {
 		t.Fatalf("b lost pre.conf: %v", err)
 	}
+	eventually(t, faultWait, "/healthz names what the source cannot read", func() error {
+		resp, err := http.Get("http://" + healthz + "/healthz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), "root-only.conf") {
+			return fmt.Errorf("/healthz: %d %s", resp.StatusCode, body)
+		}
+		return nil
+	})
 	for _, p := range []string{"root-only.conf", "f2.conf", "sub", "pre.conf"} {
 		if err := os.Chown(a.path(p), nobody, nobody); err != nil {
 			t.Fatal(err)
@@ -660,7 +701,10 @@ func TestFaultFileDirectorySwaps(t *testing.T) {
 	eventuallyConverged(t, "kinds swapped", a, b)
 	swap("fd", false)
 	swap("df", true)
+	// the swaps are the source's own changes: converged first, then the
+	// three promises
 	eventuallyConverged(t, "kinds swapped back", a, b)
+	check()
 
 	// b holds an editor swap file (never synced) in df: when df becomes a
 	// file on the source, b's df cannot go

@@ -52,6 +52,7 @@ type tnode struct {
 	Peers []tpeer
 	Jobs  []tjob
 	Tail  string         // appended to the config (e.g. [[on_peer_down]] tables)
+	Node  string         // appended to the [node] table (e.g. http = "...")
 	tune  func(*Options) // changes the agent's options before start (may be nil)
 
 	log *logBuffer
@@ -148,7 +149,7 @@ func (n *tnode) pin(others ...*tnode) {
 // configText renders the node's TOML configuration.
 func (n *tnode) configText() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\n\n", n.name, n.addr(), n.data)
+	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\n%s\n", n.name, n.addr(), n.data, n.Node)
 	for _, p := range n.Peers {
 		fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = %q\nid = %q\n\n", p.Name, p.Address, p.ID.String())
 	}

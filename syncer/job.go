@@ -85,9 +85,12 @@ type job struct {
 	// target's filters), the base of its next incremental announcement.
 	announced        index.Index
 	announcedVersion uint64
-	refusalLogged    uint64            // the source version whose refused paths were logged
-	keptLogged       uint64            // the source version whose kept unreadable paths were logged
-	latest           *store.Generation // source: newest generation; target: newest applied good one
+	refusalLogged    uint64 // the source version whose refused paths were logged
+	// retry is the newest generation whose apply failed for a reason
+	// that says nothing about its content: a retry reuses its record.
+	retry      *store.Generation
+	keptLogged uint64            // the source version whose kept unreadable paths were logged
+	latest     *store.Generation // source: newest generation; target: newest applied good one
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.

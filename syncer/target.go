@@ -245,21 +245,17 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) {
 // nothing about its content (the apply failed, Asterisk was down), reuses
 // its record: retries never push good generations out of keep.
 func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want index.Index) (*store.Generation, error) {
-	if gens, err := j.a.store.Generations(j.cfg.Name); err == nil && len(gens) > 0 {
-		last := gens[len(gens)-1]
-		if (last.State == store.StateBad || last.State == store.StateApplying) && last.SourceVersion == m.Version {
-			if g, err := j.a.store.Generation(j.cfg.Name, last.Number); err == nil && g.Index.Digest() == want.Digest() {
-				if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
-					if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
-						return nil, err
-					}
-					j.log.Info("retrying generation", "generation", g.Number, "last_failure", last.Reason)
-					g.State, g.Reason = store.StateApplying, ""
-					return g, nil
-				}
+	if g := j.retry; g != nil && g.SourceVersion == m.Version && g.Index.Digest() == want.Digest() {
+		if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
+			if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
+				return nil, err
 			}
+			j.log.Info("retrying generation", "generation", g.Number, "last_failure", g.Reason)
+			g.State, g.Reason = store.StateApplying, ""
+			return g, nil
 		}
 	}
+	j.retry = nil
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
 		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
@@ -331,6 +327,10 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 	}
 	j.resolveFailed() // marked bad first: Recover never rolls it forward
 	g.State, g.Reason = store.StateBad, reason
+	j.retry = nil
+	if !blacklist {
+		j.retry = g // its retry reuses the record
+	}
 	if blacklist {
 		j.bad[g.Index.Digest().String()] = reason
 		j.dirty = true
