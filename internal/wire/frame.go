@@ -147,7 +147,7 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		}
 		if gate != nil {
 			if err := gate(t, job); err != nil {
-				if _, derr := io.Copy(io.Discard, payload); derr != nil {
+				if derr := drain(payload); derr != nil {
 					return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
 				}
 				return nil, fmt.Errorf("wire: %s for job %q: %w: %w", t, truncate(job, 40), ErrRefused, err)
@@ -156,7 +156,7 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		body = rest
 	} else if gate != nil {
 		if err := gate(t, ""); err != nil {
-			if _, derr := io.Copy(io.Discard, payload); derr != nil {
+			if derr := drain(payload); derr != nil {
 				return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
 			}
 			return nil, fmt.Errorf("wire: %s: %w: %w", t, ErrRefused, err)
@@ -185,7 +185,10 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		}
 		return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
 	}
-	if k, err := io.Copy(io.Discard, payload); err != nil {
+	if k, err := io.Copy(io.Discard, payload); err != nil || payload.N > 0 {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
 		return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
 	} else if k > 0 {
 		return nil, fmt.Errorf("wire: %w: %s: %d bytes after the payload", ErrMalformed, t, k)
@@ -254,4 +257,16 @@ func (z zstdErrs) Read(p []byte) (int, error) {
 		err = fmt.Errorf("zstd: %w", err)
 	}
 	return n, err
+}
+
+// drain reads the rest of a frame's payload off the stream; a stream that
+// ends first is io.ErrUnexpectedEOF.
+func drain(payload *io.LimitedReader) error {
+	if _, err := io.Copy(io.Discard, payload); err != nil {
+		return err
+	}
+	if payload.N > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }

@@ -132,3 +132,46 @@ func TestLargeAnnounceRoundTrip(t *testing.T) {
 		t.Fatalf("%d items decoded, want %d", n, len(m.Items))
 	}
 }
+
+// FuzzReadGated: whatever the first frame holds, ReadGated never panics;
+// when it refuses the frame (the gate refuses every job but "conf"), it has
+// read exactly that frame, so a valid frame after it decodes.
+func FuzzReadGated(f *testing.F) {
+	c := newCodec(f)
+	for _, m := range []Message{sampleAnnounce(3), &Announce{Job: "other", Version: 1, Origin: "a"}, &Result{Job: "other", State: "good"}, &Get{Job: "x", Path: "p", Hash: make([]byte, 32)}, &State{Node: "a"}} {
+		b, err := c.Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(bombFrameWindow(f, TypeAnnounce, `{"job":"other","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, 1<<20, 1<<16))
+	next, err := c.Encode(&Hello{Node: "after"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	gate := func(t Type, job string) error {
+		if job != "" && job != "conf" {
+			return errors.New("no role")
+		}
+		return nil
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		all := append(append([]byte(nil), b...), next...)
+		r := bytes.NewReader(all)
+		_, err := c.ReadGated(r, gate)
+		if !errors.Is(err, ErrRefused) {
+			return
+		}
+		// a refused frame was read exactly: header and declared payload
+		if read, want := len(all)-r.Len(), HeaderSize+int(binary.BigEndian.Uint32(all[4:8])); read != want {
+			t.Fatalf("refused frame: %d bytes read, the frame has %d", read, want)
+		}
+		if len(b) == HeaderSize+int(binary.BigEndian.Uint32(b[4:8])) {
+			m, err := c.ReadGated(r, gate)
+			if err != nil || m.(*Hello).Node != "after" {
+				t.Fatalf("frame after a refused one: %v %v", m, err)
+			}
+		}
+	})
+}
