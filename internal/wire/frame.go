@@ -34,8 +34,9 @@ var (
 // Codec encodes and decodes frames. It holds the zstd state and is safe for
 // concurrent use.
 type Codec struct {
-	enc   *zstd.Encoder
-	pools map[Type]*decoderPool // streaming decoders by message type
+	enc      *zstd.Encoder
+	pools    map[Type]*decoderPool // streaming decoders by message type
+	maxItems int                   // bound of an announcement's lists while it is decoded (MaxItems)
 }
 
 // NewCodec returns a Codec.
@@ -53,7 +54,7 @@ func NewCodec() (*Codec, error) {
 		}
 		pools[t] = byWindow[w]
 	}
-	return &Codec{enc: enc, pools: pools}, nil
+	return &Codec{enc: enc, pools: pools, maxItems: MaxItems}, nil
 }
 
 // Close releases the codec's resources.
@@ -162,13 +163,31 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 			return nil, fmt.Errorf("wire: %s: %w: %w", t, ErrRefused, err)
 		}
 	}
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	var err error
 	if a, ok := m.(*Announce); ok {
-		err = decodeAnnounce(dec, a)
+		el := &elemReader{r: body, max: maxElem}
+		dec := json.NewDecoder(el)
+		dec.DisallowUnknownFields()
+		if err = decodeAnnounce(dec, a, c.maxItems, el.start); err == nil {
+			el.max = 0
+			if _, terr := dec.Token(); terr != io.EOF {
+				if errors.Is(terr, ErrTooLarge) {
+					return nil, terr
+				}
+				return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
+			}
+		}
 	} else {
-		err = dec.Decode(m)
+		dec := json.NewDecoder(body)
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(m); err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				if errors.Is(terr, ErrTooLarge) {
+					return nil, terr
+				}
+				return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
+			}
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
@@ -178,12 +197,6 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 			return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
 		}
 		return nil, fmt.Errorf("wire: %w: %s: %v", ErrMalformed, t, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
 	}
 	if k, err := io.Copy(io.Discard, payload); err != nil || payload.N > 0 {
 		if err == nil {
