@@ -121,6 +121,20 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 		rand.Read(data)
 		return &wire.Announce{Job: "conf", Version: 1, Origin: "a", Inline: []wire.Inline{{Hash: make([]byte, 32), Encoding: wire.EncodingZstd, Data: data}}}
 	}()
+	// watch the status from the start: s must be reported slow while it
+	// is still connected
+	slowSeen := make(chan PeerStatus, 1)
+	go func() {
+		for ctx.Err() == nil {
+			for _, p := range mon.Status() {
+				if p.Name == "s" && p.Slow && p.Connected {
+					slowSeen <- p
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
 	const n, nBig = 40, 16
 	for i := 0; i < n; i++ {
 		if i < nBig {
@@ -130,31 +144,26 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 			t.Fatalf("send %d to the healthy peer: %v", i, err)
 		}
 	}
-	// every message to b arrives while s is still connected and has read
-	// nothing beyond its Hello
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
+	// every message to b arrives while s has read nothing beyond its Hello
+	deadline := time.Now().Add(60 * time.Second)
+	for rb.count() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("b received %d of %d messages", rb.count(), n)
 		}
+		select {
+		case <-gone:
+			if rb.count() != n {
+				t.Fatalf("s was disconnected before b got its messages (%d of %d)", rb.count(), n)
+			}
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("sent at %s", time.Now().Format("15:04:05.000"))
-	eventually("b receives all", func() bool { return rb.count() == n })
 	var st PeerStatus
-	eventually("s reported slow", func() bool {
-		for _, p := range mon.Status() {
-			if p.Name == "s" {
-				st = p
-			}
-		}
-		return st.Slow
-	})
-	if !st.Connected {
-		t.Fatal("s was disconnected before the healthy peer got its messages")
+	select {
+	case st = <-slowSeen:
+	case <-time.After(60 * time.Second):
+		t.Fatal("s was never reported slow while connected")
 	}
 	if st.QueuedBytes > maxQueue+len(mustEncode(t, mon.codec, big)) {
 		t.Fatalf("%d bytes queued for s, bound %d", st.QueuedBytes, maxQueue)
@@ -164,7 +173,7 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the stalled peer was never disconnected")
 	}
-	eventually("disconnect noted", func() bool { return !mon.Connected("s") })
+	waitFor(t, "disconnect noted", func() bool { return !mon.Connected("s") })
 	if !strings.Contains(a.log.String(), "peer stopped reading its control stream") {
 		t.Fatalf("no log of the disconnect:\n%s", a.log.String())
 	}

@@ -3,13 +3,17 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 )
 
 // decodeAnnounce decodes an announcement element by element, so that its
 // item count (and the total of removed paths, inline entries and version
 // counters) is checked while it is read: a frame that claims more than
 // MaxItems of any of them is refused before they are all in memory.
-func decodeAnnounce(dec *json.Decoder, m *Announce) error {
+//
+// start is called before each element of a list is decoded (it resets the
+// per-element byte budget, maxElem).
+func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) error {
 	if err := expectDelim(dec, '{'); err != nil {
 		return err
 	}
@@ -20,6 +24,7 @@ func decodeAnnounce(dec *json.Decoder, m *Announce) error {
 			return err
 		}
 		key, _ := tok.(string)
+		start()
 		switch key {
 		case "job":
 			err = dec.Decode(&m.Job)
@@ -37,20 +42,22 @@ func decodeAnnounce(dec *json.Decoder, m *Announce) error {
 			err = dec.Decode(&m.Digest)
 		case "items":
 			m.Items = []Item{}
-			err = decodeArray(dec, "items", MaxItems, func() error {
+			err = decodeArray(dec, "items", limit, func() error {
+				start()
 				var it Item
 				if err := dec.Decode(&it); err != nil {
 					return err
 				}
-				if counters += len(it.Version); counters > MaxItems {
-					return fmt.Errorf("more than %d version counters", MaxItems)
+				if counters += len(it.Version); counters > limit {
+					return fmt.Errorf("more than %d version counters", limit)
 				}
 				m.Items = append(m.Items, it)
 				return nil
 			})
 		case "removed":
 			m.Removed = []string{}
-			err = decodeArray(dec, "removed", MaxItems, func() error {
+			err = decodeArray(dec, "removed", limit, func() error {
+				start()
 				var p string
 				if err := dec.Decode(&p); err != nil {
 					return err
@@ -60,7 +67,8 @@ func decodeAnnounce(dec *json.Decoder, m *Announce) error {
 			})
 		case "inline":
 			m.Inline = []Inline{}
-			err = decodeArray(dec, "inline", MaxItems, func() error {
+			err = decodeArray(dec, "inline", limit, func() error {
+				start()
 				var in Inline
 				if err := dec.Decode(&in); err != nil {
 					return err
@@ -125,4 +133,29 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 		return fmt.Errorf("want %q, got %v", want, tok)
 	}
 	return nil
+}
+
+// maxElem bounds the bytes one field or list element of an announcement may
+// take: an item (a 4 KiB path, a hash, 1024 version counters, all
+// JSON-escaped) or an inline entry (1 MiB of data in base64) fits.
+const maxElem = 2 << 20
+
+// elemReader fails once more than max bytes were read since the last
+// start: one element of an announcement cannot make the JSON decoder
+// buffer the whole payload. max 0 is no limit.
+type elemReader struct {
+	r   io.Reader
+	n   int
+	max int
+}
+
+func (e *elemReader) start() { e.n = 0 }
+
+func (e *elemReader) Read(p []byte) (int, error) {
+	k, err := e.r.Read(p)
+	e.n += k
+	if e.max > 0 && e.n > e.max {
+		return 0, fmt.Errorf("wire: %w: an announcement element of more than %d bytes", ErrTooLarge, e.max)
+	}
+	return k, err
 }

@@ -34,8 +34,9 @@ var (
 // Codec encodes and decodes frames. It holds the zstd state and is safe for
 // concurrent use.
 type Codec struct {
-	enc   *zstd.Encoder
-	pools map[Type]*decoderPool // streaming decoders by message type
+	enc      *zstd.Encoder
+	pools    map[Type]*decoderPool // streaming decoders by message type
+	maxItems int                   // bound of an announcement's lists while it is decoded (MaxItems)
 }
 
 // NewCodec returns a Codec.
@@ -53,7 +54,7 @@ func NewCodec() (*Codec, error) {
 		}
 		pools[t] = byWindow[w]
 	}
-	return &Codec{enc: enc, pools: pools}, nil
+	return &Codec{enc: enc, pools: pools, maxItems: MaxItems}, nil
 }
 
 // Close releases the codec's resources.
@@ -147,7 +148,7 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		}
 		if gate != nil {
 			if err := gate(t, job); err != nil {
-				if _, derr := io.Copy(io.Discard, payload); derr != nil {
+				if derr := drain(payload); derr != nil {
 					return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
 				}
 				return nil, fmt.Errorf("wire: %s for job %q: %w: %w", t, truncate(job, 40), ErrRefused, err)
@@ -156,19 +157,37 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		body = rest
 	} else if gate != nil {
 		if err := gate(t, ""); err != nil {
-			if _, derr := io.Copy(io.Discard, payload); derr != nil {
+			if derr := drain(payload); derr != nil {
 				return nil, fmt.Errorf("wire: read refused %s: %w", t, derr)
 			}
 			return nil, fmt.Errorf("wire: %s: %w: %w", t, ErrRefused, err)
 		}
 	}
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	var err error
 	if a, ok := m.(*Announce); ok {
-		err = decodeAnnounce(dec, a)
+		el := &elemReader{r: body, max: maxElem}
+		dec := json.NewDecoder(el)
+		dec.DisallowUnknownFields()
+		if err = decodeAnnounce(dec, a, c.maxItems, el.start); err == nil {
+			el.max = 0
+			if _, terr := dec.Token(); terr != io.EOF {
+				if errors.Is(terr, ErrTooLarge) {
+					return nil, terr
+				}
+				return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
+			}
+		}
 	} else {
-		err = dec.Decode(m)
+		dec := json.NewDecoder(body)
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(m); err == nil {
+			if _, terr := dec.Token(); terr != io.EOF {
+				if errors.Is(terr, ErrTooLarge) {
+					return nil, terr
+				}
+				return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
+			}
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrTooLarge) {
@@ -179,13 +198,10 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		}
 		return nil, fmt.Errorf("wire: %w: %s: %v", ErrMalformed, t, err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if errors.Is(err, ErrTooLarge) {
-			return nil, err
+	if k, err := io.Copy(io.Discard, payload); err != nil || payload.N > 0 {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("wire: %w: %s: trailing data", ErrMalformed, t)
-	}
-	if k, err := io.Copy(io.Discard, payload); err != nil {
 		return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
 	} else if k > 0 {
 		return nil, fmt.Errorf("wire: %w: %s: %d bytes after the payload", ErrMalformed, t, k)
@@ -254,4 +270,16 @@ func (z zstdErrs) Read(p []byte) (int, error) {
 		err = fmt.Errorf("zstd: %w", err)
 	}
 	return n, err
+}
+
+// drain reads the rest of a frame's payload off the stream; a stream that
+// ends first is io.ErrUnexpectedEOF.
+func drain(payload *io.LimitedReader) error {
+	if _, err := io.Copy(io.Discard, payload); err != nil {
+		return err
+	}
+	if payload.N > 0 {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
 }

@@ -87,10 +87,13 @@ func TestBombRefusedBeforeBody(t *testing.T) {
 }
 
 // TestBombBoundedByKind: a bomb of a small kind stops at its kind's limit;
-// an announcement of tiny items accepted by the gate stops at MaxItems items
-// while it is decoded, long before 64 MiB of JSON turned into structs.
+// an announcement of tiny items accepted by the gate stops at the item
+// limit while it is decoded (the Codec's MaxItems, lowered here to keep the
+// test cheap under the race detector), long before 64 MiB of JSON turned
+// into structs; so does one item with endless version counters.
 func TestBombBoundedByKind(t *testing.T) {
 	c := newCodec(t)
+	c.maxItems = 10000
 	for _, tc := range []struct {
 		name   string
 		frame  []byte
@@ -100,8 +103,9 @@ func TestBombBoundedByKind(t *testing.T) {
 		{"result", bombFrameWindow(t, TypeResult, `{"job":"conf","version":1,"state":"bad","reason":"`, "xxxxxxxxxxxxxxxx", 60<<20, 32<<10), 8 << 20, "more than 32768 bytes"},
 		{"result window", bombFrame(t, TypeResult, `{"job":"conf","version":1,"state":"bad","reason":"`, "xxxxxxxxxxxxxxxx", 60<<20), 8 << 20, "window size exceeded"},
 		{"state", bombFrame(t, TypeState, `{"node":"a","jobs":[`, `{"job":"j","generation":1,"version":1,"state":"good"},`, 60<<20), 16 << 20, "more than 1048576 bytes"},
-		{"announce", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, MaxDecoded-1024), 800 << 20, "items: more than 1048576 entries"},
-		{"counters", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a","k":2,"m":0,"t":0,"v":[`, `{"Node":"n","Value":1},`, MaxDecoded+4096), 300 << 20, "decodes to more than 67108864 bytes"},
+		{"announce", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, MaxDecoded-1024), 16 << 20, "items: more than 10000 entries"},
+		{"one item", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[{"p":"a","k":2,"m":0,"t":0,"v":[`, `{"Node":"n","Value":1},`, MaxDecoded+4096), 16 << 20, "an announcement element of more than"},
+		{"counters", bombFrame(t, TypeAnnounce, `{"job":"conf","version":1,"origin":"a","items":[`, `{"p":"a","k":2,"m":0,"t":0,"v":[{"Node":"n","Value":1},{"Node":"n","Value":2}]},`, MaxDecoded-1024), 16 << 20, "more than 10000 version counters"},
 	} {
 		var err error
 		n := allocated(func() { _, err = c.ReadGated(bytes.NewReader(tc.frame), nil) })
@@ -131,4 +135,47 @@ func TestLargeAnnounceRoundTrip(t *testing.T) {
 	if n := len(got.(*Announce).Items); n != len(m.Items) {
 		t.Fatalf("%d items decoded, want %d", n, len(m.Items))
 	}
+}
+
+// FuzzReadGated: whatever the first frame holds, ReadGated never panics;
+// when it refuses the frame (the gate refuses every job but "conf"), it has
+// read exactly that frame, so a valid frame after it decodes.
+func FuzzReadGated(f *testing.F) {
+	c := newCodec(f)
+	for _, m := range []Message{sampleAnnounce(3), &Announce{Job: "other", Version: 1, Origin: "a"}, &Result{Job: "other", State: "good"}, &Get{Job: "x", Path: "p", Hash: make([]byte, 32)}, &State{Node: "a"}} {
+		b, err := c.Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(bombFrameWindow(f, TypeAnnounce, `{"job":"other","items":[`, `{"p":"a","k":2,"m":0,"t":0},`, 1<<20, 1<<16))
+	next, err := c.Encode(&Hello{Node: "after"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	gate := func(t Type, job string) error {
+		if job != "" && job != "conf" {
+			return errors.New("no role")
+		}
+		return nil
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		all := append(append([]byte(nil), b...), next...)
+		r := bytes.NewReader(all)
+		_, err := c.ReadGated(r, gate)
+		if !errors.Is(err, ErrRefused) {
+			return
+		}
+		// a refused frame was read exactly: header and declared payload
+		if read, want := len(all)-r.Len(), HeaderSize+int(binary.BigEndian.Uint32(all[4:8])); read != want {
+			t.Fatalf("refused frame: %d bytes read, the frame has %d", read, want)
+		}
+		if len(b) == HeaderSize+int(binary.BigEndian.Uint32(b[4:8])) {
+			m, err := c.ReadGated(r, gate)
+			if err != nil || m.(*Hello).Node != "after" {
+				t.Fatalf("frame after a refused one: %v %v", m, err)
+			}
+		}
+	})
 }
