@@ -101,6 +101,11 @@ func startupCheck(cfg *config.Config) error {
 	if len(errs) == 0 {
 		return nil
 	}
+	for _, e := range errs {
+		if errors.Is(e.Err, fs.ErrPermission) {
+			e.Msg += " (check reads these files as run does: run it as the agent's user, or as root)"
+		}
+	}
 	config.SortErrors(errs)
 	return errs
 }

@@ -81,6 +81,18 @@ func startupCases() []startupCase {
 			os.WriteFile(p, []byte("\n"), 0o600)
 			return amiTable(p)
 		}), msg: "is empty"},
+		{name: "ami secret_file unreadable", write: withBase(func(dir string) string {
+			p := filepath.Join(dir, "locked.secret")
+			os.WriteFile(p, []byte(exampleSecret+"\n"), 0o600)
+			os.Chmod(dir, 0o700)
+			if os.Getuid() == 0 {
+				// root reads any file: make it a directory instead, which
+				// nobody can use as a secret
+				os.Remove(p)
+				os.Mkdir(p, 0o700)
+			}
+			return amiTable(p)
+		}), msg: "asterisk.secret_file: AMI secret file "},
 		{name: "ami secret_file present", write: withBase(func(dir string) string {
 			p := filepath.Join(dir, "ami.secret")
 			os.WriteFile(p, []byte(exampleSecret+"\n"), 0o600)
