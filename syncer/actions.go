@@ -99,7 +99,7 @@ type AsteriskActions struct {
 	mu       sync.Mutex
 	compiled map[string]compiledRules  // by job name
 	pending  map[string][]rules.Action // deferred actions by job name
-	outcomes map[string]JobActions     // last generation's actions by job name
+	outcomes map[string][]JobActions   // the last generations' actions by job name, newest first
 	logLoc   AsteriskLog               // the log log checks read
 }
 
@@ -118,8 +118,9 @@ type ActionOutcome struct {
 	Paths  []string `json:"paths,omitempty"`
 }
 
-// JobActions are the outcomes of the actions of a job's last generation
-// that reached Asterisk.
+// JobActions are the outcomes of the actions and the log check of one
+// generation that reached Asterisk (a rollback's restored generation
+// included).
 type JobActions struct {
 	Generation uint64          `json:"generation"`
 	Actions    []ActionOutcome `json:"actions"`
@@ -128,16 +129,22 @@ type JobActions struct {
 // AsteriskStatus is what `pbxsync status` shows of the Asterisk side: the
 // log checks read and the last actions of each job.
 type AsteriskStatus struct {
-	Log  AsteriskLog           `json:"log"`
-	Jobs map[string]JobActions `json:"jobs,omitempty"`
+	Log AsteriskLog `json:"log"`
+	// Jobs holds, per job, the last generations (keptOutcomes at most),
+	// newest first.
+	Jobs map[string][]JobActions `json:"jobs,omitempty"`
 }
+
+// keptOutcomes is how many generations' outcomes the status keeps per job:
+// a bad generation and the restore that followed it, and one more.
+const keptOutcomes = 3
 
 // AsteriskStatus returns the log the log checks read and each job's last
 // action outcomes (skipped reloads included).
 func (x *AsteriskActions) AsteriskStatus() *AsteriskStatus {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	st := &AsteriskStatus{Log: x.logLoc, Jobs: map[string]JobActions{}}
+	st := &AsteriskStatus{Log: x.logLoc, Jobs: map[string][]JobActions{}}
 	switch {
 	case x.LogPath != "":
 		st.Log = AsteriskLog{Path: x.LogPath, How: "[asterisk] log"}
@@ -148,8 +155,10 @@ func (x *AsteriskActions) AsteriskStatus() *AsteriskStatus {
 	case st.Log.How == "":
 		st.Log.How = "asked from Asterisk at the first log check"
 	}
-	for j, o := range x.outcomes {
-		st.Jobs[j] = JobActions{Generation: o.Generation, Actions: slices.Clone(o.Actions)}
+	for j, os := range x.outcomes {
+		for _, o := range os {
+			st.Jobs[j] = append(st.Jobs[j], JobActions{Generation: o.Generation, Actions: slices.Clone(o.Actions)})
+		}
 	}
 	return st
 }
@@ -158,9 +167,10 @@ func (x *AsteriskActions) setOutcomes(job string, gen uint64, os []ActionOutcome
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.outcomes == nil {
-		x.outcomes = map[string]JobActions{}
+		x.outcomes = map[string][]JobActions{}
 	}
-	x.outcomes[job] = JobActions{Generation: gen, Actions: os}
+	all := append([]JobActions{{Generation: gen, Actions: os}}, x.outcomes[job]...)
+	x.outcomes[job] = all[:min(len(all), keptOutcomes)]
 }
 
 // logPath returns the log for a log check: LogPath, or, with FindLog,
@@ -420,8 +430,11 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 			log.Warn("log check read only part of the Asterisk log", "log", checker.Path, "why", res.Incomplete)
 		}
 		if err := res.Error(); err != nil {
-			return fmt.Errorf("log check of %s: %w", checker.Path, err)
+			err = fmt.Errorf("log check of %s: %w", checker.Path, err)
+			outcomes = append(outcomes, ActionOutcome{Action: "log check " + checker.Path, Result: "failed", Reason: err.Error()})
+			return err
 		}
+		outcomes = append(outcomes, ActionOutcome{Action: "log check " + checker.Path, Result: "done"})
 	}
 	return nil
 }

@@ -294,7 +294,7 @@ func TestAsteriskActionsModuleNotLoadedSkipsReload(t *testing.T) {
 		t.Errorf("log lacks %q:\n%s", note, logs.String())
 	}
 	st := x.AsteriskStatus()
-	ja := st.Jobs["conf"]
+	ja := st.Jobs["conf"][0]
 	if ja.Generation != 1 || len(ja.Actions) != 2 || ja.Actions[0].Result != "skipped" || ja.Actions[0].Reason != note || ja.Actions[1].Result != "done" {
 		t.Fatalf("status %+v", ja)
 	}
@@ -307,7 +307,7 @@ func TestAsteriskActionsModuleNotLoadedSkipsReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "No such module (ModuleCheck says res_pjsip is loaded)") {
 		t.Fatalf("got %v", err)
 	}
-	if got := x.AsteriskStatus().Jobs["conf"].Actions; len(got) != 1 || got[0].Result != "failed" {
+	if got := x.AsteriskStatus().Jobs["conf"][0].Actions; len(got) != 1 || got[0].Result != "failed" {
 		t.Fatalf("status %+v", got)
 	}
 }

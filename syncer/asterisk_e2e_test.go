@@ -594,8 +594,8 @@ func TestAsteriskRecordedModuleNotLoaded(t *testing.T) {
 	if !r.b.logHas("reload skipped", note) {
 		t.Errorf("b's log does not say the reload was skipped: %q", note)
 	}
-	st := r.actions.AsteriskStatus().Jobs["conf"]
-	if st.Generation != g.Number || len(st.Actions) != 1 || st.Actions[0].Result != "skipped" || st.Actions[0].Reason != note {
+	st := r.actions.AsteriskStatus().Jobs["conf"][0]
+	if st.Generation != g.Number || len(st.Actions) != 2 || !strings.HasPrefix(st.Actions[1].Action, "log check ") || st.Actions[0].Result != "skipped" || st.Actions[0].Reason != note {
 		t.Fatalf("b's Asterisk status %+v", st)
 	}
 	if r.sim.Count("ModuleCheck", "Module", "res_pjsip.so") == 0 {
@@ -638,4 +638,13 @@ func TestAsteriskRecordedParseErrorOnlyInTheLog(t *testing.T) {
 		t.Fatalf("after the rollback b holds\n%s\nwant\n%s", got, goodQueues)
 	}
 	astSteady(t, "reloads of app_queue.so: the broken file's and the restored file's", before+2, func() int { return r.reloads("app_queue.so") })
+	// b's status: the restore (newest), then the bad generation with its
+	// failed log check.
+	st := r.actions.AsteriskStatus().Jobs["conf"]
+	if len(st) < 2 || st[1].Generation != bad.Number || len(st[1].Actions) != 2 ||
+		st[1].Actions[0].Action != "reload app_queue.so" || st[1].Actions[0].Result != "done" ||
+		st[1].Actions[1].Result != "failed" || !strings.Contains(st[1].Actions[1].Reason, "invalid format") ||
+		st[0].Actions[0].Action != "reload app_queue.so" || st[0].Actions[0].Result != "done" {
+		t.Fatalf("b's Asterisk status %+v", st)
+	}
 }

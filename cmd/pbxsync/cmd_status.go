@@ -114,13 +114,14 @@ func printAsterisk(w io.Writer, a *syncer.AsteriskStatus) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		ja := a.Jobs[n]
-		fmt.Fprintf(w, "%s generation %d actions:\n", n, ja.Generation)
-		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		for _, o := range ja.Actions {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Action, o.Result, o.Reason)
+		for _, ja := range a.Jobs[n] {
+			fmt.Fprintf(w, "%s generation %d, Asterisk actions:\n", n, ja.Generation)
+			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+			for _, o := range ja.Actions {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Action, o.Result, o.Reason)
+			}
+			tw.Flush()
 		}
-		tw.Flush()
 	}
 }
 
