@@ -94,7 +94,7 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 	mon, err := New(Options{Node: "a", Listen: addrA, Identity: a.id,
 		Peers:   []Peer{b.peer(addrB), {Name: "s", Address: "127.0.0.1:9", ID: s.id.ID}},
 		Handler: a.rec, Log: slog.New(slog.NewTextHandler(a.log, nil)),
-		MaxQueue: maxQueue, SlowAfter: 300 * time.Millisecond, StallAfter: 10 * time.Second})
+		MaxQueue: maxQueue, SlowAfter: 300 * time.Millisecond, StallAfter: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	const n, nBig = 40, 16
+	const n, nBig = 40, 8
 	for i := 0; i < n; i++ {
 		if i < nBig {
 			mon.Send("s", big) // ErrPeerSlow once its queue is full
