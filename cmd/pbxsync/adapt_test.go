@@ -124,9 +124,9 @@ func adaptConfig(t *testing.T, text string, cfg *config.Config, env adaptEnv) st
 		repl(a.SecretFile, f)
 	}
 	if strings.Contains(text, "\n[asterisk]\n") {
-		logFile := under(env.root, cfg.Asterisk.Log)
+		logFile := under(env.root, asteriskLog(cfg))
 		mkdir(filepath.Dir(logFile))
-		if strings.Contains(text, strconv.Quote(cfg.Asterisk.Log)) {
+		if cfg.Asterisk.Log != "" && strings.Contains(text, strconv.Quote(cfg.Asterisk.Log)) {
 			repl(cfg.Asterisk.Log, logFile)
 		} else {
 			text = strings.Replace(text, "\n[asterisk]\n", fmt.Sprintf("\n[asterisk]\nlog = %q\n", logFile), 1)
@@ -141,6 +141,16 @@ func adaptConfig(t *testing.T, text string, cfg *config.Config, env adaptEnv) st
 		}
 	}
 	return text
+}
+
+// asteriskLog is the Asterisk log of the host of cfg: [asterisk] log, or
+// where Asterisk writes it by default (an empty log asks Asterisk, and the
+// simulator writes where the adapted file says).
+func asteriskLog(cfg *config.Config) string {
+	if cfg.Asterisk.Log != "" {
+		return cfg.Asterisk.Log
+	}
+	return "/var/log/asterisk/messages"
 }
 
 // exNode is one host of an adapted example farm.
@@ -198,7 +208,7 @@ func adaptFarm(t *testing.T, files []string, dsn func(node string) string) map[s
 			if err := os.MkdirAll(confDir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			sim, err := amisim.Start(amisim.Config{Username: a.Username, Secret: exampleSecret, ConfigDir: confDir, LogPath: n.path(n.orig.Asterisk.Log)})
+			sim, err := amisim.Start(amisim.Config{Username: a.Username, Secret: exampleSecret, ConfigDir: confDir, LogPath: n.path(asteriskLog(n.orig))})
 			if err != nil {
 				t.Fatal(err)
 			}
