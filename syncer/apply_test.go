@@ -219,3 +219,44 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 	}
 	c.checkAllNew(t, a.Staging)
 }
+
+// TestApplyMetaNeverFollowsASymlink: a file swapped for a symlink to a
+// file outside the root before a mode/mtime change is applied: the change
+// is refused and the outside file keeps its mode and mtime.
+func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "secret")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(outside, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "f.conf")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(base, "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := &Applier{Job: "conf", Root: root, Staging: filepath.Join(base, "staging"), Store: st, Log: slog.New(slog.DiscardHandler)}
+	if err := os.MkdirAll(a.Staging, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	op := Op{Kind: OpMeta, Path: "f.conf", Want: index.Item{Path: "f.conf", Kind: index.KindFile, Mode: 0o4777, MTime: 12345}}
+	if err := a.Apply(context.Background(), 1, []Op{op}); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("Apply of a mode change through a symlink: %v, want a refusal naming the symlink", err)
+	}
+	after, err := os.Stat(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Mode() != before.Mode() || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("the file outside the root changed: %v %v -> %v %v", before.Mode(), before.ModTime(), after.Mode(), after.ModTime())
+	}
+}

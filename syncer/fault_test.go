@@ -823,3 +823,47 @@ func TestFaultSymlinkSwapsDuringScanAndApply(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceNeverReadsThroughASymlink: a file the source scanned is then
+// swapped for a symlink to a secret outside the root (or its directory is):
+// reading it for the store fails instead of storing the secret, which
+// would then be shipped to every target. Deterministic: the swap happens
+// between the scan and the read on purpose.
+func TestSourceNeverReadsThroughASymlink(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	g := newOutsideGuard(t, h)
+	a, _ := h.pair("")
+	a.write("f.conf", "plain\n", 0o644)
+	a.write("d/secret.conf", "inside\n", 0o644)
+	a.start()
+	var j *job
+	for _, x := range a.a().allJobs() {
+		j = x
+	}
+	secret, err := os.ReadFile(filepath.Join(g.dir, "secret.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(a.path("f.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(g.dir, "secret.conf"), a.path("f.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(g.dir, a.path("d")); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"f.conf", "d/secret.conf"} {
+		if _, _, err := j.storeFile(context.Background(), rel); err == nil {
+			t.Errorf("the source read %s through a symlink", rel)
+		}
+	}
+	if a.a().store.Has(index.Sum(secret)) {
+		t.Fatal("the secret outside the root reached the source's store")
+	}
+	g.check(t)
+}
