@@ -68,7 +68,7 @@ func TestFaultStalledTarget(t *testing.T) {
 			a.write(fmt.Sprintf("big/f%d.conf", f), randomText(60<<10), 0o644)
 		}
 		a.write("x.conf", fmt.Sprintf("v%d\n", g), 0o644)
-		eventually(t, faultWait-time.Since(start), fmt.Sprintf("b applies generation %d while s reads nothing", g), func() error {
+		eventually(t, waitLimit-time.Since(start), fmt.Sprintf("b applies generation %d while s reads nothing", g), func() error {
 			return diffTrees(a.tree, b.tree)
 		})
 		select {
@@ -77,7 +77,7 @@ func TestFaultStalledTarget(t *testing.T) {
 		default:
 		}
 	}
-	eventually(t, faultWait, "a reports s slow", func() error {
+	eventually(t, waitLimit, "a reports s slow", func() error {
 		js, _ := a.jobStatus("conf")
 		for _, ts := range js.Targets {
 			if ts.Name == "s" && ts.Slow {
@@ -93,7 +93,7 @@ func TestFaultStalledTarget(t *testing.T) {
 	})
 	select {
 	case <-p.closed():
-	case <-time.After(faultWait):
+	case <-time.After(waitLimit):
 		t.Fatal("the stalled peer was never disconnected")
 	}
 	if !a.logHas("peer stopped reading its control stream") {
@@ -140,7 +140,7 @@ func TestFaultHostilePinnedPeer(t *testing.T) {
 		&wire.RowsHave{Job: "conf", Version: 1},
 		&wire.State{Node: "a", Healthy: false, Asterisk: "down"},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), faultWait)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	for _, victim := range []*tnode{a, b} {

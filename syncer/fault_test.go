@@ -36,11 +36,6 @@ import (
 	"pbxsync/internal/store"
 )
 
-// faultWait bounds a wait for something that depends on retries (a
-// source repeats an unanswered announcement every 3 s, an unreadable file
-// is retried every 10 s): generous, so that a loaded machine is no
-// failure (testwait.Limit, as every wait of these tests: 120 s under -race).
-var faultWait = max(60*time.Second, waitLimit)
 
 // mountBind bind-mounts src on dst and unmounts it when the test ends.
 func mountBind(tb testing.TB, src, dst string) {
@@ -167,22 +162,9 @@ func faultCheck(tb testing.TB, g *outsideGuard, src *tnode, targets ...*tnode) f
 		for i, t := range targets {
 			noLoss(tb, before[i], src, t)
 		}
-		eventuallyConverged(tb, "converges once the fault is gone", src, targets...)
+		converged(tb, "converges once the fault is gone", src, targets...)
 		g.check(tb)
 	}
-}
-
-// eventuallyConverged is converged with faultWait.
-func eventuallyConverged(tb testing.TB, what string, src *tnode, targets ...*tnode) {
-	tb.Helper()
-	eventually(tb, faultWait, what, func() error {
-		for _, t := range targets {
-			if err := diffTrees(src.tree, t.tree); err != nil {
-				return fmt.Errorf("%s vs %s: %w", src.name, t.name, err)
-			}
-		}
-		return nil
-	})
 }
 
 // generations returns the job's generation records on a running node.
@@ -263,7 +245,7 @@ func TestFaultBindMountedTargetRoot(t *testing.T) {
 	check()
 	for i := range 3 {
 		a.write(fmt.Sprintf("n%d.conf", i), strings.Repeat("x", i*1000), 0o644)
-		eventuallyConverged(t, fmt.Sprintf("change %d", i), a, b)
+		converged(t, fmt.Sprintf("change %d", i), a, b)
 	}
 	if left := stagedFiles(b, "conf"); len(left) > 0 {
 		t.Errorf("staging leaked on the bind-mounted target: %v", left)
@@ -306,7 +288,7 @@ func TestFaultReadOnlyTargetRoot(t *testing.T) {
 	remount(t, b.tree, true)
 	a.write("extensions.conf", seedExtensions+"exten => 200,1,Answer()\n", 0o644)
 	a.write("new.conf", "new\n", 0o644)
-	eventually(t, faultWait, "b fails its apply three times", func() error {
+	eventually(t, waitLimit, "b fails its apply three times", func() error {
 		if n := b.countLines("apply failed; rolling back"); n < 3 {
 			return fmt.Errorf("%d failed applies so far", n)
 		}
@@ -321,7 +303,7 @@ func TestFaultReadOnlyTargetRoot(t *testing.T) {
 	check()
 	b.restart()
 	a.write("after.conf", "after the restart\n", 0o644)
-	eventuallyConverged(t, "after a restart", a, b)
+	converged(t, "after a restart", a, b)
 }
 
 // TestFaultDiskFull: the target's job root lives on a small tmpfs that
@@ -354,7 +336,7 @@ func TestFaultDiskFull(t *testing.T) {
 
 	big := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB that zstd shrinks, the disk does not
 	a.write("sounds/big.txt", big, 0o644)
-	eventually(t, faultWait, "b fails its apply twice", func() error {
+	eventually(t, waitLimit, "b fails its apply twice", func() error {
 		if n := b.countLines("apply failed; rolling back"); n < 2 {
 			return fmt.Errorf("%d failed applies so far", n)
 		}
@@ -524,7 +506,7 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	a.Node = fmt.Sprintf("http = %q\n", healthz)
 	a.startAs(nobody, nobody, "pre.conf")
 	b.start()
-	eventually(t, faultWait, "initial sync", func() error {
+	eventually(t, waitLimit, "initial sync", func() error {
 		for _, p := range []string{"f1.conf", "f2.conf", "f3.conf", "sub/inner.conf"} {
 			if _, err := os.Stat(b.path(p)); err != nil {
 				return err
@@ -555,7 +537,7 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	if err := os.Chown(a.path("f4.conf"), nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, faultWait, "the readable change syncs", func() error {
+	eventually(t, waitLimit, "the readable change syncs", func() error {
 		if _, err := os.Stat(b.path("f4.conf")); err != nil {
 			return err
 		}
@@ -569,7 +551,7 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	if got := string(b.read("f2.conf")); got != synced {
 		t.Errorf("f2.conf on the target = %q, want its last synced content %q", got, synced)
 	}
-	eventually(t, faultWait, "the source names what it cannot read", func() error {
+	eventually(t, waitLimit, "the source names what it cannot read", func() error {
 		for _, p := range []string{"root-only.conf", "f2.conf", "sub"} {
 			if !a.logHas("cannot read", "path="+p) {
 				return fmt.Errorf("%s is not named in the source's log", p)
@@ -581,7 +563,7 @@ func TestFaultUnreadableSourceFile(t *testing.T) {
 	if _, err := os.Stat(b.path("pre.conf")); err != nil {
 		t.Fatalf("b lost pre.conf: %v", err)
 	}
-	eventually(t, faultWait, "/healthz names what the source cannot read", func() error {
+	eventually(t, waitLimit, "/healthz names what the source cannot read", func() error {
 		resp, err := http.Get("http://" + healthz + "/healthz")
 		if err != nil {
 			return err
@@ -650,7 +632,7 @@ func TestFaultImmutableTargetDir(t *testing.T) {
 	setImmutable(t, b.path("sip"), true)
 	a.write("sip/peers.conf", "[100]\n[200]\n", 0o640)
 	a.write("sip/new.conf", "new\n", 0o640)
-	eventually(t, faultWait, "b fails its apply twice", func() error {
+	eventually(t, waitLimit, "b fails its apply twice", func() error {
 		if n := b.countLines("apply failed; rolling back"); n < 2 {
 			return fmt.Errorf("%d failed applies so far", n)
 		}
@@ -658,7 +640,7 @@ func TestFaultImmutableTargetDir(t *testing.T) {
 	})
 	noLeftovers(t, b, "conf")
 	b.restart() // while the fault lasts: the job must start
-	eventually(t, faultWait, "b's job runs after the restart", func() error {
+	eventually(t, waitLimit, "b's job runs after the restart", func() error {
 		st, ok := b.jobStatus("conf")
 		if !ok || st.State == "starting" {
 			return fmt.Errorf("job state %+v", st)
@@ -698,12 +680,12 @@ func TestFaultFileDirectorySwaps(t *testing.T) {
 	check := faultCheck(t, g, a, b)
 	swap("fd", true)
 	swap("df", false)
-	eventuallyConverged(t, "kinds swapped", a, b)
+	converged(t, "kinds swapped", a, b)
 	swap("fd", false)
 	swap("df", true)
 	// the swaps are the source's own changes: converged first, then the
 	// three promises
-	eventuallyConverged(t, "kinds swapped back", a, b)
+	converged(t, "kinds swapped back", a, b)
 	check()
 
 	// b holds an editor swap file (never synced) in df: when df becomes a
@@ -711,7 +693,7 @@ func TestFaultFileDirectorySwaps(t *testing.T) {
 	b.write("df/.inner.conf.swp", "vim\n", 0o600)
 	check = faultCheck(t, g, a, b)
 	swap("df", false)
-	eventually(t, faultWait, "b fails its apply", func() error {
+	eventually(t, waitLimit, "b fails its apply", func() error {
 		if b.countLines("apply failed; rolling back") == 0 {
 			return errors.New("no failed apply yet")
 		}
@@ -811,7 +793,7 @@ func TestFaultSymlinkSwapsDuringScanAndApply(t *testing.T) {
 	// the swaps are real changes on the source (a directory that became a
 	// link is gone from the job), so a target may drop a file the source
 	// re-creates later: the loss check holds once the job converged
-	eventuallyConverged(t, "converges after the swaps", a, b)
+	converged(t, "converges after the swaps", a, b)
 	check()
 	snap, err := snapshot(b.tree)
 	if err != nil {
