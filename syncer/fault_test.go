@@ -36,7 +36,6 @@ import (
 	"pbxsync/internal/store"
 )
 
-
 // mountBind bind-mounts src on dst and unmounts it when the test ends.
 func mountBind(tb testing.TB, src, dst string) {
 	tb.Helper()
