@@ -55,16 +55,9 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 				return nil
 			})
 		case "removed":
-			m.Removed = []string{}
-			err = decodeArray(dec, "removed", limit, func() error {
-				start()
-				var p string
-				if err := dec.Decode(&p); err != nil {
-					return err
-				}
-				m.Removed = append(m.Removed, p)
-				return nil
-			})
+			m.Removed, err = decodePaths(dec, "removed", limit, start)
+		case "unreadable":
+			m.Unreadable, err = decodePaths(dec, "unreadable", limit, start)
 		case "inline":
 			m.Inline = []Inline{}
 			err = decodeArray(dec, "inline", limit, func() error {
@@ -85,6 +78,8 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 				m.Items = nil
 			case "removed":
 				m.Removed = nil
+			case "unreadable":
+				m.Unreadable = nil
 			case "inline":
 				m.Inline = nil
 			}
@@ -95,6 +90,21 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 		}
 	}
 	return expectDelim(dec, '}')
+}
+
+// decodePaths reads a JSON array of paths (removed, unreadable).
+func decodePaths(dec *json.Decoder, field string, limit int, start func()) ([]string, error) {
+	paths := []string{}
+	err := decodeArray(dec, field, limit, func() error {
+		start()
+		var p string
+		if err := dec.Decode(&p); err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	})
+	return paths, err
 }
 
 // errNull is returned by decodeArray for a JSON null.

@@ -185,3 +185,36 @@ func TestIncremental(t *testing.T) {
 		t.Fatal("a wrong base was not detected")
 	}
 }
+
+// TestAnnounceEveryFieldRoundTrips: announcements are decoded field by
+// field (announce_decode.go), so a field added to Announce and not to the
+// decoder would break every agent that sends it. The sample sets every
+// field; the test fails when Announce gains one the sample does not set.
+func TestAnnounceEveryFieldRoundTrips(t *testing.T) {
+	m := &Announce{Job: "conf", Version: 9, Origin: "a", Reason: "rollback to 3", Time: 1e18,
+		Items:      sampleAnnounce(2).Items,
+		Base:       8,
+		Removed:    []string{"old.conf"},
+		Digest:     make([]byte, 32),
+		Inline:     []Inline{{Hash: make([]byte, 32), Encoding: EncodingZstd, Data: []byte("x")}},
+		Unreadable: []string{"root-only.conf"},
+	}
+	v := reflect.ValueOf(*m)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Fatalf("the sample leaves Announce.%s unset: set it so the decoder is tested with it", v.Type().Field(i).Name)
+		}
+	}
+	c := newCodec(t)
+	var buf bytes.Buffer
+	if err := c.Write(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Read(&buf)
+	if err != nil {
+		t.Fatalf("an announcement with every field set does not decode: %v", err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("round trip changed the announcement:\n got %+v\nwant %+v", got, m)
+	}
+}
