@@ -319,21 +319,7 @@ func (n *tnode) read(rel string) []byte {
 }
 
 // logHas reports whether the node's log holds every one of subs on one line.
-func (n *tnode) logHas(subs ...string) bool {
-	for _, line := range strings.Split(n.log.String(), "\n") {
-		all := true
-		for _, s := range subs {
-			if !strings.Contains(line, s) {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
+func (n *tnode) logHas(subs ...string) bool { return n.countLines(subs...) > 0 }
 
 // eventually polls cond until it returns nil or limit passes, then fails
 // with cond's last error.
