@@ -927,6 +927,76 @@ func TestE2ESymlinkOnTargetIsNotFollowed(t *testing.T) {
 	converged(t, "the job keeps syncing", a, b)
 }
 
+// TestE2EReplacedSymlinkComesBackOnRollback: when the generation that
+// replaced a target's local symlink by the source's directory fails its
+// check, the rollback puts the link back (same target, nothing outside the
+// root touched); the link is recorded with that generation; and the job
+// keeps syncing once the source fixes the change.
+func TestE2EReplacedSymlinkComesBackOnRollback(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("[[job.rule]]\nmatch = [\"*.gsm\"]\ncheck = \"! test -e sounds/BROKEN.gsm\"\n")
+	outside := filepath.Join(h.base, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "mine.gsm"), []byte("not the job's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, b.path("sounds")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync (b's symlink is not part of the job)", a, b)
+
+	a.write("sounds/BROKEN.gsm", "fails the check\n", 0o644)
+	var bad store.GenerationInfo
+	eventually(t, waitLimit, "b marks the generation that replaced its link bad", func() error {
+		gens, err := b.a().Store().Generations("conf")
+		if err != nil {
+			return err
+		}
+		for _, g := range gens {
+			if g.State == store.StateBad {
+				bad = g
+				return nil
+			}
+		}
+		return fmt.Errorf("no bad generation in %+v", gens)
+	})
+	if len(bad.Links) != 1 || bad.Links[0] != (store.Link{Path: "sounds", Target: outside}) {
+		t.Errorf("bad generation %d records links %+v; want sounds -> %s", bad.Number, bad.Links, outside)
+	}
+	eventually(t, waitLimit, "b's link is back", func() error {
+		got, err := os.Readlink(b.path("sounds"))
+		if err != nil {
+			return err
+		}
+		if got != outside {
+			return fmt.Errorf("sounds -> %s; want -> %s", got, outside)
+		}
+		return nil
+	})
+	ents, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "mine.gsm" {
+		t.Fatalf("the directory outside the root changed: %v", ents)
+	}
+
+	if err := os.Remove(a.path("sounds/BROKEN.gsm")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("sounds/good.gsm", "passes the check\n", 0o644)
+	converged(t, "the fixed change replaces the link again and the job syncs", a, b)
+	if fi, err := os.Lstat(b.path("sounds")); err != nil || !fi.IsDir() {
+		t.Fatalf("b's sounds is not a real directory after the good generation: %v %v", fi, err)
+	}
+}
+
 // reload parses n's current config and hands it to the running agent.
 func (n *tnode) reload(t *testing.T) {
 	t.Helper()

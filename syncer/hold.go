@@ -34,6 +34,13 @@ func (j *job) holdAt(ctx context.Context, g *store.Generation) error {
 	if err != nil {
 		return err
 	}
+	var links []store.Link // oldest first: the first link at a path is what it held before
+	for _, x := range gens {
+		if x.Number > g.Number {
+			links = append(links, x.Links...)
+		}
+	}
+	j.putBackLinks(ctx, links)
 	for _, x := range gens {
 		if x.Number > g.Number && x.State == store.StateGood {
 			if err := j.a.store.SetState(j.cfg.Name, x.Number, store.StateRolledBack, reason); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -83,5 +85,49 @@ func TestE2ETargetRollbackHold(t *testing.T) {
 	}
 	if _, err := a.a().Rollback(ctx, "conf", 0, true); err == nil {
 		t.Fatal("rollback --hold on the source was accepted")
+	}
+}
+
+// TestE2EHoldPutsBackReplacedSymlink: rollback --hold on a target to a
+// generation older than the one that replaced a local symlink by the
+// source's directory puts the link back.
+func TestE2EHoldPutsBackReplacedSymlink(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	outside := filepath.Join(h.base, "outside")
+	if err := os.MkdirAll(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, b.path("moh")); err != nil {
+		t.Fatal(err)
+	}
+	a.write("x.conf", "v1\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	var g1 uint64
+	eventually(t, waitLimit, "target reports its generation", func() error {
+		js, _ := b.jobStatus("conf")
+		if g1 = js.Generation; g1 == 0 || js.State != "good" {
+			return fmt.Errorf("status %+v", js)
+		}
+		return nil
+	})
+	a.write("moh/default.wav", "music\n", 0o644)
+	converged(t, "moh replaces b's link", a, b)
+	if fi, err := os.Lstat(b.path("moh")); err != nil || !fi.IsDir() {
+		t.Fatalf("b's moh is not a directory: %v %v", fi, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := b.a().Rollback(ctx, "conf", g1, true); err != nil {
+		t.Fatalf("rollback --hold: %v", err)
+	}
+	if got, err := os.Readlink(b.path("moh")); err != nil || got != outside {
+		t.Fatalf("after rollback --hold moh -> %q (%v); want the link to %s back", got, err, outside)
+	}
+	if ents, err := os.ReadDir(outside); err != nil || len(ents) != 0 {
+		t.Fatalf("the directory outside the root changed: %v %v", ents, err)
 	}
 }

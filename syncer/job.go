@@ -319,11 +319,15 @@ func firstN(s []string, n int) []string {
 
 // preserve puts the current content of every local file that ops will
 // overwrite or delete into the store, so that nothing is lost and a
-// rollback can restore it without the network.
-func (j *job) preserve(ctx context.Context, ops []Op) error {
+// rollback can restore it without the network. It returns the local
+// symlinks that ops will replace.
+func (j *job) preserve(ctx context.Context, ops []Op) ([]store.Link, error) {
+	var links []store.Link
 	for _, op := range ops {
 		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
-			j.keepSymlink(ctx, op.Path)
+			if l, ok := j.keepSymlink(ctx, op.Path); ok {
+				links = append(links, l)
+			}
 		}
 		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
 			continue
@@ -338,10 +342,10 @@ func (j *job) preserve(ctx context.Context, ops []Op) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("keep the current %s before replacing it: %w", op.Path, err)
+			return nil, fmt.Errorf("keep the current %s before replacing it: %w", op.Path, err)
 		}
 	}
-	return nil
+	return links, nil
 }
 
 // keepFile puts the file at rel into the store, reached without
@@ -358,22 +362,22 @@ func (j *job) keepFile(ctx context.Context, rel string) error {
 
 // keepSymlink keeps a local symlink at rel, which an apply is about to
 // replace by the source's directory or file, in the store (its target as
-// content, labelled with both), and logs it: a link is not part of any
-// generation's index, so this is how an admin gets it back.
-func (j *job) keepSymlink(ctx context.Context, rel string) {
+// content, labelled with both), logs it and returns it, so that the
+// generation being applied records it and its rollback puts it back.
+func (j *job) keepSymlink(ctx context.Context, rel string) (store.Link, bool) {
 	dir, base, err := beneath.Parent(j.cfg.Path, rel)
 	if err != nil {
-		return
+		return store.Link{}, false
 	}
 	defer dir.Close()
 	m, err := beneath.Lstat(dir, base)
 	if err != nil || m&os.ModeSymlink == 0 {
-		return
+		return store.Link{}, false
 	}
 	target, err := beneath.Readlink(dir, base)
 	if err != nil {
 		j.log.Warn("cannot read a local symlink about to be replaced", "path", rel, "err", err)
-		return
+		return store.Link{}, false
 	}
 	label := fmt.Sprintf("symlink %s -> %s (replaced by the source's version)", rel, target)
 	h, _, err := j.a.store.PutReader(ctx, strings.NewReader(target))
@@ -381,10 +385,44 @@ func (j *job) keepSymlink(ctx context.Context, rel string) {
 		err = j.a.store.SaveExtra(j.cfg.Name, label, h)
 	}
 	if err != nil {
-		j.log.Warn("cannot keep a local symlink about to be replaced", "path", rel, "target", target, "err", err)
-		return
+		j.log.Warn("cannot keep a local symlink about to be replaced in the store", "path", rel, "target", target, "err", err)
 	}
-	j.log.Warn("replacing a local symlink where the source has a directory or file; the link is kept in the store", "path", rel, "target", target)
+	j.log.Warn("replacing a local symlink where the source has a directory or file; a rollback puts it back", "path", rel, "target", target)
+	return store.Link{Path: rel, Target: target}, true
+}
+
+// putBackLinks recreates the local symlinks that a rolled-back generation
+// replaced, where the path is free again; a path that holds something
+// else now is left alone and logged.
+func (j *job) putBackLinks(ctx context.Context, links []store.Link) {
+	var paths []string
+	for _, l := range links {
+		err := func() error {
+			dir, base, err := beneath.Parent(j.cfg.Path, l.Path)
+			if err != nil {
+				return err
+			}
+			defer dir.Close()
+			if _, err := beneath.Lstat(dir, base); err == nil {
+				return errors.New("the path is not free")
+			}
+			if err := beneath.Symlink(l.Target, dir, base); err != nil {
+				return err
+			}
+			return dir.Sync()
+		}()
+		if err != nil {
+			j.log.Warn("cannot put back a local symlink that the rolled-back generation replaced", "path", l.Path, "target", l.Target, "err", err)
+			continue
+		}
+		j.log.Info("put back a local symlink that the rolled-back generation replaced", "path", l.Path, "target", l.Target)
+		paths = append(paths, l.Path)
+	}
+	if len(paths) > 0 {
+		if err := j.scanPaths(context.WithoutCancel(ctx), paths); err != nil {
+			j.log.Warn("cannot rescan the links put back", "err", err)
+		}
+	}
 }
 
 // refresh rescans the paths where the tree and want differ, so that an
@@ -438,10 +476,17 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, rest
 	if len(ops) == 0 {
 		return before, nil
 	}
-	if err := j.preserve(ctx, ops); err != nil {
+	links, err := j.preserve(ctx, ops)
+	if err != nil {
 		return before, err
 	}
-	var err error
+	if len(links) > 0 && !restore {
+		// durable before the apply replaces them: a rollback of gen,
+		// even after a crash, finds them here
+		if err := j.a.store.AddLinks(j.cfg.Name, gen, links); err != nil {
+			return before, fmt.Errorf("record the local symlinks the apply replaces: %w", err)
+		}
+	}
 	if restore {
 		err = j.applier.Restore(ctx, gen, ops)
 	} else {

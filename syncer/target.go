@@ -316,9 +316,16 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 		if err := j.restore(context.WithoutCancel(ctx), g.Number, before); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
 			reason += "; rollback failed: " + err.Error()
-		} else if j.latest != nil {
-			if err := j.a.after.AfterApply(ctx, &j.cfg, j.latest.Number, g.Changed); err != nil {
-				j.log.Error("the restored generation fails its checks too", "generation", j.latest.Number, "err", err)
+		} else {
+			if info, err := j.a.store.Info(j.cfg.Name, g.Number); err != nil {
+				j.log.Warn("cannot read which local symlinks the failed generation replaced", "generation", g.Number, "err", err)
+			} else {
+				j.putBackLinks(ctx, info.Links)
+			}
+			if j.latest != nil {
+				if err := j.a.after.AfterApply(ctx, &j.cfg, j.latest.Number, g.Changed); err != nil {
+					j.log.Error("the restored generation fails its checks too", "generation", j.latest.Number, "err", err)
+				}
 			}
 		}
 	}

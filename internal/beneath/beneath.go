@@ -242,6 +242,15 @@ func Lchown(dir *os.File, base string, uid, gid int) error {
 	return nil
 }
 
+// Symlink creates dir/base as a symlink to target (which is not followed
+// or checked: it is what a link held before).
+func Symlink(target string, dir *os.File, base string) error {
+	if err := unix.Symlinkat(target, int(dir.Fd()), base); err != nil {
+		return &fs.PathError{Op: "symlink", Path: filepath.Join(dir.Name(), base), Err: err}
+	}
+	return nil
+}
+
 // Readlink returns the target of the symlink dir/base.
 func Readlink(dir *os.File, base string) (string, error) {
 	buf := make([]byte, 4096)

@@ -101,5 +101,10 @@ func Lchown(dir *os.File, base string, uid, gid int) error {
 	return os.Lchown(join(dir, base), uid, gid)
 }
 
+// Symlink creates dir/base as a symlink to target.
+func Symlink(target string, dir *os.File, base string) error {
+	return os.Symlink(target, join(dir, base))
+}
+
 // Readlink returns the target of the symlink dir/base.
 func Readlink(dir *os.File, base string) (string, error) { return os.Readlink(join(dir, base)) }

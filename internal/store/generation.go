@@ -55,8 +55,24 @@ type Generation struct {
 	Changed       []string    `json:"changed"`        // paths changed against the previous generation
 	State         State       `json:"state"`
 	Reason        string      `json:"reason"`
-	Index         index.Index `json:"-"` // the job's items in this generation
+	Links         []Link      `json:"links,omitempty"` // local symlinks its apply replaced
+	Index         index.Index `json:"-"`               // the job's items in this generation
 }
+
+// Link is a local symlink on a target that the apply of a generation
+// replaced by the source's directory or file (as rsync does without
+// --keep-dirlinks). Links are not items of any index; the generation keeps
+// them so that rolling it back puts each link back.
+type Link struct {
+	Path   string `json:"path"`   // relative to the job root, as index.ValidatePath
+	Target string `json:"target"` // what the link pointed to, verbatim
+}
+
+// Limits on the links of one generation.
+const (
+	maxLinks      = 4096
+	maxLinkTarget = 4095 // PATH_MAX - 1
+)
 
 // GenerationInfo is a Generation without its index: what `pbxsync history
 // --json` prints, one object per generation.
@@ -69,6 +85,7 @@ type GenerationInfo struct {
 	Changed       []string  `json:"changed"` // never nil: prints as []
 	State         State     `json:"state"`
 	Reason        string    `json:"reason"`
+	Links         []Link    `json:"links,omitempty"`
 }
 
 // Info returns g's metadata.
@@ -78,7 +95,7 @@ func (g *Generation) Info() GenerationInfo {
 		ch = []string{}
 	}
 	return GenerationInfo{Job: g.Job, Number: g.Number, Time: g.Time, Origin: g.Origin,
-		SourceVersion: g.SourceVersion, Changed: ch, State: g.State, Reason: g.Reason}
+		SourceVersion: g.SourceVersion, Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links}
 }
 
 // diskMeta is the body of gen/<n>.meta.
@@ -91,6 +108,7 @@ type diskMeta struct {
 	Changed       []string  `json:"changed"`
 	State         State     `json:"state"`
 	Reason        string    `json:"reason"`
+	Links         []Link    `json:"links,omitempty"`
 	IndexSum      string    `json:"index_sum"`   // BLAKE3 of the body of gen/<n>.index
 	IndexItems    int       `json:"index_items"` // for humans
 }
@@ -149,6 +167,17 @@ func validateInfo(job string, g *GenerationInfo) error {
 			return fmt.Errorf("changed: %w", err)
 		}
 	}
+	if len(g.Links) > maxLinks {
+		return fmt.Errorf("%d replaced links, at most %d", len(g.Links), maxLinks)
+	}
+	for _, l := range g.Links {
+		if err := index.ValidatePath(l.Path); err != nil {
+			return fmt.Errorf("links: %w", err)
+		}
+		if l.Target == "" || len(l.Target) > maxLinkTarget || strings.ContainsRune(l.Target, 0) {
+			return fmt.Errorf("links: %s: bad target", l.Path)
+		}
+	}
 	return nil
 }
 
@@ -162,7 +191,7 @@ func encodeMeta(g *GenerationInfo, indexSum index.Hash, items int) ([]byte, erro
 	}
 	body, err := json.MarshalIndent(diskMeta{
 		Job: g.Job, Generation: g.Number, Time: g.Time, Origin: g.Origin, SourceVersion: g.SourceVersion,
-		Changed: ch, State: g.State, Reason: g.Reason, IndexSum: indexSum.String(), IndexItems: items,
+		Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links, IndexSum: indexSum.String(), IndexItems: items,
 	}, "", " ")
 	if err != nil {
 		return nil, err
@@ -182,7 +211,7 @@ func decodeMeta(job string, n uint64, b []byte) (*metaRecord, error) {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	g := &GenerationInfo{Job: m.Job, Number: m.Generation, Time: m.Time, Origin: m.Origin,
-		SourceVersion: m.SourceVersion, Changed: m.Changed, State: m.State, Reason: m.Reason}
+		SourceVersion: m.SourceVersion, Changed: m.Changed, State: m.State, Reason: m.Reason, Links: m.Links}
 	if g.Changed == nil {
 		g.Changed = []string{}
 	}
@@ -393,7 +422,7 @@ func (s *Store) readGeneration(job string, n uint64) (*Generation, error) {
 		return nil, fmt.Errorf("store: job %q generation %d: %s: %w", job, n, path, err)
 	}
 	return &Generation{Job: job, Number: n, Time: info.Time, Origin: info.Origin, SourceVersion: info.SourceVersion,
-		Changed: info.Changed, State: info.State, Reason: info.Reason, Index: x}, nil
+		Changed: info.Changed, State: info.State, Reason: info.Reason, Links: info.Links, Index: x}, nil
 }
 
 // nextFile holds the next generation number of a job, so numbers are never
@@ -572,6 +601,43 @@ func (s *Store) SetState(job string, n uint64, st State, reason string) error {
 	return nil
 }
 
+// AddLinks records on generation n of job the local symlinks its apply
+// is about to replace (durably, before the apply touches them), so that a
+// rollback of n puts them back. A link already recorded at the same path
+// keeps its first target: that is what the path held before n.
+func (s *Store) AddLinks(job string, n uint64, links []Link) error {
+	if len(links) == 0 {
+		return nil
+	}
+	if err := s.writable(); err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("store: job %q generation %d: record replaced links: %w", job, n, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.readMeta(job, n)
+	if err != nil {
+		return fail(err)
+	}
+	info := &m.info
+	for _, l := range links {
+		if !slices.ContainsFunc(info.Links, func(x Link) bool { return x.Path == l.Path }) {
+			info.Links = append(info.Links, l)
+		}
+	}
+	dir, _ := s.genDir(job)
+	meta, err := encodeMeta(info, m.indexSum, m.items)
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeFileSync(filepath.Join(dir, genName(n, "meta")), meta, s.tmpDir(), false); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
 // Generation returns generation n of job with its index. A generation that
 // does not exist (or was collected) gives an error wrapping ErrNotFound; a
 // damaged one an error wrapping ErrCorrupt.
@@ -585,6 +651,24 @@ func (s *Store) Generation(job string, n uint64) (*Generation, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.readGeneration(job, n)
+}
+
+// Info returns the metadata of generation n of job without reading its
+// index; errors as Generation.
+func (s *Store) Info(job string, n uint64) (GenerationInfo, error) {
+	if err := s.usable(); err != nil {
+		return GenerationInfo{}, err
+	}
+	if _, err := jobDirName(job); err != nil {
+		return GenerationInfo{}, fmt.Errorf("store: job %q: %w", job, err)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m, err := s.readMeta(job, n)
+	if err != nil {
+		return GenerationInfo{}, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
+	}
+	return m.info, nil
 }
 
 // Generations returns the metadata of every stored generation of job,

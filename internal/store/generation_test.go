@@ -349,3 +349,53 @@ func TestJobState(t *testing.T) {
 		t.Fatalf("torn state: %v", err)
 	}
 }
+
+// TestAddLinks: the local symlinks a generation's apply replaced are
+// recorded with it, survive a reopen, keep the first target recorded at a
+// path, and a bad link is refused without changing the record.
+func TestAddLinks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testLogger(t), WithGCGrace(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := "sounds"
+	n := addGen(t, s, job, makeIndex(t, s, map[string]string{"a.gsm": "x"}), StateApplying)
+	first := []Link{{Path: "moh", Target: "/srv/moh"}, {Path: "conf/custom", Target: "../elsewhere"}}
+	if err := s.AddLinks(job, n, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLinks(job, n, []Link{{Path: "moh", Target: "/later"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Link{{Path: "../x", Target: "/t"}, {Path: "x", Target: ""}, {Path: "x", Target: "a\x00b"}, {Path: "x", Target: strings.Repeat("t", 5000)}} {
+		if err := s.AddLinks(job, n, []Link{bad}); err == nil {
+			t.Errorf("AddLinks(%q -> %q) accepted", bad.Path, bad.Target)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, testLogger(t), WithGCGrace(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	info, err := s.Info(job, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(info.Links, first) {
+		t.Fatalf("links after reopen: %+v; want %+v", info.Links, first)
+	}
+	g, err := s.Generation(job, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.Links, first) {
+		t.Fatalf("Generation(%d).Links = %+v; want %+v", n, g.Links, first)
+	}
+	if _, err := s.Info(job, n+1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Info of a missing generation: %v; want ErrNotFound", err)
+	}
+}
