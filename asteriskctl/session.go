@@ -428,13 +428,13 @@ func (s *Session) WaitConnected(ctx context.Context) error {
 }
 
 // conn returns the current connection, waiting for a connect attempt when
-// there is none. action names the waiting action in errors.
+// there is none. action names the waiting action in errors. Only an
+// attempt that started after the action was asked counts: one already
+// under way may have dialled a manager that was still restarting, and its
+// failure says nothing about the manager now.
 func (s *Session) conn(ctx context.Context, action string) (*conn, error) {
 	s.mu.Lock()
 	want := s.started + 1
-	if s.connecting {
-		want = s.started
-	}
 	s.mu.Unlock()
 	for {
 		s.mu.Lock()

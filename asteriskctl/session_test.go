@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -511,5 +512,66 @@ func TestNewValidates(t *testing.T) {
 	}
 	if fmt.Sprint(secret{v: "x"}) != redacted || fmt.Sprintf("%#v %q %s", secret{v: "x"}, secret{v: "x"}, secret{v: "x"}) != redacted+" "+redacted+" "+redacted {
 		t.Fatal("secret prints")
+	}
+}
+
+// TestActionOutlivesAStaleConnectAttempt: an action asked while a connect
+// attempt is under way (it dialled a manager that was still starting and
+// then hung up on it) is not failed by that attempt: it waits for one that
+// started after it was asked, which finds the manager up. Under load the
+// old code answered "not connected … connection refused" right after an
+// Asterisk restart (seen in TestRestart).
+func TestActionOutlivesAStaleConnectAttempt(t *testing.T) {
+	sim := startSim(t, amisim.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	held := make(chan net.Conn, 1)
+	go func() {
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if first {
+				held <- c // a manager that accepted but never greets
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", sim.Addr())
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	cfg, _ := testConfig(t, sim, testSecret)
+	cfg.Addr = ln.Addr().String()
+	cfg.DialTimeout = testwait.Limit() // the held attempt ends when the test hangs up, not by a timeout
+	s := openSession(t, cfg)
+	ctx := testwait.Context(t)
+	var first net.Conn
+	select {
+	case first = <-held:
+	case <-ctx.Done():
+		t.Fatal("the session never dialled")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Command(ctx, "core show uptime")
+		done <- err
+	}()
+	// Let the action start waiting on the attempt under way; if it has not
+	// yet, the test still passes on any code (it cannot fail falsely).
+	time.Sleep(100 * time.Millisecond)
+	first.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("an action asked during a stale connect attempt failed: %v", err)
 	}
 }
