@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,12 +206,9 @@ func TestNumbersNeverReused(t *testing.T) {
 	if n := addGen(t, s, "j", x, StateGood); n != 6 {
 		t.Fatalf("after GC: %d", n)
 	}
-	// Even without the counter file (lost or damaged), the newest existing
-	// generation bounds the number.
-	jd, _ := s.jobDir("j")
-	if err := os.WriteFile(filepath.Join(jd, "next"), []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// Even with a damaged counter, the newest existing generation bounds
+	// the number.
+	mangle(t, s, "j", nil, keyNext, func([]byte) []byte { return []byte("junk") })
 	if n := addGen(t, s, "j", x, StateGood); n != 7 {
 		t.Fatalf("with damaged counter: %d", n)
 	}
@@ -276,25 +272,30 @@ func TestSecondInstanceReads(t *testing.T) {
 func TestDamagedMetaIsCorrupt(t *testing.T) {
 	s := newTestStore(t)
 	n := addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "a"}), StateGood)
-	gd, _ := s.genDir("j")
-	for _, ext := range []string{"meta", "index"} {
-		path := filepath.Join(gd, genName(n, ext))
-		b, _ := os.ReadFile(path)
-		bad := append([]byte(nil), b...)
-		bad[len(bad)-5] ^= 1
-		if err := os.WriteFile(path, bad, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	for _, where := range []struct {
+		sub [][]byte
+		key []byte
+	}{{[][]byte{bktGens}, u64key(n)}, {[][]byte{bktItems}, []byte("a")}} {
+		var orig []byte
+		mangle(t, s, "j", where.sub, where.key, func(v []byte) []byte {
+			orig = append([]byte(nil), v...)
+			v[len(v)-10] ^= 1
+			return v
+		})
 		_, err := s.Generation("j", n)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `job "j" generation 1`) {
-			t.Fatalf("%s: %v", ext, err)
+			t.Fatalf("%q: %v", where.sub, err)
 		}
-		if err := s.GC(context.Background(), map[string]int{"j": 5}); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("GC over a damaged %s: %v", ext, err)
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		mangle(t, s, "j", where.sub, where.key, func([]byte) []byte { return orig })
+	}
+	// A damaged change record stops GC before it releases anything: it
+	// cannot tell which blob the record refers to.
+	addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "b"}), StateGood)
+	addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "c"}), StateGood)
+	mangle(t, s, "j", [][]byte{bktChanges, u64key(n + 1)}, []byte("a"), func(v []byte) []byte { v[5] ^= 1; return v })
+	st, err := s.GCStats(context.Background(), map[string]int{"j": 1})
+	if !errors.Is(err, ErrCorrupt) || st.Blobs != 0 {
+		t.Fatalf("GC over a damaged change record: %+v %v", st, err)
 	}
 }
 
@@ -340,11 +341,7 @@ func TestJobState(t *testing.T) {
 	if ok, err := s.JobState("j", &v); !ok || err != nil || v != (st{42, "pbx-b"}) {
 		t.Fatalf("got %+v %v %v", v, ok, err)
 	}
-	jd, _ := s.jobDir("j")
-	b, _ := os.ReadFile(filepath.Join(jd, "state"))
-	if err := os.WriteFile(filepath.Join(jd, "state"), b[:len(b)-3], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mangle(t, s, "j", nil, keyState, func(v []byte) []byte { return v[:len(v)-3] })
 	if _, err := s.JobState("j", &v); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("torn state: %v", err)
 	}
