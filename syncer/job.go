@@ -91,6 +91,10 @@ type job struct {
 	retry      *store.Generation
 	keptLogged uint64            // the source version whose kept unreadable paths were logged
 	latest     *store.Generation // source: newest generation; target: newest applied good one
+	// recorded is the newest generation in the store, when this job knows
+	// it (recorded it or loaded it): the base a new one is recorded
+	// against by its changes alone (see record).
+	recorded *store.Generation
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.
@@ -402,12 +406,15 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 }
 
 // ensureStored makes sure every file of x is in the store, reading it from
-// the job tree when the local copy has the same content.
+// the job tree when the local copy has the same content. Only files whose
+// content differs from the newest good generation's are looked up: the
+// store keeps the blobs of its generations.
 func (j *job) ensureStored(ctx context.Context, x index.Index) error {
-	for _, it := range x {
-		if it.Kind != index.KindFile || j.a.store.Has(it.Hash) {
-			continue
-		}
+	var base index.Index
+	if j.latest != nil {
+		base = j.latest.Index
+	}
+	for _, it := range j.missingBlobs(newContent(base, x)) {
 		st, ok := j.states[it.Path]
 		if !ok || st.Hash != it.Hash {
 			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())

@@ -30,6 +30,7 @@ func (j *job) startTarget(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		j.recorded = g
 		prev, _, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
 		if err != nil {
 			return err
@@ -70,6 +71,9 @@ func (j *job) startTarget(ctx context.Context) error {
 		if ok {
 			j.latest = g
 		}
+	}
+	if n := len(gens); n > 0 && j.recorded == nil && j.latest != nil && j.latest.Number == gens[n-1].Number {
+		j.recorded = j.latest
 	}
 	if j.latest != nil {
 		j.keepLastKnown()
@@ -258,7 +262,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want i
 	j.retry = nil
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
 		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.a.store.AddGeneration(ctx, g)
+	n, err := j.record(ctx, g)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -234,19 +233,11 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 // AddGenerationChanges records a generation like AddGeneration, from what
 // it changes against generation base, which must be the job's newest (0
 // when it has none; otherwise the error wraps ErrConflict): set holds the
-// new or changed items, del the removed paths. g.Index is ignored; when
-// g.Changed is empty it becomes the sorted paths of set and del. The cost
-// is O(len(set)+len(del)) whatever the size of the job.
+// new or changed items, del the removed paths. g.Index is ignored (the
+// caller keeps it: it must be base's index with the changes applied);
+// g.Changed is recorded as given. The cost is O(len(set)+len(del))
+// whatever the size of the job.
 func (s *Store) AddGenerationChanges(ctx context.Context, g *Generation, base uint64, set []index.Item, del []string) (uint64, error) {
-	if len(g.Changed) == 0 && len(set)+len(del) > 0 {
-		ch := make([]string, 0, len(set)+len(del))
-		for _, it := range set {
-			ch = append(ch, it.Path)
-		}
-		ch = append(ch, del...)
-		slices.Sort(ch)
-		g.Changed = slices.Compact(ch)
-	}
 	return s.addGeneration(ctx, g, base, true, func(*bolt.Bucket) ([]Change, error) {
 		out := make([]Change, 0, len(set)+len(del))
 		for i := range set {
