@@ -52,7 +52,9 @@ type targetState struct {
 
 // persisted is the per-job state kept in the store between runs.
 type persisted struct {
-	Scan map[string]hostmon.FileState `json:"scan"`
+	// Scan is the scan state as format-1 stores kept it (one value); it
+	// is read once and then kept per path (see saveScan).
+	Scan map[string]hostmon.FileState `json:"scan,omitempty"`
 	Bad  map[string]string            `json:"bad"` // index digest -> reason it failed here
 	// Held is the generation an operator holds this push target at
 	// (rollback --hold), 0 when not held.
@@ -104,6 +106,10 @@ type job struct {
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
+
+	// scanDirty holds the paths whose saved scan state is out of date
+	// (and what lies below them); see saveScan.
+	scanDirty map[string]bool
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -182,6 +188,14 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.held = p.Held
 	j.states = p.Scan
+	if j.states == nil {
+		if j.states, err = j.loadScan(); err != nil {
+			j.log.Warn("cannot read saved scan state; rescanning everything", "err", err)
+			j.states = nil
+		}
+	} else {
+		j.noteScanned(nil, j.states, nil) // move it to the per-path form
+	}
 	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
@@ -241,7 +255,11 @@ func (j *job) run(ctx context.Context) error {
 }
 
 func (j *job) save() {
-	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad, Held: j.held}); err != nil {
+	if err := j.saveScan(); err != nil {
+		j.log.Warn("cannot save scan state", "err", err)
+		return
+	}
+	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Bad: j.bad, Held: j.held}); err != nil {
 		j.log.Warn("cannot save job state", "err", err)
 		return
 	}

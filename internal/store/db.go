@@ -346,3 +346,14 @@ func unseal(what string, key, v []byte) ([]byte, error) {
 func sealItem(it *index.Item) []byte {
 	return seal([]byte(it.Path), appendItem(nil, it))
 }
+
+// MarshalItem returns the store's compact binary encoding of it (no
+// checksum), for callers that keep items in their own values (the
+// syncer's scan state).
+func MarshalItem(it *index.Item) []byte { return appendItem(nil, it) }
+
+// UnmarshalItem decodes what MarshalItem returned for the item at path and
+// validates it; every error wraps ErrCorrupt.
+func UnmarshalItem(path string, b []byte) (index.Item, error) {
+	return decodeItem(path, seal([]byte(path), b))
+}

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -229,19 +231,42 @@ func (s *Store) JobState(job string, v any) (bool, error) {
 }
 
 // PutScanStates updates the per-path scan state of job in one
-// transaction: every key of set gets its value (opaque bytes; the
-// syncer's business), every path of del is removed. The cost is that of
-// the paths given, not of the job.
-func (s *Store) PutScanStates(job string, set map[string][]byte, del []string) error {
+// transaction: every path stored at or below one of roots ("" is the
+// whole job) that set lacks is removed, and every key of set gets its
+// value (opaque bytes: the syncer's business). The cost is that of the
+// paths under roots, not of the job.
+func (s *Store) PutScanStates(job string, roots []string, set map[string][]byte) error {
 	err := s.update(func(tx *bolt.Tx) error {
 		jb, err := jobBucket(tx, job, true)
 		if err != nil {
 			return err
 		}
 		b := jb.Bucket(bktScan)
-		for _, p := range del {
-			if err := b.Delete([]byte(p)); err != nil {
-				return err
+		for _, r := range roots {
+			var drop [][]byte
+			c := b.Cursor()
+			var k []byte
+			if r == "" {
+				k, _ = c.First()
+			} else {
+				k, _ = c.Seek([]byte(r))
+			}
+			for ; k != nil; k, _ = c.Next() {
+				p := string(k)
+				if r != "" && p != r && !strings.HasPrefix(p, r+"/") {
+					if p > r+"/" {
+						break
+					}
+					continue // e.g. "a.b" between "a" and "a/"
+				}
+				if _, keep := set[p]; !keep {
+					drop = append(drop, bytes.Clone(k))
+				}
+			}
+			for _, k := range drop {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
 			}
 		}
 		for p, v := range set {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"os"
 	"reflect"
@@ -344,5 +345,108 @@ func TestJobState(t *testing.T) {
 	mangle(t, s, "j", nil, keyState, func(v []byte) []byte { return v[:len(v)-3] })
 	if _, err := s.JobState("j", &v); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("torn state: %v", err)
+	}
+}
+
+// A generation recorded from its changes costs what it changed: its
+// change record holds the one path, the newest index is updated in place,
+// and earlier generations still read back complete.
+func TestAddGenerationChanges(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("d/f%03d.conf", i)] = fmt.Sprintf("[f%d]\n", i)
+	}
+	x1 := makeIndex(t, s, files)
+	n1 := addGen(t, s, "j", x1, StateGood)
+	x2 := x1.Clone()
+	edited := x2["d/f007.conf"]
+	edited.Hash, edited.Size = put(t, s, []byte("[f7]\nedited\n")), 12
+	x2[edited.Path] = edited
+	delete(x2, "d/f100.conf")
+	g := &Generation{Job: "j", Origin: "pbx-a", State: StateGood, Changed: []string{"d/f007.conf", "d/f100.conf"}}
+	n2, err := s.AddGenerationChanges(ctx, g, n1, []index.Item{edited}, []string{"d/f100.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Changes("j", n2)
+	if err != nil || len(ch) != 2 {
+		t.Fatalf("Changes: %+v %v", ch, err)
+	}
+	if ch[0].Path != "d/f007.conf" || ch[0].Old.Hash != x1["d/f007.conf"].Hash || ch[0].New.Hash != edited.Hash ||
+		ch[1].Path != "d/f100.conf" || ch[1].Old == nil || ch[1].New != nil {
+		t.Fatalf("Changes: %+v %+v", ch[0], ch[1])
+	}
+	for n, want := range map[uint64]index.Index{n1: x1, n2: x2} {
+		g, err := s.Generation("j", n)
+		if err != nil || !reflect.DeepEqual(g.Index, want) {
+			t.Fatalf("generation %d: %d items, %v", n, len(g.Index), err)
+		}
+	}
+	// A base that is not the newest generation is refused.
+	if _, err := s.AddGenerationChanges(ctx, &Generation{Job: "j", State: StateGood}, n1, nil, []string{"d/f001.conf"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale base: %v", err)
+	}
+	// A change whose blob is missing is refused, and records nothing.
+	missing := edited
+	missing.Hash = index.Sum([]byte("never put"))
+	if _, err := s.AddGenerationChanges(ctx, &Generation{Job: "j", State: StateGood}, n2, []index.Item{missing}, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+	if gs, _ := s.Generations("j"); len(gs) != 2 {
+		t.Fatalf("%d generations after a refused one", len(gs))
+	}
+	// The first generation has no change record (it would hold the whole
+	// tree and is never needed to rebuild anything).
+	if _, err := s.Changes("j", n1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Changes of the first generation: %v", err)
+	}
+}
+
+func TestScanStates(t *testing.T) {
+	s := newTestStore(t)
+	put := func(roots []string, set map[string]string) {
+		t.Helper()
+		b := map[string][]byte{}
+		for p, v := range set {
+			b[p] = []byte(v)
+		}
+		if err := s.PutScanStates("j", roots, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		if err := s.ScanStates("j", func(p string, v []byte) error { out[p] = string(v); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	put([]string{""}, map[string]string{"a": "1", "a/x": "2", "a/y/z": "3", "a.b": "4", "a0": "5", "b": "6"})
+	// Rescanning a: a/y/z is gone; a.b and a0 (next to a/ in key order)
+	// are not below a and stay.
+	put([]string{"a"}, map[string]string{"a": "1", "a/x": "7"})
+	want := map[string]string{"a": "1", "a/x": "7", "a.b": "4", "a0": "5", "b": "6"}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a rescan of a: %v", got)
+	}
+	mangle(t, s, "j", [][]byte{bktScan}, []byte("b"), func(v []byte) []byte { v[0] ^= 1; return v })
+	if err := s.ScanStates("j", func(string, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged scan state: %v", err)
+	}
+}
+
+// Format 1 refused a job state over 16 MiB (the scan state of ~50k files).
+func TestJobStateHasNoSmallCap(t *testing.T) {
+	s := newTestStore(t)
+	big := strings.Repeat("x", 20<<20)
+	if err := s.PutJobState("j", big); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if ok, err := s.JobState("j", &got); !ok || err != nil || got != big {
+		t.Fatalf("%v %v %d", ok, err, len(got))
 	}
 }
