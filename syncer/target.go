@@ -353,8 +353,12 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
 	var need []index.Item
 	seen := map[index.Hash]bool{}
-	for _, it := range want {
-		if it.Kind != index.KindFile || seen[it.Hash] || j.a.store.Has(it.Hash) {
+	var base index.Index
+	if j.latest != nil {
+		base = j.latest.Index // its blobs are in the store
+	}
+	for _, it := range j.missingBlobs(newContent(base, want)) {
+		if seen[it.Hash] {
 			continue
 		}
 		if st, ok := j.states[it.Path]; ok && st.Hash == it.Hash {
