@@ -73,7 +73,7 @@ func BenchmarkOpenSmall(b *testing.B) {
 
 // benchJob records one generation of n small files (blobs put and
 // recorded in one batch) and returns its index and number.
-func benchJob(b *testing.B, s *Store, n int) (index.Index, uint64) {
+func benchJob(b testing.TB, s *Store, n int) (index.Index, uint64) {
 	b.Helper()
 	ctx := context.Background()
 	x := index.Index{}

@@ -530,6 +530,7 @@ func fsyncFile(path string) error {
 // referenced.
 func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[index.Hash]struct{}) error {
 	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
+	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
 	now := u64key(uint64(time.Now().UnixNano()))
 	for h, p := range batch {
 		if p.data != nil && blobs.Get(h[:]) == nil {

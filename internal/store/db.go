@@ -49,6 +49,12 @@ var (
 	keyExtras  = []byte("extras")
 )
 
+// fillPercent is how full bbolt fills a page when it splits one. Its
+// default (0.5) suits random inserts; the store mostly inserts many keys
+// in order in one transaction (a first generation, a batch of blobs), where
+// half-full pages would double the file.
+const fillPercent = 0.9
+
 // formatVersion is the value of meta/format.
 const formatVersion = "2"
 

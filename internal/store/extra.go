@@ -242,6 +242,7 @@ func (s *Store) PutScanStates(job string, roots []string, set map[string][]byte)
 			return err
 		}
 		b := jb.Bucket(bktScan)
+		b.FillPercent = fillPercent
 		for _, r := range roots {
 			var drop [][]byte
 			c := b.Cursor()

@@ -304,6 +304,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		return 0, 0, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
 	}
 	items := jb.Bucket(bktItems)
+	items.FillPercent = fillPercent
 	changes, err := diff(items)
 	if err != nil {
 		return 0, 0, err
@@ -347,6 +348,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		if rec, err = jb.Bucket(bktChanges).CreateBucket(u64key(n)); err != nil {
 			return 0, 0, err
 		}
+		rec.FillPercent = fillPercent
 	}
 	var buf []byte
 	count := int64(u64val(jb.Get(keyCount)))
