@@ -213,4 +213,24 @@ func TestMigrateFormat1AfterCrash(t *testing.T) {
 	if got, err := s.Generation("j", 1); err != nil || !reflect.DeepEqual(got.Index, g.Index) {
 		t.Fatalf("%v", err)
 	}
+	// A crash during the clean-up after the migration leaves format-1
+	// files in a format-2 store: the next Open removes them.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(d, "jobs", "j", "gen")
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(d, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := os.Stat(filepath.Join(d, "jobs")); !os.IsNotExist(err) {
+		t.Fatal("format-1 leftovers survived")
+	}
+	if got, err := s2.Generation("j", 1); err != nil || !reflect.DeepEqual(got.Index, g.Index) {
+		t.Fatalf("after the clean-up: %v", err)
+	}
 }

@@ -430,6 +430,9 @@ func (s *Store) initLayout() error {
 	}
 	if v1 {
 		s.cleanup1()
+	} else if _, err := os.Stat(s.jobsDir()); err == nil {
+		// a crash during the clean-up after a migration
+		s.cleanup1()
 	}
 	return nil
 }
