@@ -288,10 +288,13 @@ func TestApplierCrashKill(t *testing.T) {
 			time.Sleep(full/2 + time.Duration(rand.Int64N(int64(full)/2)))
 		default:
 			mode = "on-journal"
-			journal := filepath.Join(c.storeDir(), "jobs", crashJob, "journal")
+			// The journal is a value in the store's database, which the
+			// child holds locked: watch the file for the journal's bytes
+			// (written just before the commit that makes it exist).
+			db := filepath.Join(c.storeDir(), "meta.db")
 			deadline := time.Now().Add(waitLimit)
 			for time.Now().Before(deadline) {
-				if _, err := os.Stat(journal); err == nil {
+				if b, err := os.ReadFile(db); err == nil && bytes.Contains(b, []byte(`"staged":`)) {
 					break
 				}
 				time.Sleep(20 * time.Microsecond)

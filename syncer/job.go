@@ -52,7 +52,9 @@ type targetState struct {
 
 // persisted is the per-job state kept in the store between runs.
 type persisted struct {
-	Scan map[string]hostmon.FileState `json:"scan"`
+	// Scan is the scan state as format-1 stores kept it (one value); it
+	// is read once and then kept per path (see saveScan).
+	Scan map[string]hostmon.FileState `json:"scan,omitempty"`
 	Bad  map[string]string            `json:"bad"` // index digest -> reason it failed here
 	// Held is the generation an operator holds this push target at
 	// (rollback --hold), 0 when not held.
@@ -91,6 +93,10 @@ type job struct {
 	retry      *store.Generation
 	keptLogged uint64            // the source version whose kept unreadable paths were logged
 	latest     *store.Generation // source: newest generation; target: newest applied good one
+	// recorded is the newest generation in the store, when this job knows
+	// it (recorded it or loaded it): the base a new one is recorded
+	// against by its changes alone (see record).
+	recorded *store.Generation
 	// announcements are the source's messages for latest, with and
 	// without inline deltas (see announcementFor); prevIndex is the index
 	// of the generation before latest, their delta base.
@@ -100,6 +106,10 @@ type job struct {
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
+
+	// scanDirty holds the paths whose saved scan state is out of date
+	// (and what lies below them); see saveScan.
+	scanDirty map[string]bool
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -178,6 +188,14 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.held = p.Held
 	j.states = p.Scan
+	if j.states == nil {
+		if j.states, err = j.loadScan(); err != nil {
+			j.log.Warn("cannot read saved scan state; rescanning everything", "err", err)
+			j.states = nil
+		}
+	} else {
+		j.noteScanned(nil, j.states, nil) // move it to the per-path form
+	}
 	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
@@ -237,7 +255,11 @@ func (j *job) run(ctx context.Context) error {
 }
 
 func (j *job) save() {
-	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Scan: j.states, Bad: j.bad, Held: j.held}); err != nil {
+	if err := j.saveScan(); err != nil {
+		j.log.Warn("cannot save scan state", "err", err)
+		return
+	}
+	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Bad: j.bad, Held: j.held}); err != nil {
 		j.log.Warn("cannot save job state", "err", err)
 		return
 	}
@@ -440,12 +462,15 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 }
 
 // ensureStored makes sure every file of x is in the store, reading it from
-// the job tree when the local copy has the same content.
+// the job tree when the local copy has the same content. Only files whose
+// content differs from the newest good generation's are looked up: the
+// store keeps the blobs of its generations.
 func (j *job) ensureStored(ctx context.Context, x index.Index) error {
-	for _, it := range x {
-		if it.Kind != index.KindFile || j.a.store.Has(it.Hash) {
-			continue
-		}
+	var base index.Index
+	if j.latest != nil {
+		base = j.latest.Index
+	}
+	for _, it := range j.missingBlobs(newContent(base, x)) {
 		st, ok := j.states[it.Path]
 		if !ok || st.Hash != it.Hash {
 			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -18,7 +19,10 @@ import (
 func TestRollbackRefusesDamagedBlob(t *testing.T) {
 	h := newHarness(t)
 	a, b := h.pair("")
-	a.write("extensions.conf", "exten => 100,1,Answer()\n", 0o644)
+	// Large enough (and incompressible enough) to be a blob file rather
+	// than a value in the store's database, so the test can damage it.
+	first0 := "exten => 100,1,Answer()\n" + noise(200<<10)
+	a.write("extensions.conf", first0, 0o644)
 	a.start()
 	b.start()
 	converged(t, "first version", a, b)
@@ -30,7 +34,7 @@ func TestRollbackRefusesDamagedBlob(t *testing.T) {
 	a.write("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", 0o644)
 	converged(t, "second version", a, b)
 
-	blob := a.a().Store().BlobPath(index.Sum([]byte("exten => 100,1,Answer()\n")))
+	blob := a.a().Store().BlobPath(index.Sum([]byte(first0)))
 	raw, err := os.ReadFile(blob)
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +54,17 @@ func TestRollbackRefusesDamagedBlob(t *testing.T) {
 			t.Errorf("%s changed after a refused rollback: %q", n.name, got)
 		}
 	}
+}
+
+// noise returns n bytes of random comment lines, which zstd cannot shrink
+// much.
+func noise(n int) string {
+	var b strings.Builder
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	for b.Len() < n {
+		fmt.Fprintf(&b, "; %016x%016x%016x\n", r.Uint64(), r.Uint64(), r.Uint64())
+	}
+	return b.String()
 }
 
 // BenchmarkRollback100 measures restoring 100 files (mixed sizes, 1–64

@@ -46,6 +46,7 @@ func (j *job) takeScan(res hostmon.Scanned, scope []string) {
 	j.unreadable, fresh, changed = mergeProblems(j.unreadable, res.Unreadable, scope)
 	var refusedChanged bool
 	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, res.Refused, scope)
+	j.noteScanned(j.states, res.States, scope)
 	j.states, j.dirty = res.States, true
 	j.keepLastKnown()
 	for _, p := range fresh {
@@ -108,6 +109,12 @@ func (j *job) keepLastKnown() {
 		if underSet(p, set) {
 			delete(j.states, p)
 		}
+	}
+	if j.scanDirty == nil {
+		j.scanDirty = map[string]bool{}
+	}
+	for p := range set {
+		j.scanDirty[p] = true
 	}
 	if j.latest == nil {
 		return

@@ -31,7 +31,7 @@ func (j *job) startSource(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		j.latest = g
+		j.latest, j.recorded = g, g
 		j.offer(g.Index, nil)
 		j.keepLastKnown()
 	}
@@ -64,15 +64,14 @@ func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, err
 }
 
 // storeTree puts every file of local that the store lacks into it, a few
-// at a time. A file that changed since the scan is stored as read, and its
-// item updated: the watcher reports the change and the next generation
-// carries it.
-func (j *job) storeTree(ctx context.Context, local index.Index) error {
+// at a time; only files whose content differs from prev (the newest
+// recorded generation, whose blobs the store keeps) are looked up. A file
+// that changed since the scan is stored as read, and its item updated: the
+// watcher reports the change and the next generation carries it.
+func (j *job) storeTree(ctx context.Context, local, prev index.Index) error {
 	var need []string
-	for p, it := range local {
-		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
-			need = append(need, p)
-		}
+	for _, it := range j.missingBlobs(newContent(prev, local)) {
+		need = append(need, it.Path)
 	}
 	type stored struct {
 		path string
@@ -118,17 +117,21 @@ func (j *job) storeTree(ctx context.Context, local index.Index) error {
 }
 
 // newSourceGeneration stores the content of local and records it as a
-// new good generation of this origin.
+// new good generation of this origin: only what changed against the
+// newest generation is looked up, stored and written (see record).
 func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason string) error {
-	if err := j.storeTree(ctx, local); err != nil {
-		return err
-	}
-	var prev index.Index
+	var prev, base index.Index
 	if j.latest != nil {
 		prev = j.latest.Index
 	}
+	if j.recorded != nil {
+		base = j.recorded.Index
+	}
+	if err := j.storeTree(ctx, local, base); err != nil {
+		return err
+	}
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: Changed(prev, local), State: store.StateGood, Reason: reason, Index: local}
-	n, err := j.a.store.AddGeneration(ctx, g)
+	n, err := j.record(ctx, g)
 	if err != nil {
 		return fmt.Errorf("record generation: %w", err)
 	}

@@ -30,6 +30,7 @@ func (j *job) startTarget(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		j.recorded = g
 		prev, _, err := j.a.store.Latest(j.cfg.Name, store.StateGood)
 		if err != nil {
 			return err
@@ -70,6 +71,9 @@ func (j *job) startTarget(ctx context.Context) error {
 		if ok {
 			j.latest = g
 		}
+	}
+	if n := len(gens); n > 0 && j.recorded == nil && j.latest != nil && j.latest.Number == gens[n-1].Number {
+		j.recorded = j.latest
 	}
 	if j.latest != nil {
 		j.keepLastKnown()
@@ -258,7 +262,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want i
 	j.retry = nil
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
 		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.a.store.AddGeneration(ctx, g)
+	n, err := j.record(ctx, g)
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +321,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
 			reason += "; rollback failed: " + err.Error()
 		} else {
-			if info, err := j.a.store.Info(j.cfg.Name, g.Number); err != nil {
+			if info, err := j.a.store.GenerationInfo(j.cfg.Name, g.Number); err != nil {
 				j.log.Warn("cannot read which local symlinks the failed generation replaced", "generation", g.Number, "err", err)
 			} else {
 				j.putBackLinks(ctx, info.Links)
@@ -356,8 +360,12 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
 	var need []index.Item
 	seen := map[index.Hash]bool{}
-	for _, it := range want {
-		if it.Kind != index.KindFile || seen[it.Hash] || j.a.store.Has(it.Hash) {
+	var base index.Index
+	if j.latest != nil {
+		base = j.latest.Index // its blobs are in the store
+	}
+	for _, it := range j.missingBlobs(newContent(base, want)) {
+		if seen[it.Hash] {
 			continue
 		}
 		if st, ok := j.states[it.Path]; ok && st.Hash == it.Hash {

@@ -3,8 +3,11 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"testing"
+
+	"pbxsync/internal/index"
 )
 
 // benchContent is 4 MiB that compresses roughly like configuration and
@@ -65,5 +68,55 @@ func BenchmarkOpenSmall(b *testing.B) {
 			b.Fatal(err)
 		}
 		rc.Close()
+	}
+}
+
+// benchJob records one generation of n small files (blobs put and
+// recorded in one batch) and returns its index and number.
+func benchJob(b testing.TB, s *Store, n int) (index.Index, uint64) {
+	b.Helper()
+	ctx := context.Background()
+	x := index.Index{}
+	for i := range n {
+		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
+		c := []byte(fmt.Sprintf("[%d]\ntype=endpoint\ncontext=from-internal\n", i))
+		h, sz, err := s.PutReader(ctx, bytes.NewReader(c))
+		if err != nil {
+			b.Fatal(err)
+		}
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+	}
+	g := &Generation{Job: "j", Origin: "a", State: StateGood, Index: x}
+	num, err := s.AddGeneration(ctx, g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return x, num
+}
+
+// BenchmarkOneFileGeneration: record a one-file change (put the new
+// content, record the generation by its change) in a job of 1,000 and of
+// 100,000 files. The time (one commit with one fdatasync) should not
+// depend on the job's size.
+func BenchmarkOneFileGeneration(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := newTestStore(b)
+			ctx := context.Background()
+			x, base := benchJob(b, s, n)
+			it := x["site000/endpoint0007.conf"]
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("edit %d\n", i))))
+				if err != nil {
+					b.Fatal(err)
+				}
+				it.Hash, it.Size = h, sz
+				g := &Generation{Job: "j", Origin: "a", State: StateGood, Changed: []string{it.Path}}
+				if base, err = s.AddGenerationChanges(ctx, g, base, []index.Item{it}, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

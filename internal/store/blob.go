@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,17 +10,43 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
 
 const ioBuf = 256 << 10
 
-// BlobPath returns where the blob h lives (whether or not it exists). It is
-// for diagnostics; read blobs through Open or OpenCompressed.
+// SmallBlob is the largest compressed blob kept inside the metadata
+// database; larger ones are files under blobs/.
+const SmallBlob = 64 << 10
+
+// Batches of new blobs: Puts collect them in memory (small ones) and in
+// tmp/ (large ones, not yet fsynced); the next metadata transaction, or a
+// Put that finds more than these pending, makes them durable together:
+// the large files fsynced in parallel and renamed into place, the small
+// ones written into the database, in one commit.
+const (
+	flushPendingBytes = 8 << 20
+	flushPendingFiles = 64
+	syncParallel      = 8
+)
+
+// pendingBlob is a blob put but not durable yet.
+type pendingBlob struct {
+	data []byte // a small blob's zstd frame
+	tmp  string // a large blob's file under tmp/ (closed, not fsynced)
+	size int64  // compressed size
+	file bool   // a large blob (counted in pendFiles)
+}
+
+// BlobPath returns where blob h lives when it is a file (whether or not it
+// exists; small blobs live in the database). It is for diagnostics; read
+// blobs through Open or OpenCompressed.
 func (s *Store) BlobPath(h index.Hash) string {
 	hx := h.String()
 	return filepath.Join(s.blobsDir(), hx[:2], hx)
@@ -96,61 +123,6 @@ func (s *Store) putDecoder(d *zstd.Decoder) {
 	}
 }
 
-// newTemp creates a temporary file under tmp/ for a blob being written.
-func (s *Store) newTemp() (*os.File, error) {
-	f, err := os.CreateTemp(s.tmpDir(), "blob-*")
-	if err != nil {
-		return nil, fmt.Errorf("store: create temporary blob: %w", err)
-	}
-	return f, nil
-}
-
-// PutReader stores everything r yields as one blob and returns its hash
-// (of the uncompressed content) and size. The content streams through the
-// hasher and a zstd encoder into a temporary file, which is fsynced and
-// renamed to its hash name; when that blob exists already the temporary
-// file is dropped and the existing blob's mtime is refreshed (see GC).
-// Memory use does not depend on the size of the content.
-func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, error) {
-	if err := s.writable(); err != nil {
-		return index.Hash{}, 0, err
-	}
-	f, err := s.newTemp()
-	if err != nil {
-		return index.Hash{}, 0, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, ioBuf)
-	enc, err := s.getEncoder(bw)
-	if err != nil {
-		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
-	}
-	h := index.NewHasher()
-	n, err := io.CopyBuffer(&teeWriter{a: enc, b: h}, ctxReader{ctx, r}, make([]byte, ioBuf))
-	if err == nil {
-		err = enc.Close()
-	}
-	s.putEncoder(enc)
-	if err != nil {
-		return index.Hash{}, n, fmt.Errorf("store: put blob: %w", err)
-	}
-	sum := h.Sum()
-	if err := bw.Flush(); err != nil {
-		return sum, n, fmt.Errorf("store: put blob %s: %w", sum, err)
-	}
-	if err := s.commitBlob(f, sum); err != nil {
-		return sum, n, err
-	}
-	committed = true
-	return sum, n, nil
-}
-
 // teeWriter writes to a then b; io.MultiWriter without the slice.
 type teeWriter struct{ a, b io.Writer }
 
@@ -159,152 +131,6 @@ func (t *teeWriter) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return t.b.Write(p)
-}
-
-// commitBlob fsyncs and closes the temporary file f and moves it to the
-// name of h, unless that blob exists already. On success f is gone from
-// tmp/ either way.
-func (s *Store) commitBlob(f *os.File, h index.Hash) error {
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("store: put blob %s: fsync: %w", h, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("store: put blob %s: %w", h, err)
-	}
-	s.blobMu.RLock()
-	defer s.blobMu.RUnlock()
-	final := s.BlobPath(h)
-	if st, err := os.Stat(final); err == nil && st.Mode().IsRegular() {
-		_ = os.Remove(f.Name())
-		now := time.Now()
-		if err := os.Chtimes(final, now, now); err != nil {
-			s.log.Warn("refresh blob mtime", "blob", h.String(), "err", err)
-		}
-		return nil
-	}
-	dir := filepath.Dir(final) // made by Open
-	if err := os.Rename(f.Name(), final); err != nil {
-		return fmt.Errorf("store: put blob %s: %w", h, err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("store: put blob %s: %w", h, err)
-	}
-	return nil
-}
-
-// PutFile stores the content of the file at path. It hashes the file first
-// and skips compressing it when the blob exists already; otherwise it
-// stores it like PutReader (and returns the hash of what it read the second
-// time, should the file change in between).
-func (s *Store) PutFile(ctx context.Context, path string) (index.Hash, int64, error) {
-	if err := s.writable(); err != nil {
-		return index.Hash{}, 0, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return index.Hash{}, 0, fmt.Errorf("store: put file: %w", err)
-	}
-	defer f.Close()
-	h, n, err := index.HashReader(ctxReader{ctx, f})
-	if err != nil {
-		return index.Hash{}, 0, fmt.Errorf("store: put file %s: %w", path, err)
-	}
-	if s.touchIfExists(h) {
-		return h, n, nil
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return index.Hash{}, 0, fmt.Errorf("store: put file %s: %w", path, err)
-	}
-	h, n, err = s.PutReader(ctx, f)
-	if err != nil {
-		return h, n, fmt.Errorf("store: put file %s: %w", path, err)
-	}
-	return h, n, nil
-}
-
-// touchIfExists refreshes the mtime of blob h and reports whether it exists.
-func (s *Store) touchIfExists(h index.Hash) bool {
-	s.blobMu.RLock()
-	defer s.blobMu.RUnlock()
-	now := time.Now()
-	return os.Chtimes(s.BlobPath(h), now, now) == nil
-}
-
-// PutCompressed stores a blob received as a zstd stream (the frames the
-// store itself writes and OpenCompressed returns). The stream is written
-// as-is to a temporary file while it is decompressed and hashed; only when
-// it decodes cleanly, its content is at most maxSize bytes and hashes to
-// want is it renamed into place. Otherwise nothing is left behind and the
-// error wraps ErrCorrupt and names want. maxSize bounds the decompressed
-// size (pass the item's size; it stops zip bombs); the compressed input is
-// bounded to a little more than maxSize as well. The result is the
-// decompressed size.
-func (s *Store) PutCompressed(ctx context.Context, r io.Reader, want index.Hash, maxSize int64) (int64, error) {
-	if err := s.writable(); err != nil {
-		return 0, err
-	}
-	if maxSize < 0 {
-		return 0, fmt.Errorf("store: put compressed blob %s: negative maxSize %d", want, maxSize)
-	}
-	f, err := s.newTemp()
-	if err != nil {
-		return 0, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = f.Close()
-			_ = os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, ioBuf)
-	// zstd never grows data by more than a few bytes per 128 KiB block plus
-	// frame headers; skippable frames count here too.
-	in := &teeReader{r: ctxReader{ctx, r}, w: bw, max: maxSize + maxSize/64 + 64<<10}
-	dec, err := s.getDecoder(in)
-	if err != nil {
-		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
-	}
-	h := index.NewHasher()
-	out := &boundedWriter{w: h, left: maxSize}
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, make([]byte, ioBuf))
-	s.putDecoder(dec)
-	if err == nil {
-		// The decoder stops at the end of the input; anything still
-		// unread would be stored unverified.
-		var extra int64
-		extra, err = io.Copy(io.Discard, in)
-		if err == nil && extra > 0 {
-			err = fmt.Errorf("%w: %d bytes after the last frame", ErrCorrupt, extra)
-		}
-	}
-	switch {
-	case err == nil:
-	case in.over:
-		return n, fmt.Errorf("%w: blob %s: compressed stream exceeds %d bytes for maxSize %d", ErrCorrupt, want, in.max, maxSize)
-	case out.over:
-		return n, fmt.Errorf("%w: blob %s: decompressed content exceeds maxSize %d", ErrCorrupt, want, maxSize)
-	case in.rerr != nil:
-		// The peer's stream failed (network, ctx): not corruption.
-		return n, fmt.Errorf("store: put compressed blob %s: read: %w", want, in.rerr)
-	case in.werr != nil:
-		return n, fmt.Errorf("store: put compressed blob %s: write: %w", want, in.werr)
-	case errors.Is(err, ErrCorrupt):
-		return n, fmt.Errorf("store: blob %s: %w", want, err)
-	default:
-		return n, fmt.Errorf("%w: blob %s: bad zstd stream: %v", ErrCorrupt, want, err)
-	}
-	if got := h.Sum(); got != want {
-		return n, fmt.Errorf("%w: blob %s: received content hashes to %s", ErrCorrupt, want, got)
-	}
-	if err := bw.Flush(); err != nil {
-		return n, fmt.Errorf("store: put compressed blob %s: %w", want, err)
-	}
-	if err := s.commitBlob(f, want); err != nil {
-		return n, err
-	}
-	committed = true
-	return n, nil
 }
 
 // teeReader copies what it reads from r to w, fails after max bytes, and
@@ -363,47 +189,6 @@ func (b *boundedWriter) Write(p []byte) (int, error) {
 	return b.w.Write(p)
 }
 
-// Has reports whether blob h is in the store. It does not read the blob;
-// use Verify for that.
-func (s *Store) Has(h index.Hash) bool {
-	if s.usable() != nil {
-		return false
-	}
-	st, err := os.Stat(s.BlobPath(h))
-	return err == nil && st.Mode().IsRegular()
-}
-
-// Open returns the decompressed content of blob h. The reader hashes what
-// it returns: the Read that reaches the end returns an error wrapping
-// ErrCorrupt (naming the blob) instead of io.EOF when the content does not
-// hash to h, and a damaged frame fails the same way earlier; bytes read
-// before such an error must be discarded. In a writable store a blob found
-// corrupt is moved to corrupt/ so that it can be fetched again. A missing
-// blob gives an error wrapping ErrNotFound. Reads fail once ctx is done.
-func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(s.BlobPath(h))
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("store: blob %s: %w", h, ErrNotFound)
-		}
-		return nil, fmt.Errorf("store: blob %s: %w", h, err)
-	}
-	bufSize := 64 << 10
-	if st, err := f.Stat(); err == nil && st.Size() < int64(bufSize) {
-		bufSize = max(int(st.Size()), 512)
-	}
-	src := &errReader{r: bufio.NewReaderSize(f, bufSize)}
-	dec, err := s.getDecoder(src)
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("store: blob %s: zstd decoder: %w", h, err)
-	}
-	return &blobReader{s: s, ctx: ctx, h: h, f: f, src: src, dec: dec, hasher: index.NewHasher()}, nil
-}
-
 // errReader records the error of the file under the decoder, to tell an
 // I/O error from a damaged frame.
 type errReader struct {
@@ -419,16 +204,513 @@ func (e *errReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// spillWriter keeps what it is given in memory up to SmallBlob bytes and
+// moves it to a temporary file under tmp/ beyond that.
+type spillWriter struct {
+	s   *Store
+	buf bytes.Buffer
+	f   *os.File
+	bw  *bufio.Writer
+	n   int64
+}
+
+func (w *spillWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	if w.f == nil && w.buf.Len()+len(p) <= SmallBlob {
+		return w.buf.Write(p)
+	}
+	if w.f == nil {
+		f, err := os.CreateTemp(w.s.tmpDir(), "blob-*")
+		if err != nil {
+			return 0, fmt.Errorf("create temporary blob: %w", err)
+		}
+		w.f, w.bw = f, bufio.NewWriterSize(f, ioBuf)
+		if _, err := w.bw.Write(w.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		w.buf = bytes.Buffer{}
+	}
+	return w.bw.Write(p)
+}
+
+// discard drops what was written.
+func (w *spillWriter) discard() {
+	if w.f != nil {
+		_ = w.f.Close()
+		_ = os.Remove(w.f.Name())
+		w.f = nil
+	}
+}
+
+// commit hands the written blob h to the store as pending (or drops it
+// when the store has it already).
+func (w *spillWriter) commit(h index.Hash) error {
+	if w.s.exists(h) {
+		w.discard()
+		w.s.touch(h)
+		return nil
+	}
+	p := pendingBlob{size: w.n}
+	if w.f == nil {
+		p.data = bytes.Clone(w.buf.Bytes())
+	} else {
+		if err := w.bw.Flush(); err != nil {
+			w.discard()
+			return fmt.Errorf("store: put blob %s: %w", h, err)
+		}
+		if err := w.f.Close(); err != nil {
+			_ = os.Remove(w.f.Name())
+			return fmt.Errorf("store: put blob %s: %w", h, err)
+		}
+		p.tmp, p.file = w.f.Name(), true
+		w.f = nil
+	}
+	return w.s.addPending(h, p)
+}
+
+// addPending records a new blob as pending and flushes the batch when it
+// is large enough.
+func (s *Store) addPending(h index.Hash, p pendingBlob) error {
+	s.pendMu.Lock()
+	if old, dup := s.pending[h]; dup {
+		s.pendMu.Unlock()
+		if p.tmp != "" && p.tmp != old.tmp {
+			_ = os.Remove(p.tmp)
+		}
+		return nil
+	}
+	s.pending[h] = p
+	if p.file {
+		s.pendFiles++
+	} else {
+		s.pendBytes += p.size
+	}
+	full := s.pendBytes >= flushPendingBytes || s.pendFiles >= flushPendingFiles
+	s.pendMu.Unlock()
+	if full {
+		if err := s.update(nil); err != nil {
+			return fmt.Errorf("store: put blob %s: %w", h, err)
+		}
+	}
+	return nil
+}
+
+// touch marks an existing, unreferenced blob as put again now, so GC's
+// grace period starts over (see GC).
+func (s *Store) touch(h index.Hash) {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	if _, ok := s.pending[h]; !ok {
+		s.touched[h] = struct{}{}
+	}
+}
+
+// PutReader stores everything r yields as one blob and returns its hash
+// (of the uncompressed content) and size. The content streams through the
+// hasher and a zstd encoder into memory (small blobs) or a temporary file;
+// the blob is pending until the next metadata write, or until enough are
+// pending, makes a batch durable (see the package documentation). When
+// the blob exists already it is dropped and GC's grace period for it
+// starts over. Memory use does not depend on the size of the content.
+func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, error) {
+	if err := s.writable(); err != nil {
+		return index.Hash{}, 0, err
+	}
+	w := &spillWriter{s: s}
+	enc, err := s.getEncoder(w)
+	if err != nil {
+		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
+	}
+	h := index.NewHasher()
+	n, err := io.CopyBuffer(&teeWriter{a: enc, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
+	if err == nil {
+		err = enc.Close()
+	}
+	s.putEncoder(enc)
+	if err != nil {
+		w.discard()
+		return index.Hash{}, n, fmt.Errorf("store: put blob: %w", err)
+	}
+	sum := h.Sum()
+	if err := w.commit(sum); err != nil {
+		return sum, n, err
+	}
+	return sum, n, nil
+}
+
+// PutFile stores the content of the file at path. It hashes the file first
+// and skips compressing it when the blob exists already; otherwise it
+// stores it like PutReader (and returns the hash of what it read the second
+// time, should the file change in between).
+func (s *Store) PutFile(ctx context.Context, path string) (index.Hash, int64, error) {
+	if err := s.writable(); err != nil {
+		return index.Hash{}, 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return index.Hash{}, 0, fmt.Errorf("store: put file: %w", err)
+	}
+	defer f.Close()
+	h, n, err := index.HashReader(ctxReader{ctx, f})
+	if err != nil {
+		return index.Hash{}, 0, fmt.Errorf("store: put file %s: %w", path, err)
+	}
+	if s.exists(h) {
+		s.touch(h)
+		return h, n, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return index.Hash{}, 0, fmt.Errorf("store: put file %s: %w", path, err)
+	}
+	h, n, err = s.PutReader(ctx, f)
+	if err != nil {
+		return h, n, fmt.Errorf("store: put file %s: %w", path, err)
+	}
+	return h, n, nil
+}
+
+// PutCompressed stores a blob received as a zstd stream (the frames the
+// store itself writes and OpenCompressed returns). The stream is kept
+// as-is while it is decompressed and hashed; only when it decodes cleanly,
+// its content is at most maxSize bytes and hashes to want is it added to
+// the store (pending, like PutReader). Otherwise nothing is left behind
+// and the error wraps ErrCorrupt and names want. maxSize bounds the
+// decompressed size (pass the item's size; it stops zip bombs); the
+// compressed input is bounded to a little more than maxSize as well. The
+// result is the decompressed size.
+func (s *Store) PutCompressed(ctx context.Context, r io.Reader, want index.Hash, maxSize int64) (int64, error) {
+	if err := s.writable(); err != nil {
+		return 0, err
+	}
+	if maxSize < 0 {
+		return 0, fmt.Errorf("store: put compressed blob %s: negative maxSize %d", want, maxSize)
+	}
+	w := &spillWriter{s: s}
+	committed := false
+	defer func() {
+		if !committed {
+			w.discard()
+		}
+	}()
+	// zstd never grows data by more than a few bytes per 128 KiB block plus
+	// frame headers; skippable frames count here too.
+	in := &teeReader{r: ctxReader{ctx, r}, w: w, max: maxSize + maxSize/64 + 64<<10}
+	dec, err := s.getDecoder(in)
+	if err != nil {
+		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
+	}
+	h := index.NewHasher()
+	out := &boundedWriter{w: h, left: maxSize}
+	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, make([]byte, 32<<10))
+	s.putDecoder(dec)
+	if err == nil {
+		// The decoder stops at the end of the input; anything still
+		// unread would be stored unverified.
+		var extra int64
+		extra, err = io.Copy(io.Discard, in)
+		if err == nil && extra > 0 {
+			err = fmt.Errorf("%w: %d bytes after the last frame", ErrCorrupt, extra)
+		}
+	}
+	switch {
+	case err == nil:
+	case in.over:
+		return n, fmt.Errorf("%w: blob %s: compressed stream exceeds %d bytes for maxSize %d", ErrCorrupt, want, in.max, maxSize)
+	case out.over:
+		return n, fmt.Errorf("%w: blob %s: decompressed content exceeds maxSize %d", ErrCorrupt, want, maxSize)
+	case in.rerr != nil:
+		// The peer's stream failed (network, ctx): not corruption.
+		return n, fmt.Errorf("store: put compressed blob %s: read: %w", want, in.rerr)
+	case in.werr != nil:
+		return n, fmt.Errorf("store: put compressed blob %s: write: %w", want, in.werr)
+	case errors.Is(err, ErrCorrupt):
+		return n, fmt.Errorf("store: blob %s: %w", want, err)
+	default:
+		return n, fmt.Errorf("%w: blob %s: bad zstd stream: %v", ErrCorrupt, want, err)
+	}
+	if got := h.Sum(); got != want {
+		return n, fmt.Errorf("%w: blob %s: received content hashes to %s", ErrCorrupt, want, got)
+	}
+	committed = true
+	if err := w.commit(want); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// flushFiles makes the pending large blobs of batch durable and puts them
+// in place: fsyncs in parallel, renames, then one fsync per blob
+// directory touched. Called with s.mu held, before the transaction that
+// records them.
+func (s *Store) flushFiles(batch map[index.Hash]pendingBlob) error {
+	var files []index.Hash
+	for h, p := range batch {
+		if p.tmp != "" {
+			files = append(files, h)
+		}
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, syncParallel)
+	for i, h := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = fsyncFile(batch[h].tmp)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	dirs := map[string]struct{}{}
+	s.blobMu.RLock()
+	s.pendMu.Lock()
+	for _, h := range files {
+		p := batch[h]
+		final := s.BlobPath(h)
+		if fileExists(final) {
+			_ = os.Remove(p.tmp)
+		} else if err := os.Rename(p.tmp, final); err != nil {
+			s.pendMu.Unlock()
+			s.blobMu.RUnlock()
+			return fmt.Errorf("blob %s: %w", h, err)
+		}
+		p.tmp = ""
+		batch[h] = p
+		if cur, ok := s.pending[h]; ok && cur.tmp != "" {
+			cur.tmp = "" // in place now: read from blobs/
+			s.pending[h] = cur
+		}
+		dirs[filepath.Dir(final)] = struct{}{}
+	}
+	s.pendMu.Unlock()
+	s.blobMu.RUnlock()
+	errs = errs[:0]
+	var mu sync.Mutex
+	for d := range dirs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := syncDir(d); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func fsyncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
+}
+
+// writePending adds the batch to the database in tx: small blobs into
+// blobs, every new blob (and every touched one) into unref unless
+// referenced.
+func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[index.Hash]struct{}) error {
+	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
+	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
+	now := u64key(uint64(time.Now().UnixNano()))
+	for h, p := range batch {
+		if p.data != nil && blobs.Get(h[:]) == nil {
+			if err := blobs.Put(h[:], p.data); err != nil {
+				return err
+			}
+		}
+		if refs.Get(h[:]) == nil {
+			if err := unref.Put(h[:], now); err != nil {
+				return err
+			}
+		}
+	}
+	for h := range touched {
+		if refs.Get(h[:]) == nil && unref.Get(h[:]) != nil {
+			if err := unref.Put(h[:], now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// exists reports whether blob h is in the store, durable or pending.
+func (s *Store) exists(h index.Hash) bool {
+	s.pendMu.Lock()
+	_, ok := s.pending[h]
+	s.pendMu.Unlock()
+	if ok {
+		return true
+	}
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bktBlobs).Get(h[:]) != nil
+		return nil
+	})
+	return found || fileExists(s.BlobPath(h))
+}
+
+// hasTx reports whether blob h will be durable when tx commits: in the
+// database, a file in place, or in the batch this transaction flushes.
+func (s *Store) hasTx(tx *bolt.Tx, h index.Hash) bool {
+	if _, ok := s.flushing[h]; ok {
+		return true
+	}
+	return tx.Bucket(bktBlobs).Get(h[:]) != nil || fileExists(s.BlobPath(h))
+}
+
+// Has reports whether blob h is in the store (pending blobs included). It
+// does not read the blob; use Verify for that.
+func (s *Store) Has(h index.Hash) bool {
+	if s.usable() != nil {
+		return false
+	}
+	return s.exists(h)
+}
+
+// Missing returns the hashes of hs that are not in the store (each once),
+// in one pass over the database.
+func (s *Store) Missing(hs []index.Hash) []index.Hash {
+	var out []index.Hash
+	if s.usable() != nil {
+		return hs
+	}
+	seen := make(map[index.Hash]struct{}, len(hs))
+	s.pendMu.Lock()
+	var check []index.Hash
+	for _, h := range hs {
+		if _, dup := seen[h]; dup {
+			continue
+		}
+		seen[h] = struct{}{}
+		if _, ok := s.pending[h]; !ok {
+			check = append(check, h)
+		}
+	}
+	s.pendMu.Unlock()
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bktBlobs)
+		for _, h := range check {
+			if blobs.Get(h[:]) == nil && !fileExists(s.BlobPath(h)) {
+				out = append(out, h)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// blobSource finds blob h: its bytes when small (pending or in the
+// database), else an open file (pending in tmp/ or under blobs/).
+func (s *Store) blobSource(h index.Hash) ([]byte, *os.File, error) {
+	s.pendMu.Lock()
+	p, ok := s.pending[h]
+	if ok && p.data != nil {
+		s.pendMu.Unlock()
+		return p.data, nil, nil
+	}
+	if ok && p.tmp != "" {
+		f, err := os.Open(p.tmp)
+		s.pendMu.Unlock()
+		if err == nil {
+			return nil, f, nil
+		}
+	} else {
+		s.pendMu.Unlock()
+	}
+	var data []byte
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bktBlobs).Get(h[:]); v != nil {
+			data = bytes.Clone(v)
+		}
+		return nil
+	})
+	if data != nil {
+		return data, nil, nil
+	}
+	f, err := os.Open(s.BlobPath(h))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("store: blob %s: %w", h, ErrNotFound)
+		}
+		return nil, nil, fmt.Errorf("store: blob %s: %w", h, err)
+	}
+	return nil, f, nil
+}
+
+// Open returns the decompressed content of blob h. The reader hashes what
+// it returns: the Read that reaches the end returns an error wrapping
+// ErrCorrupt (naming the blob) instead of io.EOF when the content does not
+// hash to h, and a damaged frame fails the same way earlier; bytes read
+// before such an error must be discarded. In a writable store a blob found
+// corrupt is moved to corrupt/ so that it can be fetched again. A missing
+// blob gives an error wrapping ErrNotFound. Reads fail once ctx is done.
+func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
+	if err := s.usable(); err != nil {
+		return nil, err
+	}
+	data, f, err := s.blobSource(h)
+	if err != nil {
+		return nil, err
+	}
+	var src *errReader
+	if f != nil {
+		bufSize := 64 << 10
+		if st, err := f.Stat(); err == nil && st.Size() < int64(bufSize) {
+			bufSize = max(int(st.Size()), 512)
+		}
+		src = &errReader{r: bufio.NewReaderSize(f, bufSize)}
+	} else {
+		src = &errReader{r: bytes.NewReader(data)}
+	}
+	dec, err := s.getDecoder(src)
+	if err != nil {
+		if f != nil {
+			_ = f.Close()
+		}
+		return nil, fmt.Errorf("store: blob %s: zstd decoder: %w", h, err)
+	}
+	return &blobReader{s: s, ctx: ctx, h: h, f: f, data: data, src: src, dec: dec, hasher: index.NewHasher()}, nil
+}
+
 type blobReader struct {
 	s      *Store
 	ctx    context.Context
 	h      index.Hash
-	f      *os.File
+	f      *os.File // nil for a small blob
+	data   []byte   // a small blob's frame
 	src    *errReader
 	dec    *zstd.Decoder
 	hasher *index.Hasher
 	n      int64
 	err    error // sticky
+}
+
+func (b *blobReader) where() string {
+	if b.f != nil {
+		return b.f.Name()
+	}
+	return dbName
 }
 
 func (b *blobReader) Read(p []byte) (int, error) {
@@ -451,16 +733,16 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		return n, nil
 	case err == io.EOF:
 		if got := b.hasher.Sum(); got != b.h {
-			b.err = fmt.Errorf("%w: blob %s (%s): content hashes to %s", ErrCorrupt, b.h, b.s.BlobPath(b.h), got)
-			b.s.quarantine(b.h, b.f, b.err)
+			b.err = fmt.Errorf("%w: blob %s (%s): content hashes to %s", ErrCorrupt, b.h, b.where(), got)
+			b.s.quarantine(b.h, b.f, b.data, b.err)
 		} else {
 			b.err = io.EOF
 		}
 	case b.src.err != nil:
 		b.err = fmt.Errorf("store: blob %s: read: %w", b.h, b.src.err)
 	default:
-		b.err = fmt.Errorf("%w: blob %s (%s): bad zstd frame after %d bytes: %v", ErrCorrupt, b.h, b.s.BlobPath(b.h), b.n, err)
-		b.s.quarantine(b.h, b.f, b.err)
+		b.err = fmt.Errorf("%w: blob %s (%s): bad zstd frame after %d bytes: %v", ErrCorrupt, b.h, b.where(), b.n, err)
+		b.s.quarantine(b.h, b.f, b.data, b.err)
 	}
 	return n, b.err
 }
@@ -471,15 +753,48 @@ func (b *blobReader) Close() error {
 	}
 	b.s.putDecoder(b.dec)
 	b.dec = nil
-	return b.f.Close()
+	if b.f != nil {
+		return b.f.Close()
+	}
+	return nil
 }
 
 // quarantine moves a blob found corrupt to corrupt/<hash>-<unixnano>, so a
 // later Put or PutCompressed can store a good copy. Only in a writable
-// store, and only when the file at the blob's path is still the one read.
-func (s *Store) quarantine(h index.Hash, f *os.File, why error) {
+// store, and only when the blob is still the one read (the file at the
+// blob's path, or the same bytes in the database).
+func (s *Store) quarantine(h index.Hash, f *os.File, data []byte, why error) {
 	s.log.Error("corrupt blob", "blob", h.String(), "err", why)
 	if s.readOnly || s.closed.Load() {
+		return
+	}
+	if err := mkdirAllSync(s.corruptDir()); err != nil {
+		s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
+		return
+	}
+	dst := filepath.Join(s.corruptDir(), fmt.Sprintf("%s-%d", h, time.Now().UnixNano()))
+	if f == nil {
+		s.pendMu.Lock()
+		if p, ok := s.pending[h]; ok && bytes.Equal(p.data, data) {
+			delete(s.pending, h)
+			s.pendBytes -= p.size
+		}
+		s.pendMu.Unlock()
+		if err := writeFileSync(dst, data, s.tmpDir(), false); err != nil {
+			s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
+		}
+		err := s.update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bktBlobs)
+			if bytes.Equal(b.Get(h[:]), data) {
+				return b.Delete(h[:])
+			}
+			return nil
+		})
+		if err != nil {
+			s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
+			return
+		}
+		s.log.Warn("corrupt blob moved aside; it must be fetched again", "blob", h.String(), "to", dst)
 		return
 	}
 	s.blobMu.Lock()
@@ -490,11 +805,6 @@ func (s *Store) quarantine(h index.Hash, f *os.File, why error) {
 	if err1 != nil || err2 != nil || !os.SameFile(st1, st2) {
 		return
 	}
-	if err := mkdirAllSync(s.corruptDir()); err != nil {
-		s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
-		return
-	}
-	dst := filepath.Join(s.corruptDir(), fmt.Sprintf("%s-%d", h, time.Now().UnixNano()))
 	if err := os.Rename(path, dst); err != nil {
 		s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
 		return
@@ -503,19 +813,19 @@ func (s *Store) quarantine(h index.Hash, f *os.File, why error) {
 	s.log.Warn("corrupt blob moved aside; it must be fetched again", "blob", h.String(), "to", dst)
 }
 
-// OpenCompressed returns the stored zstd stream of blob h as it is on disk,
-// and its length, for sending to a peer; the receiver verifies it with
-// PutCompressed. A missing blob gives an error wrapping ErrNotFound.
+// OpenCompressed returns the stored zstd stream of blob h as it is
+// stored, and its length, for sending to a peer; the receiver verifies it
+// with PutCompressed. A missing blob gives an error wrapping ErrNotFound.
 func (s *Store) OpenCompressed(h index.Hash) (io.ReadCloser, int64, error) {
 	if err := s.usable(); err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(s.BlobPath(h))
+	data, f, err := s.blobSource(h)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, fmt.Errorf("store: blob %s: %w", h, ErrNotFound)
-		}
-		return nil, 0, fmt.Errorf("store: blob %s: %w", h, err)
+		return nil, 0, err
+	}
+	if f == nil {
+		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -533,7 +843,7 @@ func (s *Store) CopyTo(ctx context.Context, h index.Hash, w io.Writer) error {
 		return err
 	}
 	defer rc.Close()
-	if _, err := io.CopyBuffer(w, rc, make([]byte, ioBuf)); err != nil {
+	if _, err := io.CopyBuffer(w, rc, make([]byte, 64<<10)); err != nil {
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
 			return err
 		}

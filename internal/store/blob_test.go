@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -90,8 +92,13 @@ func TestPutOpenRoundTrip(t *testing.T) {
 	assertTmpEmpty(t, peer)
 }
 
+// assertTmpEmpty checks that nothing but pending blobs is left in tmp/,
+// and nothing at all once they were made durable.
 func assertTmpEmpty(t *testing.T, s *Store) {
 	t.Helper()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	ents, err := os.ReadDir(s.tmpDir())
 	if err != nil {
 		t.Fatal(err)
@@ -192,38 +199,71 @@ func TestPutStreamingBoundedMemory(t *testing.T) {
 }
 
 func TestFlippedByteDetected(t *testing.T) {
-	s := newTestStore(t)
-	content := randBytes(3, 300<<10)
-	h := put(t, s, content)
-	path := s.BlobPath(h)
-	b, err := os.ReadFile(path)
+	for _, size := range []int{10 << 10, 300 << 10} { // in the database, a file
+		s := newTestStore(t)
+		content := randBytes(3, size)
+		h := put(t, s, content)
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		damageBlob(t, s, h, func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
+		rc, err := s.Open(context.Background(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.ReadAll(rc)
+		rc.Close()
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), h.String()) {
+			t.Fatalf("%d bytes: read of damaged blob: %v", size, err)
+		}
+		// Moved aside, so that a good copy can be stored again.
+		if s.Has(h) {
+			t.Fatalf("%d bytes: damaged blob still in place", size)
+		}
+		if ents, _ := os.ReadDir(s.corruptDir()); len(ents) != 1 {
+			t.Fatalf("%d bytes: corrupt/ holds %d files", size, len(ents))
+		}
+		put(t, s, content)
+		if err := s.Verify(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// damageBlob replaces the stored frame of blob h (a file or a database
+// value) by what f makes of it.
+func damageBlob(t *testing.T, s *Store, h index.Hash, f func([]byte) []byte) {
+	t.Helper()
+	if b, err := os.ReadFile(s.BlobPath(h)); err == nil {
+		if err := os.WriteFile(s.BlobPath(h), f(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := s.update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bktBlobs).Get(h[:])
+		if v == nil {
+			return fmt.Errorf("blob %s is nowhere", h.Short())
+		}
+		return tx.Bucket(bktBlobs).Put(h[:], f(bytes.Clone(v)))
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// frame returns the stored frame of blob h.
+func frame(t *testing.T, s *Store, h index.Hash) []byte {
+	t.Helper()
+	rc, _, err := s.OpenCompressed(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 0x10
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := s.Open(context.Background(), h)
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = io.ReadAll(rc)
-	rc.Close()
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), h.String()) {
-		t.Fatalf("read of damaged blob: %v", err)
-	}
-	// Moved aside, so that a good copy can be stored again.
-	if s.Has(h) {
-		t.Fatal("damaged blob still in place")
-	}
-	if ents, _ := os.ReadDir(s.corruptDir()); len(ents) != 1 {
-		t.Fatalf("corrupt/ holds %d files", len(ents))
-	}
-	put(t, s, content)
-	if err := s.Verify(context.Background(), h); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // A valid frame under the wrong name (the zstd checksum passes) is caught
@@ -231,18 +271,22 @@ func TestFlippedByteDetected(t *testing.T) {
 func TestWrongContentDetectedAtEOF(t *testing.T) {
 	s := newTestStore(t)
 	a, b := put(t, s, []byte("alpha")), put(t, s, []byte("beta"))
-	if err := os.Rename(s.BlobPath(b), s.BlobPath(a)); err != nil {
+	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	fb := frame(t, s, b)
+	damageBlob(t, s, a, func([]byte) []byte { return fb })
 	err := s.Verify(context.Background(), a)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), a.String()) {
 		t.Fatalf("Verify: %v", err)
 	}
 	// A read-only store reports but never moves anything.
 	put(t, s, []byte("alpha"))
-	if err := os.Rename(s.BlobPath(put(t, s, []byte("gamma"))), s.BlobPath(a)); err != nil {
+	fg := frame(t, s, put(t, s, []byte("gamma")))
+	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	damageBlob(t, s, a, func([]byte) []byte { return fg })
 	ro, err := OpenReadOnly(s.Dir(), testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -1,80 +1,85 @@
 // Package store is a node's local store under data_dir: the content of the
 // last `keep` generations of every job, content-addressed and
 // zstd-compressed, plus the metadata of those generations, so that a
-// rollback never needs the network. It also holds the syncer's small
-// per-job state, intent journals and saved local edits / conflict copies.
+// rollback never needs the network. It also holds the syncer's per-job
+// state (a small value plus a per-path scan state), intent journals and
+// saved local edits / conflict copies.
 //
-// It is plain files with fsync discipline, no database.
-//
-// # Layout
+// # Layout (format 2)
 //
 // Open(dir) owns everything under dir (the agent passes data_dir/store):
 //
-//	FORMAT                     "pbxsync-store 1": the layout version
+//	FORMAT                     "pbxsync-store 2": the layout version
 //	lock                       flock'ed by the one writer process; holds its PID
-//	tmp/                       temporary files of writes in progress
-//	blobs/ab/abcdef…           one blob: a zstd stream (single frame, XXH64
+//	meta.db                    the metadata database (bbolt), see db.go
+//	tmp/                       blobs being written or pending (see below)
+//	blobs/ab/abcdef…           a large blob (more than SmallBlob bytes
+//	                           compressed): a zstd stream (single frame, XXH64
 //	                           content checksum) of content whose BLAKE3-256
-//	                           is abcdef… (64 hex digits), in blobs/<first 2>/;
-//	                           Open creates blobs/00 … blobs/ff up front
+//	                           is abcdef…; small blobs are values in meta.db
 //	corrupt/<hash>-<unixnano>  blobs found damaged, moved aside for inspection
-//	jobs/<job>/                one job; bytes of the name outside
-//	                           [A-Za-z0-9_.-], and a leading '.', are %XX
-//	jobs/<job>/gen/<n>.meta    generation n (20 digits): number, time, origin,
-//	                           source version, changed paths, state, reason,
-//	                           and the checksum of its index file
-//	jobs/<job>/gen/<n>.index   generation n's items (written once)
-//	jobs/<job>/next            the next generation number (never reused)
-//	jobs/<job>/extras          saved local edits and conflict copies (Extra)
-//	jobs/<job>/state           the syncer's state of the job (PutJobState)
-//	jobs/<job>/journal         the intent journal of an apply in progress
 //
-// Every file under jobs/ is an envelope: a header line
-// "pbxsync-<kind> 1 <BLAKE3 of the rest>" and a JSON body. The checksum
-// turns a torn or damaged file into an error wrapping ErrCorrupt, never a
-// wrong value, and decoders validate every path with index.ValidatePath.
-// The same validation runs before a write, so the store never writes what
-// it would refuse to read.
+// meta.db holds, per job, the newest generation's index once (items: path
+// → item) and every generation as its meta and its change record: path →
+// the item the previous generation held there (or none). Generation k is
+// rebuilt by undoing, newest first, the records of the generations after
+// k. The first generation of a job has no record. Recording a generation
+// writes only what it changed (AddGenerationChanges; AddGeneration
+// compares a complete index with the stored one and writes the
+// differences). Every value carries an XXH3 checksum over its key and
+// payload, so a damaged page reads as an error wrapping ErrCorrupt, never
+// as a wrong value; decoders validate every path with index.ValidatePath,
+// and the same validation runs before a write.
 //
 // # Crash safety
 //
-// Every file is written to tmp/ (same file system), fsynced, renamed into
-// place and its directory fsynced before the call returns. A reader, in
-// this process or another, sees a whole old file or a whole new one; a
-// crash leaves at most files in tmp/, which the next Open removes.
-// Creating a directory fsyncs its parent.
+// Metadata changes are bbolt transactions: a crash leaves the database as
+// of the last commit (copy-on-write pages, one fdatasync per commit).
 //
-// A blob is renamed to its hash name only after its content was hashed
-// (and, for PutCompressed, decompressed and checked against the expected
-// hash), so a blob's name always matches its content unless the disk
-// damages it later; Open's reader detects that at EOF (and the zstd frame
-// checksum usually earlier) and reports ErrCorrupt naming the blob.
-//
-// AddGeneration writes jobs/<job>/next, then the index file, then the meta
-// file: the meta file is what makes a generation exist. A crash in between
-// skips a number (numbers are never reused) and may leave an orphan index
-// file that GC removes. Blobs are durable before AddGeneration checks that
-// every file item's blob is present, so a recorded generation never lacks
-// content. GC deletes generation files and fsyncs the directory before it
-// deletes any blob, so a generation never reappears after a crash without
-// its blobs.
+// A Put hashes the content while it compresses it; a small blob stays in
+// memory, a large one in a file under tmp/ (not fsynced), and either is
+// "pending": Has and Open see it at once. The next metadata transaction,
+// or a Put that finds 8 MiB or 64 files pending, makes the whole batch
+// durable: the large files are fsynced in parallel, renamed to their hash
+// names and their directories fsynced, then the small ones are written in
+// the same commit as the metadata change. So a recorded generation never
+// lacks content, and a crash loses only blobs nothing recorded refers to
+// (Open removes tmp/). A blob is named by its hash only after its content
+// was hashed (for PutCompressed, decompressed and checked against the
+// expected hash); Open's reader detects later damage at EOF (and the zstd
+// frame checksum usually earlier) and reports ErrCorrupt naming the blob.
 //
 // # Concurrency
 //
 // A Store is safe for concurrent use by goroutines. Only one process may
 // write: Open takes an exclusive flock on dir/lock (released by the kernel
 // if the process dies). Other processes, such as `pbxsync history`, use
-// OpenReadOnly, which takes no lock and never writes; they may see a
-// generation disappear under GC (reported as ErrNotFound), never a
-// partial file.
+// OpenReadOnly, which never writes: it opens meta.db read-only when no
+// writer holds it, else reads a private copy taken while at most one
+// transaction committed and checked (bbolt's Tx.Check) before use, taken
+// again when the writer committed since.
 //
 // # Garbage collection
 //
 // GC keeps, per job, the newest keep generations and the newest good one;
 // extras live as long as the generation that was newest when they were
-// saved; a journal keeps the blobs it names. Blobs referenced by none of
-// these and by no Pin are deleted once older than the grace period
-// (WithGCGrace, default 15 minutes); a Put of an existing blob refreshes
-// its mtime. The grace period protects blobs put but not yet recorded in a
-// generation; an apply that can take longer must Pin its blobs.
+// saved; a journal keeps the blobs it names. Blobs carry reference counts
+// (the items of the newest indexes, the old items of the kept change
+// records, extras); one whose count drops to zero, or that was put and
+// never recorded, is listed as unreferenced with the time, and GC deletes
+// those older than the grace period (WithGCGrace, default 15 minutes) that
+// no journal and no Pin names; a Put of an existing unreferenced blob
+// starts its grace period over. GC reads no index: its cost is that of
+// what it deletes. An apply that can take longer than the grace period
+// must Pin its blobs.
+//
+// # Migration
+//
+// Open of a format-1 store (plain files: jobs/<job>/gen/<n>.meta and
+// .index, next, extras, state, journal; every small blob a file) imports
+// it: each generation oldest first in its own transaction (as its changes
+// against its predecessor), then the small blobs. FORMAT says 2 only when
+// it is done; a crash before makes the next Open start over from the
+// format-1 files, which the migration does not change. They are removed
+// after.
 package store

@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -23,17 +25,7 @@ type Extra struct {
 	Time       time.Time  // when it was saved
 }
 
-type diskExtra struct {
-	Label      string    `json:"label"`
-	Hash       string    `json:"hash"`
-	Generation uint64    `json:"generation"`
-	Time       time.Time `json:"time"`
-}
-
-const (
-	maxLabelLen   = 4096
-	maxExtrasFile = 64 << 20
-)
+const maxLabelLen = 4096
 
 func validateLabel(l string) error {
 	if l == "" || len(l) > maxLabelLen || !utf8.ValidString(l) {
@@ -50,23 +42,27 @@ func encodeExtras(xs []Extra) ([]byte, error) {
 		}
 		d = append(d, diskExtra{Label: x.Label, Hash: x.Hash.String(), Generation: x.Generation, Time: x.Time})
 	}
-	body, err := json.MarshalIndent(d, "", " ")
+	b, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
 	}
-	return encodeEnvelope("extras", append(body, '\n')), nil
+	return seal(keyExtras, b), nil
 }
 
-// decodeExtras parses the extras file; every error wraps ErrCorrupt.
-func decodeExtras(b []byte) ([]Extra, error) {
-	body, err := decodeEnvelope("extras", b)
+// decodeExtras parses the extras of a job; every error wraps ErrCorrupt.
+func decodeExtras(v []byte) ([]Extra, error) {
+	b, err := unseal("extras", keyExtras, v)
 	if err != nil {
 		return nil, err
 	}
 	var d []diskExtra
-	if err := json.Unmarshal(body, &d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%w: extras: %v", ErrCorrupt, err)
 	}
+	return extrasFromDisk(d)
+}
+
+func extrasFromDisk(d []diskExtra) ([]Extra, error) {
 	out := make([]Extra, 0, len(d))
 	for i, x := range d {
 		h, err := index.ParseHash(x.Hash)
@@ -81,47 +77,27 @@ func decodeExtras(b []byte) ([]Extra, error) {
 	return out, nil
 }
 
-func (s *Store) extrasPath(job string) (string, error) {
-	d, err := s.jobDir(job)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "extras"), nil
-}
-
-// readExtras returns the extras of job, none when there is no file.
-func (s *Store) readExtras(job string) ([]Extra, error) {
-	path, err := s.extrasPath(job)
-	if err != nil {
-		return nil, err
-	}
-	b, err := readFileMax(path, maxExtrasFile)
-	if errors.Is(err, ErrNotFound) {
+// readExtras returns the extras of jb (nil: none).
+func readExtras(jb *bolt.Bucket) ([]Extra, error) {
+	if jb == nil {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, err
+	b := jb.Get(keyExtras)
+	if b == nil {
+		return nil, nil
 	}
-	xs, err := decodeExtras(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return xs, nil
+	return decodeExtras(b)
 }
 
-func (s *Store) writeExtras(job string, xs []Extra) error {
-	path, err := s.extrasPath(job)
-	if err != nil {
-		return err
+func writeExtras(jb *bolt.Bucket, xs []Extra) error {
+	if len(xs) == 0 {
+		return jb.Delete(keyExtras)
 	}
 	b, err := encodeExtras(xs)
 	if err != nil {
 		return err
 	}
-	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
-		return err
-	}
-	return writeFileSync(path, b, s.tmpDir(), false)
+	return jb.Put(keyExtras, b)
 }
 
 // SaveExtra records blob h (which must be in the store) as an extra of job
@@ -138,113 +114,227 @@ func (s *Store) SaveExtra(job, label string, h index.Hash) error {
 	if err := validateLabel(label); err != nil {
 		return fail(err)
 	}
-	if _, err := jobDirName(job); err != nil {
-		return fail(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.Has(h) {
-		return fail(ErrNotFound)
-	}
-	xs, err := s.readExtras(job)
-	if err != nil {
-		return fail(err)
-	}
-	for _, x := range xs {
-		if x.Label == label && x.Hash == h {
-			return nil
-		}
-	}
-	nums, err := s.genNumbers(job)
-	if err != nil {
-		return fail(err)
-	}
 	var gen uint64
-	if len(nums) > 0 {
-		gen = nums[len(nums)-1]
-	}
-	xs = append(xs, Extra{Label: label, Hash: h, Generation: gen, Time: time.Now().UTC()})
-	if err := s.writeExtras(job, xs); err != nil {
+	saved := false
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		if !s.hasTx(tx, h) {
+			return ErrNotFound
+		}
+		xs, err := readExtras(jb)
+		if err != nil {
+			return err
+		}
+		for _, x := range xs {
+			if x.Label == label && x.Hash == h {
+				return nil
+			}
+		}
+		gen = newestGen(jb)
+		xs = append(xs, Extra{Label: label, Hash: h, Generation: gen, Time: time.Now().UTC()})
+		if err := writeExtras(jb, xs); err != nil {
+			return err
+		}
+		saved = true
+		return ref(tx, h, 1)
+	})
+	if err != nil {
 		return fail(err)
 	}
-	s.log.Info("saved extra", "job", job, "label", label, "blob", h.String(), "generation", gen)
+	if saved {
+		s.log.Info("saved extra", "job", job, "label", label, "blob", h.String(), "generation", gen)
+	}
 	return nil
 }
 
 // Extras returns the extras of job in the order they were saved.
 func (s *Store) Extras(job string) ([]Extra, error) {
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	xs, err := s.readExtras(job)
+	var xs []Extra
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		xs, err = readExtras(jb)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: job %q: extras: %w", job, err)
 	}
 	return xs, nil
 }
 
-// maxJobStateFile bounds a job state file.
-const maxJobStateFile = 16 << 20
+// maxJobState bounds a job state value (bbolt's own limit is 2 GiB).
+const maxJobState = 1 << 30
 
 // PutJobState stores v (as JSON) as the syncer's state of job, replacing
-// the previous one atomically and durably.
+// the previous one atomically and durably. State that grows with the
+// number of paths belongs in PutScanStates.
 func (s *Store) PutJobState(job string, v any) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
 	fail := func(err error) error { return fmt.Errorf("store: job %q: put job state: %w", job, err) }
-	d, err := s.jobDir(job)
-	if err != nil {
-		return fail(err)
-	}
 	body, err := json.Marshal(v)
 	if err != nil {
 		return fail(err)
 	}
-	if len(body) > maxJobStateFile-200 {
+	if len(body) > maxJobState {
 		return fail(fmt.Errorf("state of %d bytes is too large", len(body)))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := mkdirAllSync(d); err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(filepath.Join(d, "state"), encodeEnvelope("state", append(body, '\n')), s.tmpDir(), false); err != nil {
+	err = s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		return jb.Put(keyState, seal(keyState, body))
+	})
+	if err != nil {
 		return fail(err)
 	}
 	return nil
 }
 
 // JobState decodes the state of job stored by PutJobState into v; ok is
-// false (and v untouched) when none was stored. A damaged file gives an
+// false (and v untouched) when none was stored. A damaged value gives an
 // error wrapping ErrCorrupt.
 func (s *Store) JobState(job string, v any) (bool, error) {
-	if err := s.usable(); err != nil {
-		return false, err
-	}
 	fail := func(err error) (bool, error) { return false, fmt.Errorf("store: job %q: job state: %w", job, err) }
-	d, err := s.jobDir(job)
+	var body []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		if b := jb.Get(keyState); b != nil {
+			p, err := unseal("job state", keyState, b)
+			if err != nil {
+				return err
+			}
+			body = append([]byte(nil), p...)
+		}
+		return nil
+	})
 	if err != nil {
 		return fail(err)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	path := filepath.Join(d, "state")
-	b, err := readFileMax(path, maxJobStateFile)
-	if errors.Is(err, ErrNotFound) {
+	if body == nil {
 		return false, nil
 	}
-	if err != nil {
-		return fail(err)
-	}
-	body, err := decodeEnvelope("state", b)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", path, err))
-	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fail(fmt.Errorf("%s: %w: %v", path, ErrCorrupt, err))
+		return fail(fmt.Errorf("%w: %v", ErrCorrupt, err))
 	}
 	return true, nil
+}
+
+// PutScanStates updates the per-path scan state of job in one
+// transaction: every path stored at or below one of roots ("" is the
+// whole job) that set lacks is removed, and every key of set gets its
+// value (opaque bytes: the syncer's business). The cost is that of the
+// paths under roots, not of the job.
+func (s *Store) PutScanStates(job string, roots []string, set map[string][]byte) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		b := jb.Bucket(bktScan)
+		b.FillPercent = fillPercent
+		for _, r := range roots {
+			var drop [][]byte
+			c := b.Cursor()
+			var k []byte
+			if r == "" {
+				k, _ = c.First()
+			} else {
+				k, _ = c.Seek([]byte(r))
+			}
+			for ; k != nil; k, _ = c.Next() {
+				p := string(k)
+				if r != "" && p != r && !strings.HasPrefix(p, r+"/") {
+					if p > r+"/" {
+						break
+					}
+					continue // e.g. "a.b" between "a" and "a/"
+				}
+				if _, keep := set[p]; !keep {
+					drop = append(drop, bytes.Clone(k))
+				}
+			}
+			for _, k := range drop {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		for p, v := range set {
+			if err := index.ValidatePath(p); err != nil {
+				return err
+			}
+			if err := b.Put([]byte(p), seal([]byte(p), v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: job %q: put scan states: %w", job, err)
+	}
+	return nil
+}
+
+// ReplaceScanStates replaces the whole scan state of job by set.
+func (s *Store) ReplaceScanStates(job string, set map[string][]byte) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		if err := jb.DeleteBucket(bktScan); err != nil {
+			return err
+		}
+		b, err := jb.CreateBucket(bktScan)
+		if err != nil {
+			return err
+		}
+		for p, v := range set {
+			if err := index.ValidatePath(p); err != nil {
+				return err
+			}
+			if err := b.Put([]byte(p), seal([]byte(p), v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: job %q: replace scan states: %w", job, err)
+	}
+	return nil
+}
+
+// ScanStates calls fn for every path's scan state of job, in path order;
+// v is valid only during the call. An error of fn stops the walk and is
+// returned.
+func (s *Store) ScanStates(job string, fn func(path string, v []byte) error) error {
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		return jb.Bucket(bktScan).ForEach(func(k, v []byte) error {
+			p, err := unseal(fmt.Sprintf("scan state of %q", k), k, v)
+			if err != nil {
+				return err
+			}
+			return fn(string(k), p)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: job %q: scan states: %w", job, err)
+	}
+	return nil
 }

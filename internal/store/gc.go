@@ -1,14 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -57,11 +57,14 @@ type GCStats struct {
 // Jobs the map does not name are left alone (a job removed from the
 // configuration keeps its history until it is named again).
 //
-// Then it deletes every blob that no remaining generation of any job, no
-// extra, no intent journal and no Pin refers to and that is older than the
-// GC grace period (WithGCGrace); a damaged metadata file stops GC before it
-// deletes any blob, since it cannot tell what that file refers to.
-// Temporary files untouched for a day are removed too.
+// Blobs are reference-counted (the jobs' newest indexes, the old items
+// the kept change records hold, extras): GC deletes the blobs whose count
+// is zero, that no intent journal and no Pin names, and that have been
+// unreferenced (or put) for longer than the GC grace period
+// (WithGCGrace). It reads no index: the cost is that of what it deletes.
+// The first GC after Open also removes blob files the database does not
+// know (left by a crash between a rename and its commit), and temporary
+// files untouched for a day.
 func (s *Store) GC(ctx context.Context, keepPerJob map[string]int) error {
 	_, err := s.GCStats(ctx, keepPerJob)
 	return err
@@ -73,98 +76,70 @@ func (s *Store) GCStats(ctx context.Context, keepPerJob map[string]int) (GCStats
 	if err := s.writable(); err != nil {
 		return st, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	jobs, err := s.Jobs()
 	if err != nil {
 		return st, err
 	}
-	live := map[index.Hash]struct{}{}
 	for _, job := range jobs {
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("store: gc: %w", err)
 		}
-		keep, named := keepPerJob[job]
-		if named {
-			if err := s.pruneJob(job, max(keep, 1), &st); err != nil {
-				return st, err
+		if keep, named := keepPerJob[job]; named {
+			var js GCStats
+			if err := s.update(func(tx *bolt.Tx) error {
+				js = GCStats{}
+				return s.pruneJob(tx, job, max(keep, 1), &js)
+			}); err != nil {
+				return st, fmt.Errorf("store: gc: job %q: %w", job, err)
 			}
-		}
-		if err := s.liveOfJob(ctx, job, live); err != nil {
-			return st, err
+			st.Generations += js.Generations
+			st.Extras += js.Extras
 		}
 	}
-	s.pinMu.Lock()
-	for h := range s.pins {
-		live[h] = struct{}{}
-	}
-	s.pinMu.Unlock()
-	st.LiveBlobs = len(live)
-	if err := s.sweepBlobs(ctx, live, &st); err != nil {
+	if err := s.sweepBlobs(ctx, &st); err != nil {
 		return st, err
 	}
-	s.sweepTmp()
+	if !s.orphans.Swap(true) {
+		s.sweepOrphans(ctx)
+		s.sweepTmp()
+	}
 	s.log.Info("gc done", "generations", st.Generations, "extras", st.Extras, "blobs", st.Blobs, "bytes", st.Bytes, "live_blobs", st.LiveBlobs)
 	return st, nil
 }
 
-// pruneJob deletes the generations of job outside its window, their
-// extras and orphan index files. Called with s.mu held.
-func (s *Store) pruneJob(job string, keep int, st *GCStats) error {
-	fail := func(err error) error { return fmt.Errorf("store: gc: job %q: %w", job, err) }
-	nums, err := s.genNumbers(job)
-	if err != nil {
-		return fail(err)
+// pruneJob deletes the generations of job outside its window, the change
+// records no kept generation needs, and the extras attached to deleted
+// generations, releasing their references.
+func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
+	jb, err := jobBucket(tx, job, false)
+	if err != nil || jb == nil {
+		return err
 	}
-	gdir, _ := s.genDir(job)
+	gens := jb.Bucket(bktGens)
+	var nums []uint64
+	if err := gens.ForEach(func(k, _ []byte) error {
+		nums = append(nums, u64val(k))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(nums) == 0 {
+		return nil
+	}
 	kept := map[uint64]bool{}
 	for _, n := range nums[max(0, len(nums)-keep):] {
 		kept[n] = true
 	}
 	if len(nums) > keep {
 		// Keep the newest good generation, even far outside the window.
-		good, ok, err := s.latestNumber(job, StateGood)
+		good, err := latestNumber(jb, job, StateGood)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		if ok {
+		if good != 0 {
 			kept[good] = true
 		}
 	}
-	removed := false
-	for _, n := range nums {
-		if kept[n] {
-			continue
-		}
-		// Meta first: without it the generation no longer exists.
-		for _, ext := range []string{"meta", "index"} {
-			if err := os.Remove(filepath.Join(gdir, genName(n, ext))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fail(fmt.Errorf("delete generation %d: %w", n, err))
-			}
-		}
-		removed = true
-		st.Generations++
-		s.log.Info("gc: generation deleted", "job", job, "generation", n)
-	}
-	// Orphan index files: a crash between writing index and meta.
-	if ents, err := os.ReadDir(gdir); err == nil {
-		for _, e := range ents {
-			if n, ok := parseGenName(e.Name(), "index"); ok && !slices.Contains(nums, n) {
-				if err := os.Remove(filepath.Join(gdir, e.Name())); err == nil {
-					removed = true
-				}
-			}
-		}
-	}
-	if removed {
-		// Make the deletions durable before any blob they referred to
-		// goes: a generation must never come back without its blobs.
-		if err := syncDir(gdir); err != nil {
-			return fail(err)
-		}
-	}
-	// Extras live as long as the generation they were attached to; one
-	// saved before the first generation (0) as long as generation 1.
 	var oldest uint64
 	for _, n := range nums {
 		if kept[n] {
@@ -172,126 +147,273 @@ func (s *Store) pruneJob(job string, keep int, st *GCStats) error {
 			break
 		}
 	}
-	xs, err := s.readExtras(job)
+	chb := jb.Bucket(bktChanges)
+	for i, n := range nums {
+		if kept[n] {
+			continue
+		}
+		if n > oldest {
+			// A generation between kept ones: its record joins the next
+			// generation's, which then changes against the one before.
+			if err := mergeRecord(tx, chb, n, nums[i+1]); err != nil {
+				return err
+			}
+		}
+		if err := gens.Delete(u64key(n)); err != nil {
+			return err
+		}
+		st.Generations++
+		s.log.Info("gc: generation deleted", "job", job, "generation", n)
+	}
+	// Rebuilding generation k undoes the records of every generation
+	// after k: records up to the oldest kept one are not needed any more,
+	// and the old items they hold are released.
+	var drop [][]byte
+	c := chb.Cursor()
+	for k, _ := c.First(); k != nil && u64val(k) <= oldest; k, _ = c.Next() {
+		drop = append(drop, k)
+	}
+	for _, k := range drop {
+		rec := chb.Bucket(k)
+		if rec != nil {
+			if err := rec.ForEach(func(p, r []byte) error {
+				if len(r) < 2 || r[0] != 1 {
+					return nil
+				}
+				it, err := decodeItem(string(p), r[1:])
+				if err != nil {
+					return err
+				}
+				if liveFile(&it) {
+					return ref(tx, it.Hash, -1)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		if err := chb.DeleteBucket(k); err != nil {
+			return err
+		}
+	}
+	// Extras live as long as the generation they were attached to; one
+	// saved before the first generation (0) as long as generation 1.
+	xs, err := readExtras(jb)
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	keptXs := xs[:0:0]
 	for _, x := range xs {
 		if max(x.Generation, 1) >= oldest {
 			keptXs = append(keptXs, x)
-		} else {
-			st.Extras++
-			s.log.Info("gc: extra dropped with its generation", "job", job, "label", x.Label, "blob", x.Hash.String(), "generation", x.Generation)
+			continue
+		}
+		st.Extras++
+		s.log.Info("gc: extra dropped with its generation", "job", job, "label", x.Label, "blob", x.Hash.String(), "generation", x.Generation)
+		if err := ref(tx, x.Hash, -1); err != nil {
+			return err
 		}
 	}
 	if len(keptXs) != len(xs) {
-		if err := s.writeExtras(job, keptXs); err != nil {
-			return fail(err)
-		}
+		return writeExtras(jb, keptXs)
 	}
 	return nil
 }
 
-// liveOfJob adds to live every blob the generations, extras and journal of
-// job refer to. Called with s.mu held.
-func (s *Store) liveOfJob(ctx context.Context, job string, live map[index.Hash]struct{}) error {
-	fail := func(err error) error {
-		return fmt.Errorf("store: gc: job %q: %w; no blob deleted", job, err)
+// mergeRecord folds the change record of generation from into that of
+// generation to (the next one) and deletes it: for a path both changed,
+// to's record keeps from's old item and the item in between is released.
+func mergeRecord(tx *bolt.Tx, chb *bolt.Bucket, from, to uint64) error {
+	src := chb.Bucket(u64key(from))
+	if src == nil {
+		return nil
 	}
-	nums, err := s.genNumbers(job)
-	if err != nil {
-		return fail(err)
-	}
-	for _, n := range nums {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		g, err := s.readGeneration(job, n)
-		if err != nil {
-			return fail(err)
-		}
-		for _, it := range g.Index {
-			if it.Kind == index.KindFile && !it.Hash.IsZero() {
-				live[it.Hash] = struct{}{}
-			}
+	dst := chb.Bucket(u64key(to))
+	if dst == nil {
+		var err error
+		if dst, err = chb.CreateBucket(u64key(to)); err != nil {
+			return err
 		}
 	}
-	xs, err := s.readExtras(job)
-	if err != nil {
-		return fail(err)
-	}
-	for _, x := range xs {
-		live[x.Hash] = struct{}{}
-	}
-	path, err := s.journalPath(job)
-	if err != nil {
-		return fail(err)
-	}
-	j, _, err := s.readJournal(job, path)
-	if err != nil {
-		return fail(err)
-	}
-	if j != nil {
-		for _, e := range j.Entries {
-			for _, h := range []index.Hash{e.Hash, e.OldHash} {
-				if !h.IsZero() {
-					live[h] = struct{}{}
+	err := src.ForEach(func(p, r []byte) error {
+		if mid := dst.Get(p); mid != nil {
+			if len(mid) > 1 && mid[0] == 1 {
+				it, err := decodeItem(string(p), mid[1:])
+				if err != nil {
+					return err
+				}
+				if liveFile(&it) {
+					if err := ref(tx, it.Hash, -1); err != nil {
+						return err
+					}
 				}
 			}
 		}
+		return dst.Put(p, bytes.Clone(r))
+	})
+	if err != nil {
+		return err
+	}
+	return chb.DeleteBucket(u64key(from))
+}
+
+// protected returns the blobs GC must keep whatever their count: those of
+// intent journals and pins.
+func (s *Store) protected(tx *bolt.Tx) (map[index.Hash]struct{}, error) {
+	keep := map[index.Hash]struct{}{}
+	err := tx.Bucket(bktJobs).ForEachBucket(func(k []byte) error {
+		j, err := readJournal(tx, string(k))
+		if err != nil {
+			return fmt.Errorf("job %q: %w; no blob deleted", k, err)
+		}
+		if j != nil {
+			for _, e := range j.Entries {
+				for _, h := range []index.Hash{e.Hash, e.OldHash} {
+					if !h.IsZero() {
+						keep[h] = struct{}{}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	s.pinMu.Lock()
+	for h := range s.pins {
+		keep[h] = struct{}{}
+	}
+	s.pinMu.Unlock()
+	return keep, err
+}
+
+// sweepBlobs deletes the unreferenced blobs past the grace period: small
+// ones in the transaction, files after it committed (a crash in between
+// leaves an orphan file, which the orphan sweep removes).
+func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
+	cutoff := uint64(time.Now().Add(-s.opt.gcGrace).UnixNano())
+	var files []index.Hash
+	err := s.update(func(tx *bolt.Tx) error {
+		files = files[:0]
+		keep, err := s.protected(tx)
+		if err != nil {
+			return err
+		}
+		st.LiveBlobs = tx.Bucket(bktRefs).Stats().KeyN
+		blobs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktUnref)
+		var drop [][]byte
+		c := unref.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var h index.Hash
+			copy(h[:], k)
+			if _, ok := keep[h]; ok || u64val(v) > cutoff {
+				continue
+			}
+			drop = append(drop, k)
+		}
+		for _, k := range drop {
+			if v := blobs.Get(k); v != nil {
+				st.Blobs++
+				st.Bytes += int64(len(v))
+				if err := blobs.Delete(k); err != nil {
+					return err
+				}
+			} else {
+				var h index.Hash
+				copy(h[:], k)
+				files = append(files, h)
+			}
+			if err := unref.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: gc: %w", err)
+	}
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
+	dirs := map[string]struct{}{}
+	for _, h := range files {
+		if s.pendingHas(h) {
+			continue // put again since; it is recorded with its batch
+		}
+		path := s.BlobPath(h)
+		info, err := os.Stat(path)
+		if err != nil {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			s.log.Warn("gc: delete blob", "blob", h.String(), "err", err)
+			continue
+		}
+		st.Blobs++
+		st.Bytes += info.Size()
+		dirs[filepath.Dir(path)] = struct{}{}
+	}
+	for d := range dirs {
+		_ = syncDir(d)
 	}
 	return nil
 }
 
-// sweepBlobs deletes the blobs not in live that are older than the grace
-// period. Puts that finish meanwhile wait for it (blobMu).
-func (s *Store) sweepBlobs(ctx context.Context, live map[index.Hash]struct{}, st *GCStats) error {
-	s.blobMu.Lock()
-	defer s.blobMu.Unlock()
+func (s *Store) pendingHas(h index.Hash) bool {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	_, ok := s.pending[h]
+	return ok
+}
+
+// sweepOrphans removes blob files past the grace period that the database
+// neither references nor lists as unreferenced, and files the database
+// holds a small copy of (left by a migration).
+func (s *Store) sweepOrphans(ctx context.Context) {
 	cutoff := time.Now().Add(-s.opt.gcGrace)
 	subs, err := os.ReadDir(s.blobsDir())
 	if err != nil {
-		return fmt.Errorf("store: gc: %w", err)
+		return
 	}
+	s.blobMu.Lock()
+	defer s.blobMu.Unlock()
 	for _, sub := range subs {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("store: gc: %w", err)
-		}
-		if !sub.IsDir() {
+		if ctx.Err() != nil || !sub.IsDir() {
 			continue
 		}
 		dir := filepath.Join(s.blobsDir(), sub.Name())
 		ents, err := os.ReadDir(dir)
 		if err != nil {
-			return fmt.Errorf("store: gc: %w", err)
+			continue
 		}
 		removed := false
 		for _, e := range ents {
 			h, err := index.ParseHash(e.Name())
-			if err != nil || h.String()[:2] != sub.Name() {
-				continue // not ours; leave it
+			if err != nil || h.String()[:2] != sub.Name() || s.pendingHas(h) {
+				continue
 			}
-			if _, ok := live[h]; ok {
+			known, small := false, false
+			_ = s.db.View(func(tx *bolt.Tx) error {
+				known = tx.Bucket(bktRefs).Get(h[:]) != nil || tx.Bucket(bktUnref).Get(h[:]) != nil
+				small = tx.Bucket(bktBlobs).Get(h[:]) != nil
+				return nil
+			})
+			if known && !small {
 				continue
 			}
 			info, err := e.Info()
-			if err != nil || !info.Mode().IsRegular() || !info.ModTime().Before(cutoff) {
+			if err != nil || !info.Mode().IsRegular() || (!small && !info.ModTime().Before(cutoff)) {
 				continue
 			}
-			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-				s.log.Warn("gc: delete blob", "blob", h.String(), "err", err)
-				continue
+			if os.Remove(filepath.Join(dir, e.Name())) == nil {
+				removed = true
+				s.log.Info("gc: removed a blob file the database does not use", "blob", h.String())
 			}
-			removed = true
-			st.Blobs++
-			st.Bytes += info.Size()
 		}
 		if removed {
 			_ = syncDir(dir)
 		}
 	}
-	return nil
 }
 
 // sweepTmp removes temporary files untouched for a day. Open removes all

@@ -1,18 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"sort"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -41,8 +41,6 @@ func (st State) Valid() bool {
 const (
 	MaxReasonLen = 16 << 10 // longer reasons are truncated by AddGeneration and SetState
 	maxOriginLen = 1024
-	maxMetaFile  = 64 << 20
-	maxIndexFile = 1 << 30
 )
 
 // Generation is one numbered index of a job with its history metadata.
@@ -98,9 +96,15 @@ func (g *Generation) Info() GenerationInfo {
 		SourceVersion: g.SourceVersion, Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links}
 }
 
-// diskMeta is the body of gen/<n>.meta.
-type diskMeta struct {
-	Job           string    `json:"job"`
+// Change is what one generation did to one path: the item before (in the
+// previous generation) and after; nil where the path was absent.
+type Change struct {
+	Path     string
+	Old, New *index.Item
+}
+
+// dbMeta is the value of jobs/<job>/gens/<n>.
+type dbMeta struct {
 	Generation    uint64    `json:"generation"`
 	Time          time.Time `json:"time"`
 	Origin        string    `json:"origin"`
@@ -109,31 +113,8 @@ type diskMeta struct {
 	State         State     `json:"state"`
 	Reason        string    `json:"reason"`
 	Links         []Link    `json:"links,omitempty"`
-	IndexSum      string    `json:"index_sum"`   // BLAKE3 of the body of gen/<n>.index
-	IndexItems    int       `json:"index_items"` // for humans
-}
-
-// diskIndex is the body of gen/<n>.index.
-type diskIndex struct {
-	Job        string     `json:"job"`
-	Generation uint64     `json:"generation"`
-	Items      []diskItem `json:"items"` // sorted by path
-}
-
-type diskItem struct {
-	Path    string        `json:"path"`
-	Kind    string        `json:"kind"` // "file" | "dir"
-	Size    int64         `json:"size,omitempty"`
-	Mode    uint32        `json:"mode"`
-	MTime   int64         `json:"mtime"`
-	Hash    string        `json:"hash,omitempty"` // hex; absent for the zero hash
-	Deleted bool          `json:"deleted,omitempty"`
-	Version []diskCounter `json:"version,omitempty"`
-}
-
-type diskCounter struct {
-	Node  string `json:"node"`
-	Value uint64 `json:"value"`
+	Base          uint64    `json:"base"`  // the generation this one's change record applies to; 0: none
+	Items         int       `json:"items"` // for humans
 }
 
 func truncateReason(r string) string {
@@ -181,7 +162,7 @@ func validateInfo(job string, g *GenerationInfo) error {
 	return nil
 }
 
-func encodeMeta(g *GenerationInfo, indexSum index.Hash, items int) ([]byte, error) {
+func encodeMeta(g *GenerationInfo, base uint64, items int) ([]byte, error) {
 	if err := validateInfo(g.Job, g); err != nil {
 		return nil, err
 	}
@@ -189,293 +170,62 @@ func encodeMeta(g *GenerationInfo, indexSum index.Hash, items int) ([]byte, erro
 	if ch == nil {
 		ch = []string{}
 	}
-	body, err := json.MarshalIndent(diskMeta{
-		Job: g.Job, Generation: g.Number, Time: g.Time, Origin: g.Origin, SourceVersion: g.SourceVersion,
-		Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links, IndexSum: indexSum.String(), IndexItems: items,
-	}, "", " ")
+	b, err := json.Marshal(dbMeta{Generation: g.Number, Time: g.Time, Origin: g.Origin, SourceVersion: g.SourceVersion,
+		Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links, Base: base, Items: items})
 	if err != nil {
 		return nil, err
 	}
-	return encodeEnvelope("meta", append(body, '\n')), nil
+	return seal(u64key(g.Number), b), nil
 }
 
-// decodeMeta parses and validates a gen/<n>.meta file of job. Every error
-// wraps ErrCorrupt.
-func decodeMeta(job string, n uint64, b []byte) (*metaRecord, error) {
-	body, err := decodeEnvelope("meta", b)
+// decodeMeta parses and validates the meta of generation n of job. Every
+// error wraps ErrCorrupt.
+func decodeMeta(job string, n uint64, v []byte) (*dbMeta, GenerationInfo, error) {
+	b, err := unseal(fmt.Sprintf("meta of generation %d", n), u64key(n), v)
 	if err != nil {
-		return nil, err
+		return nil, GenerationInfo{}, err
 	}
-	var m diskMeta
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	var m dbMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, GenerationInfo{}, fmt.Errorf("%w: meta of generation %d: %v", ErrCorrupt, n, err)
 	}
-	g := &GenerationInfo{Job: m.Job, Number: m.Generation, Time: m.Time, Origin: m.Origin,
+	g := GenerationInfo{Job: job, Number: m.Generation, Time: m.Time, Origin: m.Origin,
 		SourceVersion: m.SourceVersion, Changed: m.Changed, State: m.State, Reason: m.Reason, Links: m.Links}
 	if g.Changed == nil {
 		g.Changed = []string{}
 	}
-	if err := validateInfo(job, g); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if err := validateInfo(job, &g); err != nil {
+		return nil, g, fmt.Errorf("%w: meta of generation %d: %v", ErrCorrupt, n, err)
 	}
-	if n != 0 && g.Number != n {
-		return nil, fmt.Errorf("%w: file of generation %d holds generation %d", ErrCorrupt, n, g.Number)
+	if g.Number != n {
+		return nil, g, fmt.Errorf("%w: meta of generation %d holds generation %d", ErrCorrupt, n, g.Number)
 	}
-	sum, err := index.ParseHash(m.IndexSum)
-	if err != nil {
-		return nil, fmt.Errorf("%w: index_sum: %v", ErrCorrupt, err)
-	}
-	return &metaRecord{info: *g, indexSum: sum, items: m.IndexItems}, nil
+	return &m, g, nil
 }
 
-// metaRecord is a decoded meta file.
-type metaRecord struct {
-	info     GenerationInfo
-	indexSum index.Hash
-	items    int
+// newestGen returns the number of the newest generation of jb (0: none).
+func newestGen(jb *bolt.Bucket) uint64 {
+	k, _ := jb.Bucket(bktGens).Cursor().Last()
+	return u64val(k)
 }
 
-// validateItem checks one item of an index, on write and on read.
-func validateItem(it *index.Item) error {
-	if err := index.ValidatePath(it.Path); err != nil {
-		return err
+// nextNumber returns the number the next generation of jb gets.
+func nextNumber(jb *bolt.Bucket) uint64 {
+	if jb == nil {
+		return 1
 	}
-	switch it.Kind {
-	case index.KindFile:
-		if it.Size < 0 {
-			return fmt.Errorf("item %q: negative size", it.Path)
-		}
-	case index.KindDir:
-	default:
-		return fmt.Errorf("item %q: unknown kind %d", it.Path, it.Kind)
-	}
-	if it.Mode&^index.ModeBits != 0 {
-		return fmt.Errorf("item %q: mode %v has more than permission, setuid, setgid and sticky bits", it.Path, it.Mode)
-	}
-	for _, c := range it.Version {
-		if c.Node == "" || len(c.Node) > maxOriginLen || !utf8.ValidString(c.Node) {
-			return fmt.Errorf("item %q: bad node in version vector", it.Path)
-		}
-	}
-	return nil
-}
-
-// encodeIndex returns the gen/<n>.index file and the checksum of its body.
-func encodeIndex(job string, n uint64, x index.Index) ([]byte, index.Hash, error) {
-	items := make([]diskItem, 0, len(x))
-	for _, it := range x.Sorted() {
-		if err := validateItem(&it); err != nil {
-			return nil, index.Hash{}, err
-		}
-		d := diskItem{Path: it.Path, Kind: it.Kind.String(), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted}
-		if !it.Hash.IsZero() {
-			d.Hash = it.Hash.String()
-		}
-		for _, c := range it.Version {
-			d.Version = append(d.Version, diskCounter(c))
-		}
-		items = append(items, d)
-	}
-	// A key that differs from its item's path would make two entries with
-	// one path on disk.
-	for k, it := range x {
-		if k != it.Path {
-			return nil, index.Hash{}, fmt.Errorf("index key %q holds item %q", k, it.Path)
-		}
-	}
-	body, err := json.Marshal(diskIndex{Job: job, Generation: n, Items: items})
-	if err != nil {
-		return nil, index.Hash{}, err
-	}
-	body = append(body, '\n')
-	return encodeEnvelope("index", body), index.Sum(body), nil
-}
-
-// decodeIndex parses and validates a gen/<n>.index file of job. When want
-// is not zero the body must hash to it (the meta file's index_sum). Every
-// error wraps ErrCorrupt.
-func decodeIndex(job string, n uint64, want index.Hash, b []byte) (index.Index, error) {
-	body, err := decodeEnvelope("index", b)
-	if err != nil {
-		return nil, err
-	}
-	if !want.IsZero() && index.Sum(body) != want {
-		return nil, fmt.Errorf("%w: index does not match its meta file (index_sum)", ErrCorrupt)
-	}
-	var d diskIndex
-	if err := json.Unmarshal(body, &d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
-	if d.Job != job || (n != 0 && d.Generation != n) {
-		return nil, fmt.Errorf("%w: index belongs to job %q generation %d", ErrCorrupt, d.Job, d.Generation)
-	}
-	x := make(index.Index, len(d.Items))
-	for _, di := range d.Items {
-		it := index.Item{Path: di.Path, Size: di.Size, Mode: index.FileMode(di.Mode), MTime: di.MTime, Deleted: di.Deleted}
-		switch di.Kind {
-		case "file":
-			it.Kind = index.KindFile
-		case "dir":
-			it.Kind = index.KindDir
-		default:
-			return nil, fmt.Errorf("%w: item %q: unknown kind %q", ErrCorrupt, di.Path, di.Kind)
-		}
-		if di.Hash != "" {
-			if it.Hash, err = index.ParseHash(di.Hash); err != nil {
-				return nil, fmt.Errorf("%w: item %q: %v", ErrCorrupt, di.Path, err)
-			}
-		}
-		for _, c := range di.Version {
-			it.Version = append(it.Version, index.Counter(c))
-		}
-		if err := validateItem(&it); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-		if _, dup := x[it.Path]; dup {
-			return nil, fmt.Errorf("%w: item %q twice", ErrCorrupt, it.Path)
-		}
-		x[it.Path] = it
-	}
-	return x, nil
-}
-
-func genName(n uint64, ext string) string { return fmt.Sprintf("%020d.%s", n, ext) }
-
-// parseGenName returns the number of a gen/ file name with extension ext.
-func parseGenName(name, ext string) (uint64, bool) {
-	num, ok := strings.CutSuffix(name, "."+ext)
-	if !ok || len(num) != 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 {
-		return 0, false
-	}
-	return n, true
-}
-
-func (s *Store) genDir(job string) (string, error) {
-	d, err := s.jobDir(job)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "gen"), nil
-}
-
-// genNumbers lists the generation numbers of job (those with a meta file),
-// ascending.
-func (s *Store) genNumbers(job string) ([]uint64, error) {
-	dir, err := s.genDir(job)
-	if err != nil {
-		return nil, err
-	}
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	for _, e := range ents {
-		if n, ok := parseGenName(e.Name(), "meta"); ok {
-			out = append(out, n)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// readMeta reads the metadata of generation n of job.
-func (s *Store) readMeta(job string, n uint64) (*metaRecord, error) {
-	dir, err := s.genDir(job)
-	if err != nil {
-		return nil, err
-	}
-	path := filepath.Join(dir, genName(n, "meta"))
-	b, err := readFileMax(path, maxMetaFile)
-	if err != nil {
-		return nil, err
-	}
-	m, err := decodeMeta(job, n, b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
-}
-
-// readGeneration reads generation n of job with its index.
-func (s *Store) readGeneration(job string, n uint64) (*Generation, error) {
-	m, err := s.readMeta(job, n)
-	if err != nil {
-		return nil, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
-	}
-	info := &m.info
-	dir, _ := s.genDir(job)
-	path := filepath.Join(dir, genName(n, "index"))
-	b, err := readFileMax(path, maxIndexFile)
-	if err != nil {
-		return nil, fmt.Errorf("store: job %q generation %d: index: %w", job, n, err)
-	}
-	x, err := decodeIndex(job, n, m.indexSum, b)
-	if err != nil {
-		return nil, fmt.Errorf("store: job %q generation %d: %s: %w", job, n, path, err)
-	}
-	return &Generation{Job: job, Number: n, Time: info.Time, Origin: info.Origin, SourceVersion: info.SourceVersion,
-		Changed: info.Changed, State: info.State, Reason: info.Reason, Links: info.Links, Index: x}, nil
-}
-
-// nextFile holds the next generation number of a job, so numbers are never
-// reused even when GC deleted the newest generations' predecessors.
-type diskNext struct {
-	Next uint64 `json:"next"`
-}
-
-// nextNumber returns the number the next generation of job gets: the
-// larger of the next file and the newest existing generation + 1.
-func (s *Store) nextNumber(job string) (uint64, error) {
-	nums, err := s.genNumbers(job)
-	if err != nil {
-		return 0, err
-	}
-	next := uint64(1)
-	if len(nums) > 0 {
-		next = nums[len(nums)-1] + 1
-	}
-	dir, err := s.jobDir(job)
-	if err != nil {
-		return 0, err
-	}
-	b, err := readFileMax(filepath.Join(dir, "next"), 4096)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return 0, err
-	default:
-		body, err := decodeEnvelope("next", b)
-		var d diskNext
-		if err == nil {
-			err = json.Unmarshal(body, &d)
-		}
-		if err != nil {
-			// Numbers stay unique: existing generations still bound it.
-			s.log.Warn("ignoring damaged generation counter", "job", job, "err", err)
-		} else if d.Next > next {
-			next = d.Next
-		}
-	}
-	return next, nil
+	return max(u64val(jb.Get(keyNext)), newestGen(jb)+1, 1)
 }
 
 // NextGeneration returns the number AddGeneration would give the next
 // generation of job now. It reserves nothing: it is a hint for display.
 func (s *Store) NextGeneration(job string) (uint64, error) {
-	if err := s.usable(); err != nil {
-		return 0, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	n, err := s.nextNumber(job)
+	var n uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		n = nextNumber(jb)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store: job %q: next generation: %w", job, err)
 	}
@@ -487,13 +237,55 @@ func (s *Store) NextGeneration(job string) (uint64, error) {
 // g.Number and returns it. Any number already in g.Number is ignored. A
 // zero g.Time becomes now, an empty g.State becomes StateApplying, and a
 // Reason longer than MaxReasonLen is truncated. Every live file item of
-// g.Index must have its blob in the store: otherwise nothing is recorded
-// and the error lists the missing blobs. Paths in g.Index and g.Changed are
-// validated with index.ValidatePath.
+// g.Index that changed against the newest generation must have its blob in
+// the store: otherwise nothing is recorded and the error lists the missing
+// blobs. Paths in g.Index and g.Changed are validated with
+// index.ValidatePath.
+//
+// The store keeps the job's newest index once and a generation as what it
+// changed: AddGeneration compares g.Index with the newest index (a read of
+// every item) and writes only the differences, in one transaction.
+// AddGenerationChanges records a generation from its changes alone.
 //
 // Blobs must stay in the store between Put and AddGeneration: Pin them, or
 // record the generation within the GC grace period.
 func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error) {
+	for k, it := range g.Index {
+		if k != it.Path {
+			return 0, fmt.Errorf("store: job %q: add generation: index key %q holds item %q", g.Job, k, it.Path)
+		}
+	}
+	return s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) ([]Change, error) {
+		return diffItems(ctx, items, g.Index)
+	})
+}
+
+// AddGenerationChanges records a generation like AddGeneration, from what
+// it changes against generation base, which must be the job's newest (0
+// when it has none; otherwise the error wraps ErrConflict): set holds the
+// new or changed items, del the removed paths. g.Index is ignored (the
+// caller keeps it: it must be base's index with the changes applied);
+// g.Changed is recorded as given. The cost is O(len(set)+len(del))
+// whatever the size of the job.
+func (s *Store) AddGenerationChanges(ctx context.Context, g *Generation, base uint64, set []index.Item, del []string) (uint64, error) {
+	return s.addGeneration(ctx, g, base, true, func(*bolt.Bucket) ([]Change, error) {
+		out := make([]Change, 0, len(set)+len(del))
+		for i := range set {
+			out = append(out, Change{Path: set[i].Path, New: &set[i]})
+		}
+		for _, p := range del {
+			out = append(out, Change{Path: p})
+		}
+		return out, nil
+	})
+}
+
+// ErrConflict: a write assumed a newest generation that is not the newest.
+var ErrConflict = errors.New("conflict")
+
+// addGeneration records a generation whose changes (New only; nil New
+// removes the path) diff computes against the job's items.
+func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, checkBase bool, diff func(items *bolt.Bucket) ([]Change, error)) (uint64, error) {
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
@@ -501,8 +293,7 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 	fail := func(err error) (uint64, error) {
 		return 0, fmt.Errorf("store: job %q: add generation: %w", job, err)
 	}
-	jdir, err := s.jobDir(job)
-	if err != nil {
+	if _, err := jobDirName(job); err != nil {
 		return fail(err)
 	}
 	info := g.Info()
@@ -514,16 +305,60 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 		info.Time = time.Now()
 	}
 	info.Time = info.Time.UTC().Round(0)
+	var nitems, nchanged int
+	err := s.update(func(tx *bolt.Tx) error {
+		var err error
+		nitems, nchanged, err = s.recordTx(ctx, tx, &info, base, checkBase, true, diff)
+		return err
+	})
+	n := info.Number
+	if err != nil {
+		return fail(err)
+	}
+	g.Number, g.Time, g.State, g.Reason, g.Changed = n, info.Time, info.State, info.Reason, info.Changed
+	s.log.Info("generation recorded", "job", job, "generation", n, "state", string(info.State), "items", nitems, "changed", nchanged)
+	return n, nil
+}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// recordTx records a generation in tx: info (Number 0: the next one) with
+// the changes diff returns against the job's items. checkBlobs refuses a
+// change whose blob the store lacks.
+func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) ([]Change, error)) (nitems, nchanged int, err error) {
+	job := info.Job
+	jb, err := jobBucket(tx, job, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	prev := newestGen(jb)
+	if checkBase && prev != base {
+		return 0, 0, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
+	}
+	items := jb.Bucket(bktItems)
+	items.FillPercent = fillPercent
+	changes, err := diff(items)
+	if err != nil {
+		return 0, 0, err
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var missing []string
-	for _, it := range g.Index.Sorted() {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
+	for i, c := range changes {
+		if i > 0 && changes[i-1].Path == c.Path {
+			return 0, 0, fmt.Errorf("path %q changed twice", c.Path)
 		}
-		if it.Kind == index.KindFile && !it.Deleted && !s.Has(it.Hash) {
-			missing = append(missing, fmt.Sprintf("%s (blob %s)", it.Path, it.Hash))
+		if c.New == nil {
+			if err := index.ValidatePath(c.Path); err != nil {
+				return 0, 0, err
+			}
+			continue
+		}
+		if c.New.Path != c.Path {
+			return 0, 0, fmt.Errorf("item %q under path %q", c.New.Path, c.Path)
+		}
+		if err := validateItem(c.New); err != nil {
+			return 0, 0, err
+		}
+		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted && !s.hasTx(tx, c.New.Hash) {
+			missing = append(missing, fmt.Sprintf("%s (blob %s)", c.Path, c.New.Hash))
 		}
 	}
 	if total := len(missing); total > 0 {
@@ -532,41 +367,89 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 			more = fmt.Sprintf(" and %d more", total-10)
 			missing = missing[:10]
 		}
-		return fail(fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more))
+		return 0, 0, fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more)
 	}
-	n, err := s.nextNumber(job)
+	if info.Number == 0 {
+		info.Number = nextNumber(jb)
+	}
+	n := info.Number
+	var rec *bolt.Bucket
+	if prev != 0 {
+		if rec, err = jb.Bucket(bktChanges).CreateBucket(u64key(n)); err != nil {
+			return 0, 0, err
+		}
+		rec.FillPercent = fillPercent
+	}
+	var buf []byte
+	count := int64(u64val(jb.Get(keyCount)))
+	for _, c := range changes {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		k := []byte(c.Path)
+		oldv := items.Get(k)
+		if c.New != nil {
+			buf = sealItem(c.New)
+			if bytes.Equal(oldv, buf) {
+				continue
+			}
+		} else if oldv == nil {
+			continue
+		}
+		nchanged++
+		switch {
+		case c.New != nil && oldv == nil:
+			count++
+		case c.New == nil && oldv != nil:
+			count--
+		}
+		if rec != nil {
+			r := []byte{0}
+			if oldv != nil {
+				r = append([]byte{1}, oldv...)
+			}
+			if err := rec.Put(k, r); err != nil {
+				return 0, 0, err
+			}
+		} else if oldv != nil {
+			// no record keeps the old item: release its blob
+			old, err := decodeItem(c.Path, oldv)
+			if err != nil {
+				return 0, 0, err
+			}
+			if liveFile(&old) {
+				if err := ref(tx, old.Hash, -1); err != nil {
+					return 0, 0, err
+				}
+			}
+		}
+		if c.New == nil {
+			if err := items.Delete(k); err != nil {
+				return 0, 0, err
+			}
+			continue
+		}
+		if err := items.Put(k, buf); err != nil {
+			return 0, 0, err
+		}
+		if liveFile(c.New) {
+			if err := ref(tx, c.New.Hash, 1); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	nitems = int(count)
+	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
+		return 0, 0, err
+	}
+	meta, err := encodeMeta(info, prev, nitems)
 	if err != nil {
-		return fail(err)
+		return 0, 0, err
 	}
-	info.Number = n
-	idx, sum, err := encodeIndex(job, n, g.Index)
-	if err != nil {
-		return fail(err)
+	if err := jb.Bucket(bktGens).Put(u64key(n), meta); err != nil {
+		return 0, 0, err
 	}
-	meta, err := encodeMeta(&info, sum, len(g.Index))
-	if err != nil {
-		return fail(err)
-	}
-	gdir := filepath.Join(jdir, "gen")
-	if err := mkdirAllSync(gdir); err != nil {
-		return fail(err)
-	}
-	next, _ := json.Marshal(diskNext{Next: n + 1})
-	// Order: counter, index, meta. The meta file is what makes the
-	// generation exist; a crash before it leaves at most a skipped number
-	// and an orphan index that GC removes.
-	if err := writeFileSync(filepath.Join(jdir, "next"), encodeEnvelope("next", next), s.tmpDir(), false); err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(filepath.Join(gdir, genName(n, "index")), idx, s.tmpDir(), false); err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(filepath.Join(gdir, genName(n, "meta")), meta, s.tmpDir(), false); err != nil {
-		return fail(err)
-	}
-	g.Number, g.Time, g.State, g.Reason = n, info.Time, info.State, info.Reason
-	s.log.Info("generation recorded", "job", job, "generation", n, "state", string(info.State), "items", len(g.Index), "changed", len(info.Changed))
-	return n, nil
+	return nitems, nchanged, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))
 }
 
 // SetState sets the state of generation n of job, with the reason (why it
@@ -581,23 +464,35 @@ func (s *Store) SetState(job string, n uint64, st State, reason string) error {
 	if !st.Valid() {
 		return fail(errors.New("unknown state"))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, err := s.readMeta(job, n)
+	reason = truncateReason(reason)
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		if jb == nil {
+			return ErrNotFound
+		}
+		gens := jb.Bucket(bktGens)
+		v := gens.Get(u64key(n))
+		if v == nil {
+			return ErrNotFound
+		}
+		m, info, err := decodeMeta(job, n, v)
+		if err != nil {
+			return err
+		}
+		info.State, info.Reason = st, reason
+		b, err := encodeMeta(&info, m.Base, m.Items)
+		if err != nil {
+			return err
+		}
+		return gens.Put(u64key(n), b)
+	})
 	if err != nil {
 		return fail(err)
 	}
-	info := &m.info
-	info.State, info.Reason = st, truncateReason(reason)
-	dir, _ := s.genDir(job)
-	meta, err := encodeMeta(info, m.indexSum, m.items)
-	if err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(filepath.Join(dir, genName(n, "meta")), meta, s.tmpDir(), false); err != nil {
-		return fail(err)
-	}
-	s.log.Info("generation state", "job", job, "generation", n, "state", string(st), "reason", info.Reason)
+	s.log.Info("generation state", "job", job, "generation", n, "state", string(st), "reason", reason)
 	return nil
 }
 
@@ -612,129 +507,270 @@ func (s *Store) AddLinks(job string, n uint64, links []Link) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
-	fail := func(err error) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		if jb == nil {
+			return ErrNotFound
+		}
+		gens := jb.Bucket(bktGens)
+		v := gens.Get(u64key(n))
+		if v == nil {
+			return ErrNotFound
+		}
+		m, info, err := decodeMeta(job, n, v)
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			if !slices.ContainsFunc(info.Links, func(x Link) bool { return x.Path == l.Path }) {
+				info.Links = append(info.Links, l)
+			}
+		}
+		b, err := encodeMeta(&info, m.Base, m.Items)
+		if err != nil {
+			return err
+		}
+		return gens.Put(u64key(n), b)
+	})
+	if err != nil {
 		return fmt.Errorf("store: job %q generation %d: record replaced links: %w", job, n, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, err := s.readMeta(job, n)
-	if err != nil {
-		return fail(err)
+	return nil
+}
+
+// readItems decodes every item of jb.
+func readItems(jb *bolt.Bucket) (index.Index, error) {
+	items := jb.Bucket(bktItems)
+	x := make(index.Index, u64val(jb.Get(keyCount)))
+	err := items.ForEach(func(k, v []byte) error {
+		it, err := decodeItem(string(k), v)
+		if err != nil {
+			return err
+		}
+		x[it.Path] = it
+		return nil
+	})
+	return x, err
+}
+
+// readGeneration reconstructs generation n of jb: the newest index with
+// the change records of every newer generation undone.
+func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) {
+	if jb == nil {
+		return nil, ErrNotFound
 	}
-	info := &m.info
-	for _, l := range links {
-		if !slices.ContainsFunc(info.Links, func(x Link) bool { return x.Path == l.Path }) {
-			info.Links = append(info.Links, l)
+	v := jb.Bucket(bktGens).Get(u64key(n))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	_, info, err := decodeMeta(job, n, v)
+	if err != nil {
+		return nil, err
+	}
+	x, err := readItems(jb)
+	if err != nil {
+		return nil, err
+	}
+	c := jb.Bucket(bktChanges).Cursor()
+	for k, _ := c.Last(); k != nil && u64val(k) > n; k, _ = c.Prev() {
+		rec := jb.Bucket(bktChanges).Bucket(k)
+		if rec == nil {
+			return nil, fmt.Errorf("%w: change record %d is not a bucket", ErrCorrupt, u64val(k))
+		}
+		err := rec.ForEach(func(p, r []byte) error {
+			if len(r) == 0 || r[0] > 1 {
+				return fmt.Errorf("%w: change record %d: %q", ErrCorrupt, u64val(k), p)
+			}
+			if r[0] == 0 {
+				delete(x, string(p))
+				return nil
+			}
+			it, err := decodeItem(string(p), r[1:])
+			if err != nil {
+				return err
+			}
+			x[it.Path] = it
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	dir, _ := s.genDir(job)
-	meta, err := encodeMeta(info, m.indexSum, m.items)
-	if err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(filepath.Join(dir, genName(n, "meta")), meta, s.tmpDir(), false); err != nil {
-		return fail(err)
-	}
-	return nil
+	return &Generation{Job: job, Number: n, Time: info.Time, Origin: info.Origin, SourceVersion: info.SourceVersion,
+		Changed: info.Changed, State: info.State, Reason: info.Reason, Links: info.Links, Index: x}, nil
 }
 
 // Generation returns generation n of job with its index. A generation that
 // does not exist (or was collected) gives an error wrapping ErrNotFound; a
 // damaged one an error wrapping ErrCorrupt.
 func (s *Store) Generation(job string, n uint64) (*Generation, error) {
-	if err := s.usable(); err != nil {
-		return nil, err
+	var g *Generation
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		g, err = readGeneration(jb, job, n)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
 	}
-	if _, err := jobDirName(job); err != nil {
-		return nil, fmt.Errorf("store: job %q: %w", job, err)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.readGeneration(job, n)
+	return g, nil
 }
 
-// Info returns the metadata of generation n of job without reading its
-// index; errors as Generation.
-func (s *Store) Info(job string, n uint64) (GenerationInfo, error) {
-	if err := s.usable(); err != nil {
-		return GenerationInfo{}, err
-	}
-	if _, err := jobDirName(job); err != nil {
-		return GenerationInfo{}, fmt.Errorf("store: job %q: %w", job, err)
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m, err := s.readMeta(job, n)
+// Changes returns what generation n of job changed against its
+// predecessor, sorted by path: the old item (from the change record) and
+// the new one (from the newest index, or from the record of the next
+// generation that changed the path again). The first generation of a job,
+// and one whose predecessor was collected, has no change record: the error
+// wraps ErrNotFound. The cost is O(changes × kept generations).
+func (s *Store) Changes(job string, n uint64) ([]Change, error) {
+	var out []Change
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		if jb == nil || jb.Bucket(bktGens).Get(u64key(n)) == nil {
+			return ErrNotFound
+		}
+		chb := jb.Bucket(bktChanges)
+		rec := chb.Bucket(u64key(n))
+		if rec == nil {
+			return fmt.Errorf("no change record: %w", ErrNotFound)
+		}
+		var later []*bolt.Bucket
+		c := chb.Cursor()
+		for k, _ := c.Seek(u64key(n + 1)); k != nil; k, _ = c.Next() {
+			later = append(later, chb.Bucket(k))
+		}
+		items := jb.Bucket(bktItems)
+		return rec.ForEach(func(p, r []byte) error {
+			ch := Change{Path: string(p)}
+			if len(r) == 0 || r[0] > 1 {
+				return fmt.Errorf("%w: change record %d: %q", ErrCorrupt, n, p)
+			}
+			if r[0] == 1 {
+				it, err := decodeItem(ch.Path, r[1:])
+				if err != nil {
+					return err
+				}
+				ch.Old = &it
+			}
+			nv := items.Get(p)
+			for _, l := range later {
+				if lr := l.Get(p); lr != nil {
+					nv = nil
+					if len(lr) > 0 && lr[0] == 1 {
+						nv = lr[1:]
+					}
+					break
+				}
+			}
+			if nv != nil {
+				it, err := decodeItem(ch.Path, nv)
+				if err != nil {
+					return err
+				}
+				ch.New = &it
+			}
+			out = append(out, ch)
+			return nil
+		})
+	})
 	if err != nil {
-		return GenerationInfo{}, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
+		return nil, fmt.Errorf("store: job %q generation %d: changes: %w", job, n, err)
 	}
-	return m.info, nil
+	return out, nil
 }
 
 // Generations returns the metadata of every stored generation of job,
 // oldest first; none (and no error) for an unknown job. A damaged meta
-// file fails the whole call with an error wrapping ErrCorrupt that names
-// the file.
+// record fails the whole call with an error wrapping ErrCorrupt.
 func (s *Store) Generations(job string) ([]GenerationInfo, error) {
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	nums, err := s.genNumbers(job)
+	var out []GenerationInfo
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		return jb.Bucket(bktGens).ForEach(func(k, v []byte) error {
+			_, info, err := decodeMeta(job, u64val(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, info)
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: job %q: list generations: %w", job, err)
 	}
-	out := make([]GenerationInfo, 0, len(nums))
-	for _, n := range nums {
-		m, err := s.readMeta(job, n)
-		if errors.Is(err, ErrNotFound) {
-			continue // collected by another process since the listing
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
-		}
-		out = append(out, m.info)
-	}
 	return out, nil
+}
+
+// GenerationInfo returns the metadata of generation n of job, without
+// reading its index.
+func (s *Store) GenerationInfo(job string, n uint64) (GenerationInfo, error) {
+	var info GenerationInfo
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		if jb == nil {
+			return ErrNotFound
+		}
+		v := jb.Bucket(bktGens).Get(u64key(n))
+		if v == nil {
+			return ErrNotFound
+		}
+		_, info, err = decodeMeta(job, n, v)
+		return err
+	})
+	if err != nil {
+		return info, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
+	}
+	return info, nil
 }
 
 // Latest returns the newest generation of job in state st, with its index
 // (Latest(job, StateGood) is the last known-good); ok is false when there
 // is none.
 func (s *Store) Latest(job string, st State) (g *Generation, ok bool, err error) {
-	if err := s.usable(); err != nil {
-		return nil, false, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	n, ok, err := s.latestNumber(job, st)
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	g, err = s.readGeneration(job, n)
+	err = s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		n, err := latestNumber(jb, job, st)
+		if err != nil || n == 0 {
+			return err
+		}
+		g, err = readGeneration(jb, job, n)
+		return err
+	})
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("store: job %q: latest %s generation: %w", job, st, err)
 	}
-	return g, true, nil
+	return g, g != nil, nil
 }
 
-func (s *Store) latestNumber(job string, st State) (uint64, bool, error) {
-	nums, err := s.genNumbers(job)
-	if err != nil {
-		return 0, false, fmt.Errorf("store: job %q: list generations: %w", job, err)
-	}
-	for i := len(nums) - 1; i >= 0; i-- {
-		m, err := s.readMeta(job, nums[i])
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+// latestNumber returns the newest generation of jb in state st, 0 if none.
+func latestNumber(jb *bolt.Bucket, job string, st State) (uint64, error) {
+	c := jb.Bucket(bktGens).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		_, info, err := decodeMeta(job, u64val(k), v)
 		if err != nil {
-			return 0, false, fmt.Errorf("store: job %q generation %d: %w", job, nums[i], err)
+			return 0, err
 		}
-		if m.info.State == st {
-			return nums[i], true, nil
+		if info.State == st {
+			return info.Number, nil
 		}
 	}
-	return 0, false, nil
+	return 0, nil
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,12 +207,9 @@ func TestNumbersNeverReused(t *testing.T) {
 	if n := addGen(t, s, "j", x, StateGood); n != 6 {
 		t.Fatalf("after GC: %d", n)
 	}
-	// Even without the counter file (lost or damaged), the newest existing
-	// generation bounds the number.
-	jd, _ := s.jobDir("j")
-	if err := os.WriteFile(filepath.Join(jd, "next"), []byte("junk"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// Even with a damaged counter, the newest existing generation bounds
+	// the number.
+	mangle(t, s, "j", nil, keyNext, func([]byte) []byte { return []byte("junk") })
 	if n := addGen(t, s, "j", x, StateGood); n != 7 {
 		t.Fatalf("with damaged counter: %d", n)
 	}
@@ -276,25 +273,30 @@ func TestSecondInstanceReads(t *testing.T) {
 func TestDamagedMetaIsCorrupt(t *testing.T) {
 	s := newTestStore(t)
 	n := addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "a"}), StateGood)
-	gd, _ := s.genDir("j")
-	for _, ext := range []string{"meta", "index"} {
-		path := filepath.Join(gd, genName(n, ext))
-		b, _ := os.ReadFile(path)
-		bad := append([]byte(nil), b...)
-		bad[len(bad)-5] ^= 1
-		if err := os.WriteFile(path, bad, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	for _, where := range []struct {
+		sub [][]byte
+		key []byte
+	}{{[][]byte{bktGens}, u64key(n)}, {[][]byte{bktItems}, []byte("a")}} {
+		var orig []byte
+		mangle(t, s, "j", where.sub, where.key, func(v []byte) []byte {
+			orig = append([]byte(nil), v...)
+			v[len(v)-10] ^= 1
+			return v
+		})
 		_, err := s.Generation("j", n)
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `job "j" generation 1`) {
-			t.Fatalf("%s: %v", ext, err)
+			t.Fatalf("%q: %v", where.sub, err)
 		}
-		if err := s.GC(context.Background(), map[string]int{"j": 5}); !errors.Is(err, ErrCorrupt) {
-			t.Fatalf("GC over a damaged %s: %v", ext, err)
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		mangle(t, s, "j", where.sub, where.key, func([]byte) []byte { return orig })
+	}
+	// A damaged change record stops GC before it releases anything: it
+	// cannot tell which blob the record refers to.
+	addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "b"}), StateGood)
+	addGen(t, s, "j", makeIndex(t, s, map[string]string{"a": "c"}), StateGood)
+	mangle(t, s, "j", [][]byte{bktChanges, u64key(n + 1)}, []byte("a"), func(v []byte) []byte { v[5] ^= 1; return v })
+	st, err := s.GCStats(context.Background(), map[string]int{"j": 1})
+	if !errors.Is(err, ErrCorrupt) || st.Blobs != 0 {
+		t.Fatalf("GC over a damaged change record: %+v %v", st, err)
 	}
 }
 
@@ -340,16 +342,114 @@ func TestJobState(t *testing.T) {
 	if ok, err := s.JobState("j", &v); !ok || err != nil || v != (st{42, "pbx-b"}) {
 		t.Fatalf("got %+v %v %v", v, ok, err)
 	}
-	jd, _ := s.jobDir("j")
-	b, _ := os.ReadFile(filepath.Join(jd, "state"))
-	if err := os.WriteFile(filepath.Join(jd, "state"), b[:len(b)-3], 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mangle(t, s, "j", nil, keyState, func(v []byte) []byte { return v[:len(v)-3] })
 	if _, err := s.JobState("j", &v); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("torn state: %v", err)
 	}
 }
 
+// A generation recorded from its changes costs what it changed: its
+// change record holds the one path, the newest index is updated in place,
+// and earlier generations still read back complete.
+func TestAddGenerationChanges(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	files := map[string]string{}
+	for i := range 200 {
+		files[fmt.Sprintf("d/f%03d.conf", i)] = fmt.Sprintf("[f%d]\n", i)
+	}
+	x1 := makeIndex(t, s, files)
+	n1 := addGen(t, s, "j", x1, StateGood)
+	x2 := x1.Clone()
+	edited := x2["d/f007.conf"]
+	edited.Hash, edited.Size = put(t, s, []byte("[f7]\nedited\n")), 12
+	x2[edited.Path] = edited
+	delete(x2, "d/f100.conf")
+	g := &Generation{Job: "j", Origin: "pbx-a", State: StateGood, Changed: []string{"d/f007.conf", "d/f100.conf"}}
+	n2, err := s.AddGenerationChanges(ctx, g, n1, []index.Item{edited}, []string{"d/f100.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := s.Changes("j", n2)
+	if err != nil || len(ch) != 2 {
+		t.Fatalf("Changes: %+v %v", ch, err)
+	}
+	if ch[0].Path != "d/f007.conf" || ch[0].Old.Hash != x1["d/f007.conf"].Hash || ch[0].New.Hash != edited.Hash ||
+		ch[1].Path != "d/f100.conf" || ch[1].Old == nil || ch[1].New != nil {
+		t.Fatalf("Changes: %+v %+v", ch[0], ch[1])
+	}
+	for n, want := range map[uint64]index.Index{n1: x1, n2: x2} {
+		g, err := s.Generation("j", n)
+		if err != nil || !reflect.DeepEqual(g.Index, want) {
+			t.Fatalf("generation %d: %d items, %v", n, len(g.Index), err)
+		}
+	}
+	// A base that is not the newest generation is refused.
+	if _, err := s.AddGenerationChanges(ctx, &Generation{Job: "j", State: StateGood}, n1, nil, []string{"d/f001.conf"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale base: %v", err)
+	}
+	// A change whose blob is missing is refused, and records nothing.
+	missing := edited
+	missing.Hash = index.Sum([]byte("never put"))
+	if _, err := s.AddGenerationChanges(ctx, &Generation{Job: "j", State: StateGood}, n2, []index.Item{missing}, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing blob: %v", err)
+	}
+	if gs, _ := s.Generations("j"); len(gs) != 2 {
+		t.Fatalf("%d generations after a refused one", len(gs))
+	}
+	// The first generation has no change record (it would hold the whole
+	// tree and is never needed to rebuild anything).
+	if _, err := s.Changes("j", n1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Changes of the first generation: %v", err)
+	}
+}
+
+func TestScanStates(t *testing.T) {
+	s := newTestStore(t)
+	put := func(roots []string, set map[string]string) {
+		t.Helper()
+		b := map[string][]byte{}
+		for p, v := range set {
+			b[p] = []byte(v)
+		}
+		if err := s.PutScanStates("j", roots, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		if err := s.ScanStates("j", func(p string, v []byte) error { out[p] = string(v); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	put([]string{""}, map[string]string{"a": "1", "a/x": "2", "a/y/z": "3", "a.b": "4", "a0": "5", "b": "6"})
+	// Rescanning a: a/y/z is gone; a.b and a0 (next to a/ in key order)
+	// are not below a and stay.
+	put([]string{"a"}, map[string]string{"a": "1", "a/x": "7"})
+	want := map[string]string{"a": "1", "a/x": "7", "a.b": "4", "a0": "5", "b": "6"}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a rescan of a: %v", got)
+	}
+	mangle(t, s, "j", [][]byte{bktScan}, []byte("b"), func(v []byte) []byte { v[0] ^= 1; return v })
+	if err := s.ScanStates("j", func(string, []byte) error { return nil }); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("damaged scan state: %v", err)
+	}
+}
+
+// Format 1 refused a job state over 16 MiB (the scan state of ~50k files).
+func TestJobStateHasNoSmallCap(t *testing.T) {
+	s := newTestStore(t)
+	big := strings.Repeat("x", 20<<20)
+	if err := s.PutJobState("j", big); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if ok, err := s.JobState("j", &got); !ok || err != nil || got != big {
+		t.Fatalf("%v %v %d", ok, err, len(got))
+	}
+}
 // TestAddLinks: the local symlinks a generation's apply replaced are
 // recorded with it, survive a reopen, keep the first target recorded at a
 // path, and a bad link is refused without changing the record.
@@ -381,7 +481,7 @@ func TestAddLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	info, err := s.Info(job, n)
+	info, err := s.GenerationInfo(job, n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +495,7 @@ func TestAddLinks(t *testing.T) {
 	if !reflect.DeepEqual(g.Links, first) {
 		t.Fatalf("Generation(%d).Links = %+v; want %+v", n, g.Links, first)
 	}
-	if _, err := s.Info(job, n+1); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GenerationInfo(job, n+1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Info of a missing generation: %v; want ErrNotFound", err)
 	}
 }

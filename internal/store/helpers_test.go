@@ -1,8 +1,12 @@
 package store
 
 import (
+	"fmt"
+	"time"
+
 	"bytes"
 	"context"
+	bolt "go.etcd.io/bbolt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -66,4 +70,44 @@ func readBlob(t testing.TB, s *Store, h index.Hash) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ageBlob makes an unreferenced blob look put at t (what GC's grace
+// period compares).
+func ageBlob(tb testing.TB, s *Store, h index.Hash, at time.Time) {
+	tb.Helper()
+	if err := s.update(func(tx *bolt.Tx) error {
+		u := tx.Bucket(bktUnref)
+		if u.Get(h[:]) == nil {
+			return fmt.Errorf("blob %s is not unreferenced", h.Short())
+		}
+		return u.Put(h[:], u64key(uint64(at.UnixNano())))
+	}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// mangle replaces the value under key in job's bucket (sub: the path of
+// buckets under the job's) by what f makes of it: the
+// damage a bad disk page does.
+func mangle(tb testing.TB, s *Store, job string, sub [][]byte, key []byte, f func([]byte) []byte) {
+	tb.Helper()
+	if err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktJobs).Bucket([]byte(job))
+		if b == nil {
+			return fmt.Errorf("no job %q", job)
+		}
+		for _, n := range sub {
+			if b = b.Bucket(n); b == nil {
+				return fmt.Errorf("job %q: no bucket %q", job, n)
+			}
+		}
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("job %q: no key %q", job, key)
+		}
+		return b.Put(key, f(append([]byte(nil), v...)))
+	}); err != nil {
+		tb.Fatal(err)
+	}
 }

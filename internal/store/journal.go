@@ -2,13 +2,12 @@ package store
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -46,26 +45,6 @@ type JournalEntry struct {
 	OldHash index.Hash // content being replaced, zero if none
 	Mode    uint32     // permission bits (and setuid/setgid/sticky)
 	MTime   int64      // Unix nanoseconds
-}
-
-// maxJournalFile bounds what ReadJournal reads.
-const maxJournalFile = 256 << 20
-
-type diskJournal struct {
-	Job        string             `json:"job"`
-	Generation uint64             `json:"generation"`
-	Restore    bool               `json:"restore,omitempty"`
-	Entries    []diskJournalEntry `json:"entries"`
-}
-
-type diskJournalEntry struct {
-	Path    string `json:"path"`
-	Op      string `json:"op"`
-	Staged  string `json:"staged,omitempty"`
-	Hash    string `json:"hash,omitempty"`
-	OldHash string `json:"old_hash,omitempty"`
-	Mode    uint32 `json:"mode"`
-	MTime   int64  `json:"mtime"`
 }
 
 // validateJournal checks j as a journal of job; used on write and on read.
@@ -123,20 +102,25 @@ func encodeJournal(j *Journal) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encodeEnvelope("journal", append(body, '\n')), nil
+	return seal(keyJournal, body), nil
 }
 
-// decodeJournal parses and validates the journal file of job. Every error
+// decodeJournal parses and validates the journal of job. Every error
 // wraps ErrCorrupt.
-func decodeJournal(job string, b []byte) (*Journal, error) {
-	body, err := decodeEnvelope("journal", b)
+func decodeJournal(job string, v []byte) (*Journal, error) {
+	b, err := unseal("journal", keyJournal, v)
 	if err != nil {
 		return nil, err
 	}
 	var d diskJournal
-	if err := json.Unmarshal(body, &d); err != nil {
+	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
+	return journalFromDisk(job, &d)
+}
+
+func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
+	var err error
 	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Entries: make([]JournalEntry, 0, len(d.Entries))}
 	for i, de := range d.Entries {
 		e := JournalEntry{Path: de.Path, Op: de.Op, Staged: de.Staged, Mode: de.Mode, MTime: de.MTime}
@@ -158,17 +142,8 @@ func decodeJournal(job string, b []byte) (*Journal, error) {
 	return j, nil
 }
 
-func (s *Store) journalPath(job string) (string, error) {
-	d, err := s.jobDir(job)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "journal"), nil
-}
-
 // WriteJournal replaces the intent journal of job with j (j.Job must be
-// job or empty) and returns only once it is durable: written to a
-// temporary file, fsynced, renamed into place, directory fsynced.
+// job or empty) and returns only once it is durable (committed).
 // Blobs named by the entries' Hash and OldHash are kept by GC while the
 // journal exists.
 func (s *Store) WriteJournal(job string, j *Journal) error {
@@ -189,73 +164,60 @@ func (s *Store) WriteJournal(job string, j *Journal) error {
 	if err != nil {
 		return fail(err)
 	}
-	path, err := s.journalPath(job)
+	err = s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, true)
+		if err != nil {
+			return err
+		}
+		return jb.Put(keyJournal, b)
+	})
 	if err != nil {
-		return fail(err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := mkdirAllSync(filepath.Dir(path)); err != nil {
-		return fail(err)
-	}
-	if err := writeFileSync(path, b, s.tmpDir(), false); err != nil {
 		return fail(err)
 	}
 	return nil
 }
 
 // ReadJournal returns the intent journal of job; ok is false when there is
-// none. A torn or damaged journal (bad checksum, bad JSON, a path that
-// fails index.ValidatePath …) gives ok false and an error wrapping
-// ErrCorrupt: the caller reports it, and treats the apply as not started
-// or recovers from the generation metadata.
+// none. A damaged journal (bad JSON, a path that fails
+// index.ValidatePath …) gives ok false and an error wrapping ErrCorrupt:
+// the caller reports it, and treats the apply as not started or recovers
+// from the generation metadata.
 func (s *Store) ReadJournal(job string) (*Journal, bool, error) {
-	if err := s.usable(); err != nil {
-		return nil, false, err
-	}
-	path, err := s.journalPath(job)
+	var j *Journal
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		j, err = readJournal(tx, job)
+		return err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: job %q: read journal: %w", job, err)
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.readJournal(job, path)
+	return j, j != nil, nil
 }
 
-func (s *Store) readJournal(job, path string) (*Journal, bool, error) {
-	b, err := readFileMax(path, maxJournalFile)
-	if errors.Is(err, ErrNotFound) {
-		return nil, false, nil
+func readJournal(tx *bolt.Tx, job string) (*Journal, error) {
+	jb, err := jobBucket(tx, job, false)
+	if err != nil || jb == nil {
+		return nil, err
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("store: job %q: read journal: %w", job, err)
+	b := jb.Get(keyJournal)
+	if b == nil {
+		return nil, nil
 	}
-	j, err := decodeJournal(job, b)
-	if err != nil {
-		return nil, false, fmt.Errorf("store: job %q: journal %s: %w", job, path, err)
-	}
-	return j, true, nil
+	return decodeJournal(job, b)
 }
 
 // ClearJournal removes the intent journal of job (durably); no journal is
 // not an error.
 func (s *Store) ClearJournal(job string) error {
-	if err := s.writable(); err != nil {
-		return err
-	}
-	path, err := s.journalPath(job)
-	if err != nil {
-		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := os.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
 		}
-		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+		return jb.Delete(keyJournal)
+	})
+	if err != nil {
 		return fmt.Errorf("store: job %q: clear journal: %w", job, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -59,15 +58,10 @@ func TestTornJournalDetected(t *testing.T) {
 	if err := s.WriteJournal("etc", sampleJournal()); err != nil {
 		t.Fatal(err)
 	}
-	path, _ := s.journalPath("etc")
-	full, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var full []byte
+	mangle(t, s, "etc", nil, keyJournal, func(v []byte) []byte { full = v; return v })
 	for _, cut := range []int{0, 10, len(full) / 2, len(full) - 1} {
-		if err := os.WriteFile(path, full[:cut], 0o600); err != nil {
-			t.Fatal(err)
-		}
+		mangle(t, s, "etc", nil, keyJournal, func([]byte) []byte { return append([]byte(nil), full[:cut]...) })
 		j, ok, err := s.ReadJournal("etc")
 		if j != nil || ok || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"etc"`) {
 			t.Fatalf("cut at %d: %v %v %v", cut, j, ok, err)
@@ -75,9 +69,7 @@ func TestTornJournalDetected(t *testing.T) {
 	}
 	flipped := append([]byte(nil), full...)
 	flipped[len(flipped)-20] ^= 4
-	if err := os.WriteFile(path, flipped, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mangle(t, s, "etc", nil, keyJournal, func([]byte) []byte { return flipped })
 	if _, ok, err := s.ReadJournal("etc"); ok || !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("flipped bit: %v %v", ok, err)
 	}
@@ -108,7 +100,7 @@ func TestJournalValidates(t *testing.T) {
 		{Job: "other"},
 		{Job: "etc", Entries: []JournalEntry{{Path: "a/../../b", Op: OpRmdir}}},
 	} {
-		b := encodeEnvelope("journal", []byte(`{"job":"`+j.Job+`","generation":1,"entries":[`+func() string {
+		b := seal(keyJournal, []byte(`{"job":"`+j.Job+`","generation":1,"entries":[`+func() string {
 			if len(j.Entries) == 0 {
 				return ""
 			}

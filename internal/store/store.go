@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -39,7 +40,11 @@ var (
 )
 
 // formatLine is the content of the FORMAT file: the layout version.
-const formatLine = "pbxsync-store 1\n"
+// formatLine1 is the old layout (plain files), migrated by Open.
+const (
+	formatLine  = "pbxsync-store 2\n"
+	formatLine1 = "pbxsync-store 1\n"
+)
 
 // Defaults of the options.
 const (
@@ -82,12 +87,26 @@ type Store struct {
 	closed   atomic.Bool
 	lock     *os.File // writer lock; nil when read-only
 
-	// mu guards the metadata under jobs/ (generations, next counters,
-	// extras, job state, journals) and is held for all of GC.
-	mu sync.RWMutex
-	// blobMu: writers of blobs hold it shared around "exists? / rename";
-	// GC's sweep and quarantine hold it exclusively.
+	db     *bolt.DB
+	dbCopy string // OpenReadOnly of a store in use: the private copy read
+	copyTx uint64 // the transaction the copy holds
+	copyMu sync.Mutex
+
+	// mu serialises the write transactions (update), each of which makes
+	// the pending blobs durable with it; flushing is that batch while it
+	// runs.
+	mu       sync.Mutex
+	flushing map[index.Hash]pendingBlob
+	// blobMu: renames of blob files into place hold it shared; GC's
+	// deletions and quarantine hold it exclusively.
 	blobMu sync.RWMutex
+
+	pendMu    sync.Mutex
+	pending   map[index.Hash]pendingBlob // put, not durable yet
+	touched   map[index.Hash]struct{}    // put again while unreferenced
+	pendBytes int64
+	pendFiles int
+	orphans   atomic.Bool // the orphan sweep ran (once per Open)
 
 	pinMu sync.Mutex
 	pins  map[index.Hash]int
@@ -115,6 +134,9 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Store, error) {
 	}
 	s.lock = lock
 	if err := s.initLayout(); err != nil {
+		if s.db != nil {
+			_ = s.db.Close()
+		}
 		unlockFile(lock)
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
@@ -132,6 +154,9 @@ func OpenReadOnly(dir string, log *slog.Logger, opts ...Option) (*Store, error) 
 		return nil, err
 	}
 	if err := s.checkFormat(); err != nil {
+		return nil, fmt.Errorf("store %s: %w", dir, err)
+	}
+	if err := s.openReadOnlyDB(); err != nil {
 		return nil, fmt.Errorf("store %s: %w", dir, err)
 	}
 	return s, nil
@@ -159,6 +184,8 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 		opt:      o,
 		readOnly: readOnly,
 		pins:     map[index.Hash]int{},
+		pending:  map[index.Hash]pendingBlob{},
+		touched:  map[index.Hash]struct{}{},
 		encoders: make(chan *zstd.Encoder, n),
 		decoders: make(chan *zstd.Decoder, n),
 	}, nil
@@ -167,9 +194,14 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 // Dir returns the store's directory (absolute).
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the writer lock and the pooled codecs. Readers returned by
+// Close makes the pending blobs durable, closes the database and releases
+// the writer lock and the pooled codecs. Readers of file blobs returned by
 // Open stay usable until they are closed. Close is idempotent.
 func (s *Store) Close() error {
+	var ferr error
+	if !s.readOnly && s.usable() == nil && s.db != nil {
+		ferr = s.update(nil)
+	}
 	if s.closed.Swap(true) {
 		return nil
 	}
@@ -185,10 +217,104 @@ func (s *Store) Close() error {
 		}
 		break
 	}
+	s.mu.Lock()
+	if s.db != nil {
+		if err := s.db.Close(); err != nil && ferr == nil {
+			ferr = err
+		}
+	}
+	s.mu.Unlock()
+	if s.dbCopy != "" {
+		_ = os.Remove(s.dbCopy)
+	}
 	if s.lock != nil {
 		if err := unlockFile(s.lock); err != nil {
 			return fmt.Errorf("store %s: release lock: %w", s.dir, err)
 		}
+	}
+	if ferr != nil {
+		return fmt.Errorf("store %s: close: %w", s.dir, ferr)
+	}
+	return nil
+}
+
+// update runs fn (nil: nothing but the flush) in one write transaction
+// that also makes every pending blob durable: large ones are fsynced and
+// renamed into place before it, small ones are written in it. A recorded
+// generation therefore never lacks content.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pendMu.Lock()
+	batch := make(map[index.Hash]pendingBlob, len(s.pending))
+	for h, p := range s.pending {
+		batch[h] = p
+	}
+	touched := s.touched
+	s.touched = map[index.Hash]struct{}{}
+	s.pendMu.Unlock()
+	giveBack := func() {
+		s.pendMu.Lock()
+		for h := range touched {
+			s.touched[h] = struct{}{}
+		}
+		s.pendMu.Unlock()
+	}
+	if err := s.flushFiles(batch); err != nil {
+		giveBack()
+		return err
+	}
+	s.flushing = batch
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := writePending(tx, batch, touched); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx)
+		}
+		return nil
+	})
+	s.flushing = nil
+	if err != nil {
+		giveBack()
+		return err
+	}
+	s.pendMu.Lock()
+	for h, p := range batch {
+		if _, ok := s.pending[h]; !ok {
+			continue
+		}
+		delete(s.pending, h)
+		if p.file {
+			s.pendFiles--
+		} else {
+			s.pendBytes -= p.size
+		}
+	}
+	s.pendMu.Unlock()
+	return nil
+}
+
+// view runs fn in a read transaction.
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	if s.dbCopy != "" {
+		if err := s.refreshCopy(); err != nil {
+			return err
+		}
+	}
+	return s.db.View(fn)
+}
+
+// Sync makes every pending blob durable now (see PutReader).
+func (s *Store) Sync() error {
+	if err := s.update(nil); err != nil {
+		return fmt.Errorf("store %s: sync: %w", s.dir, err)
 	}
 	return nil
 }
@@ -215,6 +341,8 @@ func (s *Store) tmpDir() string     { return filepath.Join(s.dir, "tmp") }
 func (s *Store) jobsDir() string    { return filepath.Join(s.dir, "jobs") }
 func (s *Store) corruptDir() string { return filepath.Join(s.dir, "corrupt") }
 
+// checkFormat checks the FORMAT file; a format-1 store gives an error
+// wrapping errFormat1 (Open migrates it).
 func (s *Store) checkFormat() error {
 	b, err := os.ReadFile(filepath.Join(s.dir, "FORMAT"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -223,39 +351,23 @@ func (s *Store) checkFormat() error {
 	if err != nil {
 		return err
 	}
-	if string(b) != formatLine {
-		return fmt.Errorf("FORMAT is %q, this program reads %q", strings.TrimSpace(string(b)), strings.TrimSpace(formatLine))
+	switch string(b) {
+	case formatLine:
+		return nil
+	case formatLine1:
+		return fmt.Errorf("%w: the store is in format 1; start the agent once to migrate it", errFormat1)
 	}
-	return nil
+	return fmt.Errorf("FORMAT is %q, this program reads %q", strings.TrimSpace(string(b)), strings.TrimSpace(formatLine))
 }
 
-// initLayout creates the directories and FORMAT file and removes what a
-// crashed writer left behind. Called with the writer lock held.
+var errFormat1 = errors.New("old store format")
+
+// initLayout creates the directories, the database and the FORMAT file,
+// migrates a format-1 store, and removes what a crashed writer left
+// behind. Called with the writer lock held.
 func (s *Store) initLayout() error {
-	if err := s.checkFormat(); errors.Is(err, ErrNotFound) {
-		if err := writeFileSync(filepath.Join(s.dir, "FORMAT"), []byte(formatLine), s.tmpDir(), true); err != nil {
-			return err
-		}
-	} else if err != nil {
-		return err
-	}
-	for _, d := range []string{s.blobsDir(), s.tmpDir(), s.jobsDir()} {
+	for _, d := range []string{s.blobsDir(), s.tmpDir()} {
 		if err := mkdirAllSync(d); err != nil {
-			return err
-		}
-	}
-	// All 256 blob directories exist (durably) before the first Put, so
-	// concurrent Puts never race to create one.
-	created := false
-	for i := range 256 {
-		err := os.Mkdir(filepath.Join(s.blobsDir(), fmt.Sprintf("%02x", i)), 0o700)
-		if err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		created = created || err == nil
-	}
-	if created {
-		if err := syncDir(s.blobsDir()); err != nil {
 			return err
 		}
 	}
@@ -270,6 +382,57 @@ func (s *Store) initLayout() error {
 			return fmt.Errorf("remove leftover %s: %w", p, err)
 		}
 		s.log.Info("removed leftover temporary file", "path", p)
+	}
+	ferr := s.checkFormat()
+	v1 := errors.Is(ferr, errFormat1)
+	switch {
+	case errors.Is(ferr, ErrNotFound):
+	case v1:
+		// A crash during an earlier migration leaves a partial database:
+		// start it again from the format-1 files, which it never changed.
+		if err := removeIfExists(s.dbPath()); err != nil {
+			return err
+		}
+	case ferr != nil:
+		return ferr
+	}
+	// All 256 blob directories exist (durably) before the first blob file
+	// is put, so concurrent renames never race to create one.
+	created := false
+	for i := range 256 {
+		err := os.Mkdir(filepath.Join(s.blobsDir(), fmt.Sprintf("%02x", i)), 0o700)
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		created = created || err == nil
+	}
+	if created {
+		if err := syncDir(s.blobsDir()); err != nil {
+			return err
+		}
+	}
+	s.db, err = openDB(s.dbPath(), false, 0)
+	if err != nil {
+		return err
+	}
+	if err := initDB(s.db); err != nil {
+		return err
+	}
+	if v1 {
+		if err := s.migrate1(); err != nil {
+			return fmt.Errorf("migrate from format 1: %w", err)
+		}
+	}
+	if ferr != nil {
+		if err := writeFileSync(filepath.Join(s.dir, "FORMAT"), []byte(formatLine), s.tmpDir(), false); err != nil {
+			return err
+		}
+	}
+	if v1 {
+		s.cleanup1()
+	} else if _, err := os.Stat(s.jobsDir()); err == nil {
+		// a crash during the clean-up after a migration
+		s.cleanup1()
 	}
 	return nil
 }
@@ -439,24 +602,15 @@ func (s *Store) jobDir(job string) (string, error) {
 
 // Jobs returns the names of the jobs that have anything in the store, sorted.
 func (s *Store) Jobs() ([]string, error) {
-	if err := s.usable(); err != nil {
-		return nil, err
-	}
-	ents, err := os.ReadDir(s.jobsDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	var out []string
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktJobs).ForEachBucket(func(k []byte) error {
+			out = append(out, string(k))
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: list jobs: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		if job, ok := jobFromDirName(e.Name()); ok {
-			out = append(out, job)
-		}
 	}
 	return out, nil
 }

@@ -1,0 +1,127 @@
+package syncer
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+)
+
+// The scan state (what the last scan found at every path, with the inode,
+// device and ctime that let the next scan trust a hash) is kept in the
+// store per path: a save writes the paths scanned since the last one, not
+// the whole tree. A value is uvarint dev, uvarint inode, varint ctime,
+// then the item (store.MarshalItem).
+
+func encodeScanState(st *hostmon.FileState) []byte {
+	b := binary.AppendUvarint(nil, st.Dev)
+	b = binary.AppendUvarint(b, st.Inode)
+	b = binary.AppendVarint(b, st.CTime)
+	return append(b, store.MarshalItem(&st.Item)...)
+}
+
+func decodeScanState(path string, b []byte) (hostmon.FileState, error) {
+	var st hostmon.FileState
+	var n int
+	if st.Dev, n = binary.Uvarint(b); n <= 0 {
+		return st, fmt.Errorf("scan state of %q: bad device", path)
+	}
+	b = b[n:]
+	if st.Inode, n = binary.Uvarint(b); n <= 0 {
+		return st, fmt.Errorf("scan state of %q: bad inode", path)
+	}
+	b = b[n:]
+	if st.CTime, n = binary.Varint(b); n <= 0 {
+		return st, fmt.Errorf("scan state of %q: bad ctime", path)
+	}
+	it, err := store.UnmarshalItem(path, b[n:])
+	if err != nil {
+		return st, err
+	}
+	st.Item = it
+	return st, nil
+}
+
+// sameScanState reports whether a and b would be saved alike.
+func sameScanState(a, b hostmon.FileState) bool {
+	return a.Dev == b.Dev && a.Inode == b.Inode && a.CTime == b.CTime && sameItem(a.Item, b.Item)
+}
+
+// noteScanned records which paths of the scan state changed: for a full
+// scan (scope nil) the paths whose state differs from before, for a
+// partial one the scanned paths (whatever lies below them).
+func (j *job) noteScanned(before, after map[string]hostmon.FileState, scope []string) {
+	if j.scanDirty == nil {
+		j.scanDirty = map[string]bool{}
+	}
+	if scope != nil {
+		for _, p := range scope {
+			j.scanDirty[p] = true
+		}
+		return
+	}
+	for p, st := range after {
+		if old, ok := before[p]; !ok || !sameScanState(old, st) {
+			j.scanDirty[p] = true
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			j.scanDirty[p] = true
+		}
+	}
+}
+
+// saveScan writes the scan state of the paths noted since the last save.
+func (j *job) saveScan() error {
+	if len(j.scanDirty) == 0 {
+		return nil
+	}
+	roots := make([]string, 0, len(j.scanDirty))
+	set := map[string][]byte{}
+	walk := false
+	for p := range j.scanDirty {
+		roots = append(roots, p)
+		if st, ok := j.states[p]; ok && st.Kind == index.KindFile {
+			set[p] = encodeScanState(&st)
+		} else {
+			walk = true // a directory or a removed path: what lies below
+		}
+	}
+	if walk {
+		for p, st := range j.states {
+			if underSet(p, j.scanDirty) {
+				set[p] = encodeScanState(&st)
+			}
+		}
+	}
+	slices.Sort(roots)
+	if err := j.a.store.PutScanStates(j.cfg.Name, roots, set); err != nil {
+		return err
+	}
+	j.scanDirty = nil
+	return nil
+}
+
+// loadScan reads the saved scan state; a damaged entry is dropped (the
+// next scan hashes that file again).
+func (j *job) loadScan() (map[string]hostmon.FileState, error) {
+	out := map[string]hostmon.FileState{}
+	var bad int
+	err := j.a.store.ScanStates(j.cfg.Name, func(p string, v []byte) error {
+		st, err := decodeScanState(p, v)
+		if err != nil {
+			bad++
+			return nil
+		}
+		out[p] = st
+		return nil
+	})
+	if bad > 0 {
+		j.log.Warn("dropped damaged saved scan states; those files are hashed again", "count", bad)
+	}
+	return out, err
+}
