@@ -450,6 +450,7 @@ func TestJobStateHasNoSmallCap(t *testing.T) {
 		t.Fatalf("%v %v %d", ok, err, len(got))
 	}
 }
+
 // TestAddLinks: the local symlinks a generation's apply replaced are
 // recorded with it, survive a reopen, keep the first target recorded at a
 // path, and a bad link is refused without changing the record.
