@@ -21,6 +21,7 @@ import (
 	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 )
 
 // Journal operation names, as written in the store's intent journal.
@@ -44,6 +45,8 @@ type Applier struct {
 	DataStaging string
 	Store       *store.Store
 	Log         *slog.Logger
+
+	progress *progressTracker // counts staged files while a target applies
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -148,6 +151,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 		j.Entries[i] = e
 	}
+	var writeBytes int64
+	for _, i := range writes {
+		writeBytes += ops[i].Want.Size
+	}
+	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
 	cleanup := func() {
 		for _, e := range j.Entries {
 			if e.Staged != "" {
@@ -169,6 +177,9 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			defer wg.Done()
 			for i := range next {
 				s, err := a.stage(ctx, ops[i].Want)
+				if err == nil {
+					a.progress.add(ops[i].Want.Size)
+				}
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err

@@ -282,7 +282,10 @@ func (j *job) announce(force bool) {
 			}
 			continue
 		}
-		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
+		if t.busyWith(v) {
+			// it reports progress on this generation: a repeat would only
+			// queue behind its work (and cost a complete index each time)
+		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(name, t)
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {
@@ -313,6 +316,10 @@ func (j *job) onResult(peer string, r *wire.Result) {
 		return
 	}
 	t.result = r
+	t.progressAt = time.Time{}
+	if r.Progress != nil {
+		t.progressAt = time.Now()
+	}
 	if r.State == "good" && r.Version == j.latestNumber() {
 		t.needFull = false
 	}

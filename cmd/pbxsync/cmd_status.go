@@ -79,6 +79,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {
+		if j.Progress != nil {
+			fmt.Fprintf(w, "%s: generation %d from %s: %s\n", j.Name, j.Progress.Generation, j.Source, j.Progress)
+		}
+	}
+	for _, j := range st.Jobs {
 		if len(j.Targets) == 0 {
 			continue
 		}
@@ -86,7 +91,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TARGET\tGENERATION\tSTATE\tBEHIND\tREASON")
 		for _, t := range j.Targets {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, t.Reason)
+			reason := t.Reason
+			if t.Progress != nil {
+				reason = t.Progress.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, reason)
 		}
 		tw.Flush()
 	}
