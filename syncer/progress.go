@@ -121,11 +121,23 @@ func (t *progressTracker) begin(phase string, files, bytes uint64) {
 	if t == nil {
 		return
 	}
+	t.endPhase()
 	t.mu.Lock()
 	t.phase, t.phaseStart, t.filesTotal, t.bytesTotal = phase, time.Now(), files, bytes
 	t.files.Store(0)
 	t.bytes.Store(0)
 	t.mu.Unlock()
+}
+
+// endPhase logs a phase that took more than progressAfter: where the time
+// of a long generation went.
+func (t *progressTracker) endPhase() {
+	t.mu.Lock()
+	phase, took := t.phase, time.Since(t.phaseStart)
+	t.mu.Unlock()
+	if phase != "" && took > progressAfter && t.j != nil {
+		t.j.log.Info("phase done", "phase", phase, "source_version", t.version, "files", t.files.Load(), "bytes", t.bytes.Load(), "took", took.Round(time.Millisecond))
+	}
 }
 
 // add counts one more file of n bytes done in the current phase.
@@ -195,7 +207,10 @@ func (t *progressTracker) stop() {
 	if t == nil {
 		return
 	}
-	t.stopOnce.Do(func() { close(t.stopCh) })
+	t.stopOnce.Do(func() {
+		close(t.stopCh)
+		t.endPhase()
+	})
 	<-t.done
 	t.j.setStatus(func(s *JobStatus) { s.Progress = nil })
 }
