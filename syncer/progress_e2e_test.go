@@ -98,4 +98,7 @@ func TestProgressOfALongInitialSync(t *testing.T) {
 		}
 		return nil
 	})
+	if !b.logHas("phase done", "phase=fetching", fmt.Sprintf("files=%d", files)) {
+		t.Errorf("the target did not log how long its fetch took")
+	}
 }

@@ -375,11 +375,22 @@ func (j *job) countInline(peer string, msg *wire.Announce) {
 	if len(msg.Inline) == 0 {
 		return
 	}
+	// one pass over the index for all entries (Index.ByHash per entry
+	// walked the whole index once for each of up to thousands of them)
+	sizes := make(map[index.Hash]int64, len(msg.Inline))
+	for _, in := range msg.Inline {
+		sizes[wire.HashOf(in.Hash)] = -1
+	}
+	for _, it := range j.latest.Index {
+		if s, ok := sizes[it.Hash]; ok && s < 0 {
+			sizes[it.Hash] = it.Size
+		}
+	}
 	var wireBytes, logical uint64
 	for _, in := range msg.Inline {
 		wireBytes += uint64(len(in.Data))
-		if it, ok := j.latest.Index.ByHash(wire.HashOf(in.Hash)); ok {
-			logical += uint64(it.Size)
+		if s := sizes[wire.HashOf(in.Hash)]; s > 0 {
+			logical += uint64(s)
 		}
 	}
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: logical, ContentSent: wireBytes})
