@@ -485,7 +485,12 @@ func (a *Applier) execute(j *store.Journal) error {
 // parallel runs f on every item, syncParallel at a time, and returns the
 // first error (the rest still run: each is an fsync that costs nothing to
 // finish). A done ctx stops handing out items.
-func parallel(ctx context.Context, items []string, f func(string) error) error {
+func parallel[T any](ctx context.Context, items []T, f func(T) error) error {
+	return parallelN(ctx, syncParallel, items, f)
+}
+
+// parallelN is parallel with n workers.
+func parallelN[T any](ctx context.Context, n int, items []T, f func(T) error) error {
 	if len(items) == 1 {
 		return f(items[0])
 	}
@@ -493,9 +498,9 @@ func parallel(ctx context.Context, items []string, f func(string) error) error {
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
-		next  = make(chan string)
+		next  = make(chan T)
 	)
-	for w := 0; w < min(syncParallel, len(items)); w++ {
+	for w := 0; w < min(n, len(items)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -283,40 +283,56 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 			baseSizes[it.Hash] = it.Size
 		}
 	}
+	// each entry is a blob of its own (stored and made durable on its
+	// own): fetchParallel of them at once, not one after another
+	var todo []wire.Inline
+	seen := make(map[index.Hash]bool, len(inline))
 	for _, in := range inline {
-		h := wire.HashOf(in.Hash)
-		size, wanted := sizes[h]
-		if !wanted || j.a.store.Has(h) {
-			continue
+		if h := wire.HashOf(in.Hash); !seen[h] {
+			seen[h] = true
+			todo = append(todo, in)
 		}
-		var err error
-		switch in.Encoding {
-		case wire.EncodingZstd:
-			_, err = j.a.store.PutCompressed(ctx, bytes.NewReader(in.Data), h, size)
-		case wire.EncodingDelta:
-			base := wire.HashOf(in.Base)
-			baseSize, known := baseSizes[base]
-			if !known || !j.a.store.Has(base) {
-				continue
-			}
-			bf, closeBase, berr := j.content(ctx, base, baseSize)
-			if berr != nil {
-				err = berr
-				break
-			}
-			err = j.patchInto(ctx, index.Item{Hash: h, Size: size}, &bf, bytes.NewReader(in.Data))
-			closeBase()
-		}
-		if err != nil {
-			j.log.Debug("inline content did not apply; fetching it", "hash", h.Short(), "err", err)
-			continue
-		}
-		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(size), ContentReceived: uint64(len(in.Data))})
-		j.setStatus(func(st *JobStatus) {
-			st.BytesReceived += uint64(len(in.Data))
-			st.LogicalBytesReceived += uint64(size)
-		})
 	}
+	parallelN(ctx, fetchParallel, todo, func(in wire.Inline) error {
+		j.takeInlineOne(ctx, peer, in, sizes, baseSizes)
+		return nil
+	})
+}
+
+// takeInlineOne stores one inline entry (see takeInline).
+func (j *job) takeInlineOne(ctx context.Context, peer string, in wire.Inline, sizes, baseSizes map[index.Hash]int64) {
+	h := wire.HashOf(in.Hash)
+	size, wanted := sizes[h]
+	if !wanted || j.a.store.Has(h) {
+		return
+	}
+	var err error
+	switch in.Encoding {
+	case wire.EncodingZstd:
+		_, err = j.a.store.PutCompressed(ctx, bytes.NewReader(in.Data), h, size)
+	case wire.EncodingDelta:
+		base := wire.HashOf(in.Base)
+		baseSize, known := baseSizes[base]
+		if !known || !j.a.store.Has(base) {
+			return
+		}
+		bf, closeBase, berr := j.content(ctx, base, baseSize)
+		if berr != nil {
+			err = berr
+			break
+		}
+		err = j.patchInto(ctx, index.Item{Hash: h, Size: size}, &bf, bytes.NewReader(in.Data))
+		closeBase()
+	}
+	if err != nil {
+		j.log.Debug("inline content did not apply; fetching it", "hash", h.Short(), "err", err)
+		return
+	}
+	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(size), ContentReceived: uint64(len(in.Data))})
+	j.setStatus(func(st *JobStatus) {
+		st.BytesReceived += uint64(len(in.Data))
+		st.LogicalBytesReceived += uint64(size)
+	})
 }
 
 // diffSignature reads a target's signature and encodes content h against
