@@ -3,7 +3,6 @@ package syncer
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -55,36 +54,35 @@ func TestProgressOfALongInitialSync(t *testing.T) {
 	a.start()
 	b.start()
 
-	var seen *Progress
-	eventually(t, waitLimit, "the target shows progress in the middle of the fetch", func() error {
-		js, _ := b.jobStatus("conf")
-		p := js.Progress
-		switch {
-		case p == nil:
-			return errors.New("no progress in the target's status")
-		case p.Phase != wire.PhaseFetching || p.Files == 0 || p.Files >= p.FilesTotal:
-			return fmt.Errorf("progress %s: not in the middle of the fetch", p)
+	// Both are polled in one loop (each is kept once seen): the source's
+	// row shows a report only until the target's final answer.
+	var seen, row *Progress
+	eventually(t, waitLimit, "the target and the source's row of it show progress in the middle of the fetch", func() error {
+		if seen == nil {
+			js, _ := b.jobStatus("conf")
+			if p := js.Progress; p != nil && p.Phase == wire.PhaseFetching && p.Files > 0 && p.Files < p.FilesTotal {
+				seen = p
+			}
 		}
-		seen = p
+		if row == nil {
+			js, _ := a.jobStatus("conf")
+			for _, ts := range js.Targets {
+				if ts.Name == "b" && ts.State == "applying" && ts.Progress != nil && ts.Progress.Phase == wire.PhaseFetching {
+					row = ts.Progress
+				}
+			}
+		}
+		if seen == nil || row == nil {
+			return fmt.Errorf("target's progress %v, source's row %v", seen, row)
+		}
 		return nil
 	})
 	if seen.FilesTotal != files || seen.BytesTotal != files*size || seen.Bytes != seen.Files*size || seen.ETASeconds <= 0 || seen.Generation != 1 {
 		t.Errorf("target's progress: %+v; want %d files, %d bytes in all, bytes done = files done × %d, an ETA, generation 1", seen, files, files*size, size)
 	}
-	eventually(t, waitLimit, "the source's row of the target shows its progress", func() error {
-		js, _ := a.jobStatus("conf")
-		for _, ts := range js.Targets {
-			if ts.Name != "b" {
-				continue
-			}
-			p := ts.Progress
-			if ts.State != "applying" || p == nil || p.FilesTotal != files || p.BytesTotal != files*size || p.Generation != 1 {
-				return fmt.Errorf("row of b: %+v (progress %+v)", ts, p)
-			}
-			return nil
-		}
-		return errors.New("no row of target b")
-	})
+	if row.FilesTotal != files || row.BytesTotal != files*size || row.Generation != 1 || row.At.IsZero() {
+		t.Errorf("source's row of b: progress %+v; want %d files and %d bytes in all of generation 1, and when it was reported", row, files, files*size)
+	}
 
 	converged(t, "initial sync", a, b)
 	eventually(t, waitLimit, "progress gone once the target is good", func() error {
