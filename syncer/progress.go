@@ -140,6 +140,39 @@ func (t *progressTracker) endPhase() {
 	}
 }
 
+// extend adds files and bytes to the current phase when it is phase, and
+// begins phase otherwise: content taken from an announcement and content
+// fetched over streams are one fetching phase.
+func (t *progressTracker) extend(phase string, files, bytes uint64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	same := t.phase == phase
+	if same {
+		t.filesTotal += files
+		t.bytesTotal += bytes
+	}
+	t.mu.Unlock()
+	if !same {
+		t.begin(phase, files, bytes)
+	}
+}
+
+// forget takes one file of n bytes out of the current phase's total (an
+// inline entry that did not apply: the fetch counts it again).
+func (t *progressTracker) forget(n int64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.filesTotal > 0 {
+		t.filesTotal--
+	}
+	t.bytesTotal -= min(t.bytesTotal, uint64(max(n, 0)))
+	t.mu.Unlock()
+}
+
 // add counts one more file of n bytes done in the current phase.
 func (t *progressTracker) add(n int64) {
 	if t == nil {

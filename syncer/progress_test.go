@@ -49,6 +49,13 @@ func TestProgressTrackerSnapshot(t *testing.T) {
 	if err := p.wire().Validate(); err != nil {
 		t.Errorf("its wire form is invalid: %v", err)
 	}
+	// inline content, then the fetch: one fetching phase; an inline
+	// entry that did not apply leaves it (the fetch counts it again)
+	tr.forget(100)
+	tr.extend(wire.PhaseFetching, 2, 200)
+	if p := tr.snapshot(time.Now()); p.Files != 1 || p.FilesTotal != 5 || p.Bytes != 100 || p.BytesTotal != 500 {
+		t.Errorf("after forget and extend: %+v; want 1/5 files, 100/500 bytes", p)
+	}
 	tr.begin(wire.PhaseApplying, 2, 0)
 	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.ETASeconds != -1 {
 		t.Errorf("a new phase starts from nothing: %+v", p)

@@ -371,7 +371,7 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 	for _, it := range need {
 		needBytes += it.Size
 	}
-	prog.begin(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
+	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
 	work := make(chan index.Item)
 	errs := make(chan error, len(need))
 	var wg sync.WaitGroup
