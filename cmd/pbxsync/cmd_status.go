@@ -17,7 +17,7 @@ import (
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "[--config FILE] [--json]",
-		"Asks the running agent (over the control socket in data_dir) for its peers and\njobs. --json prints one object: node, peers (name, connected, rtt_ms,\nlast_seen, ...) and jobs (name, generation, state, last_error, bytes_sent,\nbytes_received, ...).", stderr)
+		"Asks the running agent (over the control socket in data_dir) for its peers and\njobs. --json prints one object: node, peers (name, connected, rtt_ms,\nlast_seen, ...) and jobs (name, generation, state, last_error, bytes_sent,\nbytes_received, progress of a generation taking over a second, ...).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, done := parse(fs, args); done {
