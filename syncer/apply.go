@@ -468,7 +468,9 @@ func (a *Applier) execute(j *store.Journal) error {
 	sort.Strings(paths)
 	return parallel(context.Background(), paths, func(d string) error {
 		f, err := beneath.OpenDir(a.Root, d)
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			// removed, or a file now (a directory that became a file in
+			// this generation): its parent's fsync makes that durable
 			return nil
 		}
 		if err == nil {
