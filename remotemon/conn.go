@@ -27,6 +27,10 @@ type conn struct {
 	pingSeq  uint64
 	pingSent time.Time
 	lastRecv time.Time
+	// bytesSeen is the connection's QUIC bytes received at the pinger's
+	// last look: bytes arriving prove the peer alive even while this
+	// node's reader is busy with a large frame or its handler.
+	bytesSeen uint64
 }
 
 // send writes m on the control stream now (the Hello, before the
@@ -253,7 +257,13 @@ func (m *Monitor) pinger(ctx context.Context, c *conn) {
 			return
 		case <-t.C:
 		}
+		received := c.qc.ConnectionStats().BytesReceived
 		c.pmu.Lock()
+		if received != c.bytesSeen {
+			// the peer sent something (a frame still being read, a ping
+			// queued behind a large one, QUIC's own acknowledgements)
+			c.bytesSeen, c.lastRecv = received, time.Now()
+		}
 		silent := time.Since(c.lastRecv)
 		c.pingSeq++
 		seq := c.pingSeq

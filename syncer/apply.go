@@ -21,6 +21,7 @@ import (
 	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 )
 
 // Journal operation names, as written in the store's intent journal.
@@ -44,6 +45,8 @@ type Applier struct {
 	DataStaging string
 	Store       *store.Store
 	Log         *slog.Logger
+
+	progress *progressTracker // counts staged files while a target applies
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -108,6 +111,12 @@ func probeRename(from, dir string) error {
 // stageParallel bounds the files staged at once.
 const stageParallel = 4
 
+// syncParallel bounds the fsyncs of one apply in flight at once: the
+// staged files of a batch and the directories its renames touched are made
+// durable together (a journalling file system commits concurrent fsyncs as
+// one), not one after another.
+const syncParallel = 16
+
 // Apply runs ops as generation gen: it stages and verifies every new file,
 // writes the intent journal, performs every operation and fsyncs what it
 // touched, then clears the journal. Until the journal is written nothing in
@@ -148,6 +157,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 		j.Entries[i] = e
 	}
+	var writeBytes int64
+	for _, i := range writes {
+		writeBytes += ops[i].Want.Size
+	}
+	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
 	cleanup := func() {
 		for _, e := range j.Entries {
 			if e.Staged != "" {
@@ -169,6 +183,9 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			defer wg.Done()
 			for i := range next {
 				s, err := a.stage(ctx, ops[i].Want)
+				if err == nil {
+					a.progress.add(ops[i].Want.Size)
+				}
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -197,10 +214,20 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		cleanup()
 		return err
 	}
-	// The staged files' names must be durable before the journal names
-	// them: after a power loss, a journal entry whose staged file is gone
-	// is taken for a rename that happened.
+	// The staged files and their names must be durable before the journal
+	// names them: after a power loss, a journal entry whose staged file is
+	// gone is taken for a rename that happened, and one whose content is
+	// not on disk would be renamed into the tree. The whole batch is made
+	// durable at once (see syncParallel).
 	if len(writes) > 0 {
+		staged := make([]string, len(writes))
+		for k, i := range writes {
+			staged[k] = j.Entries[i].Staged
+		}
+		if err := parallel(ctx, staged, syncFile); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: fsync staged file: %w", a.Job, err)
+		}
 		if err := syncDir(a.Staging); err != nil {
 			cleanup()
 			return fmt.Errorf("job %s: fsync staging dir: %w", a.Job, err)
@@ -368,7 +395,7 @@ func (a *Applier) generationState(n uint64) store.State {
 const stagePrefix = ".pbxsync-stage-"
 
 // stage copies the content of it from the store into a new staging file,
-// verifies it, applies mode and mtime and fsyncs it.
+// verifies it and applies mode and mtime. The caller fsyncs the batch.
 func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
@@ -402,9 +429,6 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 		}
 	}
 	if err := f.Chmod(it.Mode & index.ModeBits); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
@@ -442,10 +466,12 @@ func (a *Applier) execute(j *store.Journal) error {
 		paths = append(paths, d)
 	}
 	sort.Strings(paths)
-	for _, d := range paths {
+	return parallel(context.Background(), paths, func(d string) error {
 		f, err := beneath.OpenDir(a.Root, d)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			// removed, or a file now (a directory that became a file in
+			// this generation): its parent's fsync makes that durable
+			return nil
 		}
 		if err == nil {
 			err = f.Sync()
@@ -454,8 +480,65 @@ func (a *Applier) execute(j *store.Journal) error {
 		if err != nil {
 			return fmt.Errorf("job %s: fsync %s: %w", a.Job, filepath.Join(a.Root, d), err)
 		}
+		return nil
+	})
+}
+
+// parallel runs f on every item, syncParallel at a time, and returns the
+// first error (the rest still run: each is an fsync that costs nothing to
+// finish). A done ctx stops handing out items.
+func parallel[T any](ctx context.Context, items []T, f func(T) error) error {
+	return parallelN(ctx, syncParallel, items, f)
+}
+
+// parallelN is parallel with n workers.
+func parallelN[T any](ctx context.Context, n int, items []T, f func(T) error) error {
+	if len(items) == 1 {
+		return f(items[0])
 	}
-	return nil
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan T)
+	)
+	for w := 0; w < min(n, len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range next {
+				if err := f(it); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- it
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// syncFile fsyncs the file at name (content and inode: mode, mtime).
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // executeOne performs one journal entry; dirs collects the directories

@@ -206,7 +206,7 @@ func BenchmarkInitialSync(b *testing.B) {
 		if os.Getenv("PBXSYNC_BENCH_LOG") != "" {
 			for _, n := range []*tnode{a, t} {
 				for _, l := range strings.Split(n.log.String(), "\n") {
-					if strings.Contains(l, "generation") || strings.Contains(l, "starting") || strings.Contains(l, "peer up") {
+					if strings.Contains(l, "generation") || strings.Contains(l, "starting") || strings.Contains(l, "peer up") || strings.Contains(l, "phase done") {
 						b.Log(l)
 					}
 				}

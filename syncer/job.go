@@ -48,6 +48,9 @@ type targetState struct {
 	sentAt   time.Time
 	result   *wire.Result // its last answer
 	needFull bool         // it asked for a complete announcement
+	// progressAt is when it last reported progress on the version it
+	// was sent: it is working on it, and is not sent it again meanwhile.
+	progressAt time.Time
 }
 
 // persisted is the per-job state kept in the store between runs.

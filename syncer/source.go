@@ -285,7 +285,10 @@ func (j *job) announce(force bool) {
 			}
 			continue
 		}
-		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
+		if t.busyWith(v) {
+			// it reports progress on this generation: a repeat would only
+			// queue behind its work (and cost a complete index each time)
+		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(name, t)
 			if j.a.mon.Connected(name) {
 				if err := j.a.mon.Send(name, msg); err != nil {
@@ -316,6 +319,10 @@ func (j *job) onResult(peer string, r *wire.Result) {
 		return
 	}
 	t.result = r
+	t.progressAt = time.Time{}
+	if r.Progress != nil {
+		t.progressAt = time.Now()
+	}
 	if r.State == "good" && r.Version == j.latestNumber() {
 		t.needFull = false
 	}
@@ -371,11 +378,22 @@ func (j *job) countInline(peer string, msg *wire.Announce) {
 	if len(msg.Inline) == 0 {
 		return
 	}
+	// one pass over the index for all entries (Index.ByHash per entry
+	// walked the whole index once for each of up to thousands of them)
+	sizes := make(map[index.Hash]int64, len(msg.Inline))
+	for _, in := range msg.Inline {
+		sizes[wire.HashOf(in.Hash)] = -1
+	}
+	for _, it := range j.latest.Index {
+		if s, ok := sizes[it.Hash]; ok && s < 0 {
+			sizes[it.Hash] = it.Size
+		}
+	}
 	var wireBytes, logical uint64
 	for _, in := range msg.Inline {
 		wireBytes += uint64(len(in.Data))
-		if it, ok := j.latest.Index.ByHash(wire.HashOf(in.Hash)); ok {
-			logical += uint64(it.Size)
+		if s := sizes[wire.HashOf(in.Hash)]; s > 0 {
+			logical += uint64(s)
 		}
 	}
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: logical, ContentSent: wireBytes})

@@ -43,6 +43,9 @@ type JobStatus struct {
 	// (control characters) or, on a target, paths a source announced that
 	// the job's own filters exclude ("path: reason").
 	Refused []string `json:"refused,omitempty"`
+	// Progress, on a target, is how far it got with a generation that
+	// has taken more than a second so far (nil otherwise).
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.
@@ -57,10 +60,16 @@ type TargetStatus struct {
 	// stream (it is disconnected if that lasts); SlowSince says since when.
 	Slow      bool      `json:"slow,omitempty"`
 	SlowSince time.Time `json:"slow_since,omitzero"`
+	// Progress is what the target last reported of a generation that
+	// takes it more than a second (nil when it is not applying one).
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 func (s *JobStatus) setTarget(peer string, r *wire.Result) {
 	ts := TargetStatus{Name: peer, Version: r.Version, Generation: r.Generation, State: r.State, Reason: r.Reason}
+	if r.Progress != nil {
+		ts.Progress = progressFromWire(r.Version, r.Progress, time.Now())
+	}
 	for i := range s.Targets {
 		if s.Targets[i].Name == peer {
 			s.Targets[i] = ts
@@ -91,6 +100,7 @@ func (j *job) markPeerDown(e event) {
 			if s.Targets[i].Name == e.peer {
 				s.Targets[i].State = PeerDownState
 				s.Targets[i].Reason = "down since " + at.UTC().Format(time.RFC3339)
+				s.Targets[i].Progress = nil
 				return
 			}
 		}

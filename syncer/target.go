@@ -150,8 +150,11 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	}
 	started := time.Now()
 	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
+	prog := j.startProgress(ctx, peer, m.Version)
+	j.applier.progress = prog
+	defer func() { j.applier.progress = nil; prog.stop() }()
 	j.takeInline(ctx, peer, m.Inline, want)
-	if err := j.fetch(ctx, peer, want); err != nil {
+	if err := j.fetch(ctx, peer, want, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
@@ -185,6 +188,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.rollbackFailed(ctx, g, before, reason, false)
 		return
 	}
+	prog.stop() // the checks are no phase of the transfer
 	var since time.Time
 	if m.Time > 0 {
 		since = time.Unix(0, m.Time)
@@ -356,8 +360,9 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 	})
 }
 
-// fetch gets from peer every file content of want that the store lacks.
-func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
+// fetch gets from peer every file content of want that the store lacks,
+// counting it in prog.
+func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) error {
 	var need []index.Item
 	seen := map[index.Hash]bool{}
 	var base index.Index
@@ -377,6 +382,11 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
 	if len(need) == 0 {
 		return nil
 	}
+	var needBytes int64
+	for _, it := range need {
+		needBytes += it.Size
+	}
+	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
 	work := make(chan index.Item)
 	errs := make(chan error, len(need))
 	var wg sync.WaitGroup
@@ -385,7 +395,11 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index) error {
 		go func() {
 			defer wg.Done()
 			for it := range work {
-				errs <- j.fetchOne(ctx, peer, it)
+				err := j.fetchOne(ctx, peer, it)
+				if err == nil {
+					prog.add(it.Size)
+				}
+				errs <- err
 			}
 		}()
 	}

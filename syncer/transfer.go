@@ -283,40 +283,66 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 			baseSizes[it.Hash] = it.Size
 		}
 	}
+	// each entry is a blob of its own (stored and made durable on its
+	// own): fetchParallel of them at once, not one after another
+	var todo []wire.Inline
+	var todoBytes int64
+	seen := make(map[index.Hash]bool, len(inline))
 	for _, in := range inline {
-		h := wire.HashOf(in.Hash)
-		size, wanted := sizes[h]
-		if !wanted || j.a.store.Has(h) {
-			continue
+		if h := wire.HashOf(in.Hash); !seen[h] {
+			seen[h] = true
+			todo = append(todo, in)
+			todoBytes += sizes[h]
 		}
-		var err error
-		switch in.Encoding {
-		case wire.EncodingZstd:
-			_, err = j.a.store.PutCompressed(ctx, bytes.NewReader(in.Data), h, size)
-		case wire.EncodingDelta:
-			base := wire.HashOf(in.Base)
-			baseSize, known := baseSizes[base]
-			if !known || !j.a.store.Has(base) {
-				continue
-			}
-			bf, closeBase, berr := j.content(ctx, base, baseSize)
-			if berr != nil {
-				err = berr
-				break
-			}
-			err = j.patchInto(ctx, index.Item{Hash: h, Size: size}, &bf, bytes.NewReader(in.Data))
-			closeBase()
-		}
-		if err != nil {
-			j.log.Debug("inline content did not apply; fetching it", "hash", h.Short(), "err", err)
-			continue
-		}
-		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(size), ContentReceived: uint64(len(in.Data))})
-		j.setStatus(func(st *JobStatus) {
-			st.BytesReceived += uint64(len(in.Data))
-			st.LogicalBytesReceived += uint64(size)
-		})
 	}
+	prog := j.applier.progress // the fetch goes on counting in this phase
+	prog.begin(wire.PhaseFetching, uint64(len(todo)), uint64(todoBytes))
+	parallelN(ctx, fetchParallel, todo, func(in wire.Inline) error {
+		if j.takeInlineOne(ctx, peer, in, sizes, baseSizes) {
+			prog.add(sizes[wire.HashOf(in.Hash)])
+		} else {
+			prog.forget(sizes[wire.HashOf(in.Hash)])
+		}
+		return nil
+	})
+}
+
+// takeInlineOne stores one inline entry (see takeInline). It reports
+// false when the entry did not apply (its content is fetched instead).
+func (j *job) takeInlineOne(ctx context.Context, peer string, in wire.Inline, sizes, baseSizes map[index.Hash]int64) bool {
+	h := wire.HashOf(in.Hash)
+	size, wanted := sizes[h]
+	if !wanted || j.a.store.Has(h) {
+		return true
+	}
+	var err error
+	switch in.Encoding {
+	case wire.EncodingZstd:
+		_, err = j.a.store.PutCompressed(ctx, bytes.NewReader(in.Data), h, size)
+	case wire.EncodingDelta:
+		base := wire.HashOf(in.Base)
+		baseSize, known := baseSizes[base]
+		if !known || !j.a.store.Has(base) {
+			return false
+		}
+		bf, closeBase, berr := j.content(ctx, base, baseSize)
+		if berr != nil {
+			err = berr
+			break
+		}
+		err = j.patchInto(ctx, index.Item{Hash: h, Size: size}, &bf, bytes.NewReader(in.Data))
+		closeBase()
+	}
+	if err != nil {
+		j.log.Debug("inline content did not apply; fetching it", "hash", h.Short(), "err", err)
+		return false
+	}
+	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(size), ContentReceived: uint64(len(in.Data))})
+	j.setStatus(func(st *JobStatus) {
+		st.BytesReceived += uint64(len(in.Data))
+		st.LogicalBytesReceived += uint64(size)
+	})
+	return true
 }
 
 // diffSignature reads a target's signature and encodes content h against

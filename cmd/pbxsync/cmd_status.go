@@ -17,7 +17,7 @@ import (
 
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", "[--config FILE] [--json]",
-		"Asks the running agent (over the control socket in data_dir) for its peers and\njobs. --json prints one object: node, peers (name, connected, rtt_ms,\nlast_seen, ...) and jobs (name, generation, state, last_error, bytes_sent,\nbytes_received, ...).", stderr)
+		"Asks the running agent (over the control socket in data_dir) for its peers and\njobs. --json prints one object: node, peers (name, connected, rtt_ms,\nlast_seen, ...) and jobs (name, generation, state, last_error, bytes_sent,\nbytes_received, progress of a generation taking over a second, ...).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, done := parse(fs, args); done {
@@ -79,6 +79,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {
+		if j.Progress != nil {
+			fmt.Fprintf(w, "%s: generation %d from %s: %s\n", j.Name, j.Progress.Generation, j.Source, j.Progress)
+		}
+	}
+	for _, j := range st.Jobs {
 		if len(j.Targets) == 0 {
 			continue
 		}
@@ -86,7 +91,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  TARGET\tGENERATION\tSTATE\tBEHIND\tREASON")
 		for _, t := range j.Targets {
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, t.Reason)
+			reason := t.Reason
+			if t.Progress != nil {
+				reason = t.Progress.String()
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, reason)
 		}
 		tw.Flush()
 	}

@@ -82,6 +82,16 @@ var (
 	descJobApply = prometheus.NewDesc("pbxsync_job_applied_total", "Generations applied and good on this node.", []string{"job"}, nil)
 	descJobRoll  = prometheus.NewDesc("pbxsync_job_rollbacks_total", "Generations rolled back on this node.", []string{"job"}, nil)
 	descJobLat   = prometheus.NewDesc("pbxsync_job_change_to_applied_seconds", "From a change at its origin to applied and checked here.", []string{"job"}, nil)
+
+	// Progress of a generation that takes a target more than a second:
+	// on the target itself (target = this node) and, on its source, as
+	// the target last reported it. Present only while one is under way.
+	progLabels       = []string{"job", "target", "phase"}
+	descProgFiles    = prometheus.NewDesc("pbxsync_sync_progress_done_files", "Files of the phase (fetching, applying) of a generation in progress that are done.", progLabels, nil)
+	descProgFilesTot = prometheus.NewDesc("pbxsync_sync_progress_all_files", "Files of the phase of a generation in progress in all.", progLabels, nil)
+	descProgBytes    = prometheus.NewDesc("pbxsync_sync_progress_done_bytes", "Bytes (file sizes) of the phase of a generation in progress that are done.", progLabels, nil)
+	descProgBytesTot = prometheus.NewDesc("pbxsync_sync_progress_all_bytes", "Bytes (file sizes) of the phase of a generation in progress in all.", progLabels, nil)
+	descProgETA      = prometheus.NewDesc("pbxsync_sync_progress_eta_seconds", "Estimated time left in the phase of a generation in progress (-1: no estimate yet).", progLabels, nil)
 )
 
 // collector turns the agent's status into metrics at scrape time.
@@ -89,7 +99,7 @@ type collector struct{ src Source }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPeerUp, descPeerRTT, descPeerSent, descPeerRecv, descJobGen, descJobBad, descJobSent, descJobRecv,
-		descJobLSent, descJobLRecv, descJobApply, descJobRoll, descJobLat} {
+		descJobLSent, descJobLRecv, descJobApply, descJobRoll, descJobLat, descProgFiles, descProgFilesTot, descProgBytes, descProgBytesTot, descProgETA} {
 		ch <- d
 	}
 }
@@ -126,5 +136,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstHistogram(descJobLat, h.Count, h.Sum, buckets, j.Name)
 		}
+		if j.Progress != nil {
+			progress(ch, j.Name, st.Node, j.Progress)
+		}
+		for _, t := range j.Targets {
+			if t.Progress != nil {
+				progress(ch, j.Name, t.Name, t.Progress)
+			}
+		}
+	}
+}
+
+// progress writes the gauges of one generation in progress.
+func progress(ch chan<- prometheus.Metric, job, target string, p *syncer.Progress) {
+	for _, g := range []struct {
+		d *prometheus.Desc
+		v float64
+	}{
+		{descProgFiles, float64(p.Files)}, {descProgFilesTot, float64(p.FilesTotal)},
+		{descProgBytes, float64(p.Bytes)}, {descProgBytesTot, float64(p.BytesTotal)}, {descProgETA, p.ETASeconds},
+	} {
+		ch <- prometheus.MustNewConstMetric(g.d, prometheus.GaugeValue, g.v, job, target, p.Phase)
 	}
 }

@@ -87,3 +87,42 @@ func TestMetricsMoveAndHealthFlips(t *testing.T) {
 		t.Fatalf("healthz with Asterisk down: %d %q", code, body)
 	}
 }
+
+// TestMetricsShowProgress: a generation in progress on this target and one
+// a target of this node's source job reported are gauges labelled by job,
+// target and phase; they go when the progress goes.
+func TestMetricsShowProgress(t *testing.T) {
+	src := &fakeSource{st: syncer.Status{Node: "b", Jobs: []syncer.JobStatus{
+		{Name: "sounds", Role: "target", Progress: &syncer.Progress{Phase: "fetching", Files: 12, FilesTotal: 100, Bytes: 1 << 20, BytesTotal: 8 << 20, ETASeconds: 7.5}},
+		{Name: "conf", Role: "source", Targets: []syncer.TargetStatus{{Name: "c", State: "applying",
+			Progress: &syncer.Progress{Phase: "applying", Files: 3, FilesTotal: 4, Bytes: 30, BytesTotal: 40, ETASeconds: -1}}}},
+	}}}
+	s, err := Listen("127.0.0.1:0", src, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	base := "http://" + s.Addr().String()
+	_, body := get(t, base+"/metrics")
+	for _, want := range []string{
+		`pbxsync_sync_progress_done_files{job="sounds",phase="fetching",target="b"} 12`,
+		`pbxsync_sync_progress_all_files{job="sounds",phase="fetching",target="b"} 100`,
+		`pbxsync_sync_progress_done_bytes{job="sounds",phase="fetching",target="b"} 1.048576e+06`,
+		`pbxsync_sync_progress_all_bytes{job="sounds",phase="fetching",target="b"} 8.388608e+06`,
+		`pbxsync_sync_progress_eta_seconds{job="sounds",phase="fetching",target="b"} 7.5`,
+		`pbxsync_sync_progress_done_files{job="conf",phase="applying",target="c"} 3`,
+		`pbxsync_sync_progress_eta_seconds{job="conf",phase="applying",target="c"} -1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	src.mu.Lock()
+	src.st.Jobs[0].Progress, src.st.Jobs[1].Targets[0].Progress = nil, nil
+	src.mu.Unlock()
+	if _, body = get(t, base+"/metrics"); strings.Contains(body, "pbxsync_sync_progress") {
+		t.Errorf("progress gauges stay after the progress ended:\n%s", body)
+	}
+}

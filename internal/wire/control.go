@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Hello opens every control stream: who is speaking.
 type Hello struct {
@@ -36,6 +39,45 @@ type Result struct {
 	Generation uint64 `json:"generation"` // the target's generation number for it
 	State      string `json:"state"`      // good, bad, rolled-back
 	Reason     string `json:"reason,omitempty"`
+	// Progress, on an "applying" Result, says how far the target got with
+	// a generation that takes more than a second (sent about once a
+	// second while it lasts).
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is how far a target got with one generation: the phase it is
+// in ("fetching" content from the source, "applying" it to the tree), the
+// files and bytes of that phase done and in all, and its estimate of the
+// seconds the phase still takes (-1 while it has no estimate).
+type Progress struct {
+	Phase      string  `json:"phase"`
+	Files      uint64  `json:"files"`
+	FilesTotal uint64  `json:"files_total"`
+	Bytes      uint64  `json:"bytes"`
+	BytesTotal uint64  `json:"bytes_total"`
+	ETA        float64 `json:"eta_s"`
+}
+
+// Progress phases.
+const (
+	PhaseFetching = "fetching"
+	PhaseApplying = "applying"
+)
+
+// Validate checks a Progress: a known phase, done ≤ total, a finite ETA.
+func (p *Progress) Validate() error {
+	switch p.Phase {
+	case PhaseFetching, PhaseApplying:
+	default:
+		return fmt.Errorf("progress phase %q: want fetching or applying", truncate(p.Phase, 40))
+	}
+	if p.Files > p.FilesTotal || p.Bytes > p.BytesTotal {
+		return fmt.Errorf("progress: %d/%d files, %d/%d bytes: more done than in all", p.Files, p.FilesTotal, p.Bytes, p.BytesTotal)
+	}
+	if math.IsNaN(p.ETA) || math.IsInf(p.ETA, 0) || p.ETA < -1 {
+		return fmt.Errorf("progress: eta %v", p.ETA)
+	}
+	return nil
 }
 
 // Type implements Message.
@@ -50,6 +92,14 @@ func (m *Result) Validate() error {
 	case "good", "bad", "rolled-back", "applying", ResultResync, ResultHeld:
 	default:
 		return fmt.Errorf("state %q: want good, bad, rolled-back, applying, resync or held", truncate(m.State, 40))
+	}
+	if m.Progress != nil {
+		if m.State != "applying" {
+			return fmt.Errorf("progress on a %q result: only an applying one has progress", m.State)
+		}
+		if err := m.Progress.Validate(); err != nil {
+			return err
+		}
 	}
 	return checkText("reason", m.Reason, MaxReasonLen)
 }

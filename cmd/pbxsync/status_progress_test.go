@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"pbxsync/syncer"
+)
+
+// TestPrintStatusShowsProgress: `pbxsync status` prints a target's own
+// progress under the jobs, and on a source each target's reported progress
+// in its row, in place of the reason.
+func TestPrintStatusShowsProgress(t *testing.T) {
+	st := &syncer.Status{Node: "b", Jobs: []syncer.JobStatus{
+		{Name: "sounds", Role: "target", Source: "a", State: "applying",
+			Progress: &syncer.Progress{Generation: 3, Phase: "fetching", Files: 12, FilesTotal: 100, Bytes: 3 << 20, BytesTotal: 24 << 20, ETASeconds: 75}},
+		{Name: "conf", Role: "source", Generation: 5, Rollout: "0/1 targets have generation 5", Targets: []syncer.TargetStatus{
+			{Name: "c", Version: 5, State: "applying", Reason: "stale text", Progress: &syncer.Progress{Generation: 5, Phase: "applying", Files: 7, FilesTotal: 9, Bytes: 700, BytesTotal: 900, ETASeconds: -1}}}},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	for _, want := range []string{
+		"sounds: generation 3 from a: fetching 12/100 files, 3.0 MiB/24.0 MiB, ETA 1m15s",
+		"applying  0       applying 7/9 files, 700 B/900 B, ETA unknown",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "stale text") {
+		t.Errorf("the reason shows instead of the progress:\n%s", out.String())
+	}
+}

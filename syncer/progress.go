@@ -1,0 +1,260 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pbxsync/internal/wire"
+)
+
+// progressAfter is how long a generation runs before its progress shows:
+// status and the source hear of generations that take longer than this.
+const progressAfter = time.Second
+
+// progressEvery is how often a target tells its source how far it got.
+const progressEvery = time.Second
+
+// Progress is how far this node (or, in a source's target row, that
+// target) got with a generation that takes more than a second: files and
+// bytes of the current phase done and in all, and an estimate of the time
+// the phase still takes.
+type Progress struct {
+	Generation uint64 `json:"generation"` // the source's version being applied
+	Phase      string `json:"phase"`      // fetching or applying
+	Files      uint64 `json:"files"`
+	FilesTotal uint64 `json:"files_total"`
+	Bytes      uint64 `json:"bytes"`
+	BytesTotal uint64 `json:"bytes_total"`
+	// ETASeconds is the estimated time left in the phase, -1 while there
+	// is no estimate yet.
+	ETASeconds float64 `json:"eta_s"`
+	// Since is when the phase started (zero in a source's target row);
+	// At is when this was measured, or when the source received it.
+	Since time.Time `json:"since,omitzero"`
+	At    time.Time `json:"at"`
+}
+
+// String is the progress as `pbxsync status` prints it.
+func (p *Progress) String() string {
+	eta := "ETA unknown"
+	if p.ETASeconds >= 0 {
+		eta = "ETA " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String()
+	}
+	return fmt.Sprintf("%s %d/%d files, %s/%s, %s", p.Phase, p.Files, p.FilesTotal, bytesText(p.Bytes), bytesText(p.BytesTotal), eta)
+}
+
+func (p *Progress) wire() *wire.Progress {
+	return &wire.Progress{Phase: p.Phase, Files: p.Files, FilesTotal: p.FilesTotal, Bytes: p.Bytes, BytesTotal: p.BytesTotal, ETA: p.ETASeconds}
+}
+
+func progressFromWire(version uint64, w *wire.Progress, at time.Time) *Progress {
+	return &Progress{Generation: version, Phase: w.Phase, Files: w.Files, FilesTotal: w.FilesTotal, Bytes: w.Bytes, BytesTotal: w.BytesTotal, ETASeconds: w.ETA, At: at}
+}
+
+// bytesText is n in binary units (1.5 MiB).
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// estimate is the time left when done of total units took elapsed: the
+// rate so far applied to the rest, by bytes when the phase has bytes, else
+// by files. It is -1 when nothing is done yet (no rate to go by).
+func estimate(files, filesTotal, bytes, bytesTotal uint64, elapsed time.Duration) float64 {
+	done, total := bytes, bytesTotal
+	if total == 0 {
+		done, total = files, filesTotal
+	}
+	switch {
+	case done >= total:
+		return 0
+	case done == 0 || elapsed <= 0:
+		return -1
+	}
+	return elapsed.Seconds() * float64(total-done) / float64(done)
+}
+
+// progressTracker counts one generation's work on a target as it happens
+// (from the fetch and stage workers at once) and, once the generation has
+// run for progressAfter, publishes it to the job's status and to the
+// source about once a second.
+type progressTracker struct {
+	j       *job
+	peer    string
+	version uint64
+	started time.Time
+
+	files, bytes atomic.Uint64
+
+	mu         sync.Mutex
+	phase      string
+	phaseStart time.Time
+	filesTotal uint64
+	bytesTotal uint64
+
+	stopOnce sync.Once
+	stopCh   chan struct{}
+	done     chan struct{}
+}
+
+// startProgress begins tracking the generation the source announced as
+// version; stop ends it and clears what it published.
+func (j *job) startProgress(ctx context.Context, peer string, version uint64) *progressTracker {
+	t := &progressTracker{j: j, peer: peer, version: version, started: time.Now(), stopCh: make(chan struct{}), done: make(chan struct{})}
+	go t.run(ctx)
+	return t
+}
+
+// begin starts a phase of files files and bytes bytes in all.
+func (t *progressTracker) begin(phase string, files, bytes uint64) {
+	if t == nil {
+		return
+	}
+	t.endPhase()
+	t.mu.Lock()
+	t.phase, t.phaseStart, t.filesTotal, t.bytesTotal = phase, time.Now(), files, bytes
+	t.files.Store(0)
+	t.bytes.Store(0)
+	t.mu.Unlock()
+}
+
+// endPhase logs a phase that took more than progressAfter: where the time
+// of a long generation went.
+func (t *progressTracker) endPhase() {
+	t.mu.Lock()
+	phase, took := t.phase, time.Since(t.phaseStart)
+	t.mu.Unlock()
+	if phase != "" && took > progressAfter && t.j != nil {
+		t.j.log.Info("phase done", "phase", phase, "source_version", t.version, "files", t.files.Load(), "bytes", t.bytes.Load(), "took", took.Round(time.Millisecond))
+	}
+}
+
+// extend adds files and bytes to the current phase when it is phase, and
+// begins phase otherwise: content taken from an announcement and content
+// fetched over streams are one fetching phase.
+func (t *progressTracker) extend(phase string, files, bytes uint64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	same := t.phase == phase
+	if same {
+		t.filesTotal += files
+		t.bytesTotal += bytes
+	}
+	t.mu.Unlock()
+	if !same {
+		t.begin(phase, files, bytes)
+	}
+}
+
+// forget takes one file of n bytes out of the current phase's total (an
+// inline entry that did not apply: the fetch counts it again).
+func (t *progressTracker) forget(n int64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.filesTotal > 0 {
+		t.filesTotal--
+	}
+	t.bytesTotal -= min(t.bytesTotal, uint64(max(n, 0)))
+	t.mu.Unlock()
+}
+
+// add counts one more file of n bytes done in the current phase.
+func (t *progressTracker) add(n int64) {
+	if t == nil {
+		return
+	}
+	t.files.Add(1)
+	if n > 0 {
+		t.bytes.Add(uint64(n))
+	}
+}
+
+// snapshot returns the progress now, or nil before the first phase.
+func (t *progressTracker) snapshot(now time.Time) *Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.phase == "" {
+		return nil
+	}
+	p := &Progress{Generation: t.version, Phase: t.phase, Files: min(t.files.Load(), t.filesTotal), FilesTotal: t.filesTotal,
+		Bytes: min(t.bytes.Load(), t.bytesTotal), BytesTotal: t.bytesTotal, Since: t.phaseStart, At: now}
+	p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(t.phaseStart))
+	return p
+}
+
+func (t *progressTracker) run(ctx context.Context) {
+	defer close(t.done)
+	first := time.NewTimer(progressAfter)
+	defer first.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.stopCh:
+		return
+	case <-first.C:
+	}
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	for {
+		t.publish()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.stopCh:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// publish puts the progress into the job's status and tells the source.
+func (t *progressTracker) publish() {
+	p := t.snapshot(time.Now())
+	if p == nil {
+		return
+	}
+	t.j.setStatus(func(s *JobStatus) { s.Progress = p })
+	r := &wire.Result{Job: t.j.cfg.Name, Version: t.version, State: "applying", Reason: p.String(), Progress: p.wire()}
+	if err := t.j.a.mon.Send(t.peer, r); err != nil {
+		t.j.log.Debug("cannot send progress", "peer", t.peer, "err", err)
+	}
+}
+
+// stop ends the tracking and removes the progress from the job's status.
+func (t *progressTracker) stop() {
+	if t == nil {
+		return
+	}
+	t.stopOnce.Do(func() {
+		close(t.stopCh)
+		t.endPhase()
+	})
+	<-t.done
+	t.j.setStatus(func(s *JobStatus) { s.Progress = nil })
+}
+
+// progressFresh is how long a target's progress report counts as proof
+// that it is still working on a generation (it reports every
+// progressEvery).
+const progressFresh = 5 * progressEvery
+
+// busyWith reports whether the target reported progress on version v
+// recently: the source does not repeat v's announcement to it meanwhile.
+func (t *targetState) busyWith(v uint64) bool {
+	return t.result != nil && t.result.Version == v && t.result.Progress != nil && time.Since(t.progressAt) < progressFresh
+}

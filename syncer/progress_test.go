@@ -1,0 +1,85 @@
+package syncer
+
+import (
+	"testing"
+	"time"
+
+	"pbxsync/internal/wire"
+)
+
+func TestEstimate(t *testing.T) {
+	for _, c := range []struct {
+		name                                 string
+		files, filesTotal, bytes, bytesTotal uint64
+		elapsed                              time.Duration
+		want                                 float64
+	}{
+		{"by bytes: a quarter in 10 s leaves 30 s", 1, 100, 25, 100, 10 * time.Second, 30},
+		{"bytes rule over files", 99, 100, 50, 100, 4 * time.Second, 4},
+		{"no bytes: by files", 10, 40, 0, 0, 5 * time.Second, 15},
+		{"nothing done yet: no estimate", 0, 10, 0, 1000, time.Second, -1},
+		{"no time passed: no estimate", 1, 10, 10, 1000, 0, -1},
+		{"all done", 10, 10, 1000, 1000, time.Second, 0},
+		{"empty phase", 0, 0, 0, 0, time.Second, 0},
+	} {
+		if got := estimate(c.files, c.filesTotal, c.bytes, c.bytesTotal, c.elapsed); got != c.want {
+			t.Errorf("%s: estimate = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestProgressTrackerSnapshot(t *testing.T) {
+	var tr progressTracker
+	tr.version = 7
+	if p := tr.snapshot(time.Now()); p != nil {
+		t.Fatalf("progress before the first phase: %v", p)
+	}
+	tr.begin(wire.PhaseFetching, 4, 400)
+	tr.add(100)
+	tr.mu.Lock()
+	tr.phaseStart = time.Now().Add(-2 * time.Second)
+	tr.mu.Unlock()
+	p := tr.snapshot(time.Now())
+	if p.Generation != 7 || p.Files != 1 || p.FilesTotal != 4 || p.Bytes != 100 || p.BytesTotal != 400 || p.ETASeconds < 5.9 || p.ETASeconds > 6.5 {
+		t.Fatalf("snapshot %+v: want 1/4 files, 100/400 bytes, about 6 s left", p)
+	}
+	if s := p.String(); s != "fetching 1/4 files, 100 B/400 B, ETA 6s" {
+		t.Errorf("String() = %q", s)
+	}
+	if err := p.wire().Validate(); err != nil {
+		t.Errorf("its wire form is invalid: %v", err)
+	}
+	// inline content, then the fetch: one fetching phase; an inline
+	// entry that did not apply leaves it (the fetch counts it again)
+	tr.forget(100)
+	tr.extend(wire.PhaseFetching, 2, 200)
+	if p := tr.snapshot(time.Now()); p.Files != 1 || p.FilesTotal != 5 || p.Bytes != 100 || p.BytesTotal != 500 {
+		t.Errorf("after forget and extend: %+v; want 1/5 files, 100/500 bytes", p)
+	}
+	tr.begin(wire.PhaseApplying, 2, 0)
+	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.ETASeconds != -1 {
+		t.Errorf("a new phase starts from nothing: %+v", p)
+	}
+}
+
+// TestSourceWaitsForATargetReportingProgress: a target that reports
+// progress on the newest version is not sent it again while the reports
+// keep coming; one whose reports stopped (a restart, a lost answer) is.
+func TestSourceWaitsForATargetReportingProgress(t *testing.T) {
+	prog := &wire.Progress{Phase: wire.PhaseFetching, Files: 1, FilesTotal: 2, Bytes: 1, BytesTotal: 2, ETA: 1}
+	for _, c := range []struct {
+		name string
+		t    targetState
+		want bool
+	}{
+		{"fresh progress on v", targetState{result: &wire.Result{Version: 3, State: "applying", Progress: prog}, progressAt: time.Now()}, true},
+		{"stale progress on v", targetState{result: &wire.Result{Version: 3, State: "applying", Progress: prog}, progressAt: time.Now().Add(-progressFresh - time.Second)}, false},
+		{"progress on an older version", targetState{result: &wire.Result{Version: 2, State: "applying", Progress: prog}, progressAt: time.Now()}, false},
+		{"applying without progress (Asterisk down)", targetState{result: &wire.Result{Version: 3, State: "applying"}, progressAt: time.Now()}, false},
+		{"no answer", targetState{}, false},
+	} {
+		if got := c.t.busyWith(3); got != c.want {
+			t.Errorf("%s: busyWith = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
