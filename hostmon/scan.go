@@ -185,20 +185,94 @@ func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev
 
 // ScanTreePaths is ScanPaths that reports entries it cannot read in the
 // result instead of failing on them, as ScanTree does. Unreadable lists
-// only entries met below the given paths (and their parents).
+// only entries met below the given paths (and their parents). It copies
+// prev; ScanTreeDelta is the same rescan without the copy.
 func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Scanned, error) {
-	s, err := newScanner(ctx, root, f, prev, log)
+	d, err := ScanTreeDelta(ctx, root, f, paths, prev, log)
 	if err != nil {
 		return Scanned{}, err
+	}
+	if d.Full {
+		return Scanned{States: d.States, Unreadable: d.Unreadable, Refused: d.Refused}, nil
+	}
+	out := make(map[string]FileState, len(prev)+len(d.States))
+	for p, st := range prev {
+		out[p] = st
+	}
+	d.Apply(out)
+	return Scanned{States: out, Unreadable: d.Unreadable, Refused: d.Refused}, nil
+}
+
+// Delta is what ScanTreeDelta found: the change to bring the previous
+// state up to date, not a copy of it.
+type Delta struct {
+	// Full says the whole tree was scanned (a path "" or "."): States is
+	// then the complete new state and Removed what prev had beyond it.
+	Full bool
+	// States is the new state of every entry the rescan recorded; an
+	// entry may be unchanged.
+	States map[string]FileState
+	// Removed lists the entries of prev that are gone (or now excluded,
+	// refused or skipped), sorted.
+	Removed []string
+	// Unreadable and Refused are those of Scanned, for the scanned paths.
+	Unreadable map[string]string
+	Refused    map[string]string
+}
+
+// Apply brings m, the prev a Delta was scanned against, up to date in place.
+func (d Delta) Apply(m map[string]FileState) {
+	if d.Full {
+		clear(m)
+	}
+	for _, p := range d.Removed {
+		delete(m, p)
+	}
+	for p, st := range d.States {
+		m[p] = st
+	}
+}
+
+// Paths returns every path d records or removes, sorted.
+func (d Delta) Paths() []string {
+	out := make([]string, 0, len(d.States)+len(d.Removed))
+	for p := range d.States {
+		out = append(out, p)
+	}
+	out = append(out, d.Removed...)
+	sort.Strings(out)
+	return out
+}
+
+// ScanTreeDelta rescans paths as ScanTreePaths does but returns only what
+// it found there (see Delta) and leaves prev alone: a rescan of one file
+// costs O(1) in the size of prev, a rescan of a directory one pass over
+// prev's keys to find what it held (no copy). A path "" or "." scans the
+// whole tree (Delta.Full).
+func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Delta, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return Delta{}, err
 	}
 	todo := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		p = strings.TrimSuffix(p, "/")
 		if p == "" || p == "." {
-			return ScanTree(ctx, root, f, prev, log)
+			res, err := ScanTree(ctx, root, f, prev, log)
+			if err != nil {
+				return Delta{}, err
+			}
+			d := Delta{Full: true, States: res.States, Unreadable: res.Unreadable, Refused: res.Refused}
+			for q := range prev {
+				if _, ok := res.States[q]; !ok {
+					d.Removed = append(d.Removed, q)
+				}
+			}
+			sort.Strings(d.Removed)
+			return d, nil
 		}
 		if err := index.ValidatePath(p); err != nil {
-			return Scanned{}, fmt.Errorf("scan %s: %w", root, err)
+			return Delta{}, fmt.Errorf("scan %s: %w", root, err)
 		}
 		todo[p] = true
 	}
@@ -212,21 +286,17 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 	}
 	sort.Strings(roots)
 
-	s.out = make(map[string]FileState, len(prev))
-	for p, st := range prev {
-		if !underAny(p, todo) {
-			s.out[p] = st
-		}
-	}
+	s.out = make(map[string]FileState, len(roots))
 	s.parents = make(map[string]bool)
 	handled := make(map[string]bool)
+	gone := make(map[string]bool) // entries of prev that may be gone
 	for _, p := range roots {
 		if err := s.ctx.Err(); err != nil {
-			return Scanned{}, fmt.Errorf("scan %s: %w", s.root, err)
+			return Delta{}, fmt.Errorf("scan %s: %w", s.root, err)
 		}
 		bad, err := s.refreshParents(p)
 		if err != nil {
-			return Scanned{}, err
+			return Delta{}, err
 		}
 		if bad != "" {
 			// A parent is gone or no longer an admitted directory: what
@@ -243,11 +313,39 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 			}
 			p = bad
 		}
+		s.markGone(p, gone)
 		if err := s.visit(p); err != nil {
-			return Scanned{}, err
+			return Delta{}, err
 		}
 	}
-	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
+	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	for q := range gone {
+		if _, ok := s.out[q]; !ok {
+			d.Removed = append(d.Removed, q)
+		}
+	}
+	sort.Strings(d.Removed)
+	return d, nil
+}
+
+// markGone adds p and, when prev holds a directory there, everything prev
+// holds below it to gone: the candidates a rescan of p may find removed.
+// Only a directory costs a pass over prev's keys.
+func (s *scanner) markGone(p string, gone map[string]bool) {
+	st, ok := s.prev[p]
+	if !ok {
+		return
+	}
+	gone[p] = true
+	if st.Kind != index.KindDir {
+		return
+	}
+	prefix := p + "/"
+	for q := range s.prev {
+		if strings.HasPrefix(q, prefix) {
+			gone[q] = true
+		}
+	}
 }
 
 // underAny reports whether p or one of its parent directories is in set.
