@@ -74,6 +74,7 @@ type job struct {
 	done     chan struct{}
 
 	states map[string]hostmon.FileState
+	drift  drift // where states may differ from a generation's index
 	dirty  bool
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
@@ -286,12 +287,11 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.setError("rescan failed: " + err.Error())
 		return
 	}
-	local := hostmon.ToIndex(j.states)
 	if j.isSource {
-		if j.latest != nil && Equal(local, j.latest.Index) {
+		if j.latest != nil && j.treeHolds(j.latest.Index) {
 			return
 		}
-		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
 			j.log.Error("cannot record the change", "err", err)
 			j.setError(err.Error())
 			return
@@ -299,10 +299,10 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.announce(true)
 		return
 	}
-	if j.latest == nil || Equal(local, j.latest.Index) {
+	if j.latest == nil || j.treeHolds(j.latest.Index) {
 		return
 	}
-	changed := Changed(j.latest.Index, local)
+	changed := Changed(j.latest.Index, hostmon.ToIndex(j.states))
 	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
 	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 		j.log.Error("cannot restore the source's version", "err", err)

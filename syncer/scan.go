@@ -22,18 +22,47 @@ func (j *job) scanAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	j.drift.touch(changedStates(j.states, res.States))
 	j.takeScan(res, nil)
 	return nil
 }
 
+// changedStates lists the paths whose item differs between two scan
+// states (a full scan: one pass, as the scan itself).
+func changedStates(old, cur map[string]hostmon.FileState) []string {
+	var out []string
+	for p, st := range cur {
+		if o, ok := old[p]; !ok || !sameAsTree(o, true, st.Item, true) {
+			out = append(out, p)
+		}
+	}
+	for p := range old {
+		if _, ok := cur[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // scanPaths rescans paths (and what lies below them), with the same
-// guarantee as scanAll.
+// guarantee as scanAll. It changes j.states in place: what it costs grows
+// with the paths, not with the tree.
 func (j *job) scanPaths(ctx context.Context, paths []string) error {
-	res, err := hostmon.ScanTreePaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
+	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
 	if err != nil {
 		return err
 	}
-	j.takeScan(res, paths)
+	if d.Full {
+		j.drift.touch(changedStates(j.states, d.States))
+		j.takeScan(hostmon.Scanned{States: d.States, Unreadable: d.Unreadable, Refused: d.Refused}, nil)
+		return nil
+	}
+	if j.states == nil {
+		j.states = make(map[string]hostmon.FileState, len(d.States))
+	}
+	d.Apply(j.states)
+	j.drift.touch(d.Paths())
+	j.takeScan(hostmon.Scanned{States: j.states, Unreadable: d.Unreadable, Refused: d.Refused}, paths)
 	return nil
 }
 
@@ -104,11 +133,14 @@ func (j *job) keepLastKnown() {
 	for p := range j.unreadable {
 		set[p] = true
 	}
+	var touched []string
 	for p := range j.states {
 		if underSet(p, set) {
 			delete(j.states, p)
+			touched = append(touched, p)
 		}
 	}
+	defer func() { j.drift.touch(touched) }()
 	if j.latest == nil {
 		return
 	}
@@ -116,6 +148,7 @@ func (j *job) keepLastKnown() {
 		if underSet(p, set) {
 			// no stat: the next scan of it hashes it again
 			j.states[p] = hostmon.FileState{Item: it}
+			touched = append(touched, p)
 		}
 	}
 	// the parents of what was kept exist (the scan saw them, or they are

@@ -137,6 +137,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 		j.prevNumber = j.latest.Number
 	}
 	j.latest = g
+	j.drift.reset(local, nil) // local is the scan state as recorded
 	j.prevIndex = prev
 	j.announcements = nil
 	j.offer(local, prev)
