@@ -1,8 +1,6 @@
 package syncer
 
 import (
-	"reflect"
-
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 )
@@ -42,7 +40,7 @@ func (d *drift) forget() { d.base, d.paths = nil, nil }
 
 // knows reports whether the drift is tracked against x (the same map).
 func (d *drift) knows(x index.Index) bool {
-	return d.base != nil && x != nil && reflect.ValueOf(d.base).UnsafePointer() == reflect.ValueOf(x).UnsafePointer()
+	return sameMap(d.base, x)
 }
 
 // list returns the paths where the scan state may differ from the base.

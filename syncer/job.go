@@ -86,7 +86,9 @@ type job struct {
 	// target's filters), the base of its next incremental announcement.
 	announced        index.Index
 	announcedVersion uint64
-	refusalLogged    uint64 // the source version whose refused paths were logged
+	plain            plainWant   // target: the base for admitting an incremental announcement by its changes
+	digests          digestCache // digests of the indexes the job works with
+	refusalLogged    uint64      // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
 	retry      *store.Generation
@@ -430,12 +432,28 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 // failed restore is resolved at once, while the caller of a failed
 // forward apply restores the tree and then calls resolveFailed.
 func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
-	if err := j.refresh(ctx, want); err != nil {
+	return j.applyIndexScope(ctx, gen, want, restore, nil)
+}
+
+// applyIndexScope is applyIndex where the tree may differ from want only
+// at scope (nil: anywhere): it plans and rescans those paths only, and
+// from then on tracks where the tree may differ from want.
+func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (index.Index, error) {
+	if err := j.refreshScope(ctx, want, scope); err != nil {
 		return hostmon.ToIndex(j.states), err
 	}
 	before := hostmon.ToIndex(j.states)
-	ops := Plan(before, want)
+	var ops []Op
+	if scope != nil {
+		scope = append(scope, j.drift.list()...) // and what the refresh found
+		ops = PlanPaths(IndexLookup(before), IndexLookup(want), scope)
+	} else {
+		ops = Plan(before, want)
+	}
 	if len(ops) == 0 {
+		if scope != nil {
+			j.drift.reset(want, scope)
+		}
 		return before, nil
 	}
 	if err := j.preserve(ctx, ops); err != nil {
@@ -455,6 +473,9 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, rest
 		paths = append(paths, op.Path)
 	}
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
+	if err == nil && serr == nil && scope != nil {
+		j.drift.reset(want, append(scope, j.drift.list()...))
+	}
 	if err != nil {
 		return before, err
 	}
