@@ -80,15 +80,26 @@ func (j *job) treeHolds(x index.Index) bool {
 		j.drift.reset(x, nil)
 		return true
 	}
+	holds := true
 	for p := range j.drift.paths {
 		st, inTree := j.states[p]
 		it, inIndex := x[p]
-		if !sameAsTree(st, inTree, it, inIndex) {
-			return false
+		switch {
+		case inTree == inIndex && (!inTree || identical(st.Item, it)):
+			delete(j.drift.paths, p) // back to x's item
+		case !sameAsTree(st, inTree, it, inIndex):
+			holds = false
 		}
-		delete(j.drift.paths, p)
+		// else a directory's mtime differs: no change to sync, but
+		// the next generation records it
 	}
-	return true
+	return holds
+}
+
+// identical reports whether a and b agree on everything the index digest
+// covers.
+func identical(a, b index.Item) bool {
+	return a.Kind == b.Kind && a.Mode == b.Mode && a.Size == b.Size && a.MTime == b.MTime && a.Hash == b.Hash
 }
 
 // equalStates is Equal(hostmon.ToIndex(states), x) without the copy.

@@ -100,6 +100,7 @@ type job struct {
 	announcements map[announceKind]*wire.Announce
 	prevIndex     index.Index
 	prevNumber    uint64
+	latestDiff    []string // paths where latest differs from prevIndex; nil: not known
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
@@ -107,6 +108,11 @@ type job struct {
 	mu      sync.Mutex
 	status  JobStatus
 	serving map[index.Hash]int64
+	// servedRefs counts the files of the newest generation per content
+	// and servedPrev is the content only the one before has: what
+	// offerChange needs to update serving by a generation's changes.
+	servedRefs map[index.Hash]int
+	servedPrev map[index.Hash]int64
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
@@ -507,16 +513,23 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
 	serving := make(map[index.Hash]int64, len(cur)+len(prev))
-	for _, x := range []index.Index{prev, cur} {
-		for _, it := range x {
-			if it.Kind == index.KindFile {
-				serving[it.Hash] = it.Size
-			}
+	refs := make(map[index.Hash]int, len(cur))
+	for _, it := range cur {
+		if it.Kind == index.KindFile {
+			serving[it.Hash] = it.Size
+			refs[it.Hash]++
+		}
+	}
+	served := map[index.Hash]int64{}
+	for _, it := range prev {
+		if _, inCur := refs[it.Hash]; it.Kind == index.KindFile && !inCur {
+			serving[it.Hash] = it.Size
+			served[it.Hash] = it.Size
 		}
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.serving = serving
+	j.serving, j.servedRefs, j.servedPrev = serving, refs, served
 }
 
 func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {

@@ -136,11 +136,12 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if j.latest != nil {
 		j.prevNumber = j.latest.Number
 	}
+	diff := j.generationDiff(prev, local)
 	j.latest = g
 	j.drift.reset(local, nil) // local is the scan state as recorded
-	j.prevIndex = prev
+	j.prevIndex, j.latestDiff = prev, diff
 	j.announcements = nil
-	j.offer(local, prev)
+	j.offerChange(local, prev, diff)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
@@ -201,21 +202,23 @@ func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
 	}
 	msg := j.buildAnnounce(context.Background(), base)
 	if k.incremental {
-		msg.Items, msg.Removed, msg.Digest = wire.Incremental(j.prevIndex, j.latest.Index)
+		msg.Items, msg.Removed, msg.Digest = j.incremental()
 		msg.Base = j.prevNumber
+	} else {
+		msg.Items = wire.FromIndex(j.latest.Index)
 	}
 	msg.Unreadable = j.unreadableUnknown()
 	j.announcements[k] = msg
 	return msg
 }
 
-// buildAnnounce makes the announcement of the newest generation and
-// carries its changed files inline: as deltas against deltaBase (the
-// previous generation, which a target in step holds) when it is given,
-// else as the stored zstd frames.
+// buildAnnounce makes the announcement of the newest generation (without
+// its items, which the caller sets) and carries its changed files inline:
+// as deltas against deltaBase (the previous generation, which a target in
+// step holds) when it is given, else as the stored zstd frames.
 func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.Announce {
 	g := j.latest
-	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(), Items: wire.FromIndex(g.Index)}
+	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
 	for _, p := range g.Changed {
 		it, ok := g.Index[p]

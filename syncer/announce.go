@@ -1,0 +1,79 @@
+package syncer
+
+import (
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
+)
+
+// generationDiff returns the paths whose item (as the index digest sees it)
+// differs between prev, the source's newest generation, and local, the
+// next one made of the scan state: the scan's drift since prev, so that
+// no pass over the index is made. nil when it is not known that way (no
+// previous generation, a drift not tracked against it).
+func (j *job) generationDiff(prev, local index.Index) []string {
+	if prev == nil || !j.drift.knows(prev) {
+		return nil
+	}
+	diff := []string{}
+	for p := range j.drift.paths {
+		old, had := prev[p]
+		it, has := local[p]
+		if had != has || (had && !identical(old, it)) {
+			diff = append(diff, p)
+		}
+	}
+	return diff
+}
+
+// incremental returns the Items, Removed and Digest of the incremental
+// announcement of the newest generation against the one before: from the
+// paths that changed and a kept digest when those are known, else by
+// comparing the two indexes.
+func (j *job) incremental() ([]wire.Item, []string, []byte) {
+	if j.latestDiff == nil {
+		items, removed, digest := wire.Incremental(j.prevIndex, j.latest.Index)
+		return items, removed, digest
+	}
+	items, removed := wire.Changes(j.latest.Index, j.latestDiff)
+	d := j.digests.derive(j.prevIndex, j.latest.Index, j.latestDiff).Hash()
+	return items, removed, d[:]
+}
+
+// offerChange is offer for a generation cur that differs from prev only at
+// diff (nil: not known, offer it all): the served set is updated by the
+// changed items, not rebuilt. A path listed twice counts once.
+func (j *job) offerChange(cur, prev index.Index, diff []string) {
+	if diff == nil || j.servedRefs == nil {
+		j.offer(cur, prev)
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	stale := j.servedPrev
+	j.servedPrev = make(map[index.Hash]int64, len(diff))
+	seen := make(map[string]struct{}, len(diff))
+	for _, p := range diff {
+		if _, dup := seen[p]; dup {
+			continue
+		}
+		seen[p] = struct{}{}
+		if old, ok := prev[p]; ok && old.Kind == index.KindFile {
+			if j.servedRefs[old.Hash]--; j.servedRefs[old.Hash] <= 0 {
+				delete(j.servedRefs, old.Hash)
+			}
+			j.servedPrev[old.Hash] = old.Size
+			j.serving[old.Hash] = old.Size
+		}
+		if it, ok := cur[p]; ok && it.Kind == index.KindFile {
+			j.servedRefs[it.Hash]++
+			j.serving[it.Hash] = it.Size
+		}
+	}
+	for h := range stale { // the content only the generation before prev had
+		if _, inCur := j.servedRefs[h]; !inCur {
+			if _, inPrev := j.servedPrev[h]; !inPrev {
+				delete(j.serving, h)
+			}
+		}
+	}
+}
