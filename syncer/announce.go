@@ -77,3 +77,24 @@ func (j *job) offerChange(cur, prev index.Index, diff []string) {
 		}
 	}
 }
+
+// changedPaths is Changed(prev, local) for the source's next generation,
+// from the scan drift when it is tracked against prev (see generationDiff).
+func (j *job) changedPaths(prev, local index.Index) []string {
+	diff := j.generationDiff(prev, local)
+	if diff == nil {
+		return Changed(prev, local)
+	}
+	return Changed(subIndex(prev, diff), subIndex(local, diff))
+}
+
+// changedByHash returns an item of the newest generation's changes whose
+// content is h (inline content is changed content).
+func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
+	for _, p := range j.latest.Changed {
+		if it, ok := j.latest.Index[p]; ok && it.Kind == index.KindFile && it.Hash == h {
+			return it, true
+		}
+	}
+	return index.Item{}, false
+}

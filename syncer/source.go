@@ -127,7 +127,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if j.latest != nil {
 		prev = j.latest.Index
 	}
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: Changed(prev, local), State: store.StateGood, Reason: reason, Index: local}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: j.changedPaths(prev, local), State: store.StateGood, Reason: reason, Index: local}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
 		return fmt.Errorf("record generation: %w", err)
@@ -375,7 +375,7 @@ func (j *job) countInline(peer string, msg *wire.Announce) {
 	var wireBytes, logical uint64
 	for _, in := range msg.Inline {
 		wireBytes += uint64(len(in.Data))
-		if it, ok := j.latest.Index.ByHash(wire.HashOf(in.Hash)); ok {
+		if it, ok := j.changedByHash(wire.HashOf(in.Hash)); ok {
 			logical += uint64(it.Size)
 		}
 	}
