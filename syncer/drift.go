@@ -71,14 +71,11 @@ func sameAsTree(st hostmon.FileState, inTree bool, it index.Item, inIndex bool) 
 // treeHolds reports whether the job's tree holds x (Equal of the scan
 // state and x). Against the drift's base it checks only the paths changed
 // since (and forgets those that turn out equal); against another index it
-// compares everything once and tracks x from then on.
+// compares everything once and tracks x from then on, with the paths
+// where they differ.
 func (j *job) treeHolds(x index.Index) bool {
 	if !j.drift.knows(x) {
-		if !equalStates(j.states, x) {
-			return false
-		}
-		j.drift.reset(x, nil)
-		return true
+		j.drift.reset(x, differing(j.states, x))
 	}
 	holds := true
 	for p := range j.drift.paths {
@@ -102,18 +99,21 @@ func identical(a, b index.Item) bool {
 	return a.Kind == b.Kind && a.Mode == b.Mode && a.Size == b.Size && a.MTime == b.MTime && a.Hash == b.Hash
 }
 
-// equalStates is Equal(hostmon.ToIndex(states), x) without the copy.
-func equalStates(states map[string]hostmon.FileState, x index.Index) bool {
-	if len(states) != len(x) {
-		return false
-	}
+// differing lists the paths where the scan state and x differ in anything
+// the index digest covers: one pass over both.
+func differing(states map[string]hostmon.FileState, x index.Index) []string {
+	var out []string
 	for p, st := range states {
-		it, ok := x[p]
-		if !sameAsTree(st, true, it, ok) {
-			return false
+		if it, ok := x[p]; !ok || !identical(st.Item, it) {
+			out = append(out, p)
 		}
 	}
-	return true
+	for p := range x {
+		if _, ok := states[p]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // stateLookup is the Lookup of the job's scan state.
