@@ -92,3 +92,36 @@ func checkSameStates(t *testing.T, got, want map[string]FileState) {
 		}
 	}
 }
+
+// TestScanTreeDeltaFullRecordsOnlyChanges: a rescan of the whole tree
+// returns what differs from prev only — nothing for an unchanged tree (no
+// second copy of its state), the edited file and the removed one after
+// changes — and applied to prev gives what a full scan gives.
+func TestScanTreeDeltaFullRecordsOnlyChanges(t *testing.T) {
+	root := t.TempDir()
+	for f := range 200 {
+		writeFile(t, root, fmt.Sprintf("d/f%03d.conf", f), "x", 0o644)
+	}
+	waitUntrusted()
+	prev := scan(t, root, nil, nil)
+	d, err := ScanTreeDelta(context.Background(), root, nil, []string{""}, prev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Full || len(d.States) != 0 || len(d.Removed) != 0 {
+		t.Fatalf("an unchanged tree: full %v, %d states, removed %v", d.Full, len(d.States), d.Removed)
+	}
+	writeFile(t, root, "d/f007.conf", "edited", 0o644)
+	if err := os.Remove(filepath.Join(root, "d/f008.conf")); err != nil {
+		t.Fatal(err)
+	}
+	d, err = ScanTreeDelta(context.Background(), root, nil, []string{"."}, prev, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(d.States); !slices.Equal(got, []string{"d", "d/f007.conf"}) || !slices.Equal(d.Removed, []string{"d/f008.conf"}) {
+		t.Fatalf("after an edit and a removal: states %v, removed %v", got, d.Removed)
+	}
+	d.Apply(prev)
+	checkSameStates(t, prev, scan(t, root, nil, nil))
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -192,9 +193,6 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 	if err != nil {
 		return Scanned{}, err
 	}
-	if d.Full {
-		return Scanned{States: d.States, Unreadable: d.Unreadable, Refused: d.Refused}, nil
-	}
 	out := make(map[string]FileState, len(prev)+len(d.States))
 	for p, st := range prev {
 		out[p] = st
@@ -206,8 +204,8 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 // Delta is what ScanTreeDelta found: the change to bring the previous
 // state up to date, not a copy of it.
 type Delta struct {
-	// Full says the whole tree was scanned (a path "" or "."): States is
-	// then the complete new state and Removed what prev had beyond it.
+	// Full says the whole tree was scanned (a path "" or "."); States
+	// then holds only the entries that differ from prev.
 	Full bool
 	// States is the new state of every entry the rescan recorded; an
 	// entry may be unchanged.
@@ -222,9 +220,6 @@ type Delta struct {
 
 // Apply brings m, the prev a Delta was scanned against, up to date in place.
 func (d Delta) Apply(m map[string]FileState) {
-	if d.Full {
-		clear(m)
-	}
 	for _, p := range d.Removed {
 		delete(m, p)
 	}
@@ -248,7 +243,7 @@ func (d Delta) Paths() []string {
 // it found there (see Delta) and leaves prev alone: a rescan of one file
 // costs O(1) in the size of prev, a rescan of a directory one pass over
 // prev's keys to find what it held (no copy). A path "" or "." scans the
-// whole tree (Delta.Full).
+// whole tree (Delta.Full) and still returns only what differs from prev.
 func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Delta, error) {
 	s, err := newScanner(ctx, root, f, prev, log)
 	if err != nil {
@@ -258,18 +253,7 @@ func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, 
 	for _, p := range paths {
 		p = strings.TrimSuffix(p, "/")
 		if p == "" || p == "." {
-			res, err := ScanTree(ctx, root, f, prev, log)
-			if err != nil {
-				return Delta{}, err
-			}
-			d := Delta{Full: true, States: res.States, Unreadable: res.Unreadable, Refused: res.Refused}
-			for q := range prev {
-				if _, ok := res.States[q]; !ok {
-					d.Removed = append(d.Removed, q)
-				}
-			}
-			sort.Strings(d.Removed)
-			return d, nil
+			return s.full()
 		}
 		if err := index.ValidatePath(p); err != nil {
 			return Delta{}, fmt.Errorf("scan %s: %w", root, err)
@@ -328,6 +312,25 @@ func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, 
 	return d, nil
 }
 
+// full walks the whole tree recording only what differs from prev, so a
+// rescan of an unchanged tree holds no second copy of its state.
+func (s *scanner) full() (Delta, error) {
+	s.changedOnly = true
+	s.seen = make(map[string]struct{}, len(s.prev))
+	s.out = map[string]FileState{}
+	if err := s.walk(""); err != nil {
+		return Delta{}, err
+	}
+	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	for q := range s.prev {
+		if _, ok := s.seen[q]; !ok {
+			d.Removed = append(d.Removed, q)
+		}
+	}
+	sort.Strings(d.Removed)
+	return d, nil
+}
+
 // markGone adds p and, when prev holds a directory there, everything prev
 // holds below it to gone: the candidates a rescan of p may find removed.
 // Only a directory costs a pass over prev's keys.
@@ -368,6 +371,10 @@ type scanner struct {
 	log     *slog.Logger
 	buf     []byte
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
+	// changedOnly (a full rescan by ScanTreeDelta): out gets only entries
+	// that differ from prev; seen has every entry met.
+	changedOnly bool
+	seen        map[string]struct{}
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	refused    map[string]string // names that may not be synced, with why
@@ -397,6 +404,24 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 		openFile: func(rel string, flag int) (*os.File, error) { return beneath.OpenFile(root, rel, flag) },
 		readDir:  func(rel string) ([]os.DirEntry, error) { return beneath.ReadDir(root, rel) },
 	}, nil
+}
+
+// put records the state of rel.
+func (s *scanner) put(rel string, st FileState) {
+	if s.changedOnly {
+		s.seen[rel] = struct{}{}
+		if p, ok := s.prev[rel]; ok && sameState(p, st) {
+			return
+		}
+	}
+	s.out[rel] = st
+}
+
+// sameState reports whether two states are the same in every field.
+func sameState(a, b FileState) bool {
+	return a.Path == b.Path && a.Kind == b.Kind && a.Size == b.Size && a.Mode == b.Mode && a.MTime == b.MTime &&
+		a.Hash == b.Hash && a.Deleted == b.Deleted && a.Dev == b.Dev && a.Inode == b.Inode && a.CTime == b.CTime &&
+		slices.Equal(a.Version, b.Version)
 }
 
 func (s *scanner) abs(rel string) string {
@@ -431,11 +456,11 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 	s.unreadable[rel] = why
 	s.log.Warn("hostmon: cannot read path; keeping its last known state", "root", s.root, "path", rel, "err", why)
 	if st, ok := s.prev[rel]; ok && self {
-		s.out[rel] = st
+		s.put(rel, st)
 	}
 	for p, st := range s.prev {
 		if strings.HasPrefix(p, rel+"/") {
-			s.out[p] = st
+			s.put(p, st)
 		}
 	}
 }
@@ -492,7 +517,7 @@ func (s *scanner) visit(rel string) error {
 	}
 	switch {
 	case mode.IsDir():
-		s.out[rel] = s.state(rel, index.KindDir, fi)
+		s.put(rel, s.state(rel, index.KindDir, fi))
 		return s.walk(rel)
 	case mode.IsRegular():
 		return s.file(rel, fi)
@@ -534,7 +559,7 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 	cur := s.state(rel, index.KindFile, fi)
 	if p, ok := s.prev[rel]; ok && p.trusts(cur) {
 		cur.Hash = p.Hash
-		s.out[rel] = cur
+		s.put(rel, cur)
 		return nil
 	}
 
@@ -594,7 +619,7 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		if !stable || time.Since(time.Unix(0, cur.CTime)) < racyWindow {
 			cur.CTime = 0
 		}
-		s.out[rel] = cur
+		s.put(rel, cur)
 		return nil
 	}
 }
@@ -646,7 +671,7 @@ func (s *scanner) refreshDir(d string) (bool, error) {
 	if !fi.IsDir() || s.f.ExcludesDir(d) {
 		return false, nil
 	}
-	s.out[d] = s.state(d, index.KindDir, fi)
+	s.put(d, s.state(d, index.KindDir, fi))
 	return true, nil
 }
 

@@ -18,51 +18,28 @@ const unreadableRetry = 10 * time.Second
 // scanAll rescans the whole tree. On error j.states is left as it was: a
 // failed scan never empties the job's view of its tree.
 func (j *job) scanAll(ctx context.Context) error {
-	res, err := hostmon.ScanTree(ctx, j.cfg.Path, j.filter, j.states, j.log)
-	if err != nil {
-		return err
-	}
-	j.drift.touch(changedStates(j.states, res.States))
-	j.takeScan(res, nil)
-	return nil
+	return j.scanPaths(ctx, []string{""})
 }
 
-// changedStates lists the paths whose item differs between two scan
-// states (a full scan: one pass, as the scan itself).
-func changedStates(old, cur map[string]hostmon.FileState) []string {
-	var out []string
-	for p, st := range cur {
-		if o, ok := old[p]; !ok || !sameAsTree(o, true, st.Item, true) {
-			out = append(out, p)
-		}
-	}
-	for p := range old {
-		if _, ok := cur[p]; !ok {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// scanPaths rescans paths (and what lies below them), with the same
-// guarantee as scanAll. It changes j.states in place: what it costs grows
-// with the paths, not with the tree.
+// scanPaths rescans paths (and what lies below them; "" is the whole
+// tree), with the same guarantee as scanAll. It changes j.states in place
+// by what the scan found different: what it costs in memory grows with
+// the change, not with the tree.
 func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
 	if err != nil {
 		return err
-	}
-	if d.Full {
-		j.drift.touch(changedStates(j.states, d.States))
-		j.takeScan(hostmon.Scanned{States: d.States, Unreadable: d.Unreadable, Refused: d.Refused}, nil)
-		return nil
 	}
 	if j.states == nil {
 		j.states = make(map[string]hostmon.FileState, len(d.States))
 	}
 	d.Apply(j.states)
 	j.drift.touch(d.Paths())
-	j.takeScan(hostmon.Scanned{States: j.states, Unreadable: d.Unreadable, Refused: d.Refused}, paths)
+	scope := paths
+	if d.Full {
+		scope = nil
+	}
+	j.takeScan(hostmon.Scanned{States: j.states, Unreadable: d.Unreadable, Refused: d.Refused}, scope)
 	return nil
 }
 
