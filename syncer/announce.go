@@ -98,3 +98,18 @@ func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
 	}
 	return index.Item{}, false
 }
+
+// sendAnnouncement sends msg to peer, in parts when its index is large
+// (wire.Split): no message has to hold a whole large index.
+func (j *job) sendAnnouncement(peer string, msg *wire.Announce) error {
+	parts := wire.Split(msg, j.a.partBytes)
+	if len(parts) > 1 {
+		j.log.Debug("announcing in parts", "peer", peer, "version", msg.Version, "items", len(msg.Items), "parts", len(parts))
+	}
+	for _, part := range parts {
+		if err := j.a.mon.Send(peer, part); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -86,9 +86,10 @@ type job struct {
 	// target's filters), the base of its next incremental announcement.
 	announced        index.Index
 	announcedVersion uint64
-	plain            plainWant   // target: the base for admitting an incremental announcement by its changes
-	digests          digestCache // digests of the indexes the job works with
-	refusalLogged    uint64      // the source version whose refused paths were logged
+	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
+	parts            wire.Assembler // target: the parts of an announcement sent in several messages
+	digests          digestCache    // digests of the indexes the job works with
+	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
 	retry      *store.Generation

@@ -289,7 +289,7 @@ func (j *job) announce(force bool) {
 		if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(name, t)
 			if j.a.mon.Connected(name) {
-				if err := j.a.mon.Send(name, msg); err != nil {
+				if err := j.sendAnnouncement(name, msg); err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()

@@ -101,6 +101,13 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
 	}
+	m, err := j.parts.Add(m)
+	if err != nil {
+		j.log.Info("dropping an incomplete announcement; the source repeats it", "err", err)
+	}
+	if m == nil {
+		return // more parts to come
+	}
 	if j.held != 0 {
 		// the operator holds this target: the generation waits for resume
 		reply(j.held, ResultHeld, heldText(j.held))

@@ -45,6 +45,13 @@ type Announce struct {
 	// has at and below them instead of deleting it. Complete, in every
 	// announcement, incremental or not.
 	Unreadable []string `json:"unreadable,omitempty"`
+	// Part and Parts split one announcement over several messages (Parts
+	// > 1) so that no message holds a whole large index (see Split): Items
+	// are spread over the parts in order, Removed, Digest, Inline and
+	// Unreadable ride in the last one, the other fields in every one. A
+	// target assembles the parts (Assembler) before it uses any of them.
+	Part  uint32 `json:"part,omitempty"`
+	Parts uint32 `json:"parts,omitempty"`
 }
 
 // MaxInline bounds the bytes of one Inline entry.
@@ -102,7 +109,15 @@ func (m *Announce) Validate() error {
 		}
 		seen[m.Items[i].Path] = struct{}{}
 	}
-	if m.Base != 0 && len(m.Digest) != index.HashSize {
+	switch {
+	case m.Parts == 1 || m.Parts > MaxParts:
+		return fmt.Errorf("parts: %d, want 0 or 2 to %d", m.Parts, MaxParts)
+	case m.Part != 0 && m.Part >= m.Parts:
+		return fmt.Errorf("part %d of %d", m.Part, m.Parts)
+	case m.Part+1 < m.Parts && (len(m.Removed) > 0 || len(m.Digest) > 0 || len(m.Inline) > 0 || len(m.Unreadable) > 0):
+		return fmt.Errorf("part %d of %d carries what only the last part carries", m.Part, m.Parts)
+	}
+	if last := m.Part+1 >= m.Parts; last && m.Base != 0 && len(m.Digest) != index.HashSize {
 		return fmt.Errorf("incremental announcement without a %d-byte digest", index.HashSize)
 	}
 	if m.Base == 0 && (len(m.Removed) > 0 || len(m.Digest) > 0) {

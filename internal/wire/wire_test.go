@@ -198,6 +198,8 @@ func TestAnnounceEveryFieldRoundTrips(t *testing.T) {
 		Digest:     make([]byte, 32),
 		Inline:     []Inline{{Hash: make([]byte, 32), Encoding: EncodingZstd, Data: []byte("x")}},
 		Unreadable: []string{"root-only.conf"},
+		Part:       1,
+		Parts:      2,
 	}
 	v := reflect.ValueOf(*m)
 	for i := 0; i < v.NumField(); i++ {
