@@ -35,9 +35,6 @@ func (d *drift) reset(base index.Index, paths []string) {
 	d.touch(paths)
 }
 
-// forget says nothing is known (the scan state was replaced).
-func (d *drift) forget() { d.base, d.paths = nil, nil }
-
 // knows reports whether the drift is tracked against x (the same map).
 func (d *drift) knows(x index.Index) bool {
 	return sameMap(d.base, x)
