@@ -315,9 +315,13 @@ func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, 
 // full walks the whole tree recording only what differs from prev, so a
 // rescan of an unchanged tree holds no second copy of its state.
 func (s *scanner) full() (Delta, error) {
-	s.changedOnly = true
-	s.seen = make(map[string]struct{}, len(s.prev))
-	s.out = map[string]FileState{}
+	if len(s.prev) == 0 {
+		s.out = map[string]FileState{} // everything is new: no set of what was seen
+	} else {
+		s.changedOnly = true
+		s.seen = make(map[string]struct{}, len(s.prev))
+		s.out = map[string]FileState{}
+	}
 	if err := s.walk(""); err != nil {
 		return Delta{}, err
 	}

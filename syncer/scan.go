@@ -30,10 +30,11 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	if err != nil {
 		return err
 	}
-	if j.states == nil {
-		j.states = make(map[string]hostmon.FileState, len(d.States))
+	if len(j.states) == 0 {
+		j.states = d.States // the first scan: no copy
+	} else {
+		d.Apply(j.states)
 	}
-	d.Apply(j.states)
 	j.drift.touch(d.Paths())
 	scope := paths
 	if d.Full {
