@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -185,20 +186,77 @@ func ScanPaths(ctx context.Context, root string, f *Filter, paths []string, prev
 
 // ScanTreePaths is ScanPaths that reports entries it cannot read in the
 // result instead of failing on them, as ScanTree does. Unreadable lists
-// only entries met below the given paths (and their parents).
+// only entries met below the given paths (and their parents). It copies
+// prev; ScanTreeDelta is the same rescan without the copy.
 func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Scanned, error) {
-	s, err := newScanner(ctx, root, f, prev, log)
+	d, err := ScanTreeDelta(ctx, root, f, paths, prev, log)
 	if err != nil {
 		return Scanned{}, err
+	}
+	out := make(map[string]FileState, len(prev)+len(d.States))
+	for p, st := range prev {
+		out[p] = st
+	}
+	d.Apply(out)
+	return Scanned{States: out, Unreadable: d.Unreadable, Refused: d.Refused}, nil
+}
+
+// Delta is what ScanTreeDelta found: the change to bring the previous
+// state up to date, not a copy of it.
+type Delta struct {
+	// Full says the whole tree was scanned (a path "" or "."); States
+	// then holds only the entries that differ from prev.
+	Full bool
+	// States is the new state of every entry the rescan recorded; an
+	// entry may be unchanged.
+	States map[string]FileState
+	// Removed lists the entries of prev that are gone (or now excluded,
+	// refused or skipped), sorted.
+	Removed []string
+	// Unreadable and Refused are those of Scanned, for the scanned paths.
+	Unreadable map[string]string
+	Refused    map[string]string
+}
+
+// Apply brings m, the prev a Delta was scanned against, up to date in place.
+func (d Delta) Apply(m map[string]FileState) {
+	for _, p := range d.Removed {
+		delete(m, p)
+	}
+	for p, st := range d.States {
+		m[p] = st
+	}
+}
+
+// Paths returns every path d records or removes, sorted.
+func (d Delta) Paths() []string {
+	out := make([]string, 0, len(d.States)+len(d.Removed))
+	for p := range d.States {
+		out = append(out, p)
+	}
+	out = append(out, d.Removed...)
+	sort.Strings(out)
+	return out
+}
+
+// ScanTreeDelta rescans paths as ScanTreePaths does but returns only what
+// it found there (see Delta) and leaves prev alone: a rescan of one file
+// costs O(1) in the size of prev, a rescan of a directory one pass over
+// prev's keys to find what it held (no copy). A path "" or "." scans the
+// whole tree (Delta.Full) and still returns only what differs from prev.
+func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Delta, error) {
+	s, err := newScanner(ctx, root, f, prev, log)
+	if err != nil {
+		return Delta{}, err
 	}
 	todo := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		p = strings.TrimSuffix(p, "/")
 		if p == "" || p == "." {
-			return ScanTree(ctx, root, f, prev, log)
+			return s.full()
 		}
 		if err := index.ValidatePath(p); err != nil {
-			return Scanned{}, fmt.Errorf("scan %s: %w", root, err)
+			return Delta{}, fmt.Errorf("scan %s: %w", root, err)
 		}
 		todo[p] = true
 	}
@@ -212,21 +270,17 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 	}
 	sort.Strings(roots)
 
-	s.out = make(map[string]FileState, len(prev))
-	for p, st := range prev {
-		if !underAny(p, todo) {
-			s.out[p] = st
-		}
-	}
+	s.out = make(map[string]FileState, len(roots))
 	s.parents = make(map[string]bool)
 	handled := make(map[string]bool)
+	gone := make(map[string]bool) // entries of prev that may be gone
 	for _, p := range roots {
 		if err := s.ctx.Err(); err != nil {
-			return Scanned{}, fmt.Errorf("scan %s: %w", s.root, err)
+			return Delta{}, fmt.Errorf("scan %s: %w", s.root, err)
 		}
 		bad, err := s.refreshParents(p)
 		if err != nil {
-			return Scanned{}, err
+			return Delta{}, err
 		}
 		if bad != "" {
 			// A parent is gone or no longer an admitted directory: what
@@ -243,11 +297,62 @@ func ScanTreePaths(ctx context.Context, root string, f *Filter, paths []string, 
 			}
 			p = bad
 		}
+		s.markGone(p, gone)
 		if err := s.visit(p); err != nil {
-			return Scanned{}, err
+			return Delta{}, err
 		}
 	}
-	return Scanned{States: s.out, Unreadable: s.unreadable, Refused: s.refused}, nil
+	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	for q := range gone {
+		if _, ok := s.out[q]; !ok {
+			d.Removed = append(d.Removed, q)
+		}
+	}
+	sort.Strings(d.Removed)
+	return d, nil
+}
+
+// full walks the whole tree recording only what differs from prev, so a
+// rescan of an unchanged tree holds no second copy of its state.
+func (s *scanner) full() (Delta, error) {
+	if len(s.prev) == 0 {
+		s.out = map[string]FileState{} // everything is new: no set of what was seen
+	} else {
+		s.changedOnly = true
+		s.seen = make(map[string]struct{}, len(s.prev))
+		s.out = map[string]FileState{}
+	}
+	if err := s.walk(""); err != nil {
+		return Delta{}, err
+	}
+	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	for q := range s.prev {
+		if _, ok := s.seen[q]; !ok {
+			d.Removed = append(d.Removed, q)
+		}
+	}
+	sort.Strings(d.Removed)
+	return d, nil
+}
+
+// markGone adds p and, when prev holds a directory there, everything prev
+// holds below it to gone: the candidates a rescan of p may find removed.
+// Only a directory costs a pass over prev's keys.
+func (s *scanner) markGone(p string, gone map[string]bool) {
+	st, ok := s.prev[p]
+	if !ok {
+		return
+	}
+	gone[p] = true
+	if st.Kind != index.KindDir {
+		return
+	}
+	prefix := p + "/"
+	for q := range s.prev {
+		if strings.HasPrefix(q, prefix) {
+			gone[q] = true
+		}
+	}
 }
 
 // underAny reports whether p or one of its parent directories is in set.
@@ -270,6 +375,10 @@ type scanner struct {
 	log     *slog.Logger
 	buf     []byte
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
+	// changedOnly (a full rescan by ScanTreeDelta): out gets only entries
+	// that differ from prev; seen has every entry met.
+	changedOnly bool
+	seen        map[string]struct{}
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	refused    map[string]string // names that may not be synced, with why
@@ -299,6 +408,24 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 		openFile: func(rel string, flag int) (*os.File, error) { return beneath.OpenFile(root, rel, flag) },
 		readDir:  func(rel string) ([]os.DirEntry, error) { return beneath.ReadDir(root, rel) },
 	}, nil
+}
+
+// put records the state of rel.
+func (s *scanner) put(rel string, st FileState) {
+	if s.changedOnly {
+		s.seen[rel] = struct{}{}
+		if p, ok := s.prev[rel]; ok && sameState(p, st) {
+			return
+		}
+	}
+	s.out[rel] = st
+}
+
+// sameState reports whether two states are the same in every field.
+func sameState(a, b FileState) bool {
+	return a.Path == b.Path && a.Kind == b.Kind && a.Size == b.Size && a.Mode == b.Mode && a.MTime == b.MTime &&
+		a.Hash == b.Hash && a.Deleted == b.Deleted && a.Dev == b.Dev && a.Inode == b.Inode && a.CTime == b.CTime &&
+		slices.Equal(a.Version, b.Version)
 }
 
 func (s *scanner) abs(rel string) string {
@@ -333,11 +460,11 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 	s.unreadable[rel] = why
 	s.log.Warn("hostmon: cannot read path; keeping its last known state", "root", s.root, "path", rel, "err", why)
 	if st, ok := s.prev[rel]; ok && self {
-		s.out[rel] = st
+		s.put(rel, st)
 	}
 	for p, st := range s.prev {
 		if strings.HasPrefix(p, rel+"/") {
-			s.out[p] = st
+			s.put(p, st)
 		}
 	}
 }
@@ -394,7 +521,7 @@ func (s *scanner) visit(rel string) error {
 	}
 	switch {
 	case mode.IsDir():
-		s.out[rel] = s.state(rel, index.KindDir, fi)
+		s.put(rel, s.state(rel, index.KindDir, fi))
 		return s.walk(rel)
 	case mode.IsRegular():
 		return s.file(rel, fi)
@@ -436,7 +563,7 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 	cur := s.state(rel, index.KindFile, fi)
 	if p, ok := s.prev[rel]; ok && p.trusts(cur) {
 		cur.Hash = p.Hash
-		s.out[rel] = cur
+		s.put(rel, cur)
 		return nil
 	}
 
@@ -496,7 +623,7 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		if !stable || time.Since(time.Unix(0, cur.CTime)) < racyWindow {
 			cur.CTime = 0
 		}
-		s.out[rel] = cur
+		s.put(rel, cur)
 		return nil
 	}
 }
@@ -548,7 +675,7 @@ func (s *scanner) refreshDir(d string) (bool, error) {
 	if !fi.IsDir() || s.f.ExcludesDir(d) {
 		return false, nil
 	}
-	s.out[d] = s.state(d, index.KindDir, fi)
+	s.put(d, s.state(d, index.KindDir, fi))
 	return true, nil
 }
 

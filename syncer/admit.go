@@ -32,39 +32,63 @@ func admit(announced index.Index, f *hostmon.Filter, preserveSUID bool) admissio
 		paths = append(paths, p)
 	}
 	sort.Strings(paths) // parents before children
-	refuse := func(p, why string) {
+	for _, p := range paths {
+		ad.take(p, announced[p], f, preserveSUID)
+	}
+	return ad
+}
+
+// admitChanges is admit for a change of the announced index: prev is the
+// admission of the announced index before the change (its want and
+// refused are updated in place), announced the index after it and paths
+// the paths that changed. The result equals admit(announced) at a cost
+// that grows with paths, not with the index.
+func admitChanges(prev admission, announced index.Index, paths []string, f *hostmon.Filter, preserveSUID bool) admission {
+	ad := admission{want: prev.want, refused: prev.refused}
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted) // parents before children
+	for _, p := range sorted {
+		delete(ad.want, p)
+		delete(ad.refused, p)
+		if it, ok := announced[p]; ok {
+			ad.take(p, it, f, preserveSUID)
+		}
+	}
+	return ad
+}
+
+// take admits the announced item it at p, or records why not. The
+// parents of p are decided before it.
+func (ad *admission) take(p string, it index.Item, f *hostmon.Filter, preserveSUID bool) {
+	refuse := func(why string) {
 		if ad.refused == nil {
 			ad.refused = map[string]string{}
 		}
 		ad.refused[p] = why
 	}
-	for _, p := range paths {
-		it := announced[p]
-		if err := index.ValidateName(p); err != nil {
-			refuse(p, err.Error())
-			continue
-		}
-		if par := refusedParent(p, ad.refused); par != "" {
-			refuse(p, "below refused "+par)
-			continue
-		}
-		if !f.Match(p, it.Kind == index.KindDir) {
-			refuse(p, "excluded by this node's filters")
-			continue
-		}
-		if !preserveSUID {
-			bits := fs.ModeSetuid
-			if it.Kind == index.KindFile {
-				bits |= fs.ModeSetgid
-			}
-			if it.Mode&bits != 0 {
-				it.Mode &^= bits
-				ad.dropped = append(ad.dropped, p)
-			}
-		}
-		ad.want[p] = it
+	if err := index.ValidateName(p); err != nil {
+		refuse(err.Error())
+		return
 	}
-	return ad
+	if par := refusedParent(p, ad.refused); par != "" {
+		refuse("below refused " + par)
+		return
+	}
+	if !f.Match(p, it.Kind == index.KindDir) {
+		refuse("excluded by this node's filters")
+		return
+	}
+	if !preserveSUID {
+		bits := fs.ModeSetuid
+		if it.Kind == index.KindFile {
+			bits |= fs.ModeSetgid
+		}
+		if it.Mode&bits != 0 {
+			it.Mode &^= bits
+			ad.dropped = append(ad.dropped, p)
+		}
+	}
+	ad.want[p] = it
 }
 
 // refusedParent returns the nearest parent directory of p in refused, or "".

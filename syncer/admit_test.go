@@ -135,3 +135,57 @@ func TestE2ETargetAppliesOnlyWhatItsFiltersAdmit(t *testing.T) {
 		t.Errorf("a's status does not report the refused name: %v", st.Refused)
 	}
 }
+
+// TestAdmitChanges: admitting a change of the announced index gives what
+// admitting the whole new index gives — new refused names and excluded
+// paths, a refused directory's new children, a file that becomes a
+// directory and back, setuid bits — one step after another.
+func TestAdmitChanges(t *testing.T) {
+	f, err := hostmon.NewFilter(nil, []string{"local-*.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(p string, mode fs.FileMode) index.Item {
+		return index.Item{Path: p, Kind: index.KindFile, Mode: mode, Size: 1, Hash: index.Sum([]byte(p))}
+	}
+	dir := func(p string) index.Item { return index.Item{Path: p, Kind: index.KindDir, Mode: 0o755} }
+	announced := index.Index{}
+	for i := range 50 {
+		it := file(fmt.Sprintf("d/f%02d.conf", i), 0o644)
+		announced[it.Path] = it
+	}
+	announced["d"] = dir("d")
+	steps := []struct {
+		name   string
+		add    []index.Item
+		remove []string
+	}{
+		{"an edit", []index.Item{file("d/f07.conf", 0o640)}, nil},
+		{"an excluded file", []index.Item{file("d/local-x.conf", 0o644)}, nil},
+		{"a refused directory and its children", []index.Item{dir("bad\x1bdir"), file("bad\x1bdir/in.conf", 0o644)}, nil},
+		{"a setuid file", []index.Item{file("d/agi", 0o755|fs.ModeSetuid)}, nil},
+		{"a file becomes a directory", []index.Item{dir("d/f09.conf"), file("d/f09.conf/x", 0o644)}, nil},
+		{"back to a file", []index.Item{file("d/f09.conf", 0o644)}, []string{"d/f09.conf/x"}},
+		{"the refused directory goes", nil, []string{"bad\x1bdir", "bad\x1bdir/in.conf"}},
+	}
+	ad := admit(announced, f, false)
+	for _, st := range steps {
+		var paths []string
+		for _, it := range st.add {
+			announced[it.Path] = it
+			paths = append(paths, it.Path)
+		}
+		for _, p := range st.remove {
+			delete(announced, p)
+			paths = append(paths, p)
+		}
+		ad = admitChanges(ad, announced, paths, f, false)
+		full := admit(announced, f, false)
+		if !reflect.DeepEqual(ad.want, full.want) {
+			t.Fatalf("%s: want differs from admitting the whole index", st.name)
+		}
+		if len(ad.refused) != len(full.refused) || (len(full.refused) > 0 && !reflect.DeepEqual(ad.refused, full.refused)) {
+			t.Fatalf("%s: refused %v, admitting the whole index refuses %v", st.name, ad.refused, full.refused)
+		}
+	}
+}

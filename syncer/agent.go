@@ -33,6 +33,10 @@ type Options struct {
 	// StallAfter is how long a peer may take nothing from its control
 	// stream before it is disconnected; 0: remotemon.DefaultStallAfter.
 	StallAfter time.Duration
+	// AnnouncePartBytes is about the most bytes of items one message of
+	// an announcement carries before it is sent in parts; 0:
+	// wire.PartBytes. Tests make it small.
+	AnnouncePartBytes int
 }
 
 // AsteriskInfo is what a node tells its peers about its Asterisk.
@@ -46,13 +50,14 @@ type AsteriskInfo struct {
 
 // Agent runs every job of one node.
 type Agent struct {
-	log    *slog.Logger
-	node   string
-	ident  *identity.Identity
-	store  *store.Store
-	mon    *remotemon.Monitor
-	hooks  *remotemon.HookRunner
-	peerUp chan struct{} // wakes the state publisher
+	log       *slog.Logger
+	partBytes int // see Options.AnnouncePartBytes
+	node      string
+	ident     *identity.Identity
+	store     *store.Store
+	mon       *remotemon.Monitor
+	hooks     *remotemon.HookRunner
+	peerUp    chan struct{} // wakes the state publisher
 
 	astCache   *AsteriskInfo // last answer of astInfo, under mu
 	astCacheAt time.Time
@@ -80,7 +85,10 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1)}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes}
+	if a.partBytes <= 0 {
+		a.partBytes = wire.PartBytes
+	}
 	if a.after == nil {
 		a.after = ShellChecks{}
 	}

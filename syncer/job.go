@@ -79,6 +79,7 @@ type job struct {
 	done     chan struct{}
 
 	states map[string]hostmon.FileState
+	drift  drift // where states may differ from a generation's index
 	dirty  bool
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
@@ -90,7 +91,10 @@ type job struct {
 	// target's filters), the base of its next incremental announcement.
 	announced        index.Index
 	announcedVersion uint64
-	refusalLogged    uint64 // the source version whose refused paths were logged
+	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
+	parts            wire.Assembler // target: the parts of an announcement sent in several messages
+	digests          digestCache    // digests of the indexes the job works with
+	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
 	retry      *store.Generation
@@ -106,6 +110,7 @@ type job struct {
 	announcements map[announceKind]*wire.Announce
 	prevIndex     index.Index
 	prevNumber    uint64
+	latestDiff    []string // paths where latest differs from prevIndex; nil: not known
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
@@ -117,6 +122,11 @@ type job struct {
 	mu      sync.Mutex
 	status  JobStatus
 	serving map[index.Hash]int64
+	// servedRefs counts the files of the newest generation per content
+	// and servedPrev is the content only the one before has: what
+	// offerChange needs to update serving by a generation's changes.
+	servedRefs map[index.Hash]int
+	servedPrev map[index.Hash]int64
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
@@ -311,12 +321,11 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.setError("rescan failed: " + err.Error())
 		return
 	}
-	local := hostmon.ToIndex(j.states)
 	if j.isSource {
-		if j.latest != nil && Equal(local, j.latest.Index) {
+		if j.latest != nil && j.treeHolds(j.latest.Index) {
 			return
 		}
-		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
 			j.log.Error("cannot record the change", "err", err)
 			j.setError(err.Error())
 			return
@@ -324,10 +333,10 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.announce(true)
 		return
 	}
-	if j.latest == nil || Equal(local, j.latest.Index) {
+	if j.latest == nil || j.treeHolds(j.latest.Index) {
 		return
 	}
-	changed := Changed(j.latest.Index, local)
+	changed := Changed(j.latest.Index, hostmon.ToIndex(j.states))
 	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
 	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 		j.log.Error("cannot restore the source's version", "err", err)
@@ -496,12 +505,28 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 // failed restore is resolved at once, while the caller of a failed
 // forward apply restores the tree and then calls resolveFailed.
 func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
-	if err := j.refresh(ctx, want); err != nil {
+	return j.applyIndexScope(ctx, gen, want, restore, nil)
+}
+
+// applyIndexScope is applyIndex where the tree may differ from want only
+// at scope (nil: anywhere): it plans and rescans those paths only, and
+// from then on tracks where the tree may differ from want.
+func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (index.Index, error) {
+	if err := j.refreshScope(ctx, want, scope); err != nil {
 		return hostmon.ToIndex(j.states), err
 	}
 	before := hostmon.ToIndex(j.states)
-	ops := Plan(before, want)
+	var ops []Op
+	if scope != nil {
+		scope = append(scope, j.drift.list()...) // and what the refresh found
+		ops = PlanPaths(IndexLookup(before), IndexLookup(want), scope)
+	} else {
+		ops = Plan(before, want)
+	}
 	if len(ops) == 0 {
+		if scope != nil {
+			j.drift.reset(want, scope)
+		}
 		return before, nil
 	}
 	links, err := j.preserve(ctx, ops)
@@ -528,6 +553,9 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, rest
 		paths = append(paths, op.Path)
 	}
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
+	if err == nil && serr == nil && scope != nil {
+		j.drift.reset(want, append(scope, j.drift.list()...))
+	}
 	if err != nil {
 		return before, err
 	}
@@ -559,16 +587,23 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
 	serving := make(map[index.Hash]int64, len(cur)+len(prev))
-	for _, x := range []index.Index{prev, cur} {
-		for _, it := range x {
-			if it.Kind == index.KindFile {
-				serving[it.Hash] = it.Size
-			}
+	refs := make(map[index.Hash]int, len(cur))
+	for _, it := range cur {
+		if it.Kind == index.KindFile {
+			serving[it.Hash] = it.Size
+			refs[it.Hash]++
+		}
+	}
+	served := map[index.Hash]int64{}
+	for _, it := range prev {
+		if _, inCur := refs[it.Hash]; it.Kind == index.KindFile && !inCur {
+			serving[it.Hash] = it.Size
+			served[it.Hash] = it.Size
 		}
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.serving = serving
+	j.serving, j.servedRefs, j.servedPrev = serving, refs, served
 }
 
 func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {

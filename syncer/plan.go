@@ -40,34 +40,63 @@ type Op struct {
 // directory does not disturb its mtime afterwards). A path whose kind
 // changes is removed, then created.
 func Plan(have, want index.Index) []Op {
-	var dels, rmdirs, mkdirs, writes, metas, dirmetas []Op
-	for p, h := range have {
-		w, ok := want[p]
-		if ok && w.Kind == h.Kind {
-			continue
-		}
-		if h.Kind == index.KindDir {
-			rmdirs = append(rmdirs, Op{Kind: OpRmdir, Path: p, Have: h})
-		} else {
-			dels = append(dels, Op{Kind: OpDelete, Path: p, Have: h})
+	paths := make([]string, 0, len(have)+len(want))
+	for p := range have {
+		paths = append(paths, p)
+	}
+	for p := range want {
+		if _, ok := have[p]; !ok {
+			paths = append(paths, p)
 		}
 	}
-	for p, w := range want {
-		h, ok := have[p]
-		if ok && h.Kind != w.Kind {
-			ok, h = false, index.Item{}
+	return PlanPaths(IndexLookup(have), IndexLookup(want), paths)
+}
+
+// Lookup finds the item at a path of a tree: an index, or a job's scan
+// state, without copying either.
+type Lookup func(p string) (index.Item, bool)
+
+// IndexLookup is the Lookup of x.
+func IndexLookup(x index.Index) Lookup {
+	return func(p string) (index.Item, bool) { it, ok := x[p]; return it, ok }
+}
+
+// PlanPaths is Plan over the given paths only: the paths where the two
+// trees may differ (the items of a change), so that planning a one-file
+// change costs O(1) whatever the size of the trees. A path outside paths
+// is taken to be the same in both; a path listed twice counts once.
+func PlanPaths(have, want Lookup, paths []string) []Op {
+	var dels, rmdirs, mkdirs, writes, metas, dirmetas []Op
+	seen := make(map[string]struct{}, len(paths))
+	for _, p := range paths {
+		if _, dup := seen[p]; dup {
+			continue
+		}
+		seen[p] = struct{}{}
+		h, hok := have(p)
+		w, wok := want(p)
+		if hok && (!wok || w.Kind != h.Kind) {
+			if h.Kind == index.KindDir {
+				rmdirs = append(rmdirs, Op{Kind: OpRmdir, Path: p, Have: h})
+			} else {
+				dels = append(dels, Op{Kind: OpDelete, Path: p, Have: h})
+			}
+			hok, h = false, index.Item{}
+		}
+		if !wok {
+			continue
 		}
 		switch w.Kind {
 		case index.KindDir:
-			if !ok {
+			if !hok {
 				mkdirs = append(mkdirs, Op{Kind: OpMkdir, Path: p, Want: w})
 			}
-			if !ok || h.Mode != w.Mode || h.MTime != w.MTime {
+			if !hok || h.Mode != w.Mode || h.MTime != w.MTime {
 				dirmetas = append(dirmetas, Op{Kind: OpDirMeta, Path: p, Want: w, Have: h})
 			}
 		case index.KindFile:
 			switch {
-			case !ok || h.Hash != w.Hash || h.Size != w.Size:
+			case !hok || h.Hash != w.Hash || h.Size != w.Size:
 				writes = append(writes, Op{Kind: OpWrite, Path: p, Want: w, Have: h})
 			case h.Mode != w.Mode || h.MTime != w.MTime:
 				metas = append(metas, Op{Kind: OpMeta, Path: p, Want: w, Have: h})

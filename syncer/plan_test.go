@@ -106,3 +106,58 @@ func TestChangedAndEqual(t *testing.T) {
 }
 
 func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) & fs.ModePerm }
+
+// TestPlanPaths: planning over the paths of a change gives the plan of the
+// whole trees, whatever else they hold in common; a path listed twice, or
+// held by neither tree, adds nothing.
+func TestPlanPaths(t *testing.T) {
+	common := idx()
+	for i := range 1000 {
+		it := file(fmt.Sprintf("big/f%04d", i), fmt.Sprint(i), 0o644, 1)
+		common[it.Path] = it
+	}
+	common["big"] = dir("big", 0o755, 1)
+	with := func(x index.Index, items ...index.Item) index.Index {
+		out := x.Clone()
+		for _, it := range items {
+			out[it.Path] = it
+		}
+		return out
+	}
+	without := func(x index.Index, paths ...string) index.Index {
+		out := x.Clone()
+		for _, p := range paths {
+			delete(out, p)
+		}
+		return out
+	}
+	cases := []struct {
+		name       string
+		have, want index.Index
+		paths      []string
+		ops        string
+	}{
+		{"one edit", common, with(common, file("big/f0042", "edited", 0o644, 2), dir("big", 0o755, 2)),
+			[]string{"big/f0042", "big"}, "write big/f0042; dirmeta big"},
+		{"listed twice", common, with(common, file("big/f0042", "edited", 0o644, 2)),
+			[]string{"big/f0042", "big/f0042", "nowhere"}, "write big/f0042"},
+		{"mode only", common, with(common, file("big/f0001", "1", 0o600, 1)), []string{"big/f0001"}, "meta big/f0001"},
+		{"deleted", common, without(common, "big/f0007"), []string{"big/f0007"}, "delete big/f0007"},
+		{"file becomes dir", common, with(without(common, "big/f0003"), dir("big/f0003", 0o755, 1), file("big/f0003/x", "y", 0o644, 1)),
+			[]string{"big/f0003/x", "big/f0003"}, "delete big/f0003; mkdir big/f0003; write big/f0003/x; dirmeta big/f0003"},
+		{"dir becomes file", with(common, dir("n", 0o755, 1), file("n/a", "a", 0o644, 1)), with(common, file("n", "x", 0o644, 1)),
+			[]string{"n", "n/a"}, "delete n/a; rmdir n; write n"},
+		{"unchanged", common, common, []string{"big/f0001", "big"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := render(PlanPaths(IndexLookup(tc.have), IndexLookup(tc.want), tc.paths))
+			if got != tc.ops {
+				t.Fatalf("plan:\n got %s\nwant %s", got, tc.ops)
+			}
+			if full := render(Plan(tc.have, tc.want)); full != got {
+				t.Fatalf("differs from the plan of the whole trees:\n got %s\nfull %s", got, full)
+			}
+		})
+	}
+}

@@ -18,35 +18,44 @@ const unreadableRetry = 10 * time.Second
 // scanAll rescans the whole tree. On error j.states is left as it was: a
 // failed scan never empties the job's view of its tree.
 func (j *job) scanAll(ctx context.Context) error {
-	res, err := hostmon.ScanTree(ctx, j.cfg.Path, j.filter, j.states, j.log)
-	if err != nil {
-		return err
-	}
-	j.takeScan(res, nil)
-	return nil
+	return j.scanPaths(ctx, []string{""})
 }
 
-// scanPaths rescans paths (and what lies below them), with the same
-// guarantee as scanAll.
+// scanPaths rescans paths (and what lies below them; "" is the whole
+// tree), with the same guarantee as scanAll. It changes j.states in place
+// by what the scan found different: what it costs in memory grows with
+// the change, not with the tree.
 func (j *job) scanPaths(ctx context.Context, paths []string) error {
-	res, err := hostmon.ScanTreePaths(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
+	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
 	if err != nil {
 		return err
 	}
-	j.takeScan(res, paths)
+	if len(j.states) == 0 {
+		j.states = d.States // the first scan: no copy
+	} else {
+		d.Apply(j.states)
+	}
+	j.drift.touch(d.Paths())
+	scope := paths
+	if d.Full {
+		scope = nil
+	}
+	j.takeScan(hostmon.Scanned{States: j.states, Unreadable: d.Unreadable, Refused: d.Refused}, scope, d.Paths())
 	return nil
 }
 
 // takeScan makes res the job's view of its tree. scope lists the paths
 // that were scanned (nil: the whole tree): what was unreadable there and
-// is readable now is forgotten.
-func (j *job) takeScan(res hostmon.Scanned, scope []string) {
+// is readable now is forgotten. changed lists the paths whose scan state
+// the scan recorded or removed (res.States is already updated in place, so
+// it cannot be compared with what it was): they are saved next time.
+func (j *job) takeScan(res hostmon.Scanned, scope, changed []string) {
 	var fresh, freshRefused []string
-	changed := false
-	j.unreadable, fresh, changed = mergeProblems(j.unreadable, res.Unreadable, scope)
+	var unreadableChanged bool
+	j.unreadable, fresh, unreadableChanged = mergeProblems(j.unreadable, res.Unreadable, scope)
 	var refusedChanged bool
 	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, res.Refused, scope)
-	j.noteScanned(j.states, res.States, scope)
+	j.noteDirty(changed)
 	j.states, j.dirty = res.States, true
 	j.keepLastKnown()
 	for _, p := range fresh {
@@ -55,9 +64,9 @@ func (j *job) takeScan(res hostmon.Scanned, scope []string) {
 	for _, p := range freshRefused {
 		j.log.Warn("not syncing a file whose name a job may not sync", "path", p, "reason", j.refused[p])
 	}
-	if changed || refusedChanged {
+	if unreadableChanged || refusedChanged {
 		j.publishProblems()
-		if changed && len(j.unreadable) == 0 {
+		if unreadableChanged && len(j.unreadable) == 0 {
 			j.log.Info("every file of the job is readable again")
 		}
 	}
@@ -105,9 +114,11 @@ func (j *job) keepLastKnown() {
 	for p := range j.unreadable {
 		set[p] = true
 	}
+	var touched []string
 	for p := range j.states {
 		if underSet(p, set) {
 			delete(j.states, p)
+			touched = append(touched, p)
 		}
 	}
 	if j.scanDirty == nil {
@@ -116,6 +127,7 @@ func (j *job) keepLastKnown() {
 	for p := range set {
 		j.scanDirty[p] = true
 	}
+	defer func() { j.drift.touch(touched) }()
 	if j.latest == nil {
 		return
 	}
@@ -123,6 +135,7 @@ func (j *job) keepLastKnown() {
 		if underSet(p, set) {
 			// no stat: the next scan of it hashes it again
 			j.states[p] = hostmon.FileState{Item: it}
+			touched = append(touched, p)
 		}
 	}
 	// the parents of what was kept exist (the scan saw them, or they are

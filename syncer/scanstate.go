@@ -75,6 +75,17 @@ func (j *job) noteScanned(before, after map[string]hostmon.FileState, scope []st
 	}
 }
 
+// noteDirty records paths whose scan state changed (recorded or removed)
+// for the next save.
+func (j *job) noteDirty(paths []string) {
+	if j.scanDirty == nil {
+		j.scanDirty = map[string]bool{}
+	}
+	for _, p := range paths {
+		j.scanDirty[p] = true
+	}
+}
+
 // saveScan writes the scan state of the paths noted since the last save.
 func (j *job) saveScan() error {
 	if len(j.scanDirty) == 0 {

@@ -1,7 +1,9 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -73,5 +75,66 @@ func TestScanStateSavedPerPath(t *testing.T) {
 	j2.noteScanned(got, after, nil)
 	if len(j2.scanDirty) != 0 {
 		t.Fatalf("an unchanged full scan marked %d paths", len(j2.scanDirty))
+	}
+}
+
+// TestScanPathsMarksWhatChanged: the scan state changes in place, so what
+// a rescan changed must be noted from the scan's delta: a full rescan
+// after an edit marks exactly the edited path, one after nothing changed
+// marks nothing, and a restart reads back what the tree holds. (Comparing
+// the state before and after, as the first per-path save did, compared the
+// map with itself once scans updated it in place, and saved nothing.)
+func TestScanPathsMarksWhatChanged(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "tree")
+	for i := range 20 {
+		p := filepath.Join(root, fmt.Sprintf("d%d", i%4), fmt.Sprintf("f%02d.conf", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(filepath.Join(dir, "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	newJob := func() *job {
+		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j", Path: root}, log: slog.New(slog.DiscardHandler)}
+	}
+	ctx := context.Background()
+	j := newJob()
+	if err := j.scanAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.scanDirty) != len(j.states) || len(j.states) != 24 {
+		t.Fatalf("first scan: %d states, %d marked; want 24 and 24", len(j.states), len(j.scanDirty))
+	}
+	j.save()
+	if err := j.scanAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.scanDirty) != 0 {
+		t.Fatalf("a rescan of an unchanged tree marked %v", j.scanDirty)
+	}
+	edited := filepath.Join(root, "d1", "f05.conf")
+	if err := os.WriteFile(edited, []byte("edited, and longer than before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.scanAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.scanDirty) != 1 || !j.scanDirty["d1/f05.conf"] {
+		t.Fatalf("a full rescan after one edit marked %v; want d1/f05.conf", j.scanDirty)
+	}
+	j.save()
+	got, err := newJob().loadScan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, j.states) {
+		t.Fatalf("a restart loads %+v; want %+v", got["d1/f05.conf"], j.states["d1/f05.conf"])
 	}
 }

@@ -130,7 +130,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if err := j.storeTree(ctx, local, base); err != nil {
 		return err
 	}
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: Changed(prev, local), State: store.StateGood, Reason: reason, Index: local}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: j.changedPaths(prev, local), State: store.StateGood, Reason: reason, Index: local}
 	n, err := j.record(ctx, g)
 	if err != nil {
 		return fmt.Errorf("record generation: %w", err)
@@ -139,10 +139,12 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if j.latest != nil {
 		j.prevNumber = j.latest.Number
 	}
+	diff := j.generationDiff(prev, local)
 	j.latest = g
-	j.prevIndex = prev
+	j.drift.reset(local, nil) // local is the scan state as recorded
+	j.prevIndex, j.latestDiff = prev, diff
 	j.announcements = nil
-	j.offer(local, prev)
+	j.offerChange(local, prev, diff)
 	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
@@ -203,21 +205,23 @@ func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
 	}
 	msg := j.buildAnnounce(context.Background(), base)
 	if k.incremental {
-		msg.Items, msg.Removed, msg.Digest = wire.Incremental(j.prevIndex, j.latest.Index)
+		msg.Items, msg.Removed, msg.Digest = j.incremental()
 		msg.Base = j.prevNumber
+	} else {
+		msg.Items = wire.FromIndex(j.latest.Index)
 	}
 	msg.Unreadable = j.unreadableUnknown()
 	j.announcements[k] = msg
 	return msg
 }
 
-// buildAnnounce makes the announcement of the newest generation and
-// carries its changed files inline: as deltas against deltaBase (the
-// previous generation, which a target in step holds) when it is given,
-// else as the stored zstd frames.
+// buildAnnounce makes the announcement of the newest generation (without
+// its items, which the caller sets) and carries its changed files inline:
+// as deltas against deltaBase (the previous generation, which a target in
+// step holds) when it is given, else as the stored zstd frames.
 func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.Announce {
 	g := j.latest
-	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(), Items: wire.FromIndex(g.Index)}
+	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
 	for _, p := range g.Changed {
 		it, ok := g.Index[p]
@@ -291,7 +295,7 @@ func (j *job) announce(force bool) {
 		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(name, t)
 			if j.a.mon.Connected(name) {
-				if err := j.a.mon.Send(name, msg); err != nil {
+				if err := j.sendAnnouncement(name, msg); err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
@@ -378,22 +382,11 @@ func (j *job) countInline(peer string, msg *wire.Announce) {
 	if len(msg.Inline) == 0 {
 		return
 	}
-	// one pass over the index for all entries (Index.ByHash per entry
-	// walked the whole index once for each of up to thousands of them)
-	sizes := make(map[index.Hash]int64, len(msg.Inline))
-	for _, in := range msg.Inline {
-		sizes[wire.HashOf(in.Hash)] = -1
-	}
-	for _, it := range j.latest.Index {
-		if s, ok := sizes[it.Hash]; ok && s < 0 {
-			sizes[it.Hash] = it.Size
-		}
-	}
 	var wireBytes, logical uint64
 	for _, in := range msg.Inline {
 		wireBytes += uint64(len(in.Data))
-		if s := sizes[wire.HashOf(in.Hash)]; s > 0 {
-			logical += uint64(s)
+		if it, ok := j.changedByHash(wire.HashOf(in.Hash)); ok {
+			logical += uint64(it.Size)
 		}
 	}
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: logical, ContentSent: wireBytes})

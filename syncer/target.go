@@ -105,65 +105,72 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
 	}
+	m, err := j.parts.Add(m)
+	if err != nil {
+		j.log.Info("dropping an incomplete announcement; the source repeats it", "err", err)
+	}
+	if m == nil {
+		return // more parts to come
+	}
 	if j.held != 0 {
 		// the operator holds this target: the generation waits for resume
 		reply(j.held, ResultHeld, heldText(j.held))
 		return
 	}
-	want := wire.ToIndex(m.Items)
-	if m.Base != 0 {
-		// an incremental announcement: rebuild the index from the base
-		// this node holds, or ask for the complete one
-		var base index.Index
-		switch {
-		case j.announced != nil && j.announcedVersion == m.Base:
-			base = j.announced
-		case j.latest != nil && j.latest.SourceVersion == m.Base:
-			base = j.latest.Index
-		default:
-			reply(0, wire.ResultResync, "")
-			return
-		}
-		full, err := m.Apply(base)
-		if err != nil {
-			j.log.Info("asking for a complete announcement", "err", err)
-			reply(0, wire.ResultResync, err.Error())
-			return
-		}
-		want = full
+	want, changed, ok := j.wantOf(m)
+	if !ok {
+		reply(0, wire.ResultResync, "")
+		return
 	}
-	j.announced, j.announcedVersion = want, m.Version
-	want = j.admit(m.Version, want)
-	j.keepUnreadable(m.Version, m.Unreadable, want)
-	digest := want.Digest().String()
+	digest := j.digests.of(want).Hash().String()
 	if reason, isBad := j.bad[digest]; isBad {
 		reply(0, "bad", reason)
 		return
 	}
-	if err := j.refresh(ctx, want); err != nil {
+	// scope: where the tree may differ from want (what the source changed,
+	// and what changed here since the newest generation), or nil: anywhere
+	var scope []string
+	if changed != nil && j.drift.knows(j.latest.Index) {
+		scope = append(append(make([]string, 0, len(changed)+len(j.drift.paths)), changed...), j.drift.list()...)
+	}
+	if err := j.refreshScope(ctx, want, scope); err != nil {
 		j.log.Warn("cannot rescan before applying", "err", err)
 	}
-	local := hostmon.ToIndex(j.states)
-	if j.latest != nil && Equal(j.latest.Index, want) && Equal(local, want) {
+	if scope != nil {
+		if sameAt(j.latest.Index, want, changed) && j.treeHolds(j.latest.Index) {
+			if identicalAt(j.latest.Index, want, changed) && j.plain.version == m.Version {
+				j.plain.gen = j.latest // want is the newest generation's index
+			}
+			reply(j.latest.Number, "good", "")
+			return
+		}
+	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
 		reply(j.latest.Number, "good", "")
 		return
+	}
+	// need: the part of want whose content may be missing (the rest is the
+	// newest generation's, which the store holds)
+	need := want
+	if changed != nil {
+		need = subIndex(want, changed)
 	}
 	started := time.Now()
 	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
 	prog := j.startProgress(ctx, peer, m.Version)
 	j.applier.progress = prog
 	defer func() { j.applier.progress = nil; prog.stop() }()
-	j.takeInline(ctx, peer, m.Inline, want)
-	if err := j.fetch(ctx, peer, want, prog); err != nil {
+	j.takeInline(ctx, peer, m.Inline, need)
+	if err := j.fetch(ctx, peer, need, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	if err := j.ensureStored(ctx, want); err != nil {
+	if err := j.ensureStored(ctx, need); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
+	local := hostmon.ToIndex(j.states)
 	g, err := j.generationFor(ctx, m, local, want)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
@@ -171,7 +178,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	n := g.Number
-	before, err := j.applyIndex(ctx, n, want, false)
+	before, err := j.applyIndexScope(ctx, n, want, false, scope)
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: either nothing was touched (staging) or the
 		// journal is rolled forward at the next start; the generation is
@@ -194,6 +201,9 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		since = time.Unix(0, m.Time)
 	}
 	j.finish(ctx, g, before, since)
+	if g.State == store.StateGood && j.latest == g && j.plain.version == m.Version {
+		j.plain.gen = g // the next incremental announcement is admitted on it
+	}
 	if g.State == store.StateGood {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
@@ -203,7 +213,12 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 // admit applies this target's own filters and setuid policy to an
 // announced index (see admit) and reports what it refused or changed.
 func (j *job) admit(version uint64, announced index.Index) index.Index {
-	ad := admit(announced, j.filter, j.cfg.PreserveSUID)
+	return j.admitted(version, admit(announced, j.filter, j.cfg.PreserveSUID))
+}
+
+// admitted logs and publishes what an admission refused or changed and
+// returns what it admits.
+func (j *job) admitted(version uint64, ad admission) index.Index {
 	if j.refusalLogged != version {
 		j.refusalLogged = version
 		if len(ad.refused) > 0 {
@@ -222,9 +237,9 @@ func (j *job) admit(version uint64, announced index.Index) index.Index {
 // keepUnreadable adds to want what this node holds at and below the paths
 // the source cannot read (and has never synced): a source that fails to
 // read a file never makes a target delete its copy.
-func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) {
+func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) bool {
 	if len(paths) == 0 {
-		return
+		return false
 	}
 	set := make(map[string]bool, len(paths))
 	for _, p := range paths {
@@ -246,6 +261,7 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) {
 		sort.Strings(kept)
 		j.log.Warn("keeping local files the source cannot read", "source_version", version, "paths", firstN(kept, 10))
 	}
+	return len(kept) > 0
 }
 
 // generationFor records the generation a target is about to apply. A
@@ -347,7 +363,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 		j.retry = g // its retry reuses the record
 	}
 	if blacklist {
-		j.bad[g.Index.Digest().String()] = reason
+		j.bad[j.digests.of(g.Index).Hash().String()] = reason
 		j.dirty = true
 		j.save()
 	}

@@ -270,17 +270,20 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 	if len(inline) == 0 {
 		return
 	}
-	sizes := make(map[index.Hash]int64, len(want)+len(j.states))
-	for _, it := range want {
+	// a delta's base is what this node holds at the same path: in the
+	// tree or in the newest generation (looked up per path of want, which
+	// is the changed part of the index when that is known)
+	sizes := make(map[index.Hash]int64, len(want))
+	baseSizes := make(map[index.Hash]int64, 2*len(want))
+	for p, it := range want {
 		sizes[it.Hash] = it.Size
-	}
-	baseSizes := make(map[index.Hash]int64, len(j.states))
-	for _, st := range j.states {
-		baseSizes[st.Hash] = st.Size
-	}
-	if j.latest != nil {
-		for _, it := range j.latest.Index {
-			baseSizes[it.Hash] = it.Size
+		if st, ok := j.states[p]; ok {
+			baseSizes[st.Hash] = st.Size
+		}
+		if j.latest != nil {
+			if old, ok := j.latest.Index[p]; ok {
+				baseSizes[old.Hash] = old.Size
+			}
 		}
 	}
 	// each entry is a blob of its own (stored and made durable on its

@@ -74,28 +74,11 @@ func (x Index) Sorted() []Item {
 	return out
 }
 
-// Digest returns a hash over the sorted items of x (path, kind, mode, size,
-// mtime, content hash). Two hosts with equal digests hold the same tree.
-func (x Index) Digest() Hash {
-	h := NewHasher()
-	var buf [8]byte
-	put := func(v uint64) {
-		for i := range buf {
-			buf[i] = byte(v >> (8 * i))
-		}
-		h.Write(buf[:])
-	}
-	for _, it := range x.Sorted() {
-		put(uint64(len(it.Path)))
-		h.Write([]byte(it.Path))
-		put(uint64(it.Kind))
-		put(uint64(it.Mode))
-		put(uint64(it.Size))
-		put(uint64(it.MTime))
-		h.Write(it.Hash[:])
-	}
-	return h.Sum()
-}
+// Digest returns the digest of x (see SetDigest): the sum of the hashes of
+// its items (path, kind, mode, size, mtime, content hash). Two hosts with
+// equal digests hold the same tree. It costs one pass over x; code that
+// changes an index a few items at a time keeps a SetDigest instead.
+func (x Index) Digest() Hash { return DigestOf(x).Hash() }
 
 // ByHash returns an item of x whose content hash is h (any one, when
 // several files share the content).

@@ -45,6 +45,13 @@ type Announce struct {
 	// has at and below them instead of deleting it. Complete, in every
 	// announcement, incremental or not.
 	Unreadable []string `json:"unreadable,omitempty"`
+	// Part and Parts split one announcement over several messages (Parts
+	// > 1) so that no message holds a whole large index (see Split): Items
+	// are spread over the parts in order, Removed, Digest, Inline and
+	// Unreadable ride in the last one, the other fields in every one. A
+	// target assembles the parts (Assembler) before it uses any of them.
+	Part  uint32 `json:"part,omitempty"`
+	Parts uint32 `json:"parts,omitempty"`
 }
 
 // MaxInline bounds the bytes of one Inline entry.
@@ -102,7 +109,15 @@ func (m *Announce) Validate() error {
 		}
 		seen[m.Items[i].Path] = struct{}{}
 	}
-	if m.Base != 0 && len(m.Digest) != index.HashSize {
+	switch {
+	case m.Parts == 1 || m.Parts > MaxParts:
+		return fmt.Errorf("parts: %d, want 0 or 2 to %d", m.Parts, MaxParts)
+	case m.Part != 0 && m.Part >= m.Parts:
+		return fmt.Errorf("part %d of %d", m.Part, m.Parts)
+	case m.Part+1 < m.Parts && (len(m.Removed) > 0 || len(m.Digest) > 0 || len(m.Inline) > 0 || len(m.Unreadable) > 0):
+		return fmt.Errorf("part %d of %d carries what only the last part carries", m.Part, m.Parts)
+	}
+	if last := m.Part+1 >= m.Parts; last && m.Base != 0 && len(m.Digest) != index.HashSize {
 		return fmt.Errorf("incremental announcement without a %d-byte digest", index.HashSize)
 	}
 	if m.Base == 0 && (len(m.Removed) > 0 || len(m.Digest) > 0) {
@@ -171,61 +186,140 @@ func (it *Item) validate() error {
 func FromIndex(x index.Index) []Item {
 	out := make([]Item, 0, len(x))
 	for _, it := range x.Sorted() {
-		w := Item{Path: it.Path, Kind: uint8(it.Kind), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted, Version: it.Version}
-		if it.Kind == index.KindFile && !it.Deleted {
-			w.Hash = append([]byte(nil), it.Hash[:]...)
-		}
-		out = append(out, w)
+		out = append(out, FromItem(it))
 	}
 	return out
+}
+
+// FromItem converts one item to its wire form.
+func FromItem(it index.Item) Item {
+	w := Item{Path: it.Path, Kind: uint8(it.Kind), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted, Version: it.Version}
+	if it.Kind == index.KindFile && !it.Deleted {
+		w.Hash = append([]byte(nil), it.Hash[:]...)
+	}
+	return w
+}
+
+// ToItem converts one validated wire item back.
+func ToItem(w Item) index.Item {
+	it := index.Item{Path: w.Path, Kind: index.Kind(w.Kind), Size: w.Size, Mode: index.FileMode(w.Mode), MTime: w.MTime, Deleted: w.Deleted, Version: index.Vector(w.Version)}
+	copy(it.Hash[:], w.Hash)
+	return it
 }
 
 // ToIndex converts validated wire items back to an index.
 func ToIndex(items []Item) index.Index {
 	x := make(index.Index, len(items))
 	for _, w := range items {
-		it := index.Item{Path: w.Path, Kind: index.Kind(w.Kind), Size: w.Size, Mode: index.FileMode(w.Mode), MTime: w.MTime, Deleted: w.Deleted, Version: index.Vector(w.Version)}
-		copy(it.Hash[:], w.Hash)
-		x[w.Path] = it
+		x[w.Path] = ToItem(w)
 	}
 	return x
 }
 
 // Incremental returns the announcement of next as changes against prev
 // (Items, Removed and Digest; the caller sets Base and the other fields).
+// It compares the whole indexes; Changes builds the same from the paths
+// that changed.
 func Incremental(prev, next index.Index) (items []Item, removed []string, digest []byte) {
-	changed := index.Index{}
+	var paths []string
 	for p, it := range next {
 		if old, ok := prev[p]; !ok || !sameItem(old, it) {
-			changed[p] = it
+			paths = append(paths, p)
 		}
 	}
 	for p := range prev {
 		if _, ok := next[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	items, removed = Changes(next, paths)
+	d := next.Digest()
+	return items, removed, d[:]
+}
+
+// Changes returns the Items and Removed of an incremental announcement
+// of next from the paths that changed against its base (any order; a
+// path listed twice counts once): the items of next at those paths and
+// the paths next lacks, both sorted. It costs O(paths), whatever the size
+// of next; the Digest is the caller's (a SetDigest it keeps).
+func Changes(next index.Index, paths []string) (items []Item, removed []string) {
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted)
+	for i, p := range sorted {
+		if i > 0 && sorted[i-1] == p {
+			continue
+		}
+		if it, ok := next[p]; ok {
+			items = append(items, FromItem(it))
+		} else {
 			removed = append(removed, p)
 		}
 	}
-	sort.Strings(removed)
-	d := next.Digest()
-	return FromIndex(changed), removed, d[:]
+	return items, removed
 }
 
 // Apply rebuilds the complete index an incremental announcement describes
 // from base, the index of version m.Base. It fails when the result does not
 // have the announced digest (the target's base was not what the source
-// thought).
+// thought). base is not changed.
 func (m *Announce) Apply(base index.Index) (index.Index, error) {
 	out := base.Clone()
-	for _, p := range m.Removed {
-		delete(out, p)
-	}
-	for p, it := range ToIndex(m.Items) {
-		out[p] = it
-	}
-	if d := out.Digest(); !bytes.Equal(d[:], m.Digest) {
-		return nil, fmt.Errorf("incremental announcement of version %d does not match the base this node holds", m.Version)
+	d := index.DigestOf(out)
+	if _, err := m.ApplyTo(out, &d); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// ApplyTo is Apply in place: x, the index of version m.Base whose digest
+// is d, becomes the announced index and d its digest, at a cost that
+// grows with the change, not with x. It returns the paths that changed.
+// When the result does not have the announced digest, x and d are put
+// back as they were and an error returned.
+func (m *Announce) ApplyTo(x index.Index, d *index.SetDigest) ([]string, error) {
+	type undo struct {
+		it  index.Item
+		had bool
+	}
+	saved := make(map[string]undo, len(m.Items)+len(m.Removed))
+	save := func(p string) {
+		if _, done := saved[p]; !done {
+			old, had := x[p]
+			saved[p] = undo{old, had}
+		}
+	}
+	before := *d
+	for _, p := range m.Removed {
+		save(p)
+		if old, ok := x[p]; ok {
+			d.Remove(old)
+			delete(x, p)
+		}
+	}
+	for _, w := range m.Items {
+		save(w.Path)
+		it := ToItem(w)
+		old, had := x[w.Path]
+		d.Replace(old, had, it, true)
+		x[w.Path] = it
+	}
+	if got := d.Hash(); !bytes.Equal(got[:], m.Digest) {
+		for p, u := range saved {
+			if u.had {
+				x[p] = u.it
+			} else {
+				delete(x, p)
+			}
+		}
+		*d = before
+		return nil, fmt.Errorf("incremental announcement of version %d does not match the base this node holds", m.Version)
+	}
+	paths := make([]string, 0, len(saved))
+	for p := range saved {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths, nil
 }
 
 func sameItem(a, b index.Item) bool {

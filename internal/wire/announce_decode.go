@@ -38,6 +38,10 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 			err = dec.Decode(&m.Time)
 		case "base":
 			err = dec.Decode(&m.Base)
+		case "part":
+			err = dec.Decode(&m.Part)
+		case "parts":
+			err = dec.Decode(&m.Parts)
 		case "digest":
 			err = dec.Decode(&m.Digest)
 		case "items":

@@ -198,6 +198,8 @@ func TestAnnounceEveryFieldRoundTrips(t *testing.T) {
 		Digest:     make([]byte, 32),
 		Inline:     []Inline{{Hash: make([]byte, 32), Encoding: EncodingZstd, Data: []byte("x")}},
 		Unreadable: []string{"root-only.conf"},
+		Part:       1,
+		Parts:      2,
 	}
 	v := reflect.ValueOf(*m)
 	for i := 0; i < v.NumField(); i++ {
@@ -216,5 +218,61 @@ func TestAnnounceEveryFieldRoundTrips(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, m) {
 		t.Fatalf("round trip changed the announcement:\n got %+v\nwant %+v", got, m)
+	}
+}
+
+// TestChangesAndApplyTo: an incremental announcement built from the
+// changed paths (Changes, a kept SetDigest) equals the one built by
+// diffing whole indexes, ApplyTo rebuilds next in place with its digest,
+// and a wrong base leaves the index and digest as they were.
+func TestChangesAndApplyTo(t *testing.T) {
+	prev := ToIndex(sampleAnnounce(20).Items)
+	next := prev.Clone()
+	d := index.DigestOf(prev)
+	change := func(p string, it index.Item, has bool) {
+		old, had := next[p]
+		if has {
+			next[p] = it
+		} else {
+			delete(next, p)
+		}
+		d.Replace(old, had, it, has)
+	}
+	change("dir3/file3.conf", index.Item{}, false)
+	it := next["dir1/file1.conf"]
+	it.Hash = index.Sum([]byte("new"))
+	change(it.Path, it, true)
+	change("new.conf", index.Item{Path: "new.conf", Kind: index.KindFile, Size: 3, Mode: 0o644, Hash: index.Sum([]byte("abc"))}, true)
+	paths := []string{"new.conf", "dir3/file3.conf", "dir1/file1.conf", "new.conf"}
+
+	items, removed := Changes(next, paths)
+	wantItems, wantRemoved, wantDigest := Incremental(prev, next)
+	if !reflect.DeepEqual(items, wantItems) || !reflect.DeepEqual(removed, wantRemoved) {
+		t.Fatalf("Changes = %v %v, Incremental = %v %v", items, removed, wantItems, wantRemoved)
+	}
+	if h := d.Hash(); !bytes.Equal(h[:], wantDigest) {
+		t.Fatal("the kept digest differs from the digest of the whole index")
+	}
+	m := &Announce{Job: "conf", Version: 8, Origin: "a", Base: 7, Items: items, Removed: removed, Digest: wantDigest}
+
+	x := prev.Clone()
+	xd := index.DigestOf(x)
+	changed, err := m.ApplyTo(x, &xd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Digest() != next.Digest() || xd != index.DigestOf(next) || len(changed) != 3 {
+		t.Fatalf("ApplyTo did not rebuild next (changed %v)", changed)
+	}
+
+	wrong := prev.Clone()
+	delete(wrong, "dir0")
+	wd := index.DigestOf(wrong)
+	keep, keepD := wrong.Clone(), wd
+	if _, err := m.ApplyTo(wrong, &wd); err == nil {
+		t.Fatal("a wrong base was not detected")
+	}
+	if !reflect.DeepEqual(wrong, keep) || wd != keepD {
+		t.Fatal("a failed ApplyTo changed the index or its digest")
 	}
 }

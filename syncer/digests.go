@@ -1,0 +1,68 @@
+package syncer
+
+import (
+	"reflect"
+
+	"pbxsync/internal/index"
+)
+
+// digestCache keeps the SetDigest of the few indexes a job works with (its
+// newest generation, the index a source announced, the one it is about to
+// apply), so that checking an announcement costs one item hash per changed
+// item instead of a pass over the index. An index is known by identity
+// (the same map): an index changed in place must be put again. It holds
+// three, the least recently used goes: it keeps no index alive for long
+// that the job has let go of.
+type digestCache struct {
+	x    [3]index.Index
+	d    [3]index.SetDigest
+	used [3]uint64
+	tick uint64
+}
+
+// of returns the digest of x, from the cache or computed (and cached).
+func (c *digestCache) of(x index.Index) index.SetDigest {
+	for i := range c.x {
+		if sameMap(c.x[i], x) {
+			c.tick++
+			c.used[i] = c.tick
+			return c.d[i]
+		}
+	}
+	d := index.DigestOf(x)
+	c.put(x, d)
+	return d
+}
+
+// put records that d is the digest of x.
+func (c *digestCache) put(x index.Index, d index.SetDigest) {
+	c.tick++
+	lru := 0
+	for i := range c.x {
+		if sameMap(c.x[i], x) {
+			c.d[i], c.used[i] = d, c.tick
+			return
+		}
+		if c.used[i] < c.used[lru] {
+			lru = i
+		}
+	}
+	c.x[lru], c.d[lru], c.used[lru] = x, d, c.tick
+}
+
+// derive records the digest of to, which equals from but at paths.
+func (c *digestCache) derive(from, to index.Index, paths []string) index.SetDigest {
+	d := c.of(from)
+	for _, p := range paths {
+		old, had := from[p]
+		it, has := to[p]
+		d.Replace(old, had, it, has)
+	}
+	c.put(to, d)
+	return d
+}
+
+// sameMap reports whether a and b are the same map (not equal contents).
+func sameMap(a, b index.Index) bool {
+	return a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}

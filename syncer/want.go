@@ -1,0 +1,131 @@
+package syncer
+
+import (
+	"context"
+	"maps"
+	"slices"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
+)
+
+// plainWant is a target's record of the generation whose index is exactly
+// what it admitted of a source version (nothing kept beside it): the base
+// on which the next incremental announcement is admitted path by path.
+type plainWant struct {
+	version uint64            // the source version last admitted without kept paths
+	refused map[string]string // what that admission refused
+	gen     *store.Generation // the generation made of it, once applied good
+}
+
+// wantOf rebuilds the index announcement m describes and admits it: the
+// index this target is to hold. changed lists the paths where it differs
+// from the newest generation's index when that is known without a pass
+// over the whole index (an incremental announcement on the generation
+// this target made of its base), nil otherwise. ok is false when m is
+// incremental on a base this node does not hold (it asks for a resync).
+func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
+	if m.Base == 0 {
+		announced := wire.ToIndex(m.Items)
+		j.announced, j.announcedVersion = announced, m.Version
+		want = j.admit(m.Version, announced)
+		j.notePlain(m, want)
+		return want, nil, true
+	}
+	// an incremental announcement: rebuild the index from the base this
+	// node holds, in place, or ask for the complete one
+	switch {
+	case j.announced != nil && j.announcedVersion == m.Base:
+	case j.latest != nil && j.latest.SourceVersion == m.Base:
+		j.announced, j.announcedVersion = j.latest.Index.Clone(), m.Base
+	default:
+		return nil, nil, false
+	}
+	d := j.digests.of(j.announced)
+	paths, err := m.ApplyTo(j.announced, &d)
+	if err != nil {
+		j.log.Info("asking for a complete announcement", "err", err)
+		return nil, nil, false
+	}
+	j.digests.put(j.announced, d)
+	j.announcedVersion = m.Version
+	if p := j.plain; p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
+		// on the generation made of the base: admit what changed only
+		want = j.latest.Index.Clone()
+		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.filter, j.cfg.PreserveSUID)
+		want = j.admitted(m.Version, ad)
+		j.digests.derive(j.latest.Index, want, paths)
+		j.plain = plainWant{version: m.Version, refused: ad.refused}
+		return want, paths, true
+	}
+	want = j.admit(m.Version, j.announced)
+	j.notePlain(m, want)
+	return want, nil, true
+}
+
+// notePlain adds what the target keeps at the source's unreadable paths
+// to want and records whether want is plain (nothing kept).
+func (j *job) notePlain(m *wire.Announce, want index.Index) {
+	j.plain = plainWant{}
+	if j.keepUnreadable(m.Version, m.Unreadable, want) {
+		return
+	}
+	j.plain = plainWant{version: m.Version, refused: maps.Clone(j.refusedRemote)}
+}
+
+// sameAt reports whether a and b are Equal at paths (and so, when they
+// are the same elsewhere, Equal).
+func sameAt(a, b index.Index, paths []string) bool {
+	for _, p := range paths {
+		x, inA := a[p]
+		y, inB := b[p]
+		if inA != inB {
+			return false
+		}
+		if inA && !Equal(index.Index{p: x}, index.Index{p: y}) {
+			return false
+		}
+	}
+	return true
+}
+
+// identicalAt reports whether a and b hold the very same items at paths
+// (version vectors included).
+func identicalAt(a, b index.Index, paths []string) bool {
+	for _, p := range paths {
+		x, inA := a[p]
+		y, inB := b[p]
+		if inA != inB || (inA && (!x.SameContent(y) || x.Size != y.Size || x.MTime != y.MTime || x.Hash != y.Hash || !slices.Equal(x.Version, y.Version))) {
+			return false
+		}
+	}
+	return true
+}
+
+// subIndex returns the items of x at paths.
+func subIndex(x index.Index, paths []string) index.Index {
+	out := make(index.Index, len(paths))
+	for _, p := range paths {
+		if it, ok := x[p]; ok {
+			out[p] = it
+		}
+	}
+	return out
+}
+
+// refreshScope is refresh over scope only (nil: the whole tree).
+func (j *job) refreshScope(ctx context.Context, want index.Index, scope []string) error {
+	if scope == nil {
+		return j.refresh(ctx, want)
+	}
+	ops := PlanPaths(j.stateLookup, IndexLookup(want), scope)
+	if len(ops) == 0 {
+		return nil
+	}
+	paths := make([]string, 0, len(ops))
+	for _, op := range ops {
+		paths = append(paths, op.Path)
+	}
+	return j.scanPaths(ctx, paths)
+}
