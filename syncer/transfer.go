@@ -91,7 +91,7 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 			body = d
 		}
 	}
-	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(peer, size) && j.a.store.Has(wire.HashOf(g.Base)) {
+	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(size) && j.a.store.Has(wire.HashOf(g.Base)) {
 		if d, res, err := j.encodeDelta(ctx, wire.HashOf(g.Base), baseSize, h, size); err != nil {
 			j.log.Warn("delta encoding failed; sending the whole content", "path", g.Path, "err", err)
 		} else if d != nil && int64(d.Len()) < n {
@@ -150,7 +150,7 @@ func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 				defer closeBase()
 				req.base = &f
 			}
-		case st.Size >= signatureMinSize && j.useDelta(peer, it.Size):
+		case st.Size >= signatureMinSize && j.useDelta(it.Size):
 			// content only this node has (a first sync over an old copy, a
 			// local edit): send a signature of it, rsync's way
 			if f, err := beneath.OpenFile(j.cfg.Path, it.Path, os.O_RDONLY); err == nil {
