@@ -29,13 +29,18 @@ func (j *job) content(ctx context.Context, h index.Hash, size int64) (delta.File
 	}
 	defer rc.Close()
 	if size <= inMemoryMax {
-		b, err := io.ReadAll(io.LimitReader(rc, size+1))
-		if err != nil {
+		// one allocation of the known size (io.ReadAll's growing buffer
+		// cost more than the delta of a small edit of a 2 MB file), and
+		// a read past it to see the content end there
+		b := make([]byte, size+1)
+		n, err := io.ReadFull(rc, b)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return delta.File{}, nil, err
 		}
-		if int64(len(b)) != size {
-			return delta.File{}, nil, fmt.Errorf("stored content %s has %d bytes, want %d", h.Short(), len(b), size)
+		if int64(n) != size {
+			return delta.File{}, nil, fmt.Errorf("stored content %s has %d bytes, want %d", h.Short(), n, size)
 		}
+		b = b[:size]
 		f := delta.BytesFile(b)
 		f.Hash = h
 		return f, func() {}, nil
