@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"pbxsync/internal/index"
@@ -132,6 +133,14 @@ func Encode(ctx context.Context, w io.Writer, base *File, target File, opts *Opt
 			e.skip(KindZstd, "block match good enough")
 			return e.finish(w)
 		}
+		if e.literalsIncompressible() {
+			// new random-looking content (audio, archives): zstd of the
+			// target, with the base as dictionary or without, would only
+			// spend a pass over it to find what the block match found
+			e.skip(KindDictZstd, "new content incompressible")
+			e.skip(KindZstd, "new content incompressible")
+			return e.finish(w)
+		}
 		if err := e.tryDict(); err != nil {
 			return e.res, err
 		}
@@ -153,6 +162,28 @@ func (e *encoder) goodEnough() bool {
 		return false
 	}
 	return e.bestTotal <= min(e.o.GoodEnough, e.target.Size/16)
+}
+
+// literalsIncompressible reports whether the block match's op stream did
+// not compress (blocks-zstd cut short as no smaller than blocks, or within
+// 1/16 of it) while literals make most of it: the new content is
+// random-looking, and zstd over the whole target cannot do better.
+func (e *encoder) literalsIncompressible() bool {
+	if e.o.GoodEnough < 0 || e.bestKind != KindBlocks || e.res.Literal < e.target.Size/2 {
+		return false
+	}
+	var blocks int64 = -1
+	for _, a := range e.res.Tried {
+		switch {
+		case a.Kind == KindBlocks:
+			blocks = a.Size
+		case a.Kind == KindBlocksZstd && a.Size >= 0:
+			return blocks >= 0 && a.Size >= blocks-blocks/16
+		case a.Kind == KindBlocksZstd:
+			return strings.HasPrefix(a.Note, "cut short: no smaller")
+		}
+	}
+	return false
 }
 
 // EncodeKind writes target against base in the one encoding kind, even if

@@ -78,3 +78,30 @@ func TestBlocksZstdLargeOpStream(t *testing.T) {
 		t.Fatalf("patch: err %v, equal %v", err, bytes.Equal(out, target))
 	}
 }
+
+// TestIncompressibleGrowthStopsAtBlockMatch: a recording that grew by new
+// random-looking content (the base is its prefix) is copies plus literals
+// no zstd pass can shrink: Encode skips dict-zstd and zstd, which would
+// spend a pass over the whole target for nothing, and the delta patches.
+func TestIncompressibleGrowthStopsAtBlockMatch(t *testing.T) {
+	g := astgen.New(6)
+	base := g.Bytes(100 << 10)
+	target := append(append([]byte{}, base...), g.Bytes(200<<10)...)
+	d, res := encodeKind(t, 0, base, target, nil)
+	skipped := map[Kind]bool{}
+	for _, a := range res.Tried {
+		if strings.Contains(a.Note, "incompressible") {
+			skipped[a.Kind] = true
+		}
+	}
+	if !skipped[KindDictZstd] || !skipped[KindZstd] {
+		t.Fatalf("dict-zstd and zstd not skipped for incompressible new content: %v (%v)", res.Kind, res.Tried)
+	}
+	if res.Size > int64(len(target)-len(base))+1024 {
+		t.Errorf("delta of %d bytes for %d new bytes", res.Size, len(target)-len(base))
+	}
+	out, _, err := patchBytes(base, d, nil)
+	if err != nil || !bytes.Equal(out, target) {
+		t.Fatalf("patch: err %v, equal %v", err, bytes.Equal(out, target))
+	}
+}

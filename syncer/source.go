@@ -243,8 +243,11 @@ func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.An
 		}
 		var in *wire.Inline
 		if old, ok := deltaBase[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.useDelta(it.Size) && j.a.store.Has(old.Hash) {
-			if time.Now().After(deltaUntil) {
-				continue // fetched with its base named: a delta all the same
+			if time.Now().After(deltaUntil) || it.Size-old.Size > 4*inlineMaxItem {
+				// fetched with its base named: a delta all the same, encoded
+				// off the job loop (a file that grew by that much has no
+				// delta small enough to ride inline)
+				continue
 			}
 			if d, _, err := j.encodeDelta(ctx, old.Hash, old.Size, it.Hash, it.Size); err == nil && d != nil && d.Len() <= inlineMaxItem {
 				in = &wire.Inline{Hash: it.Hash[:], Base: old.Hash[:], Encoding: wire.EncodingDelta, Data: d.Bytes()}
