@@ -166,10 +166,11 @@ func (e *encoder) goodEnough() bool {
 
 // literalsIncompressible reports whether the block match's op stream did
 // not compress (blocks-zstd cut short as no smaller than blocks, or within
-// 1/16 of it) while literals make most of it: the new content is
-// random-looking, and zstd over the whole target cannot do better.
+// 1/16 of it) while literals, 64 KiB or more (less may not compress for
+// being short), make most of it: the new content is random-looking, and
+// zstd over the whole target cannot do better.
 func (e *encoder) literalsIncompressible() bool {
-	if e.o.GoodEnough < 0 || e.bestKind != KindBlocks || e.res.Literal < e.target.Size/2 {
+	if e.o.GoodEnough < 0 || e.bestKind != KindBlocks || e.res.Literal < e.target.Size/2 || e.res.Literal < lazyZstdMax {
 		return false
 	}
 	var blocks int64 = -1
