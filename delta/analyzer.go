@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"pbxsync/internal/index"
 )
@@ -23,6 +22,13 @@ const (
 	// DefaultSpoolMemory is how much of a candidate is kept in memory
 	// before it spills to a temporary file.
 	DefaultSpoolMemory = 4 << 20
+	// DefaultGoodEnough: a block match whose delta is at most this many
+	// bytes (and at most 1/16 of the target) ends the search: dict-zstd and
+	// zstd could save at most that much, and their encoders cost
+	// milliseconds even on a 1 KiB file (they allocate and clear megabytes
+	// of tables; BenchmarkDeltaThreshold), which is most of a small edit's
+	// latency.
+	DefaultGoodEnough = 1 << 10
 )
 
 // Options tune Encode, EncodeKind and Diff. The zero value (or nil) means
@@ -42,6 +48,9 @@ type Options struct {
 	// TempDir holds spilled candidates (unlinked at creation); "" means
 	// os.TempDir.
 	TempDir string
+	// GoodEnough: see DefaultGoodEnough; 0 means the default, < 0 always
+	// tries every applicable encoding.
+	GoodEnough int64
 }
 
 func (o *Options) withDefaults() Options {
@@ -57,6 +66,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.SpoolMemory <= 0 {
 		r.SpoolMemory = DefaultSpoolMemory
+	}
+	if r.GoodEnough == 0 {
+		r.GoodEnough = DefaultGoodEnough
 	}
 	return r
 }
@@ -100,6 +112,7 @@ func (a Attempt) String() string {
 // with a base, a block match against a signature of the base computed here
 // (no round trip) yielding KindBlocks and KindBlocksZstd in one pass (given
 // up early if the base matches under 1/32 of the target);
+// then, unless the block match is already good enough (Options.GoodEnough),
 // KindDictZstd when base and target are at most DictMaxSize; KindZstd when
 // the target is at most TryAllMaxSize or the base saved little; KindRaw
 // when nothing is smaller. Result.Tried lists them. Memory stays under
@@ -115,6 +128,19 @@ func Encode(ctx context.Context, w io.Writer, base *File, target File, opts *Opt
 		if err := e.tryBlocks(nil, 0); err != nil {
 			return e.res, err
 		}
+		if e.goodEnough() {
+			e.skip(KindDictZstd, "block match good enough")
+			e.skip(KindZstd, "block match good enough")
+			return e.finish(w)
+		}
+		if e.literalsIncompressible() {
+			// new random-looking content (audio, archives): zstd of the
+			// target, with the base as dictionary or without, would only
+			// spend a pass over it to find what the block match found
+			e.skip(KindDictZstd, "new content incompressible")
+			e.skip(KindZstd, "new content incompressible")
+			return e.finish(w)
+		}
 		if err := e.tryDict(); err != nil {
 			return e.res, err
 		}
@@ -127,6 +153,38 @@ func Encode(ctx context.Context, w io.Writer, base *File, target File, opts *Opt
 		e.skip(KindZstd, "base-aware encoding saved over 7/8")
 	}
 	return e.finish(w)
+}
+
+// goodEnough reports whether the best candidate so far (a block match)
+// is small enough to end the search: see DefaultGoodEnough.
+func (e *encoder) goodEnough() bool {
+	if e.o.GoodEnough < 0 || e.bestKind == KindRaw {
+		return false
+	}
+	return e.bestTotal <= min(e.o.GoodEnough, e.target.Size/16)
+}
+
+// literalsIncompressible reports whether the block match's op stream did
+// not compress (blocks-zstd cut short as no smaller than blocks, or within
+// 1/16 of it) while literals, 64 KiB or more (less may not compress for
+// being short), make most of it: the new content is random-looking, and
+// zstd over the whole target cannot do better.
+func (e *encoder) literalsIncompressible() bool {
+	if e.o.GoodEnough < 0 || e.bestKind != KindBlocks || e.res.Literal < e.target.Size/2 || e.res.Literal < lazyZstdMax {
+		return false
+	}
+	var blocks int64 = -1
+	for _, a := range e.res.Tried {
+		switch {
+		case a.Kind == KindBlocks:
+			blocks = a.Size
+		case a.Kind == KindBlocksZstd && a.Size >= 0:
+			return blocks >= 0 && a.Size >= blocks-blocks/16
+		case a.Kind == KindBlocksZstd:
+			return strings.HasPrefix(a.Note, "cut short: no smaller")
+		}
+	}
+	return false
 }
 
 // EncodeKind writes target against base in the one encoding kind, even if
@@ -314,13 +372,10 @@ func (e *encoder) tryBlocks(sig *Signature, bs int) error {
 	if raw.limit == 0 {
 		rawB.err = errOverBudget
 	}
-	var zenc *zstd.Encoder
+	var zenc *lazyZstd
 	if zs.limit != 0 {
-		z, err := newStreamEncoder(zs, e.target.Size)
-		if err != nil {
-			return fmt.Errorf("delta: zstd encoder: %w", err)
-		}
-		zenc, zB.w, zB.err = z, z, nil
+		zenc = &lazyZstd{out: zs, size: e.target.Size}
+		zB.w, zB.err = zenc, nil
 	}
 	bw := bufio.NewWriterSize(fork{rawB, zB}, 64<<10)
 	ow := &opWriter{w: bw}

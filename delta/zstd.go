@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/klauspost/compress/zstd"
@@ -52,4 +53,59 @@ func newStreamDecoder(r io.Reader) (*zstd.Decoder, error) {
 		zstd.WithDecoderMaxWindow(maxStreamWindow),
 		zstd.WithDecoderMaxMemory(maxStreamWindow),
 	)
+}
+
+// lazyZstdMax is the largest op stream lazyZstd compresses in one piece.
+const lazyZstdMax = 64 << 10
+
+// lazyZstd compresses an op stream for KindBlocksZstd. A small one (a
+// small edit's few ops) is kept in memory and compressed at Close by an
+// encoder of a level whose tables are small: the stream encoder's tables
+// alone take megabytes to allocate and clear, more than the whole block
+// match of a small edit costs. A stream that outgrows lazyZstdMax goes
+// through newStreamEncoder as it comes.
+type lazyZstd struct {
+	out  io.Writer
+	size int64 // of the target, for the stream encoder's window
+	buf  []byte
+	enc  *zstd.Encoder
+}
+
+func (l *lazyZstd) Write(p []byte) (int, error) {
+	if l.enc == nil {
+		if len(l.buf)+len(p) <= lazyZstdMax {
+			l.buf = append(l.buf, p...)
+			return len(p), nil
+		}
+		enc, err := newStreamEncoder(l.out, l.size)
+		if err != nil {
+			return 0, fmt.Errorf("zstd encoder: %w", err)
+		}
+		l.enc = enc
+		if _, err := enc.Write(l.buf); err != nil {
+			return 0, err
+		}
+		l.buf = nil
+	}
+	return l.enc.Write(p)
+}
+
+// Close ends the zstd stream and writes what is left of it to out.
+func (l *lazyZstd) Close() error {
+	if l.enc != nil {
+		return l.enc.Close()
+	}
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(windowFor(int64(len(l.buf)), streamWindow)),
+		zstd.WithLowerEncoderMem(true),
+	)
+	if err != nil {
+		return fmt.Errorf("zstd encoder: %w", err)
+	}
+	defer enc.Close()
+	_, err = l.out.Write(enc.EncodeAll(l.buf, nil))
+	return err
 }

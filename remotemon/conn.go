@@ -248,6 +248,14 @@ func (m *Monitor) readControl(c *conn) error {
 	}
 }
 
+// inboundPingEvery: a connection the peer dialed is pinged by the peer;
+// this side pings it only this often (an RTT where it has no connection of
+// its own) or when the peer falls silent.
+const inboundPingEvery = 10 * time.Second
+
+// pinger pings c every PingInterval (a connection the peer dialed only
+// when the peer does not) and closes it when nothing was received for
+// DeadAfter.
 func (m *Monitor) pinger(ctx context.Context, c *conn) {
 	t := time.NewTicker(m.opts.PingInterval)
 	defer t.Stop()
@@ -265,6 +273,13 @@ func (m *Monitor) pinger(ctx context.Context, c *conn) {
 			c.bytesSeen, c.lastRecv = received, time.Now()
 		}
 		silent := time.Since(c.lastRecv)
+		if silent <= m.opts.DeadAfter && !c.outbound && silent < 2*m.opts.PingInterval && time.Since(c.pingSent) < inboundPingEvery {
+			// the peer pings this connection (it dialed it): its pings
+			// prove it alive, and a ping both ways doubles the idle
+			// traffic of the link
+			c.pmu.Unlock()
+			continue
+		}
 		c.pingSeq++
 		seq := c.pingSeq
 		c.pingSent = time.Now()

@@ -158,8 +158,11 @@ func New(opts Options) (*Monitor, error) {
 		qconf: &quic.Config{
 			HandshakeIdleTimeout: 2 * time.Second,
 			MaxIdleTimeout:       opts.DeadAfter + time.Second,
-			KeepAlivePeriod:      opts.PingInterval,
-			MaxIncomingStreams:   maxIncomingStreams,
+			// the pings keep a connection busy; QUIC's own keep-alive
+			// PINGs are for when they stop (a full send queue), not an
+			// extra packet every PingInterval
+			KeepAlivePeriod:    opts.DeadAfter / 2,
+			MaxIncomingStreams: maxIncomingStreams,
 		},
 	}
 	m.tr = &quic.Transport{Conn: udp, StatelessResetKey: resetKey(opts.Identity, m.log)}

@@ -11,10 +11,14 @@ import (
 
 // Publishing bounds: a changed state goes out at most every publishMin; an
 // unchanged one is repeated every publishMax so that late joiners and
-// load/space figures stay fresh.
+// load/space figures stay fresh. A change of the jobs' lines alone (a new
+// generation, an apply) goes out once they held for jobsSettle: a change
+// then costs its announcement and result and not also a State each way in
+// the same moment, and a burst of changes one State.
 const (
 	publishMin = 500 * time.Millisecond
 	publishMax = 15 * time.Second
+	jobsSettle = 2 * time.Second
 )
 
 // asteriskInfoEvery bounds how often the local Asterisk is asked for its
@@ -92,6 +96,8 @@ func (a *Agent) publishLoop(ctx context.Context) {
 	defer t.Stop()
 	var last *wire.State
 	var lastAt time.Time
+	var jobs []wire.JobState // the jobs' lines as last seen, since jobsAt
+	var jobsAt time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,17 +107,36 @@ func (a *Agent) publishLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		st := a.localState()
-		if last != nil && time.Since(lastAt) < publishMax && sameState(last, st) {
+		now := time.Now()
+		if jobsAt.IsZero() || !reflect.DeepEqual(jobs, st.Jobs) {
+			jobs, jobsAt = st.Jobs, now
+		}
+		if !publishDue(last, st, now.Sub(lastAt), now.Sub(jobsAt)) {
 			continue
 		}
 		if a.mon.Broadcast(st) > 0 {
-			last, lastAt = st, time.Now()
+			last, lastAt = st, now
 		}
 	}
 }
 
-// sameState compares what matters for change-driven publishing: health and
-// jobs (load and free space ride along with the periodic repeat).
-func sameState(a, b *wire.State) bool {
-	return a.Healthy == b.Healthy && a.Asterisk == b.Asterisk && a.AsteriskError == b.AsteriskError && a.Channels == b.Channels && reflect.DeepEqual(a.Jobs, b.Jobs)
+// publishDue decides whether st goes out, given the last State sent (nil:
+// none, or a peer came up) sent sinceSent ago, and how long the jobs'
+// lines of st have held: at once for a change of health, after jobsSettle
+// for one of the jobs alone, after publishMax anyway (load and free space
+// ride along with that repeat).
+func publishDue(last, st *wire.State, sinceSent, jobsHeld time.Duration) bool {
+	switch {
+	case last == nil || sinceSent >= publishMax || !sameHealth(last, st):
+		return true
+	case !reflect.DeepEqual(last.Jobs, st.Jobs):
+		return jobsHeld >= jobsSettle
+	}
+	return false
+}
+
+// sameHealth compares what is published as soon as it changes: health,
+// Asterisk's state and its channels.
+func sameHealth(a, b *wire.State) bool {
+	return a.Healthy == b.Healthy && a.Asterisk == b.Asterisk && a.AsteriskError == b.AsteriskError && a.Channels == b.Channels
 }

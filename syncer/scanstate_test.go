@@ -3,8 +3,8 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"os"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"

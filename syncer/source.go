@@ -32,7 +32,16 @@ func (j *job) startSource(ctx context.Context) error {
 			return err
 		}
 		j.latest, j.recorded = g, g
-		j.offer(g.Index, nil)
+		if n := len(gens); n > 1 {
+			// the generation before: what a target one step behind holds,
+			// so it gets deltas after a restart as before it
+			if p, err := j.a.store.Generation(j.cfg.Name, gens[n-2].Number); err == nil {
+				j.prevIndex, j.prevNumber = p.Index, p.Number
+			} else {
+				j.log.Warn("cannot read the generation before the newest; no delta base for it", "generation", gens[n-2].Number, "err", err)
+			}
+		}
+		j.offer(g.Index, j.prevIndex)
 		j.keepLastKnown()
 	}
 	for _, t := range j.cfg.Targets {
@@ -157,35 +166,42 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 // previous generation, else the stored zstd frame) is at most inlineMaxItem
 // ride inside the announcement, up to inlineBudget bytes in all; the rest
 // is fetched over transfer streams.
+//
+// Deltas are encoded in the job loop while the announcement is built, for
+// at most inlineDeltaTime per generation; a file whose delta was not tried
+// by then is not inlined but fetched, and the source encodes its delta
+// while serving the fetch, off the job loop and in parallel.
 const (
-	inlineMaxItem = 64 << 10
-	inlineBudget  = 512 << 10
+	inlineMaxItem   = 64 << 10
+	inlineBudget    = 512 << 10
+	inlineDeltaTime = 100 * time.Millisecond
 )
 
-// useDelta applies the job's delta setting to a transfer of size bytes to
-// peer: "auto" spends CPU on deltas only where the link is the bottleneck.
-func (j *job) useDelta(peer string, size int64) bool {
+// useDelta applies the job's delta setting to content of size bytes:
+// "auto" sends a delta for any file of config.DeltaMinSize or more, to
+// every peer, near or far.
+func (j *job) useDelta(size int64) bool {
 	switch j.cfg.Delta {
 	case config.DeltaNever:
 		return false
 	case config.DeltaAlways:
 		return true
 	}
-	return size >= config.DeltaSize || j.a.mon.RTT(peer) >= config.DeltaRTT
+	return size >= config.DeltaMinSize
 }
 
 // announceKind selects a variant of the announcement of one generation.
 type announceKind struct {
-	delta       bool // inline content as deltas against the previous generation
+	delta       bool // inline content as deltas against the previous generation, where useDelta says so
 	incremental bool // only the changes against the previous generation
 }
 
 // announcementFor returns the announcement of the newest generation for
-// target t called peer: incremental when t acknowledged the previous
-// generation, with inline deltas when useDelta says so. Each variant is
-// built once per generation.
-func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
-	k := announceKind{delta: j.useDelta(peer, 0) && j.prevIndex != nil}
+// target t: incremental when t acknowledged the previous generation, with
+// inline deltas against that generation where useDelta says so. Each
+// variant is built once per generation.
+func (j *job) announcementFor(t *targetState) *wire.Announce {
+	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prevIndex != nil}
 	k.incremental = j.prevIndex != nil && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prevNumber
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
 		if u := j.unreadableUnknown(); !slices.Equal(u, msg.Unreadable) {
@@ -218,18 +234,29 @@ func (j *job) announcementFor(peer string, t *targetState) *wire.Announce {
 // buildAnnounce makes the announcement of the newest generation (without
 // its items, which the caller sets) and carries its changed files inline:
 // as deltas against deltaBase (the previous generation, which a target in
-// step holds) when it is given, else as the stored zstd frames.
+// step holds) when it is given and useDelta says so for the file's size,
+// else as the stored zstd frames.
 func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.Announce {
 	g := j.latest
 	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
+	deltaUntil := time.Now().Add(inlineDeltaTime)
 	for _, p := range g.Changed {
 		it, ok := g.Index[p]
 		if !ok || it.Kind != index.KindFile {
 			continue
 		}
+		if budget <= 0 {
+			break // the rest is fetched: encode no more deltas for it
+		}
 		var in *wire.Inline
-		if old, ok := deltaBase[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.a.store.Has(old.Hash) {
+		if old, ok := deltaBase[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.useDelta(it.Size) && j.a.store.Has(old.Hash) {
+			if time.Now().After(deltaUntil) || it.Size-old.Size > 4*inlineMaxItem {
+				// fetched with its base named: a delta all the same, encoded
+				// off the job loop (a file that grew by that much has no
+				// delta small enough to ride inline)
+				continue
+			}
 			if d, _, err := j.encodeDelta(ctx, old.Hash, old.Size, it.Hash, it.Size); err == nil && d != nil && d.Len() <= inlineMaxItem {
 				in = &wire.Inline{Hash: it.Hash[:], Base: old.Hash[:], Encoding: wire.EncodingDelta, Data: d.Bytes()}
 			}
@@ -293,7 +320,7 @@ func (j *job) announce(force bool) {
 			// it reports progress on this generation: a repeat would only
 			// queue behind its work (and cost a complete index each time)
 		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
-			msg := j.announcementFor(name, t)
+			msg := j.announcementFor(t)
 			if j.a.mon.Connected(name) {
 				if err := j.sendAnnouncement(name, msg); err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)

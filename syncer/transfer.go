@@ -29,13 +29,18 @@ func (j *job) content(ctx context.Context, h index.Hash, size int64) (delta.File
 	}
 	defer rc.Close()
 	if size <= inMemoryMax {
-		b, err := io.ReadAll(io.LimitReader(rc, size+1))
-		if err != nil {
+		// one allocation of the known size (io.ReadAll's growing buffer
+		// cost more than the delta of a small edit of a 2 MB file), and
+		// a read past it to see the content end there
+		b := make([]byte, size+1)
+		n, err := io.ReadFull(rc, b)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return delta.File{}, nil, err
 		}
-		if int64(len(b)) != size {
-			return delta.File{}, nil, fmt.Errorf("stored content %s has %d bytes, want %d", h.Short(), len(b), size)
+		if int64(n) != size {
+			return delta.File{}, nil, fmt.Errorf("stored content %s has %d bytes, want %d", h.Short(), n, size)
 		}
+		b = b[:size]
 		f := delta.BytesFile(b)
 		f.Hash = h
 		return f, func() {}, nil
@@ -91,7 +96,7 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 			body = d
 		}
 	}
-	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(peer, size) && j.a.store.Has(wire.HashOf(g.Base)) {
+	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(size) && j.a.store.Has(wire.HashOf(g.Base)) {
 		if d, res, err := j.encodeDelta(ctx, wire.HashOf(g.Base), baseSize, h, size); err != nil {
 			j.log.Warn("delta encoding failed; sending the whole content", "path", g.Path, "err", err)
 		} else if d != nil && int64(d.Len()) < n {
@@ -150,7 +155,7 @@ func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 				defer closeBase()
 				req.base = &f
 			}
-		case st.Size >= signatureMinSize && j.useDelta(peer, it.Size):
+		case st.Size >= signatureMinSize && j.useDelta(it.Size):
 			// content only this node has (a first sync over an old copy, a
 			// local edit): send a signature of it, rsync's way
 			if f, err := beneath.OpenFile(j.cfg.Path, it.Path, os.O_RDONLY); err == nil {

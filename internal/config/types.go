@@ -47,19 +47,22 @@ const (
 	OrderParallel = "parallel"
 	OrderRolling  = "rolling"
 
-	// DeltaAuto sends deltas where the link, not the CPU, is the
-	// bottleneck: to peers with a round trip of DeltaRTT or more, and for
-	// files of DeltaSize or more; compressed whole content otherwise.
+	// DeltaAuto sends a delta for every file of DeltaMinSize or more, on
+	// every link (a LAN as well as a WAN), and compressed whole content for
+	// smaller files.
 	DeltaAuto   = "auto"
 	DeltaAlways = "always"
 	DeltaNever  = "never"
 )
 
-// The thresholds of delta = "auto".
-const (
-	DeltaRTT  = 10 * time.Millisecond
-	DeltaSize = 4 << 20
-)
+// DeltaMinSize is the threshold of delta = "auto", measured with
+// BenchmarkDeltaThreshold (delta/threshold_test.go) on one-line edits of
+// dialplans: from 2 KiB on, the delta (~100 bytes) is under a quarter of
+// the zstd frame the store holds and costs well under a millisecond to
+// encode (the block match ends the search); below it the two differ by a
+// few hundred bytes, and the dictionary and zstd candidates an encoder
+// must try there cost milliseconds.
+const DeltaMinSize = 2 << 10
 
 // Job is one [[job]]: one tree of files or one set of tables, synced between peers.
 type Job struct {

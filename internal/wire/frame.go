@@ -19,7 +19,7 @@ const (
 	HeaderSize    = 8
 	MaxFrame      = 16 << 20 // bytes of payload on the wire
 	MaxDecoded    = 64 << 20 // bytes of payload after decompression
-	CompressAbove = 2048     // payloads larger than this are compressed
+	CompressAbove = 256      // payloads larger than this are compressed, where that makes them smaller
 )
 
 const flagZstd = 1
@@ -70,8 +70,10 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 	}
 	var flags byte
 	if len(payload) > CompressAbove {
-		payload = c.enc.EncodeAll(payload, make([]byte, 0, len(payload)/4))
-		flags |= flagZstd
+		if z := c.enc.EncodeAll(payload, make([]byte, 0, len(payload)/2)); len(z) < len(payload) {
+			payload = z
+			flags |= flagZstd
+		}
 	}
 	if len(payload) > MaxFrame {
 		return nil, fmt.Errorf("wire: encode %s: %w: %d bytes > %d", m.Type(), ErrTooLarge, len(payload), MaxFrame)
