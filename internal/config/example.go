@@ -40,7 +40,7 @@ mode = "push"                 # push: one source (the default; mesh is not built
                               # check and run refuse it)
 source = "pbx1"               # push: the node whose changes are sent
 targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
-delta = "auto"                # deltas to far peers (RTT ≥ 10 ms) and for big files (≥ 4 MiB);
+delta = "auto"                # auto: a delta for every file of 2 KiB or more, on any link;
                               # "always" or "never" (default auto)
 order = "rolling"             # parallel, or rolling: one target at a time (default parallel)
 keep = 20                     # known-good generations kept for rollback (default 20, at least 2)
