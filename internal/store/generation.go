@@ -465,7 +465,18 @@ func (s *Store) SetState(job string, n uint64, st State, reason string) error {
 		return fail(errors.New("unknown state"))
 	}
 	reason = truncateReason(reason)
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateMeta(job, n, func(info *GenerationInfo) { info.State, info.Reason = st, reason })
+	if err != nil {
+		return fail(err)
+	}
+	s.log.Info("generation state", "job", job, "generation", n, "state", string(st), "reason", reason)
+	return nil
+}
+
+// updateMeta changes the metadata of generation n of job by edit, in one
+// transaction; ErrNotFound when there is no such generation.
+func (s *Store) updateMeta(job string, n uint64, edit func(*GenerationInfo)) error {
+	return s.update(func(tx *bolt.Tx) error {
 		jb, err := jobBucket(tx, job, false)
 		if err != nil {
 			return err
@@ -482,18 +493,13 @@ func (s *Store) SetState(job string, n uint64, st State, reason string) error {
 		if err != nil {
 			return err
 		}
-		info.State, info.Reason = st, reason
+		edit(&info)
 		b, err := encodeMeta(&info, m.Base, m.Items)
 		if err != nil {
 			return err
 		}
 		return gens.Put(u64key(n), b)
 	})
-	if err != nil {
-		return fail(err)
-	}
-	s.log.Info("generation state", "job", job, "generation", n, "state", string(st), "reason", reason)
-	return nil
 }
 
 // AddLinks records on generation n of job the local symlinks its apply
@@ -507,33 +513,12 @@ func (s *Store) AddLinks(job string, n uint64, links []Link) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
-	err := s.update(func(tx *bolt.Tx) error {
-		jb, err := jobBucket(tx, job, false)
-		if err != nil {
-			return err
-		}
-		if jb == nil {
-			return ErrNotFound
-		}
-		gens := jb.Bucket(bktGens)
-		v := gens.Get(u64key(n))
-		if v == nil {
-			return ErrNotFound
-		}
-		m, info, err := decodeMeta(job, n, v)
-		if err != nil {
-			return err
-		}
+	err := s.updateMeta(job, n, func(info *GenerationInfo) {
 		for _, l := range links {
 			if !slices.ContainsFunc(info.Links, func(x Link) bool { return x.Path == l.Path }) {
 				info.Links = append(info.Links, l)
 			}
 		}
-		b, err := encodeMeta(&info, m.Base, m.Items)
-		if err != nil {
-			return err
-		}
-		return gens.Put(u64key(n), b)
 	})
 	if err != nil {
 		return fmt.Errorf("store: job %q generation %d: record replaced links: %w", job, n, err)
