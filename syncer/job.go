@@ -28,6 +28,7 @@ type event struct {
 	peerUp     bool
 	at         time.Time // when the peer change happened
 	rollback   *rollbackReq
+	syncNow    chan error // SyncNow: the outcome goes here
 }
 
 type rollbackReq struct {
@@ -286,6 +287,8 @@ func (j *job) onEvent(ctx context.Context, e event) {
 	case e.rollback != nil:
 		gen, err := j.rollback(ctx, e.rollback.to, e.rollback.hold)
 		e.rollback.reply <- rollbackResult{generation: gen, err: err}
+	case e.syncNow != nil:
+		e.syncNow <- j.syncNow(ctx)
 	case e.peerChange:
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
