@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 
-	"pbxsync/internal/index"
+	"pbxsync/internal/history"
 	"pbxsync/internal/store"
-	"pbxsync/syncer"
 )
 
 func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,87 +45,27 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
-	var idx [2]index.Index
-	for i, n := range gens {
-		g, err := st.Generation(*jobName, n)
-		if err != nil {
-			fmt.Fprintf(stderr, "pbxsync diff: generation %d of job %s: %v\n", n, *jobName, err)
-			return 1
-		}
-		idx[i] = g.Index
+	changes, err := history.Compare(ctx, st, *jobName, gens[0], gens[1], history.Options{Content: *content})
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync diff:", err)
+		return 1
 	}
-	changed := syncer.Changed(idx[0], idx[1])
-	if len(changed) == 0 {
+	if len(changes) == 0 {
 		fmt.Fprintf(stdout, "generations %d and %d of job %s hold the same tree\n", gens[0], gens[1], *jobName)
 		return 0
 	}
-	for _, p := range changed {
-		a, inA := idx[0][p]
-		b, inB := idx[1][p]
-		switch {
-		case !inA:
-			fmt.Fprintf(stdout, "added     %s (%s)\n", p, describe(b))
-		case !inB:
-			fmt.Fprintf(stdout, "removed   %s (%s)\n", p, describe(a))
-		case a.Kind == b.Kind && a.Hash == b.Hash:
-			fmt.Fprintf(stdout, "mode      %s %04o -> %04o\n", p, index.UnixMode(a.Mode), index.UnixMode(b.Mode))
+	for _, c := range changes {
+		switch c.Kind {
+		case history.Added:
+			fmt.Fprintf(stdout, "added     %s (%s)\n", c.Path, c.To)
+		case history.Removed:
+			fmt.Fprintf(stdout, "removed   %s (%s)\n", c.Path, c.From)
+		case history.ModeOnly:
+			fmt.Fprintf(stdout, "mode      %s %s -> %s\n", c.Path, c.From, c.To)
 		default:
-			fmt.Fprintf(stdout, "modified  %s (%s -> %s)\n", p, describe(a), describe(b))
+			fmt.Fprintf(stdout, "modified  %s (%s -> %s)\n", c.Path, c.From, c.To)
 		}
-		if *content && (inA || inB) {
-			if err := unifiedDiff(ctx, st, p, a, b, stdout); err != nil {
-				fmt.Fprintf(stderr, "pbxsync diff: %s: %v\n", p, err)
-				return 1
-			}
-		}
+		fmt.Fprint(stdout, c.Diff)
 	}
 	return 0
-}
-
-func describe(it index.Item) string {
-	if it.Kind == index.KindDir {
-		return fmt.Sprintf("dir %04o", index.UnixMode(it.Mode))
-	}
-	return fmt.Sprintf("%d bytes %04o %s", it.Size, index.UnixMode(it.Mode), it.Hash.Short())
-}
-
-// unifiedDiff writes `diff -u` of two stored versions of p (either may be
-// absent) to w; binary files are reported as such by diff.
-func unifiedDiff(ctx context.Context, st *store.Store, p string, a, b index.Item, w io.Writer) error {
-	dir, err := os.MkdirTemp("", "pbxsync-diff-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	write := func(name string, it index.Item) (string, error) {
-		path := filepath.Join(dir, name)
-		f, err := os.Create(path)
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		if it.Kind == index.KindFile && !it.Hash.IsZero() || it.Kind == index.KindFile && it.Size == 0 {
-			if err := st.CopyTo(ctx, it.Hash, f); err != nil {
-				return "", err
-			}
-		}
-		return path, nil
-	}
-	pa, err := write("a", a)
-	if err != nil {
-		return err
-	}
-	pb, err := write("b", b)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, "diff", "-u", "--label", "a/"+p, "--label", "b/"+p, pa, pb)
-	cmd.Stdout = w
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 1 {
-			return nil // differences found
-		}
-		return err
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/control"
+	"pbxsync/internal/history"
 	"pbxsync/internal/store"
 )
 
@@ -35,13 +36,10 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer st.Close()
-	gens, err := st.Generations(*jobName)
+	gens, err := history.List(st, *jobName)
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync history:", err)
 		return 1
-	}
-	if gens == nil {
-		gens = []store.GenerationInfo{}
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(gens, "", "  ")

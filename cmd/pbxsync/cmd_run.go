@@ -67,6 +67,8 @@ func (c agentControl) Rollback(ctx context.Context, job string, to uint64, hold 
 
 func (c agentControl) Resume(ctx context.Context, job string) error { return c.a.Resume(ctx, job) }
 
+func (c agentControl) SyncNow(ctx context.Context, job string) error { return c.a.SyncNow(ctx, job) }
+
 type agentHealth struct{ a *syncer.Agent }
 
 func (h agentHealth) Status() syncer.Status { return h.a.Status() }

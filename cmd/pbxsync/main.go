@@ -35,6 +35,8 @@ Commands:
   rollback  roll a job back to an earlier generation (on a source: the farm;
             on a push target only with --hold)
   resume    end the hold of a push target (after rollback --hold)
+  sync      sync a job now: rescan its tree and announce (--job JOB)
+  token     print the dashboard's API token (created on first use)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
   version   print the version (also --version, -v)
@@ -59,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"history":  cmdHistory,
 		"rollback": cmdRollback,
 		"resume":   cmdResume,
+		"sync":     cmdSync,
+		"token":    cmdToken,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,
 		"version": func(context.Context, []string, io.Writer, io.Writer) int {

@@ -21,8 +21,8 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // Request is one command to the agent.
 type Request struct {
-	Cmd  string `json:"cmd"`            // "status", "rollback" or "resume"
-	Job  string `json:"job,omitempty"`  // rollback, resume
+	Cmd  string `json:"cmd"`            // "status", "rollback", "resume" or "sync"
+	Job  string `json:"job,omitempty"`  // rollback, resume, sync
 	To   uint64 `json:"to,omitempty"`   // rollback: target generation, 0 = previous good
 	Hold bool   `json:"hold,omitempty"` // rollback on a push target: hold it there until resume
 }
@@ -43,6 +43,9 @@ type Handler interface {
 	Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error)
 	// Resume ends the hold of a push target.
 	Resume(ctx context.Context, job string) error
+	// SyncNow rescans job's tree and announces its newest generation now
+	// (on a target: asks the source for it).
+	SyncNow(ctx context.Context, job string) error
 }
 
 // Server serves the control socket.
@@ -113,6 +116,10 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		resp.Generation = gen
 	case "resume":
 		if err := s.h.Resume(ctx, req.Job); err != nil {
+			resp.Error = err.Error()
+		}
+	case "sync":
+		if err := s.h.SyncNow(ctx, req.Job); err != nil {
 			resp.Error = err.Error()
 		}
 	default:

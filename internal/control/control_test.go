@@ -19,6 +19,12 @@ func (fake) Resume(ctx context.Context, job string) error {
 	}
 	return nil
 }
+func (fake) SyncNow(ctx context.Context, job string) error {
+	if job != "conf" {
+		return errors.New("no job " + job)
+	}
+	return nil
+}
 func (fake) Rollback(ctx context.Context, job string, to uint64, hold bool) (uint64, error) {
 	if job != "conf" {
 		return 0, errors.New("no job " + job)
@@ -59,6 +65,12 @@ func TestCallAndMode(t *testing.T) {
 	}
 	if _, err := Call(ctx, path, Request{Cmd: "resume", Job: "x"}); err == nil || err.Error() != "no job x" {
 		t.Fatalf("resume error not passed on: %v", err)
+	}
+	if _, err := Call(ctx, path, Request{Cmd: "sync", Job: "conf"}); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	if _, err := Call(ctx, path, Request{Cmd: "sync", Job: "x"}); err == nil || err.Error() != "no job x" {
+		t.Fatalf("sync error not passed on: %v", err)
 	}
 	if _, err := Call(ctx, path, Request{Cmd: "rollback", Job: "x"}); err == nil || err.Error() != "no job x" {
 		t.Fatalf("rollback error not passed on: %v", err)
