@@ -13,7 +13,12 @@ const example = `# /etc/pbxsync/pbxsync.toml: the pbxsync configuration of one h
 name = "pbx1"                 # required: this host's name, unique in the farm
 listen = "0.0.0.0:7420"       # required: host:port (UDP) for QUIC; ":7420" = all addresses
 data_dir = "/var/lib/pbxsync" # absolute; identity, store and journals (default /var/lib/pbxsync)
-http = "127.0.0.1:7421"       # optional host:port for /healthz and /metrics
+http = "127.0.0.1:7421"       # optional host:port: /healthz, /metrics, the dashboard at /, /api/v1
+                              # (actions need the token 'pbxsync token' prints); keep it on
+                              # 127.0.0.1 unless it serves TLS: another address without
+                              # http_cert/http_key logs a warning (the token would cross in clear)
+http_cert = "/etc/pbxsync/https.crt" # optional: with http_key, the listener serves HTTPS (PEM files)
+http_key = "/etc/pbxsync/https.key"  # the certificate's private key (both or neither)
 log_level = "info"            # debug, info, warn or error (default info)
 
 # Every other host this one talks to, pinned by its ID.

@@ -166,6 +166,10 @@ var errCases = []errCase{
 	{"listen port zero", "[node]\nname = \"a\"\nlisten = \":0\"\n", []want{{"f.toml:3:1", `node.listen: ":0": port 0 is out of range`}}},
 	{"listen without port", "[node]\nname = \"a\"\nlisten = \"0.0.0.0\"\n", []want{{"f.toml:3:1", `node.listen: "0.0.0.0" is not host:port: missing port in address`}}},
 	{"http port name", node + "http = \"localhost:http\"\n", []want{{"f.toml:4:1", `node.http: "localhost:http": port "http" is not a number`}}},
+	{"http_cert without http_key", node + "http = \"0.0.0.0:7421\"\nhttp_cert = \"/etc/c.pem\"\n", []want{{"f.toml:5:1", `node.http_cert: http_cert without http_key`}}},
+	{"http_key without http_cert", node + "http = \"0.0.0.0:7421\"\nhttp_key = \"/etc/k.pem\"\n", []want{{"f.toml:5:1", `node.http_key: http_key without http_cert`}}},
+	{"http_cert without http", node + "http_cert = \"/etc/c.pem\"\nhttp_key = \"/etc/k.pem\"\n", []want{{"f.toml:4:1", `node.http_cert: http_cert without http`}}},
+	{"relative http_cert", node + "http = \"0.0.0.0:7421\"\nhttp_cert = \"c.pem\"\nhttp_key = \"/etc/k.pem\"\n", []want{{"f.toml:5:1", `node.http_cert: "c.pem" must be an absolute path`}}},
 	{"address without host", node + "[[peer]]\nname = \"b\"\naddress = \":7420\"\nid = \"" + id2 + "\"\n",
 		[]want{{"f.toml:6:1", `peer "b": peer.address: ":7420": host must not be empty`}}},
 	{"ami without host", head + "[asterisk]\nami = \":5038\"\nusername = \"u\"\nsecret_file = \"/s\"\n", []want{{"f.toml:9:1", `asterisk.ami: ":5038": host must not be empty`}}},
@@ -524,7 +528,7 @@ func TestExampleParses(t *testing.T) {
 	}
 	// Every key is shown.
 	for _, key := range []string{
-		"name", "listen", "data_dir", "http", "log_level",
+		"name", "listen", "data_dir", "http", "http_cert", "http_key", "log_level",
 		"address", "id",
 		"type", "path", "include", "exclude", "mode", "source", "targets", "order", "keep", "debounce", "check", "check_timeout", "preserve_suid", "dsn_file", "tables",
 		"match", "action", "when",

@@ -25,7 +25,9 @@ type Node struct {
 	Name     string // required; unique in the federation
 	Listen   string // required host:port (UDP) for QUIC
 	DataDir  string // absolute; default /var/lib/pbxsync
-	HTTP     string // optional host:port for /healthz and /metrics
+	HTTP     string // optional host:port for /healthz, /metrics, the dashboard and /api/v1
+	HTTPCert string // optional absolute path: with HTTPKey, HTTP serves TLS (both or neither)
+	HTTPKey  string // optional absolute path of HTTPCert's private key
 	LogLevel string // debug|info|warn|error; default info
 }
 

@@ -83,6 +83,16 @@ func (c *checker) node(s *section) Node {
 		n.HTTP = v
 		s.hostPort("http", v, true)
 	}
+	n.HTTPCert = s.absPath("http_cert", "")
+	n.HTTPKey = s.absPath("http_key", "")
+	switch {
+	case n.HTTPCert != "" && n.HTTPKey == "":
+		s.errf("http_cert", "http_cert without http_key: give both (the certificate and its private key) or neither")
+	case n.HTTPKey != "" && n.HTTPCert == "":
+		s.errf("http_key", "http_key without http_cert: give both (the certificate and its private key) or neither")
+	case n.HTTPCert != "" && n.HTTP == "":
+		s.errf("http_cert", "http_cert without http: set http = \"host:port\" for the listener that serves TLS")
+	}
 	n.LogLevel = s.oneOf("log_level", DefaultLogLevel, "debug", "info", "warn", "error")
 	s.finish()
 	return n
