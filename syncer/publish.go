@@ -140,3 +140,8 @@ func publishDue(last, st *wire.State, sinceSent, jobsHeld time.Duration) bool {
 func sameHealth(a, b *wire.State) bool {
 	return a.Healthy == b.Healthy && a.Asterisk == b.Asterisk && a.AsteriskError == b.AsteriskError && a.Channels == b.Channels
 }
+
+// LocalState returns what this node publishes about itself to its peers
+// (health, Asterisk, free space, load, its jobs' lines): the dashboard's
+// own row. It asks the local Asterisk at most every asteriskInfoEvery.
+func (a *Agent) LocalState() *wire.State { return a.localState() }

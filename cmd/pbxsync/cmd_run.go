@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/control"
 	"pbxsync/internal/httpapi"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/wire"
 	"pbxsync/syncer"
 )
 
@@ -75,6 +76,8 @@ func (h agentHealth) Status() syncer.Status { return h.a.Status() }
 
 func (h agentHealth) Healthy(ctx context.Context) error { return h.a.Healthy(ctx) }
 
+func (h agentHealth) LocalState() *wire.State { return h.a.LocalState() }
+
 // runAgent runs one agent with cfg until ctx is done. A signal on reload
 // (may be nil) re-reads cfg.File.
 func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan os.Signal) error {
@@ -124,10 +127,18 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 	defer cancel()
 	go ctrl.Serve(ctx)
 	if cfg.Node.HTTP != "" {
-		hs, err := httpapi.Listen(cfg.Node.HTTP, agentHealth{agent}, log)
+		// the token of the API's actions: created on first use, read by
+		// the listener on every action (never logged)
+		if _, _, err := httpapi.LoadOrCreateToken(cfg.Node.DataDir); err != nil {
+			return err
+		}
+		hs, err := httpapi.Listen(httpapi.Options{Addr: cfg.Node.HTTP, CertFile: cfg.Node.HTTPCert, KeyFile: cfg.Node.HTTPKey,
+			Source: agentHealth{agent}, History: agent.Store(), Actions: agentControl{agent},
+			TokenFile: httpapi.TokenPath(cfg.Node.DataDir), Log: log})
 		if err != nil {
 			return err
 		}
+		log.Info("dashboard and API listening", "url", hs.URL()+"/", "actions", "need the token that 'pbxsync token' prints")
 		go func() {
 			if err := hs.Serve(ctx); err != nil {
 				log.Error("http listener stopped", "err", err)

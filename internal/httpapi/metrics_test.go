@@ -48,7 +48,7 @@ func TestMetricsMoveAndHealthFlips(t *testing.T) {
 	src := &fakeSource{st: syncer.Status{Node: "a",
 		Peers: []remotemon.PeerStatus{{Name: "b", Connected: true, RTT: 2 * time.Millisecond}},
 		Jobs:  []syncer.JobStatus{{Name: "conf", Generation: 1, State: "good"}}}}
-	s, err := Listen("127.0.0.1:0", src, slog.New(slog.DiscardHandler))
+	s, err := Listen(Options{Addr: "127.0.0.1:0", Source: src, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestMetricsShowProgress(t *testing.T) {
 		{Name: "conf", Role: "source", Targets: []syncer.TargetStatus{{Name: "c", State: "applying",
 			Progress: &syncer.Progress{Phase: "applying", Files: 3, FilesTotal: 4, Bytes: 30, BytesTotal: 40, ETASeconds: -1}}}},
 	}}}
-	s, err := Listen("127.0.0.1:0", src, slog.New(slog.DiscardHandler))
+	s, err := Listen(Options{Addr: "127.0.0.1:0", Source: src, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
