@@ -260,7 +260,9 @@ function renderErrors() {
     }
   }
   const seen = new Set();
-  const list = items.filter((i) => { const k = i.where + i.what; if (seen.has(k)) return false; seen.add(k); return true; });
+  // one line per message: a target's rejection shows on the job, the
+  // target and the generation alike
+  const list = items.filter((i) => { if (seen.has(i.what)) return false; seen.add(i.what); return true; });
   const el = document.getElementById('errors');
   if (!list.length) { el.replaceChildren(h('p', {class: 'muted'}, 'No errors.')); return; }
   el.replaceChildren(h('ul', {class: 'errors card'}, list.map((i) =>

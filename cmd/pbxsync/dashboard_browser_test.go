@@ -1,0 +1,352 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/httpapi"
+	"pbxsync/internal/identity"
+	"pbxsync/internal/store"
+	"pbxsync/internal/testwait"
+	"pbxsync/syncer"
+)
+
+// ChromiumEnv names a Chromium (or Chrome) binary for the browser test;
+// without it the test looks for chromium, chromium-browser, google-chrome
+// on PATH.
+const ChromiumEnv = "PBXSYNC_CHROMIUM"
+
+// ArtifactsEnv names the directory the browser test writes its
+// screenshots to (default: a new directory under $TMPDIR, kept).
+const ArtifactsEnv = "PBXSYNC_TEST_ARTIFACTS"
+
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(ChromiumEnv); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("no Chromium for the dashboard test (CI never skips it): install Debian's chromium (.ci/run does) or set %s", ChromiumEnv)
+	}
+	t.Skipf("no Chromium on PATH (apt-get install chromium, or set %s); CI fails here instead", ChromiumEnv)
+	return ""
+}
+
+// dashNode is one agent of the browser test, run in this process by
+// runAgent, the code `pbxsync run` runs.
+type dashNode struct {
+	name, dir, tree, data, listen, http string
+	id                                  *identity.Identity
+	log                                 astLogBuffer
+	cancel                              context.CancelFunc
+	done                                chan error
+}
+
+func newDashNode(t *testing.T, base, name string) *dashNode {
+	t.Helper()
+	n := &dashNode{name: name, dir: filepath.Join(base, name)}
+	n.tree, n.data = filepath.Join(n.dir, "tree"), filepath.Join(n.dir, "data")
+	if err := os.MkdirAll(n.tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.LoadOrCreate(n.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.id = id
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.listen = udp.LocalAddr().String()
+	udp.Close()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.http = tcp.Addr().String()
+	tcp.Close()
+	return n
+}
+
+func (n *dashNode) start(t *testing.T, peer *dashNode, jobExtra string) {
+	t.Helper()
+	text := fmt.Sprintf("[node]\nname = %q\nlisten = %q\ndata_dir = %q\nhttp = %q\n\n[[peer]]\nname = %q\naddress = %q\nid = %q\n\n[[job]]\nname = \"conf\"\npath = %q\nsource = \"a\"\ntargets = [\"b\"]\n%s",
+		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), n.tree, jobExtra)
+	cfg, err := config.Parse(filepath.Join(n.dir, "pbxsync.toml"), []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan error, 1)
+	go func() { n.done <- runAgent(ctx, cfg, newLogger(&n.log, "debug", false), nil) }()
+}
+
+func (n *dashNode) stop(t *testing.T) {
+	n.cancel()
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Errorf("%s: runAgent: %v", n.name, err)
+		}
+	case <-time.After(testwait.Limit()):
+		t.Errorf("%s: runAgent did not return", n.name)
+	}
+}
+
+func (n *dashNode) read(t *testing.T) string {
+	b, _ := os.ReadFile(filepath.Join(n.tree, "extensions.conf"))
+	return string(b)
+}
+
+func (n *dashNode) write(t *testing.T, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(n.tree, "extensions.conf"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// getJSON reads one /api/v1 endpoint of n.
+func (n *dashNode) getJSON(path string, v any) error {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + n.http + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// waitFor polls cond until it returns nil; the bound only ends a hang.
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(testwait.Limit()); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if err = cond(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// TestDashboardInBrowser: two real agents (runAgent, real QUIC on
+// 127.0.0.1) sync a good change and a change the target's check rejects;
+// headless Chromium, driven over the DevTools protocol, loads the source's
+// dashboard: it shows the generations, the rejected one with its reason,
+// read-only without the token (a rollback request without it is refused
+// with 401) and, with the token entered, a rollback click that changes
+// both trees. The diff view shows the rejected line. Screenshots (desktop
+// and phone width) are written to PBXSYNC_TEST_ARTIFACTS or $TMPDIR.
+func TestDashboardInBrowser(t *testing.T) {
+	chrome := findChromium(t)
+	base := t.TempDir()
+	a, b := newDashNode(t, base, "a"), newDashNode(t, base, "b")
+	const v1, v2, broken = "exten => 100,1,Answer()\n", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", "exten => 100,1,Answer()\nBROKEN\n"
+	a.write(t, v1)
+	a.start(t, b, "")
+	b.start(t, a, "check = \"! grep -q BROKEN extensions.conf\"\n")
+	var token string
+	defer func() {
+		a.stop(t)
+		b.stop(t)
+		for _, n := range []*dashNode{a, b} {
+			if token != "" && strings.Contains(n.log.String(), token) {
+				t.Errorf("%s: the API token is in the log", n.name)
+			}
+			if t.Failed() {
+				t.Logf("log of %s:\n%s", n.name, n.log.String())
+			}
+		}
+	}()
+	converge := func(what, want string) {
+		t.Helper()
+		waitFor(t, what, func() error {
+			if got := b.read(t); got != want {
+				return fmt.Errorf("b holds %q, want %q", got, want)
+			}
+			return nil
+		})
+	}
+	converge("first version on b", v1)
+	a.write(t, v2)
+	converge("second version on b", v2)
+	a.write(t, broken)
+	var bad store.GenerationInfo
+	waitFor(t, "b rejects the broken change and a records why", func() error {
+		var gens []store.GenerationInfo
+		if err := a.getJSON("/api/v1/jobs/conf/history", &gens); err != nil {
+			return err
+		}
+		if len(gens) < 3 || gens[len(gens)-1].State != store.StateBad {
+			return fmt.Errorf("history %+v", gens)
+		}
+		bad = gens[len(gens)-1]
+		return nil
+	})
+	if got := b.read(t); got != v2 {
+		t.Fatalf("b holds %q after rejecting the broken change, want v2", got)
+	}
+	var st syncer.Status
+	if err := a.getJSON("/api/v1/status", &st); err != nil || len(st.Jobs) != 1 {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	tok, _, err := httpapi.LoadOrCreateToken(a.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token = tok
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer bcancel()
+	ctx, cancel := context.WithTimeout(bctx, 2*testwait.Limit())
+	defer cancel()
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("browser: %s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("browser: text of %s: %v", sel, err)
+		}
+		return s
+	}
+	eval := func(expr string) json.RawMessage {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("browser: %s: %v", expr, err)
+		}
+		return v
+	}
+	url := "http://" + a.http + "/"
+	badRow := fmt.Sprintf(`#job-conf tr[data-gen="%d"][data-state="bad"]`, bad.Number)
+	do("open the dashboard", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(badRow)))
+	badText, page := text(badRow), text("body")
+	if !strings.Contains(badText, "rejected") || !strings.Contains(badText, "b") || !strings.Contains(badText, "check") {
+		t.Errorf("the rejected generation's row does not say why: %q", badText)
+	}
+	for _, g := range []uint64{bad.Number - 2, bad.Number - 1} {
+		if n := string(eval(fmt.Sprintf(`document.querySelectorAll('#job-conf tr[data-gen="%d"][data-state="good"]').length`, g))); n != "1" {
+			t.Errorf("the page shows %s good rows for generation %d, want 1:\n%s", n, g, page)
+		}
+	}
+	for _, want := range []string{"this node", "Last errors", "rejected generation", "read-only"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+
+	// Read-only: the buttons are disabled and the API refuses a rollback
+	// sent from the page without the token.
+	rollbackBtn := fmt.Sprintf(`#job-conf button[data-action="rollback"][data-gen="%d"]`, bad.Number-2)
+	do("find the rollback button", chromedp.WaitVisible(chromedp.CSS(rollbackBtn)))
+	if d := string(eval(`document.querySelector('` + rollbackBtn + `').disabled`)); d != "true" {
+		t.Errorf("the rollback button is enabled without a token (disabled = %s)", d)
+	}
+	status := string(eval(fmt.Sprintf(`fetch('api/v1/jobs/conf/rollback', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Pbxsync-Csrf': '1'}, body: '{"generation": %d}'}).then(r => r.status)`, bad.Number-2)))
+	if status != "401" {
+		t.Errorf("rollback from the page without the token: %s, want 401", status)
+	}
+	if got := a.read(t); got != broken {
+		t.Fatalf("a refused rollback changed a's tree: %q", got)
+	}
+
+	// With the token: a rollback click (and its confirmation) restores
+	// the first generation on a and, as a new generation, on b.
+	do("enter the token and roll back", chromedp.SendKeys(chromedp.CSS("#token-input"), token),
+		chromedp.Click(chromedp.CSS("#token-use")),
+		chromedp.WaitVisible(chromedp.CSS("#mode.rw")),
+		chromedp.WaitEnabled(chromedp.CSS(rollbackBtn)),
+		chromedp.Click(chromedp.CSS(rollbackBtn)),
+		chromedp.WaitVisible(chromedp.CSS(rollbackBtn+".confirm")),
+		chromedp.Click(chromedp.CSS(rollbackBtn)),
+		chromedp.WaitVisible(chromedp.CSS("#flash.ok")))
+	if flash := text("#flash"); !strings.Contains(flash, "done") {
+		t.Errorf("flash after the rollback: %q", flash)
+	}
+	if got := a.read(t); got != v1 {
+		t.Fatalf("after the rollback a holds %q, want the first version", got)
+	}
+	converge("the rollback reaches b", v1)
+	newRow := fmt.Sprintf(`#job-conf tr[data-gen="%d"][data-state="good"]`, bad.Number+1)
+	do("the new generation shows up live", chromedp.WaitVisible(chromedp.CSS(newRow)))
+	// The status follows over server-sent events: b holds the new
+	// generation and the job is good again, without a reload.
+	waitFor(t, "the page shows b good at the new generation", func() error {
+		row := string(eval(`(document.querySelector('#job-conf tr[data-target="b"]') || {}).innerText || ''`))
+		head := string(eval(`(document.querySelector('#job-conf .card-head') || {}).innerText || ''`))
+		if !strings.Contains(row, "good") || !strings.Contains(row, fmt.Sprint(bad.Number+1)) || !strings.Contains(head, fmt.Sprint(bad.Number+1)) {
+			return fmt.Errorf("job head %s, target row %s", head, row)
+		}
+		return nil
+	})
+
+	// The diff view: the rejected generation against the one before it.
+	do("diff two generations",
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-conf tr[data-gen="%d"] input[name="diff-from-conf"]`, bad.Number-1))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-conf tr[data-gen="%d"] input[name="diff-to-conf"]`, bad.Number))),
+		chromedp.Click(chromedp.CSS(`#job-conf button[data-action="diff"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#job-conf .diff pre .add`)))
+	if diff := text(`#job-conf .diff`); !strings.Contains(diff, "+BROKEN") || !strings.Contains(diff, "-exten => 101,1,Hangup()") {
+		t.Errorf("diff view of %d → %d: %q", bad.Number-1, bad.Number, diff)
+	}
+
+	dir := os.Getenv(ArtifactsEnv)
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "pbxsync-dashboard-"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	desktop, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
+	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
+		chromedp.Sleep(300*time.Millisecond)) // a layout pass at the new width
+	if o := string(eval(`document.documentElement.scrollWidth > window.innerWidth + 1`)); o != "false" {
+		t.Error("at phone width (390 px) the page scrolls sideways; wide tables should scroll inside their box")
+	}
+	phone, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
+	for name, png := range map[string][]byte{"dashboard.png": desktop, "dashboard-phone.png": phone} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+}
