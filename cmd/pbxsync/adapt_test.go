@@ -8,8 +8,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -73,6 +80,14 @@ func adaptConfig(t *testing.T, text string, cfg *config.Config, env adaptEnv) st
 	repl(cfg.Node.Listen, env.listen)
 	if cfg.Node.HTTP != "" {
 		repl(cfg.Node.HTTP, env.http)
+	}
+	if n := cfg.Node; n.HTTPCert != "" {
+		crt, key := under(env.root, n.HTTPCert), under(env.root, n.HTTPKey)
+		mkdir(filepath.Dir(crt))
+		mkdir(filepath.Dir(key))
+		writeTestCert(t, crt, key)
+		repl(n.HTTPCert, crt)
+		repl(n.HTTPKey, key)
 	}
 	if strings.Contains(text, strconv.Quote(cfg.Node.DataDir)) {
 		repl(cfg.Node.DataDir, under(env.root, cfg.Node.DataDir))
@@ -276,5 +291,31 @@ func startRun(t *testing.T, path string, log *syncBuffer) (started bool, stop fu
 		case <-time.After(testwait.Limit()):
 			t.Errorf("pbxsync run --config %s did not stop", path)
 		}
+	}
+}
+
+// writeTestCert writes a self-signed certificate for 127.0.0.1 and its
+// key (PEM), as an admin's http_cert and http_key.
+func writeTestCert(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pbxsync example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -84,6 +85,12 @@ func startupCheck(cfg *config.Config) error {
 	}
 	if _, err := asteriskctl.NewServiceControl(cfg.Asterisk.Service, nil, nil); err != nil {
 		add(cfg.ErrorAt("asterisk.service", err, "asterisk.service: %v", err))
+	}
+
+	if n := cfg.Node; n.HTTPCert != "" && n.HTTPKey != "" {
+		if _, err := tls.LoadX509KeyPair(n.HTTPCert, n.HTTPKey); err != nil {
+			add(cfg.ErrorAt("node.http_cert", err, "node.http_cert: %s with http_key %s: %v", n.HTTPCert, n.HTTPKey, err))
+		}
 	}
 
 	if err := usableDir(cfg.Node.DataDir); err != nil {

@@ -98,6 +98,12 @@ func startupCases() []startupCase {
 			os.WriteFile(p, []byte(exampleSecret+"\n"), 0o600)
 			return amiTable(p)
 		}), ok: true},
+		{name: "http_cert that does not load", write: func(t *testing.T, dir string) string {
+			crt, key := filepath.Join(dir, "https.crt"), filepath.Join(dir, "https.key")
+			os.WriteFile(crt, []byte("not a certificate\n"), 0o644)
+			os.WriteFile(key, []byte("not a key\n"), 0o600)
+			return writeText(t, dir, strings.Replace(baseConfig(t, dir), "[node]\n", fmt.Sprintf("[node]\nhttp = \"127.0.0.1:%d\"\nhttp_cert = %q\nhttp_key = %q\n", freeUDPPort(t), crt, key), 1))
+		}, msg: "node.http_cert: "},
 		{name: "dsn that does not parse", write: withBase(func(string) string { return pgJob(`dsn = "host=127.0.0.1 port=seventy"`) }),
 			msg: `job "realtime": the DSN does not parse (not shown: it may hold a password)`},
 		{name: "dsn_file missing", write: withBase(func(dir string) string { return pgJob(fmt.Sprintf("dsn_file = %q", filepath.Join(dir, "rt.dsn"))) }),
