@@ -59,12 +59,12 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 
 // getNode answers what this node publishes about itself to its peers.
 func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
-	ls, ok := s.opts.Source.(LocalStater)
-	if !ok {
+	st := s.localState()
+	if st == nil {
 		writeError(w, http.StatusServiceUnavailable, "this node's own state is not available")
 		return
 	}
-	writeJSON(w, http.StatusOK, ls.LocalState())
+	writeJSON(w, http.StatusOK, st)
 }
 
 // knownJob reports whether the agent runs job; else it answers 404.

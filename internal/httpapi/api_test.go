@@ -26,6 +26,7 @@ import (
 
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 	"pbxsync/syncer"
 )
 
@@ -482,4 +483,53 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
 	return certFile, keyFile
+}
+
+// nodeSource is a Source that also tells its own state, counting asks.
+type nodeSource struct {
+	fakeSource
+	mu    sync.Mutex
+	asked int
+}
+
+func (n *nodeSource) LocalState() *wire.State {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.asked++
+	return &wire.State{Node: "a", Healthy: true, Asterisk: "up", AsteriskVersion: "20.5.0", Disks: []wire.Disk{{Path: "/var/lib/pbxsync", FreeBytes: 1 << 30}}}
+}
+
+// TestAPINode: /api/v1/node is this node's published state; however many
+// pages ask, the agent (which pings Asterisk for it) is asked once per
+// interval. A Source without it answers 503.
+func TestAPINode(t *testing.T) {
+	src := &nodeSource{fakeSource: fakeSource{st: syncer.Status{Node: "a"}}}
+	s, err := Listen(Options{Addr: "127.0.0.1:0", Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	for range 5 {
+		code, body := get(t, s.URL()+"/api/v1/node")
+		if code != 200 || !strings.Contains(body, `"asterisk_version": "20.5.0"`) || !strings.Contains(body, `"free_bytes": 1073741824`) {
+			t.Fatalf("node: %d %s", code, body)
+		}
+	}
+	src.mu.Lock()
+	asked := src.asked
+	src.mu.Unlock()
+	if asked != 1 {
+		t.Errorf("5 requests asked the agent %d times, want 1 (cached for %s)", asked, nodeEvery/2)
+	}
+
+	plain, err := Listen(Options{Addr: "127.0.0.1:0", Source: &fakeSource{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go plain.Serve(ctx)
+	if code, _ := get(t, plain.URL()+"/api/v1/node"); code != http.StatusServiceUnavailable {
+		t.Errorf("node without LocalState: %d", code)
+	}
 }

@@ -62,10 +62,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if err := send("status", s.opts.Source.Status(), &lastStatus, true); err != nil {
 			return
 		}
-		if ls, ok := s.opts.Source.(LocalStater); ok && now.Sub(nodeAt) >= nodeEvery {
+		if now.Sub(nodeAt) >= nodeEvery {
 			nodeAt = now
-			if err := send("node", ls.LocalState(), &lastNode, false); err != nil {
-				return
+			if st := s.localState(); st != nil {
+				if err := send("node", st, &lastNode, false); err != nil {
+					return
+				}
 			}
 		}
 		if now.Sub(pingAt) >= pingEvery {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,26 @@ type Server struct {
 	hostChk bool // bound to loopback only: refuse Host names that are not loopback (DNS rebinding)
 	cop     *http.CrossOriginProtection
 	streams chan struct{} // one token per open event stream
+
+	nodeMu sync.Mutex
+	node   *wire.State // last LocalState, shared by every stream and /api/v1/node
+	nodeAt time.Time
+}
+
+// localState returns this node's own state, asking the agent at most
+// every nodeEvery/2 however many pages are open (it pings the local
+// Asterisk); nil when the Source cannot tell.
+func (s *Server) localState() *wire.State {
+	ls, ok := s.opts.Source.(LocalStater)
+	if !ok {
+		return nil
+	}
+	s.nodeMu.Lock()
+	defer s.nodeMu.Unlock()
+	if s.node == nil || time.Since(s.nodeAt) >= nodeEvery/2 {
+		s.node, s.nodeAt = ls.LocalState(), time.Now()
+	}
+	return s.node
 }
 
 // maxStreams bounds the open /api/v1/events streams.
