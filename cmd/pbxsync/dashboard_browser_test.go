@@ -50,6 +50,10 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
+// dashJob is the job of the browser test: pbx1 pushes it to pbx2. The
+// selectors below name it too (#job-asterisk).
+const dashJob = "asterisk"
+
 // dashNode is one agent of the browser test, run in this process by
 // runAgent, the code `pbxsync run` runs.
 type dashNode struct {
@@ -89,8 +93,8 @@ func newDashNode(t *testing.T, base, name string) *dashNode {
 
 func (n *dashNode) start(t *testing.T, peer *dashNode, jobExtra string) {
 	t.Helper()
-	text := fmt.Sprintf("[node]\nname = %q\nlisten = %q\ndata_dir = %q\nhttp = %q\n\n[[peer]]\nname = %q\naddress = %q\nid = %q\n\n[[job]]\nname = \"conf\"\npath = %q\nsource = \"a\"\ntargets = [\"b\"]\n%s",
-		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), n.tree, jobExtra)
+	text := fmt.Sprintf("[node]\nname = %q\nlisten = %q\ndata_dir = %q\nhttp = %q\n\n[[peer]]\nname = %q\naddress = %q\nid = %q\n\n[[job]]\nname = %q\npath = %q\nsource = \"pbx1\"\ntargets = [\"pbx2\"]\n%s",
+		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), dashJob, n.tree, jobExtra)
 	cfg, err := config.Parse(filepath.Join(n.dir, "pbxsync.toml"), []byte(text))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
@@ -162,7 +166,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 func TestDashboardInBrowser(t *testing.T) {
 	chrome := findChromium(t)
 	base := t.TempDir()
-	a, b := newDashNode(t, base, "a"), newDashNode(t, base, "b")
+	a, b := newDashNode(t, base, "pbx1"), newDashNode(t, base, "pbx2")
 	const v1, v2, broken = "exten => 100,1,Answer()\n", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", "exten => 100,1,Answer()\nBROKEN\n"
 	a.write(t, v1)
 	a.start(t, b, "")
@@ -196,7 +200,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	var bad store.GenerationInfo
 	waitFor(t, "b rejects the broken change and a records why", func() error {
 		var gens []store.GenerationInfo
-		if err := a.getJSON("/api/v1/jobs/conf/history", &gens); err != nil {
+		if err := a.getJSON("/api/v1/jobs/"+dashJob+"/history", &gens); err != nil {
 			return err
 		}
 		if len(gens) < 3 || gens[len(gens)-1].State != store.StateBad {
@@ -249,14 +253,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		return v
 	}
 	url := "http://" + a.http + "/"
-	badRow := fmt.Sprintf(`#job-conf tr[data-gen="%d"][data-state="bad"]`, bad.Number)
+	badRow := fmt.Sprintf(`#job-asterisk tr[data-gen="%d"][data-state="bad"]`, bad.Number)
 	do("open the dashboard", chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(badRow)))
 	badText, page := text(badRow), text("body")
-	if !strings.Contains(badText, "rejected") || !strings.Contains(badText, "b") || !strings.Contains(badText, "check") {
+	if !strings.Contains(badText, "rejected") || !strings.Contains(badText, "pbx2") || !strings.Contains(badText, "check") {
 		t.Errorf("the rejected generation's row does not say why: %q", badText)
 	}
 	for _, g := range []uint64{bad.Number - 2, bad.Number - 1} {
-		if n := string(eval(fmt.Sprintf(`document.querySelectorAll('#job-conf tr[data-gen="%d"][data-state="good"]').length`, g))); n != "1" {
+		if n := string(eval(fmt.Sprintf(`document.querySelectorAll('#job-asterisk tr[data-gen="%d"][data-state="good"]').length`, g))); n != "1" {
 			t.Errorf("the page shows %s good rows for generation %d, want 1:\n%s", n, g, page)
 		}
 	}
@@ -268,12 +272,12 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// Read-only: the buttons are disabled and the API refuses a rollback
 	// sent from the page without the token.
-	rollbackBtn := fmt.Sprintf(`#job-conf button[data-action="rollback"][data-gen="%d"]`, bad.Number-2)
+	rollbackBtn := fmt.Sprintf(`#job-asterisk button[data-action="rollback"][data-gen="%d"]`, bad.Number-2)
 	do("find the rollback button", chromedp.WaitVisible(chromedp.CSS(rollbackBtn)))
 	if d := string(eval(`document.querySelector('` + rollbackBtn + `').disabled`)); d != "true" {
 		t.Errorf("the rollback button is enabled without a token (disabled = %s)", d)
 	}
-	status := string(eval(fmt.Sprintf(`fetch('api/v1/jobs/conf/rollback', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Pbxsync-Csrf': '1'}, body: '{"generation": %d}'}).then(r => r.status)`, bad.Number-2)))
+	status := string(eval(fmt.Sprintf(`fetch('api/v1/jobs/asterisk/rollback', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Pbxsync-Csrf': '1'}, body: '{"generation": %d}'}).then(r => r.status)`, bad.Number-2)))
 	if status != "401" {
 		t.Errorf("rollback from the page without the token: %s, want 401", status)
 	}
@@ -298,13 +302,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("after the rollback a holds %q, want the first version", got)
 	}
 	converge("the rollback reaches b", v1)
-	newRow := fmt.Sprintf(`#job-conf tr[data-gen="%d"][data-state="good"]`, bad.Number+1)
+	newRow := fmt.Sprintf(`#job-asterisk tr[data-gen="%d"][data-state="good"]`, bad.Number+1)
 	do("the new generation shows up live", chromedp.WaitVisible(chromedp.CSS(newRow)))
 	// The status follows over server-sent events: b holds the new
 	// generation and the job is good again, without a reload.
-	waitFor(t, "the page shows b good at the new generation", func() error {
-		row := string(eval(`(document.querySelector('#job-conf tr[data-target="b"]') || {}).innerText || ''`))
-		head := string(eval(`(document.querySelector('#job-conf .card-head') || {}).innerText || ''`))
+	waitFor(t, "the page shows pbx2 good at the new generation", func() error {
+		row := string(eval(`(document.querySelector('#job-asterisk tr[data-target="pbx2"]') || {}).innerText || ''`))
+		head := string(eval(`(document.querySelector('#job-asterisk .card-head') || {}).innerText || ''`))
 		if !strings.Contains(row, "good") || !strings.Contains(row, fmt.Sprint(bad.Number+1)) || !strings.Contains(head, fmt.Sprint(bad.Number+1)) {
 			return fmt.Errorf("job head %s, target row %s", head, row)
 		}
@@ -313,11 +317,11 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// The diff view: the rejected generation against the one before it.
 	do("diff two generations",
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-conf tr[data-gen="%d"] input[name="diff-from-conf"]`, bad.Number-1))),
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-conf tr[data-gen="%d"] input[name="diff-to-conf"]`, bad.Number))),
-		chromedp.Click(chromedp.CSS(`#job-conf button[data-action="diff"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#job-conf .diff pre .add`)))
-	if diff := text(`#job-conf .diff`); !strings.Contains(diff, "+BROKEN") || !strings.Contains(diff, "-exten => 101,1,Hangup()") {
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-asterisk tr[data-gen="%d"] input[name="diff-from-asterisk"]`, bad.Number-1))),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-asterisk tr[data-gen="%d"] input[name="diff-to-asterisk"]`, bad.Number))),
+		chromedp.Click(chromedp.CSS(`#job-asterisk button[data-action="diff"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#job-asterisk .diff pre .add`)))
+	if diff := text(`#job-asterisk .diff`); !strings.Contains(diff, "+BROKEN") || !strings.Contains(diff, "-exten => 101,1,Hangup()") {
 		t.Errorf("diff view of %d → %d: %q", bad.Number-1, bad.Number, diff)
 	}
 

@@ -416,10 +416,12 @@ function renderJobs() {
 async function refreshHistories() {
   const st = state.status;
   if (!st) return;
+  let fetched = false;
   await Promise.all((st.jobs || []).map(async (j) => {
     const key = [j.generation, j.state, j.last_error, (j.targets || []).map((t) => t.name + t.version + t.state).join()].join('|');
     if (state.historyKey[j.name] === key) return;
     state.historyKey[j.name] = key;
+    fetched = true;
     try {
       state.histories[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/history');
     } catch (e) {
@@ -427,8 +429,10 @@ async function refreshHistories() {
       flash('history of ' + j.name + ': ' + e.message, 'error');
     }
   }));
-  renderJobs();
-  renderErrors();
+  if (fetched) {
+    renderJobs();
+    renderErrors();
+  }
 }
 
 function renderAll() {
@@ -449,13 +453,19 @@ function connect() {
   const es = new EventSource('api/v1/events');
   es.addEventListener('open', () => setLive(true));
   es.addEventListener('error', () => setLive(false));
+  let lastJobs = '';
   es.addEventListener('status', (e) => {
     setLive(true);
     state.status = JSON.parse(e.data);
-    // an open confirmation keeps its button: re-render only what moves
     renderFarm();
-    renderJobs();
     renderErrors();
+    // the jobs' cards are rebuilt only when a job changed (peers' RTT and
+    // last-seen move every second): a selection in a diff stays put
+    const jobs = JSON.stringify(state.status.jobs);
+    if (jobs !== lastJobs) {
+      lastJobs = jobs;
+      renderJobs();
+    }
     refreshHistories();
   });
   es.addEventListener('node', (e) => {
