@@ -226,6 +226,20 @@ func TestAPIActionsNeedTokenAndPassCSRF(t *testing.T) {
 			t.Errorf("POST %s %s: %d %s, want %d with %q", c.path, c.body, code, body, c.want, c.msg)
 		}
 	}
+	// A CORS preflight is never approved, so a page of another origin can
+	// never send the custom header.
+	req, _ := http.NewRequest("OPTIONS", f.base+"/api/v1/jobs/conf/sync", nil)
+	req.Header.Set("Origin", "http://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, x-pbxsync-csrf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("Access-Control-Allow-Origin") + resp.Header.Get("Access-Control-Allow-Headers"); v != "" || resp.StatusCode < 400 {
+		t.Errorf("preflight: %d, allows %q", resp.StatusCode, v)
+	}
 	if code, _ := f.do(t, "GET", "/api/v1/token", "", ok); code != http.StatusNoContent {
 		t.Errorf("token check with the token: %d", code)
 	}
@@ -443,22 +457,30 @@ func TestTLSListener(t *testing.T) {
 		t.Errorf("missing key file: %v", err)
 	}
 
-	// Plain HTTP on every address: a warning that names the fix.
-	ln, err := net.Listen("tcp", "0.0.0.0:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	plain, err := Listen(Options{Addr: addr, Source: src, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain.ln.Close()
 	mu.Lock()
 	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "without TLS") || !strings.Contains(logs.String(), "http_cert") {
-		t.Errorf("no warning for plain HTTP on %s:\n%s", addr, logs.String())
+	if strings.Contains(logs.String(), "without TLS") {
+		t.Errorf("a warning about clear text on a TLS listener:\n%s", logs.String())
+	}
+}
+
+// TestLoopbackDecides: only a listener bound to a loopback address counts
+// as local (no warning without TLS, Host names checked); a wildcard or an
+// interface's address warns unless it serves TLS.
+func TestLoopbackDecides(t *testing.T) {
+	for _, c := range []struct {
+		ip   string
+		want bool
+	}{{"127.0.0.1", true}, {"127.3.4.5", true}, {"::1", true}, {"0.0.0.0", false}, {"::", false}, {"10.0.0.1", false}, {"192.0.2.7", false}} {
+		if got := isLoopback(&net.TCPAddr{IP: net.ParseIP(c.ip), Port: 7421}); got != c.want {
+			t.Errorf("isLoopback(%s) = %v, want %v", c.ip, got, c.want)
+		}
+	}
+	for host, want := range map[string]bool{"127.0.0.1:7421": true, "localhost:7421": true, "localhost": true, "pbx1.localhost:80": true,
+		"[::1]:7421": true, "evil.example:7421": false, "127.0.0.1.evil.example": false, "10.0.0.1:7421": false, "": false} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
 

@@ -113,10 +113,7 @@ func Listen(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http listener on %s: %w", opts.Addr, err)
 	}
-	loopback := false
-	if a, ok := ln.Addr().(*net.TCPAddr); ok {
-		loopback = a.IP.IsLoopback()
-	}
+	loopback := isLoopback(ln.Addr())
 	if !loopback && tlsCfg == nil {
 		log.Warn("the dashboard and /api/v1 are served without TLS on an address other than loopback: the API token crosses the network in clear; set [node] http_cert and http_key, or http = \"127.0.0.1:PORT\"", "http", opts.Addr)
 	}
@@ -188,6 +185,13 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isLoopback reports whether a bound address is a loopback address (not
+// a wildcard, not an interface's).
+func isLoopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }
 
 // loopbackHost reports whether the Host header names loopback:
