@@ -176,6 +176,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 				if next.Asterisk != cfg.Asterisk {
 					log.Warn("[asterisk] changed; restart the agent to use the new settings", "file", cfg.File)
 				}
+				if n, o := next.Node, cfg.Node; n.HTTP != o.HTTP || n.HTTPCert != o.HTTPCert || n.HTTPKey != o.HTTPKey {
+					log.Warn("[node] http, http_cert or http_key changed; restart the agent to use the new settings", "file", cfg.File)
+				}
 				cfg = next
 			}
 			daemon.SdNotify(false, daemon.SdNotifyReady)

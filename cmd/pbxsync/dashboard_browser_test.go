@@ -325,6 +325,60 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("diff view of %d → %d: %q", bad.Number-1, bad.Number, diff)
 	}
 
+	// The API of the target, over plain HTTP with its own token: a plain
+	// rollback is refused (409, naming the source), a rollback with hold
+	// holds it, resume lets it catch up again; sync now answers 200.
+	btok, _, err := httpapi.LoadOrCreateToken(b.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(n *dashNode, tok, action, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+n.http+"/api/v1/jobs/"+dashJob+"/"+action, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set(httpapi.CSRFHeader, "1")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := (&http.Client{Timeout: 2 * testwait.Limit()}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	if code, body := post(b, btok, "rollback", `{"generation": 0}`); code != http.StatusConflict || !strings.Contains(body, "pbx1") {
+		t.Errorf("plain rollback on the target: %d %s, want 409 naming the source", code, body)
+	}
+	if code, body := post(b, token, "rollback", `{"generation": 0, "hold": true}`); code != http.StatusUnauthorized {
+		t.Errorf("pbx1's token on pbx2: %d %s, want 401", code, body)
+	}
+	if code, body := post(b, btok, "rollback", `{"generation": 0, "hold": true}`); code != http.StatusOK {
+		t.Fatalf("rollback with hold on the target: %d %s", code, body)
+	}
+	held := func() string {
+		var bst syncer.Status
+		if err := b.getJSON("/api/v1/status", &bst); err != nil || len(bst.Jobs) != 1 {
+			t.Fatalf("status of pbx2: %v %+v", err, bst)
+		}
+		return bst.Jobs[0].Held
+	}
+	if h := held(); !strings.Contains(h, "held by operator") {
+		t.Errorf("after rollback with hold pbx2's job says held %q", h)
+	}
+	if got := b.read(t); got == v1 {
+		t.Errorf("rollback with hold left pbx2 at the newest content")
+	}
+	if code, body := post(b, btok, "resume", ""); code != http.StatusOK {
+		t.Fatalf("resume on the target: %d %s", code, body)
+	}
+	converge("pbx2 catches up after resume", v1)
+	if h := held(); h != "" {
+		t.Errorf("after resume pbx2's job says held %q", h)
+	}
+	if code, body := post(a, token, "sync", ""); code != http.StatusOK {
+		t.Errorf("sync now on the source: %d %s", code, body)
+	}
+
 	dir := os.Getenv(ArtifactsEnv)
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "pbxsync-dashboard-"); err != nil {
