@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"pbxsync/internal/httpapi"
+	"pbxsync/internal/testwait"
 	"pbxsync/syncer"
 )
 
@@ -69,7 +71,13 @@ func TestSyncCommand(t *testing.T) {
 		}
 		return st.Jobs[0].Generation
 	}
-	before := generation()
+	var before uint64
+	testwait.Eventually(t, "the first generation", func() error {
+		if before = generation(); before == 0 {
+			return errors.New("no generation yet")
+		}
+		return nil
+	})
 	os.WriteFile(filepath.Join(tree, "b.conf"), []byte("two\n"), 0o644)
 	var out, errb bytes.Buffer
 	if code := run([]string{"sync", "--config", path, "--job", "conf"}, &out, &errb); code != 0 {
