@@ -391,8 +391,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("browser: screenshot: %v", err)
 	}
-	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
-		chromedp.Sleep(300*time.Millisecond)) // a layout pass at the new width
+	// reading scrollWidth lays the page out at the new width first
+	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
 	if o := string(eval(`document.documentElement.scrollWidth > window.innerWidth + 1`)); o != "false" {
 		t.Error("at phone width (390 px) the page scrolls sideways; wide tables should scroll inside their box")
 	}

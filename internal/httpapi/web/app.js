@@ -14,8 +14,7 @@ const state = {
   historyKey: {},   // job -> what the history was fetched for
   pick: {},         // job -> {from, to}: the generations to compare
   diffs: {},        // job -> {from, to, changes, error, content}
-  confirm: '',      // the action button waiting for its second click
-  confirmTimer: 0,
+  confirm: '',      // the action button waiting for its second click (Escape cancels)
 };
 
 // h builds an element: h('td', {class: 'num'}, 'text', child, ...).
@@ -77,14 +76,14 @@ function minFree(disks) {
   return disks.reduce((m, d) => (m === null || d.free_bytes < m.free_bytes ? d : m), null);
 }
 
-// flash shows a message at the top; kind: '', 'ok' or 'error'.
+// flash shows a message at the top (kind: '', 'ok' or 'error') until the
+// next one or a click on it: the outcome of an action stays readable.
 function flash(msg, kind) {
   const el = document.getElementById('flash');
   el.textContent = msg;
   el.className = 'flash ' + (kind || '');
+  el.title = 'click to dismiss';
   el.hidden = false;
-  clearTimeout(flash.timer);
-  flash.timer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 15000 : 6000);
 }
 
 function authHeaders() {
@@ -181,8 +180,6 @@ function actionButton(key, label, confirmLabel, run, opts) {
     onclick: () => {
       if (confirmLabel && state.confirm !== key) {
         state.confirm = key;
-        clearTimeout(state.confirmTimer);
-        state.confirmTimer = setTimeout(() => { state.confirm = ''; renderJobs(); }, 8000);
         renderJobs();
         return;
       }
@@ -478,6 +475,10 @@ function connect() {
 document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('token-form').addEventListener('submit', useToken);
   document.getElementById('token-forget').addEventListener('click', forgetToken);
+  document.getElementById('flash').addEventListener('click', (e) => { e.currentTarget.hidden = true; });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.confirm) { state.confirm = ''; renderJobs(); }
+  });
   renderMode();
   getJSON('api/v1/status').then((s) => { if (!state.status) { state.status = s; renderAll(); refreshHistories(); } }).catch((e) => flash(e.message, 'error'));
   connect();
