@@ -130,7 +130,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		// the token of the API's actions: created on first use, read by
 		// the listener on every action (never logged)
 		if _, _, err := httpapi.LoadOrCreateToken(cfg.Node.DataDir); err != nil {
-			return err
+			// the page and the read endpoints work without it; the
+			// actions answer 401 and log why on each try
+			log.Warn("no usable API token: the dashboard's actions are refused until it is fixed", "err", err)
 		}
 		hs, err := httpapi.Listen(httpapi.Options{Addr: cfg.Node.HTTP, CertFile: cfg.Node.HTTPCert, KeyFile: cfg.Node.HTTPKey,
 			Source: agentHealth{agent}, History: agent.Store(), Actions: agentControl{agent},

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -553,5 +554,40 @@ func TestAPINode(t *testing.T) {
 	go plain.Serve(ctx)
 	if code, _ := get(t, plain.URL()+"/api/v1/node"); code != http.StatusServiceUnavailable {
 		t.Errorf("node without LocalState: %d", code)
+	}
+}
+
+// TestTokenOwnedLikeDataDir: created by root in a data_dir another user
+// owns (the agent's, User=asterisk), the token file belongs to that user,
+// who can then read it.
+func TestTokenOwnedLikeDataDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI runs as root (.ci/run): this test needs root to give the directory another owner")
+		}
+		t.Skip("needs root to give the directory another owner")
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 4242, 4243); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadOrCreateToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(TokenPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 4242 || st.Gid != 4243 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file owned by %d:%d mode %v, want 4242:4243 0600", st.Uid, st.Gid, fi.Mode().Perm())
+	}
+	if _, err := RotateToken(dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ = os.Stat(TokenPath(dir)); fi.Sys().(*syscall.Stat_t).Uid != 4242 {
+		t.Errorf("a rotated token is owned by %d", fi.Sys().(*syscall.Stat_t).Uid)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // TokenFile is the file in data_dir that holds the API token.
@@ -90,6 +91,10 @@ func writeToken(path string, replace bool) (string, error) {
 		tmp.Close()
 		return "", fmt.Errorf("api token: %w", err)
 	}
+	if err := ownLikeDir(tmp, filepath.Dir(path)); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("api token %s: %w", path, err)
+	}
 	if _, err := tmp.WriteString(tok + "\n"); err != nil {
 		tmp.Close()
 		return "", fmt.Errorf("api token %s: %w", tmp.Name(), err)
@@ -117,6 +122,24 @@ func writeToken(path string, replace bool) (string, error) {
 		d.Close()
 	}
 	return tok, nil
+}
+
+// ownLikeDir gives f the owner of dir when this process runs as root:
+// `sudo pbxsync token` must not leave a file the agent (User=asterisk in
+// the systemd unit, data_dir its StateDirectory) cannot read.
+func ownLikeDir(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil
+	}
+	return f.Chown(int(st.Uid), int(st.Gid))
 }
 
 // tokenEqual compares a presented token with the valid one in constant
