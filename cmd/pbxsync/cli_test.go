@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -66,9 +68,18 @@ func TestDemoNamesTheBinaryAsRun(t *testing.T) {
 		}
 		return nil
 	})
+	// the source's dashboard answers at the address the demo prints
+	m := regexp.MustCompile(`Dashboard of pbx-a: (http://127\.0\.0\.1:\d+/)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Errorf("demo output:\n%s\nwant the dashboard's address", out.String())
+	} else if resp, err := http.Get(m[1] + "api/v1/status"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("the demo's dashboard: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	cancel()
 	testwait.Chan(t, "the demo to stop", done)
-	if s := out.String(); !strings.Contains(s, "Try: ./bin/pbxsync status --config ") || !strings.Contains(s, "     ./bin/pbxsync history --config ") {
+	if s := out.String(); !strings.Contains(s, "Try: ./bin/pbxsync status --config ") || !strings.Contains(s, "     ./bin/pbxsync history --config ") || !strings.Contains(s, "./bin/pbxsync token --config ") {
 		t.Errorf("demo output:\n%s\nwant the commands with ./bin/pbxsync", s)
 	}
 }

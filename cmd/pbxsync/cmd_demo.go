@@ -91,6 +91,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if !*script {
 		fmt.Fprintf(stdout, "\nEdit files in %s and watch them appear in the other trees.\nTry: %s status --config %s\n     %s history --config %s --job asterisk\n", src.tree, self, src.cfg.File, self, targets[0].cfg.File)
+		fmt.Fprintf(stdout, "\nDashboard of %s: http://%s/\n     its actions (rollback, sync now) need the token of: %s token --config %s\n", src.name, src.cfg.Node.HTTP, self, src.cfg.File)
 		fmt.Fprintf(stdout, "\nTo see a rollback, break a file the way Asterisk rejects it, e.g. an unclosed\ncategory in queues.conf:\n     printf '[sales\\n' >> %s\nThe simulated Asterisk answers Success and logs, as a real one does,\n  WARNING[…] config.c: parse error: no closing ']', line N of …/queues.conf\n  ERROR[…] app_queue.c: Config file queues.conf is in an invalid format.  Aborting.\nso the targets restore their previous queues.conf and reload it. See it with\n     %s history --config %s --job asterisk\n     %s status  --config %s   (targets: bad, with the log line as reason)\nthen remove the line to fix it. Ctrl-C stops the demo.\n",
 			filepath.Join(src.tree, "queues.conf"), self, targets[0].cfg.File, self, src.cfg.File)
 		select {
@@ -240,7 +241,17 @@ func setUpDemo(base string) ([]demoNode, error) {
 		}, false)
 		out = append(out, demoNode{name: n, tree: filepath.Join(base, n, "tree"), sim: sim, astLog: astLog})
 		var b strings.Builder
-		fmt.Fprintf(&b, "# pbxsync demo node %s\n[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n\n", n, n, ports[n], filepath.Join(base, n, "data"))
+		fmt.Fprintf(&b, "# pbxsync demo node %s\n[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n", n, n, ports[n], filepath.Join(base, n, "data"))
+		if n == names[0] {
+			// the source serves the dashboard
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return out, err
+			}
+			fmt.Fprintf(&b, "http = %q\n", ln.Addr().String())
+			ln.Close()
+		}
+		b.WriteString("\n")
 		for _, p := range names {
 			if p != n {
 				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n\n", p, ports[p], ids[p].String())
