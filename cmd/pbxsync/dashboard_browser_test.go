@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
 	"pbxsync/internal/httpapi"
 	"pbxsync/internal/identity"
@@ -49,6 +51,9 @@ func findChromium(t *testing.T) string {
 	t.Skipf("no Chromium on PATH (apt-get install chromium, or set %s); CI fails here instead", ChromiumEnv)
 	return ""
 }
+
+// freeSpace matches the free space a farm row shows.
+var freeSpace = regexp.MustCompile(`\d (B|KiB|MiB|GiB|TiB|PiB)\b`)
 
 // dashJob is the job of the browser test: pbx1 pushes it to pbx2. The
 // selectors below name it too (#job-asterisk).
@@ -93,8 +98,23 @@ func newDashNode(t *testing.T, base, name string) *dashNode {
 
 func (n *dashNode) start(t *testing.T, peer *dashNode, jobExtra string) {
 	t.Helper()
+	// a simulated Asterisk (AMI) per node, so that the farm shows Asterisk
+	// state and version; its broken-file marker is one no file here has,
+	// so a rejection comes from the job's check
+	const secret = "dashboard-test-ami-secret"
+	sim, err := amisim.Start(amisim.Config{Secret: secret, SystemName: n.name, AsteriskVersion: "20.11.1", ConfigDir: n.tree,
+		LogPath: filepath.Join(n.dir, "asterisk.log"), BrokenMarker: "never-in-this-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close(context.Background()) })
+	secretFile := filepath.Join(n.dir, "ami.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ast := fmt.Sprintf("\n[asterisk]\nami = %q\nusername = \"admin\"\nsecret_file = %q\nlog = %q\n", sim.Addr(), secretFile, filepath.Join(n.dir, "asterisk.log"))
 	text := fmt.Sprintf("[node]\nname = %q\nlisten = %q\ndata_dir = %q\nhttp = %q\n\n[[peer]]\nname = %q\naddress = %q\nid = %q\n\n[[job]]\nname = %q\npath = %q\nsource = \"pbx1\"\ntargets = [\"pbx2\"]\n%s",
-		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), dashJob, n.tree, jobExtra)
+		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), dashJob, n.tree, jobExtra) + ast
 	cfg, err := config.Parse(filepath.Join(n.dir, "pbxsync.toml"), []byte(text))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
@@ -264,6 +284,17 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("the page shows %s good rows for generation %d, want 1:\n%s", n, g, page)
 		}
 	}
+	// The farm: both nodes with their Asterisk up and its version (this
+	// node's own row comes with the first "node" event).
+	for _, row := range []string{`#farm tr[data-peer="pbx2"]`, `#farm tr[data-peer=""]`} {
+		waitFor(t, "the farm row "+row+" shows Asterisk", func() error {
+			got := string(eval(`(document.querySelector('` + row + `') || {}).innerText || ''`))
+			if !strings.Contains(got, "up") || !strings.Contains(got, "20.11.1") || !freeSpace.MatchString(got) {
+				return fmt.Errorf("row %s", got)
+			}
+			return nil
+		})
+	}
 	for _, want := range []string{"this node", "Last errors", "rejected generation", "read-only"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
@@ -325,6 +356,35 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("diff view of %d → %d: %q", bad.Number-1, bad.Number, diff)
 	}
 
+	dir := os.Getenv(ArtifactsEnv)
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "pbxsync-dashboard-"); err != nil {
+			t.Fatal(err)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	desktop, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
+	// reading scrollWidth lays the page out at the new width first
+	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	if o := string(eval(`document.documentElement.scrollWidth > window.innerWidth + 1`)); o != "false" {
+		t.Error("at phone width (390 px) the page scrolls sideways; wide tables should scroll inside their box")
+	}
+	phone, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("browser: screenshot: %v", err)
+	}
+	for name, png := range map[string][]byte{"dashboard.png": desktop, "dashboard-phone.png": phone} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+
 	// The API of the target, over plain HTTP with its own token: a plain
 	// rollback is refused (409, naming the source), a rollback with hold
 	// holds it, resume lets it catch up again; sync now answers 200.
@@ -377,34 +437,5 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if code, body := post(a, token, "sync", ""); code != http.StatusOK {
 		t.Errorf("sync now on the source: %d %s", code, body)
-	}
-
-	dir := os.Getenv(ArtifactsEnv)
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "pbxsync-dashboard-"); err != nil {
-			t.Fatal(err)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	desktop, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("browser: screenshot: %v", err)
-	}
-	// reading scrollWidth lays the page out at the new width first
-	do("phone width", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
-	if o := string(eval(`document.documentElement.scrollWidth > window.innerWidth + 1`)); o != "false" {
-		t.Error("at phone width (390 px) the page scrolls sideways; wide tables should scroll inside their box")
-	}
-	phone, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("browser: screenshot: %v", err)
-	}
-	for name, png := range map[string][]byte{"dashboard.png": desktop, "dashboard-phone.png": phone} {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", p)
 	}
 }
