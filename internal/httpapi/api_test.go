@@ -300,6 +300,11 @@ func TestAPIReadEndpoints(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "<title>pbxsync") {
 		t.Errorf("dashboard: %d %.200s", code, body)
 	}
+	for _, asset := range []string{"/app.js", "/app.css", "/favicon.svg"} {
+		if code, body := f.do(t, "GET", asset, "", nil); code != 200 || len(body) < 100 {
+			t.Errorf("%s: %d, %d bytes", asset, code, len(body))
+		}
+	}
 	if code, _ := f.do(t, "POST", "/", "", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /: %d", code)
 	}
