@@ -2,7 +2,10 @@ package syncer
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"pbxsync/internal/pgtest"
 )
 
 // TestE2ESyncNow: with a watcher that waits 10 s before it reports, a
@@ -39,5 +42,35 @@ func TestE2ESyncNow(t *testing.T) {
 	}
 	if err := a.a().SyncNow(ctx, "nope"); err == nil {
 		t.Fatal("SyncNow of an unknown job: no error")
+	}
+}
+
+// TestPGSyncNow: on a postgres source SyncNow collects the captured rows
+// now (a generation is recorded when it returns) and they reach the
+// target; on a postgres target it is refused and names the source.
+func TestPGSyncNow(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	a, b := pgPair(t, dsnA, dsnB)
+	a.start()
+	b.start()
+	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
+	pgSame(t, "initial sync", ca, cb)
+	before := a.status().Generation
+	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('101','udp','101','101','from-internal','all','ulaw','no')`)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := a.agent.SyncNow(ctx, "realtime"); err != nil {
+		t.Fatalf("SyncNow on the postgres source: %v", err)
+	}
+	if after := a.status().Generation; after != before+1 {
+		t.Errorf("after SyncNow the source is at generation %d, want %d", after, before+1)
+	}
+	pgSame(t, "the row after sync now", ca, cb)
+	if err := b.agent.SyncNow(ctx, "realtime"); err == nil || !strings.Contains(err.Error(), "run it on the source a") {
+		t.Errorf("SyncNow on the postgres target: %v, want a refusal naming the source", err)
 	}
 }
