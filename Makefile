@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak fuzz clean dashboard-screenshot
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak fuzz clean
 
 all: build
 
@@ -64,6 +64,7 @@ bench-scale:
 
 ## dashboard-screenshot: run the browser test (two agents, headless Chromium) and keep its
 ## desktop screenshot as docs/dashboard.png, the one the README shows.
+.PHONY: dashboard-screenshot
 dashboard-screenshot:
 	PBXSYNC_TEST_ARTIFACTS=$(CURDIR)/testdata/out $(GO) test -count=1 -run '^TestDashboardInBrowser$$' -v ./cmd/pbxsync/ | grep -E '^(---|ok|FAIL)|screenshot'
 	cp testdata/out/dashboard.png docs/dashboard.png
