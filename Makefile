@@ -66,7 +66,7 @@ bench-scale:
 ## desktop screenshot as docs/dashboard.png, the one the README shows.
 .PHONY: dashboard-screenshot
 dashboard-screenshot:
-	PBXSYNC_TEST_ARTIFACTS=$(CURDIR)/testdata/out $(GO) test -count=1 -run '^TestDashboardInBrowser$$' -v ./cmd/pbxsync/ | grep -E '^(---|ok|FAIL)|screenshot'
+	PBXSYNC_TEST_ARTIFACTS=$(CURDIR)/testdata/out $(GO) test -count=1 -run '^TestDashboardInBrowser$$' ./cmd/pbxsync/
 	cp testdata/out/dashboard.png docs/dashboard.png
 
 ## verify-systemd: systemd-analyze verify on examples/systemd/pbxsync.service.
