@@ -68,7 +68,7 @@ func TestManStructure(t *testing.T) {
 	}
 	page := b.String()
 	for _, want := range []string{
-		`.TH "TOOL" 8 "2026\-12\-02" "tool 1.2\-3" "System Administration"` + "\n",
+		`.TH "TOOL" 8 "2026\-12\-02" "tool 1.2\-3" "System Administration"` + "\n.nh\n.ad l\n",
 		".SH NAME\ntool \\- does things\n",
 		".SH SYNOPSIS\n.B \"tool run\"\n[\\fB\\-\\-config\\fR \\fIFILE\\fR] [\\fB\\-\\-log\\-json\\fR]\n.br\n",
 		".SH DESCRIPTION\nTool does things\nacross lines.\n.PP\n\\&.dot at the start, a back\\eslash.\n.PP\n.RS\n.nf\n  tool run \\-\\-config /etc/x.toml\n",
@@ -91,7 +91,7 @@ func TestManStructure(t *testing.T) {
 }
 
 func isRequest(l string) bool {
-	for _, r := range []string{".\\\"", ".TH ", ".SH ", ".SS ", ".B ", ".I ", ".BR ", ".br", ".PP", ".TP", ".RS", ".RE", ".nf", ".fi"} {
+	for _, r := range []string{".\\\"", ".TH ", ".SH ", ".SS ", ".B ", ".I ", ".BR ", ".br", ".PP", ".nh", ".ad l", ".TP", ".RS", ".RE", ".nf", ".fi"} {
 		if strings.HasPrefix(l, r) {
 			return true
 		}

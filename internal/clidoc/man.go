@@ -13,6 +13,9 @@ func Man(w io.Writer, p Program) error {
 	fmt.Fprintf(&b, ".\\\" %s(%s): generated from `%s help`; do not edit.\n", p.Name, p.Section, p.Name)
 	fmt.Fprintf(&b, ".TH %s %s %s %s %s\n", quote(strings.ToUpper(p.Name)), p.Section,
 		quote(p.Date), quote(p.Name+" "+p.Version), quote("System Administration"))
+	// No hyphenation and no justification: keys such as ExecCondition=
+	// and flags must stay whole, to be found with / and copied.
+	b.WriteString(".nh\n.ad l\n")
 	b.WriteString(".SH NAME\n")
 	fmt.Fprintf(&b, "%s \\- %s\n", escape(p.Name), escape(p.Summary))
 
