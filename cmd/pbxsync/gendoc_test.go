@@ -163,3 +163,24 @@ func TestCheckConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestRunConfigErrorExitStatus: run exits 78 (the unit's
+// RestartPreventExitStatus=) on an invalid configuration, and the unit
+// names that status.
+func TestRunConfigErrorExitStatus(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("[node]\nname = 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "--config", bad}, &out, &errb); code != exitConfig || !strings.Contains(errb.String(), bad+":2:1: node.name") {
+		t.Errorf("run with an invalid file: exit %d, stderr %q; want exit %d and FILE:LINE:COL", code, errb.String(), exitConfig)
+	}
+	unit, err := os.ReadFile("../../examples/systemd/pbxsync.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "\nRestartPreventExitStatus=78\n") {
+		t.Error("examples/systemd/pbxsync.service lacks RestartPreventExitStatus=78")
+	}
+}

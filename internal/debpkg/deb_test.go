@@ -209,7 +209,8 @@ func TestDebPackages(t *testing.T) {
 				t.Errorf("%s: the packaged unit is not examples/systemd/pbxsync.service with /usr/bin/pbxsync", arch)
 			}
 			for _, want := range []string{"\nExecCondition=/usr/bin/pbxsync check --configured --config /etc/pbxsync/pbxsync.toml\n",
-				"\nExecStart=/usr/bin/pbxsync run --config /etc/pbxsync/pbxsync.toml\n", "\nStateDirectoryMode=0700\n"} {
+				"\nExecStart=/usr/bin/pbxsync run --config /etc/pbxsync/pbxsync.toml\n", "\nStateDirectoryMode=0700\n",
+				"\nRestartPreventExitStatus=78\n", "\nReadWritePaths=/var/lib/pbxsync -/etc/asterisk -/var/lib/asterisk -/var/spool/asterisk\n"} {
 				if !strings.Contains(string(unit), want) {
 					t.Errorf("%s: unit lacks %q", arch, strings.TrimSpace(want))
 				}

@@ -6,6 +6,8 @@
 # the machine while it runs. Done twice: on a host without an asterisk user
 # (the agent runs as root, through a drop-in) and with one (the agent
 # runs as asterisk; the user is created for the round and deleted after).
+# The first round also runs systemd-test.sh: the installed unit under a
+# real systemd in a container.
 set -eu
 
 deb=${1:?usage: install-test.sh DEB}
@@ -71,6 +73,11 @@ round() {
 	echo "$man_out" | grep -q 'PBXSYNC(8)' || fail "man -l pbxsync.8.gz: $man_out"
 	bash -c '. /usr/share/bash-completion/completions/pbxsync; COMP_WORDS=(pbxsync rollb); COMP_CWORD=1; _pbxsync; [ "${COMPREPLY[*]}" = rollback ]' ||
 		fail "bash completion does not complete rollb"
+
+	if [ "$user" = root ]; then
+		echo "== install-test ($name): the installed unit under a real systemd"
+		"$(dirname "$0")/systemd-test.sh" || fail "systemd-test.sh"
+	fi
 
 	echo "== install-test ($name): upgrade keeps data and the admin's configuration"
 	echo "# edited by the admin" >>/etc/pbxsync/pbxsync.toml
