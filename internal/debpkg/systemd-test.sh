@@ -5,7 +5,10 @@
 #   1. with the packaged /etc/pbxsync/pbxsync.toml (no [node]) a start is
 #      skipped by ExecCondition=: the unit is inactive, not failed, is not
 #      restarted, and the journal has our one line saying why;
-#   2. with a [node] the agent starts (Type=notify: READY=1) and runs;
+#   2. with a [node] the agent starts (Type=notify: READY=1) and runs, and
+#      an upgrade (the installed postinst, configure OLD-VERSION) restarts
+#      it with try-restart, keeping its identity, and leaves a stopped one
+#      stopped;
 #   3. with an invalid file it fails once (exit 78) and is not restarted.
 # install-test.sh runs it while the package is installed. Needs root and
 # systemd-nspawn (Debian: systemd-container). Exit 0 when all hold.
@@ -57,8 +60,19 @@ echo "state: $st"
 [ "$st" = "active/running" ] || fail "configured: state $st, want active/running"
 [ "$(stat -c %a /var/lib/pbxsync)" = 700 ] || fail "configured: /var/lib/pbxsync mode $(stat -c %a /var/lib/pbxsync), want 700"
 systemctl reload pbxsync.service || fail "configured: systemctl reload failed"
+
+echo "== 2b. an upgrade (postinst configure OLD) restarts the running agent"
+pid=$(show MainPID)
+id1=$(pbxsync id --config /etc/pbxsync/pbxsync.toml)
+DPKG_MAINTSCRIPT_PACKAGE=pbxsync DPKG_MAINTSCRIPT_NAME=postinst /out/postinst configure 0.0~old || fail "upgrade: postinst failed"
+st="$(show ActiveState)/$(show SubState)"
+[ "$st" = "active/running" ] || fail "upgrade: state $st, want active/running"
+[ "$(show MainPID)" != "$pid" ] || fail "upgrade: the agent was not restarted (MainPID $pid)"
+[ "$(pbxsync id --config /etc/pbxsync/pbxsync.toml)" = "$id1" ] || fail "upgrade: the node ID changed"
 systemctl stop pbxsync.service || fail "configured: systemctl stop failed"
 [ "$(show Result)" = success ] || fail "configured: stop result $(show Result)"
+DPKG_MAINTSCRIPT_PACKAGE=pbxsync DPKG_MAINTSCRIPT_NAME=postinst /out/postinst configure 0.0~old || fail "upgrade: postinst failed"
+[ "$(show ActiveState)" = inactive ] || fail "upgrade: a stopped agent was started ($(show ActiveState))"
 
 echo "== 3. an invalid configuration"
 printf '[node]\nname = 7\n' >/etc/pbxsync/pbxsync.toml
@@ -74,6 +88,8 @@ journalctl -u pbxsync --no-pager
 echo PASS >/out/result
 TEST
 chmod +x "$work/out/test.sh"
+# The installed postinst, to run an upgrade inside the container.
+cp /var/lib/dpkg/info/pbxsync.postinst "$work/out/postinst"
 # The container has only lo: masked, network-online.target (which the unit
 # wants) is reached at once instead of after wait-online's 2 min timeout.
 ln -s /dev/null "$work/masked"
@@ -89,12 +105,21 @@ Type=oneshot
 ExecStart=/out/test.sh
 UNIT
 
+# A docker-style /usr/sbin/policy-rc.d (exit 101) forbids maintainer
+# scripts to start or restart services; the container is a machine without.
+policy=
+if [ -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 0\n' >"$work/policy-rc.d"
+	chmod 0755 "$work/policy-rc.d"
+	policy=--bind-ro=$work/policy-rc.d:/usr/sbin/policy-rc.d
+fi
 echo "== systemd-test: booting systemd in a container (systemd-nspawn --volatile=yes)"
 timeout 300 systemd-nspawn --quiet --directory=/ --volatile=yes --register=no --keep-unit --private-network \
 	--bind="$work/out:/out" --bind="$work/etc-pbxsync:/etc/pbxsync" \
 	--bind-ro="$work/dropin:/etc/systemd/system/pbxsync.service.d" \
 	--bind-ro="$work/pbxsync-test.service:/etc/systemd/system/pbxsync-test.service" \
 	--bind-ro="$work/masked:/etc/systemd/system/systemd-networkd-wait-online.service" \
+	$policy \
 	--boot -- systemd.unit=pbxsync-test.service systemd.firstboot=off >"$work/boot.log" 2>&1 || true
 cat "$work/out/log" 2>/dev/null || { echo "systemd-test.sh: the container did not run the test:"; tail -40 "$work/boot.log"; exit 1; }
 result=$(cat "$work/out/result" 2>/dev/null || echo "no result")
