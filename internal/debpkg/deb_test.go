@@ -92,7 +92,7 @@ func TestDebPackages(t *testing.T) {
 	wantFiles := map[string]entry{
 		"./etc/":                               {"drwxr-xr-x", "root/root"},
 		"./etc/pbxsync/":                       {"drwxr-xr-x", "root/root"},
-		"./etc/pbxsync/pbxsync.toml":           {"-rw-r--r--", "root/root"},
+		"./etc/pbxsync/pbxsync.toml":           {"-rw-r-----", "root/root"},
 		"./lib/":                               {"drwxr-xr-x", "root/root"},
 		"./lib/systemd/":                       {"drwxr-xr-x", "root/root"},
 		"./lib/systemd/system/":                {"drwxr-xr-x", "root/root"},

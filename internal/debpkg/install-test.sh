@@ -52,6 +52,10 @@ round() {
 		fail "/var/lib/pbxsync is $(stat -c '%a %U' /var/lib/pbxsync), want 700 $user"
 	[ "$(stat -c '%a %U' /var/lib/pbxsync/node.key)" = "600 $user" ] ||
 		fail "node.key is $(stat -c '%a %U' /var/lib/pbxsync/node.key), want 600 $user"
+	group=root
+	[ "$user" = root ] || group=$user
+	[ "$(stat -c '%a %U %G' /etc/pbxsync/pbxsync.toml)" = "640 root $group" ] ||
+		fail "pbxsync.toml is $(stat -c '%a %U %G' /etc/pbxsync/pbxsync.toml), want 640 root $group"
 	dropin=/etc/systemd/system/pbxsync.service.d/run-as-root.conf
 	if [ "$user" = root ]; then
 		[ -f "$dropin" ] || fail "no $dropin on a host without asterisk"
@@ -84,6 +88,8 @@ round() {
 	dpkg -i "$deb" >"$work/upgrade.out" 2>&1 || { cat "$work/upgrade.out"; fail "dpkg -i (upgrade)"; }
 	[ "$(pbxsync id)" = "$id" ] || fail "the upgrade changed the node ID"
 	tail -n 1 /etc/pbxsync/pbxsync.toml | grep -q 'edited by the admin' || fail "the upgrade replaced the edited conffile"
+	[ "$(stat -c '%a %U %G' /etc/pbxsync/pbxsync.toml)" = "640 root $group" ] ||
+		fail "after the upgrade pbxsync.toml is $(stat -c '%a %U %G' /etc/pbxsync/pbxsync.toml)"
 
 	echo "== install-test ($name): dpkg -r keeps data and configuration"
 	dpkg -r pbxsync >"$work/remove.out" 2>&1 || { cat "$work/remove.out"; fail "dpkg -r"; }
@@ -95,6 +101,7 @@ round() {
 	dpkg --purge pbxsync >"$work/purge.out" 2>&1 || { cat "$work/purge.out"; fail "dpkg --purge"; }
 	dpkg -s pbxsync >/dev/null 2>&1 && fail "dpkg -s still knows pbxsync after the purge"
 	ls /var/lib/dpkg/info/pbxsync.* >/dev/null 2>&1 && fail "dpkg kept /var/lib/dpkg/info/pbxsync.*"
+	dpkg-statoverride --list /etc/pbxsync/pbxsync.toml >/dev/null 2>&1 && fail "a statoverride of pbxsync.toml is left"
 	snapshot >"$work/after"
 	if ! diff -u "$work/before" "$work/after"; then
 		fail "the machine differs after the purge (diff above: - before, + after)"
