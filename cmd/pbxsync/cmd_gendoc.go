@@ -168,7 +168,7 @@ func parseUsage(u string) (intro string, cmds []clidoc.Command, outro string, er
 // the files are and how the service behaves.
 var manSections = []clidoc.Section{
 	{Title: "FILES", Entries: []clidoc.Entry{
-		{Tag: "/etc/pbxsync/pbxsync.toml", Text: "This host's configuration (a conffile of the Debian package). As installed it has no [node] section and the service does not start; pbxsync check --example prints every key with a comment."},
+		{Tag: "/etc/pbxsync/pbxsync.toml", Text: "This host's configuration (a conffile of the Debian package, mode 0640: it may hold secrets). As installed it has no [node] section and the service does not start; pbxsync check --example prints every key with a comment."},
 		{Tag: "/var/lib/pbxsync", Text: "data_dir (mode 0700): the node identity (" + identity.KeyFile + "), the store of generations, journals and the control socket. Kept when the package is removed, deleted when it is purged."},
 		{Tag: "/lib/systemd/system/pbxsync.service", Text: "The systemd unit: Type=notify with a watchdog, sandboxed (ProtectSystem=strict). Every job path must be in ReadWritePaths=; add paths with systemctl edit pbxsync."},
 		{Tag: "/etc/systemd/system/pbxsync.service.d/user.conf", Text: "Written at install on a host without an asterisk user: the agent then runs as root (the unit says User=asterisk)."},
