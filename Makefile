@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak fuzz clean
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak fuzz clean deb
 
 all: build
 
@@ -68,6 +68,13 @@ bench-scale:
 dashboard-screenshot:
 	PBXSYNC_TEST_ARTIFACTS=$(CURDIR)/testdata/out $(GO) test -count=1 -run '^TestDashboardInBrowser$$' ./cmd/pbxsync/
 	cp testdata/out/dashboard.png docs/dashboard.png
+## deb: dist/pbxsync_$(DEB_VERSION)_ARCH.deb for amd64 and arm64 (DEB_ARCHS="amd64" for one)
+## with nfpm, pinned in go.mod (go tool nfpm); see docs/packaging.md. DEB_VERSION comes
+## from git describe, made valid for Debian (internal/debpkg/version.sh).
+DEB_VERSION ?= $(shell internal/debpkg/version.sh)
+DEB_ARCHS   ?= amd64 arm64
+deb:
+	DEB_VERSION=$(DEB_VERSION) GO=$(GO) internal/debpkg/build.sh $(DEB_ARCHS)
 
 ## verify-systemd: systemd-analyze verify on examples/systemd/pbxsync.service.
 verify-systemd:
@@ -88,4 +95,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,9 @@ func cmdDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	jobName := fs.String("job", "", "job name (required)")
 	content := fs.Bool("content", false, "show a unified diff of changed text files")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 2 {

@@ -21,9 +21,15 @@ import (
 	"pbxsync/syncer"
 )
 
+// exitConfig is run's exit status for a configuration it cannot use
+// (EX_CONFIG of sysexits.h). pbxsync.service names it in
+// RestartPreventExitStatus=: restarting cannot fix a broken file, so the
+// unit fails once, with FILE:LINE:COL in the journal, instead of looping.
+const exitConfig = 78
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "[--config FILE]",
-		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays.\nUnder systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).", stderr)
+		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	jsonLog := fs.Bool("log-json", false, "log JSON objects instead of key=value text")
 	if code, done := parse(fs, args); done {
@@ -32,7 +38,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
-		return 1
+		return exitConfig
 	}
 	log := newLogger(stderr, cfg.Node.LogLevel, *jsonLog)
 	hup := make(chan os.Signal, 1)

@@ -65,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"token":    cmdToken,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,
+		"gendoc":   cmdGendoc,
 		"version": func(context.Context, []string, io.Writer, io.Writer) int {
 			fmt.Fprintln(stdout, "pbxsync", version)
 			return 0
@@ -101,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if sink, ok := stderr.(*helpSink); ok {
+		sink.synopsis, sink.description, sink.fs = synopsis, description, fs
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pbxsync %s %s\n\n%s\n\nFlags:\n", name, synopsis, description)
 		fs.PrintDefaults()
