@@ -68,6 +68,7 @@ bench-scale:
 dashboard-screenshot:
 	PBXSYNC_TEST_ARTIFACTS=$(CURDIR)/testdata/out $(GO) test -count=1 -run '^TestDashboardInBrowser$$' ./cmd/pbxsync/
 	cp testdata/out/dashboard.png docs/dashboard.png
+
 ## deb: dist/pbxsync_$(DEB_VERSION)_ARCH.deb for amd64 and arm64 (DEB_ARCHS="amd64" for one)
 ## with nfpm, pinned in go.mod (go tool nfpm); see docs/packaging.md. DEB_VERSION comes
 ## from git describe, made valid for Debian (internal/debpkg/version.sh).
