@@ -105,12 +105,11 @@ type job struct {
 	// against by its changes alone (see record).
 	recorded *store.Generation
 	// announcements are the source's messages for latest, with and
-	// without inline deltas (see announcementFor); prevIndex is the index
-	// of the generation before latest, their delta base.
+	// without inline deltas (see announcementFor); prev is the generation
+	// before latest, their delta base, kept as what it held where latest
+	// differs from it.
 	announcements map[announceKind]*wire.Announce
-	prevIndex     index.Index
-	prevNumber    uint64
-	latestDiff    []string // paths where latest differs from prevIndex; nil: not known
+	prev          prevGen
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
@@ -325,7 +324,13 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		if j.latest != nil && j.treeHolds(j.latest.Index) {
 			return
 		}
-		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+		var err error
+		if j.latest != nil && j.recorded == j.latest && j.drift.knows(j.latest.Index) {
+			err = j.newSourceChange(ctx) // the drift's paths only
+		} else {
+			err = j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), "")
+		}
+		if err != nil {
 			j.log.Error("cannot record the change", "err", err)
 			j.setError(err.Error())
 			return
@@ -336,7 +341,8 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 	if j.latest == nil || j.treeHolds(j.latest.Index) {
 		return
 	}
-	changed := Changed(j.latest.Index, hostmon.ToIndex(j.states))
+	drifted := j.drift.list() // treeHolds tracks the drift against latest
+	changed := Changed(subIndex(j.latest.Index, drifted), j.statesAt(drifted))
 	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
 	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 		j.log.Error("cannot restore the source's version", "err", err)
@@ -498,30 +504,46 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 	return nil
 }
 
+// beforeApply gives the tree as it was before an apply: what a failed
+// apply restores. It is built only when it is needed.
+type beforeApply func() index.Index
+
+// fixedBefore is the beforeApply of a known index.
+func fixedBefore(x index.Index) beforeApply {
+	if x == nil {
+		return nil
+	}
+	return func() index.Index { return x }
+}
+
 // applyIndex makes the tree equal to want (content must be in the store)
 // and rescans what it touched so that our own writes are not taken for
-// local changes. It returns the local index before the change. restore
+// local changes. It returns the local tree before the change. restore
 // says want is content of an earlier good generation (a rollback): a
 // failed restore is resolved at once, while the caller of a failed
 // forward apply restores the tree and then calls resolveFailed.
-func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
+func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (beforeApply, error) {
 	return j.applyIndexScope(ctx, gen, want, restore, nil)
 }
 
 // applyIndexScope is applyIndex where the tree may differ from want only
 // at scope (nil: anywhere): it plans and rescans those paths only, and
 // from then on tracks where the tree may differ from want.
-func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (index.Index, error) {
+func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (beforeApply, error) {
 	if err := j.refreshScope(ctx, want, scope); err != nil {
-		return hostmon.ToIndex(j.states), err
+		return fixedBefore(hostmon.ToIndex(j.states)), err
 	}
-	before := hostmon.ToIndex(j.states)
+	var before beforeApply
 	var ops []Op
-	if scope != nil {
+	if scope != nil && j.drift.base != nil {
 		scope = append(scope, j.drift.list()...) // and what the refresh found
-		ops = PlanPaths(IndexLookup(before), IndexLookup(want), scope)
+		before = j.treeBefore(scope)
+		ops = PlanPaths(j.stateLookup, IndexLookup(want), scope)
 	} else {
-		ops = Plan(before, want)
+		scope = nil
+		x := hostmon.ToIndex(j.states)
+		before = fixedBefore(x)
+		ops = Plan(x, want)
 	}
 	if len(ops) == 0 {
 		if scope != nil {

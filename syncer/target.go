@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -36,9 +37,9 @@ func (j *job) startTarget(ctx context.Context) error {
 			return err
 		}
 		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
-		var before index.Index
+		var before beforeApply
 		if prev != nil {
-			before = prev.Index
+			before = fixedBefore(prev.Index)
 			j.latest = prev
 		}
 		if !Equal(hostmon.ToIndex(j.states), g.Index) {
@@ -170,8 +171,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	local := hostmon.ToIndex(j.states)
-	g, err := j.generationFor(ctx, m, local, want)
+	g, err := j.generationFor(ctx, m, want, changed, scope)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
@@ -268,9 +268,9 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 // retry of the newest generation, which failed for a reason that says
 // nothing about its content (the apply failed, Asterisk was down), reuses
 // its record: retries never push good generations out of keep.
-func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want index.Index) (*store.Generation, error) {
-	if g := j.retry; g != nil && g.SourceVersion == m.Version && g.Index.Digest() == want.Digest() {
-		if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
+func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.Index, changed, scope []string) (*store.Generation, error) {
+	if g := j.retry; g != nil && g.SourceVersion == m.Version && j.digests.of(g.Index) == j.digests.of(want) {
+		if _, blacklisted := j.bad[j.digests.of(want).Hash().String()]; !blacklisted {
 			if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
 				return nil, err
 			}
@@ -281,8 +281,21 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want i
 	}
 	j.retry = nil
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
-		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.record(ctx, g)
+		State: store.StateApplying, Reason: m.Reason, Index: want}
+	var ch *changeSet
+	if scope != nil && j.drift.base != nil {
+		// the tree and want differ only at scope and the drift's paths,
+		// want and the newest generation only at changed
+		at := append(slices.Clone(scope), j.drift.list()...)
+		g.Changed = Changed(j.statesAt(at), subIndex(want, at))
+		if j.recorded == j.latest {
+			ch = diffAt(IndexLookup(j.latest.Index), IndexLookup(want), changed)
+			ch.full = func() index.Index { return want }
+		}
+	} else {
+		g.Changed = Changed(hostmon.ToIndex(j.states), want)
+	}
+	n, err := j.record(ctx, g, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +307,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want i
 // good, or rolls back to before and marks it bad.
 // since, when set, is when the change was made at its origin: the
 // change→applied latency is observed from it.
-func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index, since time.Time) {
+func (j *job) finish(ctx context.Context, g *store.Generation, before beforeApply, since time.Time) {
 	changed := g.Changed
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
 		if ctx.Err() != nil {
@@ -335,9 +348,9 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 // runs the actions of the restored items again and marks g bad. When
 // blacklist is set (its checks failed) its content is remembered as bad, so
 // the same announcement is not applied again.
-func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before index.Index, reason string, blacklist bool) {
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, blacklist bool) {
 	if before != nil {
-		if err := j.restore(context.WithoutCancel(ctx), g.Number, before); err != nil {
+		if err := j.restore(context.WithoutCancel(ctx), g.Number, before()); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
 			reason += "; rollback failed: " + err.Error()
 		} else {
