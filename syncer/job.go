@@ -472,10 +472,7 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	return j.scanPaths(ctx, paths)
 }
 
@@ -570,10 +567,7 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if err == nil && serr == nil && scope != nil {
 		j.drift.reset(want, append(scope, j.drift.list()...))

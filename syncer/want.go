@@ -123,9 +123,6 @@ func (j *job) refreshScope(ctx context.Context, want index.Index, scope []string
 	if len(ops) == 0 {
 		return nil
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	return j.scanPaths(ctx, paths)
 }
