@@ -93,3 +93,45 @@ func TestDeltaBaseAfterSourceRestart(t *testing.T) {
 	}
 	t.Logf("catch-up after the source's restart: %d of %d bytes on the wire", w, l)
 }
+
+// TestIncrementalAfterCompleteRepeat: a complete announcement of what the
+// target already holds (here after the source's restart; also a repeat
+// that waited in the inbox during a long initial sync) keeps the target's
+// base for admitting the next incremental announcement by its changes.
+// Before, it dropped that base, and the next edit was admitted, planned
+// and recorded over the whole index (the slow first edit after a big
+// initial sync).
+func TestIncrementalAfterCompleteRepeat(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	for i := range 20 {
+		a.write(fmt.Sprintf("pjsip.d/ep%02d.conf", i), fmt.Sprintf("[ep%d]\ntype=endpoint\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	complete := b.countLines("a complete announcement")
+	a.restart()
+	eventually(t, waitLimit, "the target answers the restarted source's complete announcement", func() error {
+		if b.countLines("a complete announcement") == complete {
+			return fmt.Errorf("no complete announcement seen yet")
+		}
+		if js, _ := a.jobStatus("conf"); len(js.Targets) == 0 || js.Targets[0].State != "good" {
+			return fmt.Errorf("source's view of the target: %+v", js.Targets)
+		}
+		return nil
+	})
+	byChanges := b.countLines("admitting an announcement by its changes")
+	a.appendTo("pjsip.d/ep07.conf", "allow=ulaw\n")
+	eventually(t, waitLimit, "the edit arrives", func() error {
+		if got := string(b.read("pjsip.d/ep07.conf")); got != "[ep7]\ntype=endpoint\nallow=ulaw\n" {
+			return fmt.Errorf("target holds %q", got)
+		}
+		return nil
+	})
+	if b.countLines("admitting an announcement by its changes") == byChanges {
+		t.Fatal("the edit after a complete announcement of the target's own generation was not admitted by its changes")
+	}
+}

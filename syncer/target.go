@@ -146,6 +146,12 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			return
 		}
 	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
+		if j.plain.version == m.Version && j.plain.gen == nil && sameItems(j.latest.Index, want) {
+			// a complete announcement of what this node holds (a repeat,
+			// or after the source's restart): the next incremental one is
+			// admitted on it by its changes
+			j.plain.gen = j.latest
+		}
 		reply(j.latest.Number, "good", "")
 		return
 	}

@@ -27,6 +27,7 @@ type plainWant struct {
 // incremental on a base this node does not hold (it asks for a resync).
 func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
 	if m.Base == 0 {
+		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(m.Items))
 		announced := wire.ToIndex(m.Items)
 		j.announced, j.announcedVersion = announced, m.Version
 		want = j.admit(m.Version, announced)
@@ -52,6 +53,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	j.announcedVersion = m.Version
 	if p := j.plain; p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
 		// on the generation made of the base: admit what changed only
+		j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
 		want = j.latest.Index.Clone()
 		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.filter, j.cfg.PreserveSUID)
 		want = j.admitted(m.Version, ad)
@@ -97,6 +99,19 @@ func identicalAt(a, b index.Index, paths []string) bool {
 		x, inA := a[p]
 		y, inB := b[p]
 		if inA != inB || (inA && (!x.SameContent(y) || x.Size != y.Size || x.MTime != y.MTime || x.Hash != y.Hash || !slices.Equal(x.Version, y.Version))) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameItems reports whether a and b hold the very same items.
+func sameItems(a, b index.Index) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, x := range a {
+		if y, ok := b[p]; !ok || !sameItem(x, y) {
 			return false
 		}
 	}

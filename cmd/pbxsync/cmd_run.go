@@ -121,6 +121,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ctrl.Serve(ctx)
+	if err := startPprof(ctx, log); err != nil {
+		return err
+	}
 	if cfg.Node.HTTP != "" {
 		hs, err := httpapi.Listen(cfg.Node.HTTP, agentHealth{agent}, log)
 		if err != nil {
