@@ -92,6 +92,7 @@ type job struct {
 	announced        index.Index
 	announcedVersion uint64
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
+	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
 	digests          digestCache    // digests of the indexes the job works with
 	refusalLogged    uint64         // the source version whose refused paths were logged

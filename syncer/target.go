@@ -119,6 +119,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	want, changed, ok := j.wantOf(m)
+	defer j.settleSpare()
 	if !ok {
 		reply(0, wire.ResultResync, "")
 		return

@@ -54,7 +54,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	if p := j.plain; p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
 		// on the generation made of the base: admit what changed only
 		j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
-		want = j.latest.Index.Clone()
+		want = j.takeSpare(paths)
 		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.filter, j.cfg.PreserveSUID)
 		want = j.admitted(m.Version, ad)
 		j.digests.derive(j.latest.Index, want, paths)
