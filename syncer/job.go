@@ -98,9 +98,10 @@ type job struct {
 	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
-	retry      *store.Generation
-	keptLogged uint64            // the source version whose kept unreadable paths were logged
-	latest     *store.Generation // source: newest generation; target: newest applied good one
+	retry       *store.Generation
+	retryDigest index.SetDigest   // of retry's index when it failed
+	keptLogged  uint64            // the source version whose kept unreadable paths were logged
+	latest      *store.Generation // source: newest generation; target: newest applied good one
 	// recorded is the newest generation in the store, when this job knows
 	// it (recorded it or loaded it): the base a new one is recorded
 	// against by its changes alone (see record).
@@ -114,6 +115,10 @@ type job struct {
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
+
+	// release asks the loop to hand the memory a large generation used
+	// back to the system (see releaseMemory).
+	release bool
 
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
@@ -209,9 +214,9 @@ func (j *job) run(ctx context.Context) error {
 	} else {
 		j.noteScanned(nil, j.states, nil) // move it to the per-path form
 	}
-	if err := j.scanAll(ctx); err != nil {
-		return fmt.Errorf("scan %s: %w", root, err)
-	}
+	// The watch starts before the scan: a change made during the scan is
+	// reported by the watcher (or, if its events overflow, makes it ask
+	// for a full rescan), so one walk of the tree is enough.
 	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
@@ -220,8 +225,6 @@ func (j *job) run(ctx context.Context) error {
 	defer stopWatch()
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- w.Run(wctx) }()
-	// Changes made between the scan and the first watch are caught by a
-	// second, cheap scan (it trusts size+mtime+inode).
 	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
@@ -255,6 +258,10 @@ func (j *job) run(ctx context.Context) error {
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
 		case <-tick.C:
+			if j.release {
+				j.release = false
+				releaseMemory()
+			}
 			j.retryUnreadable(ctx)
 			if j.isSource {
 				j.announce(false)

@@ -15,6 +15,7 @@ import (
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 )
 
 // TestPrevGenLookup: the generation before, kept as what it held where the
@@ -207,5 +208,29 @@ func TestOpPaths(t *testing.T) {
 	}
 	if got, want := opPaths(ops), []string{"a/b/f.conf", "c", "d", "d/g.conf"}; !slices.Equal(got, want) {
 		t.Fatalf("opPaths = %v, want %v", got, want)
+	}
+}
+
+// TestCompleteAnnouncementDropped: the source lets go of the complete
+// announcement of its newest generation (all of a job's items: tens of
+// MiB at 100k files) once every target answered good for it, and keeps
+// it while one has not.
+func TestCompleteAnnouncementDropped(t *testing.T) {
+	j := &job{isSource: true, log: slog.New(slog.DiscardHandler), cfg: config.Job{Name: "j", Targets: []string{"b", "c"}},
+		latest: &store.Generation{Number: 3}, targets: map[string]*targetState{"b": {}, "c": {}}}
+	full, inc := announceKind{}, announceKind{incremental: true}
+	j.announcements = map[announceKind]*wire.Announce{full: {Version: 3}, inc: {Version: 3}}
+	j.targets["b"].result = &wire.Result{Job: "j", Version: 3, State: "good"}
+	j.targets["c"].result = &wire.Result{Job: "j", Version: 2, State: "good"}
+	j.dropCompleteAnnouncements()
+	if _, ok := j.announcements[full]; !ok {
+		t.Fatal("dropped while target c does not hold the newest generation")
+	}
+	j.onResult("c", &wire.Result{Job: "j", Version: 3, State: "good"})
+	if _, ok := j.announcements[full]; ok {
+		t.Error("the complete announcement is kept after every target holds it")
+	}
+	if _, ok := j.announcements[inc]; !ok {
+		t.Error("the incremental announcement was dropped too")
 	}
 }

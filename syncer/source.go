@@ -221,6 +221,7 @@ func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 		}
 		return index.Item{}, false
 	}, pg.paths)
+	j.noteGeneration(len(g.Changed))
 	j.log.Info("new generation", "generation", g.Number, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
@@ -418,6 +419,7 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	if r.State == "good" && r.Version == j.latestNumber() {
 		t.needFull = false
+		j.dropCompleteAnnouncements()
 	}
 	if r.State == "bad" {
 		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
@@ -434,6 +436,23 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
 	j.announce(false)
+}
+
+// dropCompleteAnnouncements lets go of the complete announcements of the
+// newest generation (every item of the job) once every target holds it:
+// a later one, for a target that restarts or asks for it, is built again.
+func (j *job) dropCompleteAnnouncements() {
+	for _, name := range j.cfg.Targets {
+		if t := j.targets[name]; t == nil || t.result == nil || t.result.State != "good" || t.result.Version != j.latestNumber() {
+			return
+		}
+	}
+	for k, msg := range j.announcements {
+		if !k.incremental {
+			j.noteGeneration(len(msg.Items))
+			delete(j.announcements, k)
+		}
+	}
 }
 
 // unreadableUnknown lists the paths the source cannot read and that its

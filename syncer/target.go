@@ -276,13 +276,14 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 // nothing about its content (the apply failed, Asterisk was down), reuses
 // its record: retries never push good generations out of keep.
 func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.Index, changed, scope []string) (*store.Generation, error) {
-	if g := j.retry; g != nil && g.SourceVersion == m.Version && j.digests.of(g.Index) == j.digests.of(want) {
+	if g := j.retry; g != nil && g.SourceVersion == m.Version && j.retryDigest == j.digests.of(want) {
 		if _, blacklisted := j.bad[j.digests.of(want).Hash().String()]; !blacklisted {
 			if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
 				return nil, err
 			}
 			j.log.Info("retrying generation", "generation", g.Number, "last_failure", g.Reason)
 			g.State, g.Reason = store.StateApplying, ""
+			g.Index = want // the same content; its own map may since be the spare (see settleSpare)
 			return g, nil
 		}
 	}
@@ -338,6 +339,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 	}
 	g.State = store.StateGood
 	j.latest = g
+	j.noteGeneration(len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
 		s.LastChange = time.Now()
@@ -381,6 +383,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 	j.retry = nil
 	if !blacklist {
 		j.retry = g // its retry reuses the record
+		j.retryDigest = j.digests.of(g.Index)
 	}
 	if blacklist {
 		j.bad[j.digests.of(g.Index).Hash().String()] = reason
