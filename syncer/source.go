@@ -261,6 +261,11 @@ func (j *job) useDelta(size int64) bool {
 type announceKind struct {
 	delta       bool // inline content as deltas against the previous generation, where useDelta says so
 	incremental bool // only the changes against the previous generation
+	// same: against the newest generation itself, no items, no content:
+	// "do you hold it?", for a target whose state the source does not
+	// know (after either side restarted); one that does not answers
+	// resync and gets the complete announcement.
+	same bool
 }
 
 // announcementFor returns the announcement of the newest generation for
@@ -270,6 +275,9 @@ type announceKind struct {
 func (j *job) announcementFor(t *targetState) *wire.Announce {
 	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prev.known()}
 	k.incremental = j.prev.known() && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prev.number
+	if !t.needFull && t.result == nil {
+		k = announceKind{same: true}
+	}
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
 		if u := j.unreadableUnknown(); !slices.Equal(u, msg.Unreadable) {
 			cp := *msg // a sent message is never changed
@@ -282,11 +290,22 @@ func (j *job) announcementFor(t *targetState) *wire.Announce {
 	if j.announcements == nil {
 		j.announcements = map[announceKind]*wire.Announce{}
 	}
-	msg := j.buildAnnounce(context.Background(), k.delta)
-	if k.incremental {
+	var msg *wire.Announce
+	switch {
+	case k.same:
+		g := j.latest
+		d := j.digests.of(g.Index).Hash()
+		msg = &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(),
+			Base: g.Number, Items: []wire.Item{}, Digest: d[:]}
+	default:
+		msg = j.buildAnnounce(context.Background(), k.delta)
+	}
+	switch {
+	case k.same:
+	case k.incremental:
 		msg.Items, msg.Removed, msg.Digest = j.incremental()
 		msg.Base = j.prev.number
-	} else {
+	default:
 		msg.Items = wire.FromIndex(j.latest.Index)
 	}
 	msg.Unreadable = j.unreadableUnknown()

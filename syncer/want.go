@@ -61,6 +61,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		j.plain = plainWant{version: m.Version, refused: ad.refused}
 		return want, paths, true
 	}
+	j.log.Debug("admitting an incremental announcement in full", "source_version", m.Version, "base", m.Base)
 	want = j.admit(m.Version, j.announced)
 	j.notePlain(m, want)
 	return want, nil, true
