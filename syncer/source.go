@@ -275,7 +275,7 @@ type announceKind struct {
 func (j *job) announcementFor(t *targetState) *wire.Announce {
 	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prev.known()}
 	k.incremental = j.prev.known() && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prev.number
-	if !t.needFull && t.result == nil {
+	if !t.needFull && t.result == nil && !t.askedSame {
 		k = announceKind{same: true}
 	}
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
@@ -408,6 +408,7 @@ func (j *job) announce(force bool) {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
+					t.askedSame = t.askedSame || msg.Base == msg.Version
 					j.countInline(name, msg)
 				}
 			}
