@@ -48,9 +48,15 @@ func (j *job) startSource(ctx context.Context) error {
 	for _, t := range j.cfg.Targets {
 		j.targets[t] = &targetState{}
 	}
-	local := hostmon.ToIndex(j.states)
-	if j.latest == nil || !Equal(local, j.latest.Index) {
-		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+	switch {
+	case j.latest == nil:
+		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+			return err
+		}
+	case !j.treeHolds(j.latest.Index):
+		// changed while the agent was down: recorded from the paths
+		// where the tree differs (treeHolds tracks them)
+		if err := j.newSourceChange(ctx); err != nil {
 			return err
 		}
 	}

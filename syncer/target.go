@@ -82,8 +82,9 @@ func (j *job) startTarget(ctx context.Context) error {
 		if j.held != 0 {
 			j.setStatus(func(s *JobStatus) { s.State, s.Held = ResultHeld, heldText(j.held) })
 		}
-		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
-			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
+		if !j.treeHolds(j.latest.Index) {
+			drifted := j.drift.list() // where the tree differs (treeHolds tracks them)
+			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(subIndex(j.latest.Index, drifted), j.statesAt(drifted)), 10))
 			if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 				j.log.Error("cannot restore", "err", err)
 			}
