@@ -5,46 +5,43 @@ import (
 	"pbxsync/internal/wire"
 )
 
-// generationDiff returns the paths whose item (as the index digest sees it)
-// differs between prev, the source's newest generation, and local, the
-// next one made of the scan state: the scan's drift since prev, so that
-// no pass over the index is made. nil when it is not known that way (no
-// previous generation, a drift not tracked against it).
-func (j *job) generationDiff(prev, local index.Index) []string {
+// driftPaths returns the paths where the scan state may differ from
+// prev, the source's newest generation: the scan's drift since prev, so
+// that no pass over the index is made. nil when it is not known that way
+// (no previous generation, a drift not tracked against it).
+func (j *job) driftPaths(prev index.Index) []string {
 	if prev == nil || !j.drift.knows(prev) {
 		return nil
 	}
-	diff := []string{}
-	for p := range j.drift.paths {
-		old, had := prev[p]
-		it, has := local[p]
-		if had != has || (had && !identical(old, it)) {
-			diff = append(diff, p)
-		}
-	}
-	return diff
+	return j.drift.list()
 }
 
 // incremental returns the Items, Removed and Digest of the incremental
-// announcement of the newest generation against the one before: from the
-// paths that changed and a kept digest when those are known, else by
-// comparing the two indexes.
+// announcement of the newest generation against the one before: the
+// items at the paths where they differ, and the newest index's kept
+// digest.
 func (j *job) incremental() ([]wire.Item, []string, []byte) {
-	if j.latestDiff == nil {
-		items, removed, digest := wire.Incremental(j.prevIndex, j.latest.Index)
-		return items, removed, digest
-	}
-	items, removed := wire.Changes(j.latest.Index, j.latestDiff)
-	d := j.digests.derive(j.prevIndex, j.latest.Index, j.latestDiff).Hash()
+	items, removed := wire.Changes(j.latest.Index, j.prev.paths)
+	d := j.digests.of(j.latest.Index).Hash()
 	return items, removed, d[:]
 }
 
-// offerChange is offer for a generation cur that differs from prev only at
-// diff (nil: not known, offer it all): the served set is updated by the
-// changed items, not rebuilt. A path listed twice counts once.
-func (j *job) offerChange(cur, prev index.Index, diff []string) {
+// offerChange is offer for a generation cur that differs from the one
+// before only at diff (nil: not known, offer cur alone), where prev gives
+// what the one before held: the served set is updated by the changed
+// items, not rebuilt. A path listed twice counts once.
+func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 	if diff == nil || j.servedRefs == nil {
-		j.offer(cur, prev)
+		var prevAt index.Index
+		if diff != nil {
+			prevAt = index.Index{}
+			for _, p := range diff {
+				if it, ok := prev(p); ok {
+					prevAt[p] = it
+				}
+			}
+		}
+		j.offer(cur, prevAt)
 		return
 	}
 	j.mu.Lock()
@@ -57,7 +54,7 @@ func (j *job) offerChange(cur, prev index.Index, diff []string) {
 			continue
 		}
 		seen[p] = struct{}{}
-		if old, ok := prev[p]; ok && old.Kind == index.KindFile {
+		if old, ok := prev(p); ok && old.Kind == index.KindFile {
 			if j.servedRefs[old.Hash]--; j.servedRefs[old.Hash] <= 0 {
 				delete(j.servedRefs, old.Hash)
 			}
@@ -79,9 +76,9 @@ func (j *job) offerChange(cur, prev index.Index, diff []string) {
 }
 
 // changedPaths is Changed(prev, local) for the source's next generation,
-// from the scan drift when it is tracked against prev (see generationDiff).
+// from the scan drift when it is tracked against prev (see driftPaths).
 func (j *job) changedPaths(prev, local index.Index) []string {
-	diff := j.generationDiff(prev, local)
+	diff := j.driftPaths(prev)
 	if diff == nil {
 		return Changed(prev, local)
 	}

@@ -32,7 +32,7 @@ func TestOfferChange(t *testing.T) {
 			}
 			diff = append(diff, p)
 		}
-		j.offerChange(next, cur, diff)
+		j.offerChange(next, IndexLookup(cur), diff)
 		ref := &job{}
 		ref.offer(next, cur)
 		if !maps.Equal(j.serving, ref.serving) {

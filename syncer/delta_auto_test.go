@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // dialplanOf returns a dialplan of at least size bytes.
@@ -92,4 +93,91 @@ func TestDeltaBaseAfterSourceRestart(t *testing.T) {
 		t.Errorf("catching up on a one-line edit of %d bytes took %d bytes on the wire; want a delta", l, w)
 	}
 	t.Logf("catch-up after the source's restart: %d of %d bytes on the wire", w, l)
+}
+
+// TestIncrementalAfterRestart: an announcement admitted in full that
+// gives what the target already holds (after the target's restart; also
+// a complete announcement repeated during a long initial sync) keeps the
+// target's base for admitting the next incremental announcement by its
+// changes. Before, it dropped that base, and the next edit was admitted,
+// planned and recorded over the whole index (the slow first edit after a
+// big initial sync or a restart).
+func TestIncrementalAfterRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	for i := range 20 {
+		a.write(fmt.Sprintf("pjsip.d/ep%02d.conf", i), fmt.Sprintf("[ep%d]\ntype=endpoint\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	admitted := func() int {
+		return b.countLines("admitting an incremental announcement in full") + b.countLines("a complete announcement")
+	}
+	before := admitted()
+	b.restart()
+	eventually(t, waitLimit, "the restarted target is told the source's newest generation", func() error {
+		if admitted() == before {
+			return fmt.Errorf("no announcement admitted yet")
+		}
+		return nil
+	})
+	waitGood(t, b, "conf")
+	time.Sleep(100 * time.Millisecond) // its answer reaches the source
+	byChanges := b.countLines("admitting an announcement by its changes")
+	a.appendTo("pjsip.d/ep07.conf", "allow=ulaw\n")
+	eventually(t, waitLimit, "the edit arrives", func() error {
+		if got := string(b.read("pjsip.d/ep07.conf")); got != "[ep7]\ntype=endpoint\nallow=ulaw\n" {
+			return fmt.Errorf("target holds %q", got)
+		}
+		return nil
+	})
+	if b.countLines("admitting an announcement by its changes") == byChanges {
+		t.Fatal("the edit after the target's restart was not admitted by its changes")
+	}
+}
+
+// TestSourceRestartSendsNoIndex: after the source restarts over an
+// unchanged tree, it asks the target whether it holds its newest
+// generation (an announcement against that generation itself, no items)
+// instead of sending the complete index (all of a job's items: tens of
+// MiB at 100k files, decoded, admitted and compared by the target).
+func TestSourceRestartSendsNoIndex(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	for i := range 20 {
+		a.write(fmt.Sprintf("pjsip.d/ep%02d.conf", i), fmt.Sprintf("[ep%d]\ntype=endpoint\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	complete := b.countLines("a complete announcement")
+	incremental := b.countLines("admitting an announcement by its changes")
+	a.restart()
+	eventually(t, waitLimit, "the target answers the restarted source", func() error {
+		if b.countLines("admitting an announcement by its changes") == incremental && b.countLines("a complete announcement") == complete {
+			return fmt.Errorf("no announcement admitted yet")
+		}
+		return nil
+	})
+	waitGood(t, b, "conf")
+	if got := b.countLines("a complete announcement"); got != complete {
+		t.Errorf("the source sent its complete index after its restart (%d complete announcements, %d before)", got, complete)
+	}
+	// and the next edit still goes as a change
+	incremental = b.countLines("admitting an announcement by its changes")
+	a.appendTo("pjsip.d/ep03.conf", "allow=alaw\n")
+	eventually(t, waitLimit, "the edit arrives", func() error {
+		if got := string(b.read("pjsip.d/ep03.conf")); got != "[ep3]\ntype=endpoint\nallow=alaw\n" {
+			return fmt.Errorf("target holds %q", got)
+		}
+		return nil
+	})
+	if b.countLines("admitting an announcement by its changes") == incremental {
+		t.Error("the edit after the source's restart was not admitted by its changes")
+	}
 }

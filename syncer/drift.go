@@ -118,3 +118,36 @@ func (j *job) stateLookup(p string) (index.Item, bool) {
 	st, ok := j.states[p]
 	return st.Item, ok
 }
+
+// statesAt returns the items of the job's scan state at paths.
+func (j *job) statesAt(paths []string) index.Index {
+	out := make(index.Index, len(paths))
+	for _, p := range paths {
+		if st, ok := j.states[p]; ok {
+			out[p] = st.Item
+		}
+	}
+	return out
+}
+
+// treeBefore returns the scan state of now as an index, to be built when
+// needed: the drift's base with the scan state's items at the drift's
+// paths and at paths (the only places where they may differ). It keeps
+// only those items, not a copy of the tree; the base must not change in
+// place meanwhile (a target's generations never do).
+func (j *job) treeBefore(paths []string) beforeApply {
+	base := j.drift.base
+	all := append(j.drift.list(), paths...)
+	at := j.statesAt(all)
+	return func() index.Index {
+		x := base.Clone()
+		for _, p := range all {
+			if it, ok := at[p]; ok {
+				x[p] = it
+			} else {
+				delete(x, p)
+			}
+		}
+		return x
+	}
+}

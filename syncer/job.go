@@ -52,6 +52,11 @@ type targetState struct {
 	// progressAt is when it last reported progress on the version it
 	// was sent: it is working on it, and is not sent it again meanwhile.
 	progressAt time.Time
+	// askedSame: it was asked whether it holds the newest generation (an
+	// announcement against that generation itself) since the source
+	// started or it came up; if it did not answer, it gets the complete
+	// announcement next.
+	askedSame bool
 }
 
 // persisted is the per-job state kept in the store between runs.
@@ -93,28 +98,33 @@ type job struct {
 	announced        index.Index
 	announcedVersion uint64
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
+	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
 	digests          digestCache    // digests of the indexes the job works with
 	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
-	retry      *store.Generation
-	keptLogged uint64            // the source version whose kept unreadable paths were logged
-	latest     *store.Generation // source: newest generation; target: newest applied good one
+	retry       *store.Generation
+	retryDigest index.SetDigest   // of retry's index when it failed
+	keptLogged  uint64            // the source version whose kept unreadable paths were logged
+	latest      *store.Generation // source: newest generation; target: newest applied good one
 	// recorded is the newest generation in the store, when this job knows
 	// it (recorded it or loaded it): the base a new one is recorded
 	// against by its changes alone (see record).
 	recorded *store.Generation
 	// announcements are the source's messages for latest, with and
-	// without inline deltas (see announcementFor); prevIndex is the index
-	// of the generation before latest, their delta base.
+	// without inline deltas (see announcementFor); prev is the generation
+	// before latest, their delta base, kept as what it held where latest
+	// differs from it.
 	announcements map[announceKind]*wire.Announce
-	prevIndex     index.Index
-	prevNumber    uint64
-	latestDiff    []string // paths where latest differs from prevIndex; nil: not known
+	prev          prevGen
 	targets       map[string]*targetState
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
+
+	// release asks the loop to hand the memory a large generation used
+	// back to the system (see releaseMemory).
+	release bool
 
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
@@ -210,9 +220,9 @@ func (j *job) run(ctx context.Context) error {
 	} else {
 		j.noteScanned(nil, j.states, nil) // move it to the per-path form
 	}
-	if err := j.scanAll(ctx); err != nil {
-		return fmt.Errorf("scan %s: %w", root, err)
-	}
+	// The watch starts before the scan: a change made during the scan is
+	// reported by the watcher (or, if its events overflow, makes it ask
+	// for a full rescan), so one walk of the tree is enough.
 	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", root, err)
@@ -221,8 +231,6 @@ func (j *job) run(ctx context.Context) error {
 	defer stopWatch()
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- w.Run(wctx) }()
-	// Changes made between the scan and the first watch are caught by a
-	// second, cheap scan (it trusts size+mtime+inode).
 	if err := j.scanAll(ctx); err != nil {
 		return fmt.Errorf("scan %s: %w", root, err)
 	}
@@ -256,6 +264,10 @@ func (j *job) run(ctx context.Context) error {
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
 		case <-tick.C:
+			if j.release {
+				j.release = false
+				releaseMemory()
+			}
 			j.retryUnreadable(ctx)
 			if j.isSource {
 				j.announce(false)
@@ -293,7 +305,7 @@ func (j *job) onEvent(ctx context.Context, e event) {
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
-				t.sentAt, t.result = time.Time{}, nil // announce again at once: it may have lost its state while away
+				t.sentAt, t.result, t.askedSame = time.Time{}, nil, false // announce again at once: it may have lost its state while away
 			}
 			j.announce(false)
 		}
@@ -328,7 +340,13 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		if j.latest != nil && j.treeHolds(j.latest.Index) {
 			return
 		}
-		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+		var err error
+		if j.latest != nil && j.recorded == j.latest && j.drift.knows(j.latest.Index) {
+			err = j.newSourceChange(ctx) // the drift's paths only
+		} else {
+			err = j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), "")
+		}
+		if err != nil {
 			j.log.Error("cannot record the change", "err", err)
 			j.setError(err.Error())
 			return
@@ -339,7 +357,8 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 	if j.latest == nil || j.treeHolds(j.latest.Index) {
 		return
 	}
-	changed := Changed(j.latest.Index, hostmon.ToIndex(j.states))
+	drifted := j.drift.list() // treeHolds tracks the drift against latest
+	changed := Changed(subIndex(j.latest.Index, drifted), j.statesAt(drifted))
 	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
 	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 		j.log.Error("cannot restore the source's version", "err", err)
@@ -469,10 +488,7 @@ func (j *job) refresh(ctx context.Context, want index.Index) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	return j.scanPaths(ctx, paths)
 }
 
@@ -501,30 +517,46 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 	return nil
 }
 
+// beforeApply gives the tree as it was before an apply: what a failed
+// apply restores. It is built only when it is needed.
+type beforeApply func() index.Index
+
+// fixedBefore is the beforeApply of a known index.
+func fixedBefore(x index.Index) beforeApply {
+	if x == nil {
+		return nil
+	}
+	return func() index.Index { return x }
+}
+
 // applyIndex makes the tree equal to want (content must be in the store)
 // and rescans what it touched so that our own writes are not taken for
-// local changes. It returns the local index before the change. restore
+// local changes. It returns the local tree before the change. restore
 // says want is content of an earlier good generation (a rollback): a
 // failed restore is resolved at once, while the caller of a failed
 // forward apply restores the tree and then calls resolveFailed.
-func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (index.Index, error) {
+func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, restore bool) (beforeApply, error) {
 	return j.applyIndexScope(ctx, gen, want, restore, nil)
 }
 
 // applyIndexScope is applyIndex where the tree may differ from want only
 // at scope (nil: anywhere): it plans and rescans those paths only, and
 // from then on tracks where the tree may differ from want.
-func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (index.Index, error) {
+func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (beforeApply, error) {
 	if err := j.refreshScope(ctx, want, scope); err != nil {
-		return hostmon.ToIndex(j.states), err
+		return fixedBefore(hostmon.ToIndex(j.states)), err
 	}
-	before := hostmon.ToIndex(j.states)
+	var before beforeApply
 	var ops []Op
-	if scope != nil {
+	if scope != nil && j.drift.base != nil {
 		scope = append(scope, j.drift.list()...) // and what the refresh found
-		ops = PlanPaths(IndexLookup(before), IndexLookup(want), scope)
+		before = j.treeBefore(scope)
+		ops = PlanPaths(j.stateLookup, IndexLookup(want), scope)
 	} else {
-		ops = Plan(before, want)
+		scope = nil
+		x := hostmon.ToIndex(j.states)
+		before = fixedBefore(x)
+		ops = Plan(x, want)
 	}
 	if len(ops) == 0 {
 		if scope != nil {
@@ -551,10 +583,7 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if err == nil && serr == nil && scope != nil {
 		j.drift.reset(want, append(scope, j.drift.list()...))

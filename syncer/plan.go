@@ -173,3 +173,25 @@ func Equal(a, b index.Index) bool {
 	}
 	return true
 }
+
+// opPaths returns the paths to rescan after (or before) ops: their paths,
+// but not a directory whose only op is its metadata when another op's path
+// lies below it. A rescan of a path records its parent directories as
+// they are, while a rescan of a directory goes through everything below
+// it (in a directory of thousands of files, for one file written there).
+func opPaths(ops []Op) []string {
+	paths := make([]string, 0, len(ops))
+	below := make(map[string]bool) // directories with an op's path below them
+	for _, op := range ops {
+		for d := index.Parent(op.Path); d != "" && !below[d]; d = index.Parent(d) {
+			below[d] = true
+		}
+	}
+	for _, op := range ops {
+		if op.Kind == OpDirMeta && below[op.Path] {
+			continue
+		}
+		paths = append(paths, op.Path)
+	}
+	return paths
+}

@@ -42,15 +42,64 @@ func sameItem(a, b index.Item) bool {
 		a.Size == b.Size && a.MTime == b.MTime && a.Hash == b.Hash && slices.Equal(a.Version, b.Version)
 }
 
-// record adds g (its Index complete) as the job's newest generation. When
-// the job knows the newest generation it recorded, only the differences
-// are handed to the store (AddGenerationChanges: O(changed) writes and
-// blob checks); otherwise, or when another writer recorded one since, the
-// store compares with its own copy of the newest index.
-func (j *job) record(ctx context.Context, g *store.Generation) (uint64, error) {
+// changeSet is what a new generation changes against the job's newest
+// recorded one: set holds the new or changed items, del the removed
+// paths. full, when set, returns the new generation's complete index (for
+// a record against the store's own copy, when the newest recorded
+// generation is not the one the changes are against).
+type changeSet struct {
+	set  []index.Item
+	del  []string
+	full func() index.Index
+}
+
+// applyChanges applies ch to x in place and returns x.
+func applyChanges(x index.Index, ch *changeSet) index.Index {
+	for _, it := range ch.set {
+		x[it.Path] = it
+	}
+	for _, p := range ch.del {
+		delete(x, p)
+	}
+	return x
+}
+
+// diffAt is diffIndex where prev and next may differ only at paths.
+func diffAt(prev, next Lookup, paths []string) *changeSet {
+	sorted := slices.Clone(paths)
+	slices.Sort(sorted)
+	ch := &changeSet{}
+	for i, p := range sorted {
+		if i > 0 && sorted[i-1] == p {
+			continue
+		}
+		old, had := prev(p)
+		it, has := next(p)
+		switch {
+		case has && (!had || !sameItem(old, it)):
+			ch.set = append(ch.set, it)
+		case had && !has:
+			ch.del = append(ch.del, p)
+		}
+	}
+	return ch
+}
+
+// record adds g as the job's newest generation. ch, when given, is what g
+// changes against the newest generation this job recorded (j.recorded);
+// otherwise g.Index is complete and the changes are found by comparing it
+// with j.recorded's. Only the differences are handed to the store
+// (AddGenerationChanges: O(changed) writes and blob checks). When the
+// job knows no recorded generation, or another writer recorded one since,
+// the store compares g's complete index (ch.full's, when ch is given:
+// g.Index then becomes it) with its own copy of the newest index.
+func (j *job) record(ctx context.Context, g *store.Generation, ch *changeSet) (uint64, error) {
 	if r := j.recorded; r != nil {
-		set, del := diffIndex(r.Index, g.Index)
-		n, err := j.a.store.AddGenerationChanges(ctx, g, r.Number, set, del)
+		if ch == nil {
+			ch = &changeSet{}
+			ch.set, ch.del = diffIndex(r.Index, g.Index)
+		}
+		n, err := j.a.store.AddGenerationChanges(ctx, g, r.Number, ch.set, ch.del)
 		if !errors.Is(err, store.ErrConflict) {
 			if err == nil {
 				j.recorded = g
@@ -58,6 +107,9 @@ func (j *job) record(ctx context.Context, g *store.Generation) (uint64, error) {
 			return n, err
 		}
 		j.log.Debug("the store's newest generation is not the one this job recorded; recording against the store's", "err", err)
+	}
+	if ch != nil && ch.full != nil {
+		g.Index = ch.full()
 	}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err == nil {

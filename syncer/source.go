@@ -34,22 +34,29 @@ func (j *job) startSource(ctx context.Context) error {
 		j.latest, j.recorded = g, g
 		if n := len(gens); n > 1 {
 			// the generation before: what a target one step behind holds,
-			// so it gets deltas after a restart as before it
-			if p, err := j.a.store.Generation(j.cfg.Name, gens[n-2].Number); err == nil {
-				j.prevIndex, j.prevNumber = p.Index, p.Number
+			// so it gets deltas after a restart as before it; read from
+			// the newest generation's change record, not as a whole index
+			if p, err := j.prevFromStore(gens[n-2].Number); err == nil {
+				j.prev = p
 			} else {
 				j.log.Warn("cannot read the generation before the newest; no delta base for it", "generation", gens[n-2].Number, "err", err)
 			}
 		}
-		j.offer(g.Index, j.prevIndex)
+		j.offer(g.Index, j.prev.items())
 		j.keepLastKnown()
 	}
 	for _, t := range j.cfg.Targets {
 		j.targets[t] = &targetState{}
 	}
-	local := hostmon.ToIndex(j.states)
-	if j.latest == nil || !Equal(local, j.latest.Index) {
-		if err := j.newSourceGeneration(ctx, local, ""); err != nil {
+	switch {
+	case j.latest == nil:
+		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+			return err
+		}
+	case !j.treeHolds(j.latest.Index):
+		// changed while the agent was down: recorded from the paths
+		// where the tree differs (treeHolds tracks them)
+		if err := j.newSourceChange(ctx); err != nil {
 			return err
 		}
 	}
@@ -72,14 +79,14 @@ func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, err
 	return j.a.store.PutReader(ctx, f)
 }
 
-// storeTree puts every file of local that the store lacks into it, a few
-// at a time; only files whose content differs from prev (the newest
-// recorded generation, whose blobs the store keeps) are looked up. A file
-// that changed since the scan is stored as read, and its item updated: the
-// watcher reports the change and the next generation carries it.
-func (j *job) storeTree(ctx context.Context, local, prev index.Index) error {
+// storeTree puts into the store the files of cand (items of local) that
+// the store lacks, a few at a time. A file that changed since the scan is
+// stored as read, and its item in local updated; one removed since is
+// removed from local: the watcher reports the change and the next
+// generation carries it.
+func (j *job) storeTree(ctx context.Context, local index.Index, cand []index.Item) error {
 	var need []string
-	for _, it := range j.missingBlobs(newContent(prev, local)) {
+	for _, it := range j.missingBlobs(cand) {
 		need = append(need, it.Path)
 	}
 	type stored struct {
@@ -127,7 +134,9 @@ func (j *job) storeTree(ctx context.Context, local, prev index.Index) error {
 
 // newSourceGeneration stores the content of local and records it as a
 // new good generation of this origin: only what changed against the
-// newest generation is looked up, stored and written (see record).
+// newest generation is looked up, stored and written (see record). It
+// compares local with the newest generation in full unless the scan's
+// drift is tracked against it; the hot path is newSourceChange.
 func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason string) error {
 	var prev, base index.Index
 	if j.latest != nil {
@@ -136,30 +145,94 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if j.recorded != nil {
 		base = j.recorded.Index
 	}
-	if err := j.storeTree(ctx, local, base); err != nil {
+	if err := j.storeTree(ctx, local, newContent(base, local)); err != nil {
 		return err
 	}
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: j.changedPaths(prev, local), State: store.StateGood, Reason: reason, Index: local}
-	n, err := j.record(ctx, g)
+	n, err := j.record(ctx, g, nil)
 	if err != nil {
 		return fmt.Errorf("record generation: %w", err)
 	}
 	g.Number = n
+	var pg prevGen
 	if j.latest != nil {
-		j.prevNumber = j.latest.Number
+		pg = newPrevGen(j.latest.Number, prev, local, j.driftPaths(prev))
 	}
-	diff := j.generationDiff(prev, local)
+	j.tookGeneration(g, pg)
+	return nil
+}
+
+// newSourceChange is newSourceGeneration for the scan state of now, which
+// differs from the newest generation only at the scan's drift paths: it
+// looks at those paths only, records the generation by its changes and
+// then changes the newest index in place (the generation before is kept
+// as what it held there, see prevGen). What it costs grows with the
+// change, not with the job. The drift must be tracked against the newest
+// generation, which must be the newest recorded.
+func (j *job) newSourceChange(ctx context.Context) error {
+	cur := j.latest.Index
+	paths := j.drift.list()
+	slices.Sort(paths)
+	next := make(index.Index, len(paths)) // the new items at paths
+	for _, p := range paths {
+		if st, ok := j.states[p]; ok {
+			next[p] = st.Item
+		}
+	}
+	if err := j.storeTree(ctx, next, newContent(subIndex(cur, paths), next)); err != nil {
+		return err
+	}
+	pg := newPrevGen(j.latest.Number, cur, next, paths)
+	ch := &changeSet{}
+	for _, p := range pg.paths {
+		if it, ok := next[p]; ok {
+			ch.set = append(ch.set, it)
+		} else {
+			ch.del = append(ch.del, p)
+		}
+	}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, State: store.StateGood, Index: cur,
+		Changed: Changed(subIndex(cur, pg.paths), subIndex(next, pg.paths))}
+	ch.full = func() index.Index { return applyChanges(cur.Clone(), ch) }
+	n, err := j.record(ctx, g, ch)
+	if err != nil {
+		return fmt.Errorf("record generation: %w", err)
+	}
+	g.Number = n
+	d := j.digests.of(cur)
+	for _, p := range pg.paths {
+		old := pg.at[p]
+		it, has := next[p]
+		d.Replace(old.it, old.ok, it, has)
+	}
+	if sameMap(g.Index, cur) {
+		applyChanges(cur, ch) // in place: the digest cache holds cur by identity
+	}
+	j.digests.put(g.Index, d)
+	j.tookGeneration(g, pg)
+	return nil
+}
+
+// tookGeneration makes g, just recorded, the source's newest generation
+// and pg the one before it, and serves and reports it.
+func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 	j.latest = g
-	j.drift.reset(local, nil) // local is the scan state as recorded
-	j.prevIndex, j.latestDiff = prev, diff
+	j.drift.reset(g.Index, nil) // g is the scan state as recorded
+	prevItems := pg.items()
+	j.prev = pg
 	j.announcements = nil
-	j.offerChange(local, prev, diff)
-	j.log.Info("new generation", "generation", n, "changed", len(g.Changed))
+	j.offerChange(g.Index, func(p string) (index.Item, bool) {
+		if it, ok := prevItems[p]; ok {
+			return it, true
+		}
+		return index.Item{}, false
+	}, pg.paths)
+	j.noteGeneration(len(g.Changed))
+	j.log.Info("new generation", "generation", g.Number, "changed", len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
-		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
+		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
 		s.LastChange = g.Time
 	})
-	return nil
 }
 
 // Inline content: changed files whose encoding (a delta against the
@@ -194,6 +267,11 @@ func (j *job) useDelta(size int64) bool {
 type announceKind struct {
 	delta       bool // inline content as deltas against the previous generation, where useDelta says so
 	incremental bool // only the changes against the previous generation
+	// same: against the newest generation itself, no items, no content:
+	// "do you hold it?", for a target whose state the source does not
+	// know (after either side restarted); one that does not answers
+	// resync and gets the complete announcement.
+	same bool
 }
 
 // announcementFor returns the announcement of the newest generation for
@@ -201,8 +279,11 @@ type announceKind struct {
 // inline deltas against that generation where useDelta says so. Each
 // variant is built once per generation.
 func (j *job) announcementFor(t *targetState) *wire.Announce {
-	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prevIndex != nil}
-	k.incremental = j.prevIndex != nil && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prevNumber
+	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prev.known()}
+	k.incremental = j.prev.known() && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prev.number
+	if !t.needFull && t.result == nil && !t.askedSame {
+		k = announceKind{same: true}
+	}
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
 		if u := j.unreadableUnknown(); !slices.Equal(u, msg.Unreadable) {
 			cp := *msg // a sent message is never changed
@@ -215,15 +296,22 @@ func (j *job) announcementFor(t *targetState) *wire.Announce {
 	if j.announcements == nil {
 		j.announcements = map[announceKind]*wire.Announce{}
 	}
-	var base index.Index
-	if k.delta {
-		base = j.prevIndex
+	var msg *wire.Announce
+	switch {
+	case k.same:
+		g := j.latest
+		d := j.digests.of(g.Index).Hash()
+		msg = &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano(),
+			Base: g.Number, Items: []wire.Item{}, Digest: d[:]}
+	default:
+		msg = j.buildAnnounce(context.Background(), k.delta)
 	}
-	msg := j.buildAnnounce(context.Background(), base)
-	if k.incremental {
+	switch {
+	case k.same:
+	case k.incremental:
 		msg.Items, msg.Removed, msg.Digest = j.incremental()
-		msg.Base = j.prevNumber
-	} else {
+		msg.Base = j.prev.number
+	default:
 		msg.Items = wire.FromIndex(j.latest.Index)
 	}
 	msg.Unreadable = j.unreadableUnknown()
@@ -233,10 +321,10 @@ func (j *job) announcementFor(t *targetState) *wire.Announce {
 
 // buildAnnounce makes the announcement of the newest generation (without
 // its items, which the caller sets) and carries its changed files inline:
-// as deltas against deltaBase (the previous generation, which a target in
-// step holds) when it is given and useDelta says so for the file's size,
+// as deltas against the previous generation (which a target in step
+// holds) when withDelta is set and useDelta says so for the file's size,
 // else as the stored zstd frames.
-func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.Announce {
+func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce {
 	g := j.latest
 	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
@@ -250,7 +338,7 @@ func (j *job) buildAnnounce(ctx context.Context, deltaBase index.Index) *wire.An
 			break // the rest is fetched: encode no more deltas for it
 		}
 		var in *wire.Inline
-		if old, ok := deltaBase[p]; ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.useDelta(it.Size) && j.a.store.Has(old.Hash) {
+		if old, ok := j.prev.lookup(g.Index, p); withDelta && ok && old.Kind == index.KindFile && old.Hash != it.Hash && j.useDelta(it.Size) && j.a.store.Has(old.Hash) {
 			if time.Now().After(deltaUntil) || it.Size-old.Size > 4*inlineMaxItem {
 				// fetched with its base named: a delta all the same, encoded
 				// off the job loop (a file that grew by that much has no
@@ -326,6 +414,7 @@ func (j *job) announce(force bool) {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
+					t.askedSame = t.askedSame || msg.Base == msg.Version
 					j.countInline(name, msg)
 				}
 			}
@@ -356,6 +445,7 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	if r.State == "good" && r.Version == j.latestNumber() {
 		t.needFull = false
+		j.dropCompleteAnnouncements()
 	}
 	if r.State == "bad" {
 		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
@@ -372,6 +462,23 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	}
 	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
 	j.announce(false)
+}
+
+// dropCompleteAnnouncements lets go of the complete announcements of the
+// newest generation (every item of the job) once every target holds it:
+// a later one, for a target that restarts or asks for it, is built again.
+func (j *job) dropCompleteAnnouncements() {
+	for _, name := range j.cfg.Targets {
+		if t := j.targets[name]; t == nil || t.result == nil || t.result.State != "good" || t.result.Version != j.latestNumber() {
+			return
+		}
+	}
+	for k, msg := range j.announcements {
+		if !k.incremental {
+			j.noteGeneration(len(msg.Items))
+			delete(j.announcements, k)
+		}
+	}
 }
 
 // unreadableUnknown lists the paths the source cannot read and that its

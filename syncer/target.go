@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -36,9 +37,9 @@ func (j *job) startTarget(ctx context.Context) error {
 			return err
 		}
 		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
-		var before index.Index
+		var before beforeApply
 		if prev != nil {
-			before = prev.Index
+			before = fixedBefore(prev.Index)
 			j.latest = prev
 		}
 		if !Equal(hostmon.ToIndex(j.states), g.Index) {
@@ -81,8 +82,9 @@ func (j *job) startTarget(ctx context.Context) error {
 		if j.held != 0 {
 			j.setStatus(func(s *JobStatus) { s.State, s.Held = ResultHeld, heldText(j.held) })
 		}
-		if local := hostmon.ToIndex(j.states); !Equal(local, j.latest.Index) {
-			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(j.latest.Index, local), 10))
+		if !j.treeHolds(j.latest.Index) {
+			drifted := j.drift.list() // where the tree differs (treeHolds tracks them)
+			j.log.Warn("the tree changed while the agent was down; restoring generation", "generation", j.latest.Number, "paths", firstN(Changed(subIndex(j.latest.Index, drifted), j.statesAt(drifted)), 10))
 			if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 				j.log.Error("cannot restore", "err", err)
 			}
@@ -118,6 +120,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	want, changed, ok := j.wantOf(m)
+	defer j.settleSpare()
 	if !ok {
 		reply(0, wire.ResultResync, "")
 		return
@@ -145,6 +148,12 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			return
 		}
 	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
+		if j.plain.version == m.Version && j.plain.gen == nil && sameItems(j.latest.Index, want) {
+			// a complete announcement of what this node holds (a repeat,
+			// or after the source's restart): the next incremental one is
+			// admitted on it by its changes
+			j.plain.gen = j.latest
+		}
 		reply(j.latest.Number, "good", "")
 		return
 	}
@@ -170,8 +179,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
-	local := hostmon.ToIndex(j.states)
-	g, err := j.generationFor(ctx, m, local, want)
+	g, err := j.generationFor(ctx, m, want, changed, scope)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
@@ -268,21 +276,35 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 // retry of the newest generation, which failed for a reason that says
 // nothing about its content (the apply failed, Asterisk was down), reuses
 // its record: retries never push good generations out of keep.
-func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want index.Index) (*store.Generation, error) {
-	if g := j.retry; g != nil && g.SourceVersion == m.Version && g.Index.Digest() == want.Digest() {
-		if _, blacklisted := j.bad[want.Digest().String()]; !blacklisted {
+func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.Index, changed, scope []string) (*store.Generation, error) {
+	if g := j.retry; g != nil && g.SourceVersion == m.Version && j.retryDigest == j.digests.of(want) {
+		if _, blacklisted := j.bad[j.digests.of(want).Hash().String()]; !blacklisted {
 			if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
 				return nil, err
 			}
 			j.log.Info("retrying generation", "generation", g.Number, "last_failure", g.Reason)
 			g.State, g.Reason = store.StateApplying, ""
+			g.Index = want // the same content; its own map may since be the spare (see settleSpare)
 			return g, nil
 		}
 	}
 	j.retry = nil
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
-		Changed: Changed(local, want), State: store.StateApplying, Reason: m.Reason, Index: want}
-	n, err := j.record(ctx, g)
+		State: store.StateApplying, Reason: m.Reason, Index: want}
+	var ch *changeSet
+	if scope != nil && j.drift.base != nil {
+		// the tree and want differ only at scope and the drift's paths,
+		// want and the newest generation only at changed
+		at := append(slices.Clone(scope), j.drift.list()...)
+		g.Changed = Changed(j.statesAt(at), subIndex(want, at))
+		if j.recorded == j.latest {
+			ch = diffAt(IndexLookup(j.latest.Index), IndexLookup(want), changed)
+			ch.full = func() index.Index { return want }
+		}
+	} else {
+		g.Changed = Changed(hostmon.ToIndex(j.states), want)
+	}
+	n, err := j.record(ctx, g, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +316,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, local, want i
 // good, or rolls back to before and marks it bad.
 // since, when set, is when the change was made at its origin: the
 // change→applied latency is observed from it.
-func (j *job) finish(ctx context.Context, g *store.Generation, before index.Index, since time.Time) {
+func (j *job) finish(ctx context.Context, g *store.Generation, before beforeApply, since time.Time) {
 	changed := g.Changed
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
 		if ctx.Err() != nil {
@@ -318,6 +340,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 	}
 	g.State = store.StateGood
 	j.latest = g
+	j.noteGeneration(len(g.Changed))
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
 		s.LastChange = time.Now()
@@ -335,9 +358,9 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before index.Inde
 // runs the actions of the restored items again and marks g bad. When
 // blacklist is set (its checks failed) its content is remembered as bad, so
 // the same announcement is not applied again.
-func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before index.Index, reason string, blacklist bool) {
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, blacklist bool) {
 	if before != nil {
-		if err := j.restore(context.WithoutCancel(ctx), g.Number, before); err != nil {
+		if err := j.restore(context.WithoutCancel(ctx), g.Number, before()); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
 			reason += "; rollback failed: " + err.Error()
 		} else {
@@ -361,6 +384,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before in
 	j.retry = nil
 	if !blacklist {
 		j.retry = g // its retry reuses the record
+		j.retryDigest = j.digests.of(g.Index)
 	}
 	if blacklist {
 		j.bad[j.digests.of(g.Index).Hash().String()] = reason

@@ -27,6 +27,7 @@ type plainWant struct {
 // incremental on a base this node does not hold (it asks for a resync).
 func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
 	if m.Base == 0 {
+		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(m.Items))
 		announced := wire.ToIndex(m.Items)
 		j.announced, j.announcedVersion = announced, m.Version
 		want = j.admit(m.Version, announced)
@@ -52,13 +53,15 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	j.announcedVersion = m.Version
 	if p := j.plain; p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
 		// on the generation made of the base: admit what changed only
-		want = j.latest.Index.Clone()
+		j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
+		want = j.takeSpare(paths)
 		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.filter, j.cfg.PreserveSUID)
 		want = j.admitted(m.Version, ad)
 		j.digests.derive(j.latest.Index, want, paths)
 		j.plain = plainWant{version: m.Version, refused: ad.refused}
 		return want, paths, true
 	}
+	j.log.Debug("admitting an incremental announcement in full", "source_version", m.Version, "base", m.Base)
 	want = j.admit(m.Version, j.announced)
 	j.notePlain(m, want)
 	return want, nil, true
@@ -103,6 +106,19 @@ func identicalAt(a, b index.Index, paths []string) bool {
 	return true
 }
 
+// sameItems reports whether a and b hold the very same items.
+func sameItems(a, b index.Index) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, x := range a {
+		if y, ok := b[p]; !ok || !sameItem(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
 // subIndex returns the items of x at paths.
 func subIndex(x index.Index, paths []string) index.Index {
 	out := make(index.Index, len(paths))
@@ -123,9 +139,6 @@ func (j *job) refreshScope(ctx context.Context, want index.Index, scope []string
 	if len(ops) == 0 {
 		return nil
 	}
-	paths := make([]string, 0, len(ops))
-	for _, op := range ops {
-		paths = append(paths, op.Path)
-	}
+	paths := opPaths(ops)
 	return j.scanPaths(ctx, paths)
 }

@@ -132,6 +132,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go ctrl.Serve(ctx)
+	if err := startPprof(ctx, log); err != nil {
+		return err
+	}
 	if cfg.Node.HTTP != "" {
 		// the token of the API's actions: created on first use, read by
 		// the listener on every action (never logged)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +26,7 @@ import (
 type node struct {
 	name, dir, tree, data, cfg string
 	port                       int
+	pprof                      string // PBXSYNC_PPROF address, "" for none
 	id                         string
 	cmd                        *exec.Cmd
 	done                       chan error
@@ -43,6 +46,7 @@ type pairOpts struct {
 	srcTree string        // the source's job path (default base/src/tree)
 	via     bool          // through wanlinks
 	delay   time.Duration // one-way delay of each wanlink
+	pprof   bool          // each agent serves its profiles (PBXSYNC_PPROF)
 }
 
 // newPair writes the two nodes' configs under base; the agents are not
@@ -65,6 +69,11 @@ func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, err
 		n.id = strings.TrimSpace(string(out))
 		if n.port, err = freeUDPPort(); err != nil {
 			return nil, err
+		}
+		if o.pprof {
+			if n.pprof, err = freeTCPAddr(); err != nil {
+				return nil, err
+			}
 		}
 		if name == "src" {
 			p.src = n
@@ -136,6 +145,9 @@ func (n *node) start(bin string) error {
 		return err
 	}
 	n.cmd = exec.Command(bin, "run", "--config", n.cfg)
+	if n.pprof != "" {
+		n.cmd.Env = append(os.Environ(), "PBXSYNC_PPROF="+n.pprof)
+	}
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		logf.Close()
@@ -352,4 +364,41 @@ func listTree(root string) (map[string]int64, error) {
 		return out, nil
 	}
 	return out, err
+}
+
+// cpuProfile fetches a CPU profile of the agent over d from its
+// PBXSYNC_PPROF listener into file.
+func (n *node) cpuProfile(ctx context.Context, d time.Duration, file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.pprof, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile of %s: %w", n.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile of %s: %s", n.name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// freeTCPAddr returns a free TCP address on 127.0.0.1.
+func freeTCPAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }

@@ -58,7 +58,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	progress("%s: rsync took %v; removing its copy", job, r.rsync.Round(time.Millisecond))
 	os.RemoveAll(d.dir)
 
-	p, err := newPair(ctx, o.bin, filepath.Join(base, "pbxsync"), job, pairOpts{srcTree: tree})
+	p, err := newPair(ctx, o.bin, filepath.Join(base, "pbxsync"), job, pairOpts{srcTree: tree, pprof: o.pprof})
 	if err != nil {
 		return nil, r, err
 	}
@@ -112,7 +112,24 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 		return err
 	}
 	rel := filepath.Join(fmt.Sprintf("site%03d", o.dirs/2), fmt.Sprintf("endpoint%04d.conf", o.files/o.dirs/2))
+	var profiled chan error
+	if o.pprof {
+		// each edit takes under a second or two, and waits for the sync
+		// and 200 ms after it
+		d := time.Duration(o.edits) * 1500 * time.Millisecond
+		profiled = make(chan error, 2)
+		for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
+			go func() { profiled <- n.cpuProfile(ctx, d, filepath.Join(base, "confs-"+who+"-edits.prof")) }()
+		}
+	}
 	rep.editBig, err = edits(ctx, p, rel, o.edits)
+	if profiled != nil {
+		for range 2 {
+			if perr := <-profiled; perr != nil {
+				progress("%v", perr)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("edits in the big job: %w", err)
 	}

@@ -1,0 +1,79 @@
+package syncer
+
+import (
+	"slices"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+)
+
+// spareIndex is a target's second copy of its newest generation's index.
+// An incremental announcement changes it at the announced paths into the
+// index to apply (want), so that admitting a one-file change does not copy
+// the whole index: once the announcement is handled (settleSpare), the
+// copy that is no longer the newest index is brought to the other's
+// content at those paths and becomes the spare. It costs one index of
+// memory, kept, against one copy of the index per announcement.
+type spareIndex struct {
+	x   index.Index       // equal to of.Index when not in use
+	of  *store.Generation // the generation x is a copy of
+	use *spareUse         // x is in use as want
+}
+
+// spareUse is an announcement's use of the spare: want is the spare
+// changed at paths, base the newest generation when it was taken.
+type spareUse struct {
+	want  index.Index
+	base  *store.Generation
+	paths []string
+}
+
+// takeSpare returns the spare, a copy of the newest generation's index
+// (made now if there is none), for the caller to change at paths into
+// the index to apply; settleSpare must follow.
+func (j *job) takeSpare(paths []string) index.Index {
+	sp := &j.spare
+	if sp.use != nil {
+		j.settleSpare()
+	}
+	if sp.of != j.latest || sp.x == nil || sameMap(sp.x, j.latest.Index) {
+		sp.x, sp.of = j.latest.Index.Clone(), j.latest
+	}
+	sp.use = &spareUse{want: sp.x, base: j.latest, paths: slices.Clone(paths)}
+	return sp.x
+}
+
+// settleSpare ends the use of the spare by an announcement: when its want
+// became the newest generation's index, the index it replaced is brought
+// up to date at the changed paths and is the spare; otherwise want goes
+// back to the newest generation's items there. Either costs O(paths).
+func (j *job) settleSpare() {
+	sp := &j.spare
+	u := sp.use
+	if u == nil {
+		return
+	}
+	sp.use = nil
+	var from, to index.Index
+	switch {
+	case j.latest != nil && sameMap(j.latest.Index, u.want):
+		from, to = u.want, u.base.Index
+	case j.latest == u.base:
+		from, to = u.base.Index, u.want
+	default: // the newest generation changed otherwise: drop the spare
+		sp.x, sp.of = nil, nil
+		return
+	}
+	for _, p := range u.paths {
+		if it, ok := from[p]; ok {
+			to[p] = it
+		} else {
+			delete(to, p)
+		}
+	}
+	if sameMap(j.drift.base, to) {
+		j.drift.reset(nil, nil) // changed in place: compared in full next time
+	}
+	j.digests.put(to, j.digests.of(from))
+	sp.x, sp.of = to, j.latest
+}
