@@ -336,9 +336,19 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.setError("rescan failed: " + err.Error())
 		return
 	}
+	if err := j.settleLocalChanges(ctx); err != nil {
+		j.setError(err.Error())
+	}
+}
+
+// settleLocalChanges acts on what the last scan found: on a source a real
+// change becomes a new generation, announced at once; on a push target a
+// local edit is overwritten with the source's version (the local content
+// is kept in the store). It logs what it does and returns why it failed.
+func (j *job) settleLocalChanges(ctx context.Context) error {
 	if j.isSource {
 		if j.latest != nil && j.treeHolds(j.latest.Index) {
-			return
+			return nil
 		}
 		var err error
 		if j.latest != nil && j.recorded == j.latest && j.drift.knows(j.latest.Index) {
@@ -348,22 +358,22 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		}
 		if err != nil {
 			j.log.Error("cannot record the change", "err", err)
-			j.setError(err.Error())
-			return
+			return fmt.Errorf("record the change: %w", err)
 		}
 		j.announce(true)
-		return
+		return nil
 	}
 	if j.latest == nil || j.treeHolds(j.latest.Index) {
-		return
+		return nil
 	}
 	drifted := j.drift.list() // treeHolds tracks the drift against latest
 	changed := Changed(subIndex(j.latest.Index, drifted), j.statesAt(drifted))
 	j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)", "paths", firstN(changed, 10))
 	if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
 		j.log.Error("cannot restore the source's version", "err", err)
-		j.setError(err.Error())
+		return fmt.Errorf("restore the source's version: %w", err)
 	}
+	return nil
 }
 
 func firstN(s []string, n int) []string {

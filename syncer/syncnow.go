@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"pbxsync/hostmon"
 	"pbxsync/internal/wire"
 )
 
@@ -48,22 +47,16 @@ func (j *job) syncNow(ctx context.Context) error {
 		j.setError("rescan failed: " + err.Error())
 		return fmt.Errorf("job %q: rescan %s: %w", j.cfg.Name, j.cfg.Path, err)
 	}
-	if j.isSource {
-		if j.latest == nil || !j.treeHolds(j.latest.Index) {
-			if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
-				j.setError(err.Error())
-				return fmt.Errorf("job %q: record the change: %w", j.cfg.Name, err)
-			}
-		}
-		j.announce(true)
-		return nil
+	newest := j.latest
+	if err := j.settleLocalChanges(ctx); err != nil {
+		j.setError(err.Error())
+		return fmt.Errorf("job %q: %w", j.cfg.Name, err)
 	}
-	if j.latest != nil && !j.treeHolds(j.latest.Index) {
-		j.log.Warn("local change on a push target; restoring the source's version (the local content is kept in the store)")
-		if err := j.restore(ctx, j.latest.Number, j.latest.Index); err != nil {
-			j.setError(err.Error())
-			return fmt.Errorf("job %q: restore the source's version: %w", j.cfg.Name, err)
+	if j.isSource {
+		if j.latest == newest { // no new generation, which would have been announced
+			j.announce(true)
 		}
+		return nil
 	}
 	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
 		return fmt.Errorf("job %q: ask source %s for its newest generation: %w", j.cfg.Name, j.cfg.Source, err)
