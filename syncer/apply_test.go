@@ -2,7 +2,10 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
+	"math/rand/v2"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -258,5 +261,40 @@ func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
 	}
 	if after.Mode() != before.Mode() || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the file outside the root changed: %v %v -> %v %v", before.Mode(), before.ModTime(), after.Mode(), after.ModTime())
+	}
+}
+
+// TestApplyRefusesCorruptStoredContent: content damaged in the store after
+// it was put (a bit flipped on disk) is never staged into the tree: the
+// apply fails with store.ErrCorrupt and the tree does not have the file.
+func TestApplyRefusesCorruptStoredContent(t *testing.T) {
+	a := newApplier(t)
+	ctx := context.Background()
+	// random bytes: stored as a raw frame in a blob file, so a flipped
+	// byte is still a valid zstd frame, of other content
+	content := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{7}).Read(content)
+	it := a.put(t, "sounds/big.wav", string(content), 0o644)
+	if err := a.Store.Sync(); err != nil { // the blob is in place now
+		t.Fatal(err)
+	}
+	blob := a.Store.BlobPath(it.Hash)
+	f, err := os.OpenFile(blob, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("the blob is not a file in place: %v", err)
+	}
+	st, _ := f.Stat()
+	var b [1]byte
+	f.ReadAt(b[:], st.Size()-100)
+	b[0] ^= 0x40
+	f.WriteAt(b[:], st.Size()-100)
+	f.Close()
+	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	err = a.Apply(ctx, 1, Plan(index.Index{}, want))
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("apply of corrupt stored content: %v, want store.ErrCorrupt", err)
+	}
+	if _, err := os.Lstat(filepath.Join(a.Root, "sounds", "big.wav")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the tree holds the file after a failed apply: %v", err)
 	}
 }

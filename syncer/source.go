@@ -78,10 +78,12 @@ func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, err
 // that changed since the scan is stored as read, and its item updated: the
 // watcher reports the change and the next generation carries it.
 func (j *job) storeTree(ctx context.Context, local, prev index.Index) error {
+	started := time.Now()
 	var need []string
 	for _, it := range j.missingBlobs(newContent(prev, local)) {
 		need = append(need, it.Path)
 	}
+	defer func() { j.log.Debug("stored the tree's new content", "files", len(need), "took", time.Since(started).Round(time.Millisecond)) }()
 	type stored struct {
 		path string
 		hash index.Hash

@@ -307,7 +307,8 @@ func (s *Store) touch(h index.Hash) {
 
 // PutReader stores everything r yields as one blob and returns its hash
 // (of the uncompressed content) and size. The content streams through the
-// hasher and a zstd encoder into memory (small blobs) or a temporary file;
+// hasher and a zstd encoder (or, when it does not compress, into a frame of
+// raw blocks: see rawframe.go) into memory (small blobs) or a temporary file;
 // the blob is pending until the next metadata write, or until enough are
 // pending, makes a batch durable (see the package documentation). When
 // the blob exists already it is dropped and GC's grace period for it
@@ -322,9 +323,10 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
 	h := index.NewHasher()
-	n, err := io.CopyBuffer(&teeWriter{a: enc, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
+	aw := newAdaptiveWriter(enc, w)
+	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
 	if err == nil {
-		err = enc.Close()
+		err = aw.Close()
 	}
 	s.putEncoder(enc)
 	if err != nil {
