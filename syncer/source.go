@@ -83,7 +83,9 @@ func (j *job) storeTree(ctx context.Context, local, prev index.Index) error {
 	for _, it := range j.missingBlobs(newContent(prev, local)) {
 		need = append(need, it.Path)
 	}
-	defer func() { j.log.Debug("stored the tree's new content", "files", len(need), "took", time.Since(started).Round(time.Millisecond)) }()
+	defer func() {
+		j.log.Debug("stored the tree's new content", "files", len(need), "took", time.Since(started).Round(time.Millisecond))
+	}()
 	type stored struct {
 		path string
 		hash index.Hash
