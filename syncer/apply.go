@@ -11,17 +11,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"pbxsync/internal/beneath"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"pbxsync/internal/beneath"
-	"pbxsync/internal/index"
-	"pbxsync/internal/store"
-	"pbxsync/internal/wire"
 )
 
 // Journal operation names, as written in the store's intent journal.
@@ -47,6 +46,8 @@ type Applier struct {
 	Log         *slog.Logger
 
 	progress *progressTracker // counts staged files while a target applies
+	// syncfsMin overrides syncfsMinFiles when set (tests).
+	syncfsMin int
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -116,6 +117,17 @@ const stageParallel = 4
 // durable together (a journalling file system commits concurrent fsyncs as
 // one), not one after another.
 const syncParallel = 16
+
+// syncfsMinFiles: a batch staging at least this many files is made
+// durable with one syncfs(2) of the job root's file system instead of one
+// fsync per file. Per-file fsyncs cost about as much as writing the files
+// (20,000 files of 1.5 KB on this machine: +2–4 s with 16 in flight,
+// against +0.2–0.3 s for one syncfs); syncfs also writes back whatever
+// other processes have dirty on that file system, which costs more than
+// the fsyncs of a small batch (i13prog: 2,000 files, 0.8–3.6 s against
+// 1.7–1.9 s) but little next to a large one: an initial sync, a restore
+// of a large tree.
+const syncfsMinFiles = 4096
 
 // Apply runs ops as generation gen: it stages and verifies every new file,
 // writes the intent journal, performs every operation and fsyncs what it
@@ -219,7 +231,19 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	// gone is taken for a rename that happened, and one whose content is
 	// not on disk would be renamed into the tree. The whole batch is made
 	// durable at once (see syncParallel).
-	if len(writes) > 0 {
+	synced := false
+	syncfsMin := syncfsMinFiles
+	if a.syncfsMin > 0 {
+		syncfsMin = a.syncfsMin
+	}
+	if len(writes) >= syncfsMin {
+		var err error
+		if synced, err = syncFS(a.Staging); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
+		}
+	}
+	if !synced && len(writes) > 0 {
 		staged := make([]string, len(writes))
 		for k, i := range writes {
 			staged[k] = j.Entries[i].Staged
