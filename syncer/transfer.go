@@ -109,14 +109,57 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 		return
 	}
 	sent, err := io.Copy(s, body)
+	j.countSent(peer, size, sent)
+	if err != nil {
+		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
+		return
+	}
+	for _, m := range g.More {
+		if !j.serveMore(peer, wire.HashOf(m), s) {
+			return
+		}
+	}
+}
+
+// serveMore sends content h as stored (a Data frame and its body) on a
+// stream that asked for more than one content (Get.More). It reports
+// whether the stream may go on.
+func (j *job) serveMore(peer string, h index.Hash, s *remotemon.Stream) bool {
+	j.mu.Lock()
+	size, ok := j.serving[h]
+	j.mu.Unlock()
+	if !ok {
+		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s is not offered", h.Short())})
+		return false
+	}
+	rc, n, err := j.a.store.OpenCompressed(h)
+	if err != nil {
+		j.log.Error("cannot read stored content", "hash", h.Short(), "err", err)
+		s.WriteMessage(&wire.Error{Message: "cannot read content " + h.Short()})
+		return false
+	}
+	defer rc.Close()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
+		return false
+	}
+	sent, err := io.Copy(s, rc)
+	j.countSent(peer, size, sent)
+	if err != nil {
+		j.log.Warn("sending content failed", "peer", peer, "hash", h.Short(), "err", err)
+		return false
+	}
+	return true
+}
+
+// countSent counts content sent to peer: size bytes of content as sent
+// bytes on the wire.
+func (j *job) countSent(peer string, size, sent int64) {
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: uint64(size), ContentSent: uint64(sent)})
 	j.setStatus(func(st *JobStatus) {
 		st.BytesSent += uint64(sent)
 		st.LogicalBytesSent += uint64(size)
 	})
-	if err != nil {
-		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
-	}
 }
 
 // encodeDelta encodes target h against base in memory (deltas of large
@@ -195,6 +238,7 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 		return err
 	}
 	defer s.Abort()
+	j.setStatus(func(st *JobStatus) { st.FetchStreams++ })
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(it.Size/(1<<20))*time.Second))
 	get := &wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:], Signature: int64(len(req.signature))}
 	if base != nil && req.signature == nil {
