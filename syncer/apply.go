@@ -48,6 +48,12 @@ type Applier struct {
 	progress *progressTracker // counts staged files while a target applies
 	// syncfsMin overrides syncfsMinFiles when set (tests).
 	syncfsMin int
+
+	// prestaged holds files staged while their content was fetched
+	// (content hash → staging file, complete and verified); stage takes
+	// them instead of reading the content back from the store.
+	prestageMu sync.Mutex
+	prestaged  map[index.Hash]string
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -418,13 +424,64 @@ func (a *Applier) generationState(n uint64) store.State {
 
 const stagePrefix = ".pbxsync-stage-"
 
-// stage copies the content of it from the store into a new staging file,
-// verifies it and applies mode and mtime. The caller fsyncs the batch.
-func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+// newStagingFile creates a new, empty staging file of the job.
+func (a *Applier) newStagingFile() (*os.File, string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := filepath.Join(a.Staging, stagePrefix+a.Job+"-"+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return f, name, err
+}
+
+// prestage records name, a staging file holding exactly content h (the
+// caller verified it), for stage to take.
+func (a *Applier) prestage(h index.Hash, name string) {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	if a.prestaged == nil {
+		a.prestaged = map[index.Hash]string{}
+	}
+	if _, dup := a.prestaged[h]; dup {
+		os.Remove(name)
+		return
+	}
+	a.prestaged[h] = name
+}
+
+// takePrestaged returns a staging file prestaged with content h, and
+// forgets it.
+func (a *Applier) takePrestaged(h index.Hash) (string, bool) {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	name, ok := a.prestaged[h]
+	if ok {
+		delete(a.prestaged, h)
+	}
+	return name, ok
+}
+
+// dropPrestaged removes the prestaged files no apply took (a failed or
+// smaller apply).
+func (a *Applier) dropPrestaged() {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	for _, name := range a.prestaged {
+		os.Remove(name)
+	}
+	a.prestaged = nil
+}
+
+// stage copies the content of it from the store into a new staging file,
+// verifies it and applies mode and mtime (or takes the file prestaged with
+// that content while it was fetched). The caller fsyncs the batch.
+func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+	if name, ok := a.takePrestaged(it.Hash); ok {
+		if filepath.Dir(name) == a.Staging {
+			return a.finishStaged(name, it)
+		}
+		os.Remove(name) // staged where the job no longer stages
+	}
+	f, name, err := a.newStagingFile()
 	if err != nil {
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
@@ -463,6 +520,29 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if err := os.Chtimes(name, mt, mt); err != nil {
 		os.Remove(name)
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	return name, nil
+}
+
+// finishStaged gives a prestaged file the owner, mode and mtime of it.
+func (a *Applier) finishStaged(name string, it index.Item) (string, error) {
+	fail := func(err error) (string, error) {
+		os.Remove(name)
+		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	// the staging directory is the agent's own (0700): no one swaps the
+	// file for a link between these calls
+	if uid, gid, ok := a.ownerFor(it.Path); ok {
+		if err := os.Lchown(name, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(name, it.Mode&index.ModeBits); err != nil {
+		return fail(err)
+	}
+	mt := time.Unix(0, it.MTime)
+	if err := os.Chtimes(name, mt, mt); err != nil {
+		return fail(err)
 	}
 	return name, nil
 }

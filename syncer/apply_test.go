@@ -298,3 +298,52 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 		t.Fatalf("the tree holds the file after a failed apply: %v", err)
 	}
 }
+
+// TestApplyTakesPrestagedFile: a file staged while its content was
+// fetched is what the apply renames into the tree (no second copy from
+// the store), with the item's mode and mtime; one no apply took is removed
+// by dropPrestaged.
+func TestApplyTakesPrestagedFile(t *testing.T) {
+	a := newApplier(t)
+	ctx := context.Background()
+	it := a.put(t, "sounds/a.wav", "content fetched and staged at once", 0o640)
+	other := a.put(t, "sounds/b.wav", "fetched, never applied", 0o644)
+	stageWith := func(content string) (string, os.FileInfo) {
+		f, name, err := a.newStagingFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(content)
+		f.Close()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name, fi
+	}
+	name, before := stageWith("content fetched and staged at once")
+	a.prestage(it.Hash, name)
+	leftover, _ := stageWith("fetched, never applied")
+	a.prestage(other.Hash, leftover)
+	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(filepath.Join(a.Root, "sounds", "a.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("the apply staged the content again instead of taking the prestaged file")
+	}
+	if after.Mode().Perm() != 0o640 || after.ModTime().UnixNano() != it.MTime {
+		t.Errorf("prestaged file applied with mode %v mtime %d, want 0640 and %d", after.Mode().Perm(), after.ModTime().UnixNano(), it.MTime)
+	}
+	a.dropPrestaged()
+	if _, err := os.Lstat(leftover); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a prestaged file no apply took is still there: %v", err)
+	}
+	if _, ok := a.takePrestaged(it.Hash); ok {
+		t.Error("the taken file is still offered")
+	}
+}

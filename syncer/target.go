@@ -162,6 +162,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	prog := j.startProgress(ctx, peer, m.Version)
 	j.applier.progress = prog
 	defer func() { j.applier.progress = nil; prog.stop() }()
+	defer j.applier.dropPrestaged() // what the apply did not take
 	j.takeInline(ctx, peer, m.Inline, need)
 	if err := j.fetch(ctx, peer, need, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
@@ -521,7 +522,7 @@ func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, p
 		if wire.HashOf(d.Hash) != it.Hash || d.Length != it.Size || d.Encoding != wire.EncodingZstd {
 			return i, fmt.Errorf("fetch %s: source sent other content (%s %s, %d bytes) than asked for", it.Path, d.Encoding, wire.HashOf(d.Hash).Short(), d.Length)
 		}
-		_, err = j.a.store.PutCompressed(ctx, io.LimitReader(s, d.Size), it.Hash, it.Size)
+		err = j.putFetched(ctx, io.LimitReader(s, d.Size), it)
 		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(it.Size), ContentReceived: uint64(d.Size)})
 		j.setStatus(func(st *JobStatus) {
 			st.Fetches++

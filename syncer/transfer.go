@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -268,7 +269,7 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	body := io.LimitReader(s, d.Size)
 	switch d.Encoding {
 	case wire.EncodingZstd:
-		_, err = j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		err = j.putFetched(ctx, body, it)
 	case wire.EncodingDelta:
 		if base == nil {
 			return fmt.Errorf("fetch %s: source sent a delta though no base was named", it.Path)
@@ -284,6 +285,35 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", it.Path, err)
 	}
+	return nil
+}
+
+// putFetched stores content fetched whole (a zstd frame) and, in the same
+// pass, writes it into a staging file that the apply then takes instead of
+// reading the content back from the store (Applier.prestage): the store
+// verifies the hash before either is kept. Without a usable staging file
+// it only stores the content.
+func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) error {
+	if j.applier == nil {
+		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		return err
+	}
+	f, name, err := j.applier.newStagingFile()
+	if err != nil {
+		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		return err
+	}
+	bw := bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))
+	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, bw)
+	kept := err == nil && bw.Flush() == nil
+	if cerr := f.Close(); cerr != nil {
+		kept = false
+	}
+	if !kept {
+		os.Remove(name)
+		return err // nil when only the copy failed: stage reads the store
+	}
+	j.applier.prestage(it.Hash, name)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -87,3 +88,46 @@ func TestIncompressibleStoredRaw(t *testing.T) {
 		})
 	}
 }
+
+// TestPutCompressedTee: the copy receives the decoded content of a frame
+// that is stored; a frame of other content is refused as corrupt (the
+// copy must then be discarded), and a copy that cannot be written fails
+// the put without calling the frame corrupt.
+func TestPutCompressedTee(t *testing.T) {
+	ctx := context.Background()
+	src := newTestStore(t)
+	data := astgen.New(9).Dialplan(3000)
+	h := put(t, src, data)
+	rc, _, err := src.OpenCompressed(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, _ := io.ReadAll(rc)
+	rc.Close()
+
+	dst := newTestStore(t)
+	var copyBuf bytes.Buffer
+	if _, err := dst.PutCompressedTee(ctx, bytes.NewReader(frame), h, int64(len(data)), &copyBuf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(copyBuf.Bytes(), data) || !dst.Has(h) {
+		t.Fatal("the copy differs from the content, or the content was not stored")
+	}
+	other := newTestStore(t)
+	wrong := h
+	wrong[0] ^= 1
+	if _, err := other.PutCompressedTee(ctx, bytes.NewReader(frame), wrong, int64(len(data)), io.Discard); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a frame of other content: %v, want ErrCorrupt", err)
+	}
+	full := errors.New("no space left")
+	if _, err := other.PutCompressedTee(ctx, bytes.NewReader(frame), h, int64(len(data)), failingWriter{full}); !errors.Is(err, full) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a copy that cannot be written: %v, want its error and not ErrCorrupt", err)
+	}
+	if other.Has(h) {
+		t.Fatal("content stored though its copy failed")
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
