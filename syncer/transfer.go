@@ -303,9 +303,11 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
 		return err
 	}
-	bw := bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))
-	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, bw)
-	kept := err == nil && bw.Flush() == nil
+	// a copy that cannot be written (the staging file system is full)
+	// does not fail the fetch: the content is stored, stage reads it back
+	cp := &bestEffortWriter{w: bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))}
+	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
+	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
 	if cerr := f.Close(); cerr != nil {
 		kept = false
 	}
@@ -315,6 +317,20 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	}
 	j.applier.prestage(it.Hash, name)
 	return nil
+}
+
+// bestEffortWriter writes to w until w fails, then records the error and
+// discards the rest.
+type bestEffortWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (b *bestEffortWriter) Write(p []byte) (int, error) {
+	if b.err == nil {
+		_, b.err = b.w.Write(p)
+	}
+	return len(p), nil
 }
 
 // patchInto applies a delta against base and stores the result; the store
