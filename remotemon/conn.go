@@ -331,6 +331,12 @@ func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
 				return
 			}
 			m.handler.HandleStream(ctx, c.peer, first, st)
+			// the handler read what it wanted: complete the receive side,
+			// or a peer's end of stream that arrived after the request
+			// (a request of several packets, a loaded machine) is never
+			// read, the stream never completes and its credit
+			// (maxIncomingStreams) never comes back
+			s.CancelRead(0)
 		}()
 	}
 }

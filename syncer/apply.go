@@ -11,17 +11,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"pbxsync/internal/beneath"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"pbxsync/internal/beneath"
-	"pbxsync/internal/index"
-	"pbxsync/internal/store"
-	"pbxsync/internal/wire"
 )
 
 // Journal operation names, as written in the store's intent journal.
@@ -47,6 +46,14 @@ type Applier struct {
 	Log         *slog.Logger
 
 	progress *progressTracker // counts staged files while a target applies
+	// syncfsMin overrides syncfsMinFiles when set (tests).
+	syncfsMin int
+
+	// prestaged holds files staged while their content was fetched
+	// (content hash → staging file, complete and verified); stage takes
+	// them instead of reading the content back from the store.
+	prestageMu sync.Mutex
+	prestaged  map[index.Hash]string
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -116,6 +123,17 @@ const stageParallel = 4
 // durable together (a journalling file system commits concurrent fsyncs as
 // one), not one after another.
 const syncParallel = 16
+
+// syncfsMinFiles: a batch staging at least this many files is made
+// durable with one syncfs(2) of the job root's file system instead of one
+// fsync per file. Per-file fsyncs cost about as much as writing the files
+// (20,000 files of 1.5 KB on this machine: +2–4 s with 16 in flight,
+// against +0.2–0.3 s for one syncfs); syncfs also writes back whatever
+// other processes have dirty on that file system, which costs more than
+// the fsyncs of a small batch (i13prog: 2,000 files, 0.8–3.6 s against
+// 1.7–1.9 s) but little next to a large one: an initial sync, a restore
+// of a large tree.
+const syncfsMinFiles = 4096
 
 // Apply runs ops as generation gen: it stages and verifies every new file,
 // writes the intent journal, performs every operation and fsyncs what it
@@ -219,7 +237,19 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	// gone is taken for a rename that happened, and one whose content is
 	// not on disk would be renamed into the tree. The whole batch is made
 	// durable at once (see syncParallel).
-	if len(writes) > 0 {
+	synced := false
+	syncfsMin := syncfsMinFiles
+	if a.syncfsMin > 0 {
+		syncfsMin = a.syncfsMin
+	}
+	if len(writes) >= syncfsMin {
+		var err error
+		if synced, err = syncFS(a.Staging); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
+		}
+	}
+	if !synced && len(writes) > 0 {
 		staged := make([]string, len(writes))
 		for k, i := range writes {
 			staged[k] = j.Entries[i].Staged
@@ -394,13 +424,64 @@ func (a *Applier) generationState(n uint64) store.State {
 
 const stagePrefix = ".pbxsync-stage-"
 
-// stage copies the content of it from the store into a new staging file,
-// verifies it and applies mode and mtime. The caller fsyncs the batch.
-func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+// newStagingFile creates a new, empty staging file of the job.
+func (a *Applier) newStagingFile() (*os.File, string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := filepath.Join(a.Staging, stagePrefix+a.Job+"-"+hex.EncodeToString(rnd[:]))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return f, name, err
+}
+
+// prestage records name, a staging file holding exactly content h (the
+// caller verified it), for stage to take.
+func (a *Applier) prestage(h index.Hash, name string) {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	if a.prestaged == nil {
+		a.prestaged = map[index.Hash]string{}
+	}
+	if _, dup := a.prestaged[h]; dup {
+		os.Remove(name)
+		return
+	}
+	a.prestaged[h] = name
+}
+
+// takePrestaged returns a staging file prestaged with content h, and
+// forgets it.
+func (a *Applier) takePrestaged(h index.Hash) (string, bool) {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	name, ok := a.prestaged[h]
+	if ok {
+		delete(a.prestaged, h)
+	}
+	return name, ok
+}
+
+// dropPrestaged removes the prestaged files no apply took (a failed or
+// smaller apply).
+func (a *Applier) dropPrestaged() {
+	a.prestageMu.Lock()
+	defer a.prestageMu.Unlock()
+	for _, name := range a.prestaged {
+		os.Remove(name)
+	}
+	a.prestaged = nil
+}
+
+// stage copies the content of it from the store into a new staging file,
+// verifies it and applies mode and mtime (or takes the file prestaged with
+// that content while it was fetched). The caller fsyncs the batch.
+func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+	if name, ok := a.takePrestaged(it.Hash); ok {
+		if filepath.Dir(name) == a.Staging {
+			return a.finishStaged(name, it)
+		}
+		os.Remove(name) // staged where the job no longer stages
+	}
+	f, name, err := a.newStagingFile()
 	if err != nil {
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
@@ -413,14 +494,15 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	h := index.NewHasher()
-	n, err := io.Copy(io.MultiWriter(f, h), rc)
+	// the store's reader verifies the content: the read that reaches the
+	// end fails (store.ErrCorrupt) unless it hashes to it.Hash
+	n, err := io.Copy(f, rc)
 	rc.Close()
 	if err != nil {
 		return fail(err)
 	}
-	if got := h.Sum(); got != it.Hash || n != it.Size {
-		return fail(fmt.Errorf("content verification failed: have %s (%d bytes), want %s (%d bytes)", got.Short(), n, it.Hash.Short(), it.Size))
+	if n != it.Size {
+		return fail(fmt.Errorf("content verification failed: have %d bytes, want %s (%d bytes)", n, it.Hash.Short(), it.Size))
 	}
 	// chown first: it clears setuid and setgid, which chmod then sets
 	if uid, gid, ok := a.ownerFor(it.Path); ok {
@@ -438,6 +520,29 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if err := os.Chtimes(name, mt, mt); err != nil {
 		os.Remove(name)
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	return name, nil
+}
+
+// finishStaged gives a prestaged file the owner, mode and mtime of it.
+func (a *Applier) finishStaged(name string, it index.Item) (string, error) {
+	fail := func(err error) (string, error) {
+		os.Remove(name)
+		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+	}
+	// the staging directory is the agent's own (0700): no one swaps the
+	// file for a link between these calls
+	if uid, gid, ok := a.ownerFor(it.Path); ok {
+		if err := os.Lchown(name, uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(name, it.Mode&index.ModeBits); err != nil {
+		return fail(err)
+	}
+	mt := time.Unix(0, it.MTime)
+	if err := os.Chtimes(name, mt, mt); err != nil {
+		return fail(err)
 	}
 	return name, nil
 }

@@ -2,8 +2,11 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,5 +261,89 @@ func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
 	}
 	if after.Mode() != before.Mode() || !after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the file outside the root changed: %v %v -> %v %v", before.Mode(), before.ModTime(), after.Mode(), after.ModTime())
+	}
+}
+
+// TestApplyRefusesCorruptStoredContent: content damaged in the store after
+// it was put (a bit flipped on disk) is never staged into the tree: the
+// apply fails with store.ErrCorrupt and the tree does not have the file.
+func TestApplyRefusesCorruptStoredContent(t *testing.T) {
+	a := newApplier(t)
+	ctx := context.Background()
+	// random bytes: stored as a raw frame in a blob file, so a flipped
+	// byte is still a valid zstd frame, of other content
+	content := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{7}).Read(content)
+	it := a.put(t, "sounds/big.wav", string(content), 0o644)
+	if err := a.Store.Sync(); err != nil { // the blob is in place now
+		t.Fatal(err)
+	}
+	blob := a.Store.BlobPath(it.Hash)
+	f, err := os.OpenFile(blob, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("the blob is not a file in place: %v", err)
+	}
+	st, _ := f.Stat()
+	var b [1]byte
+	f.ReadAt(b[:], st.Size()-100)
+	b[0] ^= 0x40
+	f.WriteAt(b[:], st.Size()-100)
+	f.Close()
+	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	err = a.Apply(ctx, 1, Plan(index.Index{}, want))
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("apply of corrupt stored content: %v, want store.ErrCorrupt", err)
+	}
+	if _, err := os.Lstat(filepath.Join(a.Root, "sounds", "big.wav")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the tree holds the file after a failed apply: %v", err)
+	}
+}
+
+// TestApplyTakesPrestagedFile: a file staged while its content was
+// fetched is what the apply renames into the tree (no second copy from
+// the store), with the item's mode and mtime; one no apply took is removed
+// by dropPrestaged.
+func TestApplyTakesPrestagedFile(t *testing.T) {
+	a := newApplier(t)
+	ctx := context.Background()
+	it := a.put(t, "sounds/a.wav", "content fetched and staged at once", 0o640)
+	other := a.put(t, "sounds/b.wav", "fetched, never applied", 0o644)
+	stageWith := func(content string) (string, os.FileInfo) {
+		f, name, err := a.newStagingFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(content)
+		f.Close()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return name, fi
+	}
+	name, before := stageWith("content fetched and staged at once")
+	a.prestage(it.Hash, name)
+	leftover, _ := stageWith("fetched, never applied")
+	a.prestage(other.Hash, leftover)
+	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(filepath.Join(a.Root, "sounds", "a.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("the apply staged the content again instead of taking the prestaged file")
+	}
+	if after.Mode().Perm() != 0o640 || after.ModTime().UnixNano() != it.MTime {
+		t.Errorf("prestaged file applied with mode %v mtime %d, want 0640 and %d", after.Mode().Perm(), after.ModTime().UnixNano(), it.MTime)
+	}
+	a.dropPrestaged()
+	if _, err := os.Lstat(leftover); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a prestaged file no apply took is still there: %v", err)
+	}
+	if _, ok := a.takePrestaged(it.Hash); ok {
+		t.Error("the taken file is still offered")
 	}
 }

@@ -30,6 +30,8 @@ const (
 	crashFiles = 200
 	crashGen   = 7
 	crashEnv   = "PBXSYNC_TEST_CRASH_DIR"
+	// crashSyncfsEnv makes the child sync its staged files with syncfs
+	crashSyncfsEnv = "PBXSYNC_TEST_CRASH_SYNCFS"
 )
 
 // crashSetup is a job root with crashFiles old files and a store holding
@@ -272,6 +274,13 @@ func TestApplierCrashKill(t *testing.T) {
 		c := newCrashSetup(t, uint64(100+i))
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashEnv+"="+c.dir)
+		if i%10 == 4 || i%10 == 5 {
+			// a fifth of the rounds (on-journal and random kills alike)
+			// make the staged files durable with one syncfs, what a batch
+			// of syncfsMinFiles or more does (not more: a syncfs also
+			// writes back what the rest of the machine has dirty)
+			cmd.Env = append(cmd.Env, crashSyncfsEnv+"=1")
+		}
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
 		start := time.Now()
@@ -373,6 +382,9 @@ func TestHelperProcess(t *testing.T) {
 	a, st, err := openApplier(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if os.Getenv(crashSyncfsEnv) != "" {
+		a.syncfsMin = 1
 	}
 	if err := a.Apply(context.Background(), crashGen, crashPlan(t, a.Root, want)); err != nil {
 		t.Fatal(err)

@@ -164,3 +164,32 @@ func TestSignatureForContentOnlyTheTargetHas(t *testing.T) {
 	}
 	t.Logf("first sync over an old copy: %d logical bytes, %d on the wire", js.LogicalBytesReceived, js.BytesReceived)
 }
+
+// TestSmallFilesShareTransferStreams: an initial sync of many small new
+// files (too many to ride inline) fetches them many to a stream
+// (Get.More), not one stream each, and the target holds them all.
+func TestSmallFilesShareTransferStreams(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	const files = 600
+	for i := range files {
+		// random content: 2 KiB that does not compress, 1.2 MB in all,
+		// over the announcement's inline budget
+		a.write(fmt.Sprintf("sounds/d%d/f%03d.gsm", i%7, i), string(randBytes(uint64(i+1), 2048)), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitGood(t, b, "conf")
+	if err := diffTrees(a.tree, b.tree); err != nil {
+		t.Fatal(err)
+	}
+	js := b.a().Status().Jobs[0]
+	if js.Fetches < files/2 {
+		t.Fatalf("the target fetched %d contents over transfer streams; want most of the %d files (the rest inline)", js.Fetches, files)
+	}
+	if js.FetchStreams*20 > js.Fetches {
+		t.Errorf("the target opened %d transfer streams for %d contents; want many contents to a stream", js.FetchStreams, js.Fetches)
+	}
+}

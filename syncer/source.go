@@ -85,10 +85,14 @@ func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, err
 // removed from local: the watcher reports the change and the next
 // generation carries it.
 func (j *job) storeTree(ctx context.Context, local index.Index, cand []index.Item) error {
+	started := time.Now()
 	var need []string
 	for _, it := range j.missingBlobs(cand) {
 		need = append(need, it.Path)
 	}
+	defer func() {
+		j.log.Debug("stored the tree's new content", "files", len(need), "took", time.Since(started).Round(time.Millisecond))
+	}()
 	type stored struct {
 		path string
 		hash index.Hash

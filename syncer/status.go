@@ -31,6 +31,7 @@ type JobStatus struct {
 	LogicalBytesSent     uint64         `json:"logical_bytes_sent"`
 	LogicalBytesReceived uint64         `json:"logical_bytes_received"`
 	Fetches              uint64         `json:"fetches"`           // contents fetched over transfer streams (not inline)
+	FetchStreams         uint64         `json:"fetch_streams"`     // transfer streams they took (many small contents share one)
 	Applied              uint64         `json:"applied"`           // generations applied and good here
 	RolledBack           uint64         `json:"rolled_back"`       // generations rolled back here
 	Latency              *Histogram     `json:"latency,omitempty"` // change at the origin → applied here

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
 )
 
 // fetchParallel bounds concurrent transfers from the source.
@@ -168,6 +171,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	prog := j.startProgress(ctx, peer, m.Version)
 	j.applier.progress = prog
 	defer func() { j.applier.progress = nil; prog.stop() }()
+	defer j.applier.dropPrestaged() // what the apply did not take
 	j.takeInline(ctx, peer, m.Inline, need)
 	if err := j.fetch(ctx, peer, need, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
@@ -427,24 +431,37 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 		needBytes += it.Size
 	}
 	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
-	work := make(chan index.Item)
+	units := j.fetchUnits(need)
+	work := make(chan []index.Item)
 	errs := make(chan error, len(need))
+	var batchRefused atomic.Bool // the source does not know Get.More
 	var wg sync.WaitGroup
-	for w := 0; w < min(fetchParallel, len(need)); w++ {
+	for w := 0; w < min(fetchParallel, len(units)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for it := range work {
-				err := j.fetchOne(ctx, peer, it)
-				if err == nil {
-					prog.add(it.Size)
+			for u := range work {
+				if len(u) > 1 && !batchRefused.Load() {
+					done, err := j.fetchBatch(ctx, peer, u, prog)
+					if done == 0 && err != nil {
+						if !batchRefused.Swap(true) {
+							j.log.Info("the source answers no batch of contents on one stream; fetching each on its own", "peer", peer, "err", err)
+						}
+					}
+					u = u[done:] // what the batch did not bring: each on its own
 				}
-				errs <- err
+				for _, it := range u {
+					err := j.fetchOne(ctx, peer, it)
+					if err == nil {
+						prog.add(it.Size)
+					}
+					errs <- err
+				}
 			}
 		}()
 	}
-	for _, it := range need {
-		work <- it
+	for _, u := range units {
+		work <- u
 	}
 	close(work)
 	wg.Wait()
@@ -456,4 +473,90 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 		}
 	}
 	return errors.Join(all...)
+}
+
+// Contents fetched together on one stream (Get.More): files of at most
+// batchItemMax bytes that need no delta base, up to wire.MaxGetMore+1 of
+// them or batchBytes in all.
+const (
+	batchItemMax = 256 << 10
+	batchBytes   = 4 << 20
+)
+
+// fetchUnits splits need into what is fetched together on one stream and
+// what on its own: a file whose path holds other content here may get a
+// delta against it (fetchOne), small new files go in batches.
+func (j *job) fetchUnits(need []index.Item) [][]index.Item {
+	var units [][]index.Item
+	var batch []index.Item
+	var batchSize int64
+	for _, it := range need {
+		st, here := j.states[it.Path]
+		if it.Size > batchItemMax || (here && st.Kind == index.KindFile) {
+			units = append(units, []index.Item{it})
+			continue
+		}
+		if len(batch) > wire.MaxGetMore || batchSize+it.Size > batchBytes {
+			units = append(units, batch)
+			batch, batchSize = nil, 0
+		}
+		batch = append(batch, it)
+		batchSize += it.Size
+	}
+	if len(batch) > 0 {
+		units = append(units, batch)
+	}
+	return units
+}
+
+// fetchBatch gets the whole content of items on one stream (Get.More) into
+// the store and counts each in prog. It returns how many of them, in
+// order, it stored; the caller fetches the rest on their own.
+func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, prog *progressTracker) (int, error) {
+	s, err := j.a.mon.OpenStream(ctx, peer)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Abort()
+	j.setStatus(func(st *JobStatus) { st.FetchStreams++ })
+	var total int64
+	more := make([][]byte, len(items)-1)
+	for i, it := range items[1:] {
+		more[i] = it.Hash[:]
+		total += it.Size
+	}
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(total/(1<<20))*time.Second))
+	first := items[0]
+	if err := s.WriteMessage(&wire.Get{Job: j.cfg.Name, Path: first.Path, Hash: first.Hash[:], More: more}); err != nil {
+		return 0, fmt.Errorf("request %s and %d more: %w", first.Path, len(more), err)
+	}
+	s.Close()
+	for i, it := range items {
+		m, err := s.ReadMessage()
+		if err != nil {
+			return i, fmt.Errorf("fetch %s: %w", it.Path, err)
+		}
+		d, ok := m.(*wire.Data)
+		if !ok {
+			if e, isErr := m.(*wire.Error); isErr {
+				return i, fmt.Errorf("fetch %s: source says: %s", it.Path, e.Message)
+			}
+			return i, fmt.Errorf("fetch %s: unexpected %s", it.Path, m.Type())
+		}
+		if wire.HashOf(d.Hash) != it.Hash || d.Length != it.Size || d.Encoding != wire.EncodingZstd {
+			return i, fmt.Errorf("fetch %s: source sent other content (%s %s, %d bytes) than asked for", it.Path, d.Encoding, wire.HashOf(d.Hash).Short(), d.Length)
+		}
+		err = j.putFetched(ctx, io.LimitReader(s, d.Size), it)
+		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(it.Size), ContentReceived: uint64(d.Size)})
+		j.setStatus(func(st *JobStatus) {
+			st.Fetches++
+			st.BytesReceived += uint64(d.Size)
+			st.LogicalBytesReceived += uint64(it.Size)
+		})
+		if err != nil {
+			return i, fmt.Errorf("fetch %s: %w", it.Path, err)
+		}
+		prog.add(it.Size)
+	}
+	return len(items), nil
 }

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -109,14 +110,57 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 		return
 	}
 	sent, err := io.Copy(s, body)
+	j.countSent(peer, size, sent)
+	if err != nil {
+		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
+		return
+	}
+	for _, m := range g.More {
+		if !j.serveMore(peer, wire.HashOf(m), s) {
+			return
+		}
+	}
+}
+
+// serveMore sends content h as stored (a Data frame and its body) on a
+// stream that asked for more than one content (Get.More). It reports
+// whether the stream may go on.
+func (j *job) serveMore(peer string, h index.Hash, s *remotemon.Stream) bool {
+	j.mu.Lock()
+	size, ok := j.serving[h]
+	j.mu.Unlock()
+	if !ok {
+		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s is not offered", h.Short())})
+		return false
+	}
+	rc, n, err := j.a.store.OpenCompressed(h)
+	if err != nil {
+		j.log.Error("cannot read stored content", "hash", h.Short(), "err", err)
+		s.WriteMessage(&wire.Error{Message: "cannot read content " + h.Short()})
+		return false
+	}
+	defer rc.Close()
+	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
+	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
+		return false
+	}
+	sent, err := io.Copy(s, rc)
+	j.countSent(peer, size, sent)
+	if err != nil {
+		j.log.Warn("sending content failed", "peer", peer, "hash", h.Short(), "err", err)
+		return false
+	}
+	return true
+}
+
+// countSent counts content sent to peer: size bytes of content as sent
+// bytes on the wire.
+func (j *job) countSent(peer string, size, sent int64) {
 	j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalSent: uint64(size), ContentSent: uint64(sent)})
 	j.setStatus(func(st *JobStatus) {
 		st.BytesSent += uint64(sent)
 		st.LogicalBytesSent += uint64(size)
 	})
-	if err != nil {
-		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
-	}
 }
 
 // encodeDelta encodes target h against base in memory (deltas of large
@@ -195,6 +239,7 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 		return err
 	}
 	defer s.Abort()
+	j.setStatus(func(st *JobStatus) { st.FetchStreams++ })
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(it.Size/(1<<20))*time.Second))
 	get := &wire.Get{Job: j.cfg.Name, Path: it.Path, Hash: it.Hash[:], Signature: int64(len(req.signature))}
 	if base != nil && req.signature == nil {
@@ -224,7 +269,7 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	body := io.LimitReader(s, d.Size)
 	switch d.Encoding {
 	case wire.EncodingZstd:
-		_, err = j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		err = j.putFetched(ctx, body, it)
 	case wire.EncodingDelta:
 		if base == nil {
 			return fmt.Errorf("fetch %s: source sent a delta though no base was named", it.Path)
@@ -241,6 +286,51 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 		return fmt.Errorf("fetch %s: %w", it.Path, err)
 	}
 	return nil
+}
+
+// putFetched stores content fetched whole (a zstd frame) and, in the same
+// pass, writes it into a staging file that the apply then takes instead of
+// reading the content back from the store (Applier.prestage): the store
+// verifies the hash before either is kept. Without a usable staging file
+// it only stores the content.
+func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) error {
+	if j.applier == nil {
+		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		return err
+	}
+	f, name, err := j.applier.newStagingFile()
+	if err != nil {
+		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		return err
+	}
+	// a copy that cannot be written (the staging file system is full)
+	// does not fail the fetch: the content is stored, stage reads it back
+	cp := &bestEffortWriter{w: bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))}
+	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
+	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
+	if cerr := f.Close(); cerr != nil {
+		kept = false
+	}
+	if !kept {
+		os.Remove(name)
+		return err // nil when only the copy failed: stage reads the store
+	}
+	j.applier.prestage(it.Hash, name)
+	return nil
+}
+
+// bestEffortWriter writes to w until w fails, then records the error and
+// discards the rest.
+type bestEffortWriter struct {
+	w   *bufio.Writer
+	err error
+}
+
+func (b *bestEffortWriter) Write(p []byte) (int, error) {
+	if b.err == nil {
+		_, b.err = b.w.Write(p)
+	}
+	return len(p), nil
 }
 
 // patchInto applies a delta against base and stores the result; the store

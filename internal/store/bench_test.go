@@ -120,3 +120,20 @@ func BenchmarkOneFileGeneration(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutSmall stores distinct 1.5 KB configuration files, the
+// blobs of an initial sync of many small files.
+func BenchmarkPutSmall(b *testing.B) {
+	s := newTestStore(b)
+	line := []byte("[endpoint-1001]\ntype=endpoint\ncontext=internal\nallow=ulaw,alaw\n")
+	content := bytes.Repeat(line, 1500/len(line)+1)[:1500]
+	ctx := context.Background()
+	b.SetBytes(int64(len(content)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		copy(content, fmt.Sprintf("; %12d\n", i))
+		if _, _, err := s.PutReader(ctx, bytes.NewReader(content)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -189,6 +189,20 @@ func (b *boundedWriter) Write(p []byte) (int, error) {
 	return b.w.Write(p)
 }
 
+// errWriter records the error of w.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil {
+		e.err = err
+	}
+	return n, err
+}
+
 // errReader records the error of the file under the decoder, to tell an
 // I/O error from a damaged frame.
 type errReader struct {
@@ -307,7 +321,8 @@ func (s *Store) touch(h index.Hash) {
 
 // PutReader stores everything r yields as one blob and returns its hash
 // (of the uncompressed content) and size. The content streams through the
-// hasher and a zstd encoder into memory (small blobs) or a temporary file;
+// hasher and a zstd encoder (or, when it does not compress, into a frame of
+// raw blocks: see rawframe.go) into memory (small blobs) or a temporary file;
 // the blob is pending until the next metadata write, or until enough are
 // pending, makes a batch durable (see the package documentation). When
 // the blob exists already it is dropped and GC's grace period for it
@@ -322,9 +337,10 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
 	h := index.NewHasher()
-	n, err := io.CopyBuffer(&teeWriter{a: enc, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
+	aw := newAdaptiveWriter(enc, w)
+	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
 	if err == nil {
-		err = enc.Close()
+		err = aw.Close()
 	}
 	s.putEncoder(enc)
 	if err != nil {
@@ -379,6 +395,19 @@ func (s *Store) PutFile(ctx context.Context, path string) (index.Hash, int64, er
 // compressed input is bounded to a little more than maxSize as well. The
 // result is the decompressed size.
 func (s *Store) PutCompressed(ctx context.Context, r io.Reader, want index.Hash, maxSize int64) (int64, error) {
+	return s.putCompressed(ctx, r, want, maxSize, nil)
+}
+
+// PutCompressedTee is PutCompressed that also writes the decompressed
+// content to also as it is decoded (one pass, for a caller that needs a
+// copy of it elsewhere: a target staging a file it fetches). Only when it
+// returns no error did also receive exactly the content that hashes to
+// want; otherwise what it received must be discarded.
+func (s *Store) PutCompressedTee(ctx context.Context, r io.Reader, want index.Hash, maxSize int64, also io.Writer) (int64, error) {
+	return s.putCompressed(ctx, r, want, maxSize, also)
+}
+
+func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash, maxSize int64, also io.Writer) (int64, error) {
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
@@ -400,7 +429,13 @@ func (s *Store) PutCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
 	}
 	h := index.NewHasher()
-	out := &boundedWriter{w: h, left: maxSize}
+	var sink io.Writer = h
+	var copyTo *errWriter
+	if also != nil {
+		copyTo = &errWriter{w: also}
+		sink = &teeWriter{a: h, b: copyTo}
+	}
+	out := &boundedWriter{w: sink, left: maxSize}
 	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, make([]byte, 32<<10))
 	s.putDecoder(dec)
 	if err == nil {
@@ -423,6 +458,8 @@ func (s *Store) PutCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		return n, fmt.Errorf("store: put compressed blob %s: read: %w", want, in.rerr)
 	case in.werr != nil:
 		return n, fmt.Errorf("store: put compressed blob %s: write: %w", want, in.werr)
+	case copyTo != nil && copyTo.err != nil:
+		return n, fmt.Errorf("store: put compressed blob %s: write the copy: %w", want, copyTo.err)
 	case errors.Is(err, ErrCorrupt):
 		return n, fmt.Errorf("store: blob %s: %w", want, err)
 	default:

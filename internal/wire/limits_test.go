@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+
+	"pbxsync/internal/index"
 )
 
 // bombFrame returns a frame of type t whose zstd payload is prefix followed
@@ -178,4 +180,27 @@ func FuzzReadGated(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLargestGetFits: a Get with the longest path, every byte of it
+// escaped by the JSON encoder, and MaxGetMore more hashes stays within the
+// limit of a Get (an owner would refuse it otherwise).
+func TestLargestGetFits(t *testing.T) {
+	c := newCodec(t)
+	more := make([][]byte, MaxGetMore)
+	for i := range more {
+		more[i] = bytes.Repeat([]byte{byte(i)}, 32)
+	}
+	path := strings.Repeat("<", index.MaxPathLen)
+	m := &Get{Job: strings.Repeat("j", 64), Path: path, Hash: make([]byte, 32), More: more}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("the largest Get is not valid: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := c.Write(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(&buf); err != nil {
+		t.Fatalf("the largest Get does not decode: %v", err)
+	}
 }

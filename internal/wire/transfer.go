@@ -17,10 +17,20 @@ type Get struct {
 	// the requester's current copy that follows this frame on the stream:
 	// for content whose base the owner cannot know (rsync's way).
 	Signature int64 `json:"signature,omitempty"`
+	// More, when set, names more content (whole, as stored: no base, no
+	// signature) the owner sends on the same stream after Hash's, in
+	// order: one Data frame and its body each. Many small files cost one
+	// stream instead of one each. An owner that does not know the field
+	// refuses the frame; the requester then asks for each on its own.
+	More [][]byte `json:"more,omitempty"`
 }
 
 // MaxSignature bounds the signature a Get may carry.
 const MaxSignature = 64 << 20
+
+// MaxGetMore bounds Get.More: with a path of 4 KiB, JSON-escaped, the
+// frame stays under the 32 KiB of a Get.
+const MaxGetMore = 127
 
 // Type implements Message.
 func (*Get) Type() Type { return TypeGet }
@@ -41,6 +51,19 @@ func (m *Get) Validate() error {
 	}
 	if m.Signature < 0 || m.Signature > MaxSignature {
 		return fmt.Errorf("signature length %d out of range", m.Signature)
+	}
+	if len(m.More) > 0 {
+		if len(m.More) > MaxGetMore {
+			return fmt.Errorf("more: %d hashes, at most %d", len(m.More), MaxGetMore)
+		}
+		if len(m.Base) != 0 || m.Signature != 0 {
+			return fmt.Errorf("more: only with neither base nor signature")
+		}
+		for i, h := range m.More {
+			if len(h) != index.HashSize {
+				return fmt.Errorf("more[%d]: %d bytes, want %d", i, len(h), index.HashSize)
+			}
+		}
 	}
 	return nil
 }

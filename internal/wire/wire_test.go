@@ -43,6 +43,7 @@ func TestRoundTrip(t *testing.T) {
 		&Ping{Seq: 1}, &Pong{Seq: 1},
 		&State{Node: "a", Healthy: true, Jobs: []JobState{{Job: "conf", Generation: 2, State: "good"}}},
 		&Get{Job: "conf", Path: "a/b.conf", Hash: make([]byte, 32)},
+		&Get{Job: "conf", Path: "a/b.conf", Hash: make([]byte, 32), More: [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)}},
 		&Data{Encoding: EncodingZstd, Size: 10, Length: 20, Hash: make([]byte, 32)},
 		&Error{Message: "no such content"},
 	} {
@@ -95,6 +96,9 @@ func TestRejects(t *testing.T) {
 		"dup path":       {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[{"p":"x","k":2,"m":0,"t":0},{"p":"x","k":2,"m":0,"t":0}]}`), "twice"},
 		"truncated":      {frame(TypeHello, 0, `{"node":"a"}`)[:12], "truncated"},
 		"trailing":       {frame(TypeHello, 0, `{"node":"a","agent":""} {}`), "trailing"},
+		"more short":     {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"`+hash+`","more":["AAAA"]}`), "more[0]"},
+		"more and base":  {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"`+hash+`","base":"`+hash+`","more":["`+hash+`"]}`), "neither base"},
+		"more too many":  {frame(TypeGet, 0, `{"job":"conf","path":"x","hash":"`+hash+`","more":[`+strings.Repeat(`"`+hash+`",`, MaxGetMore)+`"`+hash+`"]}`), "at most"},
 		"inline no base": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[],"inline":[{"hash":"`+hash+`","encoding":"delta","data":""}]}`), "without"},
 		"inline bad enc": {frame(TypeAnnounce, 0, `{"job":"conf","version":1,"origin":"a","items":[],"inline":[{"hash":"`+hash+`","encoding":"gzip","data":""}]}`), "inline encoding"},
 	}
