@@ -141,6 +141,9 @@ func TestPinnedPeersTalk(t *testing.T) {
 	waitFor(t, "a sees b down", func() bool { return !a.mon.Connected("b") })
 	b.startAt(t, addrB, a.peer(addrA))
 	waitFor(t, "a sees b up again", func() bool { return a.mon.Connected("b") })
+	// the peer-change callback runs after Connected turns true: wait for
+	// the third change to be recorded, then check all of them
+	waitFor(t, "a's third peer change", func() bool { _, ch := a.rec.snapshot(); return len(ch) >= 3 })
 	_, changes := a.rec.snapshot()
 	if strings.Join(changes, ",") != "up:b,down:b,up:b" {
 		t.Fatalf("peer changes %v", changes)
