@@ -52,11 +52,12 @@ type targetState struct {
 	// progressAt is when it last reported progress on the version it
 	// was sent: it is working on it, and is not sent it again meanwhile.
 	progressAt time.Time
-	// askedSame: it was asked whether it holds the newest generation (an
+	// askedSame is the generation it was last asked whether it holds (an
 	// announcement against that generation itself) since the source
-	// started or it came up; if it did not answer, it gets the complete
-	// announcement next.
-	askedSame bool
+	// started or it came up, 0 when not asked. While it has not answered,
+	// a repeat asks again (a target starting over a large tree answers
+	// late); a newer generation goes to it complete.
+	askedSame uint64
 }
 
 // persisted is the per-job state kept in the store between runs.
@@ -305,7 +306,7 @@ func (j *job) onEvent(ctx context.Context, e event) {
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if t, ok := j.targets[e.peer]; ok {
-				t.sentAt, t.result, t.askedSame = time.Time{}, nil, false // announce again at once: it may have lost its state while away
+				t.sentAt, t.result, t.askedSame = time.Time{}, nil, 0 // announce again at once: it may have lost its state while away
 			}
 			j.announce(false)
 		}

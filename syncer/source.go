@@ -285,7 +285,7 @@ type announceKind struct {
 func (j *job) announcementFor(t *targetState) *wire.Announce {
 	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prev.known()}
 	k.incremental = j.prev.known() && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prev.number
-	if !t.needFull && t.result == nil && !t.askedSame {
+	if !t.needFull && t.result == nil && (t.askedSame == 0 || t.askedSame == j.latest.Number) {
 		k = announceKind{same: true}
 	}
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
@@ -418,7 +418,9 @@ func (j *job) announce(force bool) {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
-					t.askedSame = t.askedSame || msg.Base == msg.Version
+					if msg.Base == msg.Version {
+						t.askedSame = v
+					}
 					j.countInline(name, msg)
 				}
 			}
