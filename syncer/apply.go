@@ -189,46 +189,16 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	}
 	// Stage in parallel: each file is read from the store, verified,
 	// written and fsynced on its own.
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan int)
-	)
-	for w := 0; w < min(stageParallel, len(writes)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				s, err := a.stage(ctx, ops[i].Want)
-				if err == nil {
-					a.progress.add(ops[i].Want.Size)
-				}
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				j.Entries[i].Staged = s
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, i := range writes {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed {
-			break
+	err := parallelN(ctx, stageParallel, writes, func(i int) error {
+		s, err := a.stage(ctx, ops[i].Want)
+		j.Entries[i].Staged = s // each worker its own entries
+		if err != nil {
+			return err
 		}
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if first != nil {
-		cleanup()
-		return first
-	}
-	if err := ctx.Err(); err != nil {
+		a.progress.add(ops[i].Want.Size)
+		return nil
+	})
+	if err != nil {
 		cleanup()
 		return err
 	}
@@ -623,8 +593,11 @@ func parallelN[T any](ctx context.Context, n int, items []T, f func(T) error) er
 		}()
 	}
 	for _, it := range items {
-		if ctx.Err() != nil {
-			break
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			break // no new work after the first failure
 		}
 		next <- it
 	}
