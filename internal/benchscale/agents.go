@@ -43,10 +43,11 @@ type pair struct {
 }
 
 type pairOpts struct {
-	srcTree string        // the source's job path (default base/src/tree)
-	via     bool          // through wanlinks
-	delay   time.Duration // one-way delay of each wanlink
-	pprof   bool          // each agent serves its profiles (PBXSYNC_PPROF)
+	srcTree  string        // the source's job path (default base/src/tree)
+	via      bool          // through wanlinks
+	delay    time.Duration // one-way delay of each wanlink
+	pprof    bool          // each agent serves its profiles (PBXSYNC_PPROF)
+	logLevel string        // the agents' log_level ("" for warn)
 }
 
 // newPair writes the two nodes' configs under base; the agents are not
@@ -94,14 +95,18 @@ func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, err
 		}
 		srcAddr, tgtAddr = p.toSrc.Addr().String(), p.toTgt.Addr().String()
 	}
+	level := o.logLevel
+	if level == "" {
+		level = "warn"
+	}
 	for _, w := range []struct {
 		n, peer  *node
 		peerAddr string
 	}{{p.src, p.tgt, tgtAddr}, {p.tgt, p.src, srcAddr}} {
-		cfg := fmt.Sprintf("[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\nlog_level = \"warn\"\n\n"+
+		cfg := fmt.Sprintf("[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\nlog_level = %q\n\n"+
 			"[[peer]]\nname = %q\naddress = %q\nid = %q\n\n"+
 			"[[job]]\nname = %q\ntype = \"files\"\npath = %q\nmode = \"push\"\nsource = %q\ntargets = [%q]\n",
-			w.n.name, w.n.port, w.n.data, w.peer.name, w.peerAddr, w.peer.id, job, w.n.tree, p.src.name, p.tgt.name)
+			w.n.name, w.n.port, w.n.data, level, w.peer.name, w.peerAddr, w.peer.id, job, w.n.tree, p.src.name, p.tgt.name)
 		if err := os.WriteFile(w.n.cfg, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}

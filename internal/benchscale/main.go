@@ -37,6 +37,7 @@ type options struct {
 	bin         string
 	only        string
 	pprof       bool
+	logLevel    string
 }
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 	flag.StringVar(&o.bin, "pbxsync", "", "pbxsync binary (default: go build ./cmd/pbxsync into the work directory)")
 	flag.StringVar(&o.only, "only", "scale,mixed,wire", "parts to run: scale (big and 10-file jobs), mixed, wire")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve each agent's profiles on a loopback port (PBXSYNC_PPROF) and write a CPU profile of each agent during the big job's edits to WORK/scale/confs-{source,target}-edits.prof")
+	flag.StringVar(&o.logLevel, "log-level", "warn", "the agents' log_level (debug or info shows the phases of an initial sync in WORK/*/agent.log)")
 	flag.Parse()
 	if *quick {
 		o.files, o.dirs, o.mixedMB, o.edits, o.idle = 1000, 10, 36, 5, 3*time.Second

@@ -58,7 +58,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	progress("%s: rsync took %v; removing its copy", job, r.rsync.Round(time.Millisecond))
 	os.RemoveAll(d.dir)
 
-	p, err := newPair(ctx, o.bin, filepath.Join(base, "pbxsync"), job, pairOpts{srcTree: tree, pprof: o.pprof})
+	p, err := newPair(ctx, o.bin, filepath.Join(base, "pbxsync"), job, pairOpts{srcTree: tree, pprof: o.pprof, logLevel: o.logLevel})
 	if err != nil {
 		return nil, r, err
 	}
