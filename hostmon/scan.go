@@ -244,10 +244,13 @@ func (d Delta) Paths() []string {
 // costs O(1) in the size of prev, a rescan of a directory one pass over
 // prev's keys to find what it held (no copy). A path "" or "." scans the
 // whole tree (Delta.Full) and still returns only what differs from prev.
-func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger) (Delta, error) {
+func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger, opts ...ScanOption) (Delta, error) {
 	s, err := newScanner(ctx, root, f, prev, log)
 	if err != nil {
 		return Delta{}, err
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	todo := make(map[string]bool, len(paths))
 	for _, p := range paths {
@@ -366,6 +369,24 @@ func underAny(p string, set map[string]bool) bool {
 	return false
 }
 
+// ContentSink takes the content of a file a scan reads, in the same read
+// that hashes it: it must consume r to its end (or fail) and return what
+// index.HashReader would, the content's hash and size. A source passes
+// its store's PutReader, so that new content is read once, not once to
+// hash it and again to store it.
+type ContentSink func(r io.Reader) (index.Hash, int64, error)
+
+// ScanOption changes how a scan reads the files it hashes.
+type ScanOption func(*scanner)
+
+// WithSink makes a scan hand every file it reads to sink (see
+// ContentSink) instead of only hashing it. Files the scan trusts by
+// their stat are not read and not handed over. A sink's own failure
+// (not the file's) fails the scan: the file is not taken for unreadable.
+func WithSink(sink ContentSink) ScanOption {
+	return func(s *scanner) { s.sink = sink }
+}
+
 type scanner struct {
 	ctx     context.Context
 	root    string
@@ -388,6 +409,8 @@ type scanner struct {
 	openFile func(rel string, flag int) (*os.File, error)
 	// readDir lists the directory rel: beneath.ReadDir, or a test's double.
 	readDir func(rel string) ([]os.DirEntry, error)
+	// sink, when set, takes the content of every file hashed (WithSink).
+	sink ContentSink
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
@@ -600,10 +623,20 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 			s.cannotRead(rel, true, err)
 			return nil
 		}
-		h, n, err := index.HashReader(&hashSource{ctx: s.ctx, f: fh, buf: s.buf})
+		src := &hashSource{ctx: s.ctx, f: fh, buf: s.buf}
+		var h index.Hash
+		var n int64
+		if s.sink != nil {
+			h, n, err = s.sink(src)
+		} else {
+			h, n, err = index.HashReader(src)
+		}
 		if err != nil {
 			if cerr := s.ctx.Err(); cerr != nil {
 				return fmt.Errorf("scan %s: %w", s.root, cerr)
+			}
+			if s.sink != nil && src.err == nil {
+				return fmt.Errorf("scan %s: %s: %w", s.root, rel, err)
 			}
 			s.cannotRead(rel, true, fmt.Errorf("read: %w", err))
 			return nil
@@ -681,17 +714,23 @@ func (s *scanner) refreshDir(d string) (bool, error) {
 
 // hashSource feeds a file to index.HashReader through a reused buffer,
 // checking ctx between reads.
+// It records the file's own read error (err), to tell it from a sink's.
 type hashSource struct {
 	ctx context.Context
 	f   *os.File
 	buf []byte
+	err error
 }
 
 func (h *hashSource) Read(p []byte) (int, error) {
 	if err := h.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return h.f.Read(p)
+	n, err := h.f.Read(p)
+	if err != nil && err != io.EOF {
+		h.err = err
+	}
+	return n, err
 }
 
 // WriteTo lets io.Copy use h's buffer instead of allocating one per file.
@@ -702,6 +741,9 @@ func (h *hashSource) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 		n, err := h.f.Read(h.buf)
+		if err != nil && err != io.EOF {
+			h.err = err
+		}
 		if n > 0 {
 			if _, werr := w.Write(h.buf[:n]); werr != nil {
 				return total, werr

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -26,7 +27,16 @@ func (j *job) scanAll(ctx context.Context) error {
 // by what the scan found different: what it costs in memory grows with
 // the change, not with the tree.
 func (j *job) scanPaths(ctx context.Context, paths []string) error {
-	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log)
+	var opts []hostmon.ScanOption
+	if j.isSource {
+		// what a source's scan reads is stored in the same read: new
+		// content is what it hashes (a file whose stat it trusts is not
+		// read), and storeTree then finds it in the store
+		opts = append(opts, hostmon.WithSink(func(r io.Reader) (index.Hash, int64, error) {
+			return j.a.store.PutReader(ctx, r)
+		}))
+	}
+	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log, opts...)
 	if err != nil {
 		return err
 	}
