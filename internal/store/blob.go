@@ -569,7 +569,10 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[ind
 	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
 	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
 	now := u64key(uint64(time.Now().UnixNano()))
-	for h, p := range batch {
+	// in key order: bbolt's puts in random order within one transaction
+	// cost O(n) each (see recordTx)
+	for _, h := range sortedHashes(batch) {
+		p := batch[h]
 		if p.data != nil && blobs.Get(h[:]) == nil {
 			if err := blobs.Put(h[:], p.data); err != nil {
 				return err
@@ -581,7 +584,7 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[ind
 			}
 		}
 	}
-	for h := range touched {
+	for _, h := range sortedHashes(touched) {
 		if refs.Get(h[:]) == nil && unref.Get(h[:]) != nil {
 			if err := unref.Put(h[:], now); err != nil {
 				return err

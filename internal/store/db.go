@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -300,6 +302,31 @@ func ref(tx *bolt.Tx, h index.Hash, delta int64) error {
 		return tx.Bucket(bktUnref).Delete(h[:])
 	}
 	return nil
+}
+
+// refSorted applies the reference count changes of deltas (see ref) in
+// the order of their keys (one transaction's puts in random order cost
+// O(n) each in bbolt: see recordTx). A net change of zero leaves a count
+// as it was.
+func refSorted(tx *bolt.Tx, deltas map[index.Hash]int64) error {
+	for _, h := range sortedHashes(deltas) {
+		if d := deltas[h]; d != 0 {
+			if err := ref(tx, h, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sortedHashes returns the keys of m in byte order.
+func sortedHashes[V any](m map[index.Hash]V) []index.Hash {
+	hs := make([]index.Hash, 0, len(m))
+	for h := range m {
+		hs = append(hs, h)
+	}
+	slices.SortFunc(hs, func(a, b index.Hash) int { return bytes.Compare(a[:], b[:]) })
+	return hs
 }
 
 // fileExists reports whether path is a regular file.

@@ -382,6 +382,12 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 	}
 	var buf []byte
 	count := int64(u64val(jb.Get(keyCount)))
+	// reference counts change after the loop, in the order of their keys:
+	// bbolt keeps a transaction's new keys in one in-memory node per page
+	// until the commit, so puts in random (hash) order move half that node
+	// each time — 100,000 of them in one generation took 14 s, in key
+	// order 0.3 s (BenchmarkFirstGeneration)
+	refs := map[index.Hash]int64{}
 	for _, c := range changes {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
@@ -418,9 +424,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 				return 0, 0, err
 			}
 			if liveFile(&old) {
-				if err := ref(tx, old.Hash, -1); err != nil {
-					return 0, 0, err
-				}
+				refs[old.Hash]--
 			}
 		}
 		if c.New == nil {
@@ -433,10 +437,11 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 			return 0, 0, err
 		}
 		if liveFile(c.New) {
-			if err := ref(tx, c.New.Hash, 1); err != nil {
-				return 0, 0, err
-			}
+			refs[c.New.Hash]++
 		}
+	}
+	if err := refSorted(tx, refs); err != nil {
+		return 0, 0, err
 	}
 	nitems = int(count)
 	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
