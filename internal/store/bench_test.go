@@ -170,3 +170,20 @@ func BenchmarkFirstGeneration(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutScanStates saves the scan state of a job of 100,000 files
+// at once (a source's first save after its initial scan).
+func BenchmarkPutScanStates(b *testing.B) {
+	set := make(map[string][]byte, 100000)
+	for i := range 100000 {
+		set[fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)] = bytes.Repeat([]byte{byte(i)}, 80)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s := newTestStore(b)
+		b.StartTimer()
+		if err := s.PutScanStates("j", []string{""}, set); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -270,7 +271,15 @@ func (s *Store) PutScanStates(job string, roots []string, set map[string][]byte)
 				}
 			}
 		}
-		for p, v := range set {
+		// in key order: bbolt's puts in random order within one
+		// transaction cost O(n) each (see recordTx)
+		keys := make([]string, 0, len(set))
+		for p := range set {
+			keys = append(keys, p)
+		}
+		slices.Sort(keys)
+		for _, p := range keys {
+			v := set[p]
 			if err := index.ValidatePath(p); err != nil {
 				return err
 			}
