@@ -309,7 +309,13 @@ func (s *Store) ReplaceScanStates(job string, set map[string][]byte) error {
 		if err != nil {
 			return err
 		}
-		for p, v := range set {
+		keys := make([]string, 0, len(set))
+		for p := range set {
+			keys = append(keys, p)
+		}
+		slices.Sort(keys) // in key order: see PutScanStates
+		for _, p := range keys {
+			v := set[p]
 			if err := index.ValidatePath(p); err != nil {
 				return err
 			}

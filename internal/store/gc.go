@@ -173,6 +173,7 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 	for k, _ := c.First(); k != nil && u64val(k) <= oldest; k, _ = c.Next() {
 		drop = append(drop, k)
 	}
+	released := map[index.Hash]int64{} // applied in key order (refSorted)
 	for _, k := range drop {
 		rec := chb.Bucket(k)
 		if rec != nil {
@@ -185,7 +186,7 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 					return err
 				}
 				if liveFile(&it) {
-					return ref(tx, it.Hash, -1)
+					released[it.Hash]--
 				}
 				return nil
 			}); err != nil {
@@ -195,6 +196,9 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 		if err := chb.DeleteBucket(k); err != nil {
 			return err
 		}
+	}
+	if err := refSorted(tx, released); err != nil {
+		return err
 	}
 	// Extras live as long as the generation they were attached to; one
 	// saved before the first generation (0) as long as generation 1.
