@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -505,6 +507,9 @@ func (s *scanner) walk(rel string) error {
 		}
 		return fmt.Errorf("scan: %w", err)
 	}
+	// the files to read are read together once the directory's entries
+	// were looked at (readAll), the subdirectories walked in between
+	var todo []pendingRead
 	for _, e := range entries {
 		if err := s.ctx.Err(); err != nil {
 			return fmt.Errorf("scan %s: %w", s.root, err)
@@ -513,15 +518,21 @@ func (s *scanner) walk(rel string) error {
 		if rel != "" {
 			child = rel + "/" + child
 		}
-		if err := s.visit(child); err != nil {
+		if err := s.visitInto(child, &todo); err != nil {
 			return err
 		}
 	}
-	return nil
+	return s.readAll(todo)
 }
 
 // visit records the entry rel (and, for a directory, its subtree).
 func (s *scanner) visit(rel string) error {
+	return s.visitInto(rel, nil)
+}
+
+// visitInto is visit that, when todo is given, adds a regular file it
+// has to read to todo instead of reading it.
+func (s *scanner) visitInto(rel string, todo *[]pendingRead) error {
 	fi, err := os.Lstat(s.abs(rel))
 	if err != nil {
 		if vanished(err) {
@@ -547,7 +558,13 @@ func (s *scanner) visit(rel string) error {
 		s.put(rel, s.state(rel, index.KindDir, fi))
 		return s.walk(rel)
 	case mode.IsRegular():
-		return s.file(rel, fi)
+		if todo == nil {
+			return s.file(rel, fi)
+		}
+		if !s.trusted(rel, fi) {
+			*todo = append(*todo, pendingRead{rel, fi})
+		}
+		return nil
 	case mode&fs.ModeSymlink != 0:
 		s.skip(rel, "symlink")
 	default:
@@ -583,47 +600,73 @@ func (s *scanner) state(rel string, kind index.Kind, fi fs.FileInfo) FileState {
 // file records the regular file rel, trusting prev's hash when the stat
 // matches and hashing it otherwise.
 func (s *scanner) file(rel string, fi fs.FileInfo) error {
+	if s.trusted(rel, fi) {
+		return nil
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, hashBufSize)
+	}
+	return s.take(s.read(rel, fi, s.buf))
+}
+
+// trusted records rel with prev's hash when its stat says it did not
+// change, and reports whether it did.
+func (s *scanner) trusted(rel string, fi fs.FileInfo) bool {
 	cur := s.state(rel, index.KindFile, fi)
 	if p, ok := s.prev[rel]; ok && p.trusts(cur) {
 		cur.Hash = p.Hash
 		s.put(rel, cur)
-		return nil
+		return true
 	}
+	return false
+}
 
+// fileRead is what reading one file found (scanner.read), recorded by
+// scanner.take.
+type fileRead struct {
+	rel        string
+	st         FileState // record it, unless one of the below is set
+	gone       bool      // vanished: nothing to record
+	skip       string    // not synced, why
+	unreadable error     // exists but cannot be read
+	err        error     // ends the scan
+}
+
+// read hashes the regular file rel (handing it to the sink, if any)
+// through buf. It changes nothing in s, so files may be read in parallel
+// (readAll); take records the result.
+func (s *scanner) read(rel string, fi fs.FileInfo, buf []byte) fileRead {
+	r := fileRead{rel: rel}
 	fh, err := s.openFile(rel, os.O_RDONLY)
 	if err != nil {
 		switch {
 		case vanished(err):
-			return nil
+			r.gone = true
 		case errors.Is(err, syscall.ELOOP) || errors.Is(err, beneath.ErrSymlink):
-			s.skip(rel, "symlink")
-			return nil
+			r.skip = "symlink"
 		case errors.Is(err, beneath.ErrNotRegular):
-			s.skip(rel, "special file")
-			return nil
+			r.skip = "special file"
+		default:
+			r.unreadable = err
 		}
-		s.cannotRead(rel, true, err)
-		return nil
+		return r
 	}
 	defer fh.Close()
-	if s.buf == nil {
-		s.buf = make([]byte, hashBufSize)
-	}
 	for attempt := 1; ; attempt++ {
 		pre, err := fh.Stat()
 		if err != nil {
-			s.cannotRead(rel, true, err)
-			return nil
+			r.unreadable = err
+			return r
 		}
 		if !pre.Mode().IsRegular() {
-			s.skip(rel, "special file ("+pre.Mode().Type().String()+")")
-			return nil
+			r.skip = "special file (" + pre.Mode().Type().String() + ")"
+			return r
 		}
 		if _, err := fh.Seek(0, io.SeekStart); err != nil {
-			s.cannotRead(rel, true, err)
-			return nil
+			r.unreadable = err
+			return r
 		}
-		src := &hashSource{ctx: s.ctx, f: fh, buf: s.buf}
+		src := &hashSource{ctx: s.ctx, f: fh, buf: buf}
 		var h index.Hash
 		var n int64
 		if s.sink != nil {
@@ -633,20 +676,20 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		}
 		if err != nil {
 			if cerr := s.ctx.Err(); cerr != nil {
-				return fmt.Errorf("scan %s: %w", s.root, cerr)
+				r.err = fmt.Errorf("scan %s: %w", s.root, cerr)
+			} else if s.sink != nil && src.err == nil {
+				r.err = fmt.Errorf("scan %s: %s: %w", s.root, rel, err)
+			} else {
+				r.unreadable = fmt.Errorf("read: %w", err)
 			}
-			if s.sink != nil && src.err == nil {
-				return fmt.Errorf("scan %s: %s: %w", s.root, rel, err)
-			}
-			s.cannotRead(rel, true, fmt.Errorf("read: %w", err))
-			return nil
+			return r
 		}
 		post, err := fh.Stat()
 		if err != nil {
-			s.cannotRead(rel, true, err)
-			return nil
+			r.unreadable = err
+			return r
 		}
-		cur = s.state(rel, index.KindFile, pre)
+		cur := s.state(rel, index.KindFile, pre)
 		stable := n == pre.Size() && sameStat(pre, post)
 		if !stable && attempt < hashAttempts {
 			continue
@@ -656,9 +699,79 @@ func (s *scanner) file(rel string, fi fs.FileInfo) error {
 		if !stable || time.Since(time.Unix(0, cur.CTime)) < racyWindow {
 			cur.CTime = 0
 		}
-		s.put(rel, cur)
+		r.st = cur
+		return r
+	}
+}
+
+// take records what read found.
+func (s *scanner) take(r fileRead) error {
+	switch {
+	case r.err != nil:
+		return r.err
+	case r.gone:
+	case r.skip != "":
+		s.skip(r.rel, r.skip)
+	case r.unreadable != nil:
+		s.cannotRead(r.rel, true, r.unreadable)
+	default:
+		s.put(r.rel, r.st)
+	}
+	return nil
+}
+
+// pendingRead is a file of a directory being walked that must be read.
+type pendingRead struct {
+	rel string
+	fi  fs.FileInfo
+}
+
+// readParallel bounds the files one scan reads at once.
+const readParallel = 4
+
+// readAll reads the files of one directory, up to readParallel at once
+// (reads block on the disk, so even one CPU gains), and records them in
+// their order. A source's scan
+// stores what it reads in the same pass, so this is also its store's
+// parallelism.
+func (s *scanner) readAll(todo []pendingRead) error {
+	workers := min(readParallel, len(todo))
+	if workers <= 1 {
+		for _, f := range todo {
+			if err := s.file(f.rel, f.fi); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
+	res := make([]fileRead, len(todo))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, hashBufSize)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(todo) {
+					return
+				}
+				if s.ctx.Err() != nil {
+					res[i] = fileRead{rel: todo[i].rel, err: fmt.Errorf("scan %s: %w", s.root, s.ctx.Err())}
+					continue
+				}
+				res[i] = s.read(todo[i].rel, todo[i].fi, buf)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, r := range res {
+		if err := s.take(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sameStat reports whether nothing about a file changed between two fstats.

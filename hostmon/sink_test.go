@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"pbxsync/internal/index"
 )
@@ -27,11 +29,14 @@ func TestScanSinkTakesEachReadOnce(t *testing.T) {
 	}
 	waitUntrusted()
 	got := map[string]int{}
+	var mu sync.Mutex // files are read in parallel
 	sink := func(r io.Reader) (index.Hash, int64, error) {
 		b, err := io.ReadAll(r)
 		if err != nil {
 			return index.Hash{}, 0, err
 		}
+		mu.Lock()
+		defer mu.Unlock()
 		for rel, c := range want {
 			if c == string(b) {
 				got[rel]++
@@ -70,5 +75,52 @@ func TestScanSinkTakesEachReadOnce(t *testing.T) {
 	}))
 	if !errors.Is(err, broken) || !strings.Contains(err.Error(), "d1/f04.conf") {
 		t.Fatalf("scan with a failing sink: %v; want the sink's error naming the file", err)
+	}
+}
+
+// TestScanReadsFilesInParallel: the files of a directory are read (and
+// handed to the sink: a source's store) more than one at a time, so a
+// scan of many new files is not one file's read and compression after
+// another. The first read waits for a second one to start; the 60 s only
+// bound a hang.
+func TestScanReadsFilesInParallel(t *testing.T) {
+	root := t.TempDir()
+	for i := range 8 {
+		writeFile(t, root, fmt.Sprintf("d/f%d.conf", i), fmt.Sprintf("file %d\n", i), 0o644)
+	}
+	var mu sync.Mutex
+	active, most := 0, 0
+	second := make(chan struct{})
+	sink := func(r io.Reader) (index.Hash, int64, error) {
+		mu.Lock()
+		active++
+		most = max(most, active)
+		if active == 2 && most == 2 {
+			most = 3 // closed once
+			close(second)
+		}
+		first := most == 1
+		mu.Unlock()
+		if first {
+			select {
+			case <-second:
+			case <-time.After(60 * time.Second):
+			}
+		}
+		b, err := io.ReadAll(r)
+		mu.Lock()
+		active--
+		mu.Unlock()
+		return index.Sum(b), int64(len(b)), err
+	}
+	d, err := ScanTreeDelta(context.Background(), root, nil, []string{""}, nil, nil, WithSink(sink))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.States) != 9 {
+		t.Fatalf("%d states, want 9", len(d.States))
+	}
+	if most < 2 {
+		t.Fatal("one file read at a time; want more than one")
 	}
 }
