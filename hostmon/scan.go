@@ -521,6 +521,12 @@ func (s *scanner) walk(rel string) error {
 		if err := s.visitInto(child, &todo); err != nil {
 			return err
 		}
+		if len(todo) >= readBatch {
+			if err := s.readAll(todo); err != nil {
+				return err
+			}
+			todo = todo[:0]
+		}
 	}
 	return s.readAll(todo)
 }
@@ -726,8 +732,13 @@ type pendingRead struct {
 	fi  fs.FileInfo
 }
 
-// readParallel bounds the files one scan reads at once.
-const readParallel = 4
+// readParallel bounds the files one scan reads at once; readBatch the
+// files of one directory waiting to be read (what a directory of many
+// files holds in memory while its files are read).
+const (
+	readParallel = 4
+	readBatch    = 256
+)
 
 // readAll reads the files of one directory, up to readParallel at once
 // (reads block on the disk, so even one CPU gains), and records them in

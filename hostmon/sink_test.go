@@ -89,17 +89,17 @@ func TestScanReadsFilesInParallel(t *testing.T) {
 		writeFile(t, root, fmt.Sprintf("d/f%d.conf", i), fmt.Sprintf("file %d\n", i), 0o644)
 	}
 	var mu sync.Mutex
-	active, most := 0, 0
+	active, most, calls := 0, 0, 0
 	second := make(chan struct{})
 	sink := func(r io.Reader) (index.Hash, int64, error) {
 		mu.Lock()
 		active++
-		most = max(most, active)
-		if active == 2 && most == 2 {
-			most = 3 // closed once
+		calls++
+		first := calls == 1
+		if active == 2 && most < 2 {
 			close(second)
 		}
-		first := most == 1
+		most = max(most, active)
 		mu.Unlock()
 		if first {
 			select {
