@@ -205,7 +205,7 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	defer a.mu.Unlock()
 	for name, old := range a.jobs {
 		nj, keep := newJobs[name]
-		if keep && sameJob(old.cfg, nj.cfg) {
+		if keep && sameJob(old.cfg, nj.cfg) && !templatesStale(a.cfg.Node, cfg.Node, nj.cfg) {
 			newJobs[name] = old
 			continue
 		}

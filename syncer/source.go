@@ -62,6 +62,7 @@ func (j *job) startSource(ctx context.Context) error {
 	}
 	j.setStatus(func(s *JobStatus) { s.State = string(j.latest.State); s.Generation = j.latest.Number })
 	j.announce(true)
+	j.renderAll(ctx, j.latest.Index)
 	return nil
 }
 

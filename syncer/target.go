@@ -92,6 +92,7 @@ func (j *job) startTarget(ctx context.Context) error {
 				j.log.Error("cannot restore", "err", err)
 			}
 		}
+		j.renderAll(ctx, j.latest.Index)
 	} else {
 		j.setStatus(func(s *JobStatus) { s.State = "waiting" })
 	}
@@ -321,7 +322,17 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 // since, when set, is when the change was made at its origin: the
 // change→applied latency is observed from it.
 func (j *job) finish(ctx context.Context, g *store.Generation, before beforeApply, since time.Time) {
-	changed := g.Changed
+	changed, err := j.renderGeneration(ctx, g)
+	if err != nil {
+		if ctx.Err() != nil {
+			j.log.Info("rendering interrupted by shutdown", "generation", g.Number)
+			return
+		}
+		j.log.Warn("generation's templates do not render; rolling back", "generation", g.Number, "reason", err)
+		j.rollbackFailed(ctx, g, before, "render failed: "+err.Error(), true)
+		return
+	}
+	g.Changed = changed // its rollback runs the actions of the renderings too
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down mid-check is no verdict: the generation stays
