@@ -80,13 +80,14 @@ type job struct {
 	log      *slog.Logger
 	isSource bool
 	filter   *hostmon.Filter
+	applier  *Applier
+	inbox    chan event
+	kind     jobKind // nil for a files job
+	cancel   context.CancelFunc
+	done     chan struct{}
+
 	// templates are the job's templates globs (see render.go)
 	templates *tmpl.Set
-	applier   *Applier
-	inbox     chan event
-	kind      jobKind // nil for a files job
-	cancel    context.CancelFunc
-	done      chan struct{}
 
 	states map[string]hostmon.FileState
 	drift  drift // where states may differ from a generation's index
