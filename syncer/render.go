@@ -152,7 +152,7 @@ func (j *job) renderPaths(ctx context.Context, x index.Index, paths []string) ([
 		rs = append(rs, rendering{template: p, out: out, content: content})
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("template does not render: %w", errors.Join(errs...))
+		return nil, errors.Join(errs...)
 	}
 	var outs []string
 	for _, r := range rs {
