@@ -88,6 +88,9 @@ type job struct {
 
 	// templates are the job's templates globs (see render.go)
 	templates *tmpl.Set
+	// window holds a source's announcements outside the job's sync
+	// windows (see window.go)
+	window windowGate
 
 	states map[string]hostmon.FileState
 	drift  drift // where states may differ from a generation's index
@@ -160,6 +163,9 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f, templates: ts,
 		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
 		bad: map[string]string{}, serving: map[index.Hash]int64{},
+	}
+	if j.window, err = newWindowGate(c); err != nil {
+		return nil, err
 	}
 	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
 	if j.isSource {
