@@ -723,6 +723,7 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 		}
 	}
 	j.log.Info("rolled back", "to", to, "new_generation", j.latest.Number)
+	j.window.forced = j.latest.Number // an operator's rollback goes out at once, window or not
 	j.announce(true)
 	j.renderLogged(ctx, j.latest.Index, j.latest.Changed)
 	return j.latest.Number, nil

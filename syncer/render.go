@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +19,7 @@ import (
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/tmpl"
+	"pbxsync/internal/wire"
 )
 
 // Per-host templates ([[job]] templates, internal/tmpl): a synced file
@@ -351,4 +353,32 @@ func (a *Agent) NodeVars(node string) (tmpl.Data, error) {
 		vars[k] = v
 	}
 	return tmpl.Data{Node: tmpl.Node{Name: node, Site: st.Site}, Vars: vars}, nil
+}
+
+// renderFailed starts the reason of a generation whose templates did not
+// render here.
+const renderFailed = "render failed: "
+
+// retryRenderFailures forgets, at a target's start, the generations
+// remembered as bad because their templates did not render here: this
+// node's vars may have changed since (a reload that changes them restarts
+// the job), and such a generation deserves another try. When there were
+// any, the source is asked for its newest generation again.
+func (j *job) retryRenderFailures() {
+	n := 0
+	for digest, reason := range j.bad {
+		if strings.HasPrefix(reason, renderFailed) {
+			delete(j.bad, digest)
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	j.dirty = true
+	j.save()
+	j.log.Info("trying again the generations whose templates did not render here before")
+	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
+		j.log.Debug("cannot ask the source for its newest generation; it announces again when it reconnects", "err", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbxsync/internal/config"
 	"pbxsync/internal/store"
 )
 
@@ -197,4 +198,41 @@ func waitLatestState(tb testing.TB, n *tnode, state store.State, after ...uint64
 		return nil
 	})
 	return out
+}
+
+// TestTemplateVarsReload: a generation whose template needs a variable
+// the target lacks fails there; once the target's [node.vars] gets it and
+// its config is reloaded, the target renders again with the new values
+// and takes the generation it refused.
+func TestTemplateVarsReload(t *testing.T) {
+	h := newHarness(t)
+	a, b := templatesPair(h)
+	a.Node += "sip_port = \"5060\"\n"
+	a.write("pjsip.conf.tmpl", "ip = {{ .Vars.external_ip }}\n", 0o644)
+	a.start()
+	b.start()
+	waitContent(t, b, "pjsip.conf", "ip = 203.0.113.2\n")
+	a.write("pjsip.conf.tmpl", "ip = {{ .Vars.external_ip }}\nport = {{ .Vars.sip_port }}\n", 0o644)
+	g := waitLatestState(t, b, store.StateBad)
+	if !strings.Contains(g.Reason, "sip_port") {
+		t.Fatalf("reason %q", g.Reason)
+	}
+
+	b.Node = "site = \"ber\"\n[node.vars]\nexternal_ip = \"198.51.100.7\"\nsip_port = \"5070\"\n"
+	cfg, err := config.Parse(filepath.Join(h.base, "b", "pbxsync.toml"), []byte(b.configText()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.a().Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitContent(t, b, "pjsip.conf", "ip = 198.51.100.7\nport = 5070\n")
+	waitLatestState(t, b, store.StateGood, g.Number)
+	eventually(t, waitLimit, "a learns b's new vars", func() error {
+		d, err := a.a().NodeVars("b")
+		if err != nil || d.Vars["sip_port"] != "5070" {
+			return fmt.Errorf("%+v %v", d, err)
+		}
+		return nil
+	})
 }

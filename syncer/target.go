@@ -96,6 +96,7 @@ func (j *job) startTarget(ctx context.Context) error {
 	} else {
 		j.setStatus(func(s *JobStatus) { s.State = "waiting" })
 	}
+	j.retryRenderFailures()
 	return nil
 }
 
@@ -329,7 +330,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 			return
 		}
 		j.log.Warn("generation's templates do not render; rolling back", "generation", g.Number, "reason", err)
-		j.rollbackFailed(ctx, g, before, "render failed: "+err.Error(), true)
+		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), true)
 		return
 	}
 	g.Changed = changed // its rollback runs the actions of the renderings too
