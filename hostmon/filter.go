@@ -50,10 +50,10 @@ func BuiltinExcludes() []string {
 type Filter struct {
 	include []glob.Pattern
 	exclude []glob.Pattern
-	// templates, when set, excludes what a template of the job under
-	// root renders to (see WithTemplates).
-	templates *tmpl.Set
-	root      string
+	// templates, when set, excludes what a template of the job renders
+	// to while hasTemplate says the template is there (see WithTemplates).
+	templates   *tmpl.Set
+	hasTemplate func(rel string) bool
 }
 
 // WithTemplates returns a copy of f that also excludes the rendering of
@@ -61,22 +61,31 @@ type Filter struct {
 // job while X.tmpl, a template by ts, is a regular file in the tree (X is
 // rendered on each host from it and never synced). ts nil or empty gives f.
 func (f *Filter) WithTemplates(root string, ts *tmpl.Set) *Filter {
+	return f.WithTemplatesIn(ts, func(t string) bool {
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(t)))
+		return err == nil && fi.Mode().IsRegular()
+	})
+}
+
+// WithTemplatesIn is WithTemplates where has says whether the template
+// rel is there (a target admitting an announcement asks the announced
+// index, not its tree). ts nil or empty gives f.
+func (f *Filter) WithTemplatesIn(ts *tmpl.Set, has func(rel string) bool) *Filter {
 	if ts.Empty() {
 		return f
 	}
 	g := *f
-	g.templates, g.root = ts, root
+	g.templates, g.hasTemplate = ts, has
 	return &g
 }
 
 // rendered reports whether rel is a template's rendering (see
-// WithTemplates). It looks at the tree: one lstat of rel+".tmpl".
+// WithTemplates): one question to hasTemplate about rel+".tmpl".
 func (f *Filter) rendered(rel string) bool {
 	if f.templates == nil || !f.templates.IsOutput(rel) {
 		return false
 	}
-	fi, err := os.Lstat(filepath.Join(f.root, filepath.FromSlash(rel+tmpl.Suffix)))
-	return err == nil && fi.Mode().IsRegular()
+	return f.hasTemplate(rel + tmpl.Suffix)
 }
 
 // Rendered reports whether the file rel is, right now, the rendering of a

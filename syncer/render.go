@@ -382,3 +382,17 @@ func (j *job) retryRenderFailures() {
 		j.log.Debug("cannot ask the source for its newest generation; it announces again when it reconnects", "err", err)
 	}
 }
+
+// admitFilter is the filter a target admits an announced index with: a
+// rendering X is left out when X.tmpl is announced (whatever the tree
+// holds now: the apply is about to change it), and X is taken as an
+// ordinary file when the announcement has no template for it.
+func (j *job) admitFilter(announced index.Index) *hostmon.Filter {
+	if j.templates.Empty() {
+		return j.filter
+	}
+	return j.filter.WithTemplatesIn(j.templates, func(rel string) bool {
+		it, ok := announced[rel]
+		return ok && it.Kind == index.KindFile
+	})
+}

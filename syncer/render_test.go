@@ -236,3 +236,36 @@ func TestTemplateVarsReload(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTemplateRemoved: removing a template removes its rendering on every
+// host; turning a template into an ordinary file (mv X.tmpl X) syncs X
+// as any other file.
+func TestTemplateRemoved(t *testing.T) {
+	h := newHarness(t)
+	a, b := templatesPair(h)
+	a.write("pjsip.conf.tmpl", goodTemplate, 0o644)
+	a.write("extensions.conf", "[default]\n", 0o644)
+	a.start()
+	b.start()
+	waitContent(t, b, "pjsip.conf", "[transport-udp]\nexternal_media_address = 203.0.113.2\n; b@ber\n")
+	if err := os.Remove(a.path("pjsip.conf.tmpl")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*tnode{a, b} {
+		eventually(t, waitLimit, n.name+": the rendering goes with its template", func() error {
+			for _, p := range []string{"pjsip.conf", "pjsip.conf.tmpl"} {
+				if _, err := os.Lstat(n.path(p)); !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("%s: %v", p, err)
+				}
+			}
+			return nil
+		})
+	}
+	a.write("pjsip.conf.tmpl", "plain {{ .Node.Name }}\n", 0o644)
+	waitContent(t, b, "pjsip.conf", "plain b\n")
+	if err := os.Rename(a.path("pjsip.conf.tmpl"), a.path("pjsip.conf")); err != nil {
+		t.Fatal(err)
+	}
+	waitContent(t, b, "pjsip.conf", "plain {{ .Node.Name }}\n") // an ordinary file now, synced as it is
+	converged(t, "no template any more", a, b)
+}

@@ -227,7 +227,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 // admit applies this target's own filters and setuid policy to an
 // announced index (see admit) and reports what it refused or changed.
 func (j *job) admit(version uint64, announced index.Index) index.Index {
-	return j.admitted(version, admit(announced, j.filter, j.cfg.PreserveSUID))
+	return j.admitted(version, admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID))
 }
 
 // admitted logs and publishes what an admission refused or changed and
