@@ -101,28 +101,40 @@ func (e *Error) Error() string {
 // Render executes the template text, named file in errors, with d. A key
 // of .Vars that is not set is an error (missingkey=error).
 func Render(file string, text []byte, d Data) ([]byte, error) {
+	return render(file, text, d, MaxOutput)
+}
+
+// render is Render with a bound on the output of limit bytes.
+func render(file string, text []byte, d Data, limit int) ([]byte, error) {
 	t, err := template.New(file).Option("missingkey=error").Funcs(template.FuncMap{"index": index}).Parse(string(text))
 	if err != nil {
 		return nil, locate(file, text, err)
 	}
+	if err := checkRanges(t); err != nil {
+		return nil, err
+	}
 	if d.Vars == nil {
 		d.Vars = map[string]string{}
 	}
-	var out limitedBuffer
+	out := limitedBuffer{limit: limit}
 	if err := t.Execute(&out, d); err != nil {
 		return nil, locate(file, text, err)
 	}
 	return out.Bytes(), nil
 }
 
-// limitedBuffer refuses to grow past MaxOutput.
-type limitedBuffer struct{ bytes.Buffer }
+// limitedBuffer refuses to grow past limit bytes.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit int
+}
 
-var errTooLarge = fmt.Errorf("renders to more than %d MiB", MaxOutput>>20)
+// errTooLarge is the error of a rendering beyond its bound.
+var errTooLarge = errors.New("renders to more than the limit")
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if b.Len()+len(p) > MaxOutput {
-		return 0, errTooLarge
+	if b.Len()+len(p) > b.limit {
+		return 0, fmt.Errorf("%w of %d bytes", errTooLarge, b.limit)
 	}
 	return b.Buffer.Write(p)
 }
@@ -138,6 +150,9 @@ func locate(file string, text []byte, err error) *Error {
 	e := &Error{File: file, Msg: err.Error()}
 	if errors.Is(err, errTooLarge) {
 		e.Msg = errTooLarge.Error()
+		if i := strings.Index(err.Error(), errTooLarge.Error()); i >= 0 {
+			e.Msg = err.Error()[i:]
+		}
 		return e
 	}
 	rest, ok := strings.CutPrefix(err.Error(), "template: "+file+":")

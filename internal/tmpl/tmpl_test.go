@@ -21,9 +21,18 @@ func TestRender(t *testing.T) {
 		{name: "index of a list", text: `{{ index .Vars "external_ip" }}{{ index "ab" 1 }}`, want: "203.0.113.298"},
 		{name: "wrong field", text: "{{ .Node.Nam }}", err: "pjsip.conf.tmpl:1:9: <.Node.Nam>: can't evaluate field Nam"},
 		{name: "column counts characters", text: "; größe {{ .Vars.x }}", err: "pjsip.conf.tmpl:1:17: .Vars.x"},
+		{name: "range over vars", text: `{{ range $k, $v := .Vars }}{{ $k }}={{ $v }};{{ end }}`, want: "external_ip=203.0.113.2;"},
+		{name: "range over $.Vars in with", text: `{{ with .Node }}{{ range $.Vars }}{{ . }}{{ end }}{{ end }}`, want: "203.0.113.2"},
+		{name: "range over a number", text: "a\n {{ range 1000000000 }}{{ end }}", err: "pjsip.conf.tmpl:2:11: range over 1000000000: a template may range only over a field"},
+		{name: "range over a variable", text: `{{ $n := 5 }}{{ if true }}{{ range $n }}x{{ end }}{{ end }}`, err: "pjsip.conf.tmpl:1:36: range over $n"},
+		{name: "range in a define", text: `{{ define "x" }}{{ range 9 }}{{ end }}{{ end }}`, err: "pjsip.conf.tmpl:1:26: range over 9"},
+		{name: "recursion", text: `{{ define "a" }}{{ template "a" }}{{ template "a" }}{{ end }}{{ template "a" }}`, err: `pjsip.conf.tmpl:1:29: {{ template "a" }} calls "a" again`},
+		{name: "recursion through another", text: `{{ define "a" }}{{ template "b" }}{{ end }}{{ define "b" }}{{ template "a" }}{{ end }}`, err: `pjsip.conf.tmpl:1:`},
+		{name: "calls that are no recursion", text: `{{ define "a" }}x{{ end }}{{ define "b" }}{{ template "a" }}{{ template "a" }}{{ end }}{{ template "b" }}`, want: "xx"},
+		{name: "ranges nest 2 deep", text: `{{ range .Vars }}{{ range $.Vars }}{{ . }}{{ end }}{{ end }}`, want: "203.0.113.2"},
+		{name: "ranges nest 3 deep", text: `{{ range .Vars }}{{ range $.Vars }}{{ range $.Vars }}{{ end }}{{ end }}{{ end }}`, err: "pjsip.conf.tmpl:1:45: range over $.Vars: ranges nest at most 2 deep"},
 		{name: "parse error", text: "a\n{{ .Vars.x }\n", err: `pjsip.conf.tmpl:2: unexpected "}" in operand`},
 		{name: "unknown function", text: "{{ nope }}", err: `pjsip.conf.tmpl:1: function "nope" not defined`},
-		{name: "endless recursion", text: `{{ define "a" }}{{ template "a" }}{{ end }}{{ template "a" }}`, err: "pjsip.conf.tmpl:1:"},
 	} {
 		out, err := Render("pjsip.conf.tmpl", []byte(c.text), data)
 		if c.err != "" {
@@ -39,11 +48,14 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderTooLarge(t *testing.T) {
-	vars := map[string]string{"x": strings.Repeat("y", 1<<20)}
-	text := "{{ range $i, $_ := .Vars }}" + strings.Repeat("{{ $.Vars.x }}", 70) + "{{ end }}"
-	_, err := Render("big.tmpl", []byte(text), Data{Vars: vars})
-	if err == nil || !strings.Contains(err.Error(), "big.tmpl: renders to more than 64 MiB") {
-		t.Errorf("Render of 70 MiB = %v", err)
+	vars := map[string]string{"x": strings.Repeat("y", 1<<10)}
+	text := strings.Repeat("{{ .Vars.x }}", 70)
+	_, err := render("big.tmpl", []byte(text), Data{Vars: vars}, 64<<10)
+	if err == nil || err.Error() != "big.tmpl: renders to more than the limit of 65536 bytes" {
+		t.Errorf("render of 70 KiB with a limit of 64 KiB = %v", err)
+	}
+	if out, err := render("ok.tmpl", []byte(text), Data{Vars: vars}, 70<<10); err != nil || len(out) != 70<<10 {
+		t.Errorf("render of 70 KiB with a limit of 70 KiB = %d bytes, %v", len(out), err)
 	}
 }
 
