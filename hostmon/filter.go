@@ -2,8 +2,11 @@ package hostmon
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"pbxsync/internal/glob"
+	"pbxsync/internal/tmpl"
 )
 
 // BuiltinExcludes returns the names pbxsync never syncs, whatever a job says:
@@ -47,7 +50,48 @@ func BuiltinExcludes() []string {
 type Filter struct {
 	include []glob.Pattern
 	exclude []glob.Pattern
+	// templates, when set, excludes what a template of the job renders
+	// to while hasTemplate says the template is there (see WithTemplates).
+	templates   *tmpl.Set
+	hasTemplate func(rel string) bool
 }
+
+// WithTemplates returns a copy of f that also excludes the rendering of
+// every template of the job rooted at root: a file X is not part of the
+// job while X.tmpl, a template by ts, is a regular file in the tree (X is
+// rendered on each host from it and never synced). ts nil or empty gives f.
+func (f *Filter) WithTemplates(root string, ts *tmpl.Set) *Filter {
+	return f.WithTemplatesIn(ts, func(t string) bool {
+		fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(t)))
+		return err == nil && fi.Mode().IsRegular()
+	})
+}
+
+// WithTemplatesIn is WithTemplates where has says whether the template
+// rel is there (a target admitting an announcement asks the announced
+// index, not its tree). ts nil or empty gives f.
+func (f *Filter) WithTemplatesIn(ts *tmpl.Set, has func(rel string) bool) *Filter {
+	if ts.Empty() {
+		return f
+	}
+	g := *f
+	g.templates, g.hasTemplate = ts, has
+	return &g
+}
+
+// rendered reports whether rel is a template's rendering (see
+// WithTemplates): one question to hasTemplate about rel+".tmpl".
+func (f *Filter) rendered(rel string) bool {
+	if f.templates == nil || !f.templates.IsOutput(rel) {
+		return false
+	}
+	return f.hasTemplate(rel + tmpl.Suffix)
+}
+
+// Rendered reports whether the file rel is, right now, the rendering of a
+// template of the job (and so not part of it); always false for a Filter
+// made without WithTemplates.
+func (f *Filter) Rendered(rel string) bool { return f.rendered(rel) }
 
 // NewFilter compiles include and exclude patterns into a Filter. The
 // built-in excludes (see BuiltinExcludes) are always added. It fails on a
@@ -123,7 +167,7 @@ func (f *Filter) Match(rel string, isDir bool) bool {
 		return false
 	}
 	if len(f.include) == 0 || anyMatch(f.include, elems, isDir) {
-		return true
+		return isDir || !f.rendered(rel)
 	}
 	return isDir && f.includedBelow(elems)
 }

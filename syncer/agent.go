@@ -33,6 +33,9 @@ type Options struct {
 	// StallAfter is how long a peer may take nothing from its control
 	// stream before it is disconnected; 0: remotemon.DefaultStallAfter.
 	StallAfter time.Duration
+	// Clock, when set, is the agent's clock for sync windows (tests
+	// set it); nil: time.Now.
+	Clock func() time.Time
 	// AnnouncePartBytes is about the most bytes of items one message of
 	// an announcement carries before it is sent in parts; 0:
 	// wire.PartBytes. Tests make it small.
@@ -65,6 +68,7 @@ type Agent struct {
 	health     func(ctx context.Context) error
 	astInfo    func(ctx context.Context) (AsteriskInfo, error)
 	started    time.Time
+	clock      func() time.Time // Options.Clock
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -85,7 +89,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock}
 	if a.partBytes <= 0 {
 		a.partBytes = wire.PartBytes
 	}
@@ -205,7 +209,7 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	defer a.mu.Unlock()
 	for name, old := range a.jobs {
 		nj, keep := newJobs[name]
-		if keep && sameJob(old.cfg, nj.cfg) {
+		if keep && sameJob(old.cfg, nj.cfg) && !templatesStale(a.cfg.Node, cfg.Node, nj.cfg) {
 			newJobs[name] = old
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/tmpl"
 	"pbxsync/internal/wire"
 )
 
@@ -85,6 +86,12 @@ type job struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	// templates are the job's templates globs (see render.go)
+	templates *tmpl.Set
+	// window holds a source's announcements outside the job's sync
+	// windows (see window.go)
+	window windowGate
+
 	states map[string]hostmon.FileState
 	drift  drift // where states may differ from a generation's index
 	dirty  bool
@@ -148,14 +155,17 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	if c.Mode != config.ModePush {
 		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent yet; use push", c.Name, c.Mode)
 	}
-	f, err := hostmon.NewFilter(c.Include, c.Exclude)
+	f, ts, err := jobFilter(c)
 	if err != nil {
 		return nil, fmt.Errorf("job %q: %w", c.Name, err)
 	}
 	j := &job{
-		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f,
+		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f, templates: ts,
 		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
 		bad: map[string]string{}, serving: map[index.Hash]int64{},
+	}
+	if j.window, err = newWindowGate(c); err != nil {
+		return nil, err
 	}
 	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
 	if j.isSource {
@@ -362,6 +372,7 @@ func (j *job) settleLocalChanges(ctx context.Context) error {
 			return fmt.Errorf("record the change: %w", err)
 		}
 		j.announce(true)
+		j.renderLogged(ctx, j.latest.Index, j.latest.Changed)
 		return nil
 	}
 	if j.latest == nil || j.treeHolds(j.latest.Index) {
@@ -606,8 +617,12 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 }
 
 // restore brings the tree back to x, the content of generation gen.
+// Its templates render again: their files get their rendering of x.
 func (j *job) restore(ctx context.Context, gen uint64, x index.Index) error {
 	_, err := j.applyIndex(ctx, gen, x, true)
+	if err == nil {
+		j.renderAll(ctx, x)
+	}
 	return err
 }
 
@@ -708,6 +723,8 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 		}
 	}
 	j.log.Info("rolled back", "to", to, "new_generation", j.latest.Number)
+	j.window.forced = j.latest.Number // an operator's rollback goes out at once, window or not
 	j.announce(true)
+	j.renderLogged(ctx, j.latest.Index, j.latest.Changed)
 	return j.latest.Number, nil
 }

@@ -234,6 +234,9 @@ func (p *pgJob) nextFor(ctx context.Context, t *pgTarget) *pgGen {
 func (p *pgJob) announce(force bool) {
 	j := p.j
 	ctx := context.Background()
+	if p.latest != nil && !j.windowAllows(p.latest.number, p.heldByTargets()) {
+		return // outside the job's sync windows
+	}
 	for _, name := range j.cfg.Targets {
 		t := p.targets[name]
 		if t == nil || !j.a.mon.Connected(name) {

@@ -78,6 +78,9 @@ func (a *Agent) localState() *wire.State {
 			paths = append(paths, j.Path)
 		}
 	}
+	if hasTemplates(cfg) {
+		out.Site, out.Vars = cfg.Node.Site, cfg.Node.Vars
+	}
 	hs, err := hostmon.ReadHostState(paths)
 	if err != nil {
 		a.log.Debug("host state incomplete", "err", err)

@@ -32,6 +32,7 @@ func (j *job) startSource(ctx context.Context) error {
 			return err
 		}
 		j.latest, j.recorded = g, g
+		j.window.base = g.Number // pending generations count from here until a target answers
 		if n := len(gens); n > 1 {
 			// the generation before: what a target one step behind holds,
 			// so it gets deltas after a restart as before it; read from
@@ -62,6 +63,7 @@ func (j *job) startSource(ctx context.Context) error {
 	}
 	j.setStatus(func(s *JobStatus) { s.State = string(j.latest.State); s.Generation = j.latest.Number })
 	j.announce(true)
+	j.renderAll(ctx, j.latest.Index)
 	return nil
 }
 
@@ -380,6 +382,9 @@ func (j *job) announce(force bool) {
 		return
 	}
 	v := j.latest.Number
+	if !j.windowAllows(v, j.heldByTargets()) {
+		return // outside the job's sync windows
+	}
 	for _, name := range j.cfg.Targets {
 		t := j.targets[name]
 		if t == nil {

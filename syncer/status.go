@@ -47,6 +47,9 @@ type JobStatus struct {
 	// Progress, on a target, is how far it got with a generation that
 	// has taken more than a second so far (nil otherwise).
 	Progress *Progress `json:"progress,omitempty"`
+	// Window, on a source whose changes wait for a sync window, says so:
+	// "waiting for window 02:00, 3 generations pending".
+	Window string `json:"window,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.

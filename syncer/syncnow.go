@@ -53,7 +53,10 @@ func (j *job) syncNow(ctx context.Context) error {
 		return fmt.Errorf("job %q: %w", j.cfg.Name, err)
 	}
 	if j.isSource {
-		if j.latest == newest { // no new generation, which would have been announced
+		if j.latest != nil {
+			j.window.forced = j.latest.Number // sent now, window or not
+		}
+		if j.latest == newest || len(j.window.set) > 0 { // no new generation, which would have been announced
 			j.announce(true)
 		}
 		return nil
@@ -73,6 +76,9 @@ func (p *pgJob) syncNow(ctx context.Context) error {
 	}
 	if err := p.collect(ctx); err != nil {
 		return fmt.Errorf("job %q: collect changes: %w", p.j.cfg.Name, err)
+	}
+	if p.latest != nil {
+		p.j.window.forced = p.latest.number // sent now, window or not
 	}
 	p.announce(true)
 	return nil

@@ -92,9 +92,11 @@ func (j *job) startTarget(ctx context.Context) error {
 				j.log.Error("cannot restore", "err", err)
 			}
 		}
+		j.renderAll(ctx, j.latest.Index)
 	} else {
 		j.setStatus(func(s *JobStatus) { s.State = "waiting" })
 	}
+	j.retryRenderFailures()
 	return nil
 }
 
@@ -225,7 +227,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 // admit applies this target's own filters and setuid policy to an
 // announced index (see admit) and reports what it refused or changed.
 func (j *job) admit(version uint64, announced index.Index) index.Index {
-	return j.admitted(version, admit(announced, j.filter, j.cfg.PreserveSUID))
+	return j.admitted(version, admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID))
 }
 
 // admitted logs and publishes what an admission refused or changed and
@@ -321,7 +323,17 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 // since, when set, is when the change was made at its origin: the
 // change→applied latency is observed from it.
 func (j *job) finish(ctx context.Context, g *store.Generation, before beforeApply, since time.Time) {
-	changed := g.Changed
+	changed, err := j.renderGeneration(ctx, g)
+	if err != nil {
+		if ctx.Err() != nil {
+			j.log.Info("rendering interrupted by shutdown", "generation", g.Number)
+			return
+		}
+		j.log.Warn("generation's templates do not render; rolling back", "generation", g.Number, "reason", err)
+		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), true)
+		return
+	}
+	g.Changed = changed // its rollback runs the actions of the renderings too
 	if err := j.a.after.AfterApply(ctx, &j.cfg, g.Number, changed); err != nil {
 		if ctx.Err() != nil {
 			// Shutting down mid-check is no verdict: the generation stays

@@ -55,7 +55,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		// on the generation made of the base: admit what changed only
 		j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
 		want = j.takeSpare(paths)
-		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.filter, j.cfg.PreserveSUID)
+		ad := admitChanges(admission{want: want, refused: maps.Clone(p.refused)}, j.announced, paths, j.admitFilter(j.announced), j.cfg.PreserveSUID)
 		want = j.admitted(m.Version, ad)
 		j.digests.derive(j.latest.Index, want, paths)
 		j.plain = plainWant{version: m.Version, refused: ad.refused}

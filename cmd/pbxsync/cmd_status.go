@@ -79,6 +79,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	}
 	tw.Flush()
 	for _, j := range st.Jobs {
+		if j.Window != "" {
+			fmt.Fprintf(w, "%s: %s\n", j.Name, j.Window)
+		}
+	}
+	for _, j := range st.Jobs {
 		if j.Progress != nil {
 			fmt.Fprintf(w, "%s: generation %d from %s: %s\n", j.Name, j.Progress.Generation, j.Source, j.Progress)
 		}

@@ -36,6 +36,7 @@ Commands:
             on a push target only with --hold)
   resume    end the hold of a push target (after rollback --hold)
   sync      sync a job now: rescan its tree and announce (--job JOB)
+  render    print what a template renders to on this node or a peer
   token     print the dashboard's API token (created on first use)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
@@ -62,6 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"rollback": cmdRollback,
 		"resume":   cmdResume,
 		"sync":     cmdSync,
+		"render":   cmdRender,
 		"token":    cmdToken,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,

@@ -20,6 +20,13 @@ http = "127.0.0.1:7421"       # optional host:port: /healthz, /metrics, the dash
 http_cert = "/etc/pbxsync/https.crt" # optional: with http_key, the listener serves HTTPS (PEM files)
 http_key = "/etc/pbxsync/https.key"  # the certificate's private key (both or neither)
 log_level = "info"            # debug, info, warn or error (default info)
+site = "fra"                  # optional: this host's data centre; templates see .Node.Site
+
+# This host's own values for templates (see templates below): .Vars.KEY.
+# Strings, numbers or booleans; a template that names a missing one fails.
+[node.vars]
+external_ip = "203.0.113.11"
+bind = "10.0.0.1"
 
 # Every other host this one talks to, pinned by its ID.
 # Run "pbxsync id" on a host to print its ID.
@@ -54,6 +61,8 @@ check = "test -s extensions.conf"  # optional shell check after every change, ru
 check_timeout = "30s"         # per check command (default 30s)
 preserve_suid = false         # keep setuid/setgid bits of files from the source (default false:
                               # a target drops them and logs it; setgid directories keep theirs)
+templates = ["*.tmpl"]        # files jobs: X.tmpl is synced and rendered to X on every host with
+                              # Go text/template ({{ .Vars.external_ip }}); X itself is not synced
 
   # Rules map changed files to Asterisk actions and checks. A rule needs
   # match and an action or a check (or both).
@@ -78,6 +87,8 @@ path = "/var/lib/asterisk/sounds/custom"
 source = "pbx2"
 targets = ["pbx1", "pbx3"]
 order = "parallel"
+window = ["02:00-04:00", "22:00-23:00"]  # send changes only in these windows (local time; default
+                              # always); 'pbxsync sync --now' sends at once
 
 # A postgres job: Asterisk realtime tables, pushed from pbx1.
 [[job]]

@@ -29,6 +29,10 @@ type Node struct {
 	HTTPCert string // optional absolute path: with HTTPKey, HTTP serves TLS (both or neither)
 	HTTPKey  string // optional absolute path of HTTPCert's private key
 	LogLevel string // debug|info|warn|error; default info
+	Site     string // optional data centre of this node; templates see it as .Node.Site
+	// Vars are this host's own values ([node.vars]), which templates see
+	// as .Vars.KEY; numbers and booleans are kept as their TOML text.
+	Vars map[string]string
 }
 
 // Peer is one [[peer]]: another node, pinned by its ID.
@@ -87,7 +91,15 @@ type Job struct {
 	// peer; by default a target drops them (a pushed setuid binary is a
 	// privilege escalation). Default false.
 	PreserveSUID bool
-	Line         int // line of the job in Config.File (its [[job]] header); 0 when unknown
+	// Templates are globs of files that render locally: a matching file
+	// X.tmpl is synced like any other and rendered on every member to X
+	// (see internal/tmpl); X itself is not synced. Files jobs only.
+	Templates []string
+	// Windows are the times of day (local time) in which changes are sent
+	// and applied; empty: at once. Changes are recorded as generations at
+	// once either way (see internal/window).
+	Windows []string
+	Line    int // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged

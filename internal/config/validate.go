@@ -94,6 +94,15 @@ func (c *checker) node(s *section) Node {
 		s.errf("http_cert", "http_cert without http: set http = \"host:port\" for the listener that serves TLS")
 	}
 	n.LogLevel = s.oneOf("log_level", DefaultLogLevel, "debug", "info", "warn", "error")
+	if v, ok := s.str("site"); ok {
+		n.Site = v
+		if v == "" {
+			s.errf("site", "must not be empty (leave it out when the node has no site)")
+		}
+	}
+	if vs, ok := s.table("vars"); ok {
+		n.Vars = c.vars(vs)
+	}
 	s.finish()
 	return n
 }
@@ -180,6 +189,8 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	j.Debounce = s.duration("debounce", DefaultDebounce, MaxDebounce)
 	j.Check, _ = s.str("check")
 	j.PreserveSUID = s.boolean("preserve_suid", false)
+	j.Templates, _ = s.strs("templates", false)
+	j.Windows, _ = s.strs("window", true)
 	j.CheckTimeout = s.duration("check_timeout", DefaultCheckTimeout, 0)
 	j.DSN, _ = s.str("dsn")
 	dsnFile, hasDSNFile := s.str("dsn_file")
@@ -199,13 +210,14 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 				j.Path = cleanPath(path)
 			}
 		}
+		c.templates(s, j.Templates)
 		for _, k := range []string{"dsn", "dsn_file", "tables"} {
 			if s.has(k) {
 				s.errf(k, "only postgres jobs take %s (this is a files job)", k)
 			}
 		}
 	case TypePostgres:
-		for _, k := range []string{"path", "include", "exclude", "preserve_suid"} {
+		for _, k := range []string{"path", "include", "exclude", "preserve_suid", "templates"} {
 			if s.has(k) {
 				s.errf(k, "only files jobs take %s (this is a postgres job)", k)
 			}
@@ -258,6 +270,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 		}
 	}
 
+	c.windows(s, j.Windows)
 	c.members(s, &j, node, known, hasSource, targetsOK)
 
 	for k, rs := range ruleSections {

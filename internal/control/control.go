@@ -21,10 +21,11 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // Request is one command to the agent.
 type Request struct {
-	Cmd  string `json:"cmd"`            // "status", "rollback", "resume" or "sync"
+	Cmd  string `json:"cmd"`            // "status", "rollback", "resume", "sync" or "vars"
 	Job  string `json:"job,omitempty"`  // rollback, resume, sync
 	To   uint64 `json:"to,omitempty"`   // rollback: target generation, 0 = previous good
 	Hold bool   `json:"hold,omitempty"` // rollback on a push target: hold it there until resume
+	Node string `json:"node,omitempty"` // vars: the node whose template values are asked for
 }
 
 // Response is the agent's answer.
@@ -32,6 +33,20 @@ type Response struct {
 	Error      string          `json:"error,omitempty"`
 	Status     json.RawMessage `json:"status,omitempty"`
 	Generation uint64          `json:"generation,omitempty"`
+	Vars       *NodeVars       `json:"vars,omitempty"` // vars
+}
+
+// NodeVars is what a node's templates see: its name, site and vars.
+type NodeVars struct {
+	Node string            `json:"node"`
+	Site string            `json:"site,omitempty"`
+	Vars map[string]string `json:"vars"`
+}
+
+// VarsHandler is the optional part of a Handler that answers "vars":
+// the template values of this node or of a peer (pbxsync render --node).
+type VarsHandler interface {
+	Vars(node string) (NodeVars, error)
 }
 
 // Handler carries out requests.
@@ -121,6 +136,18 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	case "sync":
 		if err := s.h.SyncNow(ctx, req.Job); err != nil {
 			resp.Error = err.Error()
+		}
+	case "vars":
+		vh, ok := s.h.(VarsHandler)
+		if !ok {
+			resp.Error = "this agent cannot tell template values"
+			break
+		}
+		v, err := vh.Vars(req.Node)
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			resp.Vars = &v
 		}
 	default:
 		resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)

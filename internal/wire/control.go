@@ -143,7 +143,18 @@ type State struct {
 	Load1           float64    `json:"load1,omitempty"`
 	Disks           []Disk     `json:"disks,omitempty"`
 	Jobs            []JobState `json:"jobs,omitempty"`
+	// Site and Vars are the sender's [node] site and [node.vars], sent
+	// when one of its jobs has templates: what `pbxsync render --node`
+	// on a peer shows that node's templates with.
+	Site string            `json:"site,omitempty"`
+	Vars map[string]string `json:"vars,omitempty"`
 }
+
+// Bounds of State.Vars.
+const (
+	MaxVars        = 1024
+	MaxVarValueLen = 16 << 10
+)
 
 // Disk is the free space where a node writes (data_dir, job roots).
 type Disk struct {
@@ -188,6 +199,20 @@ func (m *State) Validate() error {
 	}
 	if err := checkText("asterisk_error", m.AsteriskError, MaxReasonLen); err != nil {
 		return err
+	}
+	if err := checkText("site", m.Site, MaxNameLen); err != nil {
+		return err
+	}
+	if len(m.Vars) > MaxVars {
+		return fmt.Errorf("vars: %d entries > %d", len(m.Vars), MaxVars)
+	}
+	for k, v := range m.Vars {
+		if err := checkName("var", k); err != nil {
+			return err
+		}
+		if err := checkText("var "+k, v, MaxVarValueLen); err != nil {
+			return err
+		}
 	}
 	if err := checkText("asterisk_version", m.AsteriskVersion, MaxNameLen); err != nil {
 		return err
