@@ -149,7 +149,10 @@ func (p *pgJob) snapshot(ctx context.Context, reason string) error {
 // deletion) of every changed row. Entries are deleted only after the
 // generation is recorded, so a crash in between ships them again, which
 // is harmless: they carry final rows.
-func (p *pgJob) collect(ctx context.Context) error {
+func (p *pgJob) collect(ctx context.Context) error { return p.collectAs(ctx, "") }
+
+// collectAs is collect that records the generation with reason.
+func (p *pgJob) collectAs(ctx context.Context, reason string) error {
 	j := p.j
 	conn, err := p.db(ctx)
 	if err != nil {
@@ -167,7 +170,7 @@ func (p *pgJob) collect(ctx context.Context) error {
 		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
 	}
 	if cs.Rows() > 0 {
-		if err := p.record(ctx, cs, ""); err != nil {
+		if err := p.record(ctx, cs, reason); err != nil {
 			return err
 		}
 	}

@@ -36,6 +36,9 @@ Commands:
             on a push target only with --hold)
   resume    end the hold of a push target (after rollback --hold)
   sync      sync a job now: rescan its tree and announce (--job JOB)
+  backup    write a generation of a job to a verified .tar.zst archive
+  restore   verify an archive and apply it as a new generation (on a source:
+            the farm)
   token     print the dashboard's API token (created on first use)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
@@ -62,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"rollback": cmdRollback,
 		"resume":   cmdResume,
 		"sync":     cmdSync,
+		"backup":   cmdBackup,
+		"restore":  cmdRestore,
 		"token":    cmdToken,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,

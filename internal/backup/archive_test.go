@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,17 @@ func TestBadManifests(t *testing.T) {
 		if err := m.validate(); err == nil {
 			t.Errorf("%s: manifest accepted", name)
 		}
+	}
+}
+
+func TestCompare(t *testing.T) {
+	f := func(p, content string, mode uint32) index.Item {
+		return index.Item{Path: p, Kind: index.KindFile, Size: int64(len(content)), Mode: fs.FileMode(mode), Hash: index.Sum([]byte(content))}
+	}
+	cur := index.Index{"a": f("a", "1", 0o644), "b": f("b", "2", 0o644), "c": f("c", "3", 0o644), "d": {Path: "d", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Index{"a": f("a", "1", 0o644), "b": f("b", "two", 0o644), "c": f("c", "3", 0o600), "e": f("e", "", 0o644)}
+	add, change, del := Compare(cur, want)
+	if fmt.Sprint(add, change, del) != "[e] [b c] [d]" {
+		t.Fatalf("add %v change %v del %v", add, change, del)
 	}
 }

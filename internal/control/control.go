@@ -21,10 +21,11 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // Request is one command to the agent.
 type Request struct {
-	Cmd  string `json:"cmd"`            // "status", "rollback", "resume" or "sync"
+	Cmd  string `json:"cmd"`            // "status", "rollback", "resume", "sync" or "restore"
 	Job  string `json:"job,omitempty"`  // rollback, resume, sync
 	To   uint64 `json:"to,omitempty"`   // rollback: target generation, 0 = previous good
 	Hold bool   `json:"hold,omitempty"` // rollback on a push target: hold it there until resume
+	From string `json:"from,omitempty"` // restore: the backup archive's absolute path
 }
 
 // Response is the agent's answer.
@@ -46,6 +47,13 @@ type Handler interface {
 	// SyncNow rescans job's tree and announces its newest generation now
 	// (on a target: asks the source for it).
 	SyncNow(ctx context.Context, job string) error
+}
+
+// Restorer is a Handler that also restores backups (pbxsync restore).
+type Restorer interface {
+	// Restore applies the backup archive at path to job as a new
+	// generation and returns its number.
+	Restore(ctx context.Context, job, path string) (uint64, error)
 }
 
 // Server serves the control socket.
@@ -100,6 +108,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
 		return
 	}
+	if req.Cmd == "restore" { // reads and applies a whole archive
+		c.SetDeadline(time.Now().Add(6 * time.Hour))
+	}
 	var resp Response
 	switch req.Cmd {
 	case "status":
@@ -122,6 +133,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if err := s.h.SyncNow(ctx, req.Job); err != nil {
 			resp.Error = err.Error()
 		}
+	case "restore":
+		r, ok := s.h.(Restorer)
+		if !ok {
+			resp.Error = "this agent cannot restore backups"
+			break
+		}
+		gen, err := r.Restore(ctx, req.Job, req.From)
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		resp.Generation = gen
 	default:
 		resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)
 	}

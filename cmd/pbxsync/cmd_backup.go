@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/backup"
+	"pbxsync/internal/config"
+	"pbxsync/internal/control"
+	"pbxsync/internal/store"
+	"pbxsync/syncer"
+)
+
+func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("backup", "[--config FILE] --job JOB [--generation N] --out FILE",
+		"Writes generation N of a job (default: the newest good one) from the store in\ndata_dir to one self-contained archive (.tar.zst: a manifest with every item's\nBLAKE3 hash and the content; for a postgres job every row of its tables). The\narchive is written beside FILE, read back and verified, and only then renamed to\nFILE. Works whether or not the agent runs.", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jobName := fs.String("job", "", "job name (required)")
+	gen := fs.Uint64("generation", 0, "generation to back up (0: the newest good one)")
+	out := fs.String("out", "", "archive to write (required)")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	if *out == "" {
+		fmt.Fprintln(stderr, "pbxsync backup: --out FILE is required")
+		return 2
+	}
+	cfg, ok := loadJobConfig("backup", *cfgPath, *jobName, stderr)
+	if !ok {
+		return 1
+	}
+	job, _ := cfg.JobByName(*jobName)
+	st, err := store.OpenReadOnly(filepath.Join(cfg.Node.DataDir, "store"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync backup:", err)
+		return 1
+	}
+	defer st.Close()
+	m, err := syncer.WriteBackup(ctx, st, *job, cfg.Node.Name, *gen, *out, liveRows(*job))
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync backup:", err)
+		return 1
+	}
+	n, size := m.Files()
+	fmt.Fprintf(stdout, "wrote %s: job %s generation %d, %d items (%d files, %d bytes), verified\n", *out, m.Job, m.Generation, len(m.Items), n, size)
+	return 0
+}
+
+// liveRows reads a postgres job's rows from its database, for a backup
+// of the newest generation when the store no longer holds the chain back
+// to a snapshot.
+func liveRows(job config.Job) func(context.Context) (*hostmon.Changeset, error) {
+	if job.Type != config.TypePostgres {
+		return nil
+	}
+	return func(ctx context.Context) (*hostmon.Changeset, error) {
+		dsn, err := job.ReadDSN()
+		if err != nil {
+			return nil, err
+		}
+		pc, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: the DSN does not parse (not shown: it may hold a password)", job.Name)
+		}
+		conn, err := pgx.ConnectConfig(ctx, pc)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: connect to the database: %w", job.Name, err)
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		schema, err := hostmon.ReadSchema(ctx, conn, job.Tables)
+		if err != nil {
+			return nil, err
+		}
+		cs, _, err := hostmon.Snapshot(ctx, conn, schema)
+		return cs, err
+	}
+}
+
+func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("restore", "[--config FILE] --job JOB --from FILE [--dry-run]",
+		"Verifies a backup archive (every hash, the manifest, that it is of this job):\na damaged archive or one of another job is refused and nothing is written.\nThen the running agent applies it as a new generation with the job's usual\nactions and checks (a failure puts the previous generation back); on a push\nsource that generation goes to every target. On a push target it is refused:\nrestore on the source. --dry-run verifies and prints what would change.", stderr)
+	cfgPath := fs.String("config", defaultConfig, "configuration file")
+	jobName := fs.String("job", "", "job name (required)")
+	from := fs.String("from", "", "archive to restore (required)")
+	dry := fs.Bool("dry-run", false, "verify the archive and print what would change; change nothing")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	if *from == "" {
+		fmt.Fprintln(stderr, "pbxsync restore: --from FILE is required")
+		return 2
+	}
+	cfg, ok := loadJobConfig("restore", *cfgPath, *jobName, stderr)
+	if !ok {
+		return 1
+	}
+	job, _ := cfg.JobByName(*jobName)
+	path, err := filepath.Abs(*from)
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync restore:", err)
+		return 1
+	}
+	check := func(m *backup.Manifest) error {
+		if m.Job != job.Name || m.Type != job.Type {
+			return fmt.Errorf("the archive holds job %q (%s), not job %q (%s); nothing was changed", m.Job, m.Type, job.Name, job.Type)
+		}
+		return nil
+	}
+	m, err := backup.ReadFile(path, check, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "pbxsync restore: refused, nothing was changed: %v\n", err)
+		return 1
+	}
+	n, size := m.Files()
+	fmt.Fprintf(stdout, "%s: verified: job %s generation %d of %s (%s), %d files, %d bytes\n", path, m.Job, m.Generation, m.Node, m.Time.Local().Format(time.DateTime), n, size)
+	if *dry {
+		if job.Type == config.TypeFiles {
+			dryRunFiles(cfg, job.Name, m, stdout)
+		}
+		fmt.Fprintln(stdout, "dry run: nothing was changed")
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 6*time.Hour)
+	defer cancel()
+	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "restore", Job: *jobName, From: path})
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync restore:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "job %s: restored as generation %d\n", *jobName, resp.Generation)
+	return 0
+}
+
+// dryRunFiles prints how the newest good generation in the store differs
+// from the archive.
+func dryRunFiles(cfg *config.Config, job string, m *backup.Manifest, stdout io.Writer) {
+	st, err := store.OpenReadOnly(filepath.Join(cfg.Node.DataDir, "store"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(stdout, "cannot compare with the store:", err)
+		return
+	}
+	defer st.Close()
+	g, ok, err := st.Latest(job, store.StateGood)
+	if err != nil || !ok {
+		fmt.Fprintln(stdout, "no good generation in the store to compare with")
+		return
+	}
+	add, change, del := backup.Compare(g.Index, m.Index())
+	fmt.Fprintf(stdout, "against generation %d: %d to add, %d to change, %d to delete\n", g.Number, len(add), len(change), len(del))
+	for _, l := range []struct {
+		sign  string
+		paths []string
+	}{{"+", add}, {"~", change}, {"-", del}} {
+		for _, p := range l.paths {
+			fmt.Fprintf(stdout, "  %s %s\n", l.sign, p)
+		}
+	}
+}
