@@ -1,0 +1,210 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/identity"
+	"pbxsync/internal/pgtest"
+	"pbxsync/internal/store"
+)
+
+// pgSettled waits until the source has recorded every change and the
+// target is good at it, and returns the source's generation.
+func pgSettled(t *testing.T, a, b *pgNode) uint64 {
+	t.Helper()
+	var g uint64
+	eventually(t, waitLimit, "target good at the source's generation", func() error {
+		sa := a.status()
+		if len(sa.Targets) != 1 || sa.Targets[0].State != "good" || sa.Targets[0].Generation == 0 {
+			return fmt.Errorf("targets %+v", sa.Targets)
+		}
+		if sb := b.status(); sb.State != "good" {
+			return fmt.Errorf("target state %s: %s", sb.State, sb.LastError)
+		}
+		g = sa.Generation
+		return nil
+	})
+	return g
+}
+
+// TestPGRollback: rolling a postgres job back to generation N makes the
+// source's rows and every target's those of N, as one new generation (one
+// transaction per node); a push target refuses and names the source.
+func TestPGRollback(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
+	a, b := pgPair(t, dsnA, dsnB)
+	a.start()
+	b.start()
+	pgSame(t, "initial sync", ca, cb)
+	pgExec(t, ca, `INSERT INTO ps_endpoints SELECT 'ep'||g, 'udp', 'ep'||g, 'ep'||g, 'from-internal', 'all', 'ulaw', NULL FROM generate_series(1,50) g`)
+	pgSame(t, "insert", ca, cb)
+	pgSettled(t, a, b)
+	n := a.status().Generation
+	atN := pgDump(t, ca)
+
+	// what generation N must undo: an update, a delete, an insert, a key change
+	pgExec(t, ca, `UPDATE ps_endpoints SET context = 'from-sales', direct_media = 'yes' WHERE id IN ('ep1', 'ep2')`)
+	pgSame(t, "update", ca, cb)
+	pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id = 'ep5'`)
+	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('new1','tls','a','b','c','d','e','f')`)
+	pgSame(t, "delete and insert", ca, cb)
+	pgExec(t, ca, `UPDATE ps_endpoints SET id = 'ep1000' WHERE id = 'ep7'`)
+	pgSame(t, "key update", ca, cb)
+	newest := pgSettled(t, a, b)
+	if newest <= n {
+		t.Fatalf("source generation %d after the changes; was %d", newest, n)
+	}
+	bGens, _ := b.agent.Store().Generations("realtime")
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := b.agent.Rollback(ctx, "realtime", 0, false); !errors.Is(err, ErrTargetRollback) || !strings.Contains(err.Error(), "run `pbxsync rollback` on a") {
+		t.Fatalf("rollback on the target: %v", err)
+	}
+	gen, err := a.agent.Rollback(ctx, "realtime", n, false)
+	if err != nil {
+		t.Fatalf("rollback to %d: %v", n, err)
+	}
+	if gen <= newest {
+		t.Fatalf("rollback gave generation %d; the newest was %d", gen, newest)
+	}
+	if got := pgDump(t, ca); got != atN {
+		t.Fatalf("source rows after the rollback are not generation %d's: %s", n, firstDiff(got, atN))
+	}
+	pgSame(t, "rollback reaches the target", ca, cb)
+	pgSettled(t, a, b)
+	g, err := a.agent.Store().Generation("realtime", gen)
+	if err != nil || g.Reason != fmt.Sprintf("rollback to generation %d", n) {
+		t.Fatalf("generation %d: %v %+v", gen, err, g)
+	}
+	if gi, _ := a.agent.Store().GenerationInfo("realtime", newest); gi.State != store.StateRolledBack {
+		t.Errorf("generation %d replaced by the rollback is %s", newest, gi.State)
+	}
+	bAfter, _ := b.agent.Store().Generations("realtime")
+	if len(bAfter) != len(bGens)+1 {
+		t.Errorf("the target recorded %d generations for the rollback; want one (one transaction)", len(bAfter)-len(bGens))
+	}
+
+	// a plain rollback goes to the good generation before the newest:
+	// the one before the rollback, whose rows come back
+	pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'g722' WHERE id = '100'`)
+	pgSame(t, "a change after the rollback", ca, cb)
+	afterChange := pgDump(t, ca)
+	latest := pgSettled(t, a, b)
+	pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id LIKE 'ep1%'`)
+	pgSame(t, "a bad change", ca, cb)
+	eventually(t, waitLimit, "the bad change recorded", func() error {
+		if g := a.status().Generation; g == latest {
+			return fmt.Errorf("generation %d", g)
+		}
+		return nil
+	})
+	pgSettled(t, a, b)
+	if _, err := a.agent.Rollback(ctx, "realtime", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgDump(t, ca); got != afterChange {
+		t.Fatalf("rollback to the previous generation: %s", firstDiff(got, afterChange))
+	}
+	pgSame(t, "the second rollback reaches the target", ca, cb)
+}
+
+// TestPGBackupRestore: a backup of generation N of a postgres job holds
+// its rows; restoring it on the source makes the source's and the
+// target's rows those of N; a damaged archive changes nothing.
+func TestPGBackupRestore(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	pgExec(t, ca, `INSERT INTO ps_endpoints SELECT 'ep'||g, 'udp', 'ep'||g, 'ep'||g, 'from-internal', 'all', 'ulaw', NULL FROM generate_series(1,20) g`)
+	a, b := pgPair(t, dsnA, dsnB)
+	a.start()
+	b.start()
+	pgSame(t, "initial sync", ca, cb)
+	pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'alaw' WHERE id = 'ep3'`)
+	pgSame(t, "update", ca, cb)
+	n := pgSettled(t, a, b)
+	atN := pgDump(t, ca)
+	out := filepath.Join(t.TempDir(), "realtime.tar.zst")
+	cfg, _ := a.agent.cfgSnapshot().JobByName("realtime")
+	if _, err := WriteBackup(context.Background(), a.agent.Store(), *cfg, "a", n, out, nil); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id IN ('ep1', 'ep2')`)
+	pgExec(t, ca, `UPDATE ps_endpoints SET context = 'x'`)
+	pgSame(t, "changes after the backup", ca, cb)
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	raw, _ := os.ReadFile(out)
+	raw[len(raw)/2] ^= 0xff
+	bad := filepath.Join(t.TempDir(), "bad.tar.zst")
+	os.WriteFile(bad, raw, 0o600)
+	before := pgDump(t, ca)
+	if _, err := a.agent.Restore(ctx, "realtime", bad); err == nil {
+		t.Fatal("a damaged archive was restored")
+	}
+	if pgDump(t, ca) != before {
+		t.Fatal("a refused restore changed the rows")
+	}
+	if _, err := a.agent.Restore(ctx, "realtime", out); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if got := pgDump(t, ca); got != atN {
+		t.Fatalf("source rows after restore: %s", firstDiff(got, atN))
+	}
+	pgSame(t, "the restore reaches the target", ca, cb)
+}
+
+// TestPGReinstalledTarget: a target reinstalled from scratch (its tables
+// empty, its data_dir empty, so a new node key the source is given by a
+// reload) gets every row from the source without anyone acting on it.
+func TestPGReinstalledTarget(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	pgExec(t, ca, `INSERT INTO ps_endpoints SELECT 'ep'||g, 'udp', 'ep'||g, 'ep'||g, 'from-internal', 'all', 'ulaw', NULL FROM generate_series(1,200) g`)
+	a, b := pgPair(t, dsnA, dsnB)
+	a.start()
+	b.start()
+	pgSame(t, "initial sync", ca, cb)
+	pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'alaw' WHERE id = 'ep3'`)
+	pgSame(t, "update", ca, cb)
+	pgSettled(t, a, b)
+
+	b.stop()
+	// the reinstall: a fresh database with the schema and no rows, no
+	// pbxsync objects, and an empty data_dir
+	pgExec(t, cb, `DROP SCHEMA pbxsync CASCADE`)
+	pgExec(t, cb, `TRUNCATE ps_endpoints`)
+	if err := os.RemoveAll(filepath.Join(b.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.LoadOrCreate(filepath.Join(b.dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := b.id.ID.String()
+	b.id = id
+	a.config = strings.Replace(a.config, oldID, id.ID.String(), 1)
+	a.stop() // the admin pins the new key on the source and restarts it
+	a.start()
+	b.start()
+	pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'g722' WHERE id = 'ep4'`)
+	pgSame(t, "the reinstalled target", ca, cb)
+}
