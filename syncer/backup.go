@@ -20,9 +20,9 @@ import (
 // st may be the agent's store or one opened read-only while the agent
 // runs. A postgres job's archive holds the rows of its tables at gen,
 // rebuilt from the stored changesets (see PGRowsAt); when keep has
-// trimmed the chain back to a snapshot and gen is 0 (the newest), live
-// (if not nil) reads them from the database instead, so a long-running
-// source still backs up.
+// trimmed the chain back to a snapshot and gen is the newest good
+// generation (or 0), live (if not nil) reads them from the database
+// instead, so a long-running source still backs up.
 func WriteBackup(ctx context.Context, st *store.Store, job config.Job, node string, gen uint64, out string, live func(context.Context) (*hostmon.Changeset, error)) (*backup.Manifest, error) {
 	var g *store.Generation
 	var err error
@@ -51,8 +51,10 @@ func WriteBackup(ctx context.Context, st *store.Store, job config.Job, node stri
 		return m, nil
 	}
 	rows, err := PGRowsAt(ctx, st, job.Name, g.Number)
-	if errors.Is(err, errNoChain) && gen == 0 && live != nil {
-		rows, err = live(ctx)
+	if errors.Is(err, errNoChain) && live != nil {
+		if newest, ok, lerr := st.Latest(job.Name, store.StateGood); lerr == nil && ok && newest.Number == g.Number {
+			rows, err = live(ctx)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("backup of job %q: %w", job.Name, err)

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"pbxsync/internal/backup"
 	"pbxsync/internal/config"
 	"pbxsync/internal/store"
 )
@@ -160,5 +162,63 @@ func TestRestoreOtherJobRefused(t *testing.T) {
 	}
 	if string(a.read("extensions.conf")) != seedExtensions {
 		t.Fatal("the tree changed")
+	}
+}
+
+// TestScheduledBackups: with backup = { every = "24h", keep = 2 } the
+// agent writes an archive of the newest good generation when the newest
+// in the directory is a day old, keeps two, and leaves other files alone.
+// The clock is a parameter: no sleeping.
+func TestScheduledBackups(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	dir := filepath.Join(h.base, "backups")
+	a, b := h.pair(fmt.Sprintf("backup = { every = \"24h\", keep = 2, dir = %q }\n", dir))
+	b.Jobs[0].Extra = ""
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	waitGood(t, a, "conf")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600)
+	list := func() []string {
+		ents, _ := os.ReadDir(dir)
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	ctx := context.Background()
+	t0 := time.Date(2030, 1, 1, 2, 0, 0, 0, time.UTC)
+	js, _ := a.jobStatus("conf")
+	a.a().scheduledBackups(ctx, t0)
+	first := fmt.Sprintf("conf-20300101T020000Z-g%d.tar.zst", js.Generation)
+	if got := fmt.Sprint(list()); got != fmt.Sprint([]string{first, "notes.txt"}) {
+		t.Fatalf("after the first run: %s", got)
+	}
+	m, err := backup.ReadFile(filepath.Join(dir, first), nil, nil)
+	if err != nil || m.Generation != js.Generation || m.Job != "conf" {
+		t.Fatalf("the scheduled archive: %v %+v", err, m)
+	}
+	a.a().scheduledBackups(ctx, t0.Add(23*time.Hour))
+	if len(list()) != 2 {
+		t.Fatalf("a backup before every passed: %v", list())
+	}
+	a.replace("extensions.conf", []byte(seedExtensions+"exten => 7,1,Answer()\n"), 0o644)
+	var g2 uint64
+	eventually(t, waitLimit, "the change recorded", func() error {
+		if s, _ := a.jobStatus("conf"); s.Generation == js.Generation {
+			return errors.New("not yet")
+		} else {
+			g2 = s.Generation
+		}
+		return nil
+	})
+	a.a().scheduledBackups(ctx, t0.Add(24*time.Hour))
+	a.a().scheduledBackups(ctx, t0.Add(48*time.Hour))
+	got := list()
+	want := []string{fmt.Sprintf("conf-20300102T020000Z-g%d.tar.zst", g2), fmt.Sprintf("conf-20300103T020000Z-g%d.tar.zst", g2), "notes.txt"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after three days with keep 2: %v", got)
 	}
 }

@@ -8,9 +8,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"pbxsync/hostmon"
 	"pbxsync/internal/backup"
 	"pbxsync/internal/config"
 	"pbxsync/internal/control"
@@ -43,7 +40,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer st.Close()
-	m, err := syncer.WriteBackup(ctx, st, *job, cfg.Node.Name, *gen, *out, liveRows(*job))
+	m, err := syncer.WriteBackup(ctx, st, *job, cfg.Node.Name, *gen, *out, syncer.PGLiveRows(*job))
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync backup:", err)
 		return 1
@@ -51,36 +48,6 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	n, size := m.Files()
 	fmt.Fprintf(stdout, "wrote %s: job %s generation %d, %d items (%d files, %d bytes), verified\n", *out, m.Job, m.Generation, len(m.Items), n, size)
 	return 0
-}
-
-// liveRows reads a postgres job's rows from its database, for a backup
-// of the newest generation when the store no longer holds the chain back
-// to a snapshot.
-func liveRows(job config.Job) func(context.Context) (*hostmon.Changeset, error) {
-	if job.Type != config.TypePostgres {
-		return nil
-	}
-	return func(ctx context.Context) (*hostmon.Changeset, error) {
-		dsn, err := job.ReadDSN()
-		if err != nil {
-			return nil, err
-		}
-		pc, err := pgx.ParseConfig(dsn)
-		if err != nil {
-			return nil, fmt.Errorf("job %s: the DSN does not parse (not shown: it may hold a password)", job.Name)
-		}
-		conn, err := pgx.ConnectConfig(ctx, pc)
-		if err != nil {
-			return nil, fmt.Errorf("job %s: connect to the database: %w", job.Name, err)
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		schema, err := hostmon.ReadSchema(ctx, conn, job.Tables)
-		if err != nil {
-			return nil, err
-		}
-		cs, _, err := hostmon.Snapshot(ctx, conn, schema)
-		return cs, err
-	}
 }
 
 func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -87,7 +87,8 @@ type Job struct {
 	// peer; by default a target drops them (a pushed setuid binary is a
 	// privilege escalation). Default false.
 	PreserveSUID bool
-	Line         int // line of the job in Config.File (its [[job]] header); 0 when unknown
+	Backup       Backup // optional scheduled backups; Every is 0 when not set
+	Line         int    // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged

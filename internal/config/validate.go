@@ -259,6 +259,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	}
 
 	c.members(s, &j, node, known, hasSource, targetsOK)
+	j.Backup = c.backup(s, &j)
 
 	for k, rs := range ruleSections {
 		j.Rules = append(j.Rules, c.rule(rs, s.ctx, k))
