@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"pbxsync/hostmon"
 	"pbxsync/internal/backup"
 	"pbxsync/internal/config"
 	"pbxsync/internal/control"
@@ -80,7 +81,15 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return nil
 	}
-	m, err := backup.ReadFile(path, check, nil)
+	var rows *hostmon.Changeset
+	m, err := backup.ReadFile(path, check, func(_ backup.Item, r io.Reader) error {
+		if job.Type != config.TypePostgres {
+			return nil
+		}
+		cs, err := hostmon.DecodeChangeset(r)
+		rows = cs
+		return err
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "pbxsync restore: refused, nothing was changed: %v\n", err)
 		return 1
@@ -90,6 +99,8 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *dry {
 		if job.Type == config.TypeFiles {
 			dryRunFiles(cfg, job.Name, m, stdout)
+		} else {
+			dryRunRows(ctx, *job, rows, stdout)
 		}
 		fmt.Fprintln(stdout, "dry run: nothing was changed")
 		return 0
@@ -129,4 +140,32 @@ func dryRunFiles(cfg *config.Config, job string, m *backup.Manifest, stdout io.W
 			fmt.Fprintf(stdout, "  %s %s\n", l.sign, p)
 		}
 	}
+}
+
+// dryRunRows prints how the rows in the job's database differ from the
+// archive's.
+func dryRunRows(ctx context.Context, job config.Job, rows *hostmon.Changeset, stdout io.Writer) {
+	cur, err := syncer.PGLiveRows(job)(ctx)
+	if err != nil {
+		fmt.Fprintln(stdout, "cannot compare with the database:", err)
+		return
+	}
+	d, err := hostmon.Diff(cur.Schema, cur, rows)
+	if err != nil {
+		fmt.Fprintln(stdout, "cannot compare with the database:", err)
+		return
+	}
+	fmt.Fprintf(stdout, "against the database now: %d rows to write back, %d to delete\n", d.Rows()-countDeletes(d), countDeletes(d))
+	for _, t := range d.Changed() {
+		tc := d.Tables[t]
+		fmt.Fprintf(stdout, "  %s: %d to write, %d to delete\n", t, len(tc.Upserts), len(tc.Deletes))
+	}
+}
+
+func countDeletes(cs *hostmon.Changeset) int {
+	n := 0
+	for _, tc := range cs.Tables {
+		n += len(tc.Deletes)
+	}
+	return n
 }

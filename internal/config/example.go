@@ -54,6 +54,9 @@ check = "test -s extensions.conf"  # optional shell check after every change, ru
 check_timeout = "30s"         # per check command (default 30s)
 preserve_suid = false         # keep setuid/setgid bits of files from the source (default false:
                               # a target drops them and logs it; setgid directories keep theirs)
+# backup = { every = "24h", keep = 7, dir = "/var/backups/pbxsync" }
+                              # optional: write the newest good generation to dir every 24h
+                              # (pbxsync backup's archive), keep the newest 7 (default 7)
 
   # Rules map changed files to Asterisk actions and checks. A rule needs
   # match and an action or a check (or both).
