@@ -86,14 +86,15 @@ func checkArchive(job config.Job) func(*backup.Manifest) error {
 	}
 }
 
-// Restore applies the backup archive at path to job as a new generation
-// and returns its number. The archive is verified first (a damaged archive
+// Restore applies the backup archive read from r (called name in logs and
+// the generation's reason) to job as a new generation and returns its
+// number. The archive is verified first (a damaged archive
 // or one of another job is refused and nothing changes); then, in the
 // job's loop, the tree (or the tables) is made equal to the archive, the
 // job's actions and checks run, and a failure restores what was there.
 // On a push source the new generation goes to every target, as an edit
 // would. A push target refuses: its source would put its version back.
-func (a *Agent) Restore(ctx context.Context, jobName, path string) (uint64, error) {
+func (a *Agent) Restore(ctx context.Context, jobName, name string, r io.Reader) (uint64, error) {
 	j := a.job(jobName)
 	if j == nil {
 		return 0, fmt.Errorf("no job %q", jobName)
@@ -105,9 +106,9 @@ func (a *Agent) Restore(ctx context.Context, jobName, path string) (uint64, erro
 	err := a.inLoop(ctx, j, func(ctx context.Context) error {
 		var err error
 		if j.kind != nil {
-			gen, err = j.kind.(*pgJob).restore(ctx, path)
+			gen, err = j.kind.(*pgJob).restore(ctx, name, r)
 		} else {
-			gen, err = j.restoreFiles(ctx, path)
+			gen, err = j.restoreFiles(ctx, name, r)
 		}
 		return err
 	})
@@ -131,13 +132,15 @@ func (a *Agent) inLoop(ctx context.Context, j *job, f func(ctx context.Context) 
 }
 
 // restoreFiles is Restore of a files job on its source.
-func (j *job) restoreFiles(ctx context.Context, path string) (uint64, error) {
-	m, err := backup.ReadFile(path, checkArchive(j.cfg), func(it backup.Item, r io.Reader) error {
+func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint64, error) {
+	// content goes to the store as it is read; it is used only once the
+	// whole archive verified (an unused blob is collected by GC)
+	m, err := backup.Read(r, checkArchive(j.cfg), func(it backup.Item, r io.Reader) error {
 		_, _, err := j.a.store.PutReader(ctx, r)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("restore job %q: %w", j.cfg.Name, err)
+		return 0, fmt.Errorf("restore job %q from %s: %w", j.cfg.Name, path, err)
 	}
 	want := m.Index()
 	for _, it := range want {

@@ -26,6 +26,17 @@ func (c *failingChecks) AfterApply(ctx context.Context, job *config.Job, gen uin
 	return nil
 }
 
+// restoreFile restores the archive at path as pbxsync restore does: its
+// bytes are streamed to the agent.
+func restoreFile(ctx context.Context, a *Agent, job, path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return a.Restore(ctx, job, path, f)
+}
+
 // backupOf writes the newest good generation of job conf on n to a file.
 func backupOf(t *testing.T, n *tnode) string {
 	t.Helper()
@@ -71,18 +82,18 @@ func TestRestoreRollsOut(t *testing.T) {
 	raw[len(raw)/2] ^= 0xff
 	os.WriteFile(bad, raw, 0o600)
 	before := a.read("extensions.conf")
-	if _, err := a.a().Restore(ctx, "conf", bad); err == nil || !strings.Contains(err.Error(), "damaged") {
+	if _, err := restoreFile(ctx, a.a(), "conf", bad); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("restore of a damaged archive: %v", err)
 	}
 	if !bytes.Equal(a.read("extensions.conf"), before) {
 		t.Fatal("a refused restore changed the tree")
 	}
-	if _, err := b.a().Restore(ctx, "conf", archive); err == nil || !strings.Contains(err.Error(), "restore the archive on a") {
+	if _, err := restoreFile(ctx, b.a(), "conf", archive); err == nil || !strings.Contains(err.Error(), "restore the archive on a") {
 		t.Fatalf("restore on the push target: %v", err)
 	}
 
 	js, _ := a.jobStatus("conf")
-	gen, err := a.a().Restore(ctx, "conf", archive)
+	gen, err := restoreFile(ctx, a.a(), "conf", archive)
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -123,7 +134,7 @@ func TestRestoreFailingCheckPutsBack(t *testing.T) {
 	checks.fail = true // the job loop reads it; set before the request is posted
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	_, err := a.a().Restore(ctx, "conf", archive)
+	_, err := restoreFile(ctx, a.a(), "conf", archive)
 	if err == nil || !strings.Contains(err.Error(), "failed its checks") {
 		t.Fatalf("restore with failing checks: %v", err)
 	}
@@ -157,7 +168,7 @@ func TestRestoreOtherJobRefused(t *testing.T) {
 	_ = b
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if _, err := a.a().Restore(ctx, "conf", out); err == nil || !strings.Contains(err.Error(), `holds job "sounds"`) {
+	if _, err := restoreFile(ctx, a.a(), "conf", out); err == nil || !strings.Contains(err.Error(), `holds job "sounds"`) {
 		t.Fatalf("restore of another job's archive: %v", err)
 	}
 	if string(a.read("extensions.conf")) != seedExtensions {

@@ -104,16 +104,16 @@ func (p *pgJob) rollback(ctx context.Context, to uint64, hold bool) (uint64, err
 }
 
 // restore is Restore of a postgres job on its source.
-func (p *pgJob) restore(ctx context.Context, path string) (uint64, error) {
+func (p *pgJob) restore(ctx context.Context, path string, r io.Reader) (uint64, error) {
 	j := p.j
 	var rows *hostmon.Changeset
-	m, err := backup.ReadFile(path, checkArchive(j.cfg), func(it backup.Item, r io.Reader) error {
+	m, err := backup.Read(r, checkArchive(j.cfg), func(it backup.Item, r io.Reader) error {
 		cs, err := hostmon.DecodeChangeset(r)
 		rows = cs
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("restore job %q: %w", j.cfg.Name, err)
+		return 0, fmt.Errorf("restore job %q from %s: %w", j.cfg.Name, path, err)
 	}
 	if rows == nil || !rows.Snapshot {
 		return 0, fmt.Errorf("restore job %q from %s: the archive's rows are not a snapshot", j.cfg.Name, path)

@@ -154,13 +154,13 @@ func TestPGBackupRestore(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.tar.zst")
 	os.WriteFile(bad, raw, 0o600)
 	before := pgDump(t, ca)
-	if _, err := a.agent.Restore(ctx, "realtime", bad); err == nil {
+	if _, err := restoreFile(ctx, a.agent, "realtime", bad); err == nil {
 		t.Fatal("a damaged archive was restored")
 	}
 	if pgDump(t, ca) != before {
 		t.Fatal("a refused restore changed the rows")
 	}
-	if _, err := a.agent.Restore(ctx, "realtime", out); err != nil {
+	if _, err := restoreFile(ctx, a.agent, "realtime", out); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	if got := pgDump(t, ca); got != atN {

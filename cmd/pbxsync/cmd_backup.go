@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -107,7 +108,15 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	ctx, cancel := context.WithTimeout(ctx, 6*time.Hour)
 	defer cancel()
-	resp, err := control.Call(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "restore", Job: *jobName, From: path})
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "pbxsync restore:", err)
+		return 1
+	}
+	defer f.Close()
+	// the agent reads the archive from the socket and verifies it again
+	// while it applies it: it may not see the file (PrivateTmp, ProtectHome)
+	resp, err := control.CallWith(ctx, control.SocketPath(cfg.Node.DataDir), control.Request{Cmd: "restore", Job: *jobName, From: path}, f)
 	if err != nil {
 		fmt.Fprintln(stderr, "pbxsync restore:", err)
 		return 1
