@@ -173,14 +173,14 @@ func Write(ctx context.Context, w io.Writer, m *Manifest, content Content) error
 	}
 	tw := tar.NewWriter(zw)
 	now := time.Now()
-	put := func(name string, size int64, r io.Reader, mode int64) error {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Size: size, Mode: mode, ModTime: now, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+	put := func(name string, size int64, r io.Reader, mode int64, mtime time.Time) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Size: size, Mode: mode, ModTime: mtime, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 			return err
 		}
 		_, err := io.Copy(tw, r)
 		return err
 	}
-	if err := put(ManifestName, int64(len(mb)), bytes.NewReader(mb), 0o600); err != nil {
+	if err := put(ManifestName, int64(len(mb)), bytes.NewReader(mb), 0o600, now); err != nil {
 		return fmt.Errorf("write backup: manifest: %w", err)
 	}
 	for _, it := range m.Items {
@@ -196,7 +196,7 @@ func Write(ctx context.Context, w io.Writer, m *Manifest, content Content) error
 			return fmt.Errorf("write backup: %s: %w", it.Path, err)
 		}
 		hr := &hashingReader{r: io.LimitReader(rc, it.Size), h: index.NewHasher()}
-		err = put(dataPrefix+it.Path, it.Size, hr, int64(it.Mode.Perm()))
+		err = put(dataPrefix+it.Path, it.Size, hr, int64(it.Mode.Perm()), time.Unix(0, it.MTime))
 		var more [1]byte
 		extra, _ := io.ReadFull(rc, more[:])
 		rc.Close()
@@ -208,7 +208,7 @@ func Write(ctx context.Context, w io.Writer, m *Manifest, content Content) error
 		}
 	}
 	sum := index.Sum(mb).String()
-	if err := put(SumName, int64(len(sum)), strings.NewReader(sum), 0o600); err != nil {
+	if err := put(SumName, int64(len(sum)), strings.NewReader(sum), 0o600, now); err != nil {
 		return fmt.Errorf("write backup: %w", err)
 	}
 	if err := tw.Close(); err != nil {
