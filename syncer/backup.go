@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"pbxsync/hostmon"
@@ -142,7 +143,19 @@ func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint6
 	if err != nil {
 		return 0, fmt.Errorf("restore job %q from %s: %w", j.cfg.Name, path, err)
 	}
-	want := m.Index()
+	// the job's filters now decide, as for a peer's announcement: a path
+	// they exclude would land in the tree but in no generation. The
+	// archive is the admin's own: setuid and setgid bits stay.
+	ad := admit(m.Index(), j.filter, true)
+	if len(ad.refused) > 0 {
+		var paths []string
+		for p, why := range ad.refused {
+			paths = append(paths, p+": "+why)
+		}
+		slices.Sort(paths)
+		j.log.Warn("restore leaves out paths of the archive that the job does not take", "count", len(paths), "paths", firstN(paths, 10))
+	}
+	want := ad.want
 	for _, it := range want {
 		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
 			return 0, fmt.Errorf("restore job %q from %s: %s is not in the store after reading the archive", j.cfg.Name, path, it.Path)

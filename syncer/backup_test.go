@@ -233,3 +233,37 @@ func TestScheduledBackups(t *testing.T) {
 		t.Fatalf("after three days with keep 2: %v", got)
 	}
 }
+
+// TestRestoreKeepsToTheJobsFilters: a path of the archive that the job's
+// filters exclude now is not written.
+func TestRestoreKeepsToTheJobsFilters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.write("notes.txt", "kept out later\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	archive := backupOf(t, a)
+	a.stop()
+	b.stop()
+	os.Remove(a.path("notes.txt"))
+	for _, n := range []*tnode{a, b} {
+		n.Jobs[0].Extra = "exclude = [\"*.txt\"]\n"
+	}
+	a.start()
+	b.start()
+	waitGood(t, a, "conf")
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if _, err := restoreFile(ctx, a.a(), "conf", archive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a.path("notes.txt")); !os.IsNotExist(err) {
+		t.Fatalf("an excluded path of the archive was restored: %v", err)
+	}
+	if string(a.read("extensions.conf")) != seedExtensions {
+		t.Fatal("extensions.conf not restored")
+	}
+}
