@@ -197,4 +197,4 @@ func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint6
 
 // errNoChain is returned by PGRowsAt when a changeset of the chain back
 // to a snapshot is no longer kept.
-var errNoChain = errors.New("the chain of generations back to a snapshot is no longer kept (keep trims it)")
+var errNoChain = errors.New("no longer kept (keep trims old generations)")

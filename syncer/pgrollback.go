@@ -3,6 +3,7 @@ package syncer
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -17,10 +18,25 @@ import (
 // of the generations it follows on from, back to a snapshot. On a target
 // the chain goes by source versions (a changeset's base is the source's
 // generation it follows).
+//
+// A source keeps checkpoints (see checkpoint): the chain stops at the
+// first generation that has one, so a rollback or backup does not need
+// the job's first snapshot, which keep trims.
 func PGRowsAt(ctx context.Context, st *store.Store, job string, n uint64) (*hostmon.Changeset, error) {
 	infos, err := st.Generations(job)
 	if err != nil {
 		return nil, err
+	}
+	extras, err := st.Extras(job)
+	if err != nil {
+		return nil, err
+	}
+	checkpoints := map[uint64]index.Hash{}
+	for _, x := range extras {
+		var g uint64
+		if _, err := fmt.Sscanf(x.Label, pgCheckpointLabel, &g); err == nil && x.Label == fmt.Sprintf(pgCheckpointLabel, g) {
+			checkpoints[g] = x.Hash
+		}
 	}
 	byVersion := map[uint64]uint64{} // source version -> our generation
 	for _, gi := range infos {
@@ -35,7 +51,17 @@ func PGRowsAt(ctx context.Context, st *store.Store, job string, n uint64) (*host
 	}
 	var chain []*hostmon.Changeset
 	for cur := n; ; {
+		if h, ok := checkpoints[cur]; ok {
+			cs, err := readStoredChangeset(ctx, st, h)
+			if err == nil && cs.Snapshot {
+				chain = append(chain, cs)
+				break
+			}
+		}
 		g, err := st.Generation(job, cur)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("rows at generation %d: generation %d is %w", n, cur, errNoChain)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("rows at generation %d: %w", n, err)
 		}
@@ -53,7 +79,7 @@ func PGRowsAt(ctx context.Context, st *store.Store, job string, n uint64) (*host
 		}
 		next, ok := byVersion[cs.Base]
 		if !ok || next >= cur {
-			return nil, fmt.Errorf("rows at generation %d: generation %d follows on from %d: %w", n, cur, cs.Base, errNoChain)
+			return nil, fmt.Errorf("rows at generation %d: generation %d follows on from %d, which is %w", n, cur, cs.Base, errNoChain)
 		}
 		cur = next
 	}
@@ -201,4 +227,38 @@ func readStoredChangeset(ctx context.Context, st *store.Store, h index.Hash) (*h
 		return nil, err
 	}
 	return cs, nil
+}
+
+// pgCheckpointLabel labels the store extra holding a source's rows at a
+// generation.
+const pgCheckpointLabel = "postgres rows at generation %d (checkpoint)"
+
+// checkpointEvery is how many generations apart a source keeps
+// checkpoints: four in every keep, so that a rollback reaches all but the
+// oldest few kept generations.
+func checkpointEvery(keep int) uint64 { return uint64(max(2, keep/4)) }
+
+// checkpoint keeps, every checkpointEvery generations, the rows at g as a
+// store extra: it lives as long as g is kept (store.Extra), and it is
+// where PGRowsAt starts instead of the job's first snapshot, which keep
+// trims after keep generations. A snapshot generation is its own start.
+func (p *pgJob) checkpoint(ctx context.Context, g *pgGen) {
+	j := p.j
+	if g.snapshot || g.number%checkpointEvery(j.cfg.Keep) != 0 {
+		return
+	}
+	err := func() error {
+		rows, err := PGRowsAt(ctx, j.a.store, j.cfg.Name, g.number)
+		if err != nil {
+			return err
+		}
+		h, _, err := p.putChangeset(ctx, rows)
+		if err != nil {
+			return err
+		}
+		return j.a.store.SaveExtra(j.cfg.Name, fmt.Sprintf(pgCheckpointLabel, g.number), h)
+	}()
+	if err != nil {
+		j.log.Warn("cannot keep a checkpoint of the rows; a rollback past it may be refused", "generation", g.number, "err", err)
+	}
 }

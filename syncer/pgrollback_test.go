@@ -208,3 +208,63 @@ func TestPGReinstalledTarget(t *testing.T) {
 	pgExec(t, ca, `UPDATE ps_endpoints SET allow = 'g722' WHERE id = 'ep4'`)
 	pgSame(t, "the reinstalled target", ca, cb)
 }
+
+// TestPGRollbackAfterKeepTrims: once keep has trimmed the job's first
+// snapshot, a rollback still reaches the kept generations (from the
+// source's checkpoints), and one to a trimmed generation is refused with
+// nothing changed.
+func TestPGRollbackAfterKeepTrims(t *testing.T) {
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
+	a, b := pgPair(t, dsnA, dsnB)
+	a.config += "keep = 4\n"
+	b.config += "keep = 4\n"
+	a.start()
+	b.start()
+	pgSame(t, "initial sync", ca, cb)
+	dumps := map[uint64]string{}
+	for i := range 9 {
+		before := a.status().Generation
+		pgExec(t, ca, fmt.Sprintf(`INSERT INTO ps_endpoints VALUES ('ep%d','udp','x','x','c%d','all','ulaw','no')`, i, i))
+		eventually(t, waitLimit, "a new generation", func() error {
+			if g := a.status().Generation; g == before {
+				return fmt.Errorf("still %d", g)
+			}
+			return nil
+		})
+		dumps[a.status().Generation] = pgDump(t, ca)
+	}
+	pgSame(t, "the changes", ca, cb)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := a.agent.Store().GC(ctx, map[string]int{"realtime": 4}); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ := a.agent.Store().Generations("realtime")
+	if len(infos) > 4 || infos[0].Number == 1 {
+		t.Fatalf("GC kept %d generations from %d", len(infos), infos[0].Number)
+	}
+	oldest := infos[0].Number
+	before := pgDump(t, ca)
+	if _, err := a.agent.Rollback(ctx, "realtime", 1, false); err == nil || !strings.Contains(err.Error(), "no longer kept") {
+		t.Fatalf("rollback to a trimmed generation: %v", err)
+	}
+	if pgDump(t, ca) != before {
+		t.Fatal("a refused rollback changed the rows")
+	}
+	to := oldest + oldest%2 // a generation with a checkpoint, or the one after it
+	if to == oldest {
+		to++ // and one that starts from it
+	}
+	if _, err := a.agent.Rollback(ctx, "realtime", to, false); err != nil {
+		t.Fatalf("rollback to kept generation %d (kept from %d): %v", to, oldest, err)
+	}
+	if got := pgDump(t, ca); got != dumps[to] {
+		t.Fatalf("rows after the rollback to %d: %s", to, firstDiff(got, dumps[to]))
+	}
+	pgSame(t, "the rollback reaches the target", ca, cb)
+}

@@ -105,6 +105,7 @@ func (p *pgJob) record(ctx context.Context, cs *hostmon.Changeset, reason string
 	pg := &pgGen{number: num, base: cs.Base, snapshot: cs.Snapshot, hash: h, size: n, rows: cs.Rows(), schema: cs.Schema}
 	p.gens[num], p.latest = pg, pg
 	p.offer(pg)
+	p.checkpoint(ctx, pg)
 	j.log.Info("new generation", "generation", num, "rows", pg.rows, "snapshot", cs.Snapshot, "tables", changed)
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = num, string(store.StateGood), ""
