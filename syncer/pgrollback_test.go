@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"pbxsync/hostmon"
 	"pbxsync/internal/identity"
 	"pbxsync/internal/pgtest"
 	"pbxsync/internal/store"
@@ -142,6 +143,19 @@ func TestPGBackupRestore(t *testing.T) {
 	cfg, _ := a.agent.cfgSnapshot().JobByName("realtime")
 	if _, err := WriteBackup(context.Background(), a.agent.Store(), *cfg, "a", n, out, nil); err != nil {
 		t.Fatalf("backup: %v", err)
+	}
+	// the rows straight from the database (a backup of the newest
+	// generation once keep trimmed its chain) are the same rows
+	live, err := PGLiveRows(*cfg)(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromStore, err := PGRowsAt(context.Background(), a.agent.Store(), "realtime", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := hostmon.Diff(live.Schema, live, fromStore); err != nil || d.Rows() != 0 || len(live.Tables["ps_endpoints"].Upserts) != 20 {
+		t.Fatalf("rows from the database and from the store differ: %v, %d rows", err, d.Rows())
 	}
 	pgExec(t, ca, `DELETE FROM ps_endpoints WHERE id IN ('ep1', 'ep2')`)
 	pgExec(t, ca, `UPDATE ps_endpoints SET context = 'x'`)
