@@ -106,10 +106,13 @@ func (a *Agent) Restore(ctx context.Context, jobName, name string, r io.Reader) 
 	var gen uint64
 	err := a.inLoop(ctx, j, func(ctx context.Context) error {
 		var err error
-		if j.kind != nil {
-			gen, err = j.kind.(*pgJob).restore(ctx, name, r)
-		} else {
+		switch k := j.kind.(type) {
+		case nil:
 			gen, err = j.restoreFiles(ctx, name, r)
+		case *pgJob:
+			gen, err = k.restore(ctx, name, r)
+		default:
+			err = fmt.Errorf("job %q: restore is not supported for this kind of job", jobName)
 		}
 		return err
 	})
