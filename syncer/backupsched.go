@@ -112,8 +112,7 @@ func PGLiveRows(job config.Job) func(context.Context) (*hostmon.Changeset, error
 		if err != nil {
 			return nil, fmt.Errorf("job %s: %w", job.Name, err)
 		}
-		cs, _, err := hostmon.Snapshot(ctx, conn, schema)
-		return cs, err
+		return hostmon.ReadRows(ctx, conn, schema)
 	}
 }
 
