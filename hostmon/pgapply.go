@@ -342,6 +342,22 @@ func Apply(ctx context.Context, db PGConn, job string, version uint64, cs *Chang
 			return fmt.Errorf("keep the rows before the change: %w", err)
 		}
 	}
+	if err := applyRows(ctx, tx, cs); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO pbxsync.applied (job, version) VALUES ($1, $2)
+		ON CONFLICT (job) DO UPDATE SET version = EXCLUDED.version, at = now()`, job, int64(version)); err != nil {
+		return fmt.Errorf("record applied version: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// applyRows runs the deletes (tables in reverse order), then the upserts
+// of cs in tx; a snapshot first empties every table.
+func applyRows(ctx context.Context, tx pgx.Tx, cs *Changeset) error {
 	for i := len(cs.Schema) - 1; i >= 0; i-- {
 		t := &cs.Schema[i]
 		if cs.Snapshot {
@@ -374,13 +390,6 @@ func Apply(ctx context.Context, db PGConn, job string, version uint64, cs *Chang
 		}); err != nil {
 			return fmt.Errorf("table %s: upsert: %w", t.Table, err)
 		}
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO pbxsync.applied (job, version) VALUES ($1, $2)
-		ON CONFLICT (job) DO UPDATE SET version = EXCLUDED.version, at = now()`, job, int64(version)); err != nil {
-		return fmt.Errorf("record applied version: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }

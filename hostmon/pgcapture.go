@@ -288,25 +288,9 @@ func Snapshot(ctx context.Context, db PGConn, schema []wire.TableSchema) (*Chang
 		return nil, nil, fmt.Errorf("snapshot: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	cs := &Changeset{Snapshot: true, Schema: schema, Tables: map[string]*TableChanges{}}
-	for _, t := range schema {
-		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT to_jsonb(t) FROM %s t", Ident(t.Table)))
-		if err != nil {
-			return nil, nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
-		}
-		tc := &TableChanges{}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
-			}
-			tc.Upserts = append(tc.Upserts, b)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
-		}
-		cs.Tables[t.Table] = tc
+	cs, err := readTables(ctx, tx, schema)
+	if err != nil {
+		return nil, nil, err
 	}
 	rows, err := tx.Query(ctx, "SELECT id FROM pbxsync.changelog")
 	if err != nil {
@@ -317,6 +301,43 @@ func Snapshot(ctx context.Context, db PGConn, schema []wire.TableSchema) (*Chang
 		return nil, nil, fmt.Errorf("snapshot: change log: %w", err)
 	}
 	return cs, ids, nil
+}
+
+// readTables reads every row of every table of schema in tx.
+func readTables(ctx context.Context, tx pgx.Tx, schema []wire.TableSchema) (*Changeset, error) {
+	cs := &Changeset{Snapshot: true, Schema: schema, Tables: map[string]*TableChanges{}}
+	for _, t := range schema {
+		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT to_jsonb(t) FROM %s t", Ident(t.Table)))
+		if err != nil {
+			return nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
+		}
+		tc := &TableChanges{}
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
+			}
+			tc.Upserts = append(tc.Upserts, b)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("snapshot of table %s: %w", t.Table, err)
+		}
+		cs.Tables[t.Table] = tc
+	}
+	return cs, nil
+}
+
+// ReadRows reads every row of every table of schema from one REPEATABLE
+// READ transaction, as a snapshot changeset; unlike Snapshot it needs no
+// pbxsync objects in the database.
+func ReadRows(ctx context.Context, db PGConn, schema []wire.TableSchema) (*Changeset, error) {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	return readTables(ctx, tx, schema)
 }
 
 // Listen keeps a connection that LISTENs on NotifyChannel and sends on wake

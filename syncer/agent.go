@@ -140,6 +140,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	monDone := make(chan error, 1)
 	go func() { monDone <- a.mon.Run(ctx) }()
 	go a.gcLoop(ctx)
+	go a.backupLoop(ctx)
 	go a.publishLoop(ctx)
 	a.hooksSnapshot().Start(ctx)
 	<-ctx.Done()

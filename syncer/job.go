@@ -29,7 +29,8 @@ type event struct {
 	peerUp     bool
 	at         time.Time // when the peer change happened
 	rollback   *rollbackReq
-	syncNow    chan error // SyncNow: the outcome goes here
+	syncNow    chan error                // SyncNow: the outcome goes here
+	do         func(ctx context.Context) // run in the job's loop (see inLoop)
 }
 
 type rollbackReq struct {
@@ -312,6 +313,8 @@ func (j *job) onEvent(ctx context.Context, e event) {
 		e.rollback.reply <- rollbackResult{generation: gen, err: err}
 	case e.syncNow != nil:
 		e.syncNow <- j.syncNow(ctx)
+	case e.do != nil:
+		e.do(ctx)
 	case e.peerChange:
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {

@@ -241,9 +241,12 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 	case e.rollback != nil && e.rollback.resume:
 		e.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is not held (only files jobs on a push target can be)", p.j.cfg.Name)}
 	case e.rollback != nil:
-		e.rollback.reply <- rollbackResult{err: errors.New("rolling back a postgres job to an older generation is not supported; a generation that fails its checks is reverted automatically")}
+		gen, err := p.rollback(ctx, e.rollback.to, e.rollback.hold)
+		e.rollback.reply <- rollbackResult{generation: gen, err: err}
 	case e.syncNow != nil:
 		e.syncNow <- p.syncNow(ctx)
+	case e.do != nil:
+		e.do(ctx)
 	case e.peerChange:
 		p.j.markPeerDown(e)
 		if p.j.isSource && e.peerUp {

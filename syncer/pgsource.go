@@ -105,6 +105,7 @@ func (p *pgJob) record(ctx context.Context, cs *hostmon.Changeset, reason string
 	pg := &pgGen{number: num, base: cs.Base, snapshot: cs.Snapshot, hash: h, size: n, rows: cs.Rows(), schema: cs.Schema}
 	p.gens[num], p.latest = pg, pg
 	p.offer(pg)
+	p.checkpoint(ctx, pg)
 	j.log.Info("new generation", "generation", num, "rows", pg.rows, "snapshot", cs.Snapshot, "tables", changed)
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = num, string(store.StateGood), ""
@@ -149,7 +150,10 @@ func (p *pgJob) snapshot(ctx context.Context, reason string) error {
 // deletion) of every changed row. Entries are deleted only after the
 // generation is recorded, so a crash in between ships them again, which
 // is harmless: they carry final rows.
-func (p *pgJob) collect(ctx context.Context) error {
+func (p *pgJob) collect(ctx context.Context) error { return p.collectAs(ctx, "") }
+
+// collectAs is collect that records the generation with reason.
+func (p *pgJob) collectAs(ctx context.Context, reason string) error {
 	j := p.j
 	conn, err := p.db(ctx)
 	if err != nil {
@@ -167,7 +171,7 @@ func (p *pgJob) collect(ctx context.Context) error {
 		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
 	}
 	if cs.Rows() > 0 {
-		if err := p.record(ctx, cs, ""); err != nil {
+		if err := p.record(ctx, cs, reason); err != nil {
 			return err
 		}
 	}

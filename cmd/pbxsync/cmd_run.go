@@ -82,6 +82,10 @@ func (c agentControl) Resume(ctx context.Context, job string) error { return c.a
 
 func (c agentControl) SyncNow(ctx context.Context, job string) error { return c.a.SyncNow(ctx, job) }
 
+func (c agentControl) Restore(ctx context.Context, job, name string, archive io.Reader) (uint64, error) {
+	return c.a.Restore(ctx, job, name, archive)
+}
+
 type agentHealth struct{ a *syncer.Agent }
 
 func (h agentHealth) Status() syncer.Status { return h.a.Status() }

@@ -37,6 +37,9 @@ Commands:
   resume    end the hold of a push target (after rollback --hold)
   sync      sync a job now: rescan its tree and announce (--job JOB)
   render    print what a template renders to on this node or a peer
+  backup    write a generation of a job to a verified .tar.zst archive
+  restore   verify an archive and apply it as a new generation (on a source:
+            the farm)
   token     print the dashboard's API token (created on first use)
   diff      show what changed between two generations of a job
   demo      start three agents on 127.0.0.1 to watch (--script: run a scenario)
@@ -64,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"resume":   cmdResume,
 		"sync":     cmdSync,
 		"render":   cmdRender,
+		"backup":   cmdBackup,
+		"restore":  cmdRestore,
 		"token":    cmdToken,
 		"diff":     cmdDiff,
 		"demo":     cmdDemo,

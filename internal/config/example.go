@@ -63,6 +63,9 @@ preserve_suid = false         # keep setuid/setgid bits of files from the source
                               # a target drops them and logs it; setgid directories keep theirs)
 templates = ["*.tmpl"]        # files jobs: X.tmpl is synced and rendered to X on every host with
                               # Go text/template ({{ .Vars.external_ip }}); X itself is not synced
+# backup = { every = "24h", keep = 7, dir = "/var/backups/pbxsync" }
+                              # optional: write the newest good generation to dir every 24h
+                              # (pbxsync backup's archive), keep the newest 7 (default 7)
 
   # Rules map changed files to Asterisk actions and checks. A rule needs
   # match and an action or a check (or both).

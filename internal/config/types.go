@@ -99,7 +99,8 @@ type Job struct {
 	// and applied; empty: at once. Changes are recorded as generations at
 	// once either way (see internal/window).
 	Windows []string
-	Line    int // line of the job in Config.File (its [[job]] header); 0 when unknown
+	Backup  Backup // optional scheduled backups; Every is 0 when not set
+	Line    int    // line of the job in Config.File (its [[job]] header); 0 when unknown
 
 	// postgres jobs
 	DSN     string   // connection string; secret, never logged

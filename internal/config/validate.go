@@ -272,6 +272,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 
 	c.windows(s, j.Windows)
 	c.members(s, &j, node, known, hasSource, targetsOK)
+	j.Backup = c.backup(s, &j)
 
 	for k, rs := range ruleSections {
 		j.Rules = append(j.Rules, c.rule(rs, s.ctx, k))

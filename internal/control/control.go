@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,12 @@ func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketNam
 
 // Request is one command to the agent.
 type Request struct {
-	Cmd  string `json:"cmd"`            // "status", "rollback", "resume", "sync" or "vars"
-	Job  string `json:"job,omitempty"`  // rollback, resume, sync
+	Cmd  string `json:"cmd"`            // "status", "rollback", "resume", "sync", "vars" or "restore"
+	Job  string `json:"job,omitempty"`  // rollback, resume, sync, restore
 	To   uint64 `json:"to,omitempty"`   // rollback: target generation, 0 = previous good
 	Hold bool   `json:"hold,omitempty"` // rollback on a push target: hold it there until resume
 	Node string `json:"node,omitempty"` // vars: the node whose template values are asked for
+	From string `json:"from,omitempty"` // restore: the archive's name, for logs and history; its bytes follow the request
 }
 
 // Response is the agent's answer.
@@ -61,6 +63,16 @@ type Handler interface {
 	// SyncNow rescans job's tree and announces its newest generation now
 	// (on a target: asks the source for it).
 	SyncNow(ctx context.Context, job string) error
+}
+
+// Restorer is a Handler that also restores backups (pbxsync restore).
+// The archive's bytes follow the request on the connection, up to the
+// client's half-close: the agent needs no access to the file (its unit
+// may have a private /tmp, no /home and a read-only file system).
+type Restorer interface {
+	// Restore applies the backup archive read from archive (called name
+	// in logs) to job as a new generation and returns its number.
+	Restore(ctx context.Context, job, name string, archive io.Reader) (uint64, error)
 }
 
 // Server serves the control socket.
@@ -111,9 +123,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	var req Request
-	if err := json.NewDecoder(io.LimitReader(c, 1<<16)).Decode(&req); err != nil {
+	dec := json.NewDecoder(io.LimitReader(c, 1<<16))
+	if err := dec.Decode(&req); err != nil {
 		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
 		return
+	}
+	if req.Cmd == "restore" { // reads and applies a whole archive
+		c.SetDeadline(time.Now().Add(6 * time.Hour))
 	}
 	var resp Response
 	switch req.Cmd {
@@ -149,6 +165,23 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		} else {
 			resp.Vars = &v
 		}
+	case "restore":
+		r, ok := s.h.(Restorer)
+		if !ok {
+			resp.Error = "this agent cannot restore backups"
+			break
+		}
+		// the archive follows the request's line (Encode ends it with a
+		// newline), partly read ahead by the decoder
+		body := bufio.NewReaderSize(io.MultiReader(dec.Buffered(), c), 64<<10)
+		if b, err := body.Peek(1); err == nil && b[0] == '\n' {
+			body.Discard(1)
+		}
+		gen, err := r.Restore(ctx, req.Job, req.From, body)
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		resp.Generation = gen
 	default:
 		resp.Error = fmt.Sprintf("unknown command %q", req.Cmd)
 	}
@@ -162,6 +195,12 @@ var ErrNoAgent = errors.New("no agent is running")
 
 // Call sends req to the agent listening at path and returns its response.
 func Call(ctx context.Context, path string, req Request) (*Response, error) {
+	return CallWith(ctx, path, req, nil)
+}
+
+// CallWith is Call that sends body's bytes after the request and then
+// half-closes the connection (restore's archive).
+func CallWith(ctx context.Context, path string, req Request, body io.Reader) (*Response, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
@@ -173,6 +212,16 @@ func Call(ctx context.Context, path string, req Request) (*Response, error) {
 	}
 	if err := json.NewEncoder(c).Encode(req); err != nil {
 		return nil, fmt.Errorf("control: send: %w", err)
+	}
+	if body != nil {
+		if _, err := io.Copy(c, body); err != nil {
+			return nil, fmt.Errorf("control: send: %w", err)
+		}
+		if uc, ok := c.(*net.UnixConn); ok {
+			if err := uc.CloseWrite(); err != nil {
+				return nil, fmt.Errorf("control: send: %w", err)
+			}
+		}
 	}
 	var resp Response
 	if err := json.NewDecoder(io.LimitReader(c, 64<<20)).Decode(&resp); err != nil {
