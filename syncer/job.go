@@ -139,14 +139,16 @@ type job struct {
 	// offerChange needs to update serving by a generation's changes.
 	servedRefs map[index.Hash]int
 	servedPrev map[index.Hash]int64
+
+	mesh *meshState // a mesh job's machine (mesh.go); nil for push
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
 	if c.Type != config.TypeFiles && c.Type != config.TypePostgres {
 		return nil, fmt.Errorf("job %q: type %q is not supported by this agent yet", c.Name, c.Type)
 	}
-	if c.Mode != config.ModePush {
-		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent yet; use push", c.Name, c.Mode)
+	if c.Mode != config.ModePush && (c.Mode != config.ModeMesh || c.Type != config.TypeFiles) {
+		return nil, fmt.Errorf("job %q: mode %q is not supported for %s jobs by this agent yet; use push", c.Name, c.Mode, c.Type)
 	}
 	f, err := hostmon.NewFilter(c.Include, c.Exclude)
 	if err != nil {
@@ -158,7 +160,9 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 		bad: map[string]string{}, serving: map[index.Hash]int64{},
 	}
 	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
-	if j.isSource {
+	if c.Mode == config.ModeMesh {
+		j.status.Role = "member"
+	} else if j.isSource {
 		j.status.Role = "source"
 	} else {
 		j.status.Role = "target"
@@ -190,6 +194,9 @@ func (j *job) setError(msg string) {
 func (j *job) run(ctx context.Context) error {
 	if j.kind != nil {
 		return j.kind.run(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh {
+		return j.runMesh(ctx)
 	}
 	root := j.cfg.Path
 	if err := os.MkdirAll(root, 0o755); err != nil {

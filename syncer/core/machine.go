@@ -318,7 +318,7 @@ func conflictOf(path string, now int64, winner, loser index.Item) Conflict {
 	side := func(it index.Item, other index.Item) Side {
 		s := Side{Node: Author(it.Version, other.Version), Deleted: it.Deleted, MTime: it.MTime, Version: it.Version.Clone()}
 		if !it.Deleted {
-			s.Hash = it.Hash
+			s.Hash, s.Size = it.Hash, it.Size
 		}
 		return s
 	}

@@ -41,6 +41,7 @@ type Side struct {
 	Node       string     // the author (see Author)
 	Generation uint64     // the winner: this node's generation that holds it (set by the loop)
 	Hash       index.Hash // zero for a deletion
+	Size       int64
 	Deleted    bool
 	MTime      int64
 	Version    index.Vector
