@@ -35,7 +35,7 @@ type meshState struct {
 // meshPersisted is a mesh job's state in the store (JobState): the mesh
 // index, tombstones included, each item as the store encodes items.
 type meshPersisted struct {
-	Mesh     map[string][]byte            `json:"mesh"` // path -> item
+	Mesh     map[string][]byte            `json:"mesh"`               // path -> item
 	Rejected map[string]map[string]string `json:"rejected,omitempty"` // path -> hash -> reason
 }
 

@@ -55,7 +55,9 @@ func (s *Store) PutConflict(job string, c Conflict) error {
 	if err := s.writable(); err != nil {
 		return err
 	}
-	fail := func(err error) error { return fmt.Errorf("store: job %q: conflict %q at %s: %w", job, c.ID, c.Path, err) }
+	fail := func(err error) error {
+		return fmt.Errorf("store: job %q: conflict %q at %s: %w", job, c.ID, c.Path, err)
+	}
 	if c.ID == "" || len(c.ID) > maxConflictID {
 		return fail(errors.New("bad record ID"))
 	}
