@@ -424,6 +424,18 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if len(ops) == 0 {
 		return latest, nil
 	}
+	// the fetch took time: a file edited meanwhile is a local version
+	// the decision did not see; it is scanned and decided first
+	if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
+		return 0, fmt.Errorf("rescan before the apply: %w", err)
+	}
+	for _, p := range opPaths(ops) {
+		was, had := before[p]
+		now, has := j.stateLookup(p)
+		if had != has || had && (was.Kind != now.Kind || was.Hash != now.Hash || was.Mode != now.Mode) {
+			return 0, fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
+		}
+	}
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
