@@ -360,8 +360,9 @@ func containsPath(list []string, p string) bool {
 }
 
 // meshApply carries out a: fetches what the store lacks, keeps the losing
-// contents, makes the tree hold a.Items (meshApplyTree), then writes the
-// conflict records.
+// contents, writes the conflict records and makes the tree hold a.Items
+// (meshApplyTree). The records are durable before the tree changes: a
+// crash in between never leaves a loser that is neither live nor recorded.
 func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 	for _, it := range append(append([]index.Item(nil), a.Items...), a.Keep...) {
 		if it.Deleted || j.a.store.Has(it.Hash) {
@@ -377,23 +378,23 @@ func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 			return err
 		}
 	}
-	n, err := j.meshApplyTree(ctx, a, before)
-	if err != nil {
-		return err
-	}
-	for _, c := range a.Records {
-		if err := j.putMeshConflict(c, n); err != nil {
-			return err
+	_, err := j.meshApplyTree(ctx, a, before, func(gen uint64) error {
+		for _, c := range a.Records {
+			if err := j.putMeshConflict(c, gen); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
+	return err
 }
 
-// meshApplyTree makes the tree hold a.Items as one generation, returns
+// meshApplyTree makes the tree hold a.Items as one generation (calling
+// beforeTree with its number first), returns
 // its number (the newest good one when the tree needs no change) and runs
 // the job's actions and checks; a failed check rolls the tree back and
 // the versions are remembered as rejected here.
-func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Index) (uint64, error) {
+func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Index, beforeTree func(gen uint64) error) (uint64, error) {
 	ms := j.mesh
 	var latest uint64
 	if j.latest != nil {
@@ -422,7 +423,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	}
 	ops := PlanPaths(IndexLookup(before), IndexLookup(want), paths)
 	if len(ops) == 0 {
-		return latest, nil
+		return latest, beforeTree(latest)
 	}
 	// the fetch took time: a file edited meanwhile is a local version
 	// the decision did not see; it is scanned and decided first
@@ -442,6 +443,10 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		return 0, fmt.Errorf("record generation: %w", err)
 	}
 	g.Number = n
+	if err := beforeTree(n); err != nil {
+		j.a.store.SetState(j.cfg.Name, n, store.StateBad, err.Error())
+		return 0, err
+	}
 	if err := j.applier.Apply(ctx, n, ops); err != nil {
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, err.Error())
 		j.resolveFailed()

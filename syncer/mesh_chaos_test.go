@@ -145,8 +145,11 @@ func TestMeshChaos(t *testing.T) {
 			}
 		}
 		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), fmt.Sprintf("pbxsync-chaos-%d", seed))
+			os.MkdirAll(keep, 0o755)
 			for _, n := range nodes {
 				b, _ := os.ReadFile(filepath.Join(n.h.base, n.name+".log"))
+				os.WriteFile(filepath.Join(keep, n.name+".log"), b, 0o644)
 				lines := strings.Split(string(b), "\n")
 				var keep []string
 				for _, l := range lines {
@@ -159,7 +162,7 @@ func TestMeshChaos(t *testing.T) {
 				}
 				t.Logf("===== log of %s (not DEBUG, last 300 lines) =====\n%s", n.name, strings.Join(keep, "\n"))
 			}
-			t.Logf("replay: CHAOS_SEED=%d CHAOS_DURATION=%s", seed, duration)
+			t.Logf("replay: CHAOS_SEED=%d CHAOS_DURATION=%s; the members' whole logs are in %s", seed, duration, keep)
 		}
 	})
 	for _, n := range nodes {

@@ -100,7 +100,11 @@ func runExampleFarm(t *testing.T, files []string) {
 	jobs := map[string]exJob{}
 	for _, n := range farm {
 		for _, j := range n.orig.Jobs {
-			jobs[j.Name] = exJob{job: j, source: farm[j.Source]}
+			src := j.Source
+			if j.Mode == config.ModeMesh {
+				src = j.Targets[0] // any member may change it: the first does
+			}
+			jobs[j.Name] = exJob{job: j, source: farm[src]}
 		}
 	}
 	seed := func(j exJob, k int) {
