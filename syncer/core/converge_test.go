@@ -66,8 +66,14 @@ func (s *sim) linked(a, b string) bool { return !s.cut[[2]string{a, b}] && !s.cu
 
 // carry does what r asks of member n, as the agent's loop would.
 func (s *sim) carry(n string, r Ready) {
+	s.records[n] = append(s.records[n], r.Records...)
 	if a := r.Apply; a != nil {
 		ok := s.linked(n, a.Peer)
+		if ok && len(a.Items) > 0 && s.rng.Intn(20) == 0 { // this member's checks refuse it
+			s.records[n] = append(s.records[n], a.Records...)
+			s.carry(n, s.m[n].Step(Rejected{ID: a.ID, Reason: "check failed"}))
+			goto send
+		}
 		for _, it := range a.Items {
 			if !ok {
 				break
@@ -87,6 +93,7 @@ func (s *sim) carry(n string, r Ready) {
 		}
 		s.carry(n, s.m[n].Step(Applied{ID: a.ID, Err: err}))
 	}
+send:
 	for _, msg := range r.Send {
 		if s.linked(n, msg.To) {
 			s.queue = append(s.queue, simMsg{from: n, to: msg.To, items: msg.Items})

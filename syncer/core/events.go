@@ -30,6 +30,15 @@ type Applied struct {
 	Err string
 }
 
+// Rejected reports that the Apply of a Ready was carried out but failed
+// this member's actions or checks, and the tree was rolled back: every
+// version it brought into the tree is reverted on every member by a
+// newer version of what this member held before (Reason says why).
+type Rejected struct {
+	ID     uint64
+	Reason string
+}
+
 // PeerUp says a member is reachable (again): it is sent the index at once.
 type PeerUp struct{ Peer string }
 
@@ -43,6 +52,7 @@ type Tick struct{ Time int64 }
 func (LocalScan) isEvent()   {}
 func (RemoteIndex) isEvent() {}
 func (Applied) isEvent()     {}
+func (Rejected) isEvent()    {}
 func (PeerUp) isEvent()      {}
 func (PeerDown) isEvent()    {}
 func (Tick) isEvent()        {}

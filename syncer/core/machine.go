@@ -49,6 +49,7 @@ type take struct {
 	item    index.Item
 	base    index.Vector
 	hadBase bool
+	tree    bool // the Apply changes the tree for it
 }
 
 // New returns a machine over a persisted mesh index (nil: empty). Every
@@ -108,6 +109,8 @@ func (m *Machine) Step(e Event) Ready {
 		return m.remoteIndex(e)
 	case Applied:
 		return m.applied(e)
+	case Rejected:
+		return m.rejected(e)
 	case PeerUp:
 		m.up[e.Peer] = true
 		m.sentAt[e.Peer], m.sentRev[e.Peer] = 0, 0
@@ -179,10 +182,13 @@ func (m *Machine) localScan(e LocalScan) Ready {
 //	---------------------------|-----------------------------------------
 //	we have none               | take it (a tombstone: into the index only)
 //	dominates ours             | take it (write or remove in the tree)
-//	dominated by ours, equal   | ignore it
-//	concurrent, same content   | keep ours with both vectors merged
-//	concurrent, different      | the policy's winner, vectors merged; the
-//	(or equal vectors)         | loser becomes a conflict record
+//	dominated by ours          | ignore it
+//	equal, same content        | ignore it (take the later mtime)
+//	concurrent, same content   | keep it with both vectors merged, the
+//	                           | later mtime
+//	concurrent, different      | the policy's winner, vectors merged and
+//	(or equal vectors)         | this node's counter bumped; the loser
+//	                           | becomes a conflict record
 func (m *Machine) remoteIndex(e RemoteIndex) Ready {
 	a := &Apply{Peer: e.Peer}
 	takes := map[string]take{}
@@ -205,19 +211,28 @@ func (m *Machine) remoteIndex(e RemoteIndex) Ready {
 				a.Items = append(a.Items, rv)
 			}
 			continue
-		case ord == index.Before, ord == index.Equal && sameVersion(rv, lv):
+		case ord == index.Equal && sameVersion(rv, lv):
+			if rv.MTime > lv.MTime { // the same version merged elsewhere: the later mtime, on every member
+				takes[rv.Path] = take{item: rv, base: lv.Version, hadBase: true}
+			}
+			continue
+		case ord == index.Before:
 			continue
 		}
 		merged := Merge(lv.Version, rv.Version)
 		if sameVersion(rv, lv) {
-			keep := lv // the same content; every member keeps the same metadata
-			if Wins(m.cfg.Policy, rv, lv) {
+			keep := lv // the same content: both vectors, the later mtime
+			if rv.MTime > lv.MTime {
 				keep = rv
 			}
 			keep.Version = merged
 			takes[rv.Path] = take{item: keep, base: lv.Version, hadBase: true}
 			continue
 		}
+		// Different content: the resolution is a version of this member's
+		// (its counter goes up), so that two members resolving different
+		// pairs never give one vector to two different results.
+		merged = merged.Bump(m.cfg.Self)
 		remoteWins := Wins(m.cfg.Policy, rv, lv)
 		winner, loser := lv, rv
 		if remoteWins {
@@ -235,6 +250,11 @@ func (m *Machine) remoteIndex(e RemoteIndex) Ready {
 	}
 	if len(takes) == 0 {
 		return Ready{}
+	}
+	for _, it := range a.Items {
+		t := takes[it.Path]
+		t.tree = true
+		takes[it.Path] = t
 	}
 	m.nextID++
 	a.ID = m.nextID
@@ -264,6 +284,48 @@ func (m *Machine) applied(e Applied) Ready {
 			continue
 		}
 		m.set(t.item, &r)
+	}
+	if len(r.Persist) > 0 {
+		r.Send = m.sendTo(m.upMembers())
+	}
+	return r
+}
+
+// rejected reverts what a rejected Apply brought into the tree: for each
+// such path a new version by this member of what it held before (its
+// entry; a deletion where it had none), with a vector that contains the
+// rejected one, so that every member that took the rejected version
+// takes the revert like any newer version. The rejected version becomes
+// a conflict record. What the Apply changed only in the index is dropped
+// and decided again at the peer's next index.
+func (m *Machine) rejected(e Rejected) Ready {
+	p := m.pending
+	if p == nil || p.id != e.ID {
+		return Ready{}
+	}
+	m.pending = nil
+	m.lastFail = e.Reason
+	var r Ready
+	for _, path := range sortedKeys(p.take) {
+		t := p.take[path]
+		if !t.tree {
+			continue
+		}
+		cur, ok := m.items[path]
+		if ok != t.hadBase || ok && index.Compare(cur.Version, t.base) != index.Equal {
+			continue // changed here since: that version stands
+		}
+		rev := cur
+		if !ok {
+			rev = index.Item{Path: path, Kind: t.item.Kind, Deleted: true}
+		}
+		rev.MTime = max(m.now, t.item.MTime)
+		rev.Version = Merge(cur.Version, t.item.Version).Bump(m.cfg.Self)
+		m.set(rev, &r)
+		c := conflictOf(path, m.now, rev, t.item)
+		c.Reason = e.Reason
+		c.Winner.Node, c.Loser.Node = m.cfg.Self, Author(t.item.Version, t.base)
+		r.Records = append(r.Records, c)
 	}
 	if len(r.Persist) > 0 {
 		r.Send = m.sendTo(m.upMembers())

@@ -62,6 +62,13 @@ func describe(r Ready) string {
 			out = append(out, fmt.Sprintf("record %s: %s beats %s", c.Path, w, l))
 		}
 	}
+	for _, c := range r.Records {
+		w := c.Winner.Node
+		if c.Winner.Deleted {
+			w += "-"
+		}
+		out = append(out, fmt.Sprintf("reject %s: %s beats %s: %s", c.Path, w, c.Loser.Node, c.Reason))
+	}
 	for _, m := range r.Send {
 		out = append(out, "send "+m.To)
 	}
@@ -148,22 +155,24 @@ func TestRemoteIndexTable(t *testing.T) {
 			"", "", "{a:2,b:1} A"},
 		{"equal: ignore", newest, []index.Item{file("x", "A", 5, v("a", 1))}, file("x", "A", 5, v("a", 1)),
 			"", "", "{a:1} A"},
+		{"equal, same content, later mtime: take the mtime", newest, []index.Item{file("x", "A", 5, v("a", 1, "b", 1))}, file("x", "A", 8, v("a", 1, "b", 1)),
+			"apply#1 from b: ", "persist x{a:1,b:1}; send b; send c", "{a:1,b:1} A"},
 		{"concurrent, same content: merge the vectors, no record", newest, []index.Item{file("x", "A", 5, v("a", 1))}, file("x", "A", 7, v("b", 1)),
 			"apply#1 from b: ", "persist x{a:1,b:1}; send b; send c", "{a:1,b:1} A"},
 		{"concurrent, theirs newer: take theirs, ours is the record", newest, []index.Item{file("x", "A", 5, v("a", 2))}, file("x", "B", 7, v("a", 1, "b", 1)),
-			"apply#1 from b: write x; record x: b beats a", "persist x{a:2,b:1}; send b; send c", "{a:2,b:1} B"},
+			"apply#1 from b: write x; record x: b beats a", "persist x{a:3,b:1}; send b; send c", "{a:3,b:1} B"},
 		{"concurrent, ours newer: keep ours, theirs is fetched for the record", newest, []index.Item{file("x", "A", 9, v("a", 2))}, file("x", "B", 7, v("a", 1, "b", 1)),
-			"apply#1 from b: keep x; record x: a beats b", "persist x{a:2,b:1}; send b; send c", "{a:2,b:1} A"},
+			"apply#1 from b: keep x; record x: a beats b", "persist x{a:3,b:1}; send b; send c", "{a:3,b:1} A"},
 		{"concurrent, same mtime: lower author ID wins", newest, []index.Item{file("x", "A", 7, v("a", 2))}, file("x", "B", 7, v("a", 1, "b", 1)),
-			"apply#1 from b: keep x; record x: a beats b", "persist x{a:2,b:1}; send b; send c", "{a:2,b:1} A"},
+			"apply#1 from b: keep x; record x: a beats b", "persist x{a:3,b:1}; send b; send c", "{a:3,b:1} A"},
 		{"their edit concurrent with our delete: the edit wins, the delete is the record", newest, []index.Item{gone("x", 9, v("a", 2))}, file("x", "B", 7, v("a", 1, "b", 1)),
-			"apply#1 from b: write x; record x: b beats a-", "persist x{a:2,b:1}; send b; send c", "{a:2,b:1} B"},
+			"apply#1 from b: write x; record x: b beats a-", "persist x{a:3,b:1}; send b; send c", "{a:3,b:1} B"},
 		{"their delete concurrent with our edit: ours stays, the delete is the record", newest, []index.Item{file("x", "A", 5, v("a", 2))}, gone("x", 9, v("a", 1, "b", 1)),
-			"apply#1 from b: ; record x: a beats b-", "persist x{a:2,b:1}; send b; send c", "{a:2,b:1} A"},
+			"apply#1 from b: ; record x: a beats b-", "persist x{a:3,b:1}; send b; send c", "{a:3,b:1} A"},
 		{"concurrent deletes: merge, no record", newest, []index.Item{gone("x", 5, v("a", 2))}, gone("x", 9, v("a", 1, "b", 1)),
 			"apply#1 from b: ", "persist x-{a:2,b:1}; send b; send c", "{a:2,b:1} -"},
 		{"prefer:c: c's older edit beats our newer one", preferC, []index.Item{file("x", "A", 9, v("a", 2))}, file("x", "C", 7, v("a", 1, "c", 1)),
-			"apply#1 from b: write x; record x: c beats a", "persist x{a:2,c:1}; send b; send c", "{a:2,c:1} C"},
+			"apply#1 from b: write x; record x: c beats a", "persist x{a:3,c:1}; send b; send c", "{a:3,c:1} C"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -229,6 +238,52 @@ func TestAppliedTable(t *testing.T) {
 			t.Errorf("decided again: %s", got)
 		}
 	})
+}
+
+func TestRejectedTable(t *testing.T) {
+	cases := []struct {
+		name   string
+		local  []index.Item
+		remote []index.Item
+		want   string // the Step(Rejected) after the Step(RemoteIndex)
+		final  string // a's entry of x
+	}{
+		{"a rejected edit: reverted by a newer version of ours, the edit recorded",
+			[]index.Item{file("x", "A", 5, v("a", 1))}, []index.Item{file("x", "B", 6, v("a", 1, "b", 1))},
+			"persist x{a:2,b:1}; reject x: a beats b: check failed; send b; send c", "{a:2,b:1} A"},
+		{"a rejected new file: reverted by a deletion",
+			nil, []index.Item{file("x", "B", 6, v("b", 1))},
+			"persist x-{a:1,b:1}; reject x: a- beats b: check failed; send b; send c", "{a:1,b:1} -"},
+		{"a rejected delete: the file comes back everywhere",
+			[]index.Item{file("x", "A", 5, v("a", 1))}, []index.Item{gone("x", 6, v("a", 1, "b", 1))},
+			"persist x{a:2,b:1}; reject x: a beats b: check failed; send b; send c", "{a:2,b:1} A"},
+		{"what changed only the index is not reverted",
+			[]index.Item{file("x", "A", 5, v("a", 1))}, []index.Item{file("x", "A", 5, v("a", 1, "b", 1))},
+			"", "{a:1} A"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := member(Policy{}, c.local...)
+			r := m.Step(RemoteIndex{Time: 100e9, Peer: "b", Items: c.remote})
+			if r.Apply == nil {
+				t.Fatal("no apply")
+			}
+			if got := describe(m.Step(Rejected{ID: r.Apply.ID, Reason: "check failed"})); got != c.want {
+				t.Errorf("rejected:\n got: %s\nwant: %s", got, c.want)
+			}
+			it, _ := m.Item("x")
+			content := "-"
+			if !it.Deleted {
+				content = map[index.Hash]string{index.Sum([]byte("A")): "A", index.Sum([]byte("B")): "B"}[it.Hash]
+			}
+			if got := vecString(it.Version) + " " + content; got != c.final {
+				t.Errorf("entry of x: %s, want %s", got, c.final)
+			}
+			if m.LastFailure() != "check failed" {
+				t.Errorf("LastFailure = %q", m.LastFailure())
+			}
+		})
+	}
 }
 
 func TestSendTable(t *testing.T) {

@@ -9,12 +9,13 @@ type Ready struct {
 	Store   []index.Item // local versions whose content is to be kept in the store
 	Persist []index.Item // entries of the mesh index that changed (tombstones included)
 	Apply   *Apply       // a peer's versions to take into the tree, and conflict records
+	Records []Conflict   // versions this member's checks rejected, to record (after Persist)
 	Send    []Message    // index messages to members
 }
 
 // Empty reports whether r asks for nothing.
 func (r Ready) Empty() bool {
-	return len(r.Store) == 0 && len(r.Persist) == 0 && r.Apply == nil && len(r.Send) == 0
+	return len(r.Store) == 0 && len(r.Persist) == 0 && r.Apply == nil && len(r.Records) == 0 && len(r.Send) == 0
 }
 
 // Message is this node's whole mesh index for one member.
@@ -55,4 +56,5 @@ type Conflict struct {
 	Time   int64 // when this member resolved it
 	Winner Side
 	Loser  Side
+	Reason string // a rejection: why this member's checks refused the loser
 }
