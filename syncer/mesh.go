@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -27,9 +28,36 @@ type meshState struct {
 	m     *core.Machine
 	ids   map[string]string // member name -> node ID (vectors count by ID)
 	names map[string]string // node ID -> member name
-	// rejected holds the versions this node's checks refused (path ->
-	// content hash -> reason): they are not applied again.
-	rejected map[string]map[index.Hash]string
+	// rejection is why this member's checks last refused a member's
+	// versions and which paths it reverted ("" when its newest change is
+	// not such a revert): it rides in the Reason of its announcements, so
+	// every member's status and history name the rejecting member.
+	rejection string
+	// reverts is, per member, the paths its last announcement says it
+	// reverted after its checks refused them: taking such a revert keeps
+	// this member's version as a conflict record.
+	reverts map[string]map[string]bool
+	reasons map[string]string // member -> the rejection its announcements carry
+}
+
+// revertsMark is what a member's announcement Reason says before the
+// paths it reverted.
+const revertsMark = "; reverted: "
+
+// noteReverts keeps what peer's announcement says it reverted (nothing
+// when its Reason is not a rejection).
+func (ms *meshState) noteReverts(peer, reason string) {
+	delete(ms.reverts, peer)
+	delete(ms.reasons, peer)
+	i := strings.Index(reason, revertsMark)
+	if !strings.HasPrefix(reason, "rejected by ") || i < 0 {
+		return
+	}
+	set := map[string]bool{}
+	for _, p := range strings.Split(reason[i+len(revertsMark):], ", ") {
+		set[p] = true
+	}
+	ms.reverts[peer], ms.reasons[peer] = set, reason
 }
 
 // meshPersisted is a mesh job's state in the store (JobState): the mesh
@@ -42,7 +70,7 @@ type meshPersisted struct {
 // newMeshState maps the job's members to node IDs from the config.
 func (j *job) newMeshState() (*meshState, error) {
 	cfg := j.a.cfgSnapshot()
-	ms := &meshState{ids: map[string]string{}, names: map[string]string{}, rejected: map[string]map[index.Hash]string{}}
+	ms := &meshState{ids: map[string]string{}, names: map[string]string{}, reverts: map[string]map[string]bool{}, reasons: map[string]string{}}
 	for _, name := range j.cfg.Targets {
 		var id string
 		if name == j.a.node {
@@ -104,13 +132,6 @@ func (j *job) runMesh(ctx context.Context) error {
 			return fmt.Errorf("job %q: saved mesh index: %w", j.cfg.Name, err)
 		}
 		items = append(items, it)
-	}
-	for path, hs := range p.Rejected {
-		for h, why := range hs {
-			if hh, err := index.ParseHash(h); err == nil {
-				ms.reject(path, hh, why)
-			}
-		}
 	}
 	var others []string
 	for _, n := range j.cfg.Targets {
@@ -227,6 +248,7 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 			return
 		}
 		j.meshLocal(ctx)
+		ms.noteReverts(e.peer, m.Reason)
 		j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: e.peer, Items: j.meshAdmit(e.peer, m)}))
 	}
 }
@@ -241,8 +263,7 @@ func meshPaths(items []wire.Item) []string {
 }
 
 // meshAdmit converts a member's index to items, keeping only what this
-// node's own filters admit (admit.go) and no version this node's checks
-// rejected.
+// node's own filters admit (admit.go).
 func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
 	x := make(index.Index, len(m.Items))
 	for _, w := range m.Items {
@@ -258,10 +279,6 @@ func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
 	}
 	out := make([]index.Item, 0, len(ad.want))
 	for _, it := range ad.want {
-		if why, bad := j.mesh.rejected[it.Path][it.Hash]; bad && !it.Deleted {
-			j.log.Debug("not taking a version this node's checks rejected", "path", it.Path, "reason", why)
-			continue
-		}
 		out = append(out, it)
 	}
 	return out
@@ -320,24 +337,47 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 			changed = append(changed, it.Path)
 		}
 	}
-	if len(changed) > 0 && r.Apply == nil {
-		j.recordMeshGeneration(ctx, j.a.node, changed)
+	if len(changed) > 0 && r.Apply == nil && len(r.Records) == 0 {
+		j.recordMeshGeneration(ctx, j.a.node, changed, "")
 	}
 	if len(r.Persist) > 0 {
 		j.saveMesh()
 		j.offerMesh()
 	}
-	if a := r.Apply; a != nil {
-		reason := ""
-		if err := j.meshApply(ctx, a); err != nil {
-			reason = err.Error()
-			j.log.Warn("cannot take a member's versions", "peer", a.Peer, "err", err)
-			j.setStatus(func(s *JobStatus) { s.LastError = fmt.Sprintf("from %s: %s", a.Peer, reason) })
+	if len(r.Records) > 0 {
+		var paths []string
+		gen := uint64(0)
+		if j.latest != nil {
+			gen = j.latest.Number
 		}
-		j.carryMesh(ctx, ms.m.Step(core.Applied{ID: a.ID, Err: reason}))
+		for _, c := range r.Records {
+			paths = append(paths, c.Path)
+			c.Reason = fmt.Sprintf("rejected by %s: %s", j.a.node, c.Reason)
+			if err := j.putMeshConflict(c, gen); err != nil {
+				j.log.Error("cannot record a rejected version", "path", c.Path, "err", err)
+			}
+		}
+		ms.rejection = fmt.Sprintf("rejected by %s: %s"+revertsMark+"%s", j.a.node, ms.m.LastFailure(), strings.Join(paths, ", "))
+		j.recordMeshGeneration(ctx, j.a.node, paths, ms.rejection)
+	} else if len(r.Store) > 0 {
+		ms.rejection = ""
+	}
+	if a := r.Apply; a != nil {
+		var ev core.Event = core.Applied{ID: a.ID}
+		if err := j.meshApply(ctx, a); err != nil {
+			var rej *meshRejection
+			if errors.As(err, &rej) {
+				ev = core.Rejected{ID: a.ID, Reason: rej.reason}
+			} else {
+				ev = core.Applied{ID: a.ID, Err: err.Error()}
+				j.log.Warn("cannot take a member's versions", "peer", a.Peer, "err", err)
+				j.setStatus(func(s *JobStatus) { s.LastError = fmt.Sprintf("from %s: %s", a.Peer, err) })
+			}
+		}
+		j.carryMesh(ctx, ms.m.Step(ev))
 	}
 	for _, msg := range r.Send {
-		out := &wire.Announce{Job: j.cfg.Name, Version: 1, Origin: j.a.node, Time: time.Now().UnixNano(), Items: make([]wire.Item, 0, len(msg.Items))}
+		out := &wire.Announce{Job: j.cfg.Name, Version: 1, Origin: j.a.node, Reason: truncateText(ms.rejection, wire.MaxReasonLen), Time: time.Now().UnixNano(), Items: make([]wire.Item, 0, len(msg.Items))}
 		if j.latest != nil {
 			out.Version = j.latest.Number
 		}
@@ -384,7 +424,7 @@ func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 				return err
 			}
 		}
-		return nil
+		return j.keepReverted(ctx, a, before, gen)
 	})
 	return err
 }
@@ -395,7 +435,6 @@ func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 // the job's actions and checks; a failed check rolls the tree back and
 // the versions are remembered as rejected here.
 func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Index, beforeTree func(gen uint64) error) (uint64, error) {
-	ms := j.mesh
 	var latest uint64
 	if j.latest != nil {
 		latest = j.latest.Number
@@ -437,7 +476,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 			return 0, fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
 		}
 	}
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Index: want}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
 		return 0, fmt.Errorf("record generation: %w", err)
@@ -464,37 +503,61 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		}
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, reason)
 		j.resolveFailed()
-		for _, it := range a.Items {
-			if !it.Deleted {
-				ms.reject(it.Path, it.Hash, reason)
-			}
-		}
-		j.saveMesh()
 		j.setStatus(func(s *JobStatus) {
 			s.RolledBack++
 			s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d from %s rejected by %s: %s", n, a.Peer, j.a.node, reason)
 		})
-		return 0, fmt.Errorf("rejected by %s: %s", j.a.node, reason)
+		if errors.Is(err, ErrAsteriskUnavailable) || ctx.Err() != nil {
+			// says nothing of the content: taken again at the member's next index
+			return 0, fmt.Errorf("not taken now (%s)", reason)
+		}
+		return 0, &meshRejection{reason: reason}
 	}
-	if err := j.a.store.SetState(j.cfg.Name, n, store.StateGood, ""); err != nil {
+	if err := j.a.store.SetState(j.cfg.Name, n, store.StateGood, g.Reason); err != nil {
 		j.log.Error("cannot mark generation good", "generation", n, "err", err)
 	}
 	g.State = store.StateGood
 	j.latest, j.recorded = g, g
+	note := ""
+	if r := j.mesh.reasons[a.Peer]; r != "" {
+		note = fmt.Sprintf("generation %d from %s: %s", n, a.Peer, r)
+	}
 	j.setStatus(func(s *JobStatus) {
-		s.Generation, s.State, s.LastError = n, string(store.StateGood), ""
+		s.Generation, s.State, s.LastError = n, string(store.StateGood), note
 		s.LastChange = time.Now()
 		s.Applied++
 	})
 	return n, nil
 }
 
-// reject remembers that this node's checks refused content h at path.
-func (ms *meshState) reject(path string, h index.Hash, why string) {
-	if ms.rejected[path] == nil {
-		ms.rejected[path] = map[index.Hash]string{}
+// keepReverted keeps, as conflict records, the versions this member
+// holds that a.Peer reverted because its checks refused them: the author
+// (and every member that took them) keeps the rejected content.
+func (j *job) keepReverted(ctx context.Context, a *core.Apply, before index.Index, gen uint64) error {
+	ms := j.mesh
+	for _, it := range a.Items {
+		cur, ok := before[it.Path]
+		if !ms.reverts[a.Peer][it.Path] || !ok || cur.Kind != index.KindFile || !it.Deleted && cur.Hash == it.Hash {
+			continue
+		}
+		if !j.a.store.Has(cur.Hash) {
+			if _, _, err := j.storeFile(ctx, it.Path); err != nil {
+				return fmt.Errorf("keep the rejected version of %s: %w", it.Path, err)
+			}
+		}
+		sum := index.Sum([]byte("rejected\x00" + it.Path + "\x00" + cur.Hash.String()))
+		rec := store.Conflict{ID: sum.String()[:16], Path: it.Path, Time: time.Now().UTC(), Reason: ms.reasons[a.Peer],
+			Winner: store.ConflictSide{Node: a.Peer, Generation: gen, Hash: it.Hash, Deleted: it.Deleted},
+			Loser:  store.ConflictSide{Node: j.a.node, Hash: cur.Hash, Size: cur.Size}}
+		if it.Deleted {
+			rec.Winner.Hash = index.Hash{}
+		}
+		if err := j.a.store.PutConflict(j.cfg.Name, rec); err != nil {
+			return err
+		}
+		j.log.Warn("a member's checks rejected this version; it is reverted here and kept", "path", it.Path, "member", a.Peer, "reason", ms.reasons[a.Peer], "conflict", rec.ID)
 	}
-	ms.rejected[path][h] = why
+	return nil
 }
 
 // keepLoser makes sure the store holds the losing content of c before
@@ -518,7 +581,7 @@ func (j *job) putMeshConflict(c core.Conflict, gen uint64) error {
 	ms := j.mesh
 	rec := store.Conflict{ID: c.ID, Path: c.Path, Time: time.Unix(0, c.Time).UTC(),
 		Winner: store.ConflictSide{Node: ms.memberName(c.Winner.Node), Generation: gen, Hash: c.Winner.Hash, Deleted: c.Winner.Deleted},
-		Loser:  store.ConflictSide{Node: ms.memberName(c.Loser.Node), Hash: c.Loser.Hash, Size: c.Loser.Size, Deleted: c.Loser.Deleted}}
+		Loser:  store.ConflictSide{Node: ms.memberName(c.Loser.Node), Hash: c.Loser.Hash, Size: c.Loser.Size, Deleted: c.Loser.Deleted}, Reason: c.Reason}
 	if err := j.a.store.PutConflict(j.cfg.Name, rec); err != nil {
 		return err
 	}
@@ -528,7 +591,7 @@ func (j *job) putMeshConflict(c core.Conflict, gen uint64) error {
 
 // recordMeshGeneration records the tree as a new good generation made by
 // origin (this node's own edits): history and rollback material.
-func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed []string) {
+func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed []string, reason string) {
 	x := hostmon.ToIndex(j.states)
 	for p, it := range x {
 		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
@@ -536,7 +599,7 @@ func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed [
 		}
 	}
 	sort.Strings(changed)
-	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: origin, Changed: changed, State: store.StateGood, Index: x}
+	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: origin, Changed: changed, State: store.StateGood, Reason: reason, Index: x}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
 		j.log.Warn("cannot record a generation of local changes", "err", err)
@@ -547,18 +610,12 @@ func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed [
 	j.setStatus(func(s *JobStatus) { s.Generation, s.State, s.LastChange = n, string(store.StateGood), time.Now() })
 }
 
-// saveMesh persists the mesh index and the rejected versions.
+// saveMesh persists the mesh index.
 func (j *job) saveMesh() {
 	ms := j.mesh
-	p := meshPersisted{Mesh: map[string][]byte{}, Rejected: map[string]map[string]string{}}
+	p := meshPersisted{Mesh: map[string][]byte{}}
 	for _, it := range ms.m.Items() {
 		p.Mesh[it.Path] = store.MarshalItem(&it)
-	}
-	for path, hs := range ms.rejected {
-		p.Rejected[path] = map[string]string{}
-		for h, why := range hs {
-			p.Rejected[path][h.String()] = why
-		}
 	}
 	if err := j.a.store.PutJobState(j.cfg.Name, p); err != nil {
 		j.log.Warn("cannot save the mesh index", "err", err)
@@ -591,4 +648,18 @@ func (j *job) offerMesh() {
 // isMeshMember reports whether peer is a member of j, a mesh job.
 func (j *job) isMeshMember(peer string) bool {
 	return j.cfg.Mode == config.ModeMesh && peer != j.a.node && contains(j.cfg.Targets, peer)
+}
+
+// meshRejection is the error of an apply whose versions failed this
+// member's actions or checks (the tree is rolled back).
+type meshRejection struct{ reason string }
+
+func (e *meshRejection) Error() string { return "rejected: " + e.reason }
+
+// truncateText cuts s to at most n bytes.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
 }

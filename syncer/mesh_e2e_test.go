@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -239,5 +240,70 @@ func TestMeshPartition(t *testing.T) {
 				t.Errorf("%s lacks %s after the heal: %v", n.name, p, err)
 			}
 		}
+	}
+}
+
+// TestMeshRejectedEverywhere: a version made on a fails b's check; b rolls
+// it back and reverts it with a newer version of what it held, which
+// every member takes (a and c, that had applied it, roll back too); b and
+// the author a keep the rejected content as a conflict record with b's
+// reason, and their status and history name b.
+func TestMeshRejectedEverywhere(t *testing.T) {
+	nodes, _ := meshTrio(t, "", false)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	b.Jobs[0].Extra = "check = \"! grep -q BAD x.conf\"\n"
+	a.write("x.conf", "good\n", 0o644)
+	for _, n := range nodes {
+		n.start()
+	}
+	sameContent(t, "initial sync", a, b, c)
+	a.replace("x.conf", []byte("BAD\n"), 0o644)
+	eventually(t, waitLimit, "b rejects a's version", func() error {
+		if st, _ := b.jobStatus("conf"); !strings.Contains(st.LastError, "rejected by b") {
+			return fmt.Errorf("b's status: %q", st.LastError)
+		}
+		return nil
+	})
+	sameContent(t, "every member back on the good version", a, b, c)
+	if got := string(a.read("x.conf")); got != "good\n" {
+		t.Fatalf("x.conf on the author = %q, want the version b's check accepts", got)
+	}
+	eventually(t, waitLimit, "the author's status names b", func() error {
+		if st, _ := a.jobStatus("conf"); !strings.Contains(st.LastError, "rejected by b") {
+			return fmt.Errorf("a's status: %q", st.LastError)
+		}
+		return nil
+	})
+	for _, n := range []*tnode{a, b} {
+		found := false
+		cs, err := n.a().Store().Conflicts("conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cf := range cs {
+			var buf bytes.Buffer
+			if cf.Path == "x.conf" && n.a().Store().CopyTo(context.Background(), cf.Loser.Hash, &buf) == nil && buf.String() == "BAD\n" {
+				found = true
+				if !strings.Contains(cf.Reason, "b") {
+					t.Errorf("%s: record of the rejected version without b's reason: %+v", n.name, cf)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s keeps no record of the rejected content: %+v", n.name, cs)
+		}
+	}
+	gens, err := a.a().Store().Generations("conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := false
+	for _, g := range gens {
+		if g.Origin == "b" && strings.Contains(g.Reason, "rejected by b") {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("a's history has no generation from b naming the rejection: %+v", gens)
 	}
 }

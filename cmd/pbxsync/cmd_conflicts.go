@@ -20,6 +20,7 @@ type conflictJSON struct {
 	Time   time.Time  `json:"time"`
 	Winner sideJSON   `json:"winner"`
 	Loser  loserJSON  `json:"loser"`
+	Reason string     `json:"reason,omitempty"` // the loser failed this member's checks
 	Row    rawOrEmpty `json:"row,omitempty"`
 }
 
@@ -95,7 +96,7 @@ func cmdConflicts(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *asJSON {
 		out := make([]conflictJSON, 0, len(cs))
 		for _, c := range cs {
-			out = append(out, conflictJSON{ID: c.ID, Path: c.Path, Time: c.Time, Row: c.Row,
+			out = append(out, conflictJSON{ID: c.ID, Path: c.Path, Time: c.Time, Row: c.Row, Reason: c.Reason,
 				Winner: sideJSON{Node: c.Winner.Node, Generation: c.Winner.Generation, Hash: hashText(c.Winner), Deleted: c.Winner.Deleted},
 				Loser:  loserJSON{Node: c.Loser.Node, Hash: hashText(c.Loser), Deleted: c.Loser.Deleted}})
 		}

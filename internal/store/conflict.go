@@ -22,6 +22,9 @@ type Conflict struct {
 	Time   time.Time    `json:"time"`
 	Winner ConflictSide `json:"winner"`
 	Loser  ConflictSide `json:"loser"`
+	// Reason is set when the loser lost to a member's checks, not to a
+	// concurrent version: why that member refused it.
+	Reason string `json:"reason,omitempty"`
 	// Row is the losing row of a postgres job as JSON (Hash zero then).
 	Row json.RawMessage `json:"row,omitempty"`
 }
