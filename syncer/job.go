@@ -147,8 +147,8 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	if c.Type != config.TypeFiles && c.Type != config.TypePostgres {
 		return nil, fmt.Errorf("job %q: type %q is not supported by this agent yet", c.Name, c.Type)
 	}
-	if c.Mode != config.ModePush && (c.Mode != config.ModeMesh || c.Type != config.TypeFiles) {
-		return nil, fmt.Errorf("job %q: mode %q is not supported for %s jobs by this agent yet; use push", c.Name, c.Mode, c.Type)
+	if c.Mode != config.ModePush && c.Mode != config.ModeMesh {
+		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent; use push or mesh", c.Name, c.Mode)
 	}
 	f, err := hostmon.NewFilter(c.Include, c.Exclude)
 	if err != nil {
@@ -167,7 +167,7 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	} else {
 		j.status.Role = "target"
 	}
-	if c.Type == config.TypePostgres {
+	if c.Type == config.TypePostgres && c.Mode == config.ModePush {
 		j.kind = newPGJob(j)
 	}
 	return j, nil
@@ -194,6 +194,9 @@ func (j *job) setError(msg string) {
 func (j *job) run(ctx context.Context) error {
 	if j.kind != nil {
 		return j.kind.run(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh && j.cfg.Type == config.TypePostgres {
+		return j.runMeshPG(ctx)
 	}
 	if j.cfg.Mode == config.ModeMesh {
 		return j.runMesh(ctx)

@@ -38,6 +38,7 @@ type meshState struct {
 	// this member's version as a conflict record.
 	reverts map[string]map[string]bool
 	reasons map[string]string // member -> the rejection its announcements carry
+	edge    meshEdge
 }
 
 // revertsMark is what a member's announcement Reason says before the
@@ -97,6 +98,43 @@ func (ms *meshState) memberName(id string) string {
 	return id
 }
 
+// startMesh makes the job's mesh state: the members' IDs, the conflict
+// policy and the machine over the saved mesh index; others are the other
+// members' names.
+func (j *job) startMesh(edge meshEdge) (*meshState, []string, error) {
+	ms, err := j.newMeshState()
+	if err != nil {
+		return nil, nil, err
+	}
+	kind, preferName, err := core.ParsePolicy(j.cfg.Conflict)
+	if err != nil {
+		return nil, nil, fmt.Errorf("job %q: conflict: %w", j.cfg.Name, err)
+	}
+	policy := core.Policy{Kind: kind, Node: ms.ids[preferName]}
+	var p meshPersisted
+	if _, err := j.a.store.JobState(j.cfg.Name, &p); err != nil {
+		j.log.Warn("cannot read the saved mesh index; starting from the data", "err", err)
+	}
+	var items []index.Item
+	for path, b := range p.Mesh {
+		it, err := store.UnmarshalItem(path, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("job %q: saved mesh index: %w", j.cfg.Name, err)
+		}
+		items = append(items, it)
+	}
+	var others []string
+	for _, n := range j.cfg.Targets {
+		if n != j.a.node {
+			others = append(others, n)
+		}
+	}
+	ms.m = core.New(core.Config{Self: ms.ids[j.a.node], Members: others, Policy: policy}, items)
+	ms.edge = edge
+	j.mesh = ms
+	return ms, others, nil
+}
+
 // runMesh is the loop of a mesh files job.
 func (j *job) runMesh(ctx context.Context) error {
 	root := j.cfg.Path
@@ -112,35 +150,10 @@ func (j *job) runMesh(ctx context.Context) error {
 	if _, err := j.applier.Recover(ctx); err != nil {
 		return err
 	}
-	ms, err := j.newMeshState()
+	ms, others, err := j.startMesh(filesEdge{j})
 	if err != nil {
 		return err
 	}
-	kind, preferName, err := core.ParsePolicy(j.cfg.Conflict)
-	if err != nil {
-		return fmt.Errorf("job %q: conflict: %w", j.cfg.Name, err)
-	}
-	policy := core.Policy{Kind: kind, Node: ms.ids[preferName]}
-	var p meshPersisted
-	if _, err := j.a.store.JobState(j.cfg.Name, &p); err != nil {
-		j.log.Warn("cannot read the saved mesh index; starting from the tree", "err", err)
-	}
-	var items []index.Item
-	for path, b := range p.Mesh {
-		it, err := store.UnmarshalItem(path, b)
-		if err != nil {
-			return fmt.Errorf("job %q: saved mesh index: %w", j.cfg.Name, err)
-		}
-		items = append(items, it)
-	}
-	var others []string
-	for _, n := range j.cfg.Targets {
-		if n != j.a.node {
-			others = append(others, n)
-		}
-	}
-	ms.m = core.New(core.Config{Self: ms.ids[j.a.node], Members: others, Policy: policy}, items)
-	j.mesh = ms
 	if j.states, err = j.loadScan(); err != nil {
 		j.log.Warn("cannot read saved scan state; rescanning everything", "err", err)
 		j.states = nil
@@ -323,13 +336,7 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 	}
 	var changed []string
 	for _, it := range r.Store {
-		h, _, err := j.storeFile(ctx, it.Path)
-		switch {
-		case err != nil:
-			j.log.Warn("cannot store a local change", "path", it.Path, "err", err)
-		case h != it.Hash:
-			j.log.Debug("file changed again while it was stored", "path", it.Path)
-		}
+		ms.edge.storeLocal(ctx, it)
 		changed = append(changed, it.Path)
 	}
 	for _, it := range r.Persist {
@@ -338,7 +345,7 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 		}
 	}
 	if len(changed) > 0 && r.Apply == nil && len(r.Records) == 0 {
-		j.recordMeshGeneration(ctx, j.a.node, changed, "")
+		ms.edge.record(ctx, changed, "")
 	}
 	if len(r.Persist) > 0 {
 		j.saveMesh()
@@ -358,13 +365,13 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 			}
 		}
 		ms.rejection = fmt.Sprintf("rejected by %s: %s"+revertsMark+"%s", j.a.node, ms.m.LastFailure(), strings.Join(paths, ", "))
-		j.recordMeshGeneration(ctx, j.a.node, paths, ms.rejection)
+		ms.edge.record(ctx, paths, ms.rejection)
 	} else if len(r.Store) > 0 {
 		ms.rejection = ""
 	}
 	if a := r.Apply; a != nil {
 		var ev core.Event = core.Applied{ID: a.ID}
-		if err := j.meshApply(ctx, a); err != nil {
+		if err := ms.edge.apply(ctx, a); err != nil {
 			var rej *meshRejection
 			if errors.As(err, &rej) {
 				ev = core.Rejected{ID: a.ID, Reason: rej.reason}
@@ -398,6 +405,39 @@ func containsPath(list []string, p string) bool {
 	}
 	return false
 }
+
+// meshEdge is what a mesh job's loop does to its data: files (this file)
+// and postgres (pgmesh.go) are its two implementations.
+type meshEdge interface {
+	// storeLocal keeps the content of a local version in the store.
+	storeLocal(ctx context.Context, it index.Item)
+	// record notes local versions at paths as a generation (reason: why,
+	// e.g. a revert after a rejection).
+	record(ctx context.Context, paths []string, reason string)
+	// apply carries out an Apply: fetch, keep losers, change the data,
+	// run actions and checks, write the records. A *meshRejection means
+	// the checks refused it and it was rolled back.
+	apply(ctx context.Context, a *core.Apply) error
+}
+
+// filesEdge is the meshEdge of a files job.
+type filesEdge struct{ j *job }
+
+func (e filesEdge) storeLocal(ctx context.Context, it index.Item) {
+	h, _, err := e.j.storeFile(ctx, it.Path)
+	switch {
+	case err != nil:
+		e.j.log.Warn("cannot store a local change", "path", it.Path, "err", err)
+	case h != it.Hash:
+		e.j.log.Debug("file changed again while it was stored", "path", it.Path)
+	}
+}
+
+func (e filesEdge) record(ctx context.Context, paths []string, reason string) {
+	e.j.recordMeshGeneration(ctx, e.j.a.node, paths, reason)
+}
+
+func (e filesEdge) apply(ctx context.Context, a *core.Apply) error { return e.j.meshApply(ctx, a) }
 
 // meshApply carries out a: fetches what the store lacks, keeps the losing
 // contents, writes the conflict records and makes the tree hold a.Items

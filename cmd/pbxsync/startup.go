@@ -45,9 +45,6 @@ func startupCheck(cfg *config.Config) error {
 	add := func(e *config.Error) { errs = append(errs, e) }
 
 	for i, j := range cfg.Jobs {
-		if j.Mode == config.ModeMesh && j.Type != config.TypeFiles {
-			add(cfg.ErrorAt(config.JobKey(i, "mode"), nil, "job %q: job.mode: %q is built for files jobs only so far; use %q for a %s job", j.Name, j.Mode, config.ModePush, j.Type))
-		}
 		if _, err := rules.Compile(j.Rules, true); err != nil {
 			for _, e := range unjoin(err) {
 				key := config.JobKey(i, "")
