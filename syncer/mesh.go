@@ -504,18 +504,28 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if len(ops) == 0 {
 		return latest, beforeTree(latest)
 	}
-	// the fetch took time: a file edited meanwhile is a local version
-	// the decision did not see; it is scanned and decided first
-	if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
-		return 0, fmt.Errorf("rescan before the apply: %w", err)
-	}
-	for _, p := range opPaths(ops) {
-		was, had := before[p]
-		now, has := j.stateLookup(p)
-		if had != has || had && (was.Kind != now.Kind || was.Hash != now.Hash || was.Mode != now.Mode) {
-			return 0, fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
+	// the fetch and the staging took time: a file edited meanwhile is a
+	// local version the decision did not see; it is scanned and decided
+	// first. The check runs as late as it can: once the apply's files are
+	// staged, just before its journal.
+	unchanged := func([]Op) error {
+		if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
+			return fmt.Errorf("rescan before the apply: %w", err)
 		}
+		for _, p := range opPaths(ops) {
+			was, had := before[p]
+			now, has := j.stateLookup(p)
+			if had != has || had && (was.Kind != now.Kind || was.Hash != now.Hash || was.Mode != now.Mode) {
+				return fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
+			}
+		}
+		return nil
 	}
+	if err := unchanged(ops); err != nil {
+		return 0, err
+	}
+	j.applier.BeforeJournal = unchanged
+	defer func() { j.applier.BeforeJournal = nil }()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
