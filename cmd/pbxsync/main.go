@@ -32,7 +32,7 @@ Commands:
   id        create this node's identity if missing and print its node ID
   status    show peers and jobs of the running agent (--json for tools)
   history   list a job's generations (--json for tools)
-  conflicts list a mesh job's conflicts; --get ID prints the losing content
+  conflicts  list a mesh job's conflicts (--json; --get ID: the losing content)
   rollback  roll a job back to an earlier generation (on a source: the farm;
             on a push target only with --hold)
   resume    end the hold of a push target (after rollback --hold)
