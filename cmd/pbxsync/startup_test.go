@@ -82,6 +82,10 @@ func startupCases() []startupCase {
 			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\nconflict = \"oldest\"", 1)
 			return writeText(t, dir, text)
 		}, msg: `want "newest" or "prefer:NODE"`},
+		{name: "rolling mesh", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\norder = \"rolling\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.order: "rolling" is not built for mesh jobs yet`},
 		{name: "conflict on a push job", write: withBase(func(string) string { return "conflict = \"newest\"\n" }),
 			msg: `only mesh jobs take conflict`},
 		{name: "ami secret_file missing", write: withBase(func(dir string) string { return amiTable(filepath.Join(dir, "missing.secret")) }),
