@@ -44,6 +44,11 @@ type Applier struct {
 	DataStaging string
 	Store       *store.Store
 	Log         *slog.Logger
+	// BeforeJournal, when set, runs once a forward apply's files are
+	// staged and durable, just before its journal is written: an error
+	// abandons the apply (staged files removed, the tree untouched). A
+	// mesh job checks there that no path changed locally meanwhile.
+	BeforeJournal func(ops []Op) error
 
 	progress *progressTracker // counts staged files while a target applies
 	// syncfsMin overrides syncfsMinFiles when set (tests).
@@ -231,6 +236,12 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		if err := syncDir(a.Staging); err != nil {
 			cleanup()
 			return fmt.Errorf("job %s: fsync staging dir: %w", a.Job, err)
+		}
+	}
+	if a.BeforeJournal != nil && !restore {
+		if err := a.BeforeJournal(ops); err != nil {
+			cleanup()
+			return err
 		}
 	}
 	if err := a.Store.WriteJournal(a.Job, j); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"pbxsync/internal/config"
 	"pbxsync/internal/wire"
 )
 
@@ -11,7 +12,8 @@ import (
 // message is decoded, whether peer may send a message of type t naming job
 // at all. Announcements come only from a job's source to this node as its
 // target; results, postgres have-messages and content requests only from
-// the job's targets to this node as its source. Everything else that names
+// the job's targets to this node as its source; in a mesh job, index
+// announcements and content requests from its members. Everything else that names
 // a job is refused unread, so that a pinned peer without a role in a job
 // cannot make this node decode (and hold) what it sends for it.
 func (a *Agent) Allow(peer string, t wire.Type, job string) error {
@@ -23,7 +25,10 @@ func (a *Agent) Allow(peer string, t wire.Type, job string) error {
 		if j == nil {
 			return fmt.Errorf("no job %q on this node", job)
 		}
-		if j.isSource || j.cfg.Source != peer {
+		if t == wire.TypeAnnounce && j.isMeshMember(peer) {
+			return nil
+		}
+		if j.cfg.Mode == config.ModeMesh || j.isSource || j.cfg.Source != peer {
 			return fmt.Errorf("job %q: the config does not name %s as its source", job, peer)
 		}
 		return nil
@@ -32,7 +37,10 @@ func (a *Agent) Allow(peer string, t wire.Type, job string) error {
 		if j == nil {
 			return fmt.Errorf("no job %q on this node", job)
 		}
-		if !j.isSource || !contains(j.cfg.Targets, peer) {
+		if t == wire.TypeGet && j.isMeshMember(peer) {
+			return nil
+		}
+		if j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer) {
 			return fmt.Errorf("job %q: %s is not a target of it here (or this node is not its source)", job, peer)
 		}
 		return nil

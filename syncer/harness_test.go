@@ -78,6 +78,7 @@ type tjob struct {
 	Source  string
 	Targets []string
 	Extra   string
+	Mode    string // "" is push; "mesh": Targets are the members, no source
 }
 
 // newHarness makes the base directory first so that its removal runs
@@ -161,6 +162,11 @@ func (n *tnode) configText() string {
 		targets := make([]string, len(j.Targets))
 		for i, t := range j.Targets {
 			targets[i] = fmt.Sprintf("%q", t)
+		}
+		if j.Mode == config.ModeMesh {
+			fmt.Fprintf(&b, "[[job]]\nname = %q\npath = %q\nmode = \"mesh\"\ntargets = [%s]\n%s\n",
+				j.Name, path, strings.Join(targets, ", "), j.Extra)
+			continue
 		}
 		fmt.Fprintf(&b, "[[job]]\nname = %q\npath = %q\nmode = \"push\"\nsource = %q\ntargets = [%s]\n%s\n",
 			j.Name, path, j.Source, strings.Join(targets, ", "), j.Extra)

@@ -147,14 +147,16 @@ type job struct {
 	// offerChange needs to update serving by a generation's changes.
 	servedRefs map[index.Hash]int
 	servedPrev map[index.Hash]int64
+
+	mesh *meshState // a mesh job's machine (mesh.go); nil for push
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
 	if c.Type != config.TypeFiles && c.Type != config.TypePostgres {
 		return nil, fmt.Errorf("job %q: type %q is not supported by this agent yet", c.Name, c.Type)
 	}
-	if c.Mode != config.ModePush {
-		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent yet; use push", c.Name, c.Mode)
+	if c.Mode != config.ModePush && c.Mode != config.ModeMesh {
+		return nil, fmt.Errorf("job %q: mode %q is not supported by this agent; use push or mesh", c.Name, c.Mode)
 	}
 	f, ts, err := jobFilter(c)
 	if err != nil {
@@ -169,12 +171,14 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 		return nil, err
 	}
 	j.status = JobStatus{Name: c.Name, Type: c.Type, Mode: c.Mode, Source: c.Source, Path: c.Path, State: "starting"}
-	if j.isSource {
+	if c.Mode == config.ModeMesh {
+		j.status.Role = "member"
+	} else if j.isSource {
 		j.status.Role = "source"
 	} else {
 		j.status.Role = "target"
 	}
-	if c.Type == config.TypePostgres {
+	if c.Type == config.TypePostgres && c.Mode == config.ModePush {
 		j.kind = newPGJob(j)
 	}
 	return j, nil
@@ -201,6 +205,12 @@ func (j *job) setError(msg string) {
 func (j *job) run(ctx context.Context) error {
 	if j.kind != nil {
 		return j.kind.run(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh && j.cfg.Type == config.TypePostgres {
+		return j.runMeshPG(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh {
+		return j.runMesh(ctx)
 	}
 	root := j.cfg.Path
 	if err := os.MkdirAll(root, 0o755); err != nil {

@@ -34,6 +34,8 @@ func exampleFile(jobPath string, n int) (rel, content string) {
 	switch {
 	case strings.HasSuffix(jobPath, "/etc/asterisk"):
 		return "extensions.conf", fmt.Sprintf("[from-internal]\nexten => 112,1,Dial(PJSIP/112,30)\n; change %d\n", n)
+	case strings.HasSuffix(jobPath, "/users"):
+		return "2001.conf", fmt.Sprintf("[2001]\ntype=endpoint\ncontext=from-internal\n; change %d\n", n)
 	case strings.Contains(jobPath, "agi-bin"):
 		return "hello.sh", fmt.Sprintf("#!/bin/sh\necho change %d\n", n)
 	default:
@@ -100,7 +102,11 @@ func runExampleFarm(t *testing.T, files []string) {
 	jobs := map[string]exJob{}
 	for _, n := range farm {
 		for _, j := range n.orig.Jobs {
-			jobs[j.Name] = exJob{job: j, source: farm[j.Source]}
+			src := j.Source
+			if j.Mode == config.ModeMesh {
+				src = j.Targets[0] // any member may change it: the first does
+			}
+			jobs[j.Name] = exJob{job: j, source: farm[src]}
 		}
 	}
 	seed := func(j exJob, k int) {

@@ -32,6 +32,7 @@ Commands:
   id        create this node's identity if missing and print its node ID
   status    show peers and jobs of the running agent (--json for tools)
   history   list a job's generations (--json for tools)
+  conflicts  list a mesh job's conflicts (--json; --get ID: the losing content)
   rollback  roll a job back to an earlier generation (on a source: the farm;
             on a push target only with --hold)
   resume    end the hold of a push target (after rollback --hold)
@@ -58,21 +59,22 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func run(args []string, stdout, stderr io.Writer) int {
 	commands := map[string]command{
-		"run":      cmdRun,
-		"check":    cmdCheck,
-		"id":       cmdID,
-		"status":   cmdStatus,
-		"history":  cmdHistory,
-		"rollback": cmdRollback,
-		"resume":   cmdResume,
-		"sync":     cmdSync,
-		"render":   cmdRender,
-		"backup":   cmdBackup,
-		"restore":  cmdRestore,
-		"token":    cmdToken,
-		"diff":     cmdDiff,
-		"demo":     cmdDemo,
-		"gendoc":   cmdGendoc,
+		"run":       cmdRun,
+		"check":     cmdCheck,
+		"id":        cmdID,
+		"status":    cmdStatus,
+		"history":   cmdHistory,
+		"conflicts": cmdConflicts,
+		"rollback":  cmdRollback,
+		"resume":    cmdResume,
+		"sync":      cmdSync,
+		"render":    cmdRender,
+		"backup":    cmdBackup,
+		"restore":   cmdRestore,
+		"token":     cmdToken,
+		"diff":      cmdDiff,
+		"demo":      cmdDemo,
+		"gendoc":    cmdGendoc,
 		"version": func(context.Context, []string, io.Writer, io.Writer) int {
 			fmt.Fprintln(stdout, "pbxsync", version)
 			return 0

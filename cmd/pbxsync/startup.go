@@ -45,8 +45,8 @@ func startupCheck(cfg *config.Config) error {
 	add := func(e *config.Error) { errs = append(errs, e) }
 
 	for i, j := range cfg.Jobs {
-		if j.Mode != config.ModePush {
-			add(cfg.ErrorAt(config.JobKey(i, "mode"), nil, "job %q: job.mode: %q is not built yet; use %q", j.Name, j.Mode, config.ModePush))
+		if j.Mode == config.ModeMesh && j.Order == config.OrderRolling {
+			add(cfg.ErrorAt(config.JobKey(i, "order"), nil, "job %q: job.order: %q is not built for mesh jobs yet (every change goes to every member at once); use %q", j.Name, j.Order, config.OrderParallel))
 		}
 		if _, err := rules.Compile(j.Rules, true); err != nil {
 			for _, e := range unjoin(err) {

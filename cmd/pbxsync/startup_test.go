@@ -73,7 +73,21 @@ func startupCases() []startupCase {
 		{name: "mesh", write: func(t *testing.T, dir string) string {
 			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]", 1)
 			return writeText(t, dir, text)
-		}, msg: `job "conf": job.mode: "mesh" is not built yet; use "push"`},
+		}, ok: true},
+		{name: "mesh conflict names no member", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\nconflict = \"prefer:z\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.conflict: "prefer:z": "z" is not a member of this job`},
+		{name: "mesh conflict policy unknown", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\nconflict = \"oldest\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `want "newest" or "prefer:NODE"`},
+		{name: "rolling mesh", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\norder = \"rolling\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.order: "rolling" is not built for mesh jobs yet`},
+		{name: "conflict on a push job", write: withBase(func(string) string { return "conflict = \"newest\"\n" }),
+			msg: `only mesh jobs take conflict`},
 		{name: "ami secret_file missing", write: withBase(func(dir string) string { return amiTable(filepath.Join(dir, "missing.secret")) }),
 			msg: "asterisk.secret_file: AMI secret file: stat "},
 		{name: "ami secret_file empty", write: withBase(func(dir string) string {

@@ -48,8 +48,9 @@ path = "/etc/asterisk"        # files: required absolute job root
 include = ["**/*.conf"]       # globs relative to the root (default: everything);
                               # path.Match syntax, "**" = any number of directories
 exclude = ["pbxsync-local.conf", "**/*.swp"]
-mode = "push"                 # push: one source (the default; mesh is not built yet,
-                              # check and run refuse it)
+mode = "push"                 # push: one source (the default); mesh: every member
+                              # listed in targets may change any file (files jobs)
+# conflict = "newest"         # mesh: "newest" (later mtime wins) or "prefer:NODE"
 source = "pbx1"               # push: the node whose changes are sent
 targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
 delta = "auto"                # auto: a delta for every file of 2 KiB or more, on any link;

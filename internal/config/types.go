@@ -50,6 +50,11 @@ const (
 	ModePush = "push"
 	ModeMesh = "mesh"
 
+	// ConflictNewest and ConflictPrefer (followed by a member's name) are
+	// the conflict policies of a mesh job.
+	ConflictNewest = "newest"
+	ConflictPrefer = "prefer:"
+
 	OrderParallel = "parallel"
 	OrderRolling  = "rolling"
 
@@ -81,6 +86,7 @@ type Job struct {
 	Source       string        // push: required node name (this node or a peer)
 	Targets      []string      // push: node names (this node or peers); mesh: members
 	Order        string        // parallel|rolling; default parallel
+	Conflict     string        // mesh: newest|prefer:NODE; default newest
 	Delta        string        // auto|always|never: when to send deltas; default auto
 	Keep         int           // generations kept in the store; default 20, min 2
 	Debounce     time.Duration // file events are gathered this long; default 20ms

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -273,6 +274,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	c.windows(s, j.Windows)
 	c.members(s, &j, node, known, hasSource, targetsOK)
 	j.Backup = c.backup(s, &j)
+	j.Conflict = c.conflict(s, &j)
 
 	for k, rs := range ruleSections {
 		j.Rules = append(j.Rules, c.rule(rs, s.ctx, k))
@@ -341,6 +343,33 @@ func (c *checker) members(s *section, j *Job, node string, known func(string) bo
 			c.add(partAt, nil, fmt.Sprintf("%sthis node (%q) takes no part in job %q: it is not one of its targets", s.prefix(), node, j.Name))
 		}
 	}
+}
+
+// conflict checks the conflict policy of a mesh job: "newest" (the
+// default) or "prefer:NODE" with NODE one of its members.
+func (c *checker) conflict(s *section, j *Job) string {
+	v, ok := s.str("conflict")
+	if !ok {
+		if j.Mode == ModeMesh {
+			return ConflictNewest
+		}
+		return ""
+	}
+	if j.Mode != ModeMesh {
+		s.errf("conflict", "only mesh jobs take conflict (this job's mode is %q)", j.Mode)
+		return ""
+	}
+	switch {
+	case v == ConflictNewest:
+	case strings.HasPrefix(v, ConflictPrefer):
+		n := strings.TrimPrefix(v, ConflictPrefer)
+		if !slices.Contains(j.Targets, n) {
+			s.errf("conflict", "%q: %q is not a member of this job (targets lists them)", v, n)
+		}
+	default:
+		s.errf("conflict", "%q: want %q or %q", v, ConflictNewest, ConflictPrefer+"NODE")
+	}
+	return v
 }
 
 // rule checks one [[job.rule]] of the job named in jobCtx.

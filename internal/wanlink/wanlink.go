@@ -74,7 +74,13 @@ type Link struct {
 	toClient chan clientPacket // answers on their way back, shared by every session
 
 	up, down, upPk, downPk, dropped atomic.Uint64
+	blocked                         atomic.Bool // SetBlocked: drop everything
 }
+
+// SetBlocked cuts the link (every datagram in either direction is dropped
+// and counted as dropped) or, with false, restores it: a partition for
+// tests.
+func (l *Link) SetBlocked(b bool) { l.blocked.Store(b) }
 
 type session struct {
 	client *net.UDPAddr
@@ -161,6 +167,10 @@ func (l *Link) readClients() {
 			}
 			continue
 		}
+		if l.blocked.Load() {
+			l.dropped.Add(1)
+			continue
+		}
 		s := l.session(from)
 		if s == nil {
 			l.dropped.Add(1)
@@ -241,6 +251,10 @@ func (l *Link) readUpstream(s *session) {
 				return
 			}
 			continue // e.g. ECONNREFUSED while the upstream restarts
+		}
+		if l.blocked.Load() {
+			l.dropped.Add(1)
+			continue
 		}
 		s.last.Store(time.Now().UnixNano())
 		p := clientPacket{packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}, s.client}

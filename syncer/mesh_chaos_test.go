@@ -1,0 +1,297 @@
+package syncer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/identity"
+	"pbxsync/internal/store"
+)
+
+// chaosMemberEnv names the config file a child process of TestMeshChaos
+// runs an agent with (TestMeshChaosMember).
+const chaosMemberEnv = "PBXSYNC_CHAOS_MEMBER"
+
+// TestMeshChaosMember is a member agent of TestMeshChaos in a child
+// process, so that the test can kill it with SIGKILL. It does nothing in a
+// normal test run.
+func TestMeshChaosMember(t *testing.T) {
+	file := os.Getenv(chaosMemberEnv)
+	if file == "" {
+		return // not a child of TestMeshChaos
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.LoadOrCreate(cfg.Node.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", cfg.Node.Name)
+	a, err := New(Options{Config: cfg, Identity: id, Log: log, Version: "chaos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	a.Run(ctx)
+	os.Exit(0)
+}
+
+// chaosWrite is one change the chaos test made to a member's tree: the
+// content it wrote ("" with deleted) and what the file held just before.
+type chaosWrite struct {
+	node, path      string
+	content         string
+	deleted         bool
+	prev            string
+	prevExisted     bool
+	step            int
+	agentWasRunning bool
+}
+
+// TestMeshChaos: three members in child processes, each reaching the
+// others through wanlink forwarders; for CHAOS_DURATION (default 15 s;
+// `make chaos` runs 10 min, `make test` 60 s) a seeded random run of edits
+// and deletes on every member (shared paths and each member's own), cut
+// and healed links, SIGKILLs and restarts of members. Then every link
+// heals and every member runs: all trees must become identical, hold only
+// content the test wrote, and every write must be live, the loser of a
+// conflict record (content or deletion), or replaced by a later write
+// made over it. The seed is printed; CHAOS_SEED replays the same
+// sequence of actions (the agents' timing still varies).
+func TestMeshChaos(t *testing.T) {
+	if os.Getenv(chaosMemberEnv) != "" {
+		return
+	}
+	duration := 15 * time.Second
+	if v := os.Getenv("CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("CHAOS_DURATION=%q: %v", v, err)
+		}
+		duration = d
+	}
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("CHAOS_SEED"); v != "" {
+		s, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("CHAOS_SEED=%q: %v", v, err)
+		}
+		seed = s
+	}
+	t.Logf("chaos seed %d for %s (replay: CHAOS_SEED=%d CHAOS_DURATION=%s go test -run '^TestMeshChaos$' ./syncer/)", seed, duration, seed, duration)
+	fmt.Fprintf(os.Stderr, "chaos seed %d (CHAOS_SEED=%d replays it)\n", seed, seed)
+	rng := rand.New(rand.NewSource(seed))
+
+	nodes, link := meshTrio(t, "", true)
+	procs := map[string]*exec.Cmd{}
+	logs := map[string]*os.File{}
+	start := func(n *tnode) {
+		file := filepath.Join(n.h.base, n.name, "pbxsync.toml")
+		if err := os.WriteFile(file, []byte(n.configText()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if logs[n.name] == nil {
+			f, err := os.Create(filepath.Join(n.h.base, n.name+".log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs[n.name] = f
+			t.Cleanup(func() { f.Close() })
+		}
+		fmt.Fprintf(logs[n.name], "----- %s started -----\n", time.Now().Format("15:04:05.000"))
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMeshChaosMember$", "-test.count=1")
+		cmd.Env = append(os.Environ(), chaosMemberEnv+"="+file)
+		cmd.Stdout, cmd.Stderr = logs[n.name], logs[n.name]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs[n.name] = cmd
+	}
+	kill := func(n *tnode) {
+		if cmd := procs[n.name]; cmd != nil {
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			fmt.Fprintf(logs[n.name], "----- %s SIGKILL -----\n", time.Now().Format("15:04:05.000"))
+			delete(procs, n.name)
+		}
+	}
+	t.Cleanup(func() {
+		for _, cmd := range procs {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+		for _, cmd := range procs {
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), fmt.Sprintf("pbxsync-chaos-%d", seed))
+			os.MkdirAll(keep, 0o755)
+			for _, n := range nodes {
+				b, _ := os.ReadFile(filepath.Join(n.h.base, n.name+".log"))
+				os.WriteFile(filepath.Join(keep, n.name+".log"), b, 0o644)
+				lines := strings.Split(string(b), "\n")
+				var keep []string
+				for _, l := range lines {
+					if !strings.Contains(l, "level=DEBUG") {
+						keep = append(keep, l)
+					}
+				}
+				if len(keep) > 300 {
+					keep = keep[len(keep)-300:]
+				}
+				t.Logf("===== log of %s (not DEBUG, last 300 lines) =====\n%s", n.name, strings.Join(keep, "\n"))
+			}
+			t.Logf("replay: CHAOS_SEED=%d CHAOS_DURATION=%s; the members' whole logs are in %s", seed, duration, keep)
+		}
+	})
+	for _, n := range nodes {
+		start(n)
+	}
+
+	shared := []string{"s0.conf", "s1.conf", "s2.conf", "d/s3.conf"}
+	var writes []chaosWrite
+	cutOff := map[string]bool{}
+	setCut := func(name string, cut bool) {
+		cutOff[name] = cut
+		for k, l := range link {
+			l.SetBlocked(cutOff[k[0]] || cutOff[k[1]])
+		}
+	}
+	deadline := time.Now().Add(duration)
+	for step := 0; time.Now().Before(deadline); step++ {
+		n := nodes[rng.Intn(len(nodes))]
+		switch k := rng.Intn(20); {
+		case k < 12: // an edit or a delete
+			path := shared[rng.Intn(len(shared))]
+			if rng.Intn(4) == 0 {
+				path = fmt.Sprintf("own-%s-%d.conf", n.name, rng.Intn(3))
+			}
+			prev, perr := os.ReadFile(n.path(path))
+			w := chaosWrite{node: n.name, path: path, prev: string(prev), prevExisted: perr == nil, step: step, agentWasRunning: procs[n.name] != nil}
+			if perr == nil && rng.Intn(5) == 0 {
+				w.deleted = true
+				os.Remove(n.path(path))
+			} else {
+				w.content = fmt.Sprintf("%s step %d %08x\n", n.name, step, rng.Uint32())
+				os.MkdirAll(filepath.Dir(n.path(path)), 0o755)
+				tmp := n.path(path) + ".chaos-tmp~"
+				if err := os.WriteFile(tmp, []byte(w.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, n.path(path)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writes = append(writes, w)
+		case k < 15: // cut a member off, or heal
+			if rng.Intn(2) == 0 {
+				setCut(n.name, true)
+			} else {
+				for _, m := range nodes {
+					setCut(m.name, false)
+				}
+			}
+		case k < 17: // SIGKILL, or start again
+			if procs[n.name] != nil {
+				kill(n)
+			} else {
+				start(n)
+			}
+		}
+		time.Sleep(time.Duration(20+rng.Intn(300)) * time.Millisecond)
+	}
+	for _, m := range nodes {
+		setCut(m.name, false)
+		if procs[m.name] == nil {
+			start(m)
+		}
+	}
+	t.Logf("%d changes made; waiting for the members to converge", len(writes))
+	sameContent(t, "all members converge after the chaos", nodes...)
+
+	// Every write accounted for.
+	final, err := snapshot(nodes[0].tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := map[string]bool{}
+	for _, w := range writes {
+		written[w.path+"\x00"+w.content] = true
+	}
+	for p, e := range final {
+		if !e.dir && !written[p+"\x00"+string(e.content)] {
+			t.Errorf("%s holds %q, which no member wrote there", p, e.content)
+		}
+	}
+	type loser struct {
+		path    string
+		content string
+		deleted bool
+	}
+	kept := map[loser]bool{}
+	for _, n := range nodes {
+		st, err := store.OpenReadOnly(filepath.Join(n.data, "store"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := st.Conflicts("conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Loser.Deleted {
+				kept[loser{path: c.Path, deleted: true}] = true
+				continue
+			}
+			var buf bytes.Buffer
+			if err := st.CopyTo(context.Background(), c.Loser.Hash, &buf); err != nil {
+				t.Errorf("%s: conflict %s at %s: the losing content is not readable: %v", n.name, c.ID, c.Path, err)
+			}
+			kept[loser{path: c.Path, content: buf.String()}] = true
+		}
+		st.Close()
+	}
+	lost := 0
+	for i, w := range writes {
+		e, live := final[w.path]
+		switch {
+		case w.deleted && !live, !w.deleted && live && string(e.content) == w.content:
+			continue // live
+		case kept[loser{path: w.path, content: w.content, deleted: w.deleted}]:
+			continue // the loser of a conflict
+		}
+		replaced := false
+		for _, later := range writes[i+1:] {
+			if later.path == w.path && (w.deleted && !later.prevExisted || !w.deleted && later.prevExisted && later.prev == w.content) {
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			lost++
+			t.Errorf("write lost: step %d on %s: %s %s (agent running: %v)", w.step, w.node, w.path, map[bool]string{true: "deleted", false: fmt.Sprintf("= %q", w.content)}[w.deleted], w.agentWasRunning)
+		}
+	}
+	t.Logf("%d changes, %d conflict losers kept, %d lost", len(writes), len(kept), lost)
+}

@@ -1,0 +1,93 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/pgtest"
+)
+
+// pgMeshTrio makes members a, b and c of mesh postgres job "realtime",
+// each on its own database.
+func pgMeshTrio(t *testing.T, dsns []string) []*pgNode {
+	nodes := []*pgNode{newPGNode(t, "a"), newPGNode(t, "b"), newPGNode(t, "c")}
+	for i, n := range nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n\n", n.name, n.port, filepath.Join(n.dir, "data"))
+		for _, o := range nodes {
+			if o != n {
+				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n\n", o.name, o.port, o.id.ID.String())
+			}
+		}
+		fmt.Fprintf(&b, "[[job]]\nname = \"realtime\"\ntype = \"postgres\"\ndsn = %q\ntables = [\"ps_endpoints\"]\nmode = \"mesh\"\ntargets = [\"a\", \"b\", \"c\"]\n", dsns[i])
+		n.config = b.String()
+	}
+	return nodes
+}
+
+// TestPGMesh: rows changed on any member reach the others; two members
+// inserting the same key while cut off from each other is a conflict with
+// one winner everywhere and the losing row kept as JSON, not an error
+// loop; a delete on one member removes the row everywhere.
+func TestPGMesh(t *testing.T) {
+	srv := pgtest.Start(t)
+	var dsns []string
+	for range 3 {
+		dsn := srv.NewDB(t)
+		c := pgtest.Connect(t, dsn)
+		pgExec(t, c, pgEndpointsDDL)
+		c.Close(context.Background())
+		dsns = append(dsns, dsn)
+	}
+	nodes := pgMeshTrio(t, dsns)
+	c := nodes[2]
+	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
+	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'from-a')")
+	for _, n := range nodes {
+		n.start()
+	}
+	pgSame(t, "a's row reaches b", ca, cb)
+	pgSame(t, "a's row reaches c", ca, cc)
+	pgExec(t, cb, "INSERT INTO ps_endpoints (id, context) VALUES ('200', 'from-b')")
+	pgExec(t, cc, "UPDATE ps_endpoints SET context = 'edited-on-c' WHERE id = '100'")
+	pgSame(t, "changes of b and c reach a", ca, cb)
+	pgSame(t, "changes of b and c reach c", ca, cc)
+
+	// the same key inserted on a and on c while c is down
+	c.stop()
+	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('300', 'a-insert')")
+	pgSame(t, "a's insert reaches b", ca, cb)
+	pgExec(t, cc, "INSERT INTO ps_endpoints (id, context) VALUES ('300', 'c-insert')")
+	c.start()
+	pgSame(t, "a and c converge after c's return", ca, cc)
+	pgSame(t, "a and b converge after c's return", ca, cb)
+	found := false
+	for _, n := range nodes {
+		cs, err := n.agent.Store().Conflicts("realtime")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cf := range cs {
+			if strings.Contains(cf.Path, "300") && (strings.Contains(string(cf.Row), "a-insert") || strings.Contains(string(cf.Row), "c-insert")) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no member keeps the losing insert of key 300 as JSON")
+	}
+	for _, n := range nodes {
+		if st := n.status(); st.LastError != "" {
+			t.Errorf("%s: %s", n.name, st.LastError)
+		}
+	}
+	pgExec(t, cb, "DELETE FROM ps_endpoints WHERE id = '200'")
+	pgSame(t, "b's delete reaches a", ca, cb)
+	pgSame(t, "b's delete reaches c", ca, cc)
+	if d := pgDump(t, ca); strings.Contains(d, "from-b") {
+		t.Errorf("row 200 still on a: %s", d)
+	}
+}
