@@ -100,6 +100,9 @@ func (a *Agent) Restore(ctx context.Context, jobName, name string, r io.Reader) 
 	if j == nil {
 		return 0, fmt.Errorf("no job %q", jobName)
 	}
+	if j.cfg.Mode == config.ModeMesh {
+		return 0, fmt.Errorf("job %q is a mesh job: restore is not built for mesh jobs yet; unpack the archive into the tree of one member (zstd -dc FILE | tar -x) and the members take it as an edit", jobName)
+	}
 	if !j.isSource {
 		return 0, fmt.Errorf("job %q is a push target of %s, which would put its version back at once: restore the archive on %s", jobName, j.cfg.Source, j.cfg.Source)
 	}

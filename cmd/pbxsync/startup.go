@@ -48,6 +48,12 @@ func startupCheck(cfg *config.Config) error {
 		if j.Mode == config.ModeMesh && j.Order == config.OrderRolling {
 			add(cfg.ErrorAt(config.JobKey(i, "order"), nil, "job %q: job.order: %q is not built for mesh jobs yet (every change goes to every member at once); use %q", j.Name, j.Order, config.OrderParallel))
 		}
+		if j.Mode == config.ModeMesh && len(j.Templates) > 0 {
+			add(cfg.ErrorAt(config.JobKey(i, "templates"), nil, "job %q: job.templates: templates are not built for mesh jobs yet (a member would sync the rendering); use a push job for templated files", j.Name))
+		}
+		if j.Mode == config.ModeMesh && len(j.Windows) > 0 {
+			add(cfg.ErrorAt(config.JobKey(i, "window"), nil, "job %q: job.window: sync windows are not built for mesh jobs yet (every member sends at once)", j.Name))
+		}
 		if _, err := rules.Compile(j.Rules, true); err != nil {
 			for _, e := range unjoin(err) {
 				key := config.JobKey(i, "")

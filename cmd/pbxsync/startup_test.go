@@ -86,6 +86,14 @@ func startupCases() []startupCase {
 			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\norder = \"rolling\"", 1)
 			return writeText(t, dir, text)
 		}, msg: `job.order: "rolling" is not built for mesh jobs yet`},
+		{name: "templates in a mesh", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\ntemplates = [\"*.tmpl\"]", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.templates: templates are not built for mesh jobs yet`},
+		{name: "window in a mesh", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\nwindow = \"02:00-04:00\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.window: sync windows are not built for mesh jobs yet`},
 		{name: "conflict on a push job", write: withBase(func(string) string { return "conflict = \"newest\"\n" }),
 			msg: `only mesh jobs take conflict`},
 		{name: "ami secret_file missing", write: withBase(func(dir string) string { return amiTable(filepath.Join(dir, "missing.secret")) }),
