@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"slices"
@@ -34,6 +35,14 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		j.notePlain(m, want)
 		return want, nil, true
 	}
+	if j.holdsAsked(m) {
+		// the question "do you hold it?" about the newest generation
+		// (after a restart of either side): answered from that
+		// generation's index, with no copy of it and no admission built
+		j.log.Debug("asked whether this node holds its newest generation", "source_version", m.Version)
+		j.plain = plainWant{version: m.Version}
+		return j.latest.Index, []string{}, true
+	}
 	// an incremental announcement: rebuild the index from the base this
 	// node holds, in place, or ask for the complete one
 	switch {
@@ -65,6 +74,25 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	want = j.admit(m.Version, j.announced)
 	j.notePlain(m, want)
 	return want, nil, true
+}
+
+// holdsAsked reports whether m asks whether this node holds the
+// generation it is on (an announcement against its own version that
+// changes nothing) and the newest generation's index is exactly that
+// version as announced (its digest) and as this node admits it now (its
+// filters and setuid policy change nothing in it; they may have changed
+// since the generation was made). It costs one pass over the index, no
+// copy of it.
+func (j *job) holdsAsked(m *wire.Announce) bool {
+	if j.latest == nil || m.Base != m.Version || j.latest.SourceVersion != m.Base ||
+		len(m.Items) > 0 || len(m.Removed) > 0 || len(m.Unreadable) > 0 {
+		return false
+	}
+	d := j.digests.of(j.latest.Index).Hash()
+	if !bytes.Equal(d[:], m.Digest) {
+		return false
+	}
+	return admitsAll(j.latest.Index, j.filter, j.cfg.PreserveSUID)
 }
 
 // notePlain adds what the target keeps at the source's unreadable paths
