@@ -137,6 +137,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { monDone <- a.mon.Run(ctx) }()
 	go a.gcLoop(ctx)
 	go a.publishLoop(ctx)
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.releaseMappedLoop(ctx) }()
 	a.hooksSnapshot().Start(ctx)
 	<-ctx.Done()
 	a.wg.Wait()
