@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -298,6 +300,24 @@ func ref(tx *bolt.Tx, h index.Hash, delta int64) error {
 	}
 	if delta > 0 {
 		return tx.Bucket(bktUnref).Delete(h[:])
+	}
+	return nil
+}
+
+// refSorted applies deltas (hash -> change of its reference count) with
+// ref, in hash order; a zero delta changes nothing.
+func refSorted(tx *bolt.Tx, deltas map[index.Hash]int64) error {
+	hs := make([]index.Hash, 0, len(deltas))
+	for h, d := range deltas {
+		if d != 0 {
+			hs = append(hs, h)
+		}
+	}
+	slices.SortFunc(hs, func(a, b index.Hash) int { return bytes.Compare(a[:], b[:]) })
+	for _, h := range hs {
+		if err := ref(tx, h, deltas[h]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
