@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"runtime"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
