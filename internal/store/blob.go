@@ -647,7 +647,9 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	s.pendMu.Unlock()
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bktBlobs)
+		pass := mappedPass{tx: tx}
 		for _, h := range check {
+			pass.touched()
 			if blobs.Get(h[:]) == nil && !fileExists(s.BlobPath(h)) {
 				out = append(out, h)
 			}

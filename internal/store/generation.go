@@ -341,6 +341,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var missing []string
+	pass := mappedPass{tx: tx}
 	for i, c := range changes {
 		if i > 0 && changes[i-1].Path == c.Path {
 			return 0, 0, fmt.Errorf("path %q changed twice", c.Path)
@@ -357,7 +358,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		if err := validateItem(c.New); err != nil {
 			return 0, 0, err
 		}
-		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted && !s.hasTx(tx, c.New.Hash) {
+		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted && !pass.check(s, c.New.Hash) {
 			missing = append(missing, fmt.Sprintf("%s (blob %s)", c.Path, c.New.Hash))
 		}
 	}
