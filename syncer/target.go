@@ -123,7 +123,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	want, changed, ok := j.wantOf(m)
-	defer j.settleSpare()
+	defer j.settleAnnouncement()
 	if !ok {
 		reply(0, wire.ResultResync, "")
 		return
@@ -156,6 +156,9 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			// or after the source's restart): the next incremental one is
 			// admitted on it by its changes
 			j.plain.gen = j.latest
+			if j.plain.identity && sameMap(j.announced, want) {
+				j.announced = nil // it is the newest index: no second copy
+			}
 		}
 		reply(j.latest.Number, "good", "")
 		return
@@ -220,6 +223,20 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
 	reply(n, string(g.State), g.Reason)
+}
+
+// settleAnnouncement ends the handling of an announcement: the spare is
+// settled, and the digest cache lets go of the indexes the job no longer
+// holds.
+func (j *job) settleAnnouncement() {
+	j.settleSpare()
+	keep := []index.Index{j.spare.x, j.announced, j.drift.base}
+	for _, g := range []*store.Generation{j.latest, j.recorded, j.retry} {
+		if g != nil {
+			keep = append(keep, g.Index)
+		}
+	}
+	j.digests.retain(keep...)
 }
 
 // admit applies this target's own filters and setuid policy to an
