@@ -35,6 +35,10 @@ type plainWant struct {
 func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
 	if m.Base == 0 {
 		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(m.Items))
+		// a large one leaves its decoded messages and maps behind even
+		// when it makes no generation (a repeat during a long initial
+		// sync): the memory goes back to the system afterwards too
+		j.noteGeneration(len(m.Items))
 		return j.admitAll(m, wire.ToIndex(m.Items)), nil, true
 	}
 	if j.holdsAsked(m) {
