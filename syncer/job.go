@@ -131,6 +131,9 @@ type job struct {
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
 	scanDirty map[string]bool
+	// scanSaving is closed when the save saveScanInBackground started
+	// ends; nil when none runs.
+	scanSaving chan struct{}
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -275,16 +278,15 @@ func (j *job) run(ctx context.Context) error {
 const saveEvery = 30 * time.Second
 
 // onTick is the job loop's work once a second: after a large generation
-// its scan state is saved at once (not up to 30 s later, when the first
-// edits after an initial sync would wait behind the write of every path's
-// state) and its memory handed back; unreadable entries are retried, a
+// its scan state is saved at once, in the background (not up to 30 s
+// later on the loop, when the first edits after an initial sync waited
+// behind the write of every path's state), and its memory handed back; unreadable entries are retried, a
 // source repeats its announcements, and a changed state is saved every
 // saveEvery.
 func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
-		j.save()
-		j.lastSave = time.Now()
+		j.saveScanInBackground()
 		releaseMemory()
 	}
 	j.retryUnreadable(ctx)

@@ -141,9 +141,10 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 }
 
 // TestLargeGenerationSavesScanStateAtOnce: the tick after a large
-// generation saves the scan state of every path it touched then, not
-// saveEvery later (when the first edits after a big initial sync waited
-// behind the write of 100k paths' states); a small one waits as before.
+// generation saves the scan state of every path it touched then, beside
+// the job's loop, not saveEvery later on the loop (when the first edits
+// after a big initial sync waited behind the write of 100k paths'
+// states); a small one waits as before.
 func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
 	dir := t.TempDir()
 	root := filepath.Join(dir, "tree")
@@ -180,6 +181,10 @@ func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
 	}
 	j.noteGeneration(largeGeneration)
 	j.onTick(ctx)
+	if j.scanSaving == nil {
+		t.Fatal("the tick after a large generation started no save")
+	}
+	j.waitScanSave() // it runs beside the loop
 	if n := saved(); n != 5 || len(j.scanDirty) != 0 {
 		t.Fatalf("the tick after a large generation saved %d scan states (%d paths still to save); want 5", n, len(j.scanDirty))
 	}
