@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -569,7 +571,14 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[ind
 	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
 	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
 	now := u64key(uint64(time.Now().UnixNano()))
-	for h, p := range batch {
+	// in hash order (random order into one bbolt node is O(n²) copying
+	// until the commit splits it), dropping the mapped pages the puts
+	// read as they go (see mappedPass)
+	hs := slices.SortedFunc(maps.Keys(batch), func(a, b index.Hash) int { return bytes.Compare(a[:], b[:]) })
+	pass := mappedPass{tx: tx}
+	for _, h := range hs {
+		p := batch[h]
+		pass.touched()
 		if p.data != nil && blobs.Get(h[:]) == nil {
 			if err := blobs.Put(h[:], p.data); err != nil {
 				return err

@@ -21,13 +21,21 @@ import (
 // transaction so that bbolt cannot remap the file meanwhile. Elsewhere
 // than on Linux it does nothing.
 func (s *Store) ReleaseMapped() error {
-	err := s.view(func(tx *bolt.Tx) error {
-		return dropMapped(tx.DB().Info().Data, tx.Size())
-	})
-	if err != nil {
+	if err := s.releaseMapped(); err != nil {
 		return fmt.Errorf("store: release the mapped database: %w", err)
 	}
 	return nil
+}
+
+// releaseAfterBlobs is the number of blobs from which the commit that
+// writes them is followed by releaseMapped: it touched the old page of
+// every node it rewrote, thousands for a batch of an initial sync.
+const releaseAfterBlobs = 64
+
+func (s *Store) releaseMapped() error {
+	return s.view(func(tx *bolt.Tx) error {
+		return dropMapped(tx.DB().Info().Data, tx.Size())
+	})
 }
 
 // dropEvery is how many blob lookups a pass over many blobs (the blob

@@ -142,3 +142,42 @@ func TestMissingDropsMappedPages(t *testing.T) {
 		t.Fatalf("Missing of every blob left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
 	}
 }
+
+// TestPutsDropMappedPages: storing many small blobs (an initial sync's
+// content, put in batches into the blobs bucket, each put reading its
+// leaf page through the map) does not leave the database resident: the
+// puts drop the pages they mapped as they go (without that, the source's
+// store phase of a 100k sync mapped the whole database between two runs
+// of the agent's 2-second ReleaseMapped).
+func TestPutsDropMappedPages(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ReleaseMapped does nothing here")
+	}
+	s := newTestStore(t)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for round := range 4 {
+		for range 2 * dropEvery {
+			b := make([]byte, 1500)
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			if _, _, err := s.PutReader(ctx, bytes.NewReader(b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		_ = round
+	}
+	st, err := os.Stat(s.dbPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mappedRSS(t, "meta.db")
+	t.Logf("meta.db: %d KiB, resident after storing its blobs: %d KiB", st.Size()>>10, got>>10)
+	if got > st.Size()/3 {
+		t.Fatalf("storing the blobs left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
+	}
+}
