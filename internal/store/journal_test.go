@@ -118,7 +118,7 @@ func TestJournalValidates(t *testing.T) {
 // TestJournalEncodingIsMarshal: the journal written entry by entry is
 // the JSON json.Marshal makes of the whole diskJournal (older agents
 // read it, and a journal an older agent left is read as before), sealed
-// alike; and it allocates little more than the value itself (json.Marshal
+// alike; and it allocates a small multiple of the value (json.Marshal
 // of a 100k-entry journal, its copy and seal's copy took ~4× the
 // journal's ~25 MB at once).
 func TestJournalEncodingIsMarshal(t *testing.T) {
@@ -171,7 +171,7 @@ func TestJournalEncodingIsMarshal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 2*uint64(len(b)) {
+	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 7*uint64(len(b))/2 { // ~1.3× here, 2.4× under -race; 5.6× before
 		t.Fatalf("encoding a journal of %d bytes allocated %d bytes", len(b), alloc)
 	}
 }
