@@ -242,12 +242,6 @@ func (j *job) settleAnnouncement() {
 	j.digests.retain(keep...)
 }
 
-// admit applies this target's own filters and setuid policy to an
-// announced index (see admit) and reports what it refused or changed.
-func (j *job) admit(version uint64, announced index.Index) index.Index {
-	return j.admitted(version, admit(announced, j.filter, j.cfg.PreserveSUID))
-}
-
 // admitted logs and publishes what an admission refused or changed and
 // returns what it admits.
 func (j *job) admitted(version uint64, ad admission) index.Index {
