@@ -57,6 +57,42 @@ func admitChanges(prev admission, announced index.Index, paths []string, f *host
 	return ad
 }
 
+// admitInPlace is admitChanges where the announced index is want itself
+// (the admission before took it as it is): the items at paths are taken
+// again from want.
+func admitInPlace(want index.Index, paths []string, f *hostmon.Filter, preserveSUID bool) admission {
+	ad := admission{want: want}
+	sorted := append([]string(nil), paths...)
+	sort.Strings(sorted) // parents before children
+	for _, p := range sorted {
+		if it, ok := want[p]; ok {
+			delete(want, p)
+			ad.take(p, it, f, preserveSUID)
+		}
+	}
+	return ad
+}
+
+// admitsAll reports whether admit(x) would take every item of x as it
+// is: nothing refused, no setuid or setgid bit dropped.
+func admitsAll(x index.Index, f *hostmon.Filter, preserveSUID bool) bool {
+	for p, it := range x {
+		if index.ValidateName(p) != nil || !f.Match(p, it.Kind == index.KindDir) {
+			return false
+		}
+		if !preserveSUID {
+			bits := fs.ModeSetuid
+			if it.Kind == index.KindFile {
+				bits |= fs.ModeSetgid
+			}
+			if it.Mode&bits != 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // take admits the announced item it at p, or records why not. The
 // parents of p are decided before it.
 func (ad *admission) take(p string, it index.Item, f *hostmon.Filter, preserveSUID bool) {

@@ -142,6 +142,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go a.gcLoop(ctx)
 	go a.backupLoop(ctx)
 	go a.publishLoop(ctx)
+	a.wg.Add(1)
+	go func() { defer a.wg.Done(); a.releaseMappedLoop(ctx) }()
 	a.hooksSnapshot().Start(ctx)
 	<-ctx.Done()
 	a.wg.Wait()

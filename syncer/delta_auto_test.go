@@ -114,7 +114,8 @@ func TestIncrementalAfterRestart(t *testing.T) {
 	converged(t, "initial sync", a, b)
 	waitGood(t, b, "conf")
 	admitted := func() int {
-		return b.countLines("admitting an incremental announcement in full") + b.countLines("a complete announcement")
+		return b.countLines("admitting an incremental announcement in full") + b.countLines("a complete announcement") +
+			b.countLines("asked whether this node holds its newest generation")
 	}
 	before := admitted()
 	b.restart()
@@ -157,9 +158,11 @@ func TestSourceRestartSendsNoIndex(t *testing.T) {
 	waitGood(t, b, "conf")
 	complete := b.countLines("a complete announcement")
 	incremental := b.countLines("admitting an announcement by its changes")
+	asked := b.countLines("asked whether this node holds its newest generation")
 	a.restart()
 	eventually(t, waitLimit, "the target answers the restarted source", func() error {
-		if b.countLines("admitting an announcement by its changes") == incremental && b.countLines("a complete announcement") == complete {
+		if b.countLines("admitting an announcement by its changes") == incremental && b.countLines("a complete announcement") == complete &&
+			b.countLines("asked whether this node holds its newest generation") == asked {
 			return fmt.Errorf("no announcement admitted yet")
 		}
 		return nil

@@ -131,13 +131,17 @@ type job struct {
 	bad           map[string]string
 	held          uint64 // target: generation an operator holds it at, 0 when not held
 
-	// release asks the loop to hand the memory a large generation used
-	// back to the system (see releaseMemory).
-	release bool
+	// release asks the loop to save the scan state of a large generation
+	// and hand the memory it used back to the system (see onTick).
+	release  bool
+	lastSave time.Time // when the job's state was last saved
 
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
 	scanDirty map[string]bool
+	// scanSaving is closed when the save saveScanInBackground started
+	// ends; nil when none runs.
+	scanSaving chan struct{}
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -269,7 +273,7 @@ func (j *job) run(ctx context.Context) error {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastSave := time.Now()
+	j.lastSave = time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,19 +290,33 @@ func (j *job) run(ctx context.Context) error {
 		case e := <-j.inbox:
 			j.onEvent(ctx, e)
 		case <-tick.C:
-			if j.release {
-				j.release = false
-				releaseMemory()
-			}
-			j.retryUnreadable(ctx)
-			if j.isSource {
-				j.announce(false)
-			}
-			if j.dirty && time.Since(lastSave) > 30*time.Second {
-				j.save()
-				lastSave = time.Now()
-			}
+			j.onTick(ctx)
 		}
+	}
+}
+
+// saveEvery is how often a job whose state changed saves it.
+const saveEvery = 30 * time.Second
+
+// onTick is the job loop's work once a second: after a large generation
+// its scan state is saved at once, in the background (not up to 30 s
+// later on the loop, when the first edits after an initial sync waited
+// behind the write of every path's state), and its memory handed back; unreadable entries are retried, a
+// source repeats its announcements, and a changed state is saved every
+// saveEvery.
+func (j *job) onTick(ctx context.Context) {
+	if j.release {
+		j.release = false
+		j.saveScanInBackground()
+		releaseMemory()
+	}
+	j.retryUnreadable(ctx)
+	if j.isSource {
+		j.announce(false)
+	}
+	if j.dirty && time.Since(j.lastSave) > saveEvery {
+		j.save()
+		j.lastSave = time.Now()
 	}
 }
 

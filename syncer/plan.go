@@ -66,7 +66,11 @@ func IndexLookup(x index.Index) Lookup {
 // change costs O(1) whatever the size of the trees. A path outside paths
 // is taken to be the same in both; a path listed twice counts once.
 func PlanPaths(have, want Lookup, paths []string) []Op {
-	var dels, rmdirs, mkdirs, writes, metas, dirmetas []Op
+	var dels, rmdirs, mkdirs, metas, dirmetas []Op
+	// most paths of a large change are new files: the writes get their
+	// room at once (an Op is ~220 bytes; growing the slice of an initial
+	// sync's 100k writes by doubling left as much again as garbage)
+	writes := make([]Op, 0, len(paths))
 	seen := make(map[string]struct{}, len(paths))
 	for _, p := range paths {
 		if _, dup := seen[p]; dup {

@@ -88,16 +88,71 @@ func (j *job) noteDirty(paths []string) {
 
 // saveScan writes the scan state of the paths noted since the last save.
 func (j *job) saveScan() error {
-	if len(j.scanDirty) == 0 {
+	j.waitScanSave()
+	roots, states := j.takeScanDirty()
+	if roots == nil {
 		return nil
 	}
+	if err := j.putScanStates(roots, states); err != nil {
+		j.noteDirty(roots) // saved next time
+		return err
+	}
+	return nil
+}
+
+// saveScanInBackground is saveScan for a large change (an initial sync's
+// 100k paths): the states are copied on the job's loop and encoded and
+// written by another goroutine, in transactions of a bounded number of
+// paths (Store.PutScanStates), so that neither the loop nor another write
+// of the store (the first edits after an initial sync) waits for all of
+// it. One save at a time: while one runs, the paths noted since stay
+// noted.
+func (j *job) saveScanInBackground() {
+	if j.scanSaving != nil {
+		select {
+		case <-j.scanSaving:
+			j.scanSaving = nil
+		default:
+			return // the one running ends first
+		}
+	}
+	roots, states := j.takeScanDirty()
+	if roots == nil {
+		return
+	}
+	done := make(chan struct{})
+	j.scanSaving = done
+	go func() {
+		defer close(done)
+		if err := j.putScanStates(roots, states); err != nil {
+			// those files are hashed again at the next start
+			j.log.Warn("cannot save scan state", "err", err)
+		}
+	}()
+}
+
+// waitScanSave waits for a save started by saveScanInBackground.
+func (j *job) waitScanSave() {
+	if j.scanSaving != nil {
+		<-j.scanSaving
+		j.scanSaving = nil
+	}
+}
+
+// takeScanDirty returns the noted paths (sorted) and a copy of the scan
+// state at and below them, and forgets the notes; nil roots when nothing
+// is noted.
+func (j *job) takeScanDirty() ([]string, map[string]hostmon.FileState) {
+	if len(j.scanDirty) == 0 {
+		return nil, nil
+	}
 	roots := make([]string, 0, len(j.scanDirty))
-	set := map[string][]byte{}
+	states := make(map[string]hostmon.FileState, len(j.scanDirty))
 	walk := false
 	for p := range j.scanDirty {
 		roots = append(roots, p)
 		if st, ok := j.states[p]; ok && st.Kind == index.KindFile {
-			set[p] = encodeScanState(&st)
+			states[p] = st
 		} else {
 			walk = true // a directory or a removed path: what lies below
 		}
@@ -105,16 +160,22 @@ func (j *job) saveScan() error {
 	if walk {
 		for p, st := range j.states {
 			if underSet(p, j.scanDirty) {
-				set[p] = encodeScanState(&st)
+				states[p] = st
 			}
 		}
 	}
 	slices.Sort(roots)
-	if err := j.a.store.PutScanStates(j.cfg.Name, roots, set); err != nil {
-		return err
-	}
 	j.scanDirty = nil
-	return nil
+	return roots, states
+}
+
+// putScanStates encodes states and saves them for roots.
+func (j *job) putScanStates(roots []string, states map[string]hostmon.FileState) error {
+	set := make(map[string][]byte, len(states))
+	for p, st := range states {
+		set[p] = encodeScanState(&st)
+	}
+	return j.a.store.PutScanStates(j.cfg.Name, roots, set)
 }
 
 // loadScan reads the saved scan state; a damaged entry is dropped (the

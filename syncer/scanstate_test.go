@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/config"
@@ -136,5 +137,55 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, j.states) {
 		t.Fatalf("a restart loads %+v; want %+v", got["d1/f05.conf"], j.states["d1/f05.conf"])
+	}
+}
+
+// TestLargeGenerationSavesScanStateAtOnce: the tick after a large
+// generation saves the scan state of every path it touched then, beside
+// the job's loop, not saveEvery later on the loop (when the first edits
+// after a big initial sync waited behind the write of 100k paths'
+// states); a small one waits as before.
+func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprintf("f%d.conf", i)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(filepath.Join(dir, "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	j := &job{a: &Agent{store: st}, cfg: config.Job{Name: "j", Path: root}, log: slog.New(slog.DiscardHandler), isSource: false}
+	ctx := context.Background()
+	if err := j.scanAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.dirty, j.lastSave = true, time.Now()
+	saved := func() int {
+		n := 0
+		if err := st.ScanStates("j", func(string, []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	j.noteGeneration(largeGeneration - 1)
+	j.onTick(ctx)
+	if n := saved(); n != 0 || len(j.scanDirty) == 0 {
+		t.Fatalf("a small generation's tick saved %d scan states", n)
+	}
+	j.noteGeneration(largeGeneration)
+	j.onTick(ctx)
+	if j.scanSaving == nil {
+		t.Fatal("the tick after a large generation started no save")
+	}
+	j.waitScanSave() // it runs beside the loop
+	if n := saved(); n != 5 || len(j.scanDirty) != 0 {
+		t.Fatalf("the tick after a large generation saved %d scan states (%d paths still to save); want 5", n, len(j.scanDirty))
 	}
 }

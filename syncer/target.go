@@ -125,7 +125,10 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		return
 	}
 	want, changed, ok := j.wantOf(m)
-	defer j.settleSpare()
+	// its items are in want now: a complete announcement's decoded items
+	// (40-60 MB at 100k files) are not held through the whole apply
+	m.Items = nil
+	defer j.settleAnnouncement()
 	if !ok {
 		reply(0, wire.ResultResync, "")
 		return
@@ -158,6 +161,9 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 			// or after the source's restart): the next incremental one is
 			// admitted on it by its changes
 			j.plain.gen = j.latest
+			if j.plain.identity && sameMap(j.announced, want) {
+				j.announced = nil // it is the newest index: no second copy
+			}
 		}
 		reply(j.latest.Number, "good", "")
 		return
@@ -228,6 +234,20 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 // announced index (see admit) and reports what it refused or changed.
 func (j *job) admit(version uint64, announced index.Index) index.Index {
 	return j.admitted(version, admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID))
+}
+
+// settleAnnouncement ends the handling of an announcement: the spare is
+// settled, and the digest cache lets go of the indexes the job no longer
+// holds.
+func (j *job) settleAnnouncement() {
+	j.settleSpare()
+	keep := []index.Index{j.spare.x, j.announced, j.drift.base}
+	for _, g := range []*store.Generation{j.latest, j.recorded, j.retry} {
+		if g != nil {
+			keep = append(keep, g.Index)
+		}
+	}
+	j.digests.retain(keep...)
 }
 
 // admitted logs and publishes what an admission refused or changed and

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"maps"
 	"slices"
@@ -17,6 +18,12 @@ type plainWant struct {
 	version uint64            // the source version last admitted without kept paths
 	refused map[string]string // what that admission refused
 	gen     *store.Generation // the generation made of it, once applied good
+	// identity says that admission took the announced index as it is
+	// (nothing refused, no bit dropped): the announced index is then no
+	// map of its own (j.announced is want, or nil once want is the
+	// newest generation's), and the next incremental announcement changes
+	// the spare copy of the newest index directly (see wantOf).
+	identity bool
 }
 
 // wantOf rebuilds the index announcement m describes and admits it: the
@@ -28,16 +35,33 @@ type plainWant struct {
 func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
 	if m.Base == 0 {
 		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(m.Items))
-		announced := wire.ToIndex(m.Items)
-		j.announced, j.announcedVersion = announced, m.Version
-		want = j.admit(m.Version, announced)
-		j.notePlain(m, want)
-		return want, nil, true
+		// a large one leaves its decoded messages and maps behind even
+		// when it makes no generation (a repeat during a long initial
+		// sync): the memory goes back to the system afterwards too
+		j.noteGeneration(len(m.Items))
+		return j.admitAll(m, wire.ToIndex(m.Items)), nil, true
+	}
+	if j.holdsAsked(m) {
+		// the question "do you hold it?" about the newest generation
+		// (after a restart of either side): answered from that
+		// generation's index, with no copy of it and no admission built
+		j.log.Debug("asked whether this node holds its newest generation", "source_version", m.Version)
+		j.plain = plainWant{version: m.Version, identity: true}
+		j.announced, j.announcedVersion = nil, m.Version
+		return j.latest.Index, []string{}, true
+	}
+	if p := j.plain; p.identity && p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
+		return j.wantOfSpare(m)
 	}
 	// an incremental announcement: rebuild the index from the base this
 	// node holds, in place, or ask for the complete one
 	switch {
 	case j.announced != nil && j.announcedVersion == m.Base:
+		if (j.latest != nil && sameMap(j.announced, j.latest.Index)) || (j.retry != nil && sameMap(j.announced, j.retry.Index)) {
+			// an identity admission's want, which a generation holds:
+			// changed in a copy
+			j.announced = j.announced.Clone()
+		}
 	case j.latest != nil && j.latest.SourceVersion == m.Base:
 		j.announced, j.announcedVersion = j.latest.Index.Clone(), m.Base
 	default:
@@ -62,9 +86,79 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		return want, paths, true
 	}
 	j.log.Debug("admitting an incremental announcement in full", "source_version", m.Version, "base", m.Base)
-	want = j.admit(m.Version, j.announced)
+	return j.admitAll(m, j.announced), nil, true
+}
+
+// admitAll admits the whole announced index of m and returns want. When
+// admission takes it as it is, want is the announced index: the
+// announced map is let go (one index less held) and j.announced is want.
+func (j *job) admitAll(m *wire.Announce, announced index.Index) index.Index {
+	ad := admit(announced, j.filter, j.cfg.PreserveSUID)
+	want := j.admitted(m.Version, ad)
 	j.notePlain(m, want)
-	return want, nil, true
+	j.announced, j.announcedVersion = announced, m.Version
+	if j.plain.version == m.Version && len(ad.refused) == 0 && len(ad.dropped) == 0 {
+		j.plain.identity = true
+		j.announced = want
+	}
+	return want
+}
+
+// wantOfSpare is wantOf for an incremental announcement on the generation
+// made of its base by an identity admission: the announced index is the
+// newest generation's, so the announcement changes the spare copy of it
+// directly (its digest checked by ApplyTo) and only the changed paths are
+// admitted again. No announced index is kept beside it. When that
+// admission refuses or changes something, the announced index gets its
+// own map again.
+func (j *job) wantOfSpare(m *wire.Announce) (index.Index, []string, bool) {
+	want := j.takeSpare(nil)
+	d := j.digests.of(j.latest.Index)
+	paths, err := m.ApplyTo(want, &d) // on error want is as it was
+	if err != nil {
+		j.log.Info("asking for a complete announcement", "err", err)
+		return nil, nil, false
+	}
+	j.spare.use.paths = paths
+	j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
+	ad := admitInPlace(want, paths, j.filter, j.cfg.PreserveSUID)
+	want = j.admitted(m.Version, ad)
+	j.plain = plainWant{version: m.Version, refused: ad.refused, identity: len(ad.refused) == 0 && len(ad.dropped) == 0}
+	j.announced, j.announcedVersion = nil, m.Version
+	if j.plain.identity {
+		j.digests.put(want, d)
+		return want, paths, true
+	}
+	// the announced index differs from want now: rebuild it
+	announced := j.latest.Index.Clone()
+	ad2 := j.digests.of(j.latest.Index)
+	if _, err := m.ApplyTo(announced, &ad2); err != nil {
+		j.log.Info("asking for a complete announcement", "err", err)
+		return nil, nil, false
+	}
+	j.digests.put(announced, ad2)
+	j.announced = announced
+	j.digests.derive(j.latest.Index, want, paths)
+	return want, paths, true
+}
+
+// holdsAsked reports whether m asks whether this node holds the
+// generation it is on (an announcement against its own version that
+// changes nothing) and the newest generation's index is exactly that
+// version as announced (its digest) and as this node admits it now (its
+// filters and setuid policy change nothing in it; they may have changed
+// since the generation was made). It costs one pass over the index, no
+// copy of it.
+func (j *job) holdsAsked(m *wire.Announce) bool {
+	if j.latest == nil || m.Base != m.Version || j.latest.SourceVersion != m.Base ||
+		len(m.Items) > 0 || len(m.Removed) > 0 || len(m.Unreadable) > 0 {
+		return false
+	}
+	d := j.digests.of(j.latest.Index).Hash()
+	if !bytes.Equal(d[:], m.Digest) {
+		return false
+	}
+	return admitsAll(j.latest.Index, j.filter, j.cfg.PreserveSUID)
 }
 
 // notePlain adds what the target keeps at the source's unreadable paths

@@ -203,6 +203,30 @@ func (n *node) memory() (peak, now int64) {
 	return peak, now
 }
 
+// rssSplit returns the agent's resident memory by kind (/proc/PID/status):
+// anonymous (the Go heap, stacks) and file-backed (the store's mmap, the
+// binary).
+func (n *node) rssSplit() (anon, file int64) {
+	if n.cmd == nil {
+		return 0, 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
 // status asks the agent for its status over its control socket (what
 // `pbxsync status --json` prints).
 func (n *node) status(ctx context.Context) (*syncer.Status, error) {
@@ -386,6 +410,38 @@ func (n *node) cpuProfile(ctx context.Context, d time.Duration, file string) err
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("profile of %s: %s", n.name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// heapProfile fetches a heap profile of the agent (after a collection:
+// gc=1) from its PBXSYNC_PPROF listener into file.
+func (n *node) heapProfile(ctx context.Context, file string) error {
+	return n.heapProfileURL(ctx, "heap?gc=1", file)
+}
+
+// heapProfileURL fetches /debug/pprof/WHAT from the agent into file.
+func (n *node) heapProfileURL(ctx context.Context, what, file string) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", n.pprof, what)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("heap profile of %s: %w", n.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile of %s: %s", n.name, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -74,10 +74,16 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	if r.files > 1000 {
 		every = 100 * time.Millisecond
 	}
+	stopPeak := func() {}
+	if o.pprof {
+		stopPeak = peakHeapProfiles(ctx, p, base, job)
+	}
 	if _, err := p.waitSync(ctx, every, o.limit); err != nil {
+		stopPeak()
 		return p, r, fmt.Errorf("pbxsync initial sync: %w", err)
 	}
 	r.pbxsync = time.Since(t0)
+	stopPeak()
 	r.srcPeak, _ = p.src.memory()
 	r.tgtPeak, _ = p.tgt.memory()
 	progress("%s: pbxsync took %v (peak RSS source %s, target %s)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak))
@@ -88,6 +94,17 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 		time.Sleep(o.idle)
 		_, r.srcIdle = p.src.memory()
 		_, r.tgtIdle = p.tgt.memory()
+		if o.pprof {
+			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
+				anon, file := n.rssSplit()
+				progress("%s: %s idle RSS: anonymous %s, file-backed %s", job, who, mb(anon), mb(file))
+			}
+			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
+				if err := n.heapProfile(ctx, filepath.Join(base, job+"-"+who+"-idle.heap")); err != nil {
+					progress("%v", err)
+				}
+			}
+		}
 	}
 	_, _, r.srcStore, _ = treeUsage(p.src.data)
 	_, _, r.tgtStore, _ = treeUsage(p.tgt.data)
@@ -274,4 +291,47 @@ func mb(n int64) string {
 	default:
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
+}
+
+// peakHeapProfiles samples each agent's RSS every 2 s until the returned
+// function is called, and writes a heap profile whenever its RSS is the
+// highest seen so far to WORK/.../JOB-{source,target}-peak.heap: what the
+// heap held near the peak of the sync.
+func peakHeapProfiles(ctx context.Context, p *pair, base, job string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		best, bestAnon, bestFile := map[string]int64{}, map[string]int64{}, map[string]int64{}
+		defer func() {
+			for _, who := range []string{"source", "target"} {
+				progress("%s: %s highest RSS sampled %s (anonymous %s, file-backed %s at their highest)", job, who, mb(best[who]), mb(bestAnon[who]), mb(bestFile[who]))
+			}
+		}()
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
+				anon, file := n.rssSplit()
+				if anon > bestAnon[who] {
+					bestAnon[who] = anon
+				}
+				if file > bestFile[who] {
+					bestFile[who] = file
+				}
+				if _, now := n.memory(); now > best[who] {
+					best[who] = now
+					// gc=0: the profile of the last collection, without
+					// forcing one that would change what is measured
+					_ = n.heapProfileURL(ctx, "heap", filepath.Join(base, job+"-"+who+"-peak.heap"))
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

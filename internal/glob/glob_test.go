@@ -1,6 +1,7 @@
 package glob
 
 import (
+	"path"
 	"strings"
 	"testing"
 )
@@ -62,5 +63,34 @@ func TestCouldMatchBelow(t *testing.T) {
 	}
 	if q, _ := Compile("*.wav"); !q.CouldMatchBelow(Split("anything")) {
 		t.Fatal("a base-name pattern can match below any directory")
+	}
+}
+
+// TestGlobElemFastPath: the literal and one-star shapes globElem matches
+// without path.Match give path.Match's answer.
+func TestGlobElemFastPath(t *testing.T) {
+	globs := []string{"", "4913", "*", "*~", "*.swp", ".pbxsync*", "astdb.sqlite3*", ".#*", "a*b", "ab*ab",
+		"*.conf", "x", "a?c", "[ab]*", `\*x`, "a*b*c", "**"}
+	names := []string{"", "4913", "49130", "a", "ab", "abab", "aab", "x.swp", ".swp", "swp", "a~", "~", ".pbxsync",
+		".pbxsync-tmp", "astdb.sqlite3-journal", "astdb.sqlite", ".#lock", "x.conf", "a/b", "a/.conf", "ab/ab", "*x", "abc", "aXbYc"}
+	for _, g := range globs {
+		for _, n := range names {
+			want, err := path.Match(g, n)
+			if err != nil {
+				want = false
+			}
+			if got := globElem(g, n); got != want {
+				t.Errorf("globElem(%q, %q) = %v, path.Match says %v", g, n, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkFilterElem: the built-in exclude patterns against one name.
+func BenchmarkFilterElem(b *testing.B) {
+	for b.Loop() {
+		for _, g := range []string{"astdb.sqlite3*", ".pbxsync*", "*.swp", "*.swo", "*.swx", "*~", ".#*", "4913"} {
+			globElem(g, "endpoint0500.conf")
+		}
 	}
 }

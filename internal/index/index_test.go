@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestValidatePath(t *testing.T) {
@@ -107,5 +108,13 @@ func TestUnixMode(t *testing.T) {
 	}
 	if FileMode(0o2775)&fs.ModeSetgid == 0 || FileMode(0o2775).Perm() != 0o775 {
 		t.Error("FileMode(2775) lost the setgid bit")
+	}
+}
+
+// TestItemSize: an Item is 96 bytes on 64-bit platforms (its small
+// fields packed at the end; 112 before).
+func TestItemSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) == 8 && unsafe.Sizeof(Item{}) != 96 {
+		t.Fatalf("an Item takes %d bytes, want 96", unsafe.Sizeof(Item{}))
 	}
 }

@@ -569,10 +569,14 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[ind
 	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
 	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
 	now := u64key(uint64(time.Now().UnixNano()))
-	// in key order: bbolt's puts in random order within one transaction
-	// cost O(n) each (see recordTx)
-	for _, h := range sortedHashes(batch) {
+	// in hash order (random order into one bbolt node is O(n²) copying
+	// until the commit splits it), dropping the mapped pages the puts
+	// read as they go (see mappedPass)
+	hs := sortedHashes(batch)
+	pass := mappedPass{tx: tx}
+	for _, h := range hs {
 		p := batch[h]
+		pass.touched()
 		if p.data != nil && blobs.Get(h[:]) == nil {
 			if err := blobs.Put(h[:], p.data); err != nil {
 				return err
@@ -650,7 +654,9 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	s.pendMu.Unlock()
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bktBlobs)
+		pass := mappedPass{tx: tx}
 		for _, h := range check {
+			pass.touched()
 			if blobs.Get(h[:]) == nil && !fileExists(s.BlobPath(h)) {
 				out = append(out, h)
 			}

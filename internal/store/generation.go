@@ -341,6 +341,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var missing []string
+	pass := mappedPass{tx: tx}
 	for i, c := range changes {
 		if i > 0 && changes[i-1].Path == c.Path {
 			return 0, 0, fmt.Errorf("path %q changed twice", c.Path)
@@ -357,7 +358,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		if err := validateItem(c.New); err != nil {
 			return 0, 0, err
 		}
-		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted && !s.hasTx(tx, c.New.Hash) {
+		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted && !pass.check(s, c.New.Hash) {
 			missing = append(missing, fmt.Sprintf("%s (blob %s)", c.Path, c.New.Hash))
 		}
 	}
@@ -382,12 +383,11 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 	}
 	var buf []byte
 	count := int64(u64val(jb.Get(keyCount)))
-	// reference counts change after the loop, in the order of their keys:
-	// bbolt keeps a transaction's new keys in one in-memory node per page
-	// until the commit, so puts in random (hash) order move half that node
-	// each time — 100,000 of them in one generation took 14 s, in key
-	// order 0.3 s (BenchmarkFirstGeneration)
-	refs := map[index.Hash]int64{}
+	// the reference counts change in hash order after the loop: bbolt
+	// inserts into a node's sorted slice and splits nodes only at the
+	// commit, so the random hashes of a large generation put one by one
+	// cost O(n²) copying (6 s of CPU for a 100k-file initial sync)
+	deltas := map[index.Hash]int64{}
 	for _, c := range changes {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, err
@@ -424,7 +424,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 				return 0, 0, err
 			}
 			if liveFile(&old) {
-				refs[old.Hash]--
+				deltas[old.Hash]--
 			}
 		}
 		if c.New == nil {
@@ -437,10 +437,10 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 			return 0, 0, err
 		}
 		if liveFile(c.New) {
-			refs[c.New.Hash]++
+			deltas[c.New.Hash]++
 		}
 	}
-	if err := refSorted(tx, refs); err != nil {
+	if err := refSorted(tx, deltas); err != nil {
 		return 0, 0, err
 	}
 	nitems = int(count)

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -83,26 +87,77 @@ func validateJournal(job string, j *Journal) error {
 	return nil
 }
 
+// encodeJournal returns j as the sealed JSON value WriteJournal stores.
+// It writes the JSON of diskJournal field by field into one buffer
+// sized for the whole journal and seals it in place: an apply of 100,000
+// files has a journal of ~25 MB, which json.Marshal of the whole journal
+// built in a doubling buffer, copied, and seal copied again (~110 MB at
+// once, the target's largest allocation of an initial sync).
 func encodeJournal(j *Journal) ([]byte, error) {
 	if err := validateJournal(j.Job, j); err != nil {
 		return nil, err
 	}
-	d := diskJournal{Job: j.Job, Generation: j.Generation, Restore: j.Restore, Entries: make([]diskJournalEntry, 0, len(j.Entries))}
-	for _, e := range j.Entries {
-		de := diskJournalEntry{Path: e.Path, Op: e.Op, Staged: e.Staged, Mode: e.Mode, MTime: e.MTime}
-		if !e.Hash.IsZero() {
-			de.Hash = e.Hash.String()
-		}
-		if !e.OldHash.IsZero() {
-			de.OldHash = e.OldHash.String()
-		}
-		d.Entries = append(d.Entries, de)
+	size := 64 + len(j.Job)
+	for i := range j.Entries {
+		// the strings with room for a few escapes, two hashes in hex,
+		// the keys and numbers
+		n := len(j.Entries[i].Path) + len(j.Entries[i].Staged)
+		size += n + n/8 + 2*2*index.HashSize + 160
 	}
-	body, err := json.Marshal(d)
-	if err != nil {
+	buf := bytes.NewBuffer(make([]byte, 0, size+8))
+	enc := json.NewEncoder(buf) // strings as json.Marshal writes them (and a newline)
+	var scratch [2 * index.HashSize]byte
+	str := func(key, v string) error {
+		buf.WriteString(key)
+		return enc.Encode(v)
+	}
+	hash := func(key string, h index.Hash) {
+		buf.WriteString(key)
+		buf.WriteByte('"')
+		buf.Write(hex.AppendEncode(scratch[:0], h[:]))
+		buf.WriteByte('"')
+	}
+	if err := str(`{"job":`, j.Job); err != nil {
 		return nil, err
 	}
-	return seal(keyJournal, body), nil
+	buf.WriteString(`,"generation":`)
+	buf.Write(strconv.AppendUint(scratch[:0], j.Generation, 10))
+	if j.Restore {
+		buf.WriteString(`,"restore":true`)
+	}
+	buf.WriteString(`,"entries":[`)
+	for i := range j.Entries {
+		e := &j.Entries[i]
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		// the fields of diskJournalEntry, in its order
+		if err := str(`{"path":`, e.Path); err != nil {
+			return nil, err
+		}
+		if err := str(`,"op":`, e.Op); err != nil {
+			return nil, err
+		}
+		if e.Staged != "" {
+			if err := str(`,"staged":`, e.Staged); err != nil {
+				return nil, err
+			}
+		}
+		if !e.Hash.IsZero() {
+			hash(`,"hash":`, e.Hash)
+		}
+		if !e.OldHash.IsZero() {
+			hash(`,"old_hash":`, e.OldHash)
+		}
+		buf.WriteString(`,"mode":`)
+		buf.Write(strconv.AppendUint(scratch[:0], uint64(e.Mode), 10))
+		buf.WriteString(`,"mtime":`)
+		buf.Write(strconv.AppendInt(scratch[:0], e.MTime, 10))
+		buf.WriteByte('}')
+	}
+	buf.WriteString("]}")
+	body := buf.Bytes()
+	return binary.LittleEndian.AppendUint64(body, sealSum(keyJournal, body)), nil
 }
 
 // decodeJournal parses and validates the journal of job. Every error

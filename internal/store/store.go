@@ -282,6 +282,11 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
+	if len(batch) >= releaseAfterBlobs {
+		// the commit read the old page of every node it rewrote through
+		// the map: a batch of blobs touches thousands
+		_ = s.releaseMapped()
+	}
 	s.pendMu.Lock()
 	for h, p := range batch {
 		if _, ok := s.pending[h]; !ok {
