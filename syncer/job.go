@@ -206,16 +206,9 @@ func (j *job) setError(msg string) {
 	j.status.LastError = msg
 }
 
-func (j *job) run(ctx context.Context) error {
-	if j.kind != nil {
-		return j.kind.run(ctx)
-	}
-	if j.cfg.Mode == config.ModeMesh && j.cfg.Type == config.TypePostgres {
-		return j.runMeshPG(ctx)
-	}
-	if j.cfg.Mode == config.ModeMesh {
-		return j.runMesh(ctx)
-	}
+// openApplier makes the job root, chooses its staging directory and sets
+// j.applier, rolling forward or back what a crash left in its journal.
+func (j *job) openApplier(ctx context.Context) error {
 	root := j.cfg.Path
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return fmt.Errorf("job root %s: %w", root, err)
@@ -226,9 +219,25 @@ func (j *job) run(ctx context.Context) error {
 		return err
 	}
 	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log}
-	if _, err := j.applier.Recover(ctx); err != nil {
+	_, err = j.applier.Recover(ctx)
+	return err
+}
+
+func (j *job) run(ctx context.Context) error {
+	if j.kind != nil {
+		return j.kind.run(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh && j.cfg.Type == config.TypePostgres {
+		return j.runMeshPG(ctx)
+	}
+	if j.cfg.Mode == config.ModeMesh {
+		return j.runMesh(ctx)
+	}
+	if err := j.openApplier(ctx); err != nil {
 		return err
 	}
+	root := j.cfg.Path
+	var err error
 	var p persisted
 	if _, err := j.a.store.JobState(j.cfg.Name, &p); err != nil {
 		j.log.Warn("cannot read saved job state; rescanning everything", "err", err)

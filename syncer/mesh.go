@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -137,19 +135,10 @@ func (j *job) startMesh(edge meshEdge) (*meshState, []string, error) {
 
 // runMesh is the loop of a mesh files job.
 func (j *job) runMesh(ctx context.Context) error {
+	if err := j.openApplier(ctx); err != nil {
+		return err
+	}
 	root := j.cfg.Path
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return fmt.Errorf("job root %s: %w", root, err)
-	}
-	dataStaging := filepath.Join(j.a.cfgSnapshot().Node.DataDir, "staging", j.cfg.Name)
-	staging, err := StagingDir(root, dataStaging)
-	if err != nil {
-		return err
-	}
-	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log}
-	if _, err := j.applier.Recover(ctx); err != nil {
-		return err
-	}
 	ms, others, err := j.startMesh(filesEdge{j})
 	if err != nil {
 		return err

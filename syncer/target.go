@@ -230,12 +230,6 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	reply(n, string(g.State), g.Reason)
 }
 
-// admit applies this target's own filters and setuid policy to an
-// announced index (see admit) and reports what it refused or changed.
-func (j *job) admit(version uint64, announced index.Index) index.Index {
-	return j.admitted(version, admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID))
-}
-
 // settleAnnouncement ends the handling of an announcement: the spare is
 // settled, and the digest cache lets go of the indexes the job no longer
 // holds.

@@ -93,7 +93,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 // admission takes it as it is, want is the announced index: the
 // announced map is let go (one index less held) and j.announced is want.
 func (j *job) admitAll(m *wire.Announce, announced index.Index) index.Index {
-	ad := admit(announced, j.filter, j.cfg.PreserveSUID)
+	ad := admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID)
 	want := j.admitted(m.Version, ad)
 	j.notePlain(m, want)
 	j.announced, j.announcedVersion = announced, m.Version
@@ -121,7 +121,7 @@ func (j *job) wantOfSpare(m *wire.Announce) (index.Index, []string, bool) {
 	}
 	j.spare.use.paths = paths
 	j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
-	ad := admitInPlace(want, paths, j.filter, j.cfg.PreserveSUID)
+	ad := admitInPlace(want, paths, j.admitFilter(want), j.cfg.PreserveSUID)
 	want = j.admitted(m.Version, ad)
 	j.plain = plainWant{version: m.Version, refused: ad.refused, identity: len(ad.refused) == 0 && len(ad.dropped) == 0}
 	j.announced, j.announcedVersion = nil, m.Version
@@ -158,7 +158,7 @@ func (j *job) holdsAsked(m *wire.Announce) bool {
 	if !bytes.Equal(d[:], m.Digest) {
 		return false
 	}
-	return admitsAll(j.latest.Index, j.filter, j.cfg.PreserveSUID)
+	return admitsAll(j.latest.Index, j.admitFilter(j.latest.Index), j.cfg.PreserveSUID)
 }
 
 // notePlain adds what the target keeps at the source's unreadable paths
