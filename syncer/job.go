@@ -223,6 +223,26 @@ func (j *job) openApplier(ctx context.Context) error {
 	return err
 }
 
+// watchAndScan starts watching root, then scans the whole tree. The
+// watch starts before the scan: a change made during the scan is reported
+// by the watcher (or, if its events overflow, makes it ask for a full
+// rescan), so one walk of the tree is enough. The watcher's end is sent
+// on watchErr; stop ends it.
+func (j *job) watchAndScan(ctx context.Context, root string) (w *hostmon.Watcher, watchErr <-chan error, stop func(), err error) {
+	w, err = hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- w.Run(wctx) }()
+	if err := j.scanAll(ctx); err != nil {
+		stop()
+		return nil, nil, nil, fmt.Errorf("scan %s: %w", root, err)
+	}
+	return w, errc, stop, nil
+}
+
 func (j *job) run(ctx context.Context) error {
 	if j.kind != nil {
 		return j.kind.run(ctx)
@@ -255,20 +275,11 @@ func (j *job) run(ctx context.Context) error {
 	} else {
 		j.noteScanned(nil, j.states, nil) // move it to the per-path form
 	}
-	// The watch starts before the scan: a change made during the scan is
-	// reported by the watcher (or, if its events overflow, makes it ask
-	// for a full rescan), so one walk of the tree is enough.
-	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
+	w, watchErr, stopWatch, err := j.watchAndScan(ctx, root)
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", root, err)
+		return err
 	}
-	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- w.Run(wctx) }()
-	if err := j.scanAll(ctx); err != nil {
-		return fmt.Errorf("scan %s: %w", root, err)
-	}
 
 	if j.isSource {
 		err = j.startSource(ctx)

@@ -147,17 +147,11 @@ func (j *job) runMesh(ctx context.Context) error {
 		j.log.Warn("cannot read saved scan state; rescanning everything", "err", err)
 		j.states = nil
 	}
-	w, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
+	w, watchErr, stopWatch, err := j.watchAndScan(ctx, root)
 	if err != nil {
-		return fmt.Errorf("watch %s: %w", root, err)
+		return err
 	}
-	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- w.Run(wctx) }()
-	if err := j.scanAll(ctx); err != nil {
-		return fmt.Errorf("scan %s: %w", root, err)
-	}
 	if g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood); err == nil && ok {
 		j.latest = g
 	}
