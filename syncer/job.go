@@ -229,18 +229,20 @@ func (j *job) openApplier(ctx context.Context) error {
 // rescan), so one walk of the tree is enough. The watcher's end is sent
 // on watchErr; stop ends it.
 func (j *job) watchAndScan(ctx context.Context, root string) (w *hostmon.Watcher, watchErr <-chan error, stop func(), err error) {
-	w, err = hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
+	watcher, err := hostmon.NewWatcher(root, j.filter, j.cfg.Debounce, j.log)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("watch %s: %w", root, err)
 	}
-	wctx, stop := context.WithCancel(ctx)
+	// The goroutine uses its own copy: the named result w is set to nil
+	// when the scan fails, while the watcher may still be starting.
+	wctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- w.Run(wctx) }()
+	go func() { errc <- watcher.Run(wctx) }()
 	if err := j.scanAll(ctx); err != nil {
-		stop()
+		cancel()
 		return nil, nil, nil, fmt.Errorf("scan %s: %w", root, err)
 	}
-	return w, errc, stop, nil
+	return watcher, errc, cancel, nil
 }
 
 func (j *job) run(ctx context.Context) error {
