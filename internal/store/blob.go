@@ -609,6 +609,7 @@ func (s *Store) exists(h index.Hash) bool {
 	found := false
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		found = tx.Bucket(bktBlobs).Get(h[:]) != nil
+		s.noteLookup(tx)
 		return nil
 	})
 	return found || fileExists(s.BlobPath(h))
@@ -689,6 +690,7 @@ func (s *Store) blobSource(h index.Hash) ([]byte, *os.File, error) {
 		if v := tx.Bucket(bktBlobs).Get(h[:]); v != nil {
 			data = bytes.Clone(v)
 		}
+		s.noteLookup(tx)
 		return nil
 	})
 	if data != nil {

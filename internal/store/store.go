@@ -85,7 +85,8 @@ type Store struct {
 	opt      options
 	readOnly bool
 	closed   atomic.Bool
-	lock     *os.File // writer lock; nil when read-only
+	lookups  atomic.Uint64 // blob lookups in their own transaction, for noteLookup
+	lock     *os.File      // writer lock; nil when read-only
 
 	db     *bolt.DB
 	dbCopy string // OpenReadOnly of a store in use: the private copy read
