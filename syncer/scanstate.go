@@ -23,7 +23,7 @@ func encodeScanState(st *hostmon.FileState) []byte {
 	return append(b, store.MarshalItem(&st.Item)...)
 }
 
-func decodeScanState(path string, b []byte) (hostmon.FileState, error) {
+func decodeScanState(path string, b []byte, vs *index.Vectors) (hostmon.FileState, error) {
 	var st hostmon.FileState
 	var n int
 	if st.Dev, n = binary.Uvarint(b); n <= 0 {
@@ -37,7 +37,7 @@ func decodeScanState(path string, b []byte) (hostmon.FileState, error) {
 	if st.CTime, n = binary.Varint(b); n <= 0 {
 		return st, fmt.Errorf("scan state of %q: bad ctime", path)
 	}
-	it, err := store.UnmarshalItem(path, b[n:])
+	it, err := store.UnmarshalItemShared(path, b[n:], vs)
 	if err != nil {
 		return st, err
 	}
@@ -183,8 +183,9 @@ func (j *job) putScanStates(roots []string, states map[string]hostmon.FileState)
 func (j *job) loadScan() (map[string]hostmon.FileState, error) {
 	out := map[string]hostmon.FileState{}
 	var bad int
+	var vs index.Vectors // the states share their version vectors
 	err := j.a.store.ScanStates(j.cfg.Name, func(p string, v []byte) error {
-		st, err := decodeScanState(p, v)
+		st, err := decodeScanState(p, v, &vs)
 		if err != nil {
 			bad++
 			return nil

@@ -170,6 +170,14 @@ func appendItem(b []byte, it *index.Item) []byte {
 // decodeItem checks and decodes a sealed item of path; every error wraps
 // ErrCorrupt.
 func decodeItem(path string, v []byte) (index.Item, error) {
+	return decodeItemShared(path, v, nil)
+}
+
+// decodeItemShared is decodeItem that takes the item's version vector
+// from vs when an equal one was decoded before (and interns it there
+// otherwise): the items of a whole index read at once share their
+// vectors. vs may be nil.
+func decodeItemShared(path string, v []byte, vs *index.Vectors) (index.Item, error) {
 	b, err := unseal(fmt.Sprintf("item %q", path), []byte(path), v)
 	if err != nil {
 		return index.Item{}, err
@@ -205,30 +213,40 @@ func decodeItem(path string, v []byte) (index.Item, error) {
 		copy(it.Hash[:], b)
 		b = b[32:]
 	}
+	// the vector is the rest of the record (see appendItem): its bytes
+	// are its key in vs, the encoding Vectors.Intern uses
+	key := b
 	cnt, n := binary.Uvarint(b)
 	if n <= 0 || cnt > uint64(len(b)) {
 		return bad("version vector")
 	}
 	b = b[n:]
-	if cnt > 0 {
-		it.Version = make(index.Vector, 0, cnt)
-	}
-	for range cnt {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
-			return bad("version vector node")
+	if shared, ok := vs.Get(key); ok && cnt > 0 {
+		it.Version = shared
+	} else {
+		if cnt > 0 {
+			it.Version = make(index.Vector, 0, cnt)
 		}
-		node := string(b[n : n+int(l)])
-		b = b[n+int(l):]
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return bad("version vector value")
+		for range cnt {
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return bad("version vector node")
+			}
+			node := string(b[n : n+int(l)])
+			b = b[n+int(l):]
+			v, n := binary.Uvarint(b)
+			if n <= 0 {
+				return bad("version vector value")
+			}
+			b = b[n:]
+			it.Version = append(it.Version, index.Counter{Node: node, Value: v})
 		}
-		b = b[n:]
-		it.Version = append(it.Version, index.Counter{Node: node, Value: v})
-	}
-	if len(b) != 0 {
-		return bad("trailing bytes")
+		if len(b) != 0 {
+			return bad("trailing bytes")
+		}
+		if cnt > 0 {
+			vs.Put(key, it.Version)
+		}
 	}
 	if err := validateItem(&it); err != nil {
 		return index.Item{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
@@ -389,4 +407,11 @@ func MarshalItem(it *index.Item) []byte { return appendItem(nil, it) }
 // validates it; every error wraps ErrCorrupt.
 func UnmarshalItem(path string, b []byte) (index.Item, error) {
 	return decodeItem(path, seal([]byte(path), b))
+}
+
+// UnmarshalItemShared is UnmarshalItem taking the item's version vector
+// from vs when an equal one was decoded before (see index.Vectors): for
+// decoding many items at once. vs may be nil.
+func UnmarshalItemShared(path string, b []byte, vs *index.Vectors) (index.Item, error) {
+	return decodeItemShared(path, seal([]byte(path), b), vs)
 }

@@ -531,12 +531,13 @@ func (s *Store) AddLinks(job string, n uint64, links []Link) error {
 	return nil
 }
 
-// readItems decodes every item of jb.
-func readItems(jb *bolt.Bucket) (index.Index, error) {
+// readItems decodes every item of jb; the items share their version
+// vectors through vs (which may be nil).
+func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 	items := jb.Bucket(bktItems)
 	x := make(index.Index, u64val(jb.Get(keyCount)))
 	err := items.ForEach(func(k, v []byte) error {
-		it, err := decodeItem(string(k), v)
+		it, err := decodeItemShared(string(k), v, vs)
 		if err != nil {
 			return err
 		}
@@ -560,7 +561,8 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) 
 	if err != nil {
 		return nil, err
 	}
-	x, err := readItems(jb)
+	var vs index.Vectors // the items of an index share their vectors
+	x, err := readItems(jb, &vs)
 	if err != nil {
 		return nil, err
 	}
@@ -578,7 +580,7 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) 
 				delete(x, string(p))
 				return nil
 			}
-			it, err := decodeItem(string(p), r[1:])
+			it, err := decodeItemShared(string(p), r[1:], &vs)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"pbxsync/internal/index"
 )
 
 // decodeAnnounce decodes an announcement element by element, so that its
@@ -18,6 +20,7 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 		return err
 	}
 	counters := 0
+	var vs index.Vectors // the items share their version vectors
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -55,6 +58,7 @@ func decodeAnnounce(dec *json.Decoder, m *Announce, limit int, start func()) err
 				if counters += len(it.Version); counters > limit {
 					return fmt.Errorf("more than %d version counters", limit)
 				}
+				it.Version = vs.Intern(it.Version)
 				m.Items = append(m.Items, it)
 				return nil
 			})
