@@ -330,7 +330,7 @@ func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
-		releaseMemory()
+		j.releaseMemory()
 	}
 	j.retryUnreadable(ctx)
 	if j.isSource {

@@ -13,9 +13,13 @@ import (
 // in its RSS, for minutes.
 const largeGeneration = 10000
 
-// releaseMemory runs a garbage collection and returns freed memory to the
-// system. It costs one collection; it runs after a large generation only.
-func releaseMemory() { debug.FreeOSMemory() }
+// releaseMemory lets go of the store's pooled codecs, runs a garbage
+// collection and returns freed memory to the system. It costs one
+// collection; it runs after a large generation only.
+func (j *job) releaseMemory() {
+	j.a.store.ReleaseCodecs()
+	debug.FreeOSMemory()
+}
 
 // noteGeneration marks the job for releaseMemory when a generation of n
 // changed paths is large.

@@ -294,6 +294,7 @@ func (s *Store) addPending(h index.Hash, p pendingBlob) error {
 		return nil
 	}
 	s.pending[h] = p
+	s.pendPeak = max(s.pendPeak, len(s.pending))
 	if p.file {
 		s.pendFiles++
 	} else {

@@ -107,6 +107,7 @@ type Store struct {
 	touched   map[index.Hash]struct{}    // put again while unreferenced
 	pendBytes int64
 	pendFiles int
+	pendPeak  int         // the most blobs pending at once since pending was made
 	orphans   atomic.Bool // the orphan sweep ran (once per Open)
 
 	pinMu sync.Mutex
@@ -206,18 +207,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	for {
-		select {
-		case e := <-s.encoders:
-			_ = e.Close()
-			continue
-		case d := <-s.decoders:
-			d.Close()
-			continue
-		default:
-		}
-		break
-	}
+	s.ReleaseCodecs()
 	s.mu.Lock()
 	if s.db != nil {
 		if err := s.db.Close(); err != nil && ferr == nil {
@@ -300,8 +290,35 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 			s.pendBytes -= p.size
 		}
 	}
+	if len(s.pending) == 0 && s.pendPeak >= shrinkPendingAt {
+		// a Go map keeps its largest size: the tens of thousands of
+		// blobs an initial sync's fetch had pending at once stayed
+		// allocated while the agent idled
+		s.pending, s.pendPeak = map[index.Hash]pendingBlob{}, 0
+	}
 	s.pendMu.Unlock()
 	return nil
+}
+
+// shrinkPendingAt is the number of blobs pending at once from which the
+// pending map is made anew once it is empty.
+const shrinkPendingAt = 1024
+
+// ReleaseCodecs closes the pooled compressors and decompressors (about 1
+// MiB each, up to one per CPU of each): after a large generation they
+// would stay allocated while the agent idles. The next put or read makes
+// new ones.
+func (s *Store) ReleaseCodecs() {
+	for {
+		select {
+		case e := <-s.encoders:
+			_ = e.Close()
+		case d := <-s.decoders:
+			d.Close()
+		default:
+			return
+		}
+	}
 }
 
 // view runs fn in a read transaction.
