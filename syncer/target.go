@@ -511,26 +511,36 @@ const (
 
 // fetchUnits splits need into what is fetched together on one stream and
 // what on its own: a file whose path holds other content here may get a
-// delta against it (fetchOne), small new files go in batches.
+// delta against it (fetchOne), small new files go in batches. The units
+// are parts of need, whose items it reorders (the batched ones first, in
+// their order), not copies: an initial sync's 100k items were held twice.
 func (j *job) fetchUnits(need []index.Item) [][]index.Item {
-	var units [][]index.Item
-	var batch []index.Item
-	var batchSize int64
-	for _, it := range need {
+	alone := func(it *index.Item) bool {
 		st, here := j.states[it.Path]
-		if it.Size > batchItemMax || (here && st.Kind == index.KindFile) {
-			units = append(units, []index.Item{it})
-			continue
-		}
-		if len(batch) > wire.MaxGetMore || batchSize+it.Size > batchBytes {
-			units = append(units, batch)
-			batch, batchSize = nil, 0
-		}
-		batch = append(batch, it)
-		batchSize += it.Size
+		return it.Size > batchItemMax || (here && st.Kind == index.KindFile)
 	}
-	if len(batch) > 0 {
-		units = append(units, batch)
+	k := 0 // need[:k] are the batched items, in order
+	for i := range need {
+		if !alone(&need[i]) {
+			need[k], need[i] = need[i], need[k]
+			k++
+		}
+	}
+	var units [][]index.Item
+	start := 0
+	var batchSize int64
+	for i := 0; i < k; i++ {
+		if i-start > wire.MaxGetMore || (i > start && batchSize+need[i].Size > batchBytes) {
+			units = append(units, need[start:i:i])
+			start, batchSize = i, 0
+		}
+		batchSize += need[i].Size
+	}
+	if k > start {
+		units = append(units, need[start:k:k])
+	}
+	for i := k; i < len(need); i++ {
+		units = append(units, need[i:i+1:i+1])
 	}
 	return units
 }
