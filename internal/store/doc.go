@@ -39,7 +39,7 @@
 // A Put hashes the content while it compresses it; a small blob stays in
 // memory, a large one in a file under tmp/ (not fsynced), and either is
 // "pending": Has and Open see it at once. The next metadata transaction,
-// or a Put that finds 8 MiB or 64 files pending, makes the whole batch
+// or a Put that finds 4 MiB or 64 files pending, makes the whole batch
 // durable: the large files are fsynced in parallel, renamed to their hash
 // names and their directories fsynced, then the small ones are written in
 // the same commit as the metadata change. So a recorded generation never
