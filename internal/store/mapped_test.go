@@ -44,6 +44,38 @@ func mappedRSS(t *testing.T, name string) int64 {
 	return total
 }
 
+// smallBlobStore returns a store holding n incompressible blobs of 1,500
+// bytes (a small .conf file's worth) made from seed, durable and with no
+// database page mapped, their hashes and the database's size.
+func smallBlobStore(t *testing.T, seed uint64, n int) (*Store, []index.Hash, int64) {
+	t.Helper()
+	s := newTestStore(t)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	var hs []index.Hash
+	for range n {
+		b := make([]byte, 1500)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		h, _, err := s.PutReader(context.Background(), bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseMapped(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(s.dbPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, hs, st.Size()
+}
+
 // TestReleaseMapped: reading every small blob of a store maps the
 // metadata database's pages into the process's resident set; after
 // ReleaseMapped they are out of it, and every blob still reads back
@@ -123,38 +155,14 @@ func TestMissingDropsMappedPages(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("ReleaseMapped does nothing here")
 	}
-	s := newTestStore(t)
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(5, 6))
-	var hs []index.Hash
-	for range 3000 {
-		b := make([]byte, 1500) // a small .conf file's worth, incompressible
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		h, _, err := s.PutReader(ctx, bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, h)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ReleaseMapped(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(s.dbPath())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, hs, size := smallBlobStore(t, 5, 3000)
 	if miss := s.Missing(hs); len(miss) != 0 {
 		t.Fatalf("%d blobs missing", len(miss))
 	}
 	got := mappedRSS(t, "meta.db")
-	t.Logf("meta.db: %d KiB, resident after Missing of every blob: %d KiB", st.Size()>>10, got>>10)
-	if got > st.Size()/3 {
-		t.Fatalf("Missing of every blob left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
+	t.Logf("meta.db: %d KiB, resident after Missing of every blob: %d KiB", size>>10, got>>10)
+	if got > size/3 {
+		t.Fatalf("Missing of every blob left %d KiB of the %d KiB database resident", got>>10, size>>10)
 	}
 }
 
@@ -208,31 +216,9 @@ func TestBlobReadsDropMappedPages(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("ReleaseMapped does nothing here")
 	}
-	s := newTestStore(t)
+	s, hs, size := smallBlobStore(t, 9, 4000)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(9, 10))
-	var hs []index.Hash
-	for range 4000 {
-		b := make([]byte, 1500)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		h, _, err := s.PutReader(ctx, bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, h)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ReleaseMapped(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(s.dbPath())
-	if err != nil {
-		t.Fatal(err)
-	}
 	const reads = 300
 	for _, i := range rng.Perm(len(hs))[:reads] {
 		r, err := s.Open(ctx, hs[i])
@@ -245,8 +231,8 @@ func TestBlobReadsDropMappedPages(t *testing.T) {
 		r.Close()
 	}
 	got := mappedRSS(t, "meta.db")
-	t.Logf("meta.db: %d KiB, resident after reading %d of its blobs: %d KiB", st.Size()>>10, reads, got>>10)
-	if got > st.Size()/4 {
-		t.Fatalf("reading %d blobs left %d KiB of the %d KiB database resident", reads, got>>10, st.Size()>>10)
+	t.Logf("meta.db: %d KiB, resident after reading %d of its blobs: %d KiB", size>>10, reads, got>>10)
+	if got > size/4 {
+		t.Fatalf("reading %d blobs left %d KiB of the %d KiB database resident", reads, got>>10, size>>10)
 	}
 }
