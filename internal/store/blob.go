@@ -615,7 +615,6 @@ func (s *Store) exists(h index.Hash) bool {
 	found := false
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		found = tx.Bucket(bktBlobs).Get(h[:]) != nil
-		s.noteLookup(tx)
 		return nil
 	})
 	return found || fileExists(s.BlobPath(h))
@@ -696,7 +695,6 @@ func (s *Store) blobSource(h index.Hash) ([]byte, *os.File, error) {
 		if v := tx.Bucket(bktBlobs).Get(h[:]); v != nil {
 			data = bytes.Clone(v)
 		}
-		s.noteLookup(tx)
 		return nil
 	})
 	if data != nil {

@@ -39,27 +39,12 @@ func (s *Store) releaseMapped() error {
 }
 
 // dropEvery is how many blob lookups a pass over many blobs (the blob
-// check of a 100,000-file generation, Missing, a batch of puts) or the
-// one-at-a-time lookups of a serving source or a fetching target make
-// between dropping the database pages they mapped. Small blobs are values
-// in the blobs bucket's leaves, and a read through the map does not map
-// one page: the kernel maps the pages around it that are in the page
-// cache too (fault-around, 64 KiB on Linux), so each lookup of a random
-// hash maps up to 16 pages. 2,048 lookups between drops mapped the whole
-// 150-180 MB database at 100k small files; 32 map at most ~2 MiB. A drop
-// is one madvise over the mapping (the kernel skips its unmapped parts).
-const dropEvery = 32
-
-// noteLookup counts one lookup of a blob made in its own read transaction
-// tx (serving a blob, the existence check of a fetched one) and drops the
-// mapped pages every dropEvery such lookups of the store: served or
-// fetched one at a time, an initial sync's blobs otherwise mapped the
-// whole database between two runs of the agent's ReleaseMapped.
-func (s *Store) noteLookup(tx *bolt.Tx) {
-	if s.lookups.Add(1)%dropEvery == 0 {
-		_ = dropMapped(tx.DB().Info().Data, tx.Size())
-	}
-}
+// check of a 100,000-file generation, Missing) makes between dropping the
+// database pages it mapped: small blobs are values in the blobs bucket's
+// leaves, so such a pass touches most of the database at once (the whole
+// 150-180 MB file at 100k small files, counted in the agent's peak RSS
+// however soon ReleaseMapped runs after it).
+const dropEvery = 2048
 
 // mappedPass counts the lookups of one pass inside tx and drops the
 // mapped pages every dropEvery of them. Inside a transaction bbolt does

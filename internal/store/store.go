@@ -85,8 +85,7 @@ type Store struct {
 	opt      options
 	readOnly bool
 	closed   atomic.Bool
-	lookups  atomic.Uint64 // blob lookups in their own transaction, for noteLookup
-	lock     *os.File      // writer lock; nil when read-only
+	lock     *os.File // writer lock; nil when read-only
 
 	db     *bolt.DB
 	dbCopy string // OpenReadOnly of a store in use: the private copy read
