@@ -23,6 +23,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/node", s.getNode)
 	mux.HandleFunc("GET /api/v1/jobs/{job}/history", s.getHistory)
 	mux.HandleFunc("GET /api/v1/jobs/{job}/diff", s.getDiff)
+	mux.HandleFunc("GET /api/v1/jobs/{job}/conflicts", s.getConflicts)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/token", s.checkToken)
 	mux.HandleFunc("POST /api/v1/jobs/{job}/rollback", s.postRollback)
@@ -98,6 +99,26 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, gens)
+}
+
+// getConflicts answers a mesh job's conflict records as `pbxsync
+// conflicts --json` prints them, without a postgres job's losing rows:
+// content, which may hold secrets, and this endpoint needs no token.
+func (s *Server) getConflicts(w http.ResponseWriter, r *http.Request) {
+	job := r.PathValue("job")
+	if !s.knownJob(w, job) {
+		return
+	}
+	if s.opts.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "no store to read the conflicts from")
+		return
+	}
+	cs, err := history.Conflicts(s.opts.History, job, false)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, cs)
 }
 
 // getDiff answers what changed between generations from and to of a job

@@ -14,6 +14,8 @@ const state = {
   historyKey: {},   // job -> what the history was fetched for
   pick: {},         // job -> {from, to}: the generations to compare
   diffs: {},        // job -> {from, to, changes, error, content}
+  conflicts: {},    // mesh job -> [conflict record] (/api/v1/jobs/{job}/conflicts)
+  conflictsKey: {}, // mesh job -> the count they were fetched for
   confirm: '',      // the action button waiting for its second click (Escape cancels)
 };
 
@@ -370,6 +372,58 @@ function diffView(job) {
   }));
 }
 
+// conflictsView lists a mesh job's conflict records: read-only (the
+// losing content stays in the store; `pbxsync conflicts --get ID` writes
+// it out on the node).
+// prev is how the reader left the panel ({open, shown}): it stays so until
+// the records change; new ones open it.
+function conflictsView(j, prev) {
+  if (j.mode !== 'mesh') return null;
+  const cs = state.conflicts[j.name];
+  const shown = cs ? String(cs.length) : '';
+  let body;
+  if (!cs) body = h('p', {class: 'muted'}, 'Loading conflicts…');
+  else if (!cs.length) body = h('p', {class: 'muted'}, 'No conflicts: no two members changed the same item concurrently.');
+  else {
+    const side = (s, gen) => [h('strong', {}, s.node), s.deleted ? ' (delete)' : '', gen && s.generation ? h('span', {class: 'muted'}, ' gen ' + s.generation) : ''];
+    body = h('div', {},
+      h('div', {class: 'table-wrap'}, h('table', {class: 'conflicts'},
+        h('thead', {}, h('tr', {}, ['Time', 'Path', 'Winner (live)', 'Loser (kept)', 'Reason', 'ID'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, cs.slice().reverse().map((c) => h('tr', {'data-conflict': c.id, class: c.reason ? 'bad' : ''},
+          h('td', {}, when(c.time)),
+          h('td', {class: 'wide'}, h('strong', {}, c.path)),
+          h('td', {title: c.winner.hash || ''}, side(c.winner, true)),
+          h('td', {title: c.loser.hash || ''}, side(c.loser, false)),
+          h('td', {class: 'wide' + (c.reason ? ' error-text' : '')}, c.reason || 'concurrent versions'),
+          h('td', {}, h('code', {}, c.id))))))),
+      h('p', {class: 'muted'}, 'The losing versions are kept in this node\'s store: pbxsync conflicts --job ' + j.name + ' --get ID writes one out.'));
+  }
+  const open = prev && prev.shown === shown ? prev.open : !!(cs && cs.length);
+  return h('details', {'data-conflicts': j.name, 'data-shown': shown, open},
+    h('summary', {}, 'Conflicts (' + (cs ? cs.length : j.conflicts || 0) + ')'), body);
+}
+
+// refreshConflicts fetches the conflict records of each mesh job whose
+// count changed since they were last fetched.
+async function refreshConflicts() {
+  const st = state.status;
+  if (!st) return;
+  let fetched = false;
+  await Promise.all((st.jobs || []).filter((j) => j.mode === 'mesh').map(async (j) => {
+    const key = String(j.conflicts || 0);
+    if (state.conflictsKey[j.name] === key) return;
+    state.conflictsKey[j.name] = key;
+    fetched = true;
+    try {
+      state.conflicts[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/conflicts');
+    } catch (e) {
+      state.conflictsKey[j.name] = '';
+      flash('conflicts of ' + j.name + ': ' + e.message, 'error');
+    }
+  }));
+  if (fetched) renderJobs();
+}
+
 function renderJobs() {
   const st = state.status;
   if (!st) return;
@@ -378,6 +432,8 @@ function renderJobs() {
   // keep the open/closed state of each history
   const open = {};
   for (const d of el.querySelectorAll('details[data-job]')) open[d.dataset.job] = d.open;
+  const openConflicts = {};
+  for (const d of el.querySelectorAll('details[data-conflicts]')) openConflicts[d.dataset.conflicts] = {open: d.open, shown: d.dataset.shown};
   el.replaceChildren(...st.jobs.map((j) => {
     const held = j.held ? badge('held', 'held') : null;
     const actions = h('div', {class: 'actions'},
@@ -385,7 +441,8 @@ function renderJobs() {
         {action: 'sync', job: j.name, title: 'rescan the tree now and announce the newest generation'}),
       j.held ? actionButton('resume:' + j.name, 'Resume', '', () => act(j.name, 'resume', {}, 'Resume of ' + j.name),
         {action: 'resume', job: j.name, title: 'end the hold: take the source\'s generations again'}) : null);
-    const meta = [j.type, j.role === 'source' ? 'source of ' + (j.targets || []).length + ' reporting target(s)' : 'target of ' + (j.source || '?'), j.path]
+    const role = j.mode === 'mesh' ? 'mesh member' : j.role === 'source' ? 'source of ' + (j.targets || []).length + ' reporting target(s)' : 'target of ' + (j.source || '?');
+    const meta = [j.type, role, j.path]
       .filter(Boolean).join(' · ');
     const details = h('details', {'data-job': j.name, open: open[j.name] !== undefined ? open[j.name] : true},
       h('summary', {}, 'History and diff'), historyTable(j));
@@ -404,6 +461,7 @@ function renderJobs() {
       (j.refused && j.refused.length) ? h('p', {class: 'meta'}, 'not synced: ' + j.refused.slice(0, 5).join('; ')) : null,
       (j.unreadable && j.unreadable.length) ? h('p', {class: 'error-text'}, 'unreadable: ' + j.unreadable.slice(0, 5).join('; ')) : null,
       targetsTable(j),
+      conflictsView(j, openConflicts[j.name]),
       details);
   }));
 }
@@ -464,6 +522,7 @@ function connect() {
       renderJobs();
     }
     refreshHistories();
+    refreshConflicts();
   });
   es.addEventListener('node', (e) => {
     state.node = JSON.parse(e.data);
@@ -480,7 +539,7 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.key === 'Escape' && state.confirm) { state.confirm = ''; renderJobs(); }
   });
   renderMode();
-  getJSON('api/v1/status').then((s) => { if (!state.status) { state.status = s; renderAll(); refreshHistories(); } }).catch((e) => flash(e.message, 'error'));
+  getJSON('api/v1/status').then((s) => { if (!state.status) { state.status = s; renderAll(); refreshHistories(); refreshConflicts(); } }).catch((e) => flash(e.message, 'error'));
   connect();
   // relative times ("3 s ago") move on without new data
   setInterval(() => { if (state.status) { renderFarm(); } }, 5000);
