@@ -83,14 +83,23 @@ func (s *Server) knownJob(w http.ResponseWriter, job string) bool {
 	return false
 }
 
+// readable reports whether the store can be read for job, a job the
+// agent runs; else it answers 404 or 503.
+func (s *Server) readable(w http.ResponseWriter, job, what string) bool {
+	if !s.knownJob(w, job) {
+		return false
+	}
+	if s.opts.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "no store to read the "+what+" from")
+		return false
+	}
+	return true
+}
+
 // getHistory answers what `pbxsync history --json` prints.
 func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	job := r.PathValue("job")
-	if !s.knownJob(w, job) {
-		return
-	}
-	if s.opts.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "no store to read the history from")
+	if !s.readable(w, job, "history") {
 		return
 	}
 	gens, err := history.List(s.opts.History, job)
@@ -106,11 +115,7 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 // content, which may hold secrets, and this endpoint needs no token.
 func (s *Server) getConflicts(w http.ResponseWriter, r *http.Request) {
 	job := r.PathValue("job")
-	if !s.knownJob(w, job) {
-		return
-	}
-	if s.opts.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "no store to read the conflicts from")
+	if !s.readable(w, job, "conflicts") {
 		return
 	}
 	cs, err := history.Conflicts(s.opts.History, job, false)
@@ -140,11 +145,7 @@ func (s *Server) getDiff(w http.ResponseWriter, r *http.Request) {
 	if content && !s.authorized(w, r) {
 		return
 	}
-	if !s.knownJob(w, job) {
-		return
-	}
-	if s.opts.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "no store to read the history from")
+	if !s.readable(w, job, "history") {
 		return
 	}
 	changes, err := history.Compare(r.Context(), s.opts.History, job, gens[0], gens[1], history.Options{Content: content, MaxBytes: diffMaxBytes, MaxFiles: diffMaxFiles})

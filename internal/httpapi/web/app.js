@@ -403,27 +403,6 @@ function conflictsView(j, prev) {
     h('summary', {}, 'Conflicts (' + (cs ? cs.length : j.conflicts || 0) + ')'), body);
 }
 
-// refreshConflicts fetches the conflict records of each mesh job whose
-// count changed since they were last fetched.
-async function refreshConflicts() {
-  const st = state.status;
-  if (!st) return;
-  let fetched = false;
-  await Promise.all((st.jobs || []).filter((j) => j.mode === 'mesh').map(async (j) => {
-    const key = String(j.conflicts || 0);
-    if (state.conflictsKey[j.name] === key) return;
-    state.conflictsKey[j.name] = key;
-    fetched = true;
-    try {
-      state.conflicts[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/conflicts');
-    } catch (e) {
-      state.conflictsKey[j.name] = '';
-      flash('conflicts of ' + j.name + ': ' + e.message, 'error');
-    }
-  }));
-  if (fetched) renderJobs();
-}
-
 function renderJobs() {
   const st = state.status;
   if (!st) return;
@@ -466,28 +445,45 @@ function renderJobs() {
   }));
 }
 
+// fetchChanged fetches api/v1/jobs/{job}/{what} into into[job] for each
+// of jobs whose key (keyOf) changed since it was last fetched (keys[job]);
+// it reports whether it fetched any.
+async function fetchChanged(jobs, what, keys, into, keyOf) {
+  let fetched = false;
+  await Promise.all(jobs.map(async (j) => {
+    const key = keyOf(j);
+    if (keys[j.name] === key) return;
+    keys[j.name] = key;
+    fetched = true;
+    try {
+      into[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/' + what);
+    } catch (e) {
+      keys[j.name] = '';
+      flash(what + ' of ' + j.name + ': ' + e.message, 'error');
+    }
+  }));
+  return fetched;
+}
+
 // refreshHistories fetches the history of each job whose generation,
 // state or targets changed since it was last fetched.
 async function refreshHistories() {
   const st = state.status;
   if (!st) return;
-  let fetched = false;
-  await Promise.all((st.jobs || []).map(async (j) => {
-    const key = [j.generation, j.state, j.last_error, (j.targets || []).map((t) => t.name + t.version + t.state).join()].join('|');
-    if (state.historyKey[j.name] === key) return;
-    state.historyKey[j.name] = key;
-    fetched = true;
-    try {
-      state.histories[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/history');
-    } catch (e) {
-      state.historyKey[j.name] = '';
-      flash('history of ' + j.name + ': ' + e.message, 'error');
-    }
-  }));
-  if (fetched) {
+  const key = (j) => [j.generation, j.state, j.last_error, (j.targets || []).map((t) => t.name + t.version + t.state).join()].join('|');
+  if (await fetchChanged(st.jobs || [], 'history', state.historyKey, state.histories, key)) {
     renderJobs();
     renderErrors();
   }
+}
+
+// refreshConflicts fetches the conflict records of each mesh job whose
+// count changed since they were last fetched.
+async function refreshConflicts() {
+  const st = state.status;
+  if (!st) return;
+  const mesh = (st.jobs || []).filter((j) => j.mode === 'mesh');
+  if (await fetchChanged(mesh, 'conflicts', state.conflictsKey, state.conflicts, (j) => String(j.conflicts || 0))) renderJobs();
 }
 
 function renderAll() {
