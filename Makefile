@@ -28,8 +28,10 @@ staticcheck:
 # The timeout only ends a hang: under load (2 cores, several test runs at
 # once) the syncer package alone took 14 min with the race detector.
 # CHAOS_DURATION: the randomized mesh run (TestMeshChaos) takes 60 s here.
+# GORACE atexit_sleep_ms=0: a race-enabled binary sleeps 1 s as it exits by
+# default; every test binary and every child process a test starts paid it.
 unit:
-	CHAOS_DURATION=$(CI_CHAOS_DURATION) $(GO) test -race -count=1 -timeout 40m ./...
+	GORACE="atexit_sleep_ms=0 $$GORACE" CHAOS_DURATION=$(CI_CHAOS_DURATION) $(GO) test -race -count=1 -timeout 40m ./...
 CI_CHAOS_DURATION ?= 60s
 
 ## demo: three agents on 127.0.0.1 in a temporary directory; Ctrl-C stops them.

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -254,7 +256,9 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 }
 
 // TestApplierCrashKill runs Apply in a child process and SIGKILLs it at
-// random instants, and at the moment its journal appears. Every file must
+// random instants of its apply (timed from the apply's start, which the
+// child signals, not from its start-up), and at the moment its journal
+// appears. Every file must
 // be its old or its new version; after Recover the generation is applied
 // completely (journal found) or not at all (no journal), never in part.
 func TestApplierCrashKill(t *testing.T) {
@@ -273,7 +277,7 @@ func TestApplierCrashKill(t *testing.T) {
 	for i := range rounds {
 		c := newCrashSetup(t, uint64(100+i))
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnv+"="+c.dir)
+		cmd.Env = append(childEnv(), crashEnv+"="+c.dir)
 		if i%10 == 4 || i%10 == 5 {
 			// a fifth of the rounds (on-journal and random kills alike)
 			// make the staged files durable with one syncfs, what a batch
@@ -283,36 +287,45 @@ func TestApplierCrashKill(t *testing.T) {
 		}
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
+		var journal *journalWatch
+		if i > 0 && i%2 == 0 {
+			journal = watchJournal(t, filepath.Join(c.storeDir(), "meta.db"))
+		}
+		// the child writes a byte to this pipe (its fd 3) as its apply
+		// starts: its start-up, which varies most, is not timed
+		applying, signal, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles = []*os.File{signal}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		signal.Close()
+		started := func() time.Time {
+			applying.Read(make([]byte, 1)) // or EOF: the child ended first
+			applying.Close()
+			return time.Now()
+		}
 		mode := "complete"
+		var start time.Time
 		switch {
 		case i == 0:
 			// run once to the end to learn how long an apply takes
+			start = started()
 		case i%2 == 1:
 			mode = "random"
-			// The apply is the end of the child's run, after its start-up.
-			time.Sleep(full/2 + time.Duration(rand.Int64N(int64(full)/2)))
+			started()
+			time.Sleep(time.Duration(rand.Int64N(int64(full))))
 		default:
 			mode = "on-journal"
-			// The journal is a value in the store's database, which the
-			// child holds locked: watch the file for the journal's bytes
-			// (written just before the commit that makes it exist).
-			db := filepath.Join(c.storeDir(), "meta.db")
-			deadline := time.Now().Add(waitLimit)
-			for time.Now().Before(deadline) {
-				if b, err := os.ReadFile(db); err == nil && bytes.Contains(b, []byte(`"staged":`)) {
-					break
-				}
-				time.Sleep(20 * time.Microsecond)
-			}
+			journal.wait()
+			applying.Close()
 		}
 		if mode != "complete" {
 			cmd.Process.Kill() // SIGKILL
 		}
-		err := cmd.Wait()
+		err = cmd.Wait()
 		if mode == "complete" {
 			if err != nil {
 				t.Fatalf("helper: %v\n%s", err, out.String())
@@ -359,6 +372,55 @@ func TestApplierCrashKill(t *testing.T) {
 	t.Logf("full apply in the child: %s; outcomes: %v", full, outcomes)
 }
 
+// journalWatch waits for a journal in a store's database file, which the
+// child holds locked: it reads the file each time it is written (inotify)
+// until it holds the journal's bytes (written just before the commit that
+// makes it exist). Reading it in a loop instead cost a core while the
+// child ran.
+type journalWatch struct {
+	db string
+	w  *fsnotify.Watcher
+}
+
+func watchJournal(t *testing.T, db string) *journalWatch {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add(db); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	return &journalWatch{db: db, w: w}
+}
+
+// wait returns when the file holds a journal, or after waitLimit (the
+// child failed before it wrote one: its round checks what it left).
+func (j *journalWatch) wait() {
+	defer j.w.Close()
+	limit := time.After(waitLimit)
+	for {
+		if b, err := os.ReadFile(j.db); err == nil && bytes.Contains(b, []byte(`"staged":`)) {
+			return
+		}
+		select {
+		case <-j.w.Events:
+		case <-j.w.Errors: // an overflow: read it again
+		case <-limit:
+			return
+		}
+	}
+}
+
+// childEnv is the environment of a child process of a test: this one's,
+// with the race detector's sleep at exit turned off (GORACE
+// atexit_sleep_ms, one second by default), so that a child's run time is
+// its work: TestApplierCrashKill times its random kills by it, and pays it
+// a hundred times.
+func childEnv() []string {
+	return append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+}
+
 // TestHelperProcess is the child of TestApplierCrashKill: it applies the
 // set-up's plan and exits. It does nothing in a normal test run.
 func TestHelperProcess(t *testing.T) {
@@ -385,6 +447,10 @@ func TestHelperProcess(t *testing.T) {
 	}
 	if os.Getenv(crashSyncfsEnv) != "" {
 		a.syncfsMin = 1
+	}
+	if f := os.NewFile(3, "applying"); f != nil {
+		f.Write([]byte{1}) // TestApplierCrashKill times its random kills from here
+		f.Close()
 	}
 	if err := a.Apply(context.Background(), crashGen, crashPlan(t, a.Root, want)); err != nil {
 		t.Fatal(err)

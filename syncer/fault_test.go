@@ -420,7 +420,7 @@ func (n *tnode) startAs(uid, gid int, rootOnly ...string) {
 		}
 	}
 	cmd := exec.Command(bin, "-test.run=^TestHelperAgent$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperAgentEnv+"="+file)
+	cmd.Env = append(childEnv(), helperAgentEnv+"="+file)
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
 	if err := cmd.Start(); err != nil {

@@ -130,6 +130,7 @@ func (j *job) startMesh(edge meshEdge) (*meshState, []string, error) {
 	ms.m = core.New(core.Config{Self: ms.ids[j.a.node], Members: others, Policy: policy}, items)
 	ms.edge = edge
 	j.mesh = ms
+	j.countConflicts()
 	return ms, others, nil
 }
 
@@ -585,7 +586,7 @@ func (j *job) keepReverted(ctx context.Context, a *core.Apply, before index.Inde
 		if it.Deleted {
 			rec.Winner.Hash = index.Hash{}
 		}
-		if err := j.a.store.PutConflict(j.cfg.Name, rec); err != nil {
+		if err := j.putConflict(rec); err != nil {
 			return err
 		}
 		j.log.Warn("a member's checks rejected this version; it is reverted here and kept", "path", it.Path, "member", a.Peer, "reason", ms.reasons[a.Peer], "conflict", rec.ID)
@@ -615,11 +616,31 @@ func (j *job) putMeshConflict(c core.Conflict, gen uint64) error {
 	rec := store.Conflict{ID: c.ID, Path: c.Path, Time: time.Unix(0, c.Time).UTC(),
 		Winner: store.ConflictSide{Node: ms.memberName(c.Winner.Node), Generation: gen, Hash: c.Winner.Hash, Deleted: c.Winner.Deleted},
 		Loser:  store.ConflictSide{Node: ms.memberName(c.Loser.Node), Hash: c.Loser.Hash, Size: c.Loser.Size, Deleted: c.Loser.Deleted}, Reason: c.Reason}
-	if err := j.a.store.PutConflict(j.cfg.Name, rec); err != nil {
+	if err := j.putConflict(rec); err != nil {
 		return err
 	}
 	j.log.Info("concurrent versions resolved; the loser is kept", "path", c.Path, "winner", rec.Winner.Node, "loser", rec.Loser.Node, "loser_deleted", c.Loser.Deleted, "conflict", c.ID)
 	return nil
+}
+
+// putConflict writes a conflict record of the job and counts its records
+// in the status (the dashboard reads them when the count changes).
+func (j *job) putConflict(rec store.Conflict) error {
+	if err := j.a.store.PutConflict(j.cfg.Name, rec); err != nil {
+		return err
+	}
+	j.countConflicts()
+	return nil
+}
+
+// countConflicts sets the status's count of the job's conflict records.
+func (j *job) countConflicts() {
+	n, err := j.a.store.ConflictCount(j.cfg.Name)
+	if err != nil {
+		j.log.Warn("cannot count the conflict records", "err", err)
+		return
+	}
+	j.setStatus(func(s *JobStatus) { s.Conflicts = n })
 }
 
 // recordMeshGeneration records the tree as a new good generation made by

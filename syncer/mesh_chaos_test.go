@@ -116,7 +116,7 @@ func TestMeshChaos(t *testing.T) {
 		}
 		fmt.Fprintf(logs[n.name], "----- %s started -----\n", time.Now().Format("15:04:05.000"))
 		cmd := exec.Command(os.Args[0], "-test.run=^TestMeshChaosMember$", "-test.count=1")
-		cmd.Env = append(os.Environ(), chaosMemberEnv+"="+file)
+		cmd.Env = append(childEnv(), chaosMemberEnv+"="+file)
 		cmd.Stdout, cmd.Stderr = logs[n.name], logs[n.name]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

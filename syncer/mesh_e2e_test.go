@@ -173,6 +173,22 @@ func TestMeshMembersCatchUp(t *testing.T) {
 	if string(a.read("offline.conf")) != "made on c while down\n" {
 		t.Errorf("c's offline file did not reach a")
 	}
+	// each member's status counts its records (the dashboard reads them
+	// when the count changes); c counted the ones it had at its restart
+	eventually(t, waitLimit, "the status counts the conflict records", func() error {
+		for _, n := range nodes {
+			cs, err := n.a().Store().Conflicts("conf")
+			if err != nil {
+				return err
+			}
+			for _, j := range n.a().Status().Jobs {
+				if j.Name == "conf" && j.Conflicts != len(cs) {
+					return fmt.Errorf("%s: status counts %d conflicts, its store holds %d", n.name, j.Conflicts, len(cs))
+				}
+			}
+		}
+		return nil
+	})
 	os.Remove(b.path("b.conf"))
 	sameContent(t, "a delete on b converges", a, b, c)
 	if _, err := os.Stat(a.path("b.conf")); !os.IsNotExist(err) {

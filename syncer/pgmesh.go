@@ -356,7 +356,7 @@ func (e *pgMeshEdge) putRowConflict(ctx context.Context, c core.Conflict) error 
 		}
 		rec.Row = row
 	}
-	if err := e.j.a.store.PutConflict(e.j.cfg.Name, rec); err != nil {
+	if err := e.j.putConflict(rec); err != nil {
 		return err
 	}
 	e.j.log.Info("concurrent row versions resolved; the loser is kept", "row", c.Path, "winner", rec.Winner.Node, "loser", rec.Loser.Node, "conflict", c.ID)

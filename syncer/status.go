@@ -50,6 +50,9 @@ type JobStatus struct {
 	// Window, on a source whose changes wait for a sync window, says so:
 	// "waiting for window 02:00, 3 generations pending".
 	Window string `json:"window,omitempty"`
+	// Conflicts, on a mesh member, counts the job's conflict records
+	// (`pbxsync conflicts`, /api/v1/jobs/{job}/conflicts).
+	Conflicts int `json:"conflicts,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.

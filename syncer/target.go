@@ -114,7 +114,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	}
 	m, err := j.parts.Add(m)
 	if err != nil {
-		j.log.Info("dropping an incomplete announcement; the source repeats it", "err", err)
+		j.log.Info("dropping a part of an announcement; the source repeats it", "err", err)
 	}
 	if m == nil {
 		return // more parts to come

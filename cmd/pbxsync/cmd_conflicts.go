@@ -10,41 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"pbxsync/internal/history"
 	"pbxsync/internal/store"
 )
-
-// conflictJSON is one record as `pbxsync conflicts --json` prints it.
-type conflictJSON struct {
-	ID     string     `json:"id"`
-	Path   string     `json:"path"`
-	Time   time.Time  `json:"time"`
-	Winner sideJSON   `json:"winner"`
-	Loser  loserJSON  `json:"loser"`
-	Reason string     `json:"reason,omitempty"` // the loser failed this member's checks
-	Row    rawOrEmpty `json:"row,omitempty"`
-}
-
-type sideJSON struct {
-	Node       string `json:"node"`
-	Generation uint64 `json:"generation"`
-	Hash       string `json:"hash"` // "" for a deletion
-	Deleted    bool   `json:"deleted,omitempty"`
-}
-
-type loserJSON struct {
-	Node    string `json:"node"`
-	Hash    string `json:"hash"` // "" for a deletion
-	Deleted bool   `json:"deleted,omitempty"`
-}
-
-type rawOrEmpty = json.RawMessage
-
-func hashText(c store.ConflictSide) string {
-	if c.Deleted || c.Hash.IsZero() {
-		return ""
-	}
-	return c.Hash.String()
-}
 
 func cmdConflicts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("conflicts", "[--config FILE] --job JOB [--json | --get ID]",
@@ -94,11 +62,10 @@ func cmdConflicts(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	if *asJSON {
-		out := make([]conflictJSON, 0, len(cs))
-		for _, c := range cs {
-			out = append(out, conflictJSON{ID: c.ID, Path: c.Path, Time: c.Time, Row: c.Row, Reason: c.Reason,
-				Winner: sideJSON{Node: c.Winner.Node, Generation: c.Winner.Generation, Hash: hashText(c.Winner), Deleted: c.Winner.Deleted},
-				Loser:  loserJSON{Node: c.Loser.Node, Hash: hashText(c.Loser), Deleted: c.Loser.Deleted}})
+		out, err := history.Conflicts(st, *jobName, true)
+		if err != nil {
+			fmt.Fprintln(stderr, "pbxsync conflicts:", err)
+			return 1
 		}
 		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Fprintln(stdout, string(b))

@@ -19,6 +19,7 @@ import (
 
 	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
+	"pbxsync/internal/history"
 	"pbxsync/internal/httpapi"
 	"pbxsync/internal/identity"
 	"pbxsync/internal/store"
@@ -59,22 +60,28 @@ var freeSpace = regexp.MustCompile(`\d (B|KiB|MiB|GiB|TiB|PiB)\b`)
 // selectors below name it too (#job-asterisk).
 const dashJob = "asterisk"
 
+// meshJob is the browser test's mesh job: pbx1 and pbx2 are its members
+// (#job-pool).
+const meshJob = "pool"
+
 // dashNode is one agent of the browser test, run in this process by
 // runAgent, the code `pbxsync run` runs.
 type dashNode struct {
-	name, dir, tree, data, listen, http string
-	id                                  *identity.Identity
-	log                                 astLogBuffer
-	cancel                              context.CancelFunc
-	done                                chan error
+	name, dir, tree, pool, data, listen, http string
+	id                                        *identity.Identity
+	log                                       astLogBuffer
+	cancel                                    context.CancelFunc
+	done                                      chan error
 }
 
 func newDashNode(t *testing.T, base, name string) *dashNode {
 	t.Helper()
 	n := &dashNode{name: name, dir: filepath.Join(base, name)}
-	n.tree, n.data = filepath.Join(n.dir, "tree"), filepath.Join(n.dir, "data")
-	if err := os.MkdirAll(n.tree, 0o755); err != nil {
-		t.Fatal(err)
+	n.tree, n.pool, n.data = filepath.Join(n.dir, "tree"), filepath.Join(n.dir, "pool"), filepath.Join(n.dir, "data")
+	for _, d := range []string{n.tree, n.pool} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	id, err := identity.LoadOrCreate(n.data)
 	if err != nil {
@@ -114,7 +121,8 @@ func (n *dashNode) start(t *testing.T, peer *dashNode, jobExtra string) {
 	}
 	ast := fmt.Sprintf("\n[asterisk]\nami = %q\nusername = \"admin\"\nsecret_file = %q\nlog = %q\n", sim.Addr(), secretFile, filepath.Join(n.dir, "asterisk.log"))
 	text := fmt.Sprintf("[node]\nname = %q\nlisten = %q\ndata_dir = %q\nhttp = %q\n\n[[peer]]\nname = %q\naddress = %q\nid = %q\n\n[[job]]\nname = %q\npath = %q\nsource = \"pbx1\"\ntargets = [\"pbx2\"]\n%s",
-		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), dashJob, n.tree, jobExtra) + ast
+		n.name, n.listen, n.data, n.http, peer.name, peer.listen, peer.id.ID.String(), dashJob, n.tree, jobExtra) +
+		fmt.Sprintf("\n[[job]]\nname = %q\npath = %q\nmode = \"mesh\"\ntargets = [\"pbx1\", \"pbx2\"]\n", meshJob, n.pool) + ast
 	cfg, err := config.Parse(filepath.Join(n.dir, "pbxsync.toml"), []byte(text))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
@@ -140,6 +148,9 @@ func (n *dashNode) read(t *testing.T) string {
 	b, _ := os.ReadFile(filepath.Join(n.tree, "extensions.conf"))
 	return string(b)
 }
+
+// poolFile is the path of name in n's mesh tree.
+func (n *dashNode) poolFile(name string) string { return filepath.Join(n.pool, name) }
 
 func (n *dashNode) write(t *testing.T, content string) {
 	t.Helper()
@@ -181,16 +192,23 @@ func waitFor(t *testing.T, what string, cond func() error) {
 // dashboard: it shows the generations, the rejected one with its reason,
 // read-only without the token (a rollback request without it is refused
 // with 401) and, with the token entered, a rollback click that changes
-// both trees. The diff view shows the rejected line. Screenshots (desktop
-// and phone width) are written to PBXSYNC_TEST_ARTIFACTS or $TMPDIR.
+// both trees. The diff view shows the rejected line. Both agents also run
+// a mesh job; pbx2 edits a file while it is down and pbx1 edits it too:
+// when pbx2 is back the page shows the conflict record live, read-only.
+// Screenshots (desktop and phone width) are written to
+// PBXSYNC_TEST_ARTIFACTS or $TMPDIR.
 func TestDashboardInBrowser(t *testing.T) {
 	chrome := findChromium(t)
 	base := t.TempDir()
 	a, b := newDashNode(t, base, "pbx1"), newDashNode(t, base, "pbx2")
 	const v1, v2, broken = "exten => 100,1,Answer()\n", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", "exten => 100,1,Answer()\nBROKEN\n"
 	a.write(t, v1)
+	if err := os.WriteFile(a.poolFile("shared.conf"), []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const bCheck = "check = \"! grep -q BROKEN extensions.conf\"\n"
 	a.start(t, b, "")
-	b.start(t, a, "check = \"! grep -q BROKEN extensions.conf\"\n")
+	b.start(t, a, bCheck)
 	var token string
 	defer func() {
 		a.stop(t)
@@ -233,7 +251,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("b holds %q after rejecting the broken change, want v2", got)
 	}
 	var st syncer.Status
-	if err := a.getJSON("/api/v1/status", &st); err != nil || len(st.Jobs) != 1 {
+	if err := a.getJSON("/api/v1/status", &st); err != nil || len(st.Jobs) != 2 {
 		t.Fatalf("status: %v %+v", err, st)
 	}
 	tok, _, err := httpapi.LoadOrCreateToken(a.data)
@@ -346,6 +364,62 @@ func TestDashboardInBrowser(t *testing.T) {
 		return nil
 	})
 
+	// The mesh job's conflicts: pbx2 edits shared.conf while it is down,
+	// after pbx1 did (later mtime: pbx2's edit wins under "newest"); when
+	// it is back, pbx1 records the conflict and the page shows it live.
+	waitFor(t, "the mesh job's file on pbx2", func() error {
+		b, err := os.ReadFile(b.poolFile("shared.conf"))
+		if string(b) != "v1\n" {
+			return fmt.Errorf("pbx2 holds %q: %v", b, err)
+		}
+		return nil
+	})
+	if n := string(eval(`document.querySelectorAll('#job-pool tr[data-conflict]').length`)); n != "0" {
+		t.Errorf("the mesh job shows %s conflicts before any", n)
+	}
+	b.stop(t)
+	now := time.Now()
+	for _, e := range []struct {
+		n       *dashNode
+		content string
+		mtime   time.Time
+	}{{a, "edit made on pbx1\n", now.Add(-time.Minute)}, {b, "edit made on pbx2 while it was down\n", now}} {
+		p := e.n.poolFile("shared.conf")
+		if err := os.WriteFile(p, []byte(e.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, e.mtime, e.mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.start(t, a, bCheck)
+	var conflict history.Conflict
+	waitFor(t, "pbx1 records the conflict", func() error {
+		var cs []history.Conflict
+		if err := a.getJSON("/api/v1/jobs/"+meshJob+"/conflicts", &cs); err != nil {
+			return err
+		}
+		if len(cs) != 1 {
+			return fmt.Errorf("conflicts %+v", cs)
+		}
+		conflict = cs[0]
+		return nil
+	})
+	if c := conflict; c.Path != "shared.conf" || c.Winner.Node != "pbx2" || c.Loser.Node != "pbx1" || c.Loser.Hash == "" {
+		t.Errorf("conflict record %+v, want shared.conf won by pbx2 over pbx1", c)
+	}
+	conflictRow := fmt.Sprintf(`#job-pool tr[data-conflict=%q]`, conflict.ID)
+	do("the conflict shows up live", chromedp.WaitVisible(chromedp.CSS(conflictRow)))
+	if row := text(conflictRow); !strings.Contains(row, "shared.conf") || !strings.Contains(row, "pbx2") || !strings.Contains(row, "pbx1") || !strings.Contains(row, conflict.ID) {
+		t.Errorf("the conflict's row: %q", row)
+	}
+	if sum := text(`#job-pool details[data-conflicts] summary`); sum != "Conflicts (1)" {
+		t.Errorf("the conflicts' summary: %q", sum)
+	}
+	if got, _ := os.ReadFile(a.poolFile("shared.conf")); string(got) != "edit made on pbx2 while it was down\n" {
+		t.Errorf("pbx1 holds %q after the conflict, want pbx2's edit", got)
+	}
+
 	// The diff view: the rejected generation against the one before it.
 	do("diff two generations",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-asterisk tr[data-gen="%d"] input[name="diff-from-asterisk"]`, bad.Number-1))),
@@ -417,10 +491,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	held := func() string {
 		var bst syncer.Status
-		if err := b.getJSON("/api/v1/status", &bst); err != nil || len(bst.Jobs) != 1 {
+		if err := b.getJSON("/api/v1/status", &bst); err != nil || len(bst.Jobs) != 2 {
 			t.Fatalf("status of pbx2: %v %+v", err, bst)
 		}
-		return bst.Jobs[0].Held
+		for _, j := range bst.Jobs {
+			if j.Name == dashJob {
+				return j.Held
+			}
+		}
+		t.Fatalf("status of pbx2 has no job %s: %+v", dashJob, bst)
+		return ""
 	}
 	if h := held(); !strings.Contains(h, "held by operator") {
 		t.Errorf("after rollback with hold pbx2's job says held %q", h)

@@ -14,6 +14,7 @@ type Reader interface {
 	Generations(job string) ([]store.GenerationInfo, error)
 	Generation(job string, n uint64) (*store.Generation, error)
 	CopyTo(ctx context.Context, h index.Hash, w io.Writer) error
+	Conflicts(job string) ([]store.Conflict, error)
 }
 
 // List returns job's generations, oldest first; never nil, so that its

@@ -23,6 +23,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/node", s.getNode)
 	mux.HandleFunc("GET /api/v1/jobs/{job}/history", s.getHistory)
 	mux.HandleFunc("GET /api/v1/jobs/{job}/diff", s.getDiff)
+	mux.HandleFunc("GET /api/v1/jobs/{job}/conflicts", s.getConflicts)
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/token", s.checkToken)
 	mux.HandleFunc("POST /api/v1/jobs/{job}/rollback", s.postRollback)
@@ -82,14 +83,23 @@ func (s *Server) knownJob(w http.ResponseWriter, job string) bool {
 	return false
 }
 
+// readable reports whether the store can be read for job, a job the
+// agent runs; else it answers 404 or 503.
+func (s *Server) readable(w http.ResponseWriter, job, what string) bool {
+	if !s.knownJob(w, job) {
+		return false
+	}
+	if s.opts.History == nil {
+		writeError(w, http.StatusServiceUnavailable, "no store to read the "+what+" from")
+		return false
+	}
+	return true
+}
+
 // getHistory answers what `pbxsync history --json` prints.
 func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 	job := r.PathValue("job")
-	if !s.knownJob(w, job) {
-		return
-	}
-	if s.opts.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "no store to read the history from")
+	if !s.readable(w, job, "history") {
 		return
 	}
 	gens, err := history.List(s.opts.History, job)
@@ -98,6 +108,22 @@ func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, gens)
+}
+
+// getConflicts answers a mesh job's conflict records as `pbxsync
+// conflicts --json` prints them, without a postgres job's losing rows:
+// content, which may hold secrets, and this endpoint needs no token.
+func (s *Server) getConflicts(w http.ResponseWriter, r *http.Request) {
+	job := r.PathValue("job")
+	if !s.readable(w, job, "conflicts") {
+		return
+	}
+	cs, err := history.Conflicts(s.opts.History, job, false)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, cs)
 }
 
 // getDiff answers what changed between generations from and to of a job
@@ -119,11 +145,7 @@ func (s *Server) getDiff(w http.ResponseWriter, r *http.Request) {
 	if content && !s.authorized(w, r) {
 		return
 	}
-	if !s.knownJob(w, job) {
-		return
-	}
-	if s.opts.History == nil {
-		writeError(w, http.StatusServiceUnavailable, "no store to read the history from")
+	if !s.readable(w, job, "history") {
 		return
 	}
 	changes, err := history.Compare(r.Context(), s.opts.History, job, gens[0], gens[1], history.Options{Content: content, MaxBytes: diffMaxBytes, MaxFiles: diffMaxFiles})

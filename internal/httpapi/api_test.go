@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"pbxsync/internal/history"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
@@ -114,6 +115,17 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	g2["extensions.conf"] = put("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup() ; secret=hunter2\n")
 	for _, x := range []index.Index{g1, g2} {
 		if _, err := st.AddGeneration(ctx, &store.Generation{Job: "conf", Origin: "a", State: store.StateGood, Index: x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// two conflict records: a file's (the loser's content in the store) and
+	// a row's, whose losing row is content (a secret) the API never shows
+	loser := put("extensions.conf", "exten => 100,1,Answer() ; made on b\n")
+	for _, c := range []store.Conflict{
+		{ID: "c1", Path: "extensions.conf", Time: time.Unix(1700000000, 0).UTC(), Winner: store.ConflictSide{Node: "a", Generation: 2, Hash: g2["extensions.conf"].Hash}, Loser: store.ConflictSide{Node: "b", Hash: loser.Hash}},
+		{ID: "c2", Path: "ps_auths/1001", Time: time.Unix(1700000001, 0).UTC(), Winner: store.ConflictSide{Node: "b", Generation: 2}, Loser: store.ConflictSide{Node: "a"}, Row: json.RawMessage(`{"id":"1001","password":"hunter2"}`)},
+	} {
+		if err := st.PutConflict("conf", c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -261,8 +273,9 @@ func TestAPIActionsNeedTokenAndPassCSRF(t *testing.T) {
 	}
 }
 
-// TestAPIReadEndpoints: status and history are the JSON of status --json
-// and history --json, readable without a token; a diff lists paths
+// TestAPIReadEndpoints: status, history and conflicts are the JSON of
+// status --json, history --json and conflicts --json (without a losing
+// row's content), readable without a token; a diff lists paths
 // without a token and shows content (which may hold secrets) only with it.
 func TestAPIReadEndpoints(t *testing.T) {
 	f := newAPIFixture(t)
@@ -278,6 +291,20 @@ func TestAPIReadEndpoints(t *testing.T) {
 	}
 	if code, body := f.do(t, "GET", "/api/v1/jobs/nope/history", "", nil); code != 404 || !strings.Contains(body, `no job \"nope\"`) {
 		t.Errorf("history of an unknown job: %d %s", code, body)
+	}
+	code, body = f.do(t, "GET", "/api/v1/jobs/conf/conflicts", "", nil)
+	var cs []history.Conflict
+	if code != 200 || json.Unmarshal([]byte(body), &cs) != nil || len(cs) != 2 {
+		t.Fatalf("conflicts: %d %s", code, body)
+	}
+	if c := cs[0]; c.ID != "c1" || c.Path != "extensions.conf" || c.Winner.Node != "a" || c.Winner.Generation != 2 || len(c.Winner.Hash) != 64 || c.Loser.Node != "b" || len(c.Loser.Hash) != 64 || !c.Time.Equal(time.Unix(1700000000, 0)) {
+		t.Errorf("conflict record %+v", c)
+	}
+	if strings.Contains(body, "hunter2") || cs[1].Row != nil {
+		t.Errorf("the conflicts show a losing row's content without a token: %s", body)
+	}
+	if code, body := f.do(t, "GET", "/api/v1/jobs/nope/conflicts", "", nil); code != 404 {
+		t.Errorf("conflicts of an unknown job: %d %s", code, body)
 	}
 	code, body = f.do(t, "GET", "/api/v1/jobs/conf/diff?from=1&to=2", "", nil)
 	if code != 200 || !strings.Contains(body, `"path": "extensions.conf"`) || !strings.Contains(body, `"kind": "modified"`) || strings.Contains(body, "hunter2") {

@@ -50,7 +50,7 @@ type Options struct {
 	// listener serves HTTPS.
 	CertFile, KeyFile string
 	Source            Source
-	History           history.Reader // the agent's store: history and diff (nil: those answer 503)
+	History           history.Reader // the agent's store: history, diff and conflicts (nil: those answer 503)
 	Actions           Actions        // nil: actions answer 503
 	// TokenFile holds the API token (see LoadOrCreateToken); it is read on
 	// every request that needs it, so a rotated token works at once.

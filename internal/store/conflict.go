@@ -131,6 +131,26 @@ func (s *Store) Conflicts(job string) ([]Conflict, error) {
 	return out, nil
 }
 
+// ConflictCount returns how many conflict records job has, without
+// reading them.
+func (s *Store) ConflictCount(job string) (int, error) {
+	n := 0
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		if cb := jb.Bucket(bktConflicts); cb != nil {
+			n = cb.Stats().KeyN
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: job %q: conflicts: %w", job, err)
+	}
+	return n, nil
+}
+
 func decodeConflict(k, v []byte) (Conflict, error) {
 	b, err := unseal("conflict", k, v)
 	if err != nil {

@@ -21,10 +21,16 @@ func TestConflictKeptPastGenerations(t *testing.T) {
 	c := Conflict{ID: "92f74de100f1d668", Path: "shared.conf", Time: time.Unix(1700000000, 0).UTC(),
 		Winner: ConflictSide{Node: "c", Generation: 5, Hash: index.Sum([]byte("the winner"))},
 		Loser:  ConflictSide{Node: "a", Hash: loser, Size: 15}}
+	if n, err := s.ConflictCount("conf"); n != 0 || err != nil {
+		t.Fatalf("a job without records counts %d: %v", n, err)
+	}
 	for range 2 {
 		if err := s.PutConflict("conf", c); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if n, err := s.ConflictCount("conf"); n != 1 || err != nil {
+		t.Fatalf("one record put twice counts %d: %v", n, err)
 	}
 	gone := c
 	gone.ID, gone.Loser = "0123", ConflictSide{Node: "b", Deleted: true}
@@ -45,6 +51,9 @@ func TestConflictKeptPastGenerations(t *testing.T) {
 	cs, err := s.Conflicts("conf")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n, err := s.ConflictCount("conf"); n != len(cs) || err != nil {
+		t.Errorf("%d records count %d: %v", len(cs), n, err)
 	}
 	if len(cs) != 2 || cs[0].ID != c.ID && cs[1].ID != c.ID {
 		t.Fatalf("records: %+v, want the two put", cs)

@@ -57,45 +57,100 @@ func Split(m *Announce, maxBytes int) []*Announce {
 	return parts
 }
 
-// Assembler puts the parts of announcements back together, one
-// announcement at a time (the parts of one are sent back to back on one
-// stream). The zero value is ready.
+// Assembler puts the parts of announcements back together. The parts of
+// one announcement may arrive out of order, twice, or interleaved with
+// another copy of it (both peers dial each other, and a source that
+// switches connections, or repeats an unanswered announcement, sends on
+// the newer one): it keeps each part by its index and completes the
+// announcement when every index is present. It assembles one announcement
+// at a time, identified by (job, version, base, parts), so it holds at
+// most MaxParts parts of MaxAssembledItems items in all. The zero value is
+// ready.
 type Assembler struct {
-	cur *Announce
+	key   partsKey
+	items [][]Item  // by part index, nil where missing; len(items) == key.parts while assembling
+	have  int       // parts present
+	count int       // items present
+	last  *Announce // the last part, once present: its fields (Removed, Digest, …) complete the whole
+	limit int       // the bound on items; 0: MaxAssembledItems (tests set less)
+}
+
+// partsKey identifies the announcement whose parts are being assembled.
+type partsKey struct {
+	job     string
+	version uint64
+	base    uint64
+	parts   uint32
+}
+
+func keyOf(m *Announce) partsKey {
+	return partsKey{job: m.Job, version: m.Version, base: m.Base, parts: m.Parts}
 }
 
 // Add takes one message. It returns the whole announcement when m is one
-// or completes one, nil while parts are missing. A part that does not
-// continue the announcement being assembled (another version, a gap)
-// drops it: the source repeats unanswered announcements, whole.
+// or completes one, nil while parts are missing; a part already present
+// is ignored. A part of another announcement replaces the one being
+// assembled when it is newer (a higher version) or its first part (a
+// restarted source may count from 1 again); any other part of another
+// announcement is stale, and Add drops it with an error (the source
+// repeats unanswered announcements, whole). So does a part that would take
+// the assembled items past MaxAssembledItems, with what was assembled. A
+// whole announcement (no Parts) is returned as it is, and drops an
+// assembly of no newer version. Add keeps the item slices of the parts it
+// holds until the announcement completes; the caller must not change them.
 func (a *Assembler) Add(m *Announce) (*Announce, error) {
 	if m.Parts == 0 {
-		a.cur = nil
+		if a.items != nil && m.Version >= a.key.version {
+			a.reset()
+		}
 		return m, nil
 	}
-	if m.Part == 0 {
-		cp := *m
-		cp.Items = append([]Item(nil), m.Items...)
-		a.cur = &cp
-	} else {
-		c := a.cur
-		if c == nil || c.Job != m.Job || c.Version != m.Version || c.Base != m.Base || c.Parts != m.Parts || c.Part+1 != m.Part {
-			a.cur = nil
-			return nil, fmt.Errorf("part %d of %d of version %d does not continue the announcement being assembled", m.Part, m.Parts, m.Version)
-		}
-		if len(c.Items)+len(m.Items) > MaxAssembledItems {
-			a.cur = nil
-			return nil, fmt.Errorf("announcement of version %d: more than %d items", m.Version, MaxAssembledItems)
-		}
-		c.Items = append(c.Items, m.Items...)
-		c.Part = m.Part
-		c.Removed, c.Digest, c.Inline, c.Unreadable = m.Removed, m.Digest, m.Inline, m.Unreadable
+	if m.Parts > MaxParts || m.Part >= m.Parts {
+		return nil, fmt.Errorf("part %d of %d of version %d: want 2 to %d parts", m.Part, m.Parts, m.Version, MaxParts)
 	}
-	if a.cur.Part+1 < a.cur.Parts {
+	if k := keyOf(m); a.items == nil || k != a.key {
+		if a.items != nil && m.Part != 0 && m.Version <= a.key.version {
+			return nil, fmt.Errorf("part %d of %d of version %d (base %d): not of version %d (base %d, %d parts) being assembled; dropped", m.Part, m.Parts, m.Version, m.Base, a.key.version, a.key.base, a.key.parts)
+		}
+		a.reset()
+		a.key, a.items = k, make([][]Item, m.Parts)
+	}
+	if a.items[m.Part] != nil {
+		return nil, nil // a duplicate
+	}
+	limit := a.limit
+	if limit == 0 {
+		limit = MaxAssembledItems
+	}
+	if a.count+len(m.Items) > limit {
+		a.reset()
+		return nil, fmt.Errorf("announcement of version %d: more than %d items in its parts; dropped", m.Version, limit)
+	}
+	if m.Items == nil {
+		a.items[m.Part] = []Item{} // present, without items
+	} else {
+		a.items[m.Part] = m.Items
+	}
+	a.have++
+	a.count += len(m.Items)
+	if m.Part+1 == m.Parts {
+		last := *m
+		a.last = &last
+	}
+	if a.have < len(a.items) {
 		return nil, nil
 	}
-	out := a.cur
-	a.cur = nil
+	out := a.last
+	out.Items = make([]Item, 0, a.count)
+	for _, items := range a.items {
+		out.Items = append(out.Items, items...)
+	}
 	out.Part, out.Parts = 0, 0
+	a.reset()
 	return out, nil
+}
+
+// reset drops what is being assembled.
+func (a *Assembler) reset() {
+	*a = Assembler{limit: a.limit}
 }

@@ -3,7 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"pbxsync/internal/index"
@@ -61,21 +63,205 @@ func TestSplitAndAssemble(t *testing.T) {
 	if parts[0].Parts == 0 || m.Parts != 0 || len(m.Items) != 3001 {
 		t.Fatal("Split changed the announcement it split")
 	}
+}
 
-	// a gap drops what was assembled; the next whole announcement is taken
-	if _, err := asm.Add(parts[0]); err != nil {
-		t.Fatal(err)
+// TestAssemblerOrders: parts complete an announcement whatever their
+// order, duplicates and interleaving (the same announcement sent on two
+// connections, or repeated), and only when every part is present; a newer
+// version replaces an older one, a stale part is dropped with an error.
+func TestAssemblerOrders(t *testing.T) {
+	v7 := sampleAnnounce(600)
+	v7.Removed, v7.Unreadable = []string{"gone.conf"}, []string{"root-only.conf"}
+	p7 := Split(v7, 16<<10)
+	v8 := sampleAnnounce(600)
+	v8.Version = 8
+	p8 := Split(v8, 16<<10)
+	v3 := sampleAnnounce(600)
+	v3.Version = 3 // a restarted source counting again
+	p3 := Split(v3, 16<<10)
+	n := len(p7)
+	if n < 6 || len(p8) != n || len(p3) != n {
+		t.Fatalf("%d, %d and %d parts; want as many, at least 6", n, len(p8), len(p3))
 	}
-	if w, err := asm.Add(parts[2]); err == nil || w != nil {
-		t.Fatalf("a part after a gap was taken: %v %v", w, err)
+	type step struct {
+		m       *Announce
+		whole   *Announce // what Add must return, nil: nothing yet
+		wantErr bool
 	}
-	if w, err := asm.Add(parts[len(parts)-1]); err == nil || w != nil {
-		t.Fatal("the last part alone completed an announcement")
+	in := func(ps []*Announce, idx ...int) []step {
+		out := make([]step, len(idx))
+		for i, k := range idx {
+			out[i] = step{m: ps[k]}
+		}
+		return out
 	}
+	done := func(s []step, whole *Announce) []step {
+		s[len(s)-1].whole = whole
+		return s
+	}
+	seq := func(from, to int) []int { // from..to-1
+		var out []int
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	rev := func() []int {
+		out := seq(0, n)
+		slices.Reverse(out)
+		return out
+	}
+	twice := func(idx []int) []int {
+		var out []int
+		for _, i := range idx {
+			out = append(out, i, i)
+		}
+		return out
+	}
+	cat := func(ss ...[]step) []step { return slices.Concat(ss...) }
 	small := sampleAnnounce(3)
-	if w, err := asm.Add(small); err != nil || w != small {
-		t.Fatal("a whole announcement was not taken as it is")
+	small.Version = 9
+	cases := map[string][]step{
+		"in order":   done(in(p7, seq(0, n)...), v7),
+		"reversed":   done(in(p7, rev()...), v7),
+		"last first": done(in(p7, append([]int{n - 1}, seq(0, n-1)...)...), v7),
+		"every part twice": cat(
+			in(p7, twice(seq(0, n-1))...),
+			done(in(p7, n-1), v7),
+			in(p7, n-1), // after it completed: a new assembly, incomplete
+		),
+		"two copies interleaved": cat(
+			in(p7, 0, 0, 1, 2, 1, 3, 2),
+			done(in(p7, seq(3, n)...), v7),
+			in(p7, seq(3, n)...), // the second copy's rest: a new assembly, incomplete
+		),
+		"a gap waits for the missing part": cat(
+			in(p7, append([]int{0}, seq(2, n)...)...),
+			done(in(p7, 1), v7),
+		),
+		"a newer version replaces the older": cat(
+			in(p7, seq(0, n-1)...),
+			in(p8, 0, 1),
+			[]step{{m: p7[n-1], wantErr: true}}, // stale: v7 was replaced
+			done(in(p8, seq(2, n)...), v8),
+		),
+		"a newer version's later part replaces too": cat(
+			in(p7, 0, 1),
+			in(p8, seq(1, n)...),
+			[]step{{m: p7[2], wantErr: true}},
+			done(in(p8, 0), v8),
+		),
+		"an older version's first part restarts": cat(
+			in(p7, 0, 1),
+			[]step{{m: p3[1], wantErr: true}},
+			done(in(p3, seq(0, n)...), v3),
+		),
+		"a whole announcement passes, and drops older parts": cat(
+			in(p7, 0, 1),
+			[]step{{m: small, whole: small}},
+			[]step{{m: p7[2], whole: nil}}, // starts again: incomplete
+			done(in(p7, 0, 1), nil),
+		),
+		"an older whole announcement keeps the assembly": cat(
+			in(p8, seq(0, n-1)...),
+			[]step{{m: v7, whole: v7}},
+			done(in(p8, n-1), v8),
+		),
 	}
+	for name, steps := range cases {
+		t.Run(name, func(t *testing.T) {
+			var a Assembler
+			for i, s := range steps {
+				got, err := a.Add(s.m)
+				if (err != nil) != s.wantErr {
+					t.Fatalf("step %d (part %d of version %d): error %v, want error %v", i, s.m.Part, s.m.Version, err, s.wantErr)
+				}
+				switch {
+				case s.whole == nil && got != nil:
+					t.Fatalf("step %d (part %d of version %d): completed version %d early", i, s.m.Part, s.m.Version, got.Version)
+				case s.whole != nil && !reflect.DeepEqual(got, s.whole):
+					t.Fatalf("step %d (part %d of version %d): got %v, want version %d whole", i, s.m.Part, s.m.Version, summary(got), s.whole.Version)
+				}
+			}
+		})
+	}
+}
+
+func summary(m *Announce) string {
+	if m == nil {
+		return "nothing"
+	}
+	return fmt.Sprintf("version %d with %d items, part %d of %d", m.Version, len(m.Items), m.Part, m.Parts)
+}
+
+// TestAssemblerBound: parts whose items pass the bound (MaxAssembledItems,
+// here 10) drop the announcement; parts that Validate would refuse are
+// refused.
+func TestAssemblerBound(t *testing.T) {
+	a := Assembler{limit: 10}
+	four := make([]Item, 4)
+	for i, wantErr := range []bool{false, false, true} {
+		_, err := a.Add(&Announce{Job: "conf", Version: 4, Part: uint32(i), Parts: 4, Items: four})
+		if (err != nil) != wantErr {
+			t.Fatalf("part %d (%d items so far): error %v, want error %v", i, 4*i, err, wantErr)
+		}
+	}
+	if a.count != 0 || a.items != nil || a.limit != 10 {
+		t.Fatalf("the assembly was kept: %d items", a.count)
+	}
+	for _, m := range []*Announce{{Part: 2, Parts: 2}, {Part: 0, Parts: MaxParts + 1}} {
+		if w, err := a.Add(m); err == nil || w != nil {
+			t.Errorf("part %d of %d taken", m.Part, m.Parts)
+		}
+	}
+}
+
+// FuzzAssembler: any sequence of parts (from a few announcements, in any
+// order, repeated) never panics, and what it completes is one whole
+// announcement: no Part/Parts, its items those of its parts in order,
+// within the bound.
+func FuzzAssembler(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3})
+	f.Add([]byte{3, 2, 1, 0, 0, 1})
+	f.Add([]byte{0x10, 0x21, 0x02, 0x13, 0x40, 0x01})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		var a Assembler
+		for _, op := range ops {
+			// low 2 bits: the part; next 2: the version; bit 4: 3 or 4 parts;
+			// bit 5: a base; bit 6: a whole announcement
+			part, version := uint32(op&3), uint64(op>>2&3)+1
+			parts := uint32(3 + op>>4&1)
+			m := &Announce{Job: "conf", Version: version, Part: part, Parts: parts}
+			if op&0x20 != 0 {
+				m.Base = 1
+			}
+			if op&0x40 != 0 {
+				m.Part, m.Parts = 0, 0
+			}
+			m.Items = []Item{{Path: fmt.Sprintf("v%d-b%d-n%d-p%d", m.Version, m.Base, m.Parts, m.Part)}}
+			got, err := a.Add(m)
+			if got == nil {
+				continue
+			}
+			if err != nil || got.Part != 0 || got.Parts != 0 {
+				t.Fatalf("op %#x: %v, part %d of %d", op, err, got.Part, got.Parts)
+			}
+			if op&0x40 != 0 {
+				if got != m {
+					t.Fatalf("op %#x: a whole announcement was not returned as it is", op)
+				}
+				continue
+			}
+			if uint32(len(got.Items)) != parts {
+				t.Fatalf("op %#x: completed with %d items of %d parts", op, len(got.Items), parts)
+			}
+			for i, it := range got.Items {
+				if want := fmt.Sprintf("v%d-b%d-n%d-p%d", got.Version, got.Base, parts, i); it.Path != want {
+					t.Fatalf("op %#x: item %d is %s, want %s", op, i, it.Path, want)
+				}
+			}
+		}
+	})
 }
 
 // TestPartValidation: parts that could be mistaken for a whole index or

@@ -14,6 +14,8 @@ const state = {
   historyKey: {},   // job -> what the history was fetched for
   pick: {},         // job -> {from, to}: the generations to compare
   diffs: {},        // job -> {from, to, changes, error, content}
+  conflicts: {},    // mesh job -> [conflict record] (/api/v1/jobs/{job}/conflicts)
+  conflictsKey: {}, // mesh job -> the count they were fetched for
   confirm: '',      // the action button waiting for its second click (Escape cancels)
 };
 
@@ -370,6 +372,37 @@ function diffView(job) {
   }));
 }
 
+// conflictsView lists a mesh job's conflict records: read-only (the
+// losing content stays in the store; `pbxsync conflicts --get ID` writes
+// it out on the node).
+// prev is how the reader left the panel ({open, shown}): it stays so until
+// the records change; new ones open it.
+function conflictsView(j, prev) {
+  if (j.mode !== 'mesh') return null;
+  const cs = state.conflicts[j.name];
+  const shown = cs ? String(cs.length) : '';
+  let body;
+  if (!cs) body = h('p', {class: 'muted'}, 'Loading conflicts…');
+  else if (!cs.length) body = h('p', {class: 'muted'}, 'No conflicts: no two members changed the same item concurrently.');
+  else {
+    const side = (s, gen) => [h('strong', {}, s.node), s.deleted ? ' (delete)' : '', gen && s.generation ? h('span', {class: 'muted'}, ' gen ' + s.generation) : ''];
+    body = h('div', {},
+      h('div', {class: 'table-wrap'}, h('table', {class: 'conflicts'},
+        h('thead', {}, h('tr', {}, ['Time', 'Path', 'Winner (live)', 'Loser (kept)', 'Reason', 'ID'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, cs.slice().reverse().map((c) => h('tr', {'data-conflict': c.id, class: c.reason ? 'bad' : ''},
+          h('td', {}, when(c.time)),
+          h('td', {class: 'wide'}, h('strong', {}, c.path)),
+          h('td', {title: c.winner.hash || ''}, side(c.winner, true)),
+          h('td', {title: c.loser.hash || ''}, side(c.loser, false)),
+          h('td', {class: 'wide' + (c.reason ? ' error-text' : '')}, c.reason || 'concurrent versions'),
+          h('td', {}, h('code', {}, c.id))))))),
+      h('p', {class: 'muted'}, 'The losing versions are kept in this node\'s store: pbxsync conflicts --job ' + j.name + ' --get ID writes one out.'));
+  }
+  const open = prev && prev.shown === shown ? prev.open : !!(cs && cs.length);
+  return h('details', {'data-conflicts': j.name, 'data-shown': shown, open},
+    h('summary', {}, 'Conflicts (' + (cs ? cs.length : j.conflicts || 0) + ')'), body);
+}
+
 function renderJobs() {
   const st = state.status;
   if (!st) return;
@@ -378,6 +411,8 @@ function renderJobs() {
   // keep the open/closed state of each history
   const open = {};
   for (const d of el.querySelectorAll('details[data-job]')) open[d.dataset.job] = d.open;
+  const openConflicts = {};
+  for (const d of el.querySelectorAll('details[data-conflicts]')) openConflicts[d.dataset.conflicts] = {open: d.open, shown: d.dataset.shown};
   el.replaceChildren(...st.jobs.map((j) => {
     const held = j.held ? badge('held', 'held') : null;
     const actions = h('div', {class: 'actions'},
@@ -385,7 +420,8 @@ function renderJobs() {
         {action: 'sync', job: j.name, title: 'rescan the tree now and announce the newest generation'}),
       j.held ? actionButton('resume:' + j.name, 'Resume', '', () => act(j.name, 'resume', {}, 'Resume of ' + j.name),
         {action: 'resume', job: j.name, title: 'end the hold: take the source\'s generations again'}) : null);
-    const meta = [j.type, j.role === 'source' ? 'source of ' + (j.targets || []).length + ' reporting target(s)' : 'target of ' + (j.source || '?'), j.path]
+    const role = j.mode === 'mesh' ? 'mesh member' : j.role === 'source' ? 'source of ' + (j.targets || []).length + ' reporting target(s)' : 'target of ' + (j.source || '?');
+    const meta = [j.type, role, j.path]
       .filter(Boolean).join(' · ');
     const details = h('details', {'data-job': j.name, open: open[j.name] !== undefined ? open[j.name] : true},
       h('summary', {}, 'History and diff'), historyTable(j));
@@ -404,8 +440,29 @@ function renderJobs() {
       (j.refused && j.refused.length) ? h('p', {class: 'meta'}, 'not synced: ' + j.refused.slice(0, 5).join('; ')) : null,
       (j.unreadable && j.unreadable.length) ? h('p', {class: 'error-text'}, 'unreadable: ' + j.unreadable.slice(0, 5).join('; ')) : null,
       targetsTable(j),
+      conflictsView(j, openConflicts[j.name]),
       details);
   }));
+}
+
+// fetchChanged fetches api/v1/jobs/{job}/{what} into into[job] for each
+// of jobs whose key (keyOf) changed since it was last fetched (keys[job]);
+// it reports whether it fetched any.
+async function fetchChanged(jobs, what, keys, into, keyOf) {
+  let fetched = false;
+  await Promise.all(jobs.map(async (j) => {
+    const key = keyOf(j);
+    if (keys[j.name] === key) return;
+    keys[j.name] = key;
+    fetched = true;
+    try {
+      into[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/' + what);
+    } catch (e) {
+      keys[j.name] = '';
+      flash(what + ' of ' + j.name + ': ' + e.message, 'error');
+    }
+  }));
+  return fetched;
 }
 
 // refreshHistories fetches the history of each job whose generation,
@@ -413,23 +470,20 @@ function renderJobs() {
 async function refreshHistories() {
   const st = state.status;
   if (!st) return;
-  let fetched = false;
-  await Promise.all((st.jobs || []).map(async (j) => {
-    const key = [j.generation, j.state, j.last_error, (j.targets || []).map((t) => t.name + t.version + t.state).join()].join('|');
-    if (state.historyKey[j.name] === key) return;
-    state.historyKey[j.name] = key;
-    fetched = true;
-    try {
-      state.histories[j.name] = await getJSON('api/v1/jobs/' + encodeURIComponent(j.name) + '/history');
-    } catch (e) {
-      state.historyKey[j.name] = '';
-      flash('history of ' + j.name + ': ' + e.message, 'error');
-    }
-  }));
-  if (fetched) {
+  const key = (j) => [j.generation, j.state, j.last_error, (j.targets || []).map((t) => t.name + t.version + t.state).join()].join('|');
+  if (await fetchChanged(st.jobs || [], 'history', state.historyKey, state.histories, key)) {
     renderJobs();
     renderErrors();
   }
+}
+
+// refreshConflicts fetches the conflict records of each mesh job whose
+// count changed since they were last fetched.
+async function refreshConflicts() {
+  const st = state.status;
+  if (!st) return;
+  const mesh = (st.jobs || []).filter((j) => j.mode === 'mesh');
+  if (await fetchChanged(mesh, 'conflicts', state.conflictsKey, state.conflicts, (j) => String(j.conflicts || 0))) renderJobs();
 }
 
 function renderAll() {
@@ -464,6 +518,7 @@ function connect() {
       renderJobs();
     }
     refreshHistories();
+    refreshConflicts();
   });
   es.addEventListener('node', (e) => {
     state.node = JSON.parse(e.data);
@@ -480,7 +535,7 @@ document.addEventListener('DOMContentLoaded', () => {
     if (e.key === 'Escape' && state.confirm) { state.confirm = ''; renderJobs(); }
   });
   renderMode();
-  getJSON('api/v1/status').then((s) => { if (!state.status) { state.status = s; renderAll(); refreshHistories(); } }).catch((e) => flash(e.message, 'error'));
+  getJSON('api/v1/status').then((s) => { if (!state.status) { state.status = s; renderAll(); refreshHistories(); refreshConflicts(); } }).catch((e) => flash(e.message, 'error'));
   connect();
   // relative times ("3 s ago") move on without new data
   setInterval(() => { if (state.status) { renderFarm(); } }, 5000);
