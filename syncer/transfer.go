@@ -64,7 +64,7 @@ func (j *job) content(ctx context.Context, h index.Hash, size int64) (delta.File
 // the delta is smaller, else the stored zstd frame.
 func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
 	defer s.Close()
-	if !j.isMeshMember(peer) && (j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer)) {
+	if !j.isMeshMember(peer) && !j.relaysFor(peer) && (j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer)) {
 		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
 		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
 		return
