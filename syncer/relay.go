@@ -31,8 +31,8 @@ type federation struct {
 	planned bool // relays is up to date for this announce pass
 
 	// target
-	relayed bool           // onAnnounce runs on an announcement relayed by upstream
-	onward  *wire.Relay    // the envelope to hand on once its content is here
+	relayed bool                    // onAnnounce runs on an announcement relayed by upstream
+	onward  *wire.Relay             // the envelope to hand on once its content is here
 	offer   [2]map[index.Hash]int64 // content of the last two relayed versions (see offerRelayed)
 	offerV  uint64
 
