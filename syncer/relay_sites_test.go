@@ -1,0 +1,188 @@
+package syncer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
+)
+
+// sitesFarm makes origin a in dc1 and targets b, c, d in dc2 of job
+// "conf". b is dc2's preferred relay; a and d pin each other without an
+// address, so they never connect: d hears from a only through a relay.
+func sitesFarm(t *testing.T) (a, b, c, d *tnode) {
+	h := newHarness(t)
+	a, b, c, d = h.node("a"), h.node("b"), h.node("c"), h.node("d")
+	a.Node = `site = "dc1"`
+	a.Peers = []tpeer{
+		{Name: "b", Address: b.addr(), ID: b.id.ID, Site: "dc2", Relay: true},
+		{Name: "c", Address: c.addr(), ID: c.id.ID, Site: "dc2"},
+		{Name: "d", ID: d.id.ID, Site: "dc2"},
+	}
+	for _, n := range []*tnode{b, c, d} {
+		n.Node = `site = "dc2"`
+		aAddr := a.addr()
+		if n == d {
+			aAddr = ""
+		}
+		n.Peers = []tpeer{{Name: "a", Address: aAddr, ID: a.id.ID, Site: "dc1"}}
+		for _, o := range []*tnode{b, c, d} {
+			if o != n {
+				n.Peers = append(n.Peers, tpeer{Name: o.name, Address: o.addr(), ID: o.id.ID})
+			}
+		}
+	}
+	conf := tjob{Name: "conf", Source: "a", Targets: []string{"b", "c", "d"}}
+	for _, n := range []*tnode{a, b, c, d} {
+		n.Jobs = []tjob{conf}
+	}
+	return a, b, c, d
+}
+
+// vias returns the via of each target row of job conf on n.
+func vias(n *tnode) map[string]string {
+	js, _ := n.jobStatus("conf")
+	out := map[string]string{}
+	for _, t := range js.Targets {
+		out[t.Name] = t.Via
+	}
+	return out
+}
+
+// sentTo sums the bytes a sent on its connections to peers.
+func sentTo(a *tnode, peers ...string) uint64 {
+	var n uint64
+	for _, p := range a.a().Status().Peers {
+		if contains(peers, p.Name) {
+			n += p.BytesSent
+		}
+	}
+	return n
+}
+
+// TestSitesRelay: a change from dc1 crosses to dc2 once, through its
+// relay, which hands it on inside dc2 (to d as well, which has no link to
+// the origin); the origin's status shows the path; when the relay stops,
+// another dc2 target takes over; a rollback at the origin reaches dc2.
+func TestSitesRelay(t *testing.T) {
+	t.Parallel()
+	a, b, c, d := sitesFarm(t)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	for _, n := range []*tnode{a, b, c, d} {
+		n.start()
+	}
+	converged(t, "initial sync to dc2", a, b, c, d)
+	eventually(t, waitLimit, "origin status shows the relay", func() error {
+		if v := vias(a); v["b"] != "" || v["c"] != "b" || v["d"] != "b" {
+			return fmt.Errorf("vias %v, want b direct, c and d via b", v)
+		}
+		return nil
+	})
+	for _, p := range d.a().Status().Peers {
+		if p.Name == "a" && (p.Connected || p.BytesReceived > 0) {
+			t.Fatalf("d talked to a directly: %+v", p)
+		}
+	}
+
+	// one copy of a change crosses to dc2, not one per target
+	const size = 200 << 10
+	before := sentTo(a, "b", "c", "d")
+	a.write("sounds/welcome.gsm", string(randBytes(7, size)), 0o644)
+	converged(t, "a new file in dc2", a, b, c, d)
+	waitGood(t, d, "conf")
+	wan := sentTo(a, "b", "c", "d") - before
+	t.Logf("bytes from dc1 to dc2 for a %d-byte change to 3 targets: %d (%.2f copies)", size, wan, float64(wan)/size)
+	if wan < size || wan > size*13/10 {
+		t.Errorf("origin sent %d bytes to dc2 for a %d-byte change: want about one copy", wan, size)
+	}
+
+	// the relay stops: c takes over and brings d the next change
+	b.stop()
+	a.write("extensions.conf", seedExtensions+"exten => 200,1,Hangup()\n", 0o644)
+	converged(t, "a change after the relay stopped", a, c, d)
+	eventually(t, waitLimit, "origin shows the new relay", func() error {
+		if v := vias(a); v["d"] != "c" || v["c"] != "" {
+			return fmt.Errorf("vias %v, want c direct, d via c", v)
+		}
+		return nil
+	})
+
+	// a rollback at the origin reaches the far site
+	if _, err := a.a().Rollback(context.Background(), "conf", 0, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLimit, "rollback reached dc2", func() error {
+		if got := string(d.read("extensions.conf")); got != seedExtensions {
+			return fmt.Errorf("d holds %q", got)
+		}
+		return nil
+	})
+	converged(t, "after the rollback", a, c, d)
+}
+
+// TestSitesRelayForgery: a relay cannot forge what the origin announces:
+// an announcement signed by the relay itself, or the origin's signed one
+// with its manifest altered, is refused by the far target, which keeps
+// its good state.
+func TestSitesRelayForgery(t *testing.T) {
+	t.Parallel()
+	a, b, c, d := sitesFarm(t)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	for _, n := range []*tnode{a, b, c, d} {
+		n.start()
+	}
+	converged(t, "initial sync", a, b, c, d)
+	waitGood(t, d, "conf")
+	js, _ := d.jobStatus("conf")
+	codec := d.a().mon.Codec()
+	evil := index.Index{"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 5, Hash: index.Sum([]byte("evil\n"))}}
+	forged := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Items: wire.FromIndex(evil)}
+
+	// signed by the relay: not the job's source
+	bKey := b.id.Certificate.PrivateKey.(ed25519.PrivateKey)
+	env, err := wire.SealRelay(codec, bKey, "conf", []string{"d"}, forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.a().HandleMessage("b", env)
+	eventually(t, waitLimit, "d refuses the relay's own announcement", func() error {
+		if !d.logHas("refusing a relayed announcement: it is not signed by the job's source") {
+			return fmt.Errorf("not refused yet")
+		}
+		return nil
+	})
+
+	// the origin's signature over another manifest
+	aKey := a.id.Certificate.PrivateKey.(ed25519.PrivateKey)
+	honest := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Items: wire.FromIndex(index.Index{})}
+	env, err = wire.SealRelay(codec, aKey, "conf", []string{"d"}, honest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered, err := codec.Encode(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Payload = altered
+	d.a().HandleMessage("b", env)
+	eventually(t, waitLimit, "d refuses an altered manifest", func() error {
+		if !d.logHas("refusing a relayed message", "signature does not verify") {
+			return fmt.Errorf("not refused yet")
+		}
+		return nil
+	})
+
+	if got := string(d.read("extensions.conf")); got != seedExtensions {
+		t.Fatalf("d holds %q after the forgeries", got)
+	}
+	after, _ := d.jobStatus("conf")
+	if after.State != "good" || after.Generation != js.Generation {
+		t.Fatalf("d's job: %s generation %d, was good at %d", after.State, after.Generation, js.Generation)
+	}
+	// and the farm still works
+	a.write("extensions.conf", seedExtensions+"; later\n", 0o644)
+	converged(t, "a change after the forgeries", a, b, c, d)
+}
