@@ -375,6 +375,9 @@ func (j *job) onEvent(ctx context.Context, e event) {
 			}
 			j.announce(false)
 		}
+		if !e.peerUp {
+			j.relayDown(e.peer)
+		}
 	case e.msg != nil:
 		switch m := e.msg.(type) {
 		case *wire.Announce:

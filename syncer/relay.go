@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
@@ -35,6 +36,8 @@ type federation struct {
 	onward  *wire.Relay             // the envelope to hand on once its content is here
 	offer   [2]map[index.Hash]int64 // content of the last two relayed versions (see offerRelayed)
 	offerV  uint64
+
+	newest uint64 // the newest version relayed to this target (replays of older ones are refused)
 
 	mu       sync.Mutex
 	upstream string // the relay this target was last reached through (mu)
@@ -67,6 +70,9 @@ func (j *job) planRoutes() {
 	ts := make([]siteTarget, 0, len(j.cfg.Targets))
 	for _, name := range j.cfg.Targets {
 		st := siteTarget{Name: name, Site: cfg.SiteOf(name), Up: j.a.mon.Connected(name), RTT: j.a.mon.RTT(name)}
+		if t := j.targets[name]; t != nil && t.result != nil && t.result.Version == j.latestNumber() {
+			st.Unfit = t.result.State == "bad" || t.result.State == ResultHeld
+		}
 		for _, p := range cfg.Peers {
 			if p.Name == name {
 				st.Relay, st.ID = p.Relay, p.ID.String()
@@ -302,12 +308,38 @@ func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Rela
 		j.log.Warn("refusing a relayed announcement not addressed to this node", "peer", peer, "to", env.To)
 		return
 	}
+	if m.Version < j.fed.newest {
+		// the source's newest version only grows (a rollback is a new
+		// generation): an older one is a relay replaying what it kept
+		j.log.Warn("refusing a relayed announcement older than one relayed before", "peer", peer, "version", m.Version, "newest", j.fed.newest)
+		return
+	}
+	j.fed.newest = m.Version
 	j.fed.mu.Lock()
 	j.fed.upstream = peer
 	j.fed.mu.Unlock()
 	j.fed.relayed = true
 	defer func() { j.fed.relayed = false }()
 	j.onAnnounce(ctx, peer, m)
+}
+
+// relayDown makes the targets last sent through relay peer, which went
+// down, due at once: the next announce pass sends them through their
+// site's next relay.
+func (j *job) relayDown(peer string) {
+	if !j.isSource {
+		return
+	}
+	n := 0
+	for name, via := range j.fed.via {
+		if t := j.targets[name]; via == peer && t != nil {
+			t.sentAt = time.Time{}
+			n++
+		}
+	}
+	if n > 0 {
+		j.announce(false)
+	}
 }
 
 // relayedBy reports whether the announcement onAnnounce works on came

@@ -13,6 +13,10 @@ type siteTarget struct {
 	Relay bool          // [[peer]] relay = true
 	RTT   time.Duration // 0: not measured yet
 	ID    string        // its pinned node ID, the last tie-break
+	// Unfit: it will not fetch the newest generation (it rejected it, or
+	// an operator holds it), so it has no content to hand on; it relays
+	// only when no other target of its site is up.
+	Unfit bool
 }
 
 // routes decides how the origin of a push job reaches each target: a
@@ -20,9 +24,10 @@ type siteTarget struct {
 // through that site's relay, which the returned map gives per site (a
 // site without a relay has no entry: none of its targets is up). The
 // relay of a site is among its targets that are up: the current one
-// (current[site]) while it is up and no up target with relay = true
-// outranks it, else the best by relay = true, then the lowest measured
-// RTT (an unmeasured one last), then the lowest ID. It is pure.
+// (current[site]) while it is up and no up target outranks it by being
+// fit or having relay = true, else the best by fitness, relay = true,
+// then the lowest measured RTT (an unmeasured one last), then the lowest
+// ID. It is pure.
 func routes(ownSite string, targets []siteTarget, current map[string]string) map[string]string {
 	bySite := map[string][]siteTarget{}
 	for _, t := range targets {
@@ -35,7 +40,7 @@ func routes(ownSite string, targets []siteTarget, current map[string]string) map
 		sort.Slice(ts, func(i, k int) bool { return betterRelay(ts[i], ts[k]) })
 		best := ts[0]
 		for _, t := range ts {
-			if t.Name == current[site] && t.Relay == best.Relay {
+			if t.Name == current[site] && t.Relay == best.Relay && t.Unfit == best.Unfit {
 				best = t // keep the relay in use: no churn on RTT noise
 			}
 		}
@@ -44,9 +49,12 @@ func routes(ownSite string, targets []siteTarget, current map[string]string) map
 	return out
 }
 
-// betterRelay orders relay candidates: relay = true first, then lower
-// RTT (unmeasured last), then lower ID.
+// betterRelay orders relay candidates: fit ones first, then relay =
+// true, then lower RTT (unmeasured last), then lower ID.
 func betterRelay(a, b siteTarget) bool {
+	if a.Unfit != b.Unfit {
+		return !a.Unfit
+	}
 	if a.Relay != b.Relay {
 		return a.Relay
 	}

@@ -51,6 +51,11 @@ func TestRoutes(t *testing.T) {
 			{Name: "b", Site: "dc2", Up: false, RTT: 10 * ms},
 			{Name: "c", Site: "dc2", Up: true, RTT: 40 * ms},
 		}, map[string]string{"dc2": "b"}, map[string]string{"dc2": "c"}},
+		{"an unfit target relays only when nobody else can", "dc1", []siteTarget{
+			{Name: "b", Site: "dc2", Up: true, Relay: true, Unfit: true},
+			{Name: "c", Site: "dc2", Up: true, RTT: 40 * ms},
+			{Name: "d", Site: "dc3", Up: true, Unfit: true},
+		}, map[string]string{"dc2": "b"}, map[string]string{"dc2": "c", "dc3": "d"}},
 		{"a site with nobody up has no relay", "dc1", []siteTarget{
 			{Name: "b", Site: "dc2", Up: false},
 		}, nil, map[string]string{}},
