@@ -40,7 +40,15 @@ type federation struct {
 	newest uint64 // the newest version relayed to this target (replays of older ones are refused)
 
 	mu       sync.Mutex
-	upstream string // the relay this target was last reached through (mu)
+	upstream string                     // the relay this target was last reached through (mu)
+	fetching map[index.Hash]*relayCall // content this relay fetches from the source for its site (mu)
+}
+
+// relayCall is one fetch of content from the source by a relay; the
+// targets of its site that ask for the content meanwhile wait for it.
+type relayCall struct {
+	done chan struct{}
+	err  error
 }
 
 // sitesUsed reports whether some target of the job is in another site than
@@ -425,4 +433,43 @@ func (j *job) sendUp(r *wire.Result) error {
 		return err
 	}
 	return j.a.mon.Send(relay, env)
+}
+
+// relayFetch makes sure this node holds content h (size bytes) before it
+// serves it to peer: on a relay that lacks it (it rejected the
+// generation, or fetched it into a failed apply's staging only) it is
+// fetched from the source into the store, once however many targets of
+// its site ask for it at the same time. On a source it does nothing.
+func (j *job) relayFetch(ctx context.Context, peer, path string, h index.Hash, size int64) error {
+	if j.isSource || !j.relaysFor(peer) || j.a.store.Has(h) {
+		return nil
+	}
+	f := &j.fed
+	f.mu.Lock()
+	if c, ok := f.fetching[h]; ok {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.fetching == nil {
+		f.fetching = map[index.Hash]*relayCall{}
+	}
+	c := &relayCall{done: make(chan struct{})}
+	f.fetching[h] = c
+	f.mu.Unlock()
+	j.log.Debug("fetching content from the source for this site", "path", path, "for", peer)
+	it := index.Item{Path: path, Kind: index.KindFile, Size: size, Hash: h}
+	c.err = j.fetchFrom(ctx, j.cfg.Source, it, fetchRequest{storeOnly: true})
+	if c.err != nil {
+		c.err = fmt.Errorf("relay %s cannot fetch %s from the source: %w", j.a.node, path, c.err)
+	}
+	f.mu.Lock()
+	delete(f.fetching, h)
+	f.mu.Unlock()
+	close(c.done)
+	return c.err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"os"
 	"testing"
 
 	"pbxsync/internal/index"
@@ -185,4 +186,38 @@ func TestSitesRelayForgery(t *testing.T) {
 	// and the farm still works
 	a.write("extensions.conf", seedExtensions+"; later\n", 0o644)
 	converged(t, "a change after the forgeries", a, b, c, d)
+}
+
+// TestSitesRelayHeld: the only dc2 target the origin reaches is held by
+// an operator (rollback --hold), so it takes no new generation; it still
+// relays: d, behind it, fetches the content through it (the relay fetches
+// it once from the source) and gets the change.
+func TestSitesRelayHeld(t *testing.T) {
+	t.Parallel()
+	a, b, _, d := sitesFarm(t)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	for _, n := range []*tnode{a, b, d} { // c stays down
+		n.start()
+	}
+	converged(t, "initial sync", a, b, d)
+	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
+	converged(t, "a second generation", a, b, d)
+	if _, err := b.a().Rollback(context.Background(), "conf", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	held := string(b.read("extensions.conf"))
+	a.write("sounds/welcome.gsm", string(randBytes(3, 200<<10)), 0o644)
+	converged(t, "a change behind a held relay", a, d)
+	if got := string(b.read("extensions.conf")); got != held {
+		t.Fatalf("the held relay changed: %q", got)
+	}
+	if _, err := os.Stat(b.path("sounds/welcome.gsm")); err == nil {
+		t.Fatal("the held relay took the new file")
+	}
+	if !b.logHas("fetching content from the source for this site", "path=sounds/welcome.gsm") {
+		t.Error("the held relay did not fetch the content for d")
+	}
+	if v := vias(a); v["d"] != "b" {
+		t.Errorf("vias %v, want d via b", v)
+	}
 }

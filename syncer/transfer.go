@@ -78,6 +78,10 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s of %s is not offered", h.Short(), g.Path)})
 		return
 	}
+	if err := j.relayFetch(ctx, peer, g.Path, h, size); err != nil {
+		s.WriteMessage(&wire.Error{Message: err.Error()})
+		return
+	}
 	rc, n, err := j.a.store.OpenCompressed(h)
 	if err != nil {
 		j.log.Error("cannot read stored content", "path", g.Path, "err", err)
@@ -231,6 +235,7 @@ const signatureMinSize = 64 << 10
 type fetchRequest struct {
 	base      *delta.File
 	signature []byte
+	storeOnly bool // into the store only, no staging copy (a relay's fetch for its site)
 }
 
 func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fetchRequest) error {
@@ -270,7 +275,11 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	body := io.LimitReader(s, d.Size)
 	switch d.Encoding {
 	case wire.EncodingZstd:
-		err = j.putFetched(ctx, body, it)
+		if req.storeOnly {
+			_, err = j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		} else {
+			err = j.putFetched(ctx, body, it)
+		}
 	case wire.EncodingDelta:
 		if base == nil {
 			return fmt.Errorf("fetch %s: source sent a delta though no base was named", it.Path)
