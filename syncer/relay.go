@@ -40,7 +40,7 @@ type federation struct {
 	newest uint64 // the newest version relayed to this target (replays of older ones are refused)
 
 	mu       sync.Mutex
-	upstream string                     // the relay this target was last reached through (mu)
+	upstream string                    // the relay this target was last reached through (mu)
 	fetching map[index.Hash]*relayCall // content this relay fetches from the source for its site (mu)
 }
 
