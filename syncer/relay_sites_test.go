@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
 	"os"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"pbxsync/internal/index"
+	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 )
 
@@ -219,5 +223,92 @@ func TestSitesRelayHeld(t *testing.T) {
 	}
 	if v := vias(a); v["d"] != "b" {
 		t.Errorf("vias %v, want d via b", v)
+	}
+}
+
+// TestSitesRelayAltersContent: a hostile relay (a test peer with b's
+// identity) hands d a genuine announcement signed by the origin, then
+// serves other bytes than the content it names: d refuses them, takes
+// nothing into its tree and keeps its good generation.
+func TestSitesRelayAltersContent(t *testing.T) {
+	t.Parallel()
+	a, b, _, d := sitesFarm(t)
+	a.write("extensions.conf", seedExtensions, 0o644)
+	for _, n := range []*tnode{a, b, d} {
+		n.start()
+	}
+	converged(t, "initial sync", a, b, d)
+	waitGood(t, d, "conf")
+	b.stop()
+	before, _ := d.jobStatus("conf")
+	g, ok, err := d.a().Store().Latest("conf", store.StateGood)
+	if err != nil || !ok {
+		t.Fatalf("d has no good generation: %v", err)
+	}
+
+	// the origin's genuine announcement of a new file
+	content := randBytes(5, 200<<10)
+	want := maps.Clone(g.Index)
+	want["sounds/new.gsm"] = index.Item{Path: "sounds/new.gsm", Kind: index.KindFile, Mode: 0o644, Size: int64(len(content)), MTime: 1e18, Hash: index.Sum(content)}
+	want["sounds"] = index.Item{Path: "sounds", Kind: index.KindDir, Mode: 0o755}
+	msg := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Items: wire.FromIndex(want)}
+	env, err := wire.SealRelay(d.a().mon.Codec(), a.id.Certificate.PrivateKey.(ed25519.PrivateKey), "conf", []string{"d"}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	p, err := dialTestPeer(ctx, b, d.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if err := p.sendMessage(env); err != nil {
+		t.Fatal(err)
+	}
+	go p.drain()
+	go p.stall(ctx) // Pings keep the connection up
+	// serve every content request with other bytes of the same length
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	altered := enc.EncodeAll(randBytes(6, len(content)), nil)
+	hash := index.Sum(content)
+	served := make(chan struct{}, 64)
+	go func() {
+		for {
+			s, err := p.qc.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			if _, err := p.codec.Read(s); err != nil {
+				s.CancelRead(0)
+				continue
+			}
+			p.codec.Write(s, &wire.Data{Encoding: wire.EncodingZstd, Size: int64(len(altered)), Length: int64(len(content)), Hash: hash[:]})
+			s.Write(altered)
+			s.Close()
+			served <- struct{}{}
+		}
+	}()
+	select {
+	case <-served:
+	case <-ctx.Done():
+		t.Fatal("d never asked the relay for the content")
+	}
+	eventually(t, waitLimit, "d refuses the altered content", func() error {
+		if !d.logHas("fetching from the source failed", "received content hashes to") {
+			return fmt.Errorf("not refused yet")
+		}
+		return nil
+	})
+	if _, err := os.Stat(d.path("sounds/new.gsm")); err == nil {
+		t.Fatal("altered content reached d's tree")
+	}
+	after, _ := d.jobStatus("conf")
+	if after.Generation != before.Generation || string(d.read("extensions.conf")) != seedExtensions {
+		t.Fatalf("d's generation went from %d to %d", before.Generation, after.Generation)
 	}
 }
