@@ -108,6 +108,18 @@ func TestSitesRelay(t *testing.T) {
 	converged(t, "a new file in dc2", a, b, c, d)
 	waitGood(t, d, "conf")
 	wan := sentTo(a, "b", "c", "d") - before
+	// d's answer came back through b, signed by d
+	eventually(t, waitLimit, "the origin has d's answer", func() error {
+		js, _ := a.jobStatus("conf")
+		for _, tr := range js.Targets {
+			if tr.Name == "d" && (tr.State != "good" || tr.Version != js.Generation) {
+				return fmt.Errorf("d: %s at %d, origin at %d", tr.State, tr.Version, js.Generation)
+			} else if tr.Name == "d" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no row of d in %+v", js.Targets)
+	})
 	t.Logf("bytes from dc1 to dc2 for a %d-byte change to 3 targets: %d (%.2f copies)", size, wan, float64(wan)/size)
 	if wan < size || wan > size*13/10 {
 		t.Errorf("origin sent %d bytes to dc2 for a %d-byte change: want about one copy", wan, size)
