@@ -385,6 +385,8 @@ func (j *job) announce(force bool) {
 	if !j.windowAllows(v, j.heldByTargets()) {
 		return // outside the job's sync windows
 	}
+	j.planRoutes()
+	defer j.flushRelayed()
 	for _, name := range j.cfg.Targets {
 		t := j.targets[name]
 		if t == nil {
@@ -418,15 +420,14 @@ func (j *job) announce(force bool) {
 			// queue behind its work (and cost a complete index each time)
 		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(t)
-			if j.a.mon.Connected(name) {
-				if err := j.sendAnnouncement(name, msg); err != nil {
+			if reached, err := j.sendRouted(name, msg); reached {
+				if err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()
 					if msg.Base == msg.Version {
 						t.askedSame = v
 					}
-					j.countInline(name, msg)
 				}
 			}
 		}
