@@ -47,7 +47,11 @@ func (c *conn) send(codec *wire.Codec, m wire.Message) error {
 	return err
 }
 
+// startDialerLocked starts the dial loop of ps, unless it has no address.
 func (m *Monitor) startDialerLocked(ctx context.Context, name string, ps *peerState) {
+	if ps.cfg.Address == "" {
+		return // a peer without an address is only accepted when it dials in
+	}
 	dctx, cancel := context.WithCancel(ctx)
 	ps.cancelDial = cancel
 	go m.dialLoop(dctx, name, ps.cfg)

@@ -10,7 +10,7 @@ import (
 // Peer is a configured peer: a name, an address to dial and a pinned ID.
 type Peer struct {
 	Name    string
-	Address string // host:port (UDP)
+	Address string // host:port (UDP); empty: never dialed, accepted when it dials in
 	ID      identity.ID
 }
 

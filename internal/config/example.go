@@ -32,13 +32,17 @@ bind = "10.0.0.1"
 # Run "pbxsync id" on a host to print its ID.
 [[peer]]
 name = "pbx2"                 # required, unique; the name jobs use
-address = "10.0.0.2:7420"     # required host:port (UDP)
+address = "10.0.0.2:7420"     # host:port (UDP); dialed by this host
 id = "OWDXXNA5HE5V7R-OCFLTTA5TMN3IH-AB2BRRMSLLCTPE-2P6EVMVXOZJFA5"
 
 [[peer]]
 name = "pbx3"
-address = "pbx3.example.net:7420"
+address = "pbx3.example.net:7420" # leave it out for a peer that only dials in
 id = "MSFKLRLZ7MYPHW-CXXITMX23WIIDO-D2SETXUSM2BV4K-A6PTTCTWKBEFQM"
+site = "ams"                  # optional: its data centre (default: this host's site);
+                              # a push job sends a change once to each other site,
+                              # to a relay among its targets there, which forwards it
+relay = true                  # optional: prefer this peer as its site's relay (default false)
 
 # A push job: pbx1 is the primary, its /etc/asterisk goes to the others.
 [[job]]

@@ -38,8 +38,25 @@ type Node struct {
 // Peer is one [[peer]]: another node, pinned by its ID.
 type Peer struct {
 	Name    string      // required, unique, not the node's own name
-	Address string      // required host:port (UDP)
+	Address string      // host:port (UDP); empty: never dialed, only accepted when it dials in
 	ID      identity.ID // required; parsed and check-digit verified
+	// Site is the peer's data centre; empty means this node's site
+	// (everyone in one site). Use Config.SiteOf for the effective value.
+	Site string
+	// Relay prefers this peer as the relay of its site when a push job
+	// of this node sends to that site from another one.
+	Relay bool
+}
+
+// SiteOf returns the site of name (this node or a peer): the peer's own
+// site when it has one, else this node's site; "" when sites are unused.
+func (c *Config) SiteOf(name string) string {
+	for _, p := range c.Peers {
+		if p.Name == name && p.Site != "" {
+			return p.Site
+		}
+	}
+	return c.Node.Site
 }
 
 // Job types and modes.

@@ -129,10 +129,21 @@ func (c *checker) peers(list []*section, node Node) []Peer {
 				firstName[p.Name] = c.line(s.kpath("name"))
 			}
 		}
-		p.Address = s.required("address")
-		if p.Address != "" {
-			s.hostPort("address", p.Address, false)
+		if v, ok := s.str("address"); ok {
+			p.Address = v
+			if v == "" {
+				s.errf("address", "must not be empty (leave it out for a peer that is never dialed: one that only dials in, as an origin behind a relay)")
+			} else {
+				s.hostPort("address", v, false)
+			}
 		}
+		if v, ok := s.str("site"); ok {
+			p.Site = v
+			if v == "" {
+				s.errf("site", "must not be empty (leave it out when the peer is in this node's site)")
+			}
+		}
+		p.Relay = s.boolean("relay", false)
 		if v := s.required("id"); v != "" {
 			id, err := parseID(v)
 			if err != nil {
