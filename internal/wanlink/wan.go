@@ -106,13 +106,22 @@ func (w *WAN) Between(a, b string) Counts {
 	return c
 }
 
-// Into returns what crossed the WAN to and from one host: Up is what it
-// received from other sites, Down what it answered them.
+// Into returns the payload bytes that crossed the WAN to and from one
+// host: Up is what it received from other sites, Down what it sent them,
+// over the links to it and over its own sessions on the links from its
+// site (when it dials out from the address it listens on, as QUIC
+// agents do).
 func (w *WAN) Into(host string) Counts {
 	var c Counts
+	h := w.hosts[host]
 	for r, l := range w.links {
-		if r.to == host {
-			c = c.Add(l.Counts())
+		switch {
+		case r.to == host:
+			lc := l.Counts()
+			c.Up, c.Down = c.Up+lc.Up, c.Down+lc.Down
+		case r.from == h.Site:
+			cc := l.ClientCounts(h.Addr)
+			c.Up, c.Down = c.Up+cc.Down, c.Down+cc.Up
 		}
 	}
 	return c

@@ -73,6 +73,44 @@ func TestWANJoinsSitesOnly(t *testing.T) {
 	}
 }
 
+// TestWANCountsAHostDialingOut: a host that sends from the address it
+// listens on (as a QUIC agent dials its peers) is counted in Into for
+// what it sends and receives over the links of its own site.
+func TestWANCountsAHostDialingOut(t *testing.T) {
+	t.Parallel()
+	a := echo(t)
+	d, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	w, err := StartWAN(testwait.Context(t), WANConfig{Hosts: []Host{
+		{Name: "a", Site: "dc1", Addr: a.String()},
+		{Name: "d", Site: "dc2", Addr: d.LocalAddr().String()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	to, err := resolve(w.Addr("d", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteToUDP(make([]byte, 40), to); err != nil {
+		t.Fatal(err)
+	}
+	d.SetReadDeadline(time.Now().Add(testwait.Limit()))
+	if _, _, err := d.ReadFromUDP(make([]byte, 100)); err != nil {
+		t.Fatalf("no echo: %v", err)
+	}
+	if got := w.Into("d"); got.Up != 40 || got.Down != 40 {
+		t.Errorf("Into(d) = %+v, want 40 bytes each way", got)
+	}
+	if got := w.Into("a"); got.Up != 40 || got.Down != 40 {
+		t.Errorf("Into(a) = %+v, want 40 bytes each way", got)
+	}
+}
+
 func TestWANRefusesDuplicateHosts(t *testing.T) {
 	_, err := StartWAN(testwait.Context(t), WANConfig{Hosts: []Host{{Name: "a", Site: "x", Addr: "127.0.0.1:9"}, {Name: "a", Site: "y", Addr: "127.0.0.1:9"}}})
 	if err == nil {

@@ -92,6 +92,7 @@ type Link struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	clients  map[string]*clientCounts // by client address; outlives its sessions
 	toClient chan clientPacket // answers on their way back, shared by every session
 
 	upLoss, downLoss                      *loss // nil without Config.Loss
@@ -104,7 +105,12 @@ type Link struct {
 // tests.
 func (l *Link) SetBlocked(b bool) { l.blocked.Store(b) }
 
+// clientCounts are the bytes one client address sent and received
+// through the link.
+type clientCounts struct{ up, down atomic.Uint64 }
+
 type session struct {
+	counts *clientCounts
 	client *net.UDPAddr
 	conn   *net.UDPConn // connected to the upstream
 	toUp   chan packet
@@ -149,7 +155,7 @@ func Start(ctx context.Context, cfg Config) (*Link, error) {
 		return nil, fmt.Errorf("wanlink: listen %s: %w", cfg.Listen, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Link{cfg: cfg, conn: conn, upstream: up, ctx: ctx, cancel: cancel, sessions: map[string]*session{},
+	l := &Link{cfg: cfg, conn: conn, upstream: up, ctx: ctx, cancel: cancel, sessions: map[string]*session{}, clients: map[string]*clientCounts{},
 		toClient: make(chan clientPacket, cfg.QueueLen)}
 	if cfg.Loss > 0 {
 		l.upLoss, l.downLoss = newLoss(cfg.Loss, cfg.Seed, 0), newLoss(cfg.Loss, cfg.Seed, 1)
@@ -173,6 +179,18 @@ func (l *Link) Addr() *net.UDPAddr { return l.conn.LocalAddr().(*net.UDPAddr) }
 func (l *Link) Counts() Counts {
 	return Counts{Up: l.up.Load(), Down: l.down.Load(), UpPackets: l.upPk.Load(), DownPackets: l.downPk.Load(),
 		Dropped: l.dropped.Load(), Lost: l.lost.Load()}
+}
+
+// ClientCounts returns the payload bytes one client address (host:port
+// as the link saw it) sent (Up) and received (Down) through the link.
+func (l *Link) ClientCounts(addr string) Counts {
+	l.mu.Lock()
+	cc := l.clients[addr]
+	l.mu.Unlock()
+	if cc == nil {
+		return Counts{}
+	}
+	return Counts{Up: cc.up.Load(), Down: cc.down.Load()}
 }
 
 // Close stops the link and waits for its goroutines.
@@ -215,6 +233,7 @@ func (l *Link) readClients() {
 		case s.toUp <- p:
 			l.up.Add(uint64(n))
 			l.upPk.Add(1)
+			s.counts.up.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
@@ -237,7 +256,12 @@ func (l *Link) session(from *net.UDPAddr) *session {
 	if err != nil {
 		return nil
 	}
-	s := &session{client: from, conn: c, toUp: make(chan packet, l.cfg.QueueLen)}
+	cc := l.clients[key]
+	if cc == nil {
+		cc = &clientCounts{}
+		l.clients[key] = cc
+	}
+	s := &session{counts: cc, client: from, conn: c, toUp: make(chan packet, l.cfg.QueueLen)}
 	s.last.Store(time.Now().UnixNano())
 	l.sessions[key] = s
 	l.wg.Add(2)
@@ -299,6 +323,7 @@ func (l *Link) readUpstream(s *session) {
 		case l.toClient <- p:
 			l.down.Add(uint64(n))
 			l.downPk.Add(1)
+			s.counts.down.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
