@@ -273,6 +273,8 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 		name = m.Job
 	case *wire.RowsHave:
 		name = m.Job
+	case *wire.Relay:
+		name = m.Job
 	case *wire.State:
 		return
 	default:

@@ -37,13 +37,19 @@ func (a *Agent) Allow(peer string, t wire.Type, job string) error {
 		if j == nil {
 			return fmt.Errorf("no job %q on this node", job)
 		}
-		if t == wire.TypeGet && j.isMeshMember(peer) {
+		if t == wire.TypeGet && (j.isMeshMember(peer) || j.relaysFor(peer)) {
 			return nil
 		}
 		if j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer) {
 			return fmt.Errorf("job %q: %s is not a target of it here (or this node is not its source)", job, peer)
 		}
 		return nil
+	case wire.TypeRelay:
+		j := a.job(job)
+		if j == nil {
+			return fmt.Errorf("no job %q on this node", job)
+		}
+		return j.allowRelay(peer)
 	}
 	return errors.New(t.String() + " is not expected from a peer")
 }

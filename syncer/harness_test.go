@@ -66,8 +66,10 @@ type tnode struct {
 // tpeer is one [[peer]] of a node's config.
 type tpeer struct {
 	Name    string
-	Address string
+	Address string // "": never dialed
 	ID      identity.ID
+	Site    string // [[peer]] site, "" for none
+	Relay   bool   // [[peer]] relay = true
 }
 
 // tjob is one [[job]]; Path defaults to the node's tree, Extra is
@@ -152,7 +154,14 @@ func (n *tnode) configText() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\n%s\n", n.name, n.addr(), n.data, n.Node)
 	for _, p := range n.Peers {
-		fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = %q\nid = %q\n\n", p.Name, p.Address, p.ID.String())
+		fmt.Fprintf(&b, "[[peer]]\nname = %q\nid = %q\n", p.Name, p.ID.String())
+		if p.Address != "" {
+			fmt.Fprintf(&b, "address = %q\n", p.Address)
+		}
+		if p.Site != "" {
+			fmt.Fprintf(&b, "site = %q\n", p.Site)
+		}
+		fmt.Fprintf(&b, "relay = %v\n\n", p.Relay)
 	}
 	for _, j := range n.Jobs {
 		path := j.Path

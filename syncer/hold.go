@@ -57,7 +57,7 @@ func (j *job) holdAt(ctx context.Context, g *store.Generation) error {
 		s.Generation, s.State, s.Held, s.LastError = g.Number, ResultHeld, heldText(g.Number), ""
 	})
 	// tell the source at once, so that its status says so
-	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, Generation: g.Number, State: ResultHeld, Reason: heldText(g.Number)}); err != nil {
+	if err := j.sendUp(&wire.Result{Job: j.cfg.Name, Generation: g.Number, State: ResultHeld, Reason: heldText(g.Number)}); err != nil {
 		j.log.Debug("cannot tell the source about the hold", "err", err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (j *job) resume() error {
 	j.save()
 	j.log.Info("hold released by the operator; taking the source's generations again", "was_held_at", gen)
 	j.setStatus(func(s *JobStatus) { s.State, s.Held = string(store.StateGood), "" })
-	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
+	if err := j.sendUp(&wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
 		j.log.Debug("cannot ask the source for its newest generation; it announces again when it reconnects or within seconds", "err", err)
 	}
 	return nil

@@ -153,6 +153,8 @@ type job struct {
 	servedPrev map[index.Hash]int64
 
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
+
+	fed federation // sites and relays of a push job (relay.go)
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
@@ -373,12 +375,17 @@ func (j *job) onEvent(ctx context.Context, e event) {
 			}
 			j.announce(false)
 		}
+		if !e.peerUp {
+			j.relayDown(e.peer)
+		}
 	case e.msg != nil:
 		switch m := e.msg.(type) {
 		case *wire.Announce:
 			j.onAnnounce(ctx, e.peer, m)
 		case *wire.Result:
 			j.onResult(e.peer, m)
+		case *wire.Relay:
+			j.onRelay(ctx, e.peer, m)
 		}
 	}
 }

@@ -230,7 +230,7 @@ func (t *progressTracker) publish() {
 	}
 	t.j.setStatus(func(s *JobStatus) { s.Progress = p })
 	r := &wire.Result{Job: t.j.cfg.Name, Version: t.version, State: "applying", Reason: p.String(), Progress: p.wire()}
-	if err := t.j.a.mon.Send(t.peer, r); err != nil {
+	if err := t.j.sendResult(t.peer, r); err != nil {
 		t.j.log.Debug("cannot send progress", "peer", t.peer, "err", err)
 	}
 }

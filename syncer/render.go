@@ -378,7 +378,7 @@ func (j *job) retryRenderFailures() {
 	j.dirty = true
 	j.save()
 	j.log.Info("trying again the generations whose templates did not render here before")
-	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
+	if err := j.sendUp(&wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
 		j.log.Debug("cannot ask the source for its newest generation; it announces again when it reconnects", "err", err)
 	}
 }

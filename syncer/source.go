@@ -386,6 +386,8 @@ func (j *job) announce(force bool) {
 	if !j.windowAllows(v, j.heldByTargets()) {
 		return // outside the job's sync windows
 	}
+	j.planRoutes()
+	defer j.flushRelayed()
 	var open map[string]bool // order = "rolling-sites": who may have v now
 	if j.cfg.Order == config.OrderRollingSites {
 		open = j.rollingSitesOpen(v)
@@ -423,8 +425,8 @@ func (j *job) announce(force bool) {
 			// queue behind its work (and cost a complete index each time)
 		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
 			msg := j.announcementFor(t)
-			if j.a.mon.Connected(name) {
-				if err := j.sendAnnouncement(name, msg); err != nil {
+			if reached, err := j.sendRouted(name, msg); reached {
+				if err != nil {
 					j.log.Debug("announce failed", "peer", name, "err", err)
 				} else {
 					t.version, t.sentAt = v, time.Now()

@@ -67,6 +67,9 @@ type TargetStatus struct {
 	// Progress is what the target last reported of a generation that
 	// takes it more than a second (nil when it is not applying one).
 	Progress *Progress `json:"progress,omitempty"`
+	// Via is the relay of the target's site the source reached it
+	// through, empty when directly (see setVia).
+	Via string `json:"via,omitempty"`
 }
 
 func (s *JobStatus) setTarget(peer string, r *wire.Result) {
@@ -76,11 +79,25 @@ func (s *JobStatus) setTarget(peer string, r *wire.Result) {
 	}
 	for i := range s.Targets {
 		if s.Targets[i].Name == peer {
+			ts.Via = s.Targets[i].Via
 			s.Targets[i] = ts
 			return
 		}
 	}
 	s.Targets = append(s.Targets, ts)
+	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
+}
+
+// setVia records the relay the source reaches target peer through (""
+// directly); a target without a row yet gets one, "announced".
+func (s *JobStatus) setVia(peer, via string) {
+	for i := range s.Targets {
+		if s.Targets[i].Name == peer {
+			s.Targets[i].Via = via
+			return
+		}
+	}
+	s.Targets = append(s.Targets, TargetStatus{Name: peer, State: "announced", Via: via})
 	sort.Slice(s.Targets, func(i, k int) bool { return s.Targets[i].Name < s.Targets[k].Name })
 }
 

@@ -61,7 +61,7 @@ func (j *job) syncNow(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := j.a.mon.Send(j.cfg.Source, &wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
+	if err := j.sendUp(&wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
 		return fmt.Errorf("job %q: ask source %s for its newest generation: %w", j.cfg.Name, j.cfg.Source, err)
 	}
 	return nil

@@ -103,12 +103,12 @@ func (j *job) startTarget(ctx context.Context) error {
 // onAnnounce applies the source's newest index, unless this node already
 // holds it or found it bad before.
 func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
-	if j.isSource || peer != j.cfg.Source {
+	if j.isSource || (peer != j.cfg.Source && !j.relayedBy(peer)) {
 		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
 		return
 	}
 	reply := func(gen uint64, state, reason string) {
-		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
+		if err := j.sendResult(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
 			j.log.Debug("cannot send result", "peer", peer, "err", err)
 		}
 	}
@@ -191,6 +191,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return
 	}
+	j.relayOnward() // its site fetches the content from here now
 	g, err := j.generationFor(ctx, m, want, changed, scope)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)

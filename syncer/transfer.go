@@ -64,7 +64,7 @@ func (j *job) content(ctx context.Context, h index.Hash, size int64) (delta.File
 // the delta is smaller, else the stored zstd frame.
 func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotemon.Stream) {
 	defer s.Close()
-	if !j.isMeshMember(peer) && (j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer)) {
+	if !j.isMeshMember(peer) && !j.relaysFor(peer) && (j.cfg.Mode == config.ModeMesh || !j.isSource || !contains(j.cfg.Targets, peer)) {
 		j.log.Warn("refusing a content request from a peer that is not a target of this job", "peer", peer)
 		s.WriteMessage(&wire.Error{Message: "not a target of job " + j.cfg.Name})
 		return
@@ -76,6 +76,10 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	j.mu.Unlock()
 	if !ok {
 		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s of %s is not offered", h.Short(), g.Path)})
+		return
+	}
+	if err := j.relayFetch(ctx, peer, g.Path, h, size); err != nil {
+		s.WriteMessage(&wire.Error{Message: err.Error()})
 		return
 	}
 	rc, n, err := j.a.store.OpenCompressed(h)
@@ -231,6 +235,7 @@ const signatureMinSize = 64 << 10
 type fetchRequest struct {
 	base      *delta.File
 	signature []byte
+	storeOnly bool // into the store only, no staging copy (a relay's fetch for its site)
 }
 
 func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fetchRequest) error {
@@ -270,7 +275,11 @@ func (j *job) fetchFrom(ctx context.Context, peer string, it index.Item, req fet
 	body := io.LimitReader(s, d.Size)
 	switch d.Encoding {
 	case wire.EncodingZstd:
-		err = j.putFetched(ctx, body, it)
+		if req.storeOnly {
+			_, err = j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
+		} else {
+			err = j.putFetched(ctx, body, it)
+		}
 	case wire.EncodingDelta:
 		if base == nil {
 			return fmt.Errorf("fetch %s: source sent a delta though no base was named", it.Path)

@@ -26,6 +26,7 @@ var decodedLimit = map[Type]int{
 	TypeState:        1 << 20,
 	TypeRowsAnnounce: 4 << 20,
 	TypeAnnounce:     MaxDecoded,
+	TypeRelay:        24 << 20, // one frame of at most MaxFrame bytes, base64 in JSON
 }
 
 // MaxPayload returns the most bytes a payload of type t may decode to, 0
@@ -68,7 +69,7 @@ type Gate func(t Type, job string) error
 // jobScoped reports whether messages of type t name a job first.
 func jobScoped(t Type) bool {
 	switch t {
-	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet:
+	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet, TypeRelay:
 		return true
 	}
 	return false

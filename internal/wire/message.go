@@ -46,6 +46,8 @@ func (t Type) String() string {
 		return "RowsAnnounce"
 	case TypeRowsHave:
 		return "RowsHave"
+	case TypeRelay:
+		return "Relay"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -81,6 +83,8 @@ func newMessage(t Type) Message {
 		return &RowsAnnounce{}
 	case TypeRowsHave:
 		return &RowsHave{}
+	case TypeRelay:
+		return &Relay{}
 	}
 	return nil
 }

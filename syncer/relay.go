@@ -1,0 +1,475 @@
+package syncer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/identity"
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// federation is a push job's state for sites and relays (docs/protocol.md,
+// "Sites and relaying"). On the origin: the relay in use per remote site,
+// the route each target was last sent on, the announcements waiting to go
+// to each relay and their sealed envelopes. On a target: the relay it was
+// last reached through, the envelope it hands on to its site, and the
+// content it offers its site for that. Fields without a note are owned by
+// the job's loop.
+type federation struct {
+	// origin
+	relays  map[string]string // site → its relay
+	via     map[string]string // target → the relay it was last sent through ("" directly)
+	batch   map[string]map[*wire.Announce][]string
+	sealed  map[*wire.Announce][]*wire.Relay
+	planned bool // relays is up to date for this announce pass
+
+	// target
+	relayed bool                    // onAnnounce runs on an announcement relayed by upstream
+	onward  *wire.Relay             // the envelope to hand on once its content is here
+	offer   [2]map[index.Hash]int64 // content of the last two relayed versions (see offerRelayed)
+	offerV  uint64
+
+	newest uint64 // the newest version relayed to this target (replays of older ones are refused)
+
+	mu       sync.Mutex
+	upstream string                    // the relay this target was last reached through (mu)
+	fetching map[index.Hash]*relayCall // content this relay fetches from the source for its site (mu)
+}
+
+// relayCall is one fetch of content from the source by a relay; the
+// targets of its site that ask for the content meanwhile wait for it.
+type relayCall struct {
+	done chan struct{}
+	err  error
+}
+
+// sitesUsed reports whether some target of the job is in another site than
+// this node: only then does the job relay.
+func (j *job) sitesUsed() bool {
+	if j.kind != nil || j.cfg.Mode != config.ModePush {
+		return false
+	}
+	cfg := j.a.cfgSnapshot()
+	for _, t := range j.cfg.Targets {
+		if cfg.SiteOf(t) != cfg.Node.Site {
+			return true
+		}
+	}
+	return false
+}
+
+// planRoutes chooses the relay of each remote site for one announce pass
+// (see routes).
+func (j *job) planRoutes() {
+	f := &j.fed
+	f.planned = false
+	if !j.isSource || !j.sitesUsed() {
+		return
+	}
+	cfg := j.a.cfgSnapshot()
+	ts := make([]siteTarget, 0, len(j.cfg.Targets))
+	for _, name := range j.cfg.Targets {
+		st := siteTarget{Name: name, Site: cfg.SiteOf(name), Up: j.a.mon.Connected(name), RTT: j.a.mon.RTT(name)}
+		if t := j.targets[name]; t != nil && t.result != nil && t.result.Version == j.latestNumber() {
+			st.Unfit = t.result.State == "bad" || t.result.State == ResultHeld
+		}
+		for _, p := range cfg.Peers {
+			if p.Name == name {
+				st.Relay, st.ID = p.Relay, p.ID.String()
+			}
+		}
+		ts = append(ts, st)
+	}
+	next := routes(cfg.Node.Site, ts, f.relays)
+	for site, r := range next {
+		if f.relays[site] != r {
+			j.log.Info("relay of a site chosen", "site", site, "relay", r, "was", f.relays[site])
+		}
+	}
+	f.relays, f.planned = next, true
+}
+
+// sendRouted sends the announcement msg to target name on its route: a
+// target of this node's site directly, one of another site in an envelope
+// to its site's relay (gathered per relay and message, sent by
+// flushRelayed). It returns false when the target cannot be reached now.
+func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
+	f := &j.fed
+	if !f.planned {
+		if !j.a.mon.Connected(name) {
+			return false, nil
+		}
+		return true, j.sendAnnouncement(name, msg)
+	}
+	cfg := j.a.cfgSnapshot()
+	site := cfg.SiteOf(name)
+	via, ok := viaOf(cfg.Node.Site, siteTarget{Name: name, Site: site, Up: j.a.mon.Connected(name)}, f.relays)
+	if !ok {
+		return false, nil
+	}
+	if site == cfg.Node.Site {
+		return true, j.sendAnnouncement(name, msg)
+	}
+	relay := f.relays[site]
+	if f.batch == nil {
+		f.batch = map[string]map[*wire.Announce][]string{}
+	}
+	if f.batch[relay] == nil {
+		f.batch[relay] = map[*wire.Announce][]string{}
+	}
+	f.batch[relay][msg] = append(f.batch[relay][msg], name)
+	if f.via == nil {
+		f.via = map[string]string{}
+	}
+	if f.via[name] != via {
+		f.via[name] = via
+		j.setStatus(func(s *JobStatus) { s.setVia(name, via) })
+	}
+	return true, nil
+}
+
+// flushRelayed sends the envelopes gathered by sendRouted: one per relay
+// and distinct announcement (per part of a large one), naming every
+// target of that site that gets it, so that it crosses to the site once.
+func (j *job) flushRelayed() {
+	f := &j.fed
+	for relay, msgs := range f.batch {
+		for msg, to := range msgs {
+			envs, err := j.sealAnnouncement(msg)
+			if err != nil {
+				j.log.Warn("cannot seal an announcement for a relay", "relay", relay, "err", err)
+				continue
+			}
+			for _, env := range envs {
+				e := *env
+				e.To = to
+				if err := j.a.mon.Send(relay, &e); err != nil {
+					j.log.Debug("relay send failed", "relay", relay, "to", to, "err", err)
+					break
+				}
+			}
+		}
+	}
+	f.batch = nil
+}
+
+// sealAnnouncement signs msg (each part of it) with this node's key, once
+// per announcement.
+func (j *job) sealAnnouncement(msg *wire.Announce) ([]*wire.Relay, error) {
+	f := &j.fed
+	if envs, ok := f.sealed[msg]; ok {
+		return envs, nil
+	}
+	key, err := j.a.nodeKey()
+	if err != nil {
+		return nil, err
+	}
+	var envs []*wire.Relay
+	for _, part := range wire.Split(msg, j.a.partBytes) {
+		env, err := wire.SealRelay(j.a.mon.Codec(), key, j.cfg.Name, []string{j.a.node}, part)
+		if err != nil {
+			return nil, fmt.Errorf("seal version %d: %w", msg.Version, err)
+		}
+		envs = append(envs, env)
+	}
+	for m := range f.sealed {
+		if m.Version != msg.Version {
+			delete(f.sealed, m) // an older generation's
+		}
+	}
+	if f.sealed == nil {
+		f.sealed = map[*wire.Announce][]*wire.Relay{}
+	}
+	f.sealed[msg] = envs
+	return envs, nil
+}
+
+// nodeKey returns this node's Ed25519 private key, which signs what it
+// sends through relays.
+func (a *Agent) nodeKey() (ed25519.PrivateKey, error) {
+	if a.ident == nil {
+		return nil, errors.New("this agent has no node identity")
+	}
+	key, ok := a.ident.Certificate.PrivateKey.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("node key is %T, want Ed25519", a.ident.Certificate.PrivateKey)
+	}
+	return key, nil
+}
+
+// peerNamed returns the name of the peer this node's config pins with the
+// ID of key, "" when none.
+func (a *Agent) peerNamed(key []byte) string {
+	id := identity.IDFromPublicKey(ed25519.PublicKey(key))
+	for _, p := range a.cfgSnapshot().Peers {
+		if p.ID == id {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// sameSite reports whether peer is in this node's site.
+func (j *job) sameSite(peer string) bool {
+	cfg := j.a.cfgSnapshot()
+	return cfg.SiteOf(peer) == cfg.Node.Site
+}
+
+// relaysFor reports whether this node, a target of a files push job,
+// relays for peer: another target of the job in this node's site, which
+// may fetch content here and send its results through here.
+func (j *job) relaysFor(peer string) bool {
+	return j.kind == nil && j.cfg.Mode == config.ModePush && !j.isSource && peer != j.a.node &&
+		contains(j.cfg.Targets, peer) && j.sameSite(peer)
+}
+
+// allowRelay is the gate of a Relay envelope from peer (see Agent.Allow):
+// the source takes them from its targets (their results), a target from
+// the source (announcements to hand on) and from the targets of its site
+// (announcements relayed to it, results to hand back).
+func (j *job) allowRelay(peer string) error {
+	switch {
+	case j.kind != nil || j.cfg.Mode != config.ModePush:
+		return fmt.Errorf("job %q: only files push jobs are relayed", j.cfg.Name)
+	case j.isSource && contains(j.cfg.Targets, peer):
+		return nil
+	case !j.isSource && (peer == j.cfg.Source || j.relaysFor(peer)):
+		return nil
+	}
+	return fmt.Errorf("job %q: %s neither sources it nor is a target of it in this site", j.cfg.Name, peer)
+}
+
+// onRelay handles an envelope from peer: it opens it (its signature must
+// be a pinned node's, the one allowed to send the inner message) and
+// handles the inner announcement or result, or hands it on.
+func (j *job) onRelay(ctx context.Context, peer string, env *wire.Relay) {
+	inner, err := wire.OpenRelay(j.a.mon.Codec(), env)
+	if err != nil {
+		j.log.Warn("refusing a relayed message", "peer", peer, "err", err)
+		return
+	}
+	signer := j.a.peerNamed(env.Key)
+	switch m := inner.(type) {
+	case *wire.Announce:
+		if j.isSource || signer != j.cfg.Source {
+			j.log.Warn("refusing a relayed announcement: it is not signed by the job's source", "peer", peer, "source", j.cfg.Source, "signer", signer)
+			return
+		}
+		j.onRelayedAnnounce(ctx, peer, env, m)
+	case *wire.Result:
+		switch {
+		case !contains(j.cfg.Targets, signer):
+			j.log.Warn("refusing a relayed result: it is not signed by a target of the job", "peer", peer, "signer", signer)
+		case j.isSource:
+			j.onResult(signer, m)
+		case signer == peer && j.relaysFor(peer) && slices.Equal(env.To, []string{j.cfg.Source}):
+			if err := j.a.mon.Send(j.cfg.Source, env); err != nil {
+				j.log.Debug("cannot hand a result on to the source", "target", peer, "err", err)
+			}
+		default:
+			j.log.Warn("refusing to hand on a result", "peer", peer, "signer", signer, "to", env.To)
+		}
+	}
+}
+
+// onRelayedAnnounce handles an announcement signed by the source. From
+// the source itself this node is its site's relay: it takes the
+// announcement when it is a recipient and hands the envelope on to the
+// others once it holds the content (relayOnward). From a target of its
+// site it is a recipient behind that relay: it fetches from the relay and
+// answers through it when the source is not connected.
+func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Relay, m *wire.Announce) {
+	self := slices.Contains(env.To, j.a.node)
+	if peer == j.cfg.Source {
+		var onward []string
+		for _, to := range env.To {
+			if to == j.a.node {
+				continue
+			}
+			if !j.relaysFor(to) {
+				j.log.Warn("not relaying to a peer that is no target of the job in this site", "to", to)
+				continue
+			}
+			onward = append(onward, to)
+		}
+		if len(onward) > 0 {
+			cp := *env
+			cp.To = onward
+			j.fed.onward = &cp
+			j.offerRelayed(m)
+		}
+		if self {
+			j.onAnnounce(ctx, peer, m)
+		}
+		j.relayOnward()
+		return
+	}
+	if !self {
+		j.log.Warn("refusing a relayed announcement not addressed to this node", "peer", peer, "to", env.To)
+		return
+	}
+	if m.Version < j.fed.newest {
+		// the source's newest version only grows (a rollback is a new
+		// generation): an older one is a relay replaying what it kept
+		j.log.Warn("refusing a relayed announcement older than one relayed before", "peer", peer, "version", m.Version, "newest", j.fed.newest)
+		return
+	}
+	j.fed.newest = m.Version
+	j.fed.mu.Lock()
+	j.fed.upstream = peer
+	j.fed.mu.Unlock()
+	j.fed.relayed = true
+	defer func() { j.fed.relayed = false }()
+	j.onAnnounce(ctx, peer, m)
+}
+
+// relayDown makes the targets last sent through relay peer, which went
+// down, due at once: the next announce pass sends them through their
+// site's next relay.
+func (j *job) relayDown(peer string) {
+	if !j.isSource {
+		return
+	}
+	n := 0
+	for name, via := range j.fed.via {
+		if t := j.targets[name]; via == peer && t != nil {
+			t.sentAt = time.Time{}
+			n++
+		}
+	}
+	if n > 0 {
+		j.announce(false)
+	}
+}
+
+// relayedBy reports whether the announcement onAnnounce works on came
+// signed by the source through peer, this node's relay.
+func (j *job) relayedBy(peer string) bool {
+	if !j.fed.relayed {
+		return false
+	}
+	j.fed.mu.Lock()
+	defer j.fed.mu.Unlock()
+	return j.fed.upstream == peer
+}
+
+// relayOnward hands the envelope waiting at this relay to the rest of its
+// site: called once this node holds the content (or knows it will not
+// fetch it), so that they fetch it here.
+func (j *job) relayOnward() {
+	env := j.fed.onward
+	if env == nil {
+		return
+	}
+	j.fed.onward = nil
+	for _, to := range env.To {
+		cp := *env
+		cp.To = []string{to}
+		if err := j.a.mon.Send(to, &cp); err != nil {
+			j.log.Debug("cannot relay an announcement", "to", to, "err", err)
+		}
+	}
+}
+
+// offerRelayed makes the content of a relayed announcement (and of the one
+// before it) what this relay serves to its site.
+func (j *job) offerRelayed(m *wire.Announce) {
+	f := &j.fed
+	if m.Version != f.offerV || f.offer[0] == nil {
+		f.offer[1], f.offer[0], f.offerV = f.offer[0], map[index.Hash]int64{}, m.Version
+	}
+	for _, it := range m.Items {
+		if index.Kind(it.Kind) == index.KindFile {
+			f.offer[0][wire.HashOf(it.Hash)] = it.Size
+		}
+	}
+	serving := make(map[index.Hash]int64, len(f.offer[0])+len(f.offer[1]))
+	for _, x := range f.offer {
+		for h, n := range x {
+			serving[h] = n
+		}
+	}
+	j.mu.Lock()
+	j.serving = serving
+	j.mu.Unlock()
+}
+
+// sendResult sends a target's result for an announcement that came from
+// peer: to the source directly when it came from there, else up (sendUp).
+func (j *job) sendResult(peer string, r *wire.Result) error {
+	if peer == j.cfg.Source {
+		return j.a.mon.Send(peer, r)
+	}
+	return j.sendUp(r)
+}
+
+// sendUp sends a target's result to the job's source: directly when
+// connected, else signed, in an envelope through the relay that last
+// brought this node an announcement.
+func (j *job) sendUp(r *wire.Result) error {
+	if j.a.mon.Connected(j.cfg.Source) {
+		return j.a.mon.Send(j.cfg.Source, r)
+	}
+	j.fed.mu.Lock()
+	relay := j.fed.upstream
+	j.fed.mu.Unlock()
+	if relay == "" {
+		return fmt.Errorf("send result to %s: %w", j.cfg.Source, remotemon.ErrNotConnected)
+	}
+	key, err := j.a.nodeKey()
+	if err != nil {
+		return err
+	}
+	env, err := wire.SealRelay(j.a.mon.Codec(), key, j.cfg.Name, []string{j.cfg.Source}, r)
+	if err != nil {
+		return err
+	}
+	return j.a.mon.Send(relay, env)
+}
+
+// relayFetch makes sure this node holds content h (size bytes) before it
+// serves it to peer: on a relay that lacks it (it rejected the
+// generation, or fetched it into a failed apply's staging only) it is
+// fetched from the source into the store, once however many targets of
+// its site ask for it at the same time. On a source it does nothing.
+func (j *job) relayFetch(ctx context.Context, peer, path string, h index.Hash, size int64) error {
+	if j.isSource || !j.relaysFor(peer) || j.a.store.Has(h) {
+		return nil
+	}
+	f := &j.fed
+	f.mu.Lock()
+	if c, ok := f.fetching[h]; ok {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.fetching == nil {
+		f.fetching = map[index.Hash]*relayCall{}
+	}
+	c := &relayCall{done: make(chan struct{})}
+	f.fetching[h] = c
+	f.mu.Unlock()
+	j.log.Debug("fetching content from the source for this site", "path", path, "for", peer)
+	it := index.Item{Path: path, Kind: index.KindFile, Size: size, Hash: h}
+	c.err = j.fetchFrom(ctx, j.cfg.Source, it, fetchRequest{storeOnly: true})
+	if c.err != nil {
+		c.err = fmt.Errorf("relay %s cannot fetch %s from the source: %w", j.a.node, path, c.err)
+	}
+	f.mu.Lock()
+	delete(f.fetching, h)
+	f.mu.Unlock()
+	close(c.done)
+	return c.err
+}
