@@ -132,6 +132,18 @@ func TestRollingSitesStopsAtRejection(t *testing.T) {
 	fixed := good + "exten => 101,1,Hangup()\n"
 	a.write("extensions.conf", fixed, 0o644)
 	converged(t, "the fixed change reaches every site", a, ts...)
+	eventually(t, waitLimit, "the source sees every target good at the fixed generation", func() error {
+		js, _ := a.jobStatus("conf")
+		if len(js.Targets) != 3 {
+			return fmt.Errorf("targets %+v", js.Targets)
+		}
+		for _, tgt := range js.Targets {
+			if tgt.Version != js.Generation || tgt.State != "good" {
+				return fmt.Errorf("%+v at generation %d", tgt, js.Generation)
+			}
+		}
+		return nil
+	})
 	// t3 applied the initial and the fixed generation, never the rejected one.
 	if st, _ := ts[2].jobStatus("conf"); st.Applied != 2 {
 		t.Errorf("t3 applied %d generations, want 2 (the initial and the fixed one)", st.Applied)
