@@ -107,7 +107,7 @@ func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
 		if !j.a.mon.Connected(name) {
 			return false, nil
 		}
-		return true, j.sendAnnouncement(name, msg)
+		return true, j.sendDirect(name, msg)
 	}
 	cfg := j.a.cfgSnapshot()
 	site := cfg.SiteOf(name)
@@ -116,7 +116,7 @@ func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
 		return false, nil
 	}
 	if site == cfg.Node.Site {
-		return true, j.sendAnnouncement(name, msg)
+		return true, j.sendDirect(name, msg)
 	}
 	relay := f.relays[site]
 	if f.batch == nil {
@@ -136,6 +136,15 @@ func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
 	return true, nil
 }
 
+// sendDirect sends msg to peer and counts the content it carries.
+func (j *job) sendDirect(peer string, msg *wire.Announce) error {
+	if err := j.sendAnnouncement(peer, msg); err != nil {
+		return err
+	}
+	j.countInline(peer, msg)
+	return nil
+}
+
 // flushRelayed sends the envelopes gathered by sendRouted: one per relay
 // and distinct announcement (per part of a large one), naming every
 // target of that site that gets it, so that it crosses to the site once.
@@ -148,13 +157,18 @@ func (j *job) flushRelayed() {
 				j.log.Warn("cannot seal an announcement for a relay", "relay", relay, "err", err)
 				continue
 			}
+			sent := true
 			for _, env := range envs {
 				e := *env
 				e.To = to
 				if err := j.a.mon.Send(relay, &e); err != nil {
 					j.log.Debug("relay send failed", "relay", relay, "to", to, "err", err)
+					sent = false
 					break
 				}
+			}
+			if sent {
+				j.countInline(relay, msg) // once per site
 			}
 		}
 	}

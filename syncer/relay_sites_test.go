@@ -47,6 +47,18 @@ func sitesFarm(t *testing.T) (a, b, c, d *tnode) {
 	return a, b, c, d
 }
 
+// startSites writes the first version on origin a, starts nodes and
+// waits until they hold it.
+func startSites(t *testing.T, a *tnode, nodes ...*tnode) {
+	t.Helper()
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	for _, n := range nodes {
+		n.start()
+	}
+	converged(t, "initial sync", a, nodes...)
+}
+
 // vias returns the via of each target row of job conf on n.
 func vias(n *tnode) map[string]string {
 	js, _ := n.jobStatus("conf")
@@ -75,11 +87,7 @@ func sentTo(a *tnode, peers ...string) uint64 {
 func TestSitesRelay(t *testing.T) {
 	t.Parallel()
 	a, b, c, d := sitesFarm(t)
-	a.write("extensions.conf", seedExtensions, 0o644)
-	for _, n := range []*tnode{a, b, c, d} {
-		n.start()
-	}
-	converged(t, "initial sync to dc2", a, b, c, d)
+	startSites(t, a, b, c, d)
 	eventually(t, waitLimit, "origin status shows the relay", func() error {
 		if v := vias(a); v["b"] != "" || v["c"] != "b" || v["d"] != "b" {
 			return fmt.Errorf("vias %v, want b direct, c and d via b", v)
@@ -135,11 +143,7 @@ func TestSitesRelay(t *testing.T) {
 func TestSitesRelayForgery(t *testing.T) {
 	t.Parallel()
 	a, b, c, d := sitesFarm(t)
-	a.write("extensions.conf", seedExtensions, 0o644)
-	for _, n := range []*tnode{a, b, c, d} {
-		n.start()
-	}
-	converged(t, "initial sync", a, b, c, d)
+	startSites(t, a, b, c, d)
 	waitGood(t, d, "conf")
 	js, _ := d.jobStatus("conf")
 	codec := d.a().mon.Codec()
@@ -199,11 +203,7 @@ func TestSitesRelayForgery(t *testing.T) {
 func TestSitesRelayHeld(t *testing.T) {
 	t.Parallel()
 	a, b, _, d := sitesFarm(t)
-	a.write("extensions.conf", seedExtensions, 0o644)
-	for _, n := range []*tnode{a, b, d} { // c stays down
-		n.start()
-	}
-	converged(t, "initial sync", a, b, d)
+	startSites(t, a, b, d) // c stays down
 	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
 	converged(t, "a second generation", a, b, d)
 	if _, err := b.a().Rollback(context.Background(), "conf", 0, true); err != nil {
@@ -233,11 +233,7 @@ func TestSitesRelayHeld(t *testing.T) {
 func TestSitesRelayAltersContent(t *testing.T) {
 	t.Parallel()
 	a, b, _, d := sitesFarm(t)
-	a.write("extensions.conf", seedExtensions, 0o644)
-	for _, n := range []*tnode{a, b, d} {
-		n.start()
-	}
-	converged(t, "initial sync", a, b, d)
+	startSites(t, a, b, d)
 	waitGood(t, d, "conf")
 	b.stop()
 	before, _ := d.jobStatus("conf")

@@ -433,7 +433,6 @@ func (j *job) announce(force bool) {
 					if msg.Base == msg.Version {
 						t.askedSame = v
 					}
-					j.countInline(name, msg)
 				}
 			}
 		}

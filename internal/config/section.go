@@ -146,6 +146,18 @@ func (s *section) str(k string) (v string, ok bool) {
 	return v, ok
 }
 
+// optional returns the string value of an optional key k; ok is false
+// when k is absent, not a string or empty (reported as such, with when:
+// the case in which to leave k out).
+func (s *section) optional(k, when string) (v string, ok bool) {
+	v, ok = s.str(k)
+	if ok && v == "" {
+		s.errf(k, "must not be empty (leave it out %s)", when)
+		return "", false
+	}
+	return v, ok
+}
+
 // required returns the string value of k, reporting it when absent, of the
 // wrong type or empty; it returns "" in those cases.
 func (s *section) required(k string) string {

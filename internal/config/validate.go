@@ -95,12 +95,7 @@ func (c *checker) node(s *section) Node {
 		s.errf("http_cert", "http_cert without http: set http = \"host:port\" for the listener that serves TLS")
 	}
 	n.LogLevel = s.oneOf("log_level", DefaultLogLevel, "debug", "info", "warn", "error")
-	if v, ok := s.str("site"); ok {
-		n.Site = v
-		if v == "" {
-			s.errf("site", "must not be empty (leave it out when the node has no site)")
-		}
-	}
+	n.Site, _ = s.optional("site", "when the node has no site")
 	if vs, ok := s.table("vars"); ok {
 		n.Vars = c.vars(vs)
 	}
@@ -129,20 +124,11 @@ func (c *checker) peers(list []*section, node Node) []Peer {
 				firstName[p.Name] = c.line(s.kpath("name"))
 			}
 		}
-		if v, ok := s.str("address"); ok {
+		if v, ok := s.optional("address", "for a peer that is never dialed: one that only dials in, as an origin behind a relay"); ok {
 			p.Address = v
-			if v == "" {
-				s.errf("address", "must not be empty (leave it out for a peer that is never dialed: one that only dials in, as an origin behind a relay)")
-			} else {
-				s.hostPort("address", v, false)
-			}
+			s.hostPort("address", v, false)
 		}
-		if v, ok := s.str("site"); ok {
-			p.Site = v
-			if v == "" {
-				s.errf("site", "must not be empty (leave it out when the peer is in this node's site)")
-			}
-		}
+		p.Site, _ = s.optional("site", "when the peer is in this node's site")
 		p.Relay = s.boolean("relay", false)
 		if v := s.required("id"); v != "" {
 			id, err := parseID(v)
@@ -424,13 +410,9 @@ func (c *checker) rule(s *section, jobCtx string, k int) Rule {
 // asterisk checks [asterisk].
 func (c *checker) asterisk(s *section) Asterisk {
 	a := Asterisk{}
-	if v, ok := s.str("ami"); ok {
+	if v, ok := s.optional("ami", "for no Asterisk control"); ok {
 		a.AMI = v
-		if v == "" {
-			s.errf("ami", "must not be empty (leave it out for no Asterisk control)")
-		} else {
-			s.hostPort("ami", v, false)
-		}
+		s.hostPort("ami", v, false)
 	}
 	a.Username, _ = s.str("username")
 	a.SecretFile = s.absPath("secret_file", "")
