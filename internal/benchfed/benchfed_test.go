@@ -35,6 +35,12 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("direct fan-out: the origin sent %d bytes for a change of %.0f to %d far targets", c.origin, unit, direct.far)
 		}
 	}
+	// Relaying sends each remote site one copy: fewer bytes than one per
+	// far target.
+	d, _ := direct.perChange()
+	if s, _ := sites.perChange(); s >= d {
+		t.Errorf("the origin sent %.0f bytes per change with sites, %.0f with direct fan-out:\n%s", s, d, out.String())
+	}
 	for _, m := range rep.modes {
 		// A far target cannot apply a change before it crossed the WAN.
 		lat := m.farLatencies(m.farNames)

@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"pbxsync/internal/control"
+	"pbxsync/internal/benchproc"
 	"pbxsync/internal/wanlink"
 	"pbxsync/syncer"
 )
@@ -25,12 +20,10 @@ const job = "conf"
 // agent is one pbxsync agent, its own process, run from a generated
 // config file.
 type agent struct {
-	name, site            string
-	dir, tree, data, conf string
-	port                  int
-	id                    string
-	cmd                   *exec.Cmd
-	done                  chan error
+	benchproc.Agent
+	site, tree string
+	port       int
+	id         string
 }
 
 func (a *agent) addr() string { return fmt.Sprintf("127.0.0.1:%d", a.port) }
@@ -74,16 +67,16 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 	f := &fleet{bin: bin}
 	mk := func(name, site string) (*agent, error) {
 		dir := filepath.Join(base, name)
-		a := &agent{name: name, site: site, dir: dir, tree: filepath.Join(dir, "tree"), data: filepath.Join(dir, "data"), conf: filepath.Join(dir, "pbxsync.toml")}
+		a := &agent{Agent: benchproc.Agent{Name: name, Dir: dir, Data: filepath.Join(dir, "data"), Config: filepath.Join(dir, "pbxsync.toml")},
+			site: site, tree: filepath.Join(dir, "tree")}
 		if err := os.MkdirAll(a.tree, 0o755); err != nil {
 			return nil, err
 		}
-		out, err := exec.CommandContext(ctx, bin, "id", "--data-dir", a.data).Output()
-		if err != nil {
-			return nil, fmt.Errorf("pbxsync id --data-dir %s: %w", a.data, err)
+		var err error
+		if a.id, err = benchproc.ID(ctx, bin, a.Data); err != nil {
+			return nil, err
 		}
-		a.id = strings.TrimSpace(string(out))
-		if a.port, err = freeUDPPort(); err != nil {
+		if a.port, err = benchproc.FreeUDPPort(); err != nil {
 			return nil, err
 		}
 		return a, nil
@@ -92,7 +85,7 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 	if f.origin, err = mk("origin", l.originSite); err != nil {
 		return nil, err
 	}
-	hosts := []wanlink.Host{{Name: f.origin.name, Site: f.origin.site, Addr: f.origin.addr()}}
+	hosts := []wanlink.Host{{Name: f.origin.Name, Site: f.origin.site, Addr: f.origin.addr()}}
 	for _, s := range l.sites {
 		for i := 1; i <= s.hosts; i++ {
 			a, err := mk(fmt.Sprintf("%s-pbx%d", s.name, i), s.name)
@@ -100,14 +93,14 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 				return nil, err
 			}
 			f.targets = append(f.targets, a)
-			hosts = append(hosts, wanlink.Host{Name: a.name, Site: a.site, Addr: a.addr()})
+			hosts = append(hosts, wanlink.Host{Name: a.Name, Site: a.site, Addr: a.addr()})
 		}
 	}
 	if f.wan, err = wanlink.StartWAN(ctx, wanlink.WANConfig{Hosts: hosts, Delay: o.delay, Loss: o.loss, Seed: o.seed}); err != nil {
 		return nil, err
 	}
 	for _, a := range f.all() {
-		if err := os.WriteFile(a.conf, []byte(f.config(a, o)), 0o644); err != nil {
+		if err := os.WriteFile(a.Config, []byte(f.config(a, o)), 0o644); err != nil {
 			f.wan.Close()
 			return nil, err
 		}
@@ -119,7 +112,7 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 // the origin and the hosts of its own site (what a relay forwards to).
 func (f *fleet) config(a *agent, o fleetOpts) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\nlog_level = \"warn\"\n", a.name, a.addr(), a.data)
+	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\nlog_level = \"warn\"\n", a.Name, a.addr(), a.Data)
 	if o.sites {
 		fmt.Fprintf(&b, "site = %q\n", a.site)
 	}
@@ -128,17 +121,17 @@ func (f *fleet) config(a *agent, o fleetOpts) string {
 	for _, t := range f.targets {
 		if _, seen := relays[t.site]; !seen {
 			relays[t.site] = true
-			relays[t.name] = true
+			relays[t.Name] = true
 		}
 	}
 	for _, p := range f.all() {
 		if p == a || (a != f.origin && p != f.origin && p.site != a.site) {
 			continue
 		}
-		fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = %q\nid = %q\n", p.name, f.wan.Addr(a.name, p.name), p.id)
+		fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = %q\nid = %q\n", p.Name, f.wan.Addr(a.Name, p.Name), p.id)
 		if o.sites {
 			fmt.Fprintf(&b, "site = %q\n", p.site)
-			if relays[p.name] && p.site != f.origin.site {
+			if relays[p.Name] && p.site != f.origin.site {
 				b.WriteString("relay = true\n")
 			}
 		}
@@ -146,14 +139,14 @@ func (f *fleet) config(a *agent, o fleetOpts) string {
 	}
 	var names []string
 	for _, t := range f.targets {
-		names = append(names, strconv.Quote(t.name))
+		names = append(names, strconv.Quote(t.Name))
 	}
 	order := o.order
 	if order == "" {
 		order = "parallel"
 	}
 	fmt.Fprintf(&b, "[[job]]\nname = %q\ntype = \"files\"\npath = %q\nmode = \"push\"\nsource = %q\ntargets = [%s]\norder = %q\n",
-		job, a.tree, f.origin.name, strings.Join(names, ", "), order)
+		job, a.tree, f.origin.Name, strings.Join(names, ", "), order)
 	return b.String()
 }
 
@@ -173,7 +166,7 @@ func (f *fleet) far() []*agent {
 // start runs every agent.
 func (f *fleet) start() error {
 	for _, a := range f.all() {
-		if err := a.start(f.bin); err != nil {
+		if err := a.Start(f.bin); err != nil {
 			return err
 		}
 	}
@@ -183,7 +176,7 @@ func (f *fleet) start() error {
 // close stops every agent and the WAN.
 func (f *fleet) close() {
 	for _, a := range f.all() {
-		a.stop()
+		a.Stop()
 	}
 	f.wan.Close()
 }
@@ -191,7 +184,7 @@ func (f *fleet) close() {
 // originBytes is what the origin's QUIC connections sent so far, summed
 // over its peers (UDP payload, as `pbxsync status` reports it).
 func (f *fleet) originBytes(ctx context.Context) (uint64, error) {
-	st, err := f.origin.status(ctx)
+	st, err := f.origin.Status(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -202,127 +195,5 @@ func (f *fleet) originBytes(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-// start runs the agent; its log goes to DIR/agent.log.
-func (a *agent) start(bin string) error {
-	logf, err := os.OpenFile(filepath.Join(a.dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	a.cmd = exec.Command(bin, "run", "--config", a.conf)
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	if err := a.cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", a.name, err)
-	}
-	a.done = make(chan error, 1)
-	go func() { a.done <- a.cmd.Wait(); logf.Close() }()
-	return nil
-}
-
-// stop ends the agent with SIGTERM (SIGKILL after a minute).
-func (a *agent) stop() {
-	if a.cmd == nil {
-		return
-	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(time.Minute):
-		a.cmd.Process.Kill()
-		<-a.done
-	}
-	a.cmd = nil
-}
-
-// kill ends the agent with SIGKILL, as a crash would.
-func (a *agent) kill() {
-	if a.cmd == nil {
-		return
-	}
-	a.cmd.Process.Kill()
-	<-a.done
-	a.cmd = nil
-}
-
-// exited returns the error of an agent that stopped on its own, nil while
-// it runs.
-func (a *agent) exited() error {
-	if a.cmd == nil {
-		return nil
-	}
-	select {
-	case e := <-a.done:
-		a.done <- e
-		return fmt.Errorf("%s exited: %v (log %s)", a.name, e, filepath.Join(a.dir, "agent.log"))
-	default:
-		return nil
-	}
-}
-
-// peakRSS returns the agent's peak resident set (VmHWM) in bytes.
-func (a *agent) peakRSS() int64 {
-	if a.cmd == nil {
-		return 0
-	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// status asks the agent over its control socket (what `pbxsync status
-// --json` prints).
-func (a *agent) status(ctx context.Context) (*syncer.Status, error) {
-	raw, err := a.statusJSON(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var st syncer.Status
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("%s: status: %w", a.name, err)
-	}
-	return &st, nil
-}
-
-// statusJSON returns the agent's status as JSON.
-func (a *agent) statusJSON(ctx context.Context) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := control.Call(ctx, control.SocketPath(a.data), control.Request{Cmd: "status"})
-	if err != nil {
-		return nil, fmt.Errorf("%s: status: %w", a.name, err)
-	}
-	return resp.Status, nil
-}
-
 // jobStatus returns the agent's status of the fleet's job.
-func (a *agent) jobStatus(ctx context.Context) (*syncer.JobStatus, error) {
-	st, err := a.status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for i := range st.Jobs {
-		if st.Jobs[i].Name == job {
-			return &st.Jobs[i], nil
-		}
-	}
-	return nil, fmt.Errorf("%s: no job %q in status", a.name, job)
-}
+func (a *agent) jobStatus(ctx context.Context) (*syncer.JobStatus, error) { return a.Job(ctx, job) }

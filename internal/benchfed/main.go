@@ -22,10 +22,11 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"pbxsync/internal/benchproc"
 )
 
 type options struct {
@@ -57,7 +58,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the WAN's losses and of the changes' content")
 	flag.IntVar(&o.perSite, "per-site", 4, "targets in each of the two remote sites")
 	flag.IntVar(&o.copies, "changes", 5, "changes of incompressible content whose bytes are counted")
-	flag.IntVar(&o.copyKB, "change-kb", 64, "size of each of them in KiB (one copy)")
+	flag.IntVar(&o.copyKB, "change-kb", 256, "size of each of them in KiB (one copy)")
 	flag.IntVar(&o.edits, "edits", 20, "one-line dialplan edits whose change→applied is timed")
 	flag.IntVar(&o.failoverKB, "failover-kb", 4096, "size of the change during which the relay is killed, in KiB")
 	flag.IntVar(&o.scaleSites, "scale-sites", 4, "sites of the scale run")
@@ -106,15 +107,13 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 		}
 	}
 	if o.bin == "" {
-		o.bin = filepath.Join(o.work, "pbxsync")
-		progress("building %s", o.bin)
-		b := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "pbxsync/cmd/pbxsync")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return nil, fmt.Errorf("go build pbxsync/cmd/pbxsync: %w", err)
+		progress("building pbxsync in %s", o.work)
+		var err error
+		if o.bin, err = benchproc.Build(ctx, o.work); err != nil {
+			return nil, err
 		}
 	}
-	rep := &report{started: time.Now(), loadStart: loadavg(), opts: o, cmdline: strings.Join(os.Args, " ")}
+	rep := &report{started: time.Now(), loadStart: benchproc.LoadAvg(), opts: o, cmdline: strings.Join(os.Args, " ")}
 	if v, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		rep.commit = strings.TrimSpace(string(v))
 	}
@@ -132,22 +131,10 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 			rep.errs = append(rep.errs, "scale: "+err.Error())
 		}
 	}
-	rep.loadEnd = loadavg()
+	rep.loadEnd = benchproc.LoadAvg()
 	rep.print(out)
 	if len(rep.errs) > 0 {
 		return rep, fmt.Errorf("%d parts failed: %s", len(rep.errs), strings.Join(rep.errs, "; "))
 	}
 	return rep, nil
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -26,6 +26,38 @@ func (f *fleet) waitInitial(ctx context.Context, limit time.Duration) error {
 	return err
 }
 
+// waitConnected waits until every agent is connected to every peer it
+// pins: the farm has settled (a relay is chosen among connected targets
+// and hands on over its own site's connections).
+func (f *fleet) waitConnected(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, a := range f.all() {
+		for {
+			st, err := a.Status(ctx)
+			down := ""
+			if err == nil {
+				for _, p := range st.Peers {
+					if !p.Connected {
+						down = p.Name
+					}
+				}
+			}
+			if err == nil && down == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: not connected to %q within %v (%v)", a.Name, down, limit, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
 // appliedCounts returns how many generations each target applied so far.
 func (f *fleet) appliedCounts(ctx context.Context, targets []*agent) (map[string]uint64, error) {
 	out := map[string]uint64{}
@@ -34,7 +66,7 @@ func (f *fleet) appliedCounts(ctx context.Context, targets []*agent) (map[string
 		if err != nil {
 			return nil, err
 		}
-		out[t.name] = js.Applied
+		out[t.Name] = js.Applied
 	}
 	return out, nil
 }
@@ -50,11 +82,11 @@ func (f *fleet) waitApplied(ctx context.Context, targets []*agent, before map[st
 	for len(pending) > 0 {
 		var still []*agent
 		for _, t := range pending {
-			if err := t.exited(); err != nil {
+			if err := t.Exited(); err != nil {
 				return out, err
 			}
 			js, err := t.jobStatus(ctx)
-			if err != nil || js.Applied <= before[t.name] || js.State != "good" {
+			if err != nil || js.Applied <= before[t.Name] || js.State != "good" {
 				still = append(still, t)
 				continue
 			}
@@ -63,7 +95,7 @@ func (f *fleet) waitApplied(ctx context.Context, targets []*agent, before map[st
 				still = append(still, t) // a generation before the one with the change
 				continue
 			}
-			out[t.name] = js.LastChange.Sub(t0)
+			out[t.Name] = js.LastChange.Sub(t0)
 		}
 		pending = still
 		if len(pending) == 0 {
@@ -72,7 +104,7 @@ func (f *fleet) waitApplied(ctx context.Context, targets []*agent, before map[st
 		if time.Now().After(deadline) {
 			var names []string
 			for _, t := range pending {
-				names = append(names, t.name)
+				names = append(names, t.Name)
 			}
 			return out, fmt.Errorf("%v did not apply %s within %v", names, rel, limit)
 		}
@@ -133,7 +165,7 @@ func (f *fleet) makeChange(ctx context.Context, rel string, content []byte, limi
 func (f *fleet) into() map[string]uint64 {
 	out := map[string]uint64{}
 	for _, t := range f.far() {
-		out[t.name] = f.wan.Into(t.name).Up
+		out[t.Name] = f.wan.Into(t.Name).Up
 	}
 	return out
 }

@@ -73,9 +73,12 @@ func runMode(ctx context.Context, o options, dir string, l layout, fo fleetOpts,
 	if err := f.waitInitial(ctx, o.limit); err != nil {
 		return nil, fmt.Errorf("initial sync: %w", err)
 	}
+	if err := f.waitConnected(ctx, o.limit); err != nil {
+		return nil, err
+	}
 	m := &modeRun{name: name, targets: len(f.targets), far: len(f.far()), farNames: map[string]bool{}}
 	for _, t := range f.far() {
-		m.farNames[t.name] = true
+		m.farNames[t.Name] = true
 	}
 	if m.idleOrigin, m.idleWAN, err = f.idleRates(ctx, o.idle); err != nil {
 		return m, err
@@ -116,7 +119,7 @@ func writeSeed(f *fleet) error {
 // paths returns, per target, the relay the origin's status says it was
 // reached through ("" when direct).
 func (f *fleet) paths(ctx context.Context) (map[string]string, error) {
-	raw, err := f.origin.statusJSON(ctx)
+	raw, err := f.origin.StatusJSON(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +133,7 @@ func (f *fleet) paths(ctx context.Context) (map[string]string, error) {
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(raw, &st); err != nil {
-		return nil, fmt.Errorf("%s: status: %w", f.origin.name, err)
+		return nil, fmt.Errorf("%s: status: %w", f.origin.Name, err)
 	}
 	out := map[string]string{}
 	for _, j := range st.Jobs {
@@ -154,9 +157,9 @@ func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string)
 	site := far[0].site
 	var relay *agent
 	for _, t := range far {
-		if t.site == site && via[t.name] != "" && relay == nil {
+		if t.site == site && via[t.Name] != "" && relay == nil {
 			for _, r := range far {
-				if r.name == via[t.name] {
+				if r.Name == via[t.Name] {
 					relay = r
 				}
 			}
@@ -176,26 +179,26 @@ func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string)
 		return nil, err
 	}
 	into0 := f.into()
-	r0 := f.wan.Into(relay.name).Up
+	r0 := f.wan.Into(relay.Name).Up
 	content := randomContent(o.seed+1000, o.failoverKB<<10)
 	rel := "failover.bin"
-	fv := &failover{relay: relay.name, size: len(content), others: len(others)}
+	fv := &failover{relay: relay.Name, size: len(content), others: len(others)}
 	t0 := time.Now()
 	if err := writeFile(filepath.Join(f.origin.tree, rel), content); err != nil {
 		return fv, err
 	}
 	// Mid-rollout: the relay got a tenth of the change over the WAN.
-	for f.wan.Into(relay.name).Up-r0 < uint64(len(content)/10) {
+	for f.wan.Into(relay.Name).Up-r0 < uint64(len(content)/10) {
 		if time.Since(t0) > o.limit {
-			return fv, fmt.Errorf("the relay %s received nothing of the change within %v", relay.name, o.limit)
+			return fv, fmt.Errorf("the relay %s received nothing of the change within %v", relay.Name, o.limit)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	fv.relayHad = f.wan.Into(relay.name).Up - r0
-	relay.kill()
+	fv.relayHad = f.wan.Into(relay.Name).Up - r0
+	relay.Kill()
 	tk := time.Now()
 	fv.killedAt = tk.Sub(t0)
-	progress("  killed the relay %s %v into the rollout (it had %d bytes)", relay.name, fv.killedAt.Round(time.Millisecond), fv.relayHad)
+	progress("  killed the relay %s %v into the rollout (it had %d bytes)", relay.Name, fv.killedAt.Round(time.Millisecond), fv.relayHad)
 	if _, err := f.waitApplied(ctx, others, before, rel, content, t0, o.limit); err != nil {
 		return fv, err
 	}
@@ -205,7 +208,7 @@ func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string)
 		if t.site != site {
 			continue
 		}
-		n := into[t.name] - into0[t.name]
+		n := into[t.Name] - into0[t.Name]
 		fv.siteInto += n
 		if t != relay {
 			fv.maxInto = max(fv.maxInto, n)
@@ -251,6 +254,9 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 		return fmt.Errorf("initial sync: %w", err)
 	}
 	s.initial = time.Since(t0)
+	if err := f.waitConnected(ctx, o.limit); err != nil {
+		return err
+	}
 	for i := range o.scaleEdits {
 		c, err := f.makeChange(ctx, seedFile, dialplan(i+1), o.limit)
 		if err != nil {
@@ -263,7 +269,7 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 		}
 		s.last = append(s.last, worst)
 	}
-	s.originPeak = f.origin.peakRSS()
+	s.originPeak, _ = f.origin.Memory()
 	slices.Sort(s.last)
 	return nil
 }

@@ -19,18 +19,14 @@ type report struct {
 	errs               []string
 }
 
-// netOfIdle returns the bytes of one change net of what the link carries idle
-// over the change's duration (never below zero).
-func netOfIdle(raw uint64, idle float64, took time.Duration) float64 {
-	return max(0, float64(raw)-idle*took.Seconds())
-}
-
 // perChange returns the mean bytes per change leaving the origin and
-// crossing the WAN, net of idle traffic.
+// crossing the WAN, from the change until every target applied it: the
+// idle traffic of that time (keep-alives, state) included, as it is on a
+// real link.
 func (m *modeRun) perChange() (origin, wan float64) {
 	for _, c := range m.copies {
-		origin += netOfIdle(c.origin, m.idleOrigin, c.took)
-		wan += netOfIdle(c.wan, m.idleWAN, c.took)
+		origin += float64(c.origin)
+		wan += float64(c.wan)
 	}
 	n := float64(max(1, len(m.copies)))
 	return origin / n, wan / n
@@ -70,7 +66,7 @@ func (r *report) print(w io.Writer) {
 		remote := 2
 		unit := float64(o.copyKB << 10)
 		fmt.Fprintf(w, "### Two remote sites × %d targets, the origin alone in its site\n\n", o.perSite)
-		fmt.Fprintf(w, "One copy = one change of %d KiB of incompressible content (%d changes); bytes are UDP payload, net of idle traffic; ideal = one copy per remote site = %d copies.\n\n", o.copyKB, o.copies, remote)
+		fmt.Fprintf(w, "One copy = one change of %d KiB of incompressible content (%d changes); bytes are UDP payload from the change until every target applied it, idle traffic of that time included (its rate is below); ideal = one copy per remote site = %d copies.\n\n", o.copyKB, o.copies, remote)
 		fmt.Fprint(w, "| | "+strings.Join(names(r.modes), " | ")+" | goal |\n|---|"+strings.Repeat("---|", len(r.modes))+"---|\n")
 		row := func(label, goal string, cell func(m *modeRun) string) {
 			cells := make([]string, len(r.modes))
