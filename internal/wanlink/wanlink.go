@@ -93,7 +93,7 @@ type Link struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	clients  map[string]*clientCounts // by client address; outlives its sessions
-	toClient chan clientPacket // answers on their way back, shared by every session
+	toClient chan clientPacket        // answers on their way back, shared by every session
 
 	upLoss, downLoss                      *loss // nil without Config.Loss
 	up, down, upPk, downPk, dropped, lost atomic.Uint64
