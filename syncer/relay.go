@@ -173,6 +173,17 @@ func (j *job) flushRelayed() {
 		}
 	}
 	f.batch = nil
+	// keep the envelopes of the announcements the job still keeps (it lets
+	// go of complete ones once every target holds them)
+	for m := range f.sealed {
+		kept := false
+		for _, a := range j.announcements {
+			kept = kept || a == m
+		}
+		if !kept {
+			delete(f.sealed, m)
+		}
+	}
 }
 
 // sealAnnouncement signs msg (each part of it) with this node's key, once
@@ -193,11 +204,6 @@ func (j *job) sealAnnouncement(msg *wire.Announce) ([]*wire.Relay, error) {
 			return nil, fmt.Errorf("seal version %d: %w", msg.Version, err)
 		}
 		envs = append(envs, env)
-	}
-	for m := range f.sealed {
-		if m.Version != msg.Version {
-			delete(f.sealed, m) // an older generation's
-		}
 	}
 	if f.sealed == nil {
 		f.sealed = map[*wire.Announce][]*wire.Relay{}

@@ -18,7 +18,8 @@ import (
 // sitesFarm makes origin a in dc1 and targets b, c, d in dc2 of job
 // "conf". b is dc2's preferred relay; a and d pin each other without an
 // address, so they never connect: d hears from a only through a relay.
-func sitesFarm(t *testing.T) (a, b, c, d *tnode) {
+// extra is appended to the job.
+func sitesFarm(t *testing.T, extra string) (a, b, c, d *tnode) {
 	h := newHarness(t)
 	a, b, c, d = h.node("a"), h.node("b"), h.node("c"), h.node("d")
 	a.Node = `site = "dc1"`
@@ -40,7 +41,7 @@ func sitesFarm(t *testing.T) (a, b, c, d *tnode) {
 			}
 		}
 	}
-	conf := tjob{Name: "conf", Source: "a", Targets: []string{"b", "c", "d"}}
+	conf := tjob{Name: "conf", Source: "a", Targets: []string{"b", "c", "d"}, Extra: extra}
 	for _, n := range []*tnode{a, b, c, d} {
 		n.Jobs = []tjob{conf}
 	}
@@ -86,7 +87,7 @@ func sentTo(a *tnode, peers ...string) uint64 {
 // another dc2 target takes over; a rollback at the origin reaches dc2.
 func TestSitesRelay(t *testing.T) {
 	t.Parallel()
-	a, b, c, d := sitesFarm(t)
+	a, b, c, d := sitesFarm(t, "")
 	startSites(t, a, b, c, d)
 	eventually(t, waitLimit, "origin status shows the relay", func() error {
 		if v := vias(a); v["b"] != "" || v["c"] != "b" || v["d"] != "b" {
@@ -107,6 +108,18 @@ func TestSitesRelay(t *testing.T) {
 	converged(t, "a new file in dc2", a, b, c, d)
 	waitGood(t, d, "conf")
 	wan := sentTo(a, "b", "c", "d") - before
+	// d's answer came back through b, signed by d
+	eventually(t, waitLimit, "the origin has d's answer", func() error {
+		js, _ := a.jobStatus("conf")
+		for _, tr := range js.Targets {
+			if tr.Name == "d" && (tr.State != "good" || tr.Version != js.Generation) {
+				return fmt.Errorf("d: %s at %d, origin at %d", tr.State, tr.Version, js.Generation)
+			} else if tr.Name == "d" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no row of d in %+v", js.Targets)
+	})
 	t.Logf("bytes from dc1 to dc2 for a %d-byte change to 3 targets: %d (%.2f copies)", size, wan, float64(wan)/size)
 	if wan < size || wan > size*13/10 {
 		t.Errorf("origin sent %d bytes to dc2 for a %d-byte change: want about one copy", wan, size)
@@ -139,10 +152,10 @@ func TestSitesRelay(t *testing.T) {
 // TestSitesRelayForgery: a relay cannot forge what the origin announces:
 // an announcement signed by the relay itself, or the origin's signed one
 // with its manifest altered, is refused by the far target, which keeps
-// its good state.
+// its good state. The job rolls out one target at a time, across sites.
 func TestSitesRelayForgery(t *testing.T) {
 	t.Parallel()
-	a, b, c, d := sitesFarm(t)
+	a, b, c, d := sitesFarm(t, `order = "rolling"`)
 	startSites(t, a, b, c, d)
 	waitGood(t, d, "conf")
 	js, _ := d.jobStatus("conf")
@@ -202,7 +215,7 @@ func TestSitesRelayForgery(t *testing.T) {
 // it once from the source) and gets the change.
 func TestSitesRelayHeld(t *testing.T) {
 	t.Parallel()
-	a, b, _, d := sitesFarm(t)
+	a, b, _, d := sitesFarm(t, "")
 	startSites(t, a, b, d) // c stays down
 	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
 	converged(t, "a second generation", a, b, d)
@@ -232,7 +245,7 @@ func TestSitesRelayHeld(t *testing.T) {
 // nothing into its tree and keeps its good generation.
 func TestSitesRelayAltersContent(t *testing.T) {
 	t.Parallel()
-	a, b, _, d := sitesFarm(t)
+	a, b, _, d := sitesFarm(t, "")
 	startSites(t, a, b, d)
 	waitGood(t, d, "conf")
 	b.stop()

@@ -100,7 +100,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 			if t.Progress != nil {
 				reason = t.Progress.String()
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", t.Name, t.Version, t.State, t.Lag, reason)
+			name := t.Name
+			if t.Via != "" {
+				name += " via " + t.Via // reached through its site's relay
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", name, t.Version, t.State, t.Lag, reason)
 		}
 		tw.Flush()
 	}

@@ -32,3 +32,17 @@ func TestPrintStatusShowsProgress(t *testing.T) {
 		t.Errorf("the reason shows instead of the progress:\n%s", out.String())
 	}
 }
+
+// TestPrintStatusShowsVia: a target reached through its site's relay shows
+// the relay beside its name.
+func TestPrintStatusShowsVia(t *testing.T) {
+	st := &syncer.Status{Node: "a", Jobs: []syncer.JobStatus{
+		{Name: "conf", Role: "source", Generation: 2, Rollout: "2/2 targets have generation 2", Targets: []syncer.TargetStatus{
+			{Name: "b", Version: 2, State: "good"}, {Name: "c", Version: 2, State: "good", Via: "b"}}},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	if !strings.Contains(out.String(), "  c via b  ") || strings.Contains(out.String(), "b via") {
+		t.Errorf("status:\n%s", out.String())
+	}
+}

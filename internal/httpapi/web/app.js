@@ -280,7 +280,7 @@ function targetsTable(j) {
   return h('div', {class: 'table-wrap'}, h('table', {},
     h('thead', {}, h('tr', {}, ['Target', 'Has', 'Its generation', 'State', 'Behind', 'Reason / progress'].map((t) => h('th', {}, t)))),
     h('tbody', {}, j.targets.map((t) => h('tr', {class: t.state === 'bad' ? 'bad' : '', 'data-target': t.name},
-      h('td', {}, h('strong', {}, t.name)),
+      h('td', {}, h('strong', {}, t.name), t.via ? ' via ' + t.via : ''),
       h('td', {class: 'num'}, t.version),
       h('td', {class: 'num'}, t.generation),
       h('td', {}, badge(t.slow ? 'slow' : t.state)),
