@@ -154,20 +154,16 @@ func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o644
 // what each of them received over the WAN meanwhile.
 func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string) (*failover, error) {
 	far := f.far()
-	site := far[0].site
-	var relay *agent
+	relay := far[0] // the host configured relay = true, unless the status names another
 	for _, t := range far {
-		if t.site == site && via[t.Name] != "" && relay == nil {
-			for _, r := range far {
-				if r.Name == via[t.Name] {
-					relay = r
-				}
+		if t.site == relay.site && via[t.Name] != "" {
+			if i := slices.IndexFunc(far, func(r *agent) bool { return r.Name == via[t.Name] }); i >= 0 {
+				relay = far[i]
+				break
 			}
 		}
 	}
-	if relay == nil {
-		relay = far[0] // no relaying seen: the host configured relay = true
-	}
+	site := relay.site
 	var others []*agent
 	for _, t := range far {
 		if t.site == site && t != relay {
@@ -190,7 +186,7 @@ func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string)
 	// Mid-rollout: the relay got a tenth of the change over the WAN.
 	for f.wan.Into(relay.Name).Up-r0 < uint64(len(content)/10) {
 		if time.Since(t0) > o.limit {
-			return fv, fmt.Errorf("the relay %s received nothing of the change within %v", relay.Name, o.limit)
+			return fv, fmt.Errorf("the relay %s did not receive a tenth of the change within %v", relay.Name, o.limit)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -199,10 +195,13 @@ func (f *fleet) killRelay(ctx context.Context, o options, via map[string]string)
 	tk := time.Now()
 	fv.killedAt = tk.Sub(t0)
 	progress("  killed the relay %s %v into the rollout (it had %d bytes)", relay.Name, fv.killedAt.Round(time.Millisecond), fv.relayHad)
-	if _, err := f.waitApplied(ctx, others, before, rel, content, t0, o.limit); err != nil {
+	lat, err := f.waitApplied(ctx, others, before, rel, content, t0, o.limit)
+	if err != nil {
 		return fv, err
 	}
-	fv.took = time.Since(tk)
+	for _, d := range lat {
+		fv.took = max(fv.took, d-fv.killedAt) // the last of them marked it good
+	}
 	into := f.into()
 	for _, t := range far {
 		if t.site != site {
