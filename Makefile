@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/pbxsync
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale verify-systemd soak chaos fuzz clean deb
+.PHONY: all build test vet staticcheck unit demo demo-script acceptance bench bench-delta bench-scale bench-federation verify-systemd soak chaos fuzz clean deb
 
 all: build
 
@@ -65,6 +65,13 @@ bench-delta:
 ## run, e.g. BENCHFLAGS='-files 10000' for a middle one.
 bench-scale:
 	$(GO) run ./internal/benchscale $(BENCHFLAGS)
+
+## bench-federation: real agents in sites joined by a WAN emulator (internal/wanlink, 20 ms
+## each way): bytes per change leaving the origin and crossing the WAN with sites configured
+## against direct fan-out, far-site change->applied p50/p99, relay failover, 32 targets in
+## 4 sites (issue 15; docs/performance.md). A few minutes; BENCHFLAGS=-quick for a smoke run.
+bench-federation:
+	$(GO) run ./internal/benchfed $(BENCHFLAGS)
 
 ## dashboard-screenshot: run the browser test (two agents, headless Chromium) and keep its
 ## desktop screenshot as docs/dashboard.png, the one the README shows.

@@ -374,7 +374,8 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 }
 
 // announce sends the newest generation to the targets that lack it: all at
-// once for order = "parallel", the first unfinished one for "rolling".
+// once for order = "parallel", the first unfinished one for "rolling", the
+// open waves for "rolling-sites" (rollingsites.go).
 // Unanswered announcements are repeated every few seconds; force repeats
 // them now.
 func (j *job) announce(force bool) {
@@ -387,9 +388,13 @@ func (j *job) announce(force bool) {
 	}
 	j.planRoutes()
 	defer j.flushRelayed()
+	var open map[string]bool // order = "rolling-sites": who may have v now
+	if j.cfg.Order == config.OrderRollingSites {
+		open = j.rollingSitesOpen(v)
+	}
 	for _, name := range j.cfg.Targets {
 		t := j.targets[name]
-		if t == nil {
+		if t == nil || (open != nil && !open[name]) {
 			continue
 		}
 		if t.result != nil && t.result.Version == v && t.result.State != string(store.StateApplying) { // an interrupted apply is asked again

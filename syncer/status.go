@@ -243,7 +243,7 @@ func rollout(js *JobStatus, targets []string, order string) string {
 	}
 	s := fmt.Sprintf("%d/%d targets have generation %d", done, len(targets), js.Generation)
 	if stopped != "" {
-		if order == "rolling" {
+		if order == "rolling" || order == "rolling-sites" {
 			s += fmt.Sprintf("; rollout stopped at %s, which rejected it", stopped)
 		} else {
 			s += fmt.Sprintf("; %s rejected it", stopped)

@@ -45,7 +45,7 @@ func startupCheck(cfg *config.Config) error {
 	add := func(e *config.Error) { errs = append(errs, e) }
 
 	for i, j := range cfg.Jobs {
-		if j.Mode == config.ModeMesh && j.Order == config.OrderRolling {
+		if j.Mode == config.ModeMesh && (j.Order == config.OrderRolling || j.Order == config.OrderRollingSites) {
 			add(cfg.ErrorAt(config.JobKey(i, "order"), nil, "job %q: job.order: %q is not built for mesh jobs yet (every change goes to every member at once); use %q", j.Name, j.Order, config.OrderParallel))
 		}
 		if j.Mode == config.ModeMesh && len(j.Templates) > 0 {

@@ -86,6 +86,10 @@ func startupCases() []startupCase {
 			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\norder = \"rolling\"", 1)
 			return writeText(t, dir, text)
 		}, msg: `job.order: "rolling" is not built for mesh jobs yet`},
+		{name: "rolling-sites mesh", write: func(t *testing.T, dir string) string {
+			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\norder = \"rolling-sites\"", 1)
+			return writeText(t, dir, text)
+		}, msg: `job.order: "rolling-sites" is not built for mesh jobs yet`},
 		{name: "templates in a mesh", write: func(t *testing.T, dir string) string {
 			text := strings.Replace(baseConfig(t, dir), "source = \"a\"\ntargets = [\"b\"]", "mode = \"mesh\"\ntargets = [\"a\", \"b\"]\ntemplates = [\"*.tmpl\"]", 1)
 			return writeText(t, dir, text)

@@ -1,35 +1,28 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"pbxsync/internal/control"
+	"pbxsync/internal/benchproc"
 	"pbxsync/internal/wanlink"
-	"pbxsync/syncer"
 )
 
 // node is one pbxsync agent run as its own process from a config file.
 type node struct {
-	name, dir, tree, data, cfg string
-	port                       int
-	pprof                      string // PBXSYNC_PPROF address, "" for none
-	id                         string
-	cmd                        *exec.Cmd
-	done                       chan error
+	benchproc.Agent
+	tree  string
+	port  int
+	pprof string // PBXSYNC_PPROF address, "" for none
+	id    string
 }
 
 // pair is a push job from src to tgt, each agent its own process, the two
@@ -56,25 +49,26 @@ func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, err
 	p := &pair{bin: bin, job: job}
 	for _, name := range []string{"src", "tgt"} {
 		dir := filepath.Join(base, name)
-		n := &node{name: "pbx-" + name, dir: dir, tree: filepath.Join(dir, "tree"), data: filepath.Join(dir, "data"), cfg: filepath.Join(dir, "pbxsync.toml")}
+		n := &node{Agent: benchproc.Agent{Name: "pbx-" + name, Dir: dir, Data: filepath.Join(dir, "data"), Config: filepath.Join(dir, "pbxsync.toml")},
+			tree: filepath.Join(dir, "tree")}
 		if name == "src" && o.srcTree != "" {
 			n.tree = o.srcTree
 		}
 		if err := os.MkdirAll(n.tree, 0o755); err != nil {
 			return nil, err
 		}
-		out, err := exec.CommandContext(ctx, bin, "id", "--data-dir", n.data).Output()
-		if err != nil {
-			return nil, fmt.Errorf("pbxsync id --data-dir %s: %w", n.data, err)
+		var err error
+		if n.id, err = benchproc.ID(ctx, bin, n.Data); err != nil {
+			return nil, err
 		}
-		n.id = strings.TrimSpace(string(out))
-		if n.port, err = freeUDPPort(); err != nil {
+		if n.port, err = benchproc.FreeUDPPort(); err != nil {
 			return nil, err
 		}
 		if o.pprof {
 			if n.pprof, err = freeTCPAddr(); err != nil {
 				return nil, err
 			}
+			n.Env = []string{"PBXSYNC_PPROF=" + n.pprof}
 		}
 		if name == "src" {
 			p.src = n
@@ -106,8 +100,8 @@ func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, err
 		cfg := fmt.Sprintf("[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\nlog_level = %q\n\n"+
 			"[[peer]]\nname = %q\naddress = %q\nid = %q\n\n"+
 			"[[job]]\nname = %q\ntype = \"files\"\npath = %q\nmode = \"push\"\nsource = %q\ntargets = [%q]\n",
-			w.n.name, w.n.port, w.n.data, level, w.peer.name, w.peerAddr, w.peer.id, job, w.n.tree, p.src.name, p.tgt.name)
-		if err := os.WriteFile(w.n.cfg, []byte(cfg), 0o644); err != nil {
+			w.n.Name, w.n.port, w.n.Data, level, w.peer.Name, w.peerAddr, w.peer.id, job, w.n.tree, p.src.Name, p.tgt.Name)
+		if err := os.WriteFile(w.n.Config, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -126,140 +120,18 @@ func (p *pair) links() wanlink.Counts {
 
 // close stops both agents and the links.
 func (p *pair) close() {
-	p.src.stop()
-	p.tgt.stop()
+	p.src.Stop()
+	p.tgt.Stop()
 	if p.toTgt != nil {
 		p.toTgt.Close()
 		p.toSrc.Close()
 	}
 }
 
-func freeUDPPort() (int, error) {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port, nil
-}
-
-// start runs the agent; its log goes to DIR/agent.log.
-func (n *node) start(bin string) error {
-	logf, err := os.OpenFile(filepath.Join(n.dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	n.cmd = exec.Command(bin, "run", "--config", n.cfg)
-	if n.pprof != "" {
-		n.cmd.Env = append(os.Environ(), "PBXSYNC_PPROF="+n.pprof)
-	}
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", n.name, err)
-	}
-	n.done = make(chan error, 1)
-	go func() { n.done <- n.cmd.Wait(); logf.Close() }()
-	return nil
-}
-
-// stop ends the agent with SIGTERM (SIGKILL after two minutes).
-func (n *node) stop() {
-	if n.cmd == nil {
-		return
-	}
-	n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(2 * time.Minute):
-		n.cmd.Process.Kill()
-		<-n.done
-	}
-	n.cmd = nil
-}
-
-// memory returns the agent's peak (VmHWM) and current (VmRSS) resident
-// set in bytes.
-func (n *node) memory() (peak, now int64) {
-	if n.cmd == nil {
-		return 0, 0
-	}
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "VmHWM":
-			peak = kb << 10
-		case "VmRSS":
-			now = kb << 10
-		}
-	}
-	return peak, now
-}
-
-// rssSplit returns the agent's resident memory by kind (/proc/PID/status):
-// anonymous (the Go heap, stacks) and file-backed (the store's mmap, the
-// binary).
-func (n *node) rssSplit() (anon, file int64) {
-	if n.cmd == nil {
-		return 0, 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch k {
-		case "RssAnon":
-			anon = kb << 10
-		case "RssFile":
-			file = kb << 10
-		}
-	}
-	return anon, file
-}
-
-// status asks the agent for its status over its control socket (what
-// `pbxsync status --json` prints).
-func (n *node) status(ctx context.Context) (*syncer.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := control.Call(ctx, control.SocketPath(n.data), control.Request{Cmd: "status"})
-	if err != nil {
-		return nil, err
-	}
-	var st syncer.Status
-	if err := json.Unmarshal(resp.Status, &st); err != nil {
-		return nil, fmt.Errorf("%s: status: %w", n.name, err)
-	}
-	return &st, nil
-}
-
-func (n *node) job(ctx context.Context, job string) (*syncer.JobStatus, error) {
-	st, err := n.status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for i := range st.Jobs {
-		if st.Jobs[i].Name == job {
-			return &st.Jobs[i], nil
-		}
-	}
-	return nil, fmt.Errorf("%s: no job %q in status", n.name, job)
-}
-
 // inSync reports whether the source has recorded its tree and the target
 // answered good for that generation; it returns the generation.
 func (p *pair) inSync(ctx context.Context) (bool, uint64, error) {
-	js, err := p.src.job(ctx, p.job)
+	js, err := p.src.Job(ctx, p.job)
 	if err != nil {
 		return false, 0, err
 	}
@@ -267,7 +139,7 @@ func (p *pair) inSync(ctx context.Context) (bool, uint64, error) {
 		return false, 0, nil
 	}
 	for _, t := range js.Targets {
-		if t.Name == p.tgt.name {
+		if t.Name == p.tgt.Name {
 			return t.Version == js.Generation && t.State == "good", js.Generation, nil
 		}
 	}
@@ -283,11 +155,8 @@ func (p *pair) waitSync(ctx context.Context, every, limit time.Duration) (uint64
 			return gen, nil
 		}
 		for _, n := range []*node{p.src, p.tgt} {
-			select {
-			case e := <-n.done:
-				n.done <- e
-				return 0, fmt.Errorf("%s exited: %v (log %s)", n.name, e, filepath.Join(n.dir, "agent.log"))
-			default:
+			if err := n.Exited(); err != nil {
+				return 0, err
 			}
 		}
 		if time.Now().After(deadline) {
@@ -303,7 +172,7 @@ func (p *pair) waitSync(ctx context.Context, every, limit time.Duration) (uint64
 
 // applied returns how many generations the target applied and its newest.
 func (p *pair) applied(ctx context.Context) (uint64, uint64, error) {
-	js, err := p.tgt.job(ctx, p.job)
+	js, err := p.tgt.Job(ctx, p.job)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -331,7 +200,7 @@ func (p *pair) edit(ctx context.Context, rel string, content []byte, limit time.
 				return 0, err
 			}
 			if string(got) != string(content) {
-				return 0, fmt.Errorf("%s applied a generation without the edit of %s", p.tgt.name, rel)
+				return 0, fmt.Errorf("%s applied a generation without the edit of %s", p.tgt.Name, rel)
 			}
 			return took, nil
 		}
@@ -405,11 +274,11 @@ func (n *node) cpuProfile(ctx context.Context, d time.Duration, file string) err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("profile of %s: %w", n.name, err)
+		return fmt.Errorf("profile of %s: %w", n.Name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile of %s: %s", n.name, resp.Status)
+		return fmt.Errorf("profile of %s: %s", n.Name, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {
@@ -437,11 +306,11 @@ func (n *node) heapProfileURL(ctx context.Context, what, file string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("heap profile of %s: %w", n.name, err)
+		return fmt.Errorf("heap profile of %s: %w", n.Name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile of %s: %s", n.name, resp.Status)
+		return fmt.Errorf("heap profile of %s: %s", n.Name, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"pbxsync/internal/benchproc"
 )
 
 type options struct {
@@ -89,18 +91,6 @@ func progress(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s benchscale: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func run(ctx context.Context, o options, out io.Writer) error {
 	if _, err := exec.LookPath("rsync"); err != nil {
 		return fmt.Errorf("rsync not found (apt-get install -y rsync): %w", err)
@@ -124,7 +114,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("go build ./cmd/pbxsync: %w", err)
 		}
 	}
-	rep := &report{started: time.Now(), loadStart: loadavg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " ")}
+	rep := &report{started: time.Now(), loadStart: benchproc.LoadAvg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " ")}
 	if v, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		rep.commit = strings.TrimSpace(string(v))
 	}
@@ -148,7 +138,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			errs = append(errs, "wire: "+err.Error())
 		}
 	}
-	rep.loadEnd = loadavg()
+	rep.loadEnd = benchproc.LoadAvg()
 	rep.errs = errs
 	rep.print(out)
 	if len(errs) > 0 {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"pbxsync/internal/astgen"
+
+	"pbxsync/internal/benchproc"
 )
 
 // initialSync is one initial sync of a tree by pbxsync and by rsync.
@@ -43,7 +45,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	if r.files, r.size, r.disk, err = treeUsage(tree); err != nil {
 		return nil, r, err
 	}
-	r.load = loadavg()
+	r.load = benchproc.LoadAvg()
 	d, err := startRsyncd(ctx, filepath.Join(base, "rsyncd"))
 	if err != nil {
 		return nil, r, err
@@ -64,10 +66,10 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	}
 	progress("%s: pbxsync initial sync", job)
 	t0 := time.Now()
-	if err := p.src.start(o.bin); err != nil {
+	if err := p.src.Start(o.bin); err != nil {
 		return p, r, err
 	}
-	if err := p.tgt.start(o.bin); err != nil {
+	if err := p.tgt.Start(o.bin); err != nil {
 		return p, r, err
 	}
 	every := 20 * time.Millisecond
@@ -84,19 +86,19 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	}
 	r.pbxsync = time.Since(t0)
 	stopPeak()
-	r.srcPeak, _ = p.src.memory()
-	r.tgtPeak, _ = p.tgt.memory()
+	r.srcPeak, _ = p.src.Memory()
+	r.tgtPeak, _ = p.tgt.Memory()
 	progress("%s: pbxsync took %v (peak RSS source %s, target %s)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak))
 	if err := sameTrees(tree, p.tgt.tree); err != nil {
 		return p, r, fmt.Errorf("after the initial sync: %w", err)
 	}
 	if idle {
 		time.Sleep(o.idle)
-		_, r.srcIdle = p.src.memory()
-		_, r.tgtIdle = p.tgt.memory()
+		_, r.srcIdle = p.src.Memory()
+		_, r.tgtIdle = p.tgt.Memory()
 		if o.pprof {
 			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
-				anon, file := n.rssSplit()
+				anon, file := n.RSSSplit()
 				progress("%s: %s idle RSS: anonymous %s, file-backed %s", job, who, mb(anon), mb(file))
 			}
 			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
@@ -106,8 +108,8 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 			}
 		}
 	}
-	_, _, r.srcStore, _ = treeUsage(p.src.data)
-	_, _, r.tgtStore, _ = treeUsage(p.tgt.data)
+	_, _, r.srcStore, _ = treeUsage(p.src.Data)
+	_, _, r.tgtStore, _ = treeUsage(p.tgt.Data)
 	return p, r, nil
 }
 
@@ -168,10 +170,10 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 		return err
 	}
 	defer sp.close()
-	if err := sp.src.start(o.bin); err != nil {
+	if err := sp.src.Start(o.bin); err != nil {
 		return err
 	}
-	if err := sp.tgt.start(o.bin); err != nil {
+	if err := sp.tgt.Start(o.bin); err != nil {
 		return err
 	}
 	if _, err := sp.waitSync(ctx, 20*time.Millisecond, o.limit); err != nil {
@@ -187,7 +189,7 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 // edits changes one line of rel n times, one edit at a time, and returns
 // each change→applied time.
 func edits(ctx context.Context, p *pair, rel string, n int) ([]time.Duration, error) {
-	progress("%s: %d one-line edits of %s (load %s)", p.job, n, rel, loadavg())
+	progress("%s: %d one-line edits of %s (load %s)", p.job, n, rel, benchproc.LoadAvg())
 	content, err := os.ReadFile(filepath.Join(p.src.tree, rel))
 	if err != nil {
 		return nil, err
@@ -214,7 +216,7 @@ func edits(ctx context.Context, p *pair, rel string, n int) ([]time.Duration, er
 // restartOne stops one agent of p, starts it again over the unchanged
 // tree, and times its start until the pair is back in sync.
 func restartOne(ctx context.Context, o options, p *pair, who string) (restart, error) {
-	rs := restart{who: who, load: loadavg()}
+	rs := restart{who: who, load: benchproc.LoadAvg()}
 	_, gen, err := p.inSync(ctx)
 	if err != nil {
 		return rs, err
@@ -228,9 +230,9 @@ func restartOne(ctx context.Context, o options, p *pair, who string) (restart, e
 		n = p.tgt
 	}
 	progress("%s: restart of the %s over the unchanged tree", p.job, who)
-	n.stop()
+	n.Stop()
 	t0 := time.Now()
-	if err := n.start(o.bin); err != nil {
+	if err := n.Start(o.bin); err != nil {
 		return rs, err
 	}
 	got, err := p.waitSync(ctx, 20*time.Millisecond, o.limit)
@@ -248,7 +250,7 @@ func restartOne(ctx context.Context, o options, p *pair, who string) (restart, e
 	} else {
 		rs.applied = a2 > 0 || g2 != tgtGen
 	}
-	if js, err := p.src.job(ctx, p.job); err == nil {
+	if js, err := p.src.Job(ctx, p.job); err == nil {
 		rs.sentAfter = js.BytesSent
 	}
 	progress("%s: back in sync %v after the %s started", p.job, rs.took.Round(time.Millisecond), who)
@@ -317,14 +319,14 @@ func peakHeapProfiles(ctx context.Context, p *pair, base, job string) (stop func
 			case <-tick.C:
 			}
 			for who, n := range map[string]*node{"source": p.src, "target": p.tgt} {
-				anon, file := n.rssSplit()
+				anon, file := n.RSSSplit()
 				if anon > bestAnon[who] {
 					bestAnon[who] = anon
 				}
 				if file > bestFile[who] {
 					bestFile[who] = file
 				}
-				if _, now := n.memory(); now > best[who] {
+				if _, now := n.Memory(); now > best[who] {
 					best[who] = now
 					// gc=0: the profile of the last collection, without
 					// forcing one that would change what is measured

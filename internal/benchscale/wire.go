@@ -106,10 +106,10 @@ func pbxsyncEdits(ctx context.Context, o options, dir string, base []byte, steps
 	if err := os.WriteFile(filepath.Join(p.src.tree, "extensions.conf"), base, 0o644); err != nil {
 		return nil, err
 	}
-	if err := p.src.start(o.bin); err != nil {
+	if err := p.src.Start(o.bin); err != nil {
 		return nil, err
 	}
-	if err := p.tgt.start(o.bin); err != nil {
+	if err := p.tgt.Start(o.bin); err != nil {
 		return nil, err
 	}
 	if _, err := p.waitSync(ctx, 20*time.Millisecond, o.limit); err != nil {
@@ -119,12 +119,12 @@ func pbxsyncEdits(ctx context.Context, o options, dir string, base []byte, steps
 	var out []wireEdit
 	for _, s := range steps {
 		if s.restart {
-			p.src.stop()
-			p.tgt.stop()
-			if err := p.src.start(o.bin); err != nil {
+			p.src.Stop()
+			p.tgt.Stop()
+			if err := p.src.Start(o.bin); err != nil {
 				return out, err
 			}
-			if err := p.tgt.start(o.bin); err != nil {
+			if err := p.tgt.Start(o.bin); err != nil {
 				return out, err
 			}
 			if _, err := p.waitSync(ctx, 20*time.Millisecond, o.limit); err != nil {

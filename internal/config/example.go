@@ -59,7 +59,8 @@ source = "pbx1"               # push: the node whose changes are sent
 targets = ["pbx2", "pbx3"]    # push: the nodes that receive them
 delta = "auto"                # auto: a delta for every file of 2 KiB or more, on any link;
                               # "always" or "never" (default auto)
-order = "rolling"             # parallel, or rolling: one target at a time (default parallel)
+order = "rolling"             # parallel; rolling: one target at a time; rolling-sites: one site
+                              # at a time, its first host first (default parallel)
 keep = 20                     # known-good generations kept for rollback (default 20, at least 2)
 debounce = "20ms"             # gather file events this long (default 20ms, at most 10s)
 check = "test -s extensions.conf"  # optional shell check after every change, run in the job root

@@ -182,7 +182,7 @@ var errCases = []errCase{
 	// Enumerations.
 	{"bad mode", head + job + "mode = \"sideways\"\n", []want{{"f.toml:13:1", `job "conf": job.mode: "sideways" is not one of push, mesh`}}},
 	{"bad type", head + job + "type = \"ftp\"\n", []want{{"f.toml:13:1", `job.type: "ftp" is not one of files, postgres`}}},
-	{"bad order", head + job + "order = \"random\"\n", []want{{"f.toml:13:1", `job.order: "random" is not one of parallel, rolling`}}},
+	{"bad order", head + job + "order = \"random\"\n", []want{{"f.toml:13:1", `job.order: "random" is not one of parallel, rolling, rolling-sites`}}},
 	{"bad log level", node + "log_level = \"loud\"\n", []want{{"f.toml:4:1", `node.log_level: "loud" is not one of debug, info, warn, error`}}},
 
 	// Numbers and durations.

@@ -74,6 +74,9 @@ const (
 
 	OrderParallel = "parallel"
 	OrderRolling  = "rolling"
+	// OrderRollingSites rolls out one site at a time: the first host of
+	// the site (in targets) alone, then the rest of it, then the next site.
+	OrderRollingSites = "rolling-sites"
 
 	// DeltaAuto sends a delta for every file of DeltaMinSize or more, on
 	// every link (a LAN as well as a WAN), and compressed whole content for
@@ -102,7 +105,7 @@ type Job struct {
 	Mode         string        // push|mesh; default push
 	Source       string        // push: required node name (this node or a peer)
 	Targets      []string      // push: node names (this node or peers); mesh: members
-	Order        string        // parallel|rolling; default parallel
+	Order        string        // parallel|rolling|rolling-sites; default parallel
 	Conflict     string        // mesh: newest|prefer:NODE; default newest
 	Delta        string        // auto|always|never: when to send deltas; default auto
 	Keep         int           // generations kept in the store; default 20, min 2

@@ -163,7 +163,7 @@ func (c *checker) job(s *section, i int, node string, known func(string) bool) J
 	}
 	j.Type = s.oneOf("type", TypeFiles, TypeFiles, TypePostgres)
 	j.Mode = s.oneOf("mode", ModePush, ModePush, ModeMesh)
-	j.Order = s.oneOf("order", OrderParallel, OrderParallel, OrderRolling)
+	j.Order = s.oneOf("order", OrderParallel, OrderParallel, OrderRolling, OrderRollingSites)
 	j.Delta = s.oneOf("delta", DeltaAuto, DeltaAuto, DeltaAlways, DeltaNever)
 
 	path, hasPath := s.str("path")

@@ -1,7 +1,9 @@
 // Package wanlink is a userspace UDP forwarder for tests and benchmarks: it
 // stands between two peers on 127.0.0.1, delays every datagram by a fixed
-// one-way delay and counts the payload bytes in each direction. It replaces
-// netem on kernels that lack it.
+// one-way delay, drops a given fraction of them (seeded, so the same
+// datagrams are lost in every run) and counts the payload bytes in each
+// direction. It replaces netem on kernels that lack it. A WAN (wan.go)
+// joins whole sites with such links.
 //
 // A Link listens on one address and forwards to one upstream address. Each
 // client address that sends to it gets its own upstream socket (as a NAT
@@ -39,13 +41,21 @@ type Config struct {
 	// IdleTimeout ends a session that carried nothing for this long;
 	// default 30 s.
 	IdleTimeout time.Duration
+	// Loss is the fraction of datagrams dropped in each direction, from
+	// 0 (none) to 1 (all). Which ones is decided by a generator seeded
+	// with Seed, one per direction, so a run that sends the same
+	// datagrams loses the same ones.
+	Loss float64
+	Seed uint64
 }
 
-// Counts are payload bytes and datagrams a Link carried.
+// Counts are payload bytes and datagrams a Link carried. Up and Down count
+// what was delivered (or is on its way); Lost and Dropped what was not.
 type Counts struct {
 	Up, Down               uint64 // payload bytes client→upstream, upstream→client
 	UpPackets, DownPackets uint64
-	Dropped                uint64 // datagrams dropped (queue full, too many sessions)
+	Dropped                uint64 // datagrams dropped (queue full, too many sessions, blocked)
+	Lost                   uint64 // datagrams dropped by Config.Loss
 }
 
 // Total is the payload bytes in both directions.
@@ -54,7 +64,18 @@ func (c Counts) Total() uint64 { return c.Up + c.Down }
 // Sub returns c minus an earlier reading.
 func (c Counts) Sub(old Counts) Counts {
 	return Counts{Up: c.Up - old.Up, Down: c.Down - old.Down, UpPackets: c.UpPackets - old.UpPackets,
-		DownPackets: c.DownPackets - old.DownPackets, Dropped: c.Dropped - old.Dropped}
+		DownPackets: c.DownPackets - old.DownPackets, Dropped: c.Dropped - old.Dropped, Lost: c.Lost - old.Lost}
+}
+
+// Add returns c plus o.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{Up: c.Up + o.Up, Down: c.Down + o.Down, UpPackets: c.UpPackets + o.UpPackets,
+		DownPackets: c.DownPackets + o.DownPackets, Dropped: c.Dropped + o.Dropped, Lost: c.Lost + o.Lost}
+}
+
+// Reverse returns c seen from the other end: Up and Down swapped.
+func (c Counts) Reverse() Counts {
+	return Counts{Up: c.Down, Down: c.Up, UpPackets: c.DownPackets, DownPackets: c.UpPackets, Dropped: c.Dropped, Lost: c.Lost}
 }
 
 // maxDatagram is the largest UDP payload.
@@ -71,10 +92,12 @@ type Link struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	toClient chan clientPacket // answers on their way back, shared by every session
+	clients  map[string]*clientCounts // by client address; outlives its sessions
+	toClient chan clientPacket        // answers on their way back, shared by every session
 
-	up, down, upPk, downPk, dropped atomic.Uint64
-	blocked                         atomic.Bool // SetBlocked: drop everything
+	upLoss, downLoss                      *loss // nil without Config.Loss
+	up, down, upPk, downPk, dropped, lost atomic.Uint64
+	blocked                               atomic.Bool // SetBlocked: drop everything
 }
 
 // SetBlocked cuts the link (every datagram in either direction is dropped
@@ -82,7 +105,12 @@ type Link struct {
 // tests.
 func (l *Link) SetBlocked(b bool) { l.blocked.Store(b) }
 
+// clientCounts are the bytes one client address sent and received
+// through the link.
+type clientCounts struct{ up, down atomic.Uint64 }
+
 type session struct {
+	counts *clientCounts
 	client *net.UDPAddr
 	conn   *net.UDPConn // connected to the upstream
 	toUp   chan packet
@@ -111,6 +139,9 @@ func Start(ctx context.Context, cfg Config) (*Link, error) {
 	if cfg.Delay < 0 {
 		return nil, fmt.Errorf("wanlink: negative delay %v", cfg.Delay)
 	}
+	if !(cfg.Loss >= 0 && cfg.Loss <= 1) {
+		return nil, fmt.Errorf("wanlink: loss %v is not a fraction from 0 to 1", cfg.Loss)
+	}
 	up, err := net.ResolveUDPAddr("udp", cfg.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("wanlink: upstream %q: %w", cfg.Upstream, err)
@@ -124,8 +155,11 @@ func Start(ctx context.Context, cfg Config) (*Link, error) {
 		return nil, fmt.Errorf("wanlink: listen %s: %w", cfg.Listen, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	l := &Link{cfg: cfg, conn: conn, upstream: up, ctx: ctx, cancel: cancel, sessions: map[string]*session{},
+	l := &Link{cfg: cfg, conn: conn, upstream: up, ctx: ctx, cancel: cancel, sessions: map[string]*session{}, clients: map[string]*clientCounts{},
 		toClient: make(chan clientPacket, cfg.QueueLen)}
+	if cfg.Loss > 0 {
+		l.upLoss, l.downLoss = newLoss(cfg.Loss, cfg.Seed, 0), newLoss(cfg.Loss, cfg.Seed, 1)
+	}
 	l.wg.Add(3)
 	go func() { defer l.wg.Done(); <-ctx.Done(); conn.Close() }()
 	go func() { defer l.wg.Done(); l.readClients() }()
@@ -143,7 +177,20 @@ func (l *Link) Addr() *net.UDPAddr { return l.conn.LocalAddr().(*net.UDPAddr) }
 
 // Counts returns what the link carried so far.
 func (l *Link) Counts() Counts {
-	return Counts{Up: l.up.Load(), Down: l.down.Load(), UpPackets: l.upPk.Load(), DownPackets: l.downPk.Load(), Dropped: l.dropped.Load()}
+	return Counts{Up: l.up.Load(), Down: l.down.Load(), UpPackets: l.upPk.Load(), DownPackets: l.downPk.Load(),
+		Dropped: l.dropped.Load(), Lost: l.lost.Load()}
+}
+
+// ClientCounts returns the payload bytes one client address (host:port
+// as the link saw it) sent (Up) and received (Down) through the link.
+func (l *Link) ClientCounts(addr string) Counts {
+	l.mu.Lock()
+	cc := l.clients[addr]
+	l.mu.Unlock()
+	if cc == nil {
+		return Counts{}
+	}
+	return Counts{Up: cc.up.Load(), Down: cc.down.Load()}
 }
 
 // Close stops the link and waits for its goroutines.
@@ -177,11 +224,16 @@ func (l *Link) readClients() {
 			continue
 		}
 		s.last.Store(time.Now().UnixNano())
+		if l.upLoss.drop() {
+			l.lost.Add(1)
+			continue
+		}
 		p := packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}
 		select {
 		case s.toUp <- p:
 			l.up.Add(uint64(n))
 			l.upPk.Add(1)
+			s.counts.up.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
@@ -204,7 +256,12 @@ func (l *Link) session(from *net.UDPAddr) *session {
 	if err != nil {
 		return nil
 	}
-	s := &session{client: from, conn: c, toUp: make(chan packet, l.cfg.QueueLen)}
+	cc := l.clients[key]
+	if cc == nil {
+		cc = &clientCounts{}
+		l.clients[key] = cc
+	}
+	s := &session{counts: cc, client: from, conn: c, toUp: make(chan packet, l.cfg.QueueLen)}
 	s.last.Store(time.Now().UnixNano())
 	l.sessions[key] = s
 	l.wg.Add(2)
@@ -257,11 +314,16 @@ func (l *Link) readUpstream(s *session) {
 			continue
 		}
 		s.last.Store(time.Now().UnixNano())
+		if l.downLoss.drop() {
+			l.lost.Add(1)
+			continue
+		}
 		p := clientPacket{packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}, s.client}
 		select {
 		case l.toClient <- p:
 			l.down.Add(uint64(n))
 			l.downPk.Add(1)
+			s.counts.down.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
