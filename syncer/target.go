@@ -16,6 +16,7 @@ import (
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
+	"pbxsync/syncer/core"
 )
 
 // fetchParallel bounds concurrent transfers from the source.
@@ -101,16 +102,11 @@ func (j *job) startTarget(ctx context.Context) error {
 }
 
 // onAnnounce applies the source's newest index, unless this node already
-// holds it or found it bad before.
+// holds it or found it bad before (core.Admit decides; takeAnnouncement
+// carries it out).
 func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
-	if j.isSource || peer != j.cfg.Source {
-		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
+	if !j.acceptsAnnouncement(peer) {
 		return
-	}
-	reply := func(gen uint64, state, reason string) {
-		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
-			j.log.Debug("cannot send result", "peer", peer, "err", err)
-		}
 	}
 	m, err := j.parts.Add(m)
 	if err != nil {
@@ -119,41 +115,61 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if m == nil {
 		return // more parts to come
 	}
-	if j.held != 0 {
-		// the operator holds this target: the generation waits for resume
-		reply(j.held, ResultHeld, heldText(j.held))
-		return
-	}
-	want, changed, ok := j.wantOf(m)
+	_ = j.takeAnnouncement(ctx, peer, &filesAnnouncement{j: j, peer: peer, m: m}) // its errors are in the job's status
+}
+
+// filesAnnouncement is an announcement of a files push job: an index,
+// complete or the changes against a base, with some content inline.
+type filesAnnouncement struct {
+	j    *job
+	peer string
+	m    *wire.Announce
+
+	wasRead bool
+	want    index.Index // the index to hold, as admitted
+	changed []string    // where want differs from the newest generation (nil: not known)
+	// scope: where the tree may differ from want (what the source
+	// changed, and what changed here since the newest generation), or
+	// nil: anywhere
+	scope []string
+}
+
+func (a *filesAnnouncement) version() uint64 { return a.m.Version }
+
+func (a *filesAnnouncement) offer() core.Offer { return core.Offer{Held: a.j.held} }
+
+// read rebuilds the announced index and admits it (see wantOf).
+func (a *filesAnnouncement) read() (core.ReadFacts, error) {
+	j := a.j
+	a.wasRead = true
+	want, changed, ok := j.wantOf(a.m)
 	// its items are in want now: a complete announcement's decoded items
 	// (40-60 MB at 100k files) are not held through the whole apply
-	m.Items = nil
-	defer j.settleAnnouncement()
+	a.m.Items = nil
 	if !ok {
-		reply(0, wire.ResultResync, "")
-		return
+		return core.ReadFacts{}, nil
 	}
-	digest := j.digests.of(want).Hash().String()
-	if reason, isBad := j.bad[digest]; isBad {
-		reply(0, "bad", reason)
-		return
-	}
-	// scope: where the tree may differ from want (what the source changed,
-	// and what changed here since the newest generation), or nil: anywhere
-	var scope []string
+	a.want, a.changed = want, changed
+	reason, isBad := j.bad[j.digests.of(want).Hash().String()]
+	return core.ReadFacts{BaseKnown: true, IsBad: isBad, Bad: reason}, nil
+}
+
+// check rescans where the tree may differ from the announced index and
+// tells whether the newest generation, in the tree, is that index.
+func (a *filesAnnouncement) check(ctx context.Context) (core.Checked, error) {
+	j, m, want, changed := a.j, a.m, a.want, a.changed
 	if changed != nil && j.drift.knows(j.latest.Index) {
-		scope = append(append(make([]string, 0, len(changed)+len(j.drift.paths)), changed...), j.drift.list()...)
+		a.scope = append(append(make([]string, 0, len(changed)+len(j.drift.paths)), changed...), j.drift.list()...)
 	}
-	if err := j.refreshScope(ctx, want, scope); err != nil {
+	if err := j.refreshScope(ctx, want, a.scope); err != nil {
 		j.log.Warn("cannot rescan before applying", "err", err)
 	}
-	if scope != nil {
+	if a.scope != nil {
 		if sameAt(j.latest.Index, want, changed) && j.treeHolds(j.latest.Index) {
 			if identicalAt(j.latest.Index, want, changed) && j.plain.version == m.Version {
 				j.plain.gen = j.latest // want is the newest generation's index
 			}
-			reply(j.latest.Number, "good", "")
-			return
+			return core.Checked{Holds: true}, nil
 		}
 	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
 		if j.plain.version == m.Version && j.plain.gen == nil && sameItems(j.latest.Index, want) {
@@ -165,9 +181,29 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 				j.announced = nil // it is the newest index: no second copy
 			}
 		}
-		reply(j.latest.Number, "good", "")
-		return
+		return core.Checked{Holds: true}, nil
 	}
+	return core.Checked{}, nil
+}
+
+func (a *filesAnnouncement) holding() uint64 { return a.j.latest.Number }
+
+func (a *filesAnnouncement) resync() wire.Message {
+	return &wire.Result{Job: a.j.cfg.Name, Version: a.m.Version, State: wire.ResultResync}
+}
+
+func (a *filesAnnouncement) done() {
+	if a.wasRead {
+		a.j.settleAnnouncement()
+	}
+}
+
+// take fetches what the store lacks of the announced index, records and
+// applies it as a generation and runs its actions and checks. Its
+// failures are in the job's status; an apply that failed is not
+// answered (the source repeats the announcement).
+func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
+	j, peer, m, want, changed, scope := a.j, a.peer, a.m, a.want, a.changed, a.scope
 	// need: the part of want whose content may be missing (the rest is the
 	// newest generation's, which the store holds)
 	need := want
@@ -184,18 +220,18 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if err := j.fetch(ctx, peer, need, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	if err := j.ensureStored(ctx, need); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	g, err := j.generationFor(ctx, m, want, changed, scope)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	n := g.Number
 	before, err := j.applyIndexScope(ctx, n, want, false, scope)
@@ -204,7 +240,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		// journal is rolled forward at the next start; the generation is
 		// finished then, not judged now.
 		j.log.Info("apply interrupted by shutdown", "generation", n)
-		return
+		return nil, nil
 	}
 	if err != nil {
 		// An apply that fails (disk full, a file in use) says nothing
@@ -213,7 +249,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		reason := "apply failed: " + err.Error()
 		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
 		j.rollbackFailed(ctx, g, before, reason, false)
-		return
+		return nil, nil
 	}
 	prog.stop() // the checks are no phase of the transfer
 	var since time.Time
@@ -227,7 +263,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if g.State == store.StateGood {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
-	reply(n, string(g.State), g.Reason)
+	return &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: n, State: string(g.State), Reason: g.Reason}, nil
 }
 
 // settleAnnouncement ends the handling of an announcement: the spare is
