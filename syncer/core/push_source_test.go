@@ -44,7 +44,9 @@ func answered(v uint64, state string) *Answer { return &Answer{Version: v, State
 // TestRound covers every row of Source.Round's table, for both orders.
 func TestRound(t *testing.T) {
 	now := 100 * sec
-	sentNow := func(name string, v uint64) Target { return Target{Name: name, Sent: v, SentAt: now - sec, AskedSame: 1} }
+	sentNow := func(name string, v uint64) Target {
+		return Target{Name: name, Sent: v, SentAt: now - sec, AskedSame: 1}
+	}
 	good := func(name string, v uint64) Target {
 		return Target{Name: name, Sent: v, SentAt: now - 50*sec, Answer: answered(v, StateGood)}
 	}
