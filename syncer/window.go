@@ -94,8 +94,8 @@ func (j *job) heldByTargets() []uint64 {
 func (p *pgJob) heldByTargets() []uint64 {
 	var out []uint64
 	for _, t := range p.targets {
-		if t.known {
-			out = append(out, t.have)
+		if t.Known {
+			out = append(out, t.Have)
 		}
 	}
 	return out

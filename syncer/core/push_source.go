@@ -84,8 +84,9 @@ type Outcome struct {
 	Rejected bool
 	// Record: keep the answer as the target's state (status).
 	Record bool
-	// Again: run a Round now (not forced).
-	Again bool
+	// Again: run a Round now; Force: repeat unanswered announcements in
+	// it too.
+	Again, Force bool
 }
 
 // Step returns t after e, and what e means for the job:
