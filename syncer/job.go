@@ -754,6 +754,21 @@ func (j *job) offer(cur, prev index.Index) {
 	j.serving, j.servedRefs, j.servedPrev = serving, refs, served
 }
 
+// rollbackTo is the generation a rollback without --to goes to
+// (core.RollbackTo): the newest good one before latest.
+func (j *job) rollbackTo(latest uint64) (uint64, bool, error) {
+	infos, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return 0, false, err
+	}
+	gens := make([]core.Gen, len(infos))
+	for i, gi := range infos {
+		gens[i] = core.Gen{Number: gi.Number, Good: gi.State == store.StateGood}
+	}
+	to, ok := core.RollbackTo(gens, latest)
+	return to, ok, nil
+}
+
 func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {
 	switch {
 	case !j.isSource && !hold:
@@ -767,17 +782,12 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 		return 0, errors.New("no generation to roll back from")
 	}
 	if to == 0 {
-		gens, err := j.a.store.Generations(j.cfg.Name)
-		if err != nil {
+		var ok bool
+		var err error
+		if to, ok, err = j.rollbackTo(j.latest.Number); err != nil {
 			return 0, err
 		}
-		for i := len(gens) - 1; i >= 0; i-- {
-			if gens[i].Number < j.latest.Number && gens[i].State == store.StateGood {
-				to = gens[i].Number
-				break
-			}
-		}
-		if to == 0 {
+		if !ok {
 			return 0, errors.New("no earlier good generation to roll back to")
 		}
 	}

@@ -297,3 +297,21 @@ func Holding(targets []Target) []uint64 {
 	}
 	return out
 }
+
+// Gen is one recorded generation as a rollback sees it.
+type Gen struct {
+	Number uint64
+	Good   bool
+}
+
+// RollbackTo chooses the generation an operator's rollback without --to
+// goes to: the newest good one before latest (gens oldest first). ok is
+// false when there is none.
+func RollbackTo(gens []Gen, latest uint64) (to uint64, ok bool) {
+	for i := len(gens) - 1; i >= 0; i-- {
+		if gens[i].Number < latest && gens[i].Good {
+			return gens[i].Number, true
+		}
+	}
+	return 0, false
+}

@@ -205,3 +205,27 @@ func TestAllHoldAndHolding(t *testing.T) {
 		t.Errorf("Holding = %s", got)
 	}
 }
+
+// TestRollbackTo: the newest good generation before the newest, never a
+// bad or rolled-back one, never the newest itself or a later one.
+func TestRollbackTo(t *testing.T) {
+	gens := []Gen{{1, true}, {2, false}, {3, true}, {4, false}, {5, true}, {6, true}}
+	for _, c := range []struct {
+		latest uint64
+		want   uint64
+		ok     bool
+	}{
+		{6, 5, true},
+		{5, 3, true},
+		{4, 3, true},
+		{3, 1, true},
+		{1, 0, false},
+	} {
+		if got, ok := RollbackTo(gens, c.latest); got != c.want || ok != c.ok {
+			t.Errorf("RollbackTo(latest %d) = %d, %v; want %d, %v", c.latest, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := RollbackTo(nil, 3); ok {
+		t.Error("no generations: a target")
+	}
+}
