@@ -192,7 +192,7 @@ func (a *rowsAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		}
 		reason := "apply failed, nothing was changed: " + err.Error()
 		j.log.Error("apply failed; the transaction was rolled back", "generation", g.Number, "err", err)
-		p.markBad(g, h, reason)
+		p.markBad(g, h, reason, core.RowsRefused)
 		return &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: g.Number, State: "bad", Reason: reason}, nil
 	}
 	p.have = m.Version
@@ -237,7 +237,7 @@ func (p *pgJob) finish(ctx context.Context, g *store.Generation, cs *hostmon.Cha
 	} else {
 		p.have = prev
 	}
-	p.markBad(g, g.Index[pgRowsItem].Hash, reason)
+	p.markBad(g, g.Index[pgRowsItem].Hash, reason, core.ChecksFailed)
 }
 
 // revert restores the rows g replaced, in one transaction.
@@ -261,14 +261,19 @@ func (p *pgJob) revert(ctx context.Context, g *store.Generation, prev uint64) er
 	return nil
 }
 
-func (p *pgJob) markBad(g *store.Generation, rows index.Hash, reason string) {
+// markBad marks g bad for failure f, and its rows known-bad when
+// core.Judge says so. (A check that failed because Asterisk could not be
+// reached counts as a failed check for a postgres job.)
+func (p *pgJob) markBad(g *store.Generation, rows index.Hash, reason string, f core.Failure) {
 	j := p.j
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}
 	g.State, g.Reason = store.StateBad, reason
-	p.bad[rows.String()] = reason
-	p.save()
+	if core.Judge(f).Blacklist {
+		p.bad[rows.String()] = reason
+		p.save()
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
 		s.Generation = p.genNum

@@ -52,7 +52,7 @@ func (j *job) startTarget(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error(), false)
+				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error(), core.ApplyFailed)
 			}
 		}
 		if g.State == store.StateApplying {
@@ -248,7 +248,7 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		// source repeats its announcement and the next try may succeed.
 		reason := "apply failed: " + err.Error()
 		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
-		j.rollbackFailed(ctx, g, before, reason, false)
+		j.rollbackFailed(ctx, g, before, reason, core.ApplyFailed)
 		return nil, nil
 	}
 	prog.stop() // the checks are no phase of the transfer
@@ -380,7 +380,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 			return
 		}
 		j.log.Warn("generation's templates do not render; rolling back", "generation", g.Number, "reason", err)
-		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), true)
+		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), core.RenderFailed)
 		return
 	}
 	g.Changed = changed // its rollback runs the actions of the renderings too
@@ -395,10 +395,11 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 		// back, but let the source offer it again once Asterisk is up.
 		unavailable := errors.Is(err, ErrAsteriskUnavailable)
 		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err, "asterisk_unavailable", unavailable)
-		j.rollbackFailed(ctx, g, before, err.Error(), !unavailable)
+		f := core.ChecksFailed
 		if unavailable {
-			g.State = store.StateApplying // answered as "not done yet"
+			f = core.AsteriskUnavailable
 		}
+		j.rollbackFailed(ctx, g, before, err.Error(), f)
 		return
 	}
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
@@ -421,10 +422,14 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 }
 
 // rollbackFailed restores the tree to before (byte-exact from the store),
-// runs the actions of the restored items again and marks g bad. When
-// blacklist is set (its checks failed) its content is remembered as bad, so
-// the same announcement is not applied again.
-func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, blacklist bool) {
+// runs the actions of the restored items again and marks g bad. What
+// else follows from failure f is core.Judge's: a blacklisted content is
+// remembered as bad, so the same announcement is not applied again;
+// otherwise a retry reuses g's record. g.State is then the answer to the
+// source (see take).
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, f core.Failure) {
+	judged := core.Judge(f)
+	blacklist := judged.Blacklist
 	if before != nil {
 		if err := j.restore(context.WithoutCancel(ctx), g.Number, before()); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
@@ -456,6 +461,9 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 		j.bad[j.digests.of(g.Index).Hash().String()] = reason
 		j.dirty = true
 		j.save()
+	}
+	if judged.Answer == core.StateApplying {
+		g.State = store.StateApplying // answered as "not done yet"
 	}
 	j.setStatus(func(s *JobStatus) {
 		s.RolledBack++
