@@ -50,7 +50,7 @@ type Target struct {
 	AskedSame uint64
 }
 
-// Event is what happens to one target.
+// TargetEvent is what happens to one target of a push source.
 type TargetEvent interface{ isTargetEvent() }
 
 // Sent: an announcement of Version went out to the target at Time; Same
