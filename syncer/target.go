@@ -477,22 +477,15 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 // fetch gets from peer every file content of want that the store lacks,
 // counting it in prog.
 func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) error {
-	var need []index.Item
-	seen := map[index.Hash]bool{}
 	var base index.Index
 	if j.latest != nil {
 		base = j.latest.Index // its blobs are in the store
 	}
-	for _, it := range j.missingBlobs(newContent(base, want)) {
-		if seen[it.Hash] {
-			continue
-		}
-		if st, ok := j.states[it.Path]; ok && st.Hash == it.Hash {
-			continue // the tree has it; ensureStored copies it
-		}
-		seen[it.Hash] = true
-		need = append(need, it)
-	}
+	// what the tree has, ensureStored copies
+	need := core.ToFetch(j.missingBlobs(newContent(base, want)), func(p string) (index.Hash, bool) {
+		st, ok := j.states[p]
+		return st.Hash, ok
+	})
 	if len(need) == 0 {
 		return nil
 	}
@@ -501,7 +494,13 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 		needBytes += it.Size
 	}
 	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
-	units := j.fetchUnits(need)
+	batching := core.Batching{ItemMax: batchItemMax, Bytes: batchBytes, MaxItems: wire.MaxGetMore + 1}
+	units := batching.Units(need, func(p string) bool {
+		// a file whose path holds other content here may get a delta
+		// against it (fetchOne)
+		st, here := j.states[p]
+		return here && st.Kind == index.KindFile
+	})
 	work := make(chan []index.Item)
 	errs := make(chan error, len(need))
 	var batchRefused atomic.Bool // the source does not know Get.More
@@ -552,32 +551,6 @@ const (
 	batchItemMax = 256 << 10
 	batchBytes   = 4 << 20
 )
-
-// fetchUnits splits need into what is fetched together on one stream and
-// what on its own: a file whose path holds other content here may get a
-// delta against it (fetchOne), small new files go in batches.
-func (j *job) fetchUnits(need []index.Item) [][]index.Item {
-	var units [][]index.Item
-	var batch []index.Item
-	var batchSize int64
-	for _, it := range need {
-		st, here := j.states[it.Path]
-		if it.Size > batchItemMax || (here && st.Kind == index.KindFile) {
-			units = append(units, []index.Item{it})
-			continue
-		}
-		if len(batch) > wire.MaxGetMore || batchSize+it.Size > batchBytes {
-			units = append(units, batch)
-			batch, batchSize = nil, 0
-		}
-		batch = append(batch, it)
-		batchSize += it.Size
-	}
-	if len(batch) > 0 {
-		units = append(units, batch)
-	}
-	return units
-}
 
 // fetchBatch gets the whole content of items on one stream (Get.More) into
 // the store and counts each in prog. It returns how many of them, in
