@@ -239,7 +239,7 @@ func (p *pgJob) announce(force bool) {
 		}
 		msg := &wire.RowsAnnounce{Job: j.cfg.Name, Version: g.number, Base: g.base, Snapshot: g.snapshot, Origin: j.a.node,
 			Hash: g.hash[:], Size: g.size, Rows: g.rows, Schema: g.schema}
-		if err := j.a.mon.Send(name, msg); err != nil {
+		if err := j.sendToTarget(name, msg); err != nil {
 			j.log.Debug("announce failed", "peer", name, "err", err)
 			continue
 		}

@@ -91,7 +91,8 @@ func (j *job) takeAnnouncement(ctx context.Context, peer string, a announcement)
 	}
 }
 
-// answer sends a target's answer to the job's source.
+// answer is the one place a push target (files or postgres) answers an
+// announcement of the job's source.
 func (j *job) answer(peer string, m wire.Message) {
 	if err := j.a.mon.Send(peer, m); err != nil {
 		j.log.Debug("cannot send result", "peer", peer, "err", err)

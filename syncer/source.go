@@ -441,6 +441,12 @@ func (j *job) sendTo(name string, msg *wire.Announce) {
 	j.countInline(name, msg)
 }
 
+// sendToTarget is the one place a push source (files or postgres) sends
+// a message to one of its targets.
+func (j *job) sendToTarget(name string, m wire.Message) error {
+	return j.a.mon.Send(name, m)
+}
+
 // stepTarget steps what happened to target name (core.Target.Step); r is
 // the answer of a core.Answered.
 func (j *job) stepTarget(name string, e core.TargetEvent, r *wire.Result) core.Outcome {
