@@ -34,44 +34,29 @@ func (p *pgJob) startTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := len(infos) - 1; i >= 0; i-- {
-		gi := infos[i]
-		if gi.State == store.StateGood {
-			if gi.SourceVersion == p.have {
-				p.genNum = gi.Number
-			}
-			break
+	recs := make([]core.RowsRecord, len(infos))
+	for i, gi := range infos {
+		recs[i] = core.RowsRecord{Number: gi.Number, State: string(gi.State), SourceVersion: gi.SourceVersion}
+	}
+	start := core.StartRows(recs, p.have)
+	p.genNum = start.Holding
+	for _, n := range start.Abandon {
+		j.log.Warn("a generation was interrupted before its commit; nothing of it was applied", "generation", n)
+		if err := j.a.store.SetState(j.cfg.Name, n, store.StateBad, "interrupted by a restart before commit; nothing was applied"); err != nil {
+			j.log.Warn("cannot mark generation", "err", err)
 		}
-		if gi.State != store.StateApplying {
-			continue
-		}
-		g, err := j.a.store.Generation(j.cfg.Name, gi.Number)
+	}
+	if start.Finish != 0 {
+		g, err := j.a.store.Generation(j.cfg.Name, start.Finish)
 		if err != nil {
 			return err
 		}
-		if gi.SourceVersion != p.have {
-			j.log.Warn("a generation was interrupted before its commit; nothing of it was applied", "generation", gi.Number)
-			if err := j.a.store.SetState(j.cfg.Name, gi.Number, store.StateBad, "interrupted by a restart before commit; nothing was applied"); err != nil {
-				j.log.Warn("cannot mark generation", "err", err)
-			}
-			continue
-		}
 		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
-		prev := uint64(0)
-		if i > 0 {
-			for k := i - 1; k >= 0; k-- {
-				if infos[k].State == store.StateGood {
-					prev = infos[k].SourceVersion
-					break
-				}
-			}
-		}
 		cs, err := p.readChangeset(ctx, g.Index[pgRowsItem].Hash)
 		if err != nil {
 			return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, g.Number, err)
 		}
-		p.finish(ctx, g, cs, prev)
-		break
+		p.finish(ctx, g, cs, start.Prev)
 	}
 	j.setStatus(func(s *JobStatus) {
 		s.Generation = p.genNum

@@ -130,3 +130,57 @@ func (t RowsTarget) Next(latest RowsGen, gens []RowsGen, stored func(gen uint64)
 	t.Pending = false
 	return t, RowsNext{Snapshot: true}
 }
+
+// RowsRecord is one generation a postgres target recorded.
+type RowsRecord struct {
+	Number        uint64
+	State         string // StateGood, StateBad, StateApplying, …
+	SourceVersion uint64 // the source's generation it applies
+}
+
+// RowsStart is what a postgres target does at start, from its recorded
+// generations and the source version its database holds (have).
+type RowsStart struct {
+	// Holding is its generation that holds have (0: none known).
+	Holding uint64
+	// Abandon are generations left "applying" by a restart before their
+	// transaction committed: nothing of them was applied, they are bad.
+	Abandon []uint64
+	// Finish is a generation whose transaction committed before a
+	// restart and whose checks have not run (0: none); Prev is the
+	// source version before it, what a failed check reverts to.
+	Finish, Prev uint64
+}
+
+// StartRows decides, newest first: the newest good generation ends the
+// search (it holds have when its source version is have); a generation
+// left "applying" was committed when the database holds its version —
+// its checks run now — else nothing of it was applied.
+func StartRows(recs []RowsRecord, have uint64) RowsStart {
+	var out RowsStart
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if r.State == StateGood {
+			if r.SourceVersion == have {
+				out.Holding = r.Number
+			}
+			break
+		}
+		if r.State != StateApplying {
+			continue
+		}
+		if r.SourceVersion != have {
+			out.Abandon = append(out.Abandon, r.Number)
+			continue
+		}
+		out.Finish = r.Number
+		for k := i - 1; k >= 0; k-- {
+			if recs[k].State == StateGood {
+				out.Prev = recs[k].SourceVersion
+				break
+			}
+		}
+		break
+	}
+	return out
+}

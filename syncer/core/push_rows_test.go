@@ -75,3 +75,32 @@ func TestRowsTargetStep(t *testing.T) {
 		t.Error("Step changed the rejected set of the state it was given")
 	}
 }
+
+// TestStartRows: what a postgres target finds at start, newest first.
+func TestStartRows(t *testing.T) {
+	g := func(n uint64, state string, v uint64) RowsRecord {
+		return RowsRecord{Number: n, State: state, SourceVersion: v}
+	}
+	for _, c := range []struct {
+		name string
+		recs []RowsRecord
+		have uint64
+		want string
+	}{
+		{"nothing recorded", nil, 0, "{0 [] 0 0}"},
+		{"the newest good holds what the database holds", []RowsRecord{g(1, StateGood, 3), g(2, StateGood, 5)}, 5, "{2 [] 0 0}"},
+		{"the newest good is not what the database holds", []RowsRecord{g(1, StateGood, 3), g(2, StateGood, 5)}, 4, "{0 [] 0 0}"},
+		{"bad ones above the newest good are passed over", []RowsRecord{g(1, StateGood, 3), g(2, StateBad, 5)}, 3, "{1 [] 0 0}"},
+		{"committed before a restart: its checks run, revert to the good one before",
+			[]RowsRecord{g(1, StateGood, 3), g(2, StateBad, 4), g(3, StateApplying, 5)}, 5, "{0 [] 3 3}"},
+		{"not committed: abandoned, the search goes on",
+			[]RowsRecord{g(1, StateGood, 3), g(2, StateApplying, 5), g(3, StateApplying, 6)}, 3, "{1 [3 2] 0 0}"},
+		{"an abandoned one above a committed one",
+			[]RowsRecord{g(1, StateGood, 3), g(2, StateApplying, 5), g(3, StateApplying, 6)}, 5, "{0 [3] 2 3}"},
+		{"committed with no good one before", []RowsRecord{g(1, StateApplying, 1)}, 1, "{0 [] 1 0}"},
+	} {
+		if got := fmt.Sprint(StartRows(c.recs, c.have)); got != c.want {
+			t.Errorf("%s: StartRows = %s, want %s", c.name, got, c.want)
+		}
+	}
+}
