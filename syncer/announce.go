@@ -104,7 +104,7 @@ func (j *job) sendAnnouncement(peer string, msg *wire.Announce) error {
 		j.log.Debug("announcing in parts", "peer", peer, "version", msg.Version, "items", len(msg.Items), "parts", len(parts))
 	}
 	for _, part := range parts {
-		if err := j.a.mon.Send(peer, part); err != nil {
+		if err := j.sendToTarget(peer, part); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"pbxsync/internal/store"
 	"pbxsync/internal/tmpl"
 	"pbxsync/internal/wire"
+	"pbxsync/syncer/core"
 )
 
 // event is one input to a job's loop.
@@ -45,21 +46,57 @@ type rollbackResult struct {
 	err        error
 }
 
-// targetState is what the source knows of one target's progress.
+// targetState is what the source knows of one target's progress: a
+// core.Target (view) with its last answer in full, for the status.
 type targetState struct {
 	version  uint64 // last version announced to it
 	sentAt   time.Time
 	result   *wire.Result // its last answer
 	needFull bool         // it asked for a complete announcement
 	// progressAt is when it last reported progress on the version it
-	// was sent: it is working on it, and is not sent it again meanwhile.
+	// was sent (see core.Target.ProgressAt).
 	progressAt time.Time
-	// askedSame is the generation it was last asked whether it holds (an
-	// announcement against that generation itself) since the source
-	// started or it came up, 0 when not asked. While it has not answered,
-	// a repeat asks again (a target starting over a large tree answers
-	// late); a newer generation goes to it complete.
+	// askedSame: see core.Target.AskedSame.
 	askedSame uint64
+}
+
+// view is t as the push policy reads it.
+func (t *targetState) view(name string) core.Target {
+	v := core.Target{Name: name, Sent: t.version, SentAt: unixNano(t.sentAt), NeedFull: t.needFull,
+		ProgressAt: unixNano(t.progressAt), AskedSame: t.askedSame}
+	if t.result != nil {
+		a := answerOf(t.result)
+		v.Answer = &a
+	}
+	return v
+}
+
+// take makes t the state n a step of the push policy returned; r is the
+// answer that step took (n.Answer), nil when it took none.
+func (t *targetState) take(n core.Target, r *wire.Result) {
+	t.version, t.sentAt, t.needFull, t.progressAt, t.askedSame = n.Sent, timeOf(n.SentAt), n.NeedFull, timeOf(n.ProgressAt), n.AskedSame
+	switch {
+	case n.Answer == nil:
+		t.result = nil
+	case r != nil:
+		t.result = r
+	}
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// timeOf is the time of Unix nanoseconds n, the zero time for 0.
+func timeOf(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // persisted is the per-job state kept in the store between runs.
@@ -370,8 +407,8 @@ func (j *job) onEvent(ctx context.Context, e event) {
 	case e.peerChange:
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
-			if t, ok := j.targets[e.peer]; ok {
-				t.sentAt, t.result, t.askedSame = time.Time{}, nil, 0 // announce again at once: it may have lost its state while away
+			if _, ok := j.targets[e.peer]; ok {
+				j.stepTarget(e.peer, core.Returned{}, nil) // announce again at once: it may have lost its state while away
 			}
 			j.announce(false)
 		}
@@ -724,6 +761,21 @@ func (j *job) offer(cur, prev index.Index) {
 	j.serving, j.servedRefs, j.servedPrev = serving, refs, served
 }
 
+// rollbackTo is the generation a rollback without --to goes to
+// (core.RollbackTo): the newest good one before latest.
+func (j *job) rollbackTo(latest uint64) (uint64, bool, error) {
+	infos, err := j.a.store.Generations(j.cfg.Name)
+	if err != nil {
+		return 0, false, err
+	}
+	gens := make([]core.Gen, len(infos))
+	for i, gi := range infos {
+		gens[i] = core.Gen{Number: gi.Number, Good: gi.State == store.StateGood}
+	}
+	to, ok := core.RollbackTo(gens, latest)
+	return to, ok, nil
+}
+
 func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error) {
 	switch {
 	case !j.isSource && !hold:
@@ -737,17 +789,12 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 		return 0, errors.New("no generation to roll back from")
 	}
 	if to == 0 {
-		gens, err := j.a.store.Generations(j.cfg.Name)
-		if err != nil {
+		var ok bool
+		var err error
+		if to, ok, err = j.rollbackTo(j.latest.Number); err != nil {
 			return 0, err
 		}
-		for i := len(gens) - 1; i >= 0; i-- {
-			if gens[i].Number < j.latest.Number && gens[i].State == store.StateGood {
-				to = gens[i].Number
-				break
-			}
-		}
-		if to == 0 {
+		if !ok {
 			return 0, errors.New("no earlier good generation to roll back to")
 		}
 	}

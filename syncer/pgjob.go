@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
+	"pbxsync/syncer/core"
 )
 
 // jobKind is a job type other than files: it runs in place of the files
@@ -46,17 +47,6 @@ type pgGen struct {
 	schema       []wire.TableSchema
 }
 
-// pgTarget is what a source knows of one target's database.
-type pgTarget struct {
-	have     uint64 // source generation its database holds
-	known    bool   // have came from the target
-	sent     uint64 // last version announced to it
-	sentAt   time.Time
-	result   *wire.Result
-	pending  bool            // it needs a snapshot
-	rejected map[uint64]bool // generations it refused
-}
-
 // pgPersisted is the state of a postgres job kept in the store.
 type pgPersisted struct {
 	Bad map[string]string `json:"bad"` // changeset blob hash -> why it failed here
@@ -77,7 +67,7 @@ type pgJob struct {
 	// source
 	gens    map[uint64]*pgGen
 	latest  *pgGen
-	targets map[string]*pgTarget
+	targets map[string]*core.RowsTarget
 
 	// target
 	have   uint64 // source generation the database holds
@@ -86,7 +76,7 @@ type pgJob struct {
 }
 
 func newPGJob(j *job) *pgJob {
-	return &pgJob{j: j, wake: make(chan struct{}, 1), gens: map[uint64]*pgGen{}, targets: map[string]*pgTarget{}, bad: map[string]string{}}
+	return &pgJob{j: j, wake: make(chan struct{}, 1), gens: map[uint64]*pgGen{}, targets: map[string]*core.RowsTarget{}, bad: map[string]string{}}
 }
 
 // errStop ends a job's loop for good (until a reload or restart).
@@ -250,8 +240,8 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 	case e.peerChange:
 		p.j.markPeerDown(e)
 		if p.j.isSource && e.peerUp {
-			if t := p.targets[e.peer]; t != nil {
-				t.sentAt = time.Time{}
+			if p.targets[e.peer] != nil {
+				p.stepTarget(e.peer, core.Returned{})
 			}
 			p.announce(false)
 		}

@@ -105,17 +105,12 @@ func (p *pgJob) rollback(ctx context.Context, to uint64, hold bool) (uint64, err
 		return 0, fmt.Errorf("job %q: no generation to roll back from", j.cfg.Name)
 	}
 	if to == 0 {
-		gens, err := j.a.store.Generations(j.cfg.Name)
-		if err != nil {
+		var ok bool
+		var err error
+		if to, ok, err = j.rollbackTo(p.latest.number); err != nil {
 			return 0, err
 		}
-		for i := len(gens) - 1; i >= 0; i-- {
-			if gens[i].Number < p.latest.number && gens[i].State == store.StateGood {
-				to = gens[i].Number
-				break
-			}
-		}
-		if to == 0 {
+		if !ok {
 			return 0, fmt.Errorf("job %q: no earlier good generation to roll back to", j.cfg.Name)
 		}
 	}

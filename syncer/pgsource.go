@@ -13,6 +13,7 @@ import (
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
+	"pbxsync/syncer/core"
 )
 
 // startSource loads the chain of recorded generations and, when there is
@@ -47,7 +48,7 @@ func (p *pgJob) startSource(ctx context.Context) error {
 	}
 	for _, t := range j.cfg.Targets {
 		if t != j.a.node {
-			p.targets[t] = &pgTarget{rejected: map[uint64]bool{}}
+			p.targets[t] = &core.RowsTarget{}
 		}
 	}
 	if p.latest == nil {
@@ -192,45 +193,31 @@ func (p *pgJob) collectAs(ctx context.Context, reason string) error {
 	return nil
 }
 
-// nextFor picks the generation to send to t: the one that follows on from
-// what its database holds, the newest when that is unknown (it answers
-// with RowsHave if it cannot use it), or a new snapshot when the chain
-// from its version is gone.
-func (p *pgJob) nextFor(ctx context.Context, t *pgTarget) *pgGen {
-	l := p.latest
-	if l == nil {
+// nextFor picks the generation to send to target name (core.RowsTarget.Next),
+// taking a new snapshot when it asks for one.
+func (p *pgJob) nextFor(ctx context.Context, name string) *pgGen {
+	if p.latest == nil {
 		return nil
 	}
-	if t.result != nil && t.result.Version == l.number && (t.result.State == "good" || t.result.State == "bad") {
-		return nil // done, or it refused this one: wait for the next change
-	}
-	if !t.known {
-		return l
-	}
-	if t.have == l.number {
-		return nil
-	}
-	var next *pgGen
+	gens := make([]core.RowsGen, 0, len(p.gens))
 	for _, g := range p.gens {
-		if g.base == t.have && g.number > t.have && !t.rejected[g.number] && p.j.a.store.Has(g.hash) && (next == nil || g.number < next.number) {
-			next = g
+		gens = append(gens, core.RowsGen{Number: g.number, Base: g.base, Snapshot: g.snapshot})
+	}
+	l := p.latest
+	t, next := p.targets[name].Next(core.RowsGen{Number: l.number, Base: l.base, Snapshot: l.snapshot}, gens,
+		func(n uint64) bool { return p.j.a.store.Has(p.gens[n].hash) })
+	*p.targets[name] = t
+	switch {
+	case next.Snapshot:
+		if err := p.snapshot(ctx, "snapshot for a target that is behind"); err != nil {
+			p.j.log.Warn("cannot take a snapshot", "err", err)
+			return nil
 		}
+		return p.latest
+	case next.Gen != 0:
+		return p.gens[next.Gen]
 	}
-	if next != nil {
-		return next
-	}
-	if l.snapshot && l.number > t.have {
-		return l
-	}
-	if !t.pending {
-		return l
-	}
-	t.pending = false
-	if err := p.snapshot(ctx, "snapshot for a target that is behind"); err != nil {
-		p.j.log.Warn("cannot take a snapshot", "err", err)
-		return nil
-	}
-	return p.latest
+	return nil
 }
 
 // announce sends each target the generation it needs next; unanswered
@@ -246,49 +233,49 @@ func (p *pgJob) announce(force bool) {
 		if t == nil || !j.a.mon.Connected(name) {
 			continue
 		}
-		g := p.nextFor(ctx, t)
-		if g == nil {
-			continue
-		}
-		if t.sent == g.number && !force && time.Since(t.sentAt) < 3*time.Second {
+		g := p.nextFor(ctx, name)
+		if g == nil || !core.Due(t.Sent, t.SentAt, g.number, time.Now().UnixNano(), int64(announceRepeat), force) {
 			continue
 		}
 		msg := &wire.RowsAnnounce{Job: j.cfg.Name, Version: g.number, Base: g.base, Snapshot: g.snapshot, Origin: j.a.node,
 			Hash: g.hash[:], Size: g.size, Rows: g.rows, Schema: g.schema}
-		if err := j.a.mon.Send(name, msg); err != nil {
+		if err := j.sendToTarget(name, msg); err != nil {
 			j.log.Debug("announce failed", "peer", name, "err", err)
 			continue
 		}
-		t.sent, t.sentAt = g.number, time.Now()
+		p.stepTarget(name, core.Sent{Version: g.number, Time: time.Now().UnixNano()})
 	}
+}
+
+// stepTarget steps what happened to target name (core.RowsTarget.Step)
+// and carries out what it means for the job.
+func (p *pgJob) stepTarget(name string, e core.TargetEvent) core.Outcome {
+	t, out := p.targets[name].Step(e)
+	*p.targets[name] = t
+	return out
 }
 
 // onHave learns which generation a target's database holds.
 func (p *pgJob) onHave(peer string, m *wire.RowsHave) {
-	t := p.targets[peer]
-	if !p.j.isSource || t == nil {
+	if !p.j.isSource || p.targets[peer] == nil {
 		p.j.log.Warn("ignoring RowsHave from a peer that is not a target of this job", "peer", peer)
 		return
 	}
-	t.have, t.known, t.pending, t.result = m.Version, true, true, nil
-	t.sentAt = time.Time{}
-	p.announce(true)
+	out := p.stepTarget(peer, core.Has{Version: m.Version})
+	if out.Again {
+		p.announce(out.Force)
+	}
 }
 
 // onResult records a target's answer.
 func (p *pgJob) onResult(peer string, r *wire.Result) {
 	j := p.j
-	t := p.targets[peer]
-	if !j.isSource || t == nil {
+	if !j.isSource || p.targets[peer] == nil {
 		j.log.Warn("ignoring a result from a peer that is not a target of this job", "peer", peer)
 		return
 	}
-	t.result = r
-	switch r.State {
-	case "good":
-		t.have, t.known = r.Version, true
-	case "bad":
-		t.rejected[r.Version] = true
+	out := p.stepTarget(peer, core.Answered{Answer: answerOf(r), Latest: p.base(), Time: time.Now().UnixNano()})
+	if out.Rejected {
 		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
 		j.log.Warn("target rejected a generation", "peer", peer, "generation", r.Version, "reason", r.Reason)
 		if p.latest != nil && r.Version == p.latest.number {
@@ -298,8 +285,12 @@ func (p *pgJob) onResult(peer string, r *wire.Result) {
 			j.setStatus(func(s *JobStatus) { s.State, s.LastError = string(store.StateBad), reason })
 		}
 	}
-	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
-	p.announce(false)
+	if out.Record {
+		j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
+	}
+	if out.Again {
+		p.announce(out.Force)
+	}
 }
 
 // serveGet sends a target the stored changeset it asks for: the same

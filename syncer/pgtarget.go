@@ -7,12 +7,14 @@ import (
 	"io"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
+	"pbxsync/syncer/core"
 )
 
 // startTarget reads which source generation the database holds and
@@ -32,44 +34,29 @@ func (p *pgJob) startTarget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i := len(infos) - 1; i >= 0; i-- {
-		gi := infos[i]
-		if gi.State == store.StateGood {
-			if gi.SourceVersion == p.have {
-				p.genNum = gi.Number
-			}
-			break
+	recs := make([]core.RowsRecord, len(infos))
+	for i, gi := range infos {
+		recs[i] = core.RowsRecord{Number: gi.Number, State: string(gi.State), SourceVersion: gi.SourceVersion}
+	}
+	start := core.StartRows(recs, p.have)
+	p.genNum = start.Holding
+	for _, n := range start.Abandon {
+		j.log.Warn("a generation was interrupted before its commit; nothing of it was applied", "generation", n)
+		if err := j.a.store.SetState(j.cfg.Name, n, store.StateBad, "interrupted by a restart before commit; nothing was applied"); err != nil {
+			j.log.Warn("cannot mark generation", "err", err)
 		}
-		if gi.State != store.StateApplying {
-			continue
-		}
-		g, err := j.a.store.Generation(j.cfg.Name, gi.Number)
+	}
+	if start.Finish != 0 {
+		g, err := j.a.store.Generation(j.cfg.Name, start.Finish)
 		if err != nil {
 			return err
 		}
-		if gi.SourceVersion != p.have {
-			j.log.Warn("a generation was interrupted before its commit; nothing of it was applied", "generation", gi.Number)
-			if err := j.a.store.SetState(j.cfg.Name, gi.Number, store.StateBad, "interrupted by a restart before commit; nothing was applied"); err != nil {
-				j.log.Warn("cannot mark generation", "err", err)
-			}
-			continue
-		}
 		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
-		prev := uint64(0)
-		if i > 0 {
-			for k := i - 1; k >= 0; k-- {
-				if infos[k].State == store.StateGood {
-					prev = infos[k].SourceVersion
-					break
-				}
-			}
-		}
 		cs, err := p.readChangeset(ctx, g.Index[pgRowsItem].Hash)
 		if err != nil {
 			return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, g.Number, err)
 		}
-		p.finish(ctx, g, cs, prev)
-		break
+		p.finish(ctx, g, cs, start.Prev)
 	}
 	j.setStatus(func(s *JobStatus) {
 		s.Generation = p.genNum
@@ -85,60 +72,84 @@ func (p *pgJob) startTarget(ctx context.Context) error {
 
 // onAnnounce applies the generation a source announces when it follows on
 // from what the database holds (or is a snapshot), else tells the source
-// what it holds.
+// what it holds (core.Admit decides; takeAnnouncement carries it out).
 func (p *pgJob) onAnnounce(ctx context.Context, peer string, m *wire.RowsAnnounce) error {
-	j := p.j
-	if j.isSource || peer != j.cfg.Source {
-		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
+	if !p.j.acceptsAnnouncement(peer) {
 		return nil
 	}
-	reply := func(gen uint64, state, reason string) {
-		if err := j.a.mon.Send(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
-			j.log.Debug("cannot send result", "peer", peer, "err", err)
-		}
-	}
-	h := wire.HashOf(m.Hash)
-	if m.Version == p.have {
-		reply(p.genNum, "good", "")
-		return nil
-	}
-	if reason, isBad := p.bad[h.String()]; isBad {
-		reply(0, "bad", reason)
-		return nil
-	}
-	if !m.Snapshot && m.Base != p.have {
-		if err := j.a.mon.Send(peer, &wire.RowsHave{Job: j.cfg.Name, Version: p.have}); err != nil {
-			j.log.Debug("cannot send RowsHave", "peer", peer, "err", err)
-		}
-		return nil
-	}
+	return p.j.takeAnnouncement(ctx, peer, &rowsAnnouncement{p: p, peer: peer, m: m})
+}
+
+// rowsAnnouncement is an announcement of a postgres push job: one
+// changeset, on a base version or a snapshot.
+type rowsAnnouncement struct {
+	p     *pgJob
+	peer  string
+	m     *wire.RowsAnnounce
+	conn  *pgx.Conn
+	local []wire.TableSchema // the tables' schema here
+}
+
+func (a *rowsAnnouncement) version() uint64 { return a.m.Version }
+
+func (a *rowsAnnouncement) offer() core.Offer { return core.Offer{AtVersion: a.m.Version == a.p.have} }
+
+// read looks the changeset up among those that failed here.
+func (a *rowsAnnouncement) read() (core.ReadFacts, error) {
+	reason, isBad := a.p.bad[wire.HashOf(a.m.Hash).String()]
+	return core.ReadFacts{IsBad: isBad, Bad: reason, BaseKnown: a.m.Snapshot || a.m.Base == a.p.have}, nil
+}
+
+// check compares the announced schema with the database's; a mismatch
+// stops the job.
+func (a *rowsAnnouncement) check(ctx context.Context) (core.Checked, error) {
+	p := a.p
 	conn, err := p.db(ctx)
 	if err != nil {
-		return err
+		return core.Checked{}, err
 	}
-	local, err := hostmon.ReadSchema(ctx, conn, j.cfg.Tables)
-	if err != nil {
-		return fmt.Errorf("job %s: %w", j.cfg.Name, err)
+	a.conn = conn
+	if a.local, err = hostmon.ReadSchema(ctx, conn, p.j.cfg.Tables); err != nil {
+		return core.Checked{}, fmt.Errorf("job %s: %w", p.j.cfg.Name, err)
 	}
-	if err := hostmon.CompareSchema(m.Schema, local); err != nil {
-		return p.schemaMismatch(reply, err)
+	if err := hostmon.CompareSchema(a.m.Schema, a.local); err != nil {
+		stop := p.schemaMismatch(err)
+		return core.Checked{Refusal: stop.Error()}, stop
 	}
+	return core.Checked{}, nil
+}
+
+func (a *rowsAnnouncement) holding() uint64 { return a.p.genNum }
+
+func (a *rowsAnnouncement) resync() wire.Message {
+	return &wire.RowsHave{Job: a.p.j.cfg.Name, Version: a.p.have}
+}
+
+func (a *rowsAnnouncement) done() {}
+
+// take fetches the changeset, applies it in one transaction that records
+// the rows it replaces, and runs the checks.
+func (a *rowsAnnouncement) take(ctx context.Context) (*wire.Result, error) {
+	p, peer, m, conn, local := a.p, a.peer, a.m, a.conn, a.local
+	j := p.j
+	h := wire.HashOf(m.Hash)
 	started := time.Now()
 	j.setStatus(func(s *JobStatus) { s.State = string(store.StateApplying) })
 	if !j.a.store.Has(h) {
 		if err := p.fetchRows(ctx, peer, h, m.Size); err != nil {
-			return fmt.Errorf("job %s: fetch generation %d: %w", j.cfg.Name, m.Version, err)
+			return nil, fmt.Errorf("job %s: fetch generation %d: %w", j.cfg.Name, m.Version, err)
 		}
 	}
 	cs, err := p.readChangeset(ctx, h)
 	if err != nil {
-		return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, m.Version, err)
+		return nil, fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, m.Version, err)
 	}
 	if cs.Base != m.Base || cs.Snapshot != m.Snapshot {
-		return fmt.Errorf("job %s: generation %d: the rows do not match the announcement", j.cfg.Name, m.Version)
+		return nil, fmt.Errorf("job %s: generation %d: the rows do not match the announcement", j.cfg.Name, m.Version)
 	}
 	if err := hostmon.CompareSchema(cs.Schema, local); err != nil {
-		return p.schemaMismatch(reply, err)
+		stop := p.schemaMismatch(err)
+		return &wire.Result{Job: j.cfg.Name, Version: m.Version, State: "bad", Reason: stop.Error()}, stop
 	}
 	prev := p.have
 	var g *store.Generation
@@ -162,27 +173,26 @@ func (p *pgJob) onAnnounce(ctx context.Context, peer string, m *wire.RowsAnnounc
 			if g != nil {
 				j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, "not applied: "+err.Error())
 			}
-			return fmt.Errorf("job %s: apply generation %d: %w", j.cfg.Name, m.Version, err)
+			return nil, fmt.Errorf("job %s: apply generation %d: %w", j.cfg.Name, m.Version, err)
 		}
 		reason := "apply failed, nothing was changed: " + err.Error()
 		j.log.Error("apply failed; the transaction was rolled back", "generation", g.Number, "err", err)
-		p.markBad(g, h, reason)
-		reply(g.Number, "bad", reason)
-		return nil
+		p.markBad(g, h, reason, core.RowsRefused)
+		return &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: g.Number, State: "bad", Reason: reason}, nil
 	}
 	p.have = m.Version
 	p.finish(ctx, g, cs, prev)
 	if g.State == store.StateGood {
 		j.log.Info("applied", "generation", g.Number, "source_version", m.Version, "rows", cs.Rows(), "snapshot", cs.Snapshot, "took", time.Since(started).Round(time.Millisecond))
 	}
-	reply(g.Number, string(g.State), g.Reason)
-	return nil
+	return &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: g.Number, State: string(g.State), Reason: g.Reason}, nil
 }
 
-func (p *pgJob) schemaMismatch(reply func(uint64, string, string), err error) error {
+// schemaMismatch is the error that stops a postgres target whose tables'
+// schema differs from the source's.
+func (p *pgJob) schemaMismatch(err error) errStop {
 	err = fmt.Errorf("job %s stopped: %w; nothing was applied", p.j.cfg.Name, err)
 	p.j.log.Error("schema mismatch", "err", err)
-	reply(0, "bad", err.Error())
 	return errStop{err}
 }
 
@@ -212,7 +222,7 @@ func (p *pgJob) finish(ctx context.Context, g *store.Generation, cs *hostmon.Cha
 	} else {
 		p.have = prev
 	}
-	p.markBad(g, g.Index[pgRowsItem].Hash, reason)
+	p.markBad(g, g.Index[pgRowsItem].Hash, reason, core.ChecksFailed)
 }
 
 // revert restores the rows g replaced, in one transaction.
@@ -236,14 +246,19 @@ func (p *pgJob) revert(ctx context.Context, g *store.Generation, prev uint64) er
 	return nil
 }
 
-func (p *pgJob) markBad(g *store.Generation, rows index.Hash, reason string) {
+// markBad marks g bad for failure f, and its rows known-bad when
+// core.Judge says so. (A check that failed because Asterisk could not be
+// reached counts as a failed check for a postgres job.)
+func (p *pgJob) markBad(g *store.Generation, rows index.Hash, reason string, f core.Failure) {
 	j := p.j
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}
 	g.State, g.Reason = store.StateBad, reason
-	p.bad[rows.String()] = reason
-	p.save()
+	if core.Judge(f).Blacklist {
+		p.bad[rows.String()] = reason
+		p.save()
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
 		s.Generation = p.genNum

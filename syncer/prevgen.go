@@ -25,9 +25,6 @@ type prevEntry struct {
 	ok bool
 }
 
-// known reports whether there is a generation before the newest.
-func (p *prevGen) known() bool { return p.number != 0 }
-
 // lookup returns the item of the generation before at path p, where cur
 // is the newest generation's index.
 func (p *prevGen) lookup(cur index.Index, path string) (index.Item, bool) {

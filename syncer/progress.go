@@ -256,5 +256,5 @@ const progressFresh = 5 * progressEvery
 // busyWith reports whether the target reported progress on version v
 // recently: the source does not repeat v's announcement to it meanwhile.
 func (t *targetState) busyWith(v uint64) bool {
-	return t.result != nil && t.result.Version == v && t.result.Progress != nil && time.Since(t.progressAt) < progressFresh
+	return t.view("").Busy(v, time.Now().UnixNano(), int64(progressFresh))
 }

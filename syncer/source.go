@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
+	"pbxsync/syncer/core"
 )
 
 // startSource records the tree as a new generation when it differs from the
@@ -269,27 +270,18 @@ func (j *job) useDelta(size int64) bool {
 	return size >= config.DeltaMinSize
 }
 
-// announceKind selects a variant of the announcement of one generation.
+// announceKind selects a variant of the announcement of one generation
+// (core.Kind says which a target gets).
 type announceKind struct {
 	delta       bool // inline content as deltas against the previous generation, where useDelta says so
 	incremental bool // only the changes against the previous generation
-	// same: against the newest generation itself, no items, no content:
-	// "do you hold it?", for a target whose state the source does not
-	// know (after either side restarted); one that does not answers
-	// resync and gets the complete announcement.
-	same bool
+	same        bool // against the newest generation itself: "do you hold it?"
 }
 
-// announcementFor returns the announcement of the newest generation for
-// target t: incremental when t acknowledged the previous generation, with
-// inline deltas against that generation where useDelta says so. Each
-// variant is built once per generation.
-func (j *job) announcementFor(t *targetState) *wire.Announce {
-	k := announceKind{delta: j.cfg.Delta != config.DeltaNever && j.prev.known()}
-	k.incremental = j.prev.known() && !t.needFull && t.result != nil && t.result.State == "good" && t.result.Version == j.prev.number
-	if !t.needFull && t.result == nil && (t.askedSame == 0 || t.askedSame == j.latest.Number) {
-		k = announceKind{same: true}
-	}
+// announcementFor returns the announcement of kind k of the newest
+// generation. Each variant is built once per generation.
+func (j *job) announcementFor(ck core.Kind) *wire.Announce {
+	k := announceKind{delta: ck.Delta, incremental: ck.Incremental, same: ck.Same}
 	if msg, ok := j.announcements[k]; ok && msg.Version == j.latest.Number {
 		if u := j.unreadableUnknown(); !slices.Equal(u, msg.Unreadable) {
 			cp := *msg // a sent message is never changed
@@ -373,11 +365,36 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 	return msg
 }
 
-// announce sends the newest generation to the targets that lack it: all at
-// once for order = "parallel", the first unfinished one for "rolling", the
-// open waves for "rolling-sites" (rollingsites.go).
-// Unanswered announcements are repeated every few seconds; force repeats
-// them now.
+// sourcePolicy is the job's push policy as a source (core.Source).
+func (j *job) sourcePolicy() core.Source {
+	order := core.OrderParallel
+	if j.cfg.Order == config.OrderRolling {
+		order = core.OrderRolling
+	}
+	return core.Source{Order: order, Repeat: int64(announceRepeat), Fresh: int64(progressFresh), NoDelta: j.cfg.Delta == config.DeltaNever}
+}
+
+// announceRepeat is how long a source waits for a target's answer before
+// it repeats an announcement.
+const announceRepeat = 3 * time.Second
+
+// targetViews is what the source knows of its targets, in the job's order.
+func (j *job) targetViews() []core.Target {
+	out := make([]core.Target, 0, len(j.cfg.Targets))
+	for _, name := range j.cfg.Targets {
+		if t := j.targets[name]; t != nil {
+			out = append(out, t.view(name))
+		}
+	}
+	return out
+}
+
+// announce sends the newest generation to the targets that lack it, as
+// core.Source.Round decides (all at once for order = "parallel", the
+// first unfinished one for "rolling"; for "rolling-sites" all of the open
+// waves, rollingsites.go). Unanswered announcements are repeated every
+// few seconds; force repeats them now. Targets of another site are sent
+// through that site's relay (sendRouted).
 func (j *job) announce(force bool) {
 	if j.latest == nil {
 		return
@@ -388,83 +405,77 @@ func (j *job) announce(force bool) {
 	}
 	j.planRoutes()
 	defer j.flushRelayed()
-	var open map[string]bool // order = "rolling-sites": who may have v now
+	targets := j.targetViews()
 	if j.cfg.Order == config.OrderRollingSites {
-		open = j.rollingSitesOpen(v)
+		// one wave at a time; inside the open waves all at once
+		open := j.rollingSitesOpen(v)
+		targets = slices.DeleteFunc(targets, func(t core.Target) bool { return !open[t.Name] })
 	}
-	for _, name := range j.cfg.Targets {
-		t := j.targets[name]
-		if t == nil || (open != nil && !open[name]) {
-			continue
+	r := j.sourcePolicy().Round(core.Round{Time: time.Now().UnixNano(), Latest: v, Prev: j.prev.number, Force: force,
+		Targets: targets, Health: j.asteriskDown})
+	for _, name := range r.Waiting {
+		// its Asterisk is down: the generation is queued until it is back
+		reason := "waiting until its Asterisk is up"
+		if _, why := j.asteriskDown(name); why != "" {
+			reason += ": " + why
 		}
-		if t.result != nil && t.result.Version == v && t.result.State != string(store.StateApplying) { // an interrupted apply is asked again
-			if t.result.State == "good" || t.result.State == ResultHeld {
-				continue // a held target asks again on resume; a rollout goes on past it
-			}
-			if j.cfg.Order == config.OrderRolling {
-				return // the rollout stops at a target that refused it
-			}
-			continue
-		}
-		if st := j.a.mon.PeerState(name); st != nil && st.Asterisk == "down" {
-			// its Asterisk is down: queue the generation until it is back
-			reason := "waiting until its Asterisk is up"
-			if st.AsteriskError != "" {
-				reason += ": " + st.AsteriskError
-			}
-			j.setStatus(func(s *JobStatus) {
-				s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: t.version, State: "waiting", Reason: reason})
-			})
-			if j.cfg.Order == config.OrderRolling {
-				return
-			}
-			continue
-		}
-		if t.busyWith(v) {
-			// it reports progress on this generation: a repeat would only
-			// queue behind its work (and cost a complete index each time)
-		} else if t.version != v || force || time.Since(t.sentAt) > 3*time.Second {
-			msg := j.announcementFor(t)
-			if reached, err := j.sendRouted(name, msg); reached {
-				if err != nil {
-					j.log.Debug("announce failed", "peer", name, "err", err)
-				} else {
-					t.version, t.sentAt = v, time.Now()
-					if msg.Base == msg.Version {
-						t.askedSame = v
-					}
-				}
-			}
-		}
-		if j.cfg.Order == config.OrderRolling {
-			return // one target at a time
-		}
+		sent := j.targets[name].version
+		j.setStatus(func(s *JobStatus) {
+			s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: sent, State: "waiting", Reason: reason})
+		})
 	}
+	for _, a := range r.Send {
+		j.sendTo(a.To, j.announcementFor(a.Kind))
+	}
+}
+
+// asteriskDown reports whether the Asterisk of peer is down, and why.
+func (j *job) asteriskDown(peer string) (bool, string) {
+	if st := j.a.mon.PeerState(peer); st != nil && st.Asterisk == "down" {
+		return true, st.AsteriskError
+	}
+	return false, ""
+}
+
+// sendTo sends target name an announcement on its route (sendRouted:
+// directly, or through its site's relay) when it can be reached, and
+// records that it went out.
+func (j *job) sendTo(name string, msg *wire.Announce) {
+	reached, err := j.sendRouted(name, msg)
+	if !reached {
+		return
+	}
+	if err != nil {
+		j.log.Debug("announce failed", "peer", name, "err", err)
+		return
+	}
+	j.stepTarget(name, core.Sent{Version: msg.Version, Same: msg.Base == msg.Version, Time: time.Now().UnixNano()}, nil)
+}
+
+// sendToTarget is the one place a push source (files or postgres) sends
+// a message to one of its targets.
+func (j *job) sendToTarget(name string, m wire.Message) error {
+	return j.a.mon.Send(name, m)
+}
+
+// stepTarget steps what happened to target name (core.Target.Step); r is
+// the answer of a core.Answered.
+func (j *job) stepTarget(name string, e core.TargetEvent, r *wire.Result) core.Outcome {
+	t := j.targets[name]
+	n, out := t.view(name).Step(e)
+	t.take(n, r)
+	return out
 }
 
 // onResult records a target's answer and moves a rolling rollout on.
 func (j *job) onResult(peer string, r *wire.Result) {
-	t, ok := j.targets[peer]
-	if !j.isSource || !ok {
+	if _, ok := j.targets[peer]; !j.isSource || !ok {
 		j.log.Warn("ignoring a result from a peer that is not a target of this job", "peer", peer)
 		return
 	}
-	if r.State == wire.ResultResync {
-		// it does not hold the base of an incremental announcement
-		t.result, t.needFull, t.sentAt = nil, true, time.Time{}
-		j.announce(false)
-		return
-	}
-	t.result = r
-	t.progressAt = time.Time{}
-	if r.Progress != nil {
-		t.progressAt = time.Now()
-	}
-	if r.State == "good" && r.Version == j.latestNumber() {
-		t.needFull = false
-		j.dropCompleteAnnouncements()
-	}
-	if r.State == "bad" {
+	out := j.stepTarget(peer, core.Answered{Answer: answerOf(r), Latest: j.latestNumber(), Time: time.Now().UnixNano()}, r)
+	j.dropCompleteAnnouncements()
+	if out.Rejected {
 		reason := fmt.Sprintf("target %s rejected generation %d: %s", peer, r.Version, r.Reason)
 		j.log.Warn("target rejected a generation and rolled back", "peer", peer, "generation", r.Version, "reason", r.Reason)
 		if j.latest != nil && r.Version == j.latest.Number {
@@ -477,18 +488,25 @@ func (j *job) onResult(peer string, r *wire.Result) {
 	} else if r.State == "good" && j.latest != nil && r.Version == j.latest.Number {
 		j.log.Debug("target applied generation", "peer", peer, "generation", r.Version)
 	}
-	j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
-	j.announce(false)
+	if out.Record {
+		j.setStatus(func(s *JobStatus) { s.setTarget(peer, r) })
+	}
+	if out.Again {
+		j.announce(false)
+	}
+}
+
+// answerOf is a target's Result as the push policy reads it.
+func answerOf(r *wire.Result) core.Answer {
+	return core.Answer{Version: r.Version, State: r.State, Progress: r.Progress != nil}
 }
 
 // dropCompleteAnnouncements lets go of the complete announcements of the
 // newest generation (every item of the job) once every target holds it:
 // a later one, for a target that restarts or asks for it, is built again.
 func (j *job) dropCompleteAnnouncements() {
-	for _, name := range j.cfg.Targets {
-		if t := j.targets[name]; t == nil || t.result == nil || t.result.State != "good" || t.result.Version != j.latestNumber() {
-			return
-		}
+	if len(j.targetViews()) != len(j.cfg.Targets) || !core.AllHold(j.targetViews(), j.latestNumber()) {
+		return
 	}
 	for k, msg := range j.announcements {
 		if !k.incremental {

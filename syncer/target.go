@@ -16,6 +16,7 @@ import (
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
+	"pbxsync/syncer/core"
 )
 
 // fetchParallel bounds concurrent transfers from the source.
@@ -51,7 +52,7 @@ func (j *job) startTarget(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error(), false)
+				j.rollbackFailed(ctx, g, before, "apply failed: "+err.Error(), core.ApplyFailed)
 			}
 		}
 		if g.State == store.StateApplying {
@@ -101,16 +102,11 @@ func (j *job) startTarget(ctx context.Context) error {
 }
 
 // onAnnounce applies the source's newest index, unless this node already
-// holds it or found it bad before.
+// holds it or found it bad before (core.Admit decides; takeAnnouncement
+// carries it out).
 func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
-	if j.isSource || (peer != j.cfg.Source && !j.relayedBy(peer)) {
-		j.log.Warn("refusing an announcement: the config does not name this peer as the job's source", "peer", peer, "source", j.cfg.Source)
+	if !j.acceptsAnnouncement(peer) {
 		return
-	}
-	reply := func(gen uint64, state, reason string) {
-		if err := j.sendResult(peer, &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: gen, State: state, Reason: reason}); err != nil {
-			j.log.Debug("cannot send result", "peer", peer, "err", err)
-		}
 	}
 	m, err := j.parts.Add(m)
 	if err != nil {
@@ -119,41 +115,61 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if m == nil {
 		return // more parts to come
 	}
-	if j.held != 0 {
-		// the operator holds this target: the generation waits for resume
-		reply(j.held, ResultHeld, heldText(j.held))
-		return
-	}
-	want, changed, ok := j.wantOf(m)
+	_ = j.takeAnnouncement(ctx, peer, &filesAnnouncement{j: j, peer: peer, m: m}) // its errors are in the job's status
+}
+
+// filesAnnouncement is an announcement of a files push job: an index,
+// complete or the changes against a base, with some content inline.
+type filesAnnouncement struct {
+	j    *job
+	peer string
+	m    *wire.Announce
+
+	wasRead bool
+	want    index.Index // the index to hold, as admitted
+	changed []string    // where want differs from the newest generation (nil: not known)
+	// scope: where the tree may differ from want (what the source
+	// changed, and what changed here since the newest generation), or
+	// nil: anywhere
+	scope []string
+}
+
+func (a *filesAnnouncement) version() uint64 { return a.m.Version }
+
+func (a *filesAnnouncement) offer() core.Offer { return core.Offer{Held: a.j.held} }
+
+// read rebuilds the announced index and admits it (see wantOf).
+func (a *filesAnnouncement) read() (core.ReadFacts, error) {
+	j := a.j
+	a.wasRead = true
+	want, changed, ok := j.wantOf(a.m)
 	// its items are in want now: a complete announcement's decoded items
 	// (40-60 MB at 100k files) are not held through the whole apply
-	m.Items = nil
-	defer j.settleAnnouncement()
+	a.m.Items = nil
 	if !ok {
-		reply(0, wire.ResultResync, "")
-		return
+		return core.ReadFacts{}, nil
 	}
-	digest := j.digests.of(want).Hash().String()
-	if reason, isBad := j.bad[digest]; isBad {
-		reply(0, "bad", reason)
-		return
-	}
-	// scope: where the tree may differ from want (what the source changed,
-	// and what changed here since the newest generation), or nil: anywhere
-	var scope []string
+	a.want, a.changed = want, changed
+	reason, isBad := j.bad[j.digests.of(want).Hash().String()]
+	return core.ReadFacts{BaseKnown: true, IsBad: isBad, Bad: reason}, nil
+}
+
+// check rescans where the tree may differ from the announced index and
+// tells whether the newest generation, in the tree, is that index.
+func (a *filesAnnouncement) check(ctx context.Context) (core.Checked, error) {
+	j, m, want, changed := a.j, a.m, a.want, a.changed
 	if changed != nil && j.drift.knows(j.latest.Index) {
-		scope = append(append(make([]string, 0, len(changed)+len(j.drift.paths)), changed...), j.drift.list()...)
+		a.scope = append(append(make([]string, 0, len(changed)+len(j.drift.paths)), changed...), j.drift.list()...)
 	}
-	if err := j.refreshScope(ctx, want, scope); err != nil {
+	if err := j.refreshScope(ctx, want, a.scope); err != nil {
 		j.log.Warn("cannot rescan before applying", "err", err)
 	}
-	if scope != nil {
+	if a.scope != nil {
 		if sameAt(j.latest.Index, want, changed) && j.treeHolds(j.latest.Index) {
 			if identicalAt(j.latest.Index, want, changed) && j.plain.version == m.Version {
 				j.plain.gen = j.latest // want is the newest generation's index
 			}
-			reply(j.latest.Number, "good", "")
-			return
+			return core.Checked{Holds: true}, nil
 		}
 	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
 		if j.plain.version == m.Version && j.plain.gen == nil && sameItems(j.latest.Index, want) {
@@ -165,9 +181,29 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 				j.announced = nil // it is the newest index: no second copy
 			}
 		}
-		reply(j.latest.Number, "good", "")
-		return
+		return core.Checked{Holds: true}, nil
 	}
+	return core.Checked{}, nil
+}
+
+func (a *filesAnnouncement) holding() uint64 { return a.j.latest.Number }
+
+func (a *filesAnnouncement) resync() wire.Message {
+	return &wire.Result{Job: a.j.cfg.Name, Version: a.m.Version, State: wire.ResultResync}
+}
+
+func (a *filesAnnouncement) done() {
+	if a.wasRead {
+		a.j.settleAnnouncement()
+	}
+}
+
+// take fetches what the store lacks of the announced index, records and
+// applies it as a generation and runs its actions and checks. Its
+// failures are in the job's status; an apply that failed is not
+// answered (the source repeats the announcement).
+func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
+	j, peer, m, want, changed, scope := a.j, a.peer, a.m, a.want, a.changed, a.scope
 	// need: the part of want whose content may be missing (the rest is the
 	// newest generation's, which the store holds)
 	need := want
@@ -184,19 +220,19 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if err := j.fetch(ctx, peer, need, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	if err := j.ensureStored(ctx, need); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	j.relayOnward() // its site fetches the content from here now
 	g, err := j.generationFor(ctx, m, want, changed, scope)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		return
+		return nil, nil
 	}
 	n := g.Number
 	before, err := j.applyIndexScope(ctx, n, want, false, scope)
@@ -205,7 +241,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		// journal is rolled forward at the next start; the generation is
 		// finished then, not judged now.
 		j.log.Info("apply interrupted by shutdown", "generation", n)
-		return
+		return nil, nil
 	}
 	if err != nil {
 		// An apply that fails (disk full, a file in use) says nothing
@@ -213,8 +249,8 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 		// source repeats its announcement and the next try may succeed.
 		reason := "apply failed: " + err.Error()
 		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
-		j.rollbackFailed(ctx, g, before, reason, false)
-		return
+		j.rollbackFailed(ctx, g, before, reason, core.ApplyFailed)
+		return nil, nil
 	}
 	prog.stop() // the checks are no phase of the transfer
 	var since time.Time
@@ -228,7 +264,7 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if g.State == store.StateGood {
 		j.log.Info("applied", "generation", n, "source_version", m.Version, "changed", len(g.Changed), "took", time.Since(started).Round(time.Millisecond))
 	}
-	reply(n, string(g.State), g.Reason)
+	return &wire.Result{Job: j.cfg.Name, Version: m.Version, Generation: n, State: string(g.State), Reason: g.Reason}, nil
 }
 
 // settleAnnouncement ends the handling of an announcement: the spare is
@@ -345,7 +381,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 			return
 		}
 		j.log.Warn("generation's templates do not render; rolling back", "generation", g.Number, "reason", err)
-		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), true)
+		j.rollbackFailed(ctx, g, before, renderFailed+err.Error(), core.RenderFailed)
 		return
 	}
 	g.Changed = changed // its rollback runs the actions of the renderings too
@@ -360,10 +396,11 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 		// back, but let the source offer it again once Asterisk is up.
 		unavailable := errors.Is(err, ErrAsteriskUnavailable)
 		j.log.Warn("generation failed its checks; rolling back", "generation", g.Number, "reason", err, "asterisk_unavailable", unavailable)
-		j.rollbackFailed(ctx, g, before, err.Error(), !unavailable)
+		f := core.ChecksFailed
 		if unavailable {
-			g.State = store.StateApplying // answered as "not done yet"
+			f = core.AsteriskUnavailable
 		}
+		j.rollbackFailed(ctx, g, before, err.Error(), f)
 		return
 	}
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateGood, ""); err != nil {
@@ -386,10 +423,14 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 }
 
 // rollbackFailed restores the tree to before (byte-exact from the store),
-// runs the actions of the restored items again and marks g bad. When
-// blacklist is set (its checks failed) its content is remembered as bad, so
-// the same announcement is not applied again.
-func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, blacklist bool) {
+// runs the actions of the restored items again and marks g bad. What
+// else follows from failure f is core.Judge's: a blacklisted content is
+// remembered as bad, so the same announcement is not applied again;
+// otherwise a retry reuses g's record. g.State is then the answer to the
+// source (see take).
+func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, f core.Failure) {
+	judged := core.Judge(f)
+	blacklist := judged.Blacklist
 	if before != nil {
 		if err := j.restore(context.WithoutCancel(ctx), g.Number, before()); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
@@ -422,6 +463,9 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 		j.dirty = true
 		j.save()
 	}
+	if judged.Answer == core.StateApplying {
+		g.State = store.StateApplying // answered as "not done yet"
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.RolledBack++
 		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
@@ -434,22 +478,15 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 // fetch gets from peer every file content of want that the store lacks,
 // counting it in prog.
 func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) error {
-	var need []index.Item
-	seen := map[index.Hash]bool{}
 	var base index.Index
 	if j.latest != nil {
 		base = j.latest.Index // its blobs are in the store
 	}
-	for _, it := range j.missingBlobs(newContent(base, want)) {
-		if seen[it.Hash] {
-			continue
-		}
-		if st, ok := j.states[it.Path]; ok && st.Hash == it.Hash {
-			continue // the tree has it; ensureStored copies it
-		}
-		seen[it.Hash] = true
-		need = append(need, it)
-	}
+	// what the tree has, ensureStored copies
+	need := core.ToFetch(j.missingBlobs(newContent(base, want)), func(p string) (index.Hash, bool) {
+		st, ok := j.states[p]
+		return st.Hash, ok
+	})
 	if len(need) == 0 {
 		return nil
 	}
@@ -458,7 +495,13 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 		needBytes += it.Size
 	}
 	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
-	units := j.fetchUnits(need)
+	batching := core.Batching{ItemMax: batchItemMax, Bytes: batchBytes, MaxItems: wire.MaxGetMore + 1}
+	units := batching.Units(need, func(p string) bool {
+		// a file whose path holds other content here may get a delta
+		// against it (fetchOne)
+		st, here := j.states[p]
+		return here && st.Kind == index.KindFile
+	})
 	work := make(chan []index.Item)
 	errs := make(chan error, len(need))
 	var batchRefused atomic.Bool // the source does not know Get.More
@@ -509,42 +552,6 @@ const (
 	batchItemMax = 256 << 10
 	batchBytes   = 4 << 20
 )
-
-// fetchUnits splits need into what is fetched together on one stream and
-// what on its own: a file whose path holds other content here may get a
-// delta against it (fetchOne), small new files go in batches. The units
-// are parts of need, whose items it reorders (the batched ones first, in
-// their order), not copies: an initial sync's 100k items were held twice.
-func (j *job) fetchUnits(need []index.Item) [][]index.Item {
-	alone := func(it *index.Item) bool {
-		st, here := j.states[it.Path]
-		return it.Size > batchItemMax || (here && st.Kind == index.KindFile)
-	}
-	k := 0 // need[:k] are the batched items, in order
-	for i := range need {
-		if !alone(&need[i]) {
-			need[k], need[i] = need[i], need[k]
-			k++
-		}
-	}
-	var units [][]index.Item
-	start := 0
-	var batchSize int64
-	for i := 0; i < k; i++ {
-		if i-start > wire.MaxGetMore || (i > start && batchSize+need[i].Size > batchBytes) {
-			units = append(units, need[start:i:i])
-			start, batchSize = i, 0
-		}
-		batchSize += need[i].Size
-	}
-	if k > start {
-		units = append(units, need[start:k:k])
-	}
-	for i := k; i < len(need); i++ {
-		units = append(units, need[i:i+1:i+1])
-	}
-	return units
-}
 
 // fetchBatch gets the whole content of items on one stream (Get.More) into
 // the store and counts each in prog. It returns how many of them, in

@@ -6,6 +6,7 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/window"
+	"pbxsync/syncer/core"
 )
 
 // Sync windows ([[job]] window, internal/window): a source records every
@@ -86,21 +87,15 @@ func (j *job) windowAllows(latest uint64, held []uint64) bool {
 
 // heldByTargets is what each target of a files job last said it holds.
 func (j *job) heldByTargets() []uint64 {
-	var out []uint64
-	for _, name := range j.cfg.Targets {
-		if t := j.targets[name]; t != nil && t.result != nil && t.result.State == "good" {
-			out = append(out, t.result.Version)
-		}
-	}
-	return out
+	return core.Holding(j.targetViews())
 }
 
 // heldByTargets is what each target of a postgres job is known to hold.
 func (p *pgJob) heldByTargets() []uint64 {
 	var out []uint64
 	for _, t := range p.targets {
-		if t.known {
-			out = append(out, t.have)
+		if t.Known {
+			out = append(out, t.Have)
 		}
 	}
 	return out

@@ -10,9 +10,20 @@
 // The package lives under syncer because it is the Synchronization
 // Controller's decision logic (DESIGN.md puts conflict handling there), and
 // apart from it because it must import nothing that does I/O: only
-// internal/index. The loop that carries a Ready out is in syncer (mesh.go).
+// internal/index. The loops that carry its decisions out are in syncer
+// (mesh.go for mesh jobs; source.go, target.go, pushtarget.go for push).
 //
-// Mesh is the policy built here today: per-item version vectors, a local
+// Push is the other policy (push_*.go): pure functions over what a source
+// knows of each target (Target, RowsTarget: Step an event, get the new
+// state and its Outcome), a source's round over its targets in the job's
+// order (Source.Round → SourceReady: which announcement goes to whom, who
+// waits for its Asterisk), a target's verdict on an announcement (Admit)
+// and on a failed generation (Judge). The loops that keep that state and
+// carry the decisions out are syncer's source.go, target.go, pushtarget.go
+// and pg*.go. Version vectors are mesh's alone: push orders generations by
+// the source's numbers.
+//
+// Mesh is a policy of per-item version vectors: a local
 // change bumps this node's counter, a received version that dominates is
 // applied, a dominated one ignored, a concurrent one resolved by the job's
 // conflict policy (resolve.go) identically on every member without any

@@ -1,0 +1,71 @@
+package core
+
+import "pbxsync/internal/index"
+
+// Push policy, target side: what a files target fetches of a generation
+// it takes. Of the files whose content the store lacks (missing), it
+// fetches each content once, and none the tree already holds at that
+// path (the store takes it from the tree). What it fetches goes in units:
+// one stream per file that may get a delta (a file of this job is at its
+// path here) or that is large, and batches of small new files on one
+// stream each (Get.More).
+
+// Batching is how small contents are fetched together on one stream.
+type Batching struct {
+	ItemMax  int64 // a file larger than this is fetched on its own
+	Bytes    int64 // a batch holds at most this many bytes …
+	MaxItems int   // … and at most this many files
+}
+
+// ToFetch returns the items of missing to fetch from the source: the
+// first of each content, none whose content the tree holds at its path
+// (inTree gives the hash of the file there).
+func ToFetch(missing []index.Item, inTree func(path string) (index.Hash, bool)) []index.Item {
+	var need []index.Item
+	seen := map[index.Hash]bool{}
+	for _, it := range missing {
+		if seen[it.Hash] {
+			continue
+		}
+		if h, ok := inTree(it.Path); ok && h == it.Hash {
+			continue // the tree has it
+		}
+		seen[it.Hash] = true
+		need = append(need, it)
+	}
+	return need
+}
+
+// Units splits need into what is fetched together on one stream and what
+// on its own; fileHere says a file of the job is at the path here (its
+// content may be the base of a delta). The units are parts of need, not
+// copies: Units reorders need in place (the batched items first, in their
+// order, then the ones fetched alone) and returns slices of it whose
+// capacity ends at their length (an initial sync's 100k items were held
+// twice while fetched).
+func (b Batching) Units(need []index.Item, fileHere func(path string) bool) [][]index.Item {
+	k := 0 // need[:k] are the batched items, in order
+	for i := range need {
+		if need[i].Size <= b.ItemMax && !fileHere(need[i].Path) {
+			need[k], need[i] = need[i], need[k]
+			k++
+		}
+	}
+	var units [][]index.Item
+	start := 0
+	var batchSize int64
+	for i := 0; i < k; i++ {
+		if i-start >= b.MaxItems || (i > start && batchSize+need[i].Size > b.Bytes) {
+			units = append(units, need[start:i:i])
+			start, batchSize = i, 0
+		}
+		batchSize += need[i].Size
+	}
+	if k > start {
+		units = append(units, need[start:k:k])
+	}
+	for i := k; i < len(need); i++ {
+		units = append(units, need[i:i+1:i+1])
+	}
+	return units
+}
