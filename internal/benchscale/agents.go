@@ -267,38 +267,17 @@ func listTree(root string) (map[string]int64, error) {
 // cpuProfile fetches a CPU profile of the agent over d from its
 // PBXSYNC_PPROF listener into file.
 func (n *node) cpuProfile(ctx context.Context, d time.Duration, file string) error {
-	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.pprof, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("profile of %s: %w", n.Name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile of %s: %s", n.Name, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return n.profile(ctx, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())), file)
 }
 
 // heapProfile fetches a heap profile of the agent (after a collection:
 // gc=1) from its PBXSYNC_PPROF listener into file.
 func (n *node) heapProfile(ctx context.Context, file string) error {
-	return n.heapProfileURL(ctx, "heap?gc=1", file)
+	return n.profile(ctx, "heap?gc=1", file)
 }
 
-// heapProfileURL fetches /debug/pprof/WHAT from the agent into file.
-func (n *node) heapProfileURL(ctx context.Context, what, file string) error {
+// profile fetches /debug/pprof/WHAT from the agent into file.
+func (n *node) profile(ctx context.Context, what, file string) error {
 	url := fmt.Sprintf("http://%s/debug/pprof/%s", n.pprof, what)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -306,11 +285,11 @@ func (n *node) heapProfileURL(ctx context.Context, what, file string) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("heap profile of %s: %w", n.Name, err)
+		return fmt.Errorf("profile %s of %s: %w", what, n.Name, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile of %s: %s", n.Name, resp.Status)
+		return fmt.Errorf("profile %s of %s: %s", what, n.Name, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -330,7 +330,7 @@ func peakHeapProfiles(ctx context.Context, p *pair, base, job string) (stop func
 					best[who] = now
 					// gc=0: the profile of the last collection, without
 					// forcing one that would change what is measured
-					_ = n.heapProfileURL(ctx, "heap", filepath.Join(base, job+"-"+who+"-peak.heap"))
+					_ = n.profile(ctx, "heap", filepath.Join(base, job+"-"+who+"-peak.heap"))
 				}
 			}
 		}
