@@ -72,6 +72,21 @@ func newPGNode(tb testing.TB, name string) *pgNode {
 }
 
 // pgPair makes source a and target b of job "realtime" over dsnA and dsnB.
+// pgEndpointsPair starts a PostgreSQL server with two databases holding
+// ps_endpoints, runs seed on the source's, and returns the push pair a → b
+// of job "realtime" over them (not started) and a connection to each.
+func pgEndpointsPair(t *testing.T, seed string) (a, b *pgNode, ca, cb *pgx.Conn) {
+	t.Helper()
+	srv := pgtest.Start(t)
+	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
+	ca, cb = pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
+	pgExec(t, ca, pgEndpointsDDL)
+	pgExec(t, cb, pgEndpointsDDL)
+	pgExec(t, ca, seed)
+	a, b = pgPair(t, dsnA, dsnB)
+	return a, b, ca, cb
+}
+
 func pgPair(tb testing.TB, dsnA, dsnB string) (a, b *pgNode) {
 	a, b = newPGNode(tb, "a"), newPGNode(tb, "b")
 	for _, x := range []struct {

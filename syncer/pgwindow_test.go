@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"pbxsync/internal/config"
-	"pbxsync/internal/pgtest"
 )
 
 // startClocked is pgNode.start with the agent's clock set.
@@ -34,13 +33,7 @@ func (n *pgNode) startClocked(clock *fakeClock) {
 // once and sends them only inside the window (the InfiniTalk seed's
 // nightly database sync); sync --now sends at once.
 func TestPGSyncWindow(t *testing.T) {
-	srv := pgtest.Start(t)
-	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
-	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
-	pgExec(t, ca, pgEndpointsDDL)
-	pgExec(t, cb, pgEndpointsDDL)
-	pgExec(t, ca, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
-	a, b := pgPair(t, dsnA, dsnB)
+	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
 	a.config += "window = \"02:00-04:00\"\n"
 	b.config += "window = \"02:00-04:00\"\n"
 	clock := &fakeClock{}
