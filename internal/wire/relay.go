@@ -18,10 +18,11 @@ const MaxRelayTo = 1024
 const maxRelayPayload = MaxFrame + HeaderSize
 
 // Relay carries one signed frame between sites. The origin of a push job
-// sends its announcement once per remote site, to a relay among that
-// site's targets, with the site's recipients in To; the relay handles it
-// itself when it is in To and hands it on to the others. A target sends its
-// Result back the same way, with the job's source in To.
+// sends its announcement (Announce, or RowsAnnounce of a postgres job) once
+// per remote site, to a relay among that site's targets, with the site's
+// recipients in To; the relay handles it itself when it is in To and hands
+// it on to the others. A target sends its answer (Result, RowsHave) back
+// the same way, with the job's source in To.
 //
 // Payload is the inner message exactly as its signer encoded it (a frame:
 // header and payload), Key the signer's Ed25519 public key and Sig its
@@ -91,8 +92,9 @@ func SealRelay(c *Codec, key ed25519.PrivateKey, job string, to []string, m Mess
 var ErrRelaySignature = errors.New("relay: signature does not verify")
 
 // OpenRelay verifies r's signature with its key and decodes its inner
-// message, which must be an Announce or a Result of r's job. Who the key
-// belongs to is the caller's question (see Relay).
+// message, which must be an announcement (Announce, RowsAnnounce) or a
+// target's answer (Result, RowsHave) of r's job. Who the key belongs to is
+// the caller's question (see Relay).
 func OpenRelay(c *Codec, r *Relay) (Message, error) {
 	if !ed25519.Verify(ed25519.PublicKey(r.Key), RelaySigned(r.Job, r.Payload), r.Sig) {
 		return nil, ErrRelaySignature
@@ -107,8 +109,12 @@ func OpenRelay(c *Codec, r *Relay) (Message, error) {
 		job = m.Job
 	case *Result:
 		job = m.Job
+	case *RowsAnnounce:
+		job = m.Job
+	case *RowsHave:
+		job = m.Job
 	default:
-		return nil, fmt.Errorf("relay: inner %s: only Announce and Result are relayed", m.Type())
+		return nil, fmt.Errorf("relay: inner %s: only announcements and their answers are relayed", m.Type())
 	}
 	if job != r.Job {
 		return nil, fmt.Errorf("relay: inner message is of job %q, the envelope names %q", job, r.Job)

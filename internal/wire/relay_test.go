@@ -78,13 +78,43 @@ func TestRelayRefused(t *testing.T) {
 			}
 		})
 	}
-	// an inner message other than Announce or Result
+	// an inner message other than an announcement or its answer
 	r, err := SealRelay(c, relayKey(t, 1), "j", []string{"b"}, &Hello{Node: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenRelay(c, r); err == nil || !strings.Contains(err.Error(), "only Announce and Result") {
+	if _, err := OpenRelay(c, r); err == nil || !strings.Contains(err.Error(), "only announcements and their answers") {
 		t.Errorf("a relayed Hello: %v", err)
+	}
+}
+
+// TestRelayRows: a postgres job's announcement and a target's RowsHave
+// are relayed, for the job the envelope names only.
+func TestRelayRows(t *testing.T) {
+	c := newCodec(t)
+	key := relayKey(t, 1)
+	for _, m := range []Message{
+		sampleRows(),
+		&RowsHave{Job: "realtime", Version: 6},
+	} {
+		r, err := SealRelay(c, key, "realtime", []string{"b"}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := OpenRelay(c, r)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Type(), err)
+		}
+		if got.Type() != m.Type() {
+			t.Errorf("opened %s, sealed %s", got.Type(), m.Type())
+		}
+		other, err := SealRelay(c, key, "other", []string{"b"}, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenRelay(c, other); err == nil || !strings.Contains(err.Error(), "of job \"realtime\"") {
+			t.Errorf("%s of job realtime in an envelope of job other: %v", m.Type(), err)
+		}
 	}
 }
 
