@@ -245,6 +245,9 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 			}
 			p.announce(false)
 		}
+		if !e.peerUp {
+			p.relayDown(e.peer)
+		}
 	case e.msg != nil:
 		switch m := e.msg.(type) {
 		case *wire.RowsAnnounce:
@@ -253,6 +256,8 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 			p.onHave(e.peer, m)
 		case *wire.Result:
 			p.onResult(e.peer, m)
+		case *wire.Relay:
+			return p.j.onRelay(ctx, e.peer, m)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
@@ -220,26 +221,37 @@ func (p *pgJob) nextFor(ctx context.Context, name string) *pgGen {
 	return nil
 }
 
-// announce sends each target the generation it needs next; unanswered
-// announcements are repeated every few seconds, at once when force.
+// announce sends each target the generation it needs next, on its route
+// (sendRouted: directly, or through its site's relay, one envelope per
+// relay and generation); unanswered announcements are repeated every few
+// seconds, at once when force. Under order "rolling-sites" only the open
+// waves get the newest generation.
 func (p *pgJob) announce(force bool) {
 	j := p.j
 	ctx := context.Background()
 	if p.latest != nil && !j.windowAllows(p.latest.number, p.heldByTargets()) {
 		return // outside the job's sync windows
 	}
+	j.planRoutes()
+	defer j.flushRelayed()
+	var open map[string]bool
+	if j.cfg.Order == config.OrderRollingSites {
+		open = p.rollingSitesOpen()
+	}
+	msgs := map[uint64]*wire.RowsAnnounce{} // one per generation: an envelope per relay carries it
 	for _, name := range j.cfg.Targets {
 		t := p.targets[name]
-		if t == nil || !j.a.mon.Connected(name) {
+		if _, _, up := j.routeOf(name); t == nil || !up || (open != nil && !open[name]) {
 			continue
 		}
 		g := p.nextFor(ctx, name)
 		if g == nil || !core.Due(t.Sent, t.SentAt, g.number, time.Now().UnixNano(), int64(announceRepeat), force) {
 			continue
 		}
-		msg := &wire.RowsAnnounce{Job: j.cfg.Name, Version: g.number, Base: g.base, Snapshot: g.snapshot, Origin: j.a.node,
-			Hash: g.hash[:], Size: g.size, Rows: g.rows, Schema: g.schema}
-		if err := j.sendToTarget(name, msg); err != nil {
+		if msgs[g.number] == nil {
+			msgs[g.number] = p.rowsAnnounce(g)
+		}
+		if _, err := j.sendRouted(name, msgs[g.number]); err != nil {
 			j.log.Debug("announce failed", "peer", name, "err", err)
 			continue
 		}

@@ -94,16 +94,10 @@ func (j *job) takeAnnouncement(ctx context.Context, peer string, a announcement)
 }
 
 // answer is the one place a push target (files or postgres) answers an
-// announcement of the job's source; a result for an announcement a relay
-// passed on goes back its way (sendResult).
+// announcement of the job's source; an answer (Result, RowsHave) to an
+// announcement a relay passed on goes back its way (sendResult).
 func (j *job) answer(peer string, m wire.Message) {
-	var err error
-	if r, ok := m.(*wire.Result); ok {
-		err = j.sendResult(peer, r)
-	} else {
-		err = j.a.mon.Send(peer, m)
-	}
-	if err != nil {
+	if err := j.sendResult(peer, m); err != nil {
 		j.log.Debug("cannot send result", "peer", peer, "err", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -25,9 +26,9 @@ import (
 // the job's loop.
 type federation struct {
 	// origin
-	relays  map[string]string // site → its relay
-	via     map[string]string // target → the relay it was last sent through ("" directly)
-	batch   map[string]map[*wire.Announce][]string
+	relays  map[string]string                    // site → its relay
+	via     map[string]string                    // target → the relay it was last sent through ("" directly)
+	batch   map[string]map[wire.Message][]string // relay → announcement → its recipients
 	sealed  map[*wire.Announce][]*wire.Relay
 	planned bool // relays is up to date for this announce pass
 
@@ -54,7 +55,7 @@ type relayCall struct {
 // sitesUsed reports whether some target of the job is in another site than
 // this node: only then does the job relay.
 func (j *job) sitesUsed() bool {
-	if j.kind != nil || j.cfg.Mode != config.ModePush {
+	if j.cfg.Mode != config.ModePush {
 		return false
 	}
 	cfg := j.a.cfgSnapshot()
@@ -81,6 +82,9 @@ func (j *job) planRoutes() {
 		if t := j.targets[name]; t != nil && t.result != nil && t.result.Version == j.latestNumber() {
 			st.Unfit = t.result.State == "bad" || t.result.State == ResultHeld
 		}
+		if p, ok := j.kind.(*pgJob); ok {
+			st.Unfit = p.unfit(name)
+		}
 		for _, p := range cfg.Peers {
 			if p.Name == name {
 				st.Relay, st.ID = p.Relay, p.ID.String()
@@ -97,33 +101,40 @@ func (j *job) planRoutes() {
 	f.relays, f.planned = next, true
 }
 
-// sendRouted sends the announcement msg to target name on its route: a
-// target of this node's site directly, one of another site in an envelope
-// to its site's relay (gathered per relay and message, sent by
-// flushRelayed). It returns false when the target cannot be reached now.
-func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
-	f := &j.fed
-	if !f.planned {
-		if !j.a.mon.Connected(name) {
-			return false, nil
-		}
-		return true, j.sendDirect(name, msg)
+// routeOf returns the route to target name for this announce pass: the
+// relay it is reached through ("" directly; see viaOf), whether that is
+// in an envelope (its site is not this node's) and whether it can be
+// reached now at all.
+func (j *job) routeOf(name string) (via string, relayed, ok bool) {
+	if !j.fed.planned {
+		return "", false, j.a.mon.Connected(name)
 	}
 	cfg := j.a.cfgSnapshot()
 	site := cfg.SiteOf(name)
-	via, ok := viaOf(cfg.Node.Site, siteTarget{Name: name, Site: site, Up: j.a.mon.Connected(name)}, f.relays)
+	via, ok = viaOf(cfg.Node.Site, siteTarget{Name: name, Site: site, Up: j.a.mon.Connected(name)}, j.fed.relays)
+	return via, ok && site != cfg.Node.Site, ok
+}
+
+// sendRouted sends the announcement msg (an Announce or RowsAnnounce) to
+// target name on its route: a target of this node's site directly, one of
+// another site in an envelope to its site's relay (gathered per relay and
+// message, sent by flushRelayed). It returns false when the target cannot
+// be reached now.
+func (j *job) sendRouted(name string, msg wire.Message) (bool, error) {
+	f := &j.fed
+	via, relayed, ok := j.routeOf(name)
 	if !ok {
 		return false, nil
 	}
-	if site == cfg.Node.Site {
+	if !relayed {
 		return true, j.sendDirect(name, msg)
 	}
-	relay := f.relays[site]
+	relay := f.relays[j.a.cfgSnapshot().SiteOf(name)]
 	if f.batch == nil {
-		f.batch = map[string]map[*wire.Announce][]string{}
+		f.batch = map[string]map[wire.Message][]string{}
 	}
 	if f.batch[relay] == nil {
-		f.batch[relay] = map[*wire.Announce][]string{}
+		f.batch[relay] = map[wire.Message][]string{}
 	}
 	f.batch[relay][msg] = append(f.batch[relay][msg], name)
 	if f.via == nil {
@@ -137,11 +148,15 @@ func (j *job) sendRouted(name string, msg *wire.Announce) (bool, error) {
 }
 
 // sendDirect sends msg to peer and counts the content it carries.
-func (j *job) sendDirect(peer string, msg *wire.Announce) error {
-	if err := j.sendAnnouncement(peer, msg); err != nil {
+func (j *job) sendDirect(peer string, msg wire.Message) error {
+	a, ok := msg.(*wire.Announce)
+	if !ok {
+		return j.sendToTarget(peer, msg)
+	}
+	if err := j.sendAnnouncement(peer, a); err != nil {
 		return err
 	}
-	j.countInline(peer, msg)
+	j.countInline(peer, a)
 	return nil
 }
 
@@ -167,8 +182,8 @@ func (j *job) flushRelayed() {
 					break
 				}
 			}
-			if sent {
-				j.countInline(relay, msg) // once per site
+			if a, ok := msg.(*wire.Announce); ok && sent {
+				j.countInline(relay, a) // once per site
 			}
 		}
 	}
@@ -186,16 +201,24 @@ func (j *job) flushRelayed() {
 	}
 }
 
-// sealAnnouncement signs msg (each part of it) with this node's key, once
-// per announcement.
-func (j *job) sealAnnouncement(msg *wire.Announce) ([]*wire.Relay, error) {
+// sealAnnouncement signs m (each part of an Announce) with this node's
+// key, once per Announce (a RowsAnnounce is small and built per pass).
+func (j *job) sealAnnouncement(m wire.Message) ([]*wire.Relay, error) {
 	f := &j.fed
-	if envs, ok := f.sealed[msg]; ok {
+	msg, ok := m.(*wire.Announce)
+	if envs, cached := f.sealed[msg]; ok && cached {
 		return envs, nil
 	}
 	key, err := j.a.nodeKey()
 	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		env, err := wire.SealRelay(j.a.mon.Codec(), key, j.cfg.Name, []string{j.a.node}, m)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s: %w", m.Type(), err)
+		}
+		return []*wire.Relay{env}, nil
 	}
 	var envs []*wire.Relay
 	for _, part := range wire.Split(msg, j.a.partBytes) {
@@ -243,11 +266,11 @@ func (j *job) sameSite(peer string) bool {
 	return cfg.SiteOf(peer) == cfg.Node.Site
 }
 
-// relaysFor reports whether this node, a target of a files push job,
-// relays for peer: another target of the job in this node's site, which
+// relaysFor reports whether this node, a target of a push job, relays
+// for peer: another target of the job in this node's site, which
 // may fetch content here and send its results through here.
 func (j *job) relaysFor(peer string) bool {
-	return j.kind == nil && j.cfg.Mode == config.ModePush && !j.isSource && peer != j.a.node &&
+	return j.cfg.Mode == config.ModePush && !j.isSource && peer != j.a.node &&
 		contains(j.cfg.Targets, peer) && j.sameSite(peer)
 }
 
@@ -257,8 +280,8 @@ func (j *job) relaysFor(peer string) bool {
 // (announcements relayed to it, results to hand back).
 func (j *job) allowRelay(peer string) error {
 	switch {
-	case j.kind != nil || j.cfg.Mode != config.ModePush:
-		return fmt.Errorf("job %q: only files push jobs are relayed", j.cfg.Name)
+	case j.cfg.Mode != config.ModePush:
+		return fmt.Errorf("job %q: only push jobs are relayed", j.cfg.Name)
 	case j.isSource && contains(j.cfg.Targets, peer):
 		return nil
 	case !j.isSource && (peer == j.cfg.Source || j.relaysFor(peer)):
@@ -269,27 +292,28 @@ func (j *job) allowRelay(peer string) error {
 
 // onRelay handles an envelope from peer: it opens it (its signature must
 // be a pinned node's, the one allowed to send the inner message) and
-// handles the inner announcement or result, or hands it on.
-func (j *job) onRelay(ctx context.Context, peer string, env *wire.Relay) {
+// handles the inner announcement or answer, or hands it on. The error is
+// that of handling the inner message (a postgres job's loop acts on it).
+func (j *job) onRelay(ctx context.Context, peer string, env *wire.Relay) error {
 	inner, err := wire.OpenRelay(j.a.mon.Codec(), env)
 	if err != nil {
 		j.log.Warn("refusing a relayed message", "peer", peer, "err", err)
-		return
+		return nil
 	}
 	signer := j.a.peerNamed(env.Key)
-	switch m := inner.(type) {
-	case *wire.Announce:
+	switch inner.(type) {
+	case *wire.Announce, *wire.RowsAnnounce:
 		if j.isSource || signer != j.cfg.Source {
 			j.log.Warn("refusing a relayed announcement: it is not signed by the job's source", "peer", peer, "source", j.cfg.Source, "signer", signer)
-			return
+			return nil
 		}
-		j.onRelayedAnnounce(ctx, peer, env, m)
-	case *wire.Result:
+		return j.onRelayedAnnounce(ctx, peer, env, inner)
+	case *wire.Result, *wire.RowsHave:
 		switch {
 		case !contains(j.cfg.Targets, signer):
 			j.log.Warn("refusing a relayed result: it is not signed by a target of the job", "peer", peer, "signer", signer)
 		case j.isSource:
-			j.onResult(signer, m)
+			return j.deliver(ctx, signer, inner)
 		case signer == peer && j.relaysFor(peer) && slices.Equal(env.To, []string{j.cfg.Source}):
 			if err := j.a.mon.Send(j.cfg.Source, env); err != nil {
 				j.log.Debug("cannot hand a result on to the source", "target", peer, "err", err)
@@ -298,6 +322,7 @@ func (j *job) onRelay(ctx context.Context, peer string, env *wire.Relay) {
 			j.log.Warn("refusing to hand on a result", "peer", peer, "signer", signer, "to", env.To)
 		}
 	}
+	return nil
 }
 
 // onRelayedAnnounce handles an announcement signed by the source. From
@@ -306,8 +331,9 @@ func (j *job) onRelay(ctx context.Context, peer string, env *wire.Relay) {
 // others once it holds the content (relayOnward). From a target of its
 // site it is a recipient behind that relay: it fetches from the relay and
 // answers through it when the source is not connected.
-func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Relay, m *wire.Announce) {
+func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Relay, m wire.Message) error {
 	self := slices.Contains(env.To, j.a.node)
+	version, _ := relayedContent(m)
 	if peer == j.cfg.Source {
 		var onward []string
 		for _, to := range env.To {
@@ -326,29 +352,30 @@ func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Rela
 			j.fed.onward = &cp
 			j.offerRelayed(m)
 		}
+		var err error
 		if self {
-			j.onAnnounce(ctx, peer, m)
+			err = j.deliver(ctx, peer, m)
 		}
 		j.relayOnward()
-		return
+		return err
 	}
 	if !self {
 		j.log.Warn("refusing a relayed announcement not addressed to this node", "peer", peer, "to", env.To)
-		return
+		return nil
 	}
-	if m.Version < j.fed.newest {
+	if version < j.fed.newest {
 		// the source's newest version only grows (a rollback is a new
 		// generation): an older one is a relay replaying what it kept
-		j.log.Warn("refusing a relayed announcement older than one relayed before", "peer", peer, "version", m.Version, "newest", j.fed.newest)
-		return
+		j.log.Warn("refusing a relayed announcement older than one relayed before", "peer", peer, "version", version, "newest", j.fed.newest)
+		return nil
 	}
-	j.fed.newest = m.Version
+	j.fed.newest = version
 	j.fed.mu.Lock()
 	j.fed.upstream = peer
 	j.fed.mu.Unlock()
 	j.fed.relayed = true
 	defer func() { j.fed.relayed = false }()
-	j.onAnnounce(ctx, peer, m)
+	return j.deliver(ctx, peer, m)
 }
 
 // relayDown makes the targets last sent through relay peer, which went
@@ -401,16 +428,13 @@ func (j *job) relayOnward() {
 
 // offerRelayed makes the content of a relayed announcement (and of the one
 // before it) what this relay serves to its site.
-func (j *job) offerRelayed(m *wire.Announce) {
+func (j *job) offerRelayed(m wire.Message) {
 	f := &j.fed
-	if m.Version != f.offerV || f.offer[0] == nil {
-		f.offer[1], f.offer[0], f.offerV = f.offer[0], map[index.Hash]int64{}, m.Version
+	version, content := relayedContent(m)
+	if version != f.offerV || f.offer[0] == nil {
+		f.offer[1], f.offer[0], f.offerV = f.offer[0], map[index.Hash]int64{}, version
 	}
-	for _, it := range m.Items {
-		if index.Kind(it.Kind) == index.KindFile {
-			f.offer[0][wire.HashOf(it.Hash)] = it.Size
-		}
-	}
+	maps.Copy(f.offer[0], content)
 	serving := make(map[index.Hash]int64, len(f.offer[0])+len(f.offer[1]))
 	for _, x := range f.offer {
 		for h, n := range x {
@@ -422,19 +446,20 @@ func (j *job) offerRelayed(m *wire.Announce) {
 	j.mu.Unlock()
 }
 
-// sendResult sends a target's result for an announcement that came from
-// peer: to the source directly when it came from there, else up (sendUp).
-func (j *job) sendResult(peer string, r *wire.Result) error {
+// sendResult sends a target's answer (Result, RowsHave) to an
+// announcement that came from peer: to the source directly when it came
+// from there, else up (sendUp).
+func (j *job) sendResult(peer string, r wire.Message) error {
 	if peer == j.cfg.Source {
 		return j.a.mon.Send(peer, r)
 	}
 	return j.sendUp(r)
 }
 
-// sendUp sends a target's result to the job's source: directly when
+// sendUp sends a target's answer to the job's source: directly when
 // connected, else signed, in an envelope through the relay that last
 // brought this node an announcement.
-func (j *job) sendUp(r *wire.Result) error {
+func (j *job) sendUp(r wire.Message) error {
 	if j.a.mon.Connected(j.cfg.Source) {
 		return j.a.mon.Send(j.cfg.Source, r)
 	}
@@ -482,8 +507,7 @@ func (j *job) relayFetch(ctx context.Context, peer, path string, h index.Hash, s
 	f.fetching[h] = c
 	f.mu.Unlock()
 	j.log.Debug("fetching content from the source for this site", "path", path, "for", peer)
-	it := index.Item{Path: path, Kind: index.KindFile, Size: size, Hash: h}
-	c.err = j.fetchFrom(ctx, j.cfg.Source, it, fetchRequest{storeOnly: true})
+	c.err = j.fetchForSite(ctx, path, h, size)
 	if c.err != nil {
 		c.err = fmt.Errorf("relay %s cannot fetch %s from the source: %w", j.a.node, path, c.err)
 	}
