@@ -82,6 +82,10 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 		s.WriteMessage(&wire.Error{Message: err.Error()})
 		return
 	}
+	if err := j.relayFetchMore(ctx, peer, g.More); err != nil {
+		// serveMore stops at the first it lacks: the target fetches the rest on its own
+		j.log.Warn("relay cannot fetch a batch for its site", "for", peer, "err", err)
+	}
 	rc, n, err := j.a.store.OpenCompressed(h)
 	if err != nil {
 		j.log.Error("cannot read stored content", "path", g.Path, "err", err)
