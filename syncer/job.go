@@ -108,6 +108,9 @@ type persisted struct {
 	// Held is the generation an operator holds this push target at
 	// (rollback --hold), 0 when not held.
 	Held uint64 `json:"held,omitempty"`
+	// RelayNewest is the newest version relayed to this push target
+	// (federation.newest, the replay guard).
+	RelayNewest uint64 `json:"relay_newest,omitempty"`
 }
 
 // job is one [[job]] on this node. Everything but mu-guarded fields is
@@ -307,6 +310,7 @@ func (j *job) run(ctx context.Context) error {
 		j.bad = p.Bad
 	}
 	j.held = p.Held
+	j.fed.newest = p.RelayNewest
 	j.states = p.Scan
 	if j.states == nil {
 		if j.states, err = j.loadScan(); err != nil {
@@ -381,12 +385,17 @@ func (j *job) onTick(ctx context.Context) {
 	}
 }
 
+// persisted is the job state save keeps (all but the scan state).
+func (j *job) persisted() persisted {
+	return persisted{Bad: j.bad, Held: j.held, RelayNewest: j.fed.newest}
+}
+
 func (j *job) save() {
 	if err := j.saveScan(); err != nil {
 		j.log.Warn("cannot save scan state", "err", err)
 		return
 	}
-	if err := j.a.store.PutJobState(j.cfg.Name, persisted{Bad: j.bad, Held: j.held}); err != nil {
+	if err := j.a.store.PutJobState(j.cfg.Name, j.persisted()); err != nil {
 		j.log.Warn("cannot save job state", "err", err)
 		return
 	}

@@ -50,6 +50,9 @@ type pgGen struct {
 // pgPersisted is the state of a postgres job kept in the store.
 type pgPersisted struct {
 	Bad map[string]string `json:"bad"` // changeset blob hash -> why it failed here
+	// RelayNewest is the newest version relayed to this target (the
+	// replay guard, federation.newest).
+	RelayNewest uint64 `json:"relay_newest,omitempty"`
 }
 
 // pgJob is a postgres push job: the source captures row changes into
@@ -147,6 +150,7 @@ func (p *pgJob) run(ctx context.Context) error {
 	if pers.Bad != nil {
 		p.bad = pers.Bad
 	}
+	j.fed.newest = pers.RelayNewest
 	// connect, read the schema and install; retried until the database is there
 	for {
 		err := p.setup(ctx)
@@ -296,7 +300,7 @@ func pgItem(path string, h index.Hash, size int64) index.Item {
 }
 
 func (p *pgJob) save() {
-	if err := p.j.a.store.PutJobState(p.j.cfg.Name, pgPersisted{Bad: p.bad}); err != nil {
+	if err := p.j.a.store.PutJobState(p.j.cfg.Name, pgPersisted{Bad: p.bad, RelayNewest: p.j.fed.newest}); err != nil {
 		p.j.log.Warn("cannot save job state", "err", err)
 	}
 }

@@ -369,7 +369,10 @@ func (j *job) onRelayedAnnounce(ctx context.Context, peer string, env *wire.Rela
 		j.log.Warn("refusing a relayed announcement older than one relayed before", "peer", peer, "version", version, "newest", j.fed.newest)
 		return nil
 	}
-	j.fed.newest = version
+	if version > j.fed.newest {
+		j.fed.newest = version
+		j.saveReplayGuard()
+	}
 	j.fed.mu.Lock()
 	j.fed.upstream = peer
 	j.fed.mu.Unlock()
