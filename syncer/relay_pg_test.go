@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"pbxsync/internal/pgtest"
+	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
 )
 
@@ -211,4 +213,59 @@ func TestPGSitesRelay(t *testing.T) {
 		t.Fatalf("the source still has the rows after generation %d", first)
 	}
 	f.same(t, "rollback reached dc2", 2, 3)
+}
+
+// TestPGSitesRollingSites: under order "rolling-sites" a postgres
+// generation goes to dc2's canary b alone first; b's checks fail, so it
+// rejects it and c and d, behind it, do not get it; the next generation,
+// good on b, reaches them all.
+func TestPGSitesRollingSites(t *testing.T) {
+	f := pgSitesFarm(t, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`, `order = "rolling-sites"`)
+	a, b, c, d := f.a, f.b, f.c, f.d
+	for _, n := range []*pgNode{a, b, c, d} {
+		n.start()
+	}
+	f.same(t, "initial sync", 1, 2, 3)
+	f.targetsGood(t, "b", "c", "d")
+
+	b.checks.fail.Store(true)
+	pgExec(t, f.conns[0], `UPDATE ps_endpoints SET context = 'rejected' WHERE id = '100'`)
+	var rejected uint64
+	eventually(t, waitLimit, "the canary rejects the generation", func() error {
+		st := a.status()
+		for _, tr := range st.Targets {
+			if tr.Name == "b" && tr.State == "bad" && tr.Version == st.Generation {
+				rejected = st.Generation
+				return nil
+			}
+		}
+		return fmt.Errorf("targets %+v", st.Targets)
+	})
+	b.checks.fail.Store(false)
+	pgExec(t, f.conns[0], `UPDATE ps_endpoints SET context = 'good' WHERE id = '100'`)
+	f.same(t, "the next generation", 1, 2, 3)
+	f.targetsGood(t, "b", "c", "d")
+	// c and d may take the rejected generation as a step of the chain to
+	// the newest (core.RowsTarget.Next), but only once the canary holds a
+	// later one
+	gens := func(n *pgNode) []store.GenerationInfo {
+		gs, err := n.agent.Store().Generations("realtime")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gs
+	}
+	var canaryGood time.Time
+	for _, g := range gens(b) {
+		if g.SourceVersion > rejected && g.State == store.StateGood && (canaryGood.IsZero() || g.Time.Before(canaryGood)) {
+			canaryGood = g.Time
+		}
+	}
+	for _, n := range []*pgNode{c, d} {
+		for _, g := range gens(n) {
+			if g.SourceVersion == rejected && g.Time.Before(canaryGood) {
+				t.Errorf("%s took generation %d, which the canary rejected, at %s, before the canary held a later one (%s)", n.name, rejected, g.Time, canaryGood)
+			}
+		}
+	}
 }
