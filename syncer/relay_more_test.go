@@ -6,6 +6,22 @@ import (
 	"testing"
 )
 
+// heldRelaySites starts origin a, relay b and far target d of sitesFarm
+// (c stays down, so b is dc2's only relay), lets them sync a second
+// generation and holds b at the first (rollback --hold): b then relays
+// content it does not take itself.
+func heldRelaySites(t *testing.T) (a, b, d *tnode) {
+	t.Helper()
+	a, b, _, d = sitesFarm(t, "")
+	startSites(t, a, b, d)
+	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
+	converged(t, "a second generation", a, b, d)
+	if _, err := b.a().Rollback(context.Background(), "conf", 0, true); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, d
+}
+
 // TestSitesRelayBatch: the relay of dc2 is held (rollback --hold), so it
 // lacks the contents of a new generation of many small files; d, behind
 // it, fetches them (too large to be inlined) in batches (Get.More) and the relay fetches the
@@ -13,13 +29,7 @@ import (
 // streams, not one per file.
 func TestSitesRelayBatch(t *testing.T) {
 	t.Parallel()
-	a, b, _, d := sitesFarm(t, "")
-	startSites(t, a, b, d) // c stays down
-	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
-	converged(t, "a second generation", a, b, d)
-	if _, err := b.a().Rollback(context.Background(), "conf", 0, true); err != nil {
-		t.Fatal(err)
-	}
+	a, b, d := heldRelaySites(t)
 	before, _ := d.jobStatus("conf")
 	const files = 24
 	for i := range files {

@@ -215,13 +215,7 @@ func TestSitesRelayForgery(t *testing.T) {
 // it once from the source) and gets the change.
 func TestSitesRelayHeld(t *testing.T) {
 	t.Parallel()
-	a, b, _, d := sitesFarm(t, "")
-	startSites(t, a, b, d) // c stays down
-	a.write("extensions.conf", seedExtensions+"; two\n", 0o644)
-	converged(t, "a second generation", a, b, d)
-	if _, err := b.a().Rollback(context.Background(), "conf", 0, true); err != nil {
-		t.Fatal(err)
-	}
+	a, b, d := heldRelaySites(t)
 	held := string(b.read("extensions.conf"))
 	a.write("sounds/welcome.gsm", string(randBytes(3, 200<<10)), 0o644)
 	converged(t, "a change behind a held relay", a, d)
