@@ -40,6 +40,10 @@ type Options struct {
 	// an announcement carries before it is sent in parts; 0:
 	// wire.PartBytes. Tests make it small.
 	AnnouncePartBytes int
+	// RelayPatience is how long the targets behind a relay may take to
+	// answer a version the relay answered for before the origin passes
+	// the relay over as withholding (withhold.go); 0: 30 s.
+	RelayPatience time.Duration
 }
 
 // AsteriskInfo is what a node tells its peers about its Asterisk.
@@ -54,7 +58,8 @@ type AsteriskInfo struct {
 // Agent runs every job of one node.
 type Agent struct {
 	log       *slog.Logger
-	partBytes int // see Options.AnnouncePartBytes
+	partBytes int           // see Options.AnnouncePartBytes
+	patience  time.Duration // see Options.RelayPatience
 	node      string
 	ident     *identity.Identity
 	store     *store.Store
@@ -90,6 +95,9 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
 	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock}
+	if a.patience = opts.RelayPatience; a.patience <= 0 {
+		a.patience = defaultRelayPatience
+	}
 	if a.partBytes <= 0 {
 		a.partBytes = wire.PartBytes
 	}

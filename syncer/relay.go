@@ -30,7 +30,9 @@ type federation struct {
 	via     map[string]string                    // target → the relay it was last sent through ("" directly)
 	batch   map[string]map[wire.Message][]string // relay → announcement → its recipients
 	sealed  map[*wire.Announce][]*wire.Relay
-	planned bool // relays is up to date for this announce pass
+	planned bool                 // relays is up to date for this announce pass
+	sends   map[string]relaySend // target → its first send of a version through a relay (withhold.go)
+	suspect map[string]time.Time // relay → until when it is passed over for withholding
 
 	// target
 	relayed bool                    // onAnnounce runs on an announcement relayed by upstream
@@ -75,6 +77,7 @@ func (j *job) planRoutes() {
 	if !j.isSource || !j.sitesUsed() {
 		return
 	}
+	j.passOverWithholding()
 	cfg := j.a.cfgSnapshot()
 	ts := make([]siteTarget, 0, len(j.cfg.Targets))
 	for _, name := range j.cfg.Targets {
@@ -85,6 +88,7 @@ func (j *job) planRoutes() {
 		if p, ok := j.kind.(*pgJob); ok {
 			st.Unfit = p.unfit(name)
 		}
+		st.Unfit = st.Unfit || time.Now().Before(f.suspect[name])
 		for _, p := range cfg.Peers {
 			if p.Name == name {
 				st.Relay, st.ID = p.Relay, p.ID.String()
@@ -137,6 +141,7 @@ func (j *job) sendRouted(name string, msg wire.Message) (bool, error) {
 		f.batch[relay] = map[wire.Message][]string{}
 	}
 	f.batch[relay][msg] = append(f.batch[relay][msg], name)
+	j.noteRelaySend(name, relay, msg)
 	if f.via == nil {
 		f.via = map[string]string{}
 	}
