@@ -250,7 +250,7 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 			p.announce(false)
 		}
 		if !e.peerUp {
-			p.relayDown(e.peer)
+			p.j.relayDown(e.peer)
 		}
 	case e.msg != nil:
 		switch m := e.msg.(type) {

@@ -395,12 +395,17 @@ func (j *job) relayDown(peer string) {
 	}
 	n := 0
 	for name, via := range j.fed.via {
-		if t := j.targets[name]; via == peer && t != nil {
-			t.sentAt = time.Time{}
+		if via == peer {
+			j.dueNow(name)
 			n++
 		}
 	}
-	if n > 0 {
+	if n == 0 {
+		return
+	}
+	if p, ok := j.kind.(*pgJob); ok {
+		p.announce(false)
+	} else {
 		j.announce(false)
 	}
 }

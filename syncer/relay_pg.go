@@ -60,25 +60,6 @@ func (p *pgJob) unfit(name string) bool {
 	return t != nil && p.latest != nil && t.Rejected[p.latest.number]
 }
 
-// relayDown makes the targets last sent through relay peer, which went
-// down, due at once: the next announce pass sends them through their
-// site's next relay.
-func (p *pgJob) relayDown(peer string) {
-	if !p.j.isSource {
-		return
-	}
-	n := 0
-	for name, via := range p.j.fed.via {
-		if t := p.targets[name]; via == peer && t != nil {
-			t.SentAt = 0
-			n++
-		}
-	}
-	if n > 0 {
-		p.announce(false)
-	}
-}
-
 // rollingSitesOpen returns the targets that may be sent the newest
 // generation now under order "rolling-sites" (openWaves): a target is
 // done with it when its database holds it.
