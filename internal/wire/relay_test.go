@@ -144,11 +144,17 @@ func TestRelayValidate(t *testing.T) {
 }
 
 // FuzzRelay: whatever decodes as an envelope and opens yields a valid
-// Announce or Result of the envelope's job.
+// announcement or answer of the envelope's job.
 func FuzzRelay(f *testing.F) {
 	c := newCodec(f)
-	for _, m := range []Message{sampleAnnounce(2), &Result{Job: "conf", Version: 1, State: "good"}} {
-		r, err := SealRelay(c, relayKey(f, 1), "conf", []string{"b"}, m)
+	for _, x := range []struct {
+		job string
+		m   Message
+	}{
+		{"conf", sampleAnnounce(2)}, {"conf", &Result{Job: "conf", Version: 1, State: "good"}},
+		{"realtime", sampleRows()}, {"realtime", &RowsHave{Job: "realtime", Version: 4}},
+	} {
+		r, err := SealRelay(c, relayKey(f, 1), x.job, []string{"b"}, x.m)
 		if err != nil {
 			f.Fatal(err)
 		}
