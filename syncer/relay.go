@@ -77,14 +77,9 @@ func (j *job) planRoutes() {
 	cfg := j.a.cfgSnapshot()
 	ts := make([]siteTarget, 0, len(j.cfg.Targets))
 	for _, name := range j.cfg.Targets {
-		st := siteTarget{Name: name, Site: cfg.SiteOf(name), Up: j.a.mon.Connected(name), RTT: j.a.mon.RTT(name)}
+		st := j.siteTargetOf(cfg, name)
 		if t := j.targets[name]; t != nil && t.result != nil && t.result.Version == j.latestNumber() {
 			st.Unfit = t.result.State == "bad" || t.result.State == ResultHeld
-		}
-		for _, p := range cfg.Peers {
-			if p.Name == name {
-				st.Relay, st.ID = p.Relay, p.ID.String()
-			}
 		}
 		ts = append(ts, st)
 	}
@@ -193,6 +188,20 @@ func (j *job) sealAnnouncement(msg *wire.Announce) ([]*wire.Relay, error) {
 	if envs, ok := f.sealed[msg]; ok {
 		return envs, nil
 	}
+	envs, err := j.sealParts(msg)
+	if err != nil {
+		return nil, err
+	}
+	if f.sealed == nil {
+		f.sealed = map[*wire.Announce][]*wire.Relay{}
+	}
+	f.sealed[msg] = envs
+	return envs, nil
+}
+
+// sealParts signs each part of msg with this node's key (To names this
+// node: the sender sets the recipients on a copy).
+func (j *job) sealParts(msg *wire.Announce) ([]*wire.Relay, error) {
 	key, err := j.a.nodeKey()
 	if err != nil {
 		return nil, err
@@ -205,10 +214,6 @@ func (j *job) sealAnnouncement(msg *wire.Announce) ([]*wire.Relay, error) {
 		}
 		envs = append(envs, env)
 	}
-	if f.sealed == nil {
-		f.sealed = map[*wire.Announce][]*wire.Relay{}
-	}
-	f.sealed[msg] = envs
 	return envs, nil
 }
 
@@ -257,6 +262,8 @@ func (j *job) relaysFor(peer string) bool {
 // (announcements relayed to it, results to hand back).
 func (j *job) allowRelay(peer string) error {
 	switch {
+	case j.cfg.Mode == config.ModeMesh:
+		return j.allowMeshRelay(peer)
 	case j.kind != nil || j.cfg.Mode != config.ModePush:
 		return fmt.Errorf("job %q: only files push jobs are relayed", j.cfg.Name)
 	case j.isSource && contains(j.cfg.Targets, peer):
