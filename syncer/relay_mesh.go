@@ -39,8 +39,12 @@ func (j *job) meshSitesUsed(cfg *config.Config) bool {
 }
 
 // meshRoutes chooses the relay of each remote site among its members that
-// are up, as a push job chooses among its targets (routes); nil when the
-// job's members are all in this node's site.
+// are up, as a push job chooses among its targets (routes), but without
+// RTT and without keeping the relay in use: relay = true first, then the
+// lowest ID. Every member of a site announces a change it took, so every
+// sender must choose the same relay (each measures its own RTTs): a
+// second relay would fetch the content across the WAN a second time. It
+// returns nil when the job's members are all in this node's site.
 func (j *job) meshRoutes(cfg *config.Config) map[string]string {
 	if !j.meshSitesUsed(cfg) {
 		return nil
@@ -49,10 +53,12 @@ func (j *job) meshRoutes(cfg *config.Config) map[string]string {
 	ts := make([]siteTarget, 0, len(j.cfg.Targets))
 	for _, n := range j.cfg.Targets {
 		if n != j.a.node {
-			ts = append(ts, j.siteTargetOf(cfg, n))
+			st := j.siteTargetOf(cfg, n)
+			st.RTT = 0
+			ts = append(ts, st)
 		}
 	}
-	next := routes(cfg.Node.Site, ts, mr.relays)
+	next := routes(cfg.Node.Site, ts, nil)
 	for site, r := range next {
 		if mr.relays[site] != r {
 			j.log.Info("relay of a site chosen", "site", site, "relay", r, "was", mr.relays[site])
