@@ -196,6 +196,7 @@ func (j *job) onMeshRelay(ctx context.Context, peer string, env *wire.Relay, tak
 		mr.newest = map[string]int64{}
 	}
 	mr.newest[signer] = m.Time
+	j.log.Debug("a member's index handed on by this site's relay", "author", signer, "relay", peer)
 	mr.fetchVia = peer
 	defer func() { mr.fetchVia = "" }()
 	take(signer, m)
