@@ -11,10 +11,18 @@ import (
 )
 
 // pgMeshTrio makes members a, b and c of mesh postgres job "realtime",
-// each on its own database. With sites, a is in dc1, b and c in dc2, and
-// b is dc2's preferred relay.
-func pgMeshTrio(t *testing.T, dsns []string, sites bool) []*pgNode {
-	nodes := []*pgNode{newPGNode(t, "a"), newPGNode(t, "b"), newPGNode(t, "c")}
+// each on its own database (dsns, in that order) of a new server. With
+// sites, a is in dc1, b and c in dc2, and b is dc2's preferred relay.
+func pgMeshTrio(t *testing.T, sites bool) (nodes []*pgNode, dsns []string) {
+	srv := pgtest.Start(t)
+	for range 3 {
+		dsn := srv.NewDB(t)
+		c := pgtest.Connect(t, dsn)
+		pgExec(t, c, pgEndpointsDDL)
+		c.Close(context.Background())
+		dsns = append(dsns, dsn)
+	}
+	nodes = []*pgNode{newPGNode(t, "a"), newPGNode(t, "b"), newPGNode(t, "c")}
 	siteOf := func(n *pgNode) string {
 		if !sites {
 			return ""
@@ -35,7 +43,7 @@ func pgMeshTrio(t *testing.T, dsns []string, sites bool) []*pgNode {
 		fmt.Fprintf(&b, "[[job]]\nname = \"realtime\"\ntype = \"postgres\"\ndsn = %q\ntables = [\"ps_endpoints\"]\nmode = \"mesh\"\ntargets = [\"a\", \"b\", \"c\"]\n", dsns[i])
 		n.config = b.String()
 	}
-	return nodes
+	return nodes, dsns
 }
 
 // TestPGMesh: rows changed on any member reach the others; two members
@@ -43,16 +51,7 @@ func pgMeshTrio(t *testing.T, dsns []string, sites bool) []*pgNode {
 // one winner everywhere and the losing row kept as JSON, not an error
 // loop; a delete on one member removes the row everywhere.
 func TestPGMesh(t *testing.T) {
-	srv := pgtest.Start(t)
-	var dsns []string
-	for range 3 {
-		dsn := srv.NewDB(t)
-		c := pgtest.Connect(t, dsn)
-		pgExec(t, c, pgEndpointsDDL)
-		c.Close(context.Background())
-		dsns = append(dsns, dsn)
-	}
-	nodes := pgMeshTrio(t, dsns, false)
+	nodes, dsns := pgMeshTrio(t, false)
 	c := nodes[2]
 	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
 	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'from-a')")
@@ -106,16 +105,7 @@ func TestPGMesh(t *testing.T) {
 // same relays as a files one: a's change reaches c, in dc2, as a's index
 // handed on by dc2's relay b.
 func TestPGMeshSites(t *testing.T) {
-	srv := pgtest.Start(t)
-	var dsns []string
-	for range 3 {
-		dsn := srv.NewDB(t)
-		c := pgtest.Connect(t, dsn)
-		pgExec(t, c, pgEndpointsDDL)
-		c.Close(context.Background())
-		dsns = append(dsns, dsn)
-	}
-	nodes := pgMeshTrio(t, dsns, true)
+	nodes, dsns := pgMeshTrio(t, true)
 	a, c := nodes[0], nodes[2]
 	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
 	for _, n := range nodes {
