@@ -259,7 +259,8 @@ func (j *job) relaysFor(peer string) bool {
 // allowRelay is the gate of a Relay envelope from peer (see Agent.Allow):
 // the source takes them from its targets (their results), a target from
 // the source (announcements to hand on) and from the targets of its site
-// (announcements relayed to it, results to hand back).
+// (announcements relayed to it, results to hand back). A mesh job takes
+// them from its members (allowMeshRelay).
 func (j *job) allowRelay(peer string) error {
 	switch {
 	case j.cfg.Mode == config.ModeMesh:
