@@ -37,6 +37,7 @@ type meshState struct {
 	reverts map[string]map[string]bool
 	reasons map[string]string // member -> the rejection its announcements carry
 	edge    meshEdge
+	relay   meshRelay // sites and relays (relay_mesh.go)
 }
 
 // revertsMark is what a member's announcement Reason says before the
@@ -227,27 +228,32 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 		}
 		e.syncNow <- err
 	case e.peerChange:
-		j.markPeerDown(e)
-		if e.peerUp {
-			j.carryMesh(ctx, ms.m.Step(core.PeerUp{Peer: e.peer}))
-		} else {
-			j.carryMesh(ctx, ms.m.Step(core.PeerDown{Peer: e.peer}))
-		}
+		j.meshPeerChange(ctx, e)
 	case e.msg != nil:
-		m, ok := e.msg.(*wire.Announce)
-		if !ok {
-			return
-		}
-		// what the tree holds now first: an edit not reported yet is a
-		// version of its own, decided against the peer's
-		if err := j.scanPaths(ctx, meshPaths(m.Items)); err != nil {
-			j.log.Warn("rescan before taking a member's index failed", "err", err)
-			return
-		}
-		j.meshLocal(ctx)
-		ms.noteReverts(e.peer, m.Reason)
-		j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: e.peer, Items: j.meshAdmit(e.peer, m)}))
+		j.onMeshMessage(ctx, e.peer, e.msg, func(peer string, m *wire.Announce) {
+			// what the tree holds now first: an edit not reported yet is a
+			// version of its own, decided against the peer's
+			if err := j.scanPaths(ctx, meshPaths(m.Items)); err != nil {
+				j.log.Warn("rescan before taking a member's index failed", "err", err)
+				return
+			}
+			j.meshLocal(ctx)
+			ms.noteReverts(peer, m.Reason)
+			j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: peer, Items: j.meshAdmit(peer, m)}))
+		})
 	}
+}
+
+// meshPeerChange tells the machine that a member came up or went down
+// (and, when it was a relay, sends the index through the next one).
+func (j *job) meshPeerChange(ctx context.Context, e event) {
+	j.markPeerDown(e)
+	if e.peerUp {
+		j.carryMesh(ctx, j.mesh.m.Step(core.PeerUp{Peer: e.peer}))
+		return
+	}
+	j.carryMesh(ctx, j.mesh.m.Step(core.PeerDown{Peer: e.peer}))
+	j.meshRelayDown(ctx, e.peer)
 }
 
 // meshPaths returns the paths of items.
@@ -367,18 +373,39 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 		}
 		j.carryMesh(ctx, ms.m.Step(ev))
 	}
-	for _, msg := range r.Send {
-		out := &wire.Announce{Job: j.cfg.Name, Version: 1, Origin: j.a.node, Reason: truncateText(ms.rejection, wire.MaxReasonLen), Time: time.Now().UnixNano(), Items: make([]wire.Item, 0, len(msg.Items))}
-		if j.latest != nil {
-			out.Version = j.latest.Number
+	for len(r.Send) > 0 {
+		// the machine sends one index to every member due it: encoded
+		// once, and once per remote site (sendMesh)
+		first := r.Send[0].Items
+		var to []string
+		var rest []core.Message
+		for _, msg := range r.Send {
+			if sameSlice(msg.Items, first) {
+				to = append(to, msg.To)
+			} else {
+				rest = append(rest, msg)
+			}
 		}
-		for _, it := range msg.Items {
-			out.Items = append(out.Items, wire.FromItem(it))
-		}
-		if err := j.a.mon.Send(msg.To, out); err != nil {
-			j.log.Debug("cannot send the mesh index", "peer", msg.To, "err", err)
-		}
+		j.sendMesh(j.meshAnnouncement(first), to)
+		r.Send = rest
 	}
+}
+
+// meshAnnouncement is this member's index items as sent to the members.
+func (j *job) meshAnnouncement(items []index.Item) *wire.Announce {
+	out := &wire.Announce{Job: j.cfg.Name, Version: 1, Origin: j.a.node, Reason: truncateText(j.mesh.rejection, wire.MaxReasonLen), Time: time.Now().UnixNano(), Items: make([]wire.Item, 0, len(items))}
+	if j.latest != nil {
+		out.Version = j.latest.Number
+	}
+	for _, it := range items {
+		out.Items = append(out.Items, wire.FromItem(it))
+	}
+	return out
+}
+
+// sameSlice reports whether a and b are the same slice.
+func sameSlice(a, b []index.Item) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func containsPath(list []string, p string) bool {
@@ -432,7 +459,7 @@ func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 		if it.Deleted || j.a.store.Has(it.Hash) {
 			continue
 		}
-		if err := j.fetchOne(ctx, a.Peer, it); err != nil {
+		if err := j.meshFetch(ctx, a.Peer, it); err != nil {
 			return err
 		}
 	}

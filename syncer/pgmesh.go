@@ -141,41 +141,41 @@ func (j *job) runMeshPG(ctx context.Context) error {
 }
 
 func (e *pgMeshEdge) onEvent(ctx context.Context, ev event) error {
-	j, ms := e.j, e.j.mesh
+	j := e.j
 	switch {
 	case ev.rollback != nil:
 		ev.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is a mesh job: roll back by changing the rows on any member (the losing versions are in `pbxsync conflicts`)", j.cfg.Name)}
 	case ev.syncNow != nil:
 		ev.syncNow <- e.local(ctx, true)
 	case ev.peerChange:
-		j.markPeerDown(ev)
-		if ev.peerUp {
-			j.carryMesh(ctx, ms.m.Step(core.PeerUp{Peer: ev.peer}))
-		} else {
-			j.carryMesh(ctx, ms.m.Step(core.PeerDown{Peer: ev.peer}))
-		}
+		j.meshPeerChange(ctx, ev)
 	case ev.msg != nil:
-		m, ok := ev.msg.(*wire.Announce)
-		if !ok {
-			return nil
-		}
-		if err := e.local(ctx, false); err != nil { // a change not read yet is a version of its own
-			return err
-		}
-		ms.noteReverts(ev.peer, m.Reason)
-		tables := map[string]bool{}
-		for _, t := range j.cfg.Tables {
-			tables[t] = true
-		}
-		var items []index.Item
-		for _, w := range m.Items {
-			it := wire.ToItem(w)
-			if t, _, ok := splitRowPath(it.Path); ok && tables[t] && it.Kind == index.KindFile {
-				items = append(items, it)
-			}
-		}
-		j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: ev.peer, Items: items}))
+		var err error
+		j.onMeshMessage(ctx, ev.peer, ev.msg, func(peer string, m *wire.Announce) { err = e.takeIndex(ctx, peer, m) })
+		return err
 	}
+	return nil
+}
+
+// takeIndex decides peer's index m: its rows of the job's tables.
+func (e *pgMeshEdge) takeIndex(ctx context.Context, peer string, m *wire.Announce) error {
+	j, ms := e.j, e.j.mesh
+	if err := e.local(ctx, false); err != nil { // a change not read yet is a version of its own
+		return err
+	}
+	ms.noteReverts(peer, m.Reason)
+	tables := map[string]bool{}
+	for _, t := range j.cfg.Tables {
+		tables[t] = true
+	}
+	var items []index.Item
+	for _, w := range m.Items {
+		it := wire.ToItem(w)
+		if t, _, ok := splitRowPath(it.Path); ok && tables[t] && it.Kind == index.KindFile {
+			items = append(items, it)
+		}
+	}
+	j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: peer, Items: items}))
 	return nil
 }
 
@@ -248,7 +248,7 @@ func (e *pgMeshEdge) apply(ctx context.Context, a *core.Apply) error {
 		if it.Deleted || j.a.store.Has(it.Hash) {
 			continue
 		}
-		if err := j.fetchOne(ctx, a.Peer, it); err != nil {
+		if err := j.meshFetch(ctx, a.Peer, it); err != nil {
 			return err
 		}
 	}

@@ -11,30 +11,10 @@ import (
 )
 
 // pgMeshTrio makes members a, b and c of mesh postgres job "realtime",
-// each on its own database.
-func pgMeshTrio(t *testing.T, dsns []string) []*pgNode {
-	nodes := []*pgNode{newPGNode(t, "a"), newPGNode(t, "b"), newPGNode(t, "c")}
-	for i, n := range nodes {
-		var b strings.Builder
-		fmt.Fprintf(&b, "[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n\n", n.name, n.port, filepath.Join(n.dir, "data"))
-		for _, o := range nodes {
-			if o != n {
-				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n\n", o.name, o.port, o.id.ID.String())
-			}
-		}
-		fmt.Fprintf(&b, "[[job]]\nname = \"realtime\"\ntype = \"postgres\"\ndsn = %q\ntables = [\"ps_endpoints\"]\nmode = \"mesh\"\ntargets = [\"a\", \"b\", \"c\"]\n", dsns[i])
-		n.config = b.String()
-	}
-	return nodes
-}
-
-// TestPGMesh: rows changed on any member reach the others; two members
-// inserting the same key while cut off from each other is a conflict with
-// one winner everywhere and the losing row kept as JSON, not an error
-// loop; a delete on one member removes the row everywhere.
-func TestPGMesh(t *testing.T) {
+// each on its own database (dsns, in that order) of a new server. With
+// sites, a is in dc1, b and c in dc2, and b is dc2's preferred relay.
+func pgMeshTrio(t *testing.T, sites bool) (nodes []*pgNode, dsns []string) {
 	srv := pgtest.Start(t)
-	var dsns []string
 	for range 3 {
 		dsn := srv.NewDB(t)
 		c := pgtest.Connect(t, dsn)
@@ -42,7 +22,36 @@ func TestPGMesh(t *testing.T) {
 		c.Close(context.Background())
 		dsns = append(dsns, dsn)
 	}
-	nodes := pgMeshTrio(t, dsns)
+	nodes = []*pgNode{newPGNode(t, "a"), newPGNode(t, "b"), newPGNode(t, "c")}
+	siteOf := func(n *pgNode) string {
+		if !sites {
+			return ""
+		}
+		if n.name == "a" {
+			return "site = \"dc1\"\n"
+		}
+		return "site = \"dc2\"\n"
+	}
+	for i, n := range nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "[node]\nname = %q\nlisten = \"127.0.0.1:%d\"\ndata_dir = %q\n%s\n", n.name, n.port, filepath.Join(n.dir, "data"), siteOf(n))
+		for _, o := range nodes {
+			if o != n {
+				fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = \"127.0.0.1:%d\"\nid = %q\n%srelay = %v\n\n", o.name, o.port, o.id.ID.String(), siteOf(o), sites && o.name == "b")
+			}
+		}
+		fmt.Fprintf(&b, "[[job]]\nname = \"realtime\"\ntype = \"postgres\"\ndsn = %q\ntables = [\"ps_endpoints\"]\nmode = \"mesh\"\ntargets = [\"a\", \"b\", \"c\"]\n", dsns[i])
+		n.config = b.String()
+	}
+	return nodes, dsns
+}
+
+// TestPGMesh: rows changed on any member reach the others; two members
+// inserting the same key while cut off from each other is a conflict with
+// one winner everywhere and the losing row kept as JSON, not an error
+// loop; a delete on one member removes the row everywhere.
+func TestPGMesh(t *testing.T) {
+	nodes, dsns := pgMeshTrio(t, false)
 	c := nodes[2]
 	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
 	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'from-a')")
@@ -89,5 +98,39 @@ func TestPGMesh(t *testing.T) {
 	pgSame(t, "b's delete reaches c", ca, cc)
 	if d := pgDump(t, ca); strings.Contains(d, "from-b") {
 		t.Errorf("row 200 still on a: %s", d)
+	}
+}
+
+// TestPGMeshSites: a postgres mesh job across two sites goes through the
+// same relays as a files one: a's change reaches c, in dc2, as a's index
+// handed on by dc2's relay b.
+func TestPGMeshSites(t *testing.T) {
+	nodes, dsns := pgMeshTrio(t, true)
+	a, c := nodes[0], nodes[2]
+	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
+	for _, n := range nodes {
+		n.start()
+	}
+	eventually(t, waitLimit, "a connected to b and c", func() error {
+		for _, o := range []string{"b", "c"} {
+			if !a.agent.mon.Connected(o) {
+				return fmt.Errorf("not connected to %s", o)
+			}
+		}
+		return nil
+	})
+	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'from-a')")
+	pgSame(t, "a's row reaches b", ca, cb)
+	pgSame(t, "a's row reaches c", ca, cc)
+	eventually(t, waitLimit, "c has a's index through b", func() error {
+		for _, line := range strings.Split(c.log.String(), "\n") {
+			if strings.Contains(line, "a member's index handed on by this site's relay") && strings.Contains(line, "author=a relay=b") {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+	if !strings.Contains(a.log.String(), "relay of a site chosen") {
+		t.Error("a chose no relay")
 	}
 }

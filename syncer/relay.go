@@ -81,7 +81,7 @@ func (j *job) planRoutes() {
 	cfg := j.a.cfgSnapshot()
 	ts := make([]siteTarget, 0, len(j.cfg.Targets))
 	for _, name := range j.cfg.Targets {
-		st := siteTarget{Name: name, Site: cfg.SiteOf(name), Up: j.a.mon.Connected(name), RTT: j.a.mon.RTT(name)}
+		st := j.siteTargetOf(cfg, name)
 		if t := j.targets[name]; t != nil && t.result != nil && t.result.Version == j.latestNumber() {
 			st.Unfit = t.result.State == "bad" || t.result.State == ResultHeld
 		}
@@ -89,11 +89,6 @@ func (j *job) planRoutes() {
 			st.Unfit = p.unfit(name)
 		}
 		st.Unfit = st.Unfit || time.Now().Before(f.suspect[name])
-		for _, p := range cfg.Peers {
-			if p.Name == name {
-				st.Relay, st.ID = p.Relay, p.ID.String()
-			}
-		}
 		ts = append(ts, st)
 	}
 	next := routes(cfg.Node.Site, ts, f.relays)
@@ -211,19 +206,37 @@ func (j *job) flushRelayed() {
 func (j *job) sealAnnouncement(m wire.Message) ([]*wire.Relay, error) {
 	f := &j.fed
 	msg, ok := m.(*wire.Announce)
-	if envs, cached := f.sealed[msg]; ok && cached {
-		return envs, nil
-	}
-	key, err := j.a.nodeKey()
-	if err != nil {
-		return nil, err
-	}
 	if !ok {
+		key, err := j.a.nodeKey()
+		if err != nil {
+			return nil, err
+		}
 		env, err := wire.SealRelay(j.a.mon.Codec(), key, j.cfg.Name, []string{j.a.node}, m)
 		if err != nil {
 			return nil, fmt.Errorf("seal %s: %w", m.Type(), err)
 		}
 		return []*wire.Relay{env}, nil
+	}
+	if envs, cached := f.sealed[msg]; cached {
+		return envs, nil
+	}
+	envs, err := j.sealParts(msg)
+	if err != nil {
+		return nil, err
+	}
+	if f.sealed == nil {
+		f.sealed = map[*wire.Announce][]*wire.Relay{}
+	}
+	f.sealed[msg] = envs
+	return envs, nil
+}
+
+// sealParts signs each part of msg with this node's key (To names this
+// node: the sender sets the recipients on a copy).
+func (j *job) sealParts(msg *wire.Announce) ([]*wire.Relay, error) {
+	key, err := j.a.nodeKey()
+	if err != nil {
+		return nil, err
 	}
 	var envs []*wire.Relay
 	for _, part := range wire.Split(msg, j.a.partBytes) {
@@ -233,10 +246,6 @@ func (j *job) sealAnnouncement(m wire.Message) ([]*wire.Relay, error) {
 		}
 		envs = append(envs, env)
 	}
-	if f.sealed == nil {
-		f.sealed = map[*wire.Announce][]*wire.Relay{}
-	}
-	f.sealed[msg] = envs
 	return envs, nil
 }
 
@@ -282,11 +291,14 @@ func (j *job) relaysFor(peer string) bool {
 // allowRelay is the gate of a Relay envelope from peer (see Agent.Allow):
 // the source takes them from its targets (their results), a target from
 // the source (announcements to hand on) and from the targets of its site
-// (announcements relayed to it, results to hand back).
+// (announcements relayed to it, results to hand back). A mesh job takes
+// them from its members (allowMeshRelay).
 func (j *job) allowRelay(peer string) error {
 	switch {
+	case j.cfg.Mode == config.ModeMesh:
+		return j.allowMeshRelay(peer)
 	case j.cfg.Mode != config.ModePush:
-		return fmt.Errorf("job %q: only push jobs are relayed", j.cfg.Name)
+		return fmt.Errorf("job %q: only push and mesh jobs are relayed", j.cfg.Name)
 	case j.isSource && contains(j.cfg.Targets, peer):
 		return nil
 	case !j.isSource && (peer == j.cfg.Source || j.relaysFor(peer)):

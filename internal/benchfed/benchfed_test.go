@@ -16,7 +16,7 @@ func TestQuickRun(t *testing.T) {
 	t.Parallel()
 	var o options
 	o.quickDefaults()
-	o.delay, o.seed, o.copyKB, o.only = 20*time.Millisecond, 1, 64, "sites,scale"
+	o.delay, o.seed, o.copyKB, o.only = 20*time.Millisecond, 1, 64, "sites,mesh,scale"
 	o.scaleSites, o.scalePerSite, o.idle = 2, 2, 500*time.Millisecond
 	o.limit, o.work = testwait.Limit(), t.TempDir()
 	var out bytes.Buffer
@@ -50,6 +50,14 @@ func TestQuickRun(t *testing.T) {
 		if p := percentile(lat, 0); p < o.delay {
 			t.Errorf("%s: a far target applied %v after the change, less than the one-way delay %v", m.name, p, o.delay)
 		}
+	}
+	// A mesh job through relays: one copy per remote site too.
+	if len(rep.meshModes) != 2 {
+		t.Fatalf("report has %d mesh modes, want 2", len(rep.meshModes))
+	}
+	md, _ := rep.meshModes[0].perChange()
+	if ms, _ := rep.meshModes[1].perChange(); ms >= md || ms > 1.5*2*unit {
+		t.Errorf("mesh: the changing member sent %.0f bytes per change with sites, %.0f in one site (one copy: %.0f, 2 remote sites):\n%s", ms, md, unit, out.String())
 	}
 	if fv := sites.failover; fv == nil || fv.took <= 0 || fv.others != o.perSite-1 || fv.relayHad == 0 {
 		t.Errorf("failover: %+v", fv)

@@ -59,6 +59,7 @@ type fleetOpts struct {
 	loss  float64
 	seed  uint64
 	order string // the job's order ("" for parallel)
+	mesh  bool   // a mesh job of every agent, the origin the member that changes
 }
 
 // newFleet writes the agents' identities and configs under base and
@@ -109,7 +110,8 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 }
 
 // config renders a's TOML: the origin pins every target; a target pins
-// the origin and the hosts of its own site (what a relay forwards to).
+// the origin and the hosts of its own site (what a relay forwards to). In
+// a mesh every member pins every other.
 func (f *fleet) config(a *agent, o fleetOpts) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[node]\nname = %q\nlisten = %q\ndata_dir = %q\nlog_level = \"warn\"\n", a.Name, a.addr(), a.Data)
@@ -125,7 +127,7 @@ func (f *fleet) config(a *agent, o fleetOpts) string {
 		}
 	}
 	for _, p := range f.all() {
-		if p == a || (a != f.origin && p != f.origin && p.site != a.site) {
+		if p == a || (!o.mesh && a != f.origin && p != f.origin && p.site != a.site) {
 			continue
 		}
 		fmt.Fprintf(&b, "[[peer]]\nname = %q\naddress = %q\nid = %q\n", p.Name, f.wan.Addr(a.Name, p.Name), p.id)
@@ -140,6 +142,11 @@ func (f *fleet) config(a *agent, o fleetOpts) string {
 	var names []string
 	for _, t := range f.targets {
 		names = append(names, strconv.Quote(t.Name))
+	}
+	if o.mesh {
+		fmt.Fprintf(&b, "[[job]]\nname = %q\ntype = \"files\"\npath = %q\nmode = \"mesh\"\ntargets = [%q, %s]\n",
+			job, a.tree, f.origin.Name, strings.Join(names, ", "))
+		return b.String()
 	}
 	order := o.order
 	if order == "" {

@@ -69,7 +69,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR, removed unless -keep)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (agent logs in WORK/*/*/agent.log)")
 	flag.StringVar(&o.bin, "pbxsync", "", "pbxsync binary (default: go build ./cmd/pbxsync into the work directory)")
-	flag.StringVar(&o.only, "only", "sites,scale", "parts to run: sites (bytes, latency, failover), scale")
+	flag.StringVar(&o.only, "only", "sites,mesh,scale", "parts to run: sites (bytes, latency, failover), mesh (the same for a mesh job), scale")
 	flag.Parse()
 	if o.quick {
 		o.quickDefaults()
@@ -124,6 +124,11 @@ func run(ctx context.Context, o options, out io.Writer) (*report, error) {
 	if parts["sites"] {
 		if err := benchSites(ctx, o, rep); err != nil {
 			rep.errs = append(rep.errs, "sites: "+err.Error())
+		}
+	}
+	if parts["mesh"] {
+		if err := benchMesh(ctx, o, rep); err != nil {
+			rep.errs = append(rep.errs, "mesh: "+err.Error())
 		}
 	}
 	if parts["scale"] {

@@ -15,6 +15,7 @@ import (
 // site (today's direct fan-out).
 type modeRun struct {
 	name                string
+	mesh                bool // a mesh job (the origin is the member that changes)
 	targets, far        int
 	idleOrigin, idleWAN float64   // bytes per second while idle
 	copies              []*change // changes of random content: bytes per change
@@ -58,6 +59,28 @@ func benchSites(ctx context.Context, o options, rep *report) error {
 	return nil
 }
 
+// benchMesh runs the two-site comparison for a mesh job whose member in
+// dc1 makes every change: its members in one site (every member fetches
+// from the origin) and in sites (one copy per remote site, to its relay).
+func benchMesh(ctx context.Context, o options, rep *report) error {
+	l := layout{originSite: "dc1", sites: []siteHosts{{"dc2", o.perSite}, {"dc3", o.perSite}}}
+	for _, sites := range []bool{false, true} {
+		name, dir := "mesh, one site (direct)", "mesh-direct"
+		if sites {
+			name, dir = "mesh, sites (relays)", "mesh-sites"
+		}
+		progress("%s: %d members in 2 remote sites, %v each way", name, 2*o.perSite, o.delay)
+		m, err := runMode(ctx, o, filepath.Join(o.work, dir), l, fleetOpts{sites: sites, mesh: true, delay: o.delay, loss: o.loss, seed: o.seed}, name)
+		if m != nil {
+			rep.meshModes = append(rep.meshModes, m)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
 func runMode(ctx context.Context, o options, dir string, l layout, fo fleetOpts, name string) (*modeRun, error) {
 	f, err := newFleet(ctx, o.bin, dir, l, fo)
 	if err != nil {
@@ -76,7 +99,7 @@ func runMode(ctx context.Context, o options, dir string, l layout, fo fleetOpts,
 	if err := f.waitConnected(ctx, o.limit); err != nil {
 		return nil, err
 	}
-	m := &modeRun{name: name, targets: len(f.targets), far: len(f.far()), farNames: map[string]bool{}}
+	m := &modeRun{name: name, mesh: fo.mesh, targets: len(f.targets), far: len(f.far()), farNames: map[string]bool{}}
 	for _, t := range f.far() {
 		m.farNames[t.Name] = true
 	}
@@ -101,7 +124,7 @@ func runMode(ctx context.Context, o options, dir string, l layout, fo fleetOpts,
 		return m, err
 	}
 	progress("  %s: %d changes, %d edits done", name, len(m.copies), len(m.edits))
-	if fo.sites {
+	if fo.sites && !fo.mesh {
 		fv, err := f.killRelay(ctx, o, m.via)
 		m.failover = fv
 		if err != nil {
