@@ -57,6 +57,24 @@ func Split(m *Announce, maxBytes int) []*Announce {
 	return parts
 }
 
+// PartSink takes the items of an announcement's parts one part at a
+// time, in part order (which Split makes path order), as they can be
+// taken: an Assembler with a sink holds a part only while a part before
+// it is missing, never the whole announcement.
+type PartSink interface {
+	// Begin tells the sink the assembly of first's announcement starts
+	// (first is its first part to arrive, not necessarily part 0). The
+	// sink reports whether it takes that announcement's items; if not,
+	// the Assembler keeps them and returns them whole.
+	Begin(first *Announce) bool
+	// Take gets the items of the next part, in part order. The sink may
+	// keep the slice (the caller must not change it).
+	Take(items []Item)
+	// Drop says the announcement begun will not complete (replaced,
+	// refused): what the sink took of it is to be let go.
+	Drop()
+}
+
 // Assembler puts the parts of announcements back together. The parts of
 // one announcement may arrive out of order, twice, or interleaved with
 // another copy of it (both peers dial each other, and a source that
@@ -73,6 +91,10 @@ type Assembler struct {
 	count int       // items present
 	last  *Announce // the last part, once present: its fields (Removed, Digest, …) complete the whole
 	limit int       // the bound on items; 0: MaxAssembledItems (tests set less)
+	// sink, when set, takes the parts' items in order (see AddTo); next
+	// is the index of the part it takes next.
+	sink PartSink
+	next int
 }
 
 // partsKey identifies the announcement whose parts are being assembled.
@@ -99,24 +121,40 @@ func keyOf(m *Announce) partsKey {
 // assembly of no newer version. Add keeps the item slices of the parts it
 // holds until the announcement completes; the caller must not change them.
 func (a *Assembler) Add(m *Announce) (*Announce, error) {
+	out, _, err := a.AddTo(m, nil)
+	return out, err
+}
+
+// AddTo is Add with a sink for the items of split announcements: when
+// sink (not nil) begins an announcement (see PartSink.Begin), each part's
+// items go to it as soon as every part before it is present, and are not
+// kept; a part out of order is held until then. The completed
+// announcement is then returned with no Items (streamed is true: its
+// items are the sink's); everything else (Add's order, duplicate and
+// bound rules) is as Add. A whole announcement (no Parts) never goes to
+// the sink. The sink must be the same for every part of an announcement.
+func (a *Assembler) AddTo(m *Announce, sink PartSink) (out *Announce, streamed bool, err error) {
 	if m.Parts == 0 {
 		if a.items != nil && m.Version >= a.key.version {
 			a.reset()
 		}
-		return m, nil
+		return m, false, nil
 	}
 	if m.Parts > MaxParts || m.Part >= m.Parts {
-		return nil, fmt.Errorf("part %d of %d of version %d: want 2 to %d parts", m.Part, m.Parts, m.Version, MaxParts)
+		return nil, false, fmt.Errorf("part %d of %d of version %d: want 2 to %d parts", m.Part, m.Parts, m.Version, MaxParts)
 	}
 	if k := keyOf(m); a.items == nil || k != a.key {
 		if a.items != nil && m.Part != 0 && m.Version <= a.key.version {
-			return nil, fmt.Errorf("part %d of %d of version %d (base %d): not of version %d (base %d, %d parts) being assembled; dropped", m.Part, m.Parts, m.Version, m.Base, a.key.version, a.key.base, a.key.parts)
+			return nil, false, fmt.Errorf("part %d of %d of version %d (base %d): not of version %d (base %d, %d parts) being assembled; dropped", m.Part, m.Parts, m.Version, m.Base, a.key.version, a.key.base, a.key.parts)
 		}
 		a.reset()
 		a.key, a.items = k, make([][]Item, m.Parts)
+		if sink != nil && sink.Begin(m) {
+			a.sink = sink
+		}
 	}
 	if a.items[m.Part] != nil {
-		return nil, nil // a duplicate
+		return nil, false, nil // a duplicate
 	}
 	limit := a.limit
 	if limit == 0 {
@@ -124,7 +162,7 @@ func (a *Assembler) Add(m *Announce) (*Announce, error) {
 	}
 	if a.count+len(m.Items) > limit {
 		a.reset()
-		return nil, fmt.Errorf("announcement of version %d: more than %d items in its parts; dropped", m.Version, limit)
+		return nil, false, fmt.Errorf("announcement of version %d: more than %d items in its parts; dropped", m.Version, limit)
 	}
 	if m.Items == nil {
 		a.items[m.Part] = []Item{} // present, without items
@@ -137,20 +175,43 @@ func (a *Assembler) Add(m *Announce) (*Announce, error) {
 		last := *m
 		a.last = &last
 	}
+	a.feed()
 	if a.have < len(a.items) {
-		return nil, nil
+		return nil, false, nil
 	}
-	out := a.last
-	out.Items = make([]Item, 0, a.count)
-	for _, items := range a.items {
-		out.Items = append(out.Items, items...)
-	}
+	out = a.last
 	out.Part, out.Parts = 0, 0
+	if streamed = a.sink != nil; streamed {
+		out.Items = nil
+		a.sink = nil // completed: not dropped
+	} else {
+		out.Items = make([]Item, 0, a.count)
+		for _, items := range a.items {
+			out.Items = append(out.Items, items...)
+		}
+	}
 	a.reset()
-	return out, nil
+	return out, streamed, nil
 }
 
-// reset drops what is being assembled.
+// feed gives the sink, if any, every part present from the next one on,
+// in order, and lets go of their items.
+func (a *Assembler) feed() {
+	if a.sink == nil {
+		return
+	}
+	for ; a.next < len(a.items) && a.items[a.next] != nil; a.next++ {
+		if items := a.items[a.next]; len(items) > 0 {
+			a.sink.Take(items)
+			a.items[a.next] = []Item{} // taken: present, not held
+		}
+	}
+}
+
+// reset drops what is being assembled (and tells the sink).
 func (a *Assembler) reset() {
+	if a.sink != nil {
+		a.sink.Drop()
+	}
 	*a = Assembler{limit: a.limit}
 }
