@@ -146,6 +146,7 @@ type job struct {
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
 	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
+	admitting        partAdmission  // target: a complete announcement admitted as its parts arrive
 	digests          digestCache    // digests of the indexes the job works with
 	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason

@@ -108,13 +108,16 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if !j.acceptsAnnouncement(peer) {
 		return
 	}
-	m, err := j.parts.Add(m)
+	j.admitting.j = j
+	m, streamed, err := j.parts.AddTo(m, &j.admitting)
 	if err != nil {
 		j.log.Info("dropping a part of an announcement; the source repeats it", "err", err)
 	}
 	if m == nil {
 		return // more parts to come
 	}
+	// its items are admitted already when streamed (see wantOf)
+	j.admitting.complete = streamed
 	_ = j.takeAnnouncement(ctx, peer, &filesAnnouncement{j: j, peer: peer, m: m}) // its errors are in the job's status
 }
 
@@ -193,6 +196,7 @@ func (a *filesAnnouncement) resync() wire.Message {
 }
 
 func (a *filesAnnouncement) done() {
+	a.j.admitting.settle() // what read did not take
 	if a.wasRead {
 		a.j.settleAnnouncement()
 	}
