@@ -179,3 +179,43 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 		t.Fatalf("admitted %d of %d items (by parts %v)", len(announced), len(x), ok)
 	}
 }
+
+// TestRepeatOfTakenDropped: while a target takes an announcement that came
+// in parts, the parts of its repeats are recognised (the receiving
+// goroutine drops them instead of queueing them, decoded, behind the
+// take); parts of another announcement, or of the same version made
+// again by a restarted source, and whole announcements are not.
+func TestRepeatOfTakenDropped(t *testing.T) {
+	x := index.Index{}
+	for i := range 300 {
+		it := file(fmt.Sprintf("f%03d.conf", i), fmt.Sprint(i), 0o644, 1)
+		x[it.Path] = it
+	}
+	m := &wire.Announce{Job: "j", Version: 8, Origin: "a", Time: 100, Items: wire.FromIndex(x)}
+	parts := wire.Split(m, 4<<10)
+	j := &job{}
+	if j.repeatOfTaken(parts[0]) {
+		t.Fatal("a part dropped while nothing is taken")
+	}
+	j.taking.Store(keyOfTaking(m))
+	for i, p := range parts {
+		if !j.repeatOfTaken(p) {
+			t.Fatalf("part %d of the repeat not recognised", i)
+		}
+	}
+	other := *parts[1]
+	other.Time = 200 // a restarted source's own version 8
+	newer := *parts[1]
+	newer.Version = 9
+	whole := *m
+	whole.Items = nil
+	for name, p := range map[string]*wire.Announce{"the same version made again": &other, "a newer version": &newer, "a whole announcement": &whole} {
+		if j.repeatOfTaken(p) {
+			t.Errorf("%s taken for a repeat", name)
+		}
+	}
+	j.taking.Store(nil)
+	if j.repeatOfTaken(parts[0]) {
+		t.Fatal("a part dropped after the take")
+	}
+}

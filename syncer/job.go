@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pbxsync/hostmon"
@@ -193,6 +194,10 @@ type job struct {
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
 
 	fed federation // sites and relays of a push job (relay.go)
+
+	// taking is the announcement in parts the target is taking, read by
+	// the receiving goroutines (see repeatOfTaken); nil when none.
+	taking atomic.Pointer[takingKey]
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
