@@ -47,12 +47,11 @@ func (p *partAdmission) Begin(first *wire.Announce) bool {
 	if first.Base != 0 || !p.j.templates.Empty() {
 		return false
 	}
-	// the first part's size times the parts: about the whole (Split
-	// makes parts of about the same size)
-	hint := min(len(first.Items)*int(first.Parts), wire.MaxAssembledItems)
 	p.version = first.Version
 	p.f, p.suid = p.j.admitFilter(nil), p.j.cfg.PreserveSUID
-	p.announced = make(index.Index, hint)
+	// not sized by a guess of the whole: a guess above a power of two
+	// doubles the map, and a map grows a table at a time
+	p.announced = index.Index{}
 	p.ad = admission{want: p.announced}
 	p.identity = true
 	return true

@@ -10,8 +10,12 @@ const (
 )
 
 // PartBytes is the size Split aims at for one part: well below
-// MaxDecoded, so that a message never comes near the limit.
-const PartBytes = 16 << 20
+// MaxDecoded, so that a message never comes near the limit, and small
+// enough that a target, which admits a complete announcement part by
+// part (PartSink), holds a few thousand decoded items at a time, not
+// most of a 100k-file index. Split makes parts larger when an index
+// would otherwise take more than MaxParts of them.
+const PartBytes = 2 << 20
 
 // itemWireSize estimates the encoded bytes of an item (JSON, before
 // compression): its path and version vector plus the fixed fields.
@@ -24,10 +28,19 @@ func itemWireSize(it *Item) int {
 }
 
 // Split returns m as one message when its items fit in about maxBytes,
-// else as parts (Part, Parts set) of about maxBytes each: shallow copies
-// that share m's item slice. Removed, Digest, Inline and Unreadable go with
-// the last part. m is not changed.
+// else as parts (Part, Parts set) of about maxBytes each, or as many
+// larger ones as MaxParts allows: shallow copies that share m's item
+// slice. Removed, Digest, Inline and Unreadable go with the last part. m
+// is not changed.
 func Split(m *Announce, maxBytes int) []*Announce {
+	total, biggest := 0, 0
+	for i := range m.Items {
+		n := itemWireSize(&m.Items[i])
+		total, biggest = total+n, max(biggest, n)
+	}
+	// a part closes with more than maxBytes-biggest bytes: fewer than
+	// MaxParts-1 of them, and the last
+	maxBytes = max(maxBytes, total/(MaxParts-1)+biggest)
 	var bounds []int // end of each part's items
 	size := 0
 	for i := range m.Items {

@@ -372,3 +372,29 @@ func TestPartValidation(t *testing.T) {
 		t.Errorf("a first part of an incremental announcement (its digest comes last): %v", err)
 	}
 }
+
+// TestSplitWithinMaxParts: an index that would take more than MaxParts
+// parts of the asked size goes in larger parts, at most MaxParts, each
+// valid; assembled they are the announcement again.
+func TestSplitWithinMaxParts(t *testing.T) {
+	m := sampleAnnounce(3000)
+	parts := Split(m, 1)
+	if len(parts) > MaxParts || len(parts) < MaxParts/2 {
+		t.Fatalf("%d parts, want at most %d (and not far fewer)", len(parts), MaxParts)
+	}
+	var a Assembler
+	var whole *Announce
+	for i, p := range parts {
+		if err := p.Validate(); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		w, err := a.Add(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole = w
+	}
+	if !reflect.DeepEqual(whole, m) {
+		t.Fatal("the assembled announcement differs from the one split")
+	}
+}
