@@ -17,6 +17,11 @@ const (
 // would otherwise take more than MaxParts of them.
 const PartBytes = 2 << 20
 
+// WholeParts is how many parts' worth of items Split still sends as one
+// message: up to 16 MiB at PartBytes, as before parts were 2 MiB, so an
+// agent that predates parts syncs every job it synced before.
+const WholeParts = 8
+
 // itemWireSize estimates the encoded bytes of an item (JSON, before
 // compression): its path and version vector plus the fixed fields.
 func itemWireSize(it *Item) int {
@@ -27,16 +32,19 @@ func itemWireSize(it *Item) int {
 	return n
 }
 
-// Split returns m as one message when its items fit in about maxBytes,
-// else as parts (Part, Parts set) of about maxBytes each, or as many
-// larger ones as MaxParts allows: shallow copies that share m's item
-// slice. Removed, Digest, Inline and Unreadable go with the last part. m
-// is not changed.
+// Split returns m as one message when its items fit in about WholeParts
+// × maxBytes, else as parts (Part, Parts set) of about maxBytes each, or
+// as many larger ones as MaxParts allows: shallow copies that share m's
+// item slice. Removed, Digest, Inline and Unreadable go with the last
+// part. m is not changed.
 func Split(m *Announce, maxBytes int) []*Announce {
 	total, biggest := 0, 0
 	for i := range m.Items {
 		n := itemWireSize(&m.Items[i])
 		total, biggest = total+n, max(biggest, n)
+	}
+	if total <= WholeParts*maxBytes {
+		return []*Announce{m}
 	}
 	// a part closes with more than maxBytes-biggest bytes: fewer than
 	// MaxParts-1 of them, and the last

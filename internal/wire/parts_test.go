@@ -24,6 +24,18 @@ func TestSplitAndAssemble(t *testing.T) {
 	if parts := Split(m, PartBytes); len(parts) != 1 || parts[0] != m {
 		t.Fatalf("a small announcement split into %d parts", len(parts))
 	}
+	// whole up to WholeParts parts' worth (what agents before 2 MiB
+	// parts sent whole), in parts above
+	total := 0
+	for i := range m.Items {
+		total += itemWireSize(&m.Items[i])
+	}
+	if n := len(Split(m, total/WholeParts+1)); n != 1 {
+		t.Fatalf("%d parts for %d bytes of items at %d per part", n, total, total/WholeParts+1)
+	}
+	if n := len(Split(m, total/WholeParts-1)); n <= WholeParts {
+		t.Fatalf("%d parts for %d bytes of items at %d per part", n, total, total/WholeParts-1)
+	}
 	const limit = 64 << 10
 	parts := Split(m, limit)
 	if len(parts) < 5 {
