@@ -77,20 +77,30 @@ func admitInPlace(want index.Index, paths []string, f *hostmon.Filter, preserveS
 // is: nothing refused, no setuid or setgid bit dropped.
 func admitsAll(x index.Index, f *hostmon.Filter, preserveSUID bool) bool {
 	for p, it := range x {
-		if index.ValidateName(p) != nil || !f.Match(p, it.Kind == index.KindDir) {
+		if !admitsAsIs(p, it, f, preserveSUID) {
 			return false
-		}
-		if !preserveSUID {
-			bits := fs.ModeSetuid
-			if it.Kind == index.KindFile {
-				bits |= fs.ModeSetgid
-			}
-			if it.Mode&bits != 0 {
-				return false
-			}
 		}
 	}
 	return true
+}
+
+// admitsAsIs reports whether an admission that refused nothing before
+// takes it at p as it is: its name and the filters admit it and it has no
+// setuid or setgid bit to drop.
+func admitsAsIs(p string, it index.Item, f *hostmon.Filter, preserveSUID bool) bool {
+	if index.ValidateName(p) != nil || !f.Match(p, it.Kind == index.KindDir) {
+		return false
+	}
+	return preserveSUID || it.Mode&suidBits(it) == 0
+}
+
+// suidBits are the mode bits of it an admission drops unless
+// preserve_suid is set.
+func suidBits(it index.Item) fs.FileMode {
+	if it.Kind == index.KindFile {
+		return fs.ModeSetuid | fs.ModeSetgid
+	}
+	return fs.ModeSetuid
 }
 
 // take admits the announced item it at p, or records why not. The
@@ -115,11 +125,7 @@ func (ad *admission) take(p string, it index.Item, f *hostmon.Filter, preserveSU
 		return
 	}
 	if !preserveSUID {
-		bits := fs.ModeSetuid
-		if it.Kind == index.KindFile {
-			bits |= fs.ModeSetgid
-		}
-		if it.Mode&bits != 0 {
+		if bits := suidBits(it); it.Mode&bits != 0 {
 			it.Mode &^= bits
 			ad.dropped = append(ad.dropped, p)
 		}

@@ -294,6 +294,9 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 		a.log.Warn("peer sent a message for a job this node does not have", "peer", peer, "job", name, "type", m.Type().String())
 		return
 	}
+	if an, ok := m.(*wire.Announce); ok && j.repeatOfTaken(an) {
+		return
+	}
 	j.post(event{peer: peer, msg: m})
 }
 

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"pbxsync/internal/wire"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,10 +57,12 @@ type Applier struct {
 	syncfsMin int
 
 	// prestaged holds files staged while their content was fetched
-	// (content hash → staging file, complete and verified); stage takes
-	// them instead of reading the content back from the store.
+	// (content hash → the id of its staging file, see stagingName;
+	// complete and verified); stage takes them instead of reading the
+	// content back from the store. An id, not a name: an initial sync of
+	// 100k files holds 100k of them.
 	prestageMu sync.Mutex
-	prestaged  map[index.Hash]string
+	prestaged  map[index.Hash]uint64
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -254,6 +258,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
 				a.Log.Warn("renames from the staging directory fail across devices; staging elsewhere from now on", "job", a.Job, "was", a.Staging, "now", s)
 				a.removeStaged(j)
+				a.dropPrestaged() // their names are of the old directory
 				a.Staging = s
 			}
 		}
@@ -409,24 +414,42 @@ const stagePrefix = ".pbxsync-stage-"
 func (a *Applier) newStagingFile() (*os.File, string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	name := filepath.Join(a.Staging, stagePrefix+a.Job+"-"+hex.EncodeToString(rnd[:]))
+	name := a.stagingName(binary.BigEndian.Uint64(rnd[:]))
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	return f, name, err
 }
 
+// stagingName is the name of the staging file of the job with id, in the
+// staging directory.
+func (a *Applier) stagingName(id uint64) string {
+	return filepath.Join(a.Staging, fmt.Sprintf("%s%s-%016x", stagePrefix, a.Job, id))
+}
+
+// stagingID is the id of name, a stagingName in the staging directory.
+func (a *Applier) stagingID(name string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(name, filepath.Join(a.Staging, stagePrefix+a.Job+"-"))
+	if !ok || len(rest) != 16 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(rest, 16, 64)
+	return id, err == nil
+}
+
 // prestage records name, a staging file holding exactly content h (the
-// caller verified it), for stage to take.
+// caller verified it), for stage to take. A name that is no staging file
+// of the job's staging directory (it changed meanwhile) is removed.
 func (a *Applier) prestage(h index.Hash, name string) {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
-	if a.prestaged == nil {
-		a.prestaged = map[index.Hash]string{}
-	}
-	if _, dup := a.prestaged[h]; dup {
+	id, ok := a.stagingID(name)
+	if _, dup := a.prestaged[h]; dup || !ok {
 		os.Remove(name)
 		return
 	}
-	a.prestaged[h] = name
+	if a.prestaged == nil {
+		a.prestaged = map[index.Hash]uint64{}
+	}
+	a.prestaged[h] = id
 }
 
 // takePrestaged returns a staging file prestaged with content h, and
@@ -434,20 +457,21 @@ func (a *Applier) prestage(h index.Hash, name string) {
 func (a *Applier) takePrestaged(h index.Hash) (string, bool) {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
-	name, ok := a.prestaged[h]
-	if ok {
-		delete(a.prestaged, h)
+	id, ok := a.prestaged[h]
+	if !ok {
+		return "", false
 	}
-	return name, ok
+	delete(a.prestaged, h)
+	return a.stagingName(id), true
 }
 
 // dropPrestaged removes the prestaged files no apply took (a failed or
-// smaller apply).
+// smaller apply, or before the staging directory changes).
 func (a *Applier) dropPrestaged() {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
-	for _, name := range a.prestaged {
-		os.Remove(name)
+	for _, id := range a.prestaged {
+		os.Remove(a.stagingName(id))
 	}
 	a.prestaged = nil
 }
@@ -457,10 +481,7 @@ func (a *Applier) dropPrestaged() {
 // that content while it was fetched). The caller fsyncs the batch.
 func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 	if name, ok := a.takePrestaged(it.Hash); ok {
-		if filepath.Dir(name) == a.Staging {
-			return a.finishStaged(name, it)
-		}
-		os.Remove(name) // staged where the job no longer stages
+		return a.finishStaged(name, it)
 	}
 	f, name, err := a.newStagingFile()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pbxsync/hostmon"
@@ -149,6 +150,7 @@ type job struct {
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
 	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
+	admitting        partAdmission  // target: a complete announcement admitted as its parts arrive
 	digests          digestCache    // digests of the indexes the job works with
 	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason
@@ -195,6 +197,10 @@ type job struct {
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
 
 	fed federation // sites and relays of a push job (relay.go)
+
+	// taking is the announcement in parts the target is taking, read by
+	// the receiving goroutines (see repeatOfTaken); nil when none.
+	taking atomic.Pointer[takingKey]
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {

@@ -137,7 +137,8 @@ func newContent(base, x index.Index) []index.Item {
 }
 
 // missingBlobs returns the items of items whose blob the store lacks, in
-// one pass over the store.
+// one pass over the store. It filters items in place (the result shares
+// its array).
 func (j *job) missingBlobs(items []index.Item) []index.Item {
 	hs := make([]index.Hash, 0, len(items))
 	for _, it := range items {
@@ -151,7 +152,7 @@ func (j *job) missingBlobs(items []index.Item) []index.Item {
 	for _, h := range miss {
 		set[h] = struct{}{}
 	}
-	var out []index.Item
+	out := items[:0]
 	for _, it := range items {
 		if _, ok := set[it.Hash]; ok {
 			out = append(out, it)

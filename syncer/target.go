@@ -108,14 +108,46 @@ func (j *job) onAnnounce(ctx context.Context, peer string, m *wire.Announce) {
 	if !j.acceptsAnnouncement(peer) {
 		return
 	}
-	m, err := j.parts.Add(m)
+	j.admitting.j = j
+	m, streamed, err := j.parts.AddTo(m, &j.admitting)
 	if err != nil {
 		j.log.Info("dropping a part of an announcement; the source repeats it", "err", err)
 	}
 	if m == nil {
 		return // more parts to come
 	}
+	// its items are admitted already when streamed (see wantOf)
+	j.admitting.complete = streamed
+	if streamed {
+		j.taking.Store(keyOfTaking(m))
+		defer j.taking.Store(nil)
+	}
 	_ = j.takeAnnouncement(ctx, peer, &filesAnnouncement{j: j, peer: peer, m: m}) // its errors are in the job's status
+}
+
+// takingKey identifies an announcement: its parts and its repeats have
+// the same one.
+type takingKey struct {
+	version, base uint64
+	origin        string
+	time          int64
+}
+
+func keyOfTaking(m *wire.Announce) *takingKey {
+	return &takingKey{version: m.Version, base: m.Base, origin: m.Origin, time: m.Time}
+}
+
+// repeatOfTaken reports whether m is a part of a repeat of the
+// announcement in parts the job is taking. The source repeats an
+// announcement every few seconds until the target reports progress; a
+// repeat that arrives while the target admits it would wait, decoded,
+// in the job's inbox for the whole fetch and apply (each a complete
+// index), and be admitted again only to be found held. The receiving
+// goroutine drops it instead: the take answers the source, and an
+// unanswered take is repeated by it.
+func (j *job) repeatOfTaken(m *wire.Announce) bool {
+	k := j.taking.Load()
+	return k != nil && m.Parts > 0 && *k == *keyOfTaking(m)
 }
 
 // filesAnnouncement is an announcement of a files push job: an index,
@@ -193,6 +225,7 @@ func (a *filesAnnouncement) resync() wire.Message {
 }
 
 func (a *filesAnnouncement) done() {
+	a.j.admitting.settle() // what read did not take
 	if a.wasRead {
 		a.j.settleAnnouncement()
 	}

@@ -34,12 +34,18 @@ type plainWant struct {
 // incremental on a base this node does not hold (it asks for a resync).
 func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok bool) {
 	if m.Base == 0 {
-		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(m.Items))
+		// admitted as its parts came (see partAdmission), or now
+		announced, ad, ok := j.admitting.result(m.Version)
+		if !ok {
+			announced = wire.ToIndex(m.Items)
+			ad = admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID)
+		}
+		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(announced), "by_parts", ok)
 		// a large one leaves its decoded messages and maps behind even
 		// when it makes no generation (a repeat during a long initial
 		// sync): the memory goes back to the system afterwards too
-		j.noteGeneration(len(m.Items))
-		return j.admitAll(m, wire.ToIndex(m.Items)), nil, true
+		j.noteGeneration(len(announced))
+		return j.tookAll(m, announced, ad), nil, true
 	}
 	if j.holdsAsked(m) {
 		// the question "do you hold it?" about the newest generation
@@ -86,14 +92,17 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		return want, paths, true
 	}
 	j.log.Debug("admitting an incremental announcement in full", "source_version", m.Version, "base", m.Base)
-	return j.admitAll(m, j.announced), nil, true
+	return j.tookAll(m, j.announced, admit(j.announced, j.admitFilter(j.announced), j.cfg.PreserveSUID)), nil, true
 }
 
-// admitAll admits the whole announced index of m and returns want. When
-// admission takes it as it is, want is the announced index: the
-// announced map is let go (one index less held) and j.announced is want.
-func (j *job) admitAll(m *wire.Announce, announced index.Index) index.Index {
-	ad := admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID)
+// tookAll records ad, the admission of the whole announced index of m,
+// and returns want. When admission takes it as it is, want is the
+// announced index: the announced map is let go (one index less held) and
+// j.announced is want.
+func (j *job) tookAll(m *wire.Announce, announced index.Index, ad admission) index.Index {
+	if sameMap(ad.want, announced) && len(m.Unreadable) > 0 {
+		ad.want = maps.Clone(announced) // what is kept at them goes into want alone
+	}
 	want := j.admitted(m.Version, ad)
 	j.notePlain(m, want)
 	j.announced, j.announcedVersion = announced, m.Version

@@ -10,8 +10,17 @@ const (
 )
 
 // PartBytes is the size Split aims at for one part: well below
-// MaxDecoded, so that a message never comes near the limit.
-const PartBytes = 16 << 20
+// MaxDecoded, so that a message never comes near the limit, and small
+// enough that a target, which admits a complete announcement part by
+// part (PartSink), holds a few thousand decoded items at a time, not
+// most of a 100k-file index. Split makes parts larger when an index
+// would otherwise take more than MaxParts of them.
+const PartBytes = 2 << 20
+
+// WholeParts is how many parts' worth of items Split still sends as one
+// message: up to 16 MiB at PartBytes, as before parts were 2 MiB, so an
+// agent that predates parts syncs every job it synced before.
+const WholeParts = 8
 
 // itemWireSize estimates the encoded bytes of an item (JSON, before
 // compression): its path and version vector plus the fixed fields.
@@ -23,11 +32,23 @@ func itemWireSize(it *Item) int {
 	return n
 }
 
-// Split returns m as one message when its items fit in about maxBytes,
-// else as parts (Part, Parts set) of about maxBytes each: shallow copies
-// that share m's item slice. Removed, Digest, Inline and Unreadable go with
-// the last part. m is not changed.
+// Split returns m as one message when its items fit in about WholeParts
+// × maxBytes, else as parts (Part, Parts set) of about maxBytes each, or
+// as many larger ones as MaxParts allows: shallow copies that share m's
+// item slice. Removed, Digest, Inline and Unreadable go with the last
+// part. m is not changed.
 func Split(m *Announce, maxBytes int) []*Announce {
+	total, biggest := 0, 0
+	for i := range m.Items {
+		n := itemWireSize(&m.Items[i])
+		total, biggest = total+n, max(biggest, n)
+	}
+	if total <= WholeParts*maxBytes {
+		return []*Announce{m}
+	}
+	// a part closes with more than maxBytes-biggest bytes: fewer than
+	// MaxParts-1 of them, and the last
+	maxBytes = max(maxBytes, total/(MaxParts-1)+biggest)
 	var bounds []int // end of each part's items
 	size := 0
 	for i := range m.Items {
@@ -57,6 +78,24 @@ func Split(m *Announce, maxBytes int) []*Announce {
 	return parts
 }
 
+// PartSink takes the items of an announcement's parts one part at a
+// time, in part order (which Split makes path order), as they can be
+// taken: an Assembler with a sink holds a part only while a part before
+// it is missing, never the whole announcement.
+type PartSink interface {
+	// Begin tells the sink the assembly of first's announcement starts
+	// (first is its first part to arrive, not necessarily part 0). The
+	// sink reports whether it takes that announcement's items; if not,
+	// the Assembler keeps them and returns them whole.
+	Begin(first *Announce) bool
+	// Take gets the items of the next part, in part order. The sink may
+	// keep the slice (the caller must not change it).
+	Take(items []Item)
+	// Drop says the announcement begun will not complete (replaced,
+	// refused): what the sink took of it is to be let go.
+	Drop()
+}
+
 // Assembler puts the parts of announcements back together. The parts of
 // one announcement may arrive out of order, twice, or interleaved with
 // another copy of it (both peers dial each other, and a source that
@@ -73,6 +112,10 @@ type Assembler struct {
 	count int       // items present
 	last  *Announce // the last part, once present: its fields (Removed, Digest, …) complete the whole
 	limit int       // the bound on items; 0: MaxAssembledItems (tests set less)
+	// sink, when set, takes the parts' items in order (see AddTo); next
+	// is the index of the part it takes next.
+	sink PartSink
+	next int
 }
 
 // partsKey identifies the announcement whose parts are being assembled.
@@ -99,24 +142,40 @@ func keyOf(m *Announce) partsKey {
 // assembly of no newer version. Add keeps the item slices of the parts it
 // holds until the announcement completes; the caller must not change them.
 func (a *Assembler) Add(m *Announce) (*Announce, error) {
+	out, _, err := a.AddTo(m, nil)
+	return out, err
+}
+
+// AddTo is Add with a sink for the items of split announcements: when
+// sink (not nil) begins an announcement (see PartSink.Begin), each part's
+// items go to it as soon as every part before it is present, and are not
+// kept; a part out of order is held until then. The completed
+// announcement is then returned with no Items (streamed is true: its
+// items are the sink's); everything else (Add's order, duplicate and
+// bound rules) is as Add. A whole announcement (no Parts) never goes to
+// the sink. The sink must be the same for every part of an announcement.
+func (a *Assembler) AddTo(m *Announce, sink PartSink) (out *Announce, streamed bool, err error) {
 	if m.Parts == 0 {
 		if a.items != nil && m.Version >= a.key.version {
 			a.reset()
 		}
-		return m, nil
+		return m, false, nil
 	}
 	if m.Parts > MaxParts || m.Part >= m.Parts {
-		return nil, fmt.Errorf("part %d of %d of version %d: want 2 to %d parts", m.Part, m.Parts, m.Version, MaxParts)
+		return nil, false, fmt.Errorf("part %d of %d of version %d: want 2 to %d parts", m.Part, m.Parts, m.Version, MaxParts)
 	}
 	if k := keyOf(m); a.items == nil || k != a.key {
 		if a.items != nil && m.Part != 0 && m.Version <= a.key.version {
-			return nil, fmt.Errorf("part %d of %d of version %d (base %d): not of version %d (base %d, %d parts) being assembled; dropped", m.Part, m.Parts, m.Version, m.Base, a.key.version, a.key.base, a.key.parts)
+			return nil, false, fmt.Errorf("part %d of %d of version %d (base %d): not of version %d (base %d, %d parts) being assembled; dropped", m.Part, m.Parts, m.Version, m.Base, a.key.version, a.key.base, a.key.parts)
 		}
 		a.reset()
 		a.key, a.items = k, make([][]Item, m.Parts)
+		if sink != nil && sink.Begin(m) {
+			a.sink = sink
+		}
 	}
 	if a.items[m.Part] != nil {
-		return nil, nil // a duplicate
+		return nil, false, nil // a duplicate
 	}
 	limit := a.limit
 	if limit == 0 {
@@ -124,7 +183,7 @@ func (a *Assembler) Add(m *Announce) (*Announce, error) {
 	}
 	if a.count+len(m.Items) > limit {
 		a.reset()
-		return nil, fmt.Errorf("announcement of version %d: more than %d items in its parts; dropped", m.Version, limit)
+		return nil, false, fmt.Errorf("announcement of version %d: more than %d items in its parts; dropped", m.Version, limit)
 	}
 	if m.Items == nil {
 		a.items[m.Part] = []Item{} // present, without items
@@ -137,20 +196,43 @@ func (a *Assembler) Add(m *Announce) (*Announce, error) {
 		last := *m
 		a.last = &last
 	}
+	a.feed()
 	if a.have < len(a.items) {
-		return nil, nil
+		return nil, false, nil
 	}
-	out := a.last
-	out.Items = make([]Item, 0, a.count)
-	for _, items := range a.items {
-		out.Items = append(out.Items, items...)
-	}
+	out = a.last
 	out.Part, out.Parts = 0, 0
+	if streamed = a.sink != nil; streamed {
+		out.Items = nil
+		a.sink = nil // completed: not dropped
+	} else {
+		out.Items = make([]Item, 0, a.count)
+		for _, items := range a.items {
+			out.Items = append(out.Items, items...)
+		}
+	}
 	a.reset()
-	return out, nil
+	return out, streamed, nil
 }
 
-// reset drops what is being assembled.
+// feed gives the sink, if any, every part present from the next one on,
+// in order, and lets go of their items.
+func (a *Assembler) feed() {
+	if a.sink == nil {
+		return
+	}
+	for ; a.next < len(a.items) && a.items[a.next] != nil; a.next++ {
+		if items := a.items[a.next]; len(items) > 0 {
+			a.sink.Take(items)
+			a.items[a.next] = []Item{} // taken: present, not held
+		}
+	}
+}
+
+// reset drops what is being assembled (and tells the sink).
 func (a *Assembler) reset() {
+	if a.sink != nil {
+		a.sink.Drop()
+	}
 	*a = Assembler{limit: a.limit}
 }

@@ -24,6 +24,18 @@ func TestSplitAndAssemble(t *testing.T) {
 	if parts := Split(m, PartBytes); len(parts) != 1 || parts[0] != m {
 		t.Fatalf("a small announcement split into %d parts", len(parts))
 	}
+	// whole up to WholeParts parts' worth (what agents before 2 MiB
+	// parts sent whole), in parts above
+	total := 0
+	for i := range m.Items {
+		total += itemWireSize(&m.Items[i])
+	}
+	if n := len(Split(m, total/WholeParts+1)); n != 1 {
+		t.Fatalf("%d parts for %d bytes of items at %d per part", n, total, total/WholeParts+1)
+	}
+	if n := len(Split(m, total/WholeParts-1)); n <= WholeParts {
+		t.Fatalf("%d parts for %d bytes of items at %d per part", n, total, total/WholeParts-1)
+	}
 	const limit = 64 << 10
 	parts := Split(m, limit)
 	if len(parts) < 5 {
@@ -184,7 +196,78 @@ func TestAssemblerOrders(t *testing.T) {
 				}
 			}
 		})
+		// the same with a sink: it gets the items of exactly the
+		// announcement completed, in order, and the Assembler holds no
+		// part the sink could have taken
+		t.Run(name+" with a sink", func(t *testing.T) {
+			var a Assembler
+			sink := &recordSink{take: true}
+			for i, s := range steps {
+				got, streamed, err := a.AddTo(s.m, sink)
+				if (err != nil) != s.wantErr {
+					t.Fatalf("step %d (part %d of version %d): error %v, want error %v", i, s.m.Part, s.m.Version, err, s.wantErr)
+				}
+				if err := a.holdsOnlyAhead(); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				switch {
+				case s.whole == nil && got != nil:
+					t.Fatalf("step %d (part %d of version %d): completed version %d early", i, s.m.Part, s.m.Version, got.Version)
+				case s.whole == nil:
+				case s.m.Parts == 0:
+					if got != s.m || streamed {
+						t.Fatalf("step %d: a whole announcement was not returned as it is (streamed %v)", i, streamed)
+					}
+				case !streamed || got.Items != nil:
+					t.Fatalf("step %d: completed with %d items, streamed %v; want its items in the sink", i, len(got.Items), streamed)
+				default:
+					whole := *got
+					whole.Items = sink.items
+					if !reflect.DeepEqual(&whole, s.whole) {
+						t.Fatalf("step %d (part %d of version %d): got %v with %d items in the sink, want version %d whole", i, s.m.Part, s.m.Version, summary(got), len(sink.items), s.whole.Version)
+					}
+				}
+			}
+		})
 	}
+}
+
+// recordSink is a PartSink that takes (take) and records the items of
+// the announcement begun last.
+type recordSink struct {
+	take           bool
+	items          []Item
+	begun, dropped int
+}
+
+func (s *recordSink) Begin(*Announce) bool {
+	s.begun++
+	s.items = nil
+	return s.take
+}
+
+func (s *recordSink) Take(items []Item) { s.items = append(s.items, items...) }
+
+func (s *recordSink) Drop() {
+	s.dropped++
+	s.items = nil
+}
+
+// holdsOnlyAhead checks that an Assembler with a sink holds the items of
+// no part before the next one the sink takes, and that part is missing.
+func (a *Assembler) holdsOnlyAhead() error {
+	if a.sink == nil {
+		return nil
+	}
+	for i := 0; i < a.next; i++ {
+		if a.items[i] == nil || len(a.items[i]) > 0 {
+			return fmt.Errorf("part %d, before the next one taken (%d): present %v, %d items held", i, a.next, a.items[i] != nil, len(a.items[i]))
+		}
+	}
+	if a.next < len(a.items) && a.items[a.next] != nil {
+		return fmt.Errorf("part %d is present but not taken", a.next)
+	}
+	return nil
 }
 
 func summary(m *Announce) string {
@@ -225,7 +308,8 @@ func FuzzAssembler(f *testing.F) {
 	f.Add([]byte{3, 2, 1, 0, 0, 1})
 	f.Add([]byte{0x10, 0x21, 0x02, 0x13, 0x40, 0x01})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		var a Assembler
+		var a, b Assembler
+		sink := &recordSink{}
 		for _, op := range ops {
 			// low 2 bits: the part; next 2: the version; bit 4: 3 or 4 parts;
 			// bit 5: a base; bit 6: a whole announcement
@@ -239,9 +323,24 @@ func FuzzAssembler(f *testing.F) {
 				m.Part, m.Parts = 0, 0
 			}
 			m.Items = []Item{{Path: fmt.Sprintf("v%d-b%d-n%d-p%d", m.Version, m.Base, m.Parts, m.Part)}}
+			// b: the same with a sink that takes the complete announcements
+			sink.take = m.Base == 0
+			bGot, streamed, bErr := b.AddTo(m, sink)
 			got, err := a.Add(m)
+			if (bErr != nil) != (err != nil) || (bGot != nil) != (got != nil) {
+				t.Fatalf("op %#x: with a sink %v, %v; without %v, %v", op, summary(bGot), bErr, summary(got), err)
+			}
+			if err := b.holdsOnlyAhead(); err != nil {
+				t.Fatalf("op %#x: %v", op, err)
+			}
 			if got == nil {
 				continue
+			}
+			if want := op&0x40 == 0 && m.Base == 0; streamed != want {
+				t.Fatalf("op %#x: streamed %v, want %v", op, streamed, want)
+			}
+			if streamed && !reflect.DeepEqual(sink.items, got.Items) {
+				t.Fatalf("op %#x: the sink took %d items, want %d", op, len(sink.items), len(got.Items))
 			}
 			if err != nil || got.Part != 0 || got.Parts != 0 {
 				t.Fatalf("op %#x: %v, part %d of %d", op, err, got.Part, got.Parts)
@@ -283,5 +382,31 @@ func TestPartValidation(t *testing.T) {
 	ok := &Announce{Job: "conf", Origin: "a", Base: 3, Part: 0, Parts: 2}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("a first part of an incremental announcement (its digest comes last): %v", err)
+	}
+}
+
+// TestSplitWithinMaxParts: an index that would take more than MaxParts
+// parts of the asked size goes in larger parts, at most MaxParts, each
+// valid; assembled they are the announcement again.
+func TestSplitWithinMaxParts(t *testing.T) {
+	m := sampleAnnounce(3000)
+	parts := Split(m, 1)
+	if len(parts) > MaxParts || len(parts) < MaxParts/2 {
+		t.Fatalf("%d parts, want at most %d (and not far fewer)", len(parts), MaxParts)
+	}
+	var a Assembler
+	var whole *Announce
+	for i, p := range parts {
+		if err := p.Validate(); err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		w, err := a.Add(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole = w
+	}
+	if !reflect.DeepEqual(whole, m) {
+		t.Fatal("the assembled announcement differs from the one split")
 	}
 }
