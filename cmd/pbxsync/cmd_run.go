@@ -41,6 +41,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(stderr, cfg.Node.LogLevel, *jsonLog)
+	applyMemoryLimit(cfg.Node, log)
 	stopProfile, err := startProfile()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -200,6 +201,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 				if n, o := next.Node, cfg.Node; n.HTTP != o.HTTP || n.HTTPCert != o.HTTPCert || n.HTTPKey != o.HTTPKey {
 					log.Warn("[node] http, http_cert or http_key changed; restart the agent to use the new settings", "file", cfg.File)
 				}
+				applyMemoryLimit(next.Node, log)
 				cfg = next
 			}
 			daemon.SdNotify(false, daemon.SdNotifyReady)
