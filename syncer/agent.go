@@ -38,7 +38,7 @@ type Options struct {
 	Clock func() time.Time
 	// AnnouncePartBytes is about the most bytes of items one message of
 	// an announcement carries before it is sent in parts; 0:
-	// wire.PartBytes. Tests make it small.
+	// 2 MiB (announcePartBytes). Tests make it small.
 	AnnouncePartBytes int
 }
 
@@ -91,7 +91,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock}
 	if a.partBytes <= 0 {
-		a.partBytes = wire.PartBytes
+		a.partBytes = announcePartBytes
 	}
 	if a.after == nil {
 		a.after = ShellChecks{}

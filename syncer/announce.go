@@ -96,10 +96,32 @@ func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
 	return index.Item{}, false
 }
 
+// announcePartBytes is the default size of one part of a large
+// announcement (Options.AnnouncePartBytes), well below wire.PartBytes: a
+// part is encoded (JSON, then zstd) as one buffer, and encoding/json keeps
+// its largest buffer pooled, so the part size, not the index, bounds what
+// encoding an announcement of 100,000 files holds (16 MiB parts kept 20
+// MiB). The parts of one announcement are queued for the peer's control
+// stream one after the other; at this size they stay far below its queue
+// bound (remotemon.DefaultMaxQueue) once compressed.
+const announcePartBytes = 2 << 20
+
+// splitAnnouncement is wire.Split(msg, partBytes), with parts made larger
+// when there would be more than wire.MaxParts of them.
+func splitAnnouncement(msg *wire.Announce, partBytes int) []*wire.Announce {
+	parts := wire.Split(msg, partBytes)
+	for len(parts) > wire.MaxParts && partBytes < wire.MaxDecoded/2 {
+		partBytes *= 2
+		parts = wire.Split(msg, partBytes)
+	}
+	return parts
+}
+
 // sendAnnouncement sends msg to peer, in parts when its index is large
-// (wire.Split): no message has to hold a whole large index.
+// (splitAnnouncement): no message has to hold a whole large index, and
+// encoding one holds one part at a time.
 func (j *job) sendAnnouncement(peer string, msg *wire.Announce) error {
-	parts := wire.Split(msg, j.a.partBytes)
+	parts := splitAnnouncement(msg, j.a.partBytes)
 	if len(parts) > 1 {
 		j.log.Debug("announcing in parts", "peer", peer, "version", msg.Version, "items", len(msg.Items), "parts", len(parts))
 	}

@@ -1,10 +1,14 @@
 package syncer
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"testing"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
 )
 
 // TestOfferChange: updating the served content by each generation's
@@ -41,4 +45,35 @@ func TestOfferChange(t *testing.T) {
 		cur = next
 	}
 
+}
+
+// TestSplitAnnouncement: a complete announcement of 100,000 files goes in
+// parts whose JSON (the buffer encoding/json grows and keeps pooled) is at
+// most about announcePartBytes, the default part size of an agent; and a
+// part size that would make more than wire.MaxParts parts is raised.
+func TestSplitAnnouncement(t *testing.T) {
+	msg := &wire.Announce{Job: "confs", Version: 7, Origin: "src"}
+	for i := range 100000 {
+		msg.Items = append(msg.Items, wire.Item{Path: fmt.Sprintf("dir%03d/extension-%06d.conf", i%100, i), Kind: 1, Size: 1400,
+			Mode: 0o644, MTime: 1700000000000000000 + int64(i), Hash: make([]byte, 32), Version: []index.Counter{{Node: "src", Value: 3}}})
+	}
+	const maxJSON = 2 << 20 // what encoding one part may hold
+	parts := splitAnnouncement(msg, announcePartBytes)
+	items := 0
+	for i, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > maxJSON {
+			t.Errorf("part %d of %d: %d bytes of JSON, want at most %d", i, len(parts), len(b), maxJSON)
+		}
+		items += len(p.Items)
+	}
+	if items != len(msg.Items) || len(parts) < 2 {
+		t.Errorf("%d parts of %d items in all, want every one of %d items in parts", len(parts), items, len(msg.Items))
+	}
+	if parts := splitAnnouncement(msg, 64); len(parts) > wire.MaxParts {
+		t.Errorf("part size 64: %d parts, want at most %d", len(parts), wire.MaxParts)
+	}
 }
