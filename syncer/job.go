@@ -176,9 +176,12 @@ type job struct {
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
 	scanDirty map[string]bool
-	// scanSaving is closed when the save saveScanInBackground started
-	// ends; nil when none runs.
+	// scanSaving is closed when the step of scanSave being written beside
+	// the loop ends; nil when none runs.
 	scanSaving chan struct{}
+	// scanSave is the save of the scan state under way, step by step
+	// (saveScanInBackground); nil when none is.
+	scanSave *scanSave
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -371,6 +374,7 @@ func (j *job) onTick(ctx context.Context) {
 		j.saveScanInBackground()
 		j.releaseMemory()
 	}
+	j.continueScanSave()
 	j.retryUnreadable(ctx)
 	if j.isSource {
 		j.announce(false)
