@@ -55,21 +55,18 @@ func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 		}
 		seen[p] = struct{}{}
 		if old, ok := prev(p); ok && old.Kind == index.KindFile {
-			if j.servedRefs[old.Hash]--; j.servedRefs[old.Hash] <= 0 {
-				delete(j.servedRefs, old.Hash)
-			}
+			j.servedRefs.remove(j.serving, old.Hash)
 			j.servedPrev[old.Hash] = old.Size
 			j.serving[old.Hash] = old.Size
 		}
 		if it, ok := cur[p]; ok && it.Kind == index.KindFile {
-			j.servedRefs[it.Hash]++
-			j.serving[it.Hash] = it.Size
+			j.servedRefs.add(j.serving, it.Hash, it.Size)
 		}
 	}
 	for h := range stale { // the content only the generation before prev had
-		if _, inCur := j.servedRefs[h]; !inCur {
+		if j.servedRefs.count(j.serving, h) == 0 {
 			if _, inPrev := j.servedPrev[h]; !inPrev {
-				delete(j.serving, h)
+				j.servedRefs.drop(j.serving, h)
 			}
 		}
 	}

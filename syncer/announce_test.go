@@ -42,9 +42,43 @@ func TestOfferChange(t *testing.T) {
 		if !maps.Equal(j.serving, ref.serving) {
 			t.Fatalf("step %d: serving %d hashes, offering both generations serves %d", step, len(j.serving), len(ref.serving))
 		}
+		files := map[index.Hash]int{}
+		for _, it := range next {
+			if it.Kind == index.KindFile {
+				files[it.Hash]++
+			}
+		}
+		for h := range j.serving {
+			if got := j.servedRefs.count(j.serving, h); got != files[h] {
+				t.Fatalf("step %d: %d files counted of content %x, the generation has %d", step, got, h[:4], files[h])
+			}
+		}
 		cur = next
 	}
 
+}
+
+// TestServedRefsCompact: the served set of 1,000 files of distinct content
+// and 10 of one content keeps a count for that one content only.
+func TestServedRefsCompact(t *testing.T) {
+	cur := idx(dir("d", 0o755, 1))
+	for i := range 1000 {
+		it := file(fmt.Sprintf("d/f%04d", i), fmt.Sprint(i), 0o644, 1)
+		cur[it.Path] = it
+	}
+	for i := range 10 {
+		it := file(fmt.Sprintf("d/same%d", i), "same", 0o644, 1)
+		cur[it.Path] = it
+	}
+	j := &job{}
+	j.offer(cur, nil)
+	if len(j.serving) != 1001 || len(j.servedRefs.dup) != 1 || len(j.servedRefs.notCur) != 0 {
+		t.Fatalf("serving %d, counts kept for %d contents, %d not of the newest; want 1001, 1, 0",
+			len(j.serving), len(j.servedRefs.dup), len(j.servedRefs.notCur))
+	}
+	if n := j.servedRefs.count(j.serving, cur["d/same3"].Hash); n != 10 {
+		t.Fatalf("count of the shared content: %d, want 10", n)
+	}
 }
 
 // TestSplitAnnouncement: a complete announcement of 100,000 files goes in

@@ -189,7 +189,7 @@ type job struct {
 	// servedRefs counts the files of the newest generation per content
 	// and servedPrev is the content only the one before has: what
 	// offerChange needs to update serving by a generation's changes.
-	servedRefs map[index.Hash]int
+	servedRefs *servedRefs
 	servedPrev map[index.Hash]int64
 
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
@@ -745,18 +745,21 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // the usual delta base). Older content stays in the store for rollback but
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
-	serving := make(map[index.Hash]int64, len(cur)+len(prev))
-	refs := make(map[index.Hash]int, len(cur))
+	serving := make(map[index.Hash]int64, len(cur))
+	refs := newServedRefs()
 	for _, it := range cur {
 		if it.Kind == index.KindFile {
-			serving[it.Hash] = it.Size
-			refs[it.Hash]++
+			refs.add(serving, it.Hash, it.Size)
 		}
 	}
 	served := map[index.Hash]int64{}
 	for _, it := range prev {
-		if _, inCur := refs[it.Hash]; it.Kind == index.KindFile && !inCur {
+		if it.Kind != index.KindFile {
+			continue
+		}
+		if refs.count(serving, it.Hash) == 0 { // not in cur
 			serving[it.Hash] = it.Size
+			refs.notCur[it.Hash] = struct{}{}
 			served[it.Hash] = it.Size
 		}
 	}
