@@ -372,7 +372,11 @@ func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
-		j.releaseMemory()
+		if j.scanSave != nil {
+			j.scanSave.release = true // once it is written
+		} else {
+			j.releaseMemory()
+		}
 	}
 	j.continueScanSave()
 	j.retryUnreadable(ctx)

@@ -104,6 +104,9 @@ type scanSave struct {
 	paths []string // the scanned paths at or below roots[i] are paths[first[i]:first[i+1]]
 	first []int    // len(roots)+1 offsets into paths
 	next  int      // the first root not saved yet
+	// release: hand memory back to the system when the save is done
+	// (after a large generation, whose save is the last of its garbage)
+	release bool
 }
 
 // saveScan writes the scan state of the paths noted since the last save
@@ -147,6 +150,7 @@ func (j *job) continueScanSave() {
 	}
 	roots, set := j.nextScanChunk(j.scanSave)
 	if roots == nil {
+		j.scanSaveDone(j.scanSave)
 		j.scanSave = nil
 		return
 	}
@@ -185,6 +189,7 @@ func (j *job) writeScanSave(s *scanSave) error {
 		from := s.next
 		roots, set := j.nextScanChunk(s)
 		if roots == nil {
+			j.scanSaveDone(s)
 			return nil
 		}
 		if err := j.a.store.PutScanStates(j.cfg.Name, roots, set); err != nil {
@@ -193,6 +198,13 @@ func (j *job) writeScanSave(s *scanSave) error {
 		}
 	}
 	return nil
+}
+
+// scanSaveDone ends save s: see scanSave.release.
+func (j *job) scanSaveDone(s *scanSave) {
+	if s.release {
+		j.releaseMemory()
+	}
 }
 
 // nextScanChunk encodes the states of the next step of s and moves s on;
