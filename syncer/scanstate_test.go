@@ -22,15 +22,7 @@ import (
 // back exactly what was saved — with no size cap (format 1 kept it as one
 // JSON value of at most 16 MiB, about 50k files).
 func TestScanStateSavedPerPath(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	newJob := func() *job {
-		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j"}, log: slog.New(slog.DiscardHandler)}
-	}
+	newJob := scanStateJobs(t)
 	states := map[string]hostmon.FileState{}
 	for i := range 3000 {
 		p := fmt.Sprintf("d%d/f%04d.conf", i%10, i)
@@ -216,15 +208,7 @@ func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
 // one through its inbox): no step copies or encodes the whole scan state.
 // Changes made between steps end up saved as they are at the end.
 func TestScanSaveInSteps(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	newJob := func() *job {
-		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j"}, log: slog.New(slog.DiscardHandler), inbox: make(chan event, 4)}
-	}
+	newJob := scanStateJobs(t)
 	states := map[string]hostmon.FileState{}
 	const dirs, perDir = 12, 1000
 	for i := range dirs * perDir {
@@ -274,5 +258,18 @@ func TestScanSaveInSteps(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, j.states) {
 		t.Fatalf("loaded %d states (edit %+v), want %d", len(got), got["d00/f00000.conf"], len(j.states))
+	}
+}
+
+// scanStateJobs returns a maker of jobs "j" without a tree that share one
+// store, for the tests of saving and loading scan states.
+func scanStateJobs(t *testing.T) func() *job {
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return func() *job {
+		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j"}, log: slog.New(slog.DiscardHandler), inbox: make(chan event, 4)}
 	}
 }
