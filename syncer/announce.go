@@ -55,21 +55,18 @@ func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 		}
 		seen[p] = struct{}{}
 		if old, ok := prev(p); ok && old.Kind == index.KindFile {
-			if j.servedRefs[old.Hash]--; j.servedRefs[old.Hash] <= 0 {
-				delete(j.servedRefs, old.Hash)
-			}
+			j.servedRefs.remove(j.serving, old.Hash)
 			j.servedPrev[old.Hash] = old.Size
 			j.serving[old.Hash] = old.Size
 		}
 		if it, ok := cur[p]; ok && it.Kind == index.KindFile {
-			j.servedRefs[it.Hash]++
-			j.serving[it.Hash] = it.Size
+			j.servedRefs.add(j.serving, it.Hash, it.Size)
 		}
 	}
 	for h := range stale { // the content only the generation before prev had
-		if _, inCur := j.servedRefs[h]; !inCur {
+		if j.servedRefs.count(j.serving, h) == 0 {
 			if _, inPrev := j.servedPrev[h]; !inPrev {
-				delete(j.serving, h)
+				j.servedRefs.drop(j.serving, h)
 			}
 		}
 	}
@@ -96,8 +93,17 @@ func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
 	return index.Item{}, false
 }
 
+// announcePartBytes is the default size of one part of a large
+// announcement (Options.AnnouncePartBytes): wire.PartBytes. A part is
+// encoded (JSON, then zstd) as one buffer, and encoding/json keeps its
+// largest buffer pooled, so the part size, not the index, bounds what
+// encoding an announcement of 100,000 files holds (16 MiB parts kept 20
+// MiB).
+const announcePartBytes = wire.PartBytes
+
 // sendAnnouncement sends msg to peer, in parts when its index is large
-// (wire.Split): no message has to hold a whole large index.
+// (wire.Split): no message has to hold a whole large index, and
+// encoding one holds one part at a time.
 func (j *job) sendAnnouncement(peer string, msg *wire.Announce) error {
 	parts := wire.Split(msg, j.a.partBytes)
 	if len(parts) > 1 {

@@ -1,10 +1,14 @@
 package syncer
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"testing"
+
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
 )
 
 // TestOfferChange: updating the served content by each generation's
@@ -38,7 +42,72 @@ func TestOfferChange(t *testing.T) {
 		if !maps.Equal(j.serving, ref.serving) {
 			t.Fatalf("step %d: serving %d hashes, offering both generations serves %d", step, len(j.serving), len(ref.serving))
 		}
+		files := map[index.Hash]int{}
+		for _, it := range next {
+			if it.Kind == index.KindFile {
+				files[it.Hash]++
+			}
+		}
+		for h := range j.serving {
+			if got := j.servedRefs.count(j.serving, h); got != files[h] {
+				t.Fatalf("step %d: %d files counted of content %x, the generation has %d", step, got, h[:4], files[h])
+			}
+		}
 		cur = next
 	}
 
+}
+
+// TestServedRefsCompact: the served set of 1,000 files of distinct content
+// and 10 of one content keeps a count for that one content only.
+func TestServedRefsCompact(t *testing.T) {
+	cur := idx(dir("d", 0o755, 1))
+	for i := range 1000 {
+		it := file(fmt.Sprintf("d/f%04d", i), fmt.Sprint(i), 0o644, 1)
+		cur[it.Path] = it
+	}
+	for i := range 10 {
+		it := file(fmt.Sprintf("d/same%d", i), "same", 0o644, 1)
+		cur[it.Path] = it
+	}
+	j := &job{}
+	j.offer(cur, nil)
+	if len(j.serving) != 1001 || len(j.servedRefs.dup) != 1 || len(j.servedRefs.notCur) != 0 {
+		t.Fatalf("serving %d, counts kept for %d contents, %d not of the newest; want 1001, 1, 0",
+			len(j.serving), len(j.servedRefs.dup), len(j.servedRefs.notCur))
+	}
+	if n := j.servedRefs.count(j.serving, cur["d/same3"].Hash); n != 10 {
+		t.Fatalf("count of the shared content: %d, want 10", n)
+	}
+}
+
+// TestSplitAnnouncement: a complete announcement of 100,000 files goes in
+// parts whose JSON (the buffer encoding/json grows and keeps pooled) is at
+// most about announcePartBytes, the default part size of an agent; and a
+// part size that would make more than wire.MaxParts parts is raised.
+func TestSplitAnnouncement(t *testing.T) {
+	msg := &wire.Announce{Job: "confs", Version: 7, Origin: "src"}
+	for i := range 100000 {
+		msg.Items = append(msg.Items, wire.Item{Path: fmt.Sprintf("dir%03d/extension-%06d.conf", i%100, i), Kind: 1, Size: 1400,
+			Mode: 0o644, MTime: 1700000000000000000 + int64(i), Hash: make([]byte, 32), Version: []index.Counter{{Node: "src", Value: 3}}})
+	}
+	const maxJSON = 2 << 20 // what encoding one part may hold
+	parts := wire.Split(msg, announcePartBytes)
+	items := 0
+	for i, p := range parts {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > maxJSON {
+			t.Errorf("part %d of %d: %d bytes of JSON, want at most %d", i, len(parts), len(b), maxJSON)
+		}
+		items += len(p.Items)
+	}
+	if items != len(msg.Items) || len(parts) < 2 {
+		t.Errorf("%d parts of %d items in all, want every one of %d items in parts", len(parts), items, len(msg.Items))
+	}
+	if parts := wire.Split(msg, 64); len(parts) > wire.MaxParts {
+		t.Errorf("part size 64: %d parts, want at most %d", len(parts), wire.MaxParts)
+	}
 }

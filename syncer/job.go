@@ -181,9 +181,12 @@ type job struct {
 	// scanDirty holds the paths whose saved scan state is out of date
 	// (and what lies below them); see saveScan.
 	scanDirty map[string]bool
-	// scanSaving is closed when the save saveScanInBackground started
-	// ends; nil when none runs.
+	// scanSaving is closed when the step of scanSave being written beside
+	// the loop ends; nil when none runs.
 	scanSaving chan struct{}
+	// scanSave is the save of the scan state under way, step by step
+	// (saveScanInBackground); nil when none is.
+	scanSave *scanSave
 
 	mu      sync.Mutex
 	status  JobStatus
@@ -191,7 +194,7 @@ type job struct {
 	// servedRefs counts the files of the newest generation per content
 	// and servedPrev is the content only the one before has: what
 	// offerChange needs to update serving by a generation's changes.
-	servedRefs map[index.Hash]int
+	servedRefs *servedRefs
 	servedPrev map[index.Hash]int64
 
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
@@ -379,8 +382,13 @@ func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
-		j.releaseMemory()
+		if j.scanSave != nil {
+			j.scanSave.release = true // once it is written
+		} else {
+			j.releaseMemory()
+		}
 	}
+	j.continueScanSave()
 	j.retryUnreadable(ctx)
 	if j.isSource {
 		j.announce(false)
@@ -756,18 +764,21 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // the usual delta base). Older content stays in the store for rollback but
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
-	serving := make(map[index.Hash]int64, len(cur)+len(prev))
-	refs := make(map[index.Hash]int, len(cur))
+	serving := make(map[index.Hash]int64, len(cur))
+	refs := newServedRefs()
 	for _, it := range cur {
 		if it.Kind == index.KindFile {
-			serving[it.Hash] = it.Size
-			refs[it.Hash]++
+			refs.add(serving, it.Hash, it.Size)
 		}
 	}
 	served := map[index.Hash]int64{}
 	for _, it := range prev {
-		if _, inCur := refs[it.Hash]; it.Kind == index.KindFile && !inCur {
+		if it.Kind != index.KindFile {
+			continue
+		}
+		if refs.count(serving, it.Hash) == 0 { // not in cur
 			serving[it.Hash] = it.Size
+			refs.notCur[it.Hash] = struct{}{}
 			served[it.Hash] = it.Size
 		}
 	}

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -86,96 +87,217 @@ func (j *job) noteDirty(paths []string) {
 	}
 }
 
-// saveScan writes the scan state of the paths noted since the last save.
+// scanSaveChunk is about how many paths' scan states one step of a save
+// encodes and writes (more when one noted directory holds more): a save
+// holds the encoded states of one step at a time, never a copy of the
+// whole scan state (an initial sync's 100k paths took 15 MiB copied and 8
+// MiB encoded at once).
+const scanSaveChunk = 4096
+
+// scanSave is a save of the scan state under way: the noted paths not
+// below another one (roots), in order, with the scanned paths at or below
+// each; saved step by step from next on (nextScanChunk). A path whose
+// state changes during the save is saved as it is when its step comes,
+// and again by the next save (it is noted again).
+type scanSave struct {
+	roots []string // sorted; none at or below another
+	paths []string // the scanned paths at or below roots[i] are paths[first[i]:first[i+1]]
+	first []int    // len(roots)+1 offsets into paths
+	next  int      // the first root not saved yet
+	// release: hand memory back to the system when the save is done
+	// (after a large generation, whose save is the last of its garbage)
+	release bool
+}
+
+// saveScan writes the scan state of the paths noted since the last save
+// (and finishes a save under way first).
 func (j *job) saveScan() error {
-	j.waitScanSave()
-	roots, states := j.takeScanDirty()
-	if roots == nil {
-		return nil
-	}
-	if err := j.putScanStates(roots, states); err != nil {
-		j.noteDirty(roots) // saved next time
+	if err := j.finishScanSave(); err != nil {
 		return err
 	}
-	return nil
+	return j.writeScanSave(j.takeScanDirty())
 }
 
 // saveScanInBackground is saveScan for a large change (an initial sync's
-// 100k paths): the states are copied on the job's loop and encoded and
-// written by another goroutine, in transactions of a bounded number of
-// paths (Store.PutScanStates), so that neither the loop nor another write
-// of the store (the first edits after an initial sync) waits for all of
-// it. One save at a time: while one runs, the paths noted since stay
-// noted.
+// 100k paths): each step's states are encoded on the job's loop and
+// written by another goroutine (Store.PutScanStates), which hands the
+// loop the next step when it is done, so that neither the loop nor
+// another write of the store (the first edits after an initial sync)
+// waits for all of it. One save at a time: while one runs, the paths
+// noted since stay noted.
 func (j *job) saveScanInBackground() {
+	if j.scanSave != nil {
+		return // the one running ends first
+	}
+	j.scanSave = j.takeScanDirty()
+	j.continueScanSave()
+}
+
+// continueScanSave starts the next step of the save under way when the
+// one before is written; the job's loop calls it when a step ends, and
+// every tick in case that call was dropped with a full inbox.
+func (j *job) continueScanSave() {
 	if j.scanSaving != nil {
 		select {
 		case <-j.scanSaving:
 			j.scanSaving = nil
 		default:
-			return // the one running ends first
+			return // the step running ends first
 		}
 	}
-	roots, states := j.takeScanDirty()
+	if j.scanSave == nil {
+		return
+	}
+	roots, set := j.nextScanChunk(j.scanSave)
 	if roots == nil {
+		j.scanSaveDone(j.scanSave)
+		j.scanSave = nil
 		return
 	}
 	done := make(chan struct{})
 	j.scanSaving = done
 	go func() {
-		defer close(done)
-		if err := j.putScanStates(roots, states); err != nil {
+		if err := j.a.store.PutScanStates(j.cfg.Name, roots, set); err != nil {
 			// those files are hashed again at the next start
 			j.log.Warn("cannot save scan state", "err", err)
+		}
+		close(done)
+		select {
+		case j.inbox <- event{do: func(context.Context) { j.continueScanSave() }}:
+		default: // the next tick goes on
 		}
 	}()
 }
 
-// waitScanSave waits for a save started by saveScanInBackground.
-func (j *job) waitScanSave() {
+// finishScanSave writes what remains of the save under way, on the
+// caller's goroutine.
+func (j *job) finishScanSave() error {
 	if j.scanSaving != nil {
 		<-j.scanSaving
 		j.scanSaving = nil
 	}
+	s := j.scanSave
+	j.scanSave = nil
+	return j.writeScanSave(s)
 }
 
-// takeScanDirty returns the noted paths (sorted) and a copy of the scan
-// state at and below them, and forgets the notes; nil roots when nothing
-// is noted.
-func (j *job) takeScanDirty() ([]string, map[string]hostmon.FileState) {
-	if len(j.scanDirty) == 0 {
+// writeScanSave writes the steps of s that remain (none when s is nil);
+// after an error the paths not written are noted again, to be saved next
+// time.
+func (j *job) writeScanSave(s *scanSave) error {
+	for s != nil {
+		from := s.next
+		roots, set := j.nextScanChunk(s)
+		if roots == nil {
+			j.scanSaveDone(s)
+			return nil
+		}
+		if err := j.a.store.PutScanStates(j.cfg.Name, roots, set); err != nil {
+			j.noteDirty(s.roots[from:])
+			return err
+		}
+	}
+	return nil
+}
+
+// scanSaveDone ends save s: see scanSave.release.
+func (j *job) scanSaveDone(s *scanSave) {
+	if s.release {
+		j.releaseMemory()
+	}
+}
+
+// nextScanChunk encodes the states of the next step of s and moves s on;
+// nil roots when s is done.
+func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
+	if s.next >= len(s.roots) {
 		return nil, nil
 	}
-	roots := make([]string, 0, len(j.scanDirty))
-	states := make(map[string]hostmon.FileState, len(j.scanDirty))
-	walk := false
-	for p := range j.scanDirty {
-		roots = append(roots, p)
-		if st, ok := j.states[p]; ok && st.Kind == index.KindFile {
-			states[p] = st
-		} else {
-			walk = true // a directory or a removed path: what lies below
+	end := s.next + 1
+	for end < len(s.roots) && s.first[end+1]-s.first[s.next] <= scanSaveChunk {
+		end++
+	}
+	roots := s.roots[s.next:end]
+	paths := s.paths[s.first[s.next]:s.first[end]]
+	set := make(map[string][]byte, len(paths))
+	for _, p := range paths {
+		if st, ok := j.states[p]; ok { // else removed since: dropped under its root
+			set[p] = encodeScanState(&st)
 		}
 	}
-	if walk {
-		for p, st := range j.states {
-			if underSet(p, j.scanDirty) {
-				states[p] = st
-			}
-		}
-	}
-	slices.Sort(roots)
-	j.scanDirty = nil
-	return roots, states
+	s.next = end
+	return roots, set
 }
 
-// putScanStates encodes states and saves them for roots.
-func (j *job) putScanStates(roots []string, states map[string]hostmon.FileState) error {
-	set := make(map[string][]byte, len(states))
-	for p, st := range states {
-		set[p] = encodeScanState(&st)
+// takeScanDirty returns the noted paths as a save (nil when none is
+// noted) and forgets the notes. A noted file stands for itself; a noted
+// directory or removed path for what lies below it too, which one pass
+// over the scan state finds (path strings only: no state is copied).
+func (j *job) takeScanDirty() *scanSave {
+	if len(j.scanDirty) == 0 {
+		return nil
 	}
-	return j.a.store.PutScanStates(j.cfg.Name, roots, set)
+	noted := j.scanDirty
+	j.scanDirty = nil
+	s := &scanSave{}
+	walk := false
+	for p := range noted {
+		if p != "" && (underSet(index.Parent(p), noted) || noted[""]) {
+			continue // saved with the noted directory above it
+		}
+		s.roots = append(s.roots, p)
+		if st, ok := j.states[p]; !ok || st.Kind != index.KindFile {
+			walk = true
+		}
+	}
+	slices.Sort(s.roots)
+	// the paths of each root, grouped in roots' order: (root, path) pairs
+	// sorted by root
+	type pair struct {
+		root int
+		path string
+	}
+	var pairs []pair
+	if walk {
+		at := make(map[string]int, len(s.roots))
+		for i, r := range s.roots {
+			at[r] = i
+		}
+		for p := range j.states {
+			if i, ok := rootOf(p, at); ok {
+				pairs = append(pairs, pair{i, p})
+			}
+		}
+		slices.SortFunc(pairs, func(a, b pair) int { return a.root - b.root })
+	} else {
+		pairs = make([]pair, len(s.roots))
+		for i, r := range s.roots {
+			pairs[i] = pair{i, r}
+		}
+	}
+	s.paths = make([]string, len(pairs))
+	s.first = make([]int, len(s.roots)+1)
+	for i, pr := range pairs {
+		s.paths[i] = pr.path
+		s.first[pr.root+1] = i + 1
+	}
+	for i := 1; i < len(s.first); i++ { // a root with no path ends where the one before does
+		s.first[i] = max(s.first[i], s.first[i-1])
+	}
+	return s
+}
+
+// rootOf returns the index in at of p or the nearest directory above it.
+func rootOf(p string, at map[string]int) (int, bool) {
+	for {
+		if i, ok := at[p]; ok {
+			return i, true
+		}
+		if p == "" {
+			return 0, false
+		}
+		p = index.Parent(p)
+	}
 }
 
 // loadScan reads the saved scan state; a damaged entry is dropped (the

@@ -22,15 +22,7 @@ import (
 // back exactly what was saved — with no size cap (format 1 kept it as one
 // JSON value of at most 16 MiB, about 50k files).
 func TestScanStateSavedPerPath(t *testing.T) {
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	newJob := func() *job {
-		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j"}, log: slog.New(slog.DiscardHandler)}
-	}
+	newJob := scanStateJobs(t)
 	states := map[string]hostmon.FileState{}
 	for i := range 3000 {
 		p := fmt.Sprintf("d%d/f%04d.conf", i%10, i)
@@ -202,8 +194,82 @@ func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
 	if j.scanSaving == nil {
 		t.Fatal("the tick after a large generation started no save")
 	}
-	j.waitScanSave() // it runs beside the loop
+	if err := j.finishScanSave(); err != nil { // it runs beside the loop
+		t.Fatal(err)
+	}
 	if n := saved(); n != 5 || len(j.scanDirty) != 0 {
 		t.Fatalf("the tick after a large generation saved %d scan states (%d paths still to save); want 5", n, len(j.scanDirty))
+	}
+}
+
+// TestScanSaveInSteps: a large save (every path of a first scan) is
+// written in steps of at most scanSaveChunk paths, each encoded on the
+// loop when the one before is written (the writer hands the loop the next
+// one through its inbox): no step copies or encodes the whole scan state.
+// Changes made between steps end up saved as they are at the end.
+func TestScanSaveInSteps(t *testing.T) {
+	newJob := scanStateJobs(t)
+	states := map[string]hostmon.FileState{}
+	const dirs, perDir = 12, 1000
+	for i := range dirs * perDir {
+		p := fmt.Sprintf("d%02d/f%05d.conf", i%dirs, i)
+		states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindFile, Size: int64(i), Mode: 0o640,
+			Hash: index.Sum([]byte(p))}, Dev: 1, Inode: uint64(i), CTime: int64(i)}
+	}
+	for i := range dirs {
+		p := fmt.Sprintf("d%02d", i)
+		states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}}
+	}
+	j := newJob()
+	j.states = states
+	j.noteScanned(nil, states, nil)
+
+	j.saveScanInBackground()
+	steps, from := 0, 0
+	for j.scanSave != nil {
+		s := j.scanSave
+		if len(s.roots) != dirs {
+			t.Fatalf("%d roots; want the %d directories (the files below them are saved with them)", len(s.roots), dirs)
+		}
+		if n := s.first[s.next] - s.first[from]; n > scanSaveChunk {
+			t.Fatalf("a step of %d paths; want at most %d", n, scanSaveChunk)
+		}
+		from = s.next
+		steps++
+		if steps == 2 { // changes between steps
+			edit := j.states["d00/f00000.conf"]
+			edit.Size = 99
+			j.states[edit.Path] = edit
+			delete(j.states, "d11/f00011.conf")
+			j.noteDirty([]string{"d00/f00000.conf", "d11/f00011.conf"})
+		}
+		e := <-j.inbox // the writer's hand-over
+		e.do(context.Background())
+	}
+	if want := dirs / (scanSaveChunk / (perDir + 1)); steps != want {
+		t.Fatalf("%d steps; want %d of at most %d paths", steps, want, scanSaveChunk)
+	}
+	if err := j.saveScan(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := newJob().loadScan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, j.states) {
+		t.Fatalf("loaded %d states (edit %+v), want %d", len(got), got["d00/f00000.conf"], len(j.states))
+	}
+}
+
+// scanStateJobs returns a maker of jobs "j" without a tree that share one
+// store, for the tests of saving and loading scan states.
+func scanStateJobs(t *testing.T) func() *job {
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return func() *job {
+		return &job{a: &Agent{store: st}, cfg: config.Job{Name: "j"}, log: slog.New(slog.DiscardHandler), inbox: make(chan event, 4)}
 	}
 }

@@ -29,7 +29,7 @@ const exitConfig = 78
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "[--config FILE]",
-		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).", stderr)
+		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).\nThe Go heap's soft limit is [node] memory_limit (default 256MiB; GOMEMLIMIT wins).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	jsonLog := fs.Bool("log-json", false, "log JSON objects instead of key=value text")
 	if code, done := parse(fs, args); done {
@@ -41,6 +41,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(stderr, cfg.Node.LogLevel, *jsonLog)
+	applyMemoryLimit(cfg.Node, log)
 	stopProfile, err := startProfile()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -200,6 +201,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 				if n, o := next.Node, cfg.Node; n.HTTP != o.HTTP || n.HTTPCert != o.HTTPCert || n.HTTPKey != o.HTTPKey {
 					log.Warn("[node] http, http_cert or http_key changed; restart the agent to use the new settings", "file", cfg.File)
 				}
+				applyMemoryLimit(next.Node, log)
 				cfg = next
 			}
 			daemon.SdNotify(false, daemon.SdNotifyReady)

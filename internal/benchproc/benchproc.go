@@ -137,6 +137,27 @@ func (a *Agent) Memory() (peak, now int64) {
 	return s["VmHWM"], s["VmRSS"]
 }
 
+// CPUTime returns the user and system CPU time the agent has used so
+// far (/proc/PID/stat, in clock ticks of 10 ms); 0 when it does not run.
+func (a *Agent) CPUTime() time.Duration {
+	if a.cmd == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// the fields after the command name, which is in parentheses
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // RSSSplit returns the agent's resident memory by kind: anonymous (the Go
 // heap, stacks) and file-backed (the store's mmap, the binary).
 func (a *Agent) RSSSplit() (anon, file int64) {

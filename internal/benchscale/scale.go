@@ -88,7 +88,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	stopPeak()
 	r.srcPeak, _ = p.src.Memory()
 	r.tgtPeak, _ = p.tgt.Memory()
-	progress("%s: pbxsync took %v (peak RSS source %s, target %s)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak))
+	progress("%s: pbxsync took %v (peak RSS source %s, target %s; CPU time source %v, target %v)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak), p.src.CPUTime(), p.tgt.CPUTime())
 	if err := sameTrees(tree, p.tgt.tree); err != nil {
 		return p, r, fmt.Errorf("after the initial sync: %w", err)
 	}

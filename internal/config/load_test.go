@@ -186,6 +186,9 @@ var errCases = []errCase{
 	{"bad log level", node + "log_level = \"loud\"\n", []want{{"f.toml:4:1", `node.log_level: "loud" is not one of debug, info, warn, error`}}},
 
 	// Numbers and durations.
+	{"bad memory_limit", node + "memory_limit = \"lots\"\n", []want{{"f.toml:4:1", `node.memory_limit: "lots" is not a size (like "64MiB"`}}},
+	{"memory_limit without unit string", node + "memory_limit = 64\n", []want{{"f.toml:4:1", `node.memory_limit: expected a size string like "64MiB" (or 0 or "off"), got the number 64`}}},
+	{"memory_limit negative", node + "memory_limit = \"-1MiB\"\n", []want{{"f.toml:4:1", `node.memory_limit: "-1MiB" is not a size`}}},
 	{"keep too small", head + job + "keep = 1\n", []want{{"f.toml:13:1", `job.keep: must be at least 2, got 1`}}},
 	{"debounce too long", head + job + "debounce = \"11s\"\n", []want{{"f.toml:13:1", `job.debounce: "11s" is longer than the maximum 10s`}}},
 	{"debounce negative", head + job + "debounce = \"-1ms\"\n", []want{{"f.toml:13:1", `job.debounce: "-1ms" must not be negative`}}},
@@ -347,7 +350,7 @@ func TestDefaults(t *testing.T) {
 	cfg := mustParse(t, head+job+"[[on_peer_down]]\npeer = \"b\"\ncommand = \"true\"\n[[on_peer_up]]\npeer = \"b\"\ncommand = \"true\"\n")
 	want := &Config{
 		File: "f.toml",
-		Node: Node{Name: "a", Listen: ":7420", DataDir: "/var/lib/pbxsync", LogLevel: "info"},
+		Node: Node{Name: "a", Listen: ":7420", DataDir: "/var/lib/pbxsync", LogLevel: "info", MemoryLimit: 256 << 20},
 		Peers: []Peer{
 			{Name: "b", Address: "10.0.0.2:7420", ID: testID(2)},
 		},

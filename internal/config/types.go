@@ -30,6 +30,9 @@ type Node struct {
 	HTTPKey  string // optional absolute path of HTTPCert's private key
 	LogLevel string // debug|info|warn|error; default info
 	Site     string // optional data centre of this node; templates see it as .Node.Site
+	// MemoryLimit is the agent's soft memory limit in bytes (Go's
+	// runtime/debug.SetMemoryLimit); 0: none. Default DefaultMemoryLimit.
+	MemoryLimit int64
 	// Vars are this host's own values ([node.vars]), which templates see
 	// as .Vars.KEY; numbers and booleans are kept as their TOML text.
 	Vars map[string]string

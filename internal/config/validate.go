@@ -21,7 +21,7 @@ func (c *checker) config(raw map[string]any) *Config {
 			c.add("", nil, `missing required key "node.name"`)
 			c.add("", nil, `missing required key "node.listen"`)
 		}
-		cfg.Node = Node{DataDir: DefaultDataDir, LogLevel: DefaultLogLevel}
+		cfg.Node = Node{DataDir: DefaultDataDir, LogLevel: DefaultLogLevel, MemoryLimit: DefaultMemoryLimit}
 	}
 
 	// Names a job may use: this node and every peer. When this node's name
@@ -96,6 +96,7 @@ func (c *checker) node(s *section) Node {
 	}
 	n.LogLevel = s.oneOf("log_level", DefaultLogLevel, "debug", "info", "warn", "error")
 	n.Site, _ = s.optional("site", "when the node has no site")
+	n.MemoryLimit = s.byteSize("memory_limit", DefaultMemoryLimit)
 	if vs, ok := s.table("vars"); ok {
 		n.Vars = c.vars(vs)
 	}
