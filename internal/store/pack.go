@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -530,6 +531,66 @@ func (s *Store) initPacks() error {
 	}
 	if removed {
 		return syncDir(s.packsDir())
+	}
+	return nil
+}
+
+// migrateBlobsToPacks moves the small blobs of bucket blobs (a store
+// written before packs, or one just migrated from format 1) into packs, a
+// batch at a time: appended and fsynced, then one commit records their
+// locations and deletes them from the bucket. A crash in between leaves
+// them in the bucket (and the bytes past the pack's committed size, cut
+// by the next Open), where readers still find them.
+func (s *Store) migrateBlobsToPacks() error {
+	moved := 0
+	for {
+		var recs []packRec
+		size := 0
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bktBlobs).Cursor()
+			for k, v := c.First(); k != nil && size < flushPendingBytes; k, v = c.Next() {
+				var h index.Hash
+				copy(h[:], k)
+				recs = append(recs, packRec{h: h, data: bytes.Clone(v)})
+				size += len(v)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		s.mu.Lock()
+		w, err := s.appendPacks(s.db.View, recs)
+		if err == nil {
+			err = s.db.Update(func(tx *bolt.Tx) error {
+				err := recordPackWrite(tx, w, func(h index.Hash, _ packLoc) (bool, error) {
+					_, ok, err := getLoc(tx, h)
+					return !ok, err
+				})
+				if err != nil {
+					return err
+				}
+				for _, r := range recs {
+					if err := tx.Bucket(bktBlobs).Delete(r.h[:]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			s.abandonActive()
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("move small blobs into packs: %w", err)
+		}
+		moved += len(recs)
+	}
+	if moved > 0 {
+		s.log.Info("small blobs moved from the database into pack files", "blobs", moved)
 	}
 	return nil
 }

@@ -480,7 +480,7 @@ func (s *Store) initLayout() error {
 		// a crash during the clean-up after a migration
 		s.cleanup1()
 	}
-	return nil
+	return s.migrateBlobsToPacks()
 }
 
 // mkdirAllSync creates dir and its missing parents, fsyncing the parent of
