@@ -324,7 +324,10 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 			var h index.Hash
 			copy(h[:], k)
 			if l, ok, err := getLoc(tx, h); err != nil {
-				return err
+				// a damaged location: dropped, its record not counted
+				if err := tx.Bucket(bktPacked).Delete(k); err != nil {
+					return err
+				}
 			} else if ok {
 				st.Blobs++
 				st.Bytes += int64(l.n)

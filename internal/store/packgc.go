@@ -72,11 +72,8 @@ func (s *Store) compactPack(ctx context.Context, n uint32) error {
 		return tx.Bucket(bktPacked).ForEach(func(k, v []byte) error {
 			var h index.Hash
 			copy(h[:], k)
-			l, err := decodeLoc(h, v)
-			if err != nil {
-				return err
-			}
-			if l.pack == n {
+			// a damaged location stays: a read of its blob drops it
+			if l, err := decodeLoc(h, v); err == nil && l.pack == n {
 				lives = append(lives, live{h, l})
 			}
 			return nil
