@@ -66,6 +66,21 @@ func unpack(t *testing.T, s *Store) {
 	}
 }
 
+// reopen closes s and opens its directory again (closed at the test's
+// end).
+func reopen(t *testing.T, s *Store) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(s.Dir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // packSizes returns the size of every pack file by number.
 func packSizes(t *testing.T, s *Store) map[uint32]int64 {
 	t.Helper()
@@ -162,14 +177,7 @@ func TestGCCompactsPacks(t *testing.T) {
 			t.Fatalf("deleted blob %s still there", h.Short())
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s)
 	readBack(t, s, keep, keepC)
 }
 
@@ -183,14 +191,7 @@ func TestOpenMovesBlobsIntoPacks(t *testing.T) {
 	}
 	hs, contents := putRandom(t, s, 14, 300, 20000) // more than one batch
 	unpack(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen(t, s)
 	var inDB, inPacks int
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		inDB, inPacks = tx.Bucket(bktBlobs).Stats().KeyN, tx.Bucket(bktPacked).Stats().KeyN
