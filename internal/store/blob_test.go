@@ -289,7 +289,7 @@ func damagePacked(t *testing.T, s *Store, h index.Hash, l packLoc, f func([]byte
 		}
 		return
 	}
-	w, err := s.appendPacks(s.db.View, []packRec{{h: h, data: bad}})
+	w, err := s.appendPacks([]packRec{{h: h, data: bad}})
 	if err != nil {
 		t.Fatal(err)
 	}

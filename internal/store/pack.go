@@ -320,7 +320,7 @@ type packWrite struct {
 // packs directory when a pack was created. Called with s.mu held. When
 // the transaction that should record the write fails, the caller must
 // call abandonActive.
-func (s *Store) appendPacks(view func(func(*bolt.Tx) error) error, recs []packRec) (packWrite, error) {
+func (s *Store) appendPacks(recs []packRec) (packWrite, error) {
 	w := packWrite{locs: make(map[index.Hash]packLoc, len(recs)), sizes: map[uint32]int64{}}
 	if len(recs) == 0 {
 		return w, nil
@@ -356,7 +356,7 @@ func (s *Store) appendPacks(view func(func(*bolt.Tx) error) error, recs []packRe
 			created = true
 		}
 		if s.active == nil {
-			c, err := s.openActive(view)
+			c, err := s.openActive()
 			if err != nil {
 				return w, err
 			}
@@ -388,13 +388,12 @@ func (s *Store) appendPacks(view func(func(*bolt.Tx) error) error, recs []packRe
 }
 
 // openActive opens the pack to append to: the newest one the database
-// knows, at its committed size, unless it is full; else a new one. It
-// reports whether it created one. view reads the database (s.db.View, or
-// the caller's transaction).
-func (s *Store) openActive(view func(func(*bolt.Tx) error) error) (bool, error) {
+// knows, at its committed size, unless it is full or half dead; else a
+// new one. It reports whether it created one.
+func (s *Store) openActive() (bool, error) {
 	var last uint32
 	var pi packInfo
-	err := view(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bktPacks).Cursor().Last()
 		if k == nil {
 			return nil
@@ -562,7 +561,7 @@ func (s *Store) migrateBlobsToPacks() error {
 			break
 		}
 		s.mu.Lock()
-		w, err := s.appendPacks(s.db.View, recs)
+		w, err := s.appendPacks(recs)
 		if err == nil {
 			err = s.db.Update(func(tx *bolt.Tx) error {
 				err := recordPackWrite(tx, w, func(h index.Hash, _ packLoc) (bool, error) {

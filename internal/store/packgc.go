@@ -104,7 +104,7 @@ func (s *Store) compactPack(ctx context.Context, n uint32) error {
 			size += len(data)
 		}
 		s.packMu.RUnlock()
-		w, err := s.appendPacks(s.db.View, recs)
+		w, err := s.appendPacks(recs)
 		if err != nil {
 			s.abandonActive()
 			return err

@@ -271,7 +271,7 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
-	w, err := s.appendPacks(s.db.View, smallRecs(batch))
+	w, err := s.appendPacks(smallRecs(batch))
 	if err != nil {
 		s.abandonActive()
 		giveBack()
