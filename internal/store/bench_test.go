@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,18 +193,21 @@ func BenchmarkFirstGeneration(b *testing.B) {
 // BenchmarkInitialSyncBlobs stores 60,000 distinct small files one after
 // another (the blobs a target fetches in an initial sync of small files)
 // and reports the highest heap in use while it does (peak-heap-MB: the
-// commits of the pending batches, whose dirty pages bbolt holds in
-// memory until they are written) and the time per blob.
+// commits of the pending batches), the highest growth of the file-backed
+// resident set (peak-rss-file-growth-MB: mapped database pages) and the
+// time per blob.
 func BenchmarkInitialSyncBlobs(b *testing.B) {
 	const n = 60000
 	line := []byte("[endpoint-1001]\ntype=endpoint\ncontext=internal\nallow=ulaw,alaw\n")
 	content := bytes.Repeat(line, 1500/len(line)+1)[:1500]
 	ctx := context.Background()
 	var peak uint64
+	var rss int64
 	for b.Loop() {
 		b.StopTimer()
 		s := newTestStore(b)
 		runtime.GC()
+		before := rssFile(b)
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -217,6 +223,7 @@ func BenchmarkInitialSyncBlobs(b *testing.B) {
 				}
 				runtime.ReadMemStats(&ms)
 				peak = max(peak, ms.HeapInuse)
+				rss = max(rss, rssFile(b)-before)
 			}
 		}()
 		b.StartTimer()
@@ -236,14 +243,17 @@ func BenchmarkInitialSyncBlobs(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+	b.ReportMetric(float64(rss)/(1<<20), "peak-rss-file-growth-MB")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/blob")
 }
 
 // BenchmarkServeSmallBlobs reads 10,000 small blobs one at a time in
 // random order, as a source serves an initial sync's fetches (each read
-// a lookup in its own transaction, through bbolt's map). Dropping the
-// mapped pages every 32 reads, so that serving leaves no trace in the
-// RSS, made it 7× slower here (see docs/performance.md, fifth pass).
+// a lookup of its location in its own transaction, then a pread of its
+// pack), and reports how much the file-backed resident set grew
+// (rss-file-growth-MB: with small blobs inside bbolt, the mapped pages
+// around every blob read; dropping them every 32 reads made it 7× slower,
+// see docs/performance.md, fifth pass).
 func BenchmarkServeSmallBlobs(b *testing.B) {
 	s := newTestStore(b)
 	ctx := context.Background()
@@ -255,6 +265,10 @@ func BenchmarkServeSmallBlobs(b *testing.B) {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 4096)
+	if err := s.ReleaseMapped(); err != nil {
+		b.Fatal(err)
+	}
+	before := rssFile(b)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		rc, err := s.Open(ctx, hs[(i*7919)%len(hs)])
@@ -266,4 +280,23 @@ func BenchmarkServeSmallBlobs(b *testing.B) {
 		}
 		rc.Close()
 	}
+	b.StopTimer()
+	b.ReportMetric(float64(rssFile(b)-before)/(1<<20), "rss-file-growth-MB")
+}
+
+// rssFile returns the process's file-backed resident set (RssFile of
+// /proc/self/status), 0 where there is none.
+func rssFile(b *testing.B) int64 {
+	b.Helper()
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(st)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "RssFile:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -21,20 +21,18 @@ import (
 
 const ioBuf = 256 << 10
 
-// SmallBlob is the largest compressed blob kept inside the metadata
-// database; larger ones are files under blobs/.
+// SmallBlob is the largest compressed blob kept in a pack file (see
+// pack.go); larger ones are files under blobs/.
 const SmallBlob = 64 << 10
 
 // Batches of new blobs: Puts collect them in memory (small ones) and in
 // tmp/ (large ones, not yet fsynced); the next metadata transaction, or a
 // Put that finds more than these pending, makes them durable together:
 // the large files fsynced in parallel and renamed into place, the small
-// ones written into the database, in one commit. Each small blob of a
-// batch rewrites a leaf page of the blobs bucket (keyed by a random
-// hash), which bbolt holds in memory until the commit: a batch of 8 MiB
-// of compressed .conf files (~12,000 blobs) took ~50 MB of heap at once
-// (BenchmarkInitialSyncBlobs: peak heap 104 MB at 8 MiB, 71 MB at 4 MiB,
-// same time within this machine's noise).
+// ones appended to a pack and fsynced, their locations written in one
+// commit. (When small blobs were values in the database, each rewrote a
+// leaf page held in memory until the commit: a batch of 8 MiB took ~50
+// MB of heap at once; with packs a location is 24 bytes, and 4 MiB stays.)
 const (
 	flushPendingBytes = 4 << 20
 	flushPendingFiles = 64
@@ -50,7 +48,7 @@ type pendingBlob struct {
 }
 
 // BlobPath returns where blob h lives when it is a file (whether or not it
-// exists; small blobs live in the database). It is for diagnostics; read
+// exists; small blobs live in pack files). It is for diagnostics; read
 // blobs through Open or OpenCompressed.
 func (s *Store) BlobPath(h index.Hash) string {
 	hx := h.String()
@@ -568,12 +566,30 @@ func fsyncFile(path string) error {
 	return nil
 }
 
-// writePending adds the batch to the database in tx: small blobs into
-// blobs, every new blob (and every touched one) into unref unless
-// referenced.
-func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[index.Hash]struct{}) error {
-	blobs, refs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
-	blobs.FillPercent, refs.FillPercent, unref.FillPercent = fillPercent, fillPercent, fillPercent
+// smallRecs returns the small blobs of batch as pack records, in hash
+// order.
+func smallRecs(batch map[index.Hash]pendingBlob) []packRec {
+	var recs []packRec
+	for _, h := range sortedHashes(batch) {
+		if p := batch[h]; p.data != nil {
+			recs = append(recs, packRec{h: h, data: p.data})
+		}
+	}
+	return recs
+}
+
+// writePending adds the batch to the database in tx: the locations of the
+// small blobs appendPacks wrote (w), every new blob (and every touched
+// one) into unref unless referenced.
+func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, w packWrite, touched map[index.Hash]struct{}) error {
+	refs, unref := tx.Bucket(bktRefs), tx.Bucket(bktUnref)
+	refs.FillPercent, unref.FillPercent = fillPercent, fillPercent
+	err := recordPackWrite(tx, w, func(h index.Hash, _ packLoc) (bool, error) {
+		return !hasSmall(tx, h), nil
+	})
+	if err != nil {
+		return err
+	}
 	now := u64key(uint64(time.Now().UnixNano()))
 	// in hash order (random order into one bbolt node is O(n²) copying
 	// until the commit splits it), dropping the mapped pages the puts
@@ -581,13 +597,7 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, touched map[ind
 	hs := sortedHashes(batch)
 	pass := mappedPass{tx: tx}
 	for _, h := range hs {
-		p := batch[h]
 		pass.touched()
-		if p.data != nil && blobs.Get(h[:]) == nil {
-			if err := blobs.Put(h[:], p.data); err != nil {
-				return err
-			}
-		}
 		if refs.Get(h[:]) == nil {
 			if err := unref.Put(h[:], now); err != nil {
 				return err
@@ -614,7 +624,7 @@ func (s *Store) exists(h index.Hash) bool {
 	}
 	found := false
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		found = tx.Bucket(bktBlobs).Get(h[:]) != nil
+		found = hasSmall(tx, h)
 		return nil
 	})
 	return found || fileExists(s.BlobPath(h))
@@ -626,7 +636,7 @@ func (s *Store) hasTx(tx *bolt.Tx, h index.Hash) bool {
 	if _, ok := s.flushing[h]; ok {
 		return true
 	}
-	return tx.Bucket(bktBlobs).Get(h[:]) != nil || fileExists(s.BlobPath(h))
+	return hasSmall(tx, h) || fileExists(s.BlobPath(h))
 }
 
 // Has reports whether blob h is in the store (pending blobs included). It
@@ -659,11 +669,10 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	}
 	s.pendMu.Unlock()
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bktBlobs)
 		pass := mappedPass{tx: tx}
 		for _, h := range check {
 			pass.touched()
-			if blobs.Get(h[:]) == nil && !fileExists(s.BlobPath(h)) {
+			if !hasSmall(tx, h) && !fileExists(s.BlobPath(h)) {
 				out = append(out, h)
 			}
 		}
@@ -672,42 +681,68 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	return out
 }
 
-// blobSource finds blob h: its bytes when small (pending or in the
-// database), else an open file (pending in tmp/ or under blobs/).
-func (s *Store) blobSource(h index.Hash) ([]byte, *os.File, error) {
+// blobSrc is where a blob was found: a small blob's bytes (pending, in a
+// pack at loc, or in bucket blobs), or an open file.
+type blobSrc struct {
+	data   []byte
+	f      *os.File
+	loc    packLoc
+	packed bool // data came from loc
+}
+
+// blobSource finds blob h: its bytes when small (pending, in a pack, or in
+// the database from before packs), else an open file (pending in tmp/ or
+// under blobs/).
+func (s *Store) blobSource(h index.Hash) (blobSrc, error) {
 	s.pendMu.Lock()
 	p, ok := s.pending[h]
 	if ok && p.data != nil {
 		s.pendMu.Unlock()
-		return p.data, nil, nil
+		return blobSrc{data: p.data}, nil
 	}
 	if ok && p.tmp != "" {
 		f, err := os.Open(p.tmp)
 		s.pendMu.Unlock()
 		if err == nil {
-			return nil, f, nil
+			return blobSrc{f: f}, nil
 		}
 	} else {
 		s.pendMu.Unlock()
 	}
-	var data []byte
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	var src blobSrc
+	s.packMu.RLock()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		l, ok, err := getLoc(tx, h)
+		if err != nil || ok {
+			src.loc, src.packed = l, ok
+			return err
+		}
 		if v := tx.Bucket(bktBlobs).Get(h[:]); v != nil {
-			data = bytes.Clone(v)
+			src.data = bytes.Clone(v)
 		}
 		return nil
 	})
-	if data != nil {
-		return data, nil, nil
+	if err == nil && src.packed {
+		src.data, err = s.readPack(h, src.loc)
+	}
+	s.packMu.RUnlock()
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) && src.packed {
+			s.quarantine(h, src, err)
+		}
+		return blobSrc{}, fmt.Errorf("store: blob %s: %w", h, err)
+	}
+	if src.data != nil {
+		return src, nil
 	}
 	f, err := os.Open(s.BlobPath(h))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("store: blob %s: %w", h, ErrNotFound)
+			return blobSrc{}, fmt.Errorf("store: blob %s: %w", h, ErrNotFound)
 		}
-		return nil, nil, fmt.Errorf("store: blob %s: %w", h, err)
+		return blobSrc{}, fmt.Errorf("store: blob %s: %w", h, err)
 	}
-	return nil, f, nil
+	return blobSrc{f: f}, nil
 }
 
 // Open returns the decompressed content of blob h. The reader hashes what
@@ -721,10 +756,11 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
 	}
-	data, f, err := s.blobSource(h)
+	bs, err := s.blobSource(h)
 	if err != nil {
 		return nil, err
 	}
+	f := bs.f
 	var src *errReader
 	if f != nil {
 		bufSize := 64 << 10
@@ -733,7 +769,7 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 		}
 		src = &errReader{r: bufio.NewReaderSize(f, bufSize)}
 	} else {
-		src = &errReader{r: bytes.NewReader(data)}
+		src = &errReader{r: bytes.NewReader(bs.data)}
 	}
 	dec, err := s.getDecoder(src)
 	if err != nil {
@@ -742,15 +778,14 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("store: blob %s: zstd decoder: %w", h, err)
 	}
-	return &blobReader{s: s, ctx: ctx, h: h, f: f, data: data, src: src, dec: dec, hasher: index.NewHasher()}, nil
+	return &blobReader{s: s, ctx: ctx, h: h, bs: bs, src: src, dec: dec, hasher: index.NewHasher()}, nil
 }
 
 type blobReader struct {
 	s      *Store
 	ctx    context.Context
 	h      index.Hash
-	f      *os.File // nil for a small blob
-	data   []byte   // a small blob's frame
+	bs     blobSrc // the blob's file, or a small blob's frame
 	src    *errReader
 	dec    *zstd.Decoder
 	hasher *index.Hasher
@@ -759,8 +794,11 @@ type blobReader struct {
 }
 
 func (b *blobReader) where() string {
-	if b.f != nil {
-		return b.f.Name()
+	switch {
+	case b.bs.f != nil:
+		return b.bs.f.Name()
+	case b.bs.packed:
+		return fmt.Sprintf("pack %d at %d", b.bs.loc.pack, b.bs.loc.off)
 	}
 	return dbName
 }
@@ -786,7 +824,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		if got := b.hasher.Sum(); got != b.h {
 			b.err = fmt.Errorf("%w: blob %s (%s): content hashes to %s", ErrCorrupt, b.h, b.where(), got)
-			b.s.quarantine(b.h, b.f, b.data, b.err)
+			b.s.quarantine(b.h, b.bs, b.err)
 		} else {
 			b.err = io.EOF
 		}
@@ -794,7 +832,7 @@ func (b *blobReader) Read(p []byte) (int, error) {
 		b.err = fmt.Errorf("store: blob %s: read: %w", b.h, b.src.err)
 	default:
 		b.err = fmt.Errorf("%w: blob %s (%s): bad zstd frame after %d bytes: %v", ErrCorrupt, b.h, b.where(), b.n, err)
-		b.s.quarantine(b.h, b.f, b.data, b.err)
+		b.s.quarantine(b.h, b.bs, b.err)
 	}
 	return n, b.err
 }
@@ -805,8 +843,8 @@ func (b *blobReader) Close() error {
 	}
 	b.s.putDecoder(b.dec)
 	b.dec = nil
-	if b.f != nil {
-		return b.f.Close()
+	if b.bs.f != nil {
+		return b.bs.f.Close()
 	}
 	return nil
 }
@@ -814,8 +852,10 @@ func (b *blobReader) Close() error {
 // quarantine moves a blob found corrupt to corrupt/<hash>-<unixnano>, so a
 // later Put or PutCompressed can store a good copy. Only in a writable
 // store, and only when the blob is still the one read (the file at the
-// blob's path, or the same bytes in the database).
-func (s *Store) quarantine(h index.Hash, f *os.File, data []byte, why error) {
+// blob's path, the same location in a pack, or the same bytes in the
+// database).
+func (s *Store) quarantine(h index.Hash, src blobSrc, why error) {
+	f, data := src.f, src.data
 	s.log.Error("corrupt blob", "blob", h.String(), "err", why)
 	if s.readOnly || s.closed.Load() {
 		return
@@ -836,6 +876,17 @@ func (s *Store) quarantine(h index.Hash, f *os.File, data []byte, why error) {
 			s.log.Error("quarantine corrupt blob", "blob", h.String(), "err", err)
 		}
 		err := s.update(func(tx *bolt.Tx) error {
+			if src.packed {
+				l, ok, err := getLoc(tx, h)
+				if err == nil && !(ok && l == src.loc) {
+					return nil
+				}
+				// a damaged location is dropped as well
+				if err := tx.Bucket(bktPacked).Delete(h[:]); err != nil {
+					return err
+				}
+				return addDead(tx, src.loc)
+			}
 			b := tx.Bucket(bktBlobs)
 			if bytes.Equal(b.Get(h[:]), data) {
 				return b.Delete(h[:])
@@ -872,12 +923,13 @@ func (s *Store) OpenCompressed(h index.Hash) (io.ReadCloser, int64, error) {
 	if err := s.usable(); err != nil {
 		return nil, 0, err
 	}
-	data, f, err := s.blobSource(h)
+	bs, err := s.blobSource(h)
 	if err != nil {
 		return nil, 0, err
 	}
+	f := bs.f
 	if f == nil {
-		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
+		return io.NopCloser(bytes.NewReader(bs.data)), int64(len(bs.data)), nil
 	}
 	st, err := f.Stat()
 	if err != nil {

@@ -240,6 +240,19 @@ func damageBlob(t *testing.T, s *Store, h index.Hash, f func([]byte) []byte) {
 		}
 		return
 	}
+	var l packLoc
+	var packed bool
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		l, packed, err = getLoc(tx, h)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if packed {
+		damagePacked(t, s, h, l, f)
+		return
+	}
 	if err := s.update(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bktBlobs).Get(h[:])
 		if v == nil {
@@ -247,6 +260,40 @@ func damageBlob(t *testing.T, s *Store, h index.Hash, f func([]byte) []byte) {
 		}
 		return tx.Bucket(bktBlobs).Put(h[:], f(bytes.Clone(v)))
 	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// damagePacked replaces the payload of small blob h's record at l: in
+// place when f keeps its length (the record's checksum fails then), else
+// by a new record (checksum good, content wrong).
+func damagePacked(t *testing.T, s *Store, h index.Hash, l packLoc, f func([]byte) []byte) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.packMu.RLock()
+	data, err := s.readPack(h, l)
+	s.packMu.RUnlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := f(bytes.Clone(data))
+	if len(bad) == len(data) {
+		pf, err := os.OpenFile(s.packPath(l.pack), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pf.Close()
+		if _, err := pf.WriteAt(bad, l.off+packRecHeader); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	w, err := s.appendPacks([]packRec{{h: h, data: bad}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return recordPackWrite(tx, w, nil) }); err != nil {
 		t.Fatal(err)
 	}
 }

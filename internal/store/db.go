@@ -22,7 +22,10 @@ import (
 // bytes; numbers are 8-byte big-endian so that cursors walk them in order.
 //
 //	meta     format → "2"
-//	blobs    hash (32 bytes) → zstd frame of a small blob (≤ SmallBlob bytes compressed)
+//	blobs    hash (32 bytes) → zstd frame of a small blob (≤ SmallBlob bytes
+//	         compressed), written before pack files; moved into packs by Open
+//	packed   hash → location of a small blob's record in a pack (see pack.go)
+//	packs    pack number → committed size, dead bytes
 //	refs     hash → reference count (uint64): items of the jobs' current
 //	         indexes, old items kept by change records, extras
 //	unref    hash → unix nanoseconds: blobs no one refers to (put but not
@@ -92,7 +95,7 @@ func openDB(path string, readOnly bool, timeout time.Duration) (*bolt.DB, error)
 // initDB creates the top-level buckets and the format key.
 func initDB(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktMeta, bktBlobs, bktRefs, bktUnref, bktJobs} {
+		for _, b := range [][]byte{bktMeta, bktBlobs, bktPacked, bktPacks, bktRefs, bktUnref, bktJobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -13,10 +13,14 @@
 //	lock                       flock'ed by the one writer process; holds its PID
 //	meta.db                    the metadata database (bbolt), see db.go
 //	tmp/                       blobs being written or pending (see below)
+//	packs/000001.pack          small blobs (at most SmallBlob bytes
+//	                           compressed), appended as records (hash, length,
+//	                           XXH3, zstd frame) and read with pread; meta.db
+//	                           holds their locations (see pack.go)
 //	blobs/ab/abcdef…           a large blob (more than SmallBlob bytes
 //	                           compressed): a zstd stream (single frame, XXH64
 //	                           content checksum) of content whose BLAKE3-256
-//	                           is abcdef…; small blobs are values in meta.db
+//	                           is abcdef…
 //	corrupt/<hash>-<unixnano>  blobs found damaged, moved aside for inspection
 //
 // meta.db holds, per job, the newest generation's index once (items: path
@@ -41,8 +45,10 @@
 // "pending": Has and Open see it at once. The next metadata transaction,
 // or a Put that finds 4 MiB or 64 files pending, makes the whole batch
 // durable: the large files are fsynced in parallel, renamed to their hash
-// names and their directories fsynced, then the small ones are written in
-// the same commit as the metadata change. So a recorded generation never
+// names and their directories fsynced, the small ones appended to the
+// active pack and the pack fsynced, then their locations are written in
+// the same commit as the metadata change (Open cuts a pack back to its
+// committed size, dropping what a crash left after it). So a recorded generation never
 // lacks content, and a crash loses only blobs nothing recorded refers to
 // (Open removes tmp/). A blob is named by its hash only after its content
 // was hashed (for PutCompressed, decompressed and checked against the
@@ -71,7 +77,9 @@
 // no journal and no Pin names; a Put of an existing unreferenced blob
 // starts its grace period over. GC reads no index: its cost is that of
 // what it deletes. An apply that can take longer than the grace period
-// must Pin its blobs.
+// must Pin its blobs. A deleted small blob's record becomes dead bytes of
+// its pack; a pack at least half dead is compacted (its live records
+// appended to the active pack, then the pack removed).
 //
 // # Migration
 //
@@ -81,5 +89,7 @@
 // against its predecessor), then the small blobs. FORMAT says 2 only when
 // it is done; a crash before makes the next Open start over from the
 // format-1 files, which the migration does not change. They are removed
-// after.
+// after. Small blobs that a store kept as values of meta.db (before pack
+// files, and right after a format-1 import) are moved into packs by
+// Open, a batch per commit; until then they are read from meta.db.
 package store

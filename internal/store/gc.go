@@ -47,6 +47,7 @@ type GCStats struct {
 	Blobs       int   // blobs deleted
 	Bytes       int64 // compressed bytes freed by deleted blobs
 	LiveBlobs   int   // blobs still referenced
+	Packs       int   // pack files compacted (at least half dead)
 }
 
 // GC deletes old generations and unreferenced blobs.
@@ -97,6 +98,9 @@ func (s *Store) GCStats(ctx context.Context, keepPerJob map[string]int) (GCStats
 		}
 	}
 	if err := s.sweepBlobs(ctx, &st); err != nil {
+		return st, err
+	}
+	if err := s.compactPacks(ctx, &st); err != nil {
 		return st, err
 	}
 	if !s.orphans.Swap(true) {
@@ -317,15 +321,29 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 			drop = append(drop, k)
 		}
 		for _, k := range drop {
-			if v := blobs.Get(k); v != nil {
+			var h index.Hash
+			copy(h[:], k)
+			if l, ok, err := getLoc(tx, h); err != nil {
+				// a damaged location: dropped, its record not counted
+				if err := tx.Bucket(bktPacked).Delete(k); err != nil {
+					return err
+				}
+			} else if ok {
+				st.Blobs++
+				st.Bytes += int64(l.n)
+				if err := tx.Bucket(bktPacked).Delete(k); err != nil {
+					return err
+				}
+				if err := addDead(tx, l); err != nil {
+					return err
+				}
+			} else if v := blobs.Get(k); v != nil {
 				st.Blobs++
 				st.Bytes += int64(len(v))
 				if err := blobs.Delete(k); err != nil {
 					return err
 				}
 			} else {
-				var h index.Hash
-				copy(h[:], k)
 				files = append(files, h)
 			}
 			if err := unref.Delete(k); err != nil {
@@ -399,7 +417,7 @@ func (s *Store) sweepOrphans(ctx context.Context) {
 			known, small := false, false
 			_ = s.db.View(func(tx *bolt.Tx) error {
 				known = tx.Bucket(bktRefs).Get(h[:]) != nil || tx.Bucket(bktUnref).Get(h[:]) != nil
-				small = tx.Bucket(bktBlobs).Get(h[:]) != nil
+				small = hasSmall(tx, h)
 				return nil
 			})
 			if known && !small {

@@ -253,7 +253,7 @@ func (s *Store) cleanup1() {
 			}
 			small := false
 			_ = s.db.View(func(tx *bolt.Tx) error {
-				small = tx.Bucket(bktBlobs).Get(h[:]) != nil
+				small = hasSmall(tx, h)
 				return nil
 			})
 			if small {
@@ -261,5 +261,5 @@ func (s *Store) cleanup1() {
 			}
 		}
 	}
-	s.log.Info("store migrated to format 2 (bbolt metadata, small blobs in the database)", "dir", s.dir)
+	s.log.Info("store migrated to format 2 (bbolt metadata, small blobs in pack files)", "dir", s.dir)
 }

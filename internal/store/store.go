@@ -112,6 +112,17 @@ type Store struct {
 	pinMu sync.Mutex
 	pins  map[index.Hash]int
 
+	// packMu: readers of pack records hold it shared from the lookup of
+	// the location to the read; removing a pack holds it exclusively.
+	// packFiles are the packs' read handles. The active pack, appended
+	// to, belongs to the holder of mu.
+	packMu      sync.RWMutex
+	packFilesMu sync.Mutex
+	packFiles   map[uint32]*os.File
+	active      *os.File
+	activeN     uint32
+	activeSize  int64
+
 	encoders chan *zstd.Encoder
 	decoders chan *zstd.Decoder
 }
@@ -180,15 +191,16 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 	}
 	n := min(runtime.GOMAXPROCS(0), 8)
 	return &Store{
-		dir:      abs,
-		log:      log.With("component", "store"),
-		opt:      o,
-		readOnly: readOnly,
-		pins:     map[index.Hash]int{},
-		pending:  map[index.Hash]pendingBlob{},
-		touched:  map[index.Hash]struct{}{},
-		encoders: make(chan *zstd.Encoder, n),
-		decoders: make(chan *zstd.Decoder, n),
+		dir:       abs,
+		log:       log.With("component", "store"),
+		opt:       o,
+		readOnly:  readOnly,
+		pins:      map[index.Hash]int{},
+		packFiles: map[uint32]*os.File{},
+		pending:   map[index.Hash]pendingBlob{},
+		touched:   map[index.Hash]struct{}{},
+		encoders:  make(chan *zstd.Encoder, n),
+		decoders:  make(chan *zstd.Decoder, n),
 	}, nil
 }
 
@@ -213,6 +225,7 @@ func (s *Store) Close() error {
 			ferr = err
 		}
 	}
+	s.closePacks()
 	s.mu.Unlock()
 	if s.dbCopy != "" {
 		_ = os.Remove(s.dbCopy)
@@ -230,8 +243,9 @@ func (s *Store) Close() error {
 
 // update runs fn (nil: nothing but the flush) in one write transaction
 // that also makes every pending blob durable: large ones are fsynced and
-// renamed into place before it, small ones are written in it. A recorded
-// generation therefore never lacks content.
+// renamed into place before it, small ones appended to a pack and fsynced
+// before it, and their locations written in it. A recorded generation
+// therefore never lacks content.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	if err := s.writable(); err != nil {
 		return err
@@ -257,9 +271,15 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
+	w, err := s.appendPacks(smallRecs(batch))
+	if err != nil {
+		s.abandonActive()
+		giveBack()
+		return err
+	}
 	s.flushing = batch
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if err := writePending(tx, batch, touched); err != nil {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := writePending(tx, batch, w, touched); err != nil {
 			return err
 		}
 		if fn != nil {
@@ -269,6 +289,7 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	})
 	s.flushing = nil
 	if err != nil {
+		s.abandonActive()
 		giveBack()
 		return err
 	}
@@ -440,6 +461,9 @@ func (s *Store) initLayout() error {
 	if err := initDB(s.db); err != nil {
 		return err
 	}
+	if err := s.initPacks(); err != nil {
+		return err
+	}
 	if v1 {
 		if err := s.migrate1(); err != nil {
 			return fmt.Errorf("migrate from format 1: %w", err)
@@ -456,7 +480,7 @@ func (s *Store) initLayout() error {
 		// a crash during the clean-up after a migration
 		s.cleanup1()
 	}
-	return nil
+	return s.migrateBlobsToPacks()
 }
 
 // mkdirAllSync creates dir and its missing parents, fsyncing the parent of

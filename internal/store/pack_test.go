@@ -1,0 +1,229 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"pbxsync/internal/index"
+)
+
+// unpack turns s into a store as written before pack files: every small
+// blob a value of bucket blobs, no packs.
+func unpack(t *testing.T, s *Store) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		packed := tx.Bucket(bktPacked)
+		var keys [][]byte
+		if err := packed.ForEach(func(k, _ []byte) error {
+			keys = append(keys, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			var h index.Hash
+			copy(h[:], k)
+			l, _, err := getLoc(tx, h)
+			if err != nil {
+				return err
+			}
+			s.packMu.RLock()
+			data, err := s.readPack(h, l)
+			s.packMu.RUnlock()
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bktBlobs).Put(h[:], data); err != nil {
+				return err
+			}
+			if err := packed.Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bktPacks); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bktPacks)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.closePacks()
+	ps, _ := filepath.Glob(filepath.Join(s.packsDir(), "*.pack"))
+	for _, p := range ps {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// reopen closes s and opens its directory again (closed at the test's
+// end).
+func reopen(t *testing.T, s *Store) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(s.Dir(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// packSizes returns the size of every pack file by number.
+func packSizes(t *testing.T, s *Store) map[uint32]int64 {
+	t.Helper()
+	ents, err := os.ReadDir(s.packsDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint32]int64{}
+	for _, e := range ents {
+		if n, ok := packNumber(e.Name()); ok {
+			info, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[n] = info.Size()
+		}
+	}
+	return out
+}
+
+// TestPackCrashLeftovers: what a crash between a pack write and its
+// commit leaves (bytes past the committed size, a pack the database does
+// not know) is cut and removed by Open, and the store appends after its
+// last committed record.
+func TestPackCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, contents := putRandom(t, s, 11, 50, 3000)
+	committed := packSizes(t, s)[1]
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "packs", "000001.pack"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(appendRecord(nil, index.Sum([]byte("never committed")), []byte("frame"))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.WriteFile(filepath.Join(dir, "packs", "000002.pack"), []byte(packMagic+"junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := packSizes(t, s); len(got) != 1 || got[1] != committed {
+		t.Fatalf("packs after Open: %v, want only pack 1 of %d bytes", got, committed)
+	}
+	readBack(t, s, hs, contents)
+	hs2, contents2 := putRandom(t, s, 12, 5, 3000)
+	if got := packSizes(t, s)[1]; got <= committed {
+		t.Fatalf("pack 1 has %d bytes after more puts, had %d", got, committed)
+	}
+	readBack(t, s, append(hs, hs2...), append(contents, contents2...))
+}
+
+// TestGCCompactsPacks: once GC deleted at least half of a pack's records,
+// it moves the live ones to another pack and removes the pack; they read
+// back, also after a reopen.
+func TestGCCompactsPacks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testLogger(t), WithGCGrace(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, contents := putRandom(t, s, 13, 40, 5000)
+	keep, keepC := hs[:15], contents[:15]
+	s.Pin(keep...)
+	st, err := s.GCStats(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blobs != 25 || st.Packs != 1 {
+		t.Fatalf("GC: %+v, want 25 blobs deleted and 1 pack compacted", st)
+	}
+	got := packSizes(t, s)
+	if _, ok := got[1]; ok || len(got) != 1 {
+		t.Fatalf("packs after GC: %v, want pack 1 removed and one other", got)
+	}
+	for n, size := range got {
+		if want := int64(len(packMagic)) + 15*(packRecHeader+int64(len(frame(t, s, keep[0])))); size > want+15*64 {
+			t.Fatalf("pack %d: %d bytes for 15 blobs (about %d expected)", n, size, want)
+		}
+	}
+	readBack(t, s, keep, keepC)
+	for _, h := range hs[15:] {
+		if s.Has(h) {
+			t.Fatalf("deleted blob %s still there", h.Short())
+		}
+	}
+	s = reopen(t, s)
+	readBack(t, s, keep, keepC)
+}
+
+// TestOpenMovesBlobsIntoPacks: a store written before packs (small blobs
+// in bucket blobs) has them moved into packs by Open; they read back.
+func TestOpenMovesBlobsIntoPacks(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, contents := putRandom(t, s, 14, 300, 20000) // more than one batch
+	unpack(t, s)
+	s = reopen(t, s)
+	var inDB, inPacks int
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		inDB, inPacks = tx.Bucket(bktBlobs).Stats().KeyN, tx.Bucket(bktPacked).Stats().KeyN
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inDB != 0 || inPacks != len(hs) {
+		t.Fatalf("after Open: %d blobs in the database, %d in packs; want 0 and %d", inDB, inPacks, len(hs))
+	}
+	readBack(t, s, hs, contents)
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(appendRecord(nil, index.Sum([]byte("x")), []byte("a zstd frame")))
+	f.Add(appendRecord(nil, index.Sum(nil), nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, p, n, err := decodeRecord(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			}
+			if errors.Is(err, errRecordSum) && (n > len(b) || len(p) > SmallBlob) {
+				t.Fatalf("checksum mismatch with a bad length %d", n)
+			}
+			return
+		}
+		if n > len(b) || n != packRecHeader+len(p) {
+			t.Fatalf("record of %d bytes, payload %d, input %d", n, len(p), len(b))
+		}
+		if again := appendRecord(nil, h, p); !bytes.Equal(again, b[:n]) {
+			t.Fatal("round trip differs")
+		}
+	})
+}
