@@ -505,6 +505,38 @@ func (j *job) sendUp(r wire.Message) error {
 	return j.a.mon.Send(relay, env)
 }
 
+// fetchingForSite registers the content a relay fetches from the source
+// for itself (one call for all of need), so that a target of its site that
+// asks for some of it meanwhile waits for that fetch (relayFetch) instead
+// of making the content cross the WAN a second time. The returned function
+// ends the registration with the fetch's error.
+func (f *federation) fetchingForSite(need []index.Item) func(*error) {
+	c := &relayCall{done: make(chan struct{})}
+	var mine []index.Hash
+	f.mu.Lock()
+	if f.fetching == nil {
+		f.fetching = map[index.Hash]*relayCall{}
+	}
+	for _, it := range need {
+		if _, ok := f.fetching[it.Hash]; !ok {
+			f.fetching[it.Hash] = c
+			mine = append(mine, it.Hash)
+		}
+	}
+	f.mu.Unlock()
+	return func(err *error) {
+		f.mu.Lock()
+		for _, h := range mine {
+			delete(f.fetching, h)
+		}
+		f.mu.Unlock()
+		if *err != nil {
+			c.err = fmt.Errorf("this relay's own fetch from the source failed: %w", *err)
+		}
+		close(c.done)
+	}
+}
+
 // relayFetch makes sure this node holds content h (size bytes) before it
 // serves it to peer: on a relay that lacks it (it rejected the
 // generation, or fetched it into a failed apply's staging only) it is

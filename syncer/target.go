@@ -510,7 +510,7 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 
 // fetch gets from peer every file content of want that the store lacks,
 // counting it in prog.
-func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) error {
+func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) (err error) {
 	var base index.Index
 	if j.latest != nil {
 		base = j.latest.Index // its blobs are in the store
@@ -522,6 +522,11 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 	})
 	if len(need) == 0 {
 		return nil
+	}
+	if j.fed.onward != nil {
+		// a relay: its site asks for this content as soon as the
+		// announcement is handed on, maybe while it is still coming
+		defer j.fed.fetchingForSite(need)(&err)
 	}
 	var needBytes int64
 	for _, it := range need {
