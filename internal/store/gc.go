@@ -103,6 +103,9 @@ func (s *Store) GCStats(ctx context.Context, keepPerJob map[string]int) (GCStats
 	if err := s.compactPacks(ctx, &st); err != nil {
 		return st, err
 	}
+	if err := s.migrateBlobsToPacks(); err != nil {
+		return st, err
+	}
 	if !s.orphans.Swap(true) {
 		s.sweepOrphans(ctx)
 		s.sweepTmp()

@@ -107,7 +107,7 @@ func packSizes(t *testing.T, s *Store) map[uint32]int64 {
 // last committed record.
 func TestPackCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, testLogger(t))
+	s, err := Open(dir, testLogger(t), packAlways)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestPackCrashLeftovers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "packs", "000002.pack"), []byte(packMagic+"junk"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err = Open(dir, testLogger(t))
+	s, err = Open(dir, testLogger(t), packAlways)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestPackCrashLeftovers(t *testing.T) {
 // back, also after a reopen.
 func TestGCCompactsPacks(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, testLogger(t), WithGCGrace(0))
+	s, err := Open(dir, testLogger(t), WithGCGrace(0), packAlways)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,4 +226,42 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatal("round trip differs")
 		}
 	})
+}
+
+// packAlways makes a test store put every small blob into a pack, however
+// few a commit has (see dbBlobsBytes).
+func packAlways(o *options) { o.dbBlobs = -1 }
+
+// TestFewBlobsStayInDB: a commit with few small blobs (a one-file change)
+// writes no pack, so it pays one fsync, the database's; the next GC moves
+// them into a pack, and they read back there, also after a reopen.
+func TestFewBlobsStayInDB(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, testLogger(t), WithGCGrace(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, contents := putRandom(t, s, 17, 3, 2000)
+	s.Pin(hs...)
+	if got := packSizes(t, s); len(got) != 0 {
+		t.Fatalf("packs after a commit of 3 small blobs: %v, want none", got)
+	}
+	readBack(t, s, hs, contents)
+	if _, err := s.GCStats(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := packSizes(t, s); len(got) != 1 {
+		t.Fatalf("packs after GC: %v, want the blobs moved into one", got)
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bktBlobs).Stats().KeyN; n != 0 {
+			t.Errorf("%d blobs left in the database after GC", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	readBack(t, s, hs, contents)
+	s = reopen(t, s)
+	readBack(t, s, hs, contents)
 }

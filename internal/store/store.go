@@ -64,6 +64,7 @@ type Option func(*options)
 type options struct {
 	gcGrace time.Duration
 	level   zstd.EncoderLevel
+	dbBlobs int // see dbBlobsBytes
 }
 
 // WithGCGrace sets how long unreferenced blobs (and temporary files) are
@@ -185,7 +186,7 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := options{gcGrace: DefaultGCGrace, level: zstd.SpeedDefault}
+	o := options{gcGrace: DefaultGCGrace, level: zstd.SpeedDefault, dbBlobs: dbBlobsBytes}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -271,7 +272,8 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
-	w, err := s.appendPacks(smallRecs(batch))
+	packed, inDB := splitSmall(smallRecs(batch), s.opt.dbBlobs)
+	w, err := s.appendPacks(packed)
 	if err != nil {
 		s.abandonActive()
 		giveBack()
@@ -280,6 +282,9 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	s.flushing = batch
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		if err := writePending(tx, batch, w, touched); err != nil {
+			return err
+		}
+		if err := putInDB(tx, inDB); err != nil {
 			return err
 		}
 		if fn != nil {
