@@ -48,7 +48,9 @@
 // names and their directories fsynced, the small ones appended to the
 // active pack and the pack fsynced, then their locations are written in
 // the same commit as the metadata change (Open cuts a pack back to its
-// committed size, dropping what a crash left after it). So a recorded generation never
+// committed size, dropping what a crash left after it); a batch of at most
+// 256 KiB of small blobs goes into meta.db instead (one fsync, not two), and
+// the next GC moves them into a pack. So a recorded generation never
 // lacks content, and a crash loses only blobs nothing recorded refers to
 // (Open removes tmp/). A blob is named by its hash only after its content
 // was hashed (for PutCompressed, decompressed and checked against the
