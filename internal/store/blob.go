@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -259,14 +260,12 @@ func (w *spillWriter) discard() {
 	}
 }
 
-// commit hands the written blob h to the store as pending (or drops it
-// when the store has it already).
+// commit hands the written blob h to the store as pending. Whether the
+// store holds it durably already is not looked up here (a database
+// lookup and a stat for every blob put, in random order) but when the
+// batch is flushed, in hash order (see dropStored); a blob pending
+// already is dropped at once (addPending).
 func (w *spillWriter) commit(h index.Hash) error {
-	if w.s.exists(h) {
-		w.discard()
-		w.s.touch(h)
-		return nil
-	}
 	p := pendingBlob{size: w.n}
 	if w.f == nil {
 		p.data = bytes.Clone(w.buf.Bytes())
@@ -566,6 +565,46 @@ func fsyncFile(path string) error {
 	return nil
 }
 
+// dropStored empties the entries of batch whose blob the store holds
+// durably already (put again: see spillWriter.commit), so that the flush
+// writes them nowhere; they stay in batch for writePending, which starts
+// GC's grace period of an unreferenced one over, as for a touched blob.
+// The lookups go in hash order. Called with s.mu held, before the flush.
+func (s *Store) dropStored(batch map[index.Hash]pendingBlob) error {
+	var have []index.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pass := mappedPass{tx: tx}
+		for _, h := range sortedHashes(batch) {
+			pass.touched()
+			if hasSmall(tx, h) || fileExists(s.BlobPath(h)) {
+				have = append(have, h)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(have) == 0 {
+		return nil
+	}
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	for _, h := range have {
+		p := batch[h]
+		if p.tmp != "" {
+			_ = os.Remove(p.tmp)
+			if cur, ok := s.pending[h]; ok && cur.tmp == p.tmp {
+				cur.tmp = "" // readers find the stored blob
+				s.pending[h] = cur
+			}
+		}
+		p.data, p.tmp = nil, ""
+		batch[h] = p
+	}
+	return nil
+}
+
 // smallRecs returns the small blobs of batch as pack records, in hash
 // order.
 func smallRecs(batch map[index.Hash]pendingBlob) []packRec {
@@ -668,6 +707,9 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 		}
 	}
 	s.pendMu.Unlock()
+	// in hash order: the lookups then walk the packed bucket's pages in
+	// order instead of faulting in a random one for each blob
+	slices.SortFunc(check, compareHashes)
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
 		for _, h := range check {

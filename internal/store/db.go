@@ -346,9 +346,12 @@ func sortedHashes[V any](m map[index.Hash]V) []index.Hash {
 	for h := range m {
 		hs = append(hs, h)
 	}
-	slices.SortFunc(hs, func(a, b index.Hash) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(hs, compareHashes)
 	return hs
 }
+
+// compareHashes orders hashes by their bytes (bbolt's key order).
+func compareHashes(a, b index.Hash) int { return bytes.Compare(a[:], b[:]) }
 
 // fileExists reports whether path is a regular file.
 func fileExists(path string) bool {

@@ -75,6 +75,10 @@ func WithGCGrace(d time.Duration) Option { return func(o *options) { o.gcGrace =
 // zstd.SpeedDefault). Every level writes frames that every Store reads.
 func WithCompressionLevel(l zstd.EncoderLevel) Option { return func(o *options) { o.level = l } }
 
+// minCodecs is the least number of compressors (and decompressors) kept
+// for reuse.
+const minCodecs = 4
+
 // Store is the content-addressed blob store plus per-job generation
 // metadata under one directory. It is safe for concurrent use by the
 // goroutines of one process; other processes may read the same directory
@@ -190,7 +194,10 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 	for _, f := range opts {
 		f(&o)
 	}
-	n := min(runtime.GOMAXPROCS(0), 8)
+	// a source's scan stores up to 4 files at once whatever the CPUs
+	// (hostmon's readParallel): fewer pooled encoders made a new one
+	// (megabytes, zeroed) for every other file
+	n := max(min(runtime.GOMAXPROCS(0), 8), minCodecs)
 	return &Store{
 		dir:       abs,
 		log:       log.With("component", "store"),
@@ -267,6 +274,10 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 			s.touched[h] = struct{}{}
 		}
 		s.pendMu.Unlock()
+	}
+	if err := s.dropStored(batch); err != nil {
+		giveBack()
+		return err
 	}
 	if err := s.flushFiles(batch); err != nil {
 		giveBack()
