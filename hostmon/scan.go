@@ -405,12 +405,13 @@ type scanner struct {
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	refused    map[string]string // names that may not be synced, with why
-	// openFile opens the file rel for hashing: beneath.OpenFile (no
-	// symlink followed anywhere below the root), or a test's double (root
-	// can read a mode-0000 file, so only a double can refuse it).
-	openFile func(rel string, flag int) (*os.File, error)
-	// readDir lists the directory rel: beneath.ReadDir, or a test's double.
-	readDir func(rel string) ([]os.DirEntry, error)
+	// openFile opens the file rel, the entry name of d, for hashing:
+	// d.open, or a test's double (root can read a mode-0000 file, so only
+	// a double can refuse it).
+	openFile func(d scanDir, rel, name string) (scanFile, error)
+	// openDir opens the directory rel (no symlink followed anywhere below
+	// the root): openScanDir, or a test's double.
+	openDir func(rel string) (scanDir, error)
 	// sink, when set, takes the content of every file hashed (WithSink).
 	sink ContentSink
 }
@@ -430,8 +431,8 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 		return nil, fmt.Errorf("scan %s: not a directory", root)
 	}
 	return &scanner{ctx: ctx, root: root, f: f, prev: prev, log: log,
-		openFile: func(rel string, flag int) (*os.File, error) { return beneath.OpenFile(root, rel, flag) },
-		readDir:  func(rel string) ([]os.DirEntry, error) { return beneath.ReadDir(root, rel) },
+		openFile: func(d scanDir, _, name string) (scanFile, error) { return d.open(name) },
+		openDir:  func(rel string) (scanDir, error) { return openScanDir(root, rel) },
 	}, nil
 }
 
@@ -494,9 +495,15 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 	}
 }
 
-// walk visits the entries of the directory rel ("" for the root).
+// walk visits the entries of the directory rel ("" for the root),
+// stat'ing and reading them through the open directory.
 func (s *scanner) walk(rel string) error {
-	entries, err := s.readDir(rel)
+	d, err := s.openDir(rel)
+	var entries []fs.DirEntry
+	if err == nil {
+		defer d.close()
+		entries, err = d.list()
+	}
 	if err != nil {
 		if rel != "" && vanished(err) {
 			return nil
@@ -518,28 +525,40 @@ func (s *scanner) walk(rel string) error {
 		if rel != "" {
 			child = rel + "/" + child
 		}
-		if err := s.visitInto(child, &todo); err != nil {
+		if err := s.visitIn(d, child, e.Name(), &todo); err != nil {
 			return err
 		}
 		if len(todo) >= readBatch {
-			if err := s.readAll(todo); err != nil {
+			if err := s.readAll(d, todo); err != nil {
 				return err
 			}
 			todo = todo[:0]
 		}
 	}
-	return s.readAll(todo)
+	return s.readAll(d, todo)
 }
 
 // visit records the entry rel (and, for a directory, its subtree).
 func (s *scanner) visit(rel string) error {
-	return s.visitInto(rel, nil)
+	d, err := s.openDir(index.Parent(rel))
+	if err != nil {
+		// refreshParents found the parents real directories: one
+		// replaced since is a change the watcher reports
+		if vanished(err) || errors.Is(err, beneath.ErrSymlink) {
+			return nil
+		}
+		s.cannotRead(rel, true, err)
+		return nil
+	}
+	defer d.close()
+	return s.visitIn(d, rel, rel[strings.LastIndexByte(rel, '/')+1:], nil)
 }
 
-// visitInto is visit that, when todo is given, adds a regular file it
-// has to read to todo instead of reading it.
-func (s *scanner) visitInto(rel string, todo *[]pendingRead) error {
-	fi, err := os.Lstat(s.abs(rel))
+// visitIn records the entry rel, the entry name of the open directory d
+// (and, for a directory, its subtree). When todo is given, it adds a
+// regular file it has to read to todo instead of reading it.
+func (s *scanner) visitIn(d scanDir, rel, name string, todo *[]pendingRead) error {
+	fi, err := d.lstat(name)
 	if err != nil {
 		if vanished(err) {
 			return nil
@@ -565,10 +584,10 @@ func (s *scanner) visitInto(rel string, todo *[]pendingRead) error {
 		return s.walk(rel)
 	case mode.IsRegular():
 		if todo == nil {
-			return s.file(rel, fi)
+			return s.file(d, rel, name, fi)
 		}
 		if !s.trusted(rel, fi) {
-			*todo = append(*todo, pendingRead{rel, fi})
+			*todo = append(*todo, pendingRead{rel, name, fi})
 		}
 		return nil
 	case mode&fs.ModeSymlink != 0:
@@ -603,16 +622,16 @@ func (s *scanner) state(rel string, kind index.Kind, fi fs.FileInfo) FileState {
 	return st
 }
 
-// file records the regular file rel, trusting prev's hash when the stat
-// matches and hashing it otherwise.
-func (s *scanner) file(rel string, fi fs.FileInfo) error {
+// file records the regular file rel (the entry name of d), trusting
+// prev's hash when the stat matches and hashing it otherwise.
+func (s *scanner) file(d scanDir, rel, name string, fi fs.FileInfo) error {
 	if s.trusted(rel, fi) {
 		return nil
 	}
 	if s.buf == nil {
 		s.buf = make([]byte, hashBufSize)
 	}
-	return s.take(s.read(rel, fi, s.buf))
+	return s.take(s.read(d, rel, name, s.buf))
 }
 
 // trusted records rel with prev's hash when its stat says it did not
@@ -638,12 +657,13 @@ type fileRead struct {
 	err        error     // ends the scan
 }
 
-// read hashes the regular file rel (handing it to the sink, if any)
-// through buf. It changes nothing in s, so files may be read in parallel
-// (readAll); take records the result.
-func (s *scanner) read(rel string, fi fs.FileInfo, buf []byte) fileRead {
+// read hashes the regular file rel, the entry name of d (handing it to
+// the sink, if any), through buf. It changes nothing in s, so files may
+// be read in parallel (readAll); take records the result. The system
+// calls of a small file: open, fstat, read, fstat, close.
+func (s *scanner) read(d scanDir, rel, name string, buf []byte) fileRead {
 	r := fileRead{rel: rel}
-	fh, err := s.openFile(rel, os.O_RDONLY)
+	fh, err := s.openFile(d, rel, name)
 	if err != nil {
 		switch {
 		case vanished(err):
@@ -659,7 +679,7 @@ func (s *scanner) read(rel string, fi fs.FileInfo, buf []byte) fileRead {
 	}
 	defer fh.Close()
 	for attempt := 1; ; attempt++ {
-		pre, err := fh.Stat()
+		pre, err := fh.stat()
 		if err != nil {
 			r.unreadable = err
 			return r
@@ -668,11 +688,15 @@ func (s *scanner) read(rel string, fi fs.FileInfo, buf []byte) fileRead {
 			r.skip = "special file (" + pre.Mode().Type().String() + ")"
 			return r
 		}
-		if _, err := fh.Seek(0, io.SeekStart); err != nil {
-			r.unreadable = err
-			return r
+		if attempt > 1 {
+			if err := fh.rewind(); err != nil {
+				r.unreadable = err
+				return r
+			}
 		}
-		src := &hashSource{ctx: s.ctx, f: fh, buf: buf}
+		// up to the size of pre: what the file has beyond it, or a
+		// change while it is read, shows in the fstat after
+		src := &hashSource{ctx: s.ctx, f: fh, buf: buf, left: pre.Size()}
 		var h index.Hash
 		var n int64
 		if s.sink != nil {
@@ -690,7 +714,7 @@ func (s *scanner) read(rel string, fi fs.FileInfo, buf []byte) fileRead {
 			}
 			return r
 		}
-		post, err := fh.Stat()
+		post, err := fh.stat()
 		if err != nil {
 			r.unreadable = err
 			return r
@@ -728,8 +752,8 @@ func (s *scanner) take(r fileRead) error {
 
 // pendingRead is a file of a directory being walked that must be read.
 type pendingRead struct {
-	rel string
-	fi  fs.FileInfo
+	rel, name string
+	fi        fs.FileInfo
 }
 
 // readParallel bounds the files one scan reads at once; readBatch the
@@ -740,16 +764,15 @@ const (
 	readBatch    = 256
 )
 
-// readAll reads the files of one directory, up to readParallel at once
-// (reads block on the disk, so even one CPU gains), and records them in
-// their order. A source's scan
-// stores what it reads in the same pass, so this is also its store's
-// parallelism.
-func (s *scanner) readAll(todo []pendingRead) error {
+// readAll reads the files of the directory d, up to readParallel at
+// once (reads block on the disk, so even one CPU gains), and records them
+// in their order. A source's scan stores what it reads in the same pass,
+// so this is also its store's parallelism.
+func (s *scanner) readAll(d scanDir, todo []pendingRead) error {
 	workers := min(readParallel, len(todo))
 	if workers <= 1 {
 		for _, f := range todo {
-			if err := s.file(f.rel, f.fi); err != nil {
+			if err := s.file(d, f.rel, f.name, f.fi); err != nil {
 				return err
 			}
 		}
@@ -772,7 +795,7 @@ func (s *scanner) readAll(todo []pendingRead) error {
 					res[i] = fileRead{rel: todo[i].rel, err: fmt.Errorf("scan %s: %w", s.root, s.ctx.Err())}
 					continue
 				}
-				res[i] = s.read(todo[i].rel, todo[i].fi, buf)
+				res[i] = s.read(d, todo[i].rel, todo[i].name, buf)
 			}
 		}()
 	}
@@ -836,21 +859,29 @@ func (s *scanner) refreshDir(d string) (bool, error) {
 	return true, nil
 }
 
-// hashSource feeds a file to index.HashReader through a reused buffer,
-// checking ctx between reads.
+// hashSource feeds up to left bytes of a file to index.HashReader
+// through a reused buffer, checking ctx between reads.
 // It records the file's own read error (err), to tell it from a sink's.
 type hashSource struct {
-	ctx context.Context
-	f   *os.File
-	buf []byte
-	err error
+	ctx  context.Context
+	f    scanFile
+	buf  []byte
+	left int64
+	err  error
 }
 
 func (h *hashSource) Read(p []byte) (int, error) {
 	if err := h.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if h.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > h.left {
+		p = p[:h.left]
+	}
 	n, err := h.f.Read(p)
+	h.left -= int64(n)
 	if err != nil && err != io.EOF {
 		h.err = err
 	}
@@ -861,13 +892,7 @@ func (h *hashSource) Read(p []byte) (int, error) {
 func (h *hashSource) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
-		if err := h.ctx.Err(); err != nil {
-			return total, err
-		}
-		n, err := h.f.Read(h.buf)
-		if err != nil && err != io.EOF {
-			h.err = err
-		}
+		n, err := h.Read(h.buf)
 		if n > 0 {
 			if _, werr := w.Write(h.buf[:n]); werr != nil {
 				return total, werr

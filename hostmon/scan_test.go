@@ -405,17 +405,17 @@ func TestScanUnreadableKeepsLastKnownState(t *testing.T) {
 	}
 	// Tests run as root, who reads a mode-0000 file: refuse it as the
 	// kernel would refuse the agent's user.
-	s.openFile = func(rel string, flag int) (*os.File, error) {
-		if b := filepath.Base(rel); b == "secret.conf" || b == "fresh.conf" {
+	s.openFile = func(d scanDir, rel, name string) (scanFile, error) {
+		if name == "secret.conf" || name == "fresh.conf" {
 			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
 		}
-		return os.OpenFile(filepath.Join(root, rel), flag, 0)
+		return d.open(name)
 	}
-	s.readDir = func(rel string) ([]os.DirEntry, error) {
+	s.openDir = func(rel string) (scanDir, error) {
 		if filepath.Base(rel) == "locked" {
 			return nil, &fs.PathError{Op: "open", Path: rel, Err: fs.ErrPermission}
 		}
-		return os.ReadDir(filepath.Join(root, rel))
+		return openScanDir(root, rel)
 	}
 	s.out = map[string]FileState{}
 	if err := s.walk(""); err != nil {
