@@ -623,10 +623,9 @@ func smallRecs(batch map[index.Hash]pendingBlob) []packRec {
 func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, w packWrite, touched map[index.Hash]struct{}) error {
 	refs, unref := tx.Bucket(bktRefs), tx.Bucket(bktUnref)
 	refs.FillPercent, unref.FillPercent = fillPercent, fillPercent
-	err := recordPackWrite(tx, w, func(h index.Hash, _ packLoc) (bool, error) {
-		return !hasSmall(tx, h), nil
-	})
-	if err != nil {
+	// w holds no blob the store had: dropStored took them out of the
+	// batch, under s.mu like every write
+	if err := recordPackWrite(tx, w, nil); err != nil {
 		return err
 	}
 	now := u64key(uint64(time.Now().UnixNano()))

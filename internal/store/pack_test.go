@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -264,4 +266,51 @@ func TestFewBlobsStayInDB(t *testing.T) {
 	readBack(t, s, hs, contents)
 	s = reopen(t, s)
 	readBack(t, s, hs, contents)
+}
+
+// TestPutStoredBlobWritesNothing: a Put does not look up whether the
+// blob is stored (dropStored does, when the batch is flushed); a blob put
+// again after it was made durable is written nowhere a second time (no
+// second pack record, no file left in tmp/), reads back, and an
+// unreferenced one gets its GC grace period anew.
+func TestPutStoredBlobWritesNothing(t *testing.T) {
+	s := newTestStore(t, packAlways)
+	small := [][]byte{randBytes(1, 3000), randBytes(2, 5000)}
+	large := randBytes(3, 3*SmallBlob)
+	for _, b := range append(small, large) {
+		put(t, s, b)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	before := packSizes(t, s)
+	old := time.Now().Add(-time.Hour)
+	ageBlob(t, s, index.Sum(small[0]), old)
+	for _, b := range append(small, large) {
+		put(t, s, b)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := packSizes(t, s); !maps.Equal(got, before) {
+		t.Errorf("packs after putting stored blobs again: %v, want %v as before", got, before)
+	}
+	if left, err := os.ReadDir(s.tmpDir()); err != nil || len(left) != 0 {
+		t.Errorf("tmp/ after putting a stored large blob again: %v (%v), want empty", left, err)
+	}
+	for _, b := range append(small, large) {
+		if got := readBlob(t, s, index.Sum(b)); !bytes.Equal(got, b) {
+			t.Errorf("blob %s reads back wrong", index.Sum(b).Short())
+		}
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		h := index.Sum(small[0])
+		v := tx.Bucket(bktUnref).Get(h[:])
+		if v == nil || time.Unix(0, int64(u64val(v))).Before(old.Add(time.Minute)) {
+			t.Errorf("unreferenced blob put again: unref time %v, want a new grace period", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
