@@ -26,16 +26,8 @@ import (
 func BenchmarkSourceFirstGeneration(b *testing.B) {
 	tree := os.Getenv("PBXSYNC_BENCH_TREE")
 	if tree == "" {
-		files := 20000
-		if v := os.Getenv("PBXSYNC_BENCH_FILES"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 100 {
-				b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
-			}
-			files = n
-		}
 		tree = b.TempDir()
-		writeConfTree(b, tree, 100, files)
+		writeConfTree(b, tree, 100, benchFiles(b))
 	}
 	var cpu time.Duration
 	for b.Loop() {
@@ -59,6 +51,20 @@ func BenchmarkSourceFirstGeneration(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// benchFiles is PBXSYNC_BENCH_FILES, the number of files of a large-job
+// benchmark: 20,000 by default.
+func benchFiles(b *testing.B) int {
+	v := os.Getenv("PBXSYNC_BENCH_FILES")
+	if v == "" {
+		return 20000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100 {
+		b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
+	}
+	return n
 }
 
 // writeConfTree writes files pjsip-like .conf files of 1–7 KB, all
