@@ -42,7 +42,10 @@
 //
 // A Put hashes the content while it compresses it; a small blob stays in
 // memory, a large one in a file under tmp/ (not fsynced), and either is
-// "pending": Has and Open see it at once. The next metadata transaction,
+// "pending": Has and Open see it at once. Whether the store holds it
+// already is looked up when its batch is made durable, for the whole
+// batch in hash order (not by every Put), and a blob it holds is then
+// written nowhere a second time. The next metadata transaction,
 // or a Put that finds 4 MiB or 64 files pending, makes the whole batch
 // durable: the large files are fsynced in parallel, renamed to their hash
 // names and their directories fsynced, the small ones appended to the
