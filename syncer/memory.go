@@ -40,7 +40,8 @@ const releaseMappedEvery = 2 * time.Second
 
 // releaseMappedLoop calls Store.ReleaseMapped every releaseMappedEvery
 // until ctx is done, and hands the heap memory a busy spell left behind
-// back to the system once the agent is quiet (see idleRelease).
+// and the executable's pages back to the system once the agent is quiet
+// (see idleRelease).
 func (a *Agent) releaseMappedLoop(ctx context.Context) {
 	t := time.NewTicker(releaseMappedEvery)
 	defer t.Stop()
@@ -57,7 +58,10 @@ func (a *Agent) releaseMappedLoop(ctx context.Context) {
 		if idle.note(readHeapSample()) {
 			a.store.ReleaseCodecs()
 			debug.FreeOSMemory()
-			a.log.Debug("returned the heap of a busy spell to the system")
+			if err := releaseText(); err != nil {
+				a.log.Debug("cannot release the executable's pages", "err", err)
+			}
+			a.log.Debug("returned the memory of a busy spell to the system")
 		}
 	}
 }
@@ -101,27 +105,29 @@ func readHeapSample() heapSample {
 // stay in the agent's resident set: the collector's next cycle waits for
 // the heap to double, and the runtime returns free memory to the system
 // slowly (the target of a 100,000-file initial sync idled at 145 MiB of
-// anonymous memory over a 52 MiB live heap). The agent hands it back with
-// one collection (debug.FreeOSMemory) when it has been quiet for
-// quietSamples samples in a row and holds releaseSlack more heap than it
-// uses.
+// anonymous memory over a 52 MiB live heap); so do the pages of the
+// executable it ran (releaseText). The agent hands both back, with one
+// collection (debug.FreeOSMemory), when it has been quiet for
+// quietSamples samples in a row after a busy spell: releaseSlack more heap
+// held than used, or busySpellBytes allocated since the last release.
 const (
 	quietAllocBytes = 1 << 20  // at most this much allocated between two samples counts as quiet
 	quietSamples    = 2        // samples in a row that must be quiet (4 s)
 	releaseSlack    = 16 << 20 // held beyond the live heap worth one collection
+	busySpellBytes  = 64 << 20 // allocated since the last release worth one
 )
 
 // idleRelease decides from successive heap samples when to release.
 type idleRelease struct {
-	last  heapSample
-	quiet int // quiet samples in a row up to last
-	seen  bool
+	last     heapSample
+	quiet    int    // quiet samples in a row up to last
+	released uint64 // allocs at the last release
+	seen     bool
 }
 
-// note takes the next sample and reports whether to release now: after
-// quietSamples quiet samples with releaseSlack or more held beyond the
-// live heap. A release starts a new count: it allocates nothing, so it
-// is not repeated before the heap has grown by releaseSlack again.
+// note takes the next sample and reports whether to release now: see
+// quietSamples. A release starts a new count: it allocates nothing, so it
+// is not repeated before the agent was busy again.
 func (r *idleRelease) note(s heapSample) bool {
 	quiet := r.seen && s.allocs-r.last.allocs <= quietAllocBytes
 	r.last, r.seen = s, true
@@ -130,9 +136,10 @@ func (r *idleRelease) note(s heapSample) bool {
 		return false
 	}
 	r.quiet++
-	if r.quiet < quietSamples || s.held < s.live+releaseSlack {
+	busy := s.held >= s.live+releaseSlack || s.allocs-r.released >= busySpellBytes
+	if r.quiet < quietSamples || !busy {
 		return false
 	}
-	r.quiet = 0
+	r.quiet, r.released = 0, s.allocs
 	return true
 }
