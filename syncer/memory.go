@@ -104,8 +104,10 @@ func readHeapSample() heapSample {
 // Once a large sync is done, its garbage and the free spans it leaves
 // stay in the agent's resident set: the collector's next cycle waits for
 // the heap to double, and the runtime returns free memory to the system
-// slowly (the target of a 100,000-file initial sync idled at 145 MiB of
-// anonymous memory over a 52 MiB live heap); so do the pages of the
+// slowly (the target of a 100,000-file initial sync still held 159 MiB
+// of anonymous memory two minutes after it, over a heap of 45-52 MiB in
+// use: the large generation's own release, releaseMemory, came before the
+// work that followed it); so do the pages of the
 // executable it ran (releaseText). The agent hands both back, with one
 // collection (debug.FreeOSMemory), when it has been quiet for
 // quietSamples samples in a row after a busy spell: releaseSlack more heap
