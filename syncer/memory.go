@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"runtime/debug"
+	"runtime/metrics"
 	"time"
 )
 
@@ -38,10 +39,13 @@ func (j *job) noteGeneration(n int) {
 const releaseMappedEvery = 2 * time.Second
 
 // releaseMappedLoop calls Store.ReleaseMapped every releaseMappedEvery
-// until ctx is done.
+// until ctx is done, and hands the heap memory a busy spell left behind
+// and the executable's pages back to the system once the agent is quiet
+// (see idleRelease).
 func (a *Agent) releaseMappedLoop(ctx context.Context) {
 	t := time.NewTicker(releaseMappedEvery)
 	defer t.Stop()
+	var idle idleRelease
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,5 +55,93 @@ func (a *Agent) releaseMappedLoop(ctx context.Context) {
 		if err := a.store.ReleaseMapped(); err != nil && ctx.Err() == nil {
 			a.log.Debug("cannot release the store's mapped pages", "err", err)
 		}
+		if idle.note(readHeapSample()) {
+			a.store.ReleaseCodecs()
+			debug.FreeOSMemory()
+			if err := releaseText(); err != nil {
+				a.log.Debug("cannot release the executable's pages", "err", err)
+			}
+			a.log.Debug("returned the memory of a busy spell to the system")
+		}
 	}
+}
+
+// heapSample is what the agent reads of the Go runtime's heap every
+// releaseMappedEvery.
+type heapSample struct {
+	allocs uint64 // bytes allocated since the process started
+	held   uint64 // heap memory mapped and not returned: live objects, garbage, free spans
+	live   uint64 // live heap after the last collection
+}
+
+// heapMetrics are the runtime/metrics names of heapSample's fields (held
+// is the sum of the last three).
+var heapMetrics = []string{
+	"/gc/heap/allocs:bytes",
+	"/gc/heap/live:bytes",
+	"/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/free:bytes",
+}
+
+// readHeapSample reads the runtime's heap metrics (a few microseconds,
+// no stop of the world).
+func readHeapSample() heapSample {
+	s := make([]metrics.Sample, len(heapMetrics))
+	for i, name := range heapMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	v := func(i int) uint64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s[i].Value.Uint64()
+	}
+	return heapSample{allocs: v(0), live: v(1), held: v(2) + v(3) + v(4)}
+}
+
+// Once a large sync is done, its garbage and the free spans it leaves
+// stay in the agent's resident set: the collector's next cycle waits for
+// the heap to double, and the runtime returns free memory to the system
+// slowly (the target of a 100,000-file initial sync still held 159 MiB
+// of anonymous memory two minutes after it, over a heap of 45-52 MiB in
+// use: the large generation's own release, releaseMemory, came before the
+// work that followed it); so do the pages of the
+// executable it ran (releaseText). The agent hands both back, with one
+// collection (debug.FreeOSMemory), when it has been quiet for
+// quietSamples samples in a row after a busy spell: releaseSlack more heap
+// held than used, or busySpellBytes allocated since the last release.
+const (
+	quietAllocBytes = 1 << 20  // at most this much allocated between two samples counts as quiet
+	quietSamples    = 2        // samples in a row that must be quiet (4 s)
+	releaseSlack    = 16 << 20 // held beyond the live heap worth one collection
+	busySpellBytes  = 64 << 20 // allocated since the last release worth one
+)
+
+// idleRelease decides from successive heap samples when to release.
+type idleRelease struct {
+	last     heapSample
+	quiet    int    // quiet samples in a row up to last
+	released uint64 // allocs at the last release
+	seen     bool
+}
+
+// note takes the next sample and reports whether to release now: see
+// quietSamples. A release starts a new count: it allocates nothing, so it
+// is not repeated before the agent was busy again.
+func (r *idleRelease) note(s heapSample) bool {
+	quiet := r.seen && s.allocs-r.last.allocs <= quietAllocBytes
+	r.last, r.seen = s, true
+	if !quiet {
+		r.quiet = 0
+		return false
+	}
+	r.quiet++
+	busy := s.held >= s.live+releaseSlack || s.allocs-r.released >= busySpellBytes
+	if r.quiet < quietSamples || !busy {
+		return false
+	}
+	r.quiet, r.released = 0, s.allocs
+	return true
 }
