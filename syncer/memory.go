@@ -40,8 +40,7 @@ const releaseMappedEvery = 2 * time.Second
 
 // releaseMappedLoop calls Store.ReleaseMapped every releaseMappedEvery
 // until ctx is done, and hands the heap memory a busy spell left behind
-// and the executable's pages back to the system once the agent is quiet
-// (see idleRelease).
+// back to the system once the agent is quiet (see idleRelease).
 func (a *Agent) releaseMappedLoop(ctx context.Context) {
 	t := time.NewTicker(releaseMappedEvery)
 	defer t.Stop()
@@ -58,9 +57,6 @@ func (a *Agent) releaseMappedLoop(ctx context.Context) {
 		if idle.note(readHeapSample()) {
 			a.store.ReleaseCodecs()
 			debug.FreeOSMemory()
-			if err := releaseText(); err != nil {
-				a.log.Debug("cannot release the executable's pages", "err", err)
-			}
 			a.log.Debug("returned the memory of a busy spell to the system")
 		}
 	}
@@ -107,8 +103,7 @@ func readHeapSample() heapSample {
 // slowly (the target of a 100,000-file initial sync still held 159 MiB
 // of anonymous memory two minutes after it, over a heap of 45-52 MiB in
 // use: the large generation's own release, releaseMemory, came before the
-// work that followed it); so do the pages of the
-// executable it ran (releaseText). The agent hands both back, with one
+// work that followed it). The agent hands it back, with one
 // collection (debug.FreeOSMemory), when it has been quiet for
 // quietSamples samples in a row after a busy spell: releaseSlack more heap
 // held than used, or busySpellBytes allocated since the last release.
