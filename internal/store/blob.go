@@ -305,7 +305,13 @@ func (s *Store) addPending(h index.Hash, p pendingBlob) error {
 	}
 	full := s.pendBytes >= flushPendingBytes || s.pendFiles >= flushPendingFiles
 	s.pendMu.Unlock()
-	if full {
+	// one put flushes a full batch while the others go on adding to the
+	// next: the batch stays full until its commit, so each of them would
+	// otherwise wait for it and then commit the few blobs put meanwhile,
+	// with two fsyncs of its own (eight fetch workers: eight commits
+	// where one was due)
+	if full && s.autoFlush.CompareAndSwap(false, true) {
+		defer s.autoFlush.Store(false)
 		if err := s.update(nil); err != nil {
 			return fmt.Errorf("store: put blob %s: %w", h, err)
 		}

@@ -108,6 +108,7 @@ type Store struct {
 	pendBytes int64
 	pendFiles int
 	pendPeak  int         // the most blobs pending at once since pending was made
+	autoFlush atomic.Bool // a put is flushing a full batch (addPending)
 	orphans   atomic.Bool // the orphan sweep ran (once per Open)
 
 	pinMu sync.Mutex
