@@ -349,7 +349,9 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 	}
 	h := index.NewHasher()
 	aw := newAdaptiveWriter(enc, w)
-	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
+	buf := s.getCopyBuf()
+	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
+	s.putCopyBuf(buf)
 	if err == nil {
 		err = aw.Close()
 	}
@@ -447,7 +449,9 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		sink = &teeWriter{a: h, b: copyTo}
 	}
 	out := &boundedWriter{w: sink, left: maxSize}
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, make([]byte, 32<<10))
+	buf := s.getCopyBuf()
+	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, buf[:])
+	s.putCopyBuf(buf)
 	s.putDecoder(dec)
 	if err == nil {
 		// The decoder stops at the end of the input; anything still
