@@ -31,14 +31,7 @@ import (
 //	PBXSYNC_BENCH_CPUPROFILE=/tmp/fetch.prof go test -run '^$' -bench 'Fetch/small' -benchtime 1x ./syncer/
 func BenchmarkFetch(b *testing.B) {
 	b.Run("small", func(b *testing.B) {
-		files := 10000
-		if v := os.Getenv("PBXSYNC_BENCH_FILES"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 100 {
-				b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
-			}
-			files = n
-		}
+		files := benchFiles(b, 10000)
 		benchFetch(b, func(a *tnode) int64 {
 			g := astgen.New(1000)
 			var total int64
@@ -127,6 +120,20 @@ func benchFetch(b *testing.B, fill func(a *tnode) int64) {
 		a.stop()
 		t.stop()
 	}
+}
+
+// benchFiles is the number of files PBXSYNC_BENCH_FILES asks for, def
+// when it is unset.
+func benchFiles(b *testing.B, def int) int {
+	v := os.Getenv("PBXSYNC_BENCH_FILES")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100 {
+		b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
+	}
+	return n
 }
 
 // processCPU is the CPU time (user and system) this process used so far.
