@@ -22,7 +22,7 @@ import (
 //
 //	PBXSYNC_BENCH_CPUPROFILE=/tmp/edit.prof go test -run '^$' -bench BigJobEdit -benchtime 1x ./syncer/
 func BenchmarkBigJobEdit(b *testing.B) {
-	files := benchFiles(b)
+	files := benchFiles(b, 20000)
 	h := newHarness(b)
 	a, t := h.pair("")
 	name := func(i int) string { return fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i) }

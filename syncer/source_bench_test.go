@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func BenchmarkSourceFirstGeneration(b *testing.B) {
 	tree := os.Getenv("PBXSYNC_BENCH_TREE")
 	if tree == "" {
 		tree = b.TempDir()
-		writeConfTree(b, tree, 100, benchFiles(b))
+		writeConfTree(b, tree, 100, benchFiles(b, 20000))
 	}
 	var cpu time.Duration
 	for b.Loop() {
@@ -51,20 +50,6 @@ func BenchmarkSourceFirstGeneration(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
-}
-
-// benchFiles is PBXSYNC_BENCH_FILES, the number of files of a large-job
-// benchmark: 20,000 by default.
-func benchFiles(b *testing.B) int {
-	v := os.Getenv("PBXSYNC_BENCH_FILES")
-	if v == "" {
-		return 20000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 100 {
-		b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
-	}
-	return n
 }
 
 // writeConfTree writes files pjsip-like .conf files of 1–7 KB, all

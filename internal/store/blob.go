@@ -304,7 +304,13 @@ func (s *Store) addPending(h index.Hash, p pendingBlob) error {
 	}
 	full := s.pendBytes >= flushPendingBytes || s.pendFiles >= flushPendingFiles
 	s.pendMu.Unlock()
-	if full {
+	// one put flushes a full batch while the others go on adding to the
+	// next: the batch stays full until its commit, so each of them would
+	// otherwise wait for it and then commit the few blobs put meanwhile,
+	// with two fsyncs of its own (eight fetch workers: eight commits
+	// where one was due)
+	if full && s.autoFlush.CompareAndSwap(false, true) {
+		defer s.autoFlush.Store(false)
 		if err := s.update(nil); err != nil {
 			return fmt.Errorf("store: put blob %s: %w", h, err)
 		}
@@ -341,7 +347,9 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 	}
 	h := index.NewHasher()
 	aw := newAdaptiveWriter(enc, w)
-	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, make([]byte, 32<<10))
+	buf := s.getCopyBuf()
+	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
+	s.putCopyBuf(buf)
 	if err == nil {
 		err = aw.Close()
 	}
@@ -439,7 +447,9 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		sink = &teeWriter{a: h, b: copyTo}
 	}
 	out := &boundedWriter{w: sink, left: maxSize}
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, make([]byte, 32<<10))
+	buf := s.getCopyBuf()
+	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, buf[:])
+	s.putCopyBuf(buf)
 	s.putDecoder(dec)
 	if err == nil {
 		// The decoder stops at the end of the input; anything still

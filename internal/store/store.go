@@ -112,6 +112,8 @@ type Store struct {
 	pendBytes int64
 	pendFiles int
 	pendPeak  int         // the most blobs pending at once since pending was made
+	autoFlush atomic.Bool // a put is flushing a full batch (addPending)
+	copyBufs  sync.Pool   // the puts' copy buffers (getCopyBuf)
 	orphans   atomic.Bool // the orphan sweep ran (once per Open)
 
 	pinMu sync.Mutex

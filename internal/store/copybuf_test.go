@@ -1,0 +1,51 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"runtime"
+	"testing"
+
+	"pbxsync/internal/index"
+)
+
+// TestPutSmallAllocates: a put of a small compressed blob (a target's
+// fetch of one .conf) allocates far less than a copy buffer of its own.
+// Not parallel: it reads the process's allocation count.
+func TestPutSmallAllocates(t *testing.T) {
+	src, dst := newTestStore(t), newTestStore(t)
+	const n = 200
+	frames := make([][]byte, n)
+	hs := make([]index.Hash, n)
+	for i := range n {
+		hs[i] = put(t, src, randBytes(uint64(i+1), 1500))
+		rc, _, err := src.OpenCompressed(hs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		frames[i], err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	// warm: the decoders and the pending map
+	if _, err := dst.PutCompressed(ctx, bytes.NewReader(frames[0]), hs[0], 1500); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 1; i < n; i++ {
+		if _, err := dst.PutCompressed(ctx, bytes.NewReader(frames[i]), hs[i], 1500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	per := (after.TotalAlloc - before.TotalAlloc) / (n - 1)
+	t.Logf("%d bytes allocated per put of a 1,500-byte blob", per)
+	if per >= copyBufSize {
+		t.Errorf("a put of a 1,500-byte blob allocates %d bytes, as much as a copy buffer of its own (%d)", per, copyBufSize)
+	}
+}
