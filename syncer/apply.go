@@ -230,8 +230,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if a.syncfsMin > 0 {
 		syncfsMin = a.syncfsMin
 	}
-	large := len(writes) >= syncfsMin
-	if large {
+	if len(writes) >= syncfsMin {
 		var err error
 		if synced, err = syncFS(a.Staging); err != nil {
 			cleanup()
@@ -268,7 +267,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if a.Settled != nil {
 		want = func(i int) index.Item { return ops[i].Want }
 	}
-	if err := a.execute(j, want, large && synced); err != nil {
+	if err := a.execute(j, want); err != nil {
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
@@ -393,7 +392,7 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 			a.removeStaged(j)
 		default:
 			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
-			if err := a.execute(j, nil, false); err != nil {
+			if err := a.execute(j, nil); err != nil {
 				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
 				a.removeStaged(j)
 				if !j.Restore && state == store.StateApplying {
@@ -582,10 +581,11 @@ func (a *Applier) finishStaged(name string, it index.Item, exists bool, o *owner
 // mid-apply gets a refused apply, never a write outside the root. The
 // entries are in path order, so the files of one directory follow each
 // other and share its descriptor. want, when set, returns the item of
-// entry i: each file renamed into place is read back for Applier.Settled. syncRoot makes the
-// directories durable with one syncfs of the root's file system (a large
-// batch) instead of one fsync each.
-func (a *Applier) execute(j *store.Journal, want func(i int) index.Item, syncRoot bool) error {
+// entry i: each file renamed into place is read back for Applier.Settled.
+// The directories the entries touched are fsynced in parallel: on a
+// journalling file system the first commits every rename (a syncfs would
+// also write back whatever else is dirty there).
+func (a *Applier) execute(j *store.Journal, want func(i int) index.Item) error {
 	dirs := map[string]bool{}
 	var parent parentDir
 	defer parent.close()
@@ -619,14 +619,6 @@ func (a *Applier) execute(j *store.Journal, want func(i int) index.Item, syncRoo
 		}
 	}
 	parent.close()
-	if syncRoot {
-		if ok, err := syncFS(a.Root); ok || err != nil {
-			if err != nil {
-				return fmt.Errorf("job %s: %w", a.Job, err)
-			}
-			return nil
-		}
-	}
 	paths := make([]string, 0, len(dirs))
 	for d := range dirs {
 		paths = append(paths, d)
