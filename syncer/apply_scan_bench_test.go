@@ -21,14 +21,7 @@ import (
 //
 //	go test -run '^$' -bench ApplyInitial -benchtime 3x ./syncer/
 func BenchmarkApplyInitial(b *testing.B) {
-	files := 20000
-	if v := os.Getenv("PBXSYNC_BENCH_FILES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 {
-			b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
-		}
-		files = n
-	}
+	files := benchFiles(b)
 	const dirs = 100
 	a := newApplier(b)
 	var items []index.Item
@@ -84,4 +77,18 @@ func BenchmarkApplyInitial(b *testing.B) {
 			b.Fatalf("rescan found %d paths, want %d", len(d.States), files+dirs)
 		}
 	}
+}
+
+// benchFiles is the number of files of a large-job benchmark:
+// PBXSYNC_BENCH_FILES, 20,000 by default.
+func benchFiles(b *testing.B) int {
+	v := os.Getenv("PBXSYNC_BENCH_FILES")
+	if v == "" {
+		return 20000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 100 {
+		b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
+	}
+	return n
 }

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -23,14 +22,7 @@ import (
 //
 //	PBXSYNC_BENCH_CPUPROFILE=/tmp/edit.prof go test -run '^$' -bench BigJobEdit -benchtime 1x ./syncer/
 func BenchmarkBigJobEdit(b *testing.B) {
-	files := 20000
-	if v := os.Getenv("PBXSYNC_BENCH_FILES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 100 {
-			b.Fatalf("PBXSYNC_BENCH_FILES=%q: want a number of files ≥ 100", v)
-		}
-		files = n
-	}
+	files := benchFiles(b)
 	h := newHarness(b)
 	a, t := h.pair("")
 	name := func(i int) string { return fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i) }
