@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"pbxsync/hostmon"
 	"pbxsync/internal/beneath"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -51,6 +52,10 @@ type Applier struct {
 	// abandons the apply (staged files removed, the tree untouched). A
 	// mesh job checks there that no path changed locally meanwhile.
 	BeforeJournal func(ops []Op) error
+	// Settled, when set, is given the state of each file an apply renamed
+	// into place, read back with one lstat (hostmon.Settled): the rescan
+	// after the apply then trusts it instead of reading and hashing it.
+	Settled func(st hostmon.FileState)
 
 	progress *progressTracker // counts staged files while a target applies
 	// syncfsMin overrides syncfsMinFiles when set (tests).
@@ -196,10 +201,13 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			}
 		}
 	}
-	// Stage in parallel: each file is read from the store, verified,
-	// written and fsynced on its own.
+	t0 := time.Now()
+	owners := a.newOwners()
+	// Stage in parallel: each file is read from the store (or taken as it
+	// was prestaged while fetched), verified and written; the batch is
+	// made durable below.
 	err := parallelN(ctx, stageParallel, writes, func(i int) error {
-		s, err := a.stage(ctx, ops[i].Want)
+		s, err := a.stage(ctx, ops[i].Want, ops[i].Have.Kind == index.KindFile, owners)
 		j.Entries[i].Staged = s // each worker its own entries
 		if err != nil {
 			return err
@@ -216,6 +224,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	// gone is taken for a rename that happened, and one whose content is
 	// not on disk would be renamed into the tree. The whole batch is made
 	// durable at once (see syncParallel).
+	tStaged := time.Now()
 	synced := false
 	syncfsMin := syncfsMinFiles
 	if a.syncfsMin > 0 {
@@ -248,11 +257,17 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			return err
 		}
 	}
+	tSynced := time.Now()
 	if err := a.Store.WriteJournal(a.Job, j); err != nil {
 		cleanup()
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
 	}
-	if err := a.execute(j); err != nil {
+	tJournal := time.Now()
+	var want func(i int) index.Item
+	if a.Settled != nil {
+		want = func(i int) index.Item { return ops[i].Want }
+	}
+	if err := a.execute(j, want); err != nil {
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
@@ -264,8 +279,15 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 		return err // the journal stays until the caller has restored the tree and calls Resolve
 	}
+	tExecuted := time.Now()
 	if err := a.Store.ClearJournal(a.Job); err != nil {
 		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
+	}
+	if took := time.Since(t0); took > progressAfter {
+		a.Log.Info("apply steps", "job", a.Job, "generation", gen, "ops", len(ops), "files", len(writes), "took", took.Round(time.Millisecond),
+			"stage", tStaged.Sub(t0).Round(time.Millisecond), "sync", tSynced.Sub(tStaged).Round(time.Millisecond),
+			"journal", tJournal.Sub(tSynced).Round(time.Millisecond), "execute", tExecuted.Sub(tJournal).Round(time.Millisecond),
+			"clear", time.Since(tExecuted).Round(time.Millisecond))
 	}
 	return nil
 }
@@ -370,7 +392,7 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 			a.removeStaged(j)
 		default:
 			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
-			if err := a.execute(j); err != nil {
+			if err := a.execute(j, nil); err != nil {
 				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
 				a.removeStaged(j)
 				if !j.Restore && state == store.StateApplying {
@@ -477,11 +499,13 @@ func (a *Applier) dropPrestaged() {
 }
 
 // stage copies the content of it from the store into a new staging file,
-// verifies it and applies mode and mtime (or takes the file prestaged with
-// that content while it was fetched). The caller fsyncs the batch.
-func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
+// verifies it and applies owner, mode and mtime (or takes the file
+// prestaged with that content while it was fetched). exists says the
+// plan replaces a file at it.Path, whose owner the staged file keeps. The
+// caller fsyncs the batch.
+func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owners) (string, error) {
 	if name, ok := a.takePrestaged(it.Hash); ok {
-		return a.finishStaged(name, it)
+		return a.finishStaged(name, it, exists, o)
 	}
 	f, name, err := a.newStagingFile()
 	if err != nil {
@@ -507,7 +531,7 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 		return fail(fmt.Errorf("content verification failed: have %d bytes, want %s (%d bytes)", n, it.Hash.Short(), it.Size))
 	}
 	// chown first: it clears setuid and setgid, which chmod then sets
-	if uid, gid, ok := a.ownerFor(it.Path); ok {
+	if uid, gid, ok := a.ownerFor(it.Path, exists, o); ok && !o.isStaged(uid, gid) {
 		if err := f.Chown(uid, gid); err != nil {
 			return fail(err)
 		}
@@ -527,14 +551,14 @@ func (a *Applier) stage(ctx context.Context, it index.Item) (string, error) {
 }
 
 // finishStaged gives a prestaged file the owner, mode and mtime of it.
-func (a *Applier) finishStaged(name string, it index.Item) (string, error) {
+func (a *Applier) finishStaged(name string, it index.Item, exists bool, o *owners) (string, error) {
 	fail := func(err error) (string, error) {
 		os.Remove(name)
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
 	// the staging directory is the agent's own (0700): no one swaps the
 	// file for a link between these calls
-	if uid, gid, ok := a.ownerFor(it.Path); ok {
+	if uid, gid, ok := a.ownerFor(it.Path, exists, o); ok && !o.isStaged(uid, gid) {
 		if err := os.Lchown(name, uid, gid); err != nil {
 			return fail(err)
 		}
@@ -554,20 +578,47 @@ func (a *Applier) finishStaged(name string, it index.Item) (string, error) {
 // reached through its parent directory opened below the root without
 // following a symlink (package beneath), and no step follows a symlink at
 // the last element either: a local user who swaps a directory for a link
-// mid-apply gets a refused apply, never a write outside the root.
-func (a *Applier) execute(j *store.Journal) error {
+// mid-apply gets a refused apply, never a write outside the root. The
+// entries are in path order, so the files of one directory follow each
+// other and share its descriptor. want, when set, returns the item of
+// entry i: each file renamed into place is read back for Applier.Settled.
+// The directories the entries touched are fsynced in parallel: on a
+// journalling file system the first commits every rename (a syncfs would
+// also write back whatever else is dirty there).
+func (a *Applier) execute(j *store.Journal, want func(i int) index.Item) error {
 	dirs := map[string]bool{}
-	for _, e := range j.Entries {
+	var parent parentDir
+	defer parent.close()
+	var o *owners
+	for i, e := range j.Entries {
 		if err := index.ValidatePath(e.Path); err != nil {
 			return fmt.Errorf("job %s: journal: %w", a.Job, err)
 		}
-		if err := a.executeOne(e, dirs); err != nil {
+		dir, base, err := parent.open(a.Root, e.Path)
+		if err != nil {
+			if (e.Op == jDelete || e.Op == jRmdir) && errors.Is(err, fs.ErrNotExist) {
+				continue // its directory is gone, and it with it
+			}
+		} else {
+			if e.Op == jMkdir && o == nil {
+				o = a.newOwners()
+			}
+			err = a.executeOne(e, dir, base, dirs, o)
+		}
+		if e.Op == jMkdir || e.Op == jRmdir {
+			parent.forget(e.Path) // a directory there is made or gone
+		}
+		if err != nil {
 			if errors.Is(err, beneath.ErrSymlink) {
 				return fmt.Errorf("job %s: refusing %s %s: a symlink on its way could lead outside the job root: %w", a.Job, e.Op, e.Path, err)
 			}
 			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
 		}
+		if e.Op == jWrite && want != nil {
+			a.settle(want(i), dir, base)
+		}
 	}
+	parent.close()
 	paths := make([]string, 0, len(dirs))
 	for d := range dirs {
 		paths = append(paths, d)
@@ -589,6 +640,55 @@ func (a *Applier) execute(j *store.Journal) error {
 		}
 		return nil
 	})
+}
+
+// settle reads back the file it just renamed into dir/base and hands its
+// state to Applier.Settled when it shows it (hostmon.Settled); a file
+// that does not is left to the rescan.
+func (a *Applier) settle(it index.Item, dir *os.File, base string) {
+	fi, err := os.Lstat(filepath.Join(dir.Name(), base))
+	if err != nil {
+		return
+	}
+	if st, ok := hostmon.Settled(it, fi); ok {
+		a.Settled(st)
+	}
+}
+
+// parentDir is the parent directory execute opened last (see
+// beneath.Parent), kept for the next entry in the same directory.
+type parentDir struct {
+	rel string // relative to the root
+	f   *os.File
+}
+
+// open returns the parent directory of rel and rel's last element.
+func (p *parentDir) open(root, rel string) (*os.File, string, error) {
+	dir, base := index.Parent(rel), rel[strings.LastIndexByte(rel, '/')+1:]
+	if p.f != nil && p.rel == dir {
+		return p.f, base, nil
+	}
+	p.close()
+	f, base, err := beneath.Parent(root, rel)
+	if err != nil {
+		return nil, "", err
+	}
+	p.rel, p.f = dir, f
+	return f, base, nil
+}
+
+// forget closes the kept directory when it is rel or below it.
+func (p *parentDir) forget(rel string) {
+	if p.f != nil && (p.rel == rel || strings.HasPrefix(p.rel, rel+"/")) {
+		p.close()
+	}
+}
+
+func (p *parentDir) close() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
 }
 
 // parallel runs f on every item, syncParallel at a time, and returns the
@@ -651,18 +751,12 @@ func syncFile(name string) error {
 	return f.Sync()
 }
 
-// executeOne performs one journal entry; dirs collects the directories
+// executeOne performs one journal entry in dir, the parent directory of
+// its path, where its last element is base; dirs collects the directories
 // (relative to the root) to fsync afterwards.
-func (a *Applier) executeOne(e store.JournalEntry, dirs map[string]bool) error {
+func (a *Applier) executeOne(e store.JournalEntry, dir *os.File, base string, dirs map[string]bool, o *owners) error {
 	parent := index.Parent(e.Path)
-	dir, base, err := beneath.Parent(a.Root, e.Path)
-	if err != nil {
-		if (e.Op == jDelete || e.Op == jRmdir) && errors.Is(err, fs.ErrNotExist) {
-			return nil // its directory is gone, and it with it
-		}
-		return err
-	}
-	defer dir.Close()
+	var err error
 	switch e.Op {
 	case jWrite:
 		dirs[parent] = true
@@ -720,7 +814,7 @@ func (a *Applier) executeOne(e store.JournalEntry, dirs map[string]bool) error {
 		if err != nil {
 			return err
 		}
-		if uid, gid, ok := a.ownerFor(parent); ok {
+		if uid, gid, ok := a.ownerFor(parent, true, o); ok {
 			return beneath.Lchown(dir, base, uid, gid)
 		}
 		return nil
@@ -742,25 +836,85 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// ownerFor returns the owner a written item at rel gets when the agent runs
-// as root: the owner of the file it replaces, else of its nearest existing
-// parent directory. A rename gives the path a new inode, and without this
-// every synced file would become root's (and a 0640 asterisk.conf unreadable
-// to Asterisk). Other users cannot give files away; ok is false for them.
-func (a *Applier) ownerFor(rel string) (uid, gid int, ok bool) {
+// owners is what one apply learnt of owners, when the agent runs as root
+// (see ownerFor): the owner of each directory it looked up, and the owner
+// its new staging files have, which needs no chown.
+type owners struct {
+	root   bool
+	staged owner
+	mu     sync.Mutex
+	dirs   map[string]owner // relative path → owner (ok false: not there)
+}
+
+type owner struct {
+	uid, gid int
+	ok       bool
+}
+
+// newOwners returns the owners of an apply: empty unless the agent runs as
+// root, who can give files away.
+func (a *Applier) newOwners() *owners {
 	if os.Geteuid() != 0 {
+		return &owners{}
+	}
+	o := &owners{root: true, staged: owner{os.Geteuid(), os.Getegid(), true}, dirs: map[string]owner{}}
+	// a new file in a setgid directory takes the directory's group
+	if fi, err := os.Stat(a.Staging); err == nil && fi.Mode()&fs.ModeSetgid != 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			o.staged.gid = int(st.Gid)
+		}
+	}
+	return o
+}
+
+// isStaged reports whether uid and gid are what a new staging file has.
+func (o *owners) isStaged(uid, gid int) bool {
+	return o.staged.ok && o.staged.uid == uid && o.staged.gid == gid
+}
+
+// ownerFor returns the owner a written item at rel gets when the agent runs
+// as root: the owner of the file it replaces (exists: the plan saw one),
+// else of its nearest existing parent directory, looked up once per apply.
+// A rename gives the path a new inode, and without this every synced file
+// would become root's (and a 0640 asterisk.conf unreadable to Asterisk).
+// Other users cannot give files away; ok is false for them.
+func (a *Applier) ownerFor(rel string, exists bool, o *owners) (uid, gid int, ok bool) {
+	if !o.root {
 		return 0, 0, false
 	}
-	full := filepath.Join(a.Root, filepath.FromSlash(rel))
-	for p := full; ; p = filepath.Dir(p) {
-		if st, err := os.Lstat(p); err == nil {
-			if sys, isUnix := st.Sys().(*syscall.Stat_t); isUnix {
-				return int(sys.Uid), int(sys.Gid), true
-			}
-			return 0, 0, false
+	if exists {
+		if w := a.lstatOwner(rel); w.ok {
+			return w.uid, w.gid, true
 		}
-		if p == a.Root || p == filepath.Dir(p) {
+	}
+	for d := index.Parent(rel); ; d = index.Parent(d) {
+		o.mu.Lock()
+		w, known := o.dirs[d]
+		o.mu.Unlock()
+		if !known {
+			w = a.lstatOwner(d)
+			o.mu.Lock()
+			o.dirs[d] = w
+			o.mu.Unlock()
+		}
+		if w.ok {
+			return w.uid, w.gid, true
+		}
+		if d == "" {
 			return 0, 0, false
 		}
 	}
+}
+
+// lstatOwner returns the owner of rel ("" is the root), ok false when
+// there is nothing there.
+func (a *Applier) lstatOwner(rel string) owner {
+	st, err := os.Lstat(filepath.Join(a.Root, filepath.FromSlash(rel)))
+	if err != nil {
+		return owner{}
+	}
+	if sys, isUnix := st.Sys().(*syscall.Stat_t); isUnix {
+		return owner{int(sys.Uid), int(sys.Gid), true}
+	}
+	return owner{}
 }

@@ -120,7 +120,7 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 			}
 			j := &store.Journal{Job: crashJob, Generation: n}
 			for _, op := range crashPlan(t, c.root(), c.want) {
-				s, err := a.stage(ctx, op.Want)
+				s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -202,7 +202,7 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 	defer st.Close()
 	j := &store.Journal{Job: crashJob, Generation: crashGen}
 	for _, op := range crashPlan(t, c.root(), c.want) {
-		s, err := a.stage(ctx, op.Want)
+		s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -211,7 +211,7 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 				if op.Kind != OpWrite {
 					t.Fatalf("unexpected %v", op)
 				}
-				s, err := a.stage(ctx, op.Want)
+				s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}

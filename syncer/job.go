@@ -717,16 +717,25 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 			return before, fmt.Errorf("record the local symlinks the apply replaces: %w", err)
 		}
 	}
+	// the files the apply writes are known to the rescan below by their
+	// state read back after the rename (hostmon.Settled): it trusts them
+	// instead of reading and hashing all of them again
+	j.applier.Settled = j.settled
 	if restore {
 		err = j.applier.Restore(ctx, gen, ops)
 	} else {
 		err = j.applier.Apply(ctx, gen, ops)
 	}
+	j.applier.Settled = nil
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
 	paths := opPaths(ops)
+	t0 := time.Now()
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
+	if took := time.Since(t0); took > progressAfter {
+		j.log.Info("rescanned what the apply wrote", "generation", gen, "paths", len(paths), "took", took.Round(time.Millisecond))
+	}
 	if err == nil && serr == nil && scope != nil {
 		j.drift.reset(want, append(scope, j.drift.list()...))
 	}
@@ -734,6 +743,20 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 		return before, err
 	}
 	return before, serr
+}
+
+// settled records st, the state of a file an apply has just written, as
+// the job's scan state of it, for the rescan that follows the apply to
+// trust (Applier.Settled). The rescan records it again, so it is saved
+// and counted as scanned like any state it finds.
+func (j *job) settled(st hostmon.FileState) {
+	if j.states == nil {
+		j.states = map[string]hostmon.FileState{}
+	}
+	if old, ok := j.states[st.Path]; ok {
+		st.Version = old.Version
+	}
+	j.states[st.Path] = st
 }
 
 // restore brings the tree back to x, the content of generation gen.
