@@ -77,4 +77,3 @@ func BenchmarkApplyInitial(b *testing.B) {
 		}
 	}
 }
-
