@@ -110,6 +110,7 @@ func hostileConn(ctx context.Context, evil *identity.Identity, addr string) (*qu
 // and content requests on many streams. The agent's peak RSS (VmHWM, reset
 // after start-up) stays within 2x its idle RSS.
 func TestHostilePeerMemoryBounded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	tree := filepath.Join(dir, "tree")
