@@ -32,8 +32,9 @@ staticcheck:
 # PostgreSQL): listed first it runs from the start on one core while the
 # other packages take turns on the other; in path order it started 22 min
 # into a 50 min run (load 20). TEST_PARALLEL: parallel tests of a package
-# at once (go's default is GOMAXPROCS, 2); syncer's wait on the network
-# and timers more than they compute. Timings: docs/performance.md, "CI".
+# at once, GOMAXPROCS (2) as go's default: at 8 and load 20, four of
+# syncer's timing-bound tests failed (inline deltas over their 100 ms
+# budget, peer hooks flapping). Timings: docs/performance.md, "CI".
 # CHAOS_DURATION: the randomized mesh run (TestMeshChaos, parallel with
 # the rest of syncer's tests) takes 60 s here.
 # GORACE atexit_sleep_ms=0: a race-enabled binary sleeps 1 s as it exits by
@@ -41,7 +42,7 @@ staticcheck:
 unit:
 	GORACE="atexit_sleep_ms=0 $$GORACE" CHAOS_DURATION=$(CI_CHAOS_DURATION) $(GO) test -race -count=1 -timeout 40m -parallel $(TEST_PARALLEL) ./syncer/ ./...
 CI_CHAOS_DURATION ?= 60s
-TEST_PARALLEL ?= 8
+TEST_PARALLEL ?= 2
 
 ## demo: three agents on 127.0.0.1 in a temporary directory; Ctrl-C stops them.
 demo: build
