@@ -132,6 +132,7 @@ func randomBytes(n int) []byte {
 // TestUnrelatedCutShort: a large target that shares nothing with its base
 // ends the block match early and goes out as zstd (or raw).
 func TestUnrelatedCutShort(t *testing.T) {
+	t.Parallel()
 	base, target := randomBytes(20<<20), make([]byte, 20<<20)
 	for i := range target {
 		target[i] = byte(i % 251 * (i / 4096 % 7))

@@ -27,6 +27,7 @@ func testPair() (base, target []byte) {
 // flipped version/kind/flag byte), unless the result still comes out
 // exactly right.
 func TestCorruptDeltaRefused(t *testing.T) {
+	t.Parallel()
 	base, target := testPair()
 	r := rand.New(rand.NewPCG(8, 9))
 	for _, k := range allKinds {
@@ -115,6 +116,7 @@ func TestWrongBaseRefused(t *testing.T) {
 // TestLimits: results over MaxSize and dict bases over MaxDictBase are
 // refused before any output.
 func TestLimits(t *testing.T) {
+	t.Parallel()
 	base, target := testPair()
 	for _, k := range allKinds {
 		d, _ := encodeKind(t, k, base, target, nil)

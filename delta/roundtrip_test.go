@@ -12,6 +12,7 @@ import (
 // Patch(base, delta(base, new)) == new for every encoding, for Encode's
 // choice, and for the signature path, at several block sizes.
 func TestRoundTripProperty(t *testing.T) {
+	t.Parallel()
 	iters := 60
 	if testing.Short() {
 		iters = 20
@@ -58,6 +59,7 @@ func TestRoundTripProperty(t *testing.T) {
 // TestRoundTripLarger covers buffer refills and spilling to a temp file:
 // targets larger than the 1 MiB match buffer and than SpoolMemory.
 func TestRoundTripLarger(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	base := make([]byte, 3<<19)
 	for i := range base {
@@ -90,6 +92,7 @@ func TestRoundTripLarger(t *testing.T) {
 
 // TestUnchangedIsTiny: an unchanged file costs a header and a copy op.
 func TestUnchangedIsTiny(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{1000, 100000, 3 << 20} {
 		b := make([]byte, n)

@@ -104,6 +104,7 @@ func astTestJob(t *testing.T, rs ...config.Rule) *config.Job {
 // commands and unconditional shell actions run, and a failing check still
 // fails the generation.
 func TestAsteriskActionsWithoutAMI(t *testing.T) {
+	t.Parallel()
 	job := astTestJob(t,
 		config.Rule{Match: []string{"*.conf"}, Check: `test "$PBXSYNC_CHANGED" = extensions.conf`},
 		config.Rule{Match: []string{"extensions.conf"}, Action: "shell touch shell-ran", When: ""},
@@ -131,6 +132,7 @@ func TestAsteriskActionsWithoutAMI(t *testing.T) {
 }
 
 func TestAsteriskActionsRuleErrorNamesTheRule(t *testing.T) {
+	t.Parallel()
 	job := astTestJob(t, config.Rule{Match: []string{"*.conf"}, Check: "true"}, config.Rule{Match: []string{"x.conf"}, Action: "relaod x", Line: 17})
 	x := &AsteriskActions{AMI: &fakeAMI{}}
 	err := x.AfterApply(context.Background(), job, 1, []string{"x.conf"})
@@ -147,6 +149,7 @@ func TestAsteriskActionsRuleErrorNamesTheRule(t *testing.T) {
 // Plan order, one reload per module, the Asterisk message in the error,
 // and nothing run after a failed action.
 func TestAsteriskActionsOrderAndFailure(t *testing.T) {
+	t.Parallel()
 	f := &fakeAMI{}
 	x := &AsteriskActions{AMI: f}
 	job := astTestJob(t)
@@ -181,6 +184,7 @@ func TestAsteriskActionsOrderAndFailure(t *testing.T) {
 // generation; it runs with the next generation once no channel is up, and
 // then instead of that generation's reloads.
 func TestAsteriskActionsDeferredRestart(t *testing.T) {
+	t.Parallel()
 	f := &fakeAMI{channels: 2}
 	x := &AsteriskActions{AMI: f}
 	job := astTestJob(t, config.Rule{Match: []string{"modules.conf"}, Action: "restart", When: "no-channels"})
@@ -220,6 +224,7 @@ func TestAsteriskActionsDeferredRestart(t *testing.T) {
 // The log check reads only what was written since the actions began and
 // quotes the line.
 func TestAsteriskActionsLogCheck(t *testing.T) {
+	t.Parallel()
 	logPath := filepath.Join(t.TempDir(), "messages")
 	old := "[2026-01-01 00:00:00] WARNING[1]: config.c:1 x: parse error: old, before the mark\n"
 	if err := os.WriteFile(logPath, []byte(old), 0o644); err != nil {
@@ -257,6 +262,7 @@ func (f *fakeService) Restart(context.Context) error {
 // TestServiceActionWithoutAMI: a "service restart" rule works through
 // systemd even where AMI is not configured (or is what broke).
 func TestServiceActionWithoutAMI(t *testing.T) {
+	t.Parallel()
 	svc := &fakeService{}
 	x := &AsteriskActions{Service: svc}
 	job := &config.Job{Name: "conf", Path: t.TempDir(), Rules: []config.Rule{{Match: []string{"manager.conf"}, Action: "service restart"}}}
@@ -278,6 +284,7 @@ func TestServiceActionWithoutAMI(t *testing.T) {
 // modules still reload. A module that ModuleCheck calls loaded but whose
 // reload answers "No such module" still fails.
 func TestAsteriskActionsModuleNotLoadedSkipsReload(t *testing.T) {
+	t.Parallel()
 	f := &fakeAMI{notLoaded: map[string]bool{"res_pjsip.so": true}}
 	var logs logBuffer
 	x := &AsteriskActions{AMI: f, Log: slog.New(slog.NewTextHandler(&logs, nil))}
@@ -315,6 +322,7 @@ func TestAsteriskActionsModuleNotLoadedSkipsReload(t *testing.T) {
 // With no log configured, the log check reads the file Asterisk names
 // (core show settings, logger show channels) and status says which.
 func TestAsteriskActionsFindsTheLog(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "messages.log")
 	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
@@ -348,6 +356,7 @@ func TestAsteriskActionsFindsTheLog(t *testing.T) {
 
 // "No '=' (equal sign)" fails a generation only for a file it changed.
 func TestAsteriskActionsNoEqualsOnlyForChangedFiles(t *testing.T) {
+	t.Parallel()
 	logPath := filepath.Join(t.TempDir(), "messages.log")
 	if err := os.WriteFile(logPath, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -126,6 +126,7 @@ func reportable(sc *amisim.Scenario, path string, line int, changed string) stri
 //     file the generation changed;
 //   - not_loaded: the file lands, the reload is skipped with the note.
 func TestTranscriptBuiltins(t *testing.T) {
+	t.Parallel()
 	r := newTranscriptRig(t)
 	t.Logf("transcript of %s", r.tr.Asterisk)
 	covered := map[string]bool{}

@@ -14,6 +14,7 @@ import (
 )
 
 func TestAdmit(t *testing.T) {
+	t.Parallel()
 	file := func(p string, mode fs.FileMode) index.Item {
 		return index.Item{Path: p, Kind: index.KindFile, Mode: mode, Size: 1, Hash: index.Sum([]byte(p))}
 	}
@@ -141,6 +142,7 @@ func TestE2ETargetAppliesOnlyWhatItsFiltersAdmit(t *testing.T) {
 // paths, a refused directory's new children, a file that becomes a
 // directory and back, setuid bits — one step after another.
 func TestAdmitChanges(t *testing.T) {
+	t.Parallel()
 	f, err := hostmon.NewFilter(nil, []string{"local-*.conf"})
 	if err != nil {
 		t.Fatal(err)

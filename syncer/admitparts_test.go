@@ -21,6 +21,7 @@ import (
 // the announced index itself (one map, not two). Items out of path order
 // are admitted in full at the end, with the same result.
 func TestPartAdmission(t *testing.T) {
+	t.Parallel()
 	f, err := hostmon.NewFilter(nil, []string{"local-*.conf"})
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +129,7 @@ func TestPartAdmission(t *testing.T) {
 // Assembler lets through) does not drop that assembly's admission; one
 // completed and not read is let go.
 func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
+	t.Parallel()
 	f, err := hostmon.NewFilter(nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +188,7 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 // take); parts of another announcement, or of the same version made
 // again by a restarted source, and whole announcements are not.
 func TestRepeatOfTakenDropped(t *testing.T) {
+	t.Parallel()
 	x := index.Index{}
 	for i := range 300 {
 		it := file(fmt.Sprintf("f%03d.conf", i), fmt.Sprint(i), 0o644, 1)

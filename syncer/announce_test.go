@@ -16,6 +16,7 @@ import (
 // through a random sequence of edits, removals, new files, shared content
 // and content that comes back.
 func TestOfferChange(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 30 {
@@ -61,6 +62,7 @@ func TestOfferChange(t *testing.T) {
 // TestServedRefsCompact: the served set of 1,000 files of distinct content
 // and 10 of one content keeps a count for that one content only.
 func TestServedRefsCompact(t *testing.T) {
+	t.Parallel()
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 1000 {
 		it := file(fmt.Sprintf("d/f%04d", i), fmt.Sprint(i), 0o644, 1)
@@ -86,6 +88,7 @@ func TestServedRefsCompact(t *testing.T) {
 // most about announcePartBytes, the default part size of an agent; and a
 // part size that would make more than wire.MaxParts parts is raised.
 func TestSplitAnnouncement(t *testing.T) {
+	t.Parallel()
 	msg := &wire.Announce{Job: "confs", Version: 7, Origin: "src"}
 	for i := range 100000 {
 		msg.Items = append(msg.Items, wire.Item{Path: fmt.Sprintf("dir%03d/extension-%06d.conf", i%100, i), Kind: 1, Size: 1400,

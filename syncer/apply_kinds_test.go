@@ -15,6 +15,7 @@ import (
 // (its removal is made durable by the fsync of its parent). Before, the
 // apply failed with "fsync fd: not a directory" and was rolled back.
 func TestApplyDirectoryBecomesAFile(t *testing.T) {
+	t.Parallel()
 	a := newApplier(t)
 	if err := os.MkdirAll(filepath.Join(a.Root, "fd"), 0o755); err != nil {
 		t.Fatal(err)

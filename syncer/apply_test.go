@@ -43,6 +43,7 @@ func (a *Applier) put(t testing.TB, p, content string, mode uint32) index.Item {
 }
 
 func TestApplyKeepsOwnership(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("only root can give files away; the agent runs as root in production")
 	}
@@ -96,6 +97,7 @@ func stringsReader(s string) io.Reader { return strings.NewReader(s) }
 // journal that cannot be finished is dropped and its generation marked
 // bad, so the job can start.
 func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		state     store.State
@@ -168,6 +170,7 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 // TestStagingDirRefusesALink: a staging directory inside the job root that
 // a local user replaced by a symlink is refused, not followed.
 func TestStagingDirRefusesALink(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	root, elsewhere := filepath.Join(base, "root"), filepath.Join(base, "elsewhere")
 	for _, d := range []string{root, elsewhere} {
@@ -193,6 +196,7 @@ func TestStagingDirRefusesALink(t *testing.T) {
 // job stages inside the root now: Recover still finishes the journal
 // instead of refusing to start.
 func TestRecoverAcrossAStagingSwitch(t *testing.T) {
+	t.Parallel()
 	c := newCrashSetup(t, 3)
 	ctx := context.Background()
 	a, st, err := openApplier(c.dir)
@@ -227,6 +231,7 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 // file outside the root before a mode/mtime change is applied: the change
 // is refused and the outside file keeps its mode and mtime.
 func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	root, outside := filepath.Join(base, "root"), filepath.Join(base, "secret")
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -268,6 +273,7 @@ func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
 // it was put (a bit flipped on disk) is never staged into the tree: the
 // apply fails with store.ErrCorrupt and the tree does not have the file.
 func TestApplyRefusesCorruptStoredContent(t *testing.T) {
+	t.Parallel()
 	a := newApplier(t)
 	ctx := context.Background()
 	// random bytes: stored as a raw frame in a blob file, so a flipped
@@ -304,6 +310,7 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 // the store), with the item's mode and mtime; one no apply took is removed
 // by dropPrestaged.
 func TestApplyTakesPrestagedFile(t *testing.T) {
+	t.Parallel()
 	a := newApplier(t)
 	ctx := context.Background()
 	it := a.put(t, "sounds/a.wav", "content fetched and staged at once", 0o640)

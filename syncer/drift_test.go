@@ -10,6 +10,7 @@ import (
 // the whole scan state; from then on only the paths touched since, and a
 // touched path that is back to the index's item is forgotten.
 func TestTreeHolds(t *testing.T) {
+	t.Parallel()
 	gen := idx(dir("d", 0o755, 1), file("d/a", "a", 0o644, 1), file("d/b", "b", 0o644, 1))
 	j := &job{states: map[string]hostmon.FileState{}}
 	for p, it := range gen {

@@ -75,6 +75,7 @@ type chaosWrite struct {
 // made over it. The seed is printed; CHAOS_SEED replays the same
 // sequence of actions (the agents' timing still varies).
 func TestMeshChaos(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(chaosMemberEnv) != "" {
 		return
 	}

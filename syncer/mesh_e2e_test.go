@@ -133,6 +133,7 @@ func deleteRecorded(t *testing.T, path string, nodes ...*tnode) bool {
 // concurrent with another member's is resolved to one winner everywhere
 // with the loser kept; an edit concurrent with a delete wins.
 func TestMeshMembersCatchUp(t *testing.T) {
+	t.Parallel()
 	nodes, _ := meshTrio(t, "", false)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	a.write("a.conf", "from a\n", 0o644)
@@ -201,6 +202,7 @@ func TestMeshMembersCatchUp(t *testing.T) {
 // side deletes while the other edits; after the heal every member holds
 // the same tree and every write is live or a conflict record.
 func TestMeshPartition(t *testing.T) {
+	t.Parallel()
 	nodes, link := meshTrio(t, "", true)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	a.write("shared.conf", "base\n", 0o644)
@@ -265,6 +267,7 @@ func TestMeshPartition(t *testing.T) {
 // the author a keep the rejected content as a conflict record with b's
 // reason, and their status and history name b.
 func TestMeshRejectedEverywhere(t *testing.T) {
+	t.Parallel()
 	nodes, _ := meshTrio(t, "", false)
 	a, b, c := nodes[0], nodes[1], nodes[2]
 	b.Jobs[0].Extra = "check = \"! grep -q BAD x.conf\"\n"

@@ -182,6 +182,7 @@ func firstDiff(a, b string) string {
 }
 
 func TestPGPush(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
 	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)
@@ -280,6 +281,7 @@ func TestPGPush(t *testing.T) {
 }
 
 func TestPGSchemaMismatch(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
 	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)

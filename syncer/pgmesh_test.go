@@ -51,6 +51,7 @@ func pgMeshTrio(t *testing.T, sites bool) (nodes []*pgNode, dsns []string) {
 // one winner everywhere and the losing row kept as JSON, not an error
 // loop; a delete on one member removes the row everywhere.
 func TestPGMesh(t *testing.T) {
+	t.Parallel()
 	nodes, dsns := pgMeshTrio(t, false)
 	c := nodes[2]
 	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
@@ -105,6 +106,7 @@ func TestPGMesh(t *testing.T) {
 // same relays as a files one: a's change reaches c, in dc2, as a's index
 // handed on by dc2's relay b.
 func TestPGMeshSites(t *testing.T) {
+	t.Parallel()
 	nodes, dsns := pgMeshTrio(t, true)
 	a, c := nodes[0], nodes[2]
 	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])

@@ -37,6 +37,7 @@ func pgSettled(t *testing.T, a, b *pgNode) uint64 {
 // source's rows and every target's those of N, as one new generation (one
 // transaction per node); a push target refuses and names the source.
 func TestPGRollback(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
 	a.start()
 	b.start()
@@ -118,6 +119,7 @@ func TestPGRollback(t *testing.T) {
 // its rows; restoring it on the source makes the source's and the
 // target's rows those of N; a damaged archive changes nothing.
 func TestPGBackupRestore(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints SELECT 'ep'||g, 'udp', 'ep'||g, 'ep'||g, 'from-internal', 'all', 'ulaw', NULL FROM generate_series(1,20) g`)
 	a.start()
 	b.start()
@@ -174,6 +176,7 @@ func TestPGBackupRestore(t *testing.T) {
 // empty, its data_dir empty, so a new node key the source is given by a
 // reload) gets every row from the source without anyone acting on it.
 func TestPGReinstalledTarget(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints SELECT 'ep'||g, 'udp', 'ep'||g, 'ep'||g, 'from-internal', 'all', 'ulaw', NULL FROM generate_series(1,200) g`)
 	a.start()
 	b.start()
@@ -209,6 +212,7 @@ func TestPGReinstalledTarget(t *testing.T) {
 // source's checkpoints), and one to a trimmed generation is refused with
 // nothing changed.
 func TestPGRollbackAfterKeepTrims(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
 	a.config += "keep = 4\n"
 	b.config += "keep = 4\n"

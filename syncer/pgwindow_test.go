@@ -33,6 +33,7 @@ func (n *pgNode) startClocked(clock *fakeClock) {
 // once and sends them only inside the window (the InfiniTalk seed's
 // nightly database sync); sync --now sends at once.
 func TestPGSyncWindow(t *testing.T) {
+	t.Parallel()
 	a, b, ca, cb := pgEndpointsPair(t, `INSERT INTO ps_endpoints VALUES ('100','udp','100','100','from-internal','all','ulaw','no')`)
 	a.config += "window = \"02:00-04:00\"\n"
 	b.config += "window = \"02:00-04:00\"\n"

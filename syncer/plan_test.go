@@ -35,6 +35,7 @@ func render(ops []Op) string {
 }
 
 func TestPlan(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		have, want index.Index
@@ -70,6 +71,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestPlanIsDeterministic(t *testing.T) {
+	t.Parallel()
 	want := idx()
 	for i := 0; i < 200; i++ {
 		it := file(fmt.Sprintf("d%d/f%d", i%7, i), fmt.Sprint(i), 0o644, int64(i))
@@ -85,6 +87,7 @@ func TestPlanIsDeterministic(t *testing.T) {
 }
 
 func TestChangedAndEqual(t *testing.T) {
+	t.Parallel()
 	a := idx(dir("d", 0o755, 1), file("d/x", "1", 0o644, 1), file("y", "2", 0o644, 1), file("z", "3", 0o644, 1))
 	b := idx(dir("d", 0o755, 9), file("d/x", "1", 0o600, 1), file("y", "22", 0o644, 1), file("n", "4", 0o644, 1))
 	if got := strings.Join(Changed(a, b), ","); got != "d/x,n,y,z" {
@@ -111,6 +114,7 @@ func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) & fs.ModePerm }
 // whole trees, whatever else they hold in common; a path listed twice, or
 // held by neither tree, adds nothing.
 func TestPlanPaths(t *testing.T) {
+	t.Parallel()
 	common := idx()
 	for i := range 1000 {
 		it := file(fmt.Sprintf("big/f%04d", i), fmt.Sprint(i), 0o644, 1)

@@ -23,6 +23,7 @@ import (
 // whole previous index does, through random edits, removals, additions
 // and edits that put an item back.
 func TestPrevGenLookup(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 40 {
@@ -91,6 +92,7 @@ func TestPrevGenLookup(t *testing.T) {
 // generation before (for deltas and serving) and, read back at a restart
 // from the change record, the same generation before.
 func TestSourceEditInPlace(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	base := t.TempDir()
 	root := filepath.Join(base, "tree")
@@ -198,6 +200,7 @@ func TestSourceEditInPlace(t *testing.T) {
 // not rescanned as a whole when a path below it is (that rescan records
 // the directory); one with nothing else below it is.
 func TestOpPaths(t *testing.T) {
+	t.Parallel()
 	ops := []Op{
 		{Kind: OpWrite, Path: "a/b/f.conf"},
 		{Kind: OpDirMeta, Path: "a/b"},
@@ -216,6 +219,7 @@ func TestOpPaths(t *testing.T) {
 // MiB at 100k files) once every target answered good for it, and keeps
 // it while one has not.
 func TestCompleteAnnouncementDropped(t *testing.T) {
+	t.Parallel()
 	j := &job{isSource: true, log: slog.New(slog.DiscardHandler), cfg: config.Job{Name: "j", Targets: []string{"b", "c"}},
 		latest: &store.Generation{Number: 3}, targets: map[string]*targetState{"b": {}, "c": {}}}
 	full, inc := announceKind{}, announceKind{incremental: true}

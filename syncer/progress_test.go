@@ -8,6 +8,7 @@ import (
 )
 
 func TestEstimate(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name                                 string
 		files, filesTotal, bytes, bytesTotal uint64
@@ -29,6 +30,7 @@ func TestEstimate(t *testing.T) {
 }
 
 func TestProgressTrackerSnapshot(t *testing.T) {
+	t.Parallel()
 	var tr progressTracker
 	tr.version = 7
 	if p := tr.snapshot(time.Now()); p != nil {
@@ -66,6 +68,7 @@ func TestProgressTrackerSnapshot(t *testing.T) {
 // progress on the newest version is not sent it again while the reports
 // keep coming; one whose reports stopped (a restart, a lost answer) is.
 func TestSourceWaitsForATargetReportingProgress(t *testing.T) {
+	t.Parallel()
 	prog := &wire.Progress{Phase: wire.PhaseFetching, Files: 1, FilesTotal: 2, Bytes: 1, BytesTotal: 2, ETA: 1}
 	for _, c := range []struct {
 		name string

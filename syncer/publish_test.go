@@ -12,6 +12,7 @@ import (
 // own exchange is not joined by a State each way); anything after
 // publishMax; nothing unchanged before it.
 func TestPublishDue(t *testing.T) {
+	t.Parallel()
 	base := func() *wire.State {
 		return &wire.State{Node: "a", Healthy: true, Asterisk: "up", Jobs: []wire.JobState{{Job: "conf", Generation: 3, State: "good"}}}
 	}

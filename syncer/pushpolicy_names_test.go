@@ -13,6 +13,7 @@ import (
 // decides on itself (it imports neither wire nor config); they must be
 // the ones on the wire and in the config.
 func TestPushPolicyNames(t *testing.T) {
+	t.Parallel()
 	for _, c := range [][2]string{
 		{core.StateGood, string(store.StateGood)},
 		{core.StateBad, string(store.StateBad)},

@@ -31,6 +31,7 @@ const goodTemplate = "[transport-udp]\nexternal_media_address = {{ .Vars.externa
 // and is no item of either's generations; a rule on the rendering runs
 // (its check sees it in PBXSYNC_CHANGED).
 func TestTemplatesPerHost(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := templatesPair(h)
 	a.write("extensions.conf", "[default]\n", 0o644)
@@ -75,6 +76,7 @@ func TestTemplatesPerHost(t *testing.T) {
 // content and the template is rolled back. A template whose rendering
 // fails a check rolls the rendering back to the previous one.
 func TestTemplateErrorFailsGeneration(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := templatesPair(h)
 	a.write("pjsip.conf.tmpl", goodTemplate, 0o644)
@@ -118,6 +120,7 @@ func TestTemplateErrorFailsGeneration(t *testing.T) {
 // TestNodeVarsOfPeer: a node with templates tells its peers its site and
 // vars; pbxsync render --node asks the agent for them (NodeVars).
 func TestNodeVarsOfPeer(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := templatesPair(h)
 	a.start()
@@ -143,6 +146,7 @@ func TestNodeVarsOfPeer(t *testing.T) {
 // TestNodeVarsNotSentWithoutTemplates: a node none of whose jobs has
 // templates keeps its vars to itself.
 func TestNodeVarsNotSentWithoutTemplates(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := h.pair("")
 	a.Node = "[node.vars]\nsecretish = \"x\"\n"
@@ -205,6 +209,7 @@ func waitLatestState(tb testing.TB, n *tnode, state store.State, after ...uint64
 // its config is reloaded, the target renders again with the new values
 // and takes the generation it refused.
 func TestTemplateVarsReload(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := templatesPair(h)
 	a.Node += "sip_port = \"5060\"\n"
@@ -241,6 +246,7 @@ func TestTemplateVarsReload(t *testing.T) {
 // host; turning a template into an ordinary file (mv X.tmpl X) syncs X
 // as any other file.
 func TestTemplateRemoved(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := templatesPair(h)
 	a.write("pjsip.conf.tmpl", goodTemplate, 0o644)

@@ -17,6 +17,7 @@ import (
 // detected; rollback to the generation that needs it refuses and says so,
 // and neither the source nor the target changes.
 func TestRollbackRefusesDamagedBlob(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := h.pair("")
 	// Large enough (and incompressible enough) to be a blob file rather

@@ -9,6 +9,7 @@ import (
 )
 
 func TestSiteWaves(t *testing.T) {
+	t.Parallel()
 	sites := map[string]string{"a1": "dc1", "a2": "dc1", "a3": "dc1", "b1": "dc2", "b2": "dc2", "c1": "dc3"}
 	siteOf := func(n string) string { return sites[n] }
 	for _, c := range []struct {
@@ -30,6 +31,7 @@ func TestSiteWaves(t *testing.T) {
 }
 
 func TestOpenWaves(t *testing.T) {
+	t.Parallel()
 	waves := [][]string{{"a1"}, {"a2", "a3"}, {"b1"}, {"b2", "b3"}}
 	for _, c := range []struct {
 		name string

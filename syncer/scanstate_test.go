@@ -22,6 +22,7 @@ import (
 // back exactly what was saved — with no size cap (format 1 kept it as one
 // JSON value of at most 16 MiB, about 50k files).
 func TestScanStateSavedPerPath(t *testing.T) {
+	t.Parallel()
 	newJob := scanStateJobs(t)
 	states := map[string]hostmon.FileState{}
 	for i := range 3000 {
@@ -156,6 +157,7 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 // after a big initial sync waited behind the write of 100k paths'
 // states); a small one waits as before.
 func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "tree")
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -208,6 +210,7 @@ func TestLargeGenerationSavesScanStateAtOnce(t *testing.T) {
 // one through its inbox): no step copies or encodes the whole scan state.
 // Changes made between steps end up saved as they are at the end.
 func TestScanSaveInSteps(t *testing.T) {
+	t.Parallel()
 	newJob := scanStateJobs(t)
 	states := map[string]hostmon.FileState{}
 	const dirs, perDir = 12, 1000

@@ -19,6 +19,7 @@ import (
 // store). A target's scan stores nothing: its tree's content comes from
 // the source.
 func TestSourceScanStoresWhatItReads(t *testing.T) {
+	t.Parallel()
 	for _, source := range []bool{true, false} {
 		t.Run(fmt.Sprintf("source=%v", source), func(t *testing.T) {
 			dir := t.TempDir()

@@ -7,6 +7,7 @@ import (
 )
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	ms := time.Millisecond
 	for _, tc := range []struct {
 		name    string
@@ -69,6 +70,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestViaOf(t *testing.T) {
+	t.Parallel()
 	relays := map[string]string{"dc2": "b"}
 	for _, tc := range []struct {
 		t       siteTarget

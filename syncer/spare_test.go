@@ -17,6 +17,7 @@ import (
 // the spare again equals the newest index without being it; neither
 // index's kept digest goes stale.
 func TestSpareIndex(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(8, 9))
 	x := idx(dir("d", 0o755, 1))
 	for i := range 30 {

@@ -49,6 +49,7 @@ func TestE2ESyncNow(t *testing.T) {
 // now (a generation is recorded when it returns) and they reach the
 // target; on a postgres target it is refused and names the source.
 func TestPGSyncNow(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsnA, dsnB := srv.NewDB(t), srv.NewDB(t)
 	ca, cb := pgtest.Connect(t, dsnA), pgtest.Connect(t, dsnB)

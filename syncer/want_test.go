@@ -20,6 +20,7 @@ import (
 // both were most of a target's restart). When the target's filters now
 // refuse a path, or the digest differs, it is admitted in full as before.
 func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
+	t.Parallel()
 	x := idx(dir("d", 0o755, 1), file("d/a.conf", "a", 0o644, 1), file("d/b.conf", "b", 0o644, 1))
 	d := index.DigestOf(x).Hash()
 	mk := func(exclude []string, it *index.Item) *job {
@@ -79,6 +80,7 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 // filters refuse (the announced index gets its own map again) and the
 // announcements after it.
 func TestIdentityAdmissionKeepsNoAnnouncedIndex(t *testing.T) {
+	t.Parallel()
 	f, err := hostmon.NewFilter(nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +162,7 @@ func TestIdentityAdmissionKeepsNoAnnouncedIndex(t *testing.T) {
 // (it kept a repeated complete announcement's admitted index, tens of MB
 // at 100k files, all the idle time after an initial sync).
 func TestDigestCacheRetain(t *testing.T) {
+	t.Parallel()
 	var c digestCache
 	a, b, x := idx(file("a", "a", 0o644, 1)), idx(file("b", "b", 0o644, 1)), idx(file("x", "x", 0o644, 1))
 	for _, m := range []index.Index{a, b, x} {
@@ -189,6 +192,7 @@ func TestDigestCacheRetain(t *testing.T) {
 // 100+ MB of decoded messages and maps in the heap, and in the RSS, of
 // an idle target); a small one does not.
 func TestLargeCompleteAnnouncementReleasesMemory(t *testing.T) {
+	t.Parallel()
 	f, err := hostmon.NewFilter(nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestWindowVerdict(t *testing.T) {
+	t.Parallel()
 	night, _ := window.ParseAll([]string{"02:00-04:00"})
 	two, _ := window.ParseAll([]string{"22:00-01:00", "12:00-12:30"})
 	at := func(hhmm string) time.Time {
@@ -45,6 +46,7 @@ func TestWindowVerdict(t *testing.T) {
 }
 
 func TestPendingSince(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		latest uint64
 		held   []uint64
@@ -83,6 +85,7 @@ func (c *fakeClock) set(hh, mm int) {
 // the changes after it wait again. The clock is the test's: nothing
 // sleeps until 02:00.
 func TestSyncWindow(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := h.pair("window = \"02:00-04:00\"\n")
 	clock := &fakeClock{}

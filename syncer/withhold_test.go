@@ -9,6 +9,7 @@ import (
 )
 
 func TestWithholding(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	const patience = 30 * time.Second
 	late := t0.Add(-patience - time.Second)

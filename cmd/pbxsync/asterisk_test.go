@@ -42,6 +42,7 @@ func (s *astLogBuffer) String() string {
 // /healthz follows whether Asterisk answers, and the secret is never
 // logged.
 func TestRunWithAsterisk(t *testing.T) {
+	t.Parallel()
 	const secret = "run-test-secret-0b9e41"
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")

@@ -20,6 +20,7 @@ import (
 // TestRestoreDryRunPostgres: restore --dry-run of a postgres archive
 // compares its rows with the database's and changes nothing.
 func TestRestoreDryRunPostgres(t *testing.T) {
+	t.Parallel()
 	srv := pgtest.Start(t)
 	dsn := srv.NewDB(t)
 	c := pgtest.Connect(t, dsn)

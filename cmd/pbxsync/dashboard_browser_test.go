@@ -198,6 +198,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 // Screenshots (desktop and phone width) are written to
 // PBXSYNC_TEST_ARTIFACTS or $TMPDIR.
 func TestDashboardInBrowser(t *testing.T) {
+	t.Parallel()
 	chrome := findChromium(t)
 	base := t.TempDir()
 	a, b := newDashNode(t, base, "pbx1"), newDashNode(t, base, "pbx2")

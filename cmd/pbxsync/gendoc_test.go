@@ -98,6 +98,7 @@ func TestGendocMan(t *testing.T) {
 // TestGendocBash asks the generated completion, in a real bash, for the
 // commands and for a command's flags.
 func TestGendocBash(t *testing.T) {
+	t.Parallel()
 	script := gendoc(t, "bash")
 	for words, want := range map[string]string{
 		"pbxsync ro":           "rollback",

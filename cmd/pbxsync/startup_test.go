@@ -172,6 +172,7 @@ func startupCases() []startupCase {
 // when `pbxsync run` starts with it, and when both refuse they print the
 // same first line, FILE:LINE:COL: message.
 func TestCheckAndRunAgree(t *testing.T) {
+	t.Parallel()
 	cases := startupCases()
 	for _, dir := range []string{"act-sby", "pool-3", "two-dc", "postgres"} {
 		files, _ := filepath.Glob(filepath.Join(examplesDir, dir, "*.toml"))

@@ -217,6 +217,7 @@ func statusJobs(t *testing.T, dataDir string) []string {
 // set to the agent's own PID) and follows what it tells systemd through a
 // start, a valid reload, an invalid reload and a stop.
 func TestSystemdNotify(t *testing.T) {
+	t.Parallel()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatal("no sh to set WATCHDOG_PID to the agent's PID (the agent needs sh for checks anyway):", err)
