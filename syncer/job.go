@@ -748,12 +748,20 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 // settled records st, the state of a file an apply has just written, as
 // the job's scan state of it, for the rescan that follows the apply to
 // trust (Applier.Settled). The rescan records it again, so it is saved
-// and counted as scanned like any state it finds.
+// and counted as scanned like any state it finds. A path whose state is
+// not a file (a directory the apply replaced by a file) is left to the
+// rescan, which drops the states of what was below it.
 func (j *job) settled(st hostmon.FileState) {
 	if j.states == nil {
 		j.states = map[string]hostmon.FileState{}
 	}
-	if old, ok := j.states[st.Path]; ok {
+	old, ok := j.states[st.Path]
+	if ok && old.Kind != index.KindFile {
+		// a directory (or link) the apply replaced by this file: the
+		// rescan must see the change of kind to drop the states below it
+		return
+	}
+	if ok {
 		st.Version = old.Version
 	}
 	j.states[st.Path] = st
