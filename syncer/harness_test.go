@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +21,7 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testport"
 	"pbxsync/internal/testwait"
 )
 
@@ -130,14 +130,14 @@ func (h *harness) pair(extra string) (a, b *tnode) {
 	return a, b
 }
 
+// testPorts hands out the agents' ports (see testport: a port picked by
+// binding ":0" could be taken again before the agent started, with tests
+// running in parallel).
+var testPorts testport.Ports
+
 func freeUDPPort(tb testing.TB) int {
 	tb.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	return testPorts.UDP(tb)
 }
 
 func (n *tnode) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.port) }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,12 +55,7 @@ func newPGNode(tb testing.TB, name string) *pgNode {
 		tb.Fatal(err)
 	}
 	n.id = id
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n.port = pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	n.port = freeUDPPort(tb)
 	tb.Cleanup(func() {
 		n.stop()
 		if tb.Failed() || os.Getenv("PG_TEST_LOG") != "" {

@@ -18,6 +18,7 @@ import (
 
 	"pbxsync/internal/control"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testport"
 	"pbxsync/internal/testwait"
 )
 
@@ -165,15 +166,15 @@ func (n *notifySocket) watchdogs(t *testing.T, count int, timeout time.Duration)
 	}
 }
 
+// testPorts hands out the agents' ports (see testport: a port picked by
+// binding ":0" could be taken again before the agent started, with tests
+// running in parallel).
+var testPorts testport.Ports
+
 // freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
 func freeUDPPort(t *testing.T) int {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
+	return testPorts.UDP(t)
 }
 
 // waitLog waits until the child's log holds s.
