@@ -1,13 +1,13 @@
+//go:build linux
+
 package store
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +21,7 @@ func mappedRSS(t *testing.T, name string) int64 {
 	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
-		t.Skipf("no /proc/self/smaps: %v", err)
+		t.Fatalf("read the mappings: %v", err)
 	}
 	defer f.Close()
 	var total int64
@@ -42,55 +42,12 @@ func mappedRSS(t *testing.T, name string) int64 {
 	return total
 }
 
-// putRandom puts n incompressible blobs of size bytes and makes them
-// durable.
-func putRandom(t *testing.T, s *Store, seed uint64, n, size int) ([]index.Hash, [][]byte) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed+1))
-	var hs []index.Hash
-	var contents [][]byte
-	for range n {
-		b := make([]byte, size)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		h, _, err := s.PutReader(context.Background(), bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs, contents = append(hs, h), append(contents, b)
-	}
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	return hs, contents
-}
-
-// readBack reads every blob of hs and checks it against contents.
-func readBack(t *testing.T, s *Store, hs []index.Hash, contents [][]byte) {
-	t.Helper()
-	for i, h := range hs {
-		r, err := s.Open(context.Background(), h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		r.Close()
-		if err != nil || !bytes.Equal(got, contents[i]) {
-			t.Fatalf("blob %d reads back wrong (%v)", i, err)
-		}
-	}
-}
-
 // TestSmallBlobsNotMapped: reading every small blob of a store (in pack
 // files) leaves neither the metadata database nor a pack resident: packs
 // are read with pread, and the database holds only their locations (with
 // small blobs in bbolt, reading 9.4 MiB of them left more than 8 MiB of
 // meta.db resident).
 func TestSmallBlobsNotMapped(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("no /proc/self/smaps")
-	}
 	s := newTestStore(t)
 	hs, contents := putRandom(t, s, 3, 600, 16<<10)
 	if err := s.ReleaseMapped(); err != nil {
@@ -110,9 +67,6 @@ func TestSmallBlobsNotMapped(t *testing.T) {
 // out of it, and every blob still reads back whole (the pages come back
 // from the file).
 func TestReleaseMapped(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("ReleaseMapped does nothing here")
-	}
 	s := newTestStore(t)
 	hs, contents := putRandom(t, s, 3, 600, 16<<10)
 	unpack(t, s)
@@ -138,9 +92,6 @@ func TestReleaseMapped(t *testing.T) {
 // blob check mapped the whole 150-180 MB database at once, the agents'
 // peak RSS).
 func TestMissingDropsMappedPages(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("ReleaseMapped does nothing here")
-	}
 	s := newTestStore(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -183,9 +134,6 @@ func TestMissingDropsMappedPages(t *testing.T) {
 // store phase of a 100k sync mapped the whole database between two runs
 // of the agent's 2-second ReleaseMapped).
 func TestPutsDropMappedPages(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("ReleaseMapped does nothing here")
-	}
 	s := newTestStore(t)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 8))
