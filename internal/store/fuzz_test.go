@@ -52,13 +52,18 @@ func FuzzReadJournal(f *testing.F) {
 func FuzzDecodeMeta(f *testing.F) {
 	info := GenerationInfo{Job: "etc", Number: 3, Time: time.Unix(1700000000, 5).UTC(), Origin: "pbx-a", SourceVersion: 9,
 		Changed: []string{"sip.conf", "a/b"}, State: StateBad, Reason: "check failed"}
-	good, err := encodeMeta(&info, 2, 7)
+	good, err := encodeMeta(&info, 2, 7, 0)
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
 	f.Add([]byte(`{"generation":3,"state":"good","changed":["/abs"]}`))
 	f.Add([]byte(`{"generation":3,"state":"good","time":"2024-01-01T00:00:00Z","base":1}`))
+	out, err := encodeMeta(&info, 2, 7, 1000)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(out)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, info, err := decodeMeta("etc", 3, b)
 		if err != nil {
@@ -72,12 +77,15 @@ func FuzzDecodeMeta(f *testing.F) {
 				t.Fatalf("decoded an invalid path: %v", err)
 			}
 		}
-		again, err := encodeMeta(&info, m.Base, m.Items)
+		if m.ChangedOut < 0 || (m.ChangedOut > 0 && len(info.Changed) > 0) {
+			t.Fatalf("decoded changed_out %d beside %d inline paths", m.ChangedOut, len(info.Changed))
+		}
+		again, err := encodeMeta(&info, m.Base, m.Items, m.ChangedOut)
 		if err != nil {
 			t.Fatalf("decoded meta does not encode: %v", err)
 		}
 		m2, info2, err := decodeMeta("etc", 3, again)
-		if err != nil || !reflect.DeepEqual(info2.Changed, info.Changed) || info2.State != info.State || m2.Base != m.Base {
+		if err != nil || !reflect.DeepEqual(info2.Changed, info.Changed) || info2.State != info.State || m2.Base != m.Base || m2.ChangedOut != m.ChangedOut {
 			t.Fatalf("round trip: %v", err)
 		}
 	})

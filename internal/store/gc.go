@@ -169,6 +169,9 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 		if err := gens.Delete(u64key(n)); err != nil {
 			return err
 		}
+		if err := deleteChanged(jb, n); err != nil {
+			return err
+		}
 		st.Generations++
 		s.log.Info("gc: generation deleted", "job", job, "generation", n)
 	}

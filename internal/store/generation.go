@@ -115,6 +115,9 @@ type dbMeta struct {
 	Links         []Link    `json:"links,omitempty"`
 	Base          uint64    `json:"base"`  // the generation this one's change record applies to; 0: none
 	Items         int       `json:"items"` // for humans
+	// ChangedOut is the number of changed paths kept out of line (see
+	// putChanged); Changed is then empty.
+	ChangedOut int `json:"changed_out,omitempty"`
 }
 
 func truncateReason(r string) string {
@@ -162,16 +165,19 @@ func validateInfo(job string, g *GenerationInfo) error {
 	return nil
 }
 
-func encodeMeta(g *GenerationInfo, base uint64, items int) ([]byte, error) {
+// encodeMeta encodes the meta record of g; changedOut > 0 says that its
+// changed paths are kept out of line (putChanged), and the record holds
+// only their number.
+func encodeMeta(g *GenerationInfo, base uint64, items, changedOut int) ([]byte, error) {
 	if err := validateInfo(g.Job, g); err != nil {
 		return nil, err
 	}
 	ch := g.Changed
-	if ch == nil {
+	if ch == nil || changedOut > 0 {
 		ch = []string{}
 	}
 	b, err := json.Marshal(dbMeta{Generation: g.Number, Time: g.Time, Origin: g.Origin, SourceVersion: g.SourceVersion,
-		Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links, Base: base, Items: items})
+		Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links, Base: base, Items: items, ChangedOut: changedOut})
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +206,38 @@ func decodeMeta(job string, n uint64, v []byte) (*dbMeta, GenerationInfo, error)
 	if g.Number != n {
 		return nil, g, fmt.Errorf("%w: meta of generation %d holds generation %d", ErrCorrupt, n, g.Number)
 	}
+	if m.ChangedOut < 0 || (m.ChangedOut > 0 && len(m.Changed) > 0) {
+		return nil, g, fmt.Errorf("%w: meta of generation %d: bad changed_out %d", ErrCorrupt, n, m.ChangedOut)
+	}
 	return &m, g, nil
+}
+
+// readMeta is decodeMeta of generation n of jb, its changed paths read
+// from where they are kept (out of line for a long list).
+func readMeta(jb *bolt.Bucket, job string, n uint64, v []byte) (*dbMeta, GenerationInfo, error) {
+	m, g, err := decodeMeta(job, n, v)
+	if err != nil || m.ChangedOut == 0 {
+		return m, g, err
+	}
+	if g.Changed, err = readChanged(jb, n, m.ChangedOut); err != nil {
+		return nil, g, err
+	}
+	return m, g, nil
+}
+
+// putMeta writes the meta record of generation g.Number of jb, its
+// changed paths out of line when they are many (encodeMeta validates g;
+// on an error the caller's transaction is rolled back whole).
+func putMeta(jb *bolt.Bucket, g *GenerationInfo, base uint64, items int) error {
+	out, err := putChanged(jb, g.Number, g.Changed)
+	if err != nil {
+		return err
+	}
+	meta, err := encodeMeta(g, base, items, out)
+	if err != nil {
+		return err
+	}
+	return jb.Bucket(bktGens).Put(u64key(g.Number), meta)
 }
 
 // newestGen returns the number of the newest generation of jb (0: none).
@@ -447,11 +484,7 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
 		return 0, 0, err
 	}
-	meta, err := encodeMeta(info, prev, nitems)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := jb.Bucket(bktGens).Put(u64key(n), meta); err != nil {
+	if err := putMeta(jb, info, prev, nitems); err != nil {
 		return 0, 0, err
 	}
 	return nitems, nchanged, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))
@@ -521,12 +554,14 @@ func (s *Store) updateMeta(job string, n uint64, edit func(*GenerationInfo)) err
 		if v == nil {
 			return ErrNotFound
 		}
+		// the changed paths are not read: an edit changes other fields,
+		// and a list kept out of line stays where it is
 		m, info, err := decodeMeta(job, n, v)
 		if err != nil {
 			return err
 		}
 		edit(&info)
-		b, err := encodeMeta(&info, m.Base, m.Items)
+		b, err := encodeMeta(&info, m.Base, m.Items, m.ChangedOut)
 		if err != nil {
 			return err
 		}
@@ -584,7 +619,7 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) 
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	_, info, err := decodeMeta(job, n, v)
+	_, info, err := readMeta(jb, job, n, v)
 	if err != nil {
 		return nil, err
 	}
@@ -718,7 +753,7 @@ func (s *Store) Generations(job string) ([]GenerationInfo, error) {
 			return err
 		}
 		return jb.Bucket(bktGens).ForEach(func(k, v []byte) error {
-			_, info, err := decodeMeta(job, u64val(k), v)
+			_, info, err := readMeta(jb, job, u64val(k), v)
 			if err != nil {
 				return err
 			}
@@ -748,7 +783,7 @@ func (s *Store) GenerationInfo(job string, n uint64) (GenerationInfo, error) {
 		if v == nil {
 			return ErrNotFound
 		}
-		_, info, err = decodeMeta(job, n, v)
+		_, info, err = readMeta(jb, job, n, v)
 		return err
 	})
 	if err != nil {

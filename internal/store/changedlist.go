@@ -1,0 +1,94 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"pbxsync/internal/index"
+)
+
+// changedInlineMax is the most changed paths a generation's meta record
+// holds itself. A longer list (a first generation: every path of the
+// tree) goes out of line, one key per path in jobs/<job>/changed/<n>, so
+// that the gens bucket keeps small values: bbolt rewrites a whole leaf
+// when any key in it changes, and a 100,000-path list inline made the
+// first few one-file generations after an initial sync rewrite (and
+// fsync) its 2.8 MB again with every record and state change.
+const changedInlineMax = 128
+
+// bktChanged holds the out-of-line changed lists of a job's generations.
+var bktChanged = []byte("changed")
+
+// putChanged writes the changed paths of generation n of jb out of line
+// when there are more than changedInlineMax of them, and returns how many
+// it wrote (0: they stay inline). A list written earlier for n is
+// replaced.
+func putChanged(jb *bolt.Bucket, n uint64, paths []string) (int, error) {
+	if err := deleteChanged(jb, n); err != nil {
+		return 0, err
+	}
+	if len(paths) <= changedInlineMax {
+		return 0, nil
+	}
+	root, err := jb.CreateBucketIfNotExists(bktChanged)
+	if err != nil {
+		return 0, err
+	}
+	b, err := root.CreateBucket(u64key(n))
+	if err != nil {
+		return 0, err
+	}
+	b.FillPercent = fillPercent // written in key order
+	var k [4]byte
+	for i, p := range paths {
+		binary.BigEndian.PutUint32(k[:], uint32(i))
+		if err := b.Put(k[:], []byte(p)); err != nil {
+			return 0, err
+		}
+	}
+	return len(paths), nil
+}
+
+// readChanged reads the out-of-line changed list of generation n of jb,
+// which its meta record says holds want paths. Every error wraps
+// ErrCorrupt.
+func readChanged(jb *bolt.Bucket, n uint64, want int) ([]string, error) {
+	var b *bolt.Bucket
+	if root := jb.Bucket(bktChanged); root != nil {
+		b = root.Bucket(u64key(n))
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: generation %d: its list of %d changed paths is missing", ErrCorrupt, n, want)
+	}
+	out := make([]string, 0, want)
+	err := b.ForEach(func(k, v []byte) error {
+		if len(k) != 4 || int(binary.BigEndian.Uint32(k)) != len(out) || len(out) == want {
+			return fmt.Errorf("%w: generation %d: changed paths: bad key %x", ErrCorrupt, n, k)
+		}
+		p := string(v)
+		if err := index.ValidatePath(p); err != nil {
+			return fmt.Errorf("%w: generation %d: changed paths: %v", ErrCorrupt, n, err)
+		}
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != want {
+		return nil, fmt.Errorf("%w: generation %d: %d changed paths, its record says %d", ErrCorrupt, n, len(out), want)
+	}
+	return out, nil
+}
+
+// deleteChanged removes the out-of-line changed list of generation n of
+// jb, if it has one.
+func deleteChanged(jb *bolt.Bucket, n uint64) error {
+	root := jb.Bucket(bktChanged)
+	if root == nil || root.Bucket(u64key(n)) == nil {
+		return nil
+	}
+	return root.DeleteBucket(u64key(n))
+}
