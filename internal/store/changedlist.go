@@ -44,11 +44,18 @@ func putChanged(jb *bolt.Bucket, n uint64, paths []string) (int, error) {
 	var k [4]byte
 	for i, p := range paths {
 		binary.BigEndian.PutUint32(k[:], uint32(i))
-		if err := b.Put(k[:], []byte(p)); err != nil {
+		if err := b.Put(k[:], seal(changedSealKey(n, k[:]), []byte(p))); err != nil {
 			return 0, err
 		}
 	}
 	return len(paths), nil
+}
+
+// changedSealKey is what the checksum of a path in the list of
+// generation n covers beside the path: n and its place in the list, so
+// that a value moved within or between lists reads as damaged.
+func changedSealKey(n uint64, k []byte) []byte {
+	return append(u64key(n), k...)
 }
 
 // readChanged reads the out-of-line changed list of generation n of jb,
@@ -67,7 +74,11 @@ func readChanged(jb *bolt.Bucket, n uint64, want int) ([]string, error) {
 		if len(k) != 4 || int(binary.BigEndian.Uint32(k)) != len(out) || len(out) == want {
 			return fmt.Errorf("%w: generation %d: changed paths: bad key %x", ErrCorrupt, n, k)
 		}
-		p := string(v)
+		b, err := unseal(fmt.Sprintf("changed path %d of generation %d", len(out), n), changedSealKey(n, k), v)
+		if err != nil {
+			return err
+		}
+		p := string(b)
 		if err := index.ValidatePath(p); err != nil {
 			return fmt.Errorf("%w: generation %d: changed paths: %v", ErrCorrupt, n, err)
 		}

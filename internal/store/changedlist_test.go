@@ -121,7 +121,11 @@ func TestChangedListDamaged(t *testing.T) {
 		"missing": func(b *bolt.Bucket) error { return b.Bucket(bktChanged).DeleteBucket(u64key(1)) },
 		"short":   func(b *bolt.Bucket) error { return b.Bucket(bktChanged).Bucket(u64key(1)).Delete([]byte{0, 0, 0, 7}) },
 		"bad path": func(b *bolt.Bucket) error {
-			return b.Bucket(bktChanged).Bucket(u64key(1)).Put([]byte{0, 0, 0, 3}, []byte("../etc/passwd"))
+			k := []byte{0, 0, 0, 3}
+			return b.Bucket(bktChanged).Bucket(u64key(1)).Put(k, seal(changedSealKey(1, k), []byte("../etc/passwd")))
+		},
+		"checksum": func(b *bolt.Bucket) error {
+			return b.Bucket(bktChanged).Bucket(u64key(1)).Put([]byte{0, 0, 0, 3}, []byte("conf/x.conf\x00\x00\x00\x00\x00\x00\x00\x00"))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

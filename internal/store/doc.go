@@ -27,7 +27,11 @@
 // → item) and every generation as its meta and its change record: path →
 // the item the previous generation held there (or none). Generation k is
 // rebuilt by undoing, newest first, the records of the generations after
-// k. The first generation of a job has no record. Recording a generation
+// k. The first generation of a job has no record. A meta holds at most
+// 128 changed paths itself; a longer list (a first generation's: every
+// path) is kept out of line, one value per path (changedlist.go), so that
+// the meta values stay small and a one-file generation's commit does not
+// rewrite a large one. Recording a generation
 // writes only what it changed (AddGenerationChanges; AddGeneration
 // compares a complete index with the stored one and writes the
 // differences). Every value carries an XXH3 checksum over its key and
