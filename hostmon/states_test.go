@@ -202,3 +202,26 @@ func TestStatesApply(t *testing.T) {
 		t.Fatal("Map disagrees")
 	}
 }
+
+// BenchmarkStatesGet looks up a path among 100,000, in a map and in
+// States: a full rescan (a restart's) looks up every path a few times.
+func BenchmarkStatesGet(b *testing.B) {
+	m := map[string]FileState{}
+	var paths []string
+	for i := range 100000 {
+		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i%100, i)
+		m[p] = testState(p, i, nil)
+		paths = append(paths, p)
+	}
+	for name, prev := range map[string]Prev{"map": StateMap(m), "states": NewStates(m)} {
+		b.Run(name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if _, ok := prev.Get(paths[i%len(paths)]); !ok {
+					b.Fatal("not found")
+				}
+				i += 7919
+			}
+		})
+	}
+}
