@@ -192,17 +192,18 @@ func (s *States) All() iter.Seq2[string, FileState] {
 		}
 		s.iters++
 		defer func() { s.iters-- }()
-		base, over := s.base, s.over
-		for i := range base {
-			r := &base[i]
-			if _, ok := over[r.path]; ok {
+		// no compaction meanwhile: base stays, over only grows (a map
+		// made by a change during the iteration is seen too)
+		for i := range s.base {
+			r := &s.base[i]
+			if _, ok := s.over[r.path]; ok {
 				continue // changed: below, or removed
 			}
 			if !yield(r.path, s.state(r)) {
 				return
 			}
 		}
-		for p, o := range over {
+		for p, o := range s.over {
 			if o.gone {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -223,5 +224,62 @@ func BenchmarkStatesGet(b *testing.B) {
 				i += 7919
 			}
 		})
+	}
+}
+
+// BenchmarkStatesMemory reports the heap 100,000 scan states take as a map
+// and as States (bytes a path, the path strings not counted: both share
+// them).
+func BenchmarkStatesMemory(b *testing.B) {
+	const n = 100000
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("site%03d/endpoint%04d.conf", i%100, i)
+	}
+	v := index.Vector{{Node: "source-node", Value: 1}}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for b.Loop() {
+		h0 := heap()
+		m := map[string]FileState{}
+		for i, p := range paths {
+			m[p] = testState(p, i, v) // a scan's map grows as it walks
+		}
+		h1 := heap()
+		s := NewStates(m)
+		m = nil
+		h2 := heap()
+		b.ReportMetric(float64(h1-h0)/n, "map-B/path")
+		b.ReportMetric(float64(h2-h0)/n, "states-B/path") // the map is gone by h2
+		runtime.KeepAlive(s)
+	}
+}
+
+// TestStatesSetWhileIterating: a state changed during an iteration, before
+// the iteration meets it, is met once, as changed.
+func TestStatesSetWhileIterating(t *testing.T) {
+	t.Parallel()
+	m := map[string]FileState{}
+	for i := range 100 {
+		p := fmt.Sprintf("f%03d", i)
+		m[p] = testState(p, i, nil)
+	}
+	s := NewStates(m)
+	met := map[string]FileState{}
+	for p, st := range s.All() {
+		if _, dup := met[p]; dup {
+			t.Fatalf("met %q twice", p)
+		}
+		met[p] = st
+		if p == "f010" {
+			s.Set(testState("f090", 1090, nil))
+		}
+	}
+	if len(met) != 100 || met["f090"].Size != 1090 {
+		t.Fatalf("met %d states, f090 of size %d; want 100 and the changed one", len(met), met["f090"].Size)
 	}
 }
