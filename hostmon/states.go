@@ -253,9 +253,16 @@ func (s *States) Apply(d Delta) {
 	}
 }
 
-// Compact folds the changes s holds beside its array into it.
+// Compact folds the changes s holds beside its array into it, and gives
+// back what appends left free at the array's end (a load's).
 func (s *States) Compact() {
-	if s == nil || len(s.over) == 0 || s.iters > 0 {
+	if s == nil || s.iters > 0 {
+		return
+	}
+	if len(s.over) == 0 {
+		if cap(s.base)-len(s.base) > len(s.base)/8 {
+			s.base = append(make([]stateRec, 0, len(s.base)), s.base...)
+		}
 		return
 	}
 	keys := make([]string, 0, len(s.over))

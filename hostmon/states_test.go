@@ -92,6 +92,13 @@ func TestStatesAsMap(t *testing.T) {
 				want[p] = st
 			}
 			checkStates(t, "load", s, want)
+			if tc.sorted && tc.n > 0 {
+				s.Compact()
+				if cap(s.base)-len(s.base) > len(s.base)/8 {
+					t.Fatalf("a compacted load keeps room for %d more records", cap(s.base)-len(s.base))
+				}
+				checkStates(t, "load compacted", s, want)
+			}
 			compacted := false
 			for k := range tc.ops {
 				p := paths[r.IntN(len(paths))]
