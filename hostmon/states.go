@@ -1,8 +1,8 @@
 package hostmon
 
 import (
-	"io/fs"
 	"hash/maphash"
+	"io/fs"
 	"iter"
 	"slices"
 
@@ -25,8 +25,8 @@ import (
 // use. An iteration may delete and set entries as with a map (an entry
 // set during an iteration may or may not be produced).
 type States struct {
-	base  []stateRec          // sorted by path
-	slots []uint32            // base by the hash of its paths: see find
+	base  []stateRec // sorted by path
+	slots []uint32   // base by the hash of its paths: see find
 	seed  maphash.Seed
 	vecs  []index.Vector      // the vectors of base; stateRec.vec-1 indexes it, 0 is none
 	vecAt map[vecKey]uint32   // index+1 in vecs of a vector, by identity

@@ -135,7 +135,7 @@ type job struct {
 	window windowGate
 
 	states *hostmon.States // the scan state (see scanstate.go)
-	drift  drift // where states may differ from a generation's index
+	drift  drift           // where states may differ from a generation's index
 	dirty  bool
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
