@@ -191,15 +191,21 @@ func samePointer(a, b string) bool {
 	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
-// TestStatesApply: States.Apply of a Delta does what Delta.Apply does to
-// a map.
-func TestStatesApply(t *testing.T) {
-	t.Parallel()
+// hundredStates returns the states of f000 to f099.
+func hundredStates() map[string]FileState {
 	m := map[string]FileState{}
 	for i := range 100 {
 		p := fmt.Sprintf("f%03d", i)
 		m[p] = testState(p, i, nil)
 	}
+	return m
+}
+
+// TestStatesApply: States.Apply of a Delta does what Delta.Apply does to
+// a map.
+func TestStatesApply(t *testing.T) {
+	t.Parallel()
+	m := hundredStates()
 	s := NewStates(m)
 	d := Delta{States: map[string]FileState{"f001": testState("f001", 1001, nil), "new": testState("new", 7, nil)},
 		Removed: []string{"f002", "f050"}}
@@ -270,11 +276,7 @@ func BenchmarkStatesMemory(b *testing.B) {
 // the iteration meets it, is met once, as changed.
 func TestStatesSetWhileIterating(t *testing.T) {
 	t.Parallel()
-	m := map[string]FileState{}
-	for i := range 100 {
-		p := fmt.Sprintf("f%03d", i)
-		m[p] = testState(p, i, nil)
-	}
+	m := hundredStates()
 	s := NewStates(m)
 	met := map[string]FileState{}
 	for p, st := range s.All() {
