@@ -289,9 +289,9 @@ func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
 // meshLocal hands the machine the tree as scanned.
 func (j *job) meshLocal(ctx context.Context) {
 	tree := index.Index{}
-	for p, it := range j.states.Index() {
-		if it.Kind == index.KindFile {
-			tree[p] = it
+	for p, st := range j.states.All() {
+		if st.Kind == index.KindFile {
+			tree[p] = st.Item
 		}
 	}
 	// what the job cannot read keeps its entry: unreadable is no delete
