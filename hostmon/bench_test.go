@@ -42,6 +42,21 @@ func BenchmarkScan(b *testing.B) {
 			}
 		}
 	})
+	// a job's full rescan (a restart's): only what differs, from a map
+	// or from the job's compact States
+	prev, err := Scan(ctx, root, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, p := range map[string]Prev{"rescan-map": StateMap(prev), "rescan-states": NewStates(prev)} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := ScanDelta(ctx, root, nil, []string{""}, p, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkRescanOne rescans one file of a 10,000-file tree: "copy" is
@@ -70,6 +85,14 @@ func BenchmarkRescanOne(b *testing.B) {
 	b.Run("delta", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := ScanTreeDelta(ctx, root, nil, paths, prev, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	states := NewStates(prev)
+	b.Run("delta-states", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := ScanDelta(ctx, root, nil, paths, states, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

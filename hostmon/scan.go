@@ -153,7 +153,7 @@ func (e *UnreadableError) Unwrap() error {
 // the root itself cannot be read or ctx is done; on failure nothing of the
 // result may be used.
 func ScanTree(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (Scanned, error) {
-	s, err := newScanner(ctx, root, f, prev, log)
+	s, err := newScanner(ctx, root, f, StateMap(prev), log)
 	if err != nil {
 		return Scanned{}, err
 	}
@@ -247,6 +247,11 @@ func (d Delta) Paths() []string {
 // prev's keys to find what it held (no copy). A path "" or "." scans the
 // whole tree (Delta.Full) and still returns only what differs from prev.
 func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, prev map[string]FileState, log *slog.Logger, opts ...ScanOption) (Delta, error) {
+	return ScanDelta(ctx, root, f, paths, StateMap(prev), log, opts...)
+}
+
+// ScanDelta is ScanTreeDelta from any Prev (a job's States).
+func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev Prev, log *slog.Logger, opts ...ScanOption) (Delta, error) {
 	s, err := newScanner(ctx, root, f, prev, log)
 	if err != nil {
 		return Delta{}, err
@@ -320,18 +325,18 @@ func ScanTreeDelta(ctx context.Context, root string, f *Filter, paths []string, 
 // full walks the whole tree recording only what differs from prev, so a
 // rescan of an unchanged tree holds no second copy of its state.
 func (s *scanner) full() (Delta, error) {
-	if len(s.prev) == 0 {
+	if s.prev.Len() == 0 {
 		s.out = map[string]FileState{} // everything is new: no set of what was seen
 	} else {
 		s.changedOnly = true
-		s.seen = make(map[string]struct{}, len(s.prev))
+		s.seen = make(map[string]struct{}, s.prev.Len())
 		s.out = map[string]FileState{}
 	}
 	if err := s.walk(""); err != nil {
 		return Delta{}, err
 	}
 	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused}
-	for q := range s.prev {
+	for q := range s.prev.All() {
 		if _, ok := s.seen[q]; !ok {
 			d.Removed = append(d.Removed, q)
 		}
@@ -344,7 +349,7 @@ func (s *scanner) full() (Delta, error) {
 // holds below it to gone: the candidates a rescan of p may find removed.
 // Only a directory costs a pass over prev's keys.
 func (s *scanner) markGone(p string, gone map[string]bool) {
-	st, ok := s.prev[p]
+	st, ok := s.prev.Get(p)
 	if !ok {
 		return
 	}
@@ -353,7 +358,7 @@ func (s *scanner) markGone(p string, gone map[string]bool) {
 		return
 	}
 	prefix := p + "/"
-	for q := range s.prev {
+	for q := range s.prev.All() {
 		if strings.HasPrefix(q, prefix) {
 			gone[q] = true
 		}
@@ -393,7 +398,7 @@ type scanner struct {
 	ctx     context.Context
 	root    string
 	f       *Filter
-	prev    map[string]FileState
+	prev    Prev
 	out     map[string]FileState
 	log     *slog.Logger
 	buf     []byte
@@ -416,7 +421,7 @@ type scanner struct {
 	sink ContentSink
 }
 
-func newScanner(ctx context.Context, root string, f *Filter, prev map[string]FileState, log *slog.Logger) (*scanner, error) {
+func newScanner(ctx context.Context, root string, f *Filter, prev Prev, log *slog.Logger) (*scanner, error) {
 	if f == nil {
 		f = defaultFilter()
 	}
@@ -440,7 +445,7 @@ func newScanner(ctx context.Context, root string, f *Filter, prev map[string]Fil
 func (s *scanner) put(rel string, st FileState) {
 	if s.changedOnly {
 		s.seen[rel] = struct{}{}
-		if p, ok := s.prev[rel]; ok && sameState(p, st) {
+		if p, ok := s.prev.Get(rel); ok && sameState(p, st) {
 			return
 		}
 	}
@@ -485,10 +490,10 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 	}
 	s.unreadable[rel] = why
 	s.log.Warn("hostmon: cannot read path; keeping its last known state", "root", s.root, "path", rel, "err", why)
-	if st, ok := s.prev[rel]; ok && self {
+	if st, ok := s.prev.Get(rel); ok && self {
 		s.put(rel, st)
 	}
-	for p, st := range s.prev {
+	for p, st := range s.prev.All() {
 		if strings.HasPrefix(p, rel+"/") {
 			s.put(p, st)
 		}
@@ -616,7 +621,7 @@ func (s *scanner) state(rel string, kind index.Kind, fi fs.FileInfo) FileState {
 	if kind == index.KindFile {
 		st.Size = fi.Size()
 	}
-	if p, ok := s.prev[rel]; ok {
+	if p, ok := s.prev.Get(rel); ok {
 		st.Version = p.Version
 	}
 	return st
@@ -638,7 +643,7 @@ func (s *scanner) file(d scanDir, rel, name string, fi fs.FileInfo) error {
 // change, and reports whether it did.
 func (s *scanner) trusted(rel string, fi fs.FileInfo) bool {
 	cur := s.state(rel, index.KindFile, fi)
-	if p, ok := s.prev[rel]; ok && p.trusts(cur) {
+	if p, ok := s.prev.Get(rel); ok && p.trusts(cur) {
 		cur.Hash = p.Hash
 		s.put(rel, cur)
 		return true

@@ -399,7 +399,7 @@ func TestScanUnreadableKeepsLastKnownState(t *testing.T) {
 	prev := scan(t, root, nil, nil)
 	writeFile(t, root, "secret.conf", "new content", 0o000)
 	writeFile(t, root, "fresh.conf", "never read", 0o000)
-	s, err := newScanner(context.Background(), root, nil, prev, nil)
+	s, err := newScanner(context.Background(), root, nil, StateMap(prev), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,7 +182,7 @@ func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint6
 		return 0, fmt.Errorf("restore job %q from %s: %w", j.cfg.Name, path, err)
 	}
 	next, _ := j.a.store.NextGeneration(j.cfg.Name)
-	changed := j.changedPaths(cur.Index, hostmon.ToIndex(j.states))
+	changed := j.changedPaths(cur.Index, j.states.Index())
 	if err := j.a.after.AfterApply(ctx, &j.cfg, next, changed); err != nil {
 		j.log.Warn("restored tree failed its checks; putting the previous generation back", "generation", cur.Number, "err", err)
 		if rerr := j.restore(context.WithoutCancel(ctx), cur.Number, cur.Index); rerr != nil {
@@ -193,7 +193,7 @@ func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint6
 		}
 		return 0, fmt.Errorf("restore job %q: the restored tree failed its checks, generation %d is back: %w", j.cfg.Name, cur.Number, err)
 	}
-	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {
+	if err := j.newSourceGeneration(ctx, j.states.Index(), reason); err != nil {
 		return 0, fmt.Errorf("restore job %q: %w", j.cfg.Name, err)
 	}
 	j.log.Info("restored from backup", "file", path, "archive_generation", m.Generation, "new_generation", j.latest.Number)

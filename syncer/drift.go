@@ -76,7 +76,7 @@ func (j *job) treeHolds(x index.Index) bool {
 	}
 	holds := true
 	for p := range j.drift.paths {
-		st, inTree := j.states[p]
+		st, inTree := j.states.Get(p)
 		it, inIndex := x[p]
 		switch {
 		case inTree == inIndex && (!inTree || identical(st.Item, it)):
@@ -98,15 +98,15 @@ func identical(a, b index.Item) bool {
 
 // differing lists the paths where the scan state and x differ in anything
 // the index digest covers: one pass over both.
-func differing(states map[string]hostmon.FileState, x index.Index) []string {
+func differing(states *hostmon.States, x index.Index) []string {
 	var out []string
-	for p, st := range states {
+	for p, st := range states.All() {
 		if it, ok := x[p]; !ok || !identical(st.Item, it) {
 			out = append(out, p)
 		}
 	}
 	for p := range x {
-		if _, ok := states[p]; !ok {
+		if !states.Has(p) {
 			out = append(out, p)
 		}
 	}
@@ -115,7 +115,7 @@ func differing(states map[string]hostmon.FileState, x index.Index) []string {
 
 // stateLookup is the Lookup of the job's scan state.
 func (j *job) stateLookup(p string) (index.Item, bool) {
-	st, ok := j.states[p]
+	st, ok := j.states.Get(p)
 	return st.Item, ok
 }
 
@@ -123,7 +123,7 @@ func (j *job) stateLookup(p string) (index.Item, bool) {
 func (j *job) statesAt(paths []string) index.Index {
 	out := make(index.Index, len(paths))
 	for _, p := range paths {
-		if st, ok := j.states[p]; ok {
+		if st, ok := j.states.Get(p); ok {
 			out[p] = st.Item
 		}
 	}

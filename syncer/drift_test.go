@@ -12,9 +12,9 @@ import (
 func TestTreeHolds(t *testing.T) {
 	t.Parallel()
 	gen := idx(dir("d", 0o755, 1), file("d/a", "a", 0o644, 1), file("d/b", "b", 0o644, 1))
-	j := &job{states: map[string]hostmon.FileState{}}
-	for p, it := range gen {
-		j.states[p] = hostmon.FileState{Item: it}
+	j := &job{states: &hostmon.States{}}
+	for _, it := range gen {
+		j.states.Set(hostmon.FileState{Item: it})
 	}
 	if !j.treeHolds(gen) {
 		t.Fatal("the tree holds the generation it was made from")
@@ -23,24 +23,24 @@ func TestTreeHolds(t *testing.T) {
 		t.Fatal("a full comparison that found the tree equal did not start tracking")
 	}
 	// an edit the scan records
-	j.states["d/a"] = hostmon.FileState{Item: file("d/a", "edited", 0o644, 2)}
+	j.states.Set(hostmon.FileState{Item: file("d/a", "edited", 0o644, 2)})
 	j.drift.touch([]string{"d/a"})
 	if j.treeHolds(gen) {
 		t.Fatal("an edited file not seen")
 	}
 	// back to the generation's content: forgotten after the check
-	j.states["d/a"] = hostmon.FileState{Item: gen["d/a"]}
+	j.states.Set(hostmon.FileState{Item: gen["d/a"]})
 	if !j.treeHolds(gen) || len(j.drift.paths) != 0 {
 		t.Fatalf("a path back to the generation's item is still tracked: %v", j.drift.paths)
 	}
 	// a new file and a removed one
-	j.states["d/c"] = hostmon.FileState{Item: file("d/c", "c", 0o644, 1)}
+	j.states.Set(hostmon.FileState{Item: file("d/c", "c", 0o644, 1)})
 	j.drift.touch([]string{"d/c"})
 	if j.treeHolds(gen) {
 		t.Fatal("a new file not seen")
 	}
-	delete(j.states, "d/c")
-	delete(j.states, "d/b")
+	j.states.Delete("d/c")
+	j.states.Delete("d/b")
 	j.drift.touch([]string{"d/b"})
 	if j.treeHolds(gen) {
 		t.Fatal("a removed file not seen")
@@ -52,14 +52,14 @@ func TestTreeHolds(t *testing.T) {
 		t.Fatal("a full comparison against another index failed or did not switch the base")
 	}
 	// directory mtimes alone do not make the tree differ (as Equal)
-	st := j.states["d"]
+	st, _ := j.states.Get("d")
 	st.MTime = 99
-	j.states["d"] = st
+	j.states.Set(st)
 	j.drift.touch([]string{"d"})
 	if !j.treeHolds(other) {
 		t.Fatal("a directory mtime made the tree differ")
 	}
-	if got := Equal(hostmon.ToIndex(j.states), other); !got {
+	if got := Equal(j.states.Index(), other); !got {
 		t.Fatal("Equal disagrees")
 	}
 }

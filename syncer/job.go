@@ -134,8 +134,8 @@ type job struct {
 	// windows (see window.go)
 	window windowGate
 
-	states map[string]hostmon.FileState
-	drift  drift // where states may differ from a generation's index
+	states *hostmon.States // the scan state (see scanstate.go)
+	drift  drift           // where states may differ from a generation's index
 	dirty  bool
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
@@ -320,14 +320,14 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.held = p.Held
 	j.fed.newest = p.RelayNewest
-	j.states = p.Scan
-	if j.states == nil {
+	if p.Scan == nil {
 		if j.states, err = j.loadScan(); err != nil {
 			j.log.Warn("cannot read saved scan state; rescanning everything", "err", err)
 			j.states = nil
 		}
 	} else {
-		j.noteScanned(nil, j.states, nil) // move it to the per-path form
+		j.states = hostmon.NewStates(p.Scan)
+		j.noteScanned(nil, p.Scan, nil) // move it to the per-path form
 	}
 	w, watchErr, stopWatch, err := j.watchAndScan(ctx, root)
 	if err != nil {
@@ -485,7 +485,7 @@ func (j *job) settleLocalChanges(ctx context.Context) error {
 		if j.latest != nil && j.recorded == j.latest && j.drift.knows(j.latest.Index) {
 			err = j.newSourceChange(ctx) // the drift's paths only
 		} else {
-			err = j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), "")
+			err = j.newSourceGeneration(ctx, j.states.Index(), "")
 		}
 		if err != nil {
 			j.log.Error("cannot record the change", "err", err)
@@ -626,7 +626,7 @@ func (j *job) putBackLinks(ctx context.Context, links []store.Link) {
 // refresh rescans the paths where the tree and want differ, so that an
 // edit the watcher has not reported yet is seen before planning on it.
 func (j *job) refresh(ctx context.Context, want index.Index) error {
-	ops := Plan(hostmon.ToIndex(j.states), want)
+	ops := Plan(j.states.Index(), want)
 	if len(ops) == 0 {
 		return nil
 	}
@@ -644,7 +644,7 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 		base = j.latest.Index
 	}
 	for _, it := range j.missingBlobs(newContent(base, x)) {
-		st, ok := j.states[it.Path]
+		st, ok := j.states.Get(it.Path)
 		if !ok || st.Hash != it.Hash {
 			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())
 		}
@@ -686,7 +686,7 @@ func (j *job) applyIndex(ctx context.Context, gen uint64, want index.Index, rest
 // from then on tracks where the tree may differ from want.
 func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index, restore bool, scope []string) (beforeApply, error) {
 	if err := j.refreshScope(ctx, want, scope); err != nil {
-		return fixedBefore(hostmon.ToIndex(j.states)), err
+		return fixedBefore(j.states.Index()), err
 	}
 	var before beforeApply
 	var ops []Op
@@ -696,7 +696,7 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 		ops = PlanPaths(j.stateLookup, IndexLookup(want), scope)
 	} else {
 		scope = nil
-		x := hostmon.ToIndex(j.states)
+		x := j.states.Index()
 		before = fixedBefore(x)
 		ops = Plan(x, want)
 	}
@@ -753,9 +753,9 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 // rescan, which drops the states of what was below it.
 func (j *job) settled(st hostmon.FileState) {
 	if j.states == nil {
-		j.states = map[string]hostmon.FileState{}
+		j.states = &hostmon.States{}
 	}
-	old, ok := j.states[st.Path]
+	old, ok := j.states.Get(st.Path)
 	if ok && old.Kind != index.KindFile {
 		// a directory (or link) the apply replaced by this file: the
 		// rescan must see the change of kind to drop the states below it
@@ -764,7 +764,7 @@ func (j *job) settled(st hostmon.FileState) {
 	if ok {
 		st.Version = old.Version
 	}
-	j.states[st.Path] = st
+	j.states.Set(st)
 }
 
 // restore brings the tree back to x, the content of generation gen.
@@ -878,7 +878,7 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 	if _, err := j.applyIndex(ctx, prev, g.Index, true); err != nil {
 		return 0, fmt.Errorf("roll back to generation %d: %w", to, err)
 	}
-	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), reason); err != nil {
+	if err := j.newSourceGeneration(ctx, j.states.Index(), reason); err != nil {
 		return 0, err
 	}
 	if prevState == store.StateGood { // a bad one keeps saying why it was bad

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"pbxsync/hostmon"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -290,9 +289,9 @@ func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
 // meshLocal hands the machine the tree as scanned.
 func (j *job) meshLocal(ctx context.Context) {
 	tree := index.Index{}
-	for p, it := range hostmon.ToIndex(j.states) {
-		if it.Kind == index.KindFile {
-			tree[p] = it
+	for p, st := range j.states.All() {
+		if st.Kind == index.KindFile {
+			tree[p] = st.Item
 		}
 	}
 	// what the job cannot read keeps its entry: unreadable is no delete
@@ -463,7 +462,7 @@ func (j *job) meshApply(ctx context.Context, a *core.Apply) error {
 			return err
 		}
 	}
-	before := hostmon.ToIndex(j.states)
+	before := j.states.Index()
 	for _, c := range a.Records {
 		if err := j.keepLoser(ctx, c, before); err != nil {
 			return err
@@ -673,7 +672,7 @@ func (j *job) countConflicts() {
 // recordMeshGeneration records the tree as a new good generation made by
 // origin (this node's own edits): history and rollback material.
 func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed []string, reason string) {
-	x := hostmon.ToIndex(j.states)
+	x := j.states.Index()
 	for p, it := range x {
 		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
 			delete(x, p) // changed again since; the next scan records it

@@ -122,7 +122,7 @@ func TestSourceEditInPlace(t *testing.T) {
 	if err := j.scanAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+	if err := j.newSourceGeneration(ctx, j.states.Index(), ""); err != nil {
 		t.Fatal(err)
 	}
 	first := j.latest.Number
@@ -146,7 +146,7 @@ func TestSourceEditInPlace(t *testing.T) {
 	if !sameMap(j.latest.Index, cur) {
 		t.Error("the change built a new index instead of changing the newest one in place")
 	}
-	if local := hostmon.ToIndex(j.states); !Equal(j.latest.Index, local) {
+	if local := j.states.Index(); !Equal(j.latest.Index, local) {
 		t.Errorf("newest index differs from the tree at %v", Changed(j.latest.Index, local))
 	}
 	g, err := st.Generation("j", j.latest.Number)

@@ -36,37 +36,38 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 			return j.a.store.PutReader(ctx, r)
 		}))
 	}
-	d, err := hostmon.ScanTreeDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log, opts...)
+	d, err := hostmon.ScanDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log, opts...)
 	if err != nil {
 		return err
 	}
-	if len(j.states) == 0 {
-		j.states = d.States // the first scan: no copy
+	if j.states.Len() == 0 {
+		j.states = hostmon.NewStates(d.States) // the first scan
 	} else {
-		d.Apply(j.states)
+		j.states.Apply(d)
 	}
 	j.drift.touch(d.Paths())
 	scope := paths
 	if d.Full {
 		scope = nil
 	}
-	j.takeScan(hostmon.Scanned{States: j.states, Unreadable: d.Unreadable, Refused: d.Refused}, scope, d.Paths())
+	j.takeScan(d.Unreadable, d.Refused, scope, d.Paths())
 	return nil
 }
 
-// takeScan makes res the job's view of its tree. scope lists the paths
-// that were scanned (nil: the whole tree): what was unreadable there and
-// is readable now is forgotten. changed lists the paths whose scan state
-// the scan recorded or removed (res.States is already updated in place, so
-// it cannot be compared with what it was): they are saved next time.
-func (j *job) takeScan(res hostmon.Scanned, scope, changed []string) {
+// takeScan takes what a scan found beside the states (already updated in
+// j.states): the entries it could not read and those it refused. scope
+// lists the paths that were scanned (nil: the whole tree): what was
+// unreadable there and is readable now is forgotten. changed lists the
+// paths whose scan state the scan recorded or removed: they are saved
+// next time.
+func (j *job) takeScan(unreadable, refused map[string]string, scope, changed []string) {
 	var fresh, freshRefused []string
 	var unreadableChanged bool
-	j.unreadable, fresh, unreadableChanged = mergeProblems(j.unreadable, res.Unreadable, scope)
+	j.unreadable, fresh, unreadableChanged = mergeProblems(j.unreadable, unreadable, scope)
 	var refusedChanged bool
-	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, res.Refused, scope)
+	j.refused, freshRefused, refusedChanged = mergeProblems(j.refused, refused, scope)
 	j.noteDirty(changed)
-	j.states, j.dirty = res.States, true
+	j.dirty = true
 	j.keepLastKnown()
 	for _, p := range fresh {
 		j.log.Error("cannot read a file of the job; it keeps its last synced content and nothing is deleted because of it", "path", p, "err", j.unreadable[p])
@@ -125,9 +126,9 @@ func (j *job) keepLastKnown() {
 		set[p] = true
 	}
 	var touched []string
-	for p := range j.states {
+	for p := range j.states.Paths() {
 		if underSet(p, set) {
-			delete(j.states, p)
+			j.states.Delete(p)
 			touched = append(touched, p)
 		}
 	}
@@ -144,7 +145,7 @@ func (j *job) keepLastKnown() {
 	for p, it := range j.latest.Index {
 		if underSet(p, set) {
 			// no stat: the next scan of it hashes it again
-			j.states[p] = hostmon.FileState{Item: it}
+			j.states.Set(hostmon.FileState{Item: it})
 			touched = append(touched, p)
 		}
 	}

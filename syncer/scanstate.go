@@ -221,7 +221,7 @@ func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
 	paths := s.paths[s.first[s.next]:s.first[end]]
 	set := make(map[string][]byte, len(paths))
 	for _, p := range paths {
-		if st, ok := j.states[p]; ok { // else removed since: dropped under its root
+		if st, ok := j.states.Get(p); ok { // else removed since: dropped under its root
 			set[p] = encodeScanState(&st)
 		}
 	}
@@ -246,7 +246,7 @@ func (j *job) takeScanDirty() *scanSave {
 			continue // saved with the noted directory above it
 		}
 		s.roots = append(s.roots, p)
-		if st, ok := j.states[p]; !ok || st.Kind != index.KindFile {
+		if st, ok := j.states.Get(p); !ok || st.Kind != index.KindFile {
 			walk = true
 		}
 	}
@@ -263,7 +263,7 @@ func (j *job) takeScanDirty() *scanSave {
 		for i, r := range s.roots {
 			at[r] = i
 		}
-		for p := range j.states {
+		for p := range j.states.Paths() {
 			if i, ok := rootOf(p, at); ok {
 				pairs = append(pairs, pair{i, p})
 			}
@@ -301,9 +301,10 @@ func rootOf(p string, at map[string]int) (int, bool) {
 }
 
 // loadScan reads the saved scan state; a damaged entry is dropped (the
-// next scan hashes that file again).
-func (j *job) loadScan() (map[string]hostmon.FileState, error) {
-	out := map[string]hostmon.FileState{}
+// next scan hashes that file again). The store holds it in path order,
+// which States takes without sorting.
+func (j *job) loadScan() (*hostmon.States, error) {
+	out := &hostmon.States{}
 	var bad int
 	var vs index.Vectors // the states share their version vectors
 	err := j.a.store.ScanStates(j.cfg.Name, func(p string, v []byte) error {
@@ -312,11 +313,12 @@ func (j *job) loadScan() (map[string]hostmon.FileState, error) {
 			bad++
 			return nil
 		}
-		out[p] = st
+		out.Set(st)
 		return nil
 	})
 	if bad > 0 {
 		j.log.Warn("dropped damaged saved scan states; those files are hashed again", "count", bad)
 	}
+	out.Compact()
 	return out, err
 }

@@ -36,7 +36,7 @@ func TestScanStateSavedPerPath(t *testing.T) {
 	}
 	j := newJob()
 	j.noteScanned(nil, states, nil)
-	j.states = states
+	j.states = hostmon.NewStates(states)
 	j.save()
 	if len(j.scanDirty) != 0 {
 		t.Fatalf("dirty after save: %d", len(j.scanDirty))
@@ -51,18 +51,19 @@ func TestScanStateSavedPerPath(t *testing.T) {
 	edit.Hash, edit.CTime = index.Sum([]byte("edited")), 7
 	after[edit.Path] = edit
 	delete(after, "d5/f0005.conf")
-	j.noteScanned(j.states, after, []string{"d3/f0003.conf", "d5"})
+	j.noteScanned(states, after, []string{"d3/f0003.conf", "d5"})
 	if len(j.scanDirty) != 2 {
 		t.Fatalf("dirty paths %v", j.scanDirty)
 	}
-	j.states = after
+	j.states = hostmon.NewStates(after)
 	j.save()
 
 	j2 := newJob()
-	got, err := j2.loadScan()
+	loaded, err := j2.loadScan()
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := loaded.Map()
 	if !reflect.DeepEqual(got, after) {
 		t.Fatalf("loaded %d states, want %d; edit %+v", len(got), len(after), got[edit.Path])
 	}
@@ -105,8 +106,8 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 	if err := j.scanAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(j.scanDirty) != len(j.states) || len(j.states) != 24 {
-		t.Fatalf("first scan: %d states, %d marked; want 24 and 24", len(j.states), len(j.scanDirty))
+	if len(j.scanDirty) != j.states.Len() || j.states.Len() != 24 {
+		t.Fatalf("first scan: %d states, %d marked; want 24 and 24", j.states.Len(), len(j.scanDirty))
 	}
 	// A file changed less than a second (hostmon's racy window) before a
 	// scan is recorded untrusted, and trusted by a later scan: a real
@@ -117,7 +118,7 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 		if err := j.scanAll(ctx); err != nil {
 			return err
 		}
-		for p, st := range j.states {
+		for p, st := range j.states.All() {
 			if st.Kind == index.KindFile && st.CTime == 0 {
 				return fmt.Errorf("%s is not trusted yet", p)
 			}
@@ -146,8 +147,8 @@ func TestScanPathsMarksWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, j.states) {
-		t.Fatalf("a restart loads %+v; want %+v", got["d1/f05.conf"], j.states["d1/f05.conf"])
+	if !reflect.DeepEqual(got.Map(), j.states.Map()) {
+		t.Fatalf("a restart loads %+v; want %+v", got.Map()["d1/f05.conf"], j.states.Map()["d1/f05.conf"])
 	}
 }
 
@@ -224,7 +225,7 @@ func TestScanSaveInSteps(t *testing.T) {
 		states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}}
 	}
 	j := newJob()
-	j.states = states
+	j.states = hostmon.NewStates(states)
 	j.noteScanned(nil, states, nil)
 
 	j.saveScanInBackground()
@@ -240,10 +241,10 @@ func TestScanSaveInSteps(t *testing.T) {
 		from = s.next
 		steps++
 		if steps == 2 { // changes between steps
-			edit := j.states["d00/f00000.conf"]
+			edit, _ := j.states.Get("d00/f00000.conf")
 			edit.Size = 99
-			j.states[edit.Path] = edit
-			delete(j.states, "d11/f00011.conf")
+			j.states.Set(edit)
+			j.states.Delete("d11/f00011.conf")
 			j.noteDirty([]string{"d00/f00000.conf", "d11/f00011.conf"})
 		}
 		e := <-j.inbox // the writer's hand-over
@@ -259,8 +260,8 @@ func TestScanSaveInSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got, j.states) {
-		t.Fatalf("loaded %d states (edit %+v), want %d", len(got), got["d00/f00000.conf"], len(j.states))
+	if !reflect.DeepEqual(got.Map(), j.states.Map()) {
+		t.Fatalf("loaded %d states (edit %+v), want %d", got.Len(), got.Map()["d00/f00000.conf"], j.states.Len())
 	}
 }
 

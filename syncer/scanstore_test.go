@@ -44,7 +44,7 @@ func TestSourceScanStoresWhatItReads(t *testing.T) {
 				t.Fatal(err)
 			}
 			var files []index.Item
-			for _, s := range j.states {
+			for _, s := range j.states.All() {
 				if s.Kind == index.KindFile {
 					files = append(files, s.Item)
 				}
@@ -71,7 +71,8 @@ func TestSourceScanStoresWhatItReads(t *testing.T) {
 			if err := j.scanPaths(ctx, []string{"d1/f05.conf"}); err != nil {
 				t.Fatal(err)
 			}
-			it := j.states["d1/f05.conf"].Item
+			edit, _ := j.states.Get("d1/f05.conf")
+			it := edit.Item
 			if it.Hash != index.Sum([]byte("edited, and longer than before\n")) {
 				t.Fatalf("rescan hashed %s", it.Hash.Short())
 			}

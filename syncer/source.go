@@ -10,7 +10,6 @@ import (
 	"sort"
 	"time"
 
-	"pbxsync/hostmon"
 	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
@@ -52,7 +51,7 @@ func (j *job) startSource(ctx context.Context) error {
 	}
 	switch {
 	case j.latest == nil:
-		if err := j.newSourceGeneration(ctx, hostmon.ToIndex(j.states), ""); err != nil {
+		if err := j.newSourceGeneration(ctx, j.states.Index(), ""); err != nil {
 			return err
 		}
 	case !j.treeHolds(j.latest.Index):
@@ -182,7 +181,7 @@ func (j *job) newSourceChange(ctx context.Context) error {
 	slices.Sort(paths)
 	next := make(index.Index, len(paths)) // the new items at paths
 	for _, p := range paths {
-		if st, ok := j.states[p]; ok {
+		if st, ok := j.states.Get(p); ok {
 			next[p] = st.Item
 		}
 	}

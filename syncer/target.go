@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
 	"pbxsync/internal/wire"
@@ -46,7 +45,7 @@ func (j *job) startTarget(ctx context.Context) error {
 			before = fixedBefore(prev.Index)
 			j.latest = prev
 		}
-		if !Equal(hostmon.ToIndex(j.states), g.Index) {
+		if !Equal(j.states.Index(), g.Index) {
 			// stopped before its journal: apply it now, from the store
 			if _, err := j.applyIndex(ctx, g.Number, g.Index, false); err != nil {
 				if ctx.Err() != nil {
@@ -344,7 +343,7 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 		set[p] = true
 	}
 	var kept []string
-	for p, st := range j.states {
+	for p, st := range j.states.All() {
 		if _, ok := want[p]; ok || !underSet(p, set) {
 			continue
 		}
@@ -392,7 +391,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 			ch.full = func() index.Index { return want }
 		}
 	} else {
-		g.Changed = Changed(hostmon.ToIndex(j.states), want)
+		g.Changed = Changed(j.states.Index(), want)
 	}
 	n, err := j.record(ctx, g, ch)
 	if err != nil {
@@ -517,7 +516,7 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 	}
 	// what the tree has, ensureStored copies
 	need := core.ToFetch(j.missingBlobs(newContent(base, want)), func(p string) (index.Hash, bool) {
-		st, ok := j.states[p]
+		st, ok := j.states.Get(p)
 		return st.Hash, ok
 	})
 	if len(need) == 0 {
@@ -537,7 +536,7 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 	units := batching.Units(need, func(p string) bool {
 		// a file whose path holds other content here may get a delta
 		// against it (fetchOne)
-		st, here := j.states[p]
+		st, here := j.states.Get(p)
 		return here && st.Kind == index.KindFile
 	})
 	work := make(chan []index.Item)

@@ -199,7 +199,7 @@ func (j *job) encodeDelta(ctx context.Context, base index.Hash, baseSize int64, 
 // answer with a delta.
 func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 	req := fetchRequest{}
-	if st, ok := j.states[it.Path]; ok && st.Kind == index.KindFile && st.Hash != it.Hash {
+	if st, ok := j.states.Get(it.Path); ok && st.Kind == index.KindFile && st.Hash != it.Hash {
 		switch {
 		case j.a.store.Has(st.Hash):
 			// a version both sides keep: the source encodes against it
@@ -386,7 +386,7 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 	baseSizes := make(map[index.Hash]int64, 2*len(want))
 	for p, it := range want {
 		sizes[it.Hash] = it.Size
-		if st, ok := j.states[p]; ok {
+		if st, ok := j.states.Get(p); ok {
 			baseSizes[st.Hash] = st.Size
 		}
 		if j.latest != nil {
