@@ -1,14 +1,22 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/fsnotify/fsnotify"
 	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
@@ -322,4 +330,193 @@ func TestReadersSeeNoPartialRecord(t *testing.T) {
 	if partial < 200/5 {
 		t.Fatalf("%d of %d reads saw a record in progress", partial, reads)
 	}
+}
+
+// recordKillEnv names the store directory of a child of
+// TestChunkedRecordKill.
+const recordKillEnv = "PBXSYNC_TEST_RECORD_KILL"
+
+// recordKill* shape TestChunkedRecordKill: a second generation of
+// recordKillFiles files, recorded in chunks of recordKillChunk.
+const (
+	recordKillFiles = 800
+	recordKillChunk = 10
+)
+
+// TestChunkedRecordKill SIGKILLs a child process while it records a
+// generation in chunks (at random instants of the record, and as its
+// recording mark appears in the database file), then opens the store:
+// the generation is recorded completely or not at all, the one before is
+// intact, and the reference counts are exact.
+func TestChunkedRecordKill(t *testing.T) {
+	t.Parallel()
+	const rounds = 10
+	var full time.Duration
+	outcomes := map[string]int{}
+	for i := range rounds {
+		dir := t.TempDir()
+		s, err := Open(dir, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		x1 := makeIndex(t, s, chunkFiles(recordKillFiles, 0))
+		addGen(t, s, "j", x1, StateGood)
+		x2 := makeIndex(t, s, chunkFiles(recordKillFiles, 1))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRecordKillChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), recordKillEnv+"="+dir, "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		// the child writes a byte to this pipe (its fd 3) as its record
+		// starts: its start-up is not timed
+		recording, signal, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.ExtraFiles = []*os.File{signal}
+		var mark *fsnotify.Watcher
+		if i%2 == 0 && i > 0 {
+			if mark, err = fsnotify.NewWatcher(); err != nil {
+				t.Fatal(err)
+			}
+			if err := mark.Add(filepath.Join(dir, dbName)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		signal.Close()
+		recording.Read(make([]byte, 1)) // or EOF: the child ended first
+		start := time.Now()
+		mode := "complete"
+		switch {
+		case i == 0: // to the end, to learn how long a record takes
+			recording.Read(make([]byte, 1)) // its second byte: recorded
+			full = time.Since(start)
+		case mark != nil:
+			mode = "on-mark"
+			waitForBytes(t, mark, filepath.Join(dir, dbName), keyRecording)
+		default:
+			mode = "random"
+			time.Sleep(time.Duration(rand.Int64N(int64(full))))
+		}
+		if mode != "complete" {
+			cmd.Process.Kill() // SIGKILL
+		}
+		err = cmd.Wait()
+		recording.Close()
+		if mode == "complete" && err != nil {
+			t.Fatalf("child: %v\n%s", err, out.String())
+		}
+
+		ro, err := OpenReadOnly(dir, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m *recordingMark
+		if err := ro.view(func(tx *bolt.Tx) error {
+			jb, err := jobBucket(tx, "j", false)
+			if err == nil {
+				m, err = readMark(jb)
+			}
+			return err
+		}); err != nil {
+			t.Fatalf("round %d (%s): recording mark: %v", i, mode, err)
+		}
+		ro.Close()
+		s, err = Open(dir, testLogger(t))
+		if err != nil {
+			t.Fatalf("round %d (%s): open after the kill: %v", i, mode, err)
+		}
+		gs, err := s.Generations("j")
+		if err != nil {
+			t.Fatal(err)
+		}
+		outcome := fmt.Sprintf("mark %v (refs %v) -> ", m != nil, m != nil && m.refs)
+		switch len(gs) {
+		case 1:
+			outcome += "old"
+		case 2:
+			outcome += "new"
+			if g, err := s.Generation("j", gs[1].Number); err != nil || !reflect.DeepEqual(g.Index, x2) {
+				t.Fatalf("round %d (%s): the new generation: %v", i, mode, err)
+			}
+		default:
+			t.Fatalf("round %d (%s): %d generations", i, mode, len(gs))
+		}
+		if g, err := s.Generation("j", gs[0].Number); err != nil || !reflect.DeepEqual(g.Index, x1) {
+			t.Fatalf("round %d (%s): the old generation: %v", i, mode, err)
+		}
+		checkConsistent(t, s)
+		if mode == "complete" && len(gs) != 2 {
+			t.Fatalf("round 0: the record did not complete")
+		}
+		if m != nil && len(gs) != 1 {
+			t.Fatalf("round %d (%s): a record in part became a generation", i, mode)
+		}
+		// the store records the generation once more after the undo
+		if _, err := s.AddGeneration(context.Background(), &Generation{Job: "j", State: StateGood, Index: x2}); err != nil {
+			t.Fatalf("round %d (%s): record again: %v", i, mode, err)
+		}
+		checkConsistent(t, s)
+		s.Close()
+		outcomes[mode+": "+outcome]++
+	}
+	t.Logf("full record in the child: %s; outcomes: %v", full, outcomes)
+	mid := 0
+	for o, n := range outcomes {
+		if strings.Contains(o, "mark true") {
+			mid += n
+		}
+	}
+	if mid == 0 {
+		t.Fatalf("no kill interrupted a record in chunks: %v", outcomes)
+	}
+}
+
+// waitForBytes returns when the file holds b (or after a minute: the
+// child failed first), reading it each time it is written.
+func waitForBytes(t *testing.T, w *fsnotify.Watcher, file string, b []byte) {
+	defer w.Close()
+	limit := time.After(time.Minute)
+	for {
+		if data, err := os.ReadFile(file); err == nil && bytes.Contains(data, b) {
+			return
+		}
+		select {
+		case <-w.Events:
+		case <-w.Errors:
+		case <-limit:
+			t.Logf("%s never held %q", file, b)
+			return
+		}
+	}
+}
+
+// TestRecordKillChild is the child of TestChunkedRecordKill: it records
+// the second generation and exits. It does nothing in a normal test run.
+func TestRecordKillChild(t *testing.T) {
+	dir := os.Getenv(recordKillEnv)
+	if dir == "" {
+		return // not a child of TestChunkedRecordKill
+	}
+	s, err := Open(dir, testLogger(t), withRecordChunk(recordKillChunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x2 := makeIndex(t, s, chunkFiles(recordKillFiles, 1))
+	f := os.NewFile(3, "recording")
+	f.Write([]byte{1}) // TestChunkedRecordKill times its kills from here
+	if _, err := s.AddGeneration(context.Background(), &Generation{Job: "j", State: StateGood, Index: x2}); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{2}) // to here
+	f.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Exit(0)
 }
