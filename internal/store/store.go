@@ -68,6 +68,9 @@ type options struct {
 	// recordChunk: the most changes of a generation written in one
 	// transaction (0: recordChunkChanges)
 	recordChunk int
+	// journalPart: the most entries of a journal in one value (0:
+	// journalPartEntries)
+	journalPart int
 }
 
 // WithGCGrace sets how long unreferenced blobs (and temporary files) are
