@@ -244,7 +244,9 @@ func (s *Store) NextGeneration(job string) (uint64, error) {
 //
 // The store keeps the job's newest index once and a generation as what it
 // changed: AddGeneration compares g.Index with the newest index (a read of
-// every item) and writes only the differences, in one transaction.
+// every item) and writes only the differences, in one transaction, or,
+// for more than recordChunkChanges of them, in several that no reader sees
+// until the last commits (a crash in between leaves nothing recorded).
 // AddGenerationChanges records a generation from its changes alone.
 //
 // Blobs must stay in the store between Put and AddGeneration: Pin them, or
