@@ -300,6 +300,11 @@ const journalPartEntries = 4096
 // written (jobs/<job>/journal.parts/<id>/<part>).
 var bktJournalParts = []byte("journal.parts")
 
+// WithJournalParts writes journals of more than n entries in parts of n
+// entries (n ≤ 0: journalPartEntries). Tests use a few dozen, so that
+// small applies have journals in parts.
+func WithJournalParts(n int) Option { return func(o *options) { o.journalPart = n } }
+
 // journalPart returns the most entries of a journal in one value.
 func (s *Store) journalPart() int {
 	if s.opt.journalPart > 0 {

@@ -179,9 +179,6 @@ func TestJournalEncodingIsMarshal(t *testing.T) {
 	}
 }
 
-// withJournalPart writes journals of more than n entries in parts of n.
-func withJournalPart(n int) Option { return func(o *options) { o.journalPart = n } }
-
 // bigJournal returns a journal of n entries for generation gen.
 func bigJournal(gen uint64, n int) *Journal {
 	j := &Journal{Job: "etc", Generation: gen}
@@ -213,7 +210,7 @@ func journalPartBuckets(t *testing.T, s *Store) []uint64 {
 // whole, parts no head names (a write the process did not finish) are
 // ignored and then dropped, a damaged or missing part is corrupt.
 func TestJournalInParts(t *testing.T) {
-	s := newTestStore(t, withJournalPart(3))
+	s := newTestStore(t, WithJournalParts(3))
 	a := bigJournal(1, 10)
 	if err := s.WriteJournal("etc", a); err != nil {
 		t.Fatal(err)
