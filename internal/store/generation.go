@@ -309,9 +309,7 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	info.Time = info.Time.UTC().Round(0)
 	unlock := s.lockJob(job)
 	defer unlock()
-	// a record of this job that failed part way in this process (a crash
-	// leaves one that Open undoes)
-	if err := s.undoRecording(job); err != nil {
+	if err := s.undoFailed(job); err != nil {
 		return fail(err)
 	}
 	var nitems, nchanged int

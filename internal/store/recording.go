@@ -106,7 +106,7 @@ type chunkedRecord struct {
 func (s *Store) lockJob(job string) func() {
 	s.jobLocksMu.Lock()
 	if s.jobLocks == nil {
-		s.jobLocks = map[string]*sync.Mutex{}
+		s.jobLocks, s.undoLeft = map[string]*sync.Mutex{}, map[string]bool{}
 	}
 	m := s.jobLocks[job]
 	if m == nil {
@@ -116,6 +116,26 @@ func (s *Store) lockJob(job string) func() {
 	s.jobLocksMu.Unlock()
 	m.Lock()
 	return m.Unlock
+}
+
+// undoFailed undoes what a chunked record of job that failed in this
+// process left because its own undo failed too (a crash leaves a record
+// in part that Open undoes). The caller holds the job's lock.
+func (s *Store) undoFailed(job string) error {
+	s.jobLocksMu.Lock()
+	left := s.undoLeft[job]
+	delete(s.undoLeft, job)
+	s.jobLocksMu.Unlock()
+	if !left {
+		return nil
+	}
+	if err := s.undoRecording(job); err != nil {
+		s.jobLocksMu.Lock()
+		s.undoLeft[job] = true
+		s.jobLocksMu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // startRecording is step 1 in tx: it reserves info's number and writes
@@ -145,7 +165,10 @@ func (s *Store) recordChunked(ctx context.Context, r *chunkedRecord) (nitems, nc
 	nitems, nchanged, err = s.writeChunks(ctx, r)
 	if err != nil {
 		if uerr := s.undoRecording(job); uerr != nil {
-			s.log.Error("cannot undo a generation recorded in part; the next Open undoes it", "job", job, "generation", n, "err", uerr)
+			s.log.Error("cannot undo a generation recorded in part; the next record of the job or Open undoes it", "job", job, "generation", n, "err", uerr)
+			s.jobLocksMu.Lock()
+			s.undoLeft[job] = true
+			s.jobLocksMu.Unlock()
 		}
 		return 0, 0, err
 	}

@@ -125,11 +125,14 @@ type Store struct {
 	pinMu sync.Mutex
 	pins  map[index.Hash]int
 
-	// jobLocks serialise the records of each job (lockJob); recording
-	// counts the generations being recorded in chunks, during which GC
-	// deletes no unreferenced blob (see recordChunkChanges).
+	// jobLocks serialise the records of each job (lockJob); undoLeft
+	// names the jobs whose failed chunked record could not be undone at
+	// once (undoFailed); recording counts the generations being recorded
+	// in chunks, during which GC deletes no unreferenced blob (see
+	// recordChunkChanges).
 	jobLocksMu sync.Mutex
 	jobLocks   map[string]*sync.Mutex
+	undoLeft   map[string]bool
 	recording  atomic.Int32
 
 	// packMu: readers of pack records hold it shared from the lookup of
