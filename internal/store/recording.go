@@ -78,6 +78,12 @@ func readMark(jb *bolt.Bucket) (*recordingMark, error) {
 	if v == nil {
 		return nil, nil
 	}
+	return decodeMark(v)
+}
+
+// decodeMark decodes and checks a recording mark. Every error wraps
+// ErrCorrupt.
+func decodeMark(v []byte) (*recordingMark, error) {
 	b, err := unseal("recording mark", keyRecording, v)
 	if err != nil {
 		return nil, err
