@@ -165,9 +165,12 @@ func BenchmarkPutScanStates(b *testing.B) {
 }
 
 // BenchmarkFirstGeneration: record the first generation of a job of
-// 100,000 small files whose blobs are stored (an initial sync's record).
+// 100,000 small files whose blobs are stored (an initial sync's record),
+// and report the most heap in use while it records (peak-heap-MB,
+// sampled every 2 ms; the index itself is ~20 MB of it).
 func BenchmarkFirstGeneration(b *testing.B) {
 	ctx := context.Background()
+	var peak uint64
 	for b.Loop() {
 		b.StopTimer()
 		s := newTestStore(b)
@@ -183,11 +186,39 @@ func BenchmarkFirstGeneration(b *testing.B) {
 		if err := s.Sync(); err != nil {
 			b.Fatal(err)
 		}
+		runtime.GC()
+		stop := sampleHeap(&peak)
 		b.StartTimer()
 		if _, err := s.AddGeneration(ctx, &Generation{Job: "j", Origin: "a", State: StateGood, Index: x}); err != nil {
 			b.Fatal(err)
 		}
+		b.StopTimer()
+		stop()
+		b.StartTimer()
 	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// sampleHeap raises *peak to the heap in use every 2 ms until the
+// returned function is called (and has returned).
+func sampleHeap(peak *uint64) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			runtime.ReadMemStats(&ms)
+			*peak = max(*peak, ms.HeapInuse)
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // BenchmarkInitialSyncBlobs stores 60,000 distinct small files one after

@@ -35,7 +35,11 @@ import (
 //	jobs/<job>/changes/<gen> path → the item gen's predecessor held there
 //	                        (or "none"): what gen changed and what it replaced
 //	jobs/<job>/scan         path → the syncer's scan state of the path (opaque)
-//	jobs/<job>  keys        next, count (of items), state, journal, extras
+//	jobs/<job>/journal.parts/<id>/<i>  part i of a large journal (see
+//	                        writeJournalParts)
+//	jobs/<job>  keys        next, count (of items), state, journal, extras,
+//	                        recording (a generation recorded in chunks:
+//	                        see recordChunkChanges)
 var (
 	bktMeta    = []byte("meta")
 	bktBlobs   = []byte("blobs")

@@ -307,6 +307,12 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 	var files []index.Hash
 	err := s.update(func(tx *bolt.Tx) error {
 		files = files[:0]
+		if s.recording.Load() > 0 {
+			// the blobs of a generation's later chunks are not referenced
+			// yet (checked under s.mu, as the record counts itself)
+			s.log.Info("gc: no blob deleted while a generation is recorded in chunks")
+			return nil
+		}
 		keep, err := s.protected(tx)
 		if err != nil {
 			return err

@@ -281,7 +281,9 @@ func (s *Store) NextGeneration(job string) (uint64, error) {
 //
 // The store keeps the job's newest index once and a generation as what it
 // changed: AddGeneration compares g.Index with the newest index (a read of
-// every item) and writes only the differences, in one transaction.
+// every item) and writes only the differences, in one transaction, or,
+// for more than recordChunkChanges of them, in several that no reader sees
+// until the last commits (a crash in between leaves nothing recorded).
 // AddGenerationChanges records a generation from its changes alone.
 //
 // Blobs must stay in the store between Put and AddGeneration: Pin them, or
@@ -342,12 +344,36 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 		info.Time = time.Now()
 	}
 	info.Time = info.Time.UTC().Round(0)
+	unlock := s.lockJob(job)
+	defer unlock()
+	if err := s.undoFailed(job); err != nil {
+		return fail(err)
+	}
 	var nitems, nchanged int
+	var big *chunkedRecord
+	counted := false
 	err := s.update(func(tx *bolt.Tx) error {
-		var err error
-		nitems, nchanged, err = s.recordTx(ctx, tx, &info, base, checkBase, true, diff)
+		jb, prev, changes, err := s.prepareRecord(ctx, tx, &info, base, checkBase, true, diff)
+		if err != nil {
+			return err
+		}
+		if len(changes) > s.recordChunk() {
+			// counted under s.mu, as GC's sweep checks it (recordChunked
+			// and the failure below count it down)
+			s.recording.Add(1)
+			counted = true
+			big, err = startRecording(tx, jb, &info, prev, changes)
+			return err
+		}
+		nitems, nchanged, err = writeRecord(ctx, tx, jb, &info, prev, changes)
 		return err
 	})
+	switch {
+	case big != nil && err == nil:
+		nitems, nchanged, err = s.recordChunked(ctx, big)
+	case counted:
+		s.recording.Add(-1)
+	}
 	n := info.Number
 	if err != nil {
 		return fail(err)
@@ -358,41 +384,53 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 }
 
 // recordTx records a generation in tx: info (Number 0: the next one) with
-// the changes diff returns against the job's items. checkBlobs refuses a
-// change whose blob the store lacks.
+// the changes diff returns against the job's items, in this one
+// transaction whatever their number. checkBlobs refuses a change whose
+// blob the store lacks.
 func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) ([]Change, error)) (nitems, nchanged int, err error) {
-	job := info.Job
-	jb, err := jobBucket(tx, job, true)
+	jb, prev, changes, err := s.prepareRecord(ctx, tx, info, base, checkBase, checkBlobs, diff)
 	if err != nil {
 		return 0, 0, err
 	}
-	prev := newestGen(jb)
+	return writeRecord(ctx, tx, jb, info, prev, changes)
+}
+
+// prepareRecord returns the bucket of info's job (created if needed), its
+// newest generation and the changes diff returns against its items,
+// sorted by path and checked: each path once, valid items, and (with
+// checkBlobs) every blob they need in the store.
+func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) ([]Change, error)) (jb *bolt.Bucket, prev uint64, changes []Change, err error) {
+	job := info.Job
+	jb, err = jobBucket(tx, job, true)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	prev = newestGen(jb)
 	if checkBase && prev != base {
-		return 0, 0, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
+		return nil, 0, nil, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
 	}
 	items := jb.Bucket(bktItems)
-	items.FillPercent = fillPercent
-	changes, err := diff(items)
+	changes, err = diff(items)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, nil, err
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var need []blobUse
 	for i, c := range changes {
 		if i > 0 && changes[i-1].Path == c.Path {
-			return 0, 0, fmt.Errorf("path %q changed twice", c.Path)
+			return nil, 0, nil, fmt.Errorf("path %q changed twice", c.Path)
 		}
 		if c.New == nil {
 			if err := index.ValidatePath(c.Path); err != nil {
-				return 0, 0, err
+				return nil, 0, nil, err
 			}
 			continue
 		}
 		if c.New.Path != c.Path {
-			return 0, 0, fmt.Errorf("item %q under path %q", c.New.Path, c.Path)
+			return nil, 0, nil, fmt.Errorf("item %q under path %q", c.New.Path, c.Path)
 		}
 		if err := validateItem(c.New); err != nil {
-			return 0, 0, err
+			return nil, 0, nil, err
 		}
 		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted {
 			need = append(need, blobUse{c.New.Hash, c.Path})
@@ -405,29 +443,53 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 			more = fmt.Sprintf(" and %d more", total-10)
 			missing = missing[:10]
 		}
-		return 0, 0, fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more)
+		return nil, 0, nil, fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more)
 	}
+	return jb, prev, changes, nil
+}
+
+// writeRecord writes the checked changes of a generation (see
+// prepareRecord) and its metadata in tx: the generation is complete when
+// tx commits.
+func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *GenerationInfo, prev uint64, changes []Change) (nitems, nchanged int, err error) {
 	if info.Number == 0 {
 		info.Number = nextNumber(jb)
 	}
-	n := info.Number
 	var rec *bolt.Bucket
 	if prev != 0 {
-		if rec, err = jb.Bucket(bktChanges).CreateBucket(u64key(n)); err != nil {
+		if rec, err = jb.Bucket(bktChanges).CreateBucket(u64key(info.Number)); err != nil {
 			return 0, 0, err
 		}
 		rec.FillPercent = fillPercent
 	}
-	var buf []byte
 	count := int64(u64val(jb.Get(keyCount)))
 	// the reference counts change in hash order after the loop: bbolt
 	// inserts into a node's sorted slice and splits nodes only at the
 	// commit, so the random hashes of a large generation put one by one
 	// cost O(n²) copying (6 s of CPU for a 100k-file initial sync)
 	deltas := map[index.Hash]int64{}
+	if nchanged, err = writeChanges(ctx, jb, rec, prev != 0, changes, deltas, &count); err != nil {
+		return 0, 0, err
+	}
+	if err := refSorted(tx, deltas); err != nil {
+		return 0, 0, err
+	}
+	nitems, err = finishRecord(jb, info, prev, count)
+	return nitems, nchanged, err
+}
+
+// writeChanges writes changes (sorted by path) to the job's items,
+// keeping what each replaced in rec (when not nil). The reference count
+// changes they need go to deltas: +1 for each new live file, -1 for each
+// old one unless keepOld (rec keeps the old items for good). count
+// follows the number of items.
+func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, changes []Change, deltas map[index.Hash]int64, count *int64) (nchanged int, err error) {
+	items := jb.Bucket(bktItems)
+	items.FillPercent = fillPercent
+	var buf []byte
 	for _, c := range changes {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		k := []byte(c.Path)
 		oldv := items.Get(k)
@@ -442,9 +504,9 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		nchanged++
 		switch {
 		case c.New != nil && oldv == nil:
-			count++
+			*count++
 		case c.New == nil && oldv != nil:
-			count--
+			*count--
 		}
 		if rec != nil {
 			r := []byte{0}
@@ -452,13 +514,14 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 				r = append([]byte{1}, oldv...)
 			}
 			if err := rec.Put(k, r); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
-		} else if oldv != nil {
+		}
+		if !keepOld && oldv != nil {
 			// no record keeps the old item: release its blob
 			old, err := decodeItem(c.Path, oldv)
 			if err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 			if liveFile(&old) {
 				deltas[old.Hash]--
@@ -466,28 +529,33 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 		}
 		if c.New == nil {
 			if err := items.Delete(k); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 			continue
 		}
 		if err := items.Put(k, buf); err != nil {
-			return 0, 0, err
+			return 0, err
 		}
 		if liveFile(c.New) {
 			deltas[c.New.Hash]++
 		}
 	}
-	if err := refSorted(tx, deltas); err != nil {
-		return 0, 0, err
-	}
+	return nchanged, nil
+}
+
+// finishRecord writes the item count and the metadata of generation
+// info.Number (whose changes against prev are written): it is the newest
+// generation once the transaction commits.
+func finishRecord(jb *bolt.Bucket, info *GenerationInfo, prev uint64, count int64) (nitems int, err error) {
+	n := info.Number
 	nitems = int(count)
 	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	if err := putMeta(jb, info, prev, nitems); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	return nitems, nchanged, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))
+	return nitems, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))
 }
 
 // blobUse is a blob an item of a generation needs, and that item's path.

@@ -89,23 +89,62 @@ func validateJournal(job string, j *Journal) error {
 
 // encodeJournal returns j as the sealed JSON value WriteJournal stores.
 // It writes the JSON of diskJournal field by field into one buffer
-// sized for the whole journal and seals it in place: an apply of 100,000
-// files has a journal of ~25 MB, which json.Marshal of the whole journal
-// built in a doubling buffer, copied, and seal copied again (~110 MB at
-// once, the target's largest allocation of an initial sync).
+// sized for the whole journal and seals it in place: json.Marshal of the
+// whole journal built in a doubling buffer, copied, and seal copied again.
+// (A journal of more than journalPartEntries entries is written in parts:
+// see writeJournalParts.)
 func encodeJournal(j *Journal) ([]byte, error) {
 	if err := validateJournal(j.Job, j); err != nil {
 		return nil, err
 	}
-	size := 64 + len(j.Job)
-	for i := range j.Entries {
-		// the strings with room for a few escapes, two hashes in hex,
-		// the keys and numbers
-		n := len(j.Entries[i].Path) + len(j.Entries[i].Staged)
+	return encodeJournalHead(j, j.Entries, 0, 0)
+}
+
+// encodeJournalHead returns the sealed JSON of j's journal value with
+// entries (none when the entries are in parts: then parts and id name
+// them).
+func encodeJournalHead(j *Journal, entries []JournalEntry, parts int, id uint64) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, 96+len(j.Job)+entriesSize(entries)+8))
+	enc := json.NewEncoder(buf) // strings as json.Marshal writes them (and a newline)
+	var scratch [2 * index.HashSize]byte
+	buf.WriteString(`{"job":`)
+	if err := enc.Encode(j.Job); err != nil {
+		return nil, err
+	}
+	buf.WriteString(`,"generation":`)
+	buf.Write(strconv.AppendUint(scratch[:0], j.Generation, 10))
+	if j.Restore {
+		buf.WriteString(`,"restore":true`)
+	}
+	buf.WriteString(`,"entries":`)
+	if err := appendEntries(buf, enc, entries); err != nil {
+		return nil, err
+	}
+	if parts > 0 {
+		buf.WriteString(`,"parts":`)
+		buf.Write(strconv.AppendUint(scratch[:0], uint64(parts), 10))
+		buf.WriteString(`,"parts_id":`)
+		buf.Write(strconv.AppendUint(scratch[:0], id, 10))
+	}
+	buf.WriteByte('}')
+	body := buf.Bytes()
+	return binary.LittleEndian.AppendUint64(body, sealSum(keyJournal, body)), nil
+}
+
+// entriesSize is room for the JSON of entries: the strings with room for
+// a few escapes, two hashes in hex, the keys and numbers.
+func entriesSize(entries []JournalEntry) int {
+	size := 2
+	for i := range entries {
+		n := len(entries[i].Path) + len(entries[i].Staged)
 		size += n + n/8 + 2*2*index.HashSize + 160
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+8))
-	enc := json.NewEncoder(buf) // strings as json.Marshal writes them (and a newline)
+	return size
+}
+
+// appendEntries writes the JSON array of entries (diskJournalEntry's) to
+// buf; enc encodes to buf.
+func appendEntries(buf *bytes.Buffer, enc *json.Encoder, entries []JournalEntry) error {
 	var scratch [2 * index.HashSize]byte
 	str := func(key, v string) error {
 		buf.WriteString(key)
@@ -117,30 +156,22 @@ func encodeJournal(j *Journal) ([]byte, error) {
 		buf.Write(hex.AppendEncode(scratch[:0], h[:]))
 		buf.WriteByte('"')
 	}
-	if err := str(`{"job":`, j.Job); err != nil {
-		return nil, err
-	}
-	buf.WriteString(`,"generation":`)
-	buf.Write(strconv.AppendUint(scratch[:0], j.Generation, 10))
-	if j.Restore {
-		buf.WriteString(`,"restore":true`)
-	}
-	buf.WriteString(`,"entries":[`)
-	for i := range j.Entries {
-		e := &j.Entries[i]
+	buf.WriteByte('[')
+	for i := range entries {
+		e := &entries[i]
 		if i > 0 {
 			buf.WriteByte(',')
 		}
 		// the fields of diskJournalEntry, in its order
 		if err := str(`{"path":`, e.Path); err != nil {
-			return nil, err
+			return err
 		}
 		if err := str(`,"op":`, e.Op); err != nil {
-			return nil, err
+			return err
 		}
 		if e.Staged != "" {
 			if err := str(`,"staged":`, e.Staged); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if !e.Hash.IsZero() {
@@ -155,23 +186,84 @@ func encodeJournal(j *Journal) ([]byte, error) {
 		buf.Write(strconv.AppendInt(scratch[:0], e.MTime, 10))
 		buf.WriteByte('}')
 	}
-	buf.WriteString("]}")
-	body := buf.Bytes()
-	return binary.LittleEndian.AppendUint64(body, sealSum(keyJournal, body)), nil
+	buf.WriteByte(']')
+	return nil
 }
 
-// decodeJournal parses and validates the journal of job. Every error
-// wraps ErrCorrupt.
+// decodeJournal parses and validates the journal of job held in one
+// value (no parts). Every error wraps ErrCorrupt.
 func decodeJournal(job string, v []byte) (*Journal, error) {
+	d, err := decodeJournalHead(v)
+	if err != nil {
+		return nil, err
+	}
+	if d.Parts != 0 {
+		return nil, fmt.Errorf("%w: journal: in %d parts", ErrCorrupt, d.Parts)
+	}
+	return journalFromDisk(job, &d.diskJournal)
+}
+
+// journalHead is the journal value: a diskJournal whose entries are in
+// Parts values of the bucket PartsID under journal.parts when Parts > 0.
+type journalHead struct {
+	diskJournal
+	Parts   int    `json:"parts"`
+	PartsID uint64 `json:"parts_id"`
+}
+
+// maxJournalParts bounds the parts of one journal (a million entries in
+// the smallest parts of the tests).
+const maxJournalParts = 1 << 20
+
+// decodeJournalHead parses the journal value. Every error wraps
+// ErrCorrupt.
+func decodeJournalHead(v []byte) (*journalHead, error) {
 	b, err := unseal("journal", keyJournal, v)
 	if err != nil {
 		return nil, err
 	}
-	var d diskJournal
+	var d journalHead
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	return journalFromDisk(job, &d)
+	if d.Parts < 0 || d.Parts > maxJournalParts || d.Parts > 0 && (len(d.Entries) != 0 || d.PartsID == 0) {
+		return nil, fmt.Errorf("%w: journal: %d parts (bucket %d) and %d entries", ErrCorrupt, d.Parts, d.PartsID, len(d.Entries))
+	}
+	return &d, nil
+}
+
+// partKey is the key a journal part is sealed under: the bucket's number
+// and its own.
+func partKey(id uint64, i int) []byte {
+	return append(u64key(id), u64key(uint64(i))...)
+}
+
+// encodeJournalPart returns part i of the journal in bucket id: the
+// sealed JSON array of entries.
+func encodeJournalPart(id uint64, i int, entries []JournalEntry) ([]byte, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, entriesSize(entries)+8))
+	if err := appendEntries(buf, json.NewEncoder(buf), entries); err != nil {
+		return nil, err
+	}
+	body := buf.Bytes()
+	return binary.LittleEndian.AppendUint64(body, sealSum(partKey(id, i), body)), nil
+}
+
+// decodeJournalPart parses part i of the journal in bucket id. Every
+// error wraps ErrCorrupt; the entries are validated with the journal.
+func decodeJournalPart(id uint64, i int, v []byte) ([]diskJournalEntry, error) {
+	b, err := unseal(fmt.Sprintf("journal part %d", i), partKey(id, i), v)
+	if err != nil {
+		return nil, err
+	}
+	var es []diskJournalEntry
+	if err := json.Unmarshal(b, &es); err != nil {
+		return nil, fmt.Errorf("%w: journal part %d: %v", ErrCorrupt, i, err)
+	}
+	if len(es) == 0 {
+		return nil, fmt.Errorf("%w: journal part %d: empty", ErrCorrupt, i)
+	}
+	return es, nil
 }
 
 func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
@@ -197,10 +289,35 @@ func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
 	return j, nil
 }
 
+// journalPartEntries: a journal of more entries is written in parts of
+// this many, each in its own transaction, and then its head, which makes
+// it exist (see writeJournalParts). An initial sync of 100,000 files had a
+// journal of ~25 MB written as one value: that, bbolt's pages of it at
+// the commit and the JSON around it were the target's largest allocations.
+const journalPartEntries = 4096
+
+// bktJournalParts holds the parts of large journals, a bucket per journal
+// written (jobs/<job>/journal.parts/<id>/<part>).
+var bktJournalParts = []byte("journal.parts")
+
+// WithJournalParts writes journals of more than n entries in parts of n
+// entries (n ≤ 0: journalPartEntries). Tests use a few dozen, so that
+// small applies have journals in parts.
+func WithJournalParts(n int) Option { return func(o *options) { o.journalPart = n } }
+
+// journalPart returns the most entries of a journal in one value.
+func (s *Store) journalPart() int {
+	if s.opt.journalPart > 0 {
+		return s.opt.journalPart
+	}
+	return journalPartEntries
+}
+
 // WriteJournal replaces the intent journal of job with j (j.Job must be
-// job or empty) and returns only once it is durable (committed).
-// Blobs named by the entries' Hash and OldHash are kept by GC while the
-// journal exists.
+// job or empty) and returns only once it is durable (committed): the
+// journal read back is the old one or j, never a mix, whenever the
+// process stops. Blobs named by the entries' Hash and OldHash are kept by
+// GC while the journal exists.
 func (s *Store) WriteJournal(job string, j *Journal) error {
 	if err := s.writable(); err != nil {
 		return err
@@ -215,6 +332,12 @@ func (s *Store) WriteJournal(job string, j *Journal) error {
 	if cp.Job != job {
 		return fail(fmt.Errorf("journal belongs to job %q", cp.Job))
 	}
+	if len(cp.Entries) > s.journalPart() {
+		if err := s.writeJournalParts(&cp); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
 	b, err := encodeJournal(&cp)
 	if err != nil {
 		return fail(err)
@@ -224,10 +347,107 @@ func (s *Store) WriteJournal(job string, j *Journal) error {
 		if err != nil {
 			return err
 		}
-		return jb.Put(keyJournal, b)
+		if err := jb.Put(keyJournal, b); err != nil {
+			return err
+		}
+		return dropJournalParts(jb, 0)
 	})
 	if err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// writeJournalParts writes the entries of j in parts into a new bucket
+// of journal.parts, a transaction each, then (one more) the head naming
+// them in place of the old journal, whose parts it drops. A crash before
+// the head's commit leaves the old journal (or none) and parts no head
+// names, which the next write or clear drops.
+func (s *Store) writeJournalParts(j *Journal) error {
+	if err := validateJournal(j.Job, j); err != nil {
+		return err
+	}
+	var id uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, j.Job, false)
+		if err != nil || jb == nil {
+			return err
+		}
+		if pb := jb.Bucket(bktJournalParts); pb != nil {
+			k, _ := pb.Cursor().Last()
+			id = u64val(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	id++
+	size, parts := s.journalPart(), 0
+	for lo := 0; lo < len(j.Entries); lo += size {
+		b, err := encodeJournalPart(id, parts, j.Entries[lo:min(lo+size, len(j.Entries))])
+		if err != nil {
+			return err
+		}
+		err = s.update(func(tx *bolt.Tx) error {
+			jb, err := jobBucket(tx, j.Job, true)
+			if err != nil {
+				return err
+			}
+			pb, err := jb.CreateBucketIfNotExists(bktJournalParts)
+			if err != nil {
+				return err
+			}
+			sub, err := pb.CreateBucketIfNotExists(u64key(id))
+			if err != nil {
+				return err
+			}
+			sub.FillPercent = fillPercent
+			return sub.Put(u64key(uint64(parts)), b)
+		})
+		if err != nil {
+			return err
+		}
+		parts++
+	}
+	head, err := encodeJournalHead(j, nil, parts, id)
+	if err != nil {
+		return err
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, j.Job, true)
+		if err != nil {
+			return err
+		}
+		if err := jb.Put(keyJournal, head); err != nil {
+			return err
+		}
+		return dropJournalParts(jb, id)
+	})
+}
+
+// dropJournalParts deletes the part buckets of jb other than keep.
+func dropJournalParts(jb *bolt.Bucket, keep uint64) error {
+	pb := jb.Bucket(bktJournalParts)
+	if pb == nil {
+		return nil
+	}
+	var drop [][]byte
+	if err := pb.ForEachBucket(func(k []byte) error {
+		if u64val(k) != keep {
+			drop = append(drop, bytes.Clone(k))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := pb.DeleteBucket(k); err != nil {
+			return err
+		}
+	}
+	if keep == 0 {
+		return jb.DeleteBucket(bktJournalParts)
 	}
 	return nil
 }
@@ -259,7 +479,31 @@ func readJournal(tx *bolt.Tx, job string) (*Journal, error) {
 	if b == nil {
 		return nil, nil
 	}
-	return decodeJournal(job, b)
+	d, err := decodeJournalHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if d.Parts > 0 {
+		var sub *bolt.Bucket
+		if pb := jb.Bucket(bktJournalParts); pb != nil {
+			sub = pb.Bucket(u64key(d.PartsID))
+		}
+		if sub == nil {
+			return nil, fmt.Errorf("%w: journal: the bucket of its parts is missing", ErrCorrupt)
+		}
+		for i := range d.Parts {
+			v := sub.Get(u64key(uint64(i)))
+			if v == nil {
+				return nil, fmt.Errorf("%w: journal: part %d of %d missing", ErrCorrupt, i, d.Parts)
+			}
+			es, err := decodeJournalPart(d.PartsID, i, v)
+			if err != nil {
+				return nil, err
+			}
+			d.Entries = append(d.Entries, es...)
+		}
+	}
+	return journalFromDisk(job, &d.diskJournal)
 }
 
 // ClearJournal removes the intent journal of job (durably); no journal is
@@ -270,7 +514,10 @@ func (s *Store) ClearJournal(job string) error {
 		if err != nil || jb == nil {
 			return err
 		}
-		return jb.Delete(keyJournal)
+		if err := jb.Delete(keyJournal); err != nil {
+			return err
+		}
+		return dropJournalParts(jb, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("store: job %q: clear journal: %w", job, err)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
 )
@@ -173,5 +176,131 @@ func TestJournalEncodingIsMarshal(t *testing.T) {
 	}
 	if alloc := m1.TotalAlloc - m0.TotalAlloc; alloc > 7*uint64(len(b))/2 { // ~1.3× here, 2.4× under -race; 5.6× before
 		t.Fatalf("encoding a journal of %d bytes allocated %d bytes", len(b), alloc)
+	}
+}
+
+// bigJournal returns a journal of n entries for generation gen.
+func bigJournal(gen uint64, n int) *Journal {
+	j := &Journal{Job: "etc", Generation: gen}
+	for i := range n {
+		p := fmt.Sprintf("d/f%03d.conf", i)
+		j.Entries = append(j.Entries, JournalEntry{Path: p, Op: OpWrite, Staged: "/var/stage/" + p, Hash: index.Sum([]byte(p)), Mode: 0o640, MTime: int64(gen)})
+	}
+	return j
+}
+
+// journalPartBuckets returns the numbers of the part buckets of job.
+func journalPartBuckets(t *testing.T, s *Store) []uint64 {
+	t.Helper()
+	var ids []uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bktJobs).Bucket([]byte("etc")).Bucket(bktJournalParts)
+		if pb == nil {
+			return nil
+		}
+		return pb.ForEachBucket(func(k []byte) error { ids = append(ids, u64val(k)); return nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestJournalInParts writes large journals in parts: each reads back
+// whole, parts no head names (a write the process did not finish) are
+// ignored and then dropped, a damaged or missing part is corrupt.
+func TestJournalInParts(t *testing.T) {
+	s := newTestStore(t, WithJournalParts(3))
+	a := bigJournal(1, 10)
+	if err := s.WriteJournal("etc", a); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("round trip: %v %v", ok, err)
+	}
+	ids := journalPartBuckets(t, s)
+	if len(ids) != 1 {
+		t.Fatalf("part buckets %v, want one", ids)
+	}
+	// a write of b stopped before its head: its parts are there, a is
+	// the journal
+	b := bigJournal(2, 7)
+	err := s.update(func(tx *bolt.Tx) error {
+		sub, err := tx.Bucket(bktJobs).Bucket([]byte("etc")).Bucket(bktJournalParts).CreateBucket(u64key(ids[0] + 1))
+		if err != nil {
+			return err
+		}
+		v, err := encodeJournalPart(ids[0]+1, 0, b.Entries[:3])
+		if err != nil {
+			return err
+		}
+		return sub.Put(u64key(0), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("after a torn write: %v %v", ok, err)
+	}
+	if err := s.WriteJournal("etc", b); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("replaced: %v %v", ok, err)
+	}
+	if ids := journalPartBuckets(t, s); len(ids) != 1 {
+		t.Fatalf("part buckets after a replace: %v", ids)
+	}
+	// a part under another number, a flipped bit, a missing part
+	swap := func(k1, k2 uint64) {
+		err := s.update(func(tx *bolt.Tx) error {
+			pb := tx.Bucket(bktJobs).Bucket([]byte("etc")).Bucket(bktJournalParts)
+			k, _ := pb.Cursor().Last()
+			sub := pb.Bucket(k)
+			v1, v2 := bytes.Clone(sub.Get(u64key(k1))), bytes.Clone(sub.Get(u64key(k2)))
+			if err := sub.Put(u64key(k1), v2); err != nil {
+				return err
+			}
+			if v1 == nil {
+				return sub.Delete(u64key(k2))
+			}
+			return sub.Put(u64key(k2), v1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	swap(0, 1)
+	if _, ok, err := s.ReadJournal("etc"); ok || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("parts swapped: %v %v", ok, err)
+	}
+	swap(0, 1)
+	swap(5, 2) // part 2 (the last) moves away
+	if _, ok, err := s.ReadJournal("etc"); ok || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a part missing: %v %v", ok, err)
+	}
+	// a small journal replaces it in one value, and drops the parts
+	small := sampleJournal()
+	small.Entries = small.Entries[:3]
+	if err := s.WriteJournal("etc", small); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, small) {
+		t.Fatalf("small after large: %v %v", ok, err)
+	}
+	if ids := journalPartBuckets(t, s); len(ids) != 0 {
+		t.Fatalf("part buckets under a small journal: %v", ids)
+	}
+	if err := s.WriteJournal("etc", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClearJournal("etc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.ReadJournal("etc"); ok || err != nil {
+		t.Fatalf("after clear: %v %v", ok, err)
+	}
+	if ids := journalPartBuckets(t, s); len(ids) != 0 {
+		t.Fatalf("part buckets after clear: %v", ids)
 	}
 }

@@ -65,6 +65,12 @@ type options struct {
 	gcGrace time.Duration
 	level   zstd.EncoderLevel
 	dbBlobs int // see dbBlobsBytes
+	// recordChunk: the most changes of a generation written in one
+	// transaction (0: recordChunkChanges)
+	recordChunk int
+	// journalPart: the most entries of a journal in one value (0:
+	// journalPartEntries)
+	journalPart int
 }
 
 // WithGCGrace sets how long unreferenced blobs (and temporary files) are
@@ -118,6 +124,16 @@ type Store struct {
 
 	pinMu sync.Mutex
 	pins  map[index.Hash]int
+
+	// jobLocks serialise the records of each job (lockJob); undoLeft
+	// names the jobs whose failed chunked record could not be undone at
+	// once (undoFailed); recording counts the generations being recorded
+	// in chunks, during which GC deletes no unreferenced blob (see
+	// recordChunkChanges).
+	jobLocksMu sync.Mutex
+	jobLocks   map[string]*sync.Mutex
+	undoLeft   map[string]bool
+	recording  atomic.Int32
 
 	// packMu: readers of pack records hold it shared from the lookup of
 	// the location to the read; removing a pack holds it exclusively.
@@ -498,7 +514,10 @@ func (s *Store) initLayout() error {
 		// a crash during the clean-up after a migration
 		s.cleanup1()
 	}
-	return s.migrateBlobsToPacks()
+	if err := s.migrateBlobsToPacks(); err != nil {
+		return err
+	}
+	return s.undoRecordings()
 }
 
 // mkdirAllSync creates dir and its missing parents, fsyncing the parent of
