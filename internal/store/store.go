@@ -54,7 +54,8 @@ const (
 	DefaultGCGrace = 15 * time.Minute
 	// MaxWindow bounds the zstd window a decoder accepts, so that a hostile
 	// frame cannot make the store allocate much memory. The store's own
-	// encoder uses an 8 MiB window.
+	// encoder uses a 1 MiB window (encoderWindow); blobs
+	// written before used 8 MiB.
 	MaxWindow = 32 << 20
 )
 
