@@ -17,10 +17,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 
+	"pbxsync/internal/directio"
 	"pbxsync/internal/index"
 )
-
-const ioBuf = 256 << 10
 
 // SmallBlob is the largest compressed blob kept in a pack file (see
 // pack.go); larger ones are files under blobs/.
@@ -232,13 +231,17 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // spillWriter keeps what it is given in memory up to SmallBlob bytes and
-// moves it to a temporary file under tmp/ beyond that.
+// moves it to a temporary file under tmp/ beyond that, written around the
+// page cache (see internal/directio: the store reads a large blob seldom,
+// and a page cached for each of its pages cost more system time than the
+// rest of the put).
 type spillWriter struct {
-	s   *Store
-	buf bytes.Buffer
-	f   *os.File
-	bw  *bufio.Writer
-	n   int64
+	s    *Store
+	buf  bytes.Buffer
+	f    *os.File
+	bw   *directio.Writer
+	n    int64
+	size int64 // about how large the blob will be (≤ 0: unknown)
 }
 
 func (w *spillWriter) Write(p []byte) (int, error) {
@@ -251,7 +254,7 @@ func (w *spillWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("create temporary blob: %w", err)
 		}
-		w.f, w.bw = f, bufio.NewWriterSize(f, ioBuf)
+		w.f, w.bw = f, directio.NewWriter(f, w.size)
 		if _, err := w.bw.Write(w.buf.Bytes()); err != nil {
 			return 0, err
 		}
@@ -434,7 +437,7 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	if maxSize < 0 {
 		return 0, fmt.Errorf("store: put compressed blob %s: negative maxSize %d", want, maxSize)
 	}
-	w := &spillWriter{s: s}
+	w := &spillWriter{s: s, size: maxSize}
 	committed := false
 	defer func() {
 		if !committed {
@@ -823,11 +826,7 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 	f := bs.f
 	var src *errReader
 	if f != nil {
-		bufSize := 64 << 10
-		if st, err := f.Stat(); err == nil && st.Size() < int64(bufSize) {
-			bufSize = max(int(st.Size()), 512)
-		}
-		src = &errReader{r: bufio.NewReaderSize(f, bufSize)}
+		src = &errReader{r: fileReader(f)}
 	} else {
 		src = &errReader{r: bytes.NewReader(bs.data)}
 	}
@@ -996,7 +995,25 @@ func (s *Store) OpenCompressed(h index.Hash) (io.ReadCloser, int64, error) {
 		_ = f.Close()
 		return nil, 0, fmt.Errorf("store: blob %s: %w", h, err)
 	}
+	if st.Size() >= directio.MinSize {
+		return directio.NewReader(f, st.Size()), st.Size(), nil
+	}
 	return f, st.Size(), nil
+}
+
+// fileReader reads a blob file: a large one around the page cache (it was
+// written so; see spillWriter), a smaller one through a buffer of its
+// size.
+func fileReader(f *os.File) io.Reader {
+	st, err := f.Stat()
+	if err == nil && st.Size() >= directio.MinSize {
+		return directio.NewReader(f, st.Size())
+	}
+	bufSize := 64 << 10
+	if err == nil && st.Size() < int64(bufSize) {
+		bufSize = max(int(st.Size()), 512)
+	}
+	return bufio.NewReaderSize(f, bufSize)
 }
 
 // CopyTo writes the verified content of blob h to w. On ErrCorrupt, w has
