@@ -358,7 +358,7 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
 	h := index.NewHasher()
-	aw := newAdaptiveWriter(enc, w)
+	aw := newAdaptiveWriter(enc, &s.sampler, w)
 	buf := s.getCopyBuf()
 	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
 	s.putCopyBuf(buf)

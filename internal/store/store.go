@@ -133,6 +133,7 @@ type Store struct {
 
 	encoders chan *zstd.Encoder
 	decoders chan *zstd.Decoder
+	sampler  sampler // judges whether large content compresses
 }
 
 // Open opens the store in dir for reading and writing, creating dir and its
@@ -212,6 +213,7 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 		touched:   map[index.Hash]struct{}{},
 		encoders:  make(chan *zstd.Encoder, n),
 		decoders:  make(chan *zstd.Decoder, n),
+		sampler:   sampler{level: o.level},
 	}, nil
 }
 
@@ -348,6 +350,7 @@ const shrinkPendingAt = 1024
 // would stay allocated while the agent idles. The next put or read makes
 // new ones.
 func (s *Store) ReleaseCodecs() {
+	s.sampler.release()
 	for {
 		select {
 		case e := <-s.encoders:
