@@ -106,14 +106,17 @@ func (w *Writer) Write(p []byte) (int, error) {
 // plain write fell short).
 func (w *Writer) writeOut(n int) error {
 	m, err := w.f.Write(w.buf[:n])
-	if err != nil && w.direct && m == 0 && errors.Is(err, syscall.EINVAL) {
+	if err != nil && w.direct && errors.Is(err, syscall.EINVAL) {
 		// this file refuses direct I/O after all (the file system
-		// decides per write on some kernels): write it plainly
+		// decides per write on some kernels), or a short write left the
+		// offset unaligned: write the rest plainly
 		w.direct = false
 		if derr := setDirect(w.f, false); derr != nil {
 			return fmt.Errorf("write %s: %w (and clearing O_DIRECT: %v)", w.f.Name(), err, derr)
 		}
-		m, err = w.f.Write(w.buf[:n])
+		var k int
+		k, err = w.f.Write(w.buf[m:n])
+		m += k
 	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", w.f.Name(), err)
