@@ -447,10 +447,6 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	// zstd never grows data by more than a few bytes per 128 KiB block plus
 	// frame headers; skippable frames count here too.
 	in := &teeReader{r: ctxReader{ctx, r}, w: w, max: maxSize + maxSize/64 + 64<<10}
-	dec, err := s.getDecoder(in)
-	if err != nil {
-		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
-	}
 	h := index.NewHasher()
 	var sink io.Writer = h
 	var copyTo *errWriter
@@ -460,9 +456,8 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	}
 	out := &boundedWriter{w: sink, left: maxSize}
 	buf := s.getCopyBuf()
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, buf[:])
+	n, err := s.decodeInto(out, in, buf[:])
 	s.putCopyBuf(buf)
-	s.putDecoder(dec)
 	if err == nil {
 		// The decoder stops at the end of the input; anything still
 		// unread would be stored unverified.
@@ -498,6 +493,23 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		return n, err
 	}
 	return n, nil
+}
+
+// decodeInto writes the content of the zstd stream in to out: a raw frame
+// as the store writes it (audio) block by block (copyRawFrame: one copy,
+// no decoder), anything else through a decoder.
+func (s *Store) decodeInto(out io.Writer, in io.Reader, buf []byte) (int64, error) {
+	head := make([]byte, len(rawFrameHeader))
+	k, err := io.ReadFull(in, head)
+	if err == nil && bytes.Equal(head, rawFrameHeader) {
+		return copyRawFrame(out, in, buf)
+	}
+	dec, derr := s.getDecoder(io.MultiReader(bytes.NewReader(head[:k]), in))
+	if derr != nil {
+		return 0, fmt.Errorf("zstd decoder: %w", derr)
+	}
+	defer s.putDecoder(dec)
+	return io.CopyBuffer(out, struct{ io.Reader }{dec}, buf)
 }
 
 // flushFiles makes the pending large blobs of batch durable and puts them

@@ -197,6 +197,38 @@ func (a *adaptiveWriter) decide(large bool) error {
 	return err
 }
 
+// copyRawFrame copies the content of a raw frame from in to out, its
+// header (rawFrameHeader) already read, through buf: one copy where a
+// decoder made three. Only raw blocks are taken (rawFrameWriter writes
+// nothing else, and no other encoder of the store's writes this header);
+// any other block, a block larger than the window or a frame cut short is
+// corrupt.
+func copyRawFrame(out io.Writer, in io.Reader, buf []byte) (int64, error) {
+	var n int64
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(in, hdr[:3]); err != nil {
+			return n, fmt.Errorf("%w: raw frame: block header after %d bytes: %v", ErrCorrupt, n, err)
+		}
+		v := binary.LittleEndian.Uint32(hdr[:])
+		last, kind, size := v&1 == 1, (v>>1)&3, int64(v>>3)
+		if kind != 0 || size > rawBlock {
+			return n, fmt.Errorf("%w: raw frame: block of type %d and %d bytes after %d bytes", ErrCorrupt, kind, size, n)
+		}
+		k, err := io.CopyBuffer(out, io.LimitReader(in, size), buf)
+		n += k
+		if err != nil {
+			return n, err
+		}
+		if k < size {
+			return n, fmt.Errorf("%w: raw frame: block cut short after %d bytes", ErrCorrupt, n)
+		}
+		if last {
+			return n, nil
+		}
+	}
+}
+
 // Close ends the blob: content no larger than the sample is compressed
 // whatever it is.
 func (a *adaptiveWriter) Close() error {
