@@ -122,4 +122,3 @@ func FuzzCopyRawFrame(f *testing.F) {
 		}
 	})
 }
-
