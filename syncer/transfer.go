@@ -13,6 +13,7 @@ import (
 	"pbxsync/delta"
 	"pbxsync/internal/beneath"
 	"pbxsync/internal/config"
+	"pbxsync/internal/directio"
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
@@ -318,8 +319,13 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		return err
 	}
 	// a copy that cannot be written (the staging file system is full)
-	// does not fail the fetch: the content is stored, stage reads it back
-	cp := &bestEffortWriter{w: bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))}
+	// does not fail the fetch: the content is stored, stage reads it back;
+	// a large one is written around the page cache (see internal/directio)
+	var w flushWriter = bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))
+	if it.Size >= directio.MinSize {
+		w = directio.NewWriter(f, it.Size)
+	}
+	cp := &bestEffortWriter{w: w}
 	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
 	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
 	if cerr := f.Close(); cerr != nil {
@@ -333,10 +339,16 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	return nil
 }
 
+// flushWriter is a buffered writer: bufio's or directio's.
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
 // bestEffortWriter writes to w until w fails, then records the error and
 // discards the rest.
 type bestEffortWriter struct {
-	w   *bufio.Writer
+	w   flushWriter
 	err error
 }
 

@@ -17,10 +17,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 	bolt "go.etcd.io/bbolt"
 
+	"pbxsync/internal/directio"
 	"pbxsync/internal/index"
 )
-
-const ioBuf = 256 << 10
 
 // SmallBlob is the largest compressed blob kept in a pack file (see
 // pack.go); larger ones are files under blobs/.
@@ -69,6 +68,15 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// encoderWindow is the window of the store's encoder. Its history buffer
+// is what a pooled encoder holds (~2× the window once it has compressed
+// more than the window): with 8 MiB, three encoders of a source's scan held
+// 48 MB of a 64 MB live heap (peak RSS 145-150 MiB for the 20-file mixed
+// tree). A 22 MiB generated dialplan compresses to 0.068 of its size with
+// 1 MiB and 0.069 with 8 MiB, in less CPU (see docs/performance.md, eighth
+// pass: large files); configuration files are far smaller than either.
+const encoderWindow = 1 << 20
+
 func (s *Store) getEncoder(w io.Writer) (*zstd.Encoder, error) {
 	select {
 	case e := <-s.encoders:
@@ -81,7 +89,7 @@ func (s *Store) getEncoder(w io.Writer) (*zstd.Encoder, error) {
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(true),
-		zstd.WithWindowSize(8<<20),
+		zstd.WithWindowSize(encoderWindow),
 	)
 }
 
@@ -223,13 +231,17 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // spillWriter keeps what it is given in memory up to SmallBlob bytes and
-// moves it to a temporary file under tmp/ beyond that.
+// moves it to a temporary file under tmp/ beyond that, written around the
+// page cache (see internal/directio: the store reads a large blob seldom,
+// and a page cached for each of its pages cost more system time than the
+// rest of the put).
 type spillWriter struct {
-	s   *Store
-	buf bytes.Buffer
-	f   *os.File
-	bw  *bufio.Writer
-	n   int64
+	s    *Store
+	buf  bytes.Buffer
+	f    *os.File
+	bw   *directio.Writer
+	n    int64
+	size int64 // about how large the blob will be (≤ 0: unknown)
 }
 
 func (w *spillWriter) Write(p []byte) (int, error) {
@@ -242,7 +254,7 @@ func (w *spillWriter) Write(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("create temporary blob: %w", err)
 		}
-		w.f, w.bw = f, bufio.NewWriterSize(f, ioBuf)
+		w.f, w.bw = f, directio.NewWriter(f, w.size)
 		if _, err := w.bw.Write(w.buf.Bytes()); err != nil {
 			return 0, err
 		}
@@ -346,7 +358,7 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
 	h := index.NewHasher()
-	aw := newAdaptiveWriter(enc, w)
+	aw := newAdaptiveWriter(enc, &s.sampler, w)
 	buf := s.getCopyBuf()
 	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
 	s.putCopyBuf(buf)
@@ -425,7 +437,7 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	if maxSize < 0 {
 		return 0, fmt.Errorf("store: put compressed blob %s: negative maxSize %d", want, maxSize)
 	}
-	w := &spillWriter{s: s}
+	w := &spillWriter{s: s, size: maxSize}
 	committed := false
 	defer func() {
 		if !committed {
@@ -435,10 +447,6 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	// zstd never grows data by more than a few bytes per 128 KiB block plus
 	// frame headers; skippable frames count here too.
 	in := &teeReader{r: ctxReader{ctx, r}, w: w, max: maxSize + maxSize/64 + 64<<10}
-	dec, err := s.getDecoder(in)
-	if err != nil {
-		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
-	}
 	h := index.NewHasher()
 	var sink io.Writer = h
 	var copyTo *errWriter
@@ -448,9 +456,8 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	}
 	out := &boundedWriter{w: sink, left: maxSize}
 	buf := s.getCopyBuf()
-	n, err := io.CopyBuffer(out, struct{ io.Reader }{dec}, buf[:])
+	n, err := s.decodeInto(out, in, buf[:])
 	s.putCopyBuf(buf)
-	s.putDecoder(dec)
 	if err == nil {
 		// The decoder stops at the end of the input; anything still
 		// unread would be stored unverified.
@@ -486,6 +493,23 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 		return n, err
 	}
 	return n, nil
+}
+
+// decodeInto writes the content of the zstd stream in to out: a raw frame
+// as the store writes it (audio) block by block (copyRawFrame: one copy,
+// no decoder), anything else through a decoder.
+func (s *Store) decodeInto(out io.Writer, in io.Reader, buf []byte) (int64, error) {
+	head := make([]byte, len(rawFrameHeader))
+	k, err := io.ReadFull(in, head)
+	if err == nil && bytes.Equal(head, rawFrameHeader) {
+		return copyRawFrame(out, in, buf)
+	}
+	dec, derr := s.getDecoder(io.MultiReader(bytes.NewReader(head[:k]), in))
+	if derr != nil {
+		return 0, fmt.Errorf("zstd decoder: %w", derr)
+	}
+	defer s.putDecoder(dec)
+	return io.CopyBuffer(out, struct{ io.Reader }{dec}, buf)
 }
 
 // flushFiles makes the pending large blobs of batch durable and puts them
@@ -814,11 +838,7 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 	f := bs.f
 	var src *errReader
 	if f != nil {
-		bufSize := 64 << 10
-		if st, err := f.Stat(); err == nil && st.Size() < int64(bufSize) {
-			bufSize = max(int(st.Size()), 512)
-		}
-		src = &errReader{r: bufio.NewReaderSize(f, bufSize)}
+		src = &errReader{r: fileReader(f)}
 	} else {
 		src = &errReader{r: bytes.NewReader(bs.data)}
 	}
@@ -987,7 +1007,25 @@ func (s *Store) OpenCompressed(h index.Hash) (io.ReadCloser, int64, error) {
 		_ = f.Close()
 		return nil, 0, fmt.Errorf("store: blob %s: %w", h, err)
 	}
+	if st.Size() >= directio.MinSize {
+		return directio.NewReader(f, st.Size()), st.Size(), nil
+	}
 	return f, st.Size(), nil
+}
+
+// fileReader reads a blob file: a large one around the page cache (it was
+// written so; see spillWriter), a smaller one through a buffer of its
+// size.
+func fileReader(f *os.File) io.Reader {
+	st, err := f.Stat()
+	if err == nil && st.Size() >= directio.MinSize {
+		return directio.NewReader(f, st.Size())
+	}
+	bufSize := 64 << 10
+	if err == nil && st.Size() < int64(bufSize) {
+		bufSize = max(int(st.Size()), 512)
+	}
+	return bufio.NewReaderSize(f, bufSize)
 }
 
 // CopyTo writes the verified content of blob h to w. On ErrCorrupt, w has

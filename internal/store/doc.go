@@ -45,7 +45,8 @@
 // of the last commit (copy-on-write pages, one fdatasync per commit).
 //
 // A Put hashes the content while it compresses it; a small blob stays in
-// memory, a large one in a file under tmp/ (not fsynced), and either is
+// memory, a large one in a file under tmp/ (written with O_DIRECT where
+// the file system takes it, see internal/directio; not fsynced), and either is
 // "pending": Has and Open see it at once. Whether the store holds it
 // already is looked up when its batch is made durable, for the whole
 // batch in hash order (not by every Put), and a blob it holds is then

@@ -54,7 +54,8 @@ const (
 	DefaultGCGrace = 15 * time.Minute
 	// MaxWindow bounds the zstd window a decoder accepts, so that a hostile
 	// frame cannot make the store allocate much memory. The store's own
-	// encoder uses an 8 MiB window.
+	// encoder uses a 1 MiB window (encoderWindow); blobs
+	// written before used 8 MiB.
 	MaxWindow = 32 << 20
 )
 
@@ -148,6 +149,7 @@ type Store struct {
 
 	encoders chan *zstd.Encoder
 	decoders chan *zstd.Decoder
+	sampler  sampler // judges whether large content compresses
 }
 
 // Open opens the store in dir for reading and writing, creating dir and its
@@ -227,6 +229,7 @@ func newStore(dir string, log *slog.Logger, readOnly bool, opts []Option) (*Stor
 		touched:   map[index.Hash]struct{}{},
 		encoders:  make(chan *zstd.Encoder, n),
 		decoders:  make(chan *zstd.Decoder, n),
+		sampler:   sampler{level: o.level},
 	}, nil
 }
 
@@ -363,6 +366,7 @@ const shrinkPendingAt = 1024
 // would stay allocated while the agent idles. The next put or read makes
 // new ones.
 func (s *Store) ReleaseCodecs() {
+	s.sampler.release()
 	for {
 		select {
 		case e := <-s.encoders:
