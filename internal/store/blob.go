@@ -345,7 +345,7 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 	if err != nil {
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
-	h := index.NewHasher()
+	h := s.getHasher()
 	aw := newAdaptiveWriter(enc, w)
 	buf := s.getCopyBuf()
 	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
@@ -354,11 +354,12 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		err = aw.Close()
 	}
 	s.putEncoder(enc)
+	sum := h.Sum()
+	s.putHasher(h)
 	if err != nil {
 		w.discard()
 		return index.Hash{}, n, fmt.Errorf("store: put blob: %w", err)
 	}
-	sum := h.Sum()
 	if err := w.commit(sum); err != nil {
 		return sum, n, err
 	}
@@ -439,7 +440,8 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	if err != nil {
 		return 0, fmt.Errorf("store: put compressed blob %s: zstd decoder: %w", want, err)
 	}
-	h := index.NewHasher()
+	h := s.getHasher()
+	defer s.putHasher(h)
 	var sink io.Writer = h
 	var copyTo *errWriter
 	if also != nil {
