@@ -584,11 +584,13 @@ func fsyncFile(path string) error {
 // The lookups go in hash order. Called with s.mu held, before the flush.
 func (s *Store) dropStored(batch map[index.Hash]pendingBlob) error {
 	var have []index.Hash
+	hs := sortedHashes(batch)
+	files := s.newBlobFiles(hs)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
-		for _, h := range sortedHashes(batch) {
+		for _, h := range hs {
 			pass.touched()
-			if hasSmall(tx, h) || fileExists(s.BlobPath(h)) {
+			if hasSmall(tx, h) || files.exists(h) {
 				have = append(have, h)
 			}
 		}
@@ -721,11 +723,12 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	// in hash order: the lookups then walk the packed bucket's pages in
 	// order instead of faulting in a random one for each blob
 	slices.SortFunc(check, compareHashes)
+	files := s.newBlobFiles(check)
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
 		for _, h := range check {
 			pass.touched()
-			if !hasSmall(tx, h) && !fileExists(s.BlobPath(h)) {
+			if !hasSmall(tx, h) && !files.exists(h) {
 				out = append(out, h)
 			}
 		}
