@@ -322,6 +322,10 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	cp := &bestEffortWriter{w: bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))}
 	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
 	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
+	var meta stagedMeta
+	if kept {
+		meta = setStagedMeta(f, it) // after the last write: it sets the mtime
+	}
 	if cerr := f.Close(); cerr != nil {
 		kept = false
 	}
@@ -329,7 +333,7 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		os.Remove(name)
 		return err // nil when only the copy failed: stage reads the store
 	}
-	j.applier.prestage(it.Hash, name)
+	j.applier.prestage(it.Hash, name, meta)
 	return nil
 }
 
