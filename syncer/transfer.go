@@ -319,9 +319,15 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	}
 	// a copy that cannot be written (the staging file system is full)
 	// does not fail the fetch: the content is stored, stage reads it back
-	cp := &bestEffortWriter{w: bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))}
+	var w io.Writer = f
+	var bw *bufio.Writer
+	if it.Size > directWriteMax {
+		bw = bufio.NewWriterSize(f, int(min(it.Size, 256<<10)))
+		w = bw
+	}
+	cp := &bestEffortWriter{w: w}
 	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
-	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
+	kept := err == nil && cp.err == nil && (bw == nil || bw.Flush() == nil)
 	var meta stagedMeta
 	if kept {
 		meta = setStagedMeta(f, it) // after the last write: it sets the mtime
@@ -337,10 +343,15 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	return nil
 }
 
+// directWriteMax: a fetched file up to this size is written to its
+// staging file as the store decodes it, without a buffer of its own (the
+// store hands it on in pieces of 32 KiB: one or two writes).
+const directWriteMax = 64 << 10
+
 // bestEffortWriter writes to w until w fails, then records the error and
 // discards the rest.
 type bestEffortWriter struct {
-	w   *bufio.Writer
+	w   io.Writer
 	err error
 }
 
