@@ -305,6 +305,19 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 	}
 }
 
+// writeStaging creates a staging file of a holding content, left open.
+func (a *Applier) writeStaging(t *testing.T, content string) (*os.File, string) {
+	t.Helper()
+	f, name, err := a.newStagingFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	return f, name
+}
+
 // TestApplyTakesPrestagedFile: a file staged while its content was
 // fetched is what the apply renames into the tree (no second copy from
 // the store), with the item's mode and mtime; one no apply took is removed
@@ -316,11 +329,7 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 	it := a.put(t, "sounds/a.wav", "content fetched and staged at once", 0o640)
 	other := a.put(t, "sounds/b.wav", "fetched, never applied", 0o644)
 	stageWith := func(content string) (string, os.FileInfo) {
-		f, name, err := a.newStagingFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(content)
+		f, name := a.writeStaging(t, content)
 		f.Close()
 		fi, err := os.Stat(name)
 		if err != nil {
@@ -367,13 +376,7 @@ func TestApplyKeepsMetaSetInFetch(t *testing.T) {
 	suid.Mode = fs.ModeSetuid | 0o750
 	var metas []stagedMeta
 	for _, it := range []index.Item{plain, suid} {
-		f, name, err := a.newStagingFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteString(map[string]string{plain.Path: "set while fetched", suid.Path: "setuid, set by the apply"}[it.Path]); err != nil {
-			t.Fatal(err)
-		}
+		f, name := a.writeStaging(t, map[string]string{plain.Path: "set while fetched", suid.Path: "setuid, set by the apply"}[it.Path])
 		m := setStagedMeta(f, it)
 		f.Close()
 		metas = append(metas, m)
