@@ -41,6 +41,7 @@ func TestMissingListsBlobDirs(t *testing.T) {
 			t.Fatalf("blob %s: exists %v, a stat says %v", h.Short(), got, want)
 		}
 	}
+	t.Logf("a pass over %d hashes: %d blob directories read, %d stats", len(sorted), files.lists, files.stats)
 	if files.lists > 256 || files.stats > len(sorted)/4 {
 		t.Errorf("a pass over %d hashes read %d blob directories and made %d stats; want each directory read once and few stats", len(sorted), files.lists, files.stats)
 	}
