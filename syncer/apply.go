@@ -62,12 +62,45 @@ type Applier struct {
 	syncfsMin int
 
 	// prestaged holds files staged while their content was fetched
-	// (content hash → the id of its staging file, see stagingName;
-	// complete and verified); stage takes them instead of reading the
-	// content back from the store. An id, not a name: an initial sync of
-	// 100k files holds 100k of them.
+	// (content hash → the id of its staging file, see stagingName, and
+	// the mode and mtime it was given; complete and verified); stage
+	// takes them instead of reading the content back from the store. An
+	// id, not a name: an initial sync of 100k files holds 100k of them.
 	prestageMu sync.Mutex
-	prestaged  map[index.Hash]uint64
+	prestaged  map[index.Hash]prestagedFile
+}
+
+// prestagedFile is a file staged while its content was fetched: the id of
+// its name (stagingName) and the metadata the fetch gave it.
+type prestagedFile struct {
+	id   uint64
+	meta stagedMeta
+}
+
+// stagedMeta is the mode and mtime a staged file was given with its
+// descriptor while it was written (set false: none, it has the mode a
+// new staging file gets and the time of its writing).
+type stagedMeta struct {
+	mtime int64
+	mode  fs.FileMode
+	set   bool
+}
+
+// setStagedMeta gives f, a staging file just written with the content of
+// it, its mode and mtime through the descriptor (the apply then sets
+// neither by path: two calls per file, each a lookup in a directory of as
+// many entries as files fetched). Setuid, setgid and sticky bits wait for
+// the apply, which sets them after the owner, as a file the agent
+// staged carries no such bit until it is renamed into place.
+func setStagedMeta(f *os.File, it index.Item) stagedMeta {
+	mode := it.Mode & index.ModeBits
+	if mode != mode.Perm() {
+		return stagedMeta{}
+	}
+	if f.Chmod(mode) != nil || setFileTimes(f, it.MTime) != nil {
+		return stagedMeta{}
+	}
+	return stagedMeta{mtime: it.MTime, mode: mode, set: true}
 }
 
 // StagingDir picks where a job's staged files go: dataStaging when a file
@@ -458,9 +491,10 @@ func (a *Applier) stagingID(name string) (uint64, bool) {
 }
 
 // prestage records name, a staging file holding exactly content h (the
-// caller verified it), for stage to take. A name that is no staging file
-// of the job's staging directory (it changed meanwhile) is removed.
-func (a *Applier) prestage(h index.Hash, name string) {
+// caller verified it) with metadata m, for stage to take. A name that is
+// no staging file of the job's staging directory (it changed meanwhile)
+// is removed.
+func (a *Applier) prestage(h index.Hash, name string, m stagedMeta) {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
 	id, ok := a.stagingID(name)
@@ -469,22 +503,22 @@ func (a *Applier) prestage(h index.Hash, name string) {
 		return
 	}
 	if a.prestaged == nil {
-		a.prestaged = map[index.Hash]uint64{}
+		a.prestaged = map[index.Hash]prestagedFile{}
 	}
-	a.prestaged[h] = id
+	a.prestaged[h] = prestagedFile{id: id, meta: m}
 }
 
-// takePrestaged returns a staging file prestaged with content h, and
-// forgets it.
-func (a *Applier) takePrestaged(h index.Hash) (string, bool) {
+// takePrestaged returns a staging file prestaged with content h and the
+// metadata it was given, and forgets it.
+func (a *Applier) takePrestaged(h index.Hash) (string, stagedMeta, bool) {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
-	id, ok := a.prestaged[h]
+	p, ok := a.prestaged[h]
 	if !ok {
-		return "", false
+		return "", stagedMeta{}, false
 	}
 	delete(a.prestaged, h)
-	return a.stagingName(id), true
+	return a.stagingName(p.id), p.meta, true
 }
 
 // dropPrestaged removes the prestaged files no apply took (a failed or
@@ -492,8 +526,8 @@ func (a *Applier) takePrestaged(h index.Hash) (string, bool) {
 func (a *Applier) dropPrestaged() {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
-	for _, id := range a.prestaged {
-		os.Remove(a.stagingName(id))
+	for _, p := range a.prestaged {
+		os.Remove(a.stagingName(p.id))
 	}
 	a.prestaged = nil
 }
@@ -504,8 +538,8 @@ func (a *Applier) dropPrestaged() {
 // plan replaces a file at it.Path, whose owner the staged file keeps. The
 // caller fsyncs the batch.
 func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owners) (string, error) {
-	if name, ok := a.takePrestaged(it.Hash); ok {
-		return a.finishStaged(name, it, exists, o)
+	if name, m, ok := a.takePrestaged(it.Hash); ok {
+		return a.finishStaged(name, m, it, exists, o)
 	}
 	f, name, err := a.newStagingFile()
 	if err != nil {
@@ -550,25 +584,33 @@ func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owne
 	return name, nil
 }
 
-// finishStaged gives a prestaged file the owner, mode and mtime of it.
-func (a *Applier) finishStaged(name string, it index.Item, exists bool, o *owners) (string, error) {
+// finishStaged gives a prestaged file the owner, mode and mtime of it:
+// those of the fetch (m) that differ.
+func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists bool, o *owners) (string, error) {
 	fail := func(err error) (string, error) {
 		os.Remove(name)
 		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
 	// the staging directory is the agent's own (0700): no one swaps the
 	// file for a link between these calls
+	mode := it.Mode & index.ModeBits
+	chmod := !m.set || m.mode != mode
 	if uid, gid, ok := a.ownerFor(it.Path, exists, o); ok && !o.isStaged(uid, gid) {
 		if err := os.Lchown(name, uid, gid); err != nil {
 			return fail(err)
 		}
+		chmod = true // a chown may clear setuid and setgid: chmod after it
 	}
-	if err := os.Chmod(name, it.Mode&index.ModeBits); err != nil {
-		return fail(err)
+	if chmod {
+		if err := os.Chmod(name, mode); err != nil {
+			return fail(err)
+		}
 	}
-	mt := time.Unix(0, it.MTime)
-	if err := os.Chtimes(name, mt, mt); err != nil {
-		return fail(err)
+	if !m.set || m.mtime != it.MTime {
+		mt := time.Unix(0, it.MTime)
+		if err := os.Chtimes(name, mt, mt); err != nil {
+			return fail(err)
+		}
 	}
 	return name, nil
 }

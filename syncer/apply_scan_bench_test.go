@@ -59,8 +59,9 @@ func BenchmarkApplyInitial(b *testing.B) {
 				b.Fatal(err)
 			}
 			rc.Close()
+			meta := setStagedMeta(f, it)
 			f.Close()
-			a.prestage(it.Hash, name)
+			a.prestage(it.Hash, name, meta)
 		}
 		states := map[string]hostmon.FileState{}
 		a.Settled = func(st hostmon.FileState) { states[st.Path] = st }

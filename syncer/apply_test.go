@@ -305,6 +305,19 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 	}
 }
 
+// writeStaging creates a staging file of a holding content, left open.
+func (a *Applier) writeStaging(t *testing.T, content string) (*os.File, string) {
+	t.Helper()
+	f, name, err := a.newStagingFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	return f, name
+}
+
 // TestApplyTakesPrestagedFile: a file staged while its content was
 // fetched is what the apply renames into the tree (no second copy from
 // the store), with the item's mode and mtime; one no apply took is removed
@@ -316,11 +329,7 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 	it := a.put(t, "sounds/a.wav", "content fetched and staged at once", 0o640)
 	other := a.put(t, "sounds/b.wav", "fetched, never applied", 0o644)
 	stageWith := func(content string) (string, os.FileInfo) {
-		f, name, err := a.newStagingFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(content)
+		f, name := a.writeStaging(t, content)
 		f.Close()
 		fi, err := os.Stat(name)
 		if err != nil {
@@ -329,9 +338,9 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 		return name, fi
 	}
 	name, before := stageWith("content fetched and staged at once")
-	a.prestage(it.Hash, name)
+	a.prestage(it.Hash, name, stagedMeta{})
 	leftover, _ := stageWith("fetched, never applied")
-	a.prestage(other.Hash, leftover)
+	a.prestage(other.Hash, leftover, stagedMeta{})
 	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
 	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
 		t.Fatal(err)
@@ -350,7 +359,58 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 	if _, err := os.Lstat(leftover); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a prestaged file no apply took is still there: %v", err)
 	}
-	if _, ok := a.takePrestaged(it.Hash); ok {
+	if _, _, ok := a.takePrestaged(it.Hash); ok {
 		t.Error("the taken file is still offered")
+	}
+}
+
+// TestApplyKeepsMetaSetInFetch: the mode and mtime a fetch gave its
+// staging file through the descriptor (setStagedMeta) are not set again by
+// path in the apply; a setuid mode is left to the apply, which sets it.
+func TestApplyKeepsMetaSetInFetch(t *testing.T) {
+	t.Parallel()
+	a := newApplier(t)
+	ctx := context.Background()
+	plain := a.put(t, "bin/plain", "set while fetched", 0o640)
+	suid := a.put(t, "bin/suid", "setuid, set by the apply", 0o4750)
+	suid.Mode = fs.ModeSetuid | 0o750
+	var metas []stagedMeta
+	for _, it := range []index.Item{plain, suid} {
+		f, name := a.writeStaging(t, map[string]string{plain.Path: "set while fetched", suid.Path: "setuid, set by the apply"}[it.Path])
+		m := setStagedMeta(f, it)
+		f.Close()
+		metas = append(metas, m)
+		a.prestage(it.Hash, name, m)
+	}
+	if !metas[0].set || metas[0].mode != 0o640 || metas[0].mtime != plain.MTime {
+		t.Fatalf("a plain file's staged meta is %+v, want mode 0640 and mtime %d set", metas[0], plain.MTime)
+	}
+	if metas[1].set {
+		t.Fatalf("a setuid file's staged meta is %+v, want none set", metas[1])
+	}
+	// what the apply would set again by path shows: the staged file is
+	// made to differ from what its meta says
+	plainName, m, _ := a.takePrestaged(plain.Hash)
+	if err := os.Chmod(plainName, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.prestage(plain.Hash, plainName, m)
+	want := index.Index{plain.Path: plain, suid.Path: suid, "bin": {Path: "bin", Kind: index.KindDir, Mode: 0o755}}
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(filepath.Join(a.Root, "bin", "plain"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.ModTime().UnixNano() != plain.MTime {
+		t.Errorf("file applied with mode %v mtime %d: the apply set the mode again (want the staged 0600 kept, mtime %d)", fi.Mode().Perm(), fi.ModTime().UnixNano(), plain.MTime)
+	}
+	fi, err = os.Lstat(filepath.Join(a.Root, "bin", "suid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&(fs.ModePerm|fs.ModeSetuid) != fs.ModeSetuid|0o750 || fi.ModTime().UnixNano() != suid.MTime {
+		t.Errorf("setuid file applied with mode %v mtime %d, want u+s 0750 and %d", fi.Mode(), fi.ModTime().UnixNano(), suid.MTime)
 	}
 }

@@ -320,14 +320,26 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	}
 	// a copy that cannot be written (the staging file system is full)
 	// does not fail the fetch: the content is stored, stage reads it back;
-	// a large one is written around the page cache (see internal/directio)
-	var w flushWriter = bufio.NewWriterSize(f, int(min(max(it.Size, 4<<10), 256<<10)))
-	if it.Size >= directio.MinSize {
-		w = directio.NewWriter(f, it.Size)
+	// a small one goes to the file as the store decodes it, a large one is
+	// written around the page cache (see internal/directio)
+	var w io.Writer = f
+	var fw flushWriter
+	switch {
+	case it.Size >= directio.MinSize:
+		fw = directio.NewWriter(f, it.Size)
+	case it.Size > directWriteMax:
+		fw = bufio.NewWriterSize(f, int(min(it.Size, 256<<10)))
+	}
+	if fw != nil {
+		w = fw
 	}
 	cp := &bestEffortWriter{w: w}
 	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
-	kept := err == nil && cp.err == nil && cp.w.Flush() == nil
+	kept := err == nil && cp.err == nil && (fw == nil || fw.Flush() == nil)
+	var meta stagedMeta
+	if kept {
+		meta = setStagedMeta(f, it) // after the last write: it sets the mtime
+	}
 	if cerr := f.Close(); cerr != nil {
 		kept = false
 	}
@@ -335,7 +347,7 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		os.Remove(name)
 		return err // nil when only the copy failed: stage reads the store
 	}
-	j.applier.prestage(it.Hash, name)
+	j.applier.prestage(it.Hash, name, meta)
 	return nil
 }
 
@@ -345,10 +357,15 @@ type flushWriter interface {
 	Flush() error
 }
 
+// directWriteMax: a fetched file up to this size is written to its
+// staging file as the store decodes it, without a buffer of its own (the
+// store hands it on in pieces of 32 KiB: one or two writes).
+const directWriteMax = 64 << 10
+
 // bestEffortWriter writes to w until w fails, then records the error and
 // discards the rest.
 type bestEffortWriter struct {
-	w   flushWriter
+	w   io.Writer
 	err error
 }
 

@@ -49,6 +49,10 @@ type Hasher struct{ h *blake3.Hasher }
 // NewHasher returns an empty Hasher.
 func NewHasher() *Hasher { return &Hasher{h: blake3.New()} }
 
+// Reset empties h, as NewHasher returns it, for reuse (a Hasher holds
+// several KiB of state that a new one allocates and clears).
+func (h *Hasher) Reset() { h.h.Reset() }
+
 // Write adds p to the hash; it never fails.
 func (h *Hasher) Write(p []byte) (int, error) { return h.h.Write(p) }
 

@@ -357,7 +357,7 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 	if err != nil {
 		return index.Hash{}, 0, fmt.Errorf("store: zstd encoder: %w", err)
 	}
-	h := index.NewHasher()
+	h := s.getHasher()
 	aw := newAdaptiveWriter(enc, &s.sampler, w)
 	buf := s.getCopyBuf()
 	n, err := io.CopyBuffer(&teeWriter{a: aw, b: h}, ctxReader{ctx, r}, buf[:])
@@ -366,11 +366,12 @@ func (s *Store) PutReader(ctx context.Context, r io.Reader) (index.Hash, int64, 
 		err = aw.Close()
 	}
 	s.putEncoder(enc)
+	sum := h.Sum()
+	s.putHasher(h)
 	if err != nil {
 		w.discard()
 		return index.Hash{}, n, fmt.Errorf("store: put blob: %w", err)
 	}
-	sum := h.Sum()
 	if err := w.commit(sum); err != nil {
 		return sum, n, err
 	}
@@ -447,7 +448,8 @@ func (s *Store) putCompressed(ctx context.Context, r io.Reader, want index.Hash,
 	// zstd never grows data by more than a few bytes per 128 KiB block plus
 	// frame headers; skippable frames count here too.
 	in := &teeReader{r: ctxReader{ctx, r}, w: w, max: maxSize + maxSize/64 + 64<<10}
-	h := index.NewHasher()
+	h := s.getHasher()
+	defer s.putHasher(h)
 	var sink io.Writer = h
 	var copyTo *errWriter
 	if also != nil {
@@ -606,11 +608,13 @@ func fsyncFile(path string) error {
 // The lookups go in hash order. Called with s.mu held, before the flush.
 func (s *Store) dropStored(batch map[index.Hash]pendingBlob) error {
 	var have []index.Hash
+	hs := sortedHashes(batch)
+	files := s.newBlobFiles(hs)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
-		for _, h := range sortedHashes(batch) {
+		for _, h := range hs {
 			pass.touched()
-			if hasSmall(tx, h) || fileExists(s.BlobPath(h)) {
+			if hasSmall(tx, h) || files.exists(h) {
 				have = append(have, h)
 			}
 		}
@@ -743,11 +747,12 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	// in hash order: the lookups then walk the packed bucket's pages in
 	// order instead of faulting in a random one for each blob
 	slices.SortFunc(check, compareHashes)
+	files := s.newBlobFiles(check)
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
 		for _, h := range check {
 			pass.touched()
-			if !hasSmall(tx, h) && !fileExists(s.BlobPath(h)) {
+			if !hasSmall(tx, h) && !files.exists(h) {
 				out = append(out, h)
 			}
 		}

@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"pbxsync/internal/index"
+	"pbxsync/internal/testwait"
 )
 
 // TestPutSmallAllocates: a put of a small compressed blob (a target's
-// fetch of one .conf) allocates far less than a copy buffer of its own.
+// fetch of one .conf) allocates far less than a copy buffer or a hasher
+// of its own (both pooled).
 // Not parallel: it reads the process's allocation count.
 func TestPutSmallAllocates(t *testing.T) {
 	src, dst := newTestStore(t), newTestStore(t)
@@ -45,7 +47,14 @@ func TestPutSmallAllocates(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / (n - 1)
 	t.Logf("%d bytes allocated per put of a 1,500-byte blob", per)
-	if per >= copyBufSize {
-		t.Errorf("a put of a 1,500-byte blob allocates %d bytes, as much as a copy buffer of its own (%d)", per, copyBufSize)
+	// a copy buffer of its own is 32 KiB, a hasher of its own ~9 KiB;
+	// with -race a sync.Pool drops a quarter of what is put back, so
+	// there only the copy buffer's share is told
+	bound := uint64(8 << 10)
+	if testwait.Race() {
+		bound = copyBufSize
+	}
+	if per >= bound {
+		t.Errorf("a put of a 1,500-byte blob allocates %d bytes, as much as a copy buffer or a hasher of its own", per)
 	}
 }

@@ -121,6 +121,7 @@ type Store struct {
 	pendPeak  int         // the most blobs pending at once since pending was made
 	autoFlush atomic.Bool // a put is flushing a full batch (addPending)
 	copyBufs  sync.Pool   // the puts' copy buffers (getCopyBuf)
+	hashers   sync.Pool   // the puts' hashers (getHasher)
 	orphans   atomic.Bool // the orphan sweep ran (once per Open)
 
 	pinMu sync.Mutex
