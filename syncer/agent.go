@@ -300,8 +300,17 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 	j.post(event{peer: peer, msg: m})
 }
 
-// HandleStream implements remotemon.Handler: transfer requests.
+// HandleStream implements remotemon.Handler: transfer requests, and a
+// source's offers (prefetch.go).
 func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Message, s *remotemon.Stream) {
+	if o, ok := first.(*wire.Offer); ok {
+		if j := a.job(o.Job); j != nil {
+			j.takeOffers(ctx, peer, o, s)
+			return
+		}
+		s.Abort()
+		return
+	}
 	get, ok := first.(*wire.Get)
 	if !ok {
 		s.WriteMessage(&wire.Error{Message: "expected Get"})
