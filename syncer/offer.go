@@ -32,6 +32,9 @@ const offerQueue = 64
 // offerWriteTimeout bounds the write of one Offer.
 const offerWriteTimeout = 10 * time.Second
 
+// offerRefusals is how many refused offer streams end a sender's offers.
+const offerRefusals = 3
+
 // A sender without a connection tries again every offerRetry, and gives
 // up offerConnectWait after the scan ended.
 const (
@@ -166,12 +169,14 @@ func (o *offerer) close() {
 
 // send writes the batches of q to peer on one transfer stream. A batch
 // that finds no connection is dropped (the next one tries again); a
-// stream the target refuses (an agent that predates offers, or a target
-// that holds a generation) ends the offers to it.
+// stream the target refuses (an agent that predates offers, a target that
+// holds a generation, or one whose job has not started yet) is opened
+// again with the next batch, up to offerRefusals times, then the offers
+// to it end.
 func (o *offerer) send(peer string, q <-chan *wire.Offer) {
 	defer o.wg.Done()
 	var s *remotemon.Stream
-	refused := false
+	refused, refusals := false, 0
 	for m := range q {
 		if refused {
 			o.dropped.Add(int64(len(m.Items)))
@@ -185,10 +190,13 @@ func (o *offerer) send(peer string, q <-chan *wire.Offer) {
 		}
 		s.SetDeadline(time.Now().Add(offerWriteTimeout))
 		if err := s.WriteMessage(m); err != nil {
-			o.j.log.Debug("target takes no offers; it fetches after the announcement", "peer", peer, "err", err)
 			s.Abort()
-			s, refused = nil, true
+			s = nil
 			o.dropped.Add(int64(len(m.Items)))
+			if refusals++; refusals == offerRefusals {
+				o.j.log.Debug("target takes no offers; it fetches after the announcement", "peer", peer, "err", err)
+				refused = true
+			}
 			continue
 		}
 		o.sent.Add(int64(len(m.Items)))

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
@@ -34,8 +36,8 @@ const prefetchQueue = 32 << 10
 // offerReadTimeout bounds the wait for the next frame of an offer stream.
 const offerReadTimeout = 30 * time.Second
 
-// prefetcher fetches offered content from the job's source. Its workers
-// start with the first admitted offer.
+// prefetcher fetches offered content from the job's source. Its queue
+// and workers start with the first admitted offer.
 type prefetcher struct {
 	j        *job
 	ctx      context.Context
@@ -43,15 +45,21 @@ type prefetcher struct {
 	stopping chan struct{}
 	start    sync.Once
 	wg       sync.WaitGroup
+	done     atomic.Int64 // contents fetched
 }
 
-// startPrefetch makes the job take offers (a target without a
-// generation); ctx bounds its fetches.
+// startPrefetch makes a files push target whose store holds no
+// generation of the job take offers, from the job's start (before its
+// own scan: the source offers from its first stored file on) until it
+// takes an announcement; ctx bounds its fetches.
 func (j *job) startPrefetch(ctx context.Context) {
-	if j.isSource || j.kind != nil || j.latest != nil || j.pre.Load() != nil {
+	if j.isSource || j.kind != nil || j.cfg.Mode != config.ModePush || j.pre.Load() != nil {
 		return
 	}
-	j.pre.Store(&prefetcher{j: j, ctx: ctx, queue: make(chan index.Item, prefetchQueue), stopping: make(chan struct{})})
+	if gens, err := j.a.store.Generations(j.cfg.Name); err != nil || len(gens) > 0 {
+		return
+	}
+	j.pre.Store(&prefetcher{j: j, ctx: ctx, stopping: make(chan struct{})})
 }
 
 // stopPrefetch makes the job refuse offers and waits for the fetches
@@ -64,6 +72,9 @@ func (j *job) stopPrefetch() {
 	}
 	close(p.stopping)
 	p.wg.Wait()
+	if n := p.done.Load(); n > 0 {
+		j.log.Info("fetched offered content before the announcement", "files", n, "left_queued", len(p.queue))
+	}
 }
 
 // takeOffers reads the offers of peer (the job's source, as the gate
@@ -133,6 +144,8 @@ func (j *job) admitOffered(oi wire.OfferItem) (index.Item, bool) {
 // add queues it unless the queue is full; it starts the workers.
 func (p *prefetcher) add(it index.Item) bool {
 	p.start.Do(func() {
+		p.j.log.Info("fetching the content the source offers before it announces its first generation")
+		p.queue = make(chan index.Item, prefetchQueue)
 		for range fetchParallel {
 			p.wg.Add(1)
 			go p.work()
@@ -213,6 +226,7 @@ func (p *prefetcher) fetch(batch, large []index.Item) {
 		done++
 	}
 	if done > 0 {
+		p.done.Add(int64(done))
 		j.setStatus(func(s *JobStatus) { s.Prefetched += uint64(done) })
 	}
 }

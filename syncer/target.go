@@ -96,7 +96,6 @@ func (j *job) startTarget(ctx context.Context) error {
 		j.renderAll(ctx, j.latest.Index)
 	} else {
 		j.setStatus(func(s *JobStatus) { s.State = "waiting" })
-		j.startPrefetch(ctx) // the source's offers, while it builds its first generation
 	}
 	j.retryRenderFailures()
 	return nil
@@ -238,10 +237,8 @@ func (a *filesAnnouncement) done() {
 // answered (the source repeats the announcement).
 func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	j, peer, m, want, changed, scope := a.j, a.peer, a.m, a.want, a.changed, a.scope
-	// what was offered before is in the store now (or fetched below);
-	// a take that leaves no generation takes offers again
+	// what was offered before is in the store now (or fetched below)
 	j.stopPrefetch()
-	defer j.startPrefetch(ctx)
 	// need: the part of want whose content may be missing (the rest is the
 	// newest generation's, which the store holds)
 	need := want
