@@ -63,7 +63,7 @@ type offerer struct {
 // target in this node's site (the others are sent to through their
 // site's relay, one copy per site).
 func (j *job) newOfferer(ctx context.Context) *offerer {
-	if !j.isSource || j.kind != nil || j.cfg.Mode != config.ModePush || j.latest != nil || j.servedRefs != nil || len(j.cfg.Windows) > 0 {
+	if j.a.noOffers || !j.isSource || j.kind != nil || j.cfg.Mode != config.ModePush || j.latest != nil || j.servedRefs != nil || len(j.cfg.Windows) > 0 {
 		return nil
 	}
 	// j.latest is nil only in the scan before startSource: a job whose
