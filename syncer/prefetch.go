@@ -33,6 +33,11 @@ import (
 // fetched (about 150 bytes each); offers beyond it are dropped.
 const prefetchQueue = 32 << 10
 
+// prefetchMax bounds the offered contents one job start takes (each
+// leaves a staging copy until an announcement takes it): a source that
+// offers without ever announcing cannot make a target store without end.
+const prefetchMax = 4 << 20
+
 // offerReadTimeout bounds the wait for the next frame of an offer stream.
 const offerReadTimeout = 30 * time.Second
 
@@ -46,6 +51,7 @@ type prefetcher struct {
 	start    sync.Once
 	wg       sync.WaitGroup
 	done     atomic.Int64 // contents fetched
+	taken    atomic.Int64 // offered contents admitted (queued or dropped)
 }
 
 // startPrefetch makes a files push target whose store holds no
@@ -141,7 +147,8 @@ func (j *job) admitOffered(oi wire.OfferItem) (index.Item, bool) {
 	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: h, Size: oi.Size}, true
 }
 
-// add queues it unless the queue is full; it starts the workers.
+// add queues it unless the queue is full or the job start took
+// prefetchMax offers; it starts the workers.
 func (p *prefetcher) add(it index.Item) bool {
 	p.start.Do(func() {
 		p.j.log.Info("fetching the content the source offers before it announces its first generation")
@@ -151,6 +158,9 @@ func (p *prefetcher) add(it index.Item) bool {
 			go p.work()
 		}
 	})
+	if p.taken.Add(1) > prefetchMax {
+		return false
+	}
 	select {
 	case p.queue <- it:
 		return true

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
@@ -160,5 +161,60 @@ func TestE2EOffersRefused(t *testing.T) {
 	}
 	if st, _ := b.jobStatus("conf"); st.Generation != 0 || st.Prefetched != 0 {
 		t.Errorf("offers changed b's job: generation %d, prefetched %d", st.Generation, st.Prefetched)
+	}
+}
+
+// TestE2EOffersToAnOlderTarget: a target that predates offers refuses the
+// offer stream (its decoder does not know the type: the stream ends, the
+// connection goes on). The source opens at most offerRefusals of them and
+// announces its first generation on the same connection as before.
+func TestE2EOffersToAnOlderTarget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	for i := range 3 * wire.MaxOfferItems * offerRefusals {
+		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%10, i), fmt.Sprintf("[f%d]\n", i), 0o644)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	a.start()
+	pb, err := dialTestPeer(ctx, b, a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pb.close()
+	var mu sync.Mutex
+	var offerStreams int
+	go func() {
+		for {
+			s, err := pb.qc.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			var hdr [wire.HeaderSize]byte
+			if _, err := s.Read(hdr[:]); err == nil && wire.Type(hdr[1]) == wire.TypeOffer {
+				mu.Lock()
+				offerStreams++
+				mu.Unlock()
+			}
+			// as an older agent's unknown message type: the stream ends
+			s.CancelRead(1)
+			s.CancelWrite(1)
+		}
+	}()
+	for {
+		pb.ctrl.SetReadDeadline(time.Now().Add(waitLimit))
+		m, err := pb.codec.Read(pb.ctrl)
+		if err != nil {
+			t.Fatalf("no announcement on the connection: %v", err)
+		}
+		if an, ok := m.(*wire.Announce); ok && an.Version == 1 {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if offerStreams == 0 || offerStreams > offerRefusals {
+		t.Errorf("the source opened %d offer streams, want 1 to %d", offerStreams, offerRefusals)
 	}
 }
