@@ -309,7 +309,7 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Message, s *remotemon.Stream) {
 	if o, ok := first.(*wire.Offer); ok {
 		if j := a.job(o.Job); j != nil {
-			j.takeOffers(ctx, peer, o, s)
+			j.takeOffers(peer, o, s)
 			return
 		}
 		s.Abort()

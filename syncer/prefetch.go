@@ -49,6 +49,7 @@ type prefetcher struct {
 	queue    chan index.Item
 	stopping chan struct{}
 	start    sync.Once
+	mu       sync.Mutex // orders the workers' start before stopPrefetch's wait
 	wg       sync.WaitGroup
 	done     atomic.Int64 // contents fetched
 	taken    atomic.Int64 // offered contents admitted (queued or dropped)
@@ -76,16 +77,21 @@ func (j *job) stopPrefetch() {
 	if p == nil {
 		return
 	}
-	close(p.stopping)
+	p.mu.Lock()
+	close(p.stopping) // no worker starts after this
+	p.mu.Unlock()
 	p.wg.Wait()
 	if n := p.done.Load(); n > 0 {
-		j.log.Info("fetched offered content before the announcement", "files", n, "left_queued", len(p.queue))
+		p.mu.Lock()
+		left := len(p.queue)
+		p.mu.Unlock()
+		j.log.Info("fetched offered content before the announcement", "files", n, "left_queued", left)
 	}
 }
 
 // takeOffers reads the offers of peer (the job's source, as the gate
 // checked) from s, first among them, and queues what the job admits.
-func (j *job) takeOffers(ctx context.Context, peer string, first *wire.Offer, s *remotemon.Stream) {
+func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 	defer s.Close()
 	var taken, dropped int
 	defer func() {
@@ -151,8 +157,13 @@ func (j *job) admitOffered(oi wire.OfferItem) (index.Item, bool) {
 // prefetchMax offers; it starts the workers.
 func (p *prefetcher) add(it index.Item) bool {
 	p.start.Do(func() {
-		p.j.log.Info("fetching the content the source offers before it announces its first generation")
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		p.queue = make(chan index.Item, prefetchQueue)
+		if p.stopped() {
+			return
+		}
+		p.j.log.Info("fetching the content the source offers before it announces its first generation")
 		for range fetchParallel {
 			p.wg.Add(1)
 			go p.work()
@@ -182,8 +193,21 @@ func (p *prefetcher) work() {
 			return
 		case first = <-p.queue:
 		}
+		if p.stopped() {
+			return // select chose the item, though stopping too was ready
+		}
 		batch, large := p.gather(first)
 		p.fetch(batch, large)
+	}
+}
+
+// stopped reports whether stopPrefetch began.
+func (p *prefetcher) stopped() bool {
+	select {
+	case <-p.stopping:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -30,12 +30,7 @@ func TestE2EFirstGenerationPrefetched(t *testing.T) {
 		a.write(fmt.Sprintf("sounds/big%d.wav", i), strings.Repeat(fmt.Sprintf("%d-%d ", i, i*7), 100_000), 0o644)
 	}
 	b.start()
-	eventually(t, waitLimit, "b waits for its first generation", func() error {
-		if st, _ := b.jobStatus("conf"); st.State != "waiting" {
-			return fmt.Errorf("state %q", st.State)
-		}
-		return nil
-	})
+	waitingForFirst(t, b)
 	a.start()
 	converged(t, "the first generation arrives", a, b)
 	st, _ := b.jobStatus("conf")
@@ -64,12 +59,7 @@ func TestE2EOffersRefused(t *testing.T) {
 	b.pin(c)
 	b.Jobs[0].Extra = `exclude = ["secret"]` + "\n"
 	b.start()
-	eventually(t, waitLimit, "b waits for its first generation", func() error {
-		if st, _ := b.jobStatus("conf"); st.State != "waiting" {
-			return fmt.Errorf("state %q", st.State)
-		}
-		return nil
-	})
+	waitingForFirst(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	hash := func(i byte) []byte { return bytes.Repeat([]byte{i}, index.HashSize) }
@@ -217,4 +207,16 @@ func TestE2EOffersToAnOlderTarget(t *testing.T) {
 	if offerStreams == 0 || offerStreams > offerRefusals {
 		t.Errorf("the source opened %d offer streams, want 1 to %d", offerStreams, offerRefusals)
 	}
+}
+
+// waitingForFirst waits until n's job "conf" waits for its first
+// generation (it has started and takes offers).
+func waitingForFirst(t *testing.T, n *tnode) {
+	t.Helper()
+	eventually(t, waitLimit, n.name+" waits for its first generation", func() error {
+		if st, _ := n.jobStatus("conf"); st.State != "waiting" {
+			return fmt.Errorf("state %q", st.State)
+		}
+		return nil
+	})
 }
