@@ -38,21 +38,26 @@ const prefetchQueue = 32 << 10
 // offers without ever announcing cannot make a target store without end.
 const prefetchMax = 4 << 20
 
+// prefetchLinger is how long a batch waits for more offered contents to
+// fill it: the source offers them as its scan stores them.
+const prefetchLinger = 20 * time.Millisecond
+
 // offerReadTimeout bounds the wait for the next frame of an offer stream.
 const offerReadTimeout = 30 * time.Second
 
 // prefetcher fetches offered content from the job's source. Its queue
 // and workers start with the first admitted offer.
 type prefetcher struct {
-	j        *job
-	ctx      context.Context
-	queue    chan index.Item
-	stopping chan struct{}
-	start    sync.Once
-	mu       sync.Mutex // orders the workers' start before stopPrefetch's wait
-	wg       sync.WaitGroup
-	done     atomic.Int64 // contents fetched
-	taken    atomic.Int64 // offered contents admitted (queued or dropped)
+	j         *job
+	ctx       context.Context
+	queue     chan index.Item
+	stopping  chan struct{}
+	start     sync.Once
+	mu        sync.Mutex // orders the workers' start before stopPrefetch's wait
+	gathering sync.Mutex // held by the worker that gathers the next batch
+	wg        sync.WaitGroup
+	done      atomic.Int64 // contents fetched
+	taken     atomic.Int64 // offered contents admitted (queued or dropped)
 }
 
 // startPrefetch makes a files push target whose store holds no
@@ -94,6 +99,7 @@ func (j *job) stopPrefetch() {
 func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 	defer s.Close()
 	var taken, dropped int
+	var admitted []index.Item
 	defer func() {
 		if taken+dropped > 0 {
 			j.log.Debug("took a source's offers", "peer", peer, "queued", taken, "dropped", dropped)
@@ -105,11 +111,15 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 			s.Abort() // this target takes no offers (it holds a generation, or takes the announcement)
 			return
 		}
+		// the frame's items are admitted first and queued together, so
+		// that a batch takes them at once
+		admitted = admitted[:0]
 		for _, oi := range m.Items {
-			it, ok := j.admitOffered(oi)
-			if !ok {
-				continue
+			if it, ok := j.admitOffered(oi); ok {
+				admitted = append(admitted, it)
 			}
+		}
+		for _, it := range admitted {
 			if !p.add(it) {
 				dropped++
 				continue
@@ -185,20 +195,33 @@ func (p *prefetcher) add(it index.Item) bool {
 func (p *prefetcher) work() {
 	defer p.wg.Done()
 	for {
-		var first index.Item
-		select {
-		case <-p.stopping:
+		batch, large, ok := p.next()
+		if !ok {
 			return
-		case <-p.ctx.Done():
-			return
-		case first = <-p.queue:
 		}
-		if p.stopped() {
-			return // select chose the item, though stopping too was ready
-		}
-		batch, large := p.gather(first)
 		p.fetch(batch, large)
 	}
+}
+
+// next waits for the next batch (see gather); one worker gathers at a
+// time, so that batches fill while offers trickle in. It reports false
+// when the prefetcher stops.
+func (p *prefetcher) next() (batch, large []index.Item, ok bool) {
+	p.gathering.Lock()
+	defer p.gathering.Unlock()
+	var first index.Item
+	select {
+	case <-p.stopping:
+		return nil, nil, false
+	case <-p.ctx.Done():
+		return nil, nil, false
+	case first = <-p.queue:
+	}
+	if p.stopped() {
+		return nil, nil, false // select chose the item, though stopping too was ready
+	}
+	batch, large = p.gather(first)
+	return batch, large, true
 }
 
 // stopped reports whether stopPrefetch began.
@@ -211,9 +234,9 @@ func (p *prefetcher) stopped() bool {
 	}
 }
 
-// gather takes more queued items, without waiting, into a batch of small
-// files (up to wire.MaxGetMore+1 of them and batchBytes in all) beside
-// the large ones among them.
+// gather takes more queued items, for at most prefetchLinger, into a
+// batch of small files (up to wire.MaxGetMore+1 of them and batchBytes in
+// all) beside the large ones among them.
 func (p *prefetcher) gather(first index.Item) (batch, large []index.Item) {
 	var bytes int64
 	take := func(it index.Item) {
@@ -225,11 +248,15 @@ func (p *prefetcher) gather(first index.Item) (batch, large []index.Item) {
 		bytes += it.Size
 	}
 	take(first)
+	linger := time.NewTimer(prefetchLinger)
+	defer linger.Stop()
 	for len(batch) <= wire.MaxGetMore && bytes < batchBytes && len(large) < fetchParallel {
 		select {
 		case it := <-p.queue:
 			take(it)
-		default:
+		case <-linger.C:
+			return batch, large
+		case <-p.stopping:
 			return batch, large
 		}
 	}

@@ -40,7 +40,7 @@ func TestE2EFirstGenerationPrefetched(t *testing.T) {
 	if st.Prefetched > st.Fetches {
 		t.Errorf("prefetched %d > fetches %d", st.Prefetched, st.Fetches)
 	}
-	t.Logf("b prefetched %d of %d fetched contents", st.Prefetched, st.Fetches)
+	t.Logf("b prefetched %d of %d fetched contents on %d streams", st.Prefetched, st.Fetches, st.FetchStreams)
 	if !a.logHas("offered the first generation's content") {
 		t.Error("a does not log what it offered")
 	}
