@@ -383,6 +383,18 @@ func underAny(p string, set map[string]bool) bool {
 // hash it and again to store it.
 type ContentSink func(r io.Reader) (index.Hash, int64, error)
 
+// StoredFunc learns of each file a scan handed to its sink (WithSink)
+// and records: its path, content hash and size. Files are read in
+// parallel, so it must be safe for concurrent use.
+type StoredFunc func(rel string, h index.Hash, size int64)
+
+// WithStored makes a scan with a sink call stored for each file the sink
+// took and the scan records (a source offers that content to its
+// targets while it still scans).
+func WithStored(stored StoredFunc) ScanOption {
+	return func(s *scanner) { s.stored = stored }
+}
+
 // ScanOption changes how a scan reads the files it hashes.
 type ScanOption func(*scanner)
 
@@ -419,6 +431,8 @@ type scanner struct {
 	openDir func(rel string) (scanDir, error)
 	// sink, when set, takes the content of every file hashed (WithSink).
 	sink ContentSink
+	// stored, when set, learns of what the sink took (WithStored).
+	stored StoredFunc
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev Prev, log *slog.Logger) (*scanner, error) {
@@ -735,6 +749,9 @@ func (s *scanner) read(d scanDir, rel, name string, buf []byte) fileRead {
 			cur.CTime = 0
 		}
 		r.st = cur
+		if s.sink != nil && s.stored != nil {
+			s.stored(rel, h, n)
+		}
 		return r
 	}
 }

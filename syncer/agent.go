@@ -44,6 +44,9 @@ type Options struct {
 	// answer a version the relay answered for before the origin passes
 	// the relay over as withholding (withhold.go); 0: 30 s.
 	RelayPatience time.Duration
+	// NoOffers: a source offers nothing while it builds a job's first
+	// generation (offer.go); tests of the announcement's own fetch set it.
+	NoOffers bool
 }
 
 // AsteriskInfo is what a node tells its peers about its Asterisk.
@@ -59,6 +62,7 @@ type AsteriskInfo struct {
 type Agent struct {
 	log       *slog.Logger
 	partBytes int           // see Options.AnnouncePartBytes
+	noOffers  bool          // see Options.NoOffers
 	patience  time.Duration // see Options.RelayPatience
 	node      string
 	ident     *identity.Identity
@@ -94,7 +98,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers}
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}
@@ -300,8 +304,17 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 	j.post(event{peer: peer, msg: m})
 }
 
-// HandleStream implements remotemon.Handler: transfer requests.
+// HandleStream implements remotemon.Handler: transfer requests, and a
+// source's offers (prefetch.go).
 func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Message, s *remotemon.Stream) {
+	if o, ok := first.(*wire.Offer); ok {
+		if j := a.job(o.Job); j != nil {
+			j.takeOffers(peer, o, s)
+			return
+		}
+		s.Abort()
+		return
+	}
 	get, ok := first.(*wire.Get)
 	if !ok {
 		s.WriteMessage(&wire.Error{Message: "expected Get"})

@@ -44,6 +44,15 @@ func (a *Agent) Allow(peer string, t wire.Type, job string) error {
 			return fmt.Errorf("job %q: %s is not a target of it here (or this node is not its source)", job, peer)
 		}
 		return nil
+	case wire.TypeOffer:
+		j := a.job(job)
+		if j == nil {
+			return fmt.Errorf("no job %q on this node", job)
+		}
+		if j.cfg.Mode != config.ModePush || j.kind != nil || j.isSource || j.cfg.Source != peer {
+			return fmt.Errorf("job %q: the config does not name %s as the source of this files job", job, peer)
+		}
+		return nil
 	case wire.TypeRelay:
 		j := a.job(job)
 		if j == nil {

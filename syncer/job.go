@@ -204,6 +204,11 @@ type job struct {
 	// taking is the announcement in parts the target is taking, read by
 	// the receiving goroutines (see repeatOfTaken); nil when none.
 	taking atomic.Pointer[takingKey]
+
+	// pre, on a target without a generation, fetches the content its
+	// source offers ahead of the announcement (prefetch.go); nil when it
+	// takes no offers.
+	pre atomic.Pointer[prefetcher]
 }
 
 func (a *Agent) newJob(c config.Job) (*job, error) {
@@ -309,6 +314,7 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.openApplier(ctx); err != nil {
 		return err
 	}
+	j.startPrefetch(ctx) // a target's first generation: its source's offers, from now on
 	root := j.cfg.Path
 	var err error
 	var p persisted

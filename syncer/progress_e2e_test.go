@@ -39,6 +39,8 @@ func TestProgressOfALongInitialSync(t *testing.T) {
 	defer toB.Close()
 	a.Peers[0].Address = toB.Addr().String()
 	b.Peers[0].Address = toA.Addr().String()
+	// the fetch after the announcement is the test: nothing offered before
+	a.tune = func(o *Options) { o.NoOffers = true }
 
 	const files, size = 80, 96 << 10 // random: each over the 64 KiB inline bound compressed
 	for i := range 4 {

@@ -35,6 +35,12 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 		opts = append(opts, hostmon.WithSink(func(r io.Reader) (index.Hash, int64, error) {
 			return j.a.store.PutReader(ctx, r)
 		}))
+		// the scan of a first generation offers what it stores to the
+		// targets as it goes (offer.go)
+		if o := j.newOfferer(ctx); o != nil {
+			opts = append(opts, hostmon.WithStored(o.stored))
+			defer o.close()
+		}
 	}
 	d, err := hostmon.ScanDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log, opts...)
 	if err != nil {

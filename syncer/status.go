@@ -32,6 +32,7 @@ type JobStatus struct {
 	LogicalBytesReceived uint64         `json:"logical_bytes_received"`
 	Fetches              uint64         `json:"fetches"`           // contents fetched over transfer streams (not inline)
 	FetchStreams         uint64         `json:"fetch_streams"`     // transfer streams they took (many small contents share one)
+	Prefetched           uint64         `json:"prefetched"`        // of the fetches, contents a source offered before it announced them (prefetch.go)
 	Applied              uint64         `json:"applied"`           // generations applied and good here
 	RolledBack           uint64         `json:"rolled_back"`       // generations rolled back here
 	Latency              *Histogram     `json:"latency,omitempty"` // change at the origin → applied here

@@ -236,6 +236,8 @@ func (a *filesAnnouncement) done() {
 // answered (the source repeats the announcement).
 func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	j, peer, m, want, changed, scope := a.j, a.peer, a.m, a.want, a.changed, a.scope
+	// what was offered before is in the store now (or fetched below)
+	j.stopPrefetch()
 	// need: the part of want whose content may be missing (the rest is the
 	// newest generation's, which the store holds)
 	need := want

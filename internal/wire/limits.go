@@ -27,6 +27,7 @@ var decodedLimit = map[Type]int{
 	TypeRowsAnnounce: 4 << 20,
 	TypeAnnounce:     MaxDecoded,
 	TypeRelay:        24 << 20, // one frame of at most MaxFrame bytes, base64 in JSON
+	TypeOffer:        2 << 20,  // MaxOfferItems items with paths of up to 4 KiB, JSON-escaped
 }
 
 // MaxPayload returns the most bytes a payload of type t may decode to, 0
@@ -69,7 +70,7 @@ type Gate func(t Type, job string) error
 // jobScoped reports whether messages of type t name a job first.
 func jobScoped(t Type) bool {
 	switch t {
-	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet, TypeRelay:
+	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet, TypeRelay, TypeOffer:
 		return true
 	}
 	return false

@@ -48,6 +48,8 @@ func (t Type) String() string {
 		return "RowsHave"
 	case TypeRelay:
 		return "Relay"
+	case TypeOffer:
+		return "Offer"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -85,6 +87,8 @@ func newMessage(t Type) Message {
 		return &RowsHave{}
 	case TypeRelay:
 		return &Relay{}
+	case TypeOffer:
+		return &Offer{}
 	}
 	return nil
 }

@@ -1,0 +1,309 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/index"
+	"pbxsync/internal/wire"
+	"pbxsync/remotemon"
+)
+
+// A target that holds no generation of a files push job takes the
+// source's offers (wire.Offer: content the source stored while it builds
+// its first generation) and fetches that content into its store before
+// the announcement comes: the fetch of the announcement then finds it
+// stored, and the apply takes the staging copies the fetch wrote
+// (Applier.prestage). An offer is a hint, never an instruction: nothing
+// is applied or referenced, a path the job's own filters or names refuse
+// is not fetched, nor one where the tree has anything (the announcement's
+// fetch may get a delta against it, or copy it), and what does not fit
+// the bounded queue is dropped. Content fetched for an offer that no
+// announcement names is unreferenced; the store's GC removes it.
+
+// prefetchQueue bounds the offered contents a target keeps waiting to be
+// fetched (about 150 bytes each); offers beyond it are dropped.
+const prefetchQueue = 32 << 10
+
+// prefetchMax bounds the offered contents one job start takes (each
+// leaves a staging copy until an announcement takes it): a source that
+// offers without ever announcing cannot make a target store without end.
+const prefetchMax = 4 << 20
+
+// prefetchLinger is how long a batch waits for more offered contents to
+// fill it: the source offers them as its scan stores them.
+const prefetchLinger = 20 * time.Millisecond
+
+// offerReadTimeout bounds the wait for the next frame of an offer stream.
+const offerReadTimeout = 30 * time.Second
+
+// prefetcher fetches offered content from the job's source. Its queue
+// and workers start with the first admitted offer.
+type prefetcher struct {
+	j         *job
+	ctx       context.Context
+	queue     chan index.Item
+	stopping  chan struct{}
+	start     sync.Once
+	mu        sync.Mutex // orders the workers' start before stopPrefetch's wait
+	gathering sync.Mutex // held by the worker that gathers the next batch
+	wg        sync.WaitGroup
+	done      atomic.Int64 // contents fetched
+	taken     atomic.Int64 // offered contents admitted (queued or dropped)
+}
+
+// startPrefetch makes a files push target whose store holds no
+// generation of the job take offers, from the job's start (before its
+// own scan: the source offers from its first stored file on) until it
+// takes an announcement; ctx bounds its fetches.
+func (j *job) startPrefetch(ctx context.Context) {
+	if j.isSource || j.kind != nil || j.cfg.Mode != config.ModePush || j.pre.Load() != nil {
+		return
+	}
+	if gens, err := j.a.store.Generations(j.cfg.Name); err != nil || len(gens) > 0 {
+		return
+	}
+	j.pre.Store(&prefetcher{j: j, ctx: ctx, stopping: make(chan struct{})})
+}
+
+// stopPrefetch makes the job refuse offers and waits for the fetches
+// under way: what is still queued is fetched, if announced, by the
+// announcement's fetch.
+func (j *job) stopPrefetch() {
+	p := j.pre.Swap(nil)
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	close(p.stopping) // no worker starts after this
+	p.mu.Unlock()
+	p.wg.Wait()
+	if n := p.done.Load(); n > 0 {
+		p.mu.Lock()
+		left := len(p.queue)
+		p.mu.Unlock()
+		j.log.Info("fetched offered content before the announcement", "files", n, "left_queued", left)
+	}
+}
+
+// takeOffers reads the offers of peer (the job's source, as the gate
+// checked) from s, first among them, and queues what the job admits.
+func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
+	defer s.Close()
+	var taken, dropped int
+	var admitted []index.Item
+	defer func() {
+		if taken+dropped > 0 {
+			j.log.Debug("took a source's offers", "peer", peer, "queued", taken, "dropped", dropped)
+		}
+	}()
+	for m := first; ; {
+		p := j.pre.Load()
+		if p == nil {
+			s.Abort() // this target takes no offers (it holds a generation, or takes the announcement)
+			return
+		}
+		// the frame's items are admitted first and queued together, so
+		// that a batch takes them at once
+		admitted = admitted[:0]
+		for _, oi := range m.Items {
+			if it, ok := j.admitOffered(oi); ok {
+				admitted = append(admitted, it)
+			}
+		}
+		for _, it := range admitted {
+			if !p.add(it) {
+				dropped++
+				continue
+			}
+			taken++
+		}
+		s.SetDeadline(time.Now().Add(offerReadTimeout))
+		next, err := s.ReadMessage()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		o, isOffer := next.(*wire.Offer)
+		if err != nil || !isOffer || o.Job != first.Job {
+			if err == nil {
+				j.log.Warn("refusing an offer stream that goes on with another message", "peer", peer, "type", next.Type().String())
+			}
+			s.Abort()
+			return
+		}
+		m = o
+	}
+}
+
+// admitOffered decides without I/O but the store's whether an offered
+// content is fetched: a path the job admits as a file (its filters at the
+// path and every parent, the never-synced names, no control characters),
+// content the store lacks.
+func (j *job) admitOffered(oi wire.OfferItem) (index.Item, bool) {
+	if index.ValidateName(oi.Path) != nil || !j.filter.Match(oi.Path, false) {
+		return index.Item{}, false
+	}
+	for d := index.Parent(oi.Path); d != ""; d = index.Parent(d) {
+		if !j.filter.Match(d, true) {
+			return index.Item{}, false
+		}
+	}
+	h := wire.HashOf(oi.Hash)
+	if j.a.store.Has(h) {
+		return index.Item{}, false
+	}
+	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: h, Size: oi.Size}, true
+}
+
+// add queues it unless the queue is full or the job start took
+// prefetchMax offers; it starts the workers.
+func (p *prefetcher) add(it index.Item) bool {
+	p.start.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.queue = make(chan index.Item, prefetchQueue)
+		if p.stopped() {
+			return
+		}
+		p.j.log.Info("fetching the content the source offers before it announces its first generation")
+		for range fetchParallel {
+			p.wg.Add(1)
+			go p.work()
+		}
+	})
+	if p.taken.Add(1) > prefetchMax {
+		return false
+	}
+	select {
+	case p.queue <- it:
+		return true
+	default:
+		return false
+	}
+}
+
+// work fetches queued content until the prefetcher stops: small files
+// together on one stream (Get.More), as the announcement's fetch does.
+func (p *prefetcher) work() {
+	defer p.wg.Done()
+	for {
+		batch, large, ok := p.next()
+		if !ok {
+			return
+		}
+		p.fetch(batch, large)
+	}
+}
+
+// next waits for the next batch (see gather); one worker gathers at a
+// time, so that batches fill while offers trickle in. It reports false
+// when the prefetcher stops.
+func (p *prefetcher) next() (batch, large []index.Item, ok bool) {
+	p.gathering.Lock()
+	defer p.gathering.Unlock()
+	var first index.Item
+	select {
+	case <-p.stopping:
+		return nil, nil, false
+	case <-p.ctx.Done():
+		return nil, nil, false
+	case first = <-p.queue:
+	}
+	if p.stopped() {
+		return nil, nil, false // select chose the item, though stopping too was ready
+	}
+	batch, large = p.gather(first)
+	return batch, large, true
+}
+
+// stopped reports whether stopPrefetch began.
+func (p *prefetcher) stopped() bool {
+	select {
+	case <-p.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// gather takes more queued items, for at most prefetchLinger, into a
+// batch of small files (up to wire.MaxGetMore+1 of them and batchBytes in
+// all) beside the large ones among them.
+func (p *prefetcher) gather(first index.Item) (batch, large []index.Item) {
+	var bytes int64
+	take := func(it index.Item) {
+		if it.Size > batchItemMax {
+			large = append(large, it)
+			return
+		}
+		batch = append(batch, it)
+		bytes += it.Size
+	}
+	take(first)
+	linger := time.NewTimer(prefetchLinger)
+	defer linger.Stop()
+	for len(batch) <= wire.MaxGetMore && bytes < batchBytes && len(large) < fetchParallel {
+		select {
+		case it := <-p.queue:
+			take(it)
+		case <-linger.C:
+			return batch, large
+		case <-p.stopping:
+			return batch, large
+		}
+	}
+	return batch, large
+}
+
+// fetch gets what is still missing of batch (one stream) and large (one
+// stream each) from the source into the store.
+func (p *prefetcher) fetch(batch, large []index.Item) {
+	j, peer := p.j, p.j.cfg.Source
+	batch, large = p.needed(batch), p.needed(large)
+	done := 0
+	switch {
+	case len(batch) > 1:
+		n, err := j.fetchBatch(p.ctx, peer, batch, nil)
+		done += n
+		if err != nil {
+			j.log.Debug("prefetching offered content failed; the announcement's fetch gets it", "err", err)
+		}
+	case len(batch) == 1:
+		large = append(large, batch[0])
+	}
+	for _, it := range large {
+		if err := j.fetchFrom(p.ctx, peer, it, fetchRequest{}); err != nil {
+			j.log.Debug("prefetching offered content failed; the announcement's fetch gets it", "path", it.Path, "err", err)
+			continue
+		}
+		done++
+	}
+	if done > 0 {
+		p.done.Add(int64(done))
+		j.setStatus(func(s *JobStatus) { s.Prefetched += uint64(done) })
+	}
+}
+
+// needed drops from items the content the store holds by now and the
+// paths where the tree has anything.
+func (p *prefetcher) needed(items []index.Item) []index.Item {
+	out := items[:0]
+	for _, it := range items {
+		if p.j.a.store.Has(it.Hash) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(it.Path))); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
