@@ -311,3 +311,24 @@ func freeTCPAddr() (string, error) {
 	defer l.Close()
 	return l.Addr().String(), nil
 }
+
+// waitPprof waits until the agent's PBXSYNC_PPROF listener answers (the
+// agent has started), polling every 20 ms.
+func (n *node) waitPprof(ctx context.Context) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/", n.pprof)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the profile listener of %s: %w", n.Name, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
