@@ -16,7 +16,8 @@ import (
 // initialSync is one initial sync of a tree by pbxsync and by rsync.
 type initialSync struct {
 	files, size, disk  int64
-	rsync              time.Duration
+	rsync              time.Duration // rsync -a before pbxsync's sync
+	rsyncAfter         time.Duration // the same again after it (0: not run)
 	rsyncClientRSS     int64
 	rsyncDaemonRSS     int64
 	pbxsync            time.Duration
@@ -37,8 +38,9 @@ type restart struct {
 }
 
 // syncTree times rsync -a of tree to a fresh daemon module, then pbxsync's
-// initial sync of the same tree from a fresh pair of agents under base.
-// The pair is returned running.
+// initial sync of the same tree from a fresh pair of agents under base,
+// then rsync -a again to another fresh module. The pair is returned
+// running.
 func syncTree(ctx context.Context, o options, base, tree, job string, idle bool) (*pair, initialSync, error) {
 	var r initialSync
 	var err error
@@ -134,6 +136,12 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 				}
 			}
 		}
+	}
+	// rsync again, into a new module, once pbxsync is done and idle: the
+	// anchor is the mean of the runs before and after, so that a slower
+	// or faster spell of the machine's disk does not fall on one side only
+	if r.rsyncAfter, err = rsyncOnce(ctx, filepath.Join(base, "rsyncd-after"), tree, job); err != nil {
+		return p, r, err
 	}
 	_, _, r.srcStore, _ = treeUsage(p.src.Data)
 	_, _, r.tgtStore, _ = treeUsage(p.tgt.Data)
@@ -363,4 +371,22 @@ func peakHeapProfiles(ctx context.Context, p *pair, base, job string) (stop func
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// rsyncOnce times rsync -a of tree to a fresh daemon module in dir and
+// removes the copy when done.
+func rsyncOnce(ctx context.Context, dir, tree, job string) (time.Duration, error) {
+	d, err := startRsyncd(ctx, dir)
+	if err != nil {
+		return 0, err
+	}
+	progress("%s: rsync -a again, after pbxsync", job)
+	run, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
+	d.stop()
+	if err != nil {
+		return 0, err
+	}
+	progress("%s: rsync took %v; removing its copy", job, run.wall.Round(time.Millisecond))
+	os.RemoveAll(d.dir)
+	return run.wall, nil
 }
