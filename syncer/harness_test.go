@@ -286,7 +286,8 @@ func (n *tnode) write(rel, content string, mode fs.FileMode) {
 }
 
 // replace puts content into rel atomically (written beside the tree, then
-// renamed), so the watcher never sees a half-written file.
+// renamed), so the watcher never sees a half-written file; rel's directory
+// is made when it is missing.
 func (n *tnode) replace(rel string, content []byte, mode fs.FileMode) {
 	n.h.tb.Helper()
 	tmp, err := os.CreateTemp(n.data, "replace-*")
@@ -299,6 +300,9 @@ func (n *tnode) replace(rel string, content []byte, mode fs.FileMode) {
 	}
 	if err == nil {
 		err = os.Chmod(tmp.Name(), mode)
+	}
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(n.path(rel)), 0o755)
 	}
 	if err == nil {
 		err = os.Rename(tmp.Name(), n.path(rel))
