@@ -34,7 +34,7 @@ func ReadHostState(paths []string) (HostState, error) {
 			errs = append(errs, fmt.Sprintf("statfs %s: %v", p, err))
 			continue
 		}
-		st.Disks = append(st.Disks, Disk{Path: p, FreeBytes: fs.Bavail * uint64(fs.Bsize), FreeFiles: fs.Ffree})
+		st.Disks = append(st.Disks, Disk{Path: p, FreeBytes: uint64(fs.Bavail) * uint64(fs.Bsize), FreeFiles: uint64(fs.Ffree)})
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {

@@ -228,12 +228,12 @@ func (j *job) writeRendering(r rendering) (bool, error) {
 	}
 	mode, uid, gid := uint32(0o644), -1, -1
 	if exists {
-		mode, uid, gid = cur.Mode&0o777, int(cur.Uid), int(cur.Gid)
+		mode, uid, gid = uint32(cur.Mode&0o777), int(cur.Uid), int(cur.Gid)
 	} else {
 		var st unix.Stat_t
 		if tdir, tbase, err := beneath.Parent(j.cfg.Path, r.template); err == nil {
 			if unix.Fstatat(int(tdir.Fd()), tbase, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
-				mode, uid, gid = st.Mode&0o777, int(st.Uid), int(st.Gid)
+				mode, uid, gid = uint32(st.Mode&0o777), int(st.Uid), int(st.Gid)
 			}
 			tdir.Close()
 		}
