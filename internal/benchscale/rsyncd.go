@@ -80,6 +80,14 @@ func (d *rsyncd) url(rel string) string {
 // (the per-connection receivers) included: Linux's wait4 reports the
 // largest of a process and its reaped descendants.
 func (d *rsyncd) stop() int64 {
+	rss, _ := d.stopUsage()
+	return rss
+}
+
+// stopUsage ends the daemon and returns its peak RSS in bytes and its CPU
+// time (user and system, its connection's child process included: the
+// daemon waits for it).
+func (d *rsyncd) stopUsage() (int64, time.Duration) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.done:
@@ -88,16 +96,22 @@ func (d *rsyncd) stop() int64 {
 		<-d.done
 	}
 	if ru, ok := d.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss << 10
+		return ru.Maxrss << 10, cpuOf(ru)
 	}
-	return 0
+	return 0, 0
+}
+
+// cpuOf is the user and system time in ru.
+func cpuOf(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rsyncRun is one rsync client run.
 type rsyncRun struct {
 	wall           time.Duration
-	maxRSS         int64 // the client's, bytes
-	sent, received int64 // --stats "Total bytes sent/received"
+	maxRSS         int64         // the client's, bytes
+	cpu            time.Duration // the client's user and system time
+	sent, received int64         // --stats "Total bytes sent/received"
 }
 
 var rsyncStat = regexp.MustCompile(`Total bytes (sent|received): ([0-9,.]+)`)
@@ -116,6 +130,7 @@ func rsync(ctx context.Context, args ...string) (rsyncRun, error) {
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSS = ru.Maxrss << 10
+		r.cpu = cpuOf(ru)
 	}
 	for _, m := range rsyncStat.FindAllStringSubmatch(out.String(), -1) {
 		n, _ := strconv.ParseInt(strings.NewReplacer(",", "", ".", "").Replace(m[2]), 10, 64)

@@ -54,12 +54,13 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	}
 	progress("%s: rsync -a of %d files (%s) to a daemon on 127.0.0.1", job, r.files, mb(r.size))
 	run, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
-	r.rsyncDaemonRSS = d.stop()
+	var daemonCPU time.Duration
+	r.rsyncDaemonRSS, daemonCPU = d.stopUsage()
 	if err != nil {
 		return nil, r, err
 	}
 	r.rsync, r.rsyncClientRSS = run.wall, run.maxRSS
-	progress("%s: rsync took %v", job, r.rsync.Round(time.Millisecond))
+	progress("%s: rsync took %v (CPU time client %v, daemon %v)", job, r.rsync.Round(time.Millisecond), run.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond))
 	// rsync's copy goes only after pbxsync's sync: on this machine's ext4
 	// (no journal) a file created within a minute or more of many deletions
 	// costs several times its usual system time (the kernel's inode
@@ -382,11 +383,11 @@ func rsyncOnce(ctx context.Context, dir, tree, job string) (time.Duration, error
 	}
 	progress("%s: rsync -a again, after pbxsync", job)
 	run, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
-	d.stop()
+	_, daemonCPU := d.stopUsage()
 	if err != nil {
 		return 0, err
 	}
-	progress("%s: rsync took %v; removing its copy", job, run.wall.Round(time.Millisecond))
+	progress("%s: rsync took %v (CPU time client %v, daemon %v); removing its copy", job, run.wall.Round(time.Millisecond), run.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond))
 	os.RemoveAll(d.dir)
 	return run.wall, nil
 }
