@@ -44,23 +44,7 @@ func TestInlineStopsAtTheBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := store.Open(filepath.Join(base, "store"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	f, err := hostmon.NewFilter(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &job{a: &Agent{store: st, node: "a"}, cfg: config.Job{Name: "j", Path: root, Source: "a"}, isSource: true,
-		filter: f, log: slog.New(slog.DiscardHandler), bad: map[string]string{}, targets: map[string]*targetState{}}
-	if err := j.scanAll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.newSourceGeneration(ctx, j.states.Index(), ""); err != nil {
-		t.Fatal(err)
-	}
+	j := firstGeneration(t, root, filepath.Join(base, "store"))
 	msg := j.buildAnnounce(ctx, false)
 	if len(msg.Inline) == 0 {
 		t.Fatal("nothing inlined")
@@ -79,5 +63,45 @@ func TestInlineStopsAtTheBudget(t *testing.T) {
 	next := j.latest.Index[fmt.Sprintf("f%02d.wav", len(msg.Inline))]
 	if next.Size+int64(total) <= inlineBudget {
 		t.Fatalf("inlined %d files (%d bytes) and stopped before f%02d.wav of %d bytes, which fits", len(msg.Inline), total, len(msg.Inline), next.Size)
+	}
+}
+
+// firstGeneration returns a source job over root with its first
+// generation recorded in a store at dir.
+func firstGeneration(tb testing.TB, root, dir string) *job {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	f, err := hostmon.NewFilter(nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	j := &job{a: &Agent{store: st, node: "a"}, cfg: config.Job{Name: "j", Path: root, Source: "a"}, isSource: true,
+		filter: f, log: slog.New(slog.DiscardHandler), bad: map[string]string{}, targets: map[string]*targetState{}}
+	if err := j.scanAll(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if err := j.newSourceGeneration(ctx, j.states.Index(), ""); err != nil {
+		tb.Fatal(err)
+	}
+	return j
+}
+
+// BenchmarkFirstAnnouncement builds the announcement of a first
+// generation of PBXSYNC_BENCH_FILES (20,000 by default) pjsip-like files
+// (its inline part: the items are set apart, by announcementFor).
+func BenchmarkFirstAnnouncement(b *testing.B) {
+	root := b.TempDir()
+	writeConfTree(b, root, 100, benchFiles(b, 20000))
+	j := firstGeneration(b, root, b.TempDir())
+	ctx := context.Background()
+	for b.Loop() {
+		if msg := j.buildAnnounce(ctx, false); len(msg.Inline) == 0 {
+			b.Fatal("nothing inlined")
+		}
 	}
 }
