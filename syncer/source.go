@@ -346,9 +346,14 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 				in = &wire.Inline{Hash: it.Hash[:], Base: old.Hash[:], Encoding: wire.EncodingDelta, Data: d.Bytes()}
 			}
 		}
+		full := false // the file would ride inline, but not in what is left
 		if in == nil {
 			if rc, n, err := j.a.store.OpenCompressed(it.Hash); err == nil {
-				if n <= inlineMaxItem {
+				switch {
+				case n > inlineMaxItem: // never inline: fetched
+				case int(n) > budget:
+					full = true
+				default:
 					if data, err := io.ReadAll(io.LimitReader(rc, n)); err == nil {
 						in = &wire.Inline{Hash: it.Hash[:], Encoding: wire.EncodingZstd, Data: data}
 					}
@@ -356,10 +361,20 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 				rc.Close()
 			}
 		}
-		if in != nil && len(in.Data) <= budget {
-			budget -= len(in.Data)
-			msg.Inline = append(msg.Inline, *in)
+		if full || in != nil && len(in.Data) > budget {
+			// The first file that would ride inline but does not fit in
+			// what is left of the budget ends the inline part: the rest is
+			// fetched. Trying every later file for the last bytes of the
+			// budget read back every blob of a first generation (100,000
+			// lookups and reads, 0.4-0.55 s of the source's CPU on the job
+			// loop before the announcement went out) to inline a few more.
+			break
 		}
+		if in == nil {
+			continue
+		}
+		budget -= len(in.Data)
+		msg.Inline = append(msg.Inline, *in)
 	}
 	return msg
 }

@@ -612,9 +612,10 @@ func (s *Store) dropStored(batch map[index.Hash]pendingBlob) error {
 	files := s.newBlobFiles(hs)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
+		small := newSmallLookup(tx)
 		for _, h := range hs {
 			pass.touched()
-			if hasSmall(tx, h) || files.exists(h) {
+			if small.has(h) || files.exists(h) {
 				have = append(have, h)
 			}
 		}
@@ -750,9 +751,10 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	files := s.newBlobFiles(check)
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
+		small := newSmallLookup(tx)
 		for _, h := range check {
 			pass.touched()
-			if !hasSmall(tx, h) && !files.exists(h) {
+			if !small.has(h) && !files.exists(h) {
 				out = append(out, h)
 			}
 		}

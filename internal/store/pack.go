@@ -160,6 +160,29 @@ func hasSmall(tx *bolt.Tx, h index.Hash) bool {
 	return tx.Bucket(bktBlobs).Get(h[:]) != nil
 }
 
+// smallLookup answers hasSmall for many blobs in one transaction (a
+// flush's check of its batch, Missing): the two buckets are looked up once,
+// not twice a blob, and bucket blobs is not searched at all when it is
+// empty, as it is while a scan stores its files (its batches go to packs,
+// see dbBlobsBytes). Only for a read transaction, or one that puts nothing
+// into bucket blobs while it is used.
+type smallLookup struct{ packed, blobs *bolt.Bucket }
+
+func newSmallLookup(tx *bolt.Tx) smallLookup {
+	l := smallLookup{packed: tx.Bucket(bktPacked), blobs: tx.Bucket(bktBlobs)}
+	if l.blobs != nil {
+		if k, _ := l.blobs.Cursor().First(); k == nil {
+			l.blobs = nil
+		}
+	}
+	return l
+}
+
+// has is hasSmall(tx, h).
+func (l smallLookup) has(h index.Hash) bool {
+	return l.packed != nil && l.packed.Get(h[:]) != nil || l.blobs != nil && l.blobs.Get(h[:]) != nil
+}
+
 // appendRecord appends the record of payload p under h to b.
 func appendRecord(b []byte, h index.Hash, p []byte) []byte {
 	return append(appendRecordHeader(b, h, p), p...)

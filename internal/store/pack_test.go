@@ -314,3 +314,48 @@ func TestPutStoredBlobWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSmallLookup: smallLookup answers as hasSmall does for blobs in a
+// pack, blobs in bucket blobs and blobs the store lacks, with bucket blobs
+// empty (skipped) and not; and Missing, which uses it, finds a blob put
+// into bucket blobs after bucket blobs was seen empty in an earlier pass.
+func TestSmallLookup(t *testing.T) {
+	s := newTestStore(t, packAlways)
+	packed, _ := putRandom(t, s, 1, 40, 1500)
+	absent := index.Sum([]byte("not stored"))
+	check := func(what string, hs []index.Hash, want bool) {
+		t.Helper()
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			l := newSmallLookup(tx)
+			for _, h := range hs {
+				if got, old := l.has(h), hasSmall(tx, h); got != want || old != want {
+					t.Errorf("%s: blob %s: smallLookup %v, hasSmall %v; want %v", what, h.Short(), got, old, want)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("packed, bucket blobs empty", packed, true)
+	check("absent, bucket blobs empty", []index.Hash{absent}, false)
+	if got := s.Missing(append([]index.Hash{absent}, packed...)); len(got) != 1 || got[0] != absent {
+		t.Fatalf("Missing: %v, want only %s", got, absent.Short())
+	}
+	s.opt.dbBlobs = dbBlobsBytes
+	inDB, _ := putRandom(t, s, 2, 3, 1500)
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bktBlobs).Stats().KeyN; n != len(inDB) {
+			t.Fatalf("%d blobs in bucket blobs, want %d", n, len(inDB))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check("in bucket blobs", inDB, true)
+	check("packed, bucket blobs not empty", packed, true)
+	check("absent, bucket blobs not empty", []index.Hash{absent}, false)
+	if got := s.Missing(append(append([]index.Hash{absent}, inDB...), packed...)); len(got) != 1 || got[0] != absent {
+		t.Fatalf("Missing: %v, want only %s", got, absent.Short())
+	}
+}
