@@ -349,6 +349,9 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	if err := s.undoFailed(job); err != nil {
 		return fail(err)
 	}
+	if err := s.flushBeforeRecord(); err != nil {
+		return fail(err)
+	}
 	var nitems, nchanged int
 	var big *chunkedRecord
 	counted := false
@@ -381,6 +384,30 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	g.Number, g.Time, g.State, g.Reason, g.Changed = n, info.Time, info.State, info.Reason, info.Changed
 	s.log.Info("generation recorded", "job", job, "generation", n, "state", string(info.State), "items", nitems, "changed", nchanged)
 	return n, nil
+}
+
+// flushFirstBlobs is the number of pending blobs from which a record
+// makes them durable in a transaction of their own before it (see
+// flushBeforeRecord).
+const flushFirstBlobs = 256
+
+// flushBeforeRecord makes the pending blobs durable in a transaction of
+// their own when there are many of them: their hashes are random, so a
+// few thousand touch nearly every leaf of the unref and pack-location
+// buckets, and bbolt holds every node a transaction touches until its
+// commit (~15-21 MiB of nodes at 100,000 blobs, the source's peak of an
+// initial sync with the changes the record had built in the same
+// transaction). The record's own transaction then flushes the few put
+// meanwhile. An edit's record, with a blob or two pending, pays no
+// extra commit.
+func (s *Store) flushBeforeRecord() error {
+	s.pendMu.Lock()
+	n := len(s.pending)
+	s.pendMu.Unlock()
+	if n < flushFirstBlobs {
+		return nil
+	}
+	return s.update(nil)
 }
 
 // recordTx records a generation in tx: info (Number 0: the next one) with
