@@ -291,7 +291,9 @@ func scanStateJobs(t *testing.T) func() *job {
 func TestNewPathRoots(t *testing.T) {
 	t.Parallel()
 	states := map[string]hostmon.FileState{}
-	dir := func(p string) { states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}} }
+	dir := func(p string) {
+		states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}}
+	}
 	file := func(p string) {
 		states[p] = hostmon.FileState{Item: index.Item{Path: p, Kind: index.KindFile, Mode: 0o644, Hash: index.Sum([]byte(p))}}
 	}
