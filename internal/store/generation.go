@@ -443,6 +443,9 @@ func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *Generation
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var need []blobUse
+	if checkBlobs {
+		need = make([]blobUse, 0, len(changes)) // a first generation's 100,000: no doubling
+	}
 	for i, c := range changes {
 		if i > 0 && changes[i-1].Path == c.Path {
 			return nil, 0, nil, fmt.Errorf("path %q changed twice", c.Path)
