@@ -228,10 +228,16 @@ func readMeta(jb *bolt.Bucket, job string, n uint64, v []byte) (*dbMeta, Generat
 // putMeta writes the meta record of generation g.Number of jb, its
 // changed paths out of line when they are many (encodeMeta validates g;
 // on an error the caller's transaction is rolled back whole).
-func putMeta(jb *bolt.Bucket, g *GenerationInfo, base uint64, items int) error {
-	out, err := putChanged(jb, g.Number, g.Changed)
-	if err != nil {
-		return err
+//
+// listed says the changed paths are written out of line already
+// (putChangedPart).
+func putMeta(jb *bolt.Bucket, g *GenerationInfo, base uint64, items int, listed bool) error {
+	out := len(g.Changed)
+	if !listed {
+		var err error
+		if out, err = putChanged(jb, g.Number, g.Changed); err != nil {
+			return err
+		}
 	}
 	meta, err := encodeMeta(g, base, items, out)
 	if err != nil {
@@ -504,7 +510,7 @@ func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *Genera
 	if err := refSorted(tx, deltas); err != nil {
 		return 0, 0, err
 	}
-	nitems, err = finishRecord(jb, info, prev, count)
+	nitems, err = finishRecord(jb, info, prev, count, false)
 	return nitems, nchanged, err
 }
 
@@ -576,13 +582,13 @@ func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, chang
 // finishRecord writes the item count and the metadata of generation
 // info.Number (whose changes against prev are written): it is the newest
 // generation once the transaction commits.
-func finishRecord(jb *bolt.Bucket, info *GenerationInfo, prev uint64, count int64) (nitems int, err error) {
+func finishRecord(jb *bolt.Bucket, info *GenerationInfo, prev uint64, count int64, listed bool) (nitems int, err error) {
 	n := info.Number
 	nitems = int(count)
 	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
 		return 0, err
 	}
-	if err := putMeta(jb, info, prev, nitems); err != nil {
+	if err := putMeta(jb, info, prev, nitems, listed); err != nil {
 		return 0, err
 	}
 	return nitems, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -106,6 +107,16 @@ func checkConsistent(t testing.TB, s *Store) {
 				})
 			}); err != nil {
 				return err
+			}
+			if root := jb.Bucket(bktChanged); root != nil {
+				if err := root.ForEachBucket(func(n []byte) error {
+					if u64val(n) > newest {
+						return fmt.Errorf("job %s: changed list %d after the newest generation %d", job, u64val(n), newest)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
 			}
 			xs, err := readExtras(jb)
 			for _, x := range xs {
@@ -237,16 +248,18 @@ func TestChunkedRecordUndone(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			x := makeIndex(t, s, chunkFiles(100, 1))
+			// a changed list long enough to go out of line, in chunks
+			x := makeIndex(t, s, chunkFiles(200, 1))
+			changed := slices.Sorted(maps.Keys(x))
 			refs0, _ := refState(t, s)
 			stops := 0
 			for k := int64(0); ; k++ {
 				ctx := &failAfter{Context: context.Background()}
 				ctx.left.Store(k)
-				n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x})
+				n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x, Changed: changed})
 				if err == nil {
 					g, err := s.Generation("j", n)
-					if err != nil || !reflect.DeepEqual(g.Index, x) {
+					if err != nil || !reflect.DeepEqual(g.Index, x) || !slices.Equal(g.Changed, changed) {
 						t.Fatalf("recorded after %d stops: %v", stops, err)
 					}
 					break
