@@ -46,8 +46,9 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	if err != nil {
 		return err
 	}
-	if j.states.Len() == 0 {
-		j.states = hostmon.NewStates(d.States) // the first scan
+	first := j.states.Len() == 0
+	if first {
+		j.states = hostmon.NewStates(d.States)
 	} else {
 		j.states.Apply(d)
 	}
@@ -56,8 +57,54 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	if d.Full {
 		scope = nil
 	}
-	j.takeScan(d.Unreadable, d.Refused, scope, d.Paths())
+	changed := d.Paths()
+	if first {
+		changed = j.newPathRoots(changed)
+	}
+	j.takeScan(d.Unreadable, d.Refused, scope, changed)
 	return nil
+}
+
+// newPathRoots returns what stands for paths, all new to the scan state
+// (the first scan's), in the notes of the next save (noteDirty): each
+// directory among them stands for the paths below it when they are at
+// most scanSaveChunk, and those paths are left out. An initial sync's
+// 100,000 files in 100 directories are noted as the 100 directories, not
+// as a map of every path held until the save (3.6 MiB of the source's
+// peak heap); the save finds the paths below each in one pass over the
+// scan state. Only new paths may be noted so: a noted directory saves
+// every path below it, changed or not.
+func (j *job) newPathRoots(paths []string) []string {
+	below := map[string]int{} // the directories among paths: how many paths lie below each
+	for _, p := range paths {
+		if st, ok := j.states.Get(p); ok && st.Kind == index.KindDir && p != "" {
+			below[p] = 0
+		}
+	}
+	if len(below) == 0 {
+		return paths
+	}
+	for _, p := range paths {
+		for a := index.Parent(p); a != ""; a = index.Parent(a) {
+			if _, ok := below[a]; ok {
+				below[a]++
+			}
+		}
+	}
+	out := paths[:0:0]
+	for _, p := range paths {
+		covered := false
+		for a := index.Parent(p); a != ""; a = index.Parent(a) {
+			if n, ok := below[a]; ok && n <= scanSaveChunk {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // takeScan takes what a scan found beside the states (already updated in

@@ -199,6 +199,46 @@ func BenchmarkFirstGeneration(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 }
 
+// BenchmarkFirstGenerationAsSource is BenchmarkFirstGeneration as a
+// source's scan leaves it: the last 3,000 blobs still pending (put after
+// the last flush) and every path in the changed list; peak-heap-MB is the
+// most heap in use while it records (run with GOGC=10 to see the live
+// heap: the flush's and the record's bbolt nodes, the changes, the list).
+func BenchmarkFirstGenerationAsSource(b *testing.B) {
+	ctx := context.Background()
+	var peak uint64
+	for b.Loop() {
+		b.StopTimer()
+		s := newTestStore(b)
+		x := index.Index{}
+		changed := make([]string, 0, 100000)
+		for i := range 100000 {
+			if i == 97000 {
+				if err := s.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
+			h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
+			if err != nil {
+				b.Fatal(err)
+			}
+			x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+			changed = append(changed, p)
+		}
+		runtime.GC()
+		stop := sampleHeap(&peak)
+		b.StartTimer()
+		if _, err := s.AddGeneration(ctx, &Generation{Job: "j", Origin: "a", State: StateGood, Index: x, Changed: changed}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
 // sampleHeap raises *peak to the heap in use every 2 ms until the
 // returned function is called (and has returned).
 func sampleHeap(peak *uint64) (stop func()) {

@@ -26,29 +26,46 @@ var bktChanged = []byte("changed")
 // it wrote (0: they stay inline). A list written earlier for n is
 // replaced.
 func putChanged(jb *bolt.Bucket, n uint64, paths []string) (int, error) {
-	if err := deleteChanged(jb, n); err != nil {
-		return 0, err
-	}
 	if len(paths) <= changedInlineMax {
-		return 0, nil
+		return 0, deleteChanged(jb, n)
 	}
-	root, err := jb.CreateBucketIfNotExists(bktChanged)
-	if err != nil {
-		return 0, err
+	return len(paths), putChangedPart(jb, n, paths, 0, len(paths))
+}
+
+// putChangedPart writes paths[from:to] of the out-of-line changed list of
+// generation n, one transaction's part of a list too long to write in one
+// (a chunked record's, see writeChunks: bbolt holds every node, key and
+// sealed value of a transaction until its commit, ~21 MiB for a first
+// generation of 100,000 paths). The first part replaces a list left for
+// n; a later one needs the parts before it.
+func putChangedPart(jb *bolt.Bucket, n uint64, paths []string, from, to int) error {
+	var b *bolt.Bucket
+	if from == 0 {
+		if err := deleteChanged(jb, n); err != nil {
+			return err
+		}
+		root, err := jb.CreateBucketIfNotExists(bktChanged)
+		if err != nil {
+			return err
+		}
+		if b, err = root.CreateBucket(u64key(n)); err != nil {
+			return err
+		}
+	} else if root := jb.Bucket(bktChanged); root != nil {
+		b = root.Bucket(u64key(n))
 	}
-	b, err := root.CreateBucket(u64key(n))
-	if err != nil {
-		return 0, err
+	if b == nil {
+		return fmt.Errorf("%w: generation %d: the changed paths before %d are gone", ErrCorrupt, n, from)
 	}
 	b.FillPercent = fillPercent // written in key order
 	var k [4]byte
-	for i, p := range paths {
+	for i := from; i < to; i++ {
 		binary.BigEndian.PutUint32(k[:], uint32(i))
-		if err := b.Put(k[:], seal(changedSealKey(n, k[:]), []byte(p))); err != nil {
-			return 0, err
+		if err := b.Put(k[:], seal(changedSealKey(n, k[:]), []byte(paths[i]))); err != nil {
+			return err
 		}
 	}
-	return len(paths), nil
+	return nil
 }
 
 // changedSealKey is what the checksum of a path in the list of

@@ -228,10 +228,16 @@ func readMeta(jb *bolt.Bucket, job string, n uint64, v []byte) (*dbMeta, Generat
 // putMeta writes the meta record of generation g.Number of jb, its
 // changed paths out of line when they are many (encodeMeta validates g;
 // on an error the caller's transaction is rolled back whole).
-func putMeta(jb *bolt.Bucket, g *GenerationInfo, base uint64, items int) error {
-	out, err := putChanged(jb, g.Number, g.Changed)
-	if err != nil {
-		return err
+//
+// listed says the changed paths are written out of line already
+// (putChangedPart).
+func putMeta(jb *bolt.Bucket, g *GenerationInfo, base uint64, items int, listed bool) error {
+	out := len(g.Changed)
+	if !listed {
+		var err error
+		if out, err = putChanged(jb, g.Number, g.Changed); err != nil {
+			return err
+		}
 	}
 	meta, err := encodeMeta(g, base, items, out)
 	if err != nil {
@@ -349,6 +355,9 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	if err := s.undoFailed(job); err != nil {
 		return fail(err)
 	}
+	if err := s.flushBeforeRecord(); err != nil {
+		return fail(err)
+	}
 	var nitems, nchanged int
 	var big *chunkedRecord
 	counted := false
@@ -381,6 +390,30 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	g.Number, g.Time, g.State, g.Reason, g.Changed = n, info.Time, info.State, info.Reason, info.Changed
 	s.log.Info("generation recorded", "job", job, "generation", n, "state", string(info.State), "items", nitems, "changed", nchanged)
 	return n, nil
+}
+
+// flushFirstBlobs is the number of pending blobs from which a record
+// makes them durable in a transaction of their own before it (see
+// flushBeforeRecord).
+const flushFirstBlobs = 256
+
+// flushBeforeRecord makes the pending blobs durable in a transaction of
+// their own when there are many of them: their hashes are random, so a
+// few thousand touch nearly every leaf of the unref and pack-location
+// buckets, and bbolt holds every node a transaction touches until its
+// commit (~15-21 MiB of nodes at 100,000 blobs, the source's peak of an
+// initial sync with the changes the record had built in the same
+// transaction). The record's own transaction then flushes the few put
+// meanwhile. An edit's record, with a blob or two pending, pays no
+// extra commit.
+func (s *Store) flushBeforeRecord() error {
+	s.pendMu.Lock()
+	n := len(s.pending)
+	s.pendMu.Unlock()
+	if n < flushFirstBlobs {
+		return nil
+	}
+	return s.update(nil)
 }
 
 // recordTx records a generation in tx: info (Number 0: the next one) with
@@ -416,6 +449,9 @@ func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *Generation
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
 	var need []blobUse
+	if checkBlobs {
+		need = make([]blobUse, 0, len(changes)) // a first generation's 100,000: no doubling
+	}
 	for i, c := range changes {
 		if i > 0 && changes[i-1].Path == c.Path {
 			return nil, 0, nil, fmt.Errorf("path %q changed twice", c.Path)
@@ -474,7 +510,7 @@ func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *Genera
 	if err := refSorted(tx, deltas); err != nil {
 		return 0, 0, err
 	}
-	nitems, err = finishRecord(jb, info, prev, count)
+	nitems, err = finishRecord(jb, info, prev, count, false)
 	return nitems, nchanged, err
 }
 
@@ -546,13 +582,13 @@ func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, chang
 // finishRecord writes the item count and the metadata of generation
 // info.Number (whose changes against prev are written): it is the newest
 // generation once the transaction commits.
-func finishRecord(jb *bolt.Bucket, info *GenerationInfo, prev uint64, count int64) (nitems int, err error) {
+func finishRecord(jb *bolt.Bucket, info *GenerationInfo, prev uint64, count int64, listed bool) (nitems int, err error) {
 	n := info.Number
 	nitems = int(count)
 	if err := jb.Put(keyCount, u64key(uint64(count))); err != nil {
 		return 0, err
 	}
-	if err := putMeta(jb, info, prev, nitems); err != nil {
+	if err := putMeta(jb, info, prev, nitems, listed); err != nil {
 		return 0, err
 	}
 	return nitems, jb.Put(keyNext, u64key(max(n+1, u64val(jb.Get(keyNext)))))

@@ -136,7 +136,13 @@ func (s *Store) migrateJob1(ctx context.Context, job string) error {
 func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) ([]Change, error) {
 	var out []Change
 	c := items.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	k, v := c.First()
+	if k == nil {
+		// a first generation: every item is a change (append's doubling
+		// held up to twice the 3 MiB of 100,000 changes at the record)
+		out = make([]Change, 0, len(x))
+	}
+	for ; k != nil; k, v = c.Next() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}

@@ -24,7 +24,10 @@ import (
 //     phase);
 //  2. write the changes to items a chunk at a time in path order, each
 //     with what it replaced in the change record of n (created even when
-//     prev is 0: it is what undoes the chunks);
+//     prev is 0: it is what undoes the chunks), then a changed list
+//     of more than changedInlineMax paths out of line, a chunk at a
+//     time (jobs/<job>/changed/<n>; in step 4 it held ~21 MiB of nodes
+//     and sealed values at 100,000 paths);
 //  3. apply the reference count changes a chunk of hashes at a time in
 //     hash order (each chunk a range of the refs and unref buckets), the
 //     mark naming the last hash applied;
@@ -37,8 +40,9 @@ import (
 // fails part way is undone at once (undoRecording); one that a crash
 // interrupted, at the next Open. Undoing reverses the reference counts
 // the mark says were applied (recomputed from the record), then puts the
-// recorded old items back, a chunk at a time; every step of it can be
-// interrupted too.
+// recorded old items back, a chunk at a time, and drops what was written
+// of the changed list with the mark; every step of it can be interrupted
+// too.
 const recordChunkChanges = 8192
 
 // keyRecording is the key of the recording mark in a job's bucket.
@@ -215,6 +219,24 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 		}
 	}
 	r.changes = nil // the chunks are written: let it go
+	// a long changed list (a first generation's: every path) goes out of
+	// line a chunk per transaction too; undoRecording removes a part
+	listed := len(r.info.Changed) > changedInlineMax
+	for i := 0; listed && i < len(r.info.Changed); i += chunk {
+		err := s.update(func(tx *bolt.Tx) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			jb, _, err := bucket(tx)
+			if err != nil {
+				return err
+			}
+			return putChangedPart(jb, n, r.info.Changed, i, min(i+chunk, len(r.info.Changed)))
+		})
+		if err != nil {
+			return 0, 0, err
+		}
+	}
 	hs := make([]index.Hash, 0, len(deltas))
 	for _, h := range sortedHashes(deltas) {
 		if deltas[h] != 0 {
@@ -259,7 +281,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 				return err
 			}
 		}
-		if nitems, err = finishRecord(jb, r.info, r.mark.prev, count); err != nil {
+		if nitems, err = finishRecord(jb, r.info, r.mark.prev, count, listed); err != nil {
 			return err
 		}
 		return jb.Delete(keyRecording)
@@ -382,6 +404,9 @@ func (s *Store) undoRecording(job string) error {
 				if err := jb.Bucket(bktChanges).DeleteBucket(u64key(m.n)); err != nil {
 					return err
 				}
+			}
+			if err := deleteChanged(jb, m.n); err != nil { // the part of its list written
+				return err
 			}
 			done = true
 			return jb.Delete(keyRecording)

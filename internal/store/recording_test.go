@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -106,6 +107,16 @@ func checkConsistent(t testing.TB, s *Store) {
 				})
 			}); err != nil {
 				return err
+			}
+			if root := jb.Bucket(bktChanged); root != nil {
+				if err := root.ForEachBucket(func(n []byte) error {
+					if u64val(n) > newest {
+						return fmt.Errorf("job %s: changed list %d after the newest generation %d", job, u64val(n), newest)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
 			}
 			xs, err := readExtras(jb)
 			for _, x := range xs {
@@ -237,16 +248,18 @@ func TestChunkedRecordUndone(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			x := makeIndex(t, s, chunkFiles(100, 1))
+			// a changed list long enough to go out of line, in chunks
+			x := makeIndex(t, s, chunkFiles(200, 1))
+			changed := slices.Sorted(maps.Keys(x))
 			refs0, _ := refState(t, s)
 			stops := 0
 			for k := int64(0); ; k++ {
 				ctx := &failAfter{Context: context.Background()}
 				ctx.left.Store(k)
-				n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x})
+				n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x, Changed: changed})
 				if err == nil {
 					g, err := s.Generation("j", n)
-					if err != nil || !reflect.DeepEqual(g.Index, x) {
+					if err != nil || !reflect.DeepEqual(g.Index, x) || !slices.Equal(g.Changed, changed) {
 						t.Fatalf("recorded after %d stops: %v", stops, err)
 					}
 					break
@@ -329,6 +342,51 @@ func TestReadersSeeNoPartialRecord(t *testing.T) {
 	// the record was in chunks: readers saw it in part (and ignored it)
 	if partial < 200/5 {
 		t.Fatalf("%d of %d reads saw a record in progress", partial, reads)
+	}
+}
+
+// TestChangedListWrittenInChunks: a chunked record writes a long changed
+// list a chunk per transaction, before its last commit (which held ~21 MiB
+// of nodes and sealed values for a first generation of 100,000 paths):
+// between its transactions, parts of the list are seen, growing.
+func TestChangedListWrittenInChunks(t *testing.T) {
+	s := newTestStore(t, withRecordChunk(16))
+	x := makeIndex(t, s, chunkFiles(200, 0))
+	changed := slices.Sorted(maps.Keys(x))
+	var parts []int // the sizes of the partial lists seen
+	ctx := onErr{Context: context.Background(), f: func() {
+		if err := s.view(func(tx *bolt.Tx) error {
+			jb, err := jobBucket(tx, "j", false)
+			if err != nil || jb == nil {
+				return err
+			}
+			if root := jb.Bucket(bktChanged); root != nil {
+				if b := root.Bucket(u64key(1)); b != nil && jb.Get(keyRecording) != nil {
+					parts = append(parts, b.Stats().KeyN)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x, Changed: changed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := s.Generations("j")
+	if err != nil || len(infos) != 1 || infos[0].Number != n || !slices.Equal(infos[0].Changed, changed) {
+		t.Fatalf("generations %v, %v", infos, err)
+	}
+	checkConsistent(t, s)
+	grew := 0
+	for i := 1; i < len(parts); i++ {
+		if parts[i] > parts[i-1] {
+			grew++
+		}
+	}
+	if len(parts) == 0 || parts[0] >= len(changed) || grew < len(changed)/16-2 {
+		t.Fatalf("the list of %d paths was seen in parts %v; want it written 16 paths a transaction", len(changed), parts)
 	}
 }
 
