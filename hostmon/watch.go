@@ -394,6 +394,21 @@ func (b *batch) touch() {
 	b.timer.Reset(deadline.Sub(now))
 }
 
+// batchKept is the most paths a batch's map may have held for flush to
+// clear it for the next batch rather than let it go: a cleared map keeps
+// the tables it grew to, and the burst of an apply of 100,000 files (the
+// target's own writes) would leave ~2.6 MB held for the agent's lifetime.
+const batchKept = 1024
+
+// reset empties the batch's paths, letting go of a large map.
+func (b *batch) reset() {
+	if len(b.paths) > batchKept {
+		b.paths = make(map[string]struct{})
+		return
+	}
+	clear(b.paths)
+}
+
 // flush empties the batch into outbox (merging with a Change not yet
 // delivered) and returns the Change to deliver.
 func (b *batch) flush(outbox *Change) *Change {
@@ -411,7 +426,7 @@ func (b *batch) flush(outbox *Change) *Change {
 		c.Paths = append(c.Paths, p)
 	}
 	sort.Strings(c.Paths)
-	clear(b.paths)
+	b.reset()
 	b.rescan = false
 	b.first = time.Time{}
 	return c

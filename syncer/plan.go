@@ -68,15 +68,29 @@ func IndexLookup(x index.Index) Lookup {
 func PlanPaths(have, want Lookup, paths []string) []Op {
 	var dels, rmdirs, mkdirs, metas, dirmetas []Op
 	// most paths of a large change are new files: the writes get their
-	// room at once (an Op is ~220 bytes; growing the slice of an initial
-	// sync's 100k writes by doubling left as much again as garbage)
-	writes := make([]Op, 0, len(paths))
-	seen := make(map[string]struct{}, len(paths))
-	for _, p := range paths {
-		if _, dup := seen[p]; dup {
-			continue
+	// room at once, and room for the other ops of a few directories too,
+	// into which the plan is then put together in place (an Op is ~220
+	// bytes: an initial sync's 100k writes are held once, not once in a
+	// slice of writes and again in a plan they are copied into)
+	writes := make([]Op, 0, len(paths)+len(paths)/16+4)
+	var seen map[string]struct{}
+	sorted := true // the paths so far strictly increase: none is listed twice
+	for i, p := range paths {
+		if sorted && i > 0 && p <= paths[i-1] {
+			// out of order: the paths before it go into seen, which
+			// finds a path listed twice from here on
+			sorted = false
+			seen = make(map[string]struct{}, len(paths))
+			for _, q := range paths[:i] {
+				seen[q] = struct{}{}
+			}
 		}
-		seen[p] = struct{}{}
+		if !sorted {
+			if _, dup := seen[p]; dup {
+				continue
+			}
+			seen[p] = struct{}{}
+		}
 		h, hok := have(p)
 		w, wok := want(p)
 		if hok && (!wok || w.Kind != h.Kind) {
@@ -131,9 +145,24 @@ func PlanPaths(have, want Lookup, paths []string) []Op {
 	byPath(writes)
 	byPath(metas)
 	deepestFirst(dirmetas)
-	out := make([]Op, 0, len(dels)+len(rmdirs)+len(mkdirs)+len(writes)+len(metas)+len(dirmetas))
-	for _, part := range [][]Op{dels, rmdirs, mkdirs, writes, metas, dirmetas} {
-		out = append(out, part...)
+	before := len(dels) + len(rmdirs) + len(mkdirs)
+	total := before + len(writes) + len(metas) + len(dirmetas)
+	var out []Op
+	if total <= cap(writes) {
+		// the writes move up in their own slice, the rest goes around them
+		out = writes[:total]
+		copy(out[before:], writes)
+	} else {
+		out = make([]Op, total)
+		copy(out[before:], writes)
+	}
+	n := 0
+	for _, part := range [][]Op{dels, rmdirs, mkdirs} {
+		n += copy(out[n:], part)
+	}
+	n += len(writes)
+	for _, part := range [][]Op{metas, dirmetas} {
+		n += copy(out[n:], part)
 	}
 	return out
 }

@@ -3,9 +3,14 @@ package syncer
 import (
 	"fmt"
 	"io/fs"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"pbxsync/internal/index"
 )
@@ -163,5 +168,60 @@ func TestPlanPaths(t *testing.T) {
 				t.Fatalf("differs from the plan of the whole trees:\n got %s\nfull %s", got, full)
 			}
 		})
+	}
+}
+
+// TestPlanPathsInitialSyncMemory: the plan of an initial sync (100,000 new
+// files in 100 directories, over its sorted changed paths) allocates its
+// ops once, with no second slice the writes are copied into and no set of
+// the paths (which would double the ~22 MB it holds at the apply's start);
+// over the same paths shuffled and listed twice, the plan is the same.
+func TestPlanPathsInitialSyncMemory(t *testing.T) {
+	const n = 100000
+	want := index.Index{}
+	for d := range 100 {
+		dp := fmt.Sprintf("site%03d", d)
+		want[dp] = dir(dp, 0o755, 1)
+		for i := range n / 100 {
+			it := file(fmt.Sprintf("%s/endpoint%05d.conf", dp, i), fmt.Sprint(d, i), 0o644, 1)
+			want[it.Path] = it
+		}
+	}
+	paths := Changed(index.Index{}, want)
+	have, wantL := IndexLookup(index.Index{}), IndexLookup(want)
+	// the least of three plans: what another test's goroutines allocate
+	// meanwhile is not counted against it
+	var ops []Op
+	got := uint64(math.MaxUint64)
+	for range 3 {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		ops = PlanPaths(have, wantL, paths)
+		runtime.ReadMemStats(&m1)
+		got = min(got, m1.TotalAlloc-m0.TotalAlloc)
+	}
+	if len(ops) != n+200 {
+		t.Fatalf("%d ops, want %d", len(ops), n+200)
+	}
+	opSize := uint64(unsafe.Sizeof(Op{}))
+	if bound := (uint64(len(paths))+uint64(len(paths))/16+4)*opSize + 256<<10; got > bound {
+		t.Fatalf("planning %d paths allocated %d bytes, want at most %d (%d ops of %d bytes, once)", len(paths), got, bound, len(ops), opSize)
+	}
+	shuffled := slices.Clone(paths)
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	shuffled = append(shuffled, paths[:1000]...)
+	if !reflect.DeepEqual(PlanPaths(have, wantL, shuffled), ops) {
+		t.Fatal("the plan over the paths shuffled and some listed twice differs")
+	}
+	// a plan with more ops than room beside its writes (every path a new
+	// directory: a mkdir and a dirmeta each)
+	dirs := index.Index{}
+	for i := range 1000 {
+		p := fmt.Sprintf("d%04d", i)
+		dirs[p] = dir(p, 0o755, 1)
+	}
+	if got, full := render(PlanPaths(have, IndexLookup(dirs), Changed(index.Index{}, dirs))), render(Plan(index.Index{}, dirs)); got != full || strings.Count(got, "mkdir") != 1000 || strings.Count(got, "dirmeta") != 1000 {
+		t.Fatalf("plan of 1000 new directories: %.200s", got)
 	}
 }

@@ -443,6 +443,12 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 	g.State = store.StateGood
 	j.latest = g
 	j.noteGeneration(len(g.Changed))
+	if len(g.Changed) >= largeGeneration && !j.isSource {
+		// its actions ran: what it changed is in its record, and a
+		// target reads the list of its newest generation no more (an
+		// initial sync's held 1.6 MB for the agent's lifetime)
+		g.Changed = nil
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.Generation, s.State, s.LastError = g.Number, string(store.StateGood), ""
 		s.LastChange = time.Now()
