@@ -57,10 +57,16 @@ func (s *Store) Lacking(hs []index.Hash, sizes []int64) []bool {
 	files := s.newBlobFiles(large)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
+		// hasSmall's buckets, opened once for the pass (a bucket opened
+		// by name is allocated anew at each call)
+		packed, blobs := tx.Bucket(bktPacked), tx.Bucket(bktBlobs)
+		small := func(h index.Hash) bool {
+			return packed != nil && packed.Get(h[:]) != nil || blobs.Get(h[:]) != nil
+		}
 		for _, i := range order {
 			pass.touched()
 			h := hs[i]
-			lack[i] = !hasSmall(tx, h) && (sizes[i] <= PackedContent || !files.exists(h))
+			lack[i] = !small(h) && (sizes[i] <= PackedContent || !files.exists(h))
 		}
 		return nil
 	})

@@ -70,3 +70,34 @@ func TestLacking(t *testing.T) {
 		t.Errorf("Lacking of nothing: %v", got)
 	}
 }
+
+// BenchmarkOfferFrameCheck: an offer frame's check (256 hashes the store
+// lacks, small content) as Has each (before) and as one Lacking.
+func BenchmarkOfferFrameCheck(b *testing.B) {
+	s, err := Open(b.TempDir(), nil, WithGCGrace(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(9, 10))
+	hs := make([]index.Hash, 256)
+	sizes := make([]int64, len(hs))
+	for i := range hs {
+		for j := range hs[i] {
+			hs[i][j] = byte(rng.Uint32())
+		}
+		sizes[i] = 1500
+	}
+	b.Run("Has", func(b *testing.B) {
+		for b.Loop() {
+			for _, h := range hs {
+				_ = s.Has(h)
+			}
+		}
+	})
+	b.Run("Lacking", func(b *testing.B) {
+		for b.Loop() {
+			_ = s.Lacking(hs, sizes)
+		}
+	})
+}
