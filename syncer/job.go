@@ -527,9 +527,11 @@ func firstN(s []string, n int) []string {
 // symlinks that ops will replace.
 func (j *job) preserve(ctx context.Context, ops []Op) ([]store.Link, error) {
 	var links []store.Link
+	dirs := &parentDirs{root: j.cfg.Path}
+	defer dirs.close()
 	for _, op := range ops {
 		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
-			if l, ok := j.keepSymlink(ctx, op.Path); ok {
+			if l, ok := j.keepSymlink(ctx, dirs, op.Path); ok {
 				links = append(links, l)
 			}
 		}
@@ -568,12 +570,11 @@ func (j *job) keepFile(ctx context.Context, rel string) error {
 // replace by the source's directory or file, in the store (its target as
 // content, labelled with both), logs it and returns it, so that the
 // generation being applied records it and its rollback puts it back.
-func (j *job) keepSymlink(ctx context.Context, rel string) (store.Link, bool) {
-	dir, base, err := beneath.Parent(j.cfg.Path, rel)
+func (j *job) keepSymlink(ctx context.Context, dirs *parentDirs, rel string) (store.Link, bool) {
+	dir, base, err := dirs.open(rel)
 	if err != nil {
 		return store.Link{}, false
 	}
-	defer dir.Close()
 	m, err := beneath.Lstat(dir, base)
 	if err != nil || m&os.ModeSymlink == 0 {
 		return store.Link{}, false

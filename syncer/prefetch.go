@@ -114,11 +114,13 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 		// the frame's items are admitted first and queued together, so
 		// that a batch takes them at once
 		admitted = admitted[:0]
+		var dirs offeredDirs
 		for _, oi := range m.Items {
-			if it, ok := j.admitOffered(oi); ok {
+			if it, ok := j.admitOffered(oi, &dirs); ok {
 				admitted = append(admitted, it)
 			}
 		}
+		admitted = j.lacking(admitted)
 		for _, it := range admitted {
 			if !p.add(it) {
 				dropped++
@@ -143,24 +145,62 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 	}
 }
 
-// admitOffered decides without I/O but the store's whether an offered
-// content is fetched: a path the job admits as a file (its filters at the
-// path and every parent, the never-synced names, no control characters),
-// content the store lacks.
-func (j *job) admitOffered(oi wire.OfferItem) (index.Item, bool) {
-	if index.ValidateName(oi.Path) != nil || !j.filter.Match(oi.Path, false) {
+// admitOffered decides without I/O whether an offered content is
+// fetched, if the store lacks it (see lacking): a path the job admits as
+// a file (its filters at the path and every parent, the never-synced
+// names, no control characters). dirs keeps the frame's last directory
+// decided (a frame comes in path order: its files share directories).
+func (j *job) admitOffered(oi wire.OfferItem, dirs *offeredDirs) (index.Item, bool) {
+	if index.ValidateName(oi.Path) != nil || !j.filter.Match(oi.Path, false) || !dirs.admits(j, index.Parent(oi.Path)) {
 		return index.Item{}, false
 	}
-	for d := index.Parent(oi.Path); d != ""; d = index.Parent(d) {
+	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: wire.HashOf(oi.Hash), Size: oi.Size}, true
+}
+
+// offeredDirs is the last directory an offer frame's admission decided.
+type offeredDirs struct {
+	dir   string
+	ok    bool
+	known bool
+}
+
+// admits reports whether the job's filters admit dir and every parent of
+// it as directories ("" is the job's root).
+func (o *offeredDirs) admits(j *job, dir string) bool {
+	if o.known && o.dir == dir {
+		return o.ok
+	}
+	ok := true
+	for d := dir; d != ""; d = index.Parent(d) {
 		if !j.filter.Match(d, true) {
-			return index.Item{}, false
+			ok = false
+			break
 		}
 	}
-	h := wire.HashOf(oi.Hash)
-	if j.a.store.Has(h) {
-		return index.Item{}, false
+	o.dir, o.ok, o.known = dir, ok, true
+	return ok
+}
+
+// lacking keeps of items the content the store lacks, looked up in one
+// pass (Store.Lacking: a content it holds but does not find costs a
+// redundant fetch only).
+func (j *job) lacking(items []index.Item) []index.Item {
+	if len(items) == 0 {
+		return items
 	}
-	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: h, Size: oi.Size}, true
+	hs := make([]index.Hash, len(items))
+	sizes := make([]int64, len(items))
+	for i, it := range items {
+		hs[i], sizes[i] = it.Hash, it.Size
+	}
+	lack := j.a.store.Lacking(hs, sizes)
+	out := items[:0]
+	for i, it := range items {
+		if lack[i] {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // add queues it unless the queue is full or the job start took
@@ -292,18 +332,40 @@ func (p *prefetcher) fetch(batch, large []index.Item) {
 	}
 }
 
-// needed drops from items the content the store holds by now and the
-// paths where the tree has anything.
+// needed drops from items the content the store holds by now (see
+// lacking) and the paths where the tree has anything. A directory found
+// missing is not looked at again for the files below it: the first
+// sync's tree is empty, and a batch's files share a few directories.
 func (p *prefetcher) needed(items []index.Item) []index.Item {
+	items = p.j.lacking(items)
 	out := items[:0]
+	absent := map[string]bool{} // directories looked at in this call: whether missing
 	for _, it := range items {
-		if p.j.a.store.Has(it.Hash) {
+		if underAbsent(it.Path, absent) {
+			out = append(out, it)
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(it.Path))); !errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
+		if d := index.Parent(it.Path); d != "" {
+			if _, seen := absent[d]; !seen {
+				_, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(d)))
+				absent[d] = errors.Is(err, fs.ErrNotExist)
+			}
+		}
 		out = append(out, it)
 	}
 	return out
+}
+
+// underAbsent reports whether absent says a parent directory of p is
+// missing.
+func underAbsent(p string, absent map[string]bool) bool {
+	for d := index.Parent(p); d != ""; d = index.Parent(d) {
+		if absent[d] {
+			return true
+		}
+	}
+	return false
 }
