@@ -295,9 +295,22 @@ func (p *prefetcher) fetch(batch, large []index.Item) {
 // needed drops from items the content the store holds by now and the
 // paths where the tree has anything.
 func (p *prefetcher) needed(items []index.Item) []index.Item {
+	if len(items) == 0 {
+		return items
+	}
+	// one pass over the store for the batch (Missing), not a read
+	// transaction per item (Has)
+	hs := make([]index.Hash, len(items))
+	for i, it := range items {
+		hs[i] = it.Hash
+	}
+	missing := make(map[index.Hash]struct{}, len(items))
+	for _, h := range p.j.a.store.Missing(hs) {
+		missing[h] = struct{}{}
+	}
 	out := items[:0]
 	for _, it := range items {
-		if p.j.a.store.Has(it.Hash) {
+		if _, ok := missing[it.Hash]; !ok {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(it.Path))); !errors.Is(err, fs.ErrNotExist) {
