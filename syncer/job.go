@@ -527,10 +527,23 @@ func firstN(s []string, n int) []string {
 // symlinks that ops will replace.
 func (j *job) preserve(ctx context.Context, ops []Op) ([]store.Link, error) {
 	var links []store.Link
+	// directories found absent: nothing below one can be a symlink to
+	// keep (a new tree's first generation made a walk from the root for
+	// every file, each failing at the first directory still to be made)
+	absent := map[string]bool{}
 	for _, op := range ops {
-		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
-			if l, ok := j.keepSymlink(ctx, op.Path); ok {
+		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" && !underAbsent(absent, op.Path) {
+			l, ok, missing := j.keepSymlink(ctx, op.Path)
+			if ok {
 				links = append(links, l)
+			}
+			switch missing {
+			case missingParent:
+				absent[index.Parent(op.Path)] = true
+			case missingPath:
+				if op.Kind == OpMkdir {
+					absent[op.Path] = true
+				}
 			}
 		}
 		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
@@ -568,20 +581,26 @@ func (j *job) keepFile(ctx context.Context, rel string) error {
 // replace by the source's directory or file, in the store (its target as
 // content, labelled with both), logs it and returns it, so that the
 // generation being applied records it and its rollback puts it back.
-func (j *job) keepSymlink(ctx context.Context, rel string) (store.Link, bool) {
+func (j *job) keepSymlink(ctx context.Context, rel string) (store.Link, bool, missing) {
 	dir, base, err := beneath.Parent(j.cfg.Path, rel)
+	if errors.Is(err, os.ErrNotExist) {
+		return store.Link{}, false, missingParent
+	}
 	if err != nil {
-		return store.Link{}, false
+		return store.Link{}, false, missingNone
 	}
 	defer dir.Close()
 	m, err := beneath.Lstat(dir, base)
+	if errors.Is(err, os.ErrNotExist) {
+		return store.Link{}, false, missingPath
+	}
 	if err != nil || m&os.ModeSymlink == 0 {
-		return store.Link{}, false
+		return store.Link{}, false, missingNone
 	}
 	target, err := beneath.Readlink(dir, base)
 	if err != nil {
 		j.log.Warn("cannot read a local symlink about to be replaced", "path", rel, "err", err)
-		return store.Link{}, false
+		return store.Link{}, false, missingNone
 	}
 	label := fmt.Sprintf("symlink %s -> %s (replaced by the source's version)", rel, target)
 	h, _, err := j.a.store.PutReader(ctx, strings.NewReader(target))
@@ -592,7 +611,29 @@ func (j *job) keepSymlink(ctx context.Context, rel string) (store.Link, bool) {
 		j.log.Warn("cannot keep a local symlink about to be replaced in the store", "path", rel, "target", target, "err", err)
 	}
 	j.log.Warn("replacing a local symlink where the source has a directory or file; a rollback puts it back", "path", rel, "target", target)
-	return store.Link{Path: rel, Target: target}, true
+	return store.Link{Path: rel, Target: target}, true, missingNone
+}
+
+// missing is what keepSymlink found absent on its way to a path.
+type missing int
+
+const (
+	missingNone   missing = iota // nothing (or the walk failed otherwise)
+	missingParent                // a directory on the way: nothing is below the path's parent
+	missingPath                  // the path itself
+)
+
+// underAbsent reports whether a directory above rel is in absent.
+func underAbsent(absent map[string]bool, rel string) bool {
+	if len(absent) == 0 {
+		return false
+	}
+	for d := index.Parent(rel); d != ""; d = index.Parent(d) {
+		if absent[d] {
+			return true
+		}
+	}
+	return false
 }
 
 // putBackLinks recreates the local symlinks that a rolled-back generation
