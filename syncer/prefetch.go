@@ -308,15 +308,32 @@ func (p *prefetcher) needed(items []index.Item) []index.Item {
 	for _, h := range p.j.a.store.Missing(hs) {
 		missing[h] = struct{}{}
 	}
+	// a directory of the batch is looked at once: where it is absent (a
+	// new tree) none of its files is looked up
+	absent := map[string]bool{}
+	free := func(rel string) bool {
+		_, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(rel)))
+		return errors.Is(err, fs.ErrNotExist)
+	}
 	out := items[:0]
 	for _, it := range items {
 		if _, ok := missing[it.Hash]; !ok {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(p.j.cfg.Path, filepath.FromSlash(it.Path))); !errors.Is(err, fs.ErrNotExist) {
-			continue
+		if d := index.Parent(it.Path); d != "" {
+			gone, seen := absent[d]
+			if !seen {
+				gone = free(d)
+				absent[d] = gone
+			}
+			if gone {
+				out = append(out, it)
+				continue
+			}
 		}
-		out = append(out, it)
+		if free(it.Path) {
+			out = append(out, it)
+		}
 	}
 	return out
 }
