@@ -470,7 +470,7 @@ func (a *Applier) newStagingFile() (*os.File, string, error) {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	name := a.stagingName(binary.BigEndian.Uint64(rnd[:]))
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := createExcl(name, 0o600)
 	return f, name, err
 }
 

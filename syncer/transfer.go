@@ -337,7 +337,7 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	_, err = j.a.store.PutCompressedTee(ctx, body, it.Hash, it.Size, cp)
 	kept := err == nil && cp.err == nil && (fw == nil || fw.Flush() == nil)
 	var meta stagedMeta
-	if kept {
+	if kept && !metaUnknown(it) {
 		meta = setStagedMeta(f, it) // after the last write: it sets the mtime
 	}
 	if cerr := f.Close(); cerr != nil {
@@ -349,6 +349,15 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	}
 	j.applier.prestage(it.Hash, name, meta)
 	return nil
+}
+
+// metaUnknown reports whether it carries no mode and no mtime: content
+// the source offered before its announcement (admitOffered) has neither.
+// Its staging file then keeps the mode and time of its creation (a
+// fchmod and a futimens fewer per prefetched file, both of which the
+// apply would set again by path), and the apply sets the announced ones.
+func metaUnknown(it index.Item) bool {
+	return it.Mode == 0 && it.MTime == 0
 }
 
 // flushWriter is a buffered writer: bufio's or directio's.
