@@ -79,11 +79,12 @@ type Agent struct {
 	started    time.Time
 	clock      func() time.Time // Options.Clock
 
-	mu   sync.Mutex
-	cfg  *config.Config
-	jobs map[string]*job
-	wg   sync.WaitGroup
-	ctx  context.Context
+	reload sync.Mutex // one Reload at a time; taken before mu, never under it
+	mu     sync.Mutex
+	cfg    *config.Config
+	jobs   map[string]*job
+	wg     sync.WaitGroup
+	ctx    context.Context
 }
 
 // New opens the store, binds the QUIC socket and prepares every job. Run
@@ -220,17 +221,31 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	for _, p := range a.mon.Status() {
 		hooks.PeerChanged(p.Name, p.Connected)
 	}
+	a.reload.Lock()
+	defer a.reload.Unlock()
+	// The jobs to replace leave the table first, then are stopped without
+	// mu held: a stopping job may still be in a step that reads the
+	// configuration (cfgSnapshot), and waiting for it under mu would never
+	// end. Until the new ones start, a message for such a job is answered
+	// as for a job this node does not have.
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	var stop []*job
 	for name, old := range a.jobs {
 		nj, keep := newJobs[name]
 		if keep && sameJob(old.cfg, nj.cfg) && !templatesStale(a.cfg.Node, cfg.Node, nj.cfg) {
 			newJobs[name] = old
 			continue
 		}
+		delete(a.jobs, name)
+		stop = append(stop, old)
+	}
+	a.mu.Unlock()
+	for _, old := range stop {
 		old.cancel()
 		<-old.done
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for name, j := range newJobs {
 		if a.jobs[name] != j && a.ctx != nil {
 			a.startJobLocked(a.ctx, j)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1236,4 +1237,62 @@ func TestE2ESpecialModeBits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// configReadingCheck is an AfterApply that, once cancelled, reads the
+// agent's configuration before it returns, as a job's step does when a
+// reload stops it midway (an announcement planning its routes reads the
+// sites of the peers).
+type configReadingCheck struct {
+	agent   func() *Agent
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (c *configReadingCheck) AfterApply(ctx context.Context, _ *config.Job, _ uint64, _ []string) error {
+	first := false
+	c.once.Do(func() { first = true; close(c.entered) })
+	if !first {
+		return nil
+	}
+	<-ctx.Done() // the reload stops this job
+	_ = c.agent().cfgSnapshot()
+	return ctx.Err()
+}
+
+// TestE2EReloadStopsAJobThatReadsTheConfig: a reload that replaces a job
+// whose step reads the agent's configuration while it stops returns, and
+// the new job converges (the reload once waited for the old job while
+// holding the lock that step needed).
+func TestE2EReloadStopsAJobThatReadsTheConfig(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	check := &configReadingCheck{agent: b.a, entered: make(chan struct{})}
+	b.tune = func(o *Options) { o.AfterApply = check }
+	a.write("extensions.conf", seedExtensions, 0o644)
+	a.start()
+	b.start()
+	select {
+	case <-check.entered:
+	case <-time.After(waitLimit):
+		t.Fatal("b never ran its checks")
+	}
+	b.Jobs[0].Extra = "keep = 7\n" // the job changes: it restarts
+	cfg, err := config.Parse(filepath.Join(b.h.base, b.name, "pbxsync.toml"), []byte(b.configText()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := b.a()
+	done := make(chan error, 1)
+	go func() { done <- agent.Reload(cfg) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatalf("reload did not return within %s: it waits for the old job under the lock the job needs", waitLimit)
+	}
+	converged(t, "after the reload", a, b)
 }
