@@ -14,7 +14,7 @@ import (
 const (
 	DefaultDataDir         = "/var/lib/pbxsync"
 	DefaultLogLevel        = "info"
-	DefaultMemoryLimit     = 256 << 20 // [node] memory_limit: 256 MiB
+	DefaultMemoryLimit     = 128 << 20 // [node] memory_limit: 128 MiB
 	DefaultKeep            = 20
 	DefaultDebounce        = 20 * time.Millisecond
 	DefaultCheckTimeout    = 30 * time.Second
