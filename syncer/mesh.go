@@ -546,7 +546,13 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		return 0, err
 	}
 	j.applier.BeforeJournal = unchanged
-	j.applier.BeforeRename = func(ops []Op) error { return guard(ops) }
+	j.applier.BeforeRename = func(ops []Op) error {
+		if err := guard(ops); err != nil {
+			return err
+		}
+		j.log.Debug("no local change since; renaming", "peer", a.Peer, "paths", opPaths(ops))
+		return nil
+	}
 	defer func() { j.applier.BeforeJournal, j.applier.BeforeRename = nil, nil }()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
