@@ -44,3 +44,9 @@ func Settled(it index.Item, fi fs.FileInfo) (FileState, bool) {
 	}
 	return st, true
 }
+
+// Identity returns the device, inode and inode change time (Unix ns) of
+// fi, as a scan records them (zero where the platform does not say): a
+// file replaced by a rename has another inode, a file written in place
+// another change time.
+func Identity(fi fs.FileInfo) (dev, ino uint64, ctime int64) { return sysStat(fi) }

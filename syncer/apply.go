@@ -52,6 +52,16 @@ type Applier struct {
 	// abandons the apply (staged files removed, the tree untouched). A
 	// mesh job checks there that no path changed locally meanwhile.
 	BeforeJournal func(ops []Op) error
+	// BeforeRename, when set, runs once a forward apply's journal is
+	// written, just before its first rename: an error abandons the apply
+	// (journal cleared, staged files removed, the tree untouched). A mesh
+	// job checks there that no path was written since BeforeJournal
+	// (stampGuard): the journal's write and fsync take long enough under
+	// load for a local edit to land in between.
+	BeforeRename func(ops []Op) error
+	// afterJournal, when set (tests), runs right after the journal is
+	// written: an edit it makes lands where an edit racing the apply does.
+	afterJournal func()
 	// Settled, when set, is given the state of each file an apply renamed
 	// into place, read back with one lstat (hostmon.Settled): the rescan
 	// after the apply then trusts it instead of reading and hashing it.
@@ -296,6 +306,19 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
 	}
 	tJournal := time.Now()
+	if a.afterJournal != nil {
+		a.afterJournal()
+	}
+	if a.BeforeRename != nil && !restore {
+		if err := a.BeforeRename(ops); err != nil {
+			// nothing is renamed yet: the apply never happened
+			if cerr := a.Store.ClearJournal(a.Job); cerr != nil {
+				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr)) // the caller's Resolve removes it
+			}
+			cleanup()
+			return err
+		}
+	}
 	var want func(i int) index.Item
 	if a.Settled != nil {
 		want = func(i int) index.Item { return ops[i].Want }

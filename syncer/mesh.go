@@ -325,6 +325,7 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 	}
 	var changed []string
 	for _, it := range r.Store {
+		j.log.Debug("local version", "path", it.Path, "hash", it.Hash.String()[:12], "version", it.Version)
 		ms.edge.storeLocal(ctx, it)
 		changed = append(changed, it.Path)
 	}
@@ -518,7 +519,15 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	// local version the decision did not see; it is scanned and decided
 	// first. The check runs as late as it can: once the apply's files are
 	// staged, just before its journal.
+	// A local edit after that check and before the rename would be
+	// renamed over: the paths are stamped before the rescan and checked
+	// again after the journal, just before the renames (stampGuard).
+	var guard func([]Op) error
 	unchanged := func([]Op) error {
+		g, err := stampGuard(j.cfg.Path, opPaths(ops))
+		if err != nil {
+			return err
+		}
 		if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
 			return fmt.Errorf("rescan before the apply: %w", err)
 		}
@@ -529,13 +538,22 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 				return fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
 			}
 		}
+		j.log.Debug("no local change in the way of a member's versions", "peer", a.Peer, "paths", opPaths(ops))
+		guard = g
 		return nil
 	}
 	if err := unchanged(ops); err != nil {
 		return 0, err
 	}
 	j.applier.BeforeJournal = unchanged
-	defer func() { j.applier.BeforeJournal = nil }()
+	j.applier.BeforeRename = func(ops []Op) error {
+		if err := guard(ops); err != nil {
+			return err
+		}
+		j.log.Debug("no local change since; renaming", "peer", a.Peer, "paths", opPaths(ops))
+		return nil
+	}
+	defer func() { j.applier.BeforeJournal, j.applier.BeforeRename = nil, nil }()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {

@@ -3,6 +3,7 @@ package syncer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -62,6 +63,12 @@ type chaosWrite struct {
 	prevExisted     bool
 	step            int
 	agentWasRunning bool
+	// noChange: a delete made while the member's agent was down, after
+	// which the tree, when the agent started again, had no file at path
+	// and the agent's saved mesh index no live entry either: to the agent
+	// nothing changed there (a file no agent saw came and went), so no
+	// version of this delete exists to be live or to lose a conflict.
+	noChange bool
 }
 
 // TestMeshChaos: three members in child processes, each reaching the
@@ -100,9 +107,63 @@ func TestMeshChaos(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 
 	nodes, link := meshTrio(t, "", true)
+	// the actions, timed like the members' logs, beside them: a failure
+	// is read against both
+	actions, err := os.Create(filepath.Join(nodes[0].h.base, "actions.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { actions.Close() })
+	note := func(format string, args ...any) {
+		fmt.Fprintf(actions, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000000")}, args...)...)
+	}
 	procs := map[string]*exec.Cmd{}
 	logs := map[string]*os.File{}
+	var writes []chaosWrite
+	downSince := map[string]int{} // member -> its first write while its agent is down
+	// noChanges marks the deletes n's tree saw while its agent was down
+	// that leave nothing for the agent to see (chaosWrite.noChange).
+	noChanges := func(n *tnode) {
+		from, ok := downSince[n.name]
+		if !ok {
+			return
+		}
+		delete(downSince, n.name)
+		var saved meshPersisted
+		st, err := store.OpenReadOnly(filepath.Join(n.data, "store"), slog.New(slog.DiscardHandler))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// killed before it made its store: it saved nothing
+		case err != nil:
+			t.Fatal(err)
+		default:
+			defer st.Close()
+			if _, err := st.JobState("conf", &saved); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := from; i < len(writes); i++ {
+			w := &writes[i]
+			if w.node != n.name || !w.deleted {
+				continue
+			}
+			if _, err := os.Lstat(n.path(w.path)); err == nil {
+				continue
+			}
+			if b, ok := saved.Mesh[w.path]; ok {
+				it, err := store.UnmarshalItem(w.path, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !it.Deleted {
+					continue
+				}
+			}
+			w.noChange = true
+		}
+	}
 	start := func(n *tnode) {
+		noChanges(n)
 		file := filepath.Join(n.h.base, n.name, "pbxsync.toml")
 		if err := os.WriteFile(file, []byte(n.configText()), 0o600); err != nil {
 			t.Fatal(err)
@@ -130,6 +191,7 @@ func TestMeshChaos(t *testing.T) {
 			cmd.Wait()
 			fmt.Fprintf(logs[n.name], "----- %s SIGKILL -----\n", time.Now().Format("15:04:05.000"))
 			delete(procs, n.name)
+			downSince[n.name] = len(writes)
 		}
 	}
 	t.Cleanup(func() {
@@ -148,6 +210,8 @@ func TestMeshChaos(t *testing.T) {
 		if t.Failed() {
 			keep := filepath.Join(os.TempDir(), fmt.Sprintf("pbxsync-chaos-%d", seed))
 			os.MkdirAll(keep, 0o755)
+			b, _ := os.ReadFile(filepath.Join(nodes[0].h.base, "actions.log"))
+			os.WriteFile(filepath.Join(keep, "actions.log"), b, 0o644)
 			for _, n := range nodes {
 				b, _ := os.ReadFile(filepath.Join(n.h.base, n.name+".log"))
 				os.WriteFile(filepath.Join(keep, n.name+".log"), b, 0o644)
@@ -171,7 +235,6 @@ func TestMeshChaos(t *testing.T) {
 	}
 
 	shared := []string{"s0.conf", "s1.conf", "s2.conf", "d/s3.conf"}
-	var writes []chaosWrite
 	cutOff := map[string]bool{}
 	setCut := func(name string, cut bool) {
 		cutOff[name] = cut
@@ -193,6 +256,7 @@ func TestMeshChaos(t *testing.T) {
 			if perr == nil && rng.Intn(5) == 0 {
 				w.deleted = true
 				os.Remove(n.path(path))
+				note("step %d %s: removed %s (was %q)", step, n.name, path, w.prev)
 			} else {
 				w.content = fmt.Sprintf("%s step %d %08x\n", n.name, step, rng.Uint32())
 				os.MkdirAll(filepath.Dir(n.path(path)), 0o755)
@@ -203,12 +267,15 @@ func TestMeshChaos(t *testing.T) {
 				if err := os.Rename(tmp, n.path(path)); err != nil {
 					t.Fatal(err)
 				}
+				note("step %d %s: wrote %s = %q (was %q)", step, n.name, path, w.content, w.prev)
 			}
 			writes = append(writes, w)
 		case k < 15: // cut a member off, or heal
 			if rng.Intn(2) == 0 {
 				setCut(n.name, true)
+				note("step %d %s: cut off", step, n.name)
 			} else {
+				note("step %d: every link healed", step)
 				for _, m := range nodes {
 					setCut(m.name, false)
 				}
@@ -216,8 +283,10 @@ func TestMeshChaos(t *testing.T) {
 		case k < 17: // SIGKILL, or start again
 			if procs[n.name] != nil {
 				kill(n)
+				note("step %d %s: SIGKILL", step, n.name)
 			} else {
 				start(n)
+				note("step %d %s: started", step, n.name)
 			}
 		}
 		time.Sleep(time.Duration(20+rng.Intn(300)) * time.Millisecond)
@@ -228,6 +297,7 @@ func TestMeshChaos(t *testing.T) {
 			start(m)
 		}
 	}
+	note("every link healed and every member running")
 	t.Logf("%d changes made; waiting for the members to converge", len(writes))
 	sameContent(t, "all members converge after the chaos", nodes...)
 
@@ -273,10 +343,13 @@ func TestMeshChaos(t *testing.T) {
 		}
 		st.Close()
 	}
-	lost := 0
+	lost, noChange := 0, 0
 	for i, w := range writes {
 		e, live := final[w.path]
 		switch {
+		case w.noChange:
+			noChange++
+			continue
 		case w.deleted && !live, !w.deleted && live && string(e.content) == w.content:
 			continue // live
 		case kept[loser{path: w.path, content: w.content, deleted: w.deleted}]:
@@ -294,5 +367,5 @@ func TestMeshChaos(t *testing.T) {
 			t.Errorf("write lost: step %d on %s: %s %s (agent running: %v)", w.step, w.node, w.path, map[bool]string{true: "deleted", false: fmt.Sprintf("= %q", w.content)}[w.deleted], w.agentWasRunning)
 		}
 	}
-	t.Logf("%d changes, %d conflict losers kept, %d lost", len(writes), len(kept), lost)
+	t.Logf("%d changes, %d conflict losers kept, %d deletes no agent could see, %d lost", len(writes), len(kept), noChange, lost)
 }
