@@ -238,3 +238,29 @@ func TestCompleteAnnouncementDropped(t *testing.T) {
 		t.Error("the incremental announcement was dropped too")
 	}
 }
+
+// TestLargeChangedListDropped: once every target holds a large
+// generation (an initial sync), the source lets go of its list of changed
+// paths (one string per file of the job), and keeps it while a target
+// does not hold it; a small generation keeps its list.
+func TestLargeChangedListDropped(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{largeGeneration, 3} {
+		changed := make([]string, n)
+		for i := range changed {
+			changed[i] = fmt.Sprintf("d/f%06d.conf", i)
+		}
+		j := &job{isSource: true, log: slog.New(slog.DiscardHandler), cfg: config.Job{Name: "j", Targets: []string{"b", "c"}},
+			latest: &store.Generation{Number: 3, Changed: changed}, targets: map[string]*targetState{"b": {}, "c": {}}}
+		j.targets["b"].result = &wire.Result{Job: "j", Version: 3, State: "good"}
+		j.targets["c"].result = &wire.Result{Job: "j", Version: 2, State: "good"}
+		j.dropCompleteAnnouncements()
+		if len(j.latest.Changed) != n {
+			t.Fatalf("%d changed: dropped while target c does not hold the generation", n)
+		}
+		j.onResult("c", &wire.Result{Job: "j", Version: 3, State: "good"})
+		if large := n >= largeGeneration; large != (j.latest.Changed == nil) {
+			t.Errorf("%d changed: the list held is %d long after every target holds the generation", n, len(j.latest.Changed))
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"time"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
@@ -107,6 +108,7 @@ type scanSave struct {
 	// release: hand memory back to the system when the save is done
 	// (after a large generation, whose save is the last of its garbage)
 	release bool
+	began   time.Time // when a save in the background began (zero: on the caller's goroutine)
 }
 
 // saveScan writes the scan state of the paths noted since the last save
@@ -130,6 +132,9 @@ func (j *job) saveScanInBackground() {
 		return // the one running ends first
 	}
 	j.scanSave = j.takeScanDirty()
+	if j.scanSave != nil {
+		j.scanSave.began = time.Now()
+	}
 	j.continueScanSave()
 }
 
@@ -202,6 +207,9 @@ func (j *job) writeScanSave(s *scanSave) error {
 
 // scanSaveDone ends save s: see scanSave.release.
 func (j *job) scanSaveDone(s *scanSave) {
+	if !s.began.IsZero() {
+		j.log.Info("saved the scan state", "paths", len(s.paths), "took", time.Since(s.began).Round(time.Millisecond))
+	}
 	if s.release {
 		j.releaseMemory()
 	}

@@ -518,6 +518,7 @@ func answerOf(r *wire.Result) core.Answer {
 // dropCompleteAnnouncements lets go of the complete announcements of the
 // newest generation (every item of the job) once every target holds it:
 // a later one, for a target that restarts or asks for it, is built again.
+// The changed list of a large generation goes too.
 func (j *job) dropCompleteAnnouncements() {
 	if len(j.targetViews()) != len(j.cfg.Targets) || !core.AllHold(j.targetViews(), j.latestNumber()) {
 		return
@@ -527,6 +528,14 @@ func (j *job) dropCompleteAnnouncements() {
 			j.noteGeneration(len(msg.Items))
 			delete(j.announcements, k)
 		}
+	}
+	if j.latest != nil && len(j.latest.Changed) >= largeGeneration {
+		// an initial sync's list of every path (1.9 MB at 100,000
+		// files): only an announcement built again reads it, to carry
+		// changed files inline, and one for a target that holds the
+		// generation already carries none it needs (it is in the
+		// generation's record)
+		j.latest.Changed = nil
 	}
 }
 
