@@ -325,7 +325,7 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 	}
 	var changed []string
 	for _, it := range r.Store {
-		j.log.Debug("local version", "path", it.Path, "hash", it.Hash.String()[:12], "version", it.Version)
+		j.log.Debug("local version", "path", it.Path, "hash", it.Hash, "version", it.Version) // the hash is formatted only when logged
 		ms.edge.storeLocal(ctx, it)
 		changed = append(changed, it.Path)
 	}
