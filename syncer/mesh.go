@@ -163,11 +163,7 @@ func (j *job) runMesh(ctx context.Context) error {
 		}
 	})
 	j.meshLocal(ctx)
-	for _, n := range others {
-		if j.a.mon.Connected(n) {
-			j.carryMesh(ctx, ms.m.Step(core.PeerUp{Peer: n}))
-		}
-	}
+	j.carryMesh(ctx, ms.m.Step(core.PeersUp{Peers: j.connectedOf(others)}))
 	defer func() {
 		if err := j.saveScan(); err != nil {
 			j.log.Warn("cannot save scan state", "err", err)
@@ -219,11 +215,7 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 		err := j.scanAll(ctx)
 		if err == nil {
 			j.meshLocal(ctx)
-			for _, n := range j.cfg.Targets {
-				if n != j.a.node && j.a.mon.Connected(n) {
-					j.carryMesh(ctx, ms.m.Step(core.PeerUp{Peer: n}))
-				}
-			}
+			j.carryMesh(ctx, ms.m.Step(core.PeersUp{Peers: j.connectedOf(j.cfg.Targets)}))
 		}
 		e.syncNow <- err
 	case e.peerChange:
@@ -253,6 +245,18 @@ func (j *job) meshPeerChange(ctx context.Context, e event) {
 	}
 	j.carryMesh(ctx, j.mesh.m.Step(core.PeerDown{Peer: e.peer}))
 	j.meshRelayDown(ctx, e.peer)
+}
+
+// connectedOf returns the peers among names (this node left out) that
+// are connected now.
+func (j *job) connectedOf(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n != j.a.node && j.a.mon.Connected(n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // meshPaths returns the paths of items.

@@ -109,11 +109,7 @@ func (j *job) runMeshPG(ctx context.Context) error {
 	if err := edge.local(ctx, true); err != nil {
 		j.log.Warn("cannot read the tables", "err", err)
 	}
-	for _, n := range others {
-		if j.a.mon.Connected(n) {
-			j.carryMesh(ctx, ms.m.Step(core.PeerUp{Peer: n}))
-		}
-	}
+	j.carryMesh(ctx, ms.m.Step(core.PeersUp{Peers: j.connectedOf(others)}))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastRead := time.Now()

@@ -237,7 +237,11 @@ func (j *job) meshFetch(ctx context.Context, peer string, it index.Item) error {
 
 // meshRelayDown sends this node's index at once to the members it last
 // sent it through peer, a relay that went down: the next relay of their
-// site hands it on.
+// site hands it on. It is one index for all of them (PeersUp), so one
+// envelope per site, which names the site's new relay too when it is due
+// the index: that relay takes it before it hands it on. (One envelope per
+// member made the relay hand on the others' at once, before it held the
+// content, and they fetched it across the WAN a second time.)
 func (j *job) meshRelayDown(ctx context.Context, peer string) {
 	var again []string
 	for n, via := range j.mesh.relay.via {
@@ -245,10 +249,9 @@ func (j *job) meshRelayDown(ctx context.Context, peer string) {
 			again = append(again, n)
 		}
 	}
-	slices.Sort(again)
-	var r core.Ready
-	for _, n := range again {
-		r.Send = append(r.Send, j.mesh.m.Step(core.PeerUp{Peer: n}).Send...)
+	if len(again) == 0 {
+		return
 	}
-	j.carryMesh(ctx, r) // one envelope per site
+	slices.Sort(again)
+	j.carryMesh(ctx, j.mesh.m.Step(core.PeersUp{Peers: again}))
 }

@@ -42,6 +42,14 @@ type Rejected struct {
 // PeerUp says a member is reachable (again): it is sent the index at once.
 type PeerUp struct{ Peer string }
 
+// PeersUp is PeerUp for several members at once (the job starts, a sync
+// is asked for, the relay they were reached through went down): they are
+// sent the index at once, as one index (the Messages share their Items),
+// so that the members of a remote site get it in one envelope to their
+// relay, the relay among its recipients: the relay takes it before it
+// hands it on.
+type PeersUp struct{ Peers []string }
+
 // PeerDown says a member is gone: nothing is sent to it until it is up.
 type PeerDown struct{ Peer string }
 
@@ -54,5 +62,6 @@ func (RemoteIndex) isEvent() {}
 func (Applied) isEvent()     {}
 func (Rejected) isEvent()    {}
 func (PeerUp) isEvent()      {}
+func (PeersUp) isEvent()     {}
 func (PeerDown) isEvent()    {}
 func (Tick) isEvent()        {}

@@ -112,9 +112,9 @@ func (m *Machine) Step(e Event) Ready {
 	case Rejected:
 		return m.rejected(e)
 	case PeerUp:
-		m.up[e.Peer] = true
-		m.sentAt[e.Peer], m.sentRev[e.Peer] = 0, 0
-		return Ready{Send: m.sendTo([]string{e.Peer})}
+		return m.peersUp([]string{e.Peer})
+	case PeersUp:
+		return m.peersUp(e.Peers)
 	case PeerDown:
 		delete(m.up, e.Peer)
 		return Ready{}
@@ -333,6 +333,16 @@ func (m *Machine) rejected(e Rejected) Ready {
 	return r
 }
 
+// peersUp makes peers reachable and sends them the index at once, one
+// index for all of them (sendTo).
+func (m *Machine) peersUp(peers []string) Ready {
+	for _, p := range peers {
+		m.up[p] = true
+		m.sentAt[p], m.sentRev[p] = 0, 0
+	}
+	return Ready{Send: m.sendTo(peers)}
+}
+
 func (m *Machine) upMembers() []string {
 	var out []string
 	for _, p := range m.cfg.Members {
@@ -344,7 +354,8 @@ func (m *Machine) upMembers() []string {
 }
 
 // sendTo returns the index for each of peers that has not been sent this
-// revision of it, or not for Resend.
+// revision of it, or not for Resend: one slice of items that the Messages
+// share (the loop sends them as one index).
 func (m *Machine) sendTo(peers []string) []Message {
 	var out []Message
 	var items []index.Item

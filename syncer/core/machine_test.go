@@ -308,3 +308,30 @@ func TestSendTable(t *testing.T) {
 		}
 	}
 }
+
+// TestPeersUpOneIndex: members that come up together (or are sent the
+// index again because their relay went down) get one index, the same
+// Items in every Message: the loop sends one envelope per remote site
+// for it, naming the site's relay among its recipients, so the relay
+// takes the index before it hands it on (syncer's carryMesh groups the
+// Messages by their Items).
+func TestPeersUpOneIndex(t *testing.T) {
+	m := New(Config{Self: "a", Members: []string{"b", "c", "d"}, Resend: 10e9}, []index.Item{file("x", "A", 5, v("a", 1))})
+	m.Step(PeersUp{Peers: []string{"b", "c", "d"}})
+	r := m.Step(PeersUp{Peers: []string{"c", "d"}}) // already up, sent this revision: sent again at once
+	if got := describe(r); got != "send c; send d" {
+		t.Fatalf("PeersUp c, d: %s, want send c; send d", got)
+	}
+	if a, b := r.Send[0].Items, r.Send[1].Items; len(a) != 1 || &a[0] != &b[0] {
+		t.Errorf("the members were sent two indexes (%d, %d items at %p, %p): want one", len(a), len(b), a, b)
+	}
+	if got := describe(m.Step(Tick{Time: 5e9})); got != "" {
+		t.Errorf("tick before Resend after PeersUp: %s, want nothing", got)
+	}
+	if got := describe(m.Step(PeerDown{Peer: "c"})); got != "" {
+		t.Errorf("PeerDown: %s", got)
+	}
+	if got := describe(m.Step(Tick{Time: 10e9})); got != "send b; send d" {
+		t.Errorf("tick after Resend: %s, want send b; send d", got)
+	}
+}
