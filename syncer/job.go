@@ -200,6 +200,9 @@ type job struct {
 	mesh *meshState // a mesh job's machine (mesh.go); nil for push
 
 	fed federation // sites and relays of a push job (relay.go)
+	// handed is what a mesh relay handed on to its site and may lack
+	// (relay_mesh.go)
+	handed meshHanded
 
 	// taking is the announcement in parts the target is taking, read by
 	// the receiving goroutines (see repeatOfTaken); nil when none.

@@ -44,7 +44,7 @@ type federation struct {
 
 	mu       sync.Mutex
 	upstream string                    // the relay this target was last reached through (mu)
-	fetching map[index.Hash]*relayCall // content this relay fetches from the source for its site (mu)
+	fetching map[index.Hash]*relayCall // content this relay fetches for its site (mu; fetchOnce; a mesh job's too)
 }
 
 // relayCall is one fetch of content from the source by a relay; the
@@ -546,15 +546,30 @@ func (j *job) relayFetch(ctx context.Context, peer, path string, h index.Hash, s
 	if j.isSource || !j.relaysFor(peer) || j.a.store.Has(h) {
 		return nil
 	}
-	f := &j.fed
+	_, err := j.fed.fetchOnce(ctx, h, func() error {
+		j.log.Debug("fetching content from the source for this site", "path", path, "for", peer)
+		if err := j.fetchForSite(ctx, path, h, size); err != nil {
+			return fmt.Errorf("relay %s cannot fetch %s from the source: %w", j.a.node, path, err)
+		}
+		return nil
+	})
+	return err
+}
+
+// fetchOnce runs fetch, a fetch of content h into this node's store,
+// unless a fetch of h is under way (one registered here or by
+// fetchingForSite): then it waits for that one and returns its error. ran
+// reports whether fetch ran. So content a relay's site asks for while the
+// relay fetches it crosses the WAN once.
+func (f *federation) fetchOnce(ctx context.Context, h index.Hash, fetch func() error) (ran bool, err error) {
 	f.mu.Lock()
 	if c, ok := f.fetching[h]; ok {
 		f.mu.Unlock()
 		select {
 		case <-c.done:
-			return c.err
+			return false, c.err
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 	if f.fetching == nil {
@@ -563,14 +578,10 @@ func (j *job) relayFetch(ctx context.Context, peer, path string, h index.Hash, s
 	c := &relayCall{done: make(chan struct{})}
 	f.fetching[h] = c
 	f.mu.Unlock()
-	j.log.Debug("fetching content from the source for this site", "path", path, "for", peer)
-	c.err = j.fetchForSite(ctx, path, h, size)
-	if c.err != nil {
-		c.err = fmt.Errorf("relay %s cannot fetch %s from the source: %w", j.a.node, path, c.err)
-	}
+	c.err = fetch()
 	f.mu.Lock()
 	delete(f.fetching, h)
 	f.mu.Unlock()
 	close(c.done)
-	return c.err
+	return true, c.err
 }

@@ -3,7 +3,9 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
@@ -145,7 +147,9 @@ func (j *job) allowMeshRelay(peer string) error {
 // the node this node's config pins for the member it names as its origin
 // (a relay can hold an index back, not change it). This node hands an
 // envelope that came from its author on to the rest of its site once it
-// took the index itself, so that they fetch the content here.
+// took the index itself (when it is a recipient), so that they fetch the
+// content here; what it hands on without holding it, it fetches from the
+// author when they ask for it (meshHanded).
 func (j *job) onMeshMessage(ctx context.Context, peer string, msg wire.Message, take func(author string, m *wire.Announce)) {
 	switch m := msg.(type) {
 	case *wire.Announce:
@@ -177,7 +181,7 @@ func (j *job) onMeshRelay(ctx context.Context, peer string, env *wire.Relay, tak
 		if self {
 			take(signer, m)
 		}
-		j.meshRelayOnward(signer, env)
+		j.meshRelayOnward(signer, env, m)
 		return
 	}
 	mr := &j.mesh.relay
@@ -204,7 +208,17 @@ func (j *job) onMeshRelay(ctx context.Context, peer string, env *wire.Relay, tak
 
 // meshRelayOnward hands env, signed by author, on to its recipients in
 // this node's site other than this node, each in an envelope of its own.
-func (j *job) meshRelayOnward(author string, env *wire.Relay) {
+// What m, the index in env, holds that this node's own index does not
+// (it is not among the recipients, or its take failed) it offers its site
+// on demand first (handOn).
+func (j *job) meshRelayOnward(author string, env *wire.Relay, m *wire.Announce) {
+	onward := false
+	for _, to := range env.To {
+		onward = onward || to != j.a.node && to != author
+	}
+	if onward {
+		j.handed.handOn(author, m, j.mesh.m.Item)
+	}
 	for _, to := range env.To {
 		if to == j.a.node || to == author {
 			continue
@@ -221,10 +235,111 @@ func (j *job) meshRelayOnward(author string, env *wire.Relay) {
 	}
 }
 
+// meshHanded is what a mesh relay handed on to its site that its own
+// index did not hold then: per author, the content of the author's last
+// index it handed on (all its parts) that this relay may lack. A member
+// behind the relay asks the relay for it as soon as it has the index,
+// maybe before the relay took that index itself or when it never does
+// (the index was not addressed to it, its take failed): the relay then
+// fetches the content from the author and serves it (meshRelayFetch),
+// so it crosses the WAN once. Written by the job's loop, read by the
+// goroutines that serve content.
+type meshHanded struct {
+	mu sync.Mutex
+	by map[string]handedIndex // author → its last index handed on
+}
+
+// handedIndex is the content of an author's index that a relay handed on
+// without holding it in its own index.
+type handedIndex struct {
+	time    int64                // the index's Time: its parts share it
+	content map[index.Hash]int64 // hash → size
+}
+
+// handOn notes the content of m, author's index (or a part of it), that
+// own, this node's mesh index, does not hold: a part of the index handed
+// on last adds to it, a newer index replaces it.
+func (h *meshHanded) handOn(author string, m *wire.Announce, own func(path string) (index.Item, bool)) {
+	content := map[index.Hash]int64{}
+	for _, it := range m.Items {
+		if it.Deleted || index.Kind(it.Kind) != index.KindFile {
+			continue
+		}
+		hash := wire.HashOf(it.Hash)
+		if cur, ok := own(it.Path); ok && !cur.Deleted && cur.Hash == hash {
+			continue // served as this node's own version (offerMesh)
+		}
+		content[hash] = it.Size
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last, ok := h.by[author]
+	switch {
+	case ok && last.time == m.Time:
+		maps.Copy(last.content, content)
+	case len(content) == 0:
+		delete(h.by, author)
+	default:
+		if h.by == nil {
+			h.by = map[string]handedIndex{}
+		}
+		h.by[author] = handedIndex{time: m.Time, content: content}
+	}
+}
+
+// lookup returns the author and size of content hash, when this relay
+// handed it on.
+func (h *meshHanded) lookup(hash index.Hash) (author string, size int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for a, x := range h.by {
+		if n, ok := x.content[hash]; ok {
+			return a, n, true
+		}
+	}
+	return "", 0, false
+}
+
+// meshRelayFetch is serveGet's way to content h (at path) that this node
+// does not serve as its own: when it is a mesh relay that handed h on to
+// peer's site, it makes sure the store holds h, fetching it from its
+// author (once however many members ask, and not beside its own fetch of
+// it: fetchOnce), and returns its size. ok is false when this node did
+// not hand h on to peer (or peer is not of its site).
+func (j *job) meshRelayFetch(ctx context.Context, peer, path string, h index.Hash) (size int64, ok bool, err error) {
+	if j.cfg.Mode != config.ModeMesh || !j.isMeshMember(peer) || !j.sameSite(peer) {
+		return 0, false, nil
+	}
+	author, size, ok := j.handed.lookup(h)
+	if !ok || j.a.store.Has(h) {
+		return size, ok, nil
+	}
+	_, err = j.fed.fetchOnce(ctx, h, func() error {
+		j.log.Debug("fetching a member's version that this relay handed on, for its site", "path", path, "author", author, "for", peer)
+		it := index.Item{Path: path, Kind: index.KindFile, Size: size, Hash: h}
+		if err := j.fetchFrom(ctx, author, it, fetchRequest{storeOnly: true}); err != nil {
+			return fmt.Errorf("relay %s cannot fetch %s from its author %s: %w", j.a.node, path, author, err)
+		}
+		return nil
+	})
+	return size, true, err
+}
+
 // meshFetch fetches the content of it, a version of peer's: from the relay
 // that handed on peer's index when there is one (the copy that crossed to
-// this site), else, or when the relay does not have it, from peer.
+// this site), else, or when the relay does not have it, from peer. When
+// this node fetches it already for a member of its site (meshRelayFetch),
+// it waits for that fetch instead.
 func (j *job) meshFetch(ctx context.Context, peer string, it index.Item) error {
+	ran, err := j.fed.fetchOnce(ctx, it.Hash, func() error { return j.meshFetchOwn(ctx, peer, it) })
+	if ran || err == nil && j.a.store.Has(it.Hash) {
+		return err
+	}
+	return j.meshFetchOwn(ctx, peer, it) // the other fetch failed or stored nothing
+}
+
+// meshFetchOwn is meshFetch's own fetch.
+func (j *job) meshFetchOwn(ctx context.Context, peer string, it index.Item) error {
 	if via := j.mesh.relay.fetchVia; via != "" && via != peer {
 		err := j.fetchOne(ctx, via, it)
 		if err == nil {

@@ -1,10 +1,12 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +29,11 @@ type meshSites struct {
 
 // newMeshSites starts a meshSites and waits until every member holds a's
 // first file.
-func newMeshSites(t *testing.T) *meshSites {
+func newMeshSites(t *testing.T) *meshSites { return newMeshSitesTuned(t, nil) }
+
+// newMeshSitesTuned is newMeshSites with tune called on the configured
+// members before they start (nil: none).
+func newMeshSitesTuned(t *testing.T, tune func(*meshSites)) *meshSites {
 	h := newHarness(t)
 	ms := &meshSites{a: h.node("a"), b: h.node("b"), c: h.node("c"), d: h.node("d"), e: h.node("e"), links: map[[2]string]*wanlink.Link{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -54,6 +60,9 @@ func newMeshSites(t *testing.T) *meshSites {
 		n.Jobs = []tjob{{Name: "conf", Mode: config.ModeMesh, Targets: []string{"a", "b", "c", "d", "e"}}}
 	}
 	ms.a.write("extensions.conf", seedExtensions, 0o644)
+	if tune != nil {
+		tune(ms)
+	}
 	for _, n := range ms.all() {
 		n.start()
 	}
@@ -154,6 +163,84 @@ func TestMeshSitesRelay(t *testing.T) {
 	s.oneCopy(t, "a change without dc2's relay", before, size)
 	if !s.a.logHas("relay of a site chosen", "site=dc2", "was=c") {
 		t.Error("a chose no new relay for dc2")
+	}
+}
+
+// TestMeshSitesRelayHandsOnFirst forces the interleaving of the flake
+// TestMeshSitesRelay showed under load: dc2's relay c hands a's index on
+// to d before c holds its content (here: an index addressed to d alone,
+// as a sends one when d alone comes up, carrying a version c never took),
+// and d asks c for the content at once. c fetches it from a for its site
+// and serves it: one copy crosses to dc2, d does not fetch past its relay.
+// The envelope is a's, signed with a's key and handed to c as from a; the
+// content is in a's store and served by a, as once a recorded it.
+func TestMeshSitesRelayHandsOnFirst(t *testing.T) {
+	t.Parallel()
+	s := newMeshSites(t)
+	connected(t, s.a, s.all()...)
+
+	const size = 200 << 10
+	content := randBytes(13, size)
+	ja := s.a.a().job("conf")
+	h, n, err := ja.a.store.PutReader(context.Background(), bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ja.a.store.Pin(h)
+	ja.mu.Lock()
+	ja.serving[h] = n
+	ja.mu.Unlock()
+	it := wire.Item{Path: "sounds/first.gsm", Kind: uint8(index.KindFile), Size: n, Mode: 0o644, MTime: time.Now().UnixNano(), Hash: h[:],
+		Version: index.Vector{{Node: s.a.id.ID.String(), Value: 1}}}
+	msg := &wire.Announce{Job: "conf", Version: 1, Origin: "a", Time: time.Now().UnixNano(), Items: []wire.Item{it}}
+	env, err := wire.SealRelay(s.c.a().mon.Codec(), s.a.id.Certificate.PrivateKey.(ed25519.PrivateKey), "conf", []string{"d"}, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before, _ := s.toDC2()
+	s.c.a().HandleMessage("a", env)
+	eventually(t, waitLimit, "d holds a's version handed on by c", func() error {
+		if got, err := os.ReadFile(s.d.path(it.Path)); err != nil || !bytes.Equal(got, content) {
+			return fmt.Errorf("not yet (%d bytes, %v)", len(got), err)
+		}
+		return nil
+	})
+	if s.d.logHas("cannot fetch a member's version from this site's relay") {
+		t.Error("d fetched past its relay")
+	}
+	s.oneCopy(t, "a version handed on before the relay held it", before, size)
+	now, _ := s.toDC2()
+	if toC := now["a>c"] + now["c<a"] - before["a>c"] - before["c<a"]; toC < size {
+		t.Errorf("%d bytes crossed between a and the relay c: the copy did not go through c", toC)
+	}
+}
+
+// TestMeshSitesRelayFiltered: dc2's relay c excludes what a changes (its
+// own filters), so it never takes it, yet hands a's index on to d and e,
+// who both ask c for the content: c fetches it from a once for its site
+// and serves both. One copy crosses to dc2, through c.
+func TestMeshSitesRelayFiltered(t *testing.T) {
+	t.Parallel()
+	s := newMeshSitesTuned(t, func(ms *meshSites) { ms.c.Jobs[0].Extra = `exclude = ["*.gsm"]` + "\n" })
+	connected(t, s.a, s.all()...)
+
+	const size = 200 << 10
+	before, _ := s.toDC2()
+	s.a.write("sounds/welcome.gsm", string(randBytes(14, size)), 0o644)
+	sameContent(t, "a's new file on the members that take it", s.a, s.b, s.d, s.e)
+	if _, err := os.Stat(s.c.path("sounds/welcome.gsm")); err == nil {
+		t.Error("c took a file its filters exclude")
+	}
+	for _, n := range []*tnode{s.d, s.e} {
+		if n.logHas("cannot fetch a member's version from this site's relay") {
+			t.Errorf("%s fetched past its relay", n.name)
+		}
+	}
+	s.oneCopy(t, "a change dc2's relay excludes", before, size)
+	now, _ := s.toDC2()
+	if toC := now["a>c"] + now["c<a"] - before["a>c"] - before["c<a"]; toC < size {
+		t.Errorf("%d bytes crossed between a and the relay c: the copy did not go through c", toC)
 	}
 }
 

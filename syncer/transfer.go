@@ -76,6 +76,13 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	baseSize, baseOK := j.serving[wire.HashOf(g.Base)]
 	j.mu.Unlock()
 	if !ok {
+		var err error
+		if size, ok, err = j.meshRelayFetch(ctx, peer, g.Path, h); err != nil {
+			s.WriteMessage(&wire.Error{Message: err.Error()})
+			return
+		}
+	}
+	if !ok {
 		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s of %s is not offered", h.Short(), g.Path)})
 		return
 	}
