@@ -166,6 +166,59 @@ func TestMeshSitesRelay(t *testing.T) {
 	}
 }
 
+// TestMeshSitesRelayGoneSilently is TestMeshSitesRelay's failover with
+// the order its flake needed made certain: dc2's relay c is cut off from
+// dc1 (its WAN links drop everything; c runs on), so a records its change
+// and sends it through c before it sees c gone (2.5 s without a frame);
+// only then does a send its index again, for d and e, through dc2's next
+// relay e. One index in one envelope naming e too: e takes it before it
+// hands it on (sent apart, d's first, e handed d's on before it held the
+// content, and d fetched it across the WAN). One copy crosses to dc2.
+func TestMeshSitesRelayGoneSilently(t *testing.T) {
+	t.Parallel()
+	s := newMeshSitesTuned(t, func(ms *meshSites) {
+		// e is dc2's next relay (the lower ID of d and e; c has relay =
+		// true) and comes after d in name order, as in the flake's log
+		if ms.d.id.ID.String() < ms.e.id.ID.String() {
+			ms.d.id, ms.e.id = ms.e.id, ms.d.id
+			for _, n := range ms.all() {
+				for i, p := range n.Peers {
+					switch p.Name {
+					case "d":
+						n.Peers[i].ID = ms.d.id.ID
+					case "e":
+						n.Peers[i].ID = ms.e.id.ID
+					}
+				}
+			}
+		}
+	})
+	connected(t, s.a, s.all()...)
+
+	const size = 200 << 10
+	for k, l := range s.links {
+		if k[0] == "c" || k[1] == "c" {
+			l.SetBlocked(true) // every link of c crosses to dc1
+		}
+	}
+	before, _ := s.toDC2()
+	s.a.write("sounds/later.gsm", string(randBytes(15, size)), 0o644)
+	sameContent(t, "a change while dc2's relay is cut off", s.a, s.b, s.d, s.e)
+	eventually(t, waitLimit, "a chooses e as dc2's next relay", func() error {
+		// b may have been first to see c gone and send the change on
+		if !s.a.logHas("relay of a site chosen", "site=dc2", "relay=e", "was=c") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	for _, n := range []*tnode{s.d, s.e} {
+		if n.logHas("cannot fetch a member's version from this site's relay") {
+			t.Errorf("%s fetched past its relay", n.name)
+		}
+	}
+	s.oneCopy(t, "a change sent through dc2's relay before it was seen gone", before, size)
+}
+
 // TestMeshSitesRelayHandsOnFirst forces the interleaving of the flake
 // TestMeshSitesRelay showed under load: dc2's relay c hands a's index on
 // to d before c holds its content (here: an index addressed to d alone,
