@@ -525,9 +525,26 @@ func (a *Applier) createStaging() (*os.File, uint64, string, error) {
 }
 
 // stagingName is the name of the staging file of the job with id, in the
-// staging directory.
+// staging directory. An apply makes it again each time it needs it (see
+// journalEntry): one allocation, no formatting.
 func (a *Applier) stagingName(id uint64) string {
-	return filepath.Join(a.Staging, fmt.Sprintf("%s%s-%016x", stagePrefix, a.Job, id))
+	dir := a.Staging
+	if dir == "" || filepath.Clean(dir) != dir {
+		return filepath.Join(dir, fmt.Sprintf("%s%s-%016x", stagePrefix, a.Job, id))
+	}
+	var b strings.Builder
+	b.Grow(len(dir) + 1 + len(stagePrefix) + len(a.Job) + 1 + 16)
+	b.WriteString(dir)
+	if !os.IsPathSeparator(dir[len(dir)-1]) {
+		b.WriteByte(filepath.Separator)
+	}
+	b.WriteString(stagePrefix)
+	b.WriteString(a.Job)
+	b.WriteByte('-')
+	for i := range 16 {
+		b.WriteByte("0123456789abcdef"[id>>(60-4*i)&0xf])
+	}
+	return b.String()
 }
 
 // stagingID is the id of name, a stagingName in the staging directory.
