@@ -438,11 +438,11 @@ func TestApplyKeepsMetaSetInFetch(t *testing.T) {
 // once its journal (in parts) is written is measured in the afterJournal
 // hook, and the tree is checked afterwards.
 func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
-	const files, dirs = 2000, 10
+	const files, dirs = 1000, 10
 	a := newApplier(t)
 	// a journal in parts, as a large apply's, and one syncfs for the
 	// staged files
-	st, err := store.Open(filepath.Join(t.TempDir(), "store"), slog.New(slog.DiscardHandler), store.WithJournalParts(256))
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"), slog.New(slog.DiscardHandler), store.WithJournalParts(128))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
 		}
 	}
 	t.Logf("held %d bytes once the journal of %d writes was written", got, files)
-	if bound := uint64(files+dirs)*32 + 128<<10; got > bound {
+	if bound := uint64(files+dirs)*32 + 96<<10; got > bound {
 		t.Fatalf("an apply of %d writes held %d bytes more once its journal was written, want at most %d (an id and an index a write)", files, got, bound)
 	}
 }
