@@ -14,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/fsnotify/fsnotify"
 
 	"pbxsync/internal/testwait"
 )
@@ -437,5 +440,31 @@ func TestBatchLetsGoOfABurst(t *testing.T) {
 	runtime.KeepAlive(paths)
 	if held > 256<<10 {
 		t.Fatalf("the batch holds %d bytes after flushing %d paths, want at most 256 KiB", held, n)
+	}
+}
+
+// TestBatchKeepsNoEventName: a path in the batch is a string of its own,
+// not part of the event's absolute name, which it would keep alive (an
+// apply's 100,000 renames wait in the batch while the job is busy).
+func TestBatchKeepsNoEventName(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "site000/endpoint00000.conf", "x", 0o644)
+	w, err := NewWatcher(root, nil, testDebounce, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	b := newBatch(time.Hour)
+	defer b.timer.Stop()
+	name := filepath.Join(root, "site000", "endpoint00000.conf")
+	w.handle(fsnotify.Event{Name: name, Op: fsnotify.Write}, b)
+	if len(b.paths) != 1 {
+		t.Fatalf("batch holds %v, want the one path", b.paths)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(name)))
+	for p := range b.paths {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(p))); at >= lo && at < lo+uintptr(len(name)) {
+			t.Fatalf("the batch's path %q is part of the event's name %q", p, name)
+		}
 	}
 }

@@ -213,45 +213,29 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if len(ops) == 0 {
 		return nil
 	}
-	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Entries: make([]store.JournalEntry, len(ops))}
+	// The journal is not held as entries: entry i is made from ops[i] and
+	// the id of its staged file when it is written and when it is
+	// executed (journalEntry). An initial sync of 100,000 files held
+	// 12.8 MB of entries and 9.5 MB of staged names beside its ops.
+	staged := make([]uint64, len(ops)) // id of the staged file of ops[i] (stagingName), 0 for none
 	var writes []int
-	for i, op := range ops {
-		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
-		switch op.Kind {
-		case OpWrite:
-			e.Op = jWrite
-			writes = append(writes, i)
-		case OpDelete:
-			e.Op = jDelete
-		case OpRmdir:
-			e.Op = jRmdir
-		case OpMkdir:
-			e.Op = jMkdir
-		case OpMeta, OpDirMeta:
-			e.Op = jMeta
-		}
-		j.Entries[i] = e
-	}
 	var writeBytes int64
-	for _, i := range writes {
-		writeBytes += ops[i].Want.Size
+	for i, op := range ops {
+		if op.Kind == OpWrite {
+			writes = append(writes, i)
+			writeBytes += op.Want.Size
+		}
 	}
 	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
-	cleanup := func() {
-		for _, e := range j.Entries {
-			if e.Staged != "" {
-				os.Remove(e.Staged)
-			}
-		}
-	}
+	cleanup := func() { a.removeStagedIDs(staged) }
 	t0 := time.Now()
 	owners := a.newOwners()
 	// Stage in parallel: each file is read from the store (or taken as it
 	// was prestaged while fetched), verified and written; the batch is
 	// made durable below.
 	err := parallelN(ctx, stageParallel, writes, func(i int) error {
-		s, err := a.stage(ctx, ops[i].Want, ops[i].Have.Kind == index.KindFile, owners)
-		j.Entries[i].Staged = s // each worker its own entries
+		id, err := a.stage(ctx, ops[i].Want, ops[i].Have.Kind == index.KindFile, owners)
+		staged[i] = id // each worker its own entries
 		if err != nil {
 			return err
 		}
@@ -281,11 +265,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 	}
 	if !synced && len(writes) > 0 {
-		staged := make([]string, len(writes))
+		names := make([]string, len(writes))
 		for k, i := range writes {
-			staged[k] = j.Entries[i].Staged
+			names[k] = a.stagingName(staged[i])
 		}
-		if err := parallel(ctx, staged, syncFile); err != nil {
+		if err := parallel(ctx, names, syncFile); err != nil {
 			cleanup()
 			return fmt.Errorf("job %s: fsync staged file: %w", a.Job, err)
 		}
@@ -301,7 +285,9 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 	}
 	tSynced := time.Now()
-	if err := a.Store.WriteJournal(a.Job, j); err != nil {
+	entry := func(i int) store.JournalEntry { return a.journalEntry(ops[i], staged[i]) }
+	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore}
+	if err := a.Store.WriteJournalFunc(a.Job, j, len(ops), entry); err != nil {
 		cleanup()
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
 	}
@@ -323,12 +309,12 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if a.Settled != nil {
 		want = func(i int) index.Item { return ops[i].Want }
 	}
-	if err := a.execute(j, want); err != nil {
+	if err := a.execute(len(ops), entry, want); err != nil {
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
 				a.Log.Warn("renames from the staging directory fail across devices; staging elsewhere from now on", "job", a.Job, "was", a.Staging, "now", s)
-				a.removeStaged(j)
+				cleanup()         // while a.Staging still names their directory
 				a.dropPrestaged() // their names are of the old directory
 				a.Staging = s
 			}
@@ -348,11 +334,41 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	return nil
 }
 
+// journalEntry is the journal's entry of op, whose staged file (a write's)
+// has the id staged.
+func (a *Applier) journalEntry(op Op, staged uint64) store.JournalEntry {
+	e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
+	switch op.Kind {
+	case OpWrite:
+		e.Op = jWrite
+		e.Staged = a.stagingName(staged)
+	case OpDelete:
+		e.Op = jDelete
+	case OpRmdir:
+		e.Op = jRmdir
+	case OpMkdir:
+		e.Op = jMkdir
+	case OpMeta, OpDirMeta:
+		e.Op = jMeta
+	}
+	return e
+}
+
 // removeStaged removes j's staged files that were not renamed.
 func (a *Applier) removeStaged(j *store.Journal) {
 	for _, e := range j.Entries {
 		if e.Staged != "" {
 			os.Remove(e.Staged)
+		}
+	}
+}
+
+// removeStagedIDs removes the staged files of ids (0: none) that were not
+// renamed.
+func (a *Applier) removeStagedIDs(ids []uint64) {
+	for _, id := range ids {
+		if id != 0 {
+			os.Remove(a.stagingName(id))
 		}
 	}
 }
@@ -448,7 +464,7 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 			a.removeStaged(j)
 		default:
 			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
-			if err := a.execute(j, nil); err != nil {
+			if err := a.execute(len(j.Entries), func(i int) store.JournalEntry { return j.Entries[i] }, nil); err != nil {
 				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
 				a.removeStaged(j)
 				if !j.Restore && state == store.StateApplying {
@@ -490,17 +506,45 @@ const stagePrefix = ".pbxsync-stage-"
 
 // newStagingFile creates a new, empty staging file of the job.
 func (a *Applier) newStagingFile() (*os.File, string, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	name := a.stagingName(binary.BigEndian.Uint64(rnd[:]))
-	f, err := createExcl(name, 0o600)
+	f, _, name, err := a.createStaging()
 	return f, name, err
 }
 
+// createStaging creates a new, empty staging file of the job and returns
+// it with its id (never 0) and its name (stagingName).
+func (a *Applier) createStaging() (*os.File, uint64, string, error) {
+	var id uint64
+	for id == 0 {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		id = binary.BigEndian.Uint64(rnd[:])
+	}
+	name := a.stagingName(id)
+	f, err := createExcl(name, 0o600)
+	return f, id, name, err
+}
+
 // stagingName is the name of the staging file of the job with id, in the
-// staging directory.
+// staging directory. An apply makes it again each time it needs it (see
+// journalEntry): one allocation, no formatting.
 func (a *Applier) stagingName(id uint64) string {
-	return filepath.Join(a.Staging, fmt.Sprintf("%s%s-%016x", stagePrefix, a.Job, id))
+	dir := a.Staging
+	if dir == "" || filepath.Clean(dir) != dir {
+		return filepath.Join(dir, fmt.Sprintf("%s%s-%016x", stagePrefix, a.Job, id))
+	}
+	var b strings.Builder
+	b.Grow(len(dir) + 1 + len(stagePrefix) + len(a.Job) + 1 + 16)
+	b.WriteString(dir)
+	if !os.IsPathSeparator(dir[len(dir)-1]) {
+		b.WriteByte(filepath.Separator)
+	}
+	b.WriteString(stagePrefix)
+	b.WriteString(a.Job)
+	b.WriteByte('-')
+	for i := range 16 {
+		b.WriteByte("0123456789abcdef"[id>>(60-4*i)&0xf])
+	}
+	return b.String()
 }
 
 // stagingID is the id of name, a stagingName in the staging directory.
@@ -531,14 +575,14 @@ func (a *Applier) prestage(h index.Hash, name string, m stagedMeta) {
 	a.prestaged[h] = prestagedFile{id: id, meta: m}
 }
 
-// takePrestaged returns a staging file prestaged with content h and the
-// metadata it was given, and forgets it.
-func (a *Applier) takePrestaged(h index.Hash) (string, stagedMeta, bool) {
+// takePrestaged returns the id of a staging file prestaged with content
+// h and the metadata it was given, and forgets it.
+func (a *Applier) takePrestaged(h index.Hash) (uint64, stagedMeta, bool) {
 	a.prestageMu.Lock()
 	defer a.prestageMu.Unlock()
 	p, ok := a.prestaged[h]
 	if !ok {
-		return "", stagedMeta{}, false
+		return 0, stagedMeta{}, false
 	}
 	delete(a.prestaged, h)
 	if len(a.prestaged) == 0 {
@@ -547,7 +591,7 @@ func (a *Applier) takePrestaged(h index.Hash) (string, stagedMeta, bool) {
 		// apply (sync, journal, execute) does not need
 		a.prestaged = nil
 	}
-	return a.stagingName(p.id), p.meta, true
+	return p.id, p.meta, true
 }
 
 // dropPrestaged removes the prestaged files no apply took (a failed or
@@ -563,21 +607,25 @@ func (a *Applier) dropPrestaged() {
 
 // stage copies the content of it from the store into a new staging file,
 // verifies it and applies owner, mode and mtime (or takes the file
-// prestaged with that content while it was fetched). exists says the
-// plan replaces a file at it.Path, whose owner the staged file keeps. The
-// caller fsyncs the batch.
-func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owners) (string, error) {
-	if name, m, ok := a.takePrestaged(it.Hash); ok {
-		return a.finishStaged(name, m, it, exists, o)
+// prestaged with that content while it was fetched), and returns the id
+// of the staging file (stagingName). exists says the plan replaces a file
+// at it.Path, whose owner the staged file keeps. The caller fsyncs the
+// batch.
+func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owners) (uint64, error) {
+	if id, m, ok := a.takePrestaged(it.Hash); ok {
+		if err := a.finishStaged(a.stagingName(id), m, it, exists, o); err != nil {
+			return 0, err
+		}
+		return id, nil
 	}
-	f, name, err := a.newStagingFile()
+	f, id, name, err := a.createStaging()
 	if err != nil {
-		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+		return 0, fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
-	fail := func(err error) (string, error) {
+	fail := func(err error) (uint64, error) {
 		f.Close()
 		os.Remove(name)
-		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+		return 0, fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
 	rc, err := a.Store.Open(ctx, it.Hash)
 	if err != nil {
@@ -608,17 +656,17 @@ func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owne
 	mt := time.Unix(0, it.MTime)
 	if err := os.Chtimes(name, mt, mt); err != nil {
 		os.Remove(name)
-		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+		return 0, fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
-	return name, nil
+	return id, nil
 }
 
 // finishStaged gives a prestaged file the owner, mode and mtime of it:
 // those of the fetch (m) that differ.
-func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists bool, o *owners) (string, error) {
-	fail := func(err error) (string, error) {
+func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists bool, o *owners) error {
+	fail := func(err error) error {
 		os.Remove(name)
-		return "", fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
+		return fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
 	// the staging directory is the agent's own (0700): no one swaps the
 	// file for a link between these calls
@@ -641,11 +689,13 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 			return fail(err)
 		}
 	}
-	return name, nil
+	return nil
 }
 
-// execute performs the journal's entries. Every step is idempotent, so a
-// journal can be executed again after a crash at any point. Every path is
+// execute performs the journal's n entries, entry i made by at(i) (an
+// apply's from its ops, Recover's those read back). Every step is
+// idempotent, so a journal can be executed again after a crash at any
+// point. Every path is
 // reached through its parent directory opened below the root without
 // following a symlink (package beneath), and no step follows a symlink at
 // the last element either: a local user who swaps a directory for a link
@@ -656,12 +706,13 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 // The directories the entries touched are fsynced in parallel: on a
 // journalling file system the first commits every rename (a syncfs would
 // also write back whatever else is dirty there).
-func (a *Applier) execute(j *store.Journal, want func(i int) index.Item) error {
+func (a *Applier) execute(n int, at func(i int) store.JournalEntry, want func(i int) index.Item) error {
 	dirs := map[string]bool{}
 	var parent parentDir
 	defer parent.close()
 	var o *owners
-	for i, e := range j.Entries {
+	for i := range n {
+		e := at(i)
 		if err := index.ValidatePath(e.Path); err != nil {
 			return fmt.Errorf("job %s: journal: %w", a.Job, err)
 		}

@@ -26,8 +26,8 @@ func TestApplyDirectoryBecomesAFile(t *testing.T) {
 	}
 	file := a.put(t, "fd", "now a file\n", 0o644)
 	ops := []Op{
-		{Kind: OpDelete, Path: "fd/inner.conf", Have: old},
-		{Kind: OpRmdir, Path: "fd", Have: index.Item{Path: "fd", Kind: index.KindDir, Mode: fsMode(0o755)}},
+		{Kind: OpDelete, Path: "fd/inner.conf", Have: priorOf(old)},
+		{Kind: OpRmdir, Path: "fd", Have: Prior{Kind: index.KindDir}},
 		{Kind: OpWrite, Path: "fd", Want: file},
 	}
 	if err := a.Apply(context.Background(), 1, ops); err != nil {

@@ -217,7 +217,7 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: s,
+				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
 					Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
 			}
 			if err := st.WriteJournal(crashJob, j); err != nil {

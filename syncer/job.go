@@ -533,7 +533,7 @@ func (j *job) preserve(ctx context.Context, ops []Op) ([]store.Link, error) {
 	dirs := &parentDirs{root: j.cfg.Path}
 	defer dirs.close()
 	for _, op := range ops {
-		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 && op.Have.Path == "" {
+		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 {
 			if l, ok := j.keepSymlink(ctx, dirs, op.Path); ok {
 				links = append(links, l)
 			}

@@ -205,6 +205,11 @@ func TestPlanPathsInitialSyncMemory(t *testing.T) {
 		t.Fatalf("%d ops, want %d", len(ops), n+200)
 	}
 	opSize := uint64(unsafe.Sizeof(Op{}))
+	// an op holds the desired item and what the apply uses of the one it
+	// replaces (Prior), not that whole item too (216 bytes an op)
+	if wantSize := uint64(unsafe.Sizeof("") + unsafe.Sizeof(index.Item{}) + unsafe.Sizeof(Prior{}) + 8); opSize > wantSize {
+		t.Fatalf("an op is %d bytes, want at most %d", opSize, wantSize)
+	}
 	if bound := (uint64(len(paths))+uint64(len(paths))/16+4)*opSize + 256<<10; got > bound {
 		t.Fatalf("planning %d paths allocated %d bytes, want at most %d (%d ops of %d bytes, once)", len(paths), got, bound, len(ops), opSize)
 	}

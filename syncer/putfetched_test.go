@@ -33,11 +33,11 @@ func TestPutFetchedOfferedItemKeepsNoMeta(t *testing.T) {
 		if err := j.putFetched(ctx, bytes.NewReader(enc.EncodeAll([]byte(content), nil)), it); err != nil {
 			t.Fatal(err)
 		}
-		name, m, ok := ap.takePrestaged(it.Hash)
+		id, m, ok := ap.takePrestaged(it.Hash)
 		if !ok {
 			t.Fatalf("%s was not prestaged", it.Path)
 		}
-		ap.prestage(it.Hash, name, m)
+		ap.prestage(it.Hash, ap.stagingName(id), m)
 		return m
 	}
 	const offeredContent, announcedContent = "[offered]\nexten => 1,1,NoOp()\n", "[announced]\nexten => 2,1,NoOp()\n"
