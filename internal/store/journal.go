@@ -37,7 +37,13 @@ type Journal struct {
 	// than Generation's own content: it is rolled forward whatever state
 	// Generation is in.
 	Restore bool
-	Entries []JournalEntry
+	// Exchange says the apply's writes over a file swap the staged file
+	// and the path in one step (renameat2 RENAME_EXCHANGE) and keep what
+	// they displaced at the staged name until every rename is done: on
+	// roll-forward, a staged file that does not hold the entry's Hash is
+	// such a displaced file, and its entry is done.
+	Exchange bool
+	Entries  []JournalEntry
 }
 
 // JournalEntry is one step of an apply.
@@ -115,6 +121,9 @@ func encodeJournalHead(j *Journal, entries []JournalEntry, parts int, id uint64)
 	buf.Write(strconv.AppendUint(scratch[:0], j.Generation, 10))
 	if j.Restore {
 		buf.WriteString(`,"restore":true`)
+	}
+	if j.Exchange {
+		buf.WriteString(`,"exchange":true`)
 	}
 	buf.WriteString(`,"entries":`)
 	if err := appendEntries(buf, enc, entries); err != nil {
@@ -268,7 +277,7 @@ func decodeJournalPart(id uint64, i int, v []byte) ([]diskJournalEntry, error) {
 
 func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
 	var err error
-	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Entries: make([]JournalEntry, 0, len(d.Entries))}
+	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Exchange: d.Exchange, Entries: make([]JournalEntry, 0, len(d.Entries))}
 	for i, de := range d.Entries {
 		e := JournalEntry{Path: de.Path, Op: de.Op, Staged: de.Staged, Mode: de.Mode, MTime: de.MTime}
 		if de.Hash != "" {
