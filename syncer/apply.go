@@ -52,16 +52,21 @@ type Applier struct {
 	// abandons the apply (staged files removed, the tree untouched). A
 	// mesh job checks there that no path changed locally meanwhile.
 	BeforeJournal func(ops []Op) error
-	// BeforeRename, when set, runs once a forward apply's journal is
-	// written, just before its first rename: an error abandons the apply
-	// (journal cleared, staged files removed, the tree untouched). A mesh
-	// job checks there that no path was written since BeforeJournal
-	// (stampGuard): the journal's write and fsync take long enough under
-	// load for a local edit to land in between.
-	BeforeRename func(ops []Op) error
+	// guard, when set (a mesh job), holds the stamps of a forward apply's
+	// paths taken before its last rescan: the apply checks them all once
+	// its journal is written, just before its first rename (the journal's
+	// write and fsync take long enough under load for a local edit to
+	// land in between), and on Linux again at each rename, atomically
+	// with it (guardRun). A changed path refuses the apply: the tree is
+	// left (or put back) as it was, journal and staged files gone.
+	guard *pathGuard
 	// afterJournal, when set (tests), runs right after the journal is
 	// written: an edit it makes lands where an edit racing the apply does.
 	afterJournal func()
+	// beforeGuardedRename, when set (tests), runs just before each
+	// checked rename of a guarded apply, with the entry's path: an edit
+	// it makes lands between the checks and that rename.
+	beforeGuardedRename func(path string)
 	// Settled, when set, is given the state of each file an apply renamed
 	// into place, read back with one lstat (hostmon.Settled): the rescan
 	// after the apply then trusts it instead of reading and hashing it.
@@ -214,6 +219,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		return nil
 	}
 	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Entries: make([]store.JournalEntry, len(ops))}
+	var guarded *guardRun
+	if a.guard != nil && !restore {
+		guarded = &guardRun{a: a, g: a.guard, ops: ops}
+		j.Exchange = true
+	}
 	var writes []int
 	for i, op := range ops {
 		e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
@@ -309,8 +319,8 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if a.afterJournal != nil {
 		a.afterJournal()
 	}
-	if a.BeforeRename != nil && !restore {
-		if err := a.BeforeRename(ops); err != nil {
+	if guarded != nil {
+		if err := a.guard.check(); err != nil {
 			// nothing is renamed yet: the apply never happened
 			if cerr := a.Store.ClearJournal(a.Job); cerr != nil {
 				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr)) // the caller's Resolve removes it
@@ -318,12 +328,25 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			cleanup()
 			return err
 		}
+		a.Log.Debug("no local change since the rescan; renaming", "job", a.Job, "generation", gen, "ops", len(ops))
 	}
 	var want func(i int) index.Item
 	if a.Settled != nil {
 		want = func(i int) index.Item { return ops[i].Want }
 	}
-	if err := a.execute(j, want); err != nil {
+	if err := a.execute(j, want, guarded); err != nil {
+		if guarded != nil {
+			// a refusal, or any failure midway: what was renamed is put
+			// back, and the apply never happened
+			if uerr := guarded.undo(j); uerr != nil {
+				return errors.Join(err, uerr) // the journal stays until the caller's Resolve
+			}
+			if cerr := a.Store.ClearJournal(a.Job); cerr != nil {
+				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr))
+			}
+			cleanup()
+			return err
+		}
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
@@ -336,6 +359,9 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		return err // the journal stays until the caller has restored the tree and calls Resolve
 	}
 	tExecuted := time.Now()
+	if guarded != nil {
+		guarded.finish()
+	}
 	if err := a.Store.ClearJournal(a.Job); err != nil {
 		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
 	}
@@ -448,7 +474,7 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 			a.removeStaged(j)
 		default:
 			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
-			if err := a.execute(j, nil); err != nil {
+			if err := a.execute(j, nil, nil); err != nil {
 				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
 				a.removeStaged(j)
 				if !j.Restore && state == store.StateApplying {
@@ -490,11 +516,16 @@ const stagePrefix = ".pbxsync-stage-"
 
 // newStagingFile creates a new, empty staging file of the job.
 func (a *Applier) newStagingFile() (*os.File, string, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	name := a.stagingName(binary.BigEndian.Uint64(rnd[:]))
+	name := a.stagingName(randomID())
 	f, err := createExcl(name, 0o600)
 	return f, name, err
+}
+
+// randomID returns the id of a new staging name.
+func randomID() uint64 {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return binary.BigEndian.Uint64(rnd[:])
 }
 
 // stagingName is the name of the staging file of the job with id, in the
@@ -655,8 +686,12 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 // entry i: each file renamed into place is read back for Applier.Settled.
 // The directories the entries touched are fsynced in parallel: on a
 // journalling file system the first commits every rename (a syncfs would
-// also write back whatever else is dirty there).
-func (a *Applier) execute(j *store.Journal, want func(i int) index.Item) error {
+// also write back whatever else is dirty there). g, when set, carries out
+// the writes and deletes of a guarded apply (guardRun) and records what
+// was done for its undo. A journal of swapping writes (Exchange) rolled
+// forward without g skips a write whose staged file holds what its rename
+// displaced (displaced).
+func (a *Applier) execute(j *store.Journal, want func(i int) index.Item, g *guardRun) error {
 	dirs := map[string]bool{}
 	var parent parentDir
 	defer parent.close()
@@ -674,7 +709,25 @@ func (a *Applier) execute(j *store.Journal, want func(i int) index.Item) error {
 			if e.Op == jMkdir && o == nil {
 				o = a.newOwners()
 			}
-			err = a.executeOne(e, dir, base, dirs, o)
+			switch {
+			case g != nil && e.Op == jWrite:
+				dirs[index.Parent(e.Path)] = true
+				err = g.write(i, e, dir, base)
+			case g != nil && e.Op == jDelete:
+				dirs[index.Parent(e.Path)] = true
+				err = g.remove(i, e, dir, base)
+			case g == nil && j.Exchange && e.Op == jWrite:
+				var done bool
+				if done, err = a.displaced(e); err == nil && !done {
+					err = a.executeOne(e, dir, base, dirs, o)
+				}
+				dirs[index.Parent(e.Path)] = true
+			default:
+				err = a.executeOne(e, dir, base, dirs, o)
+				if err == nil && g != nil {
+					g.did(i, e)
+				}
+			}
 		}
 		if e.Op == jMkdir || e.Op == jRmdir {
 			parent.forget(e.Path) // a directory there is made or gone

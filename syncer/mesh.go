@@ -521,11 +521,10 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	// staged, just before its journal.
 	// A local edit after that check and before the rename would be
 	// renamed over: the paths are stamped before the rescan and checked
-	// again after the journal, just before the renames (stampGuard).
-	var guard func([]Op) error
+	// again after the journal, and at each rename (pathGuard, guardRun).
+	guard := &pathGuard{root: j.cfg.Path}
 	unchanged := func([]Op) error {
-		g, err := stampGuard(j.cfg.Path, opPaths(ops))
-		if err != nil {
+		if err := guard.stamp(opPaths(ops)); err != nil {
 			return err
 		}
 		if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
@@ -539,21 +538,14 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 			}
 		}
 		j.log.Debug("no local change in the way of a member's versions", "peer", a.Peer, "paths", opPaths(ops))
-		guard = g
 		return nil
 	}
 	if err := unchanged(ops); err != nil {
 		return 0, err
 	}
 	j.applier.BeforeJournal = unchanged
-	j.applier.BeforeRename = func(ops []Op) error {
-		if err := guard(ops); err != nil {
-			return err
-		}
-		j.log.Debug("no local change since; renaming", "peer", a.Peer, "paths", opPaths(ops))
-		return nil
-	}
-	defer func() { j.applier.BeforeJournal, j.applier.BeforeRename = nil, nil }()
+	j.applier.guard = guard
+	defer func() { j.applier.BeforeJournal, j.applier.guard = nil, nil }()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {

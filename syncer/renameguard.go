@@ -1,0 +1,320 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+
+	"pbxsync/hostmon"
+	"pbxsync/internal/beneath"
+	"pbxsync/internal/index"
+	"pbxsync/internal/store"
+)
+
+// guardRun carries out the writes and deletes of one guarded apply (a
+// mesh apply: Applier.guard), each checked at the rename itself, so that
+// a local write that lands after the apply's last rescan is never
+// replaced or removed, whenever it lands:
+//
+//   - a file written where the stamp saw none is renamed into place with
+//     renameat2(RENAME_NOREPLACE): a file created here meanwhile makes it
+//     fail (EEXIST), and the apply is refused;
+//   - a file written over one is swapped with it in one step
+//     (RENAME_EXCHANGE); what came out, now at the staged name, must be
+//     the stamped file (inode, size, mtime, mode), else it is swapped back
+//     and the apply refused. An editor that writes a temporary file and
+//     renames it over (vi, most tools, our own applies) puts another inode
+//     there: caught. A write in place through a descriptor opened before
+//     is caught when it lands before the swap (its size or mtime); one
+//     that lands after it writes into the displaced file, which the apply
+//     then removes: no rename can see that, and no rename-based apply can
+//     keep it;
+//   - a file deleted is first moved aside to a staging name, checked
+//     there the same way, and put back (RENAME_NOREPLACE) when it is not
+//     the stamped one.
+//
+// What the renames displace stays at their staging names until every
+// rename went through, so that a refusal midway can undo what was done
+// (undo: the tree is all-old again) and is then removed (finish). The
+// journal says so (store.Journal.Exchange): Recover takes a staged file
+// that does not hold its entry's content for a displaced one.
+//
+// Where renameat2 has no such flags (another OS, a file system without
+// them) the writes fall back to plain renames, checked only by
+// pathGuard.check before the first of them.
+type guardRun struct {
+	a     *Applier
+	g     *pathGuard
+	ops   []Op // the apply's ops, by journal entry (what a rmdir removed)
+	steps []guardStep
+	plain bool // renameat2 is not there: plain renames
+}
+
+// stepKind is what a guarded apply did to one path.
+type stepKind uint8
+
+const (
+	stepCreated   stepKind = iota // a new file where there was none
+	stepExchanged                 // swapped with the file there; name holds that file
+	stepSetAside                  // a deleted file moved to name
+	stepMkdir                     // a directory created
+	stepRmdir                     // a directory removed
+)
+
+// guardStep is one change of a guarded apply, to undo on a refusal.
+type guardStep struct {
+	i    int // journal entry
+	kind stepKind
+	name string // the staging name: the staged file, or what was displaced
+	// dev and ino are the staged file's, put at the path (created,
+	// exchanged): its undo takes back only that file
+	dev, ino uint64
+}
+
+// fileID returns the device and inode of the file at name.
+func fileID(name string) (dev, ino uint64, err error) {
+	fi, err := os.Lstat(name)
+	if err != nil {
+		return 0, 0, err
+	}
+	dev, ino, _ = hostmon.Identity(fi)
+	return dev, ino, nil
+}
+
+// write renames entry i's staged file to dir/base, checked against the
+// path's stamp (see guardRun).
+func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string) error {
+	was, stamped := r.g.stamps[e.Path]
+	if r.plain || !stamped {
+		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
+	}
+	dev, ino, err := fileID(e.Staged)
+	if err != nil {
+		return err
+	}
+	if r.a.beforeGuardedRename != nil {
+		r.a.beforeGuardedRename(e.Path)
+	}
+	if !was.exists || was.mode.IsDir() {
+		// nothing there (a directory there was removed by an earlier entry)
+		err := beneath.RenameNoReplace(e.Staged, dir, base)
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			return r.fallBack(e, dir, base, err)
+		case errors.Is(err, fs.ErrExist):
+			return localChange(e.Path)
+		case err != nil:
+			return err
+		}
+		r.steps = append(r.steps, guardStep{i: i, kind: stepCreated, name: e.Staged, dev: dev, ino: ino})
+		return nil
+	}
+	err = beneath.Exchange(e.Staged, dir, base)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return r.fallBack(e, dir, base, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return localChange(e.Path) // removed here
+	case err != nil:
+		return err
+	}
+	ok, err := r.g.holds(e.Path, e.Staged)
+	if !ok || err != nil {
+		if xerr := beneath.Exchange(e.Staged, dir, base); xerr != nil {
+			// the member's version stays; what was there is kept aside
+			return errors.Join(localChange(e.Path), err, fmt.Errorf("swap back: %w; the local file is kept as %s", xerr, r.a.keep(e.Staged)))
+		}
+		if err != nil {
+			return fmt.Errorf("check %s after the rename: %w", e.Path, err)
+		}
+		return localChange(e.Path)
+	}
+	r.steps = append(r.steps, guardStep{i: i, kind: stepExchanged, name: e.Staged, dev: dev, ino: ino})
+	return nil
+}
+
+// remove deletes dir/base for entry i: moved aside, checked against the
+// path's stamp, put back when it is not the stamped file.
+func (r *guardRun) remove(i int, e store.JournalEntry, dir *os.File, base string) error {
+	if _, stamped := r.g.stamps[e.Path]; !stamped {
+		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
+	}
+	aside := r.a.stagingName(randomID())
+	if r.a.beforeGuardedRename != nil {
+		r.a.beforeGuardedRename(e.Path)
+	}
+	err := beneath.MoveOut(dir, base, aside)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // removed here too
+	case errors.Is(err, errors.ErrUnsupported):
+		return r.fallBack(e, dir, base, err)
+	case err != nil:
+		return err
+	}
+	ok, err := r.g.holds(e.Path, aside)
+	if !ok || err != nil {
+		if perr := beneath.RenameNoReplace(aside, dir, base); perr != nil {
+			return errors.Join(localChange(e.Path), err, fmt.Errorf("put back: %w; the local file is kept as %s", perr, r.a.keep(aside)))
+		}
+		if err != nil {
+			return fmt.Errorf("check %s after moving it aside: %w", e.Path, err)
+		}
+		return localChange(e.Path)
+	}
+	r.steps = append(r.steps, guardStep{i: i, kind: stepSetAside, name: aside})
+	return nil
+}
+
+// fallBack makes the rest of the apply plain renames (renameat2 without
+// its flags here) and does entry e so.
+func (r *guardRun) fallBack(e store.JournalEntry, dir *os.File, base string, why error) error {
+	r.a.Log.Warn("renames here cannot check the file they replace; the mesh apply's paths are checked only before its first rename", "job", r.a.Job, "root", r.a.Root, "err", why)
+	r.plain = true
+	return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
+}
+
+// did records a directory entry i made or removed, for undo.
+func (r *guardRun) did(i int, e store.JournalEntry) {
+	switch e.Op {
+	case jMkdir:
+		if was, ok := r.g.stamps[e.Path]; ok && !was.exists {
+			r.steps = append(r.steps, guardStep{i: i, kind: stepMkdir})
+		}
+	case jRmdir:
+		r.steps = append(r.steps, guardStep{i: i, kind: stepRmdir})
+	}
+}
+
+// undo takes back every step done, newest first: the tree holds what it
+// held before the apply (with any local change since). A step it cannot
+// undo is logged and returned; a displaced file it cannot put back is kept
+// under another name in the staging directory (keep).
+func (r *guardRun) undo(j *store.Journal) error {
+	var errs []error
+	dirs := map[string]bool{}
+	for k := len(r.steps) - 1; k >= 0; k-- {
+		s := r.steps[k]
+		e := j.Entries[s.i]
+		dirs[index.Parent(e.Path)] = true
+		if err := r.undoStep(s, e); err != nil {
+			r.a.Log.Error("cannot undo a step of a refused apply", "job", r.a.Job, "path", e.Path, "op", e.Op, "err", err)
+			errs = append(errs, fmt.Errorf("undo %s %s: %w", e.Op, e.Path, err))
+		}
+	}
+	r.steps = nil
+	for d := range dirs {
+		if f, err := beneath.OpenDir(r.a.Root, d); err == nil {
+			f.Sync()
+			f.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *guardRun) undoStep(s guardStep, e store.JournalEntry) error {
+	dir, base, err := beneath.Parent(r.a.Root, e.Path)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	switch s.kind {
+	case stepCreated:
+		// take the new file back unless something replaced it meanwhile
+		if err := beneath.MoveOut(dir, base, s.name); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if dev, ino, err := fileID(s.name); err != nil || dev != s.dev || ino != s.ino {
+			if perr := beneath.RenameNoReplace(s.name, dir, base); perr != nil {
+				return fmt.Errorf("a local file replaced the new one; put it back: %w; kept as %s", perr, r.a.keep(s.name))
+			}
+		}
+		return nil
+	case stepExchanged:
+		if err := beneath.Exchange(s.name, dir, base); err != nil {
+			return fmt.Errorf("%w; the file it replaced is kept as %s", err, r.a.keep(s.name))
+		}
+		if dev, ino, err := fileID(s.name); err != nil || dev != s.dev || ino != s.ino {
+			// a local file replaced the new one meanwhile: it stays
+			if xerr := beneath.Exchange(s.name, dir, base); xerr != nil {
+				return fmt.Errorf("a local file replaced the new one; swap it back: %w; kept as %s", xerr, r.a.keep(s.name))
+			}
+			return fmt.Errorf("a local file replaced the new one: it stays; the file before is kept as %s", r.a.keep(s.name))
+		}
+		return nil
+	case stepSetAside:
+		if err := beneath.RenameNoReplace(s.name, dir, base); err != nil {
+			return fmt.Errorf("%w; the deleted file is kept as %s", err, r.a.keep(s.name))
+		}
+		return nil
+	case stepMkdir:
+		if err := beneath.Rmdir(dir, base); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+			return err
+		}
+		return nil
+	case stepRmdir:
+		have := r.ops[s.i].Have
+		err := beneath.Mkdir(dir, base, uint32(index.FileMode(index.UnixMode(have.Mode)).Perm()|0o700))
+		if errors.Is(err, fs.ErrExist) {
+			return nil // it was not empty, or is there again
+		}
+		if err != nil {
+			return err
+		}
+		if err := beneath.Chmod(dir, base, index.UnixMode(have.Mode)); err != nil {
+			return err
+		}
+		return beneath.Chtimes(dir, base, have.MTime)
+	}
+	return nil
+}
+
+// finish removes what the renames displaced, once all went through.
+func (r *guardRun) finish() {
+	for _, s := range r.steps {
+		if s.kind == stepExchanged || s.kind == stepSetAside {
+			os.Remove(s.name)
+		}
+	}
+	r.steps = nil
+}
+
+// keep renames name, a displaced local file in the staging directory, to
+// a name no cleanup of staging files removes, and returns that name.
+func (a *Applier) keep(name string) string {
+	kept := name + ".kept"
+	if err := os.Rename(name, kept); err != nil {
+		return name
+	}
+	a.Log.Error("a local file displaced by an apply could not be put back; it is kept in the staging directory", "job", a.Job, "file", kept)
+	return kept
+}
+
+// displaced reports whether the staged file of e, an entry of a journal
+// whose writes swap (store.Journal.Exchange), is a file its rename
+// displaced, not the entry's content: the rename is done, and the file is
+// removed. Recover asks before it renames an entry again (a mesh
+// apply's files: small, and a crash is rare).
+func (a *Applier) displaced(e store.JournalEntry) (bool, error) {
+	f, err := os.Open(e.Staged)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	h, _, err := index.HashReader(f)
+	f.Close()
+	if err != nil {
+		return false, fmt.Errorf("hash %s: %w", e.Staged, err)
+	}
+	if h == e.Hash {
+		return false, nil
+	}
+	return true, os.Remove(e.Staged)
+}
