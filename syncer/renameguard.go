@@ -138,7 +138,7 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 // remove deletes dir/base for entry i: moved aside, checked against the
 // path's stamp, put back when it is not the stamped file.
 func (r *guardRun) remove(i int, e store.JournalEntry, dir *os.File, base string) error {
-	if _, stamped := r.g.stamps[e.Path]; !stamped {
+	if _, stamped := r.g.stamps[e.Path]; r.plain || !stamped {
 		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
 	}
 	aside := r.a.stagingName(randomID())
