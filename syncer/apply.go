@@ -64,8 +64,8 @@ type Applier struct {
 	// written: an edit it makes lands where an edit racing the apply does.
 	afterJournal func()
 	// beforeGuardedRename, when set (tests), runs just before each
-	// checked rename of a guarded apply, with the entry's path: an edit
-	// it makes lands between the checks and that rename.
+	// rename (or removal) of a guarded apply, with the entry's path: an
+	// edit it makes lands between the checks and that rename.
 	beforeGuardedRename func(path string)
 	// Settled, when set, is given the state of each file an apply renamed
 	// into place, read back with one lstat (hostmon.Settled): the rescan

@@ -86,6 +86,9 @@ func fileID(name string) (dev, ino uint64, err error) {
 // write renames entry i's staged file to dir/base, checked against the
 // path's stamp (see guardRun).
 func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string) error {
+	if r.a.beforeGuardedRename != nil {
+		r.a.beforeGuardedRename(e.Path)
+	}
 	was, stamped := r.g.stamps[e.Path]
 	if r.plain || !stamped {
 		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
@@ -93,9 +96,6 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 	dev, ino, err := fileID(e.Staged)
 	if err != nil {
 		return err
-	}
-	if r.a.beforeGuardedRename != nil {
-		r.a.beforeGuardedRename(e.Path)
 	}
 	if !was.exists || was.mode.IsDir() {
 		// nothing there (a directory there was removed by an earlier entry)
@@ -138,13 +138,13 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 // remove deletes dir/base for entry i: moved aside, checked against the
 // path's stamp, put back when it is not the stamped file.
 func (r *guardRun) remove(i int, e store.JournalEntry, dir *os.File, base string) error {
+	if r.a.beforeGuardedRename != nil {
+		r.a.beforeGuardedRename(e.Path)
+	}
 	if _, stamped := r.g.stamps[e.Path]; r.plain || !stamped {
 		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
 	}
 	aside := r.a.stagingName(randomID())
-	if r.a.beforeGuardedRename != nil {
-		r.a.beforeGuardedRename(e.Path)
-	}
 	err := beneath.MoveOut(dir, base, aside)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
