@@ -233,6 +233,9 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			writes = append(writes, i)
 		case OpDelete:
 			e.Op = jDelete
+			if guarded != nil {
+				e.Staged = a.stagingName(randomID()) // where it is set aside
+			}
 		case OpRmdir:
 			e.Op = jRmdir
 		case OpMkdir:
@@ -689,8 +692,8 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 // also write back whatever else is dirty there). g, when set, carries out
 // the writes and deletes of a guarded apply (guardRun) and records what
 // was done for its undo. A journal of swapping writes (Exchange) rolled
-// forward without g skips a write whose staged file holds what its rename
-// displaced (displaced).
+// forward without g is checked against each entry's OldHash
+// (recoverWrite, recoverDelete).
 func (a *Applier) execute(j *store.Journal, want func(i int) index.Item, g *guardRun) error {
 	dirs := map[string]bool{}
 	var parent parentDir
@@ -717,11 +720,11 @@ func (a *Applier) execute(j *store.Journal, want func(i int) index.Item, g *guar
 				dirs[index.Parent(e.Path)] = true
 				err = g.remove(i, e, dir, base)
 			case g == nil && j.Exchange && e.Op == jWrite:
-				var done bool
-				if done, err = a.displaced(e); err == nil && !done {
-					err = a.executeOne(e, dir, base, dirs, o)
-				}
 				dirs[index.Parent(e.Path)] = true
+				err = a.recoverWrite(e, dir, base)
+			case g == nil && j.Exchange && e.Op == jDelete:
+				dirs[index.Parent(e.Path)] = true
+				err = a.recoverDelete(e, dir, base)
 			default:
 				err = a.executeOne(e, dir, base, dirs, o)
 				if err == nil && g != nil {

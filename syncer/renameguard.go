@@ -38,8 +38,10 @@ import (
 // What the renames displace stays at their staging names until every
 // rename went through, so that a refusal midway can undo what was done
 // (undo: the tree is all-old again) and is then removed (finish). The
-// journal says so (store.Journal.Exchange): Recover takes a staged file
-// that does not hold its entry's content for a displaced one.
+// journal says so (store.Journal.Exchange), and names the staging name
+// each delete sets its file aside at: Recover tells from the staged files
+// how far each entry got, and checks what it still renames against the
+// entry's OldHash (recoverWrite, recoverDelete).
 //
 // Where renameat2 has no such flags (another OS, a file system without
 // them) the writes fall back to plain renames, checked only by
@@ -144,7 +146,7 @@ func (r *guardRun) remove(i int, e store.JournalEntry, dir *os.File, base string
 	if _, stamped := r.g.stamps[e.Path]; r.plain || !stamped {
 		return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
 	}
-	aside := r.a.stagingName(randomID())
+	aside := e.Staged // named in the journal: Recover finds it (recoverDelete)
 	err := beneath.MoveOut(dir, base, aside)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -295,26 +297,126 @@ func (a *Applier) keep(name string) string {
 	return kept
 }
 
-// displaced reports whether the staged file of e, an entry of a journal
-// whose writes swap (store.Journal.Exchange), is a file its rename
-// displaced, not the entry's content: the rename is done, and the file is
-// removed. Recover asks before it renames an entry again (a mesh
-// apply's files: small, and a crash is rare).
-func (a *Applier) displaced(e store.JournalEntry) (bool, error) {
-	f, err := os.Open(e.Staged)
+// fileHash returns the hash of the regular file at name, and whether
+// anything is there (a zero hash for anything but a regular file).
+func fileHash(name string) (index.Hash, bool, error) {
+	fi, err := os.Lstat(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return index.Hash{}, false, nil
 	}
 	if err != nil {
-		return false, err
+		return index.Hash{}, false, err
 	}
+	if !fi.Mode().IsRegular() {
+		return index.Hash{}, true, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return index.Hash{}, true, err
+	}
+	defer f.Close()
 	h, _, err := index.HashReader(f)
-	f.Close()
 	if err != nil {
-		return false, fmt.Errorf("hash %s: %w", e.Staged, err)
+		return index.Hash{}, true, fmt.Errorf("hash %s: %w", name, err)
 	}
-	if h == e.Hash {
-		return false, nil
+	return h, true, nil
+}
+
+// recoverWrite rolls entry e of a swapping journal (store.Journal.Exchange)
+// forward at start-up, checked against what the apply replaced
+// (e.OldHash; nothing when zero) as the stamps of the apply are gone: a
+// file edited, created or removed at the path while the agent was down
+// stays, the entry is dropped (dropRecovered), and the job decides the
+// member's version again against it once it runs. The staged file tells
+// how far the entry got: gone, renamed; the entry's content, not yet;
+// what the apply replaced, swapped and done; anything else, a local file
+// swapped out before the apply could check it, which goes back. Hashing
+// is cheap here: a mesh apply's files, after a crash.
+func (a *Applier) recoverWrite(e store.JournalEntry, dir *os.File, base string) error {
+	h, there, err := fileHash(e.Staged)
+	switch {
+	case err != nil:
+		return err
+	case !there:
+		return nil // renamed before the crash
+	case h == e.Hash:
+	case !e.OldHash.IsZero() && h == e.OldHash:
+		return os.Remove(e.Staged) // swapped and checked
+	default:
+		if err := beneath.Exchange(e.Staged, dir, base); err != nil {
+			return fmt.Errorf("swap back a local file: %w; it is kept as %s", err, a.keep(e.Staged))
+		}
+		return a.dropRecovered(e)
 	}
-	return true, os.Remove(e.Staged)
+	if e.OldHash.IsZero() {
+		err := beneath.RenameNoReplace(e.Staged, dir, base)
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			return a.dropRecovered(e)
+		case errors.Is(err, errors.ErrUnsupported):
+			return beneath.Rename(e.Staged, dir, base)
+		}
+		return err
+	}
+	err = beneath.Exchange(e.Staged, dir, base)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return a.dropRecovered(e) // removed here
+	case errors.Is(err, errors.ErrUnsupported):
+		return beneath.Rename(e.Staged, dir, base)
+	case err != nil:
+		return err
+	}
+	if h, _, err := fileHash(e.Staged); err == nil && h == e.OldHash {
+		return os.Remove(e.Staged)
+	}
+	if err := beneath.Exchange(e.Staged, dir, base); err != nil {
+		return fmt.Errorf("swap back a local file: %w; it is kept as %s", err, a.keep(e.Staged))
+	}
+	return a.dropRecovered(e)
+}
+
+// recoverDelete rolls the delete e of a swapping journal forward at
+// start-up, as recoverWrite does a write: the file is set aside at its
+// staged name and removed only when it holds e.OldHash; a file there
+// that does not goes back.
+func (a *Applier) recoverDelete(e store.JournalEntry, dir *os.File, base string) error {
+	if e.Staged == "" {
+		return a.executeOne(e, dir, base, map[string]bool{}, nil)
+	}
+	h, there, err := fileHash(e.Staged)
+	if err != nil {
+		return err
+	}
+	if !there {
+		err := beneath.MoveOut(dir, base, e.Staged)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil // gone
+		case errors.Is(err, errors.ErrUnsupported):
+			return a.executeOne(e, dir, base, map[string]bool{}, nil)
+		case err != nil:
+			return err
+		}
+		if h, _, err = fileHash(e.Staged); err != nil {
+			return err
+		}
+	}
+	if h == e.OldHash {
+		return os.Remove(e.Staged)
+	}
+	if err := beneath.RenameNoReplace(e.Staged, dir, base); err != nil {
+		return fmt.Errorf("put back a local file: %w; it is kept as %s", err, a.keep(e.Staged))
+	}
+	return a.dropRecovered(e)
+}
+
+// dropRecovered logs that Recover leaves the local file at e's path and
+// removes e's staged file.
+func (a *Applier) dropRecovered(e store.JournalEntry) error {
+	a.Log.Warn("a file changed here while the agent was down; the interrupted apply leaves it, and the member's version is decided again", "job", a.Job, "path", e.Path, "op", e.Op)
+	if err := os.Remove(e.Staged); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -213,14 +213,19 @@ func TestGuardedRenamesKeepAnEditAtEachRename(t *testing.T) {
 	}
 }
 
-// TestRecoverSkipsWhatASwapDisplaced: a member killed in the middle of a
-// guarded apply's renames leaves its journal (Exchange), a file already
-// swapped (its staged name holds the file it displaced), one not yet
-// renamed, one created and one set aside for its delete. Recover finishes
-// the apply: every path new, nothing of the old files left, the staging
-// directory empty. Rolled forward as a plain journal, the displaced file
-// was renamed back over the member's version.
-func TestRecoverSkipsWhatASwapDisplaced(t *testing.T) {
+// TestRecoverOfAGuardedApply: a member killed in the middle of a guarded
+// apply's renames leaves its journal (Exchange) and entries at every
+// stage: set aside or swapped already (the staged name holds the old
+// file), not yet renamed, renamed; and a local file swapped out or set
+// aside before the apply could check it. And while the agent was down,
+// files were edited, created and removed where entries not yet done
+// rename or delete. Recover finishes what the apply did and leaves every
+// local change: each is a local version the member's is decided against
+// once the job runs. The staging directory ends empty. Rolled forward as
+// a plain journal, the displaced old file was renamed back over the
+// member's version, the local edits were replaced or removed, and a
+// local file swapped out was deleted with the staging files.
+func TestRecoverOfAGuardedApply(t *testing.T) {
 	t.Parallel()
 	a := newApplier(t)
 	write := func(name, content string) {
@@ -230,19 +235,40 @@ func TestRecoverSkipsWhatASwapDisplaced(t *testing.T) {
 		}
 	}
 	in := func(p string) string { return filepath.Join(a.Root, p) }
-	sa, sb, sc := a.stagingName(1), a.stagingName(2), a.stagingName(3)
-	write(in("a.conf"), "a new\n") // swapped: the old one is at its staged name
-	write(sa, "a old\n")
-	write(in("b.conf"), "b old\n") // not yet renamed
-	write(sb, "b new\n")
-	write(in("c.conf"), "c new\n")     // created: its staged name is gone
-	write(a.stagingName(4), "d old\n") // d.conf set aside for its delete
-	j := &store.Journal{Job: a.Job, Generation: 1, Exchange: true, Entries: []store.JournalEntry{
-		{Path: "d.conf", Op: jDelete, OldHash: index.Sum([]byte("d old\n"))},
-		{Path: "a.conf", Op: jWrite, Staged: sa, Hash: index.Sum([]byte("a new\n")), OldHash: index.Sum([]byte("a old\n")), Mode: 0o644},
-		{Path: "b.conf", Op: jWrite, Staged: sb, Hash: index.Sum([]byte("b new\n")), OldHash: index.Sum([]byte("b old\n")), Mode: 0o644},
-		{Path: "c.conf", Op: jWrite, Staged: sc, Hash: index.Sum([]byte("c new\n")), Mode: 0o644},
-	}}
+	sum := func(c string) index.Hash { return index.Sum([]byte(c)) }
+	var entries []store.JournalEntry
+	n := uint64(0)
+	// entry adds an entry for p: its staged name holds staged ("" none),
+	// the tree tree ("" none)
+	entry := func(op, p, old, new, staged, tree string) {
+		n++
+		e := store.JournalEntry{Path: p, Op: op, Staged: a.stagingName(n), Mode: 0o644}
+		if old != "" {
+			e.OldHash = sum(old)
+		}
+		if new != "" {
+			e.Hash = sum(new)
+		}
+		if staged != "" {
+			write(e.Staged, staged)
+		}
+		if tree != "" {
+			write(in(p), tree)
+		}
+		entries = append(entries, e)
+	}
+	entry(jDelete, "d.conf", "d old\n", "", "d old\n", "")               // set aside
+	entry(jDelete, "e.conf", "e old\n", "", "", "e old\n")               // not yet
+	entry(jDelete, "f.conf", "f old\n", "", "", "f edit\n")              // not yet; edited while down
+	entry(jDelete, "g.conf", "g old\n", "", "g edit\n", "")              // a local edit set aside before its check
+	entry(jWrite, "a.conf", "a old\n", "a new\n", "a old\n", "a new\n")  // swapped
+	entry(jWrite, "b.conf", "b old\n", "b new\n", "b new\n", "b old\n")  // not yet
+	entry(jWrite, "c.conf", "", "c new\n", "", "c new\n")                // created
+	entry(jWrite, "h.conf", "h old\n", "h new\n", "h new\n", "h edit\n") // not yet; edited while down
+	entry(jWrite, "i.conf", "", "i new\n", "i new\n", "i local\n")       // not yet; created while down
+	entry(jWrite, "k.conf", "k old\n", "k new\n", "k edit\n", "k new\n") // a local edit swapped out before its check
+	entry(jWrite, "m.conf", "m old\n", "m new\n", "m new\n", "")         // not yet; removed while down
+	j := &store.Journal{Job: a.Job, Generation: 1, Exchange: true, Entries: entries}
 	if err := a.Store.WriteJournal(a.Job, j); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +276,8 @@ func TestRecoverSkipsWhatASwapDisplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := guardTree(t, a.Root)
-	want := map[string]string{"a.conf": "a new\n", "b.conf": "b new\n", "c.conf": "c new\n"}
+	want := map[string]string{"a.conf": "a new\n", "b.conf": "b new\n", "c.conf": "c new\n",
+		"f.conf": "f edit\n", "g.conf": "g edit\n", "h.conf": "h edit\n", "i.conf": "i local\n", "k.conf": "k edit\n"}
 	for p, c := range want {
 		if got[p] != c {
 			t.Errorf("%s holds %q after Recover, want %q", p, got[p], c)

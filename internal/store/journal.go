@@ -50,7 +50,7 @@ type Journal struct {
 type JournalEntry struct {
 	Path    string     // relative to the job root; index.ValidatePath
 	Op      string     // OpWrite, OpDelete, OpMkdir, OpRmdir or OpMeta
-	Staged  string     // OpWrite only: absolute path of the staged file
+	Staged  string     // OpWrite: absolute path of the staged file; OpDelete of an Exchange journal: where the file is set aside
 	Hash    index.Hash // new content (OpWrite: required)
 	OldHash index.Hash // content being replaced, zero if none
 	Mode    uint32     // permission bits (and setuid/setgid/sticky)
@@ -72,14 +72,19 @@ func validateJournal(job string, j *Journal) error {
 			if e.Staged == "" {
 				return bad("write without a staged file")
 			}
-			if !filepath.IsAbs(e.Staged) || filepath.Clean(e.Staged) != e.Staged ||
-				strings.ContainsRune(e.Staged, 0) || !utf8.ValidString(e.Staged) || len(e.Staged) > 4*index.MaxPathLen {
+			if !cleanAbs(e.Staged) {
 				return bad(fmt.Sprintf("staged path %q is not a clean absolute path", e.Staged))
 			}
 			if e.Hash.IsZero() {
 				return bad("write without a content hash")
 			}
 		case OpDelete, OpMkdir, OpRmdir, OpMeta:
+			if e.Op == OpDelete && j.Exchange {
+				if e.Staged != "" && !cleanAbs(e.Staged) {
+					return bad(fmt.Sprintf("staged path %q is not a clean absolute path", e.Staged))
+				}
+				break
+			}
 			if e.Staged != "" {
 				return bad(e.Op + " with a staged file")
 			}
@@ -91,6 +96,13 @@ func validateJournal(job string, j *Journal) error {
 		}
 	}
 	return nil
+}
+
+// cleanAbs reports whether name is a clean absolute path of valid UTF-8
+// and bounded length, without NUL.
+func cleanAbs(name string) bool {
+	return filepath.IsAbs(name) && filepath.Clean(name) == name &&
+		!strings.ContainsRune(name, 0) && utf8.ValidString(name) && len(name) <= 4*index.MaxPathLen
 }
 
 // encodeJournal returns j as the sealed JSON value WriteJournal stores.

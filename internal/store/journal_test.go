@@ -33,6 +33,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	}
 	want := sampleJournal()
 	want.Exchange = true
+	want.Entries[2].Staged = "/etc/asterisk/.pbxsync/stage-12/old.conf" // where an Exchange journal's delete sets its file aside
 	if err := s.WriteJournal("etc", want); err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +98,13 @@ func TestJournalValidates(t *testing.T) {
 	for name, e := range bad {
 		if err := s.WriteJournal("etc", &Journal{Entries: []JournalEntry{e}}); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	// an Exchange journal's delete names where it sets its file aside:
+	// a clean absolute path, as a write's staged file
+	for _, staged := range []string{"stage/a", "/stage/../etc/a"} {
+		if err := s.WriteJournal("etc", &Journal{Exchange: true, Entries: []JournalEntry{{Path: "a", Op: OpDelete, Staged: staged}}}); err == nil {
+			t.Errorf("delete set aside at %q: accepted", staged)
 		}
 	}
 	if err := s.WriteJournal("etc", &Journal{Job: "other"}); err == nil {
