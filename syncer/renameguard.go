@@ -63,6 +63,7 @@ const (
 	stepSetAside                  // a deleted file moved to name
 	stepMkdir                     // a directory created
 	stepRmdir                     // a directory removed
+	stepMeta                      // a file's or directory's mode and mtime set
 )
 
 // guardStep is one change of a guarded apply, to undo on a refusal.
@@ -178,9 +179,14 @@ func (r *guardRun) fallBack(e store.JournalEntry, dir *os.File, base string, why
 	return r.a.executeOne(e, dir, base, map[string]bool{}, nil)
 }
 
-// did records a directory entry i made or removed, for undo.
+// did records what entry i, neither a write nor a delete, changed, for
+// undo.
 func (r *guardRun) did(i int, e store.JournalEntry) {
 	switch e.Op {
+	case jMeta:
+		if r.ops[i].Have.Kind != 0 {
+			r.steps = append(r.steps, guardStep{i: i, kind: stepMeta})
+		}
 	case jMkdir:
 		if was, ok := r.g.stamps[e.Path]; ok && !was.exists {
 			r.steps = append(r.steps, guardStep{i: i, kind: stepMkdir})
@@ -261,13 +267,21 @@ func (r *guardRun) undoStep(s guardStep, e store.JournalEntry) error {
 		return nil
 	case stepRmdir:
 		have := r.ops[s.i].Have
-		err := beneath.Mkdir(dir, base, uint32(index.FileMode(index.UnixMode(have.Mode)).Perm()|0o700))
+		err := beneath.Mkdir(dir, base, uint32(have.Mode.Perm()|0o700))
 		if errors.Is(err, fs.ErrExist) {
 			return nil // it was not empty, or is there again
 		}
 		if err != nil {
 			return err
 		}
+		if uid, gid, ok := r.a.ownerFor(index.Parent(e.Path), true, r.a.newOwners()); ok {
+			if err := beneath.Lchown(dir, base, uid, gid); err != nil {
+				return err
+			}
+		}
+		fallthrough
+	case stepMeta:
+		have := r.ops[s.i].Have
 		if err := beneath.Chmod(dir, base, index.UnixMode(have.Mode)); err != nil {
 			return err
 		}

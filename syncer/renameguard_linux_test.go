@@ -33,7 +33,7 @@ func newGuardFixture(t *testing.T) *guardFixture {
 			if err := os.Mkdir(full, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			have[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fs.ModeDir | 0o755}
+			have[p] = index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}
 			continue
 		}
 	}
@@ -50,7 +50,7 @@ func newGuardFixture(t *testing.T) *guardFixture {
 	wantIx := index.Index{}
 	for p, c := range want {
 		if c == "/" {
-			wantIx[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fs.ModeDir | 0o755, MTime: 1_700_000_000_000_000_000}
+			wantIx[p] = index.Item{Path: p, Kind: index.KindDir, Mode: 0o755, MTime: 1_700_000_000_000_000_000}
 			continue
 		}
 		wantIx[p] = a.put(t, p, c, 0o644)
