@@ -153,6 +153,7 @@ func (j *job) runMesh(ctx context.Context) error {
 		return err
 	}
 	defer stopWatch()
+	j.log.Debug("tree scanned; a change from now on is seen", "root", root) // TestMeshChaos waits for it
 	if g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood); err == nil && ok {
 		j.latest = g
 	}

@@ -184,6 +184,19 @@ func TestMeshChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		procs[n.name] = cmd
+		// a change made before the agent's first scan is one it never
+		// sees, as one made while it was down (noChanges): wait for that
+		// scan (the deadline only bounds a hang)
+		logName := logs[n.name].Name()
+		for until := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			b, _ := os.ReadFile(logName)
+			if i := bytes.LastIndex(b, []byte(" started -----")); i >= 0 && bytes.Contains(b[i:], []byte(`msg="tree scanned; a change from now on is seen"`)) {
+				break
+			}
+			if time.Now().After(until) {
+				t.Fatalf("%s: its agent did not finish its first scan in 2 minutes", n.name)
+			}
+		}
 	}
 	kill := func(n *tnode) {
 		if cmd := procs[n.name]; cmd != nil {
