@@ -52,8 +52,9 @@ type Applier struct {
 	// abandons the apply (staged files removed, the tree untouched). A
 	// mesh job checks there that no path changed locally meanwhile.
 	BeforeJournal func(ops []Op) error
-	// guard, when set (a mesh job), holds the stamps of a forward apply's
-	// paths taken before its last rescan: the apply checks them all once
+	// guard, when set (a mesh job), holds the stamps of an apply's paths
+	// (a forward one, or a rollback's) taken before its last rescan: the
+	// apply checks them all once
 	// its journal is written, just before its first rename (the journal's
 	// write and fsync take long enough under load for a local edit to
 	// land in between), and on Linux again at each rename, atomically
@@ -220,7 +221,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	}
 	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Entries: make([]store.JournalEntry, len(ops))}
 	var guarded *guardRun
-	if a.guard != nil && !restore {
+	if a.guard != nil {
 		guarded = &guardRun{a: a, g: a.guard, ops: ops}
 		j.Exchange = true
 	}

@@ -569,7 +569,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if err := j.a.after.AfterApply(ctx, &j.cfg, n, g.Changed); err != nil {
 		reason := err.Error()
 		j.log.Warn("a member's versions failed this node's checks; rolling back", "peer", a.Peer, "generation", n, "reason", reason)
-		if rerr := j.restore(context.WithoutCancel(ctx), n, before); rerr != nil {
+		if rerr := j.meshRestore(context.WithoutCancel(ctx), n, before, want, opPaths(ops)); rerr != nil {
 			reason += "; rollback failed: " + rerr.Error()
 		}
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, reason)
@@ -599,6 +599,67 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		s.Applied++
 	})
 	return n, nil
+}
+
+// meshRestore rolls back generation n, which made the tree hold want
+// (paths changed) where it held before, once the job's checks refused
+// it: it puts back before only where the tree still holds what the apply
+// left. A path changed here since (while the checks ran: an edit, a
+// delete, a file created, also below a directory the apply made) keeps
+// the change, a local version the member's is decided against as any
+// other. Each rename that puts a path back is checked as the apply's
+// were (pathGuard, guardRun), with stamps taken before the rescan that
+// compares.
+func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Index, paths []string) error {
+	guard, err := newPathGuard(j.cfg.Path, paths)
+	if err != nil {
+		return err
+	}
+	if err := j.scanPaths(ctx, paths); err != nil {
+		return fmt.Errorf("rescan before the rollback: %w", err)
+	}
+	x := make(index.Index, len(before))
+	for p, b := range before {
+		if _, ok := want[p]; !ok && !j.states.Has(p) {
+			x[p] = b // removed by the apply: put back
+		}
+	}
+	touched := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		touched[p] = true
+	}
+	var kept []string
+	for p, st := range j.states.All() {
+		if w, ok := want[p]; ok && st.Kind == w.Kind && (w.Kind != index.KindFile || st.Hash == w.Hash && st.Mode == w.Mode) {
+			if b, ok := before[p]; ok {
+				x[p] = b // as the apply left it: rolled back
+			}
+			continue
+		}
+		// changed here since the apply, or never the apply's: it stays,
+		// in the directories that hold it
+		x[p] = st.Item
+		for d := index.Parent(p); d != ""; d = index.Parent(d) {
+			if ds, ok := j.states.Get(d); ok {
+				x[d] = ds.Item
+			}
+		}
+		if touched[p] {
+			kept = append(kept, p)
+		}
+	}
+	for _, p := range paths {
+		if _, ok := want[p]; ok && !j.states.Has(p) {
+			kept = append(kept, p) // removed here
+		}
+	}
+	if len(kept) > 0 {
+		sort.Strings(kept)
+		j.log.Warn("changed here while the checks ran; the rollback leaves them", "generation", n, "paths", firstN(kept, 10))
+	}
+	j.applier.guard = guard
+	defer func() { j.applier.guard = nil }()
+	return j.restore(ctx, n, x)
 }
 
 // keepReverted keeps, as conflict records, the versions this member
