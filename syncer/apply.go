@@ -349,7 +349,6 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr))
 			}
 			cleanup()
-			return err
 		}
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
@@ -360,7 +359,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 				a.Staging = s
 			}
 		}
-		return err // the journal stays until the caller has restored the tree and calls Resolve
+		return err // unless guarded, the journal stays until the caller has restored the tree and calls Resolve
 	}
 	tExecuted := time.Now()
 	if guarded != nil {
