@@ -54,12 +54,12 @@ type Applier struct {
 	BeforeJournal func(ops []Op) error
 	// guard, when set (a mesh job), holds the stamps of an apply's paths
 	// (a forward one, or a rollback's) taken before its last rescan: the
-	// apply checks them all once
-	// its journal is written, just before its first rename (the journal's
-	// write and fsync take long enough under load for a local edit to
-	// land in between), and on Linux again at each rename, atomically
-	// with it (guardRun). A changed path refuses the apply: the tree is
-	// left (or put back) as it was, journal and staged files gone.
+	// apply checks them all once its journal is written, just before its
+	// first rename (the journal's write and fsync take long enough under
+	// load for a local edit to land in between), and on Linux again at
+	// each rename, atomically with it (guardRun). A changed path refuses
+	// the apply: the tree is left (or put back) as it was, journal and
+	// staged files gone.
 	guard *pathGuard
 	// afterJournal, when set (tests), runs right after the journal is
 	// written: an edit it makes lands where an edit racing the apply does.
@@ -203,7 +203,8 @@ const syncfsMinFiles = 4096
 // touched, then clears the journal. Until the journal is written nothing in
 // the tree has changed; after it, Recover finishes the work if we crash.
 // When an operation fails the journal stays: the caller restores the tree
-// and then calls Resolve.
+// and then calls Resolve. A guarded apply (Applier.guard) puts back what
+// it did itself and clears its journal; Resolve is then a no-op.
 func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 	return a.apply(ctx, gen, ops, false)
 }
