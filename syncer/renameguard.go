@@ -76,6 +76,12 @@ type guardStep struct {
 	dev, ino uint64
 }
 
+// localChangeAtRename is the refusal of an apply over a local change at
+// p found at p's rename.
+func localChangeAtRename(p string) error {
+	return fmt.Errorf("%s %w (found at its rename)", p, errLocalChange)
+}
+
 // fileID returns the device and inode of the file at name.
 func fileID(name string) (dev, ino uint64, err error) {
 	fi, err := os.Lstat(name)
@@ -107,7 +113,7 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 		case errors.Is(err, errors.ErrUnsupported):
 			return r.fallBack(e, dir, base, err)
 		case errors.Is(err, fs.ErrExist):
-			return localChange(e.Path)
+			return localChangeAtRename(e.Path)
 		case err != nil:
 			return err
 		}
@@ -119,7 +125,7 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 	case errors.Is(err, errors.ErrUnsupported):
 		return r.fallBack(e, dir, base, err)
 	case errors.Is(err, fs.ErrNotExist):
-		return localChange(e.Path) // removed here
+		return localChangeAtRename(e.Path) // removed here
 	case err != nil:
 		return err
 	}
@@ -127,12 +133,12 @@ func (r *guardRun) write(i int, e store.JournalEntry, dir *os.File, base string)
 	if !ok || err != nil {
 		if xerr := beneath.Exchange(e.Staged, dir, base); xerr != nil {
 			// the member's version stays; what was there is kept aside
-			return errors.Join(localChange(e.Path), err, fmt.Errorf("swap back: %w; the local file is kept as %s", xerr, r.a.keep(e.Staged)))
+			return errors.Join(localChangeAtRename(e.Path), err, fmt.Errorf("swap back: %w; the local file is kept as %s", xerr, r.a.keep(e.Staged)))
 		}
 		if err != nil {
 			return fmt.Errorf("check %s after the rename: %w", e.Path, err)
 		}
-		return localChange(e.Path)
+		return localChangeAtRename(e.Path)
 	}
 	r.steps = append(r.steps, guardStep{i: i, kind: stepExchanged, name: e.Staged, dev: dev, ino: ino})
 	return nil
@@ -160,12 +166,12 @@ func (r *guardRun) remove(i int, e store.JournalEntry, dir *os.File, base string
 	ok, err := r.g.holds(e.Path, aside)
 	if !ok || err != nil {
 		if perr := beneath.RenameNoReplace(aside, dir, base); perr != nil {
-			return errors.Join(localChange(e.Path), err, fmt.Errorf("put back: %w; the local file is kept as %s", perr, r.a.keep(aside)))
+			return errors.Join(localChangeAtRename(e.Path), err, fmt.Errorf("put back: %w; the local file is kept as %s", perr, r.a.keep(aside)))
 		}
 		if err != nil {
 			return fmt.Errorf("check %s after moving it aside: %w", e.Path, err)
 		}
-		return localChange(e.Path)
+		return localChangeAtRename(e.Path)
 	}
 	r.steps = append(r.steps, guardStep{i: i, kind: stepSetAside, name: aside})
 	return nil
