@@ -52,16 +52,22 @@ type Applier struct {
 	// abandons the apply (staged files removed, the tree untouched). A
 	// mesh job checks there that no path changed locally meanwhile.
 	BeforeJournal func(ops []Op) error
-	// BeforeRename, when set, runs once a forward apply's journal is
-	// written, just before its first rename: an error abandons the apply
-	// (journal cleared, staged files removed, the tree untouched). A mesh
-	// job checks there that no path was written since BeforeJournal
-	// (stampGuard): the journal's write and fsync take long enough under
-	// load for a local edit to land in between.
-	BeforeRename func(ops []Op) error
+	// guard, when set (a mesh job), holds the stamps of an apply's paths
+	// (a forward one, or a rollback's) taken before its last rescan: the
+	// apply checks them all once its journal is written, just before its
+	// first rename (the journal's write and fsync take long enough under
+	// load for a local edit to land in between), and on Linux again at
+	// each rename, atomically with it (guardRun). A changed path refuses
+	// the apply: the tree is left (or put back) as it was, journal and
+	// staged files gone.
+	guard *pathGuard
 	// afterJournal, when set (tests), runs right after the journal is
 	// written: an edit it makes lands where an edit racing the apply does.
 	afterJournal func()
+	// beforeGuardedRename, when set (tests), runs just before each
+	// rename (or removal) of a guarded apply, with the entry's path: an
+	// edit it makes lands between the checks and that rename.
+	beforeGuardedRename func(path string)
 	// Settled, when set, is given the state of each file an apply renamed
 	// into place, read back with one lstat (hostmon.Settled): the rescan
 	// after the apply then trusts it instead of reading and hashing it.
@@ -197,7 +203,8 @@ const syncfsMinFiles = 4096
 // touched, then clears the journal. Until the journal is written nothing in
 // the tree has changed; after it, Recover finishes the work if we crash.
 // When an operation fails the journal stays: the caller restores the tree
-// and then calls Resolve.
+// and then calls Resolve. A guarded apply (Applier.guard) puts back what
+// it did itself and clears its journal; Resolve is then a no-op.
 func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
 	return a.apply(ctx, gen, ops, false)
 }
@@ -218,6 +225,15 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	// executed (journalEntry). An initial sync of 100,000 files held
 	// 12.8 MB of entries and 9.5 MB of staged names beside its ops.
 	staged := make([]uint64, len(ops)) // id of the staged file of ops[i] (stagingName), 0 for none
+	var guarded *guardRun
+	if a.guard != nil {
+		guarded = &guardRun{a: a, g: a.guard, ops: ops}
+		for i, op := range ops {
+			if op.Kind == OpDelete {
+				staged[i] = randomID() // where a guarded delete sets the file aside
+			}
+		}
+	}
 	var writes []int
 	var writeBytes int64
 	for i, op := range ops {
@@ -286,7 +302,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	}
 	tSynced := time.Now()
 	entry := func(i int) store.JournalEntry { return a.journalEntry(ops[i], staged[i]) }
-	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore}
+	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Exchange: guarded != nil}
 	if err := a.Store.WriteJournalFunc(a.Job, j, len(ops), entry); err != nil {
 		cleanup()
 		return fmt.Errorf("job %s: write journal: %w", a.Job, err)
@@ -295,8 +311,8 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	if a.afterJournal != nil {
 		a.afterJournal()
 	}
-	if a.BeforeRename != nil && !restore {
-		if err := a.BeforeRename(ops); err != nil {
+	if guarded != nil {
+		if err := a.guard.check(); err != nil {
 			// nothing is renamed yet: the apply never happened
 			if cerr := a.Store.ClearJournal(a.Job); cerr != nil {
 				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr)) // the caller's Resolve removes it
@@ -304,12 +320,24 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 			cleanup()
 			return err
 		}
+		a.Log.Debug("no local change since the rescan; renaming", "job", a.Job, "generation", gen, "ops", len(ops))
 	}
 	var want func(i int) index.Item
 	if a.Settled != nil {
 		want = func(i int) index.Item { return ops[i].Want }
 	}
-	if err := a.execute(len(ops), entry, want); err != nil {
+	if err := a.execute(len(ops), entry, j.Exchange, want, guarded); err != nil {
+		if guarded != nil {
+			// a refusal, or any failure midway: what was renamed is put
+			// back, and the apply never happened
+			if uerr := guarded.undo(entry); uerr != nil {
+				return errors.Join(err, uerr) // the journal stays until the caller's Resolve
+			}
+			if cerr := a.Store.ClearJournal(a.Job); cerr != nil {
+				return errors.Join(err, fmt.Errorf("job %s: clear journal: %w", a.Job, cerr))
+			}
+			cleanup()
+		}
 		if errors.Is(err, syscall.EXDEV) && a.DataStaging != "" {
 			// the root became another mount since the job chose its staging
 			if s, serr := StagingDir(a.Root, a.DataStaging); serr == nil && s != a.Staging {
@@ -319,9 +347,12 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 				a.Staging = s
 			}
 		}
-		return err // the journal stays until the caller has restored the tree and calls Resolve
+		return err // unless guarded, the journal stays until the caller has restored the tree and calls Resolve
 	}
 	tExecuted := time.Now()
+	if guarded != nil {
+		guarded.finish()
+	}
 	if err := a.Store.ClearJournal(a.Job); err != nil {
 		return fmt.Errorf("job %s: clear journal: %w", a.Job, err)
 	}
@@ -334,8 +365,8 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	return nil
 }
 
-// journalEntry is the journal's entry of op, whose staged file (a write's)
-// has the id staged.
+// journalEntry is the journal's entry of op, whose staged file (a write's,
+// or where a guarded delete sets its file aside) has the id staged.
 func (a *Applier) journalEntry(op Op, staged uint64) store.JournalEntry {
 	e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
 	switch op.Kind {
@@ -344,6 +375,9 @@ func (a *Applier) journalEntry(op Op, staged uint64) store.JournalEntry {
 		e.Staged = a.stagingName(staged)
 	case OpDelete:
 		e.Op = jDelete
+		if staged != 0 {
+			e.Staged = a.stagingName(staged) // where a guarded delete sets the file aside
+		}
 	case OpRmdir:
 		e.Op = jRmdir
 	case OpMkdir:
@@ -464,7 +498,7 @@ func (a *Applier) Recover(ctx context.Context) (uint64, error) {
 			a.removeStaged(j)
 		default:
 			a.Log.Info("rolling forward an interrupted apply", "job", a.Job, "generation", j.Generation, "entries", len(j.Entries), "restore", j.Restore)
-			if err := a.execute(len(j.Entries), func(i int) store.JournalEntry { return j.Entries[i] }, nil); err != nil {
+			if err := a.execute(len(j.Entries), func(i int) store.JournalEntry { return j.Entries[i] }, j.Exchange, nil, nil); err != nil {
 				a.Log.Error("cannot finish an interrupted apply; dropping its journal", "job", a.Job, "generation", j.Generation, "err", err)
 				a.removeStaged(j)
 				if !j.Restore && state == store.StateApplying {
@@ -513,15 +547,21 @@ func (a *Applier) newStagingFile() (*os.File, string, error) {
 // createStaging creates a new, empty staging file of the job and returns
 // it with its id (never 0) and its name (stagingName).
 func (a *Applier) createStaging() (*os.File, uint64, string, error) {
-	var id uint64
-	for id == 0 {
-		var rnd [8]byte
-		rand.Read(rnd[:])
-		id = binary.BigEndian.Uint64(rnd[:])
-	}
+	id := randomID()
 	name := a.stagingName(id)
 	f, err := createExcl(name, 0o600)
 	return f, id, name, err
+}
+
+// randomID returns the id of a new staging name, never 0 (no staged file).
+func randomID() uint64 {
+	for {
+		var rnd [8]byte
+		rand.Read(rnd[:])
+		if id := binary.BigEndian.Uint64(rnd[:]); id != 0 {
+			return id
+		}
+	}
 }
 
 // stagingName is the name of the staging file of the job with id, in the
@@ -705,8 +745,12 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 // entry i: each file renamed into place is read back for Applier.Settled.
 // The directories the entries touched are fsynced in parallel: on a
 // journalling file system the first commits every rename (a syncfs would
-// also write back whatever else is dirty there).
-func (a *Applier) execute(n int, at func(i int) store.JournalEntry, want func(i int) index.Item) error {
+// also write back whatever else is dirty there). g, when set, carries out
+// the writes and deletes of a guarded apply (guardRun) and records what
+// was done for its undo. A journal of swapping writes (exchange) rolled
+// forward without g is checked against each entry's OldHash
+// (recoverWrite, recoverDelete).
+func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange bool, want func(i int) index.Item, g *guardRun) error {
 	dirs := map[string]bool{}
 	var parent parentDir
 	defer parent.close()
@@ -725,7 +769,25 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, want func(i 
 			if e.Op == jMkdir && o == nil {
 				o = a.newOwners()
 			}
-			err = a.executeOne(e, dir, base, dirs, o)
+			switch {
+			case g != nil && e.Op == jWrite:
+				dirs[index.Parent(e.Path)] = true
+				err = g.write(i, e, dir, base)
+			case g != nil && e.Op == jDelete:
+				dirs[index.Parent(e.Path)] = true
+				err = g.remove(i, e, dir, base)
+			case g == nil && exchange && e.Op == jWrite:
+				dirs[index.Parent(e.Path)] = true
+				err = a.recoverWrite(e, dir, base)
+			case g == nil && exchange && e.Op == jDelete:
+				dirs[index.Parent(e.Path)] = true
+				err = a.recoverDelete(e, dir, base)
+			default:
+				err = a.executeOne(e, dir, base, dirs, o)
+				if err == nil && g != nil {
+					g.did(i, e)
+				}
+			}
 		}
 		if e.Op == jMkdir || e.Op == jRmdir {
 			parent.forget(e.Path) // a directory there is made or gone

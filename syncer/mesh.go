@@ -153,6 +153,7 @@ func (j *job) runMesh(ctx context.Context) error {
 		return err
 	}
 	defer stopWatch()
+	j.log.Debug("tree scanned; a change from now on is seen", "root", root) // TestMeshChaos waits for it
 	if g, ok, err := j.a.store.Latest(j.cfg.Name, store.StateGood); err == nil && ok {
 		j.latest = g
 	}
@@ -525,11 +526,10 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	// staged, just before its journal.
 	// A local edit after that check and before the rename would be
 	// renamed over: the paths are stamped before the rescan and checked
-	// again after the journal, just before the renames (stampGuard).
-	var guard func([]Op) error
+	// again after the journal, and at each rename (pathGuard, guardRun).
+	guard := &pathGuard{root: j.cfg.Path}
 	unchanged := func([]Op) error {
-		g, err := stampGuard(j.cfg.Path, opPaths(ops))
-		if err != nil {
+		if err := guard.stamp(opPaths(ops)); err != nil {
 			return err
 		}
 		if err := j.scanPaths(ctx, opPaths(ops)); err != nil {
@@ -543,21 +543,14 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 			}
 		}
 		j.log.Debug("no local change in the way of a member's versions", "peer", a.Peer, "paths", opPaths(ops))
-		guard = g
 		return nil
 	}
 	if err := unchanged(ops); err != nil {
 		return 0, err
 	}
 	j.applier.BeforeJournal = unchanged
-	j.applier.BeforeRename = func(ops []Op) error {
-		if err := guard(ops); err != nil {
-			return err
-		}
-		j.log.Debug("no local change since; renaming", "peer", a.Peer, "paths", opPaths(ops))
-		return nil
-	}
-	defer func() { j.applier.BeforeJournal, j.applier.BeforeRename = nil, nil }()
+	j.applier.guard = guard
+	defer func() { j.applier.BeforeJournal, j.applier.guard = nil, nil }()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: a.Peer, Changed: opPaths(ops), State: store.StateApplying, Reason: j.mesh.reasons[a.Peer], Index: want}
 	n, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
@@ -580,7 +573,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if err := j.a.after.AfterApply(ctx, &j.cfg, n, g.Changed); err != nil {
 		reason := err.Error()
 		j.log.Warn("a member's versions failed this node's checks; rolling back", "peer", a.Peer, "generation", n, "reason", reason)
-		if rerr := j.restore(context.WithoutCancel(ctx), n, before); rerr != nil {
+		if rerr := j.meshRestore(context.WithoutCancel(ctx), n, before, want, opPaths(ops)); rerr != nil {
 			reason += "; rollback failed: " + rerr.Error()
 		}
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, reason)
@@ -610,6 +603,67 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		s.Applied++
 	})
 	return n, nil
+}
+
+// meshRestore rolls back generation n, which made the tree hold want
+// (paths changed) where it held before, once the job's checks refused
+// it: it puts back before only where the tree still holds what the apply
+// left. A path changed here since (while the checks ran: an edit, a
+// delete, a file created, also below a directory the apply made) keeps
+// the change, a local version the member's is decided against as any
+// other. Each rename that puts a path back is checked as the apply's
+// were (pathGuard, guardRun), with stamps taken before the rescan that
+// compares.
+func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Index, paths []string) error {
+	guard, err := newPathGuard(j.cfg.Path, paths)
+	if err != nil {
+		return err
+	}
+	if err := j.scanPaths(ctx, paths); err != nil {
+		return fmt.Errorf("rescan before the rollback: %w", err)
+	}
+	x := make(index.Index, len(before))
+	for p, b := range before {
+		if _, ok := want[p]; !ok && !j.states.Has(p) {
+			x[p] = b // removed by the apply: put back
+		}
+	}
+	touched := make(map[string]bool, len(paths))
+	for _, p := range paths {
+		touched[p] = true
+	}
+	var kept []string
+	for p, st := range j.states.All() {
+		if w, ok := want[p]; ok && st.Kind == w.Kind && (w.Kind != index.KindFile || st.Hash == w.Hash && st.Mode == w.Mode) {
+			if b, ok := before[p]; ok {
+				x[p] = b // as the apply left it: rolled back
+			}
+			continue
+		}
+		// changed here since the apply, or never the apply's: it stays,
+		// in the directories that hold it
+		x[p] = st.Item
+		for d := index.Parent(p); d != ""; d = index.Parent(d) {
+			if ds, ok := j.states.Get(d); ok {
+				x[d] = ds.Item
+			}
+		}
+		if touched[p] {
+			kept = append(kept, p)
+		}
+	}
+	for _, p := range paths {
+		if _, ok := want[p]; ok && !j.states.Has(p) {
+			kept = append(kept, p) // removed here
+		}
+	}
+	if len(kept) > 0 {
+		sort.Strings(kept)
+		j.log.Warn("changed here while the checks ran; the rollback leaves them", "generation", n, "paths", firstN(kept, 10))
+	}
+	j.applier.guard = guard
+	defer func() { j.applier.guard = nil }()
+	return j.restore(ctx, n, x)
 }
 
 // keepReverted keeps, as conflict records, the versions this member

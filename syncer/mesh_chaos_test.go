@@ -184,6 +184,19 @@ func TestMeshChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		procs[n.name] = cmd
+		// a change made before the agent's first scan is one it never
+		// sees, as one made while it was down (noChanges): wait for that
+		// scan (the deadline only bounds a hang)
+		logName := logs[n.name].Name()
+		for until := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+			b, _ := os.ReadFile(logName)
+			if i := bytes.LastIndex(b, []byte(" started -----")); i >= 0 && bytes.Contains(b[i:], []byte(`msg="tree scanned; a change from now on is seen"`)) {
+				break
+			}
+			if time.Now().After(until) {
+				t.Fatalf("%s: its agent did not finish its first scan in 2 minutes", n.name)
+			}
+		}
 	}
 	kill := func(n *tnode) {
 		if cmd := procs[n.name]; cmd != nil {
@@ -368,4 +381,14 @@ func TestMeshChaos(t *testing.T) {
 		}
 	}
 	t.Logf("%d changes, %d conflict losers kept, %d deletes no agent could see, %d lost", len(writes), len(kept), noChange, lost)
+	// what the members' guards did in this run, from their logs
+	var logText []byte
+	for _, n := range nodes {
+		b, _ := os.ReadFile(filepath.Join(n.h.base, n.name+".log"))
+		logText = append(logText, b...)
+	}
+	count := func(s string) int { return bytes.Count(logText, []byte(s)) }
+	t.Logf("guards: %d applies refused by the rescan, %d by the check before the renames, %d at a rename; %d interrupted applies rolled forward, %d of their files left as changed while down",
+		count("changed here while the member's version was fetched"), count("changed here while the member's version was applied; deciding again\""),
+		count("(found at its rename)"), count("rolling forward an interrupted apply"), count("changed here while the agent was down"))
 }

@@ -326,3 +326,39 @@ func TestMeshRejectedEverywhere(t *testing.T) {
 		t.Errorf("a's history has no generation from b naming the rejection: %+v", gens)
 	}
 }
+
+// TestMeshRollbackKeepsAnEditMadeDuringTheChecks: a version made on a
+// fails b's check, and while that check runs x.conf is edited on b (the
+// check itself makes the edit, then fails): b's rollback puts back what
+// it held only where the tree still holds a's version, so the edit stays
+// and is a local version of b's, live everywhere in the end or kept as
+// the loser of a conflict. Before, the rollback renamed b's old version
+// over the edit, which no scan had recorded: gone.
+func TestMeshRollbackKeepsAnEditMadeDuringTheChecks(t *testing.T) {
+	t.Parallel()
+	nodes, _ := meshTrio(t, "", false)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	b.Jobs[0].Extra = "check = \"if grep -q BAD x.conf; then printf 'edited on b\\\\n' > ../x.conf.tmp && mv ../x.conf.tmp x.conf; exit 1; fi\"\n"
+	a.write("x.conf", "good\n", 0o644)
+	a.write("y.conf", "y good\n", 0o644)
+	for _, n := range nodes {
+		n.start()
+	}
+	sameContent(t, "initial sync", a, b, c)
+	a.replace("y.conf", []byte("y BAD\n"), 0o644) // rolled back on b with x.conf
+	a.replace("x.conf", []byte("BAD\n"), 0o644)
+	eventually(t, waitLimit, "b rejects a's version", func() error {
+		if st, _ := b.jobStatus("conf"); !strings.Contains(st.LastError, "rejected by b") {
+			return fmt.Errorf("b's status: %q", st.LastError)
+		}
+		return nil
+	})
+	sameContent(t, "every member on one version", a, b, c)
+	if got := string(b.read("x.conf")); got != "edited on b\n" && !loserContent(t, "x.conf", "edited on b\n", a, b, c) {
+		t.Fatalf("x.conf on b = %q, and no member keeps b's edit made during its check: lost", got)
+	}
+	t.Logf("x.conf on every member: %q", b.read("x.conf"))
+	if got := string(b.read("y.conf")); got != "y good\n" {
+		t.Errorf("y.conf on b = %q, want the version before the rejected one", got)
+	}
+}

@@ -50,11 +50,11 @@ func TestStampGuardKeepsAnEditRacingTheApply(t *testing.T) {
 				want["s1.conf"] = a.put(t, "s1.conf", "member's version\n", 0o644)
 			}
 			ops := Plan(have, want)
-			guard, err := stampGuard(a.Root, opPaths(ops))
+			guard, err := newPathGuard(a.Root, opPaths(ops))
 			if err != nil {
 				t.Fatal(err)
 			}
-			a.BeforeRename = guard
+			a.guard = guard
 			a.afterJournal = func() {
 				switch {
 				case tc.edit == "-":

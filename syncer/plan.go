@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"io/fs"
 	"sort"
 	"strings"
 
@@ -27,7 +28,7 @@ func (k OpKind) String() string {
 
 // Op is one step of a plan. An initial sync's plan holds an op for every
 // path of the tree (100,000 and more) through its whole apply, so an op
-// holds only what the apply uses of the item it replaces (Prior): 152
+// holds only what the apply uses of the item it replaces (Prior): 160
 // bytes, not 216 with that whole item.
 type Op struct {
 	Path string
@@ -37,14 +38,19 @@ type Op struct {
 }
 
 // Prior is what an op replaces or removes: the kind of the item at its
-// path and, for a file, its content hash. Kind 0: nothing is there.
+// path, for a file its content hash, and the mode and mtime a guarded
+// apply's undo puts back (guardRun). Kind 0: nothing is there.
 type Prior struct {
-	Hash index.Hash
-	Kind index.Kind
+	Hash  index.Hash
+	Kind  index.Kind
+	Mode  fs.FileMode
+	MTime int64
 }
 
 // priorOf is the Prior of it, the item at a path (zero: none).
-func priorOf(it index.Item) Prior { return Prior{Hash: it.Hash, Kind: it.Kind} }
+func priorOf(it index.Item) Prior {
+	return Prior{Hash: it.Hash, Kind: it.Kind, Mode: it.Mode, MTime: it.MTime}
+}
 
 // Plan returns the operations that turn the tree described by have into
 // the one described by want. Order: file deletions, directory removals

@@ -210,6 +210,51 @@ func Rename(from string, dir *os.File, base string) error {
 	return nil
 }
 
+// RenameNoReplace renames the file at the absolute path from to dir/base
+// unless something is there (renameat2 RENAME_NOREPLACE): the check and
+// the rename are one step. It fails with an error wrapping fs.ErrExist
+// when dir/base exists, and errors.ErrUnsupported when the file system
+// has no such rename.
+func RenameNoReplace(from string, dir *os.File, base string) error {
+	return rename2(from, dir, base, unix.RENAME_NOREPLACE)
+}
+
+// Exchange swaps the file at the absolute path from and dir/base in one
+// step (renameat2 RENAME_EXCHANGE): afterwards from holds what was at
+// dir/base and dir/base what was at from. Both must exist. It fails with
+// errors.ErrUnsupported when the file system has no such rename.
+func Exchange(from string, dir *os.File, base string) error {
+	return rename2(from, dir, base, unix.RENAME_EXCHANGE)
+}
+
+// MoveOut renames dir/base to the absolute path to, which must not
+// exist (RENAME_NOREPLACE). It fails with errors.ErrUnsupported when the
+// file system has no such rename.
+func MoveOut(dir *os.File, base, to string) error {
+	if err := unix.Renameat2(int(dir.Fd()), base, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE); err != nil {
+		return &os.LinkError{Op: "rename", Old: filepath.Join(dir.Name(), base), New: to, Err: rename2Err(err)}
+	}
+	return nil
+}
+
+// rename2 renames the absolute path from to dir/base with renameat2's
+// flags.
+func rename2(from string, dir *os.File, base string, flags uint) error {
+	if err := unix.Renameat2(unix.AT_FDCWD, from, int(dir.Fd()), base, flags); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: filepath.Join(dir.Name(), base), Err: rename2Err(err)}
+	}
+	return nil
+}
+
+// rename2Err marks the errors of a kernel or file system without
+// renameat2's flags as errors.ErrUnsupported.
+func rename2Err(err error) error {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("%w: %w", errors.ErrUnsupported, err)
+	}
+	return err
+}
+
 // Remove removes the file or symlink dir/base.
 func Remove(dir *os.File, base string) error {
 	if err := unix.Unlinkat(int(dir.Fd()), base, 0); err != nil {

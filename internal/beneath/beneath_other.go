@@ -85,6 +85,23 @@ func Chtimes(dir *os.File, base string, mtime int64) error {
 // Rename renames from to dir/base.
 func Rename(from string, dir *os.File, base string) error { return os.Rename(from, join(dir, base)) }
 
+// RenameNoReplace is not atomic elsewhere than Linux: it fails with
+// errors.ErrUnsupported.
+func RenameNoReplace(from string, dir *os.File, base string) error { return errors.ErrUnsupported }
+
+// Exchange is not available elsewhere than Linux: it fails with
+// errors.ErrUnsupported.
+func Exchange(from string, dir *os.File, base string) error { return errors.ErrUnsupported }
+
+// MoveOut renames dir/base to to, which must not exist (checked first:
+// not atomic elsewhere than Linux).
+func MoveOut(dir *os.File, base, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return &os.LinkError{Op: "rename", Old: join(dir, base), New: to, Err: fs.ErrExist}
+	}
+	return os.Rename(join(dir, base), to)
+}
+
 // Remove removes the file dir/base.
 func Remove(dir *os.File, base string) error { return os.Remove(join(dir, base)) }
 

@@ -5,6 +5,7 @@ package beneath
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -87,5 +88,67 @@ func TestNothingFollowsASymlink(t *testing.T) {
 	must(err)
 	if fi.Mode()&os.ModeSetuid == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("Chmod(fifo, 04600) gave %v", fi.Mode())
+	}
+}
+
+// TestRenameFlags: RenameNoReplace refuses a name that exists (fs.ErrExist)
+// and leaves both files; Exchange swaps two files in one step; MoveOut
+// refuses a target that exists.
+func TestRenameFlags(t *testing.T) {
+	base := t.TempDir()
+	root, stage := filepath.Join(base, "root"), filepath.Join(base, "stage")
+	for _, d := range []string{root, stage} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		return string(b)
+	}
+	dir, err := OpenDir(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	staged, there := filepath.Join(stage, "s"), filepath.Join(root, "f")
+	write(staged, "new")
+	write(there, "local")
+	if err := RenameNoReplace(staged, dir, "f"); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("RenameNoReplace over a file: %v, want ErrExist", err)
+	}
+	if read(staged) != "new" || read(there) != "local" {
+		t.Fatalf("after a refused RenameNoReplace: staged %q, f %q", read(staged), read(there))
+	}
+	if err := Exchange(staged, dir, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if read(staged) != "local" || read(there) != "new" {
+		t.Fatalf("after Exchange: staged %q, f %q", read(staged), read(there))
+	}
+	if err := MoveOut(dir, "f", staged); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("MoveOut onto a file: %v, want ErrExist", err)
+	}
+	os.Remove(staged)
+	if err := MoveOut(dir, "f", staged); err != nil {
+		t.Fatal(err)
+	}
+	if err := RenameNoReplace(staged, dir, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if read(filepath.Join(root, "g")) != "new" {
+		t.Fatalf("g holds %q", read(filepath.Join(root, "g")))
+	}
+	if err := Exchange(staged, dir, "g"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Exchange with nothing at the staged name: %v, want ErrNotExist", err)
 	}
 }

@@ -87,7 +87,7 @@ func FuzzJournalPart(f *testing.F) {
 		if d.Parts == 0 {
 			return
 		}
-		j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore}
+		j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Exchange: d.Exchange}
 		again, err := encodeJournalHead(j, nil, d.Parts, d.PartsID)
 		if err != nil {
 			t.Fatal(err)

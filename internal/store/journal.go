@@ -37,14 +37,20 @@ type Journal struct {
 	// than Generation's own content: it is rolled forward whatever state
 	// Generation is in.
 	Restore bool
-	Entries []JournalEntry
+	// Exchange says the apply's writes over a file swap the staged file
+	// and the path in one step (renameat2 RENAME_EXCHANGE) and keep what
+	// they displaced at the staged name until every rename is done: on
+	// roll-forward, a staged file that does not hold the entry's Hash is
+	// such a displaced file, and its entry is done.
+	Exchange bool
+	Entries  []JournalEntry
 }
 
 // JournalEntry is one step of an apply.
 type JournalEntry struct {
 	Path    string     // relative to the job root; index.ValidatePath
 	Op      string     // OpWrite, OpDelete, OpMkdir, OpRmdir or OpMeta
-	Staged  string     // OpWrite only: absolute path of the staged file
+	Staged  string     // OpWrite: absolute path of the staged file; OpDelete of an Exchange journal: where the file is set aside
 	Hash    index.Hash // new content (OpWrite: required)
 	OldHash index.Hash // content being replaced, zero if none
 	Mode    uint32     // permission bits (and setuid/setgid/sticky)
@@ -56,12 +62,12 @@ func validateJournal(job string, j *Journal) error {
 	if j.Job != job {
 		return fmt.Errorf("journal belongs to job %q", j.Job)
 	}
-	return validateEntries(j.Entries, 0)
+	return validateEntries(j.Entries, 0, j.Exchange)
 }
 
 // validateEntries checks entries, the entries of a journal from number
-// first on.
-func validateEntries(entries []JournalEntry, first int) error {
+// first on; exchange is the journal's Exchange.
+func validateEntries(entries []JournalEntry, first int, exchange bool) error {
 	for k, e := range entries {
 		i := first + k
 		bad := func(why string) error { return fmt.Errorf("entry %d (%q): %s", i, e.Path, why) }
@@ -73,14 +79,19 @@ func validateEntries(entries []JournalEntry, first int) error {
 			if e.Staged == "" {
 				return bad("write without a staged file")
 			}
-			if !filepath.IsAbs(e.Staged) || filepath.Clean(e.Staged) != e.Staged ||
-				strings.ContainsRune(e.Staged, 0) || !utf8.ValidString(e.Staged) || len(e.Staged) > 4*index.MaxPathLen {
+			if !cleanAbs(e.Staged) {
 				return bad(fmt.Sprintf("staged path %q is not a clean absolute path", e.Staged))
 			}
 			if e.Hash.IsZero() {
 				return bad("write without a content hash")
 			}
 		case OpDelete, OpMkdir, OpRmdir, OpMeta:
+			if e.Op == OpDelete && exchange {
+				if e.Staged != "" && !cleanAbs(e.Staged) {
+					return bad(fmt.Sprintf("staged path %q is not a clean absolute path", e.Staged))
+				}
+				break
+			}
 			if e.Staged != "" {
 				return bad(e.Op + " with a staged file")
 			}
@@ -92,6 +103,13 @@ func validateEntries(entries []JournalEntry, first int) error {
 		}
 	}
 	return nil
+}
+
+// cleanAbs reports whether name is a clean absolute path of valid UTF-8
+// and bounded length, without NUL.
+func cleanAbs(name string) bool {
+	return filepath.IsAbs(name) && filepath.Clean(name) == name &&
+		!strings.ContainsRune(name, 0) && utf8.ValidString(name) && len(name) <= 4*index.MaxPathLen
 }
 
 // encodeJournal returns j as the sealed JSON value WriteJournal stores.
@@ -122,6 +140,9 @@ func encodeJournalHead(j *Journal, entries []JournalEntry, parts int, id uint64)
 	buf.Write(strconv.AppendUint(scratch[:0], j.Generation, 10))
 	if j.Restore {
 		buf.WriteString(`,"restore":true`)
+	}
+	if j.Exchange {
+		buf.WriteString(`,"exchange":true`)
 	}
 	buf.WriteString(`,"entries":`)
 	if err := appendEntries(buf, enc, entries); err != nil {
@@ -275,7 +296,7 @@ func decodeJournalPart(id uint64, i int, v []byte) ([]diskJournalEntry, error) {
 
 func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
 	var err error
-	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Entries: make([]JournalEntry, 0, len(d.Entries))}
+	j := &Journal{Job: d.Job, Generation: d.Generation, Restore: d.Restore, Exchange: d.Exchange, Entries: make([]JournalEntry, 0, len(d.Entries))}
 	for i, de := range d.Entries {
 		e := JournalEntry{Path: de.Path, Op: de.Op, Staged: de.Staged, Mode: de.Mode, MTime: de.MTime}
 		if de.Hash != "" {
@@ -412,7 +433,7 @@ func (s *Store) writeJournalParts(j *Journal, n int, at func(i int) JournalEntry
 		for i := lo; i < min(lo+size, n); i++ {
 			entries = append(entries, at(i))
 		}
-		if err := validateEntries(entries, lo); err != nil {
+		if err := validateEntries(entries, lo, j.Exchange); err != nil {
 			return err
 		}
 		b, err := encodeJournalPart(id, parts, entries)

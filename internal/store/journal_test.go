@@ -32,6 +32,8 @@ func TestJournalRoundTrip(t *testing.T) {
 		t.Fatalf("no journal: %v %v %v", j, ok, err)
 	}
 	want := sampleJournal()
+	want.Exchange = true
+	want.Entries[2].Staged = "/etc/asterisk/.pbxsync/stage-12/old.conf" // where an Exchange journal's delete sets its file aside
 	if err := s.WriteJournal("etc", want); err != nil {
 		t.Fatal(err)
 	}
@@ -98,6 +100,13 @@ func TestJournalValidates(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	// an Exchange journal's delete names where it sets its file aside:
+	// a clean absolute path, as a write's staged file
+	for _, staged := range []string{"stage/a", "/stage/../etc/a"} {
+		if err := s.WriteJournal("etc", &Journal{Exchange: true, Entries: []JournalEntry{{Path: "a", Op: OpDelete, Staged: staged}}}); err == nil {
+			t.Errorf("delete set aside at %q: accepted", staged)
+		}
+	}
 	if err := s.WriteJournal("etc", &Journal{Job: "other"}); err == nil {
 		t.Error("journal of another job accepted")
 	}
@@ -131,8 +140,9 @@ func TestJournalEncodingIsMarshal(t *testing.T) {
 		big.Entries = append(big.Entries, JournalEntry{Path: p, Op: OpWrite, Staged: "/var/lib/pbxsync/staging/etc/s-" + p,
 			Hash: index.Sum([]byte(p)), OldHash: index.Sum([]byte("old" + p)), Mode: 0o640, MTime: int64(i) * 1e9})
 	}
-	for _, j := range []*Journal{sampleJournal(), {Job: "etc", Generation: 4, Restore: true, Entries: sampleJournal().Entries}, {Job: "empty"}, big} {
-		d := diskJournal{Job: j.Job, Generation: j.Generation, Restore: j.Restore, Entries: []diskJournalEntry{}}
+	for _, j := range []*Journal{sampleJournal(), {Job: "etc", Generation: 4, Restore: true, Entries: sampleJournal().Entries},
+		{Job: "etc", Generation: 5, Exchange: true, Entries: sampleJournal().Entries}, {Job: "empty"}, big} {
+		d := diskJournal{Job: j.Job, Generation: j.Generation, Restore: j.Restore, Exchange: j.Exchange, Entries: []diskJournalEntry{}}
 		for _, e := range j.Entries {
 			de := diskJournalEntry{Path: e.Path, Op: e.Op, Staged: e.Staged, Mode: e.Mode, MTime: e.MTime}
 			if !e.Hash.IsZero() {
@@ -225,6 +235,7 @@ func TestJournalInParts(t *testing.T) {
 	// a write of b stopped before its head: its parts are there, a is
 	// the journal
 	b := bigJournal(2, 7)
+	b.Exchange = true // in the head of a journal in parts
 	err := s.update(func(tx *bolt.Tx) error {
 		sub, err := tx.Bucket(bktJobs).Bucket([]byte("etc")).Bucket(bktJournalParts).CreateBucket(u64key(ids[0] + 1))
 		if err != nil {

@@ -227,6 +227,7 @@ type diskJournal struct {
 	Job        string             `json:"job"`
 	Generation uint64             `json:"generation"`
 	Restore    bool               `json:"restore,omitempty"`
+	Exchange   bool               `json:"exchange,omitempty"`
 	Entries    []diskJournalEntry `json:"entries"`
 }
 
