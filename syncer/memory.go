@@ -131,11 +131,16 @@ func readHeapSample() heapSample {
 // work that followed it). The agent hands it back, with one
 // collection (debug.FreeOSMemory), when it has been quiet for
 // quietSamples samples in a row after a busy spell: releaseSlack more heap
-// held than used, or busySpellBytes allocated since the last release.
+// held than used, or busySpellBytes allocated since the last release, and
+// at least quietAllocBytes allocated since it (a heap whose spans hold
+// releaseSlack of fragments is not collected again and again). The slack
+// was 16 MiB: a few one-line edits of a 100,000-file job left 4-5 MiB
+// more held than live in the idle source, below it, and the collector's
+// own scavenger keeps up to the next heap goal (twice the live heap).
 const (
 	quietAllocBytes = 1 << 20  // at most this much allocated between two samples counts as quiet
 	quietSamples    = 2        // samples in a row that must be quiet (4 s)
-	releaseSlack    = 16 << 20 // held beyond the live heap worth one collection
+	releaseSlack    = 4 << 20  // held beyond the live heap worth one collection
 	busySpellBytes  = 64 << 20 // allocated since the last release worth one
 )
 
@@ -158,7 +163,8 @@ func (r *idleRelease) note(s heapSample) bool {
 		return false
 	}
 	r.quiet++
-	busy := s.held >= s.live+releaseSlack || s.allocs-r.released >= busySpellBytes
+	since := s.allocs - r.released
+	busy := since >= quietAllocBytes && (s.held >= s.live+releaseSlack || since >= busySpellBytes)
 	if r.quiet < quietSamples || !busy {
 		return false
 	}
