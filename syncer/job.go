@@ -190,7 +190,7 @@ type job struct {
 
 	mu      sync.Mutex
 	status  JobStatus
-	serving map[index.Hash]int64
+	serving *servedSet // the content it serves (see offer)
 	// servedRefs counts the files of the newest generation per content
 	// and servedPrev is the content only the one before has: what
 	// offerChange needs to update serving by a generation's changes.
@@ -225,7 +225,7 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	j := &job{
 		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f, templates: ts,
 		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
-		bad: map[string]string{}, serving: map[index.Hash]int64{},
+		bad: map[string]string{}, serving: &servedSet{},
 	}
 	if j.window, err = newWindowGate(c); err != nil {
 		return nil, err
@@ -811,20 +811,14 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // the usual delta base). Older content stays in the store for rollback but
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
-	serving := make(map[index.Hash]int64, len(cur))
-	refs := newServedRefs()
-	for _, it := range cur {
-		if it.Kind == index.KindFile {
-			refs.add(serving, it.Hash, it.Size)
-		}
-	}
+	serving, refs := servedOf(cur)
 	served := map[index.Hash]int64{}
 	for _, it := range prev {
 		if it.Kind != index.KindFile {
 			continue
 		}
 		if refs.count(serving, it.Hash) == 0 { // not in cur
-			serving[it.Hash] = it.Size
+			serving.set(it.Hash, it.Size)
 			refs.notCur[it.Hash] = struct{}{}
 			served[it.Hash] = it.Size
 		}
