@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"iter"
 	"slices"
 
@@ -14,13 +15,18 @@ import (
 // map[index.Hash]int64 took 6.3 MB, sized up front or grown), with what
 // changed since the array was built in a small map beside it, folded
 // into the array once it has grown by an eighth (as hostmon.States does).
-// A lookup is a binary search of the array (17 steps at 100,000) and, when
-// there are changes, one map lookup. The zero value is empty and ready; a
-// nil *servedSet serves nothing.
+// A lookup reads where the array's hashes with the same first bits begin
+// (a table of a 4-byte start for every 4 contents or so: hashes are
+// uniform) and compares the few there, and, when there are changes, one
+// map lookup. (A binary search of the array, 17 steps at 100,000, took 2-3 %
+// of the source's CPU in a 100k initial sync.) The zero value is empty and
+// ready; a nil *servedSet serves nothing.
 type servedSet struct {
-	base []servedEntry        // sorted by hash, no hash twice
-	over map[index.Hash]int64 // changes since base was built: the size, or servedGone
-	n    int                  // contents served
+	base   []servedEntry        // sorted by hash, no hash twice
+	starts []uint32             // starts[b]: where the hashes of base whose first bits are b begin; one more at the end
+	bits   uint                 // the number of first bits starts is indexed by
+	over   map[index.Hash]int64 // changes since base was built: the size, or servedGone
+	n      int                  // contents served
 }
 
 // servedEntry is one content of servedSet.base.
@@ -40,14 +46,52 @@ func newServedSet(m map[index.Hash]int64) *servedSet {
 	}
 	slices.SortFunc(s.base, cmpServed)
 	s.n = len(s.base)
+	s.index()
 	return s
 }
 
 func cmpServed(a, b servedEntry) int { return bytes.Compare(a.h[:], b.h[:]) }
 
+// index builds starts over base: about four hashes a start.
+func (s *servedSet) index() {
+	s.bits = 0
+	for 4<<s.bits < len(s.base) {
+		s.bits++
+	}
+	n := 1 << s.bits
+	if cap(s.starts) >= n+1 && cap(s.starts) <= 2*(n+1) {
+		s.starts = s.starts[:n+1]
+	} else {
+		s.starts = make([]uint32, n+1)
+	}
+	i := 0
+	for b := range n {
+		s.starts[b] = uint32(i)
+		for i < len(s.base) && s.top(s.base[i].h) == uint64(b) {
+			i++
+		}
+	}
+	s.starts[n] = uint32(len(s.base))
+}
+
+// top returns the first s.bits bits of h (0 when s.bits is 0: a shift by
+// 64 gives 0).
+func (s *servedSet) top(h index.Hash) uint64 {
+	return binary.BigEndian.Uint64(h[:8]) >> (64 - s.bits)
+}
+
 // find returns where h is in base.
 func (s *servedSet) find(h index.Hash) (int, bool) {
-	return slices.BinarySearchFunc(s.base, h, func(e servedEntry, h index.Hash) int { return bytes.Compare(e.h[:], h[:]) })
+	if len(s.base) == 0 {
+		return 0, false
+	}
+	b := s.top(h)
+	for i := s.starts[b]; i < s.starts[b+1]; i++ {
+		if s.base[i].h == h {
+			return int(i), true
+		}
+	}
+	return 0, false
 }
 
 // get returns the size of content h, and whether it is served.
@@ -156,6 +200,7 @@ func (s *servedSet) maybeCompact() {
 	}
 	out = append(out, s.base[i:]...)
 	s.base, s.over = out, nil
+	s.index()
 }
 
 // servedRefs counts the files of a source's newest generation per content,
@@ -249,5 +294,6 @@ func servedOf(x index.Index) (*servedSet, *servedRefs) {
 		s.base = slices.Clone(s.base) // many files share content: give back the rest
 	}
 	s.n = len(s.base)
+	s.index()
 	return s, refs
 }

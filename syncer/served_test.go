@@ -89,7 +89,8 @@ func TestServedOf(t *testing.T) {
 }
 
 // TestServedSetMemory: the served set of a 100,000-file generation takes
-// at most 50 bytes a content (40 measured: the 40-byte entries; the
+// at most 50 bytes a content (41 measured: the 40-byte entries and the
+// starts table; the
 // margin is for what other goroutines of the test binary allocate
 // meanwhile), where a map[index.Hash]int64 took 63.
 func TestServedSetMemory(t *testing.T) {
