@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"iter"
 	"slices"
@@ -50,7 +51,16 @@ func newServedSet(m map[index.Hash]int64) *servedSet {
 	return s
 }
 
-func cmpServed(a, b servedEntry) int { return bytes.Compare(a.h[:], b.h[:]) }
+// cmpServed orders entries by hash: by its first 8 bytes as a number
+// first (a call of bytes.Compare for each took 0.19 s of the source's CPU
+// profile of a 100k initial sync, sorting the offers' changes).
+func cmpServed(a, b servedEntry) int {
+	x, y := binary.BigEndian.Uint64(a.h[:8]), binary.BigEndian.Uint64(b.h[:8])
+	if x != y {
+		return cmp.Compare(x, y)
+	}
+	return bytes.Compare(a.h[8:], b.h[8:])
+}
 
 // index builds starts over base: about four hashes a start.
 func (s *servedSet) index() {

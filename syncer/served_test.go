@@ -135,3 +135,19 @@ func BenchmarkServedGet(b *testing.B) {
 		i += 7919
 	}
 }
+
+// BenchmarkServedOffers serves 100,000 contents one by one, as a
+// source's offers do before its first generation (the changes folded into
+// the array as they grow).
+func BenchmarkServedOffers(b *testing.B) {
+	hs := make([]index.Hash, 100000)
+	for i := range hs {
+		hs[i] = index.Sum(fmt.Append(nil, i))
+	}
+	for b.Loop() {
+		s := &servedSet{}
+		for i, h := range hs {
+			s.set(h, int64(i))
+		}
+	}
+}
