@@ -57,7 +57,7 @@ func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 		if old, ok := prev(p); ok && old.Kind == index.KindFile {
 			j.servedRefs.remove(j.serving, old.Hash)
 			j.servedPrev[old.Hash] = old.Size
-			j.serving[old.Hash] = old.Size
+			j.serving.set(old.Hash, old.Size)
 		}
 		if it, ok := cur[p]; ok && it.Kind == index.KindFile {
 			j.servedRefs.add(j.serving, it.Hash, it.Size)

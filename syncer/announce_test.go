@@ -40,8 +40,8 @@ func TestOfferChange(t *testing.T) {
 		j.offerChange(next, IndexLookup(cur), diff)
 		ref := &job{}
 		ref.offer(next, cur)
-		if !maps.Equal(j.serving, ref.serving) {
-			t.Fatalf("step %d: serving %d hashes, offering both generations serves %d", step, len(j.serving), len(ref.serving))
+		if !maps.Equal(maps.Collect(j.serving.all()), maps.Collect(ref.serving.all())) {
+			t.Fatalf("step %d: serving %d hashes, offering both generations serves %d", step, j.serving.len(), ref.serving.len())
 		}
 		files := map[index.Hash]int{}
 		for _, it := range next {
@@ -49,7 +49,7 @@ func TestOfferChange(t *testing.T) {
 				files[it.Hash]++
 			}
 		}
-		for h := range j.serving {
+		for h := range j.serving.all() {
 			if got := j.servedRefs.count(j.serving, h); got != files[h] {
 				t.Fatalf("step %d: %d files counted of content %x, the generation has %d", step, got, h[:4], files[h])
 			}
@@ -74,9 +74,9 @@ func TestServedRefsCompact(t *testing.T) {
 	}
 	j := &job{}
 	j.offer(cur, nil)
-	if len(j.serving) != 1001 || len(j.servedRefs.dup) != 1 || len(j.servedRefs.notCur) != 0 {
+	if j.serving.len() != 1001 || len(j.servedRefs.dup) != 1 || len(j.servedRefs.notCur) != 0 {
 		t.Fatalf("serving %d, counts kept for %d contents, %d not of the newest; want 1001, 1, 0",
-			len(j.serving), len(j.servedRefs.dup), len(j.servedRefs.notCur))
+			j.serving.len(), len(j.servedRefs.dup), len(j.servedRefs.notCur))
 	}
 	if n := j.servedRefs.count(j.serving, cur["d/same3"].Hash); n != 10 {
 		t.Fatalf("count of the shared content: %d, want 10", n)

@@ -190,7 +190,7 @@ type job struct {
 
 	mu      sync.Mutex
 	status  JobStatus
-	serving map[index.Hash]int64
+	serving *servedSet // the content it serves (see offer)
 	// servedRefs counts the files of the newest generation per content
 	// and servedPrev is the content only the one before has: what
 	// offerChange needs to update serving by a generation's changes.
@@ -228,7 +228,7 @@ func (a *Agent) newJob(c config.Job) (*job, error) {
 	j := &job{
 		a: a, cfg: c, log: a.log.With("job", c.Name), isSource: c.Source == a.node, filter: f, templates: ts,
 		inbox: make(chan event, 1024), done: make(chan struct{}), targets: map[string]*targetState{},
-		bad: map[string]string{}, serving: map[index.Hash]int64{},
+		bad: map[string]string{}, serving: &servedSet{},
 	}
 	if j.window, err = newWindowGate(c); err != nil {
 		return nil, err
@@ -384,13 +384,22 @@ const saveEvery = 30 * time.Second
 // onTick is the job loop's work once a second: after a large generation
 // its scan state is saved at once, in the background (not up to 30 s
 // later on the loop, when the first edits after an initial sync waited
-// behind the write of every path's state), and its memory handed back; unreadable entries are retried, a
-// source repeats its announcements, and a changed state is saved every
-// saveEvery.
+// behind the write of every path's state), and its memory handed back; a
+// target lets go of its spare index once idle (and hands that memory
+// back); unreadable entries are retried, a source repeats its
+// announcements, and a changed state is saved every saveEvery.
 func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
+		if j.scanSave != nil {
+			j.scanSave.release = true // once it is written
+		} else {
+			j.releaseMemory()
+		}
+	}
+	if j.dropIdleSpare(time.Now()) {
+		j.log.Debug("let go of the spare copy of the newest index", "idle", spareIdle)
 		if j.scanSave != nil {
 			j.scanSave.release = true // once it is written
 		} else {
@@ -805,20 +814,14 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 // the usual delta base). Older content stays in the store for rollback but
 // is no longer served; a target asking for it gets the newest announcement.
 func (j *job) offer(cur, prev index.Index) {
-	serving := make(map[index.Hash]int64, len(cur))
-	refs := newServedRefs()
-	for _, it := range cur {
-		if it.Kind == index.KindFile {
-			refs.add(serving, it.Hash, it.Size)
-		}
-	}
+	serving, refs := servedOf(cur)
 	served := map[index.Hash]int64{}
 	for _, it := range prev {
 		if it.Kind != index.KindFile {
 			continue
 		}
 		if refs.count(serving, it.Hash) == 0 { // not in cur
-			serving[it.Hash] = it.Size
+			serving.set(it.Hash, it.Size)
 			refs.notCur[it.Hash] = struct{}{}
 			served[it.Hash] = it.Size
 		}

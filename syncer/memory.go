@@ -15,12 +15,24 @@ import (
 // in its RSS, for minutes.
 const largeGeneration = 10000
 
-// releaseMemory lets go of the store's pooled codecs, runs a garbage
-// collection and returns freed memory to the system. It costs one
-// collection; it runs after a large generation only.
+// releaseMemory lets go of the codecs' state (see releaseCodecs), runs a
+// garbage collection and returns freed memory to the system. It costs
+// one collection; it runs after a large generation, and when a target
+// lets go of its spare index.
 func (j *job) releaseMemory() {
-	j.a.store.ReleaseCodecs()
+	j.a.releaseCodecs()
 	freeHeap()
+}
+
+// releaseCodecs lets go of the store's pooled codecs and of the wire
+// codec's encoder state (its history and block buffers grown by large
+// announcements, ~1.4 MiB beside the 1.35 MiB of match tables the next
+// compressed frame makes again: a State every publishMax while idle).
+func (a *Agent) releaseCodecs() {
+	a.store.ReleaseCodecs()
+	if a.mon != nil {
+		a.mon.Codec().Release()
+	}
 }
 
 // freeHeap collects twice and returns the free memory to the system.
@@ -68,7 +80,7 @@ func (a *Agent) releaseMappedLoop(ctx context.Context) {
 			a.log.Debug("cannot release the store's mapped pages", "err", err)
 		}
 		if idle.note(readHeapSample()) {
-			a.store.ReleaseCodecs()
+			a.releaseCodecs()
 			freeHeap()
 			a.log.Debug("returned the memory of a busy spell to the system")
 		}
@@ -119,11 +131,16 @@ func readHeapSample() heapSample {
 // work that followed it). The agent hands it back, with one
 // collection (debug.FreeOSMemory), when it has been quiet for
 // quietSamples samples in a row after a busy spell: releaseSlack more heap
-// held than used, or busySpellBytes allocated since the last release.
+// held than used, or busySpellBytes allocated since the last release, and
+// at least quietAllocBytes allocated since it (a heap whose spans hold
+// releaseSlack of fragments is not collected again and again). The slack
+// was 16 MiB: a few one-line edits of a 100,000-file job left 4-5 MiB
+// more held than live in the idle source, below it, and the collector's
+// own scavenger keeps up to the next heap goal (twice the live heap).
 const (
 	quietAllocBytes = 1 << 20  // at most this much allocated between two samples counts as quiet
 	quietSamples    = 2        // samples in a row that must be quiet (4 s)
-	releaseSlack    = 16 << 20 // held beyond the live heap worth one collection
+	releaseSlack    = 4 << 20  // held beyond the live heap worth one collection
 	busySpellBytes  = 64 << 20 // allocated since the last release worth one
 )
 
@@ -146,7 +163,8 @@ func (r *idleRelease) note(s heapSample) bool {
 		return false
 	}
 	r.quiet++
-	busy := s.held >= s.live+releaseSlack || s.allocs-r.released >= busySpellBytes
+	since := s.allocs - r.released
+	busy := since >= quietAllocBytes && (s.held >= s.live+releaseSlack || since >= busySpellBytes)
 	if r.quiet < quietSamples || !busy {
 		return false
 	}

@@ -8,7 +8,8 @@ import (
 
 // TestIdleRelease: the heap is handed back after quietSamples quiet
 // samples in a row with releaseSlack or more held beyond the live heap,
-// once, and not while the agent allocates.
+// once, and not while the agent allocates, nor again before it allocated
+// quietAllocBytes.
 func TestIdleRelease(t *testing.T) {
 	const mib = 1 << 20
 	busy := func(allocs uint64) heapSample { return heapSample{allocs: allocs, held: 200 * mib, live: 50 * mib} }
@@ -21,7 +22,7 @@ func TestIdleRelease(t *testing.T) {
 		{"quiet after busy", []heapSample{busy(0), busy(100 * mib), busy(100*mib + 1000), busy(100*mib + 2000)}, []bool{false, false, false, true}},
 		{"one quiet sample is not enough", []heapSample{busy(0), busy(100 * mib), busy(100 * mib), busy(200 * mib), busy(200 * mib)}, []bool{false, false, false, false, false}},
 		{"little held beyond the live heap", []heapSample{
-			{allocs: 0, held: 60 * mib, live: 50 * mib}, {allocs: 10, held: 60 * mib, live: 50 * mib}, {allocs: 20, held: 60 * mib, live: 50 * mib},
+			{allocs: 0, held: 53 * mib, live: 50 * mib}, {allocs: 10, held: 53 * mib, live: 50 * mib}, {allocs: 20, held: 53 * mib, live: 50 * mib},
 		}, []bool{false, false, false}},
 		{"released once, not again while quiet", []heapSample{
 			busy(0), busy(0), busy(0),
@@ -33,11 +34,19 @@ func TestIdleRelease(t *testing.T) {
 			{allocs: 100 * mib, held: 52 * mib, live: 50 * mib}, {allocs: 100 * mib, held: 52 * mib, live: 50 * mib},
 		}, []bool{false, false, false, true, false, false}},
 		{"quiet again after a second busy spell", []heapSample{busy(0), busy(0), busy(0), busy(100 * mib), busy(100 * mib), busy(100 * mib)}, []bool{false, false, true, false, false, true}},
+		{"a few edits after an initial sync: 5 MiB held beyond the live heap", []heapSample{
+			{allocs: 0, held: 45 * mib, live: 45 * mib}, {allocs: 3 * mib, held: 50 * mib, live: 45 * mib},
+			{allocs: 3 * mib, held: 50 * mib, live: 45 * mib}, {allocs: 3 * mib, held: 50 * mib, live: 45 * mib},
+		}, []bool{false, false, false, true}},
+		{"fragments held beyond the live heap after a release, nothing allocated since", []heapSample{
+			busy(0), busy(0), busy(0), busy(0), busy(0), busy(0), busy(0), busy(512 << 10), busy(512 << 10), busy(512 << 10),
+		}, []bool{false, false, true, false, false, false, false, false, false, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var r idleRelease
 			for i, s := range tt.samples {
+				s.allocs += 10 * mib // what the agent allocated before its first sample
 				if got := r.note(s); got != tt.want[i] {
 					t.Fatalf("sample %d: release %v, want %v", i, got, tt.want[i])
 				}

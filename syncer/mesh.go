@@ -796,8 +796,9 @@ func (j *job) offerMesh() {
 			}
 		}
 	}
+	set := newServedSet(serving)
 	j.mu.Lock()
-	j.serving = serving
+	j.serving = set
 	j.mu.Unlock()
 }
 

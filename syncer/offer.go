@@ -110,7 +110,7 @@ func (o *offerer) flushLocked() {
 	j := o.j
 	j.mu.Lock()
 	for _, it := range o.batch {
-		j.serving[wire.HashOf(it.Hash)] = it.Size
+		j.serving.set(wire.HashOf(it.Hash), it.Size)
 	}
 	j.mu.Unlock()
 	m := &wire.Offer{Job: j.cfg.Name, Items: o.batch}

@@ -87,7 +87,7 @@ func (p *pgJob) loadGen(ctx context.Context, n uint64, it index.Item) (*pgGen, e
 func (p *pgJob) offer(g *pgGen) {
 	p.j.mu.Lock()
 	defer p.j.mu.Unlock()
-	p.j.serving[g.hash] = g.size
+	p.j.serving.set(g.hash, g.size)
 }
 
 // record stores cs and records it as a new good generation.

@@ -466,8 +466,9 @@ func (j *job) offerRelayed(m wire.Message) {
 			serving[h] = n
 		}
 	}
+	set := newServedSet(serving)
 	j.mu.Lock()
-	j.serving = serving
+	j.serving = set
 	j.mu.Unlock()
 }
 

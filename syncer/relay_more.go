@@ -31,7 +31,7 @@ func (j *job) relayFetchMore(ctx context.Context, peer string, more [][]byte) er
 	for _, b := range more {
 		h := wire.HashOf(b)
 		j.mu.Lock()
-		size, ok := j.serving[h]
+		size, ok := j.serving.get(h)
 		j.mu.Unlock()
 		if !ok || j.a.store.Has(h) {
 			continue // serveMore refuses what is not offered

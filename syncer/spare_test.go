@@ -3,8 +3,10 @@ package syncer
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
@@ -78,5 +80,75 @@ func TestSpareIndex(t *testing.T) {
 	}
 	if clones != 0 {
 		t.Errorf("%d announcements copied the index", clones)
+	}
+}
+
+// TestSpareDroppedWhenIdle: a target lets go of its spare index once no
+// announcement used it for spareIdle (not while one uses it, not
+// earlier), the memory goes with it (nothing else of the job holds the
+// copy, the digest cache included), and the next announcement gets a
+// fresh copy of the newest index, separate from it.
+func TestSpareDroppedWhenIdle(t *testing.T) {
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	x := idx(dir("d", 0o755, 1))
+	for i := range 50000 {
+		it := file(fmt.Sprintf("d/f%05d", i), fmt.Sprint(i), 0o644, 1)
+		x[it.Path] = it
+	}
+	j := &job{latest: &store.Generation{Number: 1, Index: x}}
+	j.digests.of(x)
+	h0 := heap()
+	j.takeSpare(nil)
+	j.settleSpare()
+	spare := j.spare.x
+	h1 := heap()
+	if spare == nil || sameMap(spare, x) || !sameItems(spare, x) || h1-h0 < 4<<20 {
+		t.Fatalf("no separate spare made (%d bytes)", h1-h0)
+	}
+	used := j.spare.used
+	if j.dropIdleSpare(used.Add(spareIdle - time.Millisecond)) {
+		t.Fatal("the spare was dropped before spareIdle")
+	}
+	want := j.takeSpare([]string{"d/f00001"})
+	if j.dropIdleSpare(used.Add(time.Hour)) || !sameMap(j.spare.x, want) {
+		t.Fatal("the spare was dropped while an announcement used it")
+	}
+	j.settleSpare()
+	spare = nil
+	want = nil
+	if !j.dropIdleSpare(j.spare.used.Add(spareIdle)) || j.spare.x != nil || j.spare.of != nil {
+		t.Fatal("the spare is kept after spareIdle without announcements")
+	}
+	for i, y := range j.digests.x {
+		if y != nil && !sameMap(y, x) {
+			t.Fatalf("the digest cache holds index %d of %d items beside the newest", i, len(y))
+		}
+	}
+	h2 := heap()
+	if freed := h1 - h2; freed < (h1-h0)/2 {
+		t.Fatalf("dropping the spare freed %d bytes of the %d its copy took", freed, h1-h0)
+	}
+	runtime.KeepAlive(j)
+
+	// the next announcement copies the newest index again
+	it := file("d/new", "n", 0o644, 2)
+	want = j.takeSpare([]string{it.Path})
+	if sameMap(want, x) || !sameItems(want, x) {
+		t.Fatal("the spare taken after a drop is not a separate copy of the newest index")
+	}
+	want[it.Path] = it
+	if _, ok := x[it.Path]; ok {
+		t.Fatal("changing the new spare changed the newest index")
+	}
+	j.digests.derive(x, want, []string{it.Path})
+	j.latest = &store.Generation{Number: 2, Index: want}
+	j.settleSpare()
+	if !sameItems(j.spare.x, want) || sameMap(j.spare.x, want) || j.digests.of(j.spare.x) != index.DigestOf(want) {
+		t.Fatal("the spare is not a copy of the newest index after the announcement")
 	}
 }

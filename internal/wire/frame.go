@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -34,13 +35,14 @@ var (
 // Codec encodes and decodes frames. It holds the zstd state and is safe for
 // concurrent use.
 type Codec struct {
-	enc      *zstd.Encoder
+	mu       sync.Mutex
+	enc      *zstd.Encoder         // nil after Release, until a frame is compressed
 	pools    map[Type]*decoderPool // streaming decoders by message type
 	maxItems int                   // bound of an announcement's lists while it is decoded (MaxItems)
 }
 
-// NewCodec returns a Codec.
-func NewCodec() (*Codec, error) {
+// newEncoder returns the encoder of a Codec.
+func newEncoder() (*zstd.Encoder, error) {
 	// WithLowerEncoderMem: a history of the window and one block (1.1
 	// MiB), not two windows, and block buffers grown as needed: the codec
 	// keeps 3.3 MiB after encoding an announcement part, not 4.4 MiB
@@ -48,6 +50,15 @@ func NewCodec() (*Codec, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(MaxWindow), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, fmt.Errorf("wire: zstd encoder: %w", err)
+	}
+	return enc, nil
+}
+
+// NewCodec returns a Codec.
+func NewCodec() (*Codec, error) {
+	enc, err := newEncoder()
+	if err != nil {
+		return nil, err
 	}
 	byWindow := map[int]*decoderPool{}
 	pools := map[Type]*decoderPool{}
@@ -63,7 +74,36 @@ func NewCodec() (*Codec, error) {
 
 // Close releases the codec's resources.
 func (c *Codec) Close() {
-	c.enc.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enc != nil {
+		c.enc.Close()
+	}
+}
+
+// Release lets go of the encoder's state: its match tables and history
+// (1.4-3.3 MiB once it compressed an announcement), which it keeps for
+// the codec's life otherwise. The next frame to compress makes a new
+// encoder (a few hundred microseconds). An idle agent calls it: the
+// frames it sends while idle (pings, pongs) are too small to compress.
+func (c *Codec) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.enc = nil // EncodeAll holds no goroutine or writer: nothing to close
+}
+
+// encoder returns the codec's encoder, made again after a Release.
+func (c *Codec) encoder() (*zstd.Encoder, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.enc == nil {
+		enc, err := newEncoder()
+		if err != nil {
+			return nil, err
+		}
+		c.enc = enc
+	}
+	return c.enc, nil
 }
 
 // Encode returns the frame for m.
@@ -74,7 +114,11 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 	}
 	var flags byte
 	if len(payload) > CompressAbove {
-		if z := c.enc.EncodeAll(payload, make([]byte, 0, len(payload)/2)); len(z) < len(payload) {
+		enc, err := c.encoder()
+		if err != nil {
+			return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
+		}
+		if z := enc.EncodeAll(payload, make([]byte, 0, len(payload)/2)); len(z) < len(payload) {
 			payload = z
 			flags |= flagZstd
 		}
