@@ -241,7 +241,10 @@ func TestMeshSitesRelayHandsOnFirst(t *testing.T) {
 	}
 	ja.a.store.Pin(h)
 	ja.mu.Lock()
-	ja.serving[h] = n
+	if ja.serving == nil {
+		ja.serving = &servedSet{}
+	}
+	ja.serving.set(h, n)
 	ja.mu.Unlock()
 	it := wire.Item{Path: "sounds/first.gsm", Kind: uint8(index.KindFile), Size: n, Mode: 0o644, MTime: time.Now().UnixNano(), Hash: h[:],
 		Version: index.Vector{{Node: s.a.id.ID.String(), Value: 1}}}
