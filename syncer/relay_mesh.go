@@ -237,7 +237,9 @@ func (j *job) meshRelayOnward(author string, env *wire.Relay, m *wire.Announce) 
 
 // meshHanded is what a mesh relay handed on to its site that its own
 // index did not hold then: per author, the content of the author's last
-// index it handed on (all its parts) that this relay may lack. A member
+// two indexes it handed on (all their parts) that this relay may lack (a
+// member may still fetch what the one before the last named when the
+// last arrives). A member
 // behind the relay asks the relay for it as soon as it has the index,
 // maybe before the relay took that index itself or when it never does
 // (the index was not addressed to it, its take failed): the relay then
@@ -246,7 +248,7 @@ func (j *job) meshRelayOnward(author string, env *wire.Relay, m *wire.Announce) 
 // goroutines that serve content.
 type meshHanded struct {
 	mu sync.Mutex
-	by map[string]handedIndex // author → its last index handed on
+	by map[string][2]handedIndex // author → its last index handed on, and the one before
 }
 
 // handedIndex is the content of an author's index that a relay handed on
@@ -258,7 +260,8 @@ type handedIndex struct {
 
 // handOn notes the content of m, author's index (or a part of it), that
 // own, this node's mesh index, does not hold: a part of the index handed
-// on last adds to it, a newer index replaces it.
+// on last adds to it; a newer index becomes the last, the last the one
+// before (the older one is forgotten).
 func (h *meshHanded) handOn(author string, m *wire.Announce, own func(path string) (index.Item, bool)) {
 	content := map[index.Hash]int64{}
 	for _, it := range m.Items {
@@ -273,17 +276,17 @@ func (h *meshHanded) handOn(author string, m *wire.Announce, own func(path strin
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	last, ok := h.by[author]
+	two, ok := h.by[author]
 	switch {
-	case ok && last.time == m.Time:
-		maps.Copy(last.content, content)
-	case len(content) == 0:
+	case ok && two[0].time == m.Time:
+		maps.Copy(two[0].content, content)
+	case len(content) == 0 && len(two[0].content) == 0:
 		delete(h.by, author)
 	default:
 		if h.by == nil {
-			h.by = map[string]handedIndex{}
+			h.by = map[string][2]handedIndex{}
 		}
-		h.by[author] = handedIndex{time: m.Time, content: content}
+		h.by[author] = [2]handedIndex{{time: m.Time, content: content}, two[0]}
 	}
 }
 
@@ -292,9 +295,11 @@ func (h *meshHanded) handOn(author string, m *wire.Announce, own func(path strin
 func (h *meshHanded) lookup(hash index.Hash) (author string, size int64, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for a, x := range h.by {
-		if n, ok := x.content[hash]; ok {
-			return a, n, true
+	for a, two := range h.by {
+		for _, x := range two {
+			if n, ok := x.content[hash]; ok {
+				return a, n, true
+			}
 		}
 	}
 	return "", 0, false
