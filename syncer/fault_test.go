@@ -696,9 +696,11 @@ func TestFaultFileDirectorySwaps(t *testing.T) {
 	b.write("df/.inner.conf.swp", "vim\n", 0o600)
 	check = faultCheck(t, g, a, b)
 	swap("df", false)
-	eventually(t, waitLimit, "b fails its apply", func() error {
-		if b.countLines("apply failed; rolling back") == 0 {
-			return errors.New("no failed apply yet")
+	eventually(t, waitLimit, "b fails its apply and rolls back", func() error {
+		// the generation is marked bad once the tree is restored (the
+		// failure itself is logged before the rollback)
+		if !b.logHas("generation state", "state=bad", "apply failed") {
+			return errors.New("no failed apply rolled back yet")
 		}
 		return nil
 	})
