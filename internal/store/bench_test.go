@@ -209,23 +209,7 @@ func BenchmarkFirstGenerationAsSource(b *testing.B) {
 	var peak uint64
 	for b.Loop() {
 		b.StopTimer()
-		s := newTestStore(b)
-		x := index.Index{}
-		changed := make([]string, 0, 100000)
-		for i := range 100000 {
-			if i == 97000 {
-				if err := s.Sync(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
-			h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
-			if err != nil {
-				b.Fatal(err)
-			}
-			x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
-			changed = append(changed, p)
-		}
+		s, x, changed := scannedAsSource(ctx, b)
 		runtime.GC()
 		stop := sampleHeap(&peak)
 		b.StartTimer()
@@ -237,6 +221,31 @@ func BenchmarkFirstGenerationAsSource(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// scannedAsSource returns a new store as a source's first scan of
+// 100,000 small files leaves it, with the scan's index and changed list:
+// the last 3,000 blobs still pending (put after the last flush).
+func scannedAsSource(ctx context.Context, b *testing.B) (*Store, index.Index, []string) {
+	b.Helper()
+	s := newTestStore(b)
+	x := index.Index{}
+	changed := make([]string, 0, 100000)
+	for i := range 100000 {
+		if i == 97000 {
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
+		h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+		changed = append(changed, p)
+	}
+	return s, x, changed
 }
 
 // sampleHeap raises *peak to the heap in use every 2 ms until the

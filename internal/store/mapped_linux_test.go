@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -177,23 +176,7 @@ func BenchmarkFirstGenerationMapped(b *testing.B) {
 	var peak int64
 	for b.Loop() {
 		b.StopTimer()
-		s := newTestStore(b)
-		x := index.Index{}
-		changed := make([]string, 0, 100000)
-		for i := range 100000 {
-			if i == 97000 {
-				if err := s.Sync(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
-			h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
-			if err != nil {
-				b.Fatal(err)
-			}
-			x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
-			changed = append(changed, p)
-		}
+		s, x, changed := scannedAsSource(ctx, b)
 		if err := s.ReleaseMapped(); err != nil {
 			b.Fatal(err)
 		}
