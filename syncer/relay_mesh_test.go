@@ -117,6 +117,23 @@ func (ms *meshSites) oneCopy(t *testing.T, what string, before map[string]uint64
 	}
 }
 
+// throughC checks that a change of a's of size bytes crossed to dc2 once
+// since before, on the link between a and dc2's relay c, and that none
+// of members fetched it past c.
+func (ms *meshSites) throughC(t *testing.T, what string, before map[string]uint64, size uint64, members ...*tnode) {
+	t.Helper()
+	for _, n := range members {
+		if n.logHas("cannot fetch a member's version from this site's relay") {
+			t.Errorf("%s fetched past its relay", n.name)
+		}
+	}
+	ms.oneCopy(t, what, before, size)
+	now, _ := ms.toDC2()
+	if toC := now["a>c"] + now["c<a"] - before["a>c"] - before["c<a"]; toC < size {
+		t.Errorf("%s: %d bytes crossed between a and the relay c: the copy did not go through c", what, toC)
+	}
+}
+
 // connected waits until n is connected to every other of nodes.
 func connected(t *testing.T, n *tnode, nodes ...*tnode) {
 	t.Helper()
@@ -262,14 +279,7 @@ func TestMeshSitesRelayHandsOnFirst(t *testing.T) {
 		}
 		return nil
 	})
-	if s.d.logHas("cannot fetch a member's version from this site's relay") {
-		t.Error("d fetched past its relay")
-	}
-	s.oneCopy(t, "a version handed on before the relay held it", before, size)
-	now, _ := s.toDC2()
-	if toC := now["a>c"] + now["c<a"] - before["a>c"] - before["c<a"]; toC < size {
-		t.Errorf("%d bytes crossed between a and the relay c: the copy did not go through c", toC)
-	}
+	s.throughC(t, "a version handed on before the relay held it", before, size, s.d)
 }
 
 // TestMeshSitesRelayFiltered: dc2's relay c excludes what a changes (its
@@ -288,16 +298,7 @@ func TestMeshSitesRelayFiltered(t *testing.T) {
 	if _, err := os.Stat(s.c.path("sounds/welcome.gsm")); err == nil {
 		t.Error("c took a file its filters exclude")
 	}
-	for _, n := range []*tnode{s.d, s.e} {
-		if n.logHas("cannot fetch a member's version from this site's relay") {
-			t.Errorf("%s fetched past its relay", n.name)
-		}
-	}
-	s.oneCopy(t, "a change dc2's relay excludes", before, size)
-	now, _ := s.toDC2()
-	if toC := now["a>c"] + now["c<a"] - before["a>c"] - before["c<a"]; toC < size {
-		t.Errorf("%d bytes crossed between a and the relay c: the copy did not go through c", toC)
-	}
+	s.throughC(t, "a change dc2's relay excludes", before, size, s.d, s.e)
 }
 
 // TestMeshSitesRelayForgery: a relay cannot forge a member's index: one
