@@ -58,7 +58,24 @@ func newGuardFixture(t *testing.T) *guardFixture {
 	return &guardFixture{a: a, ops: Plan(have, wantIx), old: old, want: want}
 }
 
-// tree returns what root holds (path → content, "/" a directory).
+// treeHolds fails t unless root holds exactly want (path → content, "/"
+// a directory); when names the moment in the errors.
+func treeHolds(t *testing.T, root string, want map[string]string, when string) {
+	t.Helper()
+	got := guardTree(t, root)
+	for p, c := range want {
+		if got[p] != c {
+			t.Errorf("%s holds %q%s, want %q", p, got[p], when, c)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s is there (%q)%s, want none", p, got[p], when)
+		}
+	}
+}
+
+// guardTree returns what root holds (path → content, "/" a directory).
 func guardTree(t *testing.T, root string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
@@ -197,17 +214,7 @@ func TestGuardedRenamesKeepAnEditAtEachRename(t *testing.T) {
 			if ed.how != "none" && renamed == 0 {
 				t.Fatal("the hook never ran")
 			}
-			got := guardTree(t, a.Root)
-			for p, c := range want {
-				if got[p] != c {
-					t.Errorf("%s holds %q, want %q", p, got[p], c)
-				}
-			}
-			for p := range got {
-				if _, ok := want[p]; !ok {
-					t.Errorf("%s is there (%q), want none", p, got[p])
-				}
-			}
+			treeHolds(t, a.Root, want, "")
 			f.checkClean(t)
 		})
 	}
@@ -275,19 +282,8 @@ func TestRecoverOfAGuardedApply(t *testing.T) {
 	if _, err := a.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	got := guardTree(t, a.Root)
-	want := map[string]string{"a.conf": "a new\n", "b.conf": "b new\n", "c.conf": "c new\n",
-		"f.conf": "f edit\n", "g.conf": "g edit\n", "h.conf": "h edit\n", "i.conf": "i local\n", "k.conf": "k edit\n"}
-	for p, c := range want {
-		if got[p] != c {
-			t.Errorf("%s holds %q after Recover, want %q", p, got[p], c)
-		}
-	}
-	for p := range got {
-		if _, ok := want[p]; !ok {
-			t.Errorf("%s is there (%q) after Recover", p, got[p])
-		}
-	}
+	treeHolds(t, a.Root, map[string]string{"a.conf": "a new\n", "b.conf": "b new\n", "c.conf": "c new\n",
+		"f.conf": "f edit\n", "g.conf": "g edit\n", "h.conf": "h edit\n", "i.conf": "i local\n", "k.conf": "k edit\n"}, " after Recover")
 	if ents, _ := os.ReadDir(a.Staging); len(ents) != 0 {
 		t.Errorf("staging directory holds %d files after Recover", len(ents))
 	}
