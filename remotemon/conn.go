@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,11 @@ type conn struct {
 	peer     string
 	outbound bool
 	ctrl     *quic.Stream
+	// run tells the runs of the peer's agent apart: the serial number of
+	// the certificate it presented (identity.RunCertificate). A
+	// connection of a new run means the connections of the earlier one
+	// are dead, whether or not this node has noticed yet.
+	run string
 
 	wmu      sync.Mutex
 	q        *sendQueue // frames for ctrl, written by writeLoop
@@ -100,7 +106,7 @@ func (m *Monitor) dialOnce(ctx context.Context, p Peer) error {
 		qc.CloseWithError(1, "no control stream")
 		return fmt.Errorf("open control stream to %s: %w", p.Address, err)
 	}
-	c := &conn{qc: qc, peer: p.Name, outbound: true, ctrl: ctrl, lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
+	c := &conn{qc: qc, peer: p.Name, outbound: true, ctrl: ctrl, run: peerRun(qc), lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
 	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
 		qc.CloseWithError(1, "hello failed")
 		return fmt.Errorf("hello to %s: %w", p.Address, err)
@@ -167,7 +173,7 @@ func (m *Monitor) serveInbound(ctx context.Context, qc *quic.Conn) {
 	if hello.Node != p.Name {
 		m.log.Warn("peer calls itself by another name; using the configured name", "peer", p.Name, "says", hello.Node)
 	}
-	c := &conn{qc: qc, peer: p.Name, ctrl: ctrl, lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
+	c := &conn{qc: qc, peer: p.Name, ctrl: ctrl, run: peerRun(qc), lastRecv: time.Now(), q: newSendQueue(m.opts.MaxQueue)}
 	if err := c.send(m.codec, &wire.Hello{Node: m.opts.Node, Agent: m.opts.Agent}); err != nil {
 		qc.CloseWithError(1, "hello failed")
 		return
@@ -346,12 +352,39 @@ func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
 	}
 }
 
+// peerRun is the run of the peer's agent that qc talks to: the serial
+// number of the certificate it presented ("" when there is none, which
+// the handshake does not let through).
+func peerRun(qc *quic.Conn) string {
+	certs := qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return ""
+	}
+	return certs[0].SerialNumber.Text(16)
+}
+
+// register adds c to its peer's connections; false when the peer is no
+// longer configured. A connection from a new run of the peer's agent (it
+// restarted) ends the earlier run's connections at once: the handler
+// hears the peer go down and come up, as it would had this node seen
+// the old connections end first, and tells the restarted peer what it
+// must know (a restart that beat its own close to this node otherwise
+// looks like a second connection of a peer that never left).
 func (m *Monitor) register(c *conn) bool {
 	m.mu.Lock()
 	ps, ok := m.peers[c.peer]
 	if !ok {
 		m.mu.Unlock()
 		return false
+	}
+	var stale []*conn
+	for _, x := range ps.conns {
+		if x.run != c.run {
+			stale = append(stale, x)
+		}
+	}
+	for _, x := range stale {
+		m.dropLocked(ps, x)
 	}
 	ps.conns = append(ps.conns, c)
 	if len(ps.conns) > maxConnsPerPeer {
@@ -366,6 +399,15 @@ func (m *Monitor) register(c *conn) bool {
 	ps.lastErr = ""
 	ps.loggedErr = ""
 	m.mu.Unlock()
+	for _, x := range stale {
+		go x.qc.CloseWithError(0, "peer restarted")
+	}
+	if len(stale) > 0 {
+		m.log.Info("peer down", "peer", c.peer, "reason", "it restarted")
+		m.eventMu.Lock()
+		m.handler.PeerChanged(c.peer, false)
+		m.eventMu.Unlock()
+	}
 	if first {
 		m.log.Info("peer up", "peer", c.peer)
 		m.eventMu.Lock()
@@ -375,23 +417,28 @@ func (m *Monitor) register(c *conn) bool {
 	return true
 }
 
+// dropLocked removes c from ps's connections and counts its traffic
+// into the peer's closed totals; false when c was not among them.
+func (m *Monitor) dropLocked(ps *peerState, c *conn) bool {
+	i := slices.Index(ps.conns, c)
+	if i < 0 {
+		return false
+	}
+	ps.conns = slices.Delete(slices.Clone(ps.conns), i, i+1)
+	cs := c.qc.ConnectionStats()
+	ps.closedSent += cs.BytesSent
+	ps.closedRecv += cs.BytesReceived
+	return true
+}
+
 func (m *Monitor) unregister(c *conn) {
 	m.mu.Lock()
 	ps, ok := m.peers[c.peer]
 	last := false
-	if ok {
-		for i, x := range ps.conns {
-			if x == c {
-				ps.conns = append(ps.conns[:i:i], ps.conns[i+1:]...)
-				cs := c.qc.ConnectionStats()
-				ps.closedSent += cs.BytesSent
-				ps.closedRecv += cs.BytesReceived
-				last = len(ps.conns) == 0
-				if last {
-					ps.downSince = time.Now()
-				}
-				break
-			}
+	if ok && m.dropLocked(ps, c) {
+		last = len(ps.conns) == 0
+		if last {
+			ps.downSince = time.Now()
 		}
 	}
 	m.mu.Unlock()

@@ -2,6 +2,7 @@ package remotemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,8 +80,11 @@ var ErrNotConnected = errors.New("peer not connected")
 
 // Monitor owns the QUIC endpoint and the state of every peer.
 type Monitor struct {
-	opts    Options
-	ident   *identity.Identity
+	opts  Options
+	ident *identity.Identity
+	// cert is what this run presents: the node's key in a certificate
+	// made at New, so that peers see a restart (identity.RunCertificate)
+	cert    tls.Certificate
 	log     *slog.Logger
 	codec   *wire.Codec
 	handler Handler
@@ -136,6 +140,10 @@ func New(opts Options) (*Monitor, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	cert, err := opts.Identity.RunCertificate()
+	if err != nil {
+		return nil, err
+	}
 	codec, err := wire.NewCodec()
 	if err != nil {
 		return nil, err
@@ -148,6 +156,7 @@ func New(opts Options) (*Monitor, error) {
 	m := &Monitor{
 		opts:    opts,
 		ident:   opts.Identity,
+		cert:    cert,
 		log:     opts.Log.With("component", "remotemon"),
 		codec:   codec,
 		handler: opts.Handler,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -180,8 +181,14 @@ func TestUnpinnedAndMismatchedAreRefused(t *testing.T) {
 
 func (n *node) startAt(t *testing.T, addr string, peers ...Peer) {
 	t.Helper()
+	n.startWith(t, addr, Options{PingInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond}, peers...)
+}
+
+// startWith starts n's monitor at addr with the timing of o.
+func (n *node) startWith(t *testing.T, addr string, o Options, peers ...Peer) {
+	t.Helper()
 	mon, err := New(Options{Node: n.name, Listen: addr, Identity: n.id, Peers: peers, Handler: n.rec,
-		Log: slog.New(slog.NewTextHandler(n.log, nil)), PingInterval: 100 * time.Millisecond, DeadAfter: 600 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+		Log: slog.New(slog.NewTextHandler(n.log, nil)), PingInterval: o.PingInterval, DeadAfter: o.DeadAfter, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,4 +198,39 @@ func (n *node) startAt(t *testing.T, addr string, peers ...Peer) {
 	n.stop, n.done = cancel, done
 	go func() { mon.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestRestartBeforeItsCloseArrives: a peer that restarts before this node
+// saw its old connections end (its close lost or late, as under load) is
+// seen going down and coming up again: the handler is told, so a source
+// announces to the restarted target. Before, the new run's connection
+// counted as a second connection of a peer that never left, and the
+// target was told nothing until the next change.
+func TestRestartBeforeItsCloseArrives(t *testing.T) {
+	a, b := newNode(t, "a"), newNode(t, "b")
+	addrA, addrB := reserve(t, a), reserve(t, b)
+	// a never pings or times out within the test: it notices nothing of
+	// b's death by itself
+	slow := Options{PingInterval: time.Minute, DeadAfter: 2 * time.Minute}
+	a.startWith(t, addrA, slow, b.peer(addrB))
+	b.startAt(t, addrB, a.peer(addrA))
+	waitFor(t, "a and b connected both ways", func() bool {
+		return a.mon.Connected("b") && b.mon.Connected("a") && a.mon.Status()[0].Connections == 2
+	})
+	// b dies without a word: its socket goes first, so no close is sent
+	b.mon.udp.Close()
+	b.stop()
+	<-b.done
+	if !a.mon.Connected("b") {
+		t.Fatal("a noticed b's death by itself; the test needs it not to")
+	}
+	b.startAt(t, addrB, a.peer(addrA))
+	waitFor(t, "a's third peer change", func() bool { _, ch := a.rec.snapshot(); return len(ch) >= 3 })
+	if _, changes := a.rec.snapshot(); strings.Join(changes, ",") != "up:b,down:b,up:b" {
+		t.Fatalf("a saw peer changes %v, want up:b,down:b,up:b", changes)
+	}
+	if err := a.mon.Send("b", &wire.Result{Job: "conf", State: "good", Reason: "after restart"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restarted b receives", func() bool { m, _ := b.rec.snapshot(); return slices.Contains(m, "a:after restart") })
 }

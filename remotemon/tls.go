@@ -35,7 +35,7 @@ func presentedID(rawCerts [][]byte) (identity.ID, error) {
 func (m *Monitor) serverTLS() *tls.Config {
 	base := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{m.ident.Certificate},
+		Certificates: []tls.Certificate{m.cert},
 		ClientAuth:   tls.RequireAnyClientCert,
 		NextProtos:   []string{alpn},
 	}
@@ -67,7 +67,7 @@ func (m *Monitor) serverTLS() *tls.Config {
 func (m *Monitor) clientTLS(p Peer) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		Certificates:       []tls.Certificate{m.ident.Certificate},
+		Certificates:       []tls.Certificate{m.cert},
 		NextProtos:         []string{alpn},
 		ServerName:         "pbxsync",
 		InsecureSkipVerify: true, // the pin below replaces CA verification

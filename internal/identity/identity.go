@@ -48,27 +48,13 @@ func LoadOrCreate(dir string) (*Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("identity: create data dir: %w", err)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("identity: generate key: %w", err)
 	}
-	id := IDFromPublicKey(pub)
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	der, err := selfSigned(priv)
 	if err != nil {
-		return nil, fmt.Errorf("identity: serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "pbxsync " + id.String()},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(100, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
-	if err != nil {
-		return nil, fmt.Errorf("identity: create certificate: %w", err)
+		return nil, fmt.Errorf("identity: %w", err)
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
@@ -81,6 +67,51 @@ func LoadOrCreate(dir string) (*Identity, error) {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
 	return Load(dir)
+}
+
+// selfSigned makes a certificate for priv's public key, signed by itself,
+// with a random 127-bit serial number.
+func selfSigned(priv ed25519.PrivateKey) ([]byte, error) {
+	pub := priv.Public().(ed25519.PublicKey)
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "pbxsync " + IDFromPublicKey(pub).String()},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(100, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate: %w", err)
+	}
+	return der, nil
+}
+
+// RunCertificate returns a new certificate of the node's key, made now
+// with a random serial number: what one run of the agent presents to its
+// peers. The node's ID is its key's, so peers accept it as they accept the
+// stored one, and a peer tells a restart of this node from a reconnection
+// by the serial number changing.
+func (id *Identity) RunCertificate() (tls.Certificate, error) {
+	priv, ok := id.Certificate.PrivateKey.(ed25519.PrivateKey)
+	if !ok {
+		return tls.Certificate{}, fmt.Errorf("identity: node key is %T, want Ed25519", id.Certificate.PrivateKey)
+	}
+	der, err := selfSigned(priv)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("identity: run certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("identity: run certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv, Leaf: leaf}, nil
 }
 
 // Load reads an existing identity from dir.
