@@ -377,14 +377,26 @@ func (m *Monitor) register(c *conn) bool {
 		m.mu.Unlock()
 		return false
 	}
+	// a run that a newer one replaced cannot connect again, nor still be
+	// connected, unless two agents run with the peer's key at once: then
+	// every connection is accepted, as before runs were told apart,
+	// instead of each agent's ending the other's
+	retired := func(x *conn) bool { return slices.Contains(ps.retired, x.run) }
+	twoRuns := retired(c) || slices.ContainsFunc(ps.conns, retired)
 	var stale []*conn
 	for _, x := range ps.conns {
-		if x.run != c.run {
+		if x.run != c.run && !twoRuns {
 			stale = append(stale, x)
 		}
 	}
 	for _, x := range stale {
 		m.dropLocked(ps, x)
+		if !slices.Contains(ps.retired, x.run) {
+			ps.retired = append(ps.retired, x.run)
+			if len(ps.retired) > maxRetiredRuns {
+				ps.retired = ps.retired[1:]
+			}
+		}
 	}
 	ps.conns = append(ps.conns, c)
 	if len(ps.conns) > maxConnsPerPeer {
@@ -399,6 +411,10 @@ func (m *Monitor) register(c *conn) bool {
 	ps.lastErr = ""
 	ps.loggedErr = ""
 	m.mu.Unlock()
+	if twoRuns {
+		m.noteError(c.peer, "two running agents present this peer's key (a copied data_dir or a cloned machine?); its restarts are not told apart",
+			fmt.Errorf("run %s connected again after a newer run had replaced it", c.run))
+	}
 	for _, x := range stale {
 		go x.qc.CloseWithError(0, "peer restarted")
 	}

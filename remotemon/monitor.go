@@ -44,6 +44,9 @@ const (
 	// maxConnsPerPeer bounds the live connections of one peer; a newer
 	// one closes the oldest.
 	maxConnsPerPeer = 4
+	// maxRetiredRuns is how many replaced runs of a peer's agent are
+	// remembered to tell two agents with one key from a restart
+	maxRetiredRuns = 4
 	// maxIncomingStreams bounds the transfer streams a peer may have open
 	// on one connection.
 	maxIncomingStreams = 64
@@ -103,6 +106,7 @@ type Monitor struct {
 type peerState struct {
 	cfg        Peer
 	conns      []*conn
+	retired    []string // the last runs of its agent whose connections a newer run's ended (conn.run)
 	lastSeen   time.Time
 	downSince  time.Time // when its last connection ended (or the monitor started); zero while connected
 	rtt        time.Duration

@@ -234,3 +234,25 @@ func TestRestartBeforeItsCloseArrives(t *testing.T) {
 	}
 	waitFor(t, "the restarted b receives", func() bool { m, _ := b.rec.snapshot(); return slices.Contains(m, "a:after restart") })
 }
+
+// TestTwoAgentsWithOneKey: two running agents presenting one node's key
+// (a copied data_dir, a cloned machine) are named in the log and both
+// stay connected, rather than each new connection of one taking the
+// other's for a dead run and ending it, over and over.
+func TestTwoAgentsWithOneKey(t *testing.T) {
+	a, b1 := newNode(t, "a"), newNode(t, "b")
+	b2 := &node{name: "b", id: b1.id, rec: newRecorder(), log: &syncBuf{}}
+	addrA, addrB1, addrB2 := reserve(t, a), reserve(t, b1), reserve(t, b2)
+	a.startAt(t, addrA, b1.peer(addrB1))
+	b1.startAt(t, addrB1, a.peer(addrA))
+	waitFor(t, "a and b connected", func() bool { return a.mon.Connected("b") && b1.mon.Connected("a") })
+	b2.startAt(t, addrB2, a.peer(addrA))
+	waitFor(t, "a names the two agents", func() bool { return strings.Contains(a.log.String(), "two running agents present this peer's key") })
+	waitFor(t, "a holds both agents' connections", func() bool { return a.mon.Status()[0].Connections == 3 })
+	if _, changes := a.rec.snapshot(); strings.Join(changes, ",") != "up:b,down:b,up:b" {
+		t.Fatalf("a saw peer changes %v, want up:b,down:b,up:b (the second agent taken once for a restart, then no more)", changes)
+	}
+	if st := a.mon.Status()[0]; !strings.Contains(st.LastError, "two running agents") {
+		t.Fatalf("status last error %q does not name the two agents", st.LastError)
+	}
+}
