@@ -41,6 +41,7 @@ type options struct {
 	pprof        bool
 	pprofInitial time.Duration // with pprof: CPU-profile each agent over this much of the initial sync
 	logLevel     string
+	fs           string // size of a fresh loop-mounted ext4 to run on, "" for the work directory's own
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "scale,mixed,wire", "parts to run: scale (big and 10-file jobs), mixed, wire")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve each agent's profiles on a loopback port (PBXSYNC_PPROF) and write a CPU profile of each agent during the big job's edits to WORK/scale/confs-{source,target}-edits.prof; after the edits, wait -idle again and log each agent's RSS and write its heap profile to WORK/scale/confs-{source,target}-edited.heap")
 	flag.DurationVar(&o.pprofInitial, "pprof-initial", 0, "with -pprof: write a CPU profile of each agent over this much of the initial sync (from its start) to WORK/<part>/<job>-{source,target}-initial.prof; keep it shorter than the sync")
+	flag.StringVar(&o.fs, "fs", "", "run rsync and the agents on a fresh ext4 file system of this size (e.g. 16G) in a loop device mounted at WORK/fs, unmounted at the end (root; -keep keeps its image, WORK/fs.img): back-to-back runs on a file system that just had trees deleted are not comparable")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "the agents' log_level (debug or info shows the phases of an initial sync in WORK/*/agent.log)")
 	flag.Parse()
 	if *quick {
@@ -107,6 +109,19 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			defer os.RemoveAll(d)
 		}
 	}
+	fsNote := "the work directory's own"
+	if o.fs != "" {
+		dir, unmount, err := freshFS(ctx, o.work, o.fs, o.keep)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := unmount(); err != nil {
+				progress("%v", err)
+			}
+		}()
+		o.work, fsNote = dir, "a fresh ext4 of "+o.fs+" in a loop device"
+	}
 	if o.bin == "" {
 		o.bin = filepath.Join(o.work, "pbxsync")
 		progress("building %s", o.bin)
@@ -116,7 +131,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("go build ./cmd/pbxsync: %w", err)
 		}
 	}
-	rep := &report{started: time.Now(), loadStart: benchproc.LoadAvg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " ")}
+	rep := &report{started: time.Now(), loadStart: benchproc.LoadAvg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " "), fs: fsNote}
 	if v, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		rep.commit = strings.TrimSpace(string(v))
 	}

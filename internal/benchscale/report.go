@@ -14,6 +14,7 @@ type report struct {
 	opts               options
 	rsync, commit      string
 	cmdline            string
+	fs                 string // what file system the trees were on
 
 	scale              *initialSync
 	editBig, editSmall []time.Duration
@@ -36,6 +37,7 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "## benchscale %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- commit `%s`, %d CPUs, load average %s at the start, %s at the end\n", r.commit, cpus(), r.loadStart, r.loadEnd)
 	fmt.Fprintf(w, "- %s; command: `%s`\n", r.rsync, r.cmdline)
+	fmt.Fprintf(w, "- file system: %s\n", r.fs)
 	fmt.Fprintf(w, "- took %v\n\n", time.Since(r.started).Round(time.Second))
 	if s := r.scale; s != nil {
 		fmt.Fprintf(w, "### Big job: %d small .conf files in %d directories (%s, %s on disk)\n\n", s.files, r.opts.dirs, mb(s.size), mb(s.disk))
