@@ -60,7 +60,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "scale,mixed,wire", "parts to run: scale (big and 10-file jobs), mixed, wire")
 	flag.BoolVar(&o.pprof, "pprof", false, "serve each agent's profiles on a loopback port (PBXSYNC_PPROF) and write a CPU profile of each agent during the big job's edits to WORK/scale/confs-{source,target}-edits.prof; after the edits, wait -idle again and log each agent's RSS and write its heap profile to WORK/scale/confs-{source,target}-edited.heap")
 	flag.DurationVar(&o.pprofInitial, "pprof-initial", 0, "with -pprof: write a CPU profile of each agent over this much of the initial sync (from its start) to WORK/<part>/<job>-{source,target}-initial.prof; keep it shorter than the sync")
-	flag.StringVar(&o.fs, "fs", "", "run rsync and the agents on a fresh ext4 file system of this size (e.g. 16G) in a loop device mounted at WORK/fs, unmounted at the end (root; -keep keeps its image, WORK/fs.img): back-to-back runs on a file system that just had trees deleted are not comparable")
+	flag.StringVar(&o.fs, "fs", "", "run rsync and the agents on a fresh ext4 file system of this size (e.g. 16G) in a loop device (direct I/O) mounted at WORK/fs, taken down at the end (root; -keep keeps its image, WORK/fs.img): back-to-back runs on a file system that just had trees deleted are not comparable")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "the agents' log_level (debug or info shows the phases of an initial sync in WORK/*/agent.log)")
 	flag.Parse()
 	if *quick {
@@ -111,16 +111,16 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	fsNote := "the work directory's own"
 	if o.fs != "" {
-		dir, unmount, err := freshFS(ctx, o.work, o.fs, o.keep)
+		dir, takeDown, err := freshFS(ctx, o.work, o.fs, o.keep)
 		if err != nil {
 			return err
 		}
 		defer func() {
-			if err := unmount(); err != nil {
+			if err := takeDown(); err != nil {
 				progress("%v", err)
 			}
 		}()
-		o.work, fsNote = dir, "a fresh ext4 of "+o.fs+" in a loop device"
+		o.work, fsNote = dir, "a fresh ext4 of "+o.fs+" in a loop device with direct I/O"
 	}
 	if o.bin == "" {
 		o.bin = filepath.Join(o.work, "pbxsync")
