@@ -28,8 +28,10 @@ import (
 //	packs    pack number → committed size, dead bytes
 //	refs     hash → reference count (uint64): items of the jobs' current
 //	         indexes, old items kept by change records, extras
-//	unref    hash → unix nanoseconds: blobs no one refers to (put but not
-//	         recorded yet, or released), GC's candidates
+//	unref    hash → unix nanoseconds: blobs no one refers to any more
+//	         (released, or put again while unreferenced), GC's candidates
+//	fresh    sequence → time and hashes of a batch of blobs new to the
+//	         store, GC's candidates while refs lacks them (see fresh.go)
 //	jobs/<job>/items        path → item: the job's newest generation, once
 //	jobs/<job>/gens         gen → meta (JSON)
 //	jobs/<job>/changes/<gen> path → the item gen's predecessor held there
@@ -99,7 +101,7 @@ func openDB(path string, readOnly bool, timeout time.Duration) (*bolt.DB, error)
 // initDB creates the top-level buckets and the format key.
 func initDB(db *bolt.DB) error {
 	return db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktMeta, bktBlobs, bktPacked, bktPacks, bktRefs, bktUnref, bktJobs} {
+		for _, b := range [][]byte{bktMeta, bktBlobs, bktPacked, bktPacks, bktRefs, bktUnref, bktFresh, bktJobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -81,11 +81,14 @@
 // extras live as long as the generation that was newest when they were
 // saved; a journal keeps the blobs it names. Blobs carry reference counts
 // (the items of the newest indexes, the old items of the kept change
-// records, extras); one whose count drops to zero, or that was put and
-// never recorded, is listed as unreferenced with the time, and GC deletes
-// those older than the grace period (WithGCGrace, default 15 minutes) that
-// no journal and no Pin names; a Put of an existing unreferenced blob
-// starts its grace period over. GC reads no index: its cost is that of
+// records, extras); one whose count drops to zero is listed as
+// unreferenced with the time, and the blobs a flush made durable that
+// nothing referred to are listed as one batch with the time (fresh.go:
+// one key in put order, not one random key per blob); GC deletes those
+// older than the grace period (WithGCGrace, default 15 minutes) that no
+// journal and no Pin names and, for a batch, no reference count claims
+// since; a Put of an existing unreferenced blob starts its grace period
+// over. GC reads no index: its cost is that of
 // what it deletes. An apply that can take longer than the grace period
 // must Pin its blobs. A deleted small blob's record becomes dead bytes of
 // its pack; a pack at least half dead is compacted (its live records
