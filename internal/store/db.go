@@ -66,6 +66,13 @@ var (
 // half-full pages would double the file.
 const fillPercent = 0.9
 
+// randomFillPercent is bbolt's default, for bucket packed: every flush
+// inserts a few keys at random places of nearly every leaf, and leaves
+// split at 90 % were left nearly full and nearly empty (41 % full on
+// average at 84,000 blobs, against 68 % at 0.5), so a flush rewrote 17 %
+// more pages, and the bucket was 70 % larger.
+const randomFillPercent = bolt.DefaultFillPercent
+
 // formatVersion is the value of meta/format.
 const formatVersion = "2"
 
