@@ -102,7 +102,10 @@
 // against its predecessor), then the small blobs. FORMAT says 2 only when
 // it is done; a crash before makes the next Open start over from the
 // format-1 files, which the migration does not change. They are removed
-// after. Small blobs that a store kept as values of meta.db (before pack
+// after. A format-2 store written before bucket fresh gets it (empty) at
+// Open; its unref rows are collected as before (see fresh.go, which also
+// says what an older program does with a store that has batch rows).
+// Small blobs that a store kept as values of meta.db (before pack
 // files, and right after a format-1 import) are moved into packs by
 // Open, a batch per commit; until then they are read from meta.db.
 package store
