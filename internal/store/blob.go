@@ -45,6 +45,9 @@ type pendingBlob struct {
 	tmp  string // a large blob's file under tmp/ (closed, not fsynced)
 	size int64  // compressed size
 	file bool   // a large blob (counted in pendFiles)
+	// stored: the store held the blob durably already (put again: see
+	// dropStored); set on the batch's copy during its flush
+	stored bool
 }
 
 // BlobPath returns where blob h lives when it is a file (whether or not it
@@ -552,6 +555,7 @@ func (s *Store) flushFiles(batch map[index.Hash]pendingBlob) error {
 		final := s.BlobPath(h)
 		if fileExists(final) {
 			_ = os.Remove(p.tmp)
+			p.stored = true
 		} else if err := os.Rename(p.tmp, final); err != nil {
 			s.pendMu.Unlock()
 			s.blobMu.RUnlock()
@@ -638,7 +642,7 @@ func (s *Store) dropStored(batch map[index.Hash]pendingBlob) error {
 				s.pending[h] = cur
 			}
 		}
-		p.data, p.tmp = nil, ""
+		p.data, p.tmp, p.stored = nil, "", true
 		batch[h] = p
 	}
 	return nil
@@ -657,8 +661,9 @@ func smallRecs(batch map[index.Hash]pendingBlob) []packRec {
 }
 
 // writePending adds the batch to the database in tx: the locations of the
-// small blobs appendPacks wrote (w), every new blob (and every touched
-// one) into unref unless referenced.
+// small blobs appendPacks wrote (w); the new blobs nobody refers to as a
+// row of bucket fresh; the blobs the store held already (put again) and
+// the touched ones into unref with a new time unless referenced.
 func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, w packWrite, touched map[index.Hash]struct{}) error {
 	refs, unref := tx.Bucket(bktRefs), tx.Bucket(bktUnref)
 	refs.FillPercent, unref.FillPercent = fillPercent, fillPercent
@@ -669,20 +674,29 @@ func writePending(tx *bolt.Tx, batch map[index.Hash]pendingBlob, w packWrite, to
 	}
 	now := u64key(uint64(time.Now().UnixNano()))
 	// in hash order (random order into one bbolt node is O(n²) copying
-	// until the commit splits it), dropping the mapped pages the puts
+	// until the commit splits it), dropping the mapped pages the lookups
 	// read as they go (see mappedPass)
 	hs := sortedHashes(batch)
+	var fresh []index.Hash
 	pass := mappedPass{tx: tx}
 	for _, h := range hs {
 		pass.touched()
-		if refs.Get(h[:]) == nil {
-			if err := unref.Put(h[:], now); err != nil {
-				return err
-			}
+		if refs.Get(h[:]) != nil {
+			continue
+		}
+		if !batch[h].stored {
+			fresh = append(fresh, h)
+		} else if err := unref.Put(h[:], now); err != nil {
+			return err
 		}
 	}
+	if err := putFresh(tx, now, fresh); err != nil {
+		return err
+	}
+	// a touched blob is stored and unreferenced: listed in unref or in a
+	// row of fresh, whose time the new one in unref overrides
 	for _, h := range sortedHashes(touched) {
-		if refs.Get(h[:]) == nil && unref.Get(h[:]) != nil {
+		if refs.Get(h[:]) == nil {
 			if err := unref.Put(h[:], now); err != nil {
 				return err
 			}

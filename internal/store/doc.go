@@ -81,11 +81,14 @@
 // extras live as long as the generation that was newest when they were
 // saved; a journal keeps the blobs it names. Blobs carry reference counts
 // (the items of the newest indexes, the old items of the kept change
-// records, extras); one whose count drops to zero, or that was put and
-// never recorded, is listed as unreferenced with the time, and GC deletes
-// those older than the grace period (WithGCGrace, default 15 minutes) that
-// no journal and no Pin names; a Put of an existing unreferenced blob
-// starts its grace period over. GC reads no index: its cost is that of
+// records, extras); one whose count drops to zero is listed as
+// unreferenced with the time, and the blobs a flush made durable that
+// nothing referred to are listed as one batch with the time (fresh.go:
+// one key in put order, not one random key per blob); GC deletes those
+// older than the grace period (WithGCGrace, default 15 minutes) that no
+// journal and no Pin names and, for a batch, no reference count claims
+// since; a Put of an existing unreferenced blob starts its grace period
+// over. GC reads no index: its cost is that of
 // what it deletes. An apply that can take longer than the grace period
 // must Pin its blobs. A deleted small blob's record becomes dead bytes of
 // its pack; a pack at least half dead is compacted (its live records
@@ -99,7 +102,10 @@
 // against its predecessor), then the small blobs. FORMAT says 2 only when
 // it is done; a crash before makes the next Open start over from the
 // format-1 files, which the migration does not change. They are removed
-// after. Small blobs that a store kept as values of meta.db (before pack
+// after. A format-2 store written before bucket fresh gets it (empty) at
+// Open; its unref rows are collected as before (see fresh.go, which also
+// says what an older program does with a store that has batch rows).
+// Small blobs that a store kept as values of meta.db (before pack
 // files, and right after a format-1 import) are moved into packs by
 // Open, a batch per commit; until then they are read from meta.db.
 package store

@@ -318,7 +318,12 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 			return err
 		}
 		st.LiveBlobs = tx.Bucket(bktRefs).Stats().KeyN
-		blobs, unref := tx.Bucket(bktBlobs), tx.Bucket(bktUnref)
+		// the rows of bucket fresh first: a blob of theirs that unref
+		// lists is left to its time there
+		if err := s.sweepFresh(ctx, tx, cutoff, keep, st, &files); err != nil {
+			return err
+		}
+		unref := tx.Bucket(bktUnref)
 		var drop [][]byte
 		c := unref.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -333,30 +338,8 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 			drop = append(drop, k)
 		}
 		for _, k := range drop {
-			var h index.Hash
-			copy(h[:], k)
-			if l, ok, err := getLoc(tx, h); err != nil {
-				// a damaged location: dropped, its record not counted
-				if err := tx.Bucket(bktPacked).Delete(k); err != nil {
-					return err
-				}
-			} else if ok {
-				st.Blobs++
-				st.Bytes += int64(l.n)
-				if err := tx.Bucket(bktPacked).Delete(k); err != nil {
-					return err
-				}
-				if err := addDead(tx, l); err != nil {
-					return err
-				}
-			} else if v := blobs.Get(k); v != nil {
-				st.Blobs++
-				st.Bytes += int64(len(v))
-				if err := blobs.Delete(k); err != nil {
-					return err
-				}
-			} else {
-				files = append(files, h)
+			if err := dropBlob(tx, index.Hash(k), st, &files); err != nil {
+				return err
 			}
 			if err := unref.Delete(k); err != nil {
 				return err
@@ -393,6 +376,78 @@ func (s *Store) sweepBlobs(ctx context.Context, st *GCStats) error {
 	return nil
 }
 
+// sweepFresh deletes the blobs of the rows of bucket fresh put before
+// cutoff that refs lacks and unref does not list, except those keep
+// names, which it lists in unref with the row's time; then the rows. A
+// damaged row is deleted and its blobs left where they are.
+func (s *Store) sweepFresh(ctx context.Context, tx *bolt.Tx, cutoff uint64, keep map[index.Hash]struct{}, st *GCStats, files *[]index.Hash) error {
+	fresh, refs, unref := tx.Bucket(bktFresh), tx.Bucket(bktRefs), tx.Bucket(bktUnref)
+	var done [][]byte
+	c := fresh.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := decodeFresh(k, v)
+		if err != nil {
+			s.log.Warn("gc: dropped a damaged batch of new blobs; its blobs stay", "err", err)
+			done = append(done, k)
+			continue
+		}
+		if r.at > cutoff {
+			break // the rows are in put order
+		}
+		for i := range r.len() {
+			h := r.hash(i)
+			if refs.Get(h[:]) != nil || unref.Get(h[:]) != nil {
+				continue
+			}
+			if _, ok := keep[h]; ok {
+				if err := unref.Put(h[:], u64key(r.at)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := dropBlob(tx, h, st, files); err != nil {
+				return err
+			}
+		}
+		done = append(done, k)
+	}
+	for _, k := range done {
+		if err := fresh.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropBlob deletes unreferenced blob h in tx: a small one's location (its
+// record counted dead in its pack) or value; a file is added to files, to
+// be removed after the commit.
+func dropBlob(tx *bolt.Tx, h index.Hash, st *GCStats, files *[]index.Hash) error {
+	switch l, ok, err := getLoc(tx, h); {
+	case err != nil:
+		// a damaged location: dropped, its record not counted
+		return tx.Bucket(bktPacked).Delete(h[:])
+	case ok:
+		st.Blobs++
+		st.Bytes += int64(l.n)
+		if err := tx.Bucket(bktPacked).Delete(h[:]); err != nil {
+			return err
+		}
+		return addDead(tx, l)
+	}
+	blobs := tx.Bucket(bktBlobs)
+	if v := blobs.Get(h[:]); v != nil {
+		st.Blobs++
+		st.Bytes += int64(len(v))
+		return blobs.Delete(h[:])
+	}
+	*files = append(*files, h)
+	return nil
+}
+
 func (s *Store) pendingHas(h index.Hash) bool {
 	s.pendMu.Lock()
 	defer s.pendMu.Unlock()
@@ -411,6 +466,7 @@ func (s *Store) sweepOrphans(ctx context.Context) {
 	}
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
+	var fresh map[index.Hash]struct{} // read when first needed
 	for _, sub := range subs {
 		if ctx.Err() != nil || !sub.IsDir() {
 			continue
@@ -430,6 +486,12 @@ func (s *Store) sweepOrphans(ctx context.Context) {
 			_ = s.db.View(func(tx *bolt.Tx) error {
 				known = tx.Bucket(bktRefs).Get(h[:]) != nil || tx.Bucket(bktUnref).Get(h[:]) != nil
 				small = hasSmall(tx, h)
+				if !known && !small {
+					if fresh == nil {
+						fresh = freshHashes(tx)
+					}
+					_, known = fresh[h]
+				}
 				return nil
 			})
 			if known && !small {

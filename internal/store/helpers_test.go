@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -73,15 +74,32 @@ func readBlob(t testing.TB, s *Store, h index.Hash) []byte {
 }
 
 // ageBlob makes an unreferenced blob look put at t (what GC's grace
-// period compares).
+// period compares): its row of unref, else the row of bucket fresh that
+// lists it (and so every blob of that row).
 func ageBlob(tb testing.TB, s *Store, h index.Hash, at time.Time) {
 	tb.Helper()
 	if err := s.update(func(tx *bolt.Tx) error {
-		u := tx.Bucket(bktUnref)
-		if u.Get(h[:]) == nil {
-			return fmt.Errorf("blob %s is not unreferenced", h.Short())
+		if tx.Bucket(bktRefs).Get(h[:]) != nil {
+			return fmt.Errorf("blob %s is referenced", h.Short())
 		}
-		return u.Put(h[:], u64key(uint64(at.UnixNano())))
+		if u := tx.Bucket(bktUnref); u.Get(h[:]) != nil {
+			return u.Put(h[:], u64key(uint64(at.UnixNano())))
+		}
+		fresh := tx.Bucket(bktFresh)
+		c := fresh.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			r, err := decodeFresh(k, v)
+			if err != nil {
+				return err
+			}
+			for i := range r.len() {
+				if r.hash(i) == h {
+					p := binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
+					return fresh.Put(k, seal(k, append(p, r.hashes...)))
+				}
+			}
+		}
+		return fmt.Errorf("blob %s is not unreferenced", h.Short())
 	}); err != nil {
 		tb.Fatal(err)
 	}

@@ -480,7 +480,7 @@ func (s *Store) abandonActive() {
 func recordPackWrite(tx *bolt.Tx, w packWrite, keep func(h index.Hash, l packLoc) (bool, error)) error {
 	dead := map[uint32]int64{}
 	packed := tx.Bucket(bktPacked)
-	packed.FillPercent = fillPercent
+	packed.FillPercent = randomFillPercent
 	for _, h := range sortedHashes(w.locs) {
 		l := w.locs[h]
 		if keep != nil {

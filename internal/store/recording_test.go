@@ -137,6 +137,46 @@ func checkConsistent(t testing.TB, s *Store) {
 			t.Fatalf("blob %s both referenced and unreferenced", h.Short())
 		}
 	}
+	checkGCKnowsEveryBlob(t, s, refs, unref)
+}
+
+// checkGCKnowsEveryBlob fails unless every blob s holds (a location in a
+// pack, a value of bucket blobs, a file) is referenced, listed in unref or
+// listed in a row of bucket fresh: GC would never delete another.
+func checkGCKnowsEveryBlob(t testing.TB, s *Store, refs map[index.Hash]uint64, unref map[index.Hash]bool) {
+	t.Helper()
+	var fresh map[index.Hash]struct{}
+	var stored []index.Hash
+	if err := s.view(func(tx *bolt.Tx) error {
+		fresh = freshHashes(tx)
+		for _, b := range [][]byte{bktPacked, bktBlobs} {
+			if err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
+				stored = append(stored, index.Hash(k))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(s.blobsDir(), "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		h, err := index.ParseHash(filepath.Base(f))
+		if err != nil {
+			t.Fatalf("blob file %s: %v", f, err)
+		}
+		stored = append(stored, h)
+	}
+	for _, h := range stored {
+		if _, ok := fresh[h]; refs[h] == 0 && !unref[h] && !ok {
+			t.Fatalf("blob %s is stored, and neither referenced nor a GC candidate", h.Short())
+		}
+	}
 }
 
 func diffCounts(got, want map[index.Hash]uint64) []string {
