@@ -137,6 +137,9 @@ type job struct {
 	states *hostmon.States // the scan state (see scanstate.go)
 	drift  drift           // where states may differ from a generation's index
 	dirty  bool
+	// filesRead counts the files the job's scans read and hashed (their
+	// stat was not trusted); tests read it from other goroutines.
+	filesRead atomic.Int64
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
 	unreadable      map[string]string
@@ -750,10 +753,10 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 		j.resolveFailed()
 	}
 	paths := opPaths(ops)
-	t0 := time.Now()
+	t0, read0 := time.Now(), j.filesRead.Load()
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if took := time.Since(t0); took > progressAfter {
-		j.log.Info("rescanned what the apply wrote", "generation", gen, "paths", len(paths), "took", took.Round(time.Millisecond))
+		j.log.Info("rescanned what the apply wrote", "generation", gen, "paths", len(paths), "read", j.filesRead.Load()-read0, "took", took.Round(time.Millisecond))
 	}
 	if err == nil && serr == nil && scope != nil {
 		j.drift.reset(want, append(scope, j.drift.list()...))

@@ -46,6 +46,7 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	if err != nil {
 		return err
 	}
+	j.filesRead.Add(int64(d.Read))
 	first := j.states.Len() == 0
 	if first {
 		j.states = hostmon.NewStates(d.States)

@@ -89,3 +89,57 @@ func TestApplySettlesWhatItWrote(t *testing.T) {
 		})
 	}
 }
+
+// TestTargetReadsNoEditItApplied: a target reads none of the files an
+// apply of a fresh edit put in place, neither in the rescan after the
+// apply nor in the rescan of its watcher's echo of the renames (on
+// a74b6d4 it read the edited file twice: settled untrusted, its mtime
+// within a second), and a same-size local edit made right after such an
+// apply is still seen as a local edit (and overwritten).
+func TestTargetReadsNoEditItApplied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	for i := range 10 {
+		a.write(fmt.Sprintf("d/f%02d.conf", i), fmt.Sprintf("[endpoint%02d]\ntype=endpoint\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	j := b.a().job("conf")
+
+	// the scans that follow an apply of each edit, up to a local
+	// directory made afterwards: the watcher reports in order, so when
+	// that directory is gone the echo of the apply was scanned before it
+	for i := range 3 {
+		read0 := j.filesRead.Load()
+		a.write("d/f05.conf", fmt.Sprintf("[endpoint05]\ntype=endpoint\n; edit %d\n", i), 0o644)
+		converged(t, "edit applied", a, b)
+		if err := os.Mkdir(b.path("marker"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		converged(t, "local directory removed", a, b)
+		if n := j.filesRead.Load() - read0; n != 0 {
+			t.Fatalf("edit %d: the target's scans read %d files, want none", i, n)
+		}
+	}
+
+	// a local edit of the same size right after an apply: seen, and the
+	// source's content put back
+	content := "[endpoint06]\ntype=endpoint\n; edited at a\n"
+	a.write("d/f06.conf", content, 0o644)
+	eventually(t, waitLimit, "edit applied", func() error {
+		if got := string(b.read("d/f06.conf")); got != content {
+			return fmt.Errorf("b holds %q", got)
+		}
+		return nil
+	})
+	local := []byte("[endpoint06]\ntype=endpoint\n; edited at b\n")
+	if err := os.WriteFile(b.path("d/f06.conf"), local, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, "local edit after the apply overwritten", a, b)
+	if !b.a().Store().Has(index.Sum(local)) {
+		t.Fatal("the target's store does not hold the local edit: it was not seen")
+	}
+}
