@@ -769,10 +769,11 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 
 // settled records st, the state of a file an apply has just written, as
 // the job's scan state of it, for the rescan that follows the apply to
-// trust (Applier.Settled). The rescan records it again, so it is saved
-// and counted as scanned like any state it finds. A path whose state is
-// not a file (a directory the apply replaced by a file) is left to the
-// rescan, which drops the states of what was below it.
+// trust (Applier.Settled), and notes it for the next save and as a drift,
+// as a scan notes what it changes (the rescan finds it as it is and
+// leaves it). A path whose state is not a file (a directory the apply
+// replaced by a file) is left to the rescan, which drops the states of
+// what was below it.
 func (j *job) settled(st hostmon.FileState) {
 	if j.states == nil {
 		j.states = &hostmon.States{}
@@ -787,6 +788,8 @@ func (j *job) settled(st hostmon.FileState) {
 		st.Version = old.Version
 	}
 	j.states.Set(st)
+	j.noteDirty([]string{st.Path})
+	j.drift.touch([]string{st.Path})
 }
 
 // restore brings the tree back to x, the content of generation gen.
