@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
 	"pbxsync/hostmon"
+	"pbxsync/internal/config"
 	"pbxsync/internal/index"
 )
 
@@ -141,5 +144,46 @@ func TestTargetReadsNoEditItApplied(t *testing.T) {
 	converged(t, "local edit after the apply overwritten", a, b)
 	if !b.a().Store().Has(index.Sum(local)) {
 		t.Fatal("the target's store does not hold the local edit: it was not seen")
+	}
+}
+
+// TestRescanNotesOnlyWhatChanged: a rescan of directories whose files are
+// as the scan state has them (the watcher's echo of an apply) notes for
+// the next save, and as a drift, only the file that changed; on a74b6d4
+// it noted every path it scanned, and the echo of an initial sync saved
+// the whole applied set a second time.
+func TestRescanNotesOnlyWhatChanged(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for i := range 20 {
+		p := filepath.Join(root, fmt.Sprintf("d%d", i%2), fmt.Sprintf("f%02d.conf", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("[endpoint%02d]\ntype=endpoint\n", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := &job{cfg: config.Job{Name: "j", Path: root}, log: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if err := j.scanAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.takeScanDirty()
+	j.drift.reset(j.states.Index(), nil)
+	if err := os.WriteFile(filepath.Join(root, "d1", "f05.conf"), []byte("[endpoint05]\ntype=aor\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.scanPaths(ctx, []string{"d0", "d1"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := j.states.Get("d1/f05.conf"); st.Hash != index.Sum([]byte("[endpoint05]\ntype=aor\n")) {
+		t.Fatal("the rescan did not take the edit")
+	}
+	if len(j.scanDirty) != 1 || !j.scanDirty["d1/f05.conf"] {
+		t.Errorf("noted for the next save: %v; want the edited file only", j.scanDirty)
+	}
+	if got := j.drift.list(); len(got) != 1 || got[0] != "d1/f05.conf" {
+		t.Errorf("drift: %v; want the edited file only", got)
 	}
 }
