@@ -2,8 +2,10 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -185,5 +187,47 @@ func TestRescanNotesOnlyWhatChanged(t *testing.T) {
 	}
 	if got := j.drift.list(); len(got) != 1 || got[0] != "d1/f05.conf" {
 		t.Errorf("drift: %v; want the edited file only", got)
+	}
+}
+
+// TestMeshMemberReadsNoEditItApplied: a mesh member reads none of the
+// files it applied of another member's edit (its rescans before and
+// after the apply and its watcher's echo of the renames): the apply
+// settles them as a push target's does. On a74b6d4 it read the edited
+// file in its rescan after the apply and again in the echo's.
+func TestMeshMemberReadsNoEditItApplied(t *testing.T) {
+	t.Parallel()
+	nodes, _ := meshTrio(t, "", false)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	for i := range 5 {
+		a.write(fmt.Sprintf("d/f%d.conf", i), fmt.Sprintf("[endpoint%d]\ntype=endpoint\n", i), 0o644)
+	}
+	for i := range 3 {
+		a.write(fmt.Sprintf("m/k%d.conf", i), "marker\n", 0o644)
+	}
+	for _, n := range nodes {
+		n.start()
+	}
+	sameContent(t, "initial sync", a, b, c)
+	j := b.a().job("conf")
+	for i := range 3 {
+		read0 := j.filesRead.Load()
+		a.write("d/f2.conf", fmt.Sprintf("[endpoint2]\ntype=endpoint\n; edit %d\n", i), 0o644)
+		sameContent(t, "edit everywhere", a, b, c)
+		// a file deleted on b afterwards (no read): when a lost it too,
+		// b's watcher had reported (in order) the echo of its apply
+		marker := fmt.Sprintf("m/k%d.conf", i)
+		if err := os.Remove(b.path(marker)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, waitLimit, "b's delete reaches a", func() error {
+			if _, err := os.Stat(a.path(marker)); !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%s on a: %v", marker, err)
+			}
+			return nil
+		})
+		if n := j.filesRead.Load() - read0; n != 0 {
+			t.Fatalf("edit %d: b's scans read %d files, want none", i, n)
+		}
 	}
 }
