@@ -157,15 +157,7 @@ func TestTargetReadsNoEditItApplied(t *testing.T) {
 func TestRescanNotesOnlyWhatChanged(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
-	for i := range 20 {
-		p := filepath.Join(root, fmt.Sprintf("d%d", i%2), fmt.Sprintf("f%02d.conf", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(fmt.Sprintf("[endpoint%02d]\ntype=endpoint\n", i)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeConfTree(t, root, 2, 20)
 	j := &job{cfg: config.Job{Name: "j", Path: root}, log: slog.New(slog.DiscardHandler)}
 	ctx := context.Background()
 	if err := j.scanAll(ctx); err != nil {
@@ -173,19 +165,20 @@ func TestRescanNotesOnlyWhatChanged(t *testing.T) {
 	}
 	j.takeScanDirty()
 	j.drift.reset(j.states.Index(), nil)
-	if err := os.WriteFile(filepath.Join(root, "d1", "f05.conf"), []byte("[endpoint05]\ntype=aor\n"), 0o644); err != nil {
+	const edited = "site001/endpoint00005.conf"
+	if err := os.WriteFile(filepath.Join(root, edited), []byte("[endpoint05]\ntype=aor\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.scanPaths(ctx, []string{"d0", "d1"}); err != nil {
+	if err := j.scanPaths(ctx, []string{"site000", "site001"}); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := j.states.Get("d1/f05.conf"); st.Hash != index.Sum([]byte("[endpoint05]\ntype=aor\n")) {
+	if st, _ := j.states.Get(edited); st.Hash != index.Sum([]byte("[endpoint05]\ntype=aor\n")) {
 		t.Fatal("the rescan did not take the edit")
 	}
-	if len(j.scanDirty) != 1 || !j.scanDirty["d1/f05.conf"] {
+	if len(j.scanDirty) != 1 || !j.scanDirty[edited] {
 		t.Errorf("noted for the next save: %v; want the edited file only", j.scanDirty)
 	}
-	if got := j.drift.list(); len(got) != 1 || got[0] != "d1/f05.conf" {
+	if got := j.drift.list(); len(got) != 1 || got[0] != edited {
 		t.Errorf("drift: %v; want the edited file only", got)
 	}
 }
