@@ -218,6 +218,9 @@ type Delta struct {
 	// Unreadable and Refused are those of Scanned, for the scanned paths.
 	Unreadable map[string]string
 	Refused    map[string]string
+	// Read counts the files the scan read and hashed (those whose stat it
+	// did not trust).
+	Read int
 }
 
 // Apply brings m, the prev a Delta was scanned against, up to date in place.
@@ -312,7 +315,7 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 			return Delta{}, err
 		}
 	}
-	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed}
 	for q := range gone {
 		if _, ok := s.out[q]; !ok {
 			d.Removed = append(d.Removed, q)
@@ -335,7 +338,7 @@ func (s *scanner) full() (Delta, error) {
 	if err := s.walk(""); err != nil {
 		return Delta{}, err
 	}
-	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused}
+	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed}
 	for q := range s.prev.All() {
 		if _, ok := s.seen[q]; !ok {
 			d.Removed = append(d.Removed, q)
@@ -433,6 +436,7 @@ type scanner struct {
 	sink ContentSink
 	// stored, when set, learns of what the sink took (WithStored).
 	stored StoredFunc
+	hashed int // files read and hashed (Delta.Read)
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev Prev, log *slog.Logger) (*scanner, error) {
@@ -767,6 +771,7 @@ func (s *scanner) take(r fileRead) error {
 	case r.unreadable != nil:
 		s.cannotRead(r.rel, true, r.unreadable)
 	default:
+		s.hashed++
 		s.put(r.rel, r.st)
 	}
 	return nil

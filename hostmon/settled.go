@@ -2,7 +2,6 @@ package hostmon
 
 import (
 	"io/fs"
-	"time"
 
 	"pbxsync/internal/index"
 )
@@ -15,12 +14,19 @@ import (
 // be scanned. The version vector is the caller's to carry over.
 //
 // A write after the caller's stamps the file's mtime with the time of that
-// write, which is not it.MTime (the time the content was made, at least a
-// round trip earlier), so a file whose mtime is still it.MTime holds its
-// content. Its state is trusted by later scans (CTime kept) unless it.MTime
-// is itself within racyWindow of now: then a write in the same timestamp
-// tick could keep every stamp, and the state is recorded untrusted, as a
-// scan records a file that changed just before it was read.
+// write, which is not it.MTime (the time the content was made), so a file
+// whose mtime is still it.MTime holds its content. Its state is trusted by
+// later scans (CTime kept) when it.MTime is strictly before the inode's
+// change time in fi (stamped by the file system when the caller put the
+// file in place): any later write is stamped with a time at or after that
+// change time, on the same clock and at the same granularity, so never
+// with it.MTime, and the mtime a later scan compares gives it away. An
+// item whose mtime is not before its change time (made within the same
+// timestamp tick, or ahead of this host's clock) could be written over
+// again in that tick with every stamp kept: its state is recorded
+// untrusted, as a scan records a file that changed just before it read
+// it. Unlike the scan's racy window this needs no time of its own, so
+// the file the apply of a fresh edit put in place is not read again.
 func Settled(it index.Item, fi fs.FileInfo) (FileState, bool) {
 	if !fi.Mode().IsRegular() || fi.Size() != it.Size || fi.ModTime().UnixNano() != it.MTime || it.Hash.IsZero() {
 		return FileState{}, false
@@ -39,7 +45,7 @@ func Settled(it index.Item, fi fs.FileInfo) (FileState, bool) {
 		Inode: ino,
 		CTime: ctime,
 	}
-	if time.Since(time.Unix(0, it.MTime)) < racyWindow {
+	if it.MTime >= ctime {
 		st.CTime = 0
 	}
 	return st, true

@@ -14,8 +14,10 @@ import (
 // TestSettled: the state of a file put in place as an item is trusted by
 // the next scan (it reads nothing and records the item's hash) when its
 // stat shows the item; another size or mtime (a write since) gives no
-// state; an item whose mtime is recent gives an untrusted one, which the
-// scan reads.
+// state; an item made a moment before its put (a fresh edit) is trusted
+// too, its mtime being before the change time the put stamped; an item
+// whose mtime is after its change time (ahead of this host's clock)
+// gives an untrusted state, which the scan reads.
 func TestSettled(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
@@ -58,11 +60,20 @@ func TestSettled(t *testing.T) {
 		t.Fatal("a directory was settled")
 	}
 
-	// an item made just now: untrusted
-	fresh := put("b.conf", time.Now())
+	// an item made 20 ms before its put (an edit applied at once):
+	// trusted, a later write cannot be stamped with its mtime
+	recent := put("c.conf", time.Now().Add(-20*time.Millisecond))
+	st, ok = Settled(recent, stat("c.conf"))
+	if !ok || st.CTime == 0 {
+		t.Fatalf("file of a fresh edit: %+v, %v; want a trusted state", st, ok)
+	}
+	prev["c.conf"] = st
+
+	// an item stamped after its put (the source's clock ahead): untrusted
+	fresh := put("b.conf", time.Now().Add(time.Hour))
 	st, ok = Settled(fresh, stat("b.conf"))
 	if !ok || st.CTime != 0 {
-		t.Fatalf("fresh file: %+v, %v; want an untrusted state", st, ok)
+		t.Fatalf("file stamped ahead: %+v, %v; want an untrusted state", st, ok)
 	}
 	prev["b.conf"] = st
 
@@ -71,14 +82,14 @@ func TestSettled(t *testing.T) {
 		read = append(read, "a file")
 		return index.HashReader(r)
 	}
-	d, err := ScanTreeDelta(context.Background(), root, nil, []string{"a.conf", "b.conf"}, prev, nil, WithSink(sink))
+	d, err := ScanTreeDelta(context.Background(), root, nil, []string{"a.conf", "b.conf", "c.conf"}, prev, nil, WithSink(sink))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(read) != 1 {
 		t.Errorf("the scan read %d files, want only the untrusted one", len(read))
 	}
-	if d.States["a.conf"].Hash != it.Hash || d.States["b.conf"].Hash != fresh.Hash {
+	if d.States["a.conf"].Hash != it.Hash || d.States["b.conf"].Hash != fresh.Hash || d.States["c.conf"].Hash != recent.Hash {
 		t.Errorf("scan states %+v", d.States)
 	}
 }

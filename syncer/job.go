@@ -137,6 +137,9 @@ type job struct {
 	states *hostmon.States // the scan state (see scanstate.go)
 	drift  drift           // where states may differ from a generation's index
 	dirty  bool
+	// filesRead counts the files the job's scans read and hashed (their
+	// stat was not trusted); tests read it from other goroutines.
+	filesRead atomic.Int64
 	// unreadable: entries of the tree the job cannot read, with why; they
 	// keep their state of the newest generation (see keepLastKnown).
 	unreadable      map[string]string
@@ -750,10 +753,10 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 		j.resolveFailed()
 	}
 	paths := opPaths(ops)
-	t0 := time.Now()
+	t0, read0 := time.Now(), j.filesRead.Load()
 	serr := j.scanPaths(context.WithoutCancel(ctx), paths)
 	if took := time.Since(t0); took > progressAfter {
-		j.log.Info("rescanned what the apply wrote", "generation", gen, "paths", len(paths), "took", took.Round(time.Millisecond))
+		j.log.Info("rescanned what the apply wrote", "generation", gen, "paths", len(paths), "read", j.filesRead.Load()-read0, "took", took.Round(time.Millisecond))
 	}
 	if err == nil && serr == nil && scope != nil {
 		j.drift.reset(want, append(scope, j.drift.list()...))
@@ -766,10 +769,11 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 
 // settled records st, the state of a file an apply has just written, as
 // the job's scan state of it, for the rescan that follows the apply to
-// trust (Applier.Settled). The rescan records it again, so it is saved
-// and counted as scanned like any state it finds. A path whose state is
-// not a file (a directory the apply replaced by a file) is left to the
-// rescan, which drops the states of what was below it.
+// trust (Applier.Settled), and notes it for the next save and as a drift,
+// as a scan notes what it changes (the rescan finds it as it is and
+// leaves it). A path whose state is not a file (a directory the apply
+// replaced by a file) is left to the rescan, which drops the states of
+// what was below it.
 func (j *job) settled(st hostmon.FileState) {
 	if j.states == nil {
 		j.states = &hostmon.States{}
@@ -784,6 +788,8 @@ func (j *job) settled(st hostmon.FileState) {
 		st.Version = old.Version
 	}
 	j.states.Set(st)
+	j.noteDirty([]string{st.Path})
+	j.drift.touch([]string{st.Path})
 }
 
 // restore brings the tree back to x, the content of generation gen.

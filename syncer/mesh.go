@@ -561,7 +561,13 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, err.Error())
 		return 0, err
 	}
-	if err := j.applier.Apply(ctx, n, ops); err != nil {
+	// the rescan below trusts the files the apply settled (as a push
+	// target's does, applyIndexScope); a refused apply's undo puts back
+	// other inodes, which it then reads
+	j.applier.Settled = j.settled
+	err = j.applier.Apply(ctx, n, ops)
+	j.applier.Settled = nil
+	if err != nil {
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, err.Error())
 		j.resolveFailed()
 		j.scanPaths(context.WithoutCancel(ctx), opPaths(ops))

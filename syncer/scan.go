@@ -46,10 +46,19 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	if err != nil {
 		return err
 	}
+	j.filesRead.Add(int64(d.Read))
 	first := j.states.Len() == 0
 	if first {
 		j.states = hostmon.NewStates(d.States)
 	} else {
+		// what the scan found as it was (the watcher's echo of an apply's
+		// renames finds every file as the apply settled it) is neither
+		// applied, nor saved again, nor a drift
+		for p, st := range d.States {
+			if old, ok := j.states.Get(p); ok && sameScanState(old, st) {
+				delete(d.States, p)
+			}
+		}
 		j.states.Apply(d)
 	}
 	j.drift.touch(d.Paths())

@@ -158,6 +158,31 @@ func (a *Agent) CPUTime() time.Duration {
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
+// IO returns the bytes the agent has read through read(2) and its
+// relatives (rchar of /proc/PID/io: files, sockets and pipes, cached or
+// not) and how many such calls it made (syscr); 0, 0 when it does not
+// run.
+func (a *Agent) IO() (rchar, syscr int64) {
+	if a.cmd == nil {
+		return 0, 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "rchar":
+			rchar = n
+		case "syscr":
+			syscr = n
+		}
+	}
+	return rchar, syscr
+}
+
 // RSSSplit returns the agent's resident memory by kind: anonymous (the Go
 // heap, stacks) and file-backed (the store's mmap, the binary).
 func (a *Agent) RSSSplit() (anon, file int64) {

@@ -119,6 +119,8 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	r.srcPeak, _ = p.src.Memory()
 	r.tgtPeak, _ = p.tgt.Memory()
 	progress("%s: pbxsync took %v (peak RSS source %s, target %s; CPU time source %v, target %v)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak), p.src.CPUTime(), p.tgt.CPUTime())
+	rchar, syscr := p.tgt.IO()
+	progress("%s: target read %s in %d read calls (files, sockets and store)", job, mb(rchar), syscr)
 	if err := sameTrees(tree, p.tgt.tree); err != nil {
 		return p, r, fmt.Errorf("after the initial sync: %w", err)
 	}
@@ -245,6 +247,7 @@ func edits(ctx context.Context, p *pair, rel string, n int) ([]time.Duration, er
 		return nil, err
 	}
 	g := astgen.New(7)
+	rchar0, syscr0 := p.tgt.IO()
 	var out []time.Duration
 	for range n {
 		content = g.ChangeLine(content)
@@ -260,6 +263,8 @@ func edits(ctx context.Context, p *pair, rel string, n int) ([]time.Duration, er
 		time.Sleep(200 * time.Millisecond)
 	}
 	progress("%s: edits p50 %v", p.job, p50(out).Round(time.Millisecond))
+	rchar, syscr := p.tgt.IO()
+	progress("%s: target read %s in %d read calls during the edits (files, sockets and store; the file is %s)", p.job, mb(rchar-rchar0), syscr-syscr0, mb(int64(len(content))))
 	return out, nil
 }
 
