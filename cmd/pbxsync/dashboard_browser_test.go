@@ -219,7 +219,7 @@ func TestDashboardInBrowser(t *testing.T) {
 				t.Errorf("%s: the API token is in the log", n.name)
 			}
 			if t.Failed() {
-				t.Logf("log of %s:\n%s", n.name, n.log.String())
+				dumpLog(t, n.name, n.log.String())
 			}
 		}
 	}()

@@ -11,13 +11,16 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/pgtest"
+	"pbxsync/internal/shell"
 	"pbxsync/internal/testwait"
 )
 
 // fakeAsterisk puts an `asterisk` command on PATH that answers every
 // `asterisk -rx CMD` the examples' checks run with what a healthy
 // Asterisk prints for them (an extension that dials, the carrier
-// endpoint), so the examples run with their checks unchanged.
+// endpoint), so the examples run with their checks unchanged. It runs the
+// command once as a check would, and fails the test at once, saying what
+// the shell found, when that does not work.
 func fakeAsterisk(t *testing.T) {
 	t.Helper()
 	bin := t.TempDir()
@@ -26,6 +29,23 @@ func fakeAsterisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	works := func() error {
+		if _, err := shell.Run(context.Background(), bin, "asterisk -rx 'core show uptime' | grep -q Dial", nil, 0); err != nil {
+			found, _ := shell.Run(context.Background(), bin, "command -v asterisk; ls -la "+bin+"; id; umask", nil, 0)
+			return fmt.Errorf("%w\nPATH=%s\n%s", err, os.Getenv("PATH"), found.Output)
+		}
+		return nil
+	}
+	if err := works(); err != nil {
+		t.Fatalf("the fake asterisk does not run as a check would run it: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if err := works(); err != nil {
+				t.Logf("at the end the fake asterisk no longer ran: %v", err)
+			}
+		}
+	})
 }
 
 // exampleFile is what a test writes into a job's tree: a file that the
@@ -49,7 +69,6 @@ func exampleFile(jobPath string, n int) (rel, content string) {
 // The examples cannot rot: a key the agent refuses, a job it cannot run, a
 // rule or check that fails on the change fails this test.
 func TestExamplesRun(t *testing.T) {
-	fakeAsterisk(t)
 	dirs, err := filepath.Glob(filepath.Join(examplesDir, "*"))
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +88,7 @@ func TestExamplesRun(t *testing.T) {
 }
 
 func runExampleFarm(t *testing.T, files []string) {
+	fakeAsterisk(t) // each farm its own: nothing one farm did reaches the next
 	var pg *pgtest.Server
 	dsns := map[string]string{}
 	for _, f := range files {
@@ -159,7 +179,7 @@ func runExampleFarm(t *testing.T, files []string) {
 		t.Cleanup(func() {
 			stop()
 			if t.Failed() {
-				t.Logf("===== %s =====\n%s", n.name, n.log.String())
+				dumpLog(t, n.name, n.log.String())
 			}
 		})
 	}

@@ -86,19 +86,33 @@ type Server struct {
 // Listen creates the socket at path with mode 0600. A stale socket left by
 // a crashed agent is replaced; a socket with a live agent behind it is an
 // error.
+//
+// The socket is bound inside a fresh directory of mode 0700 beside path,
+// made 0600 and renamed into place, so nobody else can connect before its
+// mode is set, and without a process-wide umask: changing that would race
+// every file another goroutine creates meanwhile (applied files, store
+// files, another in-process agent's socket) and could leave it changed.
 func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("control socket %s: another agent is running with this data_dir", path)
 	}
-	os.Remove(path)
-	old := umask(0o177)
-	ln, err := net.Listen("unix", path)
-	umask(old)
+	private, err := os.MkdirTemp(filepath.Dir(path), ".cs") // short: a socket path has at most 107 bytes
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(private)
+	bound := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", bound)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // Serve removes path
+	if err := os.Chmod(bound, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Rename(bound, path); err != nil { // replaces a stale socket
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}

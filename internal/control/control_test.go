@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -48,6 +49,9 @@ func TestCallAndMode(t *testing.T) {
 	if _, err := Listen(path, fake{}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("second agent on the same socket was allowed")
 	}
+	if ents, err := os.ReadDir(filepath.Dir(path)); err != nil || len(ents) != 1 || ents[0].Name() != SocketName {
+		t.Fatalf("beside the socket: %v %v (the directory it was bound in is left)", ents, err)
+	}
 	resp, err := Call(ctx, path, Request{Cmd: "status"})
 	if err != nil {
 		t.Fatal(err)
@@ -77,5 +81,30 @@ func TestCallAndMode(t *testing.T) {
 	}
 	if _, err := Call(ctx, filepath.Join(t.TempDir(), "none.sock"), Request{Cmd: "status"}); !errors.Is(err, ErrNoAgent) {
 		t.Fatalf("want ErrNoAgent, got %v", err)
+	}
+}
+
+// TestStaleSocketReplaced: a socket left by a crashed agent (nobody
+// answers on it) is replaced, and the new one answers.
+func TestStaleSocketReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), SocketName)
+	old, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false)
+	old.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the stale socket is not there: %v", err)
+	}
+	s, err := Listen(path, fake{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("a stale socket was not replaced: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx)
+	if _, err := Call(ctx, path, Request{Cmd: "status"}); err != nil {
+		t.Fatal(err)
 	}
 }
