@@ -561,6 +561,8 @@ func pathList(ps []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(ps[:most], ", "), len(ps)-most)
 }
 
+// checkEnv is what a check or a shell action gets beside the agent's
+// environment: the job, the generation and its changed paths.
 func checkEnv(job *config.Job, gen uint64, changed []string) []string {
 	return []string{
 		"PBXSYNC_JOB=" + job.Name,

@@ -3,8 +3,6 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/config"
@@ -68,11 +66,7 @@ func MatchesAny(globs, paths []string) bool {
 // a timeout, or a command that cannot start; the error quotes the command
 // and the last lines of its output.
 func RunCheck(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
-	_, err := shell.Run(ctx, job.Path, command, []string{
-		"PBXSYNC_JOB=" + job.Name,
-		"PBXSYNC_GENERATION=" + strconv.FormatUint(gen, 10),
-		"PBXSYNC_CHANGED=" + strings.Join(changed, "\n"),
-	}, job.CheckTimeout)
+	_, err := shell.Run(ctx, job.Path, command, checkEnv(job, gen, changed), job.CheckTimeout)
 	if err != nil {
 		return fmt.Errorf("check %w", err)
 	}
