@@ -21,6 +21,7 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/testlog"
 	"pbxsync/internal/testport"
 	"pbxsync/internal/testwait"
 )
@@ -94,7 +95,7 @@ func newHarness(tb testing.TB) *harness {
 		}
 		if tb.Failed() && !h.quiet {
 			for _, n := range h.nodes {
-				tb.Logf("===== log of %s =====\n%s", n.name, n.log.String())
+				testlog.Dump(tb, n.name, n.log.String())
 			}
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
 	"pbxsync/internal/pgtest"
+	"pbxsync/internal/testlog"
 )
 
 const pgEndpointsDDL = `CREATE TABLE ps_endpoints (id varchar(40) PRIMARY KEY, transport varchar(40), aors varchar(200), auth varchar(40), context varchar(40), disallow varchar(200), allow varchar(200), direct_media text)`
@@ -58,8 +59,11 @@ func newPGNode(tb testing.TB, name string) *pgNode {
 	n.port = freeUDPPort(tb)
 	tb.Cleanup(func() {
 		n.stop()
-		if tb.Failed() || os.Getenv("PG_TEST_LOG") != "" {
+		switch {
+		case os.Getenv("PG_TEST_LOG") != "":
 			tb.Logf("===== log of %s =====\n%s", n.name, n.log.String())
+		case tb.Failed():
+			testlog.Dump(tb, n.name, n.log.String())
 		}
 	})
 	return n

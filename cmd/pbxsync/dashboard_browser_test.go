@@ -23,6 +23,7 @@ import (
 	"pbxsync/internal/httpapi"
 	"pbxsync/internal/identity"
 	"pbxsync/internal/store"
+	"pbxsync/internal/testlog"
 	"pbxsync/internal/testwait"
 	"pbxsync/syncer"
 )
@@ -31,10 +32,6 @@ import (
 // without it the test looks for chromium, chromium-browser, google-chrome
 // on PATH.
 const ChromiumEnv = "PBXSYNC_CHROMIUM"
-
-// ArtifactsEnv names the directory the browser test writes its
-// screenshots to (default: a new directory under $TMPDIR, kept).
-const ArtifactsEnv = "PBXSYNC_TEST_ARTIFACTS"
 
 func findChromium(t *testing.T) string {
 	t.Helper()
@@ -196,7 +193,7 @@ func waitFor(t *testing.T, what string, cond func() error) {
 // a mesh job; pbx2 edits a file while it is down and pbx1 edits it too:
 // when pbx2 is back the page shows the conflict record live, read-only.
 // Screenshots (desktop and phone width) are written to
-// PBXSYNC_TEST_ARTIFACTS or $TMPDIR.
+// PBXSYNC_TEST_ARTIFACTS or $TMPDIR (testlog.Dir).
 func TestDashboardInBrowser(t *testing.T) {
 	t.Parallel()
 	chrome := findChromium(t)
@@ -219,7 +216,7 @@ func TestDashboardInBrowser(t *testing.T) {
 				t.Errorf("%s: the API token is in the log", n.name)
 			}
 			if t.Failed() {
-				dumpLog(t, n.name, n.log.String())
+				testlog.Dump(t, n.name, n.log.String())
 			}
 		}
 	}()
@@ -431,12 +428,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("diff view of %d → %d: %q", bad.Number-1, bad.Number, diff)
 	}
 
-	dir := os.Getenv(ArtifactsEnv)
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "pbxsync-dashboard-"); err != nil {
-			t.Fatal(err)
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := testlog.Dir("pbxsync-dashboard-")
+	if err != nil {
 		t.Fatal(err)
 	}
 	desktop, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

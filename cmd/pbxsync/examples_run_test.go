@@ -12,6 +12,7 @@ import (
 	"pbxsync/internal/config"
 	"pbxsync/internal/pgtest"
 	"pbxsync/internal/shell"
+	"pbxsync/internal/testlog"
 	"pbxsync/internal/testwait"
 )
 
@@ -179,7 +180,7 @@ func runExampleFarm(t *testing.T, files []string) {
 		t.Cleanup(func() {
 			stop()
 			if t.Failed() {
-				dumpLog(t, n.name, n.log.String())
+				testlog.Dump(t, n.name, n.log.String())
 			}
 		})
 	}
