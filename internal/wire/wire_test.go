@@ -22,6 +22,11 @@ func newCodec(t testing.TB) *Codec {
 }
 
 func sampleAnnounce(n int) *Announce {
+	return &Announce{Job: "conf", Version: 7, Origin: "a", Items: FromIndex(sampleIndex(n))}
+}
+
+// sampleIndex is an index of n files in 10 directories and one directory.
+func sampleIndex(n int) index.Index {
 	x := index.Index{}
 	for i := 0; i < n; i++ {
 		p := fmt.Sprintf("dir%d/file%d.conf", i%10, i)
@@ -29,7 +34,7 @@ func sampleAnnounce(n int) *Announce {
 			Version: index.Vector{}.Bump("node-a")}
 	}
 	x["dir0"] = index.Item{Path: "dir0", Kind: index.KindDir, Mode: 0o755}
-	return &Announce{Job: "conf", Version: 7, Origin: "a", Items: FromIndex(x)}
+	return x
 }
 
 func TestRoundTrip(t *testing.T) {
