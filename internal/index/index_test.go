@@ -178,3 +178,16 @@ func BenchmarkClone(b *testing.B) {
 		_ = x.Clone()
 	}
 }
+
+// TestValidatePathAllocatesNothing: a target validates every path of an
+// announcement (100,000 at a large job's first sync); a valid path costs
+// no allocation.
+func TestValidatePathAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if err := ValidatePath("sounds/en/custom/welcome-message.gsm"); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("ValidatePath of a valid path: %v allocations, want 0", n)
+	}
+}

@@ -32,7 +32,7 @@ func ValidatePath(p string) error {
 	case strings.ContainsAny(p, "\\\x00"):
 		return bad("contains a backslash or NUL")
 	}
-	for _, el := range strings.Split(p, "/") {
+	for el := range strings.SplitSeq(p, "/") { // no slice of every element
 		switch el {
 		case "":
 			return bad("empty element")
