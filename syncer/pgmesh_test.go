@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"pbxsync/internal/pgtest"
 )
@@ -134,5 +137,85 @@ func TestPGMeshSites(t *testing.T) {
 	})
 	if !strings.Contains(a.log.String(), "relay of a site chosen") {
 		t.Error("a chose no relay")
+	}
+}
+
+// TestPGMeshChecksFailEverywhere: three members whose checks fail whatever
+// the rows, each with a row of its own before they start: each applies
+// the others' rows, its checks fail, and fail again on the rows put back,
+// so the fault is its own: no member reverts a row or records a conflict,
+// and across further runs of the checks (counted in the status) that
+// stays so. Then b's checks pass again: its next run takes the rows of a
+// and c, and still nobody records a conflict.
+func TestPGMeshChecksFailEverywhere(t *testing.T) {
+	t.Parallel()
+	nodes, dsns := pgMeshTrio(t, false)
+	b := nodes[1]
+	conns := []*pgx.Conn{pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])}
+	for i, n := range nodes {
+		n.checks.fail.Store(true)
+		n.tune = func(o *Options) { o.ChecksRetry = time.Millisecond } // each tick
+		pgExec(t, conns[i], "INSERT INTO ps_endpoints (id, context) VALUES ($1, $2)", fmt.Sprint(100*(i+1)), "from-"+n.name)
+	}
+	for _, n := range nodes {
+		n.start()
+	}
+	conflicts := func() map[string]int {
+		out := map[string]int{}
+		for _, n := range nodes {
+			cs, err := n.agent.Store().Conflicts("realtime")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[n.name] = len(cs)
+		}
+		return out
+	}
+	retries := map[string]uint64{}
+	eventually(t, waitLimit, "every member's status says its checks fail on the rows before too", func() error {
+		for name, c := range conflicts() {
+			if c > 0 {
+				t.Fatalf("%s records %d conflicts: the members reject each other's rows (%v)", name, c, conflicts())
+			}
+		}
+		for _, n := range nodes {
+			st := n.status()
+			if st.State != "checks-failing" || !strings.Contains(st.LastError, "checks fail here on the content they had before too") {
+				return fmt.Errorf("%s: state %q: %q", n.name, st.State, st.LastError)
+			}
+			retries[n.name] = st.CheckRetries
+		}
+		return nil
+	})
+	eventually(t, waitLimit, "every member ran its checks again twice", func() error {
+		for _, n := range nodes {
+			if st := n.status(); st.CheckRetries < retries[n.name]+2 {
+				return fmt.Errorf("%s ran its checks again %d times, %d before", n.name, st.CheckRetries, retries[n.name])
+			}
+		}
+		return nil
+	})
+	for i, n := range nodes {
+		if got := pgDump(t, conns[i]); strings.Count(got, "\n") != 0 || !strings.Contains(got, "from-"+n.name) {
+			t.Errorf("%s holds %q, want only its own row", n.name, got)
+		}
+	}
+	b.checks.fail.Store(false)
+	eventually(t, waitLimit, "b takes the rows of a and c once its checks pass", func() error {
+		if got := pgDump(t, conns[1]); strings.Count(got, "\n") != 2 {
+			return fmt.Errorf("b holds %q", got)
+		}
+		return nil
+	})
+	if st := b.status(); st.State != "good" {
+		t.Errorf("b: state %q: %q", st.State, st.LastError)
+	}
+	if got := pgDump(t, conns[0]); strings.Count(got, "\n") != 0 {
+		t.Errorf("a, whose checks still fail, holds %q", got)
+	}
+	for name, c := range conflicts() {
+		if c > 0 {
+			t.Errorf("%s records %d conflicts", name, c)
+		}
 	}
 }
