@@ -176,3 +176,72 @@ func TestMeshChecksFixedReload(t *testing.T) {
 	t.Parallel()
 	checksFixedLater(t, time.Hour, func(b *tnode) { b.reload(t) })
 }
+
+// TestPushChecksFailEverywhere: a push target whose check fails whatever
+// the content tries each version of the source once, rolls it back and
+// says so; the source records the rejection. Nothing loops: across a
+// further exchange (a change of a second job that reaches the target) the
+// number of generations on both stays the same, one per version.
+func TestPushChecksFailEverywhere(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	b.Jobs[0].Extra = "check = \"false\"\n"
+	other := tjob{Name: "other", Path: filepath.Join(filepath.Dir(a.tree), "other"), Source: "a", Targets: []string{"b"}}
+	a.Jobs = append(a.Jobs, other)
+	other.Path = filepath.Join(filepath.Dir(b.tree), "other")
+	b.Jobs = append(b.Jobs, other)
+	for _, n := range []*tnode{a, b} {
+		if err := os.MkdirAll(filepath.Join(filepath.Dir(n.tree), "other"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.write("x.conf", "one\n", 0o644)
+	a.start()
+	b.start()
+	bad := func(n *tnode) (gens, bad int) {
+		gs, err := n.a().Store().Generations("conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			if g.State == "bad" {
+				bad++
+			}
+		}
+		return len(gs), bad
+	}
+	rejected := func(what string, want int) {
+		eventually(t, waitLimit, what, func() error {
+			if _, nb := bad(b); nb < want {
+				return fmt.Errorf("b has %d bad generations", nb)
+			}
+			if st, _ := a.jobStatus("conf"); !strings.Contains(st.LastError, "target b") {
+				return fmt.Errorf("a: state %q: %q", st.State, st.LastError)
+			}
+			return nil
+		})
+	}
+	rejected("b rolls back a's first version", 1)
+	a.replace("x.conf", []byte("two\n"), 0o644)
+	rejected("b rolls back a's second version", 2)
+	ga, _ := bad(a)
+	gb, nb := bad(b)
+	if nb != 2 || gb != 2 || ga > 3 {
+		t.Errorf("a: %d generations; b: %d generations, %d bad; want one per version of a's", ga, gb, nb)
+	}
+	os.WriteFile(filepath.Join(filepath.Dir(a.tree), "other", "o.conf"), []byte("o\n"), 0o644)
+	eventually(t, waitLimit, "the other job's change reaches b", func() error {
+		_, err := os.Stat(filepath.Join(filepath.Dir(b.tree), "other", "o.conf"))
+		return err
+	})
+	if ga2, _ := bad(a); ga2 != ga {
+		t.Errorf("a's generations: %d, then %d", ga, ga2)
+	}
+	if gb2, nb2 := bad(b); gb2 != gb || nb2 != nb {
+		t.Errorf("b's generations: %d (%d bad), then %d (%d bad)", gb, nb, gb2, nb2)
+	}
+	if _, err := os.Stat(b.path("x.conf")); err == nil {
+		t.Errorf("b holds x.conf although its check fails on everything")
+	}
+}
