@@ -37,9 +37,13 @@ type meshState struct {
 	reasons map[string]string // member -> the rejection its announcements carry
 	// down is set while this node's checks fail on the content they had
 	// before a member's version too (meshchecks.go).
-	down  *checksDown
-	edge  meshEdge
-	relay meshRelay // sites and relays (relay_mesh.go)
+	down *checksDown
+	// downTries is how often the checks failed before they last passed
+	// again (a check that fails again waits on from there); 0 once a
+	// member's versions were taken.
+	downTries int
+	edge      meshEdge
+	relay     meshRelay // sites and relays (relay_mesh.go)
 }
 
 // revertsMark is what a member's announcement Reason says before the
@@ -387,6 +391,8 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 				j.log.Warn("cannot take a member's versions", "peer", a.Peer, "err", err)
 				j.setStatus(func(s *JobStatus) { s.LastError = fmt.Sprintf("from %s: %s", a.Peer, err) })
 			}
+		} else {
+			ms.downTries = 0
 		}
 		j.carryMesh(ctx, ms.m.Step(ev))
 	}

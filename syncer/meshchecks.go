@@ -72,7 +72,9 @@ func (j *job) meshChecksFailed(peer string, paths []string, reason string) error
 	ms := j.mesh
 	now := time.Now()
 	if ms.down == nil {
-		ms.down = &checksDown{waiting: map[string][]index.Item{}}
+		// a check that passed once and failed again goes on from its
+		// last wait (a flaky check): only a version taken starts anew
+		ms.down = &checksDown{waiting: map[string][]index.Item{}, tries: ms.downTries}
 	}
 	d := ms.down
 	d.reason, d.paths = reason, append([]string(nil), paths...)
@@ -105,11 +107,7 @@ func (j *job) meshHeld(peer string) error {
 // wait and when the checks run again.
 func (j *job) setChecksDownStatus() {
 	d := j.mesh.down
-	peers := make([]string, 0, len(d.waiting))
-	for p := range d.waiting {
-		peers = append(peers, p)
-	}
-	sort.Strings(peers)
+	peers := d.members()
 	msg := fmt.Sprintf("checks fail here on the content they had before too: fix the check or Asterisk on this node; versions of %s wait (checks failed %d times, next run in %s): %s",
 		strings.Join(peers, ", "), d.tries, time.Until(d.next).Round(time.Second), d.reason)
 	j.setStatus(func(s *JobStatus) { s.State, s.LastError = "checks-failing", msg })
@@ -159,16 +157,21 @@ func (j *job) meshRetryChecks(ctx context.Context, now bool) {
 		return
 	}
 	j.log.Info("checks pass here again; taking the members' waiting versions", "members", len(d.waiting))
-	ms.down = nil
+	ms.down, ms.downTries = nil, d.tries
 	j.setStatus(func(s *JobStatus) { s.State, s.LastError = "good", "" })
-	peers := make([]string, 0, len(d.waiting))
-	for p := range d.waiting {
-		peers = append(peers, p)
-	}
-	sort.Strings(peers)
-	for _, p := range peers {
+	for _, p := range d.members() {
 		if items := d.waiting[p]; items != nil {
 			j.meshRemote(ctx, p, items)
 		}
 	}
+}
+
+// members returns the members whose versions wait, sorted.
+func (d *checksDown) members() []string {
+	out := make([]string, 0, len(d.waiting))
+	for p := range d.waiting {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
