@@ -221,6 +221,7 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 	case e.rollback != nil:
 		e.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is a mesh job: roll back by editing the files on any member (the losing versions are in `pbxsync conflicts`)", j.cfg.Name)}
 	case e.syncNow != nil:
+		j.meshRetryChecks(ctx, true)
 		err := j.scanAll(ctx)
 		if err == nil {
 			j.meshLocal(ctx)

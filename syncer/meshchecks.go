@@ -25,7 +25,8 @@ import (
 // version that changes the data is applied. Each member's last index
 // waits; the checks run again on the content here after a backoff
 // (core.ChecksRetryAfter) and at once when the configuration is reloaded
-// (Agent.Reload); once they pass, the waiting indexes are decided again.
+// (Agent.Reload) or a sync is asked for (sync --now); once they pass, the
+// waiting indexes are decided again.
 
 // checksDown is a mesh member's state while its checks fail on the
 // content they had before too.
@@ -108,8 +109,8 @@ func (j *job) meshHeld(peer string) error {
 func (j *job) setChecksDownStatus() {
 	d := j.mesh.down
 	peers := d.members()
-	msg := fmt.Sprintf("checks fail here on the content they had before too: fix the check or Asterisk on this node; versions of %s wait (checks failed %d times, next run in %s): %s",
-		strings.Join(peers, ", "), d.tries, time.Until(d.next).Round(time.Second), d.reason)
+	msg := fmt.Sprintf("checks fail here on the content they had before too: fix the check or Asterisk on this node; versions of %s wait (checks failed %d times, next run at %s, or at a reload or sync --now): %s",
+		strings.Join(peers, ", "), d.tries, d.next.Format(time.TimeOnly), d.reason)
 	j.setStatus(func(s *JobStatus) { s.State, s.LastError = "checks-failing", msg })
 }
 

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,4 +245,16 @@ func TestPushChecksFailEverywhere(t *testing.T) {
 	if _, err := os.Stat(b.path("x.conf")); err == nil {
 		t.Errorf("b holds x.conf although its check fails on everything")
 	}
+}
+
+// TestMeshChecksFixedSyncNow: the check is fixed and the admin asks for a
+// sync: b runs its checks at once (its backoff is an hour) and takes the
+// waiting version.
+func TestMeshChecksFixedSyncNow(t *testing.T) {
+	t.Parallel()
+	checksFixedLater(t, time.Hour, func(b *tnode) {
+		if err := b.a().SyncNow(context.Background(), "conf"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

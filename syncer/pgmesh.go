@@ -143,6 +143,7 @@ func (e *pgMeshEdge) onEvent(ctx context.Context, ev event) error {
 	case ev.rollback != nil:
 		ev.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is a mesh job: roll back by changing the rows on any member (the losing versions are in `pbxsync conflicts`)", j.cfg.Name)}
 	case ev.syncNow != nil:
+		j.meshRetryChecks(ctx, true)
 		ev.syncNow <- e.local(ctx, true)
 	case ev.peerChange:
 		j.meshPeerChange(ctx, ev)
