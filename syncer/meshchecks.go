@@ -18,8 +18,8 @@ import (
 // revert in turn, without end (every member recording generations and
 // conflicts, Asterisk reloading all the time). So a failed check rejects
 // a version only when the checks pass again on the content rolled back
-// (checksFailHere in meshApplyTree and pgMeshEdge.apply); when they fail
-// there too, the fault is this node's: the version is not taken now
+// (meshCheckBefore, from meshApplyTree and pgMeshEdge.apply); when they
+// fail there too, the fault is this node's: the version is not taken now
 // (Applied with an error: no revert, no conflict record, no version of
 // this node's own), and while that lasts (meshState.down) no member's
 // version that changes the data is applied. Each member's last index
