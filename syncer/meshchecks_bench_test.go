@@ -32,16 +32,8 @@ func BenchmarkMeshChecksFailEverywhere(b *testing.B) {
 		nodes[0].write("x.conf", "one\n", 0o644)
 		time.Sleep(10 * time.Second) // the window measured
 		gens, conflicts := 0, 0
-		for _, n := range nodes {
-			gs, err := n.a().Store().Generations("conf")
-			if err != nil {
-				b.Fatal(err)
-			}
-			cs, err := n.a().Store().Conflicts("conf")
-			if err != nil {
-				b.Fatal(err)
-			}
-			gens, conflicts = max(gens, len(gs)), max(conflicts, len(cs))
+		for _, cnt := range meshCounts(b, nodes...) {
+			gens, conflicts = max(gens, cnt[0]), max(conflicts, cnt[1])
 		}
 		b.ReportMetric(float64(gens), "generations/member")
 		b.ReportMetric(float64(conflicts), "conflicts/member")

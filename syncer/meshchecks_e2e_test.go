@@ -18,7 +18,7 @@ const checksFailHereText = "checks fail here on the content they had before too"
 
 // meshCounts returns, per member, the number of generations and of
 // conflict records of job conf.
-func meshCounts(t *testing.T, nodes ...*tnode) map[string][2]int {
+func meshCounts(t testing.TB, nodes ...*tnode) map[string][2]int {
 	t.Helper()
 	out := map[string][2]int{}
 	for _, n := range nodes {
