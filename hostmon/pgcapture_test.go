@@ -161,6 +161,46 @@ func TestPGApplyErrorRollsBack(t *testing.T) {
 	}
 }
 
+// TestPGApplyBeforeOfAKeyDeletedAndUpserted: a changeset that lists a
+// changed row's key among its deletes and the row among its upserts (as a
+// mesh job's does) gets a before image with that row once, which puts the
+// row back. It held the row twice, and undoing failed ("ON CONFLICT DO
+// UPDATE command cannot affect row a second time").
+func TestPGApplyBeforeOfAKeyDeletedAndUpserted(t *testing.T) {
+	ctx := context.Background()
+	srv := pgtest.Start(t)
+	dst := pgtest.Connect(t, srv.NewDB(t))
+	mustExec(t, dst, endpointsDDL)
+	if err := Install(ctx, dst, nil); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := ReadSchema(ctx, dst, []string{"ps_endpoints"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, dst, `INSERT INTO ps_endpoints VALUES ('1001','udp','1001','good','ulaw','no')`)
+	want := pgDump(t, dst)
+	cs := &Changeset{Schema: schema, Tables: map[string]*TableChanges{"ps_endpoints": {
+		Deletes: []json.RawMessage{[]byte(`{"id":"1001"}`)},
+		Upserts: []json.RawMessage{[]byte(`{"id":"1001","transport":"udp","aors":"1001","context":"BAD","allow":"ulaw","direct_media":"no"}`)}}}}
+	var before *Changeset
+	if err := Apply(ctx, dst, "rt", 1, cs, func(b *Changeset) error { before = b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgDump(t, dst); !strings.Contains(got, "BAD") {
+		t.Fatalf("not applied: %s", got)
+	}
+	if n := len(before.Tables["ps_endpoints"].Upserts); n != 1 {
+		t.Errorf("the before image holds the row %d times", n)
+	}
+	if err := Apply(ctx, dst, "rt", 0, before, nil); err != nil {
+		t.Fatalf("undo: %v", err)
+	}
+	if got := pgDump(t, dst); got != want {
+		t.Fatalf("undo:\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestCompareSchema(t *testing.T) {
 	a := []wire.TableSchema{{Table: "ps_endpoints", Columns: []wire.Column{{Name: "id", Type: "text"}, {Name: "context", Type: "text"}}, Key: []string{"id"}}}
 	b := []wire.TableSchema{{Table: "ps_endpoints", Columns: []wire.Column{{Name: "id", Type: "text"}, {Name: "context", Type: "integer"}, {Name: "extra", Type: "text"}}, Key: []string{"id"}}}
