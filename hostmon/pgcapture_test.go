@@ -138,21 +138,28 @@ func TestPGCaptureAndApply(t *testing.T) {
 	}
 }
 
-func TestPGApplyErrorRollsBack(t *testing.T) {
-	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dst := pgtest.Connect(t, srv.NewDB(t))
+// applyTarget returns a new database with ps_endpoints and pbxsync's
+// schema, as a target of Apply, and the table's schema.
+func applyTarget(t *testing.T) (*pgx.Conn, []wire.TableSchema) {
+	t.Helper()
+	dst := pgtest.Connect(t, pgtest.Start(t).NewDB(t))
 	mustExec(t, dst, endpointsDDL)
-	if err := Install(ctx, dst, nil); err != nil {
+	if err := Install(context.Background(), dst, nil); err != nil {
 		t.Fatal(err)
 	}
-	schema, err := ReadSchema(ctx, dst, []string{"ps_endpoints"})
+	schema, err := ReadSchema(context.Background(), dst, []string{"ps_endpoints"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dst, schema
+}
+
+func TestPGApplyErrorRollsBack(t *testing.T) {
+	ctx := context.Background()
+	dst, schema := applyTarget(t)
 	cs := &Changeset{Schema: schema, Tables: map[string]*TableChanges{"ps_endpoints": {Upserts: []json.RawMessage{
 		[]byte(`{"id":"ok","transport":"udp"}`), []byte(`{"id":"bad","transport":"` + strings.Repeat("x", 50) + `"}`)}}}}
-	err = Apply(ctx, dst, "rt", 1, cs, nil)
+	err := Apply(ctx, dst, "rt", 1, cs, nil)
 	if err == nil || !strings.Contains(err.Error(), "too long") || !strings.Contains(err.Error(), "ps_endpoints") {
 		t.Fatalf("want the database's error naming the table, got %v", err)
 	}
@@ -168,16 +175,7 @@ func TestPGApplyErrorRollsBack(t *testing.T) {
 // UPDATE command cannot affect row a second time").
 func TestPGApplyBeforeOfAKeyDeletedAndUpserted(t *testing.T) {
 	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dst := pgtest.Connect(t, srv.NewDB(t))
-	mustExec(t, dst, endpointsDDL)
-	if err := Install(ctx, dst, nil); err != nil {
-		t.Fatal(err)
-	}
-	schema, err := ReadSchema(ctx, dst, []string{"ps_endpoints"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dst, schema := applyTarget(t)
 	mustExec(t, dst, `INSERT INTO ps_endpoints VALUES ('1001','udp','1001','good','ulaw','no')`)
 	want := pgDump(t, dst)
 	cs := &Changeset{Schema: schema, Tables: map[string]*TableChanges{"ps_endpoints": {

@@ -50,6 +50,21 @@ func pgMeshTrio(t *testing.T, sites bool) (nodes []*pgNode, dsns []string) {
 	return nodes, dsns
 }
 
+// pgMeshStart inserts row 100 in context rowContext on a, starts the members and
+// waits until the row reached b and c; it returns a connection to each
+// member's database.
+func pgMeshStart(t *testing.T, nodes []*pgNode, dsns []string, rowContext string) (ca, cb, cc *pgx.Conn) {
+	t.Helper()
+	ca, cb, cc = pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
+	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', $1)", rowContext)
+	for _, n := range nodes {
+		n.start()
+	}
+	pgSame(t, "a's row reaches b", ca, cb)
+	pgSame(t, "a's row reaches c", ca, cc)
+	return ca, cb, cc
+}
+
 // TestPGMesh: rows changed on any member reach the others; two members
 // inserting the same key while cut off from each other is a conflict with
 // one winner everywhere and the losing row kept as JSON, not an error
@@ -58,13 +73,7 @@ func TestPGMesh(t *testing.T) {
 	t.Parallel()
 	nodes, dsns := pgMeshTrio(t, false)
 	c := nodes[2]
-	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
-	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'from-a')")
-	for _, n := range nodes {
-		n.start()
-	}
-	pgSame(t, "a's row reaches b", ca, cb)
-	pgSame(t, "a's row reaches c", ca, cc)
+	ca, cb, cc := pgMeshStart(t, nodes, dsns, "from-a")
 	pgExec(t, cb, "INSERT INTO ps_endpoints (id, context) VALUES ('200', 'from-b')")
 	pgExec(t, cc, "UPDATE ps_endpoints SET context = 'edited-on-c' WHERE id = '100'")
 	pgSame(t, "changes of b and c reach a", ca, cb)
@@ -254,13 +263,7 @@ func TestPGMeshRejectedEverywhere(t *testing.T) {
 	nodes, dsns := pgMeshTrio(t, false)
 	b := nodes[1]
 	b.tune = func(o *Options) { o.AfterApply = pgBadRowCheck{dsn: dsns[1]} }
-	ca, cb, cc := pgtest.Connect(t, dsns[0]), pgtest.Connect(t, dsns[1]), pgtest.Connect(t, dsns[2])
-	pgExec(t, ca, "INSERT INTO ps_endpoints (id, context) VALUES ('100', 'good')")
-	for _, n := range nodes {
-		n.start()
-	}
-	pgSame(t, "a's good row reaches b", ca, cb)
-	pgSame(t, "a's good row reaches c", ca, cc)
+	ca, cb, cc := pgMeshStart(t, nodes, dsns, "good")
 	pgExec(t, ca, "UPDATE ps_endpoints SET context = 'BAD' WHERE id = '100'")
 	eventually(t, waitLimit, "b rejects a's row", func() error {
 		if st := b.status(); !strings.Contains(st.LastError, "rejected by b") || st.State == "checks-failing" {
