@@ -317,7 +317,10 @@ func Apply(ctx context.Context, db PGConn, job string, version uint64, cs *Chang
 				rows, err = tx.Query(ctx, fmt.Sprintf("SELECT to_jsonb(t) FROM %s t FOR UPDATE", Ident(t.Table)))
 			case tc != nil && len(tc.Deletes)+len(tc.Upserts) > 0:
 				bt.Deletes = append(append(bt.Deletes, tc.Deletes...), tc.Upserts...)
-				rows, err = tx.Query(ctx, fmt.Sprintf("SELECT to_jsonb(t) FROM %[1]s t JOIN jsonb_populate_recordset(NULL::%[1]s, $1::jsonb) k ON %[2]s FOR UPDATE OF t",
+				// each row once, also when its key is both deleted and
+				// upserted (a mesh job's changed row): an upsert of the
+				// same key twice is an error, and the undo would fail
+				rows, err = tx.Query(ctx, fmt.Sprintf("SELECT to_jsonb(t) FROM %[1]s t WHERE EXISTS (SELECT 1 FROM jsonb_populate_recordset(NULL::%[1]s, $1::jsonb) k WHERE %[2]s) FOR UPDATE OF t",
 					Ident(t.Table), keyJoin(t, "t", "k")), jsonArray(bt.Deletes))
 			default:
 				continue

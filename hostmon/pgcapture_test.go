@@ -138,26 +138,64 @@ func TestPGCaptureAndApply(t *testing.T) {
 	}
 }
 
-func TestPGApplyErrorRollsBack(t *testing.T) {
-	ctx := context.Background()
-	srv := pgtest.Start(t)
-	dst := pgtest.Connect(t, srv.NewDB(t))
+// applyTarget returns a new database with ps_endpoints and pbxsync's
+// schema, as a target of Apply, and the table's schema.
+func applyTarget(t *testing.T) (*pgx.Conn, []wire.TableSchema) {
+	t.Helper()
+	dst := pgtest.Connect(t, pgtest.Start(t).NewDB(t))
 	mustExec(t, dst, endpointsDDL)
-	if err := Install(ctx, dst, nil); err != nil {
+	if err := Install(context.Background(), dst, nil); err != nil {
 		t.Fatal(err)
 	}
-	schema, err := ReadSchema(ctx, dst, []string{"ps_endpoints"})
+	schema, err := ReadSchema(context.Background(), dst, []string{"ps_endpoints"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dst, schema
+}
+
+func TestPGApplyErrorRollsBack(t *testing.T) {
+	ctx := context.Background()
+	dst, schema := applyTarget(t)
 	cs := &Changeset{Schema: schema, Tables: map[string]*TableChanges{"ps_endpoints": {Upserts: []json.RawMessage{
 		[]byte(`{"id":"ok","transport":"udp"}`), []byte(`{"id":"bad","transport":"` + strings.Repeat("x", 50) + `"}`)}}}}
-	err = Apply(ctx, dst, "rt", 1, cs, nil)
+	err := Apply(ctx, dst, "rt", 1, cs, nil)
 	if err == nil || !strings.Contains(err.Error(), "too long") || !strings.Contains(err.Error(), "ps_endpoints") {
 		t.Fatalf("want the database's error naming the table, got %v", err)
 	}
 	if d := pgDump(t, dst); d != "" {
 		t.Fatalf("partly applied: %s", d)
+	}
+}
+
+// TestPGApplyBeforeOfAKeyDeletedAndUpserted: a changeset that lists a
+// changed row's key among its deletes and the row among its upserts (as a
+// mesh job's does) gets a before image with that row once, which puts the
+// row back. It held the row twice, and undoing failed ("ON CONFLICT DO
+// UPDATE command cannot affect row a second time").
+func TestPGApplyBeforeOfAKeyDeletedAndUpserted(t *testing.T) {
+	ctx := context.Background()
+	dst, schema := applyTarget(t)
+	mustExec(t, dst, `INSERT INTO ps_endpoints VALUES ('1001','udp','1001','good','ulaw','no')`)
+	want := pgDump(t, dst)
+	cs := &Changeset{Schema: schema, Tables: map[string]*TableChanges{"ps_endpoints": {
+		Deletes: []json.RawMessage{[]byte(`{"id":"1001"}`)},
+		Upserts: []json.RawMessage{[]byte(`{"id":"1001","transport":"udp","aors":"1001","context":"BAD","allow":"ulaw","direct_media":"no"}`)}}}}
+	var before *Changeset
+	if err := Apply(ctx, dst, "rt", 1, cs, func(b *Changeset) error { before = b; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := pgDump(t, dst); !strings.Contains(got, "BAD") {
+		t.Fatalf("not applied: %s", got)
+	}
+	if n := len(before.Tables["ps_endpoints"].Upserts); n != 1 {
+		t.Errorf("the before image holds the row %d times", n)
+	}
+	if err := Apply(ctx, dst, "rt", 0, before, nil); err != nil {
+		t.Fatalf("undo: %v", err)
+	}
+	if got := pgDump(t, dst); got != want {
+		t.Fatalf("undo:\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -44,6 +44,11 @@ type Options struct {
 	// answer a version the relay answered for before the origin passes
 	// the relay over as withholding (withhold.go); 0: 30 s.
 	RelayPatience time.Duration
+	// ChecksRetry is how long a mesh member whose checks fail on the
+	// content they had before a member's version too waits before it runs
+	// them again the first time (each wait doubles, up to 5 minutes); 0:
+	// 5 s (core.ChecksRetryFirst). Tests make it short.
+	ChecksRetry time.Duration
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
@@ -60,16 +65,17 @@ type AsteriskInfo struct {
 
 // Agent runs every job of one node.
 type Agent struct {
-	log       *slog.Logger
-	partBytes int           // see Options.AnnouncePartBytes
-	noOffers  bool          // see Options.NoOffers
-	patience  time.Duration // see Options.RelayPatience
-	node      string
-	ident     *identity.Identity
-	store     *store.Store
-	mon       *remotemon.Monitor
-	hooks     *remotemon.HookRunner
-	peerUp    chan struct{} // wakes the state publisher
+	log         *slog.Logger
+	partBytes   int           // see Options.AnnouncePartBytes
+	noOffers    bool          // see Options.NoOffers
+	patience    time.Duration // see Options.RelayPatience
+	checksRetry time.Duration // see Options.ChecksRetry
+	node        string
+	ident       *identity.Identity
+	store       *store.Store
+	mon         *remotemon.Monitor
+	hooks       *remotemon.HookRunner
+	peerUp      chan struct{} // wakes the state publisher
 
 	astCache   *AsteriskInfo // last answer of astInfo, under mu
 	astCacheAt time.Time
@@ -100,6 +106,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
 	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers}
+	a.checksRetry = opts.ChecksRetry
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}
@@ -229,11 +236,12 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	// end. Until the new ones start, a message for such a job is answered
 	// as for a job this node does not have.
 	a.mu.Lock()
-	var stop []*job
+	var stop, kept []*job
 	for name, old := range a.jobs {
 		nj, keep := newJobs[name]
 		if keep && sameJob(old.cfg, nj.cfg) && !templatesStale(a.cfg.Node, cfg.Node, nj.cfg) {
 			newJobs[name] = old
+			kept = append(kept, old)
 			continue
 		}
 		delete(a.jobs, name)
@@ -258,6 +266,13 @@ func (a *Agent) Reload(cfg *config.Config) error {
 		hooks.Start(a.ctx)
 	}
 	a.hooks = hooks
+	for _, j := range kept {
+		if j.cfg.Mode == config.ModeMesh {
+			// a mesh member whose checks failed on everything runs them
+			// again now: the admin may have fixed what they run
+			j.post(event{do: func(ctx context.Context) { j.meshRetryChecks(ctx, true) }})
+		}
+	}
 	a.log.Info("configuration reloaded", "file", cfg.File, "jobs", len(newJobs), "peers", len(cfg.Peers))
 	return nil
 }

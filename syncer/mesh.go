@@ -35,8 +35,15 @@ type meshState struct {
 	// this member's version as a conflict record.
 	reverts map[string]map[string]bool
 	reasons map[string]string // member -> the rejection its announcements carry
-	edge    meshEdge
-	relay   meshRelay // sites and relays (relay_mesh.go)
+	// down is set while this node's checks fail on the content they had
+	// before a member's version too (meshchecks.go).
+	down *checksDown
+	// downTries is how often the checks failed before they last passed
+	// again (a check that fails again waits on from there); 0 once a
+	// member's versions were taken.
+	downTries int
+	edge      meshEdge
+	relay     meshRelay // sites and relays (relay_mesh.go)
 }
 
 // revertsMark is what a member's announcement Reason says before the
@@ -197,6 +204,7 @@ func (j *job) runMesh(ctx context.Context) error {
 			j.onMeshEvent(ctx, e)
 		case <-tick.C:
 			j.retryUnreadable(ctx)
+			j.meshRetryChecks(ctx, false)
 			j.carryMesh(ctx, ms.m.Step(core.Tick{Time: time.Now().UnixNano()}))
 			if j.dirty {
 				if err := j.saveScan(); err == nil {
@@ -213,6 +221,7 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 	case e.rollback != nil:
 		e.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is a mesh job: roll back by editing the files on any member (the losing versions are in `pbxsync conflicts`)", j.cfg.Name)}
 	case e.syncNow != nil:
+		j.meshRetryChecks(ctx, true)
 		err := j.scanAll(ctx)
 		if err == nil {
 			j.meshLocal(ctx)
@@ -221,6 +230,8 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 		e.syncNow <- err
 	case e.peerChange:
 		j.meshPeerChange(ctx, e)
+	case e.do != nil:
+		e.do(ctx)
 	case e.msg != nil:
 		j.onMeshMessage(ctx, e.peer, e.msg, func(peer string, m *wire.Announce) {
 			// what the tree holds now first: an edit not reported yet is a
@@ -231,7 +242,7 @@ func (j *job) onMeshEvent(ctx context.Context, e event) {
 			}
 			j.meshLocal(ctx)
 			ms.noteReverts(peer, m.Reason)
-			j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: peer, Items: j.meshAdmit(peer, m)}))
+			j.meshRemote(ctx, peer, j.meshAdmit(peer, m))
 		})
 	}
 }
@@ -368,13 +379,21 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 		var ev core.Event = core.Applied{ID: a.ID}
 		if err := ms.edge.apply(ctx, a); err != nil {
 			var rej *meshRejection
-			if errors.As(err, &rej) {
+			var here *checksFailHere
+			switch {
+			case errors.As(err, &rej):
 				ev = core.Rejected{ID: a.ID, Reason: rej.reason}
-			} else {
+			case errors.As(err, &here):
+				// this node's fault, not the versions': not taken, and
+				// no version of this node's own (the status says why)
+				ev = core.Applied{ID: a.ID, Err: err.Error()}
+			default:
 				ev = core.Applied{ID: a.ID, Err: err.Error()}
 				j.log.Warn("cannot take a member's versions", "peer", a.Peer, "err", err)
 				j.setStatus(func(s *JobStatus) { s.LastError = fmt.Sprintf("from %s: %s", a.Peer, err) })
 			}
+		} else {
+			ms.downTries = 0
 		}
 		j.carryMesh(ctx, ms.m.Step(ev))
 	}
@@ -520,6 +539,9 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if len(ops) == 0 {
 		return latest, beforeTree(latest)
 	}
+	if err := j.meshHeld(a.Peer); err != nil {
+		return 0, err // this node's checks fail whatever the content
+	}
 	// the fetch and the staging took time: a file edited meanwhile is a
 	// local version the decision did not see; it is scanned and decided
 	// first. The check runs as late as it can: once the apply's files are
@@ -579,7 +601,8 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if err := j.a.after.AfterApply(ctx, &j.cfg, n, g.Changed); err != nil {
 		reason := err.Error()
 		j.log.Warn("a member's versions failed this node's checks; rolling back", "peer", a.Peer, "generation", n, "reason", reason)
-		if rerr := j.meshRestore(context.WithoutCancel(ctx), n, before, want, opPaths(ops)); rerr != nil {
+		rerr := j.meshRestore(context.WithoutCancel(ctx), n, before, want, opPaths(ops))
+		if rerr != nil {
 			reason += "; rollback failed: " + rerr.Error()
 		}
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, reason)
@@ -591,6 +614,13 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 		if errors.Is(err, ErrAsteriskUnavailable) || ctx.Err() != nil {
 			// says nothing of the content: taken again at the member's next index
 			return 0, fmt.Errorf("not taken now (%s)", reason)
+		}
+		if rerr == nil {
+			// the content put back: its actions run again, then the
+			// checks say whose fault it was
+			if err := j.meshCheckBefore(ctx, a.Peer, latest, g.Changed); err != nil {
+				return 0, err
+			}
 		}
 		return 0, &meshRejection{reason: reason}
 	}

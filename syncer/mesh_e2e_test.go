@@ -17,7 +17,7 @@ import (
 // meshTrio makes members a, b and c of mesh job "conf"; with links, every
 // member reaches every other through its own wanlink forwarder (one per
 // direction), which a test cuts to partition them.
-func meshTrio(t *testing.T, extra string, links bool) (nodes []*tnode, link map[[2]string]*wanlink.Link) {
+func meshTrio(t testing.TB, extra string, links bool) (nodes []*tnode, link map[[2]string]*wanlink.Link) {
 	h := newHarness(t)
 	a, b, c := h.node("a"), h.node("b"), h.node("c")
 	nodes = []*tnode{a, b, c}

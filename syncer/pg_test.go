@@ -42,6 +42,7 @@ type pgNode struct {
 	config string
 	checks *pgChecks
 	log    *logBuffer
+	tune   func(*Options) // changes the agent's options before start (may be nil)
 
 	agent  *Agent
 	cancel context.CancelFunc
@@ -105,7 +106,11 @@ func (n *pgNode) start() {
 		n.tb.Fatalf("config of %s: %v", n.name, err)
 	}
 	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name)
-	a, err := New(Options{Config: cfg, Identity: n.id, Log: log, Version: "test", AfterApply: n.checks})
+	opts := Options{Config: cfg, Identity: n.id, Log: log, Version: "test", AfterApply: n.checks}
+	if n.tune != nil {
+		n.tune(&opts)
+	}
+	a, err := New(opts)
 	if err != nil {
 		n.tb.Fatalf("start %s: %v", n.name, err)
 	}

@@ -127,6 +127,7 @@ func (j *job) runMeshPG(ctx context.Context) error {
 				err, lastRead = edge.local(ctx, true), time.Now()
 			}
 			j.carryMesh(ctx, ms.m.Step(core.Tick{Time: time.Now().UnixNano()}))
+			j.meshRetryChecks(ctx, false)
 		}
 		if err != nil {
 			p.dropConn(err)
@@ -142,9 +143,12 @@ func (e *pgMeshEdge) onEvent(ctx context.Context, ev event) error {
 	case ev.rollback != nil:
 		ev.rollback.reply <- rollbackResult{err: fmt.Errorf("job %q is a mesh job: roll back by changing the rows on any member (the losing versions are in `pbxsync conflicts`)", j.cfg.Name)}
 	case ev.syncNow != nil:
+		j.meshRetryChecks(ctx, true)
 		ev.syncNow <- e.local(ctx, true)
 	case ev.peerChange:
 		j.meshPeerChange(ctx, ev)
+	case ev.do != nil:
+		ev.do(ctx)
 	case ev.msg != nil:
 		var err error
 		j.onMeshMessage(ctx, ev.peer, ev.msg, func(peer string, m *wire.Announce) { err = e.takeIndex(ctx, peer, m) })
@@ -171,7 +175,7 @@ func (e *pgMeshEdge) takeIndex(ctx context.Context, peer string, m *wire.Announc
 			items = append(items, it)
 		}
 	}
-	j.carryMesh(ctx, ms.m.Step(core.RemoteIndex{Time: time.Now().UnixNano(), Peer: peer, Items: items}))
+	j.meshRemote(ctx, peer, items)
 	return nil
 }
 
@@ -298,6 +302,11 @@ func (e *pgMeshEdge) apply(ctx context.Context, a *core.Apply) error {
 			changed = append(changed, table)
 		}
 	}
+	if len(changed) > 0 {
+		if err := j.meshHeld(a.Peer); err != nil {
+			return err // this node's checks fail whatever the rows
+		}
+	}
 	for _, c := range a.Records {
 		if err := e.putRowConflict(ctx, c); err != nil {
 			return err
@@ -317,8 +326,9 @@ func (e *pgMeshEdge) apply(ctx context.Context, a *core.Apply) error {
 	if err := j.a.after.AfterApply(ctx, &j.cfg, 0, changed); err != nil {
 		reason := err.Error()
 		j.log.Warn("a member's rows failed this node's checks; rolling back", "peer", a.Peer, "reason", reason)
+		var rerr error
 		if before != nil {
-			if rerr := hostmon.Apply(context.WithoutCancel(ctx), conn, j.cfg.Name, 0, before, nil); rerr != nil {
+			if rerr = hostmon.Apply(context.WithoutCancel(ctx), conn, j.cfg.Name, 0, before, nil); rerr != nil {
 				reason += "; rollback failed: " + rerr.Error()
 			}
 		}
@@ -328,6 +338,13 @@ func (e *pgMeshEdge) apply(ctx context.Context, a *core.Apply) error {
 		})
 		if errors.Is(err, ErrAsteriskUnavailable) || ctx.Err() != nil {
 			return fmt.Errorf("not taken now (%s)", reason)
+		}
+		if rerr == nil {
+			// the rows put back: their actions run again, then the
+			// checks say whose fault it was
+			if err := j.meshCheckBefore(ctx, a.Peer, 0, changed); err != nil {
+				return err
+			}
 		}
 		return &meshRejection{reason: reason}
 	}

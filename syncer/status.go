@@ -54,6 +54,10 @@ type JobStatus struct {
 	// Conflicts, on a mesh member, counts the job's conflict records
 	// (`pbxsync conflicts`, /api/v1/jobs/{job}/conflicts).
 	Conflicts int `json:"conflicts,omitempty"`
+	// CheckRetries, on a mesh member whose checks failed on the content
+	// they had before a member's version too (state "checks-failing"),
+	// counts the times it ran them again on its content.
+	CheckRetries uint64 `json:"check_retries,omitempty"`
 }
 
 // TargetStatus is what a source knows of one target of a job.

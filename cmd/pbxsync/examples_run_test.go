@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"pbxsync/internal/config"
+	"pbxsync/internal/control"
 	"pbxsync/internal/pgtest"
 	"pbxsync/internal/shell"
 	"pbxsync/internal/testlog"
@@ -195,6 +197,13 @@ func runExampleFarm(t *testing.T, files []string) {
 			seed(j, 1)
 		}
 		arrived("one change", j, 1)
+		if j.job.Mode == config.ModeMesh && j.job.Type == config.TypeFiles {
+			seed(j, 2)
+			arrived("a second change", j, 2)
+			for _, member := range j.job.Targets {
+				meshQuiet(t, farm[member], j.job.Name)
+			}
+		}
 	}
 	// Each target's Asterisk reloaded the dialplan for the change.
 	for _, j := range jobs {
@@ -214,4 +223,46 @@ func runExampleFarm(t *testing.T, files []string) {
 			})
 		}
 	}
+}
+
+// meshQuiet fails the test unless mesh job name on n took the changes of
+// the test as a farm at rest does: no conflict record, its state good, a
+// few generations and PJSIP reloads (an initial sync and two changes).
+// A farm whose members reject each other's versions without end (a check
+// that fails on every member did that) has hundreds by now.
+func meshQuiet(t *testing.T, n *exNode, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testwait.Limit())
+	defer cancel()
+	resp, err := control.Call(ctx, control.SocketPath(n.cfg.Node.DataDir), control.Request{Cmd: "status"})
+	if err != nil {
+		t.Fatalf("%s: status: %v", n.name, err)
+	}
+	var st struct {
+		Jobs []struct {
+			Name       string `json:"name"`
+			Generation uint64 `json:"generation"`
+			State      string `json:"state"`
+			LastError  string `json:"last_error"`
+			Conflicts  int    `json:"conflicts"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(resp.Status, &st); err != nil {
+		t.Fatalf("%s: status: %v in %s", n.name, err, resp.Status)
+	}
+	for _, j := range st.Jobs {
+		if j.Name != name {
+			continue
+		}
+		if j.Conflicts != 0 || j.State != "good" || j.Generation > 6 {
+			t.Errorf("%s: job %s is not at rest after two changes: generation %d, state %q, %d conflict records, last error %q", n.name, name, j.Generation, j.State, j.Conflicts, j.LastError)
+		}
+		if n.sim != nil {
+			if c := n.sim.Count("Reload", "Module", "res_pjsip.so"); c > 6 {
+				t.Errorf("%s: %d reloads of res_pjsip.so for an initial sync and two changes", n.name, c)
+			}
+		}
+		return
+	}
+	t.Errorf("%s: no job %s in its status", n.name, name)
 }
