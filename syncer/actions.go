@@ -247,6 +247,58 @@ func (x *AsteriskActions) AfterApply(ctx context.Context, job *config.Job, gen u
 	return nil
 }
 
+// asteriskUnreachable is the AfterApply's Unreachable for the job's
+// changed paths (see AsteriskActions.Unreachable); nil for an AfterApply
+// that cannot tell.
+func (j *job) asteriskUnreachable(changed []string) error {
+	u, ok := j.a.after.(interface {
+		Unreachable(*config.Job, []string) error
+	})
+	if !ok {
+		return nil
+	}
+	return u.Unreachable(&j.cfg, changed)
+}
+
+// Connector is what an AsteriskActions' AMI may also tell: whether its
+// session is up now (asteriskctl.Session).
+type Connector interface {
+	Connected() bool
+	LastError() error
+}
+
+// Unreachable reports, before a generation that changed these paths is
+// applied, that applying it now could only fail: an action Asterisk must
+// run for them needs AMI (a reload, a command or a restart that its
+// condition does not skip while Asterisk is down) and the AMI session is
+// not up. The error wraps ErrAsteriskUnavailable. nil when AMI is up, when
+// no AMI action is planned, or when the AMI cannot tell (no Connector).
+func (x *AsteriskActions) Unreachable(job *config.Job, changed []string) error {
+	c, ok := x.AMI.(Connector)
+	if x.AMI == nil || !ok || c.Connected() {
+		return nil
+	}
+	rs, err := x.rulesFor(job)
+	if err != nil {
+		return nil // AfterApply reports it
+	}
+	plan, err := rs.Plan(changed)
+	if err != nil {
+		return nil
+	}
+	run, _ := rules.Decide(rules.Plan{Actions: plan.Actions}, rules.HostState{}) // Asterisk down
+	for _, a := range run {
+		if a.Kind == rules.Reload || a.Kind == rules.AMICommand || a.Kind == rules.Restart {
+			why := c.LastError()
+			if why == nil {
+				why = errors.New("not connected")
+			}
+			return &unavailableError{fmt.Errorf("%s needs Asterisk, whose AMI is down: %w", a.String(), why)}
+		}
+	}
+	return nil
+}
+
 func (x *AsteriskActions) logger() *slog.Logger {
 	if x.Log == nil {
 		return slog.New(slog.DiscardHandler)

@@ -542,6 +542,11 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	if err := j.meshHeld(a.Peer); err != nil {
 		return 0, err // this node's checks fail whatever the content
 	}
+	if err := j.asteriskUnreachable(opPaths(ops)); err != nil {
+		// it could only be rolled back: nothing recorded, nothing written;
+		// taken at the member's next index once Asterisk answers
+		return 0, fmt.Errorf("not taken now (%w)", err)
+	}
 	// the fetch and the staging took time: a file edited meanwhile is a
 	// local version the decision did not see; it is scanned and decided
 	// first. The check runs as late as it can: once the apply's files are

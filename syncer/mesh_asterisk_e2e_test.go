@@ -1,0 +1,118 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"pbxsync/asteriskctl"
+	"pbxsync/internal/amisim"
+	"pbxsync/internal/config"
+	"pbxsync/internal/store"
+)
+
+// TestMeshWaitsForAsterisk: a member whose Asterisk is down does not take
+// a member's version that needs a reload there. Applying it could only be
+// rolled back (the reload cannot run), so it is neither written nor
+// recorded: no generation per retry, no file flipping back and forth
+// every index the member repeats while Asterisk is down (before: a bad
+// generation and an apply and rollback of the files every ~11 s). Once
+// Asterisk answers again, the next index is taken and reloaded.
+func TestMeshWaitsForAsterisk(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.node("a"), h.node("b")
+	a.pin(b)
+	b.pin(a)
+	for _, n := range []*tnode{a, b} {
+		n.Jobs = []tjob{{Name: "conf", Mode: config.ModeMesh, Targets: []string{"a", "b"}}}
+	}
+	const v1, v2 = "[from-internal]\nexten => 100,1,Answer()\n", "[from-internal]\nexten => 100,1,Answer()\nexten => 101,1,Hangup()\n"
+	a.write("extensions.conf", v1, 0o644)
+
+	simLog := filepath.Join(h.base, "b-asterisk.log")
+	sim, err := amisim.Start(amisim.Config{Secret: astSecret, ConfigDir: b.tree, LogPath: simLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(h.base, "b-ami.secret")
+	if err := os.WriteFile(secretFile, []byte(astSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blog := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", b.name)
+	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: blog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.stopQuiet() // the agent first: no AfterApply against a closed session
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		sess.Close(ctx)
+		sim.Close(ctx)
+	})
+	a.start()
+	astStart(b, blog, Options{AfterApply: &AsteriskActions{AMI: sess, LogPath: simLog, LogSettle: 30 * time.Millisecond, Log: blog}})
+	sameContent(t, "the first version on both", a, b)
+	eventually(t, waitLimit, "b took the first version and reloaded", func() error {
+		g, ok, err := b.a().store.Latest("conf", store.StateGood)
+		if err != nil || !ok || g.Number == 0 {
+			return fmt.Errorf("no good generation yet (%v)", err)
+		}
+		if sim.Count("Reload", "Module", "pbx_config.so") == 0 {
+			return fmt.Errorf("no reload of pbx_config.so yet")
+		}
+		return nil
+	})
+
+	gens := func() int {
+		g, err := b.a().store.Generations("conf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(g)
+	}
+	before := gens()
+	if err := sim.Down(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLimit, "b's AMI session is down", func() error {
+		if sess.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	a.write("extensions.conf", v2, 0o644)
+	eventually(t, waitLimit, "b leaves a's version for later", func() error {
+		if !b.logHas("cannot take a member's versions", "peer=a") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if got := string(b.read("extensions.conf")); got != v1 {
+		t.Fatalf("b holds %q while its Asterisk is down, want the version it had", got)
+	}
+	if n := gens(); n != before {
+		t.Fatalf("b recorded %d generations while its Asterisk was down, want none", n-before)
+	}
+	if b.logHas("rolling back") {
+		t.Fatal("b applied a's version and rolled it back while its Asterisk was down")
+	}
+
+	reloads := sim.Count("Reload", "Module", "pbx_config.so")
+	if err := sim.Up(); err != nil {
+		t.Fatal(err)
+	}
+	sameContent(t, "a's version on b once its Asterisk is back", a, b)
+	eventually(t, waitLimit, "b reloads the dialplan", func() error {
+		if sim.Count("Reload", "Module", "pbx_config.so") <= reloads {
+			return fmt.Errorf("no reload of pbx_config.so since Asterisk came back")
+		}
+		return nil
+	})
+}
