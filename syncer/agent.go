@@ -267,10 +267,15 @@ func (a *Agent) Reload(cfg *config.Config) error {
 	}
 	a.hooks = hooks
 	for _, j := range kept {
-		if j.cfg.Mode == config.ModeMesh {
+		switch {
+		case j.cfg.Mode == config.ModeMesh:
 			// a mesh member whose checks failed on everything runs them
 			// again now: the admin may have fixed what they run
 			j.post(event{do: func(ctx context.Context) { j.meshRetryChecks(ctx, true) }})
+		case !j.isSource && j.kind == nil:
+			// a push target whose checks failed on the content put back
+			// too asks for the newest generation again, for the same reason
+			j.post(event{do: func(context.Context) { j.retryChecksFailHere() }})
 		}
 	}
 	a.log.Info("configuration reloaded", "file", cfg.File, "jobs", len(newJobs), "peers", len(cfg.Peers))

@@ -159,9 +159,13 @@ type job struct {
 	// retry is the newest generation whose apply failed for a reason
 	// that says nothing about its content: a retry reuses its record.
 	retry       *store.Generation
-	retryDigest index.SetDigest   // of retry's index when it failed
-	keptLogged  uint64            // the source version whose kept unreadable paths were logged
-	latest      *store.Generation // source: newest generation; target: newest applied good one
+	retryDigest index.SetDigest // of retry's index when it failed
+	// checksFailHere: a push target's last generation failed its checks,
+	// and they failed on the content put back too (core.ChecksFailHere);
+	// a configuration reload asks the source for its newest generation.
+	checksFailHere bool
+	keptLogged     uint64            // the source version whose kept unreadable paths were logged
+	latest         *store.Generation // source: newest generation; target: newest applied good one
 	// recorded is the newest generation in the store, when this job knows
 	// it (recorded it or loaded it): the base a new one is recorded
 	// against by its changes alone (see record).

@@ -258,3 +258,50 @@ func TestMeshChecksFixedSyncNow(t *testing.T) {
 		}
 	})
 }
+
+// TestPushChecksFixedReload: a push target whose check fails whatever the
+// content (a script it runs is broken) rolls the source's version back,
+// and, since the check fails on the content put back too, does not
+// remember that version as bad: once the admin fixed the script and
+// reloaded the configuration (what SIGHUP does), the target asks the
+// source again and takes it. Before, the version stayed known-bad there
+// until the source made a new one.
+func TestPushChecksFixedReload(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	script := filepath.Join(h.base, "b-check.sh")
+	check := func(exit int) {
+		t.Helper()
+		if err := os.WriteFile(script, fmt.Appendf(nil, "#!/bin/sh\nexit %d\n", exit), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(0)
+	b.Jobs[0].Extra = fmt.Sprintf("check = %q\n", script)
+	a.write("x.conf", "one\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "the first version on b", a, b)
+	eventually(t, waitLimit, "b's first generation passed its check", func() error {
+		if st, _ := b.jobStatus("conf"); st.State != "good" || st.Generation == 0 {
+			return fmt.Errorf("b: state %q, generation %d", st.State, st.Generation)
+		}
+		return nil
+	})
+	check(1) // broken on b, whatever the content
+	a.replace("x.conf", []byte("two\n"), 0o644)
+	eventually(t, waitLimit, "b rolls a's version back and says whose fault it is", func() error {
+		st, _ := b.jobStatus("conf")
+		if !strings.Contains(st.LastError, "fail on the content put back too") {
+			return fmt.Errorf("b: state %q: %q", st.State, st.LastError)
+		}
+		return nil
+	})
+	if got := string(b.read("x.conf")); got != "one\n" {
+		t.Fatalf("b holds %q after rolling back, want the first version", got)
+	}
+	check(0)
+	b.reload(t)
+	converged(t, "a's second version on b once its check is fixed", a, b)
+}

@@ -468,6 +468,24 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 	})
 }
 
+// checksFailHereHint ends the reason of a generation whose checks failed
+// on the content put back too (core.ChecksFailHere).
+const checksFailHereHint = "the checks fail on the content put back too: this node's check or Asterisk is at fault, not the generation; fix it, then run `pbxsync sync --now` here or reload the configuration"
+
+// retryChecksFailHere asks the source for its newest generation when the
+// last one failed this push target's checks on the content put back too
+// (core.ChecksFailHere): the configuration was reloaded, and with it maybe
+// the check the admin fixed.
+func (j *job) retryChecksFailHere() {
+	if !j.checksFailHere {
+		return
+	}
+	j.log.Info("the configuration was reloaded: asking the source again for the generation this node's checks failed on", "source", j.cfg.Source)
+	if err := j.sendUp(&wire.Result{Job: j.cfg.Name, State: wire.ResultResync}); err != nil {
+		j.log.Warn("cannot ask the source for its newest generation", "source", j.cfg.Source, "err", err)
+	}
+}
+
 // rollbackFailed restores the tree to before (byte-exact from the store),
 // runs the actions of the restored items again and marks g bad. What
 // else follows from failure f is core.Judge's: a blacklisted content is
@@ -475,8 +493,6 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 // otherwise a retry reuses g's record. g.State is then the answer to the
 // source (see take).
 func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before beforeApply, reason string, f core.Failure) {
-	judged := core.Judge(f)
-	blacklist := judged.Blacklist
 	if before != nil {
 		if err := j.restore(context.WithoutCancel(ctx), g.Number, before()); err != nil {
 			j.log.Error("ROLLBACK FAILED: the tree may hold the bad generation", "generation", g.Number, "err", err)
@@ -490,10 +506,18 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 			if j.latest != nil {
 				if err := j.a.after.AfterApply(ctx, &j.cfg, j.latest.Number, g.Changed); err != nil {
 					j.log.Error("the restored generation fails its checks too", "generation", j.latest.Number, "err", err)
+					if f == core.ChecksFailed && !errors.Is(err, ErrAsteriskUnavailable) && ctx.Err() == nil {
+						// whatever the content: not this generation's fault
+						f = core.ChecksFailHere
+						reason += "; " + checksFailHereHint
+					}
 				}
 			}
 		}
 	}
+	j.checksFailHere = f == core.ChecksFailHere
+	judged := core.Judge(f)
+	blacklist := judged.Blacklist
 	if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateBad, reason); err != nil {
 		j.log.Error("cannot mark generation bad", "generation", g.Number, "err", err)
 	}

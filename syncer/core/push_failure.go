@@ -10,8 +10,16 @@ package core
 //	ApplyFailed          | no                    | none now     | reuses its record
 //	RenderFailed         | yes                   | bad          | -
 //	ChecksFailed         | yes                   | bad          | -
+//	ChecksFailHere       | no                    | bad          | at sync --now or a reload
 //	AsteriskUnavailable  | no                    | applying     | reuses its record
 //	RowsRefused          | yes                   | bad          | -
+//
+// ChecksFailHere is a ChecksFailed whose checks failed on the content put
+// back too: the fault is the target's (its check, its Asterisk), not the
+// content's. Remembering that content as bad would keep it out for good,
+// also once the admin fixed the check; the target takes it when the source
+// announces it again (`pbxsync sync --now` on the target, its config
+// reloaded, a reconnect).
 //
 // A known-bad content is answered "bad" at once when announced again
 // (Admit); the source stops a rolling rollout there. "applying" tells the
@@ -29,6 +37,9 @@ const (
 	RenderFailed
 	// ChecksFailed: its actions or checks failed.
 	ChecksFailed
+	// ChecksFailHere: its actions or checks failed, and failed on the
+	// content put back too: the fault is this node's, not the content's.
+	ChecksFailHere
 	// AsteriskUnavailable: Asterisk could not be reached to run its
 	// actions or checks; it says nothing about the content.
 	AsteriskUnavailable
@@ -53,6 +64,8 @@ func Judge(f Failure) Judgement {
 	switch f {
 	case RenderFailed, ChecksFailed, RowsRefused:
 		return Judgement{Blacklist: true, Answer: StateBad}
+	case ChecksFailHere:
+		return Judgement{Answer: StateBad}
 	case AsteriskUnavailable:
 		return Judgement{Answer: StateApplying}
 	}

@@ -11,6 +11,7 @@ func TestJudge(t *testing.T) {
 		{ApplyFailed, Judgement{}},
 		{RenderFailed, Judgement{Blacklist: true, Answer: StateBad}},
 		{ChecksFailed, Judgement{Blacklist: true, Answer: StateBad}},
+		{ChecksFailHere, Judgement{Answer: StateBad}},
 		{AsteriskUnavailable, Judgement{Answer: StateApplying}},
 		{RowsRefused, Judgement{Blacklist: true, Answer: StateBad}},
 	} {
