@@ -111,7 +111,7 @@ func (j *job) setChecksDownStatus() {
 	peers := d.members()
 	msg := fmt.Sprintf("checks fail here on the content they had before too: fix the check or Asterisk on this node; versions of %s wait (checks failed %d times, next run at %s, or at a reload or sync --now): %s",
 		strings.Join(peers, ", "), d.tries, d.next.Format(time.TimeOnly), d.reason)
-	j.setStatus(func(s *JobStatus) { s.State, s.LastError = "checks-failing", msg })
+	j.setStatus(func(s *JobStatus) { s.State, s.LastError = stateChecksFailing, msg })
 }
 
 // meshRemote hands the machine peer's index items (admitted by this

@@ -77,6 +77,11 @@ func TestMeshChecksFailEverywhere(t *testing.T) {
 		}
 		return nil
 	})
+	for _, n := range nodes {
+		if err := n.a().Healthy(context.Background()); err == nil {
+			t.Errorf("%s is healthy although its checks fail whatever the content", n.name)
+		}
+	}
 	before := meshCounts(t, a, b, c)
 	for name, cnt := range before {
 		// the initial generation, and one rolled back per member whose
@@ -301,7 +306,11 @@ func TestPushChecksFixedReload(t *testing.T) {
 	if got := string(b.read("x.conf")); got != "one\n" {
 		t.Fatalf("b holds %q after rolling back, want the first version", got)
 	}
+	if err := b.a().Healthy(context.Background()); err == nil || !strings.Contains(err.Error(), "fail on the content put back too") {
+		t.Fatalf("b's health while its check fails whatever the content: %v, want unhealthy saying why", err)
+	}
 	check(0)
 	b.reload(t)
 	converged(t, "a's second version on b once its check is fixed", a, b)
+	eventually(t, waitLimit, "b healthy again", func() error { return b.a().Healthy(context.Background()) })
 }

@@ -208,7 +208,13 @@ func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64, hold bo
 	}
 }
 
-// Healthy reports nil when every job runs without an error and
+// stateChecksFailing is the state of a job whose checks failed on the
+// content it held before a version too: the node's check or Asterisk is at
+// fault (a mesh member, meshchecks.go; a push target, core.ChecksFailHere).
+const stateChecksFailing = "checks-failing"
+
+// Healthy reports nil when every job runs without an error and without
+// checks that fail whatever the content (checks-failing), and
 // Options.Health, if set, passes.
 func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
@@ -216,7 +222,9 @@ func (a *Agent) Healthy(ctx context.Context) error {
 		state, msg := j.status.State, j.status.LastError
 		unreadable := unreadableError(j.status.Unreadable)
 		j.mu.Unlock()
-		if state == "error" {
+		if state == "error" || state == stateChecksFailing {
+			// checks-failing: the node's checks fail on the content it
+			// holds too (its check or its Asterisk is broken)
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
 		}
 		if unreadable != nil {

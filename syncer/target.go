@@ -536,9 +536,13 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 	if judged.Answer == core.StateApplying {
 		g.State = store.StateApplying // answered as "not done yet"
 	}
+	state := string(store.StateBad)
+	if f == core.ChecksFailHere {
+		state = stateChecksFailing
+	}
 	j.setStatus(func(s *JobStatus) {
 		s.RolledBack++
-		s.State, s.LastError = string(store.StateBad), fmt.Sprintf("generation %d: %s", g.Number, reason)
+		s.State, s.LastError = state, fmt.Sprintf("generation %d: %s", g.Number, reason)
 		if j.latest != nil {
 			s.Generation = j.latest.Number
 		}
