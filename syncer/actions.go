@@ -247,22 +247,9 @@ func (x *AsteriskActions) AfterApply(ctx context.Context, job *config.Job, gen u
 	return nil
 }
 
-// asteriskUnreachable is the AfterApply's Unreachable for the job's
-// changed paths (see AsteriskActions.Unreachable); nil for an AfterApply
-// that cannot tell.
-func (j *job) asteriskUnreachable(changed []string) error {
-	u, ok := j.a.after.(interface {
-		Unreachable(*config.Job, []string) error
-	})
-	if !ok {
-		return nil
-	}
-	return u.Unreachable(&j.cfg, changed)
-}
-
-// Connector is what an AsteriskActions' AMI may also tell: whether its
-// session is up now (asteriskctl.Session).
-type Connector interface {
+// amiConnector is what an AsteriskActions' AMI may also tell: whether
+// its session is up now (asteriskctl.Session).
+type amiConnector interface {
 	Connected() bool
 	LastError() error
 }
@@ -272,9 +259,9 @@ type Connector interface {
 // run for them needs AMI (a reload, a command or a restart that its
 // condition does not skip while Asterisk is down) and the AMI session is
 // not up. The error wraps ErrAsteriskUnavailable. nil when AMI is up, when
-// no AMI action is planned, or when the AMI cannot tell (no Connector).
+// no AMI action is planned, or when the AMI cannot tell (no Connected).
 func (x *AsteriskActions) Unreachable(job *config.Job, changed []string) error {
-	c, ok := x.AMI.(Connector)
+	c, ok := x.AMI.(amiConnector)
 	if x.AMI == nil || !ok || c.Connected() {
 		return nil
 	}

@@ -646,6 +646,19 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	return n, nil
 }
 
+// asteriskUnreachable is the AfterApply's Unreachable for the job's
+// changed paths (see AsteriskActions.Unreachable); nil for an AfterApply
+// that cannot tell.
+func (j *job) asteriskUnreachable(changed []string) error {
+	u, ok := j.a.after.(interface {
+		Unreachable(*config.Job, []string) error
+	})
+	if !ok {
+		return nil
+	}
+	return u.Unreachable(&j.cfg, changed)
+}
+
 // meshRestore rolls back generation n, which made the tree hold want
 // (paths changed) where it held before, once the job's checks refused
 // it: it puts back before only where the tree still holds what the apply
