@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"pbxsync/internal/index"
@@ -72,4 +73,42 @@ func pseudoRandom(n int) []byte {
 		out[i] = byte(x)
 	}
 	return out
+}
+
+// TestGetNotCompressed: a Get (content hashes, which do not compress) is
+// sent as it is, however long; an announcement of the same size is
+// compressed; both decode.
+func TestGetNotCompressed(t *testing.T) {
+	c := newCodec(t)
+	g := &Get{Job: "conf", Path: "a.conf", Hash: make([]byte, 32)}
+	for i := range MaxGetMore {
+		h := index.Sum([]byte{byte(i), byte(i >> 8)})
+		g.More = append(g.More, h[:])
+	}
+	f, err := c.Encode(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f) <= HeaderSize+CompressAbove || f[2]&flagZstd != 0 {
+		t.Fatalf("a Get of %d bytes: flags %#x, want a frame over CompressAbove sent uncompressed", len(f), f[2])
+	}
+	if m, err := c.Decode(f); err != nil || len(m.(*Get).More) != MaxGetMore {
+		t.Fatalf("decode: %v", err)
+	}
+	// the largest Get, uncompressed, still fits its frame type's bound:
+	// the longest path, every byte of it escaped by JSON
+	g.Path = strings.Repeat("\x01", index.MaxPathLen)
+	if f, err = c.Encode(g); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(bytes.NewReader(f)); err != nil {
+		t.Fatalf("the largest Get (%d bytes) is not read: %v", len(f), err)
+	}
+	a, err := c.Encode(sampleAnnounce(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a[2]&flagZstd == 0 {
+		t.Fatal("an announcement was not compressed")
+	}
 }

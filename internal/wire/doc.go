@@ -12,7 +12,8 @@
 // The payload is the JSON encoding of the message; payloads over
 // CompressAbove bytes are zstd-compressed where that makes them smaller
 // (an announcement of one edit is a few hundred bytes, a third of them
-// saved), and must not expand beyond MaxDecoded. A decoder never trusts its input: every length is bounded,
+// saved; a Get, mostly hashes, is not compressed), and must not expand
+// beyond MaxDecoded. A decoder never trusts its input: every length is bounded,
 // unknown fields are refused, and every message is validated (Validate) before
 // it is returned, so paths, hashes and sizes reaching the rest of the agent
 // have been checked (relative, clean paths without "..", 32-byte hashes,

@@ -113,7 +113,7 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 		return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
 	}
 	var flags byte
-	if len(payload) > CompressAbove {
+	if len(payload) > CompressAbove && compressible(m) {
 		enc, err := c.encoder()
 		if err != nil {
 			return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
@@ -130,6 +130,16 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 	out[0], out[1], out[2] = Version, byte(m.Type()), flags
 	binary.BigEndian.PutUint32(out[4:], uint32(len(payload)))
 	return append(out, payload...), nil
+}
+
+// compressible reports whether compressing m can pay. A Get is mostly
+// content hashes in base64: a batch of 128 files is 6,080 bytes of JSON
+// that zstd takes to 4,359 (13 bytes a file), and compressing the ~800
+// batches of a 100,000-file first sync cost the target 0.35 s of CPU
+// (2.7 % of its profile); so a Get goes as it is.
+func compressible(m Message) bool {
+	_, get := m.(*Get)
+	return !get
 }
 
 // Write encodes m and writes it to w as one frame.
