@@ -85,16 +85,7 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		tb.Fatal(err)
 	}
 	r.sim = sim
-	secretFile := filepath.Join(h.base, "b-ami.secret")
-	if err := os.WriteFile(secretFile, []byte(o.secret+"\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	blog := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", b.name)
-	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: blog})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	sess, blog := amiSession(tb, b, sim, o.secret)
 	r.sess = sess
 	tb.Cleanup(func() {
 		for _, n := range h.nodes {
@@ -129,6 +120,23 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		converged(tb, "initial sync", a, b)
 	}
 	return r
+}
+
+// amiSession makes n's AMI session to sim, logging to n's log, with
+// secret in n's secret file, and the logger n's agent is to use.
+func amiSession(tb testing.TB, n *tnode, sim *amisim.Server, secret string) (*asteriskctl.Session, *slog.Logger) {
+	tb.Helper()
+	secretFile := filepath.Join(n.h.base, n.name+"-ami.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name)
+	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: log})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sess, log
 }
 
 // astStart starts n like tnode.start, with opts (AfterApply, Health).

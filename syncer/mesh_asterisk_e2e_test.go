@@ -3,13 +3,10 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"pbxsync/asteriskctl"
 	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
 	"pbxsync/internal/store"
@@ -39,16 +36,7 @@ func TestMeshWaitsForAsterisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secretFile := filepath.Join(h.base, "b-ami.secret")
-	if err := os.WriteFile(secretFile, []byte(astSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	blog := slog.New(slog.NewTextHandler(b.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", b.name)
-	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: blog})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess, blog := amiSession(t, b, sim, astSecret)
 	t.Cleanup(func() {
 		b.stopQuiet() // the agent first: no AfterApply against a closed session
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
