@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path"
 	"sort"
 	"strings"
@@ -389,7 +390,13 @@ func (j *job) carryMesh(ctx context.Context, r core.Ready) {
 				ev = core.Applied{ID: a.ID, Err: err.Error()}
 			default:
 				ev = core.Applied{ID: a.ID, Err: err.Error()}
-				j.log.Warn("cannot take a member's versions", "peer", a.Peer, "err", err)
+				level := slog.LevelWarn
+				if errors.Is(err, ErrAsteriskUnavailable) {
+					// repeated at every index the member sends while
+					// Asterisk is down; asteriskctl warns of that itself
+					level = slog.LevelInfo
+				}
+				j.log.Log(ctx, level, "cannot take a member's versions", "peer", a.Peer, "err", err)
 				j.setStatus(func(s *JobStatus) { s.LastError = fmt.Sprintf("from %s: %s", a.Peer, err) })
 			}
 		} else {
