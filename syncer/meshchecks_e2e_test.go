@@ -314,3 +314,35 @@ func TestPushChecksFixedReload(t *testing.T) {
 	converged(t, "a's second version on b once its check is fixed", a, b)
 	eventually(t, waitLimit, "b healthy again", func() error { return b.a().Healthy(context.Background()) })
 }
+
+// TestPushChecksFixedReloadFirst: the same for a target's first
+// generation (a new target whose check is broken from the start): the
+// checks run on the tree as it was before it too, fail there, and the
+// version is taken once the check is fixed and the configuration reloaded.
+func TestPushChecksFixedReloadFirst(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	script := filepath.Join(h.base, "b-check.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.Jobs[0].Extra = fmt.Sprintf("check = %q\n", script)
+	a.write("x.conf", "one\n", 0o644)
+	a.start()
+	b.start()
+	eventually(t, waitLimit, "b rolls a's first version back and says whose fault it is", func() error {
+		if st, _ := b.jobStatus("conf"); st.State != stateChecksFailing {
+			return fmt.Errorf("b: state %q: %q", st.State, st.LastError)
+		}
+		return nil
+	})
+	if _, err := os.Stat(b.path("x.conf")); err == nil {
+		t.Fatal("b holds x.conf although its check failed")
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.reload(t)
+	converged(t, "a's version on b once its check is fixed", a, b)
+}

@@ -503,14 +503,19 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 			} else {
 				j.putBackLinks(ctx, info.Links)
 			}
+			// the restored content's actions run again (Asterisk reloads
+			// what the tree holds now) and its checks say whose fault it
+			// was; before a first generation that is the tree as it was
+			var restored uint64
 			if j.latest != nil {
-				if err := j.a.after.AfterApply(ctx, &j.cfg, j.latest.Number, g.Changed); err != nil {
-					j.log.Error("the restored generation fails its checks too", "generation", j.latest.Number, "err", err)
-					if f == core.ChecksFailed && !errors.Is(err, ErrAsteriskUnavailable) && ctx.Err() == nil {
-						// whatever the content: not this generation's fault
-						f = core.ChecksFailHere
-						reason += "; " + checksFailHereHint
-					}
+				restored = j.latest.Number
+			}
+			if err := j.a.after.AfterApply(ctx, &j.cfg, restored, g.Changed); err != nil {
+				j.log.Error("the restored generation fails its checks too", "generation", restored, "err", err)
+				if f == core.ChecksFailed && !errors.Is(err, ErrAsteriskUnavailable) && ctx.Err() == nil {
+					// whatever the content: not this generation's fault
+					f = core.ChecksFailHere
+					reason += "; " + checksFailHereHint
 				}
 			}
 		}
