@@ -3,10 +3,13 @@ package syncer
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"pbxsync/asteriskctl"
 	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
 	"pbxsync/internal/store"
@@ -103,4 +106,70 @@ func TestMeshWaitsForAsterisk(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPGMeshWaitsForAsterisk: the same for a postgres mesh job whose rule
+// reloads PJSIP when ps_endpoints changes: b, with its Asterisk down,
+// leaves a's row for later instead of writing it and compensating it at
+// every index a repeats, and takes it once Asterisk answers.
+func TestPGMeshWaitsForAsterisk(t *testing.T) {
+	t.Parallel()
+	nodes, dsns := pgMeshTrio(t, false)
+	b := nodes[1]
+	b.config += "\n  [[job.rule]]\n  match = [\"ps_endpoints\"]\n  action = \"reload res_pjsip.so\"\n"
+	sim, err := amisim.Start(amisim.Config{Secret: astSecret, ConfigDir: t.TempDir(), LogPath: filepath.Join(b.dir, "asterisk.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(b.dir, "ami.secret")
+	if err := os.WriteFile(secretFile, []byte(astSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.stop() // the agent first: no AfterApply against a closed session
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		sess.Close(ctx)
+		sim.Close(ctx)
+	})
+	b.tune = func(o *Options) { o.AfterApply = &AsteriskActions{AMI: sess} }
+	ca, cb, _ := pgMeshStart(t, nodes, dsns, "from-a")
+	eventually(t, waitLimit, "b reloaded PJSIP for a's row", func() error {
+		if sim.Count("Reload", "Module", "res_pjsip.so") == 0 {
+			return fmt.Errorf("no reload yet")
+		}
+		return nil
+	})
+	if err := sim.Down(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLimit, "b's AMI session is down", func() error {
+		if sess.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	pgExec(t, ca, "UPDATE ps_endpoints SET context = 'changed-on-a' WHERE id = '100'")
+	eventually(t, waitLimit, "b leaves a's row for later", func() error {
+		if !strings.Contains(b.log.String(), "cannot take a member's versions") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if strings.Contains(b.log.String(), "rolling back") {
+		t.Fatal("b wrote a's row and compensated it while its Asterisk was down")
+	}
+	var got string
+	if err := cb.QueryRow(context.Background(), "SELECT context FROM ps_endpoints WHERE id = '100'").Scan(&got); err != nil || got != "from-a" {
+		t.Fatalf("b's row while its Asterisk is down: %q %v, want the one it had", got, err)
+	}
+	if err := sim.Up(); err != nil {
+		t.Fatal(err)
+	}
+	pgSame(t, "a's row on b once its Asterisk is back", ca, cb)
 }

@@ -306,6 +306,11 @@ func (e *pgMeshEdge) apply(ctx context.Context, a *core.Apply) error {
 		if err := j.meshHeld(a.Peer); err != nil {
 			return err // this node's checks fail whatever the rows
 		}
+		if err := j.asteriskUnreachable(changed); err != nil {
+			// they could only be compensated: nothing written, taken
+			// at the member's next index once Asterisk answers
+			return fmt.Errorf("not taken now (%w)", err)
+		}
 	}
 	for _, c := range a.Records {
 		if err := e.putRowConflict(ctx, c); err != nil {
