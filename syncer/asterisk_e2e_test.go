@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -85,7 +86,7 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		tb.Fatal(err)
 	}
 	r.sim = sim
-	sess, blog := amiSession(tb, b, sim, o.secret)
+	sess, blog := amiSession(tb, h.base, b.name, b.log, sim, o.secret)
 	r.sess = sess
 	tb.Cleanup(func() {
 		for _, n := range h.nodes {
@@ -122,21 +123,36 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 	return r
 }
 
-// amiSession makes n's AMI session to sim, logging to n's log, with
-// secret in n's secret file, and the logger n's agent is to use.
-func amiSession(tb testing.TB, n *tnode, sim *amisim.Server, secret string) (*asteriskctl.Session, *slog.Logger) {
+// amiSession makes the AMI session of node name to sim, logging to logTo,
+// with secret in a file in dir, and returns it with the logger the node's
+// agent is to use.
+func amiSession(tb testing.TB, dir, name string, logTo io.Writer, sim *amisim.Server, secret string) (*asteriskctl.Session, *slog.Logger) {
 	tb.Helper()
-	secretFile := filepath.Join(n.h.base, n.name+"-ami.secret")
+	secretFile := filepath.Join(dir, name+"-ami.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n.name)
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return sess, log
+}
+
+// amiDown takes sim down and waits until sess noticed.
+func amiDown(tb testing.TB, sim *amisim.Server, sess *asteriskctl.Session) {
+	tb.Helper()
+	if err := sim.Down(); err != nil {
+		tb.Fatal(err)
+	}
+	eventually(tb, waitLimit, "the AMI session is down", func() error {
+		if sess.Connected() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
 }
 
 // astStart starts n like tnode.start, with opts (AfterApply, Health).

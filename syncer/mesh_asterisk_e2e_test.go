@@ -3,13 +3,11 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"pbxsync/asteriskctl"
 	"pbxsync/internal/amisim"
 	"pbxsync/internal/config"
 	"pbxsync/internal/store"
@@ -39,7 +37,7 @@ func TestMeshWaitsForAsterisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, blog := amiSession(t, b, sim, astSecret)
+	sess, blog := amiSession(t, h.base, b.name, b.log, sim, astSecret)
 	t.Cleanup(func() {
 		b.stopQuiet() // the agent first: no AfterApply against a closed session
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -69,15 +67,7 @@ func TestMeshWaitsForAsterisk(t *testing.T) {
 		return len(g)
 	}
 	before := gens()
-	if err := sim.Down(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, waitLimit, "b's AMI session is down", func() error {
-		if sess.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	amiDown(t, sim, sess)
 	a.write("extensions.conf", v2, 0o644)
 	eventually(t, waitLimit, "b leaves a's version for later", func() error {
 		if !b.logHas("cannot take a member's versions", "peer=a") {
@@ -121,15 +111,7 @@ func TestPGMeshWaitsForAsterisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secretFile := filepath.Join(b.dir, "ami.secret")
-	if err := os.WriteFile(secretFile, []byte(astSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sess, err := asteriskctl.New(asteriskctl.Config{Addr: sim.Addr(), Username: "admin", SecretFile: secretFile,
-		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sess, _ := amiSession(t, b.dir, b.name, b.log, sim, astSecret)
 	t.Cleanup(func() {
 		b.stop() // the agent first: no AfterApply against a closed session
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
@@ -145,15 +127,7 @@ func TestPGMeshWaitsForAsterisk(t *testing.T) {
 		}
 		return nil
 	})
-	if err := sim.Down(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, waitLimit, "b's AMI session is down", func() error {
-		if sess.Connected() {
-			return fmt.Errorf("still connected")
-		}
-		return nil
-	})
+	amiDown(t, sim, sess)
 	pgExec(t, ca, "UPDATE ps_endpoints SET context = 'changed-on-a' WHERE id = '100'")
 	eventually(t, waitLimit, "b leaves a's row for later", func() error {
 		if !strings.Contains(b.log.String(), "cannot take a member's versions") {
