@@ -105,8 +105,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers}
-	a.checksRetry = opts.ChecksRetry
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry}
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}

@@ -447,7 +447,7 @@ func (j *job) finish(ctx context.Context, g *store.Generation, before beforeAppl
 		j.log.Error("cannot mark generation good", "generation", g.Number, "err", err)
 	}
 	g.State = store.StateGood
-	j.latest = g
+	j.latest, j.checksFailHere = g, false
 	j.noteGeneration(len(g.Changed))
 	if len(g.Changed) >= largeGeneration && !j.isSource {
 		// its actions ran: what it changed is in its record, and a
