@@ -1,6 +1,9 @@
 package syncer
 
 import (
+	"iter"
+	"slices"
+
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 )
@@ -105,14 +108,24 @@ const announcePartBytes = wire.PartBytes
 // (wire.Split): no message has to hold a whole large index, and
 // encoding one holds one part at a time.
 func (j *job) sendAnnouncement(peer string, msg *wire.Announce) error {
-	parts := wire.Split(msg, j.a.partBytes)
-	if len(parts) > 1 {
-		j.log.Debug("announcing in parts", "peer", peer, "version", msg.Version, "items", len(msg.Items), "parts", len(parts))
-	}
-	for _, part := range parts {
+	for part := range j.announceParts(msg) {
+		if part.Parts > 1 && part.Part == 0 {
+			j.log.Debug("announcing in parts", "peer", peer, "version", msg.Version, "parts", part.Parts)
+		}
 		if err := j.sendToTarget(peer, part); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// announceParts returns the messages msg goes as: wire.Split of it, or,
+// for a complete announcement whose items are made as they are sent
+// (announceItems), wire.SplitFrom, which makes each part's items only
+// when the part is taken.
+func (j *job) announceParts(msg *wire.Announce) iter.Seq[*wire.Announce] {
+	if items, ok := j.announceItems[msg]; ok {
+		return wire.SplitFrom(msg, items, j.a.partBytes)
+	}
+	return slices.Values(wire.Split(msg, j.a.partBytes))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -175,6 +176,11 @@ type job struct {
 	// before latest, their delta base, kept as what it held where latest
 	// differs from it.
 	announcements map[announceKind]*wire.Announce
+	// announceItems makes the items of the complete announcements (whose
+	// Items are nil): each part's items are made from latest's index as
+	// the part is sent (announceParts), so a source does not hold every
+	// item of a large index twice, as a map and as wire items.
+	announceItems map[*wire.Announce]iter.Seq[wire.Item]
 	prev          prevGen
 	targets       map[string]*targetState
 	bad           map[string]string

@@ -239,7 +239,7 @@ func (j *job) sealParts(msg *wire.Announce) ([]*wire.Relay, error) {
 		return nil, err
 	}
 	var envs []*wire.Relay
-	for _, part := range wire.Split(msg, j.a.partBytes) {
+	for part := range j.announceParts(msg) {
 		env, err := wire.SealRelay(j.a.mon.Codec(), key, j.cfg.Name, []string{j.a.node}, part)
 		if err != nil {
 			return nil, fmt.Errorf("seal version %d: %w", msg.Version, err)

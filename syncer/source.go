@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"slices"
 	"sort"
@@ -226,7 +227,7 @@ func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 	j.drift.reset(g.Index, nil) // g is the scan state as recorded
 	prevItems := pg.items()
 	j.prev = pg
-	j.announcements = nil
+	j.announcements, j.announceItems = nil, nil
 	j.offerChange(g.Index, func(p string) (index.Item, bool) {
 		if it, ok := prevItems[p]; ok {
 			return it, true
@@ -286,12 +287,19 @@ func (j *job) announcementFor(ck core.Kind) *wire.Announce {
 			cp := *msg // a sent message is never changed
 			cp.Unreadable = u
 			j.announcements[k] = &cp
+			if items, ok := j.announceItems[msg]; ok {
+				delete(j.announceItems, msg)
+				j.announceItems[&cp] = items
+			}
 			return &cp
 		}
 		return msg
 	}
 	if j.announcements == nil {
 		j.announcements = map[announceKind]*wire.Announce{}
+	}
+	if old, ok := j.announcements[k]; ok {
+		delete(j.announceItems, old) // of an older generation
 	}
 	var msg *wire.Announce
 	switch {
@@ -309,7 +317,10 @@ func (j *job) announcementFor(ck core.Kind) *wire.Announce {
 		msg.Items, msg.Removed, msg.Digest = j.incremental()
 		msg.Base = j.prev.number
 	default:
-		msg.Items = wire.FromIndex(j.latest.Index)
+		if j.announceItems == nil {
+			j.announceItems = map[*wire.Announce]iter.Seq[wire.Item]{}
+		}
+		j.announceItems[msg] = wire.IndexItems(j.latest.Index)
 	}
 	msg.Unreadable = j.unreadableUnknown()
 	j.announcements[k] = msg
@@ -525,7 +536,10 @@ func (j *job) dropCompleteAnnouncements() {
 	}
 	for k, msg := range j.announcements {
 		if !k.incremental {
-			j.noteGeneration(len(msg.Items))
+			if _, ok := j.announceItems[msg]; ok {
+				j.noteGeneration(len(j.latest.Index))
+				delete(j.announceItems, msg)
+			}
 			delete(j.announcements, k)
 		}
 	}

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"iter"
+)
 
 // MaxParts bounds the parts of one announcement, and MaxAssembledItems the
 // items of all of them: the most a target holds while it assembles one.
@@ -38,44 +41,110 @@ func itemWireSize(it *Item) int {
 // item slice. Removed, Digest, Inline and Unreadable go with the last
 // part. m is not changed.
 func Split(m *Announce, maxBytes int) []*Announce {
-	total, biggest := 0, 0
+	sizes := make([]int, len(m.Items))
 	for i := range m.Items {
-		n := itemWireSize(&m.Items[i])
-		total, biggest = total+n, max(biggest, n)
+		sizes[i] = itemWireSize(&m.Items[i])
+	}
+	bounds := partBounds(sizes, maxBytes)
+	if bounds == nil {
+		return []*Announce{m}
+	}
+	parts := make([]*Announce, len(bounds))
+	start := 0
+	for i, end := range bounds {
+		parts[i] = partOf(m, m.Items[start:end:end], i, len(bounds))
+		start = end
+	}
+	return parts
+}
+
+// SplitFrom is Split of an announcement whose items are made on demand:
+// m's own Items are ignored, items yields them (in path order) and is
+// ranged over twice, first to size the parts, then to fill them; it must
+// yield the same items both times. Each part is made only when the caller
+// asks for it, so a caller that sends (encodes) each part before it takes
+// the next holds one part's items at a time, never the whole index
+// (100,000 wire items are ~13 MB). Should items yield a different number
+// of items the second time, the last part is never yielded: a target
+// assembles nothing from an incomplete announcement, rather than take a
+// wrong one.
+func SplitFrom(m *Announce, items iter.Seq[Item], maxBytes int) iter.Seq[*Announce] {
+	return func(yield func(*Announce) bool) {
+		var sizes []int32
+		for it := range items {
+			sizes = append(sizes, int32(min(itemWireSize(&it), 1<<30)))
+		}
+		bounds := partBounds(sizes, maxBytes)
+		whole := bounds == nil
+		if whole {
+			bounds = []int{len(sizes)}
+		}
+		part := func(i int, items []Item) *Announce {
+			if whole {
+				cp := *m
+				cp.Items = items
+				return &cp
+			}
+			return partOf(m, items, i, len(bounds))
+		}
+		i, k := 0, 0
+		cur := make([]Item, 0, bounds[0])
+		for it := range items {
+			cur = append(cur, it)
+			k++
+			if k == bounds[i] && i < len(bounds)-1 {
+				if !yield(part(i, cur)) {
+					return
+				}
+				i++
+				cur = make([]Item, 0, bounds[i]-k)
+			}
+		}
+		if i == len(bounds)-1 && k == len(sizes) {
+			yield(part(i, cur))
+		}
+	}
+}
+
+// partOf is part i of n of m, holding items: a shallow copy of m whose
+// Removed, Digest, Inline and Unreadable go with the last part only.
+func partOf(m *Announce, items []Item, i, n int) *Announce {
+	p := *m
+	p.Items = items
+	p.Part, p.Parts = uint32(i), uint32(n)
+	if i < n-1 {
+		p.Removed, p.Digest, p.Inline, p.Unreadable = nil, nil, nil, nil
+	}
+	return &p
+}
+
+// partBounds returns the end of each part's items, given the estimated
+// wire size of each item, or nil when they go as one message (about
+// WholeParts × maxBytes or less, or a single part).
+func partBounds[S int | int32](sizes []S, maxBytes int) []int {
+	total, biggest := 0, 0
+	for _, n := range sizes {
+		total, biggest = total+int(n), max(biggest, int(n))
 	}
 	if total <= WholeParts*maxBytes {
-		return []*Announce{m}
+		return nil
 	}
 	// a part closes with more than maxBytes-biggest bytes: fewer than
 	// MaxParts-1 of them, and the last
 	maxBytes = max(maxBytes, total/(MaxParts-1)+biggest)
 	var bounds []int // end of each part's items
 	size := 0
-	for i := range m.Items {
-		n := itemWireSize(&m.Items[i])
-		if size+n > maxBytes && size > 0 {
+	for i, n := range sizes {
+		if size+int(n) > maxBytes && size > 0 {
 			bounds = append(bounds, i)
 			size = 0
 		}
-		size += n
+		size += int(n)
 	}
 	if len(bounds) == 0 {
-		return []*Announce{m}
+		return nil
 	}
-	bounds = append(bounds, len(m.Items))
-	parts := make([]*Announce, len(bounds))
-	start := 0
-	for i, end := range bounds {
-		p := *m
-		p.Items = m.Items[start:end:end]
-		p.Part, p.Parts = uint32(i), uint32(len(bounds))
-		if i < len(bounds)-1 {
-			p.Removed, p.Digest, p.Inline, p.Unreadable = nil, nil, nil, nil
-		}
-		parts[i] = &p
-		start = end
-	}
-	return parts
+	return append(bounds, len(sizes))
 }
 
 // PartSink takes the items of an announcement's parts one part at a

@@ -410,3 +410,98 @@ func TestSplitWithinMaxParts(t *testing.T) {
 		t.Fatal("the assembled announcement differs from the one split")
 	}
 }
+
+// TestSplitFromIsSplit: an announcement whose items are made on demand
+// goes as the same messages as the one holding them, parts or whole, and
+// an empty index as one message with an empty (not null) item list.
+func TestSplitFromIsSplit(t *testing.T) {
+	x := sampleIndex(3000)
+	m := &Announce{Job: "conf", Version: 7, Origin: "a", Items: FromIndex(x), Removed: []string{"gone.conf"},
+		Inline: []Inline{{Hash: make([]byte, 32), Encoding: EncodingZstd, Data: []byte("x")}}, Unreadable: []string{"root-only.conf"}}
+	lazy := *m
+	lazy.Items = nil
+	for _, limit := range []int{PartBytes, 64 << 10, 4 << 10, 1} {
+		want := Split(m, limit)
+		got := slices.Collect(SplitFrom(&lazy, IndexItems(x), limit))
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d parts, Split made %d", limit, len(got), len(want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(got[i], want[i]) {
+				t.Fatalf("limit %d: part %d differs:\n got %+v\nwant %+v", limit, i, got[i].Items[:1], want[i].Items[:1])
+			}
+		}
+	}
+	empty := slices.Collect(SplitFrom(&lazy, IndexItems(index.Index{}), PartBytes))
+	if len(empty) != 1 || empty[0].Items == nil || len(empty[0].Items) != 0 || empty[0].Parts != 0 {
+		t.Fatalf("empty index: %+v", empty)
+	}
+	if raw, _ := json.Marshal(empty[0]); !bytes.Contains(raw, []byte(`"items":[]`)) {
+		t.Fatalf("empty index encodes as %s", raw)
+	}
+}
+
+// TestSplitFromHoldsOnePart: SplitFrom makes a part only when it is asked
+// for: when part i is handed out, the items made so far (after sizing)
+// are those of parts 0..i, not the whole index.
+func TestSplitFromHoldsOnePart(t *testing.T) {
+	x := sampleIndex(5000)
+	src := IndexItems(x)
+	passes, made := 0, 0
+	counted := func(yield func(Item) bool) {
+		passes++
+		for it := range src {
+			if passes == 2 {
+				made++
+			}
+			if !yield(it) {
+				return
+			}
+		}
+	}
+	m := &Announce{Job: "conf", Version: 7, Origin: "a"}
+	upTo, n := 0, 0
+	for p := range SplitFrom(m, counted, 16<<10) {
+		upTo += len(p.Items)
+		if made != upTo {
+			t.Fatalf("part %d handed out after %d items were made, want %d (the items of parts up to it)", p.Part, made, upTo)
+		}
+		n++
+	}
+	if n < 10 || upTo != len(x) {
+		t.Fatalf("%d parts of %d items, index of %d", n, upTo, len(x))
+	}
+}
+
+// TestSplitFromRefusesChangedItems: items that yield a different number of
+// items when the parts are filled than when they were sized never make a
+// complete announcement: its last part is not handed out.
+func TestSplitFromRefusesChangedItems(t *testing.T) {
+	x := sampleIndex(3000)
+	for _, delta := range []int{-1, +1} {
+		for _, limit := range []int{4 << 10, PartBytes} {
+			passes := 0
+			changing := func(yield func(Item) bool) {
+				passes++
+				n := 0
+				for it := range IndexItems(x) {
+					if passes == 2 && delta < 0 && n == len(x)-1 {
+						return
+					}
+					if !yield(it) {
+						return
+					}
+					n++
+				}
+				if passes == 2 && delta > 0 {
+					yield(Item{Path: "zzz-extra.conf", Kind: uint8(index.KindFile), Hash: make([]byte, index.HashSize)})
+				}
+			}
+			for p := range SplitFrom(&Announce{Job: "conf", Version: 7}, changing, limit) {
+				if p.Parts == 0 || p.Part == p.Parts-1 {
+					t.Fatalf("items %+d, limit %d: the last part (%d of %d, %d items) was handed out", delta, limit, p.Part, p.Parts, len(p.Items))
+				}
+			}
+		}
+	}
+}
