@@ -119,7 +119,7 @@ func TestStalledPeerDoesNotBlockSends(t *testing.T) {
 	big := func() *wire.Announce {
 		data := make([]byte, wire.MaxInline)
 		rand.Read(data)
-		return &wire.Announce{Job: "conf", Version: 1, Origin: "a", Inline: []wire.Inline{{Hash: make([]byte, 32), Encoding: wire.EncodingZstd, Data: data}}}
+		return &wire.Announce{Job: "conf", Version: 1, Origin: "a", Items: []wire.Item{}, Inline: []wire.Inline{{Hash: make([]byte, 32), Encoding: wire.EncodingZstd, Data: data}}}
 	}()
 	// watch the status from the start: s must be reported slow while it
 	// is still connected

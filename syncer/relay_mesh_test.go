@@ -329,7 +329,7 @@ func TestMeshSitesRelayForgery(t *testing.T) {
 
 	// a's signature over another index
 	aKey := s.a.id.Certificate.PrivateKey.(ed25519.PrivateKey)
-	honest := &wire.Announce{Job: "conf", Version: 1, Origin: "a", Time: time.Now().UnixNano()}
+	honest := &wire.Announce{Job: "conf", Version: 1, Origin: "a", Time: time.Now().UnixNano(), Items: []wire.Item{}}
 	env, err = wire.SealRelay(codec, aKey, "conf", []string{"d"}, honest)
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,11 @@ var (
 	ErrMalformed = errors.New("malformed frame")
 )
 
+// ErrNoItems is returned by Encode for a complete announcement (Base 0)
+// whose Items are nil, not an empty list: one made to be sent in parts
+// by SplitFrom, sent as it is by mistake.
+var ErrNoItems = errors.New("complete announcement without its items")
+
 // Codec encodes and decodes frames. It holds the zstd state and is safe for
 // concurrent use.
 type Codec struct {
@@ -108,6 +113,12 @@ func (c *Codec) encoder() (*zstd.Encoder, error) {
 
 // Encode returns the frame for m.
 func (c *Codec) Encode(m Message) ([]byte, error) {
+	if a, ok := m.(*Announce); ok && a.Items == nil && a.Base == 0 {
+		// a target reads a complete announcement without items as an
+		// empty tree and would delete every file: a source's complete
+		// announcement holds none until SplitFrom makes its parts' items
+		return nil, fmt.Errorf("wire: encode %s of %s version %d: %w", m.Type(), a.Job, a.Version, ErrNoItems)
+	}
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)

@@ -147,7 +147,7 @@ func TestLargeAnnounceRoundTrip(t *testing.T) {
 // read exactly that frame, so a valid frame after it decodes.
 func FuzzReadGated(f *testing.F) {
 	c := newCodec(f)
-	for _, m := range []Message{sampleAnnounce(3), &Announce{Job: "other", Version: 1, Origin: "a"}, &Result{Job: "other", State: "good"}, &Get{Job: "x", Path: "p", Hash: make([]byte, 32)}, &State{Node: "a"}} {
+	for _, m := range []Message{sampleAnnounce(3), &Announce{Job: "other", Version: 1, Origin: "a", Items: []Item{}}, &Result{Job: "other", State: "good"}, &Get{Job: "x", Path: "p", Hash: make([]byte, 32)}, &State{Node: "a"}} {
 		b, err := c.Encode(m)
 		if err != nil {
 			f.Fatal(err)

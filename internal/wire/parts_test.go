@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -502,6 +503,31 @@ func TestSplitFromRefusesChangedItems(t *testing.T) {
 					t.Fatalf("items %+d, limit %d: the last part (%d of %d, %d items) was handed out", delta, limit, p.Part, p.Parts, len(p.Items))
 				}
 			}
+		}
+	}
+}
+
+// TestEncodeRefusesAnnounceWithoutItems: a complete announcement whose
+// items are nil (made to go through SplitFrom) is never encoded: a
+// target would take it for an empty tree. An empty list, an incremental
+// announcement without changed items and SplitFrom's parts all encode.
+func TestEncodeRefusesAnnounceWithoutItems(t *testing.T) {
+	c := newCodec(t)
+	lazy := &Announce{Job: "conf", Version: 7, Origin: "a"}
+	if _, err := c.Encode(lazy); !errors.Is(err, ErrNoItems) {
+		t.Fatalf("encoding a complete announcement without items: %v, want ErrNoItems", err)
+	}
+	for _, m := range []*Announce{
+		{Job: "conf", Version: 7, Origin: "a", Items: []Item{}},
+		{Job: "conf", Version: 8, Origin: "a", Base: 7, Removed: []string{"gone.conf"}, Digest: make([]byte, index.HashSize)},
+	} {
+		if _, err := c.Encode(m); err != nil {
+			t.Errorf("%+v: %v", m, err)
+		}
+	}
+	for p := range SplitFrom(lazy, IndexItems(index.Index{}), PartBytes) {
+		if _, err := c.Encode(p); err != nil {
+			t.Errorf("SplitFrom's message of an empty index: %v", err)
 		}
 	}
 }
