@@ -1,6 +1,7 @@
 package hostmon
 
 import (
+	"fmt"
 	"hash/maphash"
 	"io/fs"
 	"iter"
@@ -33,6 +34,10 @@ type States struct {
 	over  map[string]overlaid // changes since base was built
 	n     int                 // entries
 	iters int                 // iterations running: no compaction meanwhile
+	// disk, when set, holds base (see Spill): base and slots are empty
+	disk    *spilledBase
+	err     error  // the first error reading disk
+	changes uint64 // Set and Delete calls so far
 }
 
 // stateRec is a FileState in States.base: 104 bytes (the FileState is
@@ -108,10 +113,37 @@ func (s *States) Get(p string) (FileState, bool) {
 	if o, ok := s.over[p]; ok {
 		return o.st, !o.gone
 	}
+	if s.disk != nil {
+		r, ok := s.disk.get(p)
+		s.noteDiskErr()
+		if ok {
+			return s.state(&r), true
+		}
+		return FileState{}, false
+	}
 	if i, ok := s.find(p); ok {
 		return s.state(&s.base[i]), true
 	}
 	return FileState{}, false
+}
+
+// inBase reports whether base (in memory or on disk) holds p.
+func (s *States) inBase(p string) bool {
+	if s.disk != nil {
+		_, ok := s.disk.get(p)
+		s.noteDiskErr()
+		return ok
+	}
+	_, ok := s.find(p)
+	return ok
+}
+
+// baseLen returns the number of records in base.
+func (s *States) baseLen() int {
+	if s.disk != nil {
+		return s.disk.n
+	}
+	return len(s.base)
 }
 
 // Has reports whether s holds p.
@@ -124,21 +156,27 @@ func (s *States) Has(p string) bool {
 // it was first set with (st.Path is an equal string, often another copy:
 // a scan's, a watcher event's).
 func (s *States) Set(st FileState) {
+	s.changes++
 	p := st.Path
-	i, inBase := s.find(p)
-	if inBase {
-		st.Path = s.base[i].path
-	}
 	if o, ok := s.over[p]; ok {
 		if o.gone {
 			s.n++
-		} else if !inBase {
+			if i, ok := s.find(p); ok {
+				st.Path = s.base[i].path
+			}
+		} else {
 			st.Path = o.st.Path
 		}
 		s.over[st.Path] = overlaid{st: st}
 		return
 	}
-	if !inBase && len(s.over) == 0 && (len(s.base) == 0 || s.base[len(s.base)-1].path < p) {
+	inBase := false
+	if s.disk != nil {
+		inBase = s.inBase(p)
+	} else if i, ok := s.find(p); ok {
+		inBase, st.Path = true, s.base[i].path
+	}
+	if s.disk == nil && !inBase && len(s.over) == 0 && (len(s.base) == 0 || s.base[len(s.base)-1].path < p) {
 		// after every path held: a sorted load or build appends
 		s.base = append(s.base, s.rec(st))
 		s.n++
@@ -160,19 +198,20 @@ func (s *States) Delete(p string) {
 	if s == nil {
 		return
 	}
+	s.changes++
 	if o, ok := s.over[p]; ok {
 		if o.gone {
 			return
 		}
 		s.n--
-		if _, inBase := s.find(p); inBase {
+		if s.inBase(p) {
 			s.over[p] = overlaid{gone: true}
 		} else {
 			delete(s.over, p)
 		}
 		return
 	}
-	if _, inBase := s.find(p); !inBase {
+	if !s.inBase(p) {
 		return
 	}
 	s.n--
@@ -194,6 +233,20 @@ func (s *States) All() iter.Seq2[string, FileState] {
 		defer func() { s.iters-- }()
 		// no compaction meanwhile: base stays, over only grows (a map
 		// made by a change during the iteration is seen too)
+		if s.disk != nil {
+			stopped := false
+			s.disk.all(func(r *stateRec) bool {
+				if _, ok := s.over[r.path]; ok {
+					return true // changed: below, or removed
+				}
+				stopped = !yield(r.path, s.state(r))
+				return !stopped
+			})
+			s.noteDiskErr()
+			if stopped {
+				return
+			}
+		}
 		for i := range s.base {
 			r := &s.base[i]
 			if _, ok := s.over[r.path]; ok {
@@ -259,6 +312,7 @@ func (s *States) Compact() {
 	if s == nil || s.iters > 0 {
 		return
 	}
+	s.unspill()
 	if len(s.over) == 0 {
 		if cap(s.base)-len(s.base) > len(s.base)/8 {
 			s.base = append(make([]stateRec, 0, len(s.base)), s.base...)
@@ -296,7 +350,7 @@ func (s *States) Compact() {
 
 // maybeCompact compacts s once its changes are an eighth of its array.
 func (s *States) maybeCompact() {
-	if len(s.over) >= max(minCompact, len(s.base)/8) {
+	if len(s.over) >= max(minCompact, s.baseLen()/8) {
 		s.Compact()
 	}
 }
@@ -433,4 +487,77 @@ func (m StateMap) All() iter.Seq2[string, FileState] {
 			}
 		}
 	}
+}
+
+// spillMin is the fewest paths a States spills (Spill): below, what it
+// holds in memory is not worth a file.
+const spillMin = 4096
+
+// Spill moves the array of records of s out of the heap into a new file
+// in dir, which it unlinks at once (see spilledBase), after folding its
+// changes into it; the lookup table goes with it. Until s is compacted
+// again (Compact, or ~an eighth of its paths changed), a lookup costs two
+// preads and a pass over s (All) reads the file in order. For a job
+// that sits idle between events. A States of fewer than spillMin paths, a
+// spilled one, or one being iterated, stays as it is; an error leaves s
+// as it was.
+func (s *States) Spill(dir string) error {
+	if s == nil || s.disk != nil || s.n < spillMin {
+		return nil
+	}
+	if s.iters > 0 {
+		return errIterating
+	}
+	s.Compact()
+	sb, err := spill(dir, s.base, s.seed)
+	if err != nil {
+		return fmt.Errorf("spill the scan state to %s: %w", dir, err)
+	}
+	s.disk, s.base, s.slots, s.vecAt = sb, nil, nil, nil
+	return nil
+}
+
+// Spilled reports whether s holds its records in a file (Spill).
+func (s *States) Spilled() bool { return s != nil && s.disk != nil }
+
+// Err returns the first error reading the file of a spilled s. From then
+// on s lacks what that file held: the caller should scan the tree in full
+// again.
+func (s *States) Err() error {
+	if s == nil {
+		return nil
+	}
+	return s.err
+}
+
+// Changes returns how many times s was changed (Set, Delete) so far.
+func (s *States) Changes() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.changes
+}
+
+// noteDiskErr keeps the disk's first read error as s's.
+func (s *States) noteDiskErr() {
+	if s.err == nil && s.disk != nil && s.disk.err != nil {
+		s.err = s.disk.err
+	}
+}
+
+// unspill reads the records of a spilled s back into its array.
+func (s *States) unspill() {
+	if s.disk == nil {
+		return
+	}
+	d := s.disk
+	s.base = make([]stateRec, 0, d.n)
+	d.all(func(r *stateRec) bool {
+		s.base = append(s.base, *r)
+		return true
+	})
+	s.noteDiskErr()
+	d.close()
+	s.disk = nil
+	s.index()
 }
