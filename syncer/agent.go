@@ -49,6 +49,9 @@ type Options struct {
 	// them again the first time (each wait doubles, up to 5 minutes); 0:
 	// 5 s (core.ChecksRetryFirst). Tests make it short.
 	ChecksRetry time.Duration
+	// SpillIdle is how long a job's scan state goes unchanged before it
+	// is moved out of memory (spill.go); 0: 10 s. Tests make it short.
+	SpillIdle time.Duration
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
@@ -70,6 +73,7 @@ type Agent struct {
 	noOffers    bool          // see Options.NoOffers
 	patience    time.Duration // see Options.RelayPatience
 	checksRetry time.Duration // see Options.ChecksRetry
+	spillIdle   time.Duration // see Options.SpillIdle
 	node        string
 	ident       *identity.Identity
 	store       *store.Store
@@ -105,7 +109,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle}
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}

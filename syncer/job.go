@@ -153,6 +153,7 @@ type job struct {
 	announcedVersion uint64
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
 	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
+	spill            statesSpill    // when the scan state last changed (spill.go)
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
 	admitting        partAdmission  // target: a complete announcement admitted as its parts arrive
 	digests          digestCache    // digests of the indexes the job works with
@@ -419,6 +420,7 @@ func (j *job) onTick(ctx context.Context) {
 			j.releaseMemory()
 		}
 	}
+	j.spillIdleStates(ctx, time.Now())
 	j.continueScanSave()
 	j.retryUnreadable(ctx)
 	if j.isSource {

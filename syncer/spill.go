@@ -1,0 +1,64 @@
+package syncer
+
+import (
+	"context"
+	"time"
+
+	"pbxsync/hostmon"
+)
+
+// defaultSpillIdle is how long a job's scan state goes unchanged before
+// it is moved out of memory (Options.SpillIdle).
+const defaultSpillIdle = 10 * time.Second
+
+// statesSpill is what the job loop knows of its scan state's changes, to
+// tell when it has been idle long enough to spill.
+type statesSpill struct {
+	states  *hostmon.States // the States seen (a new one starts over)
+	changes uint64          // its Changes then
+	since   time.Time       // when they were seen to change last
+}
+
+// spillIdleStates moves the job's scan state out of memory once it has
+// not changed for Options.SpillIdle (hostmon.States.Spill): between
+// events a job reads it a few paths at a time, from a file in the store's
+// directory that nobody else sees. A spilled scan state that cannot be
+// read is dropped and the tree scanned again in full.
+func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
+	s := j.states
+	if err := s.Err(); err != nil {
+		j.log.Error("cannot read the scan state moved out of memory; rescanning everything", "err", err)
+		j.states, j.spill = nil, statesSpill{}
+		j.onLocalChange(ctx, hostmon.Change{Rescan: true})
+		return
+	}
+	sp := &j.spill
+	if s == nil || s.Spilled() {
+		return
+	}
+	if c := s.Changes(); sp.states != s || sp.changes != c {
+		sp.states, sp.changes, sp.since = s, c, now
+		return
+	}
+	idle := j.a.spillIdle
+	if idle <= 0 {
+		idle = defaultSpillIdle
+	}
+	if now.Sub(sp.since) < idle {
+		return
+	}
+	if err := s.Spill(j.a.store.Dir()); err != nil {
+		j.log.Warn("cannot move the scan state out of memory; keeping it", "err", err)
+		sp.since = now // tried again after another idle spell
+		return
+	}
+	if !s.Spilled() {
+		return // too small to be worth it
+	}
+	j.log.Debug("moved the scan state out of memory", "paths", s.Len())
+	if j.scanSave != nil {
+		j.scanSave.release = true // once it is written
+	} else {
+		j.releaseMemory()
+	}
+}
