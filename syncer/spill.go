@@ -17,7 +17,12 @@ type statesSpill struct {
 	states  *hostmon.States // the States seen (a new one starts over)
 	changes uint64          // its Changes then
 	since   time.Time       // when they were seen to change last
+	fails   int             // spills failed in a row (a full disk): each waits twice as long
 }
+
+// maxSpillWait bounds the wait before a spill is tried again after
+// failures.
+const maxSpillWait = 10 * time.Minute
 
 // spillIdleStates moves the job's scan state out of memory once it has
 // not changed for Options.SpillIdle (hostmon.States.Spill): between
@@ -44,14 +49,20 @@ func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
 	if idle <= 0 {
 		idle = defaultSpillIdle
 	}
-	if now.Sub(sp.since) < idle {
+	if now.Sub(sp.since) < min(idle<<sp.fails, maxSpillWait) {
 		return
 	}
 	if err := s.Spill(j.a.store.Dir()); err != nil {
-		j.log.Warn("cannot move the scan state out of memory; keeping it", "err", err)
-		sp.since = now // tried again after another idle spell
+		if sp.fails == 0 {
+			j.log.Warn("cannot move the scan state out of memory; keeping it", "err", err)
+		} else {
+			j.log.Debug("cannot move the scan state out of memory; keeping it", "err", err, "failures", sp.fails+1)
+		}
+		sp.since = now // tried again after a longer idle spell
+		sp.fails = min(sp.fails+1, 16)
 		return
 	}
+	sp.fails = 0
 	if !s.Spilled() {
 		return // too small to be worth it
 	}
