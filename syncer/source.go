@@ -52,6 +52,7 @@ func (j *job) startSource(ctx context.Context) error {
 	}
 	switch {
 	case j.latest == nil:
+		j.spillLargeStates()
 		if err := j.newSourceGeneration(ctx, j.states.Index(), ""); err != nil {
 			return err
 		}

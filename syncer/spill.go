@@ -73,3 +73,20 @@ func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
 		j.releaseMemory()
 	}
 }
+
+// spillLargeStates spills the scan state of a source's first scan of a
+// large tree (largeGeneration paths or more) at once, before the first
+// generation is made from it: the index made from it, the store's record
+// of it and the announcement need the memory, and the state is read a
+// few paths at a time until the tree changes. A failure keeps it in
+// memory; the idle spill tries again.
+func (j *job) spillLargeStates() {
+	if j.states.Len() < largeGeneration {
+		return
+	}
+	if err := j.states.Spill(j.a.store.Dir()); err != nil {
+		j.log.Debug("cannot move the scan state out of memory; keeping it", "err", err)
+		return
+	}
+	j.log.Debug("moved the first scan's state out of memory", "paths", j.states.Len())
+}
