@@ -398,7 +398,8 @@ const saveEvery = 30 * time.Second
 // onTick is the job loop's work once a second: after a large generation
 // its scan state is saved at once, in the background (not up to 30 s
 // later on the loop, when the first edits after an initial sync waited
-// behind the write of every path's state), and its memory handed back; a
+// behind the write of every path's state), moved out of memory (spill.go)
+// and its memory handed back; a
 // target lets go of its spare index once idle (and hands that memory
 // back); unreadable entries are retried, a source repeats its
 // announcements, and a changed state is saved every saveEvery.
@@ -406,6 +407,7 @@ func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
+		j.spillLargeStates()
 		if j.scanSave != nil {
 			j.scanSave.release = true // once it is written
 		} else {

@@ -74,12 +74,13 @@ func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
 	}
 }
 
-// spillLargeStates spills the scan state of a source's first scan of a
-// large tree (largeGeneration paths or more) at once, before the first
-// generation is made from it: the index made from it, the store's record
-// of it and the announcement need the memory, and the state is read a
-// few paths at a time until the tree changes. A failure keeps it in
-// memory; the idle spill tries again.
+// spillLargeStates spills a scan state of largeGeneration paths or more
+// at once: a source's first scan's, before the first generation is made
+// from it (the index made from it, the store's record of it and the
+// announcement need the memory), and any job's after a large generation,
+// without waiting for the idle spill. The state is read a few paths at a
+// time until the tree changes. A failure keeps it in memory; the idle
+// spill tries again.
 func (j *job) spillLargeStates() {
 	if j.states.Len() < largeGeneration {
 		return
@@ -88,5 +89,5 @@ func (j *job) spillLargeStates() {
 		j.log.Debug("cannot move the scan state out of memory; keeping it", "err", err)
 		return
 	}
-	j.log.Debug("moved the first scan's state out of memory", "paths", j.states.Len())
+	j.log.Debug("moved the scan state out of memory", "paths", j.states.Len(), "after", "a large change")
 }
