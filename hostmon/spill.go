@@ -21,27 +21,27 @@ import (
 // pread: its pages live in the page cache, which the kernel reclaims,
 // never in the agent's RSS.
 //
-// Layout: the lookup table (slots, 4-byte offsets+1 of records, a power
-// of two of them at least twice the records) then the records in path
-// order, each spillHeader bytes followed by its path.
+// Layout: the lookup table (slots: 4-byte ranks+1 of records, a power of
+// two of them at least twice the records), then the records in path
+// order, spillRec bytes each (the path as an offset and a length), then
+// the paths one after another in the same order. A record is found by
+// its rank, so the paths below a directory, a range of ranks, are found
+// by a binary search (PathsUnder).
 type spilledBase struct {
 	f     *os.File
 	n     int    // records
 	slots uint64 // number of slots; they start at offset 0
 	recs  int64  // offset of the first record
-	end   int64  // end of the records
+	paths int64  // offset of the first path
+	end   int64  // end of the paths
 	seed  maphash.Seed
 	err   error // the first read error; the file is then taken as empty
 }
 
-// spillHeader is the size of a record before its path: hash 32, size,
-// mtime, ctime, dev, inode 8 each, mode and vector 4 each, path length 2,
-// kind and deleted 1 each.
-const spillHeader = 32 + 5*8 + 4 + 4 + 2 + 1 + 1
-
-// spillReadAhead is how much of a record one read takes: its header and a
-// path of up to this much less the header, in one pread.
-const spillReadAhead = 256
+// spillRec is the size of a record: hash 32, size, mtime, ctime, dev,
+// inode 8 each, mode, vector and path offset 4 each, path length 2, kind
+// and deleted 1 each.
+const spillRec = 32 + 5*8 + 4 + 4 + 4 + 2 + 1 + 1
 
 // spill writes base to a new unlinked file in dir.
 func spill(dir string, base []stateRec, seed maphash.Seed) (*spilledBase, error) {
@@ -53,51 +53,63 @@ func spill(dir string, base []stateRec, seed maphash.Seed) (*spilledBase, error)
 		f.Close()
 		return nil, err
 	}
-	sb := &spilledBase{f: f, n: len(base), seed: seed, slots: 16}
-	for sb.slots < 2*uint64(len(base)) {
-		sb.slots *= 2
-	}
-	sb.recs = int64(sb.slots) * 4
-	slots := make([]uint32, sb.slots)
-	w := bufio.NewWriterSize(io.NewOffsetWriter(f, sb.recs), 64<<10)
-	off := sb.recs
-	var hdr [spillHeader]byte
-	for i := range base {
-		r := &base[i]
-		if len(r.path) > 0xffff || off-sb.recs > 0xfffffffe {
-			f.Close()
-			return nil, fmt.Errorf("scan state too large to spill (path %q)", r.path)
-		}
-		mask := sb.slots - 1
-		h := maphash.String(seed, r.path) & mask
-		for slots[h] != 0 {
-			h = (h + 1) & mask
-		}
-		slots[h] = uint32(off-sb.recs) + 1
-		putSpilled(&hdr, r)
-		w.Write(hdr[:])
-		w.WriteString(r.path)
-		off += int64(spillHeader + len(r.path))
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	sb.end = off
-	table := make([]byte, 4*len(slots))
-	for i, v := range slots {
-		binary.LittleEndian.PutUint32(table[4*i:], v)
-	}
-	if _, err := f.WriteAt(table, 0); err != nil {
+	sb, err := writeSpill(f, base, seed)
+	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return sb, nil
 }
 
-// putSpilled encodes r's fields but its path into hdr.
-func putSpilled(hdr *[spillHeader]byte, r *stateRec) {
-	b := hdr[:]
+// writeSpill writes base to f (see spilledBase).
+func writeSpill(f *os.File, base []stateRec, seed maphash.Seed) (*spilledBase, error) {
+	sb := &spilledBase{f: f, n: len(base), seed: seed, slots: 16}
+	for sb.slots < 2*uint64(len(base)) {
+		sb.slots *= 2
+	}
+	sb.recs = int64(sb.slots) * 4
+	sb.paths = sb.recs + int64(len(base))*spillRec
+	slots := make([]uint32, sb.slots)
+	mask := sb.slots - 1
+	recs := bufio.NewWriterSize(io.NewOffsetWriter(f, sb.recs), 64<<10)
+	paths := bufio.NewWriterSize(io.NewOffsetWriter(f, sb.paths), 64<<10)
+	var off int64 // of the next path, from sb.paths
+	var rec [spillRec]byte
+	for i := range base {
+		r := &base[i]
+		if len(r.path) > 0xffff || off+int64(len(r.path)) > 0xffffffff {
+			return nil, fmt.Errorf("scan state too large to spill (path %q)", r.path)
+		}
+		h := maphash.String(seed, r.path) & mask
+		for slots[h] != 0 {
+			h = (h + 1) & mask
+		}
+		slots[h] = uint32(i + 1)
+		putSpilled(&rec, r, uint32(off))
+		recs.Write(rec[:])
+		paths.WriteString(r.path)
+		off += int64(len(r.path))
+	}
+	if err := recs.Flush(); err != nil {
+		return nil, err
+	}
+	if err := paths.Flush(); err != nil {
+		return nil, err
+	}
+	sb.end = sb.paths + off
+	table := make([]byte, 4*len(slots))
+	for i, v := range slots {
+		binary.LittleEndian.PutUint32(table[4*i:], v)
+	}
+	if _, err := f.WriteAt(table, 0); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// putSpilled encodes r into rec, its path as off (and its length).
+func putSpilled(rec *[spillRec]byte, r *stateRec, off uint32) {
+	b := rec[:]
 	copy(b, r.hash[:])
 	le := binary.LittleEndian
 	le.PutUint64(b[32:], uint64(r.size))
@@ -107,17 +119,18 @@ func putSpilled(hdr *[spillHeader]byte, r *stateRec) {
 	le.PutUint64(b[64:], r.inode)
 	le.PutUint32(b[72:], uint32(r.mode))
 	le.PutUint32(b[76:], r.vec)
-	le.PutUint16(b[80:], uint16(len(r.path)))
-	b[82] = byte(r.kind)
-	b[83] = 0
+	le.PutUint32(b[80:], off)
+	le.PutUint16(b[84:], uint16(len(r.path)))
+	b[86] = byte(r.kind)
+	b[87] = 0
 	if r.delete {
-		b[83] = 1
+		b[87] = 1
 	}
 }
 
-// getSpilled decodes a record's header into r (path aside) and returns its
-// path length.
-func getSpilled(b []byte, r *stateRec) int {
+// getSpilled decodes a record into r (path aside) and returns where its
+// path is: offset from the first path, and length.
+func getSpilled(b []byte, r *stateRec) (int64, int) {
 	le := binary.LittleEndian
 	copy(r.hash[:], b[:32])
 	r.size = int64(le.Uint64(b[32:]))
@@ -127,9 +140,9 @@ func getSpilled(b []byte, r *stateRec) int {
 	r.inode = le.Uint64(b[64:])
 	r.mode = fs.FileMode(le.Uint32(b[72:]))
 	r.vec = le.Uint32(b[76:])
-	r.kind = index.Kind(b[82])
-	r.delete = b[83] == 1
-	return int(le.Uint16(b[80:]))
+	r.kind = index.Kind(b[86])
+	r.delete = b[87] == 1
+	return int64(le.Uint32(b[80:])), int(le.Uint16(b[84:]))
 }
 
 // fail records err as the file's first read error.
@@ -139,6 +152,34 @@ func (sb *spilledBase) fail(err error) {
 	}
 }
 
+// read reads len(b) bytes at off, or records the failure.
+func (sb *spilledBase) read(b []byte, off int64) bool {
+	if sb.err != nil {
+		return false
+	}
+	if _, err := sb.f.ReadAt(b, off); err != nil {
+		sb.fail(err)
+		return false
+	}
+	return true
+}
+
+// at returns the record of rank i, its path read too.
+func (sb *spilledBase) at(i int) (stateRec, bool) {
+	var b [spillRec]byte
+	if !sb.read(b[:], sb.recs+int64(i)*spillRec) {
+		return stateRec{}, false
+	}
+	var r stateRec
+	off, l := getSpilled(b[:], &r)
+	path := make([]byte, l)
+	if !sb.read(path, sb.paths+off) {
+		return stateRec{}, false
+	}
+	r.path = string(path)
+	return r, true
+}
+
 // get returns the record of p.
 func (sb *spilledBase) get(p string) (stateRec, bool) {
 	if sb.err != nil || sb.n == 0 {
@@ -146,60 +187,77 @@ func (sb *spilledBase) get(p string) (stateRec, bool) {
 	}
 	mask := sb.slots - 1
 	var slot [4]byte
-	buf := make([]byte, spillReadAhead)
 	for h := maphash.String(sb.seed, p) & mask; ; h = (h + 1) & mask {
-		if _, err := sb.f.ReadAt(slot[:], int64(h)*4); err != nil {
-			sb.fail(err)
+		if !sb.read(slot[:], int64(h)*4) {
 			return stateRec{}, false
 		}
 		v := binary.LittleEndian.Uint32(slot[:])
 		if v == 0 {
 			return stateRec{}, false
 		}
-		at := sb.recs + int64(v-1)
-		n, err := sb.f.ReadAt(buf, at)
-		if n < spillHeader {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			sb.fail(err)
+		var b [spillRec]byte
+		if !sb.read(b[:], sb.recs+int64(v-1)*spillRec) {
 			return stateRec{}, false
 		}
 		var r stateRec
-		l := getSpilled(buf[:spillHeader], &r)
+		off, l := getSpilled(b[:], &r)
 		if l != len(p) {
 			continue
 		}
-		path := buf[spillHeader:n]
-		if len(path) < l {
-			path = make([]byte, l)
-			if _, err := sb.f.ReadAt(path, at+spillHeader); err != nil {
-				sb.fail(err)
-				return stateRec{}, false
-			}
+		path := make([]byte, l)
+		if !sb.read(path, sb.paths+off) {
+			return stateRec{}, false
 		}
-		if string(path[:l]) == p {
+		if string(path) == p {
 			r.path = p
 			return r, true
 		}
 	}
 }
 
-// all yields every record in path order (each path a new string).
-func (sb *spilledBase) all(yield func(*stateRec) bool) {
-	if sb.err != nil {
+// search returns the rank of the first record whose path is p or after
+// it (n when none is).
+func (sb *spilledBase) search(p string) int {
+	lo, hi := 0, sb.n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		r, ok := sb.at(m)
+		if !ok {
+			return sb.n
+		}
+		if r.path < p {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// from yields the records from rank i on, in path order (each path a new
+// string).
+func (sb *spilledBase) from(i int, yield func(*stateRec) bool) {
+	if sb.err != nil || i >= sb.n {
 		return
 	}
-	rd := bufio.NewReaderSize(io.NewSectionReader(sb.f, sb.recs, sb.end-sb.recs), 64<<10)
-	var hdr [spillHeader]byte
-	for range sb.n {
-		if _, err := io.ReadFull(rd, hdr[:]); err != nil {
+	var first [spillRec]byte
+	if !sb.read(first[:], sb.recs+int64(i)*spillRec) {
+		return
+	}
+	var r0 stateRec
+	off, _ := getSpilled(first[:], &r0)
+	recs := bufio.NewReaderSize(io.NewSectionReader(sb.f, sb.recs+int64(i)*spillRec, int64(sb.n-i)*spillRec), 32<<10)
+	paths := bufio.NewReaderSize(io.NewSectionReader(sb.f, sb.paths+off, sb.end-sb.paths-off), 32<<10)
+	var b [spillRec]byte
+	for range sb.n - i {
+		if _, err := io.ReadFull(recs, b[:]); err != nil {
 			sb.fail(err)
 			return
 		}
 		var r stateRec
-		path := make([]byte, getSpilled(hdr[:], &r))
-		if _, err := io.ReadFull(rd, path); err != nil {
+		_, l := getSpilled(b[:], &r)
+		path := make([]byte, l)
+		if _, err := io.ReadFull(paths, path); err != nil {
 			sb.fail(err)
 			return
 		}
@@ -209,6 +267,9 @@ func (sb *spilledBase) all(yield func(*stateRec) bool) {
 		}
 	}
 }
+
+// all yields every record in path order (each path a new string).
+func (sb *spilledBase) all(yield func(*stateRec) bool) { sb.from(0, yield) }
 
 // close closes the file (which is gone from the file system already).
 func (sb *spilledBase) close() {

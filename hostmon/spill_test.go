@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -193,3 +194,63 @@ func BenchmarkStatesSpilledGet(b *testing.B) {
 		})
 	}
 }
+
+// TestStatesPathsUnder: the paths at and below a directory, in memory or
+// spilled, with changes beside the array, are those a filter of every
+// path finds, siblings whose names share the directory's as a prefix
+// ("d1-x", "d10", "d1.conf") left out.
+func TestStatesPathsUnder(t *testing.T) {
+	t.Parallel()
+	want := map[string]FileState{}
+	add := func(p string, i int) { want[p] = testState(p, i, nil) }
+	for i := range spillMin + 500 {
+		add(fmt.Sprintf("d%d/f%05d.conf", i%12, i), i)
+	}
+	for i, p := range []string{"d1", "d10", "d1-x", "d1-x/a", "d1.conf", "d1/sub", "d1/sub/deep.conf", "e", "e/only"} {
+		add(p, i)
+	}
+	filter := func(m map[string]FileState, dir string) []string {
+		var out []string
+		for p := range m {
+			if dir == "" || p == dir || strings.HasPrefix(p, dir+"/") {
+				out = append(out, p)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	check := func(step string, s *States) {
+		t.Helper()
+		for _, dir := range []string{"", "d1", "d10", "d1-x", "d1/sub", "d1/sub/deep.conf", "e", "nope", "d1/f00001.conf"} {
+			got := slices.Sorted(s.PathsUnder(dir))
+			if w := filter(want, dir); !slices.Equal(got, w) {
+				t.Fatalf("%s: PathsUnder(%q): %d paths, want %d (first %v / %v)", step, dir, len(got), len(w), first(got), first(w))
+			}
+		}
+	}
+	s := NewStates(want)
+	check("in memory", s)
+	s.Delete("d1/f00001.conf")
+	delete(want, "d1/f00001.conf")
+	add("d1/new.conf", 1)
+	s.Set(want["d1/new.conf"])
+	s.Delete("e")
+	delete(want, "e")
+	check("in memory, changed", s)
+	if err := s.Spill(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	check("spilled", s)
+	s.Delete("d1/sub")
+	delete(want, "d1/sub")
+	add("d1/sub2/x", 2)
+	s.Set(want["d1/sub2/x"])
+	add("d10/f00010.conf", 3) // changed, in base
+	s.Set(want["d10/f00010.conf"])
+	check("spilled, changed", s)
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func first(ps []string) []string { return ps[:min(3, len(ps))] }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"iter"
 	"slices"
+	"strings"
 
 	"pbxsync/internal/index"
 )
@@ -560,4 +561,61 @@ func (s *States) unspill() {
 	d.close()
 	s.disk = nil
 	s.index()
+}
+
+// PathsUnder yields dir, if s holds it, and every path s holds below it
+// ("" : every path), in no set order. It costs O(log n) lookups and the
+// paths yielded (those of base are a range of its path order), not a
+// pass over s, whether s is spilled or not.
+func (s *States) PathsUnder(dir string) iter.Seq[string] {
+	if dir == "" {
+		return s.Paths()
+	}
+	return func(yield func(string) bool) {
+		if s == nil {
+			return
+		}
+		s.iters++
+		defer func() { s.iters-- }()
+		prefix := dir + "/"
+		under := func(p string) bool { return p == dir || strings.HasPrefix(p, prefix) }
+		if _, ok := s.over[dir]; !ok && s.inBase(dir) {
+			if !yield(dir) {
+				return
+			}
+		}
+		if s.disk != nil {
+			stopped := false
+			s.disk.from(s.disk.search(prefix), func(r *stateRec) bool {
+				if !strings.HasPrefix(r.path, prefix) {
+					return false
+				}
+				if _, ok := s.over[r.path]; ok {
+					return true
+				}
+				stopped = !yield(r.path)
+				return !stopped
+			})
+			s.noteDiskErr()
+			if stopped {
+				return
+			}
+		}
+		i, _ := slices.BinarySearchFunc(s.base, prefix, func(r stateRec, p string) int { return strings.Compare(r.path, p) })
+		for ; i < len(s.base) && strings.HasPrefix(s.base[i].path, prefix); i++ {
+			if _, ok := s.over[s.base[i].path]; ok {
+				continue
+			}
+			if !yield(s.base[i].path) {
+				return
+			}
+		}
+		for p, o := range s.over {
+			if !o.gone && under(p) {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -239,8 +239,10 @@ func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
 
 // takeScanDirty returns the noted paths as a save (nil when none is
 // noted) and forgets the notes. A noted file stands for itself; a noted
-// directory or removed path for what lies below it too, which one pass
-// over the scan state finds (path strings only: no state is copied).
+// directory or removed path for what lies below it too, which the scan
+// state finds as a range of its paths (States.PathsUnder: path strings
+// only, no state copied, and no pass over every path for a directory's
+// mtime changed by a one-file edit).
 func (j *job) takeScanDirty() *scanSave {
 	if len(j.scanDirty) == 0 {
 		return nil
@@ -248,64 +250,25 @@ func (j *job) takeScanDirty() *scanSave {
 	noted := j.scanDirty
 	j.scanDirty = nil
 	s := &scanSave{}
-	walk := false
 	for p := range noted {
 		if p != "" && (underSet(index.Parent(p), noted) || noted[""]) {
 			continue // saved with the noted directory above it
 		}
 		s.roots = append(s.roots, p)
-		if st, ok := j.states.Get(p); !ok || st.Kind != index.KindFile {
-			walk = true
-		}
 	}
 	slices.Sort(s.roots)
-	// the paths of each root, grouped in roots' order: (root, path) pairs
-	// sorted by root
-	type pair struct {
-		root int
-		path string
-	}
-	var pairs []pair
-	if walk {
-		at := make(map[string]int, len(s.roots))
-		for i, r := range s.roots {
-			at[r] = i
-		}
-		for p := range j.states.Paths() {
-			if i, ok := rootOf(p, at); ok {
-				pairs = append(pairs, pair{i, p})
+	s.first = make([]int, len(s.roots)+1)
+	for i, r := range s.roots {
+		if st, ok := j.states.Get(r); ok && st.Kind == index.KindFile {
+			s.paths = append(s.paths, r)
+		} else {
+			for p := range j.states.PathsUnder(r) {
+				s.paths = append(s.paths, p)
 			}
 		}
-		slices.SortFunc(pairs, func(a, b pair) int { return a.root - b.root })
-	} else {
-		pairs = make([]pair, len(s.roots))
-		for i, r := range s.roots {
-			pairs[i] = pair{i, r}
-		}
-	}
-	s.paths = make([]string, len(pairs))
-	s.first = make([]int, len(s.roots)+1)
-	for i, pr := range pairs {
-		s.paths[i] = pr.path
-		s.first[pr.root+1] = i + 1
-	}
-	for i := 1; i < len(s.first); i++ { // a root with no path ends where the one before does
-		s.first[i] = max(s.first[i], s.first[i-1])
+		s.first[i+1] = len(s.paths)
 	}
 	return s
-}
-
-// rootOf returns the index in at of p or the nearest directory above it.
-func rootOf(p string, at map[string]int) (int, bool) {
-	for {
-		if i, ok := at[p]; ok {
-			return i, true
-		}
-		if p == "" {
-			return 0, false
-		}
-		p = index.Parent(p)
-	}
 }
 
 // loadScan reads the saved scan state; a damaged entry is dropped (the
