@@ -350,7 +350,7 @@ func (s *scanner) full() (Delta, error) {
 
 // markGone adds p and, when prev holds a directory there, everything prev
 // holds below it to gone: the candidates a rescan of p may find removed.
-// Only a directory costs a pass over prev's keys.
+// A directory costs its paths (Prev.PathsUnder), not a pass over prev.
 func (s *scanner) markGone(p string, gone map[string]bool) {
 	st, ok := s.prev.Get(p)
 	if !ok {
@@ -360,11 +360,8 @@ func (s *scanner) markGone(p string, gone map[string]bool) {
 	if st.Kind != index.KindDir {
 		return
 	}
-	prefix := p + "/"
-	for q := range s.prev.All() {
-		if strings.HasPrefix(q, prefix) {
-			gone[q] = true
-		}
+	for q := range s.prev.PathsUnder(p) {
+		gone[q] = true
 	}
 }
 
@@ -511,8 +508,8 @@ func (s *scanner) cannotRead(rel string, self bool, err error) {
 	if st, ok := s.prev.Get(rel); ok && self {
 		s.put(rel, st)
 	}
-	for p, st := range s.prev.All() {
-		if strings.HasPrefix(p, rel+"/") {
+	for p := range s.prev.PathsUnder(rel) {
+		if st, ok := s.prev.Get(p); ok && p != rel {
 			s.put(p, st)
 		}
 	}

@@ -465,6 +465,8 @@ type Prev interface {
 	Get(p string) (FileState, bool)
 	Len() int
 	All() iter.Seq2[string, FileState]
+	// PathsUnder yields dir, if held, and every path held below it.
+	PathsUnder(dir string) iter.Seq[string]
 }
 
 // StateMap is a map of states as a Prev.
@@ -612,6 +614,20 @@ func (s *States) PathsUnder(dir string) iter.Seq[string] {
 		}
 		for p, o := range s.over {
 			if !o.gone && under(p) {
+				if !yield(p) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// PathsUnder yields dir, if m holds it, and every path m holds below it
+// (a pass over m).
+func (m StateMap) PathsUnder(dir string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for p := range m {
+			if dir == "" || p == dir || strings.HasPrefix(p, dir+"/") {
 				if !yield(p) {
 					return
 				}
