@@ -566,23 +566,35 @@ func (s *States) unspill() {
 }
 
 // PathsUnder yields dir, if s holds it, and every path s holds below it
-// ("" : every path), in no set order. It costs O(log n) lookups and the
-// paths yielded (those of base are a range of its path order), not a
-// pass over s, whether s is spilled or not.
+// ("" : every path), in no set order: the paths of Under.
 func (s *States) PathsUnder(dir string) iter.Seq[string] {
-	if dir == "" {
-		return s.Paths()
-	}
 	return func(yield func(string) bool) {
+		for p := range s.Under(dir) {
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// Under yields dir and its state, if s holds it, and every path s holds
+// below it with its state ("" : all of s), in no set order. It costs
+// O(log n) lookups and what it yields (the paths of base below dir are a
+// range of its path order), not a pass over s, whether s is spilled or
+// not.
+func (s *States) Under(dir string) iter.Seq2[string, FileState] {
+	if dir == "" {
+		return s.All()
+	}
+	return func(yield func(string, FileState) bool) {
 		if s == nil {
 			return
 		}
 		s.iters++
 		defer func() { s.iters-- }()
 		prefix := dir + "/"
-		under := func(p string) bool { return p == dir || strings.HasPrefix(p, prefix) }
-		if _, ok := s.over[dir]; !ok && s.inBase(dir) {
-			if !yield(dir) {
+		if _, ok := s.over[dir]; !ok {
+			if st, ok := s.Get(dir); ok && !yield(dir, st) {
 				return
 			}
 		}
@@ -595,7 +607,7 @@ func (s *States) PathsUnder(dir string) iter.Seq[string] {
 				if _, ok := s.over[r.path]; ok {
 					return true
 				}
-				stopped = !yield(r.path)
+				stopped = !yield(r.path, s.state(r))
 				return !stopped
 			})
 			s.noteDiskErr()
@@ -605,16 +617,17 @@ func (s *States) PathsUnder(dir string) iter.Seq[string] {
 		}
 		i, _ := slices.BinarySearchFunc(s.base, prefix, func(r stateRec, p string) int { return strings.Compare(r.path, p) })
 		for ; i < len(s.base) && strings.HasPrefix(s.base[i].path, prefix); i++ {
-			if _, ok := s.over[s.base[i].path]; ok {
+			r := &s.base[i]
+			if _, ok := s.over[r.path]; ok {
 				continue
 			}
-			if !yield(s.base[i].path) {
+			if !yield(r.path, s.state(r)) {
 				return
 			}
 		}
 		for p, o := range s.over {
-			if !o.gone && under(p) {
-				if !yield(p) {
+			if !o.gone && (p == dir || strings.HasPrefix(p, prefix)) {
+				if !yield(p, o.st) {
 					return
 				}
 			}

@@ -96,14 +96,15 @@ func (j *job) noteDirty(paths []string) {
 const scanSaveChunk = 4096
 
 // scanSave is a save of the scan state under way: the noted paths not
-// below another one (roots), in order, with the scanned paths at or below
-// each; saved step by step from next on (nextScanChunk). A path whose
-// state changes during the save is saved as it is when its step comes,
-// and again by the next save (it is noted again).
+// below another one (roots), in order, with how many scanned paths are at
+// or below each; saved step by step from next on (nextScanChunk), each
+// step reading the states below its roots as ranges of the scan state
+// (States.Under). A path whose state changes during the save is saved as
+// it is when its step comes, and again by the next save (it is noted
+// again).
 type scanSave struct {
 	roots []string // sorted; none at or below another
-	paths []string // the scanned paths at or below roots[i] are paths[first[i]:first[i+1]]
-	first []int    // len(roots)+1 offsets into paths
+	first []int    // len(roots)+1: roots[i] had first[i+1]-first[i] paths at or below it
 	next  int      // the first root not saved yet
 	// release: hand memory back to the system when the save is done
 	// (after a large generation, whose save is the last of its garbage)
@@ -208,7 +209,7 @@ func (j *job) writeScanSave(s *scanSave) error {
 // scanSaveDone ends save s: see scanSave.release.
 func (j *job) scanSaveDone(s *scanSave) {
 	if !s.began.IsZero() {
-		j.log.Info("saved the scan state", "paths", len(s.paths), "took", time.Since(s.began).Round(time.Millisecond))
+		j.log.Info("saved the scan state", "paths", s.first[len(s.roots)], "took", time.Since(s.began).Round(time.Millisecond))
 	}
 	if s.release {
 		j.releaseMemory()
@@ -226,10 +227,11 @@ func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
 		end++
 	}
 	roots := s.roots[s.next:end]
-	paths := s.paths[s.first[s.next]:s.first[end]]
-	set := make(map[string][]byte, len(paths))
-	for _, p := range paths {
-		if st, ok := j.states.Get(p); ok { // else removed since: dropped under its root
+	set := make(map[string][]byte, s.first[end]-s.first[s.next])
+	for _, r := range roots {
+		// what is there now: a path removed since is dropped under its
+		// root, one added since saved too
+		for p, st := range j.states.Under(r) {
 			set[p] = encodeScanState(&st)
 		}
 	}
@@ -240,9 +242,9 @@ func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
 // takeScanDirty returns the noted paths as a save (nil when none is
 // noted) and forgets the notes. A noted file stands for itself; a noted
 // directory or removed path for what lies below it too, which the scan
-// state finds as a range of its paths (States.PathsUnder: path strings
-// only, no state copied, and no pass over every path for a directory's
-// mtime changed by a one-file edit).
+// state finds as a range of its paths (States.PathsUnder: counted here,
+// no state copied, and no pass over every path for a directory's mtime
+// changed by a one-file edit).
 func (j *job) takeScanDirty() *scanSave {
 	if len(j.scanDirty) == 0 {
 		return nil
@@ -259,14 +261,15 @@ func (j *job) takeScanDirty() *scanSave {
 	slices.Sort(s.roots)
 	s.first = make([]int, len(s.roots)+1)
 	for i, r := range s.roots {
+		n := 0
 		if st, ok := j.states.Get(r); ok && st.Kind == index.KindFile {
-			s.paths = append(s.paths, r)
+			n = 1
 		} else {
-			for p := range j.states.PathsUnder(r) {
-				s.paths = append(s.paths, p)
+			for range j.states.PathsUnder(r) {
+				n++
 			}
 		}
-		s.first[i+1] = len(s.paths)
+		s.first[i+1] = s.first[i] + n
 	}
 	return s
 }
