@@ -407,10 +407,10 @@ func (j *job) onTick(ctx context.Context) {
 	if j.release {
 		j.release = false
 		j.saveScanInBackground()
-		j.spillLargeStates()
 		if j.scanSave != nil {
-			j.scanSave.release = true // once it is written
+			j.scanSave.release, j.scanSave.spill = true, true // once it is written
 		} else {
+			j.spillLargeStates()
 			j.releaseMemory()
 		}
 	}

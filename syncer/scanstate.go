@@ -107,8 +107,11 @@ type scanSave struct {
 	first []int    // len(roots)+1: roots[i] had first[i+1]-first[i] paths at or below it
 	next  int      // the first root not saved yet
 	// release: hand memory back to the system when the save is done
-	// (after a large generation, whose save is the last of its garbage)
-	release bool
+	// (after a large generation, whose save is the last of its garbage);
+	// spill: move the scan state out of memory first (spill.go; not
+	// before: a save of 100k file roots, a target's after its initial
+	// sync, reads each from memory)
+	release, spill bool
 	began   time.Time // when a save in the background began (zero: on the caller's goroutine)
 }
 
@@ -211,6 +214,9 @@ func (j *job) scanSaveDone(s *scanSave) {
 	if !s.began.IsZero() {
 		j.log.Info("saved the scan state", "paths", s.first[len(s.roots)], "took", time.Since(s.began).Round(time.Millisecond))
 	}
+	if s.spill {
+		j.spillLargeStates()
+	}
 	if s.release {
 		j.releaseMemory()
 	}
@@ -230,7 +236,11 @@ func (j *job) nextScanChunk(s *scanSave) ([]string, map[string][]byte) {
 	set := make(map[string][]byte, s.first[end]-s.first[s.next])
 	for _, r := range roots {
 		// what is there now: a path removed since is dropped under its
-		// root, one added since saved too
+		// root, one added since saved too; a file stands for itself
+		if st, ok := j.states.Get(r); ok && st.Kind == index.KindFile {
+			set[r] = encodeScanState(&st)
+			continue
+		}
 		for p, st := range j.states.Under(r) {
 			set[p] = encodeScanState(&st)
 		}
