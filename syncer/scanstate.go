@@ -112,7 +112,7 @@ type scanSave struct {
 	// before: a save of 100k file roots, a target's after its initial
 	// sync, reads each from memory)
 	release, spill bool
-	began   time.Time // when a save in the background began (zero: on the caller's goroutine)
+	began          time.Time // when a save in the background began (zero: on the caller's goroutine)
 }
 
 // saveScan writes the scan state of the paths noted since the last save

@@ -82,7 +82,7 @@ func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
 // time until the tree changes. A failure keeps it in memory; the idle
 // spill tries again.
 func (j *job) spillLargeStates() {
-	if j.states.Len() < largeGeneration {
+	if j.states.Len() < largeGeneration || j.states.Spilled() {
 		return
 	}
 	if err := j.states.Spill(j.a.store.Dir()); err != nil {
