@@ -97,25 +97,14 @@ func TestStatesSpilledAsMap(t *testing.T) {
 // holds).
 func TestStatesSpillFreesMemory(t *testing.T) {
 	const n = 100000
-	m := make(map[string]FileState, n)
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = fmt.Sprintf("site%03d/endpoint%04d.conf", i%100, i)
-		m[paths[i]] = testState(paths[i], i, nil)
-	}
+	m, paths := siteStates(n)
 	s := NewStates(m)
 	m = nil
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
+	before := heapAlloc()
 	if err := s.Spill(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	after := heap()
+	after := heapAlloc()
 	freed := int64(before) - int64(after)
 	t.Logf("spilling %d states freed %.1f MB (%d bytes a path)", n, float64(freed)/1e6, freed/n)
 	if freed < 90*n { // records of 104 bytes and their slots; the paths stay (the caller's)
@@ -131,12 +120,7 @@ func TestStatesSpillFreesMemory(t *testing.T) {
 // says so (Err) and holds nothing from it, rather than guess.
 func TestStatesSpillReadError(t *testing.T) {
 	t.Parallel()
-	m := map[string]FileState{}
-	for i := range spillMin {
-		p := fmt.Sprintf("f%05d", i)
-		m[p] = testState(p, i, nil)
-	}
-	s := NewStates(m)
+	s := NewStates(flatStates(spillMin))
 	if err := s.Spill(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -152,12 +136,7 @@ func TestStatesSpillReadError(t *testing.T) {
 // TestStatesNoSpillWhileIterating: a States being iterated does not spill.
 func TestStatesNoSpillWhileIterating(t *testing.T) {
 	t.Parallel()
-	m := map[string]FileState{}
-	for i := range spillMin {
-		p := fmt.Sprintf("f%05d", i)
-		m[p] = testState(p, i, nil)
-	}
-	s := NewStates(m)
+	s := NewStates(flatStates(spillMin))
 	for range s.All() {
 		if err := s.Spill(t.TempDir()); !errors.Is(err, errIterating) || s.Spilled() {
 			t.Fatalf("Spill during an iteration: %v, spilled %v", err, s.Spilled())
@@ -170,12 +149,7 @@ func TestStatesNoSpillWhileIterating(t *testing.T) {
 // against one in memory.
 func BenchmarkStatesSpilledGet(b *testing.B) {
 	const n = 100000
-	m := make(map[string]FileState, n)
-	paths := make([]string, n)
-	for i := range paths {
-		paths[i] = fmt.Sprintf("site%03d/endpoint%04d.conf", i%100, i)
-		m[paths[i]] = testState(paths[i], i, nil)
-	}
+	m, paths := siteStates(n)
 	for _, spilled := range []bool{false, true} {
 		s := NewStates(m)
 		if spilled {
@@ -254,3 +228,33 @@ func TestStatesPathsUnder(t *testing.T) {
 }
 
 func first(ps []string) []string { return ps[:min(3, len(ps))] }
+
+// flatStates returns n states of files f00000, f00001, ….
+func flatStates(n int) map[string]FileState {
+	m := make(map[string]FileState, n)
+	for i := range n {
+		p := fmt.Sprintf("f%05d", i)
+		m[p] = testState(p, i, nil)
+	}
+	return m
+}
+
+// siteStates returns n states of files in 100 directories, as benchscale
+// makes them, and their paths.
+func siteStates(n int) (map[string]FileState, []string) {
+	m := make(map[string]FileState, n)
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("site%03d/endpoint%04d.conf", i%100, i)
+		m[paths[i]] = testState(paths[i], i, nil)
+	}
+	return m, paths
+}
+
+// heapAlloc returns the bytes of live heap objects after a collection.
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
