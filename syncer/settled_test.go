@@ -140,7 +140,19 @@ func TestTargetReadsNoEditItApplied(t *testing.T) {
 		return nil
 	})
 	local := []byte("[endpoint06]\ntype=endpoint\n; edited at b\n")
-	if err := os.WriteFile(b.path("d/f06.conf"), local, 0o644); err != nil {
+	// written over the old bytes in one write, not truncated first: an
+	// agent that scans between a truncation and the write keeps (and
+	// restores over) the empty file, and the write then goes to the file
+	// the restore renamed away (seen once under load; see the note of
+	// 2026-12-03)
+	f, err := os.OpenFile(b.path("d/f06.conf"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(local, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	converged(t, "local edit after the apply overwritten", a, b)
