@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestScanTreeDeltaRecordsOnlyWhatItScanned: rescanning one edited file of
@@ -124,4 +126,75 @@ func TestScanTreeDeltaFullRecordsOnlyChanges(t *testing.T) {
 	}
 	d.Apply(prev)
 	checkSameStates(t, prev, scan(t, root, nil, nil))
+}
+
+// TestScanShallowDirectory: a directory reported for its own attributes
+// (WithShallow) is rescanned without what lies below it while it is the
+// directory the previous scan saw, and the paths given below it are still
+// rescanned; one whose mode changed, or that was replaced, is rescanned
+// in full. Applied to prev, each delta gives what a full scan gives.
+func TestScanShallowDirectory(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		change  func(t *testing.T, root string)
+		shallow bool // rescanned without its files
+	}{
+		{"times only", func(t *testing.T, root string) {
+			writeFile(t, root, "d/a.conf", "edited", 0o644)
+			when := time.Unix(1e9, 0)
+			if err := os.Chtimes(filepath.Join(root, "d"), when, when); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"mode changed", func(t *testing.T, root string) {
+			writeFile(t, root, "d/a.conf", "edited", 0o644)
+			if err := os.Chmod(filepath.Join(root, "d"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"replaced", func(t *testing.T, root string) {
+			if err := os.Rename(filepath.Join(root, "d"), filepath.Join(root, "old")); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, root, "d/a.conf", "edited", 0o644)
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for i := range 50 {
+				writeFile(t, root, fmt.Sprintf("d/f%02d.conf", i), "x", 0o644)
+			}
+			writeFile(t, root, "d/a.conf", "x", 0o644)
+			prev := scan(t, root, nil, nil)
+			tc.change(t, root)
+			d, err := ScanTreeDelta(ctx, root, nil, []string{"d/a.conf", "d"}, prev, nil, WithShallow([]string{"d"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := slices.Equal(d.Shallow, []string{"d"}); got != tc.shallow {
+				t.Fatalf("Delta.Shallow %v; want shallow %v", d.Shallow, tc.shallow)
+			}
+			if _, ok := d.States["d/a.conf"]; !ok {
+				t.Fatal("the edited file below the directory was not rescanned")
+			}
+			_, rescanned := d.States["d/f07.conf"]
+			removed := slices.Contains(d.Removed, "d/f07.conf")
+			switch {
+			case tc.shallow && (rescanned || removed):
+				t.Fatalf("a file below a shallow directory rescanned %v, removed %v", rescanned, removed)
+			case !tc.shallow && !rescanned && !removed:
+				t.Fatal("a file below a directory rescanned in full is missing from the delta")
+			}
+			got := maps.Clone(prev)
+			d.Apply(got)
+			underD := func(m map[string]FileState) map[string]FileState { // what the delta was asked about
+				maps.DeleteFunc(m, func(p string, _ FileState) bool { return p != "d" && !strings.HasPrefix(p, "d/") })
+				return m
+			}
+			if got, want := underD(got), underD(scan(t, root, nil, nil)); !maps.EqualFunc(got, want, func(a, b FileState) bool { return a.SameContent(b.Item) && a.Path == b.Path }) {
+				t.Fatalf("prev with the delta holds %d states at and below d, a full scan %d", len(got), len(want))
+			}
+		})
+	}
 }

@@ -221,6 +221,9 @@ type Delta struct {
 	// Read counts the files the scan read and hashed (those whose stat it
 	// did not trust).
 	Read int
+	// Shallow lists the paths of WithShallow rescanned without what lies
+	// below them (the others were rescanned in full), sorted.
+	Shallow []string
 }
 
 // Apply brings m, the prev a Delta was scanned against, up to date in place.
@@ -274,10 +277,20 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 		todo[p] = true
 	}
 	// Drop paths below another path of the list: the recursive scan of the
-	// ancestor covers them.
+	// ancestor covers them (not the shallow one of a directory's own
+	// attributes).
+	deep := todo
+	if len(s.shallow) > 0 {
+		deep = make(map[string]bool, len(todo))
+		for p := range todo {
+			if !s.shallow[p] {
+				deep[p] = true
+			}
+		}
+	}
 	roots := make([]string, 0, len(todo))
 	for p := range todo {
-		if !underAny(index.Parent(p), todo) {
+		if !underAny(index.Parent(p), deep) {
 			roots = append(roots, p)
 		}
 	}
@@ -287,6 +300,7 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 	s.parents = make(map[string]bool)
 	handled := make(map[string]bool)
 	gone := make(map[string]bool) // entries of prev that may be gone
+	var shallowed []string
 	for _, p := range roots {
 		if err := s.ctx.Err(); err != nil {
 			return Delta{}, fmt.Errorf("scan %s: %w", s.root, err)
@@ -310,12 +324,25 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 			}
 			p = bad
 		}
+		if p != bad && s.attrsOnly(p) {
+			if _, ok := s.prev.Get(p); ok {
+				gone[p] = true
+			}
+			s.shallowRoot = p
+			err := s.visit(p)
+			s.shallowRoot = ""
+			if err != nil {
+				return Delta{}, err
+			}
+			shallowed = append(shallowed, p)
+			continue
+		}
 		s.markGone(p, gone)
 		if err := s.visit(p); err != nil {
 			return Delta{}, err
 		}
 	}
-	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed}
+	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed, Shallow: shallowed}
 	for q := range gone {
 		if _, ok := s.out[q]; !ok {
 			d.Removed = append(d.Removed, q)
@@ -398,6 +425,20 @@ func WithStored(stored StoredFunc) ScanOption {
 // ScanOption changes how a scan reads the files it hashes.
 type ScanOption func(*scanner)
 
+// WithShallow marks paths of a ScanDelta as directories whose own
+// attributes changed (a watcher's Change.Shallow): such a directory whose
+// kind, mode and inode are as prev has them is rescanned without what lies
+// below it, which the watcher reports by its own paths; any other is
+// rescanned in full, as the other paths are.
+func WithShallow(paths []string) ScanOption {
+	return func(s *scanner) {
+		s.shallow = make(map[string]bool, len(paths))
+		for _, p := range paths {
+			s.shallow[p] = true
+		}
+	}
+}
+
 // WithSink makes a scan hand every file it reads to sink (see
 // ContentSink) instead of only hashing it. Files the scan trusts by
 // their stat are not read and not handed over. A sink's own failure
@@ -434,6 +475,11 @@ type scanner struct {
 	// stored, when set, learns of what the sink took (WithStored).
 	stored StoredFunc
 	hashed int // files read and hashed (Delta.Read)
+	// shallow: directories of the paths whose own attributes changed
+	// (WithShallow); shallowRoot is the one being visited without what
+	// lies below it
+	shallow     map[string]bool
+	shallowRoot string
 }
 
 func newScanner(ctx context.Context, root string, f *Filter, prev Prev, log *slog.Logger) (*scanner, error) {
@@ -601,6 +647,9 @@ func (s *scanner) visitIn(d scanDir, rel, name string, todo *[]pendingRead) erro
 	switch {
 	case mode.IsDir():
 		s.put(rel, s.state(rel, index.KindDir, fi))
+		if rel == s.shallowRoot {
+			return nil // its own attributes only (WithShallow)
+		}
 		return s.walk(rel)
 	case mode.IsRegular():
 		if todo == nil {
@@ -930,4 +979,24 @@ func (h *hashSource) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// attrsOnly reports whether p is a shallow path (WithShallow) that is
+// still the directory prev holds: same kind, mode and inode, so that only
+// its own attributes (times) can have changed. A mode changed (a directory
+// made unreadable), a directory replaced or gone: rescanned in full.
+func (s *scanner) attrsOnly(p string) bool {
+	if !s.shallow[p] {
+		return false
+	}
+	st, ok := s.prev.Get(p)
+	if !ok || st.Kind != index.KindDir || st.Deleted {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(s.root, filepath.FromSlash(p)))
+	if err != nil || !fi.IsDir() || fi.Mode()&index.ModeBits != st.Mode {
+		return false
+	}
+	dev, ino, _ := sysStat(fi)
+	return dev == st.Dev && ino == st.Inode
 }

@@ -35,6 +35,12 @@ type Change struct {
 	// sorted. A path may be a file or a directory, and may no longer exist
 	// (deleted, or the old name of a rename); ScanPaths sorts that out.
 	Paths []string
+	// Shallow are directories, not in Paths, that were reported for a
+	// change of their own attributes only (chmod, times: the mtime an
+	// apply sets back after writing into them): rescanned without what
+	// lies below them (WithShallow), whose changes come as paths of their
+	// own. Deduplicated and sorted.
+	Shallow []string
 	// Rescan says events were lost (kernel queue overflow, watch error), so
 	// Paths may be incomplete: the caller must rescan the whole tree.
 	Rescan bool
@@ -244,6 +250,10 @@ func (w *Watcher) handle(ev fsnotify.Event, b *batch) {
 	// path), which the batch would keep alive with it, ~80 bytes a path
 	// for the 100,000 renames of a target's initial sync, held until the
 	// busy job takes them
+	if known && isDir && ev.Op == fsnotify.Chmod {
+		b.addShallow(strings.Clone(rel))
+		return
+	}
 	b.add(strings.Clone(rel))
 	if isDir && ev.Has(fsnotify.Create) {
 		// Files may have been created inside before the watch was added:
@@ -363,6 +373,7 @@ func (w *Watcher) resync(b *batch) {
 type batch struct {
 	debounce time.Duration
 	paths    map[string]struct{}
+	shallow  map[string]struct{} // directories whose own attributes changed (Change.Shallow)
 	rescan   bool
 	first    time.Time // first event of the batch; zero when empty
 	timer    *time.Timer
@@ -377,6 +388,20 @@ func newBatch(debounce time.Duration) *batch {
 func (b *batch) add(rel string) {
 	b.paths[rel] = struct{}{}
 	b.touch()
+}
+
+// addShallow adds a directory whose own attributes changed.
+func (b *batch) addShallow(rel string) {
+	b.addShallowQuiet(rel)
+	b.touch()
+}
+
+// addShallowQuiet is addShallow without rearming the timer.
+func (b *batch) addShallowQuiet(rel string) {
+	if b.shallow == nil {
+		b.shallow = map[string]struct{}{}
+	}
+	b.shallow[rel] = struct{}{}
 }
 
 func (b *batch) markRescan() {
@@ -423,6 +448,9 @@ func (b *batch) flush(outbox *Change) *Change {
 		for _, p := range outbox.Paths {
 			b.paths[p] = struct{}{}
 		}
+		for _, p := range outbox.Shallow {
+			b.addShallowQuiet(p)
+		}
 		b.rescan = b.rescan || outbox.Rescan
 	}
 	c := &Change{Paths: make([]string, 0, len(b.paths)), Rescan: b.rescan}
@@ -430,6 +458,13 @@ func (b *batch) flush(outbox *Change) *Change {
 		c.Paths = append(c.Paths, p)
 	}
 	sort.Strings(c.Paths)
+	for p := range b.shallow {
+		if _, deep := b.paths[p]; !deep {
+			c.Shallow = append(c.Shallow, p)
+		}
+	}
+	sort.Strings(c.Shallow)
+	b.shallow = nil
 	b.reset()
 	b.rescan = false
 	b.first = time.Time{}

@@ -74,7 +74,7 @@ func collect(t *testing.T, w *Watcher, want ...string) []Change {
 		case c := <-w.Changes():
 			checkChange(t, c)
 			got = append(got, c)
-			for _, p := range c.Paths {
+			for _, p := range paths([]Change{c}) {
 				seen[p] = true
 			}
 		case <-deadline.C:
@@ -98,6 +98,7 @@ func paths(cs []Change) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Paths...)
+		out = append(out, c.Shallow...)
 	}
 	sort.Strings(out)
 	return slices.Compact(out)
@@ -144,6 +145,16 @@ func TestWatcherReportsChanges(t *testing.T) {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		got := collect(t, w, s.want...)
+		if s.name == "chmod dir" {
+			// a directory's own attributes: rescanned without what is below it
+			var shallow, deep []string
+			for _, c := range got {
+				shallow, deep = append(shallow, c.Shallow...), append(deep, c.Paths...)
+			}
+			if !slices.Contains(shallow, "sub") || slices.Contains(deep, "sub") {
+				t.Errorf("chmod of a directory: shallow %v, paths %v; want sub shallow only", shallow, deep)
+			}
+		}
 		if s.name == "write in renamed dir" {
 			for _, p := range paths(got) {
 				if strings.HasPrefix(p, "olddir/") {

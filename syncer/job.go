@@ -494,7 +494,7 @@ func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
 		j.log.Info("rescanning the whole tree", "reason", "watcher overflow")
 		err = j.scanAll(ctx)
 	} else {
-		err = j.scanPaths(ctx, ch.Paths)
+		err = j.scanChange(ctx, ch.Paths, ch.Shallow)
 	}
 	if err != nil {
 		// the job's view stays as it was: a failed scan is no change

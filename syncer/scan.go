@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -27,7 +28,18 @@ func (j *job) scanAll(ctx context.Context) error {
 // by what the scan found different: what it costs in memory grows with
 // the change, not with the tree.
 func (j *job) scanPaths(ctx context.Context, paths []string) error {
+	return j.scanChange(ctx, paths, nil)
+}
+
+// scanChange is scanPaths of paths and of shallow, directories whose own
+// attributes changed (hostmon.Change.Shallow): those still the directory
+// the scan state has are rescanned without what lies below them.
+func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 	var opts []hostmon.ScanOption
+	if len(shallow) > 0 {
+		opts = append(opts, hostmon.WithShallow(shallow))
+		paths = append(slices.Clone(paths), shallow...)
+	}
 	if j.isSource {
 		// what a source's scan reads is stored in the same read: new
 		// content is what it hashes (a file whose stat it trusts is not
@@ -63,6 +75,11 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 	}
 	j.drift.touch(d.Paths())
 	scope := paths
+	if len(d.Shallow) > 0 {
+		// a directory rescanned without what lies below it says nothing
+		// of the problems there
+		scope = slices.DeleteFunc(slices.Clone(paths), func(p string) bool { _, ok := slices.BinarySearch(d.Shallow, p); return ok })
+	}
 	if d.Full {
 		scope = nil
 	}
