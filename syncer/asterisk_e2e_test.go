@@ -81,21 +81,13 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		}
 		simCfg.Transcript = tr
 	}
-	sim, err := amisim.Start(simCfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r.sim = sim
-	sess, blog := amiSession(tb, h.base, b.name, b.log, sim, o.secret)
-	r.sess = sess
-	tb.Cleanup(func() {
+	sim, sess, blog := simAsterisk(tb, simCfg, h.base, b.name, b.log, o.secret, func() {
 		for _, n := range h.nodes {
-			n.stopQuiet() // the agents first: no AfterApply against a closed session
+			n.stopQuiet()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		sess.Close(ctx)
-		sim.Close(ctx)
+	})
+	r.sim, r.sess = sim, sess
+	tb.Cleanup(func() { // runs before simAsterisk's: the simulator is still up
 		if tb.Failed() && !o.quiet {
 			if b, err := os.ReadFile(r.simLog); err == nil {
 				tb.Logf("===== simulated Asterisk log =====\n%s", b)
@@ -121,6 +113,26 @@ func newAstRig(tb testing.TB, o astOpts) *astRig {
 		converged(tb, "initial sync", a, b)
 	}
 	return r
+}
+
+// simAsterisk starts a simulated Asterisk of cfg and node name's AMI
+// session to it (amiSession), and closes both when the test ends, after
+// stopAgents (the agents first: no AfterApply against a closed session).
+func simAsterisk(tb testing.TB, cfg amisim.Config, dir, name string, logTo io.Writer, secret string, stopAgents func()) (*amisim.Server, *asteriskctl.Session, *slog.Logger) {
+	tb.Helper()
+	sim, err := amisim.Start(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sess, log := amiSession(tb, dir, name, logTo, sim, secret)
+	tb.Cleanup(func() {
+		stopAgents()
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		sess.Close(ctx)
+		sim.Close(ctx)
+	})
+	return sim, sess, log
 }
 
 // amiSession makes the AMI session of node name to sim, logging to logTo,

@@ -33,18 +33,7 @@ func TestMeshWaitsForAsterisk(t *testing.T) {
 	a.write("extensions.conf", v1, 0o644)
 
 	simLog := filepath.Join(h.base, "b-asterisk.log")
-	sim, err := amisim.Start(amisim.Config{Secret: astSecret, ConfigDir: b.tree, LogPath: simLog})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, blog := amiSession(t, h.base, b.name, b.log, sim, astSecret)
-	t.Cleanup(func() {
-		b.stopQuiet() // the agent first: no AfterApply against a closed session
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		sess.Close(ctx)
-		sim.Close(ctx)
-	})
+	sim, sess, blog := simAsterisk(t, amisim.Config{Secret: astSecret, ConfigDir: b.tree, LogPath: simLog}, h.base, b.name, b.log, astSecret, func() { b.stopQuiet() })
 	a.start()
 	astStart(b, blog, Options{AfterApply: &AsteriskActions{AMI: sess, LogPath: simLog, LogSettle: 30 * time.Millisecond, Log: blog}})
 	sameContent(t, "the first version on both", a, b)
@@ -107,18 +96,7 @@ func TestPGMeshWaitsForAsterisk(t *testing.T) {
 	nodes, dsns := pgMeshTrio(t, false)
 	b := nodes[1]
 	b.config += "\n  [[job.rule]]\n  match = [\"ps_endpoints\"]\n  action = \"reload res_pjsip.so\"\n"
-	sim, err := amisim.Start(amisim.Config{Secret: astSecret, ConfigDir: t.TempDir(), LogPath: filepath.Join(b.dir, "asterisk.log")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, _ := amiSession(t, b.dir, b.name, b.log, sim, astSecret)
-	t.Cleanup(func() {
-		b.stop() // the agent first: no AfterApply against a closed session
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		sess.Close(ctx)
-		sim.Close(ctx)
-	})
+	sim, sess, _ := simAsterisk(t, amisim.Config{Secret: astSecret, ConfigDir: t.TempDir(), LogPath: filepath.Join(b.dir, "asterisk.log")}, b.dir, b.name, b.log, astSecret, b.stop)
 	b.tune = func(o *Options) { o.AfterApply = &AsteriskActions{AMI: sess} }
 	ca, cb, _ := pgMeshStart(t, nodes, dsns, "from-a")
 	eventually(t, waitLimit, "b reloaded PJSIP for a's row", func() error {
