@@ -380,3 +380,36 @@ func rssFile(b *testing.B) int64 {
 	}
 	return 0
 }
+
+// BenchmarkGenerationRead: read back the index of a 100,000-file
+// generation (what a restart does, and a job whose index was let go of
+// while idle does at its next event; see syncer's park.go).
+func BenchmarkGenerationRead(b *testing.B) {
+	ctx := context.Background()
+	s := newTestStore(b)
+	x := index.Index{}
+	for i := range 100000 {
+		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
+		h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+	}
+	if err := s.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	n, err := s.AddGeneration(ctx, &Generation{Job: "j", Origin: "a", State: StateGood, Index: x})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		g, err := s.Generation("j", n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(g.Index) != len(x) {
+			b.Fatalf("read %d items, want %d", len(g.Index), len(x))
+		}
+	}
+}

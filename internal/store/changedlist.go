@@ -91,9 +91,9 @@ func readChanged(jb *bolt.Bucket, n uint64, want int) ([]string, error) {
 		if len(k) != 4 || int(binary.BigEndian.Uint32(k)) != len(out) || len(out) == want {
 			return fmt.Errorf("%w: generation %d: changed paths: bad key %x", ErrCorrupt, n, k)
 		}
-		b, err := unseal(fmt.Sprintf("changed path %d of generation %d", len(out), n), changedSealKey(n, k), v)
-		if err != nil {
-			return err
+		b, why := unsealed(changedSealKey(n, k), v)
+		if why != "" {
+			return fmt.Errorf("%w: changed path %d of generation %d: %s", ErrCorrupt, len(out), n, why)
 		}
 		p := string(b)
 		if err := index.ValidatePath(p); err != nil {

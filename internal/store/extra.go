@@ -360,9 +360,9 @@ func (s *Store) ScanStates(job string, fn func(path string, v []byte) error) err
 			return err
 		}
 		return jb.Bucket(bktScan).ForEach(func(k, v []byte) error {
-			p, err := unseal(fmt.Sprintf("scan state of %q", k), k, v)
-			if err != nil {
-				return err
+			p, why := unsealed(k, v)
+			if why != "" {
+				return fmt.Errorf("%w: scan state of %q: %s", ErrCorrupt, k, why)
 			}
 			return fn(string(k), p)
 		})

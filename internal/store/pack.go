@@ -79,9 +79,9 @@ func (l packLoc) encode(h index.Hash) []byte {
 // decodeLoc checks and decodes a value of bucket packed; errors wrap
 // ErrCorrupt.
 func decodeLoc(h index.Hash, v []byte) (packLoc, error) {
-	b, err := unseal(fmt.Sprintf("location of blob %s", h), h[:], v)
-	if err != nil {
-		return packLoc{}, err
+	b, why := unsealed(h[:], v)
+	if why != "" {
+		return packLoc{}, fmt.Errorf("%w: location of blob %s: %s", ErrCorrupt, h, why)
 	}
 	if len(b) != 16 {
 		return packLoc{}, fmt.Errorf("%w: location of blob %s: %d bytes", ErrCorrupt, h, len(b))
