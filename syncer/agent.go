@@ -50,8 +50,13 @@ type Options struct {
 	// 5 s (core.ChecksRetryFirst). Tests make it short.
 	ChecksRetry time.Duration
 	// SpillIdle is how long a job's scan state goes unchanged before it
-	// is moved out of memory (spill.go); 0: 10 s. Tests make it short.
+	// is moved out of memory (spill.go), and how long a job goes without
+	// an event before it lets go of its newest index (park.go); 0: 10 s.
+	// Tests make it short.
 	SpillIdle time.Duration
+	// ParkMin is the fewest items a newest index has for it to be let go
+	// of while idle (park.go); 0: 10,000. Tests make it small.
+	ParkMin int
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
@@ -74,6 +79,7 @@ type Agent struct {
 	patience    time.Duration // see Options.RelayPatience
 	checksRetry time.Duration // see Options.ChecksRetry
 	spillIdle   time.Duration // see Options.SpillIdle
+	parkMin     int           // see Options.ParkMin
 	node        string
 	ident       *identity.Identity
 	store       *store.Store
@@ -109,7 +115,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin}
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}

@@ -126,7 +126,7 @@ func (a *Agent) Restore(ctx context.Context, jobName, name string, r io.Reader) 
 func (a *Agent) inLoop(ctx context.Context, j *job, f func(ctx context.Context) error) error {
 	reply := make(chan error, 1)
 	select {
-	case j.inbox <- event{do: func(ctx context.Context) { reply <- f(ctx) }}:
+	case j.inbox <- event{do: func(ctx context.Context) { reply <- f(ctx) }, refused: func(err error) { reply <- err }}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}

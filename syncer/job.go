@@ -34,6 +34,9 @@ type event struct {
 	rollback   *rollbackReq
 	syncNow    chan error                // SyncNow: the outcome goes here
 	do         func(ctx context.Context) // run in the job's loop (see inLoop)
+	// refused, when set, is called instead of do when the job cannot run
+	// it (its newest index could not be read back, see wake)
+	refused func(error)
 }
 
 type rollbackReq struct {
@@ -154,6 +157,7 @@ type job struct {
 	plain            plainWant      // target: the base for admitting an incremental announcement by its changes
 	spare            spareIndex     // target: a copy of the newest index, made the next one by the changes alone
 	spill            statesSpill    // when the scan state last changed (spill.go)
+	park             indexPark      // the newest index let go of while idle (park.go)
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
 	admitting        partAdmission  // target: a complete announcement admitted as its parts arrive
 	digests          digestCache    // digests of the indexes the job works with
@@ -389,6 +393,10 @@ func (j *job) run(ctx context.Context) error {
 		case <-tick.C:
 			j.onTick(ctx)
 		}
+		if err := j.park.err; err != nil {
+			j.park = indexPark{}
+			return err
+		}
 	}
 }
 
@@ -432,6 +440,7 @@ func (j *job) onTick(ctx context.Context) {
 		j.save()
 		j.lastSave = time.Now()
 	}
+	j.parkIdleIndex(time.Now())
 }
 
 // persisted is the job state save keeps (all but the scan state).
@@ -452,6 +461,10 @@ func (j *job) save() {
 }
 
 func (j *job) onEvent(ctx context.Context, e event) {
+	if !j.wake() {
+		j.refuse(e, j.park.err)
+		return
+	}
 	switch {
 	case e.rollback != nil && e.rollback.resume:
 		e.rollback.reply <- rollbackResult{err: j.resume()}
@@ -485,10 +498,26 @@ func (j *job) onEvent(ctx context.Context, e event) {
 	}
 }
 
+// refuse answers what waits for the outcome of e, which the job cannot
+// handle: err says why.
+func (j *job) refuse(e event, err error) {
+	switch {
+	case e.rollback != nil:
+		e.rollback.reply <- rollbackResult{err: err}
+	case e.syncNow != nil:
+		e.syncNow <- err
+	case e.refused != nil:
+		e.refused(err)
+	}
+}
+
 // onLocalChange rescans what the watcher reported. On a source a real
 // change becomes a new generation; on a target it is a local edit, which
 // push mode overwrites with the source's version.
 func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
+	if !j.wake() {
+		return
+	}
 	var err error
 	if ch.Rescan {
 		j.log.Info("rescanning the whole tree", "reason", "watcher overflow")

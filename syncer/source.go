@@ -450,6 +450,9 @@ func (j *job) announce(force bool) {
 			s.setTarget(name, &wire.Result{Job: j.cfg.Name, Version: sent, State: "waiting", Reason: reason})
 		})
 	}
+	if len(r.Send) > 0 && !j.wake() {
+		return
+	}
 	for _, a := range r.Send {
 		j.sendTo(a.To, j.announcementFor(a.Kind))
 	}

@@ -46,7 +46,7 @@ func (r *report) print(w io.Writer) {
 		r.syncRows(w, s, "1.5×")
 		fmt.Fprintf(w, "| RSS idle %v after the sync | source %s, target %s | — | — | ≤ 40 MB per agent |\n", r.opts.idle, mb(s.srcIdle), mb(s.tgtIdle))
 		if len(r.editBig) > 0 || len(r.editSmall) > 0 {
-			fmt.Fprintf(w, "| one-line edit of one file, change→applied p50 (%d edits) | %s (all: %s) | the same edit in a 10-file job: %s (all: %s) | %s | ≤ 1.5× |\n",
+			fmt.Fprintf(w, "| one-line edit of one file, change→applied p50 (%d edits; the first after the agents were idle) | %s (all: %s) | the same edit in a 10-file job: %s (all: %s) | %s | ≤ 1.5× |\n",
 				r.opts.edits, ms(p50(r.editBig)), msList(r.editBig), ms(p50(r.editSmall)), msList(r.editSmall), ratio(float64(p50(r.editBig)), float64(p50(r.editSmall))))
 		}
 		for _, rs := range r.restarts {

@@ -1,0 +1,140 @@
+package syncer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"pbxsync/internal/config"
+	"pbxsync/internal/index"
+)
+
+// defaultParkMin is the smallest newest index a job parks
+// (Options.ParkMin): below it the map is small (~160 bytes a path) and
+// reading it back would cost more than it frees.
+const defaultParkMin = largeGeneration
+
+// indexPark is what the job loop knows to park its newest index: let go
+// of the map once the job has been idle for Options.SpillIdle, and read
+// it back from the store, which holds every recorded generation, at the
+// next event that needs it (wake). A 100,000-file index is ~16 MB of
+// heap, most of an idle agent's; reading it back costs ~60 ms
+// (store's BenchmarkGenerationRead), once after an idle spell.
+type indexPark struct {
+	since  time.Time    // when the job last used its index (or it changed)
+	parked *parkedIndex // what was let go of; nil while the index is in memory
+	err    error        // reading it back failed: the job loop stops and starts over
+}
+
+// parkedIndex is what a parked index is read back into.
+type parkedIndex struct {
+	n         int             // its items
+	digest    index.SetDigest // its digest (the digest cache is keyed by the map)
+	drift     bool            // j.drift.base was it
+	announced bool            // j.announced was it (a target's identity admission)
+	recorded  bool            // j.recorded, another Generation value, held it too
+}
+
+// errParkedLost says that an index read back from the store is not the
+// one let go of.
+var errParkedLost = errors.New("the index read back is not the one let go of")
+
+// canPark reports whether the job may let go of its newest index now:
+// a push files job whose newest index is large and that holds no other
+// index of that size or work that uses it (an apply to retry, a spare in
+// use, an announcement being taken or made, a large generation's
+// clean-up, a save of its scan state). Mesh jobs keep theirs (their
+// machine holds the index in several places; see mesh.go).
+func (j *job) canPark() bool {
+	min := j.a.parkMin
+	if min <= 0 {
+		min = defaultParkMin
+	}
+	g := j.latest
+	return j.kind == nil && j.mesh == nil && j.cfg.Mode == config.ModePush &&
+		g != nil && g.Index != nil && len(g.Index) >= min &&
+		j.retry == nil && j.spare.use == nil && j.scanSave == nil && !j.release &&
+		j.admitting.announced == nil && j.taking.Load() == nil && j.fed.onward == nil &&
+		(j.announced == nil || sameMap(j.announced, g.Index)) &&
+		(j.drift.base == nil || sameMap(j.drift.base, g.Index))
+}
+
+// parkIdleIndex parks the newest index once the job has not used it for
+// Options.SpillIdle (see indexPark) and hands the memory back to the
+// system.
+func (j *job) parkIdleIndex(now time.Time) {
+	p := &j.park
+	if p.parked != nil || !j.canPark() {
+		return
+	}
+	idle := j.a.spillIdle
+	if idle <= 0 {
+		idle = defaultSpillIdle
+	}
+	if p.since.IsZero() || now.Sub(p.since) < idle {
+		if p.since.IsZero() {
+			p.since = now
+		}
+		return
+	}
+	g := j.latest
+	pk := &parkedIndex{n: len(g.Index), digest: j.digests.of(g.Index),
+		drift: j.drift.base != nil, announced: j.announced != nil}
+	if r := j.recorded; r != nil && r != g {
+		if sameMap(r.Index, g.Index) {
+			pk.recorded, r.Index = true, nil
+		} else {
+			j.recorded = nil // the next generation is recorded against the store's newest
+		}
+	}
+	g.Index = nil
+	if pk.drift {
+		j.drift.base = nil
+	}
+	if pk.announced {
+		j.announced = nil
+	}
+	j.spare = spareIndex{}
+	j.announcements, j.announceItems = nil, nil
+	j.digests = digestCache{}
+	p.parked = pk
+	j.log.Debug("let go of the newest index while idle", "generation", g.Number, "items", pk.n)
+	j.releaseMemory()
+}
+
+// wake reads a parked index back from the store and puts it where it was.
+// It returns false when that failed (j.park.err): the job loop then stops
+// and the job starts over from the store.
+func (j *job) wake() bool {
+	p := &j.park
+	p.since = time.Now()
+	pk := p.parked
+	if pk == nil {
+		return p.err == nil
+	}
+	g := j.latest
+	read, err := j.a.store.Generation(j.cfg.Name, g.Number)
+	if err == nil && len(read.Index) != pk.n {
+		err = fmt.Errorf("%w: %d items, %d let go of", errParkedLost, len(read.Index), pk.n)
+	}
+	if err != nil {
+		p.err = fmt.Errorf("read the newest index (generation %d) back from the store: %w", g.Number, err)
+		j.log.Error("cannot read the newest index back from the store; starting the job over", "err", p.err)
+		return false
+	}
+	x := read.Index
+	g.Index = x
+	if pk.recorded && j.recorded != nil {
+		j.recorded.Index = x
+	}
+	if pk.drift {
+		j.drift.base = x
+	}
+	if pk.announced {
+		j.announced = x
+	}
+	j.digests.put(x, pk.digest)
+	p.parked = nil
+	j.log.Debug("read the newest index back", "generation", g.Number, "items", pk.n, "took", time.Since(p.since))
+	return true
+}
