@@ -394,7 +394,8 @@ func seal(key, payload []byte) []byte {
 
 func sealSum(key, payload []byte) uint64 {
 	h := xxh3.New()
-	_, _ = h.Write(binary.AppendUvarint(nil, uint64(len(key))))
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(n[:binary.PutUvarint(n[:], uint64(len(key)))])
 	_, _ = h.Write(key)
 	_, _ = h.Write(payload)
 	return h.Sum64()
