@@ -14,6 +14,10 @@ import (
 // reading it back would cost more than it frees.
 const defaultParkMin = largeGeneration
 
+// parkAfterLarge is how long a job idles after the events of a large
+// generation (largeGeneration paths changed) before it parks its index.
+const parkAfterLarge = 2 * time.Second
+
 // indexPark is what the job loop knows to park its newest index: let go
 // of the map once the job has been idle for Options.SpillIdle, and read
 // it back from the store, which holds every recorded generation, at the
@@ -70,6 +74,11 @@ func (j *job) parkIdleIndex(now time.Time) {
 	idle := j.a.spillIdle
 	if idle <= 0 {
 		idle = defaultSpillIdle
+	}
+	if len(j.latest.Changed) >= largeGeneration {
+		// an initial sync or another large change: the job is idle once
+		// its last answer is in, and the index is all it holds
+		idle = min(idle, parkAfterLarge)
 	}
 	if p.since.IsZero() || now.Sub(p.since) < idle {
 		if p.since.IsZero() {
