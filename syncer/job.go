@@ -440,6 +440,7 @@ func (j *job) onTick(ctx context.Context) {
 		j.save()
 		j.lastSave = time.Now()
 	}
+	j.checkServed()
 	j.parkIdleIndex(time.Now())
 }
 
@@ -877,6 +878,7 @@ func (j *job) offer(cur, prev index.Index) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.serving.release()
 	j.serving, j.servedRefs, j.servedPrev = serving, refs, served
 }
 

@@ -859,6 +859,7 @@ func (j *job) offerMesh() {
 	}
 	set := newServedSet(serving)
 	j.mu.Lock()
+	j.serving.release()
 	j.serving = set
 	j.mu.Unlock()
 }

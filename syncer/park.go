@@ -50,22 +50,26 @@ var errParkedLost = errors.New("the index read back is not the one let go of")
 // clean-up, a save of its scan state). Mesh jobs keep theirs (their
 // machine holds the index in several places; see mesh.go).
 func (j *job) canPark() bool {
-	min := j.a.parkMin
-	if min <= 0 {
-		min = defaultParkMin
-	}
 	g := j.latest
 	return j.kind == nil && j.mesh == nil && j.cfg.Mode == config.ModePush &&
-		g != nil && g.Index != nil && len(g.Index) >= min &&
+		g != nil && g.Index != nil && len(g.Index) >= j.parkMin() &&
 		j.retry == nil && j.spare.use == nil && j.scanSave == nil && !j.release &&
 		j.admitting.announced == nil && j.taking.Load() == nil && j.fed.onward == nil &&
 		(j.announced == nil || sameMap(j.announced, g.Index)) &&
 		(j.drift.base == nil || sameMap(j.drift.base, g.Index))
 }
 
+// parkMin is Options.ParkMin or its default.
+func (j *job) parkMin() int {
+	if j.a.parkMin > 0 {
+		return j.a.parkMin
+	}
+	return defaultParkMin
+}
+
 // parkIdleIndex parks the newest index once the job has not used it for
-// Options.SpillIdle (see indexPark) and hands the memory back to the
-// system.
+// Options.SpillIdle (see indexPark), moves the served set's base into a
+// file (servedFile) and hands the memory back to the system.
 func (j *job) parkIdleIndex(now time.Time) {
 	p := &j.park
 	if p.parked != nil || !j.canPark() {
@@ -108,7 +112,28 @@ func (j *job) parkIdleIndex(now time.Time) {
 	j.digests = digestCache{}
 	p.parked = pk
 	j.log.Debug("let go of the newest index while idle", "generation", g.Number, "items", pk.n)
+	j.mu.Lock()
+	if j.serving.len() >= j.parkMin() {
+		if err := j.serving.spill(j.a.store.Dir()); err != nil {
+			j.log.Debug("keeping the served set in memory", "err", err)
+		}
+	}
+	j.mu.Unlock()
 	j.releaseMemory()
+}
+
+// checkServed makes the served set again from the newest index when its
+// file could not be read (its base then serves nothing): a target asking
+// for content in between is told it is not served and asks again.
+func (j *job) checkServed() {
+	j.mu.Lock()
+	err := j.serving.failed()
+	j.mu.Unlock()
+	if err == nil || !j.isSource || j.kind != nil || j.mesh != nil || !j.wake() {
+		return
+	}
+	j.log.Error("the served set moved out of memory cannot be read; making it again", "err", err)
+	j.offer(j.latest.Index, j.prev.items())
 }
 
 // wake reads a parked index back from the store and puts it where it was.

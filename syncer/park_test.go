@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"pbxsync/internal/index"
 )
 
 // parkQuick lets go of an index of 100 items or more after 50 ms idle.
@@ -119,6 +121,19 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 			}
 			if got := j.digests.of(j.latest.Index).Hash(); got != d {
 				return fmt.Errorf("digest %s read back, %s let go of", got, d)
+			}
+			if j.isSource {
+				// the source's served set went into a file with it
+				j.mu.Lock()
+				defer j.mu.Unlock()
+				if j.serving.file == nil {
+					return fmt.Errorf("the served set is still in memory")
+				}
+				for _, it := range j.latest.Index {
+					if n, ok := j.serving.get(it.Hash); it.Kind == index.KindFile && (!ok || n != it.Size) {
+						return fmt.Errorf("%s: served %v, size %d from the file; want %d", it.Path, ok, n, it.Size)
+					}
+				}
 			}
 			// 3,000 items are ~450 KB as a map; the test's copy is not freed
 			if freed < files*100 {

@@ -468,6 +468,7 @@ func (j *job) offerRelayed(m wire.Message) {
 	}
 	set := newServedSet(serving)
 	j.mu.Lock()
+	j.serving.release()
 	j.serving = set
 	j.mu.Unlock()
 }

@@ -23,7 +23,8 @@ import (
 // of the source's CPU in a 100k initial sync.) The zero value is empty and
 // ready; a nil *servedSet serves nothing.
 type servedSet struct {
-	base   []servedEntry        // sorted by hash, no hash twice
+	base   []servedEntry        // sorted by hash, no hash twice; nil when in file
+	file   *servedFile          // base moved out of memory while the job idles (see spill); nil when not
 	starts []uint32             // starts[b]: where the hashes of base whose first bits are b begin; one more at the end
 	bits   uint                 // the number of first bits starts is indexed by
 	over   map[index.Hash]int64 // changes since base was built: the size, or servedGone
@@ -90,18 +91,36 @@ func (s *servedSet) top(h index.Hash) uint64 {
 	return binary.BigEndian.Uint64(h[:8]) >> (64 - s.bits)
 }
 
-// find returns where h is in base.
-func (s *servedSet) find(h index.Hash) (int, bool) {
-	if len(s.base) == 0 {
-		return 0, false
+// baseLen returns the number of entries of base, in memory or in file.
+func (s *servedSet) baseLen() int {
+	if s.file != nil {
+		return s.file.n
+	}
+	return len(s.base)
+}
+
+// find returns h's entry of base.
+func (s *servedSet) find(h index.Hash) (servedEntry, bool) {
+	if s.baseLen() == 0 {
+		return servedEntry{}, false
 	}
 	b := s.top(h)
-	for i := s.starts[b]; i < s.starts[b+1]; i++ {
-		if s.base[i].h == h {
-			return int(i), true
+	lo, hi := int(s.starts[b]), int(s.starts[b+1])
+	if s.file != nil {
+		var buf [8]servedEntry // about four a start
+		for _, e := range s.file.entries(lo, hi, buf[:0]) {
+			if e.h == h {
+				return e, true
+			}
+		}
+		return servedEntry{}, false
+	}
+	for _, e := range s.base[lo:hi] {
+		if e.h == h {
+			return e, true
 		}
 	}
-	return 0, false
+	return servedEntry{}, false
 }
 
 // get returns the size of content h, and whether it is served.
@@ -115,8 +134,8 @@ func (s *servedSet) get(h index.Hash) (int64, bool) {
 		}
 		return n, true
 	}
-	if i, ok := s.find(h); ok {
-		return s.base[i].n, true
+	if e, ok := s.find(h); ok {
+		return e.n, true
 	}
 	return 0, false
 }
@@ -168,7 +187,7 @@ func (s *servedSet) all() iter.Seq2[index.Hash, int64] {
 		if s == nil {
 			return
 		}
-		for _, e := range s.base {
+		for e := range s.baseEntries() {
 			if _, changed := s.over[e.h]; changed {
 				continue
 			}
@@ -187,7 +206,7 @@ func (s *servedSet) all() iter.Seq2[index.Hash, int64] {
 // maybeCompact folds over into base once it holds an eighth of base (at
 // least 1,024 changes).
 func (s *servedSet) maybeCompact() {
-	if len(s.over) < max(1024, len(s.base)/8) {
+	if len(s.over) < max(1024, s.baseLen()/8) || s.failed() != nil {
 		return
 	}
 	changed := make([]servedEntry, 0, len(s.over))
@@ -196,20 +215,29 @@ func (s *servedSet) maybeCompact() {
 	}
 	slices.SortFunc(changed, cmpServed)
 	out := make([]servedEntry, 0, s.n)
-	i := 0
+	next, stop := iter.Pull(s.baseEntries())
+	defer stop()
+	e, more := next()
 	for _, c := range changed {
-		for ; i < len(s.base) && cmpServed(s.base[i], c) < 0; i++ {
-			out = append(out, s.base[i])
+		for ; more && cmpServed(e, c) < 0; e, more = next() {
+			out = append(out, e)
 		}
-		if i < len(s.base) && s.base[i].h == c.h {
-			i++ // replaced or removed
+		if more && e.h == c.h {
+			e, more = next() // replaced or removed
 		}
 		if c.n != servedGone {
 			out = append(out, c)
 		}
 	}
-	out = append(out, s.base[i:]...)
+	for ; more; e, more = next() {
+		out = append(out, e)
+	}
+	if s.failed() != nil {
+		return // part of base unread: kept as it is (the job makes the set again, checkServed)
+	}
 	s.base, s.over = out, nil
+	s.file.close() // back in memory
+	s.file = nil
 	s.index()
 }
 

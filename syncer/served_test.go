@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"testing"
 
@@ -11,8 +12,10 @@ import (
 )
 
 // TestServedSet: through random serves, re-serves and removals of a pool
-// of contents (enough to fold the changes into the array several times),
-// a servedSet answers as a map would: get, len and all.
+// of contents (enough to fold the changes into the array several times,
+// from memory and from its file: the base is moved into a file every
+// 5,000 steps), a servedSet answers as a map would: get, len and all;
+// no file is left in the directory.
 func TestServedSet(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -25,8 +28,18 @@ func TestServedSet(t *testing.T) {
 		ref[h] = rng.Int64N(1 << 20)
 	}
 	s := newServedSet(ref)
-	compactions := 0
+	dir := t.TempDir()
+	compactions, fromFile := 0, 0
 	for step := range 40000 {
+		if step%5000 == 2500 {
+			if err := s.spill(dir); err != nil {
+				t.Fatal(err)
+			}
+			if s.base != nil || s.file == nil {
+				t.Fatalf("step %d: the base is still in memory", step)
+			}
+		}
+		inFile := s.file != nil
 		h := pool[rng.IntN(len(pool))]
 		overBefore := len(s.over)
 		if rng.IntN(3) == 0 {
@@ -39,6 +52,9 @@ func TestServedSet(t *testing.T) {
 		}
 		if len(s.over) < overBefore {
 			compactions++
+			if inFile {
+				fromFile++
+			}
 		}
 		if step%997 == 0 || step == 39999 {
 			if s.len() != len(ref) {
@@ -55,12 +71,51 @@ func TestServedSet(t *testing.T) {
 			}
 		}
 	}
-	if compactions < 3 {
-		t.Fatalf("the changes were folded into the array %d times; the test means to cover it", compactions)
+	if compactions < 3 || fromFile < 2 {
+		t.Fatalf("the changes were folded into the array %d times, %d of them from its file; the test means to cover both", compactions, fromFile)
+	}
+	if err := s.failed(); err != nil {
+		t.Fatal(err)
+	}
+	s.release()
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("%d files left in the directory", len(left))
 	}
 	var none *servedSet
 	if _, ok := none.get(pool[0]); ok || none.len() != 0 {
 		t.Fatal("a nil set serves something")
+	}
+}
+
+// TestServedSetFileReadError: a set whose file cannot be read serves
+// nothing of its base (never a wrong size), says why, and does not fold
+// its changes into a base it could not read whole.
+func TestServedSetFileReadError(t *testing.T) {
+	t.Parallel()
+	ref := map[index.Hash]int64{}
+	for i := range 3000 {
+		ref[index.Sum(fmt.Append(nil, i))] = int64(i)
+	}
+	s := newServedSet(ref)
+	if err := s.spill(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	h := index.Sum(fmt.Append(nil, 7))
+	if n, ok := s.get(h); !ok || n != 7 {
+		t.Fatalf("get = %d, %v from the file; want 7, true", n, ok)
+	}
+	s.file.f.Close() // what a read error looks like
+	if _, ok := s.get(h); ok {
+		t.Fatal("served content whose entry could not be read")
+	}
+	if s.failed() == nil {
+		t.Fatal("failed() is nil after a read error")
+	}
+	for i := range 2000 { // enough changes to fold
+		s.set(index.Sum(fmt.Append(nil, "new", i)), 1)
+	}
+	if s.file == nil || len(s.over) < 2000 {
+		t.Fatal("folded its changes into a base it could not read")
 	}
 }
 
