@@ -48,8 +48,10 @@ func freeHeap() {
 }
 
 // noteGeneration marks the job for releaseMemory when a generation of n
-// changed paths is large.
+// changed paths is large (and has it park its index soon after, see
+// parkAfterLarge).
 func (j *job) noteGeneration(n int) {
+	j.park.afterLarge = n >= largeGeneration
 	if n >= largeGeneration {
 		j.release = true
 	}

@@ -28,6 +28,8 @@ type indexPark struct {
 	since  time.Time    // when the job last used its index (or it changed)
 	parked *parkedIndex // what was let go of; nil while the index is in memory
 	err    error        // reading it back failed: the job loop stops and starts over
+	// afterLarge: the newest generation noted was large (noteGeneration)
+	afterLarge bool
 }
 
 // parkedIndex is what a parked index is read back into.
@@ -79,7 +81,7 @@ func (j *job) parkIdleIndex(now time.Time) {
 	if idle <= 0 {
 		idle = defaultSpillIdle
 	}
-	if len(j.latest.Changed) >= largeGeneration {
+	if p.afterLarge {
 		// an initial sync or another large change: the job is idle once
 		// its last answer is in, and the index is all it holds
 		idle = min(idle, parkAfterLarge)
