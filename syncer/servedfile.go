@@ -62,7 +62,7 @@ func (sf *servedFile) entries(lo, hi int, buf []servedEntry) []servedEntry {
 		return buf
 	}
 	var small [8 * servedRec]byte
-	b := small[:0]
+	var b []byte
 	if n := (hi - lo) * servedRec; n <= len(small) {
 		b = small[:n]
 	} else {
