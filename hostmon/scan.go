@@ -224,6 +224,9 @@ type Delta struct {
 	// Shallow lists the paths of WithShallow rescanned without what lies
 	// below them (the others were rescanned in full), sorted.
 	Shallow []string
+	// Busy lists the files left alone because they are open for writing
+	// (WithOpenForWriting), sorted.
+	Busy []string
 }
 
 // Apply brings m, the prev a Delta was scanned against, up to date in place.
@@ -342,7 +345,8 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 			return Delta{}, err
 		}
 	}
-	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed, Shallow: shallowed}
+	slices.Sort(s.busy)
+	d := Delta{States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed, Shallow: shallowed, Busy: s.busy}
 	for q := range gone {
 		if _, ok := s.out[q]; !ok {
 			d.Removed = append(d.Removed, q)
@@ -365,7 +369,8 @@ func (s *scanner) full() (Delta, error) {
 	if err := s.walk(""); err != nil {
 		return Delta{}, err
 	}
-	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed}
+	slices.Sort(s.busy)
+	d := Delta{Full: true, States: s.out, Unreadable: s.unreadable, Refused: s.refused, Read: s.hashed, Busy: s.busy}
 	for q := range s.prev.All() {
 		if _, ok := s.seen[q]; !ok {
 			d.Removed = append(d.Removed, q)
@@ -439,6 +444,22 @@ func WithShallow(paths []string) ScanOption {
 	}
 }
 
+// WithOpenForWriting makes a scan leave alone a regular file that some
+// process has open for writing and wrote in the last writeSettle (a copy
+// or a recording under way, an upload that paused): it keeps its last
+// known state, as an unreadable one does (a new file stays absent), and is
+// listed in Delta.Busy; the caller scans it again later. A file not
+// written for writeSettle is read even while open (a daemon that keeps
+// its file open), and so are the paths of readAnyway (files the caller
+// has waited on long enough).
+func WithOpenForWriting(readAnyway map[string]bool) ScanOption {
+	return func(s *scanner) { s.writers, s.readAnyway = true, readAnyway }
+}
+
+// writeSettle is how long after its last write a file open for writing
+// is read all the same (WithOpenForWriting).
+const writeSettle = time.Minute
+
 // WithSink makes a scan hand every file it reads to sink (see
 // ContentSink) instead of only hashing it. Files the scan trusts by
 // their stat are not read and not handed over. A sink's own failure
@@ -462,6 +483,11 @@ type scanner struct {
 	seen        map[string]struct{}
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
+	// writers: leave files open for writing alone (WithOpenForWriting),
+	// but for readAnyway; busy lists those left alone.
+	writers    bool
+	readAnyway map[string]bool
+	busy       []string
 	refused    map[string]string // names that may not be synced, with why
 	// openFile opens the file rel, the entry name of d, for hashing:
 	// d.open, or a test's double (root can read a mode-0000 file, so only
@@ -723,6 +749,7 @@ type fileRead struct {
 	gone       bool      // vanished: nothing to record
 	skip       string    // not synced, why
 	unreadable error     // exists but cannot be read
+	busy       bool      // open for writing: left alone (WithOpenForWriting)
 	err        error     // ends the scan
 }
 
@@ -755,6 +782,10 @@ func (s *scanner) read(d scanDir, rel, name string, buf []byte) fileRead {
 		}
 		if !pre.Mode().IsRegular() {
 			r.skip = "special file (" + pre.Mode().Type().String() + ")"
+			return r
+		}
+		if attempt == 1 && s.writers && !s.readAnyway[rel] && time.Since(pre.ModTime()) < writeSettle && fh.openForWriting() {
+			r.busy = true
 			return r
 		}
 		if attempt > 1 {
@@ -816,6 +847,11 @@ func (s *scanner) take(r fileRead) error {
 		s.skip(r.rel, r.skip)
 	case r.unreadable != nil:
 		s.cannotRead(r.rel, true, r.unreadable)
+	case r.busy:
+		s.busy = append(s.busy, r.rel)
+		if st, ok := s.prev.Get(r.rel); ok {
+			s.put(r.rel, st)
+		}
 	default:
 		s.hashed++
 		s.put(r.rel, r.st)

@@ -26,4 +26,8 @@ type scanFile interface {
 	io.ReadCloser
 	stat() (fs.FileInfo, error)
 	rewind() error
+	// openForWriting reports whether some process (this one too) has
+	// the file open for writing, as far as the platform can tell: false
+	// when it cannot.
+	openForWriting() bool
 }

@@ -3,6 +3,7 @@
 package hostmon
 
 import (
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -98,6 +99,22 @@ func (f *fdFile) rewind() error {
 }
 
 func (f *fdFile) Close() error { return unix.Close(f.fd) }
+
+// openForWriting asks for a read lease on the file, which the kernel
+// grants only when no descriptor anywhere has it open for writing
+// (fcntl(2), F_SETLEASE), and gives it back at once. It tells only when
+// the lease is refused for that reason (EAGAIN); a file this process may
+// not lease (another user's, without CAP_LEASE) or a file system without
+// leases reads as not open for writing. A writer that opens the file in
+// the microseconds the lease is held waits until it is given back.
+func (f *fdFile) openForWriting() bool {
+	_, err := unix.FcntlInt(uintptr(f.fd), unix.F_SETLEASE, unix.F_RDLCK)
+	if err == nil {
+		_, _ = unix.FcntlInt(uintptr(f.fd), unix.F_SETLEASE, unix.F_UNLCK)
+		return false
+	}
+	return errors.Is(err, unix.EAGAIN)
+}
 
 func ignoringEINTR(fn func() error) error {
 	for {

@@ -48,6 +48,9 @@ type osFile struct{ *os.File }
 
 func (f osFile) stat() (fs.FileInfo, error) { return f.Stat() }
 
+// openForWriting: other platforms cannot tell.
+func (f osFile) openForWriting() bool { return false }
+
 func (f osFile) rewind() error {
 	_, err := f.Seek(0, io.SeekStart)
 	return err

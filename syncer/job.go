@@ -148,8 +148,9 @@ type job struct {
 	// keep their state of the newest generation (see keepLastKnown).
 	unreadable      map[string]string
 	unreadableTried time.Time
-	refused         map[string]string // entries whose names may not be synced, with why
-	refusedRemote   map[string]string // target: paths of the last announcement it refused
+	refused         map[string]string    // entries whose names may not be synced, with why
+	refusedRemote   map[string]string    // target: paths of the last announcement it refused
+	writing         map[string]time.Time // files open for writing the job waits on, since when (writing.go)
 	// announced is the source's newest index as announced (before this
 	// target's filters), the base of its next incremental announcement.
 	announced        index.Index
@@ -432,6 +433,7 @@ func (j *job) onTick(ctx context.Context) {
 	}
 	j.spillIdleStates(ctx, time.Now())
 	j.continueScanSave()
+	j.retryWriting(ctx)
 	j.retryUnreadable(ctx)
 	if j.isSource {
 		j.announce(false)

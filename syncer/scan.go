@@ -35,7 +35,8 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 // attributes changed (hostmon.Change.Shallow): those still the directory
 // the scan state has are rescanned without what lies below them.
 func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
-	var opts []hostmon.ScanOption
+	now := time.Now()
+	opts := []hostmon.ScanOption{j.scanWritingOption(now)}
 	if len(shallow) > 0 {
 		opts = append(opts, hostmon.WithShallow(shallow))
 		paths = append(slices.Clone(paths), shallow...)
@@ -88,6 +89,7 @@ func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 		changed = j.newPathRoots(changed)
 	}
 	j.takeScan(d.Unreadable, d.Refused, scope, changed)
+	j.takeWriting(d.Busy, scope, now)
 	return nil
 }
 

@@ -45,6 +45,11 @@ type JobStatus struct {
 	// (control characters) or, on a target, paths a source announced that
 	// the job's own filters exclude ("path: reason").
 	Refused []string `json:"refused,omitempty"`
+	// Writing lists the files some process has open for writing ("path:
+	// open for writing since TIME"): the job syncs each once it is closed
+	// (or not written for a minute, or after 5 minutes of waiting), and
+	// keeps its last synced content until then.
+	Writing []string `json:"writing,omitempty"`
 	// Progress, on a target, is how far it got with a generation that
 	// has taken more than a second so far (nil otherwise).
 	Progress *Progress `json:"progress,omitempty"`
