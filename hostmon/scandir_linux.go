@@ -106,7 +106,8 @@ func (f *fdFile) Close() error { return unix.Close(f.fd) }
 // the lease is refused for that reason (EAGAIN); a file this process may
 // not lease (another user's, without CAP_LEASE) or a file system without
 // leases reads as not open for writing. A writer that opens the file in
-// the microseconds the lease is held waits until it is given back.
+// the microseconds the lease is held waits until it is given back (one
+// that opens it with O_NONBLOCK is told EWOULDBLOCK).
 func (f *fdFile) openForWriting() bool {
 	_, err := unix.FcntlInt(uintptr(f.fd), unix.F_SETLEASE, unix.F_RDLCK)
 	if err == nil {
