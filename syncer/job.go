@@ -333,6 +333,9 @@ func (j *job) run(ctx context.Context) error {
 	if j.cfg.Mode == config.ModeMesh {
 		return j.runMesh(ctx)
 	}
+	// a loop that stopped left its parked index behind: this run reads
+	// the newest generation from the store afresh
+	j.park = indexPark{}
 	if err := j.openApplier(ctx); err != nil {
 		return err
 	}

@@ -21,9 +21,11 @@ const parkAfterLarge = 2 * time.Second
 // indexPark is what the job loop knows to park its newest index: let go
 // of the map once the job has been idle for Options.SpillIdle, and read
 // it back from the store, which holds every recorded generation, at the
-// next event that needs it (wake). A 100,000-file index is ~16 MB of
-// heap, most of an idle agent's; reading it back costs ~60 ms
-// (store's BenchmarkGenerationRead), once after an idle spell.
+// next event that needs it (wake). A 100,000-file index is ~16-20 MB of
+// heap, most of an idle agent's; reading it back costs 24-35 ms alone
+// (store's BenchmarkGenerationRead) and ~100 ms inside an agent (its
+// pages and the heap's faulted back in, a collection), once after an
+// idle spell.
 type indexPark struct {
 	since  time.Time    // when the job last used its index (or it changed)
 	parked *parkedIndex // what was let go of; nil while the index is in memory
@@ -70,8 +72,8 @@ func (j *job) parkMin() int {
 }
 
 // parkIdleIndex parks the newest index once the job has not used it for
-// Options.SpillIdle (see indexPark), moves the served set's base into a
-// file (servedFile) and hands the memory back to the system.
+// Options.SpillIdle (see indexPark), moves a source's served set's base
+// into a file (servedFile) and hands the memory back to the system.
 func (j *job) parkIdleIndex(now time.Time) {
 	p := &j.park
 	if p.parked != nil || !j.canPark() {
@@ -115,7 +117,7 @@ func (j *job) parkIdleIndex(now time.Time) {
 	p.parked = pk
 	j.log.Debug("let go of the newest index while idle", "generation", g.Number, "items", pk.n)
 	j.mu.Lock()
-	if j.serving.len() >= j.parkMin() {
+	if j.isSource && j.serving.len() >= j.parkMin() {
 		if err := j.serving.spill(j.a.store.Dir()); err != nil {
 			j.log.Debug("keeping the served set in memory", "err", err)
 		}
@@ -131,7 +133,7 @@ func (j *job) checkServed() {
 	j.mu.Lock()
 	err := j.serving.failed()
 	j.mu.Unlock()
-	if err == nil || !j.isSource || j.kind != nil || j.mesh != nil || !j.wake() {
+	if err == nil || !j.wake() {
 		return
 	}
 	j.log.Error("the served set moved out of memory cannot be read; making it again", "err", err)

@@ -148,6 +148,41 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 	}
 	a.appendTo("d02/f0002.conf", "edited\n")
 	converged(t, "an edit after the round trips", a, b)
+
+	// a served set whose file cannot be read is made again
+	j := a.a().jobs["conf"]
+	err := a.a().inLoop(t.Context(), j, func(context.Context) error {
+		some := j.latest.Index["d05/f0005.conf"].Hash // never edited: in the base
+		j.parkIdleIndex(time.Now().Add(time.Hour))
+		j.mu.Lock()
+		if j.serving.file == nil {
+			j.mu.Unlock()
+			return fmt.Errorf("the served set is not in a file")
+		}
+		j.serving.file.f.Close()
+		if _, ok := j.serving.get(some); ok { // a transfer's lookup meets the read error
+			j.mu.Unlock()
+			return fmt.Errorf("served content from a file it cannot read")
+		}
+		j.mu.Unlock()
+		j.checkServed()
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.serving.failed() != nil || j.serving.file != nil {
+			return fmt.Errorf("the served set was not made again")
+		}
+		for _, it := range j.latest.Index {
+			if _, ok := j.serving.get(it.Hash); it.Kind == index.KindFile && !ok {
+				return fmt.Errorf("%s is not served after the set was made again", it.Path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.appendTo("d03/f0003.conf", "edited\n")
+	converged(t, "an edit after the served set was made again", a, b)
 }
 
 // heapAlloc returns the heap in use after a collection.
