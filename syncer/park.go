@@ -151,7 +151,7 @@ func (j *job) wake() bool {
 		return p.err == nil
 	}
 	g := j.latest
-	read, err := j.a.store.Generation(j.cfg.Name, g.Number)
+	read, err := j.a.store.GenerationIndex(j.cfg.Name, g.Number)
 	if err == nil && len(read.Index) != pk.n {
 		err = fmt.Errorf("%w: %d items, %d let go of", errParkedLost, len(read.Index), pk.n)
 	}

@@ -774,8 +774,9 @@ type itemBatch struct {
 }
 
 // readGeneration reconstructs generation n of jb: the newest index with
-// the change records of every newer generation undone.
-func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) {
+// the change records of every newer generation undone. withChanged reads
+// its list of changed paths too (an initial sync's lists every path).
+func readGeneration(jb *bolt.Bucket, job string, n uint64, withChanged bool) (*Generation, error) {
 	if jb == nil {
 		return nil, ErrNotFound
 	}
@@ -783,7 +784,13 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64) (*Generation, error) 
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	_, info, err := readMeta(jb, job, n, v)
+	var info GenerationInfo
+	var err error
+	if withChanged {
+		_, info, err = readMeta(jb, job, n, v)
+	} else {
+		_, info, err = decodeMeta(job, n, v)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -831,7 +838,27 @@ func (s *Store) Generation(job string, n uint64) (*Generation, error) {
 		if err != nil {
 			return err
 		}
-		g, err = readGeneration(jb, job, n)
+		g, err = readGeneration(jb, job, n, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
+	}
+	return g, nil
+}
+
+// GenerationIndex is Generation without the generation's list of changed
+// paths (Changed is nil): what a job that let go of its index while idle
+// reads back (an initial sync's list names every path, a third of the
+// read at 100,000 files).
+func (s *Store) GenerationIndex(job string, n uint64) (*Generation, error) {
+	var g *Generation
+	err := s.view(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, job, false)
+		if err != nil {
+			return err
+		}
+		g, err = readGeneration(jb, job, n, false)
 		return err
 	})
 	if err != nil {
@@ -969,7 +996,7 @@ func (s *Store) Latest(job string, st State) (g *Generation, ok bool, err error)
 		if err != nil || n == 0 {
 			return err
 		}
-		g, err = readGeneration(jb, job, n)
+		g, err = readGeneration(jb, job, n, true)
 		return err
 	})
 	if err != nil {
