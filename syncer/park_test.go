@@ -16,6 +16,22 @@ import (
 // parkQuick lets go of an index of 100 items or more after 50 ms idle.
 func parkQuick(o *Options) { o.SpillIdle, o.ParkMin = 50e6, 100 }
 
+// parkingPair starts a source and a target (parkQuick) of a job of n
+// files in dirs directories and waits for the initial sync.
+func parkingPair(t *testing.T, n, dirs int) (a, b *tnode) {
+	t.Helper()
+	h := newHarness(t)
+	a, b = h.pair("")
+	a.tune, b.tune = parkQuick, parkQuick
+	for i := range n {
+		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%dirs, i), fmt.Sprintf("[%d]\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	return a, b
+}
+
 // TestE2EEditsAfterIndexParked: once both agents let go of their newest
 // index while idle, every kind of change still reaches the target as a
 // change, admitted by its changes (no complete announcement asked for:
@@ -23,15 +39,7 @@ func parkQuick(o *Options) { o.SpillIdle, o.ParkMin = 50e6, 100 }
 // each time they are idle again they let go of it again.
 func TestE2EEditsAfterIndexParked(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.tune, b.tune = parkQuick, parkQuick
-	for i := range 400 {
-		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%20, i), fmt.Sprintf("[%d]\n", i), 0o644)
-	}
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
+	a, b := parkingPair(t, 400, 20)
 	parks := 0
 	parked := func(what string) {
 		t.Helper()
@@ -87,16 +95,8 @@ func TestE2EEditsAfterIndexParked(t *testing.T) {
 // on a source and on a target, and letting go of it frees its memory.
 func TestParkReadsBackTheSameIndex(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.tune, b.tune = parkQuick, parkQuick
 	const files = 3000
-	for i := range files {
-		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%30, i), fmt.Sprintf("[%d]\n", i), 0o644)
-	}
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
+	a, b := parkingPair(t, files, 30)
 	a.appendTo("d01/f0001.conf", "edited\n") // a generation recorded by its changes
 	converged(t, "an edit", a, b)
 	for _, n := range []*tnode{a, b} {
@@ -199,15 +199,7 @@ func heapAlloc() uint64 {
 // still reaches the target, on a source and on a target.
 func TestWakeFailureStartsTheJobOver(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.tune, b.tune = parkQuick, parkQuick
-	for i := range 300 {
-		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%10, i), fmt.Sprintf("[%d]\n", i), 0o644)
-	}
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
+	a, b := parkingPair(t, 300, 10)
 	for _, n := range []*tnode{a, b} {
 		j := n.a().jobs["conf"]
 		err := n.a().inLoop(t.Context(), j, func(context.Context) error {

@@ -176,18 +176,7 @@ func BenchmarkFirstGeneration(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		s := newTestStore(b)
-		x := index.Index{}
-		for i := range 100000 {
-			p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
-			h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
-			if err != nil {
-				b.Fatal(err)
-			}
-			x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
-		}
-		if err := s.Sync(); err != nil {
-			b.Fatal(err)
-		}
+		x := storedConfs(b, s, 100000)
 		runtime.GC()
 		stop := sampleHeap(&peak)
 		b.StartTimer()
@@ -391,18 +380,7 @@ func rssFile(b *testing.B) int64 {
 func BenchmarkGenerationRead(b *testing.B) {
 	ctx := context.Background()
 	s := newTestStore(b)
-	x := index.Index{}
-	for i := range 100000 {
-		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
-		h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
-		if err != nil {
-			b.Fatal(err)
-		}
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
-	}
-	if err := s.Sync(); err != nil {
-		b.Fatal(err)
-	}
+	x := storedConfs(b, s, 100000)
 	changed := slices.Sorted(maps.Keys(x)) // as a source records its first generation
 	n, err := s.AddGeneration(ctx, &Generation{Job: "j", Origin: "a", State: StateGood, Index: x, Changed: changed})
 	if err != nil {
@@ -421,4 +399,22 @@ func BenchmarkGenerationRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// storedConfs puts n small .conf files in s (1,000 a directory), made
+// durable, and returns their index.
+func storedConfs(b *testing.B, s *Store, n int) index.Index {
+	x := make(index.Index, n)
+	for i := range n {
+		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
+		h, sz, err := s.PutReader(context.Background(), bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+	}
+	if err := s.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	return x
 }
