@@ -832,19 +832,7 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64, withChanged bool) (*G
 // does not exist (or was collected) gives an error wrapping ErrNotFound; a
 // damaged one an error wrapping ErrCorrupt.
 func (s *Store) Generation(job string, n uint64) (*Generation, error) {
-	var g *Generation
-	err := s.view(func(tx *bolt.Tx) error {
-		jb, err := jobBucket(tx, job, false)
-		if err != nil {
-			return err
-		}
-		g, err = readGeneration(jb, job, n, true)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: job %q generation %d: %w", job, n, err)
-	}
-	return g, nil
+	return s.generation(job, n, true)
 }
 
 // GenerationIndex is Generation without the generation's list of changed
@@ -852,13 +840,18 @@ func (s *Store) Generation(job string, n uint64) (*Generation, error) {
 // reads back (an initial sync's list names every path, a third of the
 // read at 100,000 files).
 func (s *Store) GenerationIndex(job string, n uint64) (*Generation, error) {
+	return s.generation(job, n, false)
+}
+
+// generation is Generation, with the changed list when withChanged.
+func (s *Store) generation(job string, n uint64, withChanged bool) (*Generation, error) {
 	var g *Generation
 	err := s.view(func(tx *bolt.Tx) error {
 		jb, err := jobBucket(tx, job, false)
 		if err != nil {
 			return err
 		}
-		g, err = readGeneration(jb, job, n, false)
+		g, err = readGeneration(jb, job, n, withChanged)
 		return err
 	})
 	if err != nil {
