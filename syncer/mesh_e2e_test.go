@@ -338,7 +338,12 @@ func TestMeshRollbackKeepsAnEditMadeDuringTheChecks(t *testing.T) {
 	t.Parallel()
 	nodes, _ := meshTrio(t, "", false)
 	a, b, c := nodes[0], nodes[1], nodes[2]
-	b.Jobs[0].Extra = "check = \"if grep -q BAD x.conf; then printf 'edited on b\\\\n' > ../x.conf.tmp && mv ../x.conf.tmp x.conf; exit 1; fi\"\n"
+	// b rejects a version with BAD in either file: a's two edits below
+	// mostly make one generation, but a member's index arriving between
+	// them makes a scan y.conf first (what the tree holds is recorded
+	// before a member's index is taken), and that generation must be
+	// rejected too
+	b.Jobs[0].Extra = "check = \"if grep -q BAD x.conf y.conf; then printf 'edited on b\\\\n' > ../x.conf.tmp && mv ../x.conf.tmp x.conf; exit 1; fi\"\n"
 	a.write("x.conf", "good\n", 0o644)
 	a.write("y.conf", "y good\n", 0o644)
 	for _, n := range nodes {
