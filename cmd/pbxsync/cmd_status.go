@@ -89,6 +89,11 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		}
 	}
 	for _, j := range st.Jobs {
+		for _, p := range j.Writing {
+			fmt.Fprintf(w, "%s: waiting until it is closed: %s\n", j.Name, p)
+		}
+	}
+	for _, j := range st.Jobs {
 		if len(j.Targets) == 0 {
 			continue
 		}

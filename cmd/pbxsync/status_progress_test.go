@@ -33,6 +33,19 @@ func TestPrintStatusShowsProgress(t *testing.T) {
 	}
 }
 
+// TestPrintStatusShowsWriting: `pbxsync status` names the files a job
+// waits on because some process has them open for writing.
+func TestPrintStatusShowsWriting(t *testing.T) {
+	st := &syncer.Status{Node: "a", Jobs: []syncer.JobStatus{
+		{Name: "voicemail", Role: "source", Generation: 4, Writing: []string{"default/1234/INBOX/msg0001.wav: open for writing since 2026-12-03T20:10:00Z"}},
+	}}
+	var out bytes.Buffer
+	printStatus(&out, st)
+	if want := "voicemail: waiting until it is closed: default/1234/INBOX/msg0001.wav: open for writing since 2026-12-03T20:10:00Z"; !strings.Contains(out.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, out.String())
+	}
+}
+
 // TestPrintStatusShowsVia: a target reached through its site's relay shows
 // the relay beside its name.
 func TestPrintStatusShowsVia(t *testing.T) {
