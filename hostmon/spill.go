@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"pbxsync/internal/index"
+	"pbxsync/internal/scratch"
 )
 
 // A spilled States keeps its array of records in a file instead of the
@@ -45,12 +46,8 @@ const spillRec = 32 + 5*8 + 4 + 4 + 4 + 2 + 1 + 1
 
 // spill writes base to a new unlinked file in dir.
 func spill(dir string, base []stateRec, seed maphash.Seed) (*spilledBase, error) {
-	f, err := os.CreateTemp(dir, ".scanstate-*")
+	f, err := scratch.Create(dir, ".scanstate-*")
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return nil, err
 	}
 	sb, err := writeSpill(f, base, seed)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"iter"
 	"os"
+
+	"pbxsync/internal/scratch"
 )
 
 // servedFile is the base of a servedSet moved into a file while the job
@@ -29,12 +31,8 @@ func (s *servedSet) spill(dir string) error {
 	if s.file != nil || len(s.base) == 0 {
 		return nil
 	}
-	f, err := os.CreateTemp(dir, ".served-*")
+	f, err := scratch.Create(dir, ".served-*")
 	if err != nil {
-		return fmt.Errorf("move the served set out of memory: %w", err)
-	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return fmt.Errorf("move the served set out of memory: %w", err)
 	}
 	buf := make([]byte, 0, 4096*servedRec)
