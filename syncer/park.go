@@ -79,10 +79,7 @@ func (j *job) parkIdleIndex(now time.Time) {
 	if p.parked != nil || !j.canPark() {
 		return
 	}
-	idle := j.a.spillIdle
-	if idle <= 0 {
-		idle = defaultSpillIdle
-	}
+	idle := j.a.idleSpell()
 	if p.afterLarge {
 		// an initial sync or another large change: the job is idle once
 		// its last answer is in, and the index is all it holds

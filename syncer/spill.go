@@ -11,6 +11,16 @@ import (
 // it is moved out of memory (Options.SpillIdle).
 const defaultSpillIdle = 10 * time.Second
 
+// idleSpell is Options.SpillIdle or its default: how long a job goes
+// unchanged before its scan state moves out of memory, and without an
+// event before it lets go of its newest index (park.go).
+func (a *Agent) idleSpell() time.Duration {
+	if a.spillIdle > 0 {
+		return a.spillIdle
+	}
+	return defaultSpillIdle
+}
+
 // statesSpill is what the job loop knows of its scan state's changes, to
 // tell when it has been idle long enough to spill.
 type statesSpill struct {
@@ -45,11 +55,7 @@ func (j *job) spillIdleStates(ctx context.Context, now time.Time) {
 		sp.states, sp.changes, sp.since = s, c, now
 		return
 	}
-	idle := j.a.spillIdle
-	if idle <= 0 {
-		idle = defaultSpillIdle
-	}
-	if now.Sub(sp.since) < min(idle<<sp.fails, maxSpillWait) {
+	if now.Sub(sp.since) < min(j.a.idleSpell()<<sp.fails, maxSpillWait) {
 		return
 	}
 	if err := s.Spill(j.a.store.Dir()); err != nil {
