@@ -198,27 +198,44 @@ const syncParallel = 16
 // of a large tree.
 const syncfsMinFiles = 4096
 
-// Apply runs ops as generation gen: it stages and verifies every new file,
+// Apply runs ops as generation gen, towards want (the index the plan was
+// made towards: what each op's path must hold; it must have every path of
+// a write, mkdir or meta op): it stages and verifies every new file,
 // writes the intent journal, performs every operation and fsyncs what it
 // touched, then clears the journal. Until the journal is written nothing in
 // the tree has changed; after it, Recover finishes the work if we crash.
 // When an operation fails the journal stays: the caller restores the tree
 // and then calls Resolve. A guarded apply (Applier.guard) puts back what
 // it did itself and clears its journal; Resolve is then a no-op.
-func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op) error {
-	return a.apply(ctx, gen, ops, false)
+func (a *Applier) Apply(ctx context.Context, gen uint64, ops []Op, want Lookup) error {
+	return a.apply(ctx, gen, ops, want, false)
 }
 
 // Restore is Apply for ops that bring back content of an earlier good
 // generation (gen names the generation being undone or left): its journal
 // is rolled forward at start-up whatever gen's state.
-func (a *Applier) Restore(ctx context.Context, gen uint64, ops []Op) error {
-	return a.apply(ctx, gen, ops, true)
+func (a *Applier) Restore(ctx context.Context, gen uint64, ops []Op, want Lookup) error {
+	return a.apply(ctx, gen, ops, want, true)
 }
 
-func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool) error {
+func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, restore bool) error {
 	if len(ops) == 0 {
 		return nil
+	}
+	// wanted is the item ops[i] puts at its path (zero for a removal)
+	wanted := func(i int) index.Item {
+		if k := ops[i].Kind; k == OpDelete || k == OpRmdir {
+			return index.Item{}
+		}
+		it, _ := want(ops[i].Path)
+		return it
+	}
+	for _, op := range ops {
+		if k := op.Kind; k != OpDelete && k != OpRmdir {
+			if _, ok := want(op.Path); !ok {
+				return fmt.Errorf("job %s: the plan's %s of %s has no item in the tree it was made towards", a.Job, k, op.Path)
+			}
+		}
 	}
 	// The journal is not held as entries: entry i is made from ops[i] and
 	// the id of its staged file when it is written and when it is
@@ -239,7 +256,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	for i, op := range ops {
 		if op.Kind == OpWrite {
 			writes = append(writes, i)
-			writeBytes += op.Want.Size
+			writeBytes += wanted(i).Size
 		}
 	}
 	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
@@ -250,12 +267,13 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	// was prestaged while fetched), verified and written; the batch is
 	// made durable below.
 	err := parallelN(ctx, stageParallel, writes, func(i int) error {
-		id, err := a.stage(ctx, ops[i].Want, ops[i].Have.Kind == index.KindFile, owners)
+		w := wanted(i)
+		id, err := a.stage(ctx, w, ops[i].Have.Kind == index.KindFile, owners)
 		staged[i] = id // each worker its own entries
 		if err != nil {
 			return err
 		}
-		a.progress.add(ops[i].Want.Size)
+		a.progress.add(w.Size)
 		return nil
 	})
 	if err != nil {
@@ -301,7 +319,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 	}
 	tSynced := time.Now()
-	entry := func(i int) store.JournalEntry { return a.journalEntry(ops[i], staged[i]) }
+	entry := func(i int) store.JournalEntry { return a.journalEntry(ops[i], wanted(i), staged[i]) }
 	j := &store.Journal{Job: a.Job, Generation: gen, Restore: restore, Exchange: guarded != nil}
 	if err := a.Store.WriteJournalFunc(a.Job, j, len(ops), entry); err != nil {
 		cleanup()
@@ -322,11 +340,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 		}
 		a.Log.Debug("no local change since the rescan; renaming", "job", a.Job, "generation", gen, "ops", len(ops))
 	}
-	var want func(i int) index.Item
+	var settle func(i int) index.Item
 	if a.Settled != nil {
-		want = func(i int) index.Item { return ops[i].Want }
+		settle = wanted
 	}
-	if err := a.execute(len(ops), entry, j.Exchange, want, guarded); err != nil {
+	if err := a.execute(len(ops), entry, j.Exchange, settle, guarded); err != nil {
 		if guarded != nil {
 			// a refusal, or any failure midway: what was renamed is put
 			// back, and the apply never happened
@@ -365,10 +383,11 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, restore bool)
 	return nil
 }
 
-// journalEntry is the journal's entry of op, whose staged file (a write's,
-// or where a guarded delete sets its file aside) has the id staged.
-func (a *Applier) journalEntry(op Op, staged uint64) store.JournalEntry {
-	e := store.JournalEntry{Path: op.Path, Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(op.Want.Mode), MTime: op.Want.MTime}
+// journalEntry is the journal's entry of op, which puts w at its path
+// and whose staged file (a write's, or where a guarded delete sets its
+// file aside) has the id staged.
+func (a *Applier) journalEntry(op Op, w index.Item, staged uint64) store.JournalEntry {
+	e := store.JournalEntry{Path: op.Path, Hash: w.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(w.Mode), MTime: w.MTime}
 	switch op.Kind {
 	case OpWrite:
 		e.Op = jWrite

@@ -31,14 +31,17 @@ func BenchmarkApplyBatch(b *testing.B) {
 		}
 		a.Root = root
 		var ops []Op
+		want := index.Index{}
 		for d := range dirs {
 			p := fmt.Sprintf("d%02d", d)
-			ops = append(ops, Op{Kind: OpMkdir, Path: p, Want: index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}})
+			ops = append(ops, Op{Kind: OpMkdir, Path: p})
+			want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
 		}
 		for _, it := range items {
-			ops = append(ops, Op{Kind: OpWrite, Path: it.Path, Want: it})
+			ops = append(ops, Op{Kind: OpWrite, Path: it.Path})
+			want[it.Path] = it
 		}
-		if err := a.Apply(context.Background(), uint64(n+1), ops); err != nil {
+		if err := a.Apply(context.Background(), uint64(n+1), ops, IndexLookup(want)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -60,6 +63,7 @@ func BenchmarkApplyReplace(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			a := newApplier(b)
 			var ops []Op
+			want := index.Index{}
 			for i := range dels {
 				p := fmt.Sprintf("d/gone%04d.conf", i)
 				ops = append(ops, Op{Kind: OpDelete, Path: p, Have: Prior{Kind: index.KindFile}})
@@ -67,7 +71,8 @@ func BenchmarkApplyReplace(b *testing.B) {
 			for i := range files {
 				p := fmt.Sprintf("d/f%04d.conf", i)
 				it := a.put(b, p, fmt.Sprintf("[endpoint%d]\ntype=endpoint\ncontext=from-external\n", i), 0o644)
-				ops = append(ops, Op{Kind: OpWrite, Path: p, Want: it, Have: Prior{Kind: index.KindFile}})
+				ops = append(ops, Op{Kind: OpWrite, Path: p, Have: Prior{Kind: index.KindFile}})
+				want[p] = it
 			}
 			base := b.TempDir()
 			b.ResetTimer()
@@ -92,7 +97,7 @@ func BenchmarkApplyReplace(b *testing.B) {
 					a.guard = g
 				}
 				b.StartTimer()
-				if err := a.Apply(context.Background(), uint64(n+1), ops); err != nil {
+				if err := a.Apply(context.Background(), uint64(n+1), ops, IndexLookup(want)); err != nil {
 					b.Fatal(err)
 				}
 			}

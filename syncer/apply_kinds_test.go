@@ -28,9 +28,9 @@ func TestApplyDirectoryBecomesAFile(t *testing.T) {
 	ops := []Op{
 		{Kind: OpDelete, Path: "fd/inner.conf", Have: priorOf(old)},
 		{Kind: OpRmdir, Path: "fd", Have: Prior{Kind: index.KindDir}},
-		{Kind: OpWrite, Path: "fd", Want: file},
+		{Kind: OpWrite, Path: "fd"},
 	}
-	if err := a.Apply(context.Background(), 1, ops); err != nil {
+	if err := a.Apply(context.Background(), 1, ops, IndexLookup(index.Index{"fd": file})); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	b, err := os.ReadFile(filepath.Join(a.Root, "fd"))

@@ -39,13 +39,16 @@ func BenchmarkApplyInitial(b *testing.B) {
 		a.Root = root
 		var ops []Op
 		var paths []string
+		want := index.Index{}
 		for d := range dirs {
 			p := fmt.Sprintf("site%03d", d)
-			ops = append(ops, Op{Kind: OpMkdir, Path: p, Want: index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}})
+			ops = append(ops, Op{Kind: OpMkdir, Path: p})
+			want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
 			paths = append(paths, p)
 		}
 		for _, it := range items {
-			ops = append(ops, Op{Kind: OpWrite, Path: it.Path, Want: it})
+			ops = append(ops, Op{Kind: OpWrite, Path: it.Path})
+			want[it.Path] = it
 			// prestaged, as the fetch leaves them
 			f, name, err := a.newStagingFile()
 			if err != nil {
@@ -66,7 +69,7 @@ func BenchmarkApplyInitial(b *testing.B) {
 		states := map[string]hostmon.FileState{}
 		a.Settled = func(st hostmon.FileState) { states[st.Path] = st }
 		b.StartTimer()
-		if err := a.Apply(ctx, uint64(n+1), ops); err != nil {
+		if err := a.Apply(ctx, uint64(n+1), ops, IndexLookup(want)); err != nil {
 			b.Fatal(err)
 		}
 		d, err := hostmon.ScanTreeDelta(ctx, root, nil, paths, states, nil)

@@ -68,7 +68,7 @@ func TestApplyKeepsOwnership(t *testing.T) {
 		"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Size: 3, Mode: 0o640, Hash: index.Sum([]byte("old"))},
 		"sub":             {Path: "sub", Kind: index.KindDir, Mode: 0o755},
 	}
-	if err := a.Apply(ctx, 1, Plan(have, want)); err != nil {
+	if err := a.Apply(ctx, 1, Plan(have, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
 	owner := func(p string) (uint32, uint32) {
@@ -125,12 +125,13 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 			}
 			j := &store.Journal{Job: crashJob, Generation: n}
 			for _, op := range crashPlan(t, c.root(), c.want) {
-				s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
+				w := c.want[op.Path]
+				s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}
 				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-					Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+					Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 			}
 			if tc.breakIt {
 				// a directory where the first file goes: its rename fails
@@ -209,12 +210,13 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 	defer st.Close()
 	j := &store.Journal{Job: crashJob, Generation: crashGen}
 	for _, op := range crashPlan(t, c.root(), c.want) {
-		s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
+		w := c.want[op.Path]
+		s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
 		if err != nil {
 			t.Fatal(err)
 		}
 		j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-			Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+			Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 	}
 	if err := st.WriteJournal(crashJob, j); err != nil {
 		t.Fatal(err)
@@ -259,8 +261,9 @@ func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
 	if err := os.MkdirAll(a.Staging, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	op := Op{Kind: OpMeta, Path: "f.conf", Want: index.Item{Path: "f.conf", Kind: index.KindFile, Mode: 0o4777, MTime: 12345}}
-	if err := a.Apply(context.Background(), 1, []Op{op}); err == nil || !strings.Contains(err.Error(), "symlink") {
+	op := Op{Kind: OpMeta, Path: "f.conf"}
+	want := index.Index{"f.conf": {Path: "f.conf", Kind: index.KindFile, Mode: 0o4777, MTime: 12345}}
+	if err := a.Apply(context.Background(), 1, []Op{op}, IndexLookup(want)); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("Apply of a mode change through a symlink: %v, want a refusal naming the symlink", err)
 	}
 	after, err := os.Stat(outside)
@@ -299,7 +302,7 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 	f.WriteAt(b[:], st.Size()-100)
 	f.Close()
 	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
-	err = a.Apply(ctx, 1, Plan(index.Index{}, want))
+	err = a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want))
 	if !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("apply of corrupt stored content: %v, want store.ErrCorrupt", err)
 	}
@@ -345,7 +348,7 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 	leftover, _ := stageWith("fetched, never applied")
 	a.prestage(other.Hash, leftover, stagedMeta{})
 	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
-	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
 	after, err := os.Stat(filepath.Join(a.Root, "sounds", "a.wav"))
@@ -412,7 +415,7 @@ func TestApplyKeepsMetaSetInFetch(t *testing.T) {
 	}
 	a.prestage(plain.Hash, plainName, m)
 	want := index.Index{plain.Path: plain, suid.Path: suid, "bin": {Path: "bin", Kind: index.KindDir, Mode: 0o755}}
-	if err := a.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Lstat(filepath.Join(a.Root, "bin", "plain"))
@@ -478,7 +481,7 @@ func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&m0)
-		if err := a.Apply(context.Background(), uint64(n+1), ops); err != nil {
+		if err := a.Apply(context.Background(), uint64(n+1), ops, IndexLookup(want)); err != nil {
 			t.Fatal(err)
 		}
 		if m1.HeapAlloc > m0.HeapAlloc {

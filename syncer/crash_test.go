@@ -242,12 +242,13 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 				if op.Kind != OpWrite {
 					t.Fatalf("unexpected %v", op)
 				}
-				s, err := a.stage(ctx, op.Want, op.Have.Kind == index.KindFile, a.newOwners())
+				w := c.want[op.Path]
+				s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}
 				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-					Hash: op.Want.Hash, OldHash: op.Have.Hash, Mode: uint32(op.Want.Mode.Perm()), MTime: op.Want.MTime})
+					Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 			}
 			if err := st.WriteJournal(crashJob, j); err != nil {
 				t.Fatal(err)
@@ -488,7 +489,7 @@ func TestHelperProcess(t *testing.T) {
 		f.Write([]byte{1}) // TestApplierCrashKill times its random kills from here
 		f.Close()
 	}
-	if err := a.Apply(context.Background(), crashGen, crashPlan(t, a.Root, want)); err != nil {
+	if err := a.Apply(context.Background(), crashGen, crashPlan(t, a.Root, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()

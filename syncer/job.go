@@ -793,9 +793,9 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 	// instead of reading and hashing all of them again
 	j.applier.Settled = j.settled
 	if restore {
-		err = j.applier.Restore(ctx, gen, ops)
+		err = j.applier.Restore(ctx, gen, ops, IndexLookup(want))
 	} else {
-		err = j.applier.Apply(ctx, gen, ops)
+		err = j.applier.Apply(ctx, gen, ops, IndexLookup(want))
 	}
 	j.applier.Settled = nil
 	if err != nil && restore && ctx.Err() == nil {

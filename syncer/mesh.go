@@ -599,7 +599,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	// target's does, applyIndexScope); a refused apply's undo puts back
 	// other inodes, which it then reads
 	j.applier.Settled = j.settled
-	err = j.applier.Apply(ctx, n, ops)
+	err = j.applier.Apply(ctx, n, ops, IndexLookup(want))
 	j.applier.Settled = nil
 	if err != nil {
 		j.a.store.SetState(j.cfg.Name, n, store.StateBad, err.Error())

@@ -76,7 +76,7 @@ func TestStampGuardKeepsAnEditRacingTheApply(t *testing.T) {
 					}
 				}
 			}
-			err = a.Apply(context.Background(), 1, ops)
+			err = a.Apply(context.Background(), 1, ops, IndexLookup(want))
 			if tc.ok && err != nil {
 				t.Fatalf("apply with no edit in its way: %v", err)
 			}

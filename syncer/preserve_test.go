@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"pbxsync/internal/config"
-	"pbxsync/internal/index"
 )
 
 // TestPreserveKeepsSymlinksBesideNewDirectories: preserve, which skips
@@ -32,10 +31,10 @@ func TestPreserveKeepsSymlinksBesideNewDirectories(t *testing.T) {
 	}
 	j := &job{a: &Agent{store: ap.Store}, cfg: config.Job{Name: "conf", Path: ap.Root}, log: slog.New(slog.DiscardHandler)}
 	file := func(p string) Op {
-		return Op{Kind: OpWrite, Path: p, Want: index.Item{Path: p, Kind: index.KindFile}}
+		return Op{Kind: OpWrite, Path: p}
 	}
 	dir := func(p string) Op {
-		return Op{Kind: OpMkdir, Path: p, Want: index.Item{Path: p, Kind: index.KindDir}}
+		return Op{Kind: OpMkdir, Path: p}
 	}
 	ops := []Op{dir("gone"), dir("gone/sub"), file("gone/a"), file("gone/sub/b"), file("gonex/link"),
 		file("new/x"), file("new/y"), file("d/e/link"), file("d/e/f"), file("top")}

@@ -52,7 +52,7 @@ func TestPutFetchedOfferedItemKeepsNoMeta(t *testing.T) {
 		t.Errorf("an announced item's staging file got meta %+v, want mode 0604 and mtime %d", m, announced.MTime)
 	}
 	want := index.Index{full.Path: full, announced.Path: announced, "etc": {Path: "etc", Kind: index.KindDir, Mode: 0o755}}
-	if err := ap.Apply(ctx, 1, Plan(index.Index{}, want)); err != nil {
+	if err := ap.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
 	for _, it := range []index.Item{full, announced} {

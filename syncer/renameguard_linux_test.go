@@ -18,6 +18,7 @@ import (
 type guardFixture struct {
 	a    *Applier
 	ops  []Op
+	to   index.Index       // the index ops were made towards
 	old  map[string]string // the tree before (path → content, "/" a directory)
 	want map[string]string // the tree after the apply
 }
@@ -55,7 +56,7 @@ func newGuardFixture(t *testing.T) *guardFixture {
 		}
 		wantIx[p] = a.put(t, p, c, 0o644)
 	}
-	return &guardFixture{a: a, ops: Plan(have, wantIx), old: old, want: want}
+	return &guardFixture{a: a, ops: Plan(have, wantIx), to: wantIx, old: old, want: want}
 }
 
 // treeHolds fails t unless root holds exactly want (path → content, "/"
@@ -187,7 +188,7 @@ func TestGuardedRenamesKeepAnEditAtEachRename(t *testing.T) {
 					}
 				}
 			}
-			err = a.Apply(context.Background(), 1, f.ops)
+			err = a.Apply(context.Background(), 1, f.ops, IndexLookup(f.to))
 			want := f.want
 			if ed.refused {
 				if !errors.Is(err, errLocalChange) {

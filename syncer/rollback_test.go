@@ -87,19 +87,19 @@ func BenchmarkRollback100(b *testing.B) {
 		return x
 	}
 	good, bad := gen(1), gen(2)
-	if err := a.Apply(ctx, 1, Plan(index.Index{}, good)); err != nil {
+	if err := a.Apply(ctx, 1, Plan(index.Index{}, good), IndexLookup(good)); err != nil {
 		b.Fatal(err)
 	}
 	var took []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		if err := a.Apply(ctx, 2, Plan(good, bad)); err != nil {
+		if err := a.Apply(ctx, 2, Plan(good, bad), IndexLookup(bad)); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		start := time.Now()
-		if err := a.Apply(ctx, 3, Plan(bad, good)); err != nil {
+		if err := a.Apply(ctx, 3, Plan(bad, good), IndexLookup(good)); err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))

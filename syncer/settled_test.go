@@ -30,25 +30,17 @@ func TestApplySettlesWhatItWrote(t *testing.T) {
 			if large {
 				a.syncfsMin = 10
 			}
-			var ops []Op
+			tree := index.Index{} // the directories and want
 			for d := range 3 {
 				p := fmt.Sprintf("d%d", d)
-				ops = append(ops, Op{Kind: OpMkdir, Path: p, Want: index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}})
+				tree[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
 			}
 			want := map[string]index.Item{}
 			for i := range 30 {
 				it := a.put(t, fmt.Sprintf("d%d/f%02d.conf", i%3, i), fmt.Sprintf("[endpoint%d]\ntype=endpoint\n", i), 0o644)
-				want[it.Path] = it
-				ops = append(ops, Op{Kind: OpWrite, Path: it.Path, Want: it})
+				want[it.Path], tree[it.Path] = it, it
 			}
-			ops = PlanPaths(IndexLookup(nil), func(p string) (index.Item, bool) {
-				for _, op := range ops {
-					if op.Path == p {
-						return op.Want, true
-					}
-				}
-				return index.Item{}, false
-			}, opPaths(ops))
+			ops := Plan(index.Index{}, tree)
 			states := map[string]hostmon.FileState{}
 			a.Settled = func(st hostmon.FileState) {
 				if st.Path == "d1/f01.conf" {
@@ -62,7 +54,7 @@ func TestApplySettlesWhatItWrote(t *testing.T) {
 				}
 				states[st.Path] = st
 			}
-			if err := a.Apply(context.Background(), 1, ops); err != nil {
+			if err := a.Apply(context.Background(), 1, ops, IndexLookup(tree)); err != nil {
 				t.Fatal(err)
 			}
 			if len(states) != len(want) {
