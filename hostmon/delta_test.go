@@ -39,6 +39,15 @@ func TestScanTreeDeltaRecordsOnlyWhatItScanned(t *testing.T) {
 	if !maps.EqualFunc(prev, before, func(a, b FileState) bool { return a.Item.SameContent(b.Item) && a.CTime == b.CTime }) {
 		t.Fatal("ScanTreeDelta changed prev")
 	}
+	// the same scan with WithChangesOnly leaves out the directories, as
+	// prev has them, and finds the edit
+	only, err := ScanTreeDelta(context.Background(), root, nil, []string{"d07/sub/f042.conf"}, prev, nil, WithChangesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := keys(only.States), []string{"d07/sub/f042.conf"}; !slices.Equal(got, want) {
+		t.Fatalf("delta of changes only records %v, want %v", got, want)
+	}
 	d.Apply(prev)
 	checkSameStates(t, prev, scan(t, root, nil, nil))
 }
@@ -48,6 +57,18 @@ func TestScanTreeDeltaRecordsOnlyWhatItScanned(t *testing.T) {
 // directory removed, a nested tree created, a parent replaced by a file),
 // prev with the delta applied equals a full scan.
 func TestScanTreeDeltaApplyEqualsFullScan(t *testing.T) {
+	for _, only := range []bool{false, true} {
+		t.Run(fmt.Sprint("changes only=", only), func(t *testing.T) {
+			var opts []ScanOption
+			if only {
+				opts = append(opts, WithChangesOnly())
+			}
+			testScanTreeDeltaApplyEqualsFullScan(t, opts)
+		})
+	}
+}
+
+func testScanTreeDeltaApplyEqualsFullScan(t *testing.T, opts []ScanOption) {
 	root := t.TempDir()
 	writeFile(t, root, "a/b/c.conf", "1", 0o644)
 	writeFile(t, root, "a/b/d.conf", "2", 0o644)
@@ -74,7 +95,7 @@ func TestScanTreeDeltaApplyEqualsFullScan(t *testing.T) {
 	states := scan(t, root, nil, nil)
 	for _, st := range steps {
 		st.do()
-		d, err := ScanTreeDelta(context.Background(), root, nil, st.paths, states, nil)
+		d, err := ScanTreeDelta(context.Background(), root, nil, st.paths, states, nil, opts...)
 		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}

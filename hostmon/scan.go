@@ -303,6 +303,9 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 	s.parents = make(map[string]bool)
 	handled := make(map[string]bool)
 	gone := make(map[string]bool) // entries of prev that may be gone
+	if s.onlyChanges {
+		s.changedOnly, s.gone = true, gone
+	}
 	var shallowed []string
 	for _, p := range roots {
 		if err := s.ctx.Err(); err != nil {
@@ -460,6 +463,14 @@ func WithOpenForWriting(readAnyway map[string]bool) ScanOption {
 // is read all the same (WithOpenForWriting).
 const writeSettle = time.Minute
 
+// WithChangesOnly makes a scan of paths (not of the whole tree, which
+// always does) return in Delta.States only the states that differ from
+// prev's: a rescan of what an apply just wrote and settled (100,000 files
+// after an initial sync) then holds no second copy of their states.
+func WithChangesOnly() ScanOption {
+	return func(s *scanner) { s.onlyChanges = true }
+}
+
 // WithSink makes a scan hand every file it reads to sink (see
 // ContentSink) instead of only hashing it. Files the scan trusts by
 // their stat are not read and not handed over. A sink's own failure
@@ -477,10 +488,14 @@ type scanner struct {
 	log     *slog.Logger
 	buf     []byte
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
-	// changedOnly (a full rescan by ScanTreeDelta): out gets only entries
-	// that differ from prev; seen has every entry met.
+	// changedOnly: out gets only entries that differ from prev. A full
+	// rescan (ScanTreeDelta of "") notes every entry met in seen; a scan
+	// of paths (WithChangesOnly: onlyChanges) takes every entry met off
+	// gone, the entries of prev it may find removed.
 	changedOnly bool
 	seen        map[string]struct{}
+	onlyChanges bool
+	gone        map[string]bool
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	// writers: leave files open for writing alone (WithOpenForWriting),
@@ -531,7 +546,11 @@ func newScanner(ctx context.Context, root string, f *Filter, prev Prev, log *slo
 // put records the state of rel.
 func (s *scanner) put(rel string, st FileState) {
 	if s.changedOnly {
-		s.seen[rel] = struct{}{}
+		if s.seen != nil {
+			s.seen[rel] = struct{}{}
+		} else {
+			delete(s.gone, rel)
+		}
 		if p, ok := s.prev.Get(rel); ok && sameState(p, st) {
 			return
 		}

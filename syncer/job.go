@@ -714,7 +714,7 @@ func (j *job) ensureStored(ctx context.Context, x index.Index) error {
 	if j.latest != nil {
 		base = j.latest.Index
 	}
-	for _, it := range j.missingBlobs(newContent(base, x)) {
+	for _, it := range j.missingContent(base, x) {
 		st, ok := j.states.Get(it.Path)
 		if !ok || st.Hash != it.Hash {
 			return fmt.Errorf("%s (%s) is neither in the store nor in the tree", it.Path, it.Hash.Short())

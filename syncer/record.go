@@ -118,12 +118,19 @@ func (j *job) record(ctx context.Context, g *store.Generation, ch *changeSet) (u
 	return n, err
 }
 
-// newContent returns the file items of x whose content
-// base does not hold at the same path: the only ones whose blobs may be
-// missing from the store when base is a recorded generation (the store
-// keeps the blobs of its generations).
-func newContent(base, x index.Index) []index.Item {
-	var out []index.Item
+// missingChunk is how many items missingContent looks up in the store
+// at once.
+const missingChunk = 4096
+
+// missingContent returns the file items of x whose content base does not
+// hold at the same path (the only ones whose blobs may be missing from
+// the store when base is a recorded generation: the store keeps the blobs
+// of its generations) and whose blob the store lacks. It looks them up
+// missingChunk at a time: an initial sync's 100k new files, found in the
+// store as the fetch or the scan left them, were held as a list of items
+// and a list and a set of their hashes at once (~30 MB of a target's heap).
+func (j *job) missingContent(base, x index.Index) []index.Item {
+	var out, chunk []index.Item
 	for p, it := range x {
 		if it.Kind != index.KindFile || it.Deleted {
 			continue
@@ -131,9 +138,16 @@ func newContent(base, x index.Index) []index.Item {
 		if old, ok := base[p]; ok && old.Kind == index.KindFile && !old.Deleted && old.Hash == it.Hash {
 			continue
 		}
-		out = append(out, it)
+		if chunk == nil {
+			chunk = make([]index.Item, 0, min(len(x), missingChunk))
+		}
+		chunk = append(chunk, it)
+		if len(chunk) == missingChunk {
+			out = append(out, j.missingBlobs(chunk)...)
+			chunk = chunk[:0]
+		}
 	}
-	return out
+	return append(out, j.missingBlobs(chunk)...)
 }
 
 // missingBlobs returns the items of items whose blob the store lacks, in

@@ -83,15 +83,16 @@ func (j *job) storeFile(ctx context.Context, rel string) (index.Hash, int64, err
 	return j.a.store.PutReader(ctx, f)
 }
 
-// storeTree puts into the store the files of cand (items of local) that
-// the store lacks, a few at a time. A file that changed since the scan is
+// storeTree puts into the store the files of local that the store lacks
+// (of those whose content base, a recorded generation, does not hold at
+// their path), a few at a time. A file that changed since the scan is
 // stored as read, and its item in local updated; one removed since is
 // removed from local: the watcher reports the change and the next
 // generation carries it.
-func (j *job) storeTree(ctx context.Context, local index.Index, cand []index.Item) error {
+func (j *job) storeTree(ctx context.Context, local, base index.Index) error {
 	started := time.Now()
 	var need []string
-	for _, it := range j.missingBlobs(cand) {
+	for _, it := range j.missingContent(base, local) {
 		need = append(need, it.Path)
 	}
 	defer func() {
@@ -153,7 +154,7 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 	if j.recorded != nil {
 		base = j.recorded.Index
 	}
-	if err := j.storeTree(ctx, local, newContent(base, local)); err != nil {
+	if err := j.storeTree(ctx, local, base); err != nil {
 		return err
 	}
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: j.changedPaths(prev, local), State: store.StateGood, Reason: reason, Index: local}
@@ -187,7 +188,7 @@ func (j *job) newSourceChange(ctx context.Context) error {
 			next[p] = st.Item
 		}
 	}
-	if err := j.storeTree(ctx, next, newContent(subIndex(cur, paths), next)); err != nil {
+	if err := j.storeTree(ctx, next, subIndex(cur, paths)); err != nil {
 		return err
 	}
 	pg := newPrevGen(j.latest.Number, cur, next, paths)

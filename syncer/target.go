@@ -562,7 +562,7 @@ func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *pr
 		base = j.latest.Index // its blobs are in the store
 	}
 	// what the tree has, ensureStored copies
-	need := core.ToFetch(j.missingBlobs(newContent(base, want)), func(p string) (index.Hash, bool) {
+	need := core.ToFetch(j.missingContent(base, want), func(p string) (index.Hash, bool) {
 		st, ok := j.states.Get(p)
 		return st.Hash, ok
 	})
