@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -95,6 +94,27 @@ func (g *Generation) Info() GenerationInfo {
 	return GenerationInfo{Job: g.Job, Number: g.Number, Time: g.Time, Origin: g.Origin,
 		SourceVersion: g.SourceVersion, Changed: ch, State: g.State, Reason: g.Reason, Links: g.Links}
 }
+
+// changeList is what a record writes: paths (sorted once the record is
+// prepared) and, for each, its new item, or none: the path is removed.
+// The items are looked up where the caller holds them (a generation's
+// index, a list of changes) as they are written, not copied into the
+// list: a first generation's 100,000 changes held a copy of every item,
+// and the blobs they need a list of their own (~14 MB of heap at the
+// record of an initial sync, on both sides).
+type changeList struct {
+	paths []string
+	item  func(p string) (index.Item, bool)
+}
+
+func (c changeList) len() int { return len(c.paths) }
+
+// part is the changes of c.paths[i:j].
+func (c changeList) part(i, j int) changeList { return changeList{paths: c.paths[i:j], item: c.item} }
+
+// missingChunk is how many blobs a record looks up at once to check that
+// the store holds them (prepareRecord).
+const missingChunk = 8192
 
 // Change is what one generation did to one path: the item before (in the
 // previous generation) and after; nil where the path was absent.
@@ -300,7 +320,7 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 			return 0, fmt.Errorf("store: job %q: add generation: index key %q holds item %q", g.Job, k, it.Path)
 		}
 	}
-	return s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) ([]Change, error) {
+	return s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) (changeList, error) {
 		return diffItems(ctx, items, g.Index)
 	})
 }
@@ -313,15 +333,21 @@ func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error
 // g.Changed is recorded as given. The cost is O(len(set)+len(del))
 // whatever the size of the job.
 func (s *Store) AddGenerationChanges(ctx context.Context, g *Generation, base uint64, set []index.Item, del []string) (uint64, error) {
-	return s.addGeneration(ctx, g, base, true, func(*bolt.Bucket) ([]Change, error) {
-		out := make([]Change, 0, len(set)+len(del))
+	return s.addGeneration(ctx, g, base, true, func(*bolt.Bucket) (changeList, error) {
+		paths := make([]string, 0, len(set)+len(del))
+		at := make(map[string]int, len(set)) // path → its item in set
 		for i := range set {
-			out = append(out, Change{Path: set[i].Path, New: &set[i]})
+			paths = append(paths, set[i].Path)
+			at[set[i].Path] = i
 		}
-		for _, p := range del {
-			out = append(out, Change{Path: p})
-		}
-		return out, nil
+		paths = append(paths, del...)
+		return changeList{paths: paths, item: func(p string) (index.Item, bool) {
+			i, ok := at[p]
+			if !ok {
+				return index.Item{}, false
+			}
+			return set[i], true
+		}}, nil
 	})
 }
 
@@ -330,7 +356,7 @@ var ErrConflict = errors.New("conflict")
 
 // addGeneration records a generation whose changes (New only; nil New
 // removes the path) diff computes against the job's items.
-func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, checkBase bool, diff func(items *bolt.Bucket) ([]Change, error)) (uint64, error) {
+func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, checkBase bool, diff func(items *bolt.Bucket) (changeList, error)) (uint64, error) {
 	if err := s.writable(); err != nil {
 		return 0, err
 	}
@@ -366,7 +392,7 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 		if err != nil {
 			return err
 		}
-		if len(changes) > s.recordChunk() {
+		if changes.len() > s.recordChunk() {
 			// counted under s.mu, as GC's sweep checks it (recordChunked
 			// and the failure below count it down)
 			s.recording.Add(1)
@@ -420,7 +446,7 @@ func (s *Store) flushBeforeRecord() error {
 // the changes diff returns against the job's items, in this one
 // transaction whatever their number. checkBlobs refuses a change whose
 // blob the store lacks.
-func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) ([]Change, error)) (nitems, nchanged int, err error) {
+func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) (changeList, error)) (nitems, nchanged int, err error) {
 	jb, prev, changes, err := s.prepareRecord(ctx, tx, info, base, checkBase, checkBlobs, diff)
 	if err != nil {
 		return 0, 0, err
@@ -432,54 +458,64 @@ func (s *Store) recordTx(ctx context.Context, tx *bolt.Tx, info *GenerationInfo,
 // newest generation and the changes diff returns against its items,
 // sorted by path and checked: each path once, valid items, and (with
 // checkBlobs) every blob they need in the store.
-func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) ([]Change, error)) (jb *bolt.Bucket, prev uint64, changes []Change, err error) {
+func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *GenerationInfo, base uint64, checkBase, checkBlobs bool, diff func(items *bolt.Bucket) (changeList, error)) (jb *bolt.Bucket, prev uint64, changes changeList, err error) {
 	job := info.Job
 	jb, err = jobBucket(tx, job, true)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, changeList{}, err
 	}
 	prev = newestGen(jb)
 	if checkBase && prev != base {
-		return nil, 0, nil, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
+		return nil, 0, changeList{}, fmt.Errorf("%w: the changes apply to generation %d, the newest is %d", ErrConflict, base, prev)
 	}
 	items := jb.Bucket(bktItems)
 	changes, err = diff(items)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, changeList{}, err
 	}
-	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
+	slices.Sort(changes.paths)
+	// the blobs the items need are looked up a chunk at a time (their
+	// hashes sorted within it), not listed all at once
 	var need []blobUse
-	if checkBlobs {
-		need = make([]blobUse, 0, len(changes)) // a first generation's 100,000: no doubling
-	}
-	for i, c := range changes {
-		if i > 0 && changes[i-1].Path == c.Path {
-			return nil, 0, nil, fmt.Errorf("path %q changed twice", c.Path)
+	var missing []string
+	for i, p := range changes.paths {
+		if i > 0 && changes.paths[i-1] == p {
+			return nil, 0, changeList{}, fmt.Errorf("path %q changed twice", p)
 		}
-		if c.New == nil {
-			if err := index.ValidatePath(c.Path); err != nil {
-				return nil, 0, nil, err
+		it, ok := changes.item(p)
+		if !ok {
+			if err := index.ValidatePath(p); err != nil {
+				return nil, 0, changeList{}, err
 			}
 			continue
 		}
-		if c.New.Path != c.Path {
-			return nil, 0, nil, fmt.Errorf("item %q under path %q", c.New.Path, c.Path)
+		if it.Path != p {
+			return nil, 0, changeList{}, fmt.Errorf("item %q under path %q", it.Path, p)
 		}
-		if err := validateItem(c.New); err != nil {
-			return nil, 0, nil, err
+		if err := validateItem(&it); err != nil {
+			return nil, 0, changeList{}, err
 		}
-		if checkBlobs && c.New.Kind == index.KindFile && !c.New.Deleted {
-			need = append(need, blobUse{c.New.Hash, c.Path})
+		if checkBlobs && it.Kind == index.KindFile && !it.Deleted {
+			if need == nil {
+				need = make([]blobUse, 0, min(changes.len(), missingChunk))
+			}
+			need = append(need, blobUse{it.Hash, p})
+			if len(need) == missingChunk {
+				missing = append(missing, s.missingTx(tx, need)...)
+				need = need[:0]
+			}
 		}
 	}
-	if missing := s.missingTx(tx, need); len(missing) > 0 {
+	missing = append(missing, s.missingTx(tx, need)...)
+	if len(missing) > 0 {
+		slices.Sort(missing)
 		total := len(missing)
 		more := ""
 		if total > 10 {
 			more = fmt.Sprintf(" and %d more", total-10)
 			missing = missing[:10]
 		}
-		return nil, 0, nil, fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more)
+		return nil, 0, changeList{}, fmt.Errorf("%w: %d blobs missing from the store: %s%s", ErrNotFound, total, strings.Join(missing, ", "), more)
 	}
 	return jb, prev, changes, nil
 }
@@ -487,7 +523,7 @@ func (s *Store) prepareRecord(ctx context.Context, tx *bolt.Tx, info *Generation
 // writeRecord writes the checked changes of a generation (see
 // prepareRecord) and its metadata in tx: the generation is complete when
 // tx commits.
-func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *GenerationInfo, prev uint64, changes []Change) (nitems, nchanged int, err error) {
+func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *GenerationInfo, prev uint64, changes changeList) (nitems, nchanged int, err error) {
 	if info.Number == 0 {
 		info.Number = nextNumber(jb)
 	}
@@ -519,13 +555,17 @@ func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *Genera
 // changes they need go to deltas: +1 for each new live file, -1 for each
 // old one unless keepOld (rec keeps the old items for good). count
 // follows the number of items.
-func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, changes []Change, deltas map[index.Hash]int64, count *int64) (nchanged int, err error) {
+func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, changes changeList, deltas map[index.Hash]int64, count *int64) (nchanged int, err error) {
 	items := jb.Bucket(bktItems)
 	items.FillPercent = fillPercent
 	var buf []byte
-	for _, c := range changes {
+	for _, p := range changes.paths {
 		if err := ctx.Err(); err != nil {
 			return 0, err
+		}
+		c := Change{Path: p}
+		if it, ok := changes.item(p); ok {
+			c.New = &it
 		}
 		k := []byte(c.Path)
 		oldv := items.Get(k)

@@ -157,6 +157,23 @@ func TestAddGenerationRefuses(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "lost.conf") || !strings.Contains(err.Error(), missing.String()) || !strings.Contains(err.Error(), `"j"`) {
 		t.Fatalf("missing blob: %v", err)
 	}
+	// blobs are checked a chunk at a time: missing ones in two chunks
+	// are all named (the items share one stored blob but for two)
+	big := index.Index{}
+	a := x["a.conf"]
+	for i := range missingChunk + 10 {
+		it := a
+		it.Path = fmt.Sprintf("d/f%05d.conf", i)
+		if i == 3 || i == missingChunk+5 {
+			it.Hash = index.Sum([]byte(it.Path))
+		}
+		big[it.Path] = it
+	}
+	_, err = s.AddGeneration(ctx, &Generation{Job: "big", Index: big})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "2 blobs missing") ||
+		!strings.Contains(err.Error(), "d/f00003.conf") || !strings.Contains(err.Error(), fmt.Sprintf("d/f%05d.conf", missingChunk+5)) {
+		t.Fatalf("blobs missing in two chunks: %v", err)
+	}
 	// A deleted file needs no blob.
 	x["lost.conf"] = index.Item{Path: "lost.conf", Kind: index.KindFile, Deleted: true, Hash: missing}
 	if _, err := s.AddGeneration(ctx, &Generation{Job: "j", Index: x}); err != nil {
@@ -556,7 +573,7 @@ func TestRecordFlushesPendingFirst(t *testing.T) {
 		x := makeIndex(t, s, files)
 		flushing := -1
 		g := &Generation{Job: job, Origin: "pbx-a", State: StateGood, Index: x}
-		if _, err := s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) ([]Change, error) {
+		if _, err := s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) (changeList, error) {
 			flushing = len(s.flushing) // the batch the record's transaction makes durable
 			return diffItems(ctx, items, x)
 		}); err != nil {

@@ -67,7 +67,7 @@ func (s *Store) migrateJob1(ctx context.Context, job string) error {
 		info := m.info
 		g := &Generation{Index: x}
 		err = s.update(func(tx *bolt.Tx) error {
-			_, _, err := s.recordTx(ctx, tx, &info, 0, false, false, func(items *bolt.Bucket) ([]Change, error) {
+			_, _, err := s.recordTx(ctx, tx, &info, 0, false, false, func(items *bolt.Bucket) (changeList, error) {
 				return diffItems(ctx, items, g.Index)
 			})
 			return err
@@ -132,40 +132,42 @@ func (s *Store) migrateJob1(ctx context.Context, job string) error {
 	})
 }
 
-// diffItems returns the changes that turn items into x.
-func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) ([]Change, error) {
-	var out []Change
+// diffItems returns the changes that turn items into x: the paths where
+// they differ, each with its item looked up in x (none: removed).
+func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) (changeList, error) {
+	var paths []string
 	c := items.Cursor()
 	k, v := c.First()
 	if k == nil {
-		// a first generation: every item is a change (append's doubling
-		// held up to twice the 3 MiB of 100,000 changes at the record)
-		out = make([]Change, 0, len(x))
+		// a first generation: every item is a change
+		paths = make([]string, 0, len(x))
 	}
 	for ; k != nil; k, v = c.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return changeList{}, err
 		}
-		p := string(k)
-		nw, ok := x[p]
+		nw, ok := x[string(k)]
 		if !ok {
-			out = append(out, Change{Path: p})
+			paths = append(paths, string(k))
 			continue
 		}
-		old, err := decodeItem(p, v)
+		old, err := decodeItem(nw.Path, v)
 		if err != nil {
-			return nil, err
+			return changeList{}, err
 		}
 		if !sameItem(&old, &nw) {
-			out = append(out, Change{Path: p, New: &nw})
+			paths = append(paths, nw.Path)
 		}
 	}
-	for p, it := range x {
+	for p := range x {
 		if items.Get([]byte(p)) == nil {
-			out = append(out, Change{Path: p, New: &it})
+			paths = append(paths, p)
 		}
 	}
-	return out, nil
+	return changeList{paths: paths, item: func(p string) (index.Item, bool) {
+		it, ok := x[p]
+		return it, ok
+	}}, nil
 }
 
 // migrateBlobs1 copies the small blob files into the database, in

@@ -107,7 +107,7 @@ func decodeMark(v []byte) (*recordingMark, error) {
 type chunkedRecord struct {
 	info    *GenerationInfo
 	mark    recordingMark
-	changes []Change
+	changes changeList
 	count   int64 // the job's items before
 }
 
@@ -150,7 +150,7 @@ func (s *Store) undoFailed(job string) error {
 
 // startRecording is step 1 in tx: it reserves info's number and writes
 // the mark and the empty change record.
-func startRecording(tx *bolt.Tx, jb *bolt.Bucket, info *GenerationInfo, prev uint64, changes []Change) (*chunkedRecord, error) {
+func startRecording(tx *bolt.Tx, jb *bolt.Bucket, info *GenerationInfo, prev uint64, changes changeList) (*chunkedRecord, error) {
 	if info.Number == 0 {
 		info.Number = nextNumber(jb)
 	}
@@ -202,8 +202,8 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 	}
 	deltas := map[index.Hash]int64{}
 	count := r.count
-	for i := 0; i < len(r.changes); i += chunk {
-		part := r.changes[i:min(i+chunk, len(r.changes))]
+	for i := 0; i < r.changes.len(); i += chunk {
+		part := r.changes.part(i, min(i+chunk, r.changes.len()))
 		err := s.update(func(tx *bolt.Tx) error {
 			jb, rec, err := bucket(tx)
 			if err != nil {
@@ -218,7 +218,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 			return 0, 0, err
 		}
 	}
-	r.changes = nil // the chunks are written: let it go
+	r.changes = changeList{} // the chunks are written: let it go
 	// a long changed list (a first generation's: every path) goes out of
 	// line a chunk per transaction too; undoRecording removes a part
 	listed := len(r.info.Changed) > changedInlineMax
