@@ -80,7 +80,7 @@ func TestRunWithAsterisk(t *testing.T) {
 	var logBuf astLogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runAgent(ctx, cfg, newLogger(&logBuf, "debug", false), nil) }()
+	go func() { done <- runAgent(ctx, cfg, newLogger(&logBuf, "debug", false), nil, nil) }()
 	defer func() {
 		cancel()
 		select {

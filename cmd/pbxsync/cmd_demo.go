@@ -70,7 +70,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer logf.Close()
 		running++
-		go func() { errs <- runAgent(ctx, n.cfg, newLogger(logf, "info", false), nil) }()
+		go func() { errs <- runAgent(ctx, n.cfg, newLogger(logf, "info", false), nil, nil) }()
 	}
 	src, targets := nodes[0], nodes[1:]
 	fmt.Fprintf(stdout, "pbxsync demo: three agents on 127.0.0.1, each with a simulated Asterisk\n")

@@ -29,7 +29,7 @@ const exitConfig = 78
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "[--config FILE]",
-		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).\nThe Go heap's soft limit is [node] memory_limit (default 128MiB; GOMEMLIMIT wins).", stderr)
+		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).\nThe Go heap's soft limit is [node] memory_limit (default 64MiB, raised to 4/3 of\nthe live heap while that needs more; GOMEMLIMIT wins).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	jsonLog := fs.Bool("log-json", false, "log JSON objects instead of key=value text")
 	if code, done := parse(fs, args); done {
@@ -41,7 +41,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(stderr, cfg.Node.LogLevel, *jsonLog)
-	applyMemoryLimit(cfg.Node, log)
+	mem := newMemoryLimit(log)
+	mem.configure(cfg.Node)
+	memCtx, stopMem := context.WithCancel(ctx)
+	defer stopMem()
+	go mem.run(memCtx)
 	stopProfile, err := startProfile()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -51,7 +55,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if err := runAgent(ctx, cfg, log, hup); err != nil {
+	if err := runAgent(ctx, cfg, log, hup, mem); err != nil {
 		log.Error("agent failed", "err", err)
 		return 1
 	}
@@ -96,8 +100,9 @@ func (h agentHealth) Healthy(ctx context.Context) error { return h.a.Healthy(ctx
 func (h agentHealth) LocalState() *wire.State { return h.a.LocalState() }
 
 // runAgent runs one agent with cfg until ctx is done. A signal on reload
-// (may be nil) re-reads cfg.File.
-func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan os.Signal) error {
+// (may be nil) re-reads cfg.File, and mem (nil when several agents share
+// the process: the demo) takes its [node] memory_limit.
+func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload <-chan os.Signal, mem *memoryLimit) error {
 	id, err := identity.LoadOrCreate(cfg.Node.DataDir)
 	if err != nil {
 		return err
@@ -201,7 +206,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 				if n, o := next.Node, cfg.Node; n.HTTP != o.HTTP || n.HTTPCert != o.HTTPCert || n.HTTPKey != o.HTTPKey {
 					log.Warn("[node] http, http_cert or http_key changed; restart the agent to use the new settings", "file", cfg.File)
 				}
-				applyMemoryLimit(next.Node, log)
+				if mem != nil {
+					mem.configure(next.Node)
+				}
 				cfg = next
 			}
 			daemon.SdNotify(false, daemon.SdNotifyReady)

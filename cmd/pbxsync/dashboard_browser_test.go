@@ -126,7 +126,7 @@ func (n *dashNode) start(t *testing.T, peer *dashNode, jobExtra string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan error, 1)
-	go func() { n.done <- runAgent(ctx, cfg, newLogger(&n.log, "debug", false), nil) }()
+	go func() { n.done <- runAgent(ctx, cfg, newLogger(&n.log, "debug", false), nil, nil) }()
 }
 
 func (n *dashNode) stop(t *testing.T) {

@@ -1,29 +1,131 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
 
 	"pbxsync/internal/config"
 )
 
-// applyMemoryLimit sets the Go runtime's soft memory limit to [node]
+// memoryLimit keeps the Go runtime's soft memory limit at [node]
 // memory_limit (0: none). Near the limit the collector runs more often
 // instead of letting the heap grow to twice its live size, so the agent's
 // resident memory follows its live heap; it is never an error to exceed
-// it. GOMEMLIMIT in the environment wins over the configuration.
-func applyMemoryLimit(n config.Node, log *slog.Logger) {
+// it. A live heap that grows past three quarters of the limit (a job of
+// several hundred thousand files, an initial sync) raises the limit to
+// 4/3 of it, so that the collector always has a quarter of the live heap
+// to fill between two runs instead of running without pause, and the
+// limit comes back down once the live heap does. GOMEMLIMIT in the
+// environment wins over all of this.
+type memoryLimit struct {
+	log *slog.Logger
+	// set is debug.SetMemoryLimit; live reads the live heap as of the
+	// last collection (tests replace both)
+	set  func(int64) int64
+	live func() uint64
+
+	mu     sync.Mutex
+	base   int64 // memory_limit; 0: none
+	env    bool  // GOMEMLIMIT is set: leave the runtime alone
+	limit  int64 // the limit set now (0: none set yet)
+	raised bool  // limit is above base
+}
+
+// memoryPoll is how often the live heap is looked at.
+const memoryPoll = 500 * time.Millisecond
+
+func newMemoryLimit(log *slog.Logger) *memoryLimit {
+	return &memoryLimit{log: log, set: debug.SetMemoryLimit, live: liveHeap}
+}
+
+// configure takes memory_limit from n (at start and at each reload) and
+// sets the limit at once.
+func (m *memoryLimit) configure(n config.Node) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if env := os.Getenv("GOMEMLIMIT"); env != "" {
-		log.Debug("memory limit from GOMEMLIMIT; [node] memory_limit ignored", "GOMEMLIMIT", env)
+		if !m.env {
+			m.log.Debug("memory limit from GOMEMLIMIT; [node] memory_limit ignored", "GOMEMLIMIT", env)
+		}
+		m.env = true
 		return
 	}
-	limit := n.MemoryLimit
-	if limit <= 0 {
-		limit = math.MaxInt64 // the runtime's "no limit"
+	m.env = false
+	m.base = max(n.MemoryLimit, 0)
+	m.apply(m.live())
+}
+
+// adjust sets the limit for a live heap of live bytes.
+func (m *memoryLimit) adjust(live uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.env {
+		m.apply(live)
 	}
-	if old := debug.SetMemoryLimit(limit); old != limit {
-		log.Debug("memory limit set", "bytes", n.MemoryLimit)
+}
+
+// apply sets the limit limitFor gives, logging when it leaves memory_limit
+// or comes back to it. The caller holds m.mu.
+func (m *memoryLimit) apply(live uint64) {
+	want := limitFor(m.base, live)
+	if want == m.limit {
+		return
 	}
+	first := m.limit == 0
+	m.set(want)
+	m.limit = want
+	raised := m.base > 0 && want > m.base
+	switch {
+	case raised && !m.raised:
+		m.log.Info("the live heap needs more than memory_limit; raising the memory limit while it does", "live_bytes", live, "memory_limit", m.base, "limit", want)
+	case !raised && m.raised:
+		m.log.Info("memory limit back at memory_limit", "live_bytes", live, "memory_limit", m.base)
+	case first:
+		m.log.Debug("memory limit set", "bytes", m.base)
+	}
+	m.raised = raised
+}
+
+// limitFor is the memory limit for a live heap of live bytes under a
+// memory_limit of base: base while the live heap is at most three
+// quarters of it, else 4/3 of the live heap; no limit (MaxInt64) for a
+// base of 0.
+func limitFor(base int64, live uint64) int64 {
+	if base <= 0 {
+		return math.MaxInt64
+	}
+	if live > math.MaxInt64/4 {
+		return math.MaxInt64
+	}
+	return max(base, int64(live)*4/3)
+}
+
+// run adjusts the limit to the live heap every memoryPoll until ctx ends.
+func (m *memoryLimit) run(ctx context.Context) {
+	t := time.NewTicker(memoryPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.adjust(m.live())
+		}
+	}
+}
+
+// liveHeap returns the bytes of heap the last collection found live.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

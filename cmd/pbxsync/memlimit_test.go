@@ -1,32 +1,101 @@
 package main
 
 import (
-	"io"
+	"bytes"
 	"log/slog"
 	"math"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"pbxsync/internal/config"
 )
 
-func TestApplyMemoryLimit(t *testing.T) {
+func TestLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		base int64
+		live uint64
+		want int64
+	}{
+		{64 * mib, 0, 64 * mib},
+		{64 * mib, 20 * mib, 64 * mib},
+		{64 * mib, 48 * mib, 64 * mib},            // three quarters: still room
+		{64 * mib, 60 * mib, 80 * mib},            // past it: 4/3 of the live heap
+		{64 * mib, 300 * mib, 400 * mib},          // a job of several hundred thousand files
+		{0, 300 * mib, math.MaxInt64},             // memory_limit = off
+		{64 * mib, math.MaxUint64, math.MaxInt64}, // no overflow
+		{128 * mib, 100 * mib, 400 * mib / 3},     // 133.3 MiB
+	} {
+		if got := limitFor(tc.base, tc.live); got != tc.want {
+			t.Errorf("limitFor(%d, %d) = %d, want %d", tc.base, tc.live, got, tc.want)
+		}
+	}
+}
+
+// TestMemoryLimitFollowsTheLiveHeap: the limit is memory_limit until the
+// live heap passes three quarters of it, then 4/3 of the live heap (said
+// once in the log), and memory_limit again once the live heap shrinks.
+// GOMEMLIMIT leaves the runtime alone.
+func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	const mib = 1 << 20
+	var logs bytes.Buffer
+	var sets []int64
+	live := uint64(10 * mib)
+	m := &memoryLimit{log: slog.New(slog.NewTextHandler(&logs, nil)),
+		set:  func(n int64) int64 { sets = append(sets, n); return 0 },
+		live: func() uint64 { return live }}
+	m.configure(config.Node{MemoryLimit: 64 * mib})
+	for _, l := range []uint64{20 * mib, 60 * mib, 90 * mib, 90 * mib, 30 * mib, 10 * mib} {
+		m.adjust(l)
+	}
+	want := []int64{64 * mib, 80 * mib, 120 * mib, 64 * mib}
+	if len(sets) != len(want) {
+		t.Fatalf("limits set %v, want %v", sets, want)
+	}
+	for i := range want {
+		if sets[i] != want[i] {
+			t.Fatalf("limits set %v, want %v", sets, want)
+		}
+	}
+	if n := strings.Count(logs.String(), "raising the memory limit"); n != 1 {
+		t.Errorf("raised %d times in the log, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "memory limit back at memory_limit") {
+		t.Errorf("the way back is not logged:\n%s", logs.String())
+	}
+
+	// memory_limit = off: no limit, whatever the heap
+	sets = nil
+	m.configure(config.Node{MemoryLimit: 0})
+	m.adjust(500 * mib)
+	if len(sets) != 1 || sets[0] != math.MaxInt64 {
+		t.Errorf("memory_limit off: limits set %v, want one MaxInt64", sets)
+	}
+
+	// GOMEMLIMIT wins: nothing is set from then on
+	t.Setenv("GOMEMLIMIT", "100MiB")
+	sets = nil
+	m.configure(config.Node{MemoryLimit: 48 * mib})
+	m.adjust(200 * mib)
+	if len(sets) != 0 {
+		t.Errorf("with GOMEMLIMIT set: limits set %v, want none", sets)
+	}
+}
+
+// TestMemoryLimitSetsTheRuntime: the real limit is memory_limit.
+func TestMemoryLimitSetsTheRuntime(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	before := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-
-	applyMemoryLimit(config.Node{MemoryLimit: 48 << 20}, log)
-	if got := debug.SetMemoryLimit(-1); got != 48<<20 {
-		t.Errorf("limit after memory_limit = 48MiB: %d", got)
+	m := newMemoryLimit(slog.New(slog.DiscardHandler))
+	m.configure(config.Node{MemoryLimit: 1 << 40}) // far above this test's live heap
+	if got := debug.SetMemoryLimit(-1); got != 1<<40 {
+		t.Errorf("limit after memory_limit = 1TiB: %d", got)
 	}
-	applyMemoryLimit(config.Node{MemoryLimit: 0}, log)
+	m.configure(config.Node{MemoryLimit: 0})
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 		t.Errorf("limit after memory_limit = off: %d, want none (MaxInt64)", got)
-	}
-	t.Setenv("GOMEMLIMIT", "100MiB")
-	applyMemoryLimit(config.Node{MemoryLimit: 48 << 20}, log)
-	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
-		t.Errorf("limit with GOMEMLIMIT set: %d, want the environment's (here none was applied)", got)
 	}
 }

@@ -14,7 +14,7 @@ import (
 const (
 	DefaultDataDir         = "/var/lib/pbxsync"
 	DefaultLogLevel        = "info"
-	DefaultMemoryLimit     = 128 << 20 // [node] memory_limit: 128 MiB
+	DefaultMemoryLimit     = 64 << 20 // [node] memory_limit: 64 MiB
 	DefaultKeep            = 20
 	DefaultDebounce        = 20 * time.Millisecond
 	DefaultCheckTimeout    = 30 * time.Second

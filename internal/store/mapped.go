@@ -32,6 +32,14 @@ func (s *Store) ReleaseMapped() error {
 // every node it rewrote, thousands for a batch of an initial sync.
 const releaseAfterBlobs = 64
 
+// releaseAfterPages is the number of pages a commit writes from which it
+// is followed by releaseMapped too (whatever it wrote: the items of a
+// chunk of a large generation, a journal, scan states): each page
+// written is a node whose old page the commit read through the map. The
+// target of a 100k initial sync held 15-20 MiB of such pages at times
+// besides its heap.
+const releaseAfterPages = 256
+
 func (s *Store) releaseMapped() error {
 	return s.view(func(tx *bolt.Tx) error {
 		return dropMapped(tx.DB().Info().Data, tx.Size())
@@ -67,4 +75,11 @@ func (m *mappedPass) touched() {
 func (m *mappedPass) check(s *Store, h index.Hash) bool {
 	m.touched()
 	return s.hasTx(m.tx, h)
+}
+
+// wroteMany reports whether tx, committed, wrote releaseAfterPages pages
+// or more.
+func wroteMany(tx *bolt.Tx) bool {
+	st := tx.Stats()
+	return st.GetWrite() >= releaseAfterPages
 }

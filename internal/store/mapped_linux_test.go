@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -161,6 +162,40 @@ func TestPutsDropMappedPages(t *testing.T) {
 	t.Logf("meta.db: %d KiB, resident after storing its blobs: %d KiB", st.Size()>>10, got>>10)
 	if got > st.Size()/3 {
 		t.Fatalf("storing the blobs left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
+	}
+}
+
+// TestLargeRecordDropsMappedPages: recording a large generation (its
+// items written a chunk per transaction, each commit reading the old page
+// of every node it rewrites through the map) does not leave the database
+// resident, although no blob is put with it.
+func TestLargeRecordDropsMappedPages(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	blob := makeIndex(t, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for gen := range 2 {
+		x := index.Index{}
+		for i := range 40000 {
+			it := blob
+			it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
+			it.MTime = int64(gen)
+			x[it.Path] = it
+		}
+		if _, err := s.AddGeneration(ctx, &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := os.Stat(s.dbPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mappedRSS(t, "meta.db")
+	t.Logf("meta.db: %d KiB, resident after recording two generations of 40,000 items: %d KiB", st.Size()>>10, got>>10)
+	if got > st.Size()/16 {
+		t.Fatalf("recording left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
 	}
 }
 

@@ -324,7 +324,9 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		return err
 	}
 	s.flushing = batch
+	var wrote *bolt.Tx
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		wrote = tx
 		if err := writePending(tx, batch, w, touched); err != nil {
 			return err
 		}
@@ -342,9 +344,10 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
-	if len(batch) >= releaseAfterBlobs {
+	if len(batch) >= releaseAfterBlobs || wroteMany(wrote) {
 		// the commit read the old page of every node it rewrote through
-		// the map: a batch of blobs touches thousands
+		// the map: a batch of blobs touches thousands, and so does a
+		// chunk of a large generation's items or a journal
 		_ = s.releaseMapped()
 	}
 	s.pendMu.Lock()
