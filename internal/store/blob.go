@@ -718,6 +718,7 @@ func (s *Store) exists(h index.Hash) bool {
 		found = hasSmall(tx, h)
 		return nil
 	})
+	s.lookedUp()
 	return found || fileExists(s.BlobPath(h))
 }
 
@@ -822,6 +823,7 @@ func (s *Store) blobSource(h index.Hash) (blobSrc, error) {
 		src.data, err = s.readPack(h, src.loc)
 	}
 	s.packMu.RUnlock()
+	s.lookedUp()
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) && src.packed {
 			s.quarantine(h, src, err)

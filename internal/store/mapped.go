@@ -32,12 +32,14 @@ func (s *Store) ReleaseMapped() error {
 // every node it rewrote, thousands for a batch of an initial sync.
 const releaseAfterBlobs = 64
 
-// releaseAfterPages is the number of pages a commit writes from which it
-// is followed by releaseMapped too (whatever it wrote: the items of a
-// chunk of a large generation, a journal, scan states): each page
-// written is a node whose old page the commit read through the map. The
-// target of a 100k initial sync held 15-20 MiB of such pages at times
-// besides its heap.
+// releaseAfterPages is the number of page writes (runs of pages, as
+// bbolt counts them) that commits made since the last drop from which a
+// commit is followed by releaseMapped too, whatever they wrote (the items
+// of a chunk of a large generation, a journal, scan states, a fetch's
+// many small batches of blobs): each page written is a node whose old
+// page the commit read through the map. The target of a 100k initial sync
+// held 15-20 MiB of such pages at times besides its heap; a lower
+// threshold (32) kept 7-12 MiB, at more CPU in the one run measured.
 const releaseAfterPages = 256
 
 func (s *Store) releaseMapped() error {
@@ -53,6 +55,17 @@ func (s *Store) releaseMapped() error {
 // 150-180 MB file at 100k small files, counted in the agent's peak RSS
 // however soon ReleaseMapped runs after it).
 const dropEvery = 2048
+
+// lookedUp counts one blob looked up on its own (Has, a blob's read) and
+// drops the mapped pages every dropEvery of them: a fetch or an apply of
+// 100,000 files looks up each blob on its own, at random places of the
+// packed bucket, and mapped 15-20 MiB of the database between two runs of
+// the agent's ReleaseMapped.
+func (s *Store) lookedUp() {
+	if s.lookups.Add(1)%dropEvery == 0 {
+		_ = s.releaseMapped()
+	}
+}
 
 // mappedPass counts the lookups of one pass inside tx and drops the
 // mapped pages every dropEvery of them. Inside a transaction bbolt does
@@ -75,11 +88,4 @@ func (m *mappedPass) touched() {
 func (m *mappedPass) check(s *Store, h index.Hash) bool {
 	m.touched()
 	return s.hasTx(m.tx, h)
-}
-
-// wroteMany reports whether tx, committed, wrote releaseAfterPages pages
-// or more.
-func wroteMany(tx *bolt.Tx) bool {
-	st := tx.Stats()
-	return st.GetWrite() >= releaseAfterPages
 }

@@ -108,7 +108,13 @@ type Store struct {
 	opt      options
 	readOnly bool
 	closed   atomic.Bool
-	lock     *os.File // writer lock; nil when read-only
+	// lookups counts the blobs looked up one at a time (Has, a blob's
+	// read): see lookedUp
+	lookups atomic.Uint64
+	// written counts the pages committed since the mapped pages were
+	// last dropped after a commit (under mu): see releaseAfterPages
+	written int
+	lock    *os.File // writer lock; nil when read-only
 
 	db     *bolt.DB
 	dbCopy string // OpenReadOnly of a store in use: the private copy read
@@ -344,10 +350,14 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		giveBack()
 		return err
 	}
-	if len(batch) >= releaseAfterBlobs || wroteMany(wrote) {
-		// the commit read the old page of every node it rewrote through
-		// the map: a batch of blobs touches thousands, and so does a
-		// chunk of a large generation's items or a journal
+	st := wrote.Stats()
+	s.written += int(st.GetWrite())
+	if len(batch) >= releaseAfterBlobs || s.written >= releaseAfterPages {
+		// the commits read the old page of every node they rewrote
+		// through the map: a batch of blobs touches thousands, and so do
+		// a chunk of a large generation's items, a journal, or the many
+		// small commits of a fetch
+		s.written = 0
 		_ = s.releaseMapped()
 	}
 	s.pendMu.Lock()
