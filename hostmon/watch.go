@@ -373,6 +373,11 @@ func (w *Watcher) resync(b *batch) {
 type batch struct {
 	debounce time.Duration
 	paths    map[string]struct{}
+	// perDir counts the paths of each directory (their parent) in paths;
+	// whole holds the directories that stand for everything below them
+	// (see coalesceAt)
+	perDir map[string]int
+	whole  map[string]struct{}
 	shallow  map[string]struct{} // directories whose own attributes changed (Change.Shallow)
 	rescan   bool
 	first    time.Time // first event of the batch; zero when empty
@@ -386,8 +391,54 @@ func newBatch(debounce time.Duration) *batch {
 }
 
 func (b *batch) add(rel string) {
-	b.paths[rel] = struct{}{}
+	b.put(rel)
 	b.touch()
+}
+
+// coalesceAt is how many paths of one directory a batch holds before the
+// directory stands for them and for whatever else changes below it until
+// the batch is delivered: a Change's path is rescanned with everything
+// below it, so the directory says as much as its paths did. An apply of
+// 100,000 files, seen by the target's own watcher while the job is busy,
+// then waits as its 100 directories (and at most coalesceAt paths of
+// each), not as 100,000 paths (~10 MB of map and list).
+const coalesceAt = 256
+
+// put adds rel to the batch's paths, unless a directory above it already
+// stands for it.
+func (b *batch) put(rel string) {
+	if _, dup := b.paths[rel]; dup || b.covered(rel) {
+		return
+	}
+	b.paths[rel] = struct{}{}
+	dir := index.Parent(rel)
+	if dir == "" {
+		return // the root's own entries: a rescan of the whole tree is no cheaper
+	}
+	if b.perDir == nil {
+		b.perDir = map[string]int{}
+	}
+	b.perDir[dir]++
+	if b.perDir[dir] >= coalesceAt && !b.covered(dir) {
+		if b.whole == nil {
+			b.whole = map[string]struct{}{}
+		}
+		b.whole[dir] = struct{}{}
+		b.paths[dir] = struct{}{}
+	}
+}
+
+// covered reports whether a directory above rel stands for it (whole).
+func (b *batch) covered(rel string) bool {
+	if len(b.whole) == 0 {
+		return false
+	}
+	for d := index.Parent(rel); d != ""; d = index.Parent(d) {
+		if _, ok := b.whole[d]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // addShallow adds a directory whose own attributes changed.
@@ -431,6 +482,7 @@ const batchKept = 1024
 
 // reset empties the batch's paths, letting go of a large map.
 func (b *batch) reset() {
+	b.perDir, b.whole = nil, nil
 	if len(b.paths) > batchKept {
 		b.paths = make(map[string]struct{})
 		return
@@ -446,7 +498,7 @@ func (b *batch) flush(outbox *Change) *Change {
 	}
 	if outbox != nil {
 		for _, p := range outbox.Paths {
-			b.paths[p] = struct{}{}
+			b.put(p)
 		}
 		for _, p := range outbox.Shallow {
 			b.addShallowQuiet(p)
@@ -455,7 +507,9 @@ func (b *batch) flush(outbox *Change) *Change {
 	}
 	c := &Change{Paths: make([]string, 0, len(b.paths)), Rescan: b.rescan}
 	for p := range b.paths {
-		c.Paths = append(c.Paths, p)
+		if !b.covered(p) {
+			c.Paths = append(c.Paths, p)
+		}
 	}
 	sort.Strings(c.Paths)
 	for p := range b.shallow {

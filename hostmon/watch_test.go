@@ -442,8 +442,9 @@ func TestBatchLetsGoOfABurst(t *testing.T) {
 	for _, p := range paths {
 		b.add(p)
 	}
-	if c := b.flush(nil); len(c.Paths) != n {
-		t.Fatalf("flushed %d paths, want %d", len(c.Paths), n)
+	// the paths of each directory past coalesceAt: the directory
+	if c := b.flush(nil); len(c.Paths) != 100 || c.Paths[0] != "site000" || c.Paths[99] != "site099" {
+		t.Fatalf("flushed %d paths (%q ...), want the 100 directories", len(c.Paths), c.Paths[:min(3, len(c.Paths))])
 	}
 	b.add(paths[0]) // the next batch
 	held := int64(heap()) - int64(h0)
@@ -451,6 +452,43 @@ func TestBatchLetsGoOfABurst(t *testing.T) {
 	runtime.KeepAlive(paths)
 	if held > 256<<10 {
 		t.Fatalf("the batch holds %d bytes after flushing %d paths, want at most 256 KiB", held, n)
+	}
+}
+
+// TestBatchCoalescesADirectory: past coalesceAt paths of one directory,
+// the directory stands for them and for what changes below it later,
+// merged from an undelivered Change too; other directories and the root's
+// entries keep their paths.
+func TestBatchCoalescesADirectory(t *testing.T) {
+	b := newBatch(time.Hour)
+	defer b.timer.Stop()
+	var want []string
+	for i := range coalesceAt + 40 {
+		b.add(fmt.Sprintf("a/b/f%04d.conf", i))
+	}
+	b.add("a/b/sub/deep.conf") // below the directory: covered
+	b.add("a/other.conf")
+	for i := range 10 {
+		b.add(fmt.Sprintf("c/f%d.conf", i))
+		want = append(want, fmt.Sprintf("c/f%d.conf", i))
+	}
+	b.add("extensions.conf")
+	want = append(want, "a/b", "a/other.conf", "extensions.conf")
+	slices.Sort(want)
+	undelivered := &Change{Paths: []string{"a/b/f9999.conf", "d/x.conf"}}
+	want = append(want, "d/x.conf")
+	slices.Sort(want)
+	c := b.flush(undelivered)
+	if !slices.Equal(c.Paths, want) {
+		t.Fatalf("flushed %q, want %q", c.Paths, want)
+	}
+	if len(b.paths) != 0 || b.whole != nil || b.perDir != nil {
+		t.Fatal("the batch keeps what it flushed")
+	}
+	// the next batch starts over: a few paths of that directory are paths
+	b.add("a/b/f0001.conf")
+	if c := b.flush(nil); !slices.Equal(c.Paths, []string{"a/b/f0001.conf"}) {
+		t.Fatalf("next batch flushed %q", c.Paths)
 	}
 }
 
