@@ -376,12 +376,12 @@ type batch struct {
 	// perDir counts the paths of each directory (their parent) in paths;
 	// whole holds the directories that stand for everything below them
 	// (see coalesceAt)
-	perDir map[string]int
-	whole  map[string]struct{}
-	shallow  map[string]struct{} // directories whose own attributes changed (Change.Shallow)
-	rescan   bool
-	first    time.Time // first event of the batch; zero when empty
-	timer    *time.Timer
+	perDir  map[string]int
+	whole   map[string]struct{}
+	shallow map[string]struct{} // directories whose own attributes changed (Change.Shallow)
+	rescan  bool
+	first   time.Time // first event of the batch; zero when empty
+	timer   *time.Timer
 }
 
 func newBatch(debounce time.Duration) *batch {
