@@ -418,8 +418,8 @@ func (b *batch) put(rel string) {
 	if b.perDir == nil {
 		b.perDir = map[string]int{}
 	}
-	b.perDir[dir]++
-	if b.perDir[dir] >= coalesceAt && !b.covered(dir) {
+	// rel is not covered: neither dir nor a directory above it is whole
+	if b.perDir[dir]++; b.perDir[dir] == coalesceAt {
 		if b.whole == nil {
 			b.whole = map[string]struct{}{}
 		}

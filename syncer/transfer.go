@@ -424,16 +424,22 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 	if len(inline) == 0 {
 		return
 	}
+	// each entry is a blob of its own (stored and made durable on its
+	// own): fetchParallel of them at once, not one after another
+	var todo []wire.Inline
+	inlined := make(map[index.Hash]bool, len(inline))
+	for _, in := range inline {
+		if h := wire.HashOf(in.Hash); !inlined[h] {
+			inlined[h] = true
+			todo = append(todo, in)
+		}
+	}
 	// a delta's base is what this node holds at the same path: in the
 	// tree or in the newest generation (looked up per path of want, which
 	// is the changed part of the index when that is known). Only the
 	// paths whose content rides inline are looked at: an initial sync's
 	// first announcement carries a few hundred entries for 100k paths
 	// (maps sized for all of them were 17 MB of a target's heap).
-	inlined := make(map[index.Hash]bool, len(inline))
-	for _, in := range inline {
-		inlined[wire.HashOf(in.Hash)] = true
-	}
 	sizes := make(map[index.Hash]int64, len(inline))
 	baseSizes := make(map[index.Hash]int64, 2*len(inline))
 	for p, it := range want {
@@ -450,17 +456,9 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 			}
 		}
 	}
-	// each entry is a blob of its own (stored and made durable on its
-	// own): fetchParallel of them at once, not one after another
-	var todo []wire.Inline
 	var todoBytes int64
-	seen := make(map[index.Hash]bool, len(inline))
-	for _, in := range inline {
-		if h := wire.HashOf(in.Hash); !seen[h] {
-			seen[h] = true
-			todo = append(todo, in)
-			todoBytes += sizes[h]
-		}
+	for _, in := range todo {
+		todoBytes += sizes[wire.HashOf(in.Hash)]
 	}
 	prog := j.applier.progress // the fetch goes on counting in this phase
 	prog.begin(wire.PhaseFetching, uint64(len(todo)), uint64(todoBytes))
