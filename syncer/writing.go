@@ -22,7 +22,7 @@ const writingMax = 5 * time.Minute
 // closed, or has not been written for a minute, or writingMax has passed.
 // j.writing holds those files and since when the job has waited on each.
 
-// scanWritingOptions returns the scan option that leaves files open for
+// scanWritingOption returns the scan option that leaves files open for
 // writing alone, but those waited on for writingMax.
 func (j *job) scanWritingOption(now time.Time) hostmon.ScanOption {
 	var anyway map[string]bool
