@@ -88,6 +88,21 @@ func TestReleaseMapped(t *testing.T) {
 	t.Logf("meta.db resident: %d KiB after reading every blob, %d KiB after ReleaseMapped", before>>10, after>>10)
 }
 
+// checkMapped fails t when more than 1/share of s's database is resident
+// through the map after what did.
+func checkMapped(t *testing.T, s *Store, what string, share int64) {
+	t.Helper()
+	st, err := os.Stat(s.dbPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mappedRSS(t, "meta.db")
+	t.Logf("meta.db: %d KiB, resident after %s: %d KiB", st.Size()>>10, what, got>>10)
+	if got > st.Size()/share {
+		t.Errorf("%s left %d KiB of the %d KiB database resident", what, got>>10, st.Size()>>10)
+	}
+}
+
 // TestMissingDropsMappedPages: a pass over many small blobs (Missing of
 // every blob) does not leave the whole database resident: the pages it
 // mapped are dropped every dropEvery lookups (a 100k-file generation's
@@ -111,10 +126,6 @@ func TestMissingDropsMappedPages(t *testing.T) {
 		hs = append(hs, h)
 	}
 	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(s.dbPath())
-	if err != nil {
 		t.Fatal(err)
 	}
 	for _, pass := range []struct {
@@ -142,11 +153,7 @@ func TestMissingDropsMappedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		pass.do()
-		got := mappedRSS(t, "meta.db")
-		t.Logf("meta.db: %d KiB, resident after %s: %d KiB", st.Size()>>10, pass.name, got>>10)
-		if got > st.Size()/8 {
-			t.Errorf("%s left %d KiB of the %d KiB database resident", pass.name, got>>10, st.Size()>>10)
-		}
+		checkMapped(t, s, pass.name, 8)
 	}
 }
 
@@ -175,15 +182,7 @@ func TestPutsDropMappedPages(t *testing.T) {
 		}
 		_ = round
 	}
-	st, err := os.Stat(s.dbPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := mappedRSS(t, "meta.db")
-	t.Logf("meta.db: %d KiB, resident after storing its blobs: %d KiB", st.Size()>>10, got>>10)
-	if got > st.Size()/3 {
-		t.Fatalf("storing the blobs left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
-	}
+	checkMapped(t, s, "storing the blobs", 3)
 }
 
 // TestLargeRecordDropsMappedPages: recording a large generation (its
@@ -209,15 +208,7 @@ func TestLargeRecordDropsMappedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := os.Stat(s.dbPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := mappedRSS(t, "meta.db")
-	t.Logf("meta.db: %d KiB, resident after recording two generations of 40,000 items: %d KiB", st.Size()>>10, got>>10)
-	if got > st.Size()/16 {
-		t.Fatalf("recording left %d KiB of the %d KiB database resident", got>>10, st.Size()>>10)
-	}
+	checkMapped(t, s, "recording two generations of 40,000 items", 16)
 }
 
 // BenchmarkFirstGenerationMapped records a first generation of 100,000
