@@ -976,7 +976,7 @@ func (s *Store) quarantine(h index.Hash, src blobSrc, why error) {
 					return nil
 				}
 				// a damaged location is dropped as well
-				if err := tx.Bucket(bktPacked).Delete(h[:]); err != nil {
+				if err := openLocations(tx).del(h); err != nil {
 					return err
 				}
 				return addDead(tx, src.loc)

@@ -74,7 +74,13 @@ const fillPercent = 0.9
 const randomFillPercent = bolt.DefaultFillPercent
 
 // formatVersion is the value of meta/format.
-const formatVersion = "2"
+const formatVersion = "3"
+
+// formatVersion2 is the format before the locations of small blobs were
+// split into a main and a recent bucket (locations.go): Open upgrades it.
+// A program that reads format 2 refuses a store of format 3 (it would
+// miss the locations in recent).
+const formatVersion2 = "2"
 
 // dbName is the metadata database's file name under the store directory.
 const dbName = "meta.db"
@@ -115,7 +121,8 @@ func initDB(db *bolt.DB) error {
 		}
 		m := tx.Bucket(bktMeta)
 		switch v := m.Get(keyFormat); {
-		case v == nil:
+		case v == nil, string(v) == formatVersion2:
+			// format 2 lacks packed.recent only, which Open adds
 			return m.Put(keyFormat, []byte(formatVersion))
 		case string(v) != formatVersion:
 			return fmt.Errorf("%s holds format %q, this program reads %q", dbName, v, formatVersion)

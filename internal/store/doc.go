@@ -16,7 +16,9 @@
 //	packs/000001.pack          small blobs (at most SmallBlob bytes
 //	                           compressed), appended as records (hash, length,
 //	                           XXH3, zstd frame) and read with pread; meta.db
-//	                           holds their locations (see pack.go)
+//	                           holds their locations (see pack.go), in a
+//	                           main and a recent bucket (locations.go:
+//	                           meta.db's format 3; Open upgrades 2)
 //	blobs/ab/abcdef…           a large blob (more than SmallBlob bytes
 //	                           compressed): a zstd stream (single frame, XXH64
 //	                           content checksum) of content whose BLAKE3-256

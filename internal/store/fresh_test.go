@@ -38,7 +38,8 @@ func putDistinct(tb testing.TB, s *Store, from, n, size int) []index.Hash {
 func flushDirty(tb testing.TB, s *Store) (dirty, packedLeaves int64) {
 	tb.Helper()
 	if err := s.view(func(tx *bolt.Tx) error {
-		packedLeaves = int64(tx.Bucket(bktPacked).Stats().LeafAlloc)
+		l := openLocations(tx)
+		packedLeaves = int64(l.main.Stats().LeafAlloc + l.recent.Stats().LeafAlloc)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)
@@ -53,12 +54,12 @@ func flushDirty(tb testing.TB, s *Store) (dirty, packedLeaves int64) {
 }
 
 // TestScanFlushRewritesOnlyLocations: a flush of a scan's new blobs into a
-// store that holds many writes their locations (random hashes: nearly
-// every leaf of bucket packed) and one row of bucket fresh, not a row per
-// blob in bucket unref, whose leaves it rewrote as well (random hashes
-// too), nearly doubling what bbolt held until the commit; and bucket
-// packed's leaves are split for random inserts (at half), not left
-// half empty on average.
+// store that holds many writes their locations into the recent bucket
+// (random hashes: nearly every leaf of it, but not of the main one, which
+// the merges write in key order, its leaves full) and one row of bucket
+// fresh, not a row per blob in bucket unref, whose leaves it rewrote as
+// well (random hashes too), nearly doubling what bbolt held until the
+// commit.
 func TestScanFlushRewritesOnlyLocations(t *testing.T) {
 	s := newTestStore(t)
 	putDistinct(t, s, 0, 20000, 1400)
@@ -66,9 +67,15 @@ func TestScanFlushRewritesOnlyLocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.view(func(tx *bolt.Tx) error {
-		// random hashes split at 90 % left it 49 % full
-		if st := tx.Bucket(bktPacked).Stats(); st.LeafInuse < st.LeafAlloc*6/10 {
-			t.Errorf("bucket packed after 20,000 blobs: leaves %d%% full, want at least 60%%", 100*st.LeafInuse/st.LeafAlloc)
+		l := openLocations(tx)
+		// main, written in key order by the merges, fills its leaves;
+		// recent holds what came after the last merge
+		st := l.main.Stats()
+		if st.KeyN < minRecent || st.LeafInuse < st.LeafAlloc*9/10 {
+			t.Errorf("the main locations after 20,000 blobs: %d, leaves %d of %d bytes in use, want at least %d and 90%%", st.KeyN, st.LeafInuse, st.LeafAlloc, minRecent)
+		}
+		if n := l.recent.Stats().KeyN; st.KeyN+n != 20000 {
+			t.Errorf("%d main and %d recent locations after 20,000 blobs", st.KeyN, n)
 		}
 		return nil
 	}); err != nil {
@@ -77,10 +84,10 @@ func TestScanFlushRewritesOnlyLocations(t *testing.T) {
 	putDistinct(t, s, 20000, 1500, 1400)
 	dirty, leaves := flushDirty(t, s)
 	t.Logf("flush of 1,500 blobs into 20,000: %d KiB of pages; bucket packed's leaves %d KiB", dirty>>10, leaves>>10)
-	// 2,432 KiB; 2,920 with packed split at 90 %; 4,776 with a row of
-	// unref per blob
-	if dirty > 3<<20 {
-		t.Errorf("the flush of 1,500 blobs into 20,000 allocated %d KiB of pages, want at most 3 MiB", dirty>>10)
+	// 652 KiB; 2,432 with every location in one bucket; 2,920 with that
+	// bucket split at 90 %; 4,776 with a row of unref per blob
+	if dirty > 1<<20 {
+		t.Errorf("the flush of 1,500 blobs into 20,000 allocated %d KiB of pages, want at most 1 MiB", dirty>>10)
 	}
 }
 

@@ -429,11 +429,11 @@ func dropBlob(tx *bolt.Tx, h index.Hash, st *GCStats, files *[]index.Hash) error
 	switch l, ok, err := getLoc(tx, h); {
 	case err != nil:
 		// a damaged location: dropped, its record not counted
-		return tx.Bucket(bktPacked).Delete(h[:])
+		return openLocations(tx).del(h)
 	case ok:
 		st.Blobs++
 		st.Bytes += int64(l.n)
-		if err := tx.Bucket(bktPacked).Delete(h[:]); err != nil {
+		if err := openLocations(tx).del(h); err != nil {
 			return err
 		}
 		return addDead(tx, l)

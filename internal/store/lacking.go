@@ -59,9 +59,9 @@ func (s *Store) Lacking(hs []index.Hash, sizes []int64) []bool {
 		pass := mappedPass{tx: tx}
 		// hasSmall's buckets, opened once for the pass (a bucket opened
 		// by name is allocated anew at each call)
-		packed, blobs := tx.Bucket(bktPacked), tx.Bucket(bktBlobs)
+		packed, blobs := openLocations(tx), tx.Bucket(bktBlobs)
 		small := func(h index.Hash) bool {
-			return packed != nil && packed.Get(h[:]) != nil || blobs.Get(h[:]) != nil
+			return packed.get(h) != nil || blobs.Get(h[:]) != nil
 		}
 		for _, i := range order {
 			pass.touched()

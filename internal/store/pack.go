@@ -30,8 +30,9 @@ import (
 //	                    hash (32) | length (uint32 LE) | XXH3-64 (LE) of
 //	                    hash, length and payload | payload (a zstd frame)
 //
-// The database keeps, in bucket packed, hash → (pack, offset, length) of
-// the record, and in bucket packs, pack → (committed size, dead bytes).
+// The database keeps hash → (pack, offset, length) of the record in the
+// location buckets (see locations.go: a main and a recent one), and in
+// bucket packs, pack → (committed size, dead bytes).
 // A batch of small blobs is appended to the active pack and fsynced
 // before the commit that records their locations and the pack's new
 // size; a crash in between leaves bytes past the committed size, which
@@ -139,11 +140,7 @@ func addDead(tx *bolt.Tx, l packLoc) error {
 
 // getLoc returns the location of small blob h in tx, if it is in a pack.
 func getLoc(tx *bolt.Tx, h index.Hash) (packLoc, bool, error) {
-	b := tx.Bucket(bktPacked)
-	if b == nil {
-		return packLoc{}, false, nil // a read-only store written before packs
-	}
-	v := b.Get(h[:])
+	v := openLocations(tx).get(h)
 	if v == nil {
 		return packLoc{}, false, nil
 	}
@@ -154,7 +151,7 @@ func getLoc(tx *bolt.Tx, h index.Hash) (packLoc, bool, error) {
 // hasSmall reports whether tx holds small blob h (in a pack or, from
 // before packs, in bucket blobs).
 func hasSmall(tx *bolt.Tx, h index.Hash) bool {
-	if b := tx.Bucket(bktPacked); b != nil && b.Get(h[:]) != nil {
+	if openLocations(tx).get(h) != nil {
 		return true
 	}
 	return tx.Bucket(bktBlobs).Get(h[:]) != nil
@@ -166,10 +163,13 @@ func hasSmall(tx *bolt.Tx, h index.Hash) bool {
 // empty, as it is while a scan stores its files (its batches go to packs,
 // see dbBlobsBytes). Only for a read transaction, or one that puts nothing
 // into bucket blobs while it is used.
-type smallLookup struct{ packed, blobs *bolt.Bucket }
+type smallLookup struct {
+	packed locations
+	blobs  *bolt.Bucket
+}
 
 func newSmallLookup(tx *bolt.Tx) smallLookup {
-	l := smallLookup{packed: tx.Bucket(bktPacked), blobs: tx.Bucket(bktBlobs)}
+	l := smallLookup{packed: openLocations(tx), blobs: tx.Bucket(bktBlobs)}
 	if l.blobs != nil {
 		if k, _ := l.blobs.Cursor().First(); k == nil {
 			l.blobs = nil
@@ -180,7 +180,7 @@ func newSmallLookup(tx *bolt.Tx) smallLookup {
 
 // has is hasSmall(tx, h).
 func (l smallLookup) has(h index.Hash) bool {
-	return l.packed != nil && l.packed.Get(h[:]) != nil || l.blobs != nil && l.blobs.Get(h[:]) != nil
+	return l.packed.get(h) != nil || l.blobs != nil && l.blobs.Get(h[:]) != nil
 }
 
 // appendRecord appends the record of payload p under h to b.
@@ -479,8 +479,7 @@ func (s *Store) abandonActive() {
 // already (then the record is dead at once). keep may be nil.
 func recordPackWrite(tx *bolt.Tx, w packWrite, keep func(h index.Hash, l packLoc) (bool, error)) error {
 	dead := map[uint32]int64{}
-	packed := tx.Bucket(bktPacked)
-	packed.FillPercent = randomFillPercent
+	packed := openLocations(tx)
 	for _, h := range sortedHashes(w.locs) {
 		l := w.locs[h]
 		if keep != nil {
@@ -493,7 +492,7 @@ func recordPackWrite(tx *bolt.Tx, w packWrite, keep func(h index.Hash, l packLoc
 				continue
 			}
 		}
-		if err := packed.Put(h[:], l.encode(h)); err != nil {
+		if err := packed.put(h, l.encode(h)); err != nil {
 			return err
 		}
 	}

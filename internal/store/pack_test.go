@@ -22,10 +22,10 @@ func unpack(t *testing.T, s *Store) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		packed := tx.Bucket(bktPacked)
+		packed := openLocations(tx)
 		var keys [][]byte
-		if err := packed.ForEach(func(k, _ []byte) error {
-			keys = append(keys, k)
+		if err := packed.forEach(nil, func(k, _ []byte) error {
+			keys = append(keys, bytes.Clone(k))
 			return nil
 		}); err != nil {
 			return err
@@ -46,7 +46,7 @@ func unpack(t *testing.T, s *Store) {
 			if err := tx.Bucket(bktBlobs).Put(h[:], data); err != nil {
 				return err
 			}
-			if err := packed.Delete(k); err != nil {
+			if err := packed.del(h); err != nil {
 				return err
 			}
 		}
@@ -196,8 +196,11 @@ func TestOpenMovesBlobsIntoPacks(t *testing.T) {
 	s = reopen(t, s)
 	var inDB, inPacks int
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		inDB, inPacks = tx.Bucket(bktBlobs).Stats().KeyN, tx.Bucket(bktPacked).Stats().KeyN
-		return nil
+		inDB = tx.Bucket(bktBlobs).Stats().KeyN
+		return openLocations(tx).forEach(nil, func(_, _ []byte) error {
+			inPacks++
+			return nil
+		})
 	}); err != nil {
 		t.Fatal(err)
 	}

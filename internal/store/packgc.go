@@ -69,7 +69,7 @@ func (s *Store) compactPack(ctx context.Context, n uint32) error {
 	}
 	var lives []live
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bktPacked).ForEach(func(k, v []byte) error {
+		return openLocations(tx).forEach(nil, func(k, v []byte) error {
 			var h index.Hash
 			copy(h[:], k)
 			// a damaged location stays: a read of its blob drops it
@@ -109,6 +109,7 @@ func (s *Store) compactPack(ctx context.Context, n uint32) error {
 			s.abandonActive()
 			return err
 		}
+		s.nRecent += len(w.locs)
 		err = s.db.Update(func(tx *bolt.Tx) error {
 			return recordPackWrite(tx, w, func(h index.Hash, _ packLoc) (bool, error) {
 				cur, ok, err := getLoc(tx, h)
@@ -126,7 +127,7 @@ func (s *Store) compactPack(ctx context.Context, n uint32) error {
 	dropped := false
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		still := false
-		err := tx.Bucket(bktPacked).ForEach(func(k, v []byte) error {
+		err := openLocations(tx).forEach(nil, func(k, v []byte) error {
 			var h index.Hash
 			copy(h[:], k)
 			if l, err := decodeLoc(h, v); err == nil && l.pack == n {

@@ -149,13 +149,15 @@ func checkGCKnowsEveryBlob(t testing.TB, s *Store, refs map[index.Hash]uint64, u
 	var stored []index.Hash
 	if err := s.view(func(tx *bolt.Tx) error {
 		fresh = freshHashes(tx)
-		for _, b := range [][]byte{bktPacked, bktBlobs} {
-			if err := tx.Bucket(b).ForEach(func(k, _ []byte) error {
-				stored = append(stored, index.Hash(k))
-				return nil
-			}); err != nil {
-				return err
-			}
+		add := func(k, _ []byte) error {
+			stored = append(stored, index.Hash(k))
+			return nil
+		}
+		if err := openLocations(tx).forEach(nil, add); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bktBlobs).ForEach(add); err != nil {
+			return err
 		}
 		return nil
 	}); err != nil {

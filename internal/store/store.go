@@ -72,6 +72,9 @@ type options struct {
 	// journalPart: the most entries of a journal in one value (0:
 	// journalPartEntries)
 	journalPart int
+	// minRecent: the fewest locations of small blobs merged from recent
+	// into main (0: minRecent)
+	minRecent int
 }
 
 // WithGCGrace sets how long unreferenced blobs (and temporary files) are
@@ -126,6 +129,10 @@ type Store struct {
 	// runs.
 	mu       sync.Mutex
 	flushing map[index.Hash]pendingBlob
+	// nRecent and nMain count the locations in the recent and main
+	// buckets of small blobs' locations (under mu; see locations.go):
+	// nRecent counts every put, so it may run ahead
+	nRecent, nMain int
 	// blobMu: renames of blob files into place hold it shared; GC's
 	// deletions and quarantine hold it exclusively.
 	blobMu sync.RWMutex
@@ -379,6 +386,11 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 		s.pending, s.pendPeak = map[index.Hash]pendingBlob{}, 0
 	}
 	s.pendMu.Unlock()
+	s.nRecent += len(w.locs)
+	if err := s.mergeRecent(); err != nil {
+		// what was committed stands; the next commit tries again
+		s.log.Warn("cannot merge the recent blob locations into the main ones", "err", err)
+	}
 	return nil
 }
 
@@ -522,6 +534,9 @@ func (s *Store) initLayout() error {
 		return err
 	}
 	if err := initDB(s.db); err != nil {
+		return err
+	}
+	if err := s.initLocations(); err != nil {
 		return err
 	}
 	if err := s.initPacks(); err != nil {
