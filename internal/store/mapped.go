@@ -40,7 +40,7 @@ const releaseAfterBlobs = 64
 // page the commit read through the map. The target of a 100k initial sync
 // held 15-20 MiB of such pages at times besides its heap; a lower
 // threshold (32) kept 7-12 MiB, at more CPU in the one run measured.
-const releaseAfterPages = 256
+const releaseAfterPages = 64
 
 func (s *Store) releaseMapped() error {
 	return s.view(func(tx *bolt.Tx) error {
