@@ -268,7 +268,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 	// made durable below.
 	err := parallelN(ctx, stageParallel, writes, func(i int) error {
 		w := wanted(i)
-		id, err := a.stage(ctx, w, ops[i].Have.Kind == index.KindFile, owners)
+		id, err := a.stage(ctx, w, ops[i].Have().Kind == index.KindFile, owners)
 		staged[i] = id // each worker its own entries
 		if err != nil {
 			return err
@@ -387,7 +387,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 // and whose staged file (a write's, or where a guarded delete sets its
 // file aside) has the id staged.
 func (a *Applier) journalEntry(op Op, w index.Item, staged uint64) store.JournalEntry {
-	e := store.JournalEntry{Path: op.Path, Hash: w.Hash, OldHash: op.Have.Hash, Mode: index.UnixMode(w.Mode), MTime: w.MTime}
+	e := store.JournalEntry{Path: op.Path, Hash: w.Hash, OldHash: op.Have().Hash, Mode: index.UnixMode(w.Mode), MTime: w.MTime}
 	switch op.Kind {
 	case OpWrite:
 		e.Op = jWrite

@@ -66,12 +66,12 @@ func BenchmarkApplyReplace(b *testing.B) {
 			want := index.Index{}
 			for i := range dels {
 				p := fmt.Sprintf("d/gone%04d.conf", i)
-				ops = append(ops, Op{Kind: OpDelete, Path: p, Have: Prior{Kind: index.KindFile}})
+				ops = append(ops, Op{Kind: OpDelete, Path: p, prior: &Prior{Kind: index.KindFile}})
 			}
 			for i := range files {
 				p := fmt.Sprintf("d/f%04d.conf", i)
 				it := a.put(b, p, fmt.Sprintf("[endpoint%d]\ntype=endpoint\ncontext=from-external\n", i), 0o644)
-				ops = append(ops, Op{Kind: OpWrite, Path: p, Have: Prior{Kind: index.KindFile}})
+				ops = append(ops, Op{Kind: OpWrite, Path: p, prior: &Prior{Kind: index.KindFile}})
 				want[p] = it
 			}
 			base := b.TempDir()

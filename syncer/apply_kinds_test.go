@@ -26,8 +26,8 @@ func TestApplyDirectoryBecomesAFile(t *testing.T) {
 	}
 	file := a.put(t, "fd", "now a file\n", 0o644)
 	ops := []Op{
-		{Kind: OpDelete, Path: "fd/inner.conf", Have: priorOf(old)},
-		{Kind: OpRmdir, Path: "fd", Have: Prior{Kind: index.KindDir}},
+		{Kind: OpDelete, Path: "fd/inner.conf", prior: new(priorOf(old))},
+		{Kind: OpRmdir, Path: "fd", prior: &Prior{Kind: index.KindDir}},
 		{Kind: OpWrite, Path: "fd"},
 	}
 	if err := a.Apply(context.Background(), 1, ops, IndexLookup(index.Index{"fd": file})); err != nil {

@@ -126,12 +126,12 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 			j := &store.Journal{Job: crashJob, Generation: n}
 			for _, op := range crashPlan(t, c.root(), c.want) {
 				w := c.want[op.Path]
-				s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
+				s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}
 				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-					Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
+					Hash: w.Hash, OldHash: op.Have().Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 			}
 			if tc.breakIt {
 				// a directory where the first file goes: its rename fails
@@ -211,12 +211,12 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 	j := &store.Journal{Job: crashJob, Generation: crashGen}
 	for _, op := range crashPlan(t, c.root(), c.want) {
 		w := c.want[op.Path]
-		s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
+		s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 		if err != nil {
 			t.Fatal(err)
 		}
 		j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-			Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
+			Hash: w.Hash, OldHash: op.Have().Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 	}
 	if err := st.WriteJournal(crashJob, j); err != nil {
 		t.Fatal(err)

@@ -243,12 +243,12 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 					t.Fatalf("unexpected %v", op)
 				}
 				w := c.want[op.Path]
-				s, err := a.stage(ctx, w, op.Have.Kind == index.KindFile, a.newOwners())
+				s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
 				}
 				j.Entries = append(j.Entries, store.JournalEntry{Op: jWrite, Path: op.Path, Staged: a.stagingName(s),
-					Hash: w.Hash, OldHash: op.Have.Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
+					Hash: w.Hash, OldHash: op.Have().Hash, Mode: uint32(w.Mode.Perm()), MTime: w.MTime})
 			}
 			if err := st.WriteJournal(crashJob, j); err != nil {
 				t.Fatal(err)

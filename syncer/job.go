@@ -594,12 +594,12 @@ func (j *job) preserve(ctx context.Context, ops []Op) ([]store.Link, error) {
 	dirs := &parentDirs{root: j.cfg.Path}
 	defer dirs.close()
 	for _, op := range ops {
-		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have.Kind == 0 {
+		if (op.Kind == OpMkdir || op.Kind == OpWrite) && op.Have().Kind == 0 {
 			if l, ok := j.keepSymlink(ctx, dirs, op.Path); ok {
 				links = append(links, l)
 			}
 		}
-		if op.Have.Kind != index.KindFile || op.Have.Hash.IsZero() || j.a.store.Has(op.Have.Hash) {
+		if h := op.Have(); h.Kind != index.KindFile || h.Hash.IsZero() || j.a.store.Has(h.Hash) {
 			continue
 		}
 		if op.Kind != OpWrite && op.Kind != OpDelete {
@@ -697,11 +697,10 @@ func (j *job) putBackLinks(ctx context.Context, links []store.Link) {
 // refresh rescans the paths where the tree and want differ, so that an
 // edit the watcher has not reported yet is seen before planning on it.
 func (j *job) refresh(ctx context.Context, want index.Index) error {
-	ops := Plan(j.states.Index(), want)
-	if len(ops) == 0 {
+	paths := planPaths(j.states.Index(), want)
+	if len(paths) == 0 {
 		return nil
 	}
-	paths := opPaths(ops)
 	return j.scanPaths(ctx, paths)
 }
 

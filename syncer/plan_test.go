@@ -205,9 +205,10 @@ func TestPlanPathsInitialSyncMemory(t *testing.T) {
 		t.Fatalf("%d ops, want %d", len(ops), n+200)
 	}
 	opSize := uint64(unsafe.Sizeof(Op{}))
-	// an op holds the desired item and what the apply uses of the one it
-	// replaces (Prior), not that whole item too (216 bytes an op)
-	if wantSize := uint64(unsafe.Sizeof("") + unsafe.Sizeof(index.Item{}) + unsafe.Sizeof(Prior{}) + 8); opSize > wantSize {
+	// an op holds its path, a pointer to what is there now (Prior, nil
+	// for every op of an initial sync) and its kind: not the Prior itself
+	// (72 bytes an op), nor the desired item (168), nor both whole (216)
+	if wantSize := uint64(unsafe.Sizeof("") + unsafe.Sizeof(&Prior{}) + 8); opSize > wantSize {
 		t.Fatalf("an op is %d bytes, want at most %d", opSize, wantSize)
 	}
 	if bound := (uint64(len(paths))+uint64(len(paths))/16+4)*opSize + 256<<10; got > bound {
@@ -228,5 +229,57 @@ func TestPlanPathsInitialSyncMemory(t *testing.T) {
 	}
 	if got, full := render(PlanPaths(have, IndexLookup(dirs), Changed(index.Index{}, dirs))), render(Plan(index.Index{}, dirs)); got != full || strings.Count(got, "mkdir") != 1000 || strings.Count(got, "dirmeta") != 1000 {
 		t.Fatalf("plan of 1000 new directories: %.200s", got)
+	}
+}
+
+// TestPlanPathsListsWhatThePlanTouches: planPaths (refresh's paths, made
+// without a plan) lists the paths of opPaths(Plan(have, want)), over
+// random pairs of trees that differ in every way Plan tells apart: kind,
+// content, size, mode, mtime, a path on one side only, a directory whose
+// metadata alone differs with or without a change below it.
+func TestPlanPathsListsWhatThePlanTouches(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"a", "a/b", "a/b/c.conf", "a/d.conf", "e", "e/f.conf", "e/g", "e/g/h.conf", "i.conf"}
+	item := func(p string) index.Item {
+		m, mt := []uint32{0o644, 0o600}[rng.IntN(2)], int64(rng.IntN(2))
+		if rng.IntN(3) == 0 {
+			return dir(p, m, mt)
+		}
+		return file(p, []string{"x", "y", "yy"}[rng.IntN(3)], m, mt)
+	}
+	tree := func() index.Index {
+		x := index.Index{}
+		for _, p := range names {
+			if rng.IntN(4) > 0 {
+				x[p] = item(p)
+			}
+		}
+		return x
+	}
+	set := func(ps []string) map[string]bool {
+		m := map[string]bool{}
+		for _, p := range ps {
+			m[p] = true
+		}
+		return m
+	}
+	for i := range 2000 {
+		have, want := tree(), tree()
+		if i%3 == 0 { // mostly alike: metadata-only differences matter
+			want = have.Clone()
+			for p, it := range want {
+				if rng.IntN(3) == 0 {
+					it.MTime++
+					want[p] = it
+				}
+			}
+		}
+		got, wantPaths := set(planPaths(have, want)), set(opPaths(Plan(have, want)))
+		if !reflect.DeepEqual(got, wantPaths) {
+			t.Fatalf("have %v\nwant %v\nplanPaths %v, opPaths of the plan %v", have, want, got, wantPaths)
+		}
+		if n := len(planPaths(have, want)); n != len(got) {
+			t.Fatalf("planPaths listed %d paths, %d of them distinct", n, len(got))
+		}
 	}
 }

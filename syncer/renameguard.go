@@ -190,7 +190,7 @@ func (r *guardRun) fallBack(e store.JournalEntry, dir *os.File, base string, why
 func (r *guardRun) did(i int, e store.JournalEntry) {
 	switch e.Op {
 	case jMeta:
-		if r.ops[i].Have.Kind != 0 {
+		if r.ops[i].Have().Kind != 0 {
 			r.steps = append(r.steps, guardStep{i: i, kind: stepMeta})
 		}
 	case jMkdir:
@@ -272,7 +272,7 @@ func (r *guardRun) undoStep(s guardStep, e store.JournalEntry) error {
 		}
 		return nil
 	case stepRmdir:
-		have := r.ops[s.i].Have
+		have := r.ops[s.i].Have()
 		err := beneath.Mkdir(dir, base, uint32(have.Mode.Perm()|0o700))
 		if errors.Is(err, fs.ErrExist) {
 			return nil // it was not empty, or is there again
@@ -287,7 +287,7 @@ func (r *guardRun) undoStep(s guardStep, e store.JournalEntry) error {
 		}
 		fallthrough
 	case stepMeta:
-		have := r.ops[s.i].Have
+		have := r.ops[s.i].Have()
 		if err := beneath.Chmod(dir, base, index.UnixMode(have.Mode)); err != nil {
 			return err
 		}
