@@ -359,9 +359,10 @@ func (s *Store) ScanStates(job string, fn func(path string, v []byte) error) err
 		if err != nil || jb == nil {
 			return err
 		}
-		pass := mappedPass{tx: tx} // the states of 100,000 paths are ~10 MiB of the database
+		// the states of 100,000 paths are ~10 MiB of the database:
+		// dropped once read (see readItems)
+		defer (&mappedPass{tx: tx}).drop()
 		return jb.Bucket(bktScan).ForEach(func(k, v []byte) error {
-			pass.touched()
 			p, why := unsealed(k, v)
 			if why != "" {
 				return fmt.Errorf("%w: scan state of %q: %s", ErrCorrupt, k, why)

@@ -80,8 +80,13 @@ type mappedPass struct {
 func (m *mappedPass) touched() {
 	m.n++
 	if m.n%dropEvery == 0 {
-		_ = dropMapped(m.tx.DB().Info().Data, m.tx.Size())
+		m.drop()
 	}
+}
+
+// drop drops the mapped pages now, as a pass over many keys ends.
+func (m *mappedPass) drop() {
+	_ = dropMapped(m.tx.DB().Info().Data, m.tx.Size())
 }
 
 // check is s.hasTx(m.tx, h), counted as a lookup of the pass.
