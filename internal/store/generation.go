@@ -745,11 +745,12 @@ func (s *Store) AddLinks(job string, n uint64, links []Link) error {
 func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 	c := jb.Bucket(bktItems).Cursor()
 	// the pages of the items (~12 MiB of the database at 100,000 files)
-	// are dropped once the three walks over them are done, not as they
-	// go: the second and third walk would map them again (a read back
-	// of 100,000 items and their scan states took 90-100 ms so, 50 ms
-	// so); not at all, they stayed resident with whatever read next (a
-	// restart held ~40 MiB of meta.db mapped besides its heap)
+	// are dropped once the three walks over them are done. Not as they
+	// go: the second and third walk would map them again (dropped every
+	// 2,048 keys, a read back of 100,000 items and their scan states
+	// took 90-100 ms, not 50-60: BenchmarkReadBack). Not at all: they
+	// stayed resident with whatever was read next (a restart held ~40
+	// MiB of meta.db mapped besides its heap).
 	defer (&mappedPass{tx: jb.Tx()}).drop()
 	n, size := 0, 0
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -29,7 +30,8 @@ import (
 // bounded number of keys per transaction (mergeChunk): an append touches
 // the rightmost leaf only. Merges rewrite main; at a quarter each time
 // they add up to a few times the locations' size over a store's growth
-// (~20 MB written over the 100,000 blobs of an initial sync).
+// (by reckoning, ~20 MB written over the 100,000 blobs of an initial
+// sync, against ~40-50 MB when every flush rewrote every location).
 //
 // Which bucket is main is the value of meta key packed.main (the merge
 // swaps it in the same commit that drops the old main and empties
@@ -157,7 +159,7 @@ func (l locations) forEach(seek []byte, fn func(k, v []byte) error) error {
 }
 
 // errStopWalk, returned by the function of a walk, ends it without error.
-var errStopWalk = fmt.Errorf("store: stop the walk")
+var errStopWalk = errors.New("store: stop the walk")
 
 // compareKeys orders two keys of a merge, nil (the end of a bucket)
 // after every key.
@@ -235,7 +237,7 @@ func mergeBucketName(main []byte) []byte {
 // transaction, into a new bucket, then in one commit makes that bucket
 // main, drops the old main and empties recent. Readers see the old pair
 // until that commit, the new one after it. Called with s.mu held (no
-// other write transaction meanwhile) after a commit that put into recent.
+// other write transaction meanwhile) after each commit of update.
 func (s *Store) mergeRecent() error {
 	least, chunk := minRecent, mergeChunk
 	if s.opt.minRecent > 0 { // tests: merges, and their chunks, of a few
