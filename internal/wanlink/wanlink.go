@@ -170,14 +170,12 @@ func Start(ctx context.Context, cfg Config) (*Link, error) {
 type clientPacket struct {
 	packet
 	to *net.UDPAddr
-	s  *session // whose answer it is (counted when delivered)
 }
 
 // Addr is the address clients send to.
 func (l *Link) Addr() *net.UDPAddr { return l.conn.LocalAddr().(*net.UDPAddr) }
 
-// Counts returns what the link carried so far: a datagram counts once
-// it is sent on (after its delay), before anything it causes.
+// Counts returns what the link carried so far.
 func (l *Link) Counts() Counts {
 	return Counts{Up: l.up.Load(), Down: l.down.Load(), UpPackets: l.upPk.Load(), DownPackets: l.downPk.Load(),
 		Dropped: l.dropped.Load(), Lost: l.lost.Load()}
@@ -232,7 +230,10 @@ func (l *Link) readClients() {
 		}
 		p := packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}
 		select {
-		case s.toUp <- p: // counted by deliverUp
+		case s.toUp <- p:
+			l.up.Add(uint64(n))
+			l.upPk.Add(1)
+			s.counts.up.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
@@ -292,12 +293,6 @@ func (l *Link) deliverUp(s *session) {
 			if !sleepUntil(l.ctx, p.due) {
 				return
 			}
-			// counted before it is sent: whatever it causes (an answer
-			// back, a reader of the counts) comes after the count
-			n := uint64(len(p.data))
-			l.up.Add(n)
-			l.upPk.Add(1)
-			s.counts.up.Add(n)
 			s.conn.Write(p.data) // a lost datagram is what UDP allows
 		}
 	}
@@ -323,9 +318,12 @@ func (l *Link) readUpstream(s *session) {
 			l.lost.Add(1)
 			continue
 		}
-		p := clientPacket{packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}, s.client, s}
+		p := clientPacket{packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}, s.client}
 		select {
-		case l.toClient <- p: // counted by deliverToClients
+		case l.toClient <- p:
+			l.down.Add(uint64(n))
+			l.downPk.Add(1)
+			s.counts.down.Add(uint64(n))
 		default:
 			l.dropped.Add(1)
 		}
@@ -343,10 +341,6 @@ func (l *Link) deliverToClients(q <-chan clientPacket) {
 			if !sleepUntil(l.ctx, p.due) {
 				return
 			}
-			n := uint64(len(p.data)) // counted before it is sent (see deliverUp)
-			l.down.Add(n)
-			l.downPk.Add(1)
-			p.s.counts.down.Add(n)
 			l.conn.WriteToUDP(p.data, p.to)
 		}
 	}
