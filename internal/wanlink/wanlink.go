@@ -229,12 +229,13 @@ func (l *Link) readClients() {
 			continue
 		}
 		p := packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}
+		// counted before it is queued: once queued it may be delivered,
+		// and answered, before this goroutine runs again
+		count(&l.up, &l.upPk, &s.counts.up, n, 1)
 		select {
 		case s.toUp <- p:
-			l.up.Add(uint64(n))
-			l.upPk.Add(1)
-			s.counts.up.Add(uint64(n))
 		default:
+			count(&l.up, &l.upPk, &s.counts.up, n, -1) // not carried after all
 			l.dropped.Add(1)
 		}
 	}
@@ -319,12 +320,11 @@ func (l *Link) readUpstream(s *session) {
 			continue
 		}
 		p := clientPacket{packet{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(l.cfg.Delay)}, s.client}
+		count(&l.down, &l.downPk, &s.counts.down, n, 1) // before it is queued (see readClients)
 		select {
 		case l.toClient <- p:
-			l.down.Add(uint64(n))
-			l.downPk.Add(1)
-			s.counts.down.Add(uint64(n))
 		default:
+			count(&l.down, &l.downPk, &s.counts.down, n, -1)
 			l.dropped.Add(1)
 		}
 	}
@@ -360,4 +360,18 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// count adds (sign 1) or takes back (sign -1) one datagram of n bytes to
+// a link's bytes and packets and to a client's bytes.
+func count(bytes, packets, client *atomic.Uint64, n int, sign int) {
+	if sign > 0 {
+		bytes.Add(uint64(n))
+		packets.Add(1)
+		client.Add(uint64(n))
+		return
+	}
+	bytes.Add(^uint64(n - 1)) // minus n
+	packets.Add(^uint64(0))
+	client.Add(^uint64(n - 1))
 }
