@@ -251,29 +251,38 @@ func BenchmarkFirstGenerationMapped(b *testing.B) {
 	b.ReportMetric(float64(peak)/(1<<20), "peak-metadb-MB")
 }
 
+// storedWithStates records a generation of n small files of job "big",
+// all of one blob, and a scan state of 80 bytes for each; it returns the
+// generation's number.
+func storedWithStates(tb testing.TB, s *Store, n int) uint64 {
+	tb.Helper()
+	blob := makeIndex(tb, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
+	x := index.Index{}
+	states := map[string][]byte{}
+	for i := range n {
+		it := blob
+		it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
+		x[it.Path] = it
+		states[it.Path] = bytes.Repeat([]byte{byte(i)}, 80) // a scan state's size
+	}
+	g, err := s.AddGeneration(context.Background(), &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.PutScanStates("big", []string{""}, states); err != nil {
+		tb.Fatal(err)
+	}
+	return g
+}
+
 // TestReadBackDropsMappedPages: reading a job's index and its scan states
 // back (a restart, the first change after an idle spell) does not leave
 // their pages resident through the map: a restart over 100,000 files held
 // ~40 MiB of meta.db besides its heap.
 func TestReadBackDropsMappedPages(t *testing.T) {
 	s := newTestStore(t)
-	ctx := context.Background()
-	blob := makeIndex(t, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
-	x := index.Index{}
-	states := map[string][]byte{}
-	for i := range 40000 {
-		it := blob
-		it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
-		x[it.Path] = it
-		states[it.Path] = bytes.Repeat([]byte{byte(i)}, 80) // a scan state's size
-	}
-	g, err := s.AddGeneration(ctx, &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutScanStates("big", []string{""}, states); err != nil {
-		t.Fatal(err)
-	}
+	const n = 40000
+	g := storedWithStates(t, s, n)
 	if err := s.ReleaseMapped(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,16 +290,16 @@ func TestReadBackDropsMappedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(back.Index) != len(x) {
-		t.Fatalf("read back %d items, want %d", len(back.Index), len(x))
+	if len(back.Index) != n {
+		t.Fatalf("read back %d items, want %d", len(back.Index), n)
 	}
 	checkMapped(t, s, "reading 40,000 items back", 16)
-	n := 0
-	if err := s.ScanStates("big", func(string, []byte) error { n++; return nil }); err != nil {
+	read := 0
+	if err := s.ScanStates("big", func(string, []byte) error { read++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(states) {
-		t.Fatalf("read back %d scan states, want %d", n, len(states))
+	if read != n {
+		t.Fatalf("read back %d scan states, want %d", read, n)
 	}
 	checkMapped(t, s, "reading 40,000 scan states back", 16)
 }
@@ -304,23 +313,7 @@ func TestReadBackDropsMappedPages(t *testing.T) {
 //	go test -run '^$' -bench ReadBack ./internal/store/
 func BenchmarkReadBack(b *testing.B) {
 	s := newTestStore(b)
-	ctx := context.Background()
-	blob := makeIndex(b, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
-	x := index.Index{}
-	states := map[string][]byte{}
-	for i := range 100000 {
-		it := blob
-		it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
-		x[it.Path] = it
-		states[it.Path] = make([]byte, 80)
-	}
-	g, err := s.AddGeneration(ctx, &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.PutScanStates("big", []string{""}, states); err != nil {
-		b.Fatal(err)
-	}
+	g := storedWithStates(b, s, 100000)
 	for b.Loop() {
 		_ = s.ReleaseMapped()
 		if _, err := s.GenerationIndex("big", g); err != nil {
