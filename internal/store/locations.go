@@ -69,11 +69,13 @@ func openLocations(tx *bolt.Tx) locations {
 	return locations{main: tx.Bucket(mainLocName(tx)), recent: tx.Bucket(bktRecent)}
 }
 
-// mainLocName returns the name of the main bucket of locations in tx.
+// mainLocName returns the name of the main bucket of locations in tx,
+// valid while tx is (every lookup of a blob opens the buckets: no copy
+// there); a caller that writes meta meanwhile copies it.
 func mainLocName(tx *bolt.Tx) []byte {
 	if m := tx.Bucket(bktMeta); m != nil {
 		if v := m.Get(keyPackedMain); v != nil {
-			return bytes.Clone(v)
+			return v
 		}
 	}
 	return bktPacked
@@ -183,7 +185,7 @@ func (s *Store) initLocations() error {
 		if _, err := tx.CreateBucketIfNotExists(bktRecent); err != nil {
 			return err
 		}
-		main := mainLocName(tx)
+		main := bytes.Clone(mainLocName(tx))
 		if tx.Bucket(main) == nil {
 			return fmt.Errorf("%w: the main bucket of blob locations, %s, is missing", ErrCorrupt, main)
 		}
@@ -289,7 +291,7 @@ func (s *Store) mergeRecent() error {
 		}
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		old := mainLocName(tx)
+		old := bytes.Clone(mainLocName(tx)) // meta's value changes below
 		m := tx.Bucket(bktMeta)
 		if err := m.Put(keyPackedMain, name); err != nil {
 			return err
