@@ -303,7 +303,7 @@ func ScanDelta(ctx context.Context, root string, f *Filter, paths []string, prev
 	s.parents = make(map[string]bool)
 	handled := make(map[string]bool)
 	gone := make(map[string]bool) // entries of prev that may be gone
-	if s.onlyChanges {
+	if s.optChangesOnly {
 		s.changedOnly, s.gone = true, gone
 	}
 	var shallowed []string
@@ -468,7 +468,7 @@ const writeSettle = time.Minute
 // prev's: a rescan of what an apply just wrote and settled (100,000 files
 // after an initial sync) then holds no second copy of their states.
 func WithChangesOnly() ScanOption {
-	return func(s *scanner) { s.onlyChanges = true }
+	return func(s *scanner) { s.optChangesOnly = true }
 }
 
 // WithSink makes a scan hand every file it reads to sink (see
@@ -490,12 +490,12 @@ type scanner struct {
 	parents map[string]bool // ScanPaths: parent directory → checked and usable
 	// changedOnly: out gets only entries that differ from prev. A full
 	// rescan (ScanTreeDelta of "") notes every entry met in seen; a scan
-	// of paths (WithChangesOnly: onlyChanges) takes every entry met off
-	// gone, the entries of prev it may find removed.
-	changedOnly bool
-	seen        map[string]struct{}
-	onlyChanges bool
-	gone        map[string]bool
+	// of paths asked for it (optChangesOnly: WithChangesOnly) takes every
+	// entry met off gone, the entries of prev it may find removed.
+	changedOnly    bool
+	optChangesOnly bool
+	seen           map[string]struct{}
+	gone           map[string]bool
 	// unreadable: entries that exist but could not be read, with why.
 	unreadable map[string]string
 	// writers: leave files open for writing alone (WithOpenForWriting),
