@@ -325,8 +325,42 @@ func journalFromDisk(job string, d *diskJournal) (*Journal, error) {
 const journalPartEntries = 4096
 
 // bktJournalParts holds the parts of large journals, a bucket per journal
-// written (jobs/<job>/journal.parts/<id>/<part>).
-var bktJournalParts = []byte("journal.parts")
+// written and in it a bucket per part, holding the part under keyPart
+// (jobs/<job>/journal.parts/<id>/<part>/part). A part in a bucket of its
+// own is written once: parts that were values of the journal's bucket
+// shared its leaves, up to four parts of ~0.9 MB a leaf, and the commit
+// of each part rewrote the leaf it went into, copying the parts before it
+// there through the map (the writing of a 100,000-entry journal moved
+// ~3 times its size and held up to 15 MiB of meta.db mapped). Journals
+// written as values in the journal's bucket still read back (readPart).
+var (
+	bktJournalParts = []byte("journal.parts")
+	keyPart         = []byte("part")
+)
+
+// putPart writes part i of a journal in sub, the bucket of its parts.
+func putPart(sub *bolt.Bucket, i int, b []byte) error {
+	pb, err := sub.CreateBucketIfNotExists(u64key(uint64(i)))
+	if err != nil {
+		return err
+	}
+	pb.FillPercent = fillPercent
+	return pb.Put(keyPart, b)
+}
+
+// readPart returns part i of a journal from sub, the bucket of its parts,
+// or nil when it is missing: in a bucket of its own (putPart) or, as an
+// earlier version wrote it, a value of sub.
+func readPart(sub *bolt.Bucket, i int) []byte {
+	k := u64key(uint64(i))
+	if v := sub.Get(k); v != nil {
+		return v
+	}
+	if pb := sub.Bucket(k); pb != nil {
+		return pb.Get(keyPart)
+	}
+	return nil
+}
 
 // WithJournalParts writes journals of more than n entries in parts of n
 // entries (n ≤ 0: journalPartEntries). Tests use a few dozen, so that
@@ -454,7 +488,7 @@ func (s *Store) writeJournalParts(j *Journal, n int, at func(i int) JournalEntry
 				return err
 			}
 			sub.FillPercent = fillPercent
-			return sub.Put(u64key(uint64(parts)), b)
+			return putPart(sub, parts, b)
 		})
 		if err != nil {
 			return err
@@ -543,7 +577,7 @@ func readJournal(tx *bolt.Tx, job string) (*Journal, error) {
 			return nil, fmt.Errorf("%w: journal: the bucket of its parts is missing", ErrCorrupt)
 		}
 		for i := range d.Parts {
-			v := sub.Get(u64key(uint64(i)))
+			v := readPart(sub, i)
 			if v == nil {
 				return nil, fmt.Errorf("%w: journal: part %d of %d missing", ErrCorrupt, i, d.Parts)
 			}

@@ -268,14 +268,14 @@ func TestJournalInParts(t *testing.T) {
 			pb := tx.Bucket(bktJobs).Bucket([]byte("etc")).Bucket(bktJournalParts)
 			k, _ := pb.Cursor().Last()
 			sub := pb.Bucket(k)
-			v1, v2 := bytes.Clone(sub.Get(u64key(k1))), bytes.Clone(sub.Get(u64key(k2)))
-			if err := sub.Put(u64key(k1), v2); err != nil {
+			v1, v2 := bytes.Clone(readPart(sub, int(k1))), bytes.Clone(readPart(sub, int(k2)))
+			if err := putPart(sub, int(k1), v2); err != nil {
 				return err
 			}
 			if v1 == nil {
-				return sub.Delete(u64key(k2))
+				return sub.DeleteBucket(u64key(k2))
 			}
-			return sub.Put(u64key(k2), v1)
+			return putPart(sub, int(k2), v1)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -313,5 +313,60 @@ func TestJournalInParts(t *testing.T) {
 	}
 	if ids := journalPartBuckets(t, s); len(ids) != 0 {
 		t.Fatalf("part buckets after clear: %v", ids)
+	}
+}
+
+// TestJournalInPartsAsValuesReadsBack: a journal in parts as an earlier
+// version wrote it, each part a value of the journal's bucket rather than
+// in a bucket of its own (putPart), is read back whole after an upgrade,
+// and a later journal replaces it.
+func TestJournalInPartsAsValuesReadsBack(t *testing.T) {
+	s := newTestStore(t, WithJournalParts(3))
+	a := bigJournal(1, 8)
+	err := s.update(func(tx *bolt.Tx) error {
+		jb, err := jobBucket(tx, "etc", true)
+		if err != nil {
+			return err
+		}
+		pb, err := jb.CreateBucketIfNotExists(bktJournalParts)
+		if err != nil {
+			return err
+		}
+		sub, err := pb.CreateBucket(u64key(1))
+		if err != nil {
+			return err
+		}
+		parts := 0
+		for lo := 0; lo < len(a.Entries); lo += 3 {
+			v, err := encodeJournalPart(1, parts, a.Entries[lo:min(lo+3, len(a.Entries))])
+			if err != nil {
+				return err
+			}
+			if err := sub.Put(u64key(uint64(parts)), v); err != nil {
+				return err
+			}
+			parts++
+		}
+		head, err := encodeJournalHead(a, nil, parts, 1)
+		if err != nil {
+			return err
+		}
+		return jb.Put(keyJournal, head)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("a journal of parts as values: %v %v", ok, err)
+	}
+	b := bigJournal(2, 7)
+	if err := s.WriteJournal("etc", b); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := s.ReadJournal("etc"); !ok || err != nil || !reflect.DeepEqual(got, b) {
+		t.Fatalf("replaced: %v %v", ok, err)
+	}
+	if ids := journalPartBuckets(t, s); len(ids) != 1 || ids[0] != 2 {
+		t.Fatalf("part buckets after a replace: %v, want [2]", ids)
 	}
 }
