@@ -37,8 +37,9 @@ import (
 //	jobs/<job>/changes/<gen> path → the item gen's predecessor held there
 //	                        (or "none"): what gen changed and what it replaced
 //	jobs/<job>/scan         path → the syncer's scan state of the path (opaque)
-//	jobs/<job>/journal.parts/<id>/<i>  part i of a large journal (see
-//	                        writeJournalParts)
+//	jobs/<job>/journal.parts/<id>/<i>/part  part i of a large journal, in
+//	                        a bucket of its own (see bktJournalParts; an
+//	                        earlier version kept it as the value <id>/<i>)
 //	jobs/<job>  keys        next, count (of items), state, journal, extras,
 //	                        recording (a generation recorded in chunks:
 //	                        see recordChunkChanges)
@@ -345,16 +346,14 @@ func ref(tx *bolt.Tx, h index.Hash, delta int64) error {
 	return nil
 }
 
-// refSorted applies the reference count changes of deltas (see ref) in
-// the order of their keys (one transaction's puts in random order cost
+// refSorted applies the reference count changes of deltas (see ref; as
+// refDeltas.sorted gives them) in the order of their keys (one transaction's puts in random order cost
 // O(n) each in bbolt: see recordTx). A net change of zero leaves a count
 // as it was.
-func refSorted(tx *bolt.Tx, deltas map[index.Hash]int64) error {
-	for _, h := range sortedHashes(deltas) {
-		if d := deltas[h]; d != 0 {
-			if err := ref(tx, h, d); err != nil {
-				return err
-			}
+func refSorted(tx *bolt.Tx, deltas []refDelta) error {
+	for _, x := range deltas {
+		if err := ref(tx, x.h, x.d); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -183,7 +183,7 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 	for k, _ := c.First(); k != nil && u64val(k) <= oldest; k, _ = c.Next() {
 		drop = append(drop, k)
 	}
-	released := map[index.Hash]int64{} // applied in key order (refSorted)
+	released := &refDeltas{} // applied in key order (refSorted)
 	for _, k := range drop {
 		rec := chb.Bucket(k)
 		if rec != nil {
@@ -196,7 +196,7 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 					return err
 				}
 				if liveFile(&it) {
-					released[it.Hash]--
+					released.add(it.Hash, -1)
 				}
 				return nil
 			}); err != nil {
@@ -207,7 +207,7 @@ func (s *Store) pruneJob(tx *bolt.Tx, job string, keep int, st *GCStats) error {
 			return err
 		}
 	}
-	if err := refSorted(tx, released); err != nil {
+	if err := refSorted(tx, released.sorted()); err != nil {
 		return err
 	}
 	// Extras live as long as the generation they were attached to; one

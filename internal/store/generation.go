@@ -539,11 +539,11 @@ func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *Genera
 	// inserts into a node's sorted slice and splits nodes only at the
 	// commit, so the random hashes of a large generation put one by one
 	// cost O(n²) copying (6 s of CPU for a 100k-file initial sync)
-	deltas := map[index.Hash]int64{}
+	deltas := newRefDeltas(changes.len())
 	if nchanged, err = writeChanges(ctx, jb, rec, prev != 0, changes, deltas, &count); err != nil {
 		return 0, 0, err
 	}
-	if err := refSorted(tx, deltas); err != nil {
+	if err := refSorted(tx, deltas.sorted()); err != nil {
 		return 0, 0, err
 	}
 	nitems, err = finishRecord(jb, info, prev, count, false)
@@ -555,7 +555,7 @@ func writeRecord(ctx context.Context, tx *bolt.Tx, jb *bolt.Bucket, info *Genera
 // changes they need go to deltas: +1 for each new live file, -1 for each
 // old one unless keepOld (rec keeps the old items for good). count
 // follows the number of items.
-func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, changes changeList, deltas map[index.Hash]int64, count *int64) (nchanged int, err error) {
+func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, changes changeList, deltas *refDeltas, count *int64) (nchanged int, err error) {
 	items := jb.Bucket(bktItems)
 	items.FillPercent = fillPercent
 	var buf []byte
@@ -600,7 +600,7 @@ func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, chang
 				return 0, err
 			}
 			if liveFile(&old) {
-				deltas[old.Hash]--
+				deltas.add(old.Hash, -1)
 			}
 		}
 		if c.New == nil {
@@ -613,7 +613,7 @@ func writeChanges(ctx context.Context, jb, rec *bolt.Bucket, keepOld bool, chang
 			return 0, err
 		}
 		if liveFile(c.New) {
-			deltas[c.New.Hash]++
+			deltas.add(c.New.Hash, 1)
 		}
 	}
 	return nchanged, nil

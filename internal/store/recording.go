@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"sort"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -200,7 +201,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 		}
 		return jb, rec, nil
 	}
-	deltas := map[index.Hash]int64{}
+	deltas := newRefDeltas(r.changes.len())
 	count := r.count
 	for i := 0; i < r.changes.len(); i += chunk {
 		part := r.changes.part(i, min(i+chunk, r.changes.len()))
@@ -237,12 +238,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 			return 0, 0, err
 		}
 	}
-	hs := make([]index.Hash, 0, len(deltas))
-	for _, h := range sortedHashes(deltas) {
-		if deltas[h] != 0 {
-			hs = append(hs, h)
-		}
-	}
+	hs := deltas.sorted()
 	for i := 0; i < len(hs); i += chunk {
 		part := hs[i:min(i+chunk, len(hs))]
 		err := s.update(func(tx *bolt.Tx) error {
@@ -253,13 +249,11 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 			if err != nil {
 				return err
 			}
-			for _, h := range part {
-				if err := ref(tx, h, deltas[h]); err != nil {
-					return err
-				}
+			if err := refSorted(tx, part); err != nil {
+				return err
 			}
 			m := r.mark
-			m.refs, m.done = true, part[len(part)-1]
+			m.refs, m.done = true, part[len(part)-1].h
 			return jb.Put(keyRecording, m.encode())
 		})
 		if err != nil {
@@ -340,7 +334,7 @@ func (s *Store) undoRecording(job string) error {
 		return jb, jb.Bucket(bktChanges).Bucket(u64key(m.n)), nil
 	}
 	if m.refs {
-		var deltas map[index.Hash]int64
+		var deltas *refDeltas
 		err := s.view(func(tx *bolt.Tx) error {
 			jb, rec, err := bucket(tx)
 			if err != nil {
@@ -355,12 +349,9 @@ func (s *Store) undoRecording(job string) error {
 		if err != nil {
 			return err
 		}
-		var hs []index.Hash // the applied ones
-		for _, h := range sortedHashes(deltas) {
-			if deltas[h] != 0 && compareHashes(h, m.done) <= 0 {
-				hs = append(hs, h)
-			}
-		}
+		// the applied ones: those up to m.done
+		hs := deltas.sorted()
+		hs = hs[:sort.Search(len(hs), func(i int) bool { return compareHashes(hs[i].h, m.done) > 0 })]
 		for hi := len(hs); hi > 0; hi -= chunk {
 			lo := max(0, hi-chunk)
 			err := s.update(func(tx *bolt.Tx) error {
@@ -368,8 +359,8 @@ func (s *Store) undoRecording(job string) error {
 				if err != nil {
 					return err
 				}
-				for _, h := range hs[lo:hi] {
-					if err := ref(tx, h, -deltas[h]); err != nil {
+				for _, x := range hs[lo:hi] {
+					if err := ref(tx, x.h, -x.d); err != nil {
 						return err
 					}
 				}
@@ -377,7 +368,7 @@ func (s *Store) undoRecording(job string) error {
 				if lo == 0 {
 					left.refs, left.done = false, index.Hash{}
 				} else {
-					left.done = hs[lo-1]
+					left.done = hs[lo-1].h
 				}
 				return jb.Put(keyRecording, left.encode())
 			})
@@ -446,8 +437,8 @@ func undoChunk(items, rec *bolt.Bucket, keys [][]byte) error {
 
 // recordDeltas returns the reference count changes that writeChanges
 // made for the paths rec recorded, with items as they are now.
-func recordDeltas(items, rec *bolt.Bucket, keepOld bool) (map[index.Hash]int64, error) {
-	deltas := map[index.Hash]int64{}
+func recordDeltas(items, rec *bolt.Bucket, keepOld bool) (*refDeltas, error) {
+	deltas := &refDeltas{}
 	err := rec.ForEach(func(k, r []byte) error {
 		if len(r) == 0 || r[0] > 1 {
 			return fmt.Errorf("%w: change record: %q", ErrCorrupt, k)
@@ -458,7 +449,7 @@ func recordDeltas(items, rec *bolt.Bucket, keepOld bool) (map[index.Hash]int64, 
 				return err
 			}
 			if liveFile(&it) {
-				deltas[it.Hash]++
+				deltas.add(it.Hash, 1)
 			}
 		}
 		if !keepOld && r[0] == 1 {
@@ -467,7 +458,7 @@ func recordDeltas(items, rec *bolt.Bucket, keepOld bool) (map[index.Hash]int64, 
 				return err
 			}
 			if liveFile(&old) {
-				deltas[old.Hash]--
+				deltas.add(old.Hash, -1)
 			}
 		}
 		return nil
