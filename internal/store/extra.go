@@ -360,9 +360,11 @@ func (s *Store) ScanStates(job string, fn func(path string, v []byte) error) err
 			return err
 		}
 		// the states of 100,000 paths are ~10 MiB of the database:
-		// dropped once read (see readItems)
-		defer (&mappedPass{tx: tx}).drop()
+		// dropped as they are read (see readItems)
+		pass := mappedPass{tx: tx}
+		defer pass.drop()
 		return jb.Bucket(bktScan).ForEach(func(k, v []byte) error {
+			pass.walk(len(k) + len(v))
 			p, why := unsealed(k, v)
 			if why != "" {
 				return fmt.Errorf("%w: scan state of %q: %s", ErrCorrupt, k, why)

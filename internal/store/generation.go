@@ -738,51 +738,38 @@ func (s *Store) AddLinks(job string, n uint64, links []Link) error {
 }
 
 // readItems decodes every item of jb; the items share their version
-// vectors through vs (which may be nil). Their paths are cut from one
-// string of all of them (one allocation, not one a path: a tenth of
-// reading 100,000 items back, and that many fewer objects for the
-// collector to trace while they are held).
+// vectors through vs (which may be nil). Their paths are cut from blocks
+// of paths (pathBlocks: one allocation for many paths, not one a path: a
+// tenth of reading 100,000 items back, and that many fewer objects for
+// the collector to trace while they are held).
 func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 	c := jb.Bucket(bktItems).Cursor()
-	// the pages of the items (~12 MiB of the database at 100,000 files)
-	// are dropped once the three walks over them are done. Not as they
-	// go: the second and third walk would map them again (dropped every
-	// 2,048 keys, a read back of 100,000 items and their scan states
-	// took 90-100 ms, not 50-60: BenchmarkReadBack). Not at all: they
-	// stayed resident with whatever was read next (a restart held ~40
-	// MiB of meta.db mapped besides its heap).
-	defer (&mappedPass{tx: jb.Tx()}).drop()
-	n, size := 0, 0
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		n, size = n+1, size+len(k)
-	}
-	var all strings.Builder
-	all.Grow(size)
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		all.Write(k)
-	}
-	paths := all.String()
-	// one goroutine decodes while this one fills the map: the two halves
-	// of the work cost about the same (~25 ms each at 100,000 items)
+	// one goroutine walks and decodes while this one fills the map: the
+	// two halves of the work cost about the same (~25 ms each at 100,000
+	// items)
 	batches, free := make(chan itemBatch, 2), make(chan []index.Item, 3)
 	for range cap(free) {
 		free <- make([]index.Item, 0, readBatch)
 	}
 	go func() {
 		defer close(batches)
-		at := 0
+		// the pages of the items (~12 MiB of the database at 100,000
+		// files) are dropped as the one walk over them goes (walkDrop). Kept to the
+		// end, they stayed resident with whatever was read next (a
+		// restart held ~40 MiB of meta.db mapped besides its heap); the
+		// three walks readItems made before (count, paths, items) could
+		// only drop them at the end, as each walk mapped them again
+		pass := mappedPass{tx: jb.Tx()}
+		defer pass.drop()
+		var paths pathBlocks
 		b := <-free
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if at+len(k) > len(paths) || paths[at:at+len(k)] != string(k) {
-				batches <- itemBatch{err: fmt.Errorf("%w: the items changed while read", ErrCorrupt)}
-				return
-			}
-			it, err := decodeItemShared(paths[at:at+len(k)], v, vs)
+			pass.walk(len(k) + len(v))
+			it, err := decodeItemShared(paths.cut(k), v, vs)
 			if err != nil {
 				batches <- itemBatch{err: err}
 				return
 			}
-			at += len(k)
 			if b = append(b, it); len(b) == readBatch {
 				batches <- itemBatch{items: b}
 				b = <-free
@@ -790,7 +777,7 @@ func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 		}
 		batches <- itemBatch{items: b}
 	}()
-	x := make(index.Index, n)
+	x := make(index.Index, min(u64val(jb.Get(keyCount)), maxItemsHint))
 	var err error
 	for b := range batches {
 		if b.err != nil {
@@ -810,6 +797,32 @@ func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 		return nil, err
 	}
 	return x, nil
+}
+
+// maxItemsHint bounds the size readItems gives the map ahead from the
+// job's stored item count, which a damaged database could make anything.
+const maxItemsHint = 1 << 24
+
+// pathBlocks cuts strings from blocks it fills with their bytes, each
+// block one allocation shared by the strings cut from it. The blocks
+// double from 1 KiB to 64 KiB, so a small index takes little and a large
+// one few allocations; a block is never written where a string was cut.
+type pathBlocks struct {
+	b    strings.Builder
+	next int // the size of the next block
+}
+
+// cut returns k as a string in the current block, or in a new one when k
+// does not fit in what is left of it.
+func (p *pathBlocks) cut(k []byte) string {
+	if p.b.Cap()-p.b.Len() < len(k) {
+		p.next = min(max(2*p.next, 1<<10), 64<<10)
+		p.b = strings.Builder{}
+		p.b.Grow(max(p.next, len(k)))
+	}
+	at := p.b.Len()
+	p.b.Write(k)
+	return p.b.String()[at:]
 }
 
 // readBatch is how many items readItems decodes before it hands them on.

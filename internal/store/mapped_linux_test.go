@@ -345,34 +345,51 @@ func storedWithStates(tb testing.TB, s *Store, n int) uint64 {
 // ~40 MiB of meta.db besides its heap.
 func TestReadBackDropsMappedPages(t *testing.T) {
 	s := newTestStore(t)
-	const n = 40000
+	const n = 100000
 	g := storedWithStates(t, s, n)
 	if err := s.ReleaseMapped(); err != nil {
 		t.Fatal(err)
 	}
-	back, err := s.GenerationIndex("big", g)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var back *Generation
+	peak := peakMapped(t, "meta.db", func() {
+		var err error
+		if back, err = s.GenerationIndex("big", g); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if len(back.Index) != n {
 		t.Fatalf("read back %d items, want %d", len(back.Index), n)
 	}
-	checkMapped(t, s, "reading 40,000 items back", 16)
-	read := 0
-	if err := s.ScanStates("big", func(string, []byte) error { read++; return nil }); err != nil {
-		t.Fatal(err)
+	checkMapped(t, s, "reading 100,000 items back", 16)
+	if peak > readBackMapped {
+		t.Errorf("reading 100,000 items back mapped %.1f MiB of meta.db at its peak; want at most %.0f", float64(peak)/(1<<20), float64(readBackMapped)/(1<<20))
 	}
+	read := 0
+	peak = peakMapped(t, "meta.db", func() {
+		if err := s.ScanStates("big", func(string, []byte) error { read++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if read != n {
 		t.Fatalf("read back %d scan states, want %d", read, n)
 	}
-	checkMapped(t, s, "reading 40,000 scan states back", 16)
+	checkMapped(t, s, "reading 100,000 scan states back", 16)
+	if peak > readBackMapped {
+		t.Errorf("reading 100,000 scan states back mapped %.1f MiB of meta.db at its peak; want at most %.0f", float64(peak)/(1<<20), float64(readBackMapped)/(1<<20))
+	}
 }
+
+// readBackMapped bounds what reading items or scan states back maps of
+// meta.db at once: they drop their pages as they go, every walkDrop bytes
+// (without, 100,000 of either mapped ~13 MiB).
+const readBackMapped = 4 << 20
 
 // BenchmarkReadBack reads a job's index of 100,000 items and their scan
 // states back, as a restart or the first change after an idle spell does,
 // each time from pages not mapped yet. Dropping the mapped pages every
 // 2,048 keys of the walks took 90-100 ms an op, once at the end of each
-// read 50-60 ms (readItems walks its items three times).
+// read 50-60 ms, when readItems walked its items three times (count,
+// paths, items); in its one walk now, dropping as it goes costs nothing.
 //
 //	go test -run '^$' -bench ReadBack ./internal/store/
 func BenchmarkReadBack(b *testing.B) {
