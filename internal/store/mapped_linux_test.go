@@ -3,45 +3,27 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"pbxsync/internal/index"
+	"pbxsync/internal/procmaps"
 )
 
 // mappedRSS returns how much of the file named name (its base name) the
-// process has resident through its mappings (/proc/self/smaps).
+// process has resident through its mappings (procmaps.Resident).
 func mappedRSS(t testing.TB, name string) int64 {
 	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
+	n, err := procmaps.Resident(name)
 	if err != nil {
 		t.Fatalf("read the mappings: %v", err)
 	}
-	defer f.Close()
-	var total int64
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		fields := strings.Fields(line)
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			in = len(fields) >= 6 && strings.HasSuffix(fields[len(fields)-1], "/"+name)
-			continue
-		}
-		if in && len(fields) == 3 && fields[0] == "Rss:" {
-			kb, _ := strconv.ParseInt(fields[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	return total
+	return n
 }
 
 // TestSmallBlobsNotMapped: reading every small blob of a store (in pack

@@ -1,0 +1,5 @@
+// Package procmaps reads what the process has resident through its
+// memory maps of a file (Linux /proc/self/smaps): how tests and
+// benchmarks see the pages of bbolt's memory-mapped meta.db that count in
+// an agent's RSS.
+package procmaps
