@@ -254,9 +254,17 @@ func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 // by then is not inlined but fetched, and the source encodes its delta
 // while serving the fetch, off the job loop and in parallel.
 const (
-	inlineMaxItem   = 64 << 10
-	inlineBudget    = 512 << 10
-	inlineDeltaTime = 100 * time.Millisecond
+	inlineMaxItem = 64 << 10
+	inlineBudget  = 512 << 10
+	// inlineReleaseAfter is how many blobs the inline part of an
+	// announcement reads back from which it then drops the database pages
+	// it mapped (Store.ReleaseMapped): a first generation of small files
+	// fills the budget with ~850 lookups at random places of the blob
+	// locations, which mapped ~7 MiB of meta.db and kept it resident
+	// while the announcement was encoded and sent, the source's peak of a
+	// 100k initial sync (the agent drops them every 2 s otherwise)
+	inlineReleaseAfter = 64
+	inlineDeltaTime    = 100 * time.Millisecond
 )
 
 // useDelta applies the job's delta setting to content of size bytes:
@@ -339,6 +347,12 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
 	deltaUntil := time.Now().Add(inlineDeltaTime)
+	opened := 0 // blobs read back for the inline part
+	defer func() {
+		if opened >= inlineReleaseAfter {
+			_ = j.a.store.ReleaseMapped()
+		}
+	}()
 	for _, p := range g.Changed {
 		it, ok := g.Index[p]
 		if !ok || it.Kind != index.KindFile {
@@ -361,6 +375,7 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 		}
 		full := false // the file would ride inline, but not in what is left
 		if in == nil {
+			opened++
 			if rc, n, err := j.a.store.OpenCompressed(it.Hash); err == nil {
 				switch {
 				case n > inlineMaxItem: // never inline: fetched
