@@ -394,3 +394,48 @@ func BenchmarkReadBack(b *testing.B) {
 		}
 	}
 }
+
+// TestBlobChecksDropMappedPages: a pass that checks thousands of blobs
+// (Missing, Lacking: a target's fetch; a record's check) looks each up at
+// a random place of the locations; what it mapped is dropped when the
+// pass ends, not left resident until the agent's next ReleaseMapped.
+func TestBlobChecksDropMappedPages(t *testing.T) {
+	ctx := context.Background()
+	s, x, _ := scannedAsSource(ctx, t)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var hs []index.Hash
+	var sizes []int64
+	for _, it := range x {
+		if len(hs) == 3000 {
+			break
+		}
+		hs, sizes = append(hs, it.Hash), append(sizes, it.Size)
+	}
+	for _, check := range []struct {
+		name string
+		run  func() int
+	}{
+		{"Missing", func() int { return len(s.Missing(hs)) }},
+		{"Lacking", func() int {
+			n := 0
+			for _, lack := range s.Lacking(hs, sizes) {
+				if lack {
+					n++
+				}
+			}
+			return n
+		}},
+	} {
+		if err := s.ReleaseMapped(); err != nil {
+			t.Fatal(err)
+		}
+		if n := check.run(); n != 0 {
+			t.Fatalf("%s: %d of %d stored blobs not found", check.name, n, len(hs))
+		}
+		if got := mappedRSS(t, "meta.db"); got > 256<<10 {
+			t.Errorf("%s of %d blobs left %d KiB of meta.db resident; want at most 256", check.name, len(hs), got>>10)
+		}
+	}
+}
