@@ -256,14 +256,16 @@ func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 const (
 	inlineMaxItem = 64 << 10
 	inlineBudget  = 512 << 10
-	// inlineReleaseAfter is how many blobs the inline part of an
-	// announcement reads back from which it then drops the database pages
-	// it mapped (Store.ReleaseMapped): a first generation of small files
-	// fills the budget with ~850 lookups at random places of the blob
-	// locations, which mapped ~7 MiB of meta.db and kept it resident
-	// while the announcement was encoded and sent, the source's peak of a
-	// 100k initial sync (the agent drops them every 2 s otherwise)
-	inlineReleaseAfter = 64
+	// inlineReleaseEvery is how many blobs the inline part of an
+	// announcement reads back between two drops of the database pages
+	// they mapped (Store.ReleaseMapped), and after the last: a first
+	// generation of small files fills the budget with ~850 lookups at
+	// random places of the blob locations, which mapped ~10 MiB of
+	// meta.db (each lookup faults in its pages and, by the kernel's
+	// fault-around, up to 15 beside each) and kept it resident while the
+	// announcement was encoded and sent: the source's peak RSS of a 100k
+	// initial sync
+	inlineReleaseEvery = 16
 	inlineDeltaTime    = 100 * time.Millisecond
 )
 
@@ -349,7 +351,7 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 	deltaUntil := time.Now().Add(inlineDeltaTime)
 	opened := 0 // blobs read back for the inline part
 	defer func() {
-		if opened >= inlineReleaseAfter {
+		if opened >= inlineReleaseEvery {
 			_ = j.a.store.ReleaseMapped()
 		}
 	}()
@@ -375,7 +377,9 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 		}
 		full := false // the file would ride inline, but not in what is left
 		if in == nil {
-			opened++
+			if opened++; opened%inlineReleaseEvery == 0 {
+				_ = j.a.store.ReleaseMapped()
+			}
 			if rc, n, err := j.a.store.OpenCompressed(it.Hash); err == nil {
 				switch {
 				case n > inlineMaxItem: // never inline: fetched
