@@ -217,7 +217,7 @@ func BenchmarkFirstGenerationAsSource(b *testing.B) {
 // scannedAsSource returns a new store as a source's first scan of
 // 100,000 small files leaves it, with the scan's index and changed list:
 // the last 3,000 blobs still pending (put after the last flush).
-func scannedAsSource(ctx context.Context, b testing.TB) (*Store, index.Index, []string) {
+func scannedAsSource(ctx context.Context, b *testing.B) (*Store, index.Index, []string) {
 	b.Helper()
 	s := newTestStore(b)
 	x := index.Index{}

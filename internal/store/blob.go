@@ -766,7 +766,6 @@ func (s *Store) Missing(hs []index.Hash) []index.Hash {
 	files := s.newBlobFiles(check)
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
-		defer pass.end()
 		small := newSmallLookup(tx)
 		for _, h := range check {
 			pass.touched()

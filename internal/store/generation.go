@@ -648,7 +648,6 @@ func (s *Store) missingTx(tx *bolt.Tx, need []blobUse) []string {
 	slices.SortFunc(need, func(a, b blobUse) int { return compareHashes(a.h, b.h) })
 	var missing []string
 	pass := mappedPass{tx: tx}
-	defer pass.end()
 	lacks := false
 	for i, u := range need {
 		if i == 0 || need[i-1].h != u.h {

@@ -57,7 +57,6 @@ func (s *Store) Lacking(hs []index.Hash, sizes []int64) []bool {
 	files := s.newBlobFiles(large)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
-		defer pass.end()
 		// hasSmall's buckets, opened once for the pass (a bucket opened
 		// by name is allocated anew at each call)
 		packed, blobs := openLocations(tx), tx.Bucket(bktBlobs)

@@ -103,22 +103,6 @@ func (m *mappedPass) touched() {
 	}
 }
 
-// passDropMin is how many lookups a pass makes from which it drops the
-// pages it mapped when it ends (end): fewer leave a few pages to the
-// agent's periodic ReleaseMapped.
-const passDropMin = 64
-
-// end drops the mapped pages when the pass made passDropMin lookups or
-// more: what a pass of a few hundred lookups at random places mapped
-// stayed resident until the agent's next ReleaseMapped, up to 2 s later,
-// with whatever it did meanwhile (the blob checks of a target's fetch and
-// of a source's record held 9-11 MiB of meta.db this way).
-func (m *mappedPass) end() {
-	if m.n >= passDropMin {
-		m.drop()
-	}
-}
-
 // drop drops the mapped pages now, as a pass over many keys ends.
 func (m *mappedPass) drop() {
 	_ = dropMapped(m.tx.DB().Info().Data, m.tx.Size())
