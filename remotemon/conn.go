@@ -309,10 +309,10 @@ func (m *Monitor) pinger(ctx context.Context, c *conn) {
 func (m *Monitor) acceptStreams(ctx context.Context, c *conn) {
 	peerGate := m.gate(c.peer)
 	// the first frame of a stream a peer opens must be a Get (or the
-	// Offer of a source: hints, see wire.Offer)
+	// Offer or Wake of a source: hints, see wire.Offer and wire.Wake)
 	gate := func(t wire.Type, job string) error {
-		if t != wire.TypeGet && t != wire.TypeOffer {
-			return fmt.Errorf("a transfer stream must start with Get or Offer, not %s", t)
+		if t != wire.TypeGet && t != wire.TypeOffer && t != wire.TypeWake {
+			return fmt.Errorf("a transfer stream must start with Get, Offer or Wake, not %s", t)
 		}
 		if peerGate != nil {
 			return peerGate(t, job)

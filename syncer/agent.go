@@ -349,8 +349,15 @@ func (a *Agent) HandleMessage(peer string, m wire.Message) {
 }
 
 // HandleStream implements remotemon.Handler: transfer requests, and a
-// source's offers (prefetch.go).
+// source's offers (prefetch.go) and wakes (wakehint.go).
 func (a *Agent) HandleStream(ctx context.Context, peer string, first wire.Message, s *remotemon.Stream) {
+	if w, ok := first.(*wire.Wake); ok {
+		if j := a.job(w.Job); j != nil {
+			j.takeWake(peer)
+		}
+		s.Close()
+		return
+	}
 	if o, ok := first.(*wire.Offer); ok {
 		if j := a.job(o.Job); j != nil {
 			j.takeOffers(peer, o, s)

@@ -44,7 +44,7 @@ func (a *Agent) Allow(peer string, t wire.Type, job string) error {
 			return fmt.Errorf("job %q: %s is not a target of it here (or this node is not its source)", job, peer)
 		}
 		return nil
-	case wire.TypeOffer:
+	case wire.TypeOffer, wire.TypeWake:
 		j := a.job(job)
 		if j == nil {
 			return fmt.Errorf("no job %q on this node", job)

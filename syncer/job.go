@@ -521,6 +521,9 @@ func (j *job) refuse(e event, err error) {
 // change becomes a new generation; on a target it is a local edit, which
 // push mode overwrites with the source's version.
 func (j *job) onLocalChange(ctx context.Context, ch hostmon.Change) {
+	if j.isSource && j.park.parked != nil {
+		j.wakeTargets(ctx) // they read theirs back while this one does
+	}
 	if !j.wake() {
 		return
 	}

@@ -54,6 +54,23 @@ func (j *job) takeSpare(paths []string) index.Index {
 	return sp.x
 }
 
+// readySpare makes the spare now, ahead of an announcement its source
+// said is coming (wire.Wake), when the next incremental announcement
+// would take it (wantOf: the newest generation is what this target
+// admitted of its base as it was) and there is none. It reports whether
+// it made one.
+func (j *job) readySpare() bool {
+	sp, g := &j.spare, j.latest
+	if j.isSource || g == nil || g.Index == nil || sp.use != nil || !j.plain.identity || j.plain.gen != g {
+		return false
+	}
+	if sp.of == g && sp.x != nil && !sameMap(sp.x, g.Index) {
+		return false
+	}
+	sp.x, sp.of, sp.used = g.Index.Clone(), g, time.Now()
+	return true
+}
+
 // settleSpare ends the use of the spare by an announcement: when its want
 // became the newest generation's index, the index it replaced is brought
 // up to date at the changed paths and is the spare; otherwise want goes

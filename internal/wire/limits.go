@@ -28,6 +28,7 @@ var decodedLimit = map[Type]int{
 	TypeAnnounce:     MaxDecoded,
 	TypeRelay:        24 << 20, // one frame of at most MaxFrame bytes, base64 in JSON
 	TypeOffer:        2 << 20,  // MaxOfferItems items with paths of up to 4 KiB, JSON-escaped
+	TypeWake:         256,
 }
 
 // MaxPayload returns the most bytes a payload of type t may decode to, 0
@@ -62,15 +63,16 @@ func windowLimit(t Type) int {
 var ErrRefused = errors.New("message refused")
 
 // Gate decides whether the body of a frame is decoded: t is its type, job
-// the job it names (for Announce, Result, RowsAnnounce, RowsHave and Get,
-// read from the start of the payload before anything else), "" for the
-// other types. A non-nil error refuses the frame.
+// the job it names (for Announce, Result, RowsAnnounce, RowsHave, Get,
+// Relay, Offer and Wake, read from the start of the payload before
+// anything else), "" for the other types. A non-nil error refuses the
+// frame.
 type Gate func(t Type, job string) error
 
 // jobScoped reports whether messages of type t name a job first.
 func jobScoped(t Type) bool {
 	switch t {
-	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet, TypeRelay, TypeOffer:
+	case TypeAnnounce, TypeResult, TypeRowsAnnounce, TypeRowsHave, TypeGet, TypeRelay, TypeOffer, TypeWake:
 		return true
 	}
 	return false

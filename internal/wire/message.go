@@ -50,6 +50,8 @@ func (t Type) String() string {
 		return "Relay"
 	case TypeOffer:
 		return "Offer"
+	case TypeWake:
+		return "Wake"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -89,6 +91,8 @@ func newMessage(t Type) Message {
 		return &Relay{}
 	case TypeOffer:
 		return &Offer{}
+	case TypeWake:
+		return &Wake{}
 	}
 	return nil
 }

@@ -133,7 +133,7 @@ func TestRejectsHugeLength(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	c := newCodec(f)
-	for _, m := range []Message{sampleAnnounce(2), sampleAnnounce(400), &Hello{Node: "a"}, &Get{Job: "j", Path: "p", Hash: make([]byte, 32)}} {
+	for _, m := range []Message{sampleAnnounce(2), sampleAnnounce(400), &Hello{Node: "a"}, &Get{Job: "j", Path: "p", Hash: make([]byte, 32)}, &Wake{Job: "j"}} {
 		b, err := c.Encode(m)
 		if err != nil {
 			f.Fatal(err)

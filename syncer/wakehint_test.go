@@ -1,0 +1,118 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"pbxsync/internal/wire"
+)
+
+// waitLetGo waits until each of nodes has let go of its newest index at
+// least times times.
+func waitLetGo(t *testing.T, times int, nodes ...*tnode) {
+	t.Helper()
+	eventually(t, waitLimit, "the index let go of while idle", func() error {
+		for _, n := range nodes {
+			if c := n.countLines("let go of the newest index while idle"); c < times {
+				return fmt.Errorf("%s let go of its index %d times, want %d", n.name, c, times)
+			}
+		}
+		return nil
+	})
+}
+
+// TestE2ESourceWakesItsTargets: a source that let go of its index while
+// idle tells its target, as it wakes for a local change, that a
+// generation is coming (wire.Wake); the edit reaches the target as a
+// change admitted by its changes.
+func TestE2ESourceWakesItsTargets(t *testing.T) {
+	t.Parallel()
+	a, b := parkingPair(t, 400, 20)
+	for i := 1; i <= 2; i++ {
+		waitLetGo(t, i, a, b)
+		a.appendTo(fmt.Sprintf("d%02d/f%04d.conf", i, i), "edited\n")
+		converged(t, fmt.Sprintf("edit %d after an idle spell", i), a, b)
+		eventually(t, waitLimit, "the source's wake at the target", func() error {
+			if c := b.countLines("its source is making a generation", "peer=a"); c < i {
+				return fmt.Errorf("b took %d wakes from a, want %d", c, i)
+			}
+			return nil
+		})
+	}
+	if b.logHas("asking for a complete announcement") {
+		t.Error("the target asked for a complete announcement after a wake")
+	}
+}
+
+// TestWakeReadiesAParkedTarget: a Wake from the job's source makes a
+// target that let go of its index read it back and copy it for the next
+// announcement, with no announcement yet; a Wake from a pinned peer that
+// is not the job's source is refused unread and wakes nothing.
+func TestWakeReadiesAParkedTarget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	c := h.node("c")
+	b.pin(c)
+	a.tune, b.tune = parkQuick, parkQuick
+	for i := range 400 {
+		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%20, i), fmt.Sprintf("[%d]\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	a.appendTo("d01/f0001.conf", "edited\n") // the target's newest generation: an admission of its base as it was
+	converged(t, "an edit", a, b)
+	waitLetGo(t, 1, b)
+	a.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+
+	wake := func(p *testPeer) (wire.Message, error) {
+		s, err := p.qc.OpenStreamSync(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.codec.Write(s, &wire.Wake{Job: "conf"}); err != nil {
+			return nil, err
+		}
+		return p.codec.Read(s) // the refusal, or the end of the stream
+	}
+	pc, err := dialTestPeer(ctx, c, b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.close()
+	m, err := wake(pc)
+	if e, ok := m.(*wire.Error); err != nil || !ok || !strings.Contains(e.Message, "refused") {
+		t.Fatalf("a Wake from a peer that is not the source: got %v %v, want a refusal", m, err)
+	}
+
+	// the source's identity; its connection wakes b (every event does),
+	// which lets go of its index again once idle
+	parks := b.countLines("let go of the newest index while idle")
+	pa, err := dialTestPeer(ctx, a, b.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pa.close()
+	waitLetGo(t, parks+1, b)
+	if b.logHas("its source is making a generation") {
+		t.Fatal("b took the Wake of a peer that is not its source")
+	}
+	readBack := b.countLines("read the newest index back")
+	if _, err := wake(pa); err != nil && !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("the source's Wake: %v", err)
+	}
+	eventually(t, waitLimit, "the target woken by its source", func() error {
+		if !b.logHas("its source is making a generation", "peer=a", "spare_made=true") {
+			return fmt.Errorf("b has not copied its index for the coming announcement")
+		}
+		return nil
+	})
+	if c := b.countLines("read the newest index back"); c != readBack+1 {
+		t.Errorf("b read its index back %d times for the Wake, want once", c-readBack)
+	}
+}
