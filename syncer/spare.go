@@ -47,24 +47,25 @@ func (j *job) takeSpare(paths []string) index.Index {
 	if sp.use != nil {
 		j.settleSpare()
 	}
-	if sp.of != j.latest || sp.x == nil || sameMap(sp.x, j.latest.Index) {
+	if sp.stale(j.latest) {
 		sp.x, sp.of = j.latest.Index.Clone(), j.latest
 	}
 	sp.use = &spareUse{want: sp.x, base: j.latest, paths: slices.Clone(paths)}
 	return sp.x
 }
 
+// stale reports whether sp holds no copy of g's index to use.
+func (sp *spareIndex) stale(g *store.Generation) bool {
+	return sp.of != g || sp.x == nil || sameMap(sp.x, g.Index)
+}
+
 // readySpare makes the spare now, ahead of an announcement its source
 // said is coming (wire.Wake), when the next incremental announcement
-// would take it (wantOf: the newest generation is what this target
-// admitted of its base as it was) and there is none. It reports whether
-// it made one.
+// would take it (wantOf: the newest generation is the one this target
+// made of its base) and there is none. It reports whether it made one.
 func (j *job) readySpare() bool {
 	sp, g := &j.spare, j.latest
-	if j.isSource || g == nil || g.Index == nil || sp.use != nil || !j.plain.identity || j.plain.gen != g {
-		return false
-	}
-	if sp.of == g && sp.x != nil && !sameMap(sp.x, g.Index) {
+	if j.isSource || g == nil || g.Index == nil || sp.use != nil || j.plain.gen != g || !sp.stale(g) {
 		return false
 	}
 	sp.x, sp.of, sp.used = g.Index.Clone(), g, time.Now()
