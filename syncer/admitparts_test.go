@@ -70,7 +70,7 @@ func TestPartAdmission(t *testing.T) {
 					r := rand.New(rand.NewPCG(1, 2))
 					r.Shuffle(len(m.Items), func(a, b int) { m.Items[a], m.Items[b] = m.Items[b], m.Items[a] })
 				}
-				parts := wire.Split(m, 8<<10)
+				parts := wire.Split(m, 2<<10)
 				if len(parts) < 4 {
 					t.Fatalf("%d parts", len(parts))
 				}
@@ -141,7 +141,7 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 	}
 	j := &job{log: slog.New(slog.DiscardHandler), filter: f}
 	j.admitting.j = j
-	parts := wire.Split(&wire.Announce{Job: "j", Version: 8, Origin: "a", Items: wire.FromIndex(x)}, 4<<10)
+	parts := wire.Split(&wire.Announce{Job: "j", Version: 8, Origin: "a", Items: wire.FromIndex(x)}, 1<<10)
 	var asm wire.Assembler
 	add := func(m *wire.Announce) *wire.Announce {
 		out, streamed, err := asm.AddTo(m, &j.admitting)
@@ -195,7 +195,7 @@ func TestRepeatOfTakenDropped(t *testing.T) {
 		x[it.Path] = it
 	}
 	m := &wire.Announce{Job: "j", Version: 8, Origin: "a", Time: 100, Items: wire.FromIndex(x)}
-	parts := wire.Split(m, 4<<10)
+	parts := wire.Split(m, 1<<10)
 	j := &job{}
 	if j.repeatOfTaken(parts[0]) {
 		t.Fatal("a part dropped while nothing is taken")

@@ -38,7 +38,7 @@ type Options struct {
 	Clock func() time.Time
 	// AnnouncePartBytes is about the most bytes of items one message of
 	// an announcement carries before it is sent in parts; 0:
-	// 2 MiB (announcePartBytes). Tests make it small.
+	// 512 KiB (announcePartBytes). Tests make it small.
 	AnnouncePartBytes int
 	// RelayPatience is how long the targets behind a relay may take to
 	// answer a version the relay answered for before the origin passes

@@ -101,7 +101,7 @@ func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
 // encoded (JSON, then zstd) as one buffer, and encoding/json keeps its
 // largest buffer pooled, so the part size, not the index, bounds what
 // encoding an announcement of 100,000 files holds (16 MiB parts kept 20
-// MiB).
+// MiB, 2 MiB parts ~12 MB).
 const announcePartBytes = wire.PartBytes
 
 // sendAnnouncement sends msg to peer, in parts when its index is large

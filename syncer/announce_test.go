@@ -94,7 +94,7 @@ func TestSplitAnnouncement(t *testing.T) {
 		msg.Items = append(msg.Items, wire.Item{Path: fmt.Sprintf("dir%03d/extension-%06d.conf", i%100, i), Kind: 1, Size: 1400,
 			Mode: 0o644, MTime: 1700000000000000000 + int64(i), Hash: make([]byte, 32), Version: []index.Counter{{Node: "src", Value: 3}}})
 	}
-	const maxJSON = 2 << 20 // what encoding one part may hold
+	const maxJSON = announcePartBytes // what encoding one part may hold
 	parts := wire.Split(msg, announcePartBytes)
 	items := 0
 	for i, p := range parts {

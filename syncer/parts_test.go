@@ -17,7 +17,7 @@ func TestE2EAnnouncementInParts(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	a, b := h.pair("")
-	small := func(o *Options) { o.AnnouncePartBytes = 4 << 10 }
+	small := func(o *Options) { o.AnnouncePartBytes = 1 << 10 }
 	a.tune, b.tune = small, small
 	for i := range 400 {
 		a.write(fmt.Sprintf("d%d/f%03d.conf", i%4, i), strings.Repeat("x", i), 0o644)

@@ -25,8 +25,8 @@ func TestSplitAndAssemble(t *testing.T) {
 	if parts := Split(m, PartBytes); len(parts) != 1 || parts[0] != m {
 		t.Fatalf("a small announcement split into %d parts", len(parts))
 	}
-	// whole up to WholeParts parts' worth (what agents before 2 MiB
-	// parts sent whole), in parts above
+	// whole up to WholeParts parts' worth (what agents before parts
+	// sent whole), in parts above
 	total := 0
 	for i := range m.Items {
 		total += itemWireSize(&m.Items[i])
@@ -37,7 +37,7 @@ func TestSplitAndAssemble(t *testing.T) {
 	if n := len(Split(m, total/WholeParts-1)); n <= WholeParts {
 		t.Fatalf("%d parts for %d bytes of items at %d per part", n, total, total/WholeParts-1)
 	}
-	const limit = 64 << 10
+	const limit = 8 << 10
 	parts := Split(m, limit)
 	if len(parts) < 5 {
 		t.Fatalf("%d parts of about %d bytes for %d items", len(parts), limit, len(m.Items))
@@ -85,13 +85,13 @@ func TestSplitAndAssemble(t *testing.T) {
 func TestAssemblerOrders(t *testing.T) {
 	v7 := sampleAnnounce(600)
 	v7.Removed, v7.Unreadable = []string{"gone.conf"}, []string{"root-only.conf"}
-	p7 := Split(v7, 16<<10)
+	p7 := Split(v7, 4<<10)
 	v8 := sampleAnnounce(600)
 	v8.Version = 8
-	p8 := Split(v8, 16<<10)
+	p8 := Split(v8, 4<<10)
 	v3 := sampleAnnounce(600)
 	v3.Version = 3 // a restarted source counting again
-	p3 := Split(v3, 16<<10)
+	p3 := Split(v3, 4<<10)
 	n := len(p7)
 	if n < 6 || len(p8) != n || len(p3) != n {
 		t.Fatalf("%d, %d and %d parts; want as many, at least 6", n, len(p8), len(p3))
