@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"pbxsync/internal/config"
 	"pbxsync/internal/wire"
 	"pbxsync/remotemon"
 )
@@ -25,7 +26,13 @@ const wakeHintTimeout = 5 * time.Second
 // wakeTargets sends a Wake to each target of the job that is connected,
 // without waiting: a hint lost (no connection, an agent that predates
 // it) costs the target its read-back after the announcement, as before.
+// A job that may announce to some of its targets only, or later (sync
+// windows, a rolling order), wakes none: a target woken for nothing holds
+// its index and a copy of it until it is idle again.
 func (j *job) wakeTargets(ctx context.Context) {
+	if len(j.window.set) > 0 || (j.cfg.Order != "" && j.cfg.Order != config.OrderParallel) {
+		return
+	}
 	for peer := range j.targets {
 		if !j.a.mon.Connected(peer) {
 			continue

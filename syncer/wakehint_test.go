@@ -46,6 +46,33 @@ func TestE2ESourceWakesItsTargets(t *testing.T) {
 	}
 }
 
+// TestE2ERollingSourceWakesNoTarget: a job that announces a wave of
+// targets at a time sends no Wake: the edit after an idle spell arrives
+// as before, and the target is never told a generation is coming.
+func TestE2ERollingSourceWakesNoTarget(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	a.Jobs[0].Extra += `order = "rolling"` + "\n"
+	a.tune, b.tune = parkQuick, parkQuick
+	for i := range 400 {
+		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%20, i), fmt.Sprintf("[%d]\n", i), 0o644)
+	}
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	waitLetGo(t, 1, a, b)
+	a.appendTo("d01/f0001.conf", "edited\n")
+	converged(t, "an edit after an idle spell", a, b)
+	if a.countLines("read the newest index back") == 0 {
+		t.Fatal("the source did not read its index back: the edit did not come after a park")
+	}
+	waitLetGo(t, 2, b) // long after a Wake sent with the edit would have come
+	if b.logHas("its source is making a generation") {
+		t.Error("a rolling job's source woke its target")
+	}
+}
+
 // TestWakeReadiesAParkedTarget: a Wake from the job's source makes a
 // target that let go of its index read it back and copy it for the next
 // announcement, with no announcement yet; a Wake from a pinned peer that
