@@ -20,9 +20,19 @@ func parkQuick(o *Options) { o.SpillIdle, o.ParkMin = 50e6, 100 }
 // files in dirs directories and waits for the initial sync.
 func parkingPair(t *testing.T, n, dirs int) (a, b *tnode) {
 	t.Helper()
+	return parkingPairWith(t, n, dirs, nil)
+}
+
+// parkingPairWith is parkingPair that lets setup change the nodes (and
+// add others to h) before they start.
+func parkingPairWith(t *testing.T, n, dirs int, setup func(h *harness, a, b *tnode)) (a, b *tnode) {
+	t.Helper()
 	h := newHarness(t)
 	a, b = h.pair("")
 	a.tune, b.tune = parkQuick, parkQuick
+	if setup != nil {
+		setup(h, a, b)
+	}
 	for i := range n {
 		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%dirs, i), fmt.Sprintf("[%d]\n", i), 0o644)
 	}
@@ -30,6 +40,20 @@ func parkingPair(t *testing.T, n, dirs int) (a, b *tnode) {
 	b.start()
 	converged(t, "initial sync", a, b)
 	return a, b
+}
+
+// waitLetGo waits until each of nodes has let go of its newest index at
+// least times times.
+func waitLetGo(t *testing.T, times int, nodes ...*tnode) {
+	t.Helper()
+	eventually(t, waitLimit, "the index let go of while idle", func() error {
+		for _, n := range nodes {
+			if c := n.countLines("let go of the newest index while idle"); c < times {
+				return fmt.Errorf("%s let go of its index %d times, want %d", n.name, c, times)
+			}
+		}
+		return nil
+	})
 }
 
 // TestE2EEditsAfterIndexParked: once both agents let go of their newest
@@ -56,14 +80,7 @@ func TestE2EEditsAfterIndexParked(t *testing.T) {
 			return fmt.Errorf("source at %d, targets %+v", st.Generation, st.Targets)
 		})
 		parks++
-		eventually(t, waitLimit, what, func() error {
-			for _, n := range []*tnode{a, b} {
-				if c := n.countLines("let go of the newest index while idle"); c < parks {
-					return fmt.Errorf("%s let go of its index %d times, want %d", n.name, c, parks)
-				}
-			}
-			return nil
-		})
+		waitLetGo(t, parks, a, b)
 	}
 	parked("both let go of their index")
 	a.appendTo("d03/f0003.conf", "edited\n")

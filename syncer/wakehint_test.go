@@ -9,20 +9,6 @@ import (
 	"pbxsync/internal/wire"
 )
 
-// waitLetGo waits until each of nodes has let go of its newest index at
-// least times times.
-func waitLetGo(t *testing.T, times int, nodes ...*tnode) {
-	t.Helper()
-	eventually(t, waitLimit, "the index let go of while idle", func() error {
-		for _, n := range nodes {
-			if c := n.countLines("let go of the newest index while idle"); c < times {
-				return fmt.Errorf("%s let go of its index %d times, want %d", n.name, c, times)
-			}
-		}
-		return nil
-	})
-}
-
 // TestE2ESourceWakesItsTargets: a source that let go of its index while
 // idle tells its target, as it wakes for a local change, that a
 // generation is coming (wire.Wake); the edit reaches the target as a
@@ -51,16 +37,7 @@ func TestE2ESourceWakesItsTargets(t *testing.T) {
 // as before, and the target is never told a generation is coming.
 func TestE2ERollingSourceWakesNoTarget(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	a.Jobs[0].Extra += `order = "rolling"` + "\n"
-	a.tune, b.tune = parkQuick, parkQuick
-	for i := range 400 {
-		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%20, i), fmt.Sprintf("[%d]\n", i), 0o644)
-	}
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
+	a, b := parkingPairWith(t, 400, 20, func(_ *harness, a, _ *tnode) { a.Jobs[0].Extra += `order = "rolling"` + "\n" })
 	waitLetGo(t, 1, a, b)
 	a.appendTo("d01/f0001.conf", "edited\n")
 	converged(t, "an edit after an idle spell", a, b)
@@ -79,17 +56,11 @@ func TestE2ERollingSourceWakesNoTarget(t *testing.T) {
 // is not the job's source is refused unread and wakes nothing.
 func TestWakeReadiesAParkedTarget(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	c := h.node("c")
-	b.pin(c)
-	a.tune, b.tune = parkQuick, parkQuick
-	for i := range 400 {
-		a.write(fmt.Sprintf("d%02d/f%04d.conf", i%20, i), fmt.Sprintf("[%d]\n", i), 0o644)
-	}
-	a.start()
-	b.start()
-	converged(t, "initial sync", a, b)
+	var c *tnode
+	a, b := parkingPairWith(t, 400, 20, func(h *harness, _, b *tnode) {
+		c = h.node("c")
+		b.pin(c)
+	})
 	a.appendTo("d01/f0001.conf", "edited\n") // the target's newest generation: an admission of its base as it was
 	converged(t, "an edit", a, b)
 	waitLetGo(t, 1, b)

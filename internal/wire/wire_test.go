@@ -51,6 +51,7 @@ func TestRoundTrip(t *testing.T) {
 		&Get{Job: "conf", Path: "a/b.conf", Hash: make([]byte, 32), More: [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)}},
 		&Data{Encoding: EncodingZstd, Size: 10, Length: 20, Hash: make([]byte, 32)},
 		&Error{Message: "no such content"},
+		&Wake{Job: "conf"},
 	} {
 		var buf bytes.Buffer
 		if err := c.Write(&buf, m); err != nil {
