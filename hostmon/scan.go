@@ -419,9 +419,10 @@ func underAny(p string, set map[string]bool) bool {
 type ContentSink func(r io.Reader) (index.Hash, int64, error)
 
 // StoredFunc learns of each file a scan handed to its sink (WithSink)
-// and records: its path, content hash and size. Files are read in
-// parallel, so it must be safe for concurrent use.
-type StoredFunc func(rel string, h index.Hash, size int64)
+// and records: the item it records (path, content hash and size, mode and
+// modification time). Files are read in parallel, so it must be safe for
+// concurrent use.
+type StoredFunc func(it index.Item)
 
 // WithStored makes a scan with a sink call stored for each file the sink
 // took and the scan records (a source offers that content to its
@@ -850,7 +851,7 @@ func (s *scanner) read(d scanDir, rel, name string, buf []byte) fileRead {
 		}
 		r.st = cur
 		if s.sink != nil && s.stored != nil {
-			s.stored(rel, h, n)
+			s.stored(cur.Item)
 		}
 		return r
 	}

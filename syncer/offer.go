@@ -89,14 +89,14 @@ func (j *job) newOfferer(ctx context.Context) *offerer {
 }
 
 // stored takes one file the scan stored (hostmon.StoredFunc).
-func (o *offerer) stored(rel string, h index.Hash, size int64) {
+func (o *offerer) stored(it index.Item) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if len(o.batch) > 0 && o.pathBytes+len(rel) > wire.MaxOfferPathBytes {
+	if len(o.batch) > 0 && o.pathBytes+len(it.Path) > wire.MaxOfferPathBytes {
 		o.flushLocked()
 	}
-	o.batch = append(o.batch, wire.OfferItem{Path: rel, Hash: h[:], Size: size})
-	o.pathBytes += len(rel)
+	o.batch = append(o.batch, wire.OfferItem{Path: it.Path, Hash: it.Hash[:], Size: it.Size, Mode: uint32(it.Mode), MTime: it.MTime})
+	o.pathBytes += len(it.Path)
 	if len(o.batch) == wire.MaxOfferItems {
 		o.flushLocked()
 	}

@@ -154,7 +154,7 @@ func (j *job) admitOffered(oi wire.OfferItem, dirs *offeredDirs) (index.Item, bo
 	if index.ValidateName(oi.Path) != nil || !j.filter.Match(oi.Path, false) || !dirs.admits(j, index.Parent(oi.Path)) {
 		return index.Item{}, false
 	}
-	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: wire.HashOf(oi.Hash), Size: oi.Size}, true
+	return index.Item{Path: oi.Path, Kind: index.KindFile, Hash: wire.HashOf(oi.Hash), Size: oi.Size, Mode: fs.FileMode(oi.Mode), MTime: oi.MTime}, true
 }
 
 // offeredDirs is the last directory an offer frame's admission decided.

@@ -359,7 +359,8 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 }
 
 // metaUnknown reports whether it carries no mode and no mtime: content
-// the source offered before its announcement (admitOffered) has neither.
+// offered (admitOffered) by a source that predates an offer's mode and
+// mtime has neither.
 // Its staging file then keeps the mode and time of its creation (a
 // fchmod and a futimens fewer per prefetched file, both of which the
 // apply would set again by path), and the apply sets the announced ones.

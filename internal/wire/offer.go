@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"io/fs"
 
 	"pbxsync/internal/index"
 )
@@ -33,11 +34,17 @@ type Offer struct {
 }
 
 // OfferItem is one file's content: where the source found it (Path, for
-// the target's filters and the source's logs), its hash and size.
+// the target's filters and the source's logs), its hash and size, and the
+// mode and modification time the source's scan saw there (Mode and MTime,
+// zero from a source that predates them): a target gives its prefetched
+// copy those through the descriptor it wrote, so that the apply need not
+// set them by path. They are hints: the announcement's item decides.
 type OfferItem struct {
-	Path string `json:"path"`
-	Hash []byte `json:"hash"`
-	Size int64  `json:"size"`
+	Path  string `json:"path"`
+	Hash  []byte `json:"hash"`
+	Size  int64  `json:"size"`
+	Mode  uint32 `json:"mode,omitempty"`  // index.ModeBits only
+	MTime int64  `json:"mtime,omitempty"` // Unix nanoseconds
 }
 
 // Type implements Message.
@@ -60,6 +67,9 @@ func (m *Offer) Validate() error {
 		}
 		if it.Size < 0 || it.Size > MaxBody {
 			return fmt.Errorf("items[%d]: size %d out of range", i, it.Size)
+		}
+		if fs.FileMode(it.Mode)&^index.ModeBits != 0 {
+			return fmt.Errorf("items[%d]: mode %#o has bits other than permissions, setuid, setgid and sticky", i, it.Mode)
 		}
 	}
 	return nil

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"io/fs"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,7 +13,7 @@ import (
 
 func sampleOffer() *Offer {
 	return &Offer{Job: "conf", Items: []OfferItem{
-		{Path: "extensions.conf", Hash: bytes.Repeat([]byte{1}, 32), Size: 1200},
+		{Path: "extensions.conf", Hash: bytes.Repeat([]byte{1}, 32), Size: 1200, Mode: 0o640, MTime: 1764852000123456789},
 		{Path: "sounds/en/hello.wav", Hash: bytes.Repeat([]byte{2}, 32), Size: 0},
 	}}
 }
@@ -45,6 +47,7 @@ func TestOfferValidate(t *testing.T) {
 		"inner parent":  {func(m *Offer) { m.Items[0].Path = "a/../../b" }, "contains .."},
 		"short hash":    {func(m *Offer) { m.Items[0].Hash = m.Items[0].Hash[:5] }, "hash: 5 bytes"},
 		"negative size": {func(m *Offer) { m.Items[1].Size = -1 }, "size -1"},
+		"file type bit": {func(m *Offer) { m.Items[0].Mode = uint32(fs.ModeSymlink | 0o777) }, "bits other than"},
 	} {
 		m := sampleOffer()
 		tc.mod(m)
@@ -64,7 +67,7 @@ func TestLargestOfferFits(t *testing.T) {
 	m := &Offer{Job: strings.Repeat("j", MaxNameLen)}
 	per := MaxOfferPathBytes / MaxOfferItems
 	for i := range MaxOfferItems {
-		m.Items = append(m.Items, OfferItem{Path: strings.Repeat("<", per-4) + string(rune('a'+i%26)) + "/" + "xy", Hash: bytes.Repeat([]byte{byte(i)}, index.HashSize), Size: MaxBody})
+		m.Items = append(m.Items, OfferItem{Path: strings.Repeat("<", per-4) + string(rune('a'+i%26)) + "/" + "xy", Hash: bytes.Repeat([]byte{byte(i)}, index.HashSize), Size: MaxBody, Mode: uint32(index.ModeBits), MTime: math.MinInt64})
 	}
 	if err := m.Validate(); err != nil {
 		t.Fatalf("the largest Offer is not valid: %v", err)
