@@ -57,16 +57,11 @@ func (s *Store) Lacking(hs []index.Hash, sizes []int64) []bool {
 	files := s.newBlobFiles(large)
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pass := mappedPass{tx: tx}
-		// hasSmall's buckets, opened once for the pass (a bucket opened
-		// by name is allocated anew at each call)
-		packed, blobs := openLocations(tx), tx.Bucket(bktBlobs)
-		small := func(h index.Hash) bool {
-			return packed.get(h) != nil || blobs.Get(h[:]) != nil
-		}
+		small := newSmallLookup(tx)
 		for _, i := range order {
 			pass.touched()
 			h := hs[i]
-			lack[i] = !small(h) && (sizes[i] <= PackedContent || !files.exists(h))
+			lack[i] = !small.has(h) && (sizes[i] <= PackedContent || !files.exists(h))
 		}
 		return nil
 	})

@@ -158,29 +158,30 @@ func hasSmall(tx *bolt.Tx, h index.Hash) bool {
 }
 
 // smallLookup answers hasSmall for many blobs in one transaction (a
-// flush's check of its batch, Missing): the two buckets are looked up once,
-// not twice a blob, and bucket blobs is not searched at all when it is
-// empty, as it is while a scan stores its files (its batches go to packs,
-// see dbBlobsBytes). Only for a read transaction, or one that puts nothing
-// into bucket blobs while it is used.
+// flush's check of its batch, Missing): each bucket keeps one cursor
+// (orderedGet), so blobs looked up in hash order walk the buckets' leaves
+// instead of descending from the root for each, and bucket blobs is not
+// searched at all when it is empty, as it is while a scan stores its files
+// (its batches go to packs, see dbBlobsBytes). Only for a read
+// transaction, or one that writes none of those buckets while it is used.
 type smallLookup struct {
-	packed locations
-	blobs  *bolt.Bucket
+	recent, main, blobs orderedGet
 }
 
 func newSmallLookup(tx *bolt.Tx) smallLookup {
-	l := smallLookup{packed: openLocations(tx), blobs: tx.Bucket(bktBlobs)}
-	if l.blobs != nil {
-		if k, _ := l.blobs.Cursor().First(); k == nil {
-			l.blobs = nil
+	loc := openLocations(tx)
+	l := smallLookup{recent: newOrderedGet(loc.recent), main: newOrderedGet(loc.main)}
+	if b := tx.Bucket(bktBlobs); b != nil {
+		if k, _ := b.Cursor().First(); k != nil {
+			l.blobs = newOrderedGet(b)
 		}
 	}
 	return l
 }
 
-// has is hasSmall(tx, h).
-func (l smallLookup) has(h index.Hash) bool {
-	return l.packed.get(h) != nil || l.blobs != nil && l.blobs.Get(h[:]) != nil
+// has is hasSmall(tx, h), fastest for blobs in ascending hash order.
+func (l *smallLookup) has(h index.Hash) bool {
+	return l.recent.get(h) != nil || l.main.get(h) != nil || l.blobs.get(h) != nil
 }
 
 // appendRecord appends the record of payload p under h to b.
