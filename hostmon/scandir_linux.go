@@ -44,6 +44,13 @@ func (d *fdDir) lstat(name string) (fs.FileInfo, error) {
 	return fi, nil
 }
 
+// LstatAt is os.Lstat of name in the directory dir, through dir's
+// descriptor: no walk of dir's path (an apply reads back each file it
+// renamed into a directory it holds open).
+func LstatAt(dir *os.File, name string) (fs.FileInfo, error) {
+	return (&fdDir{f: dir, fd: int(dir.Fd()), path: dir.Name()}).lstat(name)
+}
+
 func (d *fdDir) open(name string) (scanFile, error) {
 	var fd int
 	err := ignoringEINTR(func() error {

@@ -35,6 +35,11 @@ func (d *pathDir) lstat(name string) (fs.FileInfo, error) {
 	return os.Lstat(filepath.Join(d.root, filepath.FromSlash(path.Join(d.rel, name))))
 }
 
+// LstatAt is os.Lstat of name in the directory dir.
+func LstatAt(dir *os.File, name string) (fs.FileInfo, error) {
+	return os.Lstat(filepath.Join(dir.Name(), name))
+}
+
 func (d *pathDir) open(name string) (scanFile, error) {
 	f, err := beneath.OpenFile(d.root, path.Join(d.rel, name), os.O_RDONLY)
 	if err != nil {

@@ -1,9 +1,11 @@
 package hostmon
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,5 +52,40 @@ func TestSettledSameTick(t *testing.T) {
 		if (got.CTime != 0) != c.trusted {
 			t.Errorf("mtime %v before the change time: settled with CTime %d, want trusted %v", c.before, got.CTime, c.trusted)
 		}
+	}
+}
+
+// TestLstatAt: LstatAt through a directory's descriptor shows what
+// os.Lstat of the joined path does, does not follow a link at the name,
+// and fails for an absent name naming its path.
+func TestLstatAt(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeFile(t, root, "d/a.conf", "[general]\n", 0o640)
+	if err := os.Symlink("a.conf", filepath.Join(root, "d", "link")); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.Open(filepath.Join(root, "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, name := range []string{"a.conf", "link"} {
+		got, err := LstatAt(dir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.Lstat(filepath.Join(root, "d", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gdev, gino, gct := sysStat(got)
+		wdev, wino, wct := sysStat(want)
+		if got.Name() != name || got.Mode() != want.Mode() || got.Size() != want.Size() || !got.ModTime().Equal(want.ModTime()) || gdev != wdev || gino != wino || gct != wct {
+			t.Errorf("%s: LstatAt %v %v %d %v ino %d, want %v %v %d %v ino %d", name, got.Name(), got.Mode(), got.Size(), got.ModTime(), gino, want.Name(), want.Mode(), want.Size(), want.ModTime(), wino)
+		}
+	}
+	if _, err := LstatAt(dir, "gone.conf"); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), filepath.Join(root, "d", "gone.conf")) {
+		t.Errorf("an absent name: got %v, want not-exist naming its path", err)
 	}
 }

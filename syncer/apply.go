@@ -849,7 +849,7 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange boo
 // state to Applier.Settled when it shows it (hostmon.Settled); a file
 // that does not is left to the rescan.
 func (a *Applier) settle(it index.Item, dir *os.File, base string) {
-	fi, err := os.Lstat(filepath.Join(dir.Name(), base))
+	fi, err := hostmon.LstatAt(dir, base)
 	if err != nil {
 		return
 	}
