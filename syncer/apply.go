@@ -76,6 +76,8 @@ type Applier struct {
 	progress *progressTracker // counts staged files while a target applies
 	// syncfsMin overrides syncfsMinFiles when set (tests).
 	syncfsMin int
+	// syncfs, when set, stands for syncFS (tests: a writeback error).
+	syncfs func(dir string) (bool, error)
 
 	// prestaged holds files staged while their content was fetched
 	// (content hash → the id of its staging file, see stagingName, and
@@ -84,6 +86,8 @@ type Applier struct {
 	// id, not a name: an initial sync of 100k files holds 100k of them.
 	prestageMu sync.Mutex
 	prestaged  map[index.Hash]prestagedFile
+	// stagingSync writes back what the fetches staged (under prestageMu)
+	stagingSync stagingSync
 }
 
 // prestagedFile is a file staged while its content was fetched: the id of
@@ -286,6 +290,12 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 	// not on disk would be renamed into the tree. The whole batch is made
 	// durable at once (see syncParallel).
 	tStaged := time.Now()
+	if len(writes) > 0 {
+		if err := a.waitStagingSync(); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
+		}
+	}
 	synced := false
 	syncfsMin := syncfsMinFiles
 	if a.syncfsMin > 0 {
@@ -293,7 +303,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 	}
 	if len(writes) >= syncfsMin {
 		var err error
-		if synced, err = syncFS(a.Staging); err != nil {
+		if synced, err = a.syncFS(a.Staging); err != nil {
 			cleanup()
 			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
 		}

@@ -355,6 +355,11 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		return err // nil when only the copy failed: stage reads the store
 	}
 	j.applier.prestage(it.Hash, name, meta)
+	if it.Size >= directio.MinSize {
+		j.applier.noteStaged(0) // its data went around the page cache
+	} else {
+		j.applier.noteStaged(it.Size)
+	}
 	return nil
 }
 
