@@ -466,6 +466,14 @@ func (j *job) save() {
 	j.dirty = false
 }
 
+// returnedAt is the event of a target that came up at at (zero: unknown).
+func returnedAt(at time.Time) core.Returned {
+	if at.IsZero() {
+		return core.Returned{}
+	}
+	return core.Returned{Time: at.UnixNano()}
+}
+
 func (j *job) onEvent(ctx context.Context, e event) {
 	if !j.wake() {
 		j.refuse(e, j.park.err)
@@ -485,7 +493,7 @@ func (j *job) onEvent(ctx context.Context, e event) {
 		j.markPeerDown(e)
 		if j.isSource && e.peerUp {
 			if _, ok := j.targets[e.peer]; ok {
-				j.stepTarget(e.peer, core.Returned{}, nil) // announce again at once: it may have lost its state while away
+				j.stepTarget(e.peer, returnedAt(e.at), nil) // announce again at once: it may have lost its state while away
 			}
 			j.announce(false)
 		}

@@ -245,7 +245,7 @@ func (p *pgJob) onEvent(ctx context.Context, e event) error {
 		p.j.markPeerDown(e)
 		if p.j.isSource && e.peerUp {
 			if p.targets[e.peer] != nil {
-				p.stepTarget(e.peer, core.Returned{})
+				p.stepTarget(e.peer, returnedAt(e.at))
 			}
 			p.announce(false)
 		}

@@ -43,6 +43,8 @@ func (Has) isTargetEvent() {}
 //	Answered bad v     | Answer, v rejected                 | Rejected, Record, Again
 //	Answered other     | Answer                             | Record, Again
 //	Returned           | repeat at once                     | Again
+//	Returned before    | unchanged                          | -
+//	the last Sent      |                                    |
 func (t RowsTarget) Step(e TargetEvent) (RowsTarget, Outcome) {
 	switch e := e.(type) {
 	case Sent:
@@ -67,6 +69,9 @@ func (t RowsTarget) Step(e TargetEvent) (RowsTarget, Outcome) {
 		}
 		return t, Outcome{Rejected: a.State == StateBad, Record: true, Again: true}
 	case Returned:
+		if e.stale(t.SentAt) {
+			return t, Outcome{}
+		}
 		t.SentAt = 0
 		return t, Outcome{Again: true}
 	}

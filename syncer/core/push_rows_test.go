@@ -65,6 +65,10 @@ func TestRowsTargetStep(t *testing.T) {
 			"have=2 known=true sent=4 at=7 answer=applying@4 pending=false rejected=map[1:true] | rejected=false record=true again=true force=false"},
 		{"returned", Returned{},
 			"have=2 known=true sent=4 at=0 answer=good@3 pending=false rejected=map[1:true] | rejected=false record=false again=true force=false"},
+		{"returned before the last announcement went out", Returned{Time: 7},
+			"have=2 known=true sent=4 at=7 answer=good@3 pending=false rejected=map[1:true] | rejected=false record=false again=false force=false"},
+		{"returned after it", Returned{Time: 8},
+			"have=2 known=true sent=4 at=0 answer=good@3 pending=false rejected=map[1:true] | rejected=false record=false again=true force=false"},
 	} {
 		n, o := base.Step(c.e)
 		if got := str(n, o); got != c.want {

@@ -68,9 +68,16 @@ type Answered struct {
 	Time   int64
 }
 
-// Returned: the target is reachable again; it may have lost its state
-// while away.
-type Returned struct{}
+// Returned: the target is reachable again since Time (Unix ns; 0:
+// unknown); it may have lost its state while away. An announcement sent
+// at or after Time went to it as it is now: the event then changes
+// nothing (the loop may take it late, after a long scan that sent the
+// first generation: a repeat of a 100,000-file announcement for nothing).
+type Returned struct{ Time int64 }
+
+// stale reports whether an announcement went out at sentAt since the
+// target returned.
+func (e Returned) stale(sentAt int64) bool { return e.Time != 0 && sentAt >= e.Time }
 
 func (Sent) isTargetEvent()     {}
 func (Answered) isTargetEvent() {}
@@ -103,6 +110,7 @@ type Outcome struct {
 //	held, good for an older one)  | it carries progress           |
 //	Returned                      | no answer, repeat at once,    | Again
 //	                              | not asked                     |
+//	Returned before the last Sent | unchanged                     | -
 func (t Target) Step(e TargetEvent) (Target, Outcome) {
 	switch e := e.(type) {
 	case Sent:
@@ -128,6 +136,9 @@ func (t Target) Step(e TargetEvent) (Target, Outcome) {
 		}
 		return t, Outcome{Rejected: a.State == StateBad, Record: true, Again: true}
 	case Returned:
+		if e.stale(t.SentAt) {
+			return t, Outcome{}
+		}
 		t.SentAt, t.Answer, t.AskedSame = 0, nil, 0
 		return t, Outcome{Again: true}
 	}

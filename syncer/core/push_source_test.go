@@ -186,6 +186,10 @@ func TestTargetStep(t *testing.T) {
 			"sent=5 at=0 answer=held@5 full=false progressAt=0 asked=0 | rejected=false record=true again=true"},
 		{"returned: forget what it answered, announce at once", busy, Returned{},
 			"sent=5 at=0 answer=- full=true progressAt=8 asked=0 | rejected=false record=false again=true"},
+		{"returned before the last announcement went out: it has that one", busy, Returned{Time: 7},
+			"sent=5 at=7 answer=applying@5+progress full=true progressAt=8 asked=5 | rejected=false record=false again=false"},
+		{"returned after it", busy, Returned{Time: 8},
+			"sent=5 at=0 answer=- full=true progressAt=8 asked=0 | rejected=false record=false again=true"},
 	} {
 		n, o := c.t.Step(c.e)
 		if got := str(n, o); got != c.want {
