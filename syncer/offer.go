@@ -95,7 +95,8 @@ func (o *offerer) stored(it index.Item) {
 	if len(o.batch) > 0 && o.pathBytes+len(it.Path) > wire.MaxOfferPathBytes {
 		o.flushLocked()
 	}
-	o.batch = append(o.batch, wire.OfferItem{Path: it.Path, Hash: it.Hash[:], Size: it.Size, Mode: uint32(it.Mode), MTime: it.MTime})
+	h := it.Hash // only the hash escapes, not the whole item
+	o.batch = append(o.batch, wire.OfferItem{Path: it.Path, Hash: h[:], Size: it.Size, Mode: uint32(it.Mode), MTime: it.MTime})
 	o.pathBytes += len(it.Path)
 	if len(o.batch) == wire.MaxOfferItems {
 		o.flushLocked()
