@@ -93,6 +93,7 @@ func FuzzOffer(f *testing.F) {
 	f.Add(b[HeaderSize:])
 	f.Add([]byte(`{"job":"conf","items":[{"path":"../x","hash":"AAAA","size":1}]}`))
 	f.Add([]byte(`{"job":"conf","items":[{"path":"a","hash":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","size":1,"x":2}]}`))
+	f.Add([]byte(`{"job":"conf","items":[{"path":"a","hash":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","size":1,"mode":2147484141,"mtime":-1}]}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		frame := rawOfferFrame(payload)
 		m, err := c.Decode(frame)
@@ -107,7 +108,7 @@ func FuzzOffer(f *testing.F) {
 			t.Fatalf("%d items passed", len(o.Items))
 		}
 		for _, it := range o.Items {
-			if index.ValidatePath(it.Path) != nil || len(it.Hash) != index.HashSize || it.Size < 0 {
+			if index.ValidatePath(it.Path) != nil || len(it.Hash) != index.HashSize || it.Size < 0 || fs.FileMode(it.Mode)&^index.ModeBits != 0 {
 				t.Fatalf("invalid item passed: %+v", it)
 			}
 		}
