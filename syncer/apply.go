@@ -290,12 +290,6 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 	// not on disk would be renamed into the tree. The whole batch is made
 	// durable at once (see syncParallel).
 	tStaged := time.Now()
-	if len(writes) > 0 {
-		if err := a.waitStagingSync(); err != nil {
-			cleanup()
-			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
-		}
-	}
 	synced := false
 	syncfsMin := syncfsMinFiles
 	if a.syncfsMin > 0 {
@@ -320,6 +314,14 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 		if err := syncDir(a.Staging); err != nil {
 			cleanup()
 			return fmt.Errorf("job %s: fsync staging dir: %w", a.Job, err)
+		}
+	}
+	// after this apply's own sync, so that an error a background sync
+	// saw at any point before the journal is written fails the apply
+	if len(writes) > 0 {
+		if err := a.waitStagingSync(); err != nil {
+			cleanup()
+			return fmt.Errorf("job %s: sync the staged files: %w", a.Job, err)
 		}
 	}
 	if a.BeforeJournal != nil && !restore {

@@ -57,8 +57,8 @@ func (a *Applier) noteStaged(size int64) {
 }
 
 // waitStagingSync waits for a background sync that runs and returns (and
-// forgets) the first error one reported. The apply that calls it makes
-// what was staged durable itself: the count starts again.
+// forgets) the first error one reported. The apply calls it after its own
+// sync, which made what was staged durable: the count starts again.
 func (a *Applier) waitStagingSync() error {
 	a.prestageMu.Lock()
 	done := a.stagingSync.running
