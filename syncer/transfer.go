@@ -331,9 +331,10 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	// written around the page cache (see internal/directio)
 	var w io.Writer = f
 	var fw flushWriter
+	cached := it.Size // what is written through the page cache
 	switch {
 	case it.Size >= directio.MinSize:
-		fw = directio.NewWriter(f, it.Size)
+		fw, cached = directio.NewWriter(f, it.Size), 0
 	case it.Size > directWriteMax:
 		fw = bufio.NewWriterSize(f, int(min(it.Size, 256<<10)))
 	}
@@ -355,11 +356,7 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		return err // nil when only the copy failed: stage reads the store
 	}
 	j.applier.prestage(it.Hash, name, meta)
-	if it.Size >= directio.MinSize {
-		j.applier.noteStaged(0) // its data went around the page cache
-	} else {
-		j.applier.noteStaged(it.Size)
-	}
+	j.applier.noteStaged(cached)
 	return nil
 }
 
