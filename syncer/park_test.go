@@ -42,6 +42,34 @@ func parkingPairWith(t *testing.T, n, dirs int, setup func(h *harness, a, b *tno
 	return a, b
 }
 
+// parkedWithAnswer waits until source a knows that target b holds its
+// newest generation (else it announces the next one complete, as to any
+// target it has no answer from) and then until both hold their index let
+// go of: each let go of it more often than it read it back. Counting the
+// let-gos alone is not enough: a source may let go of its index before
+// the target's answer comes, and that answer wakes it.
+func parkedWithAnswer(t *testing.T, what string, a, b *tnode) {
+	t.Helper()
+	eventually(t, waitLimit, what+": b's answer at the source", func() error {
+		st, _ := a.jobStatus("conf")
+		for _, ts := range st.Targets {
+			if ts.Name == "b" && ts.Version == st.Generation && ts.State == "good" {
+				return nil
+			}
+		}
+		return fmt.Errorf("source at %d, targets %+v", st.Generation, st.Targets)
+	})
+	eventually(t, waitLimit, what+": the index let go of while idle", func() error {
+		for _, n := range []*tnode{a, b} {
+			let, back := n.countLines("let go of the newest index while idle"), n.countLines("read the newest index back")
+			if let <= back {
+				return fmt.Errorf("%s let go of its index %d times and read it back %d times", n.name, let, back)
+			}
+		}
+		return nil
+	})
+}
+
 // waitLetGo waits until each of nodes has let go of its newest index at
 // least times times.
 func waitLetGo(t *testing.T, times int, nodes ...*tnode) {
@@ -67,20 +95,8 @@ func TestE2EEditsAfterIndexParked(t *testing.T) {
 	parks := 0
 	parked := func(what string) {
 		t.Helper()
-		// the source knows b holds its newest generation (else it
-		// announces the next one complete, as to any target it has no
-		// answer from), then both let go of their index
-		eventually(t, waitLimit, what+": b's answer at the source", func() error {
-			st, _ := a.jobStatus("conf")
-			for _, ts := range st.Targets {
-				if ts.Name == "b" && ts.Version == st.Generation && ts.State == "good" {
-					return nil
-				}
-			}
-			return fmt.Errorf("source at %d, targets %+v", st.Generation, st.Targets)
-		})
+		parkedWithAnswer(t, what, a, b)
 		parks++
-		waitLetGo(t, parks, a, b)
 	}
 	parked("both let go of their index")
 	a.appendTo("d03/f0003.conf", "edited\n")

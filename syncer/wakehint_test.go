@@ -17,7 +17,7 @@ func TestE2ESourceWakesItsTargets(t *testing.T) {
 	t.Parallel()
 	a, b := parkingPair(t, 400, 20)
 	for i := 1; i <= 2; i++ {
-		waitLetGo(t, i, a, b)
+		parkedWithAnswer(t, fmt.Sprintf("before edit %d", i), a, b)
 		a.appendTo(fmt.Sprintf("d%02d/f%04d.conf", i, i), "edited\n")
 		converged(t, fmt.Sprintf("edit %d after an idle spell", i), a, b)
 		eventually(t, waitLimit, "the source's wake at the target", func() error {
@@ -38,7 +38,7 @@ func TestE2ESourceWakesItsTargets(t *testing.T) {
 func TestE2ERollingSourceWakesNoTarget(t *testing.T) {
 	t.Parallel()
 	a, b := parkingPairWith(t, 400, 20, func(_ *harness, a, _ *tnode) { a.Jobs[0].Extra += `order = "rolling"` + "\n" })
-	waitLetGo(t, 1, a, b)
+	parkedWithAnswer(t, "before the edit", a, b)
 	a.appendTo("d01/f0001.conf", "edited\n")
 	converged(t, "an edit after an idle spell", a, b)
 	if a.countLines("read the newest index back") == 0 {
