@@ -88,6 +88,7 @@ func (j *job) takeAnnouncement(ctx context.Context, peer string, a announcement)
 			if r != nil {
 				j.answer(peer, r)
 			}
+			j.rescanPending(ctx) // what the apply wrote, once the source has the answer
 			return err
 		}
 	}

@@ -251,12 +251,16 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	defer func() { j.applier.progress = nil; prog.stop() }()
 	defer j.applier.dropPrestaged() // what the apply did not take
 	j.takeInline(ctx, peer, m.Inline, need)
-	if err := j.fetch(ctx, peer, need, prog); err != nil {
+	// the content the store lacks is looked up once: the fetch gets it,
+	// or the tree has it (ensureStored copies that), and the record
+	// checks that the store holds all of it
+	fetch, fromTree := j.toFetch(need)
+	if err := j.fetch(ctx, peer, fetch, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return nil, nil
 	}
-	if err := j.ensureStored(ctx, need); err != nil {
+	if err := j.ensureStored(ctx, fromTree); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return nil, nil
@@ -269,7 +273,13 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		return nil, nil
 	}
 	n := g.Number
-	before, err := j.applyIndexScope(ctx, n, want, false, scope)
+	before, rescan, err := j.applyUnscanned(ctx, n, want, false, scope)
+	if err != nil && rescan != nil {
+		// the rollback below plans on the job's view of the tree
+		j.rescanApplied(ctx, rescan, false)
+	} else {
+		j.pendingRescan = rescan // after the answer (takeAnnouncement), or before the next apply
+	}
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: either nothing was touched (staging) or the
 		// journal is rolled forward at the next start; the generation is
@@ -554,18 +564,23 @@ func (j *job) rollbackFailed(ctx context.Context, g *store.Generation, before be
 	})
 }
 
-// fetch gets from peer every file content of want that the store lacks,
-// counting it in prog.
-func (j *job) fetch(ctx context.Context, peer string, want index.Index, prog *progressTracker) (err error) {
+// toFetch returns the file items of want whose content the store lacks:
+// those to fetch (each content once) and those whose content the tree
+// holds at their path (see core.ToFetch).
+func (j *job) toFetch(want index.Index) (need, fromTree []index.Item) {
 	var base index.Index
 	if j.latest != nil {
 		base = j.latest.Index // its blobs are in the store
 	}
-	// what the tree has, ensureStored copies
-	need := core.ToFetch(j.missingContent(base, want), func(p string) (index.Hash, bool) {
+	return core.ToFetch(j.missingContent(base, want), func(p string) (index.Hash, bool) {
 		st, ok := j.states.Get(p)
 		return st.Hash, ok
 	})
+}
+
+// fetch gets need (see toFetch) from peer into the store, counting it in
+// prog.
+func (j *job) fetch(ctx context.Context, peer string, need []index.Item, prog *progressTracker) (err error) {
 	if len(need) == 0 {
 		return nil
 	}

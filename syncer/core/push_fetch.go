@@ -17,25 +17,27 @@ type Batching struct {
 	MaxItems int   // … and at most this many files
 }
 
-// ToFetch returns the items of missing to fetch from the source: the
-// first of each content, none whose content the tree holds at its path
-// (inTree gives the hash of the file there). It filters missing in place
-// (the result shares its array; an initial sync's 100k items are not
-// held twice).
-func ToFetch(missing []index.Item, inTree func(path string) (index.Hash, bool)) []index.Item {
-	need := missing[:0]
+// ToFetch splits missing into the items to fetch from the source (need:
+// the first of each content) and those whose content the tree holds at
+// their path (fromTree; inTree gives the hash of the file there), which
+// the store takes from the tree. need is missing filtered in place (it
+// shares its array; an initial sync's 100k items are not held twice);
+// fromTree is a slice of its own.
+func ToFetch(missing []index.Item, inTree func(path string) (index.Hash, bool)) (need, fromTree []index.Item) {
+	need = missing[:0]
 	seen := map[index.Hash]bool{}
 	for _, it := range missing {
 		if seen[it.Hash] {
 			continue
 		}
 		if h, ok := inTree(it.Path); ok && h == it.Hash {
-			continue // the tree has it
+			fromTree = append(fromTree, it) // the tree has it
+			continue
 		}
 		seen[it.Hash] = true
 		need = append(need, it)
 	}
-	return need
+	return need, fromTree
 }
 
 // Units splits need into what is fetched together on one stream and what

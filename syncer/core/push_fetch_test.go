@@ -12,22 +12,29 @@ func item(path string, h byte, size int64) index.Item {
 	return index.Item{Path: path, Kind: index.KindFile, Hash: index.Hash{h}, Size: size}
 }
 
-// TestToFetch: each content once, none the tree holds at its path; the
-// result is missing filtered in place, not a copy.
+// TestToFetch: each content once, none the tree holds at its path (those
+// apart, for the store to take from the tree); need is missing filtered
+// in place, not a copy.
 func TestToFetch(t *testing.T) {
-	missing := []index.Item{item("a", 1, 10), item("b", 1, 10), item("c", 2, 10), item("d", 3, 10), item("e", 3, 10)}
-	tree := map[string]index.Hash{"c": {2}, "d": {9}}
-	got := ToFetch(missing, func(p string) (index.Hash, bool) { h, ok := tree[p]; return h, ok })
-	var paths []string
-	for _, it := range got {
-		paths = append(paths, it.Path)
+	missing := []index.Item{item("a", 1, 10), item("b", 1, 10), item("c", 2, 10), item("d", 3, 10), item("e", 3, 10), item("f", 4, 10)}
+	tree := map[string]index.Hash{"c": {2}, "d": {9}, "f": {4}}
+	need, fromTree := ToFetch(missing, func(p string) (index.Hash, bool) { h, ok := tree[p]; return h, ok })
+	paths := func(items []index.Item) string {
+		var ps []string
+		for _, it := range items {
+			ps = append(ps, it.Path)
+		}
+		return strings.Join(ps, ",")
 	}
-	// a and b share a content: a; c is in the tree; d holds other content
-	// there: fetched, and e shares it
-	if s := strings.Join(paths, ","); s != "a,d" {
-		t.Errorf("ToFetch = %s, want a,d", s)
+	// a and b share a content: a; c and f are in the tree; d holds other
+	// content there: fetched, and e shares it
+	if s := paths(need); s != "a,d" {
+		t.Errorf("ToFetch need = %s, want a,d", s)
 	}
-	if len(got) > 0 && &got[0] != &missing[0] {
+	if s := paths(fromTree); s != "c,f" {
+		t.Errorf("ToFetch fromTree = %s, want c,f", s)
+	}
+	if len(need) > 0 && &need[0] != &missing[0] {
 		t.Error("ToFetch copied missing")
 	}
 }
