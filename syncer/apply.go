@@ -783,7 +783,12 @@ func (a *Applier) finishStaged(name string, m stagedMeta, it index.Item, exists 
 // (recoverWrite, recoverDelete).
 func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange bool, want func(i int) index.Item, g *guardRun) error {
 	dirs := map[string]bool{}
-	var parent parentDir
+	var settled *settler
+	if want != nil {
+		settled = a.startSettler()
+	}
+	defer func() { settled.wait() }() // after parent.close (deferred below) released the last directory
+	parent := parentDir{release: settled.release}
 	defer parent.close()
 	var o *owners
 	for i := range n {
@@ -829,11 +834,13 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange boo
 			}
 			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
 		}
-		if e.Op == jWrite && want != nil {
-			a.settle(want(i), dir, base)
+		if e.Op == jWrite && settled != nil {
+			settled.settle(want(i), dir, base)
 		}
 	}
 	parent.close()
+	settled.wait()
+	settled = nil // waited for
 	paths := make([]string, 0, len(dirs))
 	for d := range dirs {
 		paths = append(paths, d)
@@ -875,6 +882,9 @@ func (a *Applier) settle(it index.Item, dir *os.File, base string) {
 type parentDir struct {
 	rel string // relative to the root
 	f   *os.File
+	// release closes a directory let go of (nil: Close); the settler
+	// closes it once it read back what was renamed into it
+	release func(*os.File)
 }
 
 // open returns the parent directory of rel and rel's last element.
@@ -900,10 +910,15 @@ func (p *parentDir) forget(rel string) {
 }
 
 func (p *parentDir) close() {
-	if p.f != nil {
-		p.f.Close()
-		p.f = nil
+	if p.f == nil {
+		return
 	}
+	if p.release != nil {
+		p.release(p.f)
+	} else {
+		p.f.Close()
+	}
+	p.f = nil
 }
 
 // parallel runs f on every item, syncParallel at a time, and returns the
