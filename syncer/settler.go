@@ -21,8 +21,8 @@ type settler struct {
 	done sync.WaitGroup
 }
 
-// settleWork is a file to read back, or (it zero) a directory to close
-// once the files before it are read back.
+// settleWork is a file to read back, or (base empty) a directory to
+// close once the files queued before it are read back.
 type settleWork struct {
 	it   index.Item
 	dir  *os.File

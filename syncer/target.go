@@ -254,8 +254,8 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	// the content the store lacks is looked up once: the fetch gets it,
 	// or the tree has it (ensureStored copies that), and the record
 	// checks that the store holds all of it
-	fetch, fromTree := j.toFetch(need)
-	if err := j.fetch(ctx, peer, fetch, prog); err != nil {
+	toGet, fromTree := j.toFetch(need)
+	if err := j.fetch(ctx, peer, toGet, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
 		return nil, nil
@@ -275,8 +275,9 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	n := g.Number
 	before, rescan, err := j.applyUnscanned(ctx, n, want, false, scope)
 	if err != nil && rescan != nil {
-		// the rollback below plans on the job's view of the tree
-		j.rescanApplied(ctx, rescan, false)
+		// the rollback below plans on the job's view of the tree; the
+		// apply's error is the one to report
+		_ = j.rescanApplied(ctx, rescan, false)
 	} else {
 		j.pendingRescan = rescan // after the answer (takeAnnouncement), or before the next apply
 	}
