@@ -126,6 +126,9 @@ func builtinOrigin(pattern string) string { return "builtin: " + pattern }
 func builtinFor(table []Builtin, p string) (Builtin, int, bool) {
 	base := path.Base(p)
 	for i, b := range table {
+		if !mayMatch(b.Pattern, base) {
+			continue
+		}
 		if ok, _ := path.Match(b.Pattern, base); !ok {
 			continue
 		}
@@ -143,6 +146,22 @@ func builtinFor(table []Builtin, p string) (Builtin, int, bool) {
 		return b, i, true
 	}
 	return Builtin{}, 0, false
+}
+
+// mayMatch reports false when pattern cannot match name because its first
+// character is a literal one that name does not start with: most base
+// names match none of the table, and the plan of an initial sync of 100k
+// files spent 0.19 s in path.Match finding that out.
+func mayMatch(pattern, name string) bool {
+	if pattern == "" {
+		return name == ""
+	}
+	switch c := pattern[0]; c {
+	case '*', '?', '[', '\\':
+		return true
+	default:
+		return name != "" && name[0] == c
+	}
 }
 
 // starText returns what the single '*' of pattern matched in name.

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"path"
 	"pbxsync/internal/glob"
 	"strings"
 	"testing"
@@ -173,5 +174,34 @@ func TestModuleRank(t *testing.T) {
 		if !less(order[i], order[i+1]) {
 			t.Errorf("%s does not rank before %s", order[i], order[i+1])
 		}
+	}
+}
+
+// TestMayMatch: the first-character filter never refuses a name that
+// path.Match matches (for every builtin pattern, and patterns that start
+// with each special character), and refuses the names of an initial sync
+// that no builtin starts like.
+func TestMayMatch(t *testing.T) {
+	patterns := []string{"*.conf", "?ip.conf", "[ps]ip.conf", `\*x.conf`, "x]y", ""}
+	names := []string{"", "x", "sip.conf", "pip.conf", "*x.conf", "x]y", "endpoint00001.conf", "extensions.conf"}
+	for _, b := range Builtins() {
+		patterns = append(patterns, b.Pattern)
+		names = append(names, strings.ReplaceAll(b.Pattern, "*", "x"), strings.ReplaceAll(b.Pattern, "*", ""))
+	}
+	refused := 0
+	for _, p := range patterns {
+		for _, n := range names {
+			match, _ := path.Match(p, n)
+			may := mayMatch(p, n)
+			if match && !may {
+				t.Errorf("mayMatch(%q, %q) = false, but path.Match matches", p, n)
+			}
+			if !may && n == "endpoint00001.conf" {
+				refused++
+			}
+		}
+	}
+	if refused < len(Builtins())/2 {
+		t.Errorf("the filter refused endpoint00001.conf for %d patterns of %d; want most", refused, len(patterns))
 	}
 }
