@@ -787,9 +787,11 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange boo
 	if want != nil {
 		settled = a.startSettler()
 	}
-	defer func() { settled.wait() }() // after parent.close (deferred below) released the last directory
 	parent := parentDir{release: settled.release}
-	defer parent.close()
+	defer func() {
+		parent.close()
+		settled.wait() // the read-backs and the directories handed over
+	}()
 	var o *owners
 	for i := range n {
 		e := at(i)
@@ -839,8 +841,6 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange boo
 		}
 	}
 	parent.close()
-	settled.wait()
-	settled = nil // waited for
 	paths := make([]string, 0, len(dirs))
 	for d := range dirs {
 		paths = append(paths, d)

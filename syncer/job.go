@@ -771,7 +771,7 @@ func (j *job) applyIndexScope(ctx context.Context, gen uint64, want index.Index,
 	if rescan == nil {
 		return before, err
 	}
-	serr := j.rescanApplied(ctx, rescan, err == nil)
+	serr := j.rescanApplied(ctx, rescan)
 	if err != nil {
 		return before, err
 	}
@@ -831,28 +831,29 @@ func (j *job) applyUnscanned(ctx context.Context, gen uint64, want index.Index, 
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
-	return before, &appliedRescan{gen: gen, paths: opPaths(ops), want: want, scope: scope}, err
+	return before, &appliedRescan{gen: gen, paths: opPaths(ops), want: want, scope: scope, applied: err == nil}, err
 }
 
 // appliedRescan is the rescan of the paths an apply of generation gen
 // wrote, so that its own writes are not taken for local changes, and of
-// an apply over a scope the reset of the drift it ends.
+// an apply over a scope that succeeded (applied) the reset of the drift
+// it ends.
 type appliedRescan struct {
-	gen   uint64
-	paths []string
-	want  index.Index
-	scope []string
+	gen     uint64
+	paths   []string
+	want    index.Index
+	scope   []string
+	applied bool
 }
 
-// rescanApplied runs r; applied says the apply succeeded (only then does
-// it end the drift over its scope).
-func (j *job) rescanApplied(ctx context.Context, r *appliedRescan, applied bool) error {
+// rescanApplied runs r.
+func (j *job) rescanApplied(ctx context.Context, r *appliedRescan) error {
 	t0, read0 := time.Now(), j.filesRead.Load()
 	err := j.scanPaths(context.WithoutCancel(ctx), r.paths)
 	if took := time.Since(t0); took > progressAfter {
 		j.log.Info("rescanned what the apply wrote", "generation", r.gen, "paths", len(r.paths), "read", j.filesRead.Load()-read0, "took", took.Round(time.Millisecond))
 	}
-	if applied && err == nil && r.scope != nil {
+	if r.applied && err == nil && r.scope != nil {
 		j.drift.reset(r.want, append(r.scope, j.drift.list()...))
 	}
 	return err
@@ -860,14 +861,14 @@ func (j *job) rescanApplied(ctx context.Context, r *appliedRescan, applied bool)
 
 // rescanPending runs the rescan a forward apply left (see applyUnscanned),
 // if any. A rescan that fails leaves the job's view as it was, as any
-// failed scan does; the apply stands.
+// failed scan does; an apply that succeeded stands.
 func (j *job) rescanPending(ctx context.Context) {
 	r := j.pendingRescan
 	if r == nil {
 		return
 	}
 	j.pendingRescan = nil
-	if err := j.rescanApplied(ctx, r, true); err != nil {
+	if err := j.rescanApplied(ctx, r); err != nil {
 		j.log.Error("rescan of what the apply wrote failed; keeping the last known state of the tree", "generation", r.gen, "err", err)
 		j.setError("rescan failed: " + err.Error())
 	}

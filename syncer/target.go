@@ -274,13 +274,10 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	}
 	n := g.Number
 	before, rescan, err := j.applyUnscanned(ctx, n, want, false, scope)
-	if err != nil && rescan != nil {
-		// the rollback below plans on the job's view of the tree; the
-		// apply's error is the one to report
-		_ = j.rescanApplied(ctx, rescan, false)
-	} else {
-		j.pendingRescan = rescan // after the answer (takeAnnouncement), or before the next apply
-	}
+	// the rescan of what the apply wrote runs after the answer
+	// (takeAnnouncement), or first in the next apply: the rollback's
+	// below, when this one failed
+	j.pendingRescan = rescan
 	if err != nil && ctx.Err() != nil {
 		// Shutting down: either nothing was touched (staging) or the
 		// journal is rolled forward at the next start; the generation is
