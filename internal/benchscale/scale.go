@@ -18,6 +18,8 @@ type initialSync struct {
 	files, size, disk  int64
 	rsync              time.Duration // rsync -a before pbxsync's sync
 	rsyncAfter         time.Duration // the same again after it (0: not run)
+	rsyncFlush         time.Duration // the syncfs right after the run before pbxsync's sync
+	rsyncFlushAfter    time.Duration // the same after the run after it
 	rsyncClientRSS     int64
 	rsyncDaemonRSS     int64
 	pbxsync            time.Duration
@@ -47,6 +49,11 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	if r.files, r.size, r.disk, err = treeUsage(tree); err != nil {
 		return nil, r, err
 	}
+	// the tree just generated is written back first: neither rsync's run
+	// nor pbxsync's sync pays for it (see flushFS)
+	if _, err := flushFS(tree); err != nil {
+		return nil, r, err
+	}
 	r.load = benchproc.LoadAvg()
 	d, err := startRsyncd(ctx, filepath.Join(base, "rsyncd"))
 	if err != nil {
@@ -61,6 +68,11 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	}
 	r.rsync, r.rsyncClientRSS = run.wall, run.maxRSS
 	progress("%s: rsync took %v (CPU time client %v, daemon %v)", job, r.rsync.Round(time.Millisecond), run.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond))
+	// its writeback, before pbxsync starts (see flushFS)
+	if r.rsyncFlush, err = flushFS(d.dir); err != nil {
+		return nil, r, err
+	}
+	progress("%s: syncfs after rsync took %v", job, r.rsyncFlush.Round(time.Millisecond))
 	// rsync's copy goes only after pbxsync's sync: on this machine's ext4
 	// (no journal) a file created within a minute or more of many deletions
 	// costs several times its usual system time (the kernel's inode
@@ -143,7 +155,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	// rsync again, into a new module, once pbxsync is done and idle: the
 	// anchor is the mean of the runs before and after, so that a slower
 	// or faster spell of the machine's disk does not fall on one side only
-	if r.rsyncAfter, err = rsyncOnce(ctx, filepath.Join(base, "rsyncd-after"), tree, job); err != nil {
+	if r.rsyncAfter, r.rsyncFlushAfter, err = rsyncOnce(ctx, filepath.Join(base, "rsyncd-after"), tree, job); err != nil {
 		return p, r, err
 	}
 	_, _, r.srcStore, _ = treeUsage(p.src.Data)
@@ -393,20 +405,23 @@ func peakHeapProfiles(ctx context.Context, p *pair, base, job string) (stop func
 	return func() { cancel(); <-done }
 }
 
-// rsyncOnce times rsync -a of tree to a fresh daemon module in dir and
-// removes the copy when done.
-func rsyncOnce(ctx context.Context, dir, tree, job string) (time.Duration, error) {
+// rsyncOnce times rsync -a of tree to a fresh daemon module in dir, and
+// the syncfs right after it (flushFS), and removes the copy when done.
+func rsyncOnce(ctx context.Context, dir, tree, job string) (run, flush time.Duration, err error) {
 	d, err := startRsyncd(ctx, dir)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	progress("%s: rsync -a again, after pbxsync", job)
-	run, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
+	r, err := rsync(ctx, "-a", tree+"/", d.url("tree/"))
 	_, daemonCPU := d.stopUsage()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	progress("%s: rsync took %v (CPU time client %v, daemon %v); removing its copy", job, run.wall.Round(time.Millisecond), run.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond))
+	if flush, err = flushFS(d.dir); err != nil {
+		return 0, 0, err
+	}
+	progress("%s: rsync took %v (CPU time client %v, daemon %v), syncfs after it %v; removing its copy", job, r.wall.Round(time.Millisecond), r.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond), flush.Round(time.Millisecond))
 	os.RemoveAll(d.dir)
-	return run.wall, nil
+	return r.wall, flush, nil
 }
