@@ -229,7 +229,7 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 	if err := confTree(small, 1, 10); err != nil {
 		return err
 	}
-	sp, err := newPair(ctx, o.bin, filepath.Join(base, "small"), "small", pairOpts{srcTree: small})
+	sp, err := newPair(ctx, o.bin, filepath.Join(base, "small"), "small", pairOpts{srcTree: small, logLevel: o.logLevel})
 	if err != nil {
 		return err
 	}
