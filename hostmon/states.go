@@ -78,23 +78,56 @@ const minCompact = 1024
 
 // NewStates returns the states of m.
 func NewStates(m map[string]FileState) *States {
-	s := &States{}
-	paths := make([]string, 0, len(m))
-	for p := range m {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	s.base = make([]stateRec, 0, len(paths))
-	var vs index.Vectors // equal vectors become one
-	for _, p := range paths {
-		st := m[p]
+	b := newStatesBuilder(len(m))
+	for p, st := range m {
 		st.Path = p
-		st.Version = vs.Intern(st.Version)
-		s.base = append(s.base, s.rec(st))
+		b.add(st)
 	}
+	return b.states()
+}
+
+// statesBuilder makes a States from states added one at a time, in any
+// order: the first scan of a job adds what it finds as it goes
+// (WithInitialStates), holding each as a record of the array, not as an
+// entry of a map of FileState (~210 bytes a path against ~104) that
+// NewStates would then copy.
+type statesBuilder struct {
+	s  *States
+	vs index.Vectors // equal vectors become one
+}
+
+func newStatesBuilder(n int) *statesBuilder {
+	return &statesBuilder{s: &States{base: make([]stateRec, 0, n)}}
+}
+
+// add adds st (st.Path set); a path added again keeps the state added last.
+func (b *statesBuilder) add(st FileState) {
+	st.Version = b.vs.Intern(st.Version)
+	b.s.base = append(b.s.base, b.s.rec(st))
+}
+
+// states sorts what was added by path and returns it as a States; the
+// builder may not be used after.
+func (b *statesBuilder) states() *States {
+	s := b.s
+	byPath := func(a, b stateRec) int { return strings.Compare(a.path, b.path) }
+	if !slices.IsSortedFunc(s.base, byPath) {
+		slices.SortStableFunc(s.base, byPath)
+	}
+	// the last state added of a path wins
+	out := s.base[:0]
+	for i := range s.base {
+		if i+1 < len(s.base) && s.base[i+1].path == s.base[i].path {
+			continue
+		}
+		out = append(out, s.base[i])
+	}
+	clear(s.base[len(out):])
+	s.base = out
 	s.n = len(s.base)
 	s.vecAt = nil // rebuilt when needed
 	s.index()
+	b.s = nil
 	return s
 }
 

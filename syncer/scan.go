@@ -57,14 +57,24 @@ func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 			defer o.close()
 		}
 	}
+	first := j.states.Len() == 0
+	if first {
+		// the scan state is built as the scan goes (a map of every
+		// state found, then a copy of it, was most of a 100k source's
+		// heap while it scanned)
+		opts = append(opts, hostmon.WithInitialStates())
+	}
 	d, err := hostmon.ScanDelta(ctx, j.cfg.Path, j.filter, paths, j.states, j.log, opts...)
 	if err != nil {
 		return err
 	}
 	j.filesRead.Add(int64(d.Read))
-	first := j.states.Len() == 0
 	if first {
-		j.states = hostmon.NewStates(d.States)
+		if d.Initial != nil {
+			j.states = d.Initial
+		} else {
+			j.states = hostmon.NewStates(d.States) // a scan of some paths only
+		}
 	} else {
 		// what the scan found as it was (the watcher's echo of an apply's
 		// renames finds every file as the apply settled it) is neither
