@@ -124,6 +124,11 @@ func (b *statesBuilder) states() *States {
 	}
 	clear(s.base[len(out):])
 	s.base = out
+	if cap(s.base)-len(s.base) > len(s.base)/8 {
+		// what appends left free at the end (a scan does not know how
+		// many paths it will find)
+		s.base = append(make([]stateRec, 0, len(s.base)), s.base...)
+	}
 	s.n = len(s.base)
 	s.vecAt = nil // rebuilt when needed
 	s.index()
