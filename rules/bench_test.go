@@ -3,6 +3,8 @@ package rules
 import (
 	"fmt"
 	"testing"
+
+	"pbxsync/internal/config"
 )
 
 // BenchmarkPlanInitialSync: the plan of an initial sync's 100k changed
@@ -27,6 +29,32 @@ func BenchmarkPlanInitialSync(b *testing.B) {
 		}
 		if len(p.Ignored) != len(paths) {
 			b.Fatalf("%d paths ignored, want %d", len(p.Ignored), len(paths))
+		}
+	}
+}
+
+// BenchmarkPlanOneRuleMatchesAll: the plan of 100k changed paths that one
+// user rule matches (a shell action and a check for every .conf): one
+// action and one check, each listing every path.
+//
+//	go test -run '^$' -bench PlanOneRuleMatchesAll ./rules/
+func BenchmarkPlanOneRuleMatchesAll(b *testing.B) {
+	r, err := Compile([]config.Rule{{Match: []string{"*.conf"}, Action: "shell true", Check: "true"}}, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	paths := make([]string, 0, 100_000)
+	for i := range 100_000 {
+		paths = append(paths, fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := r.Plan(paths)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p.Actions) != 1 || len(p.Actions[0].Paths) != len(paths) || len(p.Checks) != 1 || len(p.Checks[0].Paths) != len(paths) {
+			b.Fatalf("plan %+v, want one action and one check of %d paths each", len(p.Actions), len(paths))
 		}
 	}
 }

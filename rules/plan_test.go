@@ -109,6 +109,16 @@ func TestPlan(t *testing.T) {
 					"/usr/local/bin/check-endpoints | job.rule[0] | pjsip.conf",
 				},
 			}},
+		{"a path listed twice, two rules asking one check of it: each path once",
+			[]config.Rule{{Match: []string{"pjsip*.conf"}, Check: "ami"}, {Match: []string{"*.conf"}, Check: "ami"}}, true,
+			[]string{"pjsip_b.conf", "pjsip.conf", "pjsip_b.conf"},
+			want{
+				actions: []string{"reload res_pjsip.so | always | " + bPjsip + " | pjsip.conf pjsip_b.conf"},
+				checks: []string{
+					"ami | job.rule[0], job.rule[1], " + bPjsip + " | pjsip.conf pjsip_b.conf",
+					"log | " + bPjsip + " | pjsip.conf pjsip_b.conf",
+				},
+			}},
 		{"none suppresses the builtin for its paths",
 			[]config.Rule{{Match: []string{"voicemail.conf"}, Action: "none"}}, true,
 			[]string{"voicemail.conf", "queues.conf"},
