@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -112,10 +113,27 @@ type AsteriskLog struct {
 
 // ActionOutcome is what happened to one planned action.
 type ActionOutcome struct {
-	Action string   `json:"action"` // e.g. "reload app_queue.so"
-	Result string   `json:"result"` // done, skipped, deferred, failed
-	Reason string   `json:"reason,omitempty"`
-	Paths  []string `json:"paths,omitempty"`
+	Action string `json:"action"` // e.g. "reload app_queue.so"
+	Result string `json:"result"` // done, skipped, deferred, failed
+	Reason string `json:"reason,omitempty"`
+	// Paths are the first outcomePaths of the changed paths that asked
+	// for the action, sorted; PathCount says how many there were.
+	Paths     []string `json:"paths,omitempty"`
+	PathCount int      `json:"path_count,omitempty"`
+}
+
+// outcomePaths bounds ActionOutcome.Paths, and logPaths the paths an
+// action's log line lists: a generation of 100,000 files that one rule
+// matches would otherwise put all of them in the status and in one log
+// line (2.6 MB).
+const (
+	outcomePaths = 20
+	logPaths     = 10
+)
+
+// outcomeOf is the outcome of a, with result and reason.
+func outcomeOf(a rules.Action, result, reason string) ActionOutcome {
+	return ActionOutcome{Action: a.String(), Result: result, Reason: reason, Paths: slices.Clone(a.Paths[:min(len(a.Paths), outcomePaths)]), PathCount: len(a.Paths)}
 }
 
 // JobActions are the outcomes of the actions and the log check of one
@@ -376,13 +394,13 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 	if x.AMI == nil {
 		for _, a := range planned {
 			if (a.Kind != rules.Shell && a.Kind != rules.Service) || (a.When != "" && a.When != rules.WhenAlways) {
-				log.Debug("no [asterisk] configured: action skipped", "action", a.String(), "when", a.When, "paths", a.Paths)
+				log.Debug("no [asterisk] configured: action skipped", "action", a.String(), "when", a.When, "paths", firstN(a.Paths, logPaths))
 				continue
 			}
 			if _, err := x.runAction(ctx, job, gen, changed, a); err != nil {
 				return err
 			}
-			log.Info("action done", "action", a.String(), "paths", a.Paths)
+			log.Info("action done", "action", a.String(), "paths", firstN(a.Paths, logPaths))
 		}
 		if len(planned) > 0 && (hasCheck(checks, rules.CheckAMI) || hasCheck(checks, rules.CheckLog)) {
 			log.Debug("no [asterisk] configured: ami and log checks skipped")
@@ -404,12 +422,12 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 	var outcomes []ActionOutcome
 	for _, d := range deferred {
 		if d.Skipped {
-			log.Info("action skipped", "action", d.Action.String(), "reason", d.Reason, "paths", d.Action.Paths)
-			outcomes = append(outcomes, ActionOutcome{Action: d.Action.String(), Result: "skipped", Reason: d.Reason, Paths: d.Action.Paths})
+			log.Info("action skipped", "action", d.Action.String(), "reason", d.Reason, "paths", firstN(d.Action.Paths, logPaths))
+			outcomes = append(outcomes, outcomeOf(d.Action, "skipped", d.Reason))
 			continue
 		}
-		log.Info("action deferred until the next generation of the job", "action", d.Action.String(), "reason", d.Reason, "paths", d.Action.Paths)
-		outcomes = append(outcomes, ActionOutcome{Action: d.Action.String(), Result: "deferred", Reason: d.Reason, Paths: d.Action.Paths})
+		log.Info("action deferred until the next generation of the job", "action", d.Action.String(), "reason", d.Reason, "paths", firstN(d.Action.Paths, logPaths))
+		outcomes = append(outcomes, outcomeOf(d.Action, "deferred", d.Reason))
 		keep = append(keep, d.Action)
 	}
 	defer func() { x.setOutcomes(job.Name, gen, outcomes) }()
@@ -447,17 +465,17 @@ func (x *AsteriskActions) runActions(ctx context.Context, log *slog.Logger, job 
 			// What did not run stays due (the restored generation's
 			// reloads come from its own plan).
 			x.setPending(job.Name, append(keep, run[i+1:]...))
-			log.Warn("action failed", "action", a.String(), "paths", a.Paths, "err", err)
-			outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "failed", Reason: err.Error(), Paths: a.Paths})
+			log.Warn("action failed", "action", a.String(), "paths", firstN(a.Paths, logPaths), "err", err)
+			outcomes = append(outcomes, outcomeOf(a, "failed", err.Error()))
 			return err
 		}
 		if skipped != "" {
-			log.Info("reload skipped", "action", a.String(), "reason", skipped, "paths", a.Paths)
-			outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "skipped", Reason: skipped, Paths: a.Paths})
+			log.Info("reload skipped", "action", a.String(), "reason", skipped, "paths", firstN(a.Paths, logPaths))
+			outcomes = append(outcomes, outcomeOf(a, "skipped", skipped))
 			continue
 		}
-		log.Info("action done", "action", a.String(), "paths", a.Paths, "took", time.Since(start).Round(time.Microsecond))
-		outcomes = append(outcomes, ActionOutcome{Action: a.String(), Result: "done", Paths: a.Paths})
+		log.Info("action done", "action", a.String(), "paths", firstN(a.Paths, logPaths), "took", time.Since(start).Round(time.Microsecond))
+		outcomes = append(outcomes, outcomeOf(a, "done", ""))
 	}
 	x.setPending(job.Name, keep)
 	if checker != nil {
@@ -509,7 +527,7 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 	case rules.Restart:
 		err = x.AMI.Restart(ctx, restartWhen(a.Command))
 	case rules.Shell:
-		_, err = shell.Run(ctx, job.Path, a.Command, checkEnv(job, gen, changed), job.CheckTimeout)
+		err = runCommand(ctx, job, gen, changed, a.Command)
 	case rules.Service:
 		switch {
 		case x.Service == nil:
@@ -600,14 +618,57 @@ func pathList(ps []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(ps[:most], ", "), len(ps)-most)
 }
 
-// checkEnv is what a check or a shell action gets beside the agent's
-// environment: the job, the generation and its changed paths.
-func checkEnv(job *config.Job, gen uint64, changed []string) []string {
-	return []string{
+// changedEnvMax bounds PBXSYNC_CHANGED: Linux refuses to start a program
+// with one environment string over 128 KiB (MAX_ARG_STRLEN: "argument
+// list too long"), which ~5,000 changed paths reach. A longer list is in
+// PBXSYNC_CHANGED_FILE only.
+const changedEnvMax = 64 << 10
+
+// commandEnv is what a check or a shell action gets beside the agent's
+// environment: the job, the generation and its changed paths, those both
+// in a file (PBXSYNC_CHANGED_FILE, one per line, however many) and, when
+// they fit (changedEnvMax), in PBXSYNC_CHANGED; PBXSYNC_CHANGED_COUNT
+// says how many there are. done removes the file; call it once the
+// command has ended.
+func commandEnv(job *config.Job, gen uint64, changed []string) (env []string, done func(), err error) {
+	f, err := os.CreateTemp("", "pbxsync-changed-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list the changed paths for the command: %w", err)
+	}
+	done = func() { os.Remove(f.Name()) }
+	w := bufio.NewWriter(f)
+	size := 0
+	for _, p := range changed {
+		w.WriteString(p)
+		w.WriteByte('\n')
+		size += len(p) + 1
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("list the changed paths for the command: %w", err)
+	}
+	env = []string{
 		"PBXSYNC_JOB=" + job.Name,
 		"PBXSYNC_GENERATION=" + strconv.FormatUint(gen, 10),
-		"PBXSYNC_CHANGED=" + strings.Join(changed, "\n"),
+		"PBXSYNC_CHANGED_FILE=" + f.Name(),
+		"PBXSYNC_CHANGED_COUNT=" + strconv.Itoa(len(changed)),
 	}
+	if size <= changedEnvMax {
+		env = append(env, "PBXSYNC_CHANGED="+strings.Join(changed, "\n"))
+	}
+	return env, done, nil
+}
+
+// runCommand runs command (a check or a shell action) in the job root
+// with commandEnv's environment.
+func runCommand(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
+	env, done, err := commandEnv(job, gen, changed)
+	if err != nil {
+		return fmt.Errorf("%q: %w", command, err)
+	}
+	defer done()
+	_, err = shell.Run(ctx, job.Path, command, env, job.CheckTimeout)
+	return err
 }
 
 func restartWhen(cmd string) asteriskctl.RestartWhen {

@@ -6,7 +6,6 @@ import (
 
 	"pbxsync/hostmon"
 	"pbxsync/internal/config"
-	"pbxsync/internal/shell"
 )
 
 // AfterApply runs what must follow an applied generation on this host:
@@ -62,12 +61,12 @@ func MatchesAny(globs, paths []string) bool {
 }
 
 // RunCheck runs one check command in the job root with PBXSYNC_JOB,
-// PBXSYNC_GENERATION and PBXSYNC_CHANGED set. It fails on a non-zero exit,
-// a timeout, or a command that cannot start; the error quotes the command
-// and the last lines of its output.
+// PBXSYNC_GENERATION, PBXSYNC_CHANGED_FILE, PBXSYNC_CHANGED_COUNT and,
+// when the changed paths fit, PBXSYNC_CHANGED set (see commandEnv). It
+// fails on a non-zero exit, a timeout, or a command that cannot start;
+// the error quotes the command and the last lines of its output.
 func RunCheck(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
-	_, err := shell.Run(ctx, job.Path, command, checkEnv(job, gen, changed), job.CheckTimeout)
-	if err != nil {
+	if err := runCommand(ctx, job, gen, changed, command); err != nil {
 		return fmt.Errorf("check %w", err)
 	}
 	return nil
