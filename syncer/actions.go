@@ -94,6 +94,12 @@ type AsteriskActions struct {
 	LogSettle time.Duration     // wait before reading the log; 0: asteriskctl.DefaultLogSettle
 	Log       *slog.Logger      // nil: discard
 	Service   ServiceController // systemd control of the Asterisk unit; nil: "service" actions fail
+	// ListDir is where a check command's or a shell action's list of
+	// changed paths is written (PBXSYNC_CHANGED_FILE): the agent's data
+	// directory, which it can always write (a unit with
+	// ProtectSystem=strict and no PrivateTmp leaves /tmp read-only); "":
+	// the system's temporary directory.
+	ListDir string
 
 	amiMu sync.Mutex // held from the log mark to the end of the log check
 
@@ -258,7 +264,7 @@ func (x *AsteriskActions) AfterApply(ctx context.Context, job *config.Job, gen u
 		if c.Kind != rules.CheckCommand {
 			continue
 		}
-		if err := RunCheck(ctx, job, gen, changed, c.Command); err != nil {
+		if err := RunCheck(ctx, x.ListDir, job, gen, changed, c.Command); err != nil {
 			return err
 		}
 	}
@@ -527,7 +533,7 @@ func (x *AsteriskActions) runAction(ctx context.Context, job *config.Job, gen ui
 	case rules.Restart:
 		err = x.AMI.Restart(ctx, restartWhen(a.Command))
 	case rules.Shell:
-		err = runCommand(ctx, job, gen, changed, a.Command)
+		err = runCommand(ctx, x.ListDir, job, gen, changed, a.Command)
 	case rules.Service:
 		switch {
 		case x.Service == nil:
@@ -626,12 +632,12 @@ const changedEnvMax = 64 << 10
 
 // commandEnv is what a check or a shell action gets beside the agent's
 // environment: the job, the generation and its changed paths, those both
-// in a file (PBXSYNC_CHANGED_FILE, one per line, however many) and, when
-// they fit (changedEnvMax), in PBXSYNC_CHANGED; PBXSYNC_CHANGED_COUNT
-// says how many there are. done removes the file; call it once the
-// command has ended.
-func commandEnv(job *config.Job, gen uint64, changed []string) (env []string, done func(), err error) {
-	f, err := os.CreateTemp("", "pbxsync-changed-*")
+// in a file in dir ("": the system's temporary directory;
+// PBXSYNC_CHANGED_FILE, one per line, however many) and, when they fit
+// (changedEnvMax), in PBXSYNC_CHANGED; PBXSYNC_CHANGED_COUNT says how many
+// there are. done removes the file; call it once the command has ended.
+func commandEnv(dir string, job *config.Job, gen uint64, changed []string) (env []string, done func(), err error) {
+	f, err := os.CreateTemp(dir, "pbxsync-changed-*")
 	if err != nil {
 		return nil, nil, fmt.Errorf("list the changed paths for the command: %w", err)
 	}
@@ -660,9 +666,9 @@ func commandEnv(job *config.Job, gen uint64, changed []string) (env []string, do
 }
 
 // runCommand runs command (a check or a shell action) in the job root
-// with commandEnv's environment.
-func runCommand(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
-	env, done, err := commandEnv(job, gen, changed)
+// with commandEnv's environment, its list of paths in dir.
+func runCommand(ctx context.Context, dir string, job *config.Job, gen uint64, changed []string, command string) error {
+	env, done, err := commandEnv(dir, job, gen, changed)
 	if err != nil {
 		return fmt.Errorf("%q: %w", command, err)
 	}

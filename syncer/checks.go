@@ -37,7 +37,7 @@ func (ShellChecks) AfterApply(ctx context.Context, job *config.Job, gen uint64, 
 		}
 	}
 	for _, c := range cmds {
-		if err := RunCheck(ctx, job, gen, changed, c); err != nil {
+		if err := RunCheck(ctx, "", job, gen, changed, c); err != nil {
 			return err
 		}
 	}
@@ -61,12 +61,13 @@ func MatchesAny(globs, paths []string) bool {
 }
 
 // RunCheck runs one check command in the job root with PBXSYNC_JOB,
-// PBXSYNC_GENERATION, PBXSYNC_CHANGED_FILE, PBXSYNC_CHANGED_COUNT and,
-// when the changed paths fit, PBXSYNC_CHANGED set (see commandEnv). It
-// fails on a non-zero exit, a timeout, or a command that cannot start;
-// the error quotes the command and the last lines of its output.
-func RunCheck(ctx context.Context, job *config.Job, gen uint64, changed []string, command string) error {
-	if err := runCommand(ctx, job, gen, changed, command); err != nil {
+// PBXSYNC_GENERATION, PBXSYNC_CHANGED_FILE (a file in listDir, "": the
+// system's temporary directory), PBXSYNC_CHANGED_COUNT and, when the
+// changed paths fit, PBXSYNC_CHANGED set (see commandEnv). It fails on a
+// non-zero exit, a timeout, or a command that cannot start; the error
+// quotes the command and the last lines of its output.
+func RunCheck(ctx context.Context, listDir string, job *config.Job, gen uint64, changed []string, command string) error {
+	if err := runCommand(ctx, listDir, job, gen, changed, command); err != nil {
 		return fmt.Errorf("check %w", err)
 	}
 	return nil

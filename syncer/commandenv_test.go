@@ -26,8 +26,8 @@ func manyPaths(n int) []string {
 // generation of 100,000 paths start (their environment would be 2.6 MB:
 // "argument list too long" before PBXSYNC_CHANGED_FILE) and read every
 // path from PBXSYNC_CHANGED_FILE, with PBXSYNC_CHANGED_COUNT, and without
-// PBXSYNC_CHANGED; a small generation has both, the same; the file is gone
-// once the command has ended.
+// PBXSYNC_CHANGED; a small generation has both, the same; the file is in
+// ListDir, and gone once the command has ended.
 func TestCommandsGetEveryChangedPath(t *testing.T) {
 	t.Parallel()
 	// the command checks what it got, and leaves the file's name and its
@@ -40,7 +40,8 @@ func TestCommandsGetEveryChangedPath(t *testing.T) {
 			changed := manyPaths(n)
 			job := astTestJob(t, config.Rule{Match: []string{"*.conf"}, Action: "shell " + probe + "shell.out"})
 			job.Check = probe + "check.out"
-			if err := (&AsteriskActions{}).AfterApply(context.Background(), job, 1, changed); err != nil {
+			listDir := t.TempDir() // the agent's data directory
+			if err := (&AsteriskActions{ListDir: listDir}).AfterApply(context.Background(), job, 1, changed); err != nil {
 				t.Fatalf("a generation of %d paths: %v", n, err)
 			}
 			wantEnv := changed[n-1] // PBXSYNC_CHANGED's last line
@@ -55,6 +56,9 @@ func TestCommandsGetEveryChangedPath(t *testing.T) {
 				lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 				if len(lines) != 4 || lines[1] != changed[0] || lines[2] != changed[n-1] || lines[3] != wantEnv {
 					t.Fatalf("%s: %q, want the file's name, %q, %q and PBXSYNC_CHANGED's last line %q", out, lines, changed[0], changed[n-1], wantEnv)
+				}
+				if filepath.Dir(lines[0]) != listDir {
+					t.Fatalf("%s: PBXSYNC_CHANGED_FILE %s is not in ListDir %s", out, lines[0], listDir)
 				}
 				if _, err := os.Stat(lines[0]); !os.IsNotExist(err) {
 					t.Fatalf("%s: PBXSYNC_CHANGED_FILE %s is left after the command: %v", out, lines[0], err)

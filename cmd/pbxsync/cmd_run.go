@@ -113,7 +113,8 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		}
 	}
 	opts := syncer.Options{Config: cfg, Identity: id, Log: log, Version: version}
-	actions := &syncer.AsteriskActions{Log: log} // no [asterisk]: shell and service actions and check commands only
+	// no [asterisk]: shell and service actions and check commands only
+	actions := &syncer.AsteriskActions{Log: log, ListDir: cfg.Node.DataDir}
 	svc, err := asteriskctl.NewServiceControl(cfg.Asterisk.Service, asteriskctl.ExecRunner{}, log)
 	if err != nil {
 		return fmt.Errorf("%s: asterisk.service: %w", cfg.File, err)
