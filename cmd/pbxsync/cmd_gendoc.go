@@ -175,6 +175,6 @@ var manSections = []clidoc.Section{
 	}},
 	{Title: "EXIT STATUS", Text: "0 on success; 1 when a command fails (check: the configuration is invalid, with one FILE:LINE:COL: message per problem on stderr; check --configured: the host is not set up yet); 2 for a usage error."},
 	{Title: "ENVIRONMENT", Entries: []clidoc.Entry{
-		{Tag: "PBXSYNC_JOB, PBXSYNC_GENERATION, PBXSYNC_CHANGED_FILE, PBXSYNC_CHANGED_COUNT, PBXSYNC_CHANGED", Text: "Set for a job's check commands and shell actions: the job, the generation being checked, a file listing the changed paths (relative to the job root, one per line; removed when the command ends), how many there are, and the same paths one per line while they fit in 64 KiB (a larger list is in the file only: Linux refuses a longer environment string)."},
+		{Tag: "PBXSYNC_JOB, PBXSYNC_GENERATION, PBXSYNC_CHANGED_FILE, PBXSYNC_CHANGED_COUNT, PBXSYNC_CHANGED", Text: "Set for a job's check commands and shell actions: the job, the generation being checked, a file in data_dir listing the changed paths (relative to the job root, one per line; removed when the command ends), how many there are, and the same paths one per line while they fit in 64 KiB (a larger list is in the file only: Linux refuses a longer environment string)."},
 	}},
 }
