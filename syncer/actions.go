@@ -257,6 +257,9 @@ func (x *AsteriskActions) AfterApply(ctx context.Context, job *config.Job, gen u
 		return err
 	}
 	checks := withJobCheck(plan.Checks, job.Check)
+	if runsCommands(plan.Actions, checks) && !changedFitsEnv(changed) {
+		log.Info("the changed paths are too many for PBXSYNC_CHANGED: checks and shell actions read them from PBXSYNC_CHANGED_FILE", "paths", len(changed))
+	}
 	if err := x.runActions(ctx, log, job, gen, changed, plan.Actions, plan.Superseded, checks); err != nil {
 		return err
 	}
@@ -630,6 +633,24 @@ func pathList(ps []string) string {
 // PBXSYNC_CHANGED_FILE only.
 const changedEnvMax = 64 << 10
 
+// changedFitsEnv reports whether changed fits in PBXSYNC_CHANGED
+// (changedEnvMax).
+func changedFitsEnv(changed []string) bool {
+	size := 0
+	for _, p := range changed {
+		if size += len(p) + 1; size > changedEnvMax {
+			return false
+		}
+	}
+	return true
+}
+
+// runsCommands reports whether actions or checks run a shell command.
+func runsCommands(actions []rules.Action, checks []rules.Check) bool {
+	return slices.ContainsFunc(actions, func(a rules.Action) bool { return a.Kind == rules.Shell }) ||
+		slices.ContainsFunc(checks, func(c rules.Check) bool { return c.Kind == rules.CheckCommand })
+}
+
 // commandEnv is what a check or a shell action gets beside the agent's
 // environment: the job, the generation and its changed paths, those both
 // in a file in dir ("": the system's temporary directory;
@@ -643,11 +664,9 @@ func commandEnv(dir string, job *config.Job, gen uint64, changed []string) (env 
 	}
 	done = func() { os.Remove(f.Name()) }
 	w := bufio.NewWriter(f)
-	size := 0
 	for _, p := range changed {
 		w.WriteString(p)
 		w.WriteByte('\n')
-		size += len(p) + 1
 	}
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		done()
@@ -659,7 +678,7 @@ func commandEnv(dir string, job *config.Job, gen uint64, changed []string) (env 
 		"PBXSYNC_CHANGED_FILE=" + f.Name(),
 		"PBXSYNC_CHANGED_COUNT=" + strconv.Itoa(len(changed)),
 	}
-	if size <= changedEnvMax {
+	if changedFitsEnv(changed) {
 		env = append(env, "PBXSYNC_CHANGED="+strings.Join(changed, "\n"))
 	}
 	return env, done, nil

@@ -41,8 +41,13 @@ func TestCommandsGetEveryChangedPath(t *testing.T) {
 			job := astTestJob(t, config.Rule{Match: []string{"*.conf"}, Action: "shell " + probe + "shell.out"})
 			job.Check = probe + "check.out"
 			listDir := t.TempDir() // the agent's data directory
-			if err := (&AsteriskActions{ListDir: listDir}).AfterApply(context.Background(), job, 1, changed); err != nil {
+			var logs strings.Builder
+			x := &AsteriskActions{ListDir: listDir, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+			if err := x.AfterApply(context.Background(), job, 1, changed); err != nil {
 				t.Fatalf("a generation of %d paths: %v", n, err)
+			}
+			if said := strings.Contains(logs.String(), "too many for PBXSYNC_CHANGED"); said != (n > 5000) {
+				t.Errorf("%d paths: the log says they are too many for PBXSYNC_CHANGED: %v", n, said)
 			}
 			wantEnv := changed[n-1] // PBXSYNC_CHANGED's last line
 			if n > 5000 {
