@@ -17,10 +17,7 @@ func BenchmarkPlanInitialSync(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	paths := make([]string, 0, 100_000)
-	for i := range 100_000 {
-		paths = append(paths, fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i))
-	}
+	paths := endpointPaths(100_000)
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := r.Plan(paths)
@@ -43,10 +40,7 @@ func BenchmarkPlanOneRuleMatchesAll(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	paths := make([]string, 0, 100_000)
-	for i := range 100_000 {
-		paths = append(paths, fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i))
-	}
+	paths := endpointPaths(100_000)
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := r.Plan(paths)
@@ -54,7 +48,17 @@ func BenchmarkPlanOneRuleMatchesAll(b *testing.B) {
 			b.Fatal(err)
 		}
 		if len(p.Actions) != 1 || len(p.Actions[0].Paths) != len(paths) || len(p.Checks) != 1 || len(p.Checks[0].Paths) != len(paths) {
-			b.Fatalf("plan %+v, want one action and one check of %d paths each", len(p.Actions), len(paths))
+			b.Fatalf("%d actions and %d checks, want one of each listing the %d paths", len(p.Actions), len(p.Checks), len(paths))
 		}
 	}
+}
+
+// endpointPaths returns n changed paths as an initial sync of endpoint
+// files in 100 directories has them.
+func endpointPaths(n int) []string {
+	paths := make([]string, 0, n)
+	for i := range n {
+		paths = append(paths, fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i))
+	}
+	return paths
 }
