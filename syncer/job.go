@@ -34,6 +34,9 @@ type event struct {
 	rollback   *rollbackReq
 	syncNow    chan error                // SyncNow: the outcome goes here
 	do         func(ctx context.Context) // run in the job's loop (see inLoop)
+	// noIndex: do does not use the newest index, so a parked one stays
+	// parked (reading it back costs ~0.1 s and ~17 MB at 100,000 files)
+	noIndex bool
 	// refused, when set, is called instead of do when the job cannot run
 	// it (its newest index could not be read back, see wake)
 	refused func(error)
@@ -477,6 +480,10 @@ func returnedAt(at time.Time) core.Returned {
 
 func (j *job) onEvent(ctx context.Context, e event) {
 	j.rescanPending(ctx) // left by an apply whose answer went out
+	if e.do != nil && e.noIndex {
+		e.do(ctx)
+		return
+	}
 	if !j.wake() {
 		j.refuse(e, j.park.err)
 		return

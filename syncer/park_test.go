@@ -267,3 +267,39 @@ func TestWakeFailureStartsTheJobOver(t *testing.T) {
 		}
 	}
 }
+
+// TestScanSaveStepLeavesTheIndexParked: the event a step of a save of the
+// scan state posts when it is written (the last step often ends after the
+// job let go of its index) runs without reading the index back, on a
+// source and on a target.
+func TestScanSaveStepLeavesTheIndexParked(t *testing.T) {
+	t.Parallel()
+	a, b := parkingPair(t, 400, 20)
+	parkedWithAnswer(t, "both let go of their index", a, b)
+	for _, n := range []*tnode{a, b} {
+		j := n.a().jobs["conf"]
+		// another event may wake the index between the park seen and the
+		// step's event; the step's event itself never may
+		stayed := false
+		for try := 0; try < 5 && !stayed; try++ {
+			waitLetGo(t, n.countLines("read the newest index back")+1, n)
+			ev := j.scanSaveStepEvent()
+			step := ev.do
+			res := make(chan bool, 1)
+			ev.do = func(ctx context.Context) {
+				parked := j.park.parked != nil
+				step(ctx)
+				res <- parked && j.park.parked != nil
+			}
+			j.inbox <- ev
+			select {
+			case stayed = <-res:
+			case <-time.After(waitLimit):
+				t.Fatalf("%s: the step's event did not run", n.name)
+			}
+		}
+		if !stayed {
+			t.Errorf("%s: the index was read back for a step of a save of the scan state", n.name)
+		}
+	}
+}

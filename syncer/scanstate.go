@@ -172,10 +172,18 @@ func (j *job) continueScanSave() {
 		}
 		close(done)
 		select {
-		case j.inbox <- event{do: func(context.Context) { j.continueScanSave() }}:
+		case j.inbox <- j.scanSaveStepEvent():
 		default: // the next tick goes on
 		}
 	}()
+}
+
+// scanSaveStepEvent is what a step of a save in the background posts to
+// the job's loop when it is written: the next step, which reads the scan
+// state only (a parked index stays parked; the last step often ends after
+// the index was let go of).
+func (j *job) scanSaveStepEvent() event {
+	return event{do: func(context.Context) { j.continueScanSave() }, noIndex: true}
 }
 
 // finishScanSave writes what remains of the save under way, on the
