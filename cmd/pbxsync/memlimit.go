@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,8 +22,8 @@ import (
 // several hundred thousand files, an initial sync) raises the limit to
 // 4/3 of it, so that the collector always has a quarter of the live heap
 // to fill between two runs instead of running without pause, and the
-// limit comes back down once the live heap does. GOMEMLIMIT in the
-// environment wins over all of this.
+// limit comes back down once the live heap has stayed lower for holdPolls
+// polls. GOMEMLIMIT in the environment wins over all of this.
 type memoryLimit struct {
 	log *slog.Logger
 	// set is debug.SetMemoryLimit; live reads the live heap as of the
@@ -35,7 +36,19 @@ type memoryLimit struct {
 	env    bool  // GOMEMLIMIT is set: leave the runtime alone
 	limit  int64 // the limit set now (0: none set yet)
 	raised bool  // limit is above base
+	// recent are the limits the last holdPolls live heaps wanted (0: no
+	// poll yet), next the slot of the next; the limit set is their largest
+	recent [holdPolls]int64
+	next   int
 }
+
+// holdPolls is how many polls a raised limit is held after the live heap
+// that wanted it (5 s): the live heap of an initial sync of 300,000 files
+// swings around three quarters of memory_limit every half second, and a
+// limit that followed each poll went up and down (and said so in the log)
+// twenty times in one sync, back to memory_limit each time with the live
+// heap just under three quarters of it.
+const holdPolls = 10
 
 // memoryPoll is how often the live heap is looked at.
 const memoryPoll = 500 * time.Millisecond
@@ -58,7 +71,8 @@ func (m *memoryLimit) configure(n config.Node) {
 	}
 	m.env = false
 	m.base = max(n.MemoryLimit, 0)
-	m.apply(m.live())
+	m.recent, m.next = [holdPolls]int64{}, 0
+	m.note(m.live())
 }
 
 // adjust sets the limit for a live heap of live bytes.
@@ -66,14 +80,17 @@ func (m *memoryLimit) adjust(live uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.env {
-		m.apply(live)
+		m.note(live)
 	}
 }
 
-// apply sets the limit limitFor gives, logging when it leaves memory_limit
-// or comes back to it. The caller holds m.mu.
-func (m *memoryLimit) apply(live uint64) {
-	want := limitFor(m.base, live)
+// note takes the limit a live heap of live bytes wants into recent and
+// sets the largest of recent, logging when it leaves memory_limit or comes
+// back to it. The caller holds m.mu.
+func (m *memoryLimit) note(live uint64) {
+	m.recent[m.next%holdPolls] = limitFor(m.base, live)
+	m.next++
+	want := slices.Max(m.recent[:])
 	if want == m.limit {
 		return
 	}

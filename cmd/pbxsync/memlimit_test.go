@@ -35,7 +35,8 @@ func TestLimitFor(t *testing.T) {
 
 // TestMemoryLimitFollowsTheLiveHeap: the limit is memory_limit until the
 // live heap passes three quarters of it, then 4/3 of the live heap (said
-// once in the log), and memory_limit again once the live heap shrinks.
+// once in the log), held for holdPolls polls after the largest live heap,
+// and memory_limit again once the live heap has stayed small that long.
 // GOMEMLIMIT leaves the runtime alone.
 func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
@@ -50,6 +51,16 @@ func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
 	for _, l := range []uint64{20 * mib, 60 * mib, 90 * mib, 90 * mib, 30 * mib, 10 * mib} {
 		m.adjust(l)
 	}
+	if got := sets[len(sets)-1]; got != 120*mib {
+		t.Fatalf("limit %d right after the live heap shrank, want 120 MiB held", got)
+	}
+	for range holdPolls - 3 { // the last 90 MiB is still among the recent
+		m.adjust(10 * mib)
+	}
+	if got := sets[len(sets)-1]; got != 120*mib {
+		t.Fatalf("limit %d %d polls after the live heap shrank, want 120 MiB held", got, holdPolls-1)
+	}
+	m.adjust(10 * mib)
 	want := []int64{64 * mib, 80 * mib, 120 * mib, 64 * mib}
 	if len(sets) != len(want) {
 		t.Fatalf("limits set %v, want %v", sets, want)
@@ -64,6 +75,21 @@ func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "memory limit back at memory_limit") {
 		t.Errorf("the way back is not logged:\n%s", logs.String())
+	}
+
+	// a live heap that swings around three quarters of memory_limit (an
+	// initial sync of 300,000 files) raises the limit once and keeps it
+	// raised while it swings
+	logs.Reset()
+	sets = nil
+	for i := range 3 * holdPolls {
+		m.adjust([]uint64{55 * mib, 47 * mib}[i%2])
+	}
+	if len(sets) != 1 || sets[0] != 55*mib*4/3 {
+		t.Errorf("a swinging live heap: limits set %v, want one, 4/3 of 55 MiB", sets)
+	}
+	if n := strings.Count(logs.String(), "memory limit"); n != 1 {
+		t.Errorf("a swinging live heap: %d log lines of the memory limit, want one:\n%s", n, logs.String())
 	}
 
 	// memory_limit = off: no limit, whatever the heap
