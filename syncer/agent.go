@@ -60,6 +60,19 @@ type Options struct {
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
+	// Memory, when set, is told before a job reads a large index back
+	// into memory (park.go), so that the process's garbage collector
+	// does not run over and over while that memory comes back; nil:
+	// nothing is told (the demo's agents share one process).
+	Memory MemoryBudget
+}
+
+// MemoryBudget is what an Agent tells about memory it is about to take
+// and keep: pbxsync run's memory limit implements it.
+type MemoryBudget interface {
+	// Grow says that about bytes more of heap are about to be allocated
+	// and will stay live; done says they are.
+	Grow(bytes int64) (done func())
 }
 
 // AsteriskInfo is what a node tells its peers about its Asterisk.
@@ -80,6 +93,7 @@ type Agent struct {
 	checksRetry time.Duration // see Options.ChecksRetry
 	spillIdle   time.Duration // see Options.SpillIdle
 	parkMin     int           // see Options.ParkMin
+	memory      MemoryBudget  // see Options.Memory; nil: none
 	node        string
 	ident       *identity.Identity
 	store       *store.Store
@@ -115,7 +129,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin, memory: opts.Memory}
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}

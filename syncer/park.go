@@ -34,6 +34,20 @@ type indexPark struct {
 	afterLarge bool
 }
 
+// itemBytes is about the heap an item of an index read back from the
+// store takes: 16-20 MB for 100,000 items, the map's tables (~140 bytes
+// an item) and the path.
+const itemBytes = 192
+
+// growMemory tells Options.Memory that about bytes are about to be
+// allocated and kept (see MemoryBudget.Grow).
+func (a *Agent) growMemory(bytes int64) (done func()) {
+	if a.memory == nil {
+		return func() {}
+	}
+	return a.memory.Grow(bytes)
+}
+
 // parkedIndex is what a parked index is read back into.
 type parkedIndex struct {
 	n         int             // its items
@@ -148,7 +162,9 @@ func (j *job) wake() bool {
 		return p.err == nil
 	}
 	g := j.latest
+	done := j.a.growMemory(int64(pk.n) * itemBytes)
 	read, err := j.a.store.GenerationIndex(j.cfg.Name, g.Number)
+	done()
 	if err == nil && len(read.Index) != pk.n {
 		err = fmt.Errorf("%w: %d items, %d let go of", errParkedLost, len(read.Index), pk.n)
 	}

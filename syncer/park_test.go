@@ -7,6 +7,8 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,6 +302,59 @@ func TestScanSaveStepLeavesTheIndexParked(t *testing.T) {
 		}
 		if !stayed {
 			t.Errorf("%s: the index was read back for a step of a save of the scan state", n.name)
+		}
+	}
+}
+
+// growRecorder is an Options.Memory that records what it is told.
+type growRecorder struct {
+	mu    sync.Mutex
+	grown []int64
+	done  int
+}
+
+func (g *growRecorder) Grow(bytes int64) func() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.grown = append(g.grown, bytes)
+	return func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.done++
+	}
+}
+
+// TestWakeTellsTheMemoryComing: a job that reads its parked index back
+// tells Options.Memory about the heap it takes first, and that it is
+// done after, on a source and on a target.
+func TestWakeTellsTheMemoryComing(t *testing.T) {
+	t.Parallel()
+	const files = 400
+	mem := map[string]*growRecorder{"a": {}, "b": {}}
+	a, b := parkingPairWith(t, files, 20, func(_ *harness, a, b *tnode) {
+		for _, n := range []*tnode{a, b} {
+			r := mem[n.name]
+			n.tune = func(o *Options) { parkQuick(o); o.Memory = r }
+		}
+	})
+	parkedWithAnswer(t, "both let go of their index", a, b)
+	a.appendTo("d03/f0003.conf", "edited\n")
+	converged(t, "an edit", a, b)
+	for _, n := range []*tnode{a, b} {
+		r := mem[n.name]
+		r.mu.Lock()
+		grown, done := slices.Clone(r.grown), r.done
+		r.mu.Unlock()
+		if back := n.countLines("read the newest index back"); back == 0 || len(grown) < back {
+			t.Errorf("%s read its index back %d times and told of memory coming %d times", n.name, back, len(grown))
+		}
+		for _, g := range grown {
+			if g < files*100 {
+				t.Errorf("%s told of %d bytes coming for %d items", n.name, g, files)
+			}
+		}
+		if done != len(grown) {
+			t.Errorf("%s said %d times that memory is coming and %d times that it came", n.name, len(grown), done)
 		}
 	}
 }

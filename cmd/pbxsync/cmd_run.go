@@ -113,6 +113,9 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 		}
 	}
 	opts := syncer.Options{Config: cfg, Identity: id, Log: log, Version: version}
+	if mem != nil {
+		opts.Memory = mem
+	}
 	// no [asterisk]: shell and service actions and check commands only
 	actions := &syncer.AsteriskActions{Log: log, ListDir: cfg.Node.DataDir}
 	svc, err := asteriskctl.NewServiceControl(cfg.Asterisk.Service, asteriskctl.ExecRunner{}, log)

@@ -30,6 +30,7 @@ type memoryLimit struct {
 	// last collection (tests replace both)
 	set  func(int64) int64
 	live func() uint64
+	gc   func(int) int // debug.SetGCPercent
 
 	mu     sync.Mutex
 	base   int64 // memory_limit; 0: none
@@ -40,6 +41,11 @@ type memoryLimit struct {
 	// poll yet), next the slot of the next; the limit set is their largest
 	recent [holdPolls]int64
 	next   int
+	// grow is the heap that Grow calls under way said is coming, growing
+	// their number, gcPercent the GOGC the first of them turned off
+	grow      int64
+	growing   int
+	gcPercent int
 }
 
 // holdPolls is how many polls a raised limit is held after the live heap
@@ -54,7 +60,7 @@ const holdPolls = 10
 const memoryPoll = 500 * time.Millisecond
 
 func newMemoryLimit(log *slog.Logger) *memoryLimit {
-	return &memoryLimit{log: log, set: debug.SetMemoryLimit, live: liveHeap}
+	return &memoryLimit{log: log, set: debug.SetMemoryLimit, live: liveHeap, gc: debug.SetGCPercent}
 }
 
 // configure takes memory_limit from n (at start and at each reload) and
@@ -88,7 +94,7 @@ func (m *memoryLimit) adjust(live uint64) {
 // sets the largest of recent, logging when it leaves memory_limit or comes
 // back to it. The caller holds m.mu.
 func (m *memoryLimit) note(live uint64) {
-	m.recent[m.next%holdPolls] = limitFor(m.base, live)
+	m.recent[m.next%holdPolls] = limitFor(m.base, live+uint64(m.grow))
 	m.next++
 	want := slices.Max(m.recent[:])
 	if want == m.limit {
@@ -121,6 +127,39 @@ func limitFor(base int64, live uint64) int64 {
 		return math.MaxInt64
 	}
 	return max(base, int64(live)*4/3)
+}
+
+// Grow implements syncer.MemoryBudget: until done, the limit covers the
+// live heap and bytes more, and the collector runs only at the limit, not
+// each time the heap doubles. A job that reads its parked index back
+// (park.go; ~58 MB at 300,000 files) ran a collection at each doubling,
+// each marking the map it was filling, and then one after another at
+// memory_limit until the next poll raised it: 0.67-0.78 s for that read,
+// against 0.44-0.53 s without them. Nothing changes with GOMEMLIMIT set or
+// memory_limit off.
+func (m *memoryLimit) Grow(bytes int64) (done func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.env || m.base <= 0 || bytes <= 0 {
+		return func() {}
+	}
+	if m.growing == 0 {
+		m.gcPercent = m.gc(-1)
+	}
+	m.growing++
+	m.grow += bytes
+	m.note(m.live())
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.grow -= bytes
+			if m.growing--; m.growing == 0 {
+				m.gc(m.gcPercent)
+			}
+		})
+	}
 }
 
 // run adjusts the limit to the live heap every memoryPoll until ctx ends.

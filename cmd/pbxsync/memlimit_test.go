@@ -125,3 +125,58 @@ func TestMemoryLimitSetsTheRuntime(t *testing.T) {
 		t.Errorf("limit after memory_limit = off: %d, want none (MaxInt64)", got)
 	}
 }
+
+// TestMemoryLimitGrow: while heap is said to be coming (a parked index
+// read back), the limit covers it on top of the live heap and GOGC is
+// off; the last of overlapping calls puts GOGC back as it was, and the
+// limit stays raised for holdPolls polls. With GOMEMLIMIT set or
+// memory_limit off nothing changes.
+func TestMemoryLimitGrow(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	const mib = 1 << 20
+	var sets []int64
+	gogc := 100
+	m := &memoryLimit{log: slog.New(slog.DiscardHandler),
+		set:  func(n int64) int64 { sets = append(sets, n); return 0 },
+		live: func() uint64 { return 10 * mib },
+		gc:   func(p int) int { old := gogc; gogc = p; return old }}
+	m.configure(config.Node{MemoryLimit: 64 * mib})
+	done1 := m.Grow(50 * mib)
+	if gogc != -1 {
+		t.Fatalf("GOGC %d while heap is coming, want off (-1)", gogc)
+	}
+	if got := sets[len(sets)-1]; got != 80*mib { // 4/3 of 10 + 50 MiB
+		t.Fatalf("limit %d while 50 MiB are coming on 10 live, want 80 MiB", got)
+	}
+	done2 := m.Grow(20 * mib)
+	if got := sets[len(sets)-1]; got != 320*mib/3 {
+		t.Fatalf("limit %d while 70 MiB are coming, want 106.7 MiB", got)
+	}
+	done1()
+	done1() // twice is once
+	if gogc != -1 {
+		t.Fatalf("GOGC %d while a second read is under way, want off", gogc)
+	}
+	done2()
+	if gogc != 100 {
+		t.Fatalf("GOGC %d after both, want 100 again", gogc)
+	}
+	n := len(sets)
+	m.adjust(40 * mib) // the index read back is live now: held, then 4/3 of it
+	if len(sets) != n {
+		t.Errorf("limit set to %d at the first poll after, want the raised one held", sets[len(sets)-1])
+	}
+
+	for _, tc := range []struct {
+		env  string
+		base int64
+	}{{"100MiB", 64 * mib}, {"", 0}} {
+		t.Setenv("GOMEMLIMIT", tc.env)
+		m.configure(config.Node{MemoryLimit: tc.base})
+		sets = nil
+		m.Grow(500 * mib)()
+		if gogc != 100 || len(sets) != 0 {
+			t.Errorf("GOMEMLIMIT %q, memory_limit %d: GOGC %d and limits set %v, want 100 and none", tc.env, tc.base, gogc, sets)
+		}
+	}
+}
