@@ -40,9 +40,10 @@ type indexPark struct {
 const itemBytes = 192
 
 // growMemory tells Options.Memory that about bytes are about to be
-// allocated and kept (see MemoryBudget.Grow).
+// allocated and kept (see MemoryBudget.Grow). A nil a (a job a test made
+// alone) tells nothing.
 func (a *Agent) growMemory(bytes int64) (done func()) {
-	if a.memory == nil {
+	if a == nil || a.memory == nil {
 		return func() {}
 	}
 	return a.memory.Grow(bytes)
