@@ -32,6 +32,7 @@ type options struct {
 	mixedMB      int
 	dialplansMB  []int
 	edits        int
+	idleEdits    int // one-line edits each after the agents let go of their index while idle
 	idle         time.Duration
 	limit        time.Duration
 	work         string
@@ -52,6 +53,7 @@ func main() {
 	flag.IntVar(&o.mixedMB, "mixed-mb", 709, "the mixed tree as the issue names it: 709 gives 16 × 32 MB audio + 4 × 23 MB dialplans (604 MB; the issue calls it 709 MB), other values scale the files linearly")
 	dialplans := flag.String("dialplans", "2,5", "dialplan sizes in MB for the wire-bytes runs")
 	flag.IntVar(&o.edits, "edits", 11, "one-line edits timed in each job (p50 over them)")
+	flag.IntVar(&o.idleEdits, "idle-edits", 0, "one-line edits in the big job after the others, each after the agents were idle long enough to let go of their index (idleForPark, 12 s each)")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "how long the agents idle after the initial sync before their RSS is read")
 	flag.DurationVar(&o.limit, "limit", 60*time.Minute, "bound on any one sync")
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR, removed unless -keep)")

@@ -52,11 +52,13 @@ func TestReportPrintsRatiosAndGoals(t *testing.T) {
 	r := &report{started: time.Now(), opts: options{dirs: 100, edits: 3, idle: time.Second},
 		scale:   &initialSync{files: 100000, rsync: 10 * time.Second, rsyncFlush: 5 * time.Second, pbxsync: 300 * time.Second, disk: 400 << 20, srcStore: 600 << 20, tgtStore: 600 << 20},
 		editBig: []time.Duration{400 * time.Millisecond, 5 * time.Second, 5 * time.Second}, editSmall: []time.Duration{50 * time.Millisecond},
-		wire: []wireEdit{{sizeMB: 5, name: "one line changed (first edit after the initial sync)", pbxsync: 325749, rsync: 18830}}}
+		editIdle: []time.Duration{900 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond},
+		wire:     []wireEdit{{sizeMB: 5, name: "one line changed (first edit after the initial sync)", pbxsync: 325749, rsync: 18830}}}
 	var b bytes.Buffer
 	r.print(&b)
 	for _, want := range []string{"| 30.00× | ≤ 1.5× |", "| 20.00× | — |", "| 100.00× | ≤ 1.5× |", "1.50×, 1.50× | ≤ 1.2×", "325,749", "17.30× | ≤ 0.1×",
-		"| the first of those edits, after the agents were idle 1s | 400 ms | the 10-file job's p50: 50 ms | 8.00× |"} {
+		"| the first of those edits, after the agents were idle 1s | 400 ms | the 10-file job's p50: 50 ms | 8.00× |",
+		"(3 edits) | 300 ms (all: 900, 100, 300 ms) | the 10-file job's p50: 50 ms | 6.00× |"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}

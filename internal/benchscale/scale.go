@@ -163,6 +163,11 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	return p, r, nil
 }
 
+// idleForPark is how long -idle-edits lets the agents idle before each
+// edit: a job lets go of an index of 10,000 items or more after 10 s
+// without an event (syncer/park.go).
+const idleForPark = 12 * time.Second
+
 // benchScale: the big job of small .conf files, its edits and restarts,
 // and the same edit in a 10-file job.
 func benchScale(ctx context.Context, o options, rep *report) error {
@@ -201,6 +206,14 @@ func benchScale(ctx context.Context, o options, rep *report) error {
 	}
 	if err != nil {
 		return fmt.Errorf("edits in the big job: %w", err)
+	}
+	for range o.idleEdits {
+		time.Sleep(idleForPark)
+		d, err := edits(ctx, p, rel, 1)
+		if err != nil {
+			return fmt.Errorf("an edit after an idle spell in the big job: %w", err)
+		}
+		rep.editIdle = append(rep.editIdle, d...)
 	}
 	if o.pprof {
 		// what the agents hold once idle after edits: a target keeps
