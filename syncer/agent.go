@@ -60,10 +60,11 @@ type Options struct {
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
-	// Memory, when set, is told before a job reads a large index back
-	// into memory (park.go), so that the process's garbage collector
-	// does not run over and over while that memory comes back; nil:
-	// nothing is told (the demo's agents share one process).
+	// Memory, when set, is told before a job reads a parked index back
+	// into memory (park.go) or copies its index for a spare (spare.go),
+	// so that the process's garbage collector does not run over and over
+	// while that memory comes; nil: nothing is told (the demo's agents
+	// share one process).
 	Memory MemoryBudget
 }
 

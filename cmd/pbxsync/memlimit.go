@@ -132,10 +132,11 @@ func limitFor(base int64, live uint64) int64 {
 // Grow implements syncer.MemoryBudget: until done, the limit covers the
 // live heap and bytes more, and the collector runs only at the limit, not
 // each time the heap doubles. A job that reads its parked index back
-// (park.go; ~58 MB at 300,000 files) ran a collection at each doubling,
-// each marking the map it was filling, and then one after another at
-// memory_limit until the next poll raised it: 0.67-0.78 s for that read,
-// against 0.44-0.53 s without them. Nothing changes with GOMEMLIMIT set or
+// (syncer/park.go; ~58 MB at 300,000 files) ran a collection at each
+// doubling, each marking the map it was filling, and then one after
+// another at memory_limit until the next poll raised it: 0.75-1.25 s for
+// that read on the benchmark machine, 0.56-0.95 s with Grow (the rest is
+// mostly faults of fresh pages). Nothing changes with GOMEMLIMIT set or
 // memory_limit off.
 func (m *memoryLimit) Grow(bytes int64) (done func()) {
 	m.mu.Lock()
