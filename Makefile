@@ -79,7 +79,8 @@ bench-delta:
 ## (issue 13; docs/performance.md): initial sync of 100 dirs x 1,000 .conf files and of a
 ## 709 MB mixed tree, RSS, edit latency, restart, store size, wire bytes of dialplan edits
 ## through a delaying UDP forwarder. Long (tens of minutes); BENCHFLAGS=-quick for a smoke
-## run, e.g. BENCHFLAGS='-files 10000' for a middle one.
+## run, e.g. BENCHFLAGS='-files 10000' for a middle one, BENCHFLAGS='-files 300000 -dirs 300
+## -idle-edits 5' for three times the size and edits that each follow an idle spell.
 bench-scale:
 	$(GO) run ./internal/benchscale $(BENCHFLAGS)
 
