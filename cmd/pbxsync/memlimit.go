@@ -22,8 +22,9 @@ import (
 // several hundred thousand files, an initial sync) raises the limit to
 // 4/3 of it, so that the collector always has a quarter of the live heap
 // to fill between two runs instead of running without pause, and the
-// limit comes back down once the live heap has stayed lower for holdPolls
-// polls. GOMEMLIMIT in the environment wins over all of this.
+// limit comes back down once the live heap does. The log says so once per
+// spell (see spellQuiet). GOMEMLIMIT in the environment wins over all of
+// this.
 type memoryLimit struct {
 	log *slog.Logger
 	// set is debug.SetMemoryLimit; live reads the live heap as of the
@@ -37,24 +38,34 @@ type memoryLimit struct {
 	env    bool  // GOMEMLIMIT is set: leave the runtime alone
 	limit  int64 // the limit set now (0: none set yet)
 	raised bool  // limit is above base
-	// recent are the limits the last holdPolls live heaps wanted (0: no
-	// poll yet), next the slot of the next; the limit set is their largest
-	recent [holdPolls]int64
-	next   int
+	// grown are the limits Grow calls wanted, one slot per poll since
+	// (holdPolls), next the slot of the next poll: a raise for heap that
+	// was coming outlasts the first poll after it, whose live heap a
+	// collection may not have measured since
+	grown [holdPolls]int64
+	next  int
 	// grow is the heap that Grow calls under way said is coming, growing
 	// their number, gcPercent the GOGC the first of them turned off
 	grow      int64
 	growing   int
 	gcPercent int
+	// spell: a raise by the live heap was logged at Info, and the limit
+	// has not been back at base for spellQuiet polls since (quiet)
+	spell bool
+	quiet int
 }
 
-// holdPolls is how many polls a raised limit is held after the live heap
-// that wanted it (5 s): the live heap of an initial sync of 300,000 files
-// swings around three quarters of memory_limit every half second, and a
-// limit that followed each poll went up and down (and said so in the log)
-// twenty times in one sync, back to memory_limit each time with the live
-// heap just under three quarters of it.
-const holdPolls = 10
+// holdPolls is how many polls a limit raised by Grow is held (2 s).
+const holdPolls = 4
+
+// spellQuiet is how many polls the limit stays at memory_limit before the
+// log says it is back (5 s): the live heap of an initial sync of 300,000
+// files swings around three quarters of memory_limit every half second,
+// and the limit follows it up and down; said at each turn, that was 9-12
+// Info lines per agent per sync, two now. (Held up instead for 2 or 5 s,
+// the limit let the peak RSS of that sync grow by 11-25 MiB for no CPU
+// measured.)
+const spellQuiet = 10
 
 // memoryPoll is how often the live heap is looked at.
 const memoryPoll = 500 * time.Millisecond
@@ -77,38 +88,50 @@ func (m *memoryLimit) configure(n config.Node) {
 	}
 	m.env = false
 	m.base = max(n.MemoryLimit, 0)
-	m.recent, m.next = [holdPolls]int64{}, 0
-	m.note(m.live())
+	m.grown, m.next = [holdPolls]int64{}, 0
+	m.apply(m.live())
 }
 
-// adjust sets the limit for a live heap of live bytes.
+// adjust sets the limit for a live heap of live bytes: one poll.
 func (m *memoryLimit) adjust(live uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.env {
-		m.note(live)
+	if m.env {
+		return
 	}
+	m.next++
+	m.grown[m.next%holdPolls] = 0
+	m.apply(live)
 }
 
-// note takes the limit a live heap of live bytes wants into recent and
-// sets the largest of recent, logging when it leaves memory_limit or comes
-// back to it. The caller holds m.mu.
-func (m *memoryLimit) note(live uint64) {
-	m.recent[m.next%holdPolls] = limitFor(m.base, live+uint64(m.grow))
-	m.next++
-	want := slices.Max(m.recent[:])
+// apply sets the limit for a live heap of live bytes, the heap Grow calls
+// say is coming and the limits they raised, logging at Info when the live
+// heap first raises it and when it has been back at memory_limit for
+// spellQuiet polls. The caller holds m.mu.
+func (m *memoryLimit) apply(live uint64) {
+	own := limitFor(m.base, live)
+	want := max(limitFor(m.base, live+uint64(m.grow)), slices.Max(m.grown[:]))
+	raised := m.base > 0 && want > m.base
+	if raised {
+		m.quiet = 0
+	} else if m.quiet++; m.spell && m.quiet >= spellQuiet {
+		m.spell = false
+		m.log.Info("memory limit back at memory_limit", "live_bytes", live, "memory_limit", m.base)
+	}
 	if want == m.limit {
 		return
 	}
 	first := m.limit == 0
 	m.set(want)
 	m.limit = want
-	raised := m.base > 0 && want > m.base
 	switch {
-	case raised && !m.raised:
+	case raised && !m.raised && own > m.base && !m.spell:
+		m.spell = true
 		m.log.Info("the live heap needs more than memory_limit; raising the memory limit while it does", "live_bytes", live, "memory_limit", m.base, "limit", want)
+	case raised && !m.raised:
+		m.log.Debug("memory limit raised", "live_bytes", live, "coming_bytes", m.grow, "memory_limit", m.base, "limit", want)
 	case !raised && m.raised:
-		m.log.Info("memory limit back at memory_limit", "live_bytes", live, "memory_limit", m.base)
+		m.log.Debug("memory limit back at memory_limit", "live_bytes", live, "memory_limit", m.base)
 	case first:
 		m.log.Debug("memory limit set", "bytes", m.base)
 	}
@@ -136,8 +159,9 @@ func limitFor(base int64, live uint64) int64 {
 // doubling, each marking the map it was filling, and then one after
 // another at memory_limit until the next poll raised it: 0.75-1.25 s for
 // that read on the benchmark machine, 0.56-0.95 s with Grow (the rest is
-// mostly faults of fresh pages). Nothing changes with GOMEMLIMIT set or
-// memory_limit off.
+// mostly faults of fresh pages). The raise is held holdPolls polls, the
+// live heap read at the next poll being the one before the read-back.
+// Nothing changes with GOMEMLIMIT set or memory_limit off.
 func (m *memoryLimit) Grow(bytes int64) (done func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -149,7 +173,9 @@ func (m *memoryLimit) Grow(bytes int64) (done func()) {
 	}
 	m.growing++
 	m.grow += bytes
-	m.note(m.live())
+	live := m.live()
+	m.grown[m.next%holdPolls] = max(m.grown[m.next%holdPolls], limitFor(m.base, live+uint64(m.grow)))
+	m.apply(live)
 	var once sync.Once
 	return func() {
 		once.Do(func() {

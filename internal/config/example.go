@@ -23,7 +23,7 @@ log_level = "info"            # debug, info, warn or error (default info)
 site = "fra"                  # optional: this host's data centre; templates see .Node.Site
 memory_limit = "64MiB"        # soft limit of the agent's Go heap: near it the garbage collector runs
                               # more often (never an error); a live heap past 3/4 of it raises the
-                              # limit to 4/3 of the live heap while it lasts (and 5 s after); "off" or 0: none
+                              # limit to 4/3 of the live heap while it lasts; "off" or 0: none
                               # (default 64MiB)
 
 # This host's own values for templates (see templates below): .Vars.KEY.
