@@ -35,6 +35,16 @@ func (a *Agent) releaseCodecs() {
 	}
 }
 
+// growMemory tells Options.Memory that about bytes are about to be
+// allocated and kept (see MemoryBudget.Grow). A nil a (a job a test made
+// alone) tells nothing.
+func (a *Agent) growMemory(bytes int64) (done func()) {
+	if a == nil || a.memory == nil {
+		return func() {}
+	}
+	return a.memory.Grow(bytes)
+}
+
 // freeHeap collects twice and returns the free memory to the system.
 // The first collection moves what sync.Pools hold to their victim
 // caches, the second (debug.FreeOSMemory's) lets go of them: one would

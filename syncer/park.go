@@ -39,16 +39,6 @@ type indexPark struct {
 // an item) and the path.
 const itemBytes = 192
 
-// growMemory tells Options.Memory that about bytes are about to be
-// allocated and kept (see MemoryBudget.Grow). A nil a (a job a test made
-// alone) tells nothing.
-func (a *Agent) growMemory(bytes int64) (done func()) {
-	if a == nil || a.memory == nil {
-		return func() {}
-	}
-	return a.memory.Grow(bytes)
-}
-
 // parkedIndex is what a parked index is read back into.
 type parkedIndex struct {
 	n         int             // its items
