@@ -78,6 +78,9 @@ type Applier struct {
 	syncfsMin int
 	// syncfs, when set, stands for syncFS (tests: a writeback error).
 	syncfs func(dir string) (bool, error)
+	// statSpace, when set, stands for statSpace (tests: a file system
+	// of a given size).
+	statSpace func(dir string) (fsSpace, bool)
 
 	// prestaged holds files staged while their content was fetched
 	// (content hash → the id of its staging file, see stagingName, and
@@ -262,6 +265,10 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 			writes = append(writes, i)
 			writeBytes += wanted(i).Size
 		}
+	}
+	// nothing is staged unless all of it fits (see space.go)
+	if err := a.roomFor(ops, wanted); err != nil {
+		return fmt.Errorf("job %s: %w", a.Job, err)
 	}
 	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
 	cleanup := func() { a.removeStagedIDs(staged) }

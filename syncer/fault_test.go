@@ -34,6 +34,7 @@ import (
 	"pbxsync/internal/identity"
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 )
 
 // mountBind bind-mounts src on dst and unmounts it when the test ends.
@@ -308,8 +309,10 @@ func TestFaultReadOnlyTargetRoot(t *testing.T) {
 }
 
 // TestFaultDiskFull: the target's job root lives on a small tmpfs that
-// something outside the job filled. Applies fail with ENOSPC and leave
-// nothing behind; once space is free the job converges.
+// something outside the job filled. The apply finds that the change does
+// not fit before it writes anything, says so, leaves nothing behind and
+// waits for room instead of failing again at each of the source's
+// repeats; once space is free the job converges.
 func TestFaultDiskFull(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -339,20 +342,57 @@ func TestFaultDiskFull(t *testing.T) {
 	// in one rename: a file written in place can be seen empty first, and
 	// that would be a generation of its own
 	a.replace("big.txt", []byte(big), 0o644)
-	eventually(t, waitLimit, "b fails its apply twice", func() error {
-		if n := b.countLines("apply failed; rolling back"); n < 2 {
-			return fmt.Errorf("%d failed applies so far", n)
+	// the target waits for room, and the source's row of it says so
+	var waitingSince time.Time
+	eventually(t, waitLimit, "a shows b waiting for room", func() error {
+		js, _ := a.jobStatus("conf")
+		for _, ts := range js.Targets {
+			if p := ts.Progress; ts.Name == b.name && p != nil && p.Phase == wire.PhaseWaiting {
+				if !strings.Contains(ts.Reason, "waiting for room on the file system") {
+					return fmt.Errorf("b's row: reason %q", ts.Reason)
+				}
+				if waitingSince.IsZero() {
+					waitingSince = p.At
+				}
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("b's row: %+v", js.Targets)
 	})
+	js, _ := b.jobStatus("conf")
+	for _, want := range []string{"not enough space on the file system of " + b.tree, "Nothing was written"} {
+		if !strings.Contains(js.LastError, want) {
+			t.Errorf("b's last error %q, want it to say %q", js.LastError, want)
+		}
+	}
+	if js.Progress == nil || js.Progress.Phase != wire.PhaseWaiting || js.Progress.BytesTotal < 1<<20 {
+		t.Errorf("b's progress while it waits: %+v, want phase %q and the 1 MiB it needs", js.Progress, wire.PhaseWaiting)
+	}
+	// it keeps waiting: the reports go on past several of the source's
+	// repeat intervals (announceRepeat), which used to start an apply each
+	eventually(t, waitLimit, "b reports its wait for a while", func() error {
+		js, _ := a.jobStatus("conf")
+		for _, ts := range js.Targets {
+			if p := ts.Progress; ts.Name == b.name && p != nil && p.Phase == wire.PhaseWaiting && p.At.Sub(waitingSince) > 3*announceRepeat {
+				return nil
+			}
+		}
+		return fmt.Errorf("b's row: %+v", js.Targets)
+	})
+	if n := b.countLines("apply failed; rolling back"); n != 1 {
+		t.Errorf("b tried the change %d times while the disk was full, want once", n)
+	}
 	noLeftovers(t, b, "conf")
 	if gens := generations(t, b, "conf"); len(gens) != before+1 {
-		t.Errorf("%d generation records after the retries, want %d", len(gens), before+1)
+		t.Errorf("%d generation records after the wait, want %d", len(gens), before+1)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	check()
+	if n := b.countLines("apply failed; rolling back"); n != 1 {
+		t.Errorf("b failed %d applies in all, want 1: once there was room the next try must take the change", n)
+	}
 }
 
 func freeTCPPort(tb testing.TB) int {

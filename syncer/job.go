@@ -165,6 +165,8 @@ type job struct {
 	parts            wire.Assembler // target: the parts of an announcement sent in several messages
 	admitting        partAdmission  // target: a complete announcement admitted as its parts arrive
 	pendingRescan    *appliedRescan // target: the rescan of what the last apply wrote, run once its source has the answer
+	spaceWait        *spaceWait     // target: the wait for room after an apply that did not fit (spacewait.go)
+	spaceFails       int            // target: applies in a row that ran out of room as they wrote
 	digests          digestCache    // digests of the indexes the job works with
 	refusalLogged    uint64         // the source version whose refused paths were logged
 	// retry is the newest generation whose apply failed for a reason

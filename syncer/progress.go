@@ -23,7 +23,7 @@ const progressEvery = time.Second
 // the phase still takes.
 type Progress struct {
 	Generation uint64 `json:"generation"` // the source's version being applied
-	Phase      string `json:"phase"`      // fetching or applying
+	Phase      string `json:"phase"`      // fetching, applying, or waiting (for room on the file system)
 	Files      uint64 `json:"files"`
 	FilesTotal uint64 `json:"files_total"`
 	Bytes      uint64 `json:"bytes"`
@@ -39,11 +39,29 @@ type Progress struct {
 
 // String is the progress as `pbxsync status` prints it.
 func (p *Progress) String() string {
+	if p.Phase == wire.PhaseWaiting {
+		return p.waitingText()
+	}
 	eta := "ETA unknown"
 	if p.ETASeconds >= 0 {
 		eta = "ETA " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String()
 	}
 	return fmt.Sprintf("%s %d/%d files, %s/%s, %s", p.Phase, p.Files, p.FilesTotal, bytesText(p.Bytes), bytesText(p.BytesTotal), eta)
+}
+
+// waitingText is a wait for room (spacewait.go) as `pbxsync status`
+// prints it.
+func (p *Progress) waitingText() string {
+	s := "waiting for room on the file system"
+	if p.BytesTotal > 0 || p.FilesTotal > 0 {
+		s += fmt.Sprintf(": %s of %s and %d of %d inodes free", bytesText(p.Bytes), bytesText(p.BytesTotal), p.Files, p.FilesTotal)
+	} else {
+		s += " (a write ran out of space)"
+	}
+	if p.ETASeconds >= 0 {
+		s += ", trying again in " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String() + " at the latest"
+	}
+	return s
 }
 
 func (p *Progress) wire() *wire.Progress {
@@ -243,9 +261,11 @@ func (t *progressTracker) stop() {
 	t.stopOnce.Do(func() {
 		close(t.stopCh)
 		t.endPhase()
+		<-t.done
+		// once: a later call (the take's deferred one) must not clear
+		// what a wait for room published since (spacewait.go)
+		t.j.setStatus(func(s *JobStatus) { s.Progress = nil })
 	})
-	<-t.done
-	t.j.setStatus(func(s *JobStatus) { s.Progress = nil })
 }
 
 // progressFresh is how long a target's progress report counts as proof

@@ -86,3 +86,25 @@ func TestSourceWaitsForATargetReportingProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitingProgressText: a wait for room reads as such in status, with
+// what is free of what the apply needs when it knows that.
+func TestWaitingProgressText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		p    Progress
+		want string
+	}{
+		{Progress{Phase: wire.PhaseWaiting, Files: 76630, FilesTotal: 100100, Bytes: 145 << 20, BytesTotal: 390 << 20, ETASeconds: 278.4},
+			"waiting for room on the file system: 145.0 MiB of 390.0 MiB and 76630 of 100100 inodes free, trying again in 4m38s at the latest"},
+		{Progress{Phase: wire.PhaseWaiting, ETASeconds: 40},
+			"waiting for room on the file system (a write ran out of space), trying again in 40s at the latest"},
+	} {
+		if s := c.p.String(); s != c.want {
+			t.Errorf("String() = %q, want %q", s, c.want)
+		}
+		if err := c.p.wire().Validate(); err != nil {
+			t.Errorf("%q: its wire form is invalid: %v", c.want, err)
+		}
+	}
+}

@@ -238,6 +238,7 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	j, peer, m, want, changed, scope := a.j, a.peer, a.m, a.want, a.changed, a.scope
 	// what was offered before is in the store now (or fetched below)
 	j.stopPrefetch()
+	j.stopSpaceWait() // this try finds out whether there is room now
 	// need: the part of want whose content may be missing (the rest is the
 	// newest generation's, which the store holds)
 	need := want
@@ -258,11 +259,19 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	if err := j.fetch(ctx, peer, toGet, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
+		if isNoSpace(err) {
+			prog.stop()
+			j.waitForSpace(ctx, peer, m.Version, err)
+		}
 		return nil, nil
 	}
 	if err := j.ensureStored(ctx, fromTree); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
+		if isNoSpace(err) {
+			prog.stop()
+			j.waitForSpace(ctx, peer, m.Version, err)
+		}
 		return nil, nil
 	}
 	j.relayOnward() // its site fetches the content from here now
@@ -291,9 +300,19 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		// source repeats its announcement and the next try may succeed.
 		reason := "apply failed: " + err.Error()
 		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
+		if errors.Is(err, ErrNoSpace) {
+			// it did not fit and wrote nothing: nothing to put back, and
+			// no actions to run again for a tree that did not change
+			before = nil
+		}
 		j.rollbackFailed(ctx, g, before, reason, core.ApplyFailed)
+		if isNoSpace(err) {
+			prog.stop()
+			j.waitForSpace(ctx, peer, m.Version, err)
+		}
 		return nil, nil
 	}
+	j.spaceFails = 0
 	prog.stop() // the checks are no phase of the transfer
 	var since time.Time
 	if m.Time > 0 {

@@ -62,14 +62,19 @@ type Progress struct {
 const (
 	PhaseFetching = "fetching"
 	PhaseApplying = "applying"
+	// PhaseWaiting: the apply found no room on the target's file system
+	// and waits for it; files and bytes are the inodes and bytes free
+	// of those the apply needs (0/0 when it does not know), the ETA the
+	// seconds until it tries again whatever the room.
+	PhaseWaiting = "waiting"
 )
 
 // Validate checks a Progress: a known phase, done ≤ total, a finite ETA.
 func (p *Progress) Validate() error {
 	switch p.Phase {
-	case PhaseFetching, PhaseApplying:
+	case PhaseFetching, PhaseApplying, PhaseWaiting:
 	default:
-		return fmt.Errorf("progress phase %q: want fetching or applying", truncate(p.Phase, 40))
+		return fmt.Errorf("progress phase %q: want fetching, applying or waiting", truncate(p.Phase, 40))
 	}
 	if p.Files > p.FilesTotal || p.Bytes > p.BytesTotal {
 		return fmt.Errorf("progress: %d/%d files, %d/%d bytes: more done than in all", p.Files, p.FilesTotal, p.Bytes, p.BytesTotal)

@@ -15,18 +15,24 @@ func TestResultProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ok := &Result{Job: "conf", Version: 4, State: "applying", Reason: "fetching 1/2 files",
-		Progress: &Progress{Phase: PhaseFetching, Files: 1, FilesTotal: 2, Bytes: 10, BytesTotal: 20, ETA: 1.5}}
-	b, err := c.Encode(ok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := c.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(m, ok) {
-		t.Fatalf("decoded %+v, want %+v", m, ok)
+	for _, ok := range []*Result{
+		{Job: "conf", Version: 4, State: "applying", Reason: "fetching 1/2 files",
+			Progress: &Progress{Phase: PhaseFetching, Files: 1, FilesTotal: 2, Bytes: 10, BytesTotal: 20, ETA: 1.5}},
+		// a wait for room: free of needed, and the time to the next try
+		{Job: "conf", Version: 4, State: "applying", Reason: "waiting for room on the file system",
+			Progress: &Progress{Phase: PhaseWaiting, Files: 10, FilesTotal: 10, Bytes: 5, BytesTotal: 20, ETA: 299}},
+	} {
+		b, err := c.Encode(ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m, ok) {
+			t.Fatalf("decoded %+v, want %+v", m, ok)
+		}
 	}
 	for name, p := range map[string]Result{
 		"progress on a good result": {Job: "conf", State: "good", Progress: &Progress{Phase: PhaseApplying}},
