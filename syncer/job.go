@@ -345,6 +345,7 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.openApplier(ctx); err != nil {
 		return err
 	}
+	defer j.stopSpaceWait() // a wait for room reports for this loop only
 	j.startPrefetch(ctx) // a target's first generation: its source's offers, from now on
 	root := j.cfg.Path
 	var err error

@@ -70,7 +70,10 @@ type spaceWait struct {
 func (j *job) waitForSpace(ctx context.Context, peer string, version uint64, err error) {
 	j.stopSpaceWait()
 	w := &spaceWait{j: j, peer: peer, version: version, stopCh: make(chan struct{}), done: make(chan struct{}),
-		stat: j.applier.freeSpace}
+		stat: func() (fsSpace, bool) { return fsSpace{}, false }}
+	if j.applier != nil {
+		w.stat = j.applier.freeSpace
+	}
 	var ns *NoSpaceError
 	if errors.As(err, &ns) {
 		j.spaceFails = 0
