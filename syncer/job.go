@@ -345,7 +345,8 @@ func (j *job) run(ctx context.Context) error {
 	if err := j.openApplier(ctx); err != nil {
 		return err
 	}
-	defer j.stopSpaceWait() // a wait for room reports for this loop only
+	// a wait for room (spacewait.go) reports for this loop only
+	defer j.stopSpaceWait()
 	j.startPrefetch(ctx) // a target's first generation: its source's offers, from now on
 	root := j.cfg.Path
 	var err error
