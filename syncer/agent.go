@@ -220,12 +220,15 @@ func (a *Agent) startJobLocked(ctx context.Context, j *job) {
 			if time.Since(started) > 5*time.Minute {
 				backoff = time.Second
 			}
-			a.log.Error("job stopped; starting it again", "job", j.cfg.Name, "err", err, "in", backoff)
+			if isNoSpace(err) {
+				a.log.Error("job stopped: a file system it writes is full; starting it again once there is room", "job", j.cfg.Name, "err", err,
+					"root", j.cfg.Path, "data_dir", a.cfgSnapshot().Node.DataDir)
+			} else {
+				a.log.Error("job stopped; starting it again", "job", j.cfg.Name, "err", err, "in", backoff)
+			}
 			j.setError(err.Error())
-			select {
-			case <-jctx.Done():
+			if !a.waitToRestart(jctx, j, err, backoff) {
 				return
-			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, time.Minute)
 		}

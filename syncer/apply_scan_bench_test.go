@@ -19,7 +19,17 @@ import (
 // root.
 //
 //	go test -run '^$' -bench ApplyInitial -benchtime 3x ./syncer/
-func BenchmarkApplyInitial(b *testing.B) {
+func BenchmarkApplyInitial(b *testing.B) { benchApplyNew(b, true) }
+
+// BenchmarkApplyFromStore is BenchmarkApplyInitial with nothing
+// prestaged: the stage step reads every file's content from the store, as
+// an apply does that no fetch ran ahead of (a rollback or a restore of a
+// large generation, a retry after a full disk, content the store held).
+//
+//	go test -run '^$' -bench ApplyFromStore -benchtime 3x ./syncer/
+func BenchmarkApplyFromStore(b *testing.B) { benchApplyNew(b, false) }
+
+func benchApplyNew(b *testing.B, prestage bool) {
 	files := benchFiles(b, 20000)
 	const dirs = 100
 	a := newApplier(b)
@@ -49,6 +59,9 @@ func BenchmarkApplyInitial(b *testing.B) {
 		for _, it := range items {
 			ops = append(ops, Op{Kind: OpWrite, Path: it.Path})
 			want[it.Path] = it
+			if !prestage {
+				continue
+			}
 			// prestaged, as the fetch leaves them
 			f, name, err := a.newStagingFile()
 			if err != nil {

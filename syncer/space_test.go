@@ -177,3 +177,25 @@ func TestApplyThatDoesNotFitWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomToRestart(t *testing.T) {
+	t.Parallel()
+	const mib = 1 << 20
+	room := fsSpace{Block: 4096, Free: 500 * mib, Total: 10 << 30, FreeInodes: 5000, TotalInodes: 100000}
+	tight := fsSpace{Block: 4096, Free: restartRoom + 50*mib, Total: 10 << 30, FreeInodes: 5000, TotalInodes: 100000} // under restartRoom + the 64 MiB reserve
+	noInodes := fsSpace{Block: 4096, Free: 500 * mib, Total: 10 << 30, FreeInodes: 999, TotalInodes: 100000}
+	for _, c := range []struct {
+		name  string
+		frees []fsSpace
+		want  bool
+	}{
+		{"both have room", []fsSpace{room, room}, true},
+		{"data_dir is tight", []fsSpace{room, tight}, false},
+		{"no inodes beside the reserve", []fsSpace{noInodes}, false},
+		{"none readable: nothing to wait for", nil, true},
+	} {
+		if got := roomToRestart(c.frees); got != c.want {
+			t.Errorf("%s: roomToRestart = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

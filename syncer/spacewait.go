@@ -155,3 +155,62 @@ func (w *spaceWait) stop() {
 		}
 	})
 }
+
+// restartRoom is the room a job that stopped for lack of it waits for on
+// each file system it writes (its root's, data_dir's) before it starts
+// again, beside what an apply leaves to others (spaceReserve): a start
+// rescans the whole tree (a 100k job: ~9 s of CPU), so a job whose store
+// is full no longer starts again every minute only to fail at the first
+// write. It starts again anyway after spaceBackoffMax.
+const restartRoom = 64 << 20
+
+// roomToRestart reports whether every file system of frees (readable
+// ones) has restartRoom free beside its reserve.
+func roomToRestart(frees []fsSpace) bool {
+	for _, f := range frees {
+		if !f.fits(spaceNeed{Bytes: restartRoom, Inodes: 1}) {
+			return false
+		}
+	}
+	return true
+}
+
+// waitToRestart waits, after j stopped with err, until the job may start
+// again: after backoff, or for an error that says a file system is full
+// (isNoSpace) until there is room on those of its root and of data_dir
+// (roomToRestart, polled every progressEvery), at most spaceBackoffMax.
+// It reports false when ctx ends first.
+func (a *Agent) waitToRestart(ctx context.Context, j *job, err error, backoff time.Duration) bool {
+	if !isNoSpace(err) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+			return true
+		}
+	}
+	dirs := []string{j.cfg.Path, a.cfgSnapshot().Node.DataDir}
+	deadline := time.NewTimer(spaceBackoffMax)
+	defer deadline.Stop()
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return true
+		case <-tick.C:
+		}
+		var frees []fsSpace
+		for _, d := range dirs {
+			if f, ok := statSpace(d); ok {
+				frees = append(frees, f)
+			}
+		}
+		if roomToRestart(frees) {
+			a.log.Info("room on the file system again; starting the job", "job", j.cfg.Name)
+			return true
+		}
+	}
+}
