@@ -359,6 +359,15 @@ func TestFaultDiskFull(t *testing.T) {
 		}
 		return fmt.Errorf("b's row: %+v", js.Targets)
 	})
+	eventually(t, waitLimit, "b's job waiting and unhealthy", func() error {
+		if js, _ := b.jobStatus("conf"); js.State != stateWaitingForRoom {
+			return fmt.Errorf("b's job state %q, want %q", js.State, stateWaitingForRoom)
+		}
+		if err := b.a().Healthy(context.Background()); err == nil || !strings.Contains(err.Error(), "not enough space") {
+			return fmt.Errorf("b's health: %v, want the disk named", err)
+		}
+		return nil
+	})
 	js, _ := b.jobStatus("conf")
 	for _, want := range []string{"not enough space on the file system of " + b.tree, "Nothing was written"} {
 		if !strings.Contains(js.LastError, want) {

@@ -138,7 +138,7 @@ func (w *spaceWait) publish(free fsSpace, readable bool, now time.Time) {
 			}
 		}
 	}
-	w.j.setStatus(func(s *JobStatus) { s.Progress = p })
+	w.j.setStatus(func(s *JobStatus) { s.State, s.Progress = stateWaitingForRoom, p })
 	r := &wire.Result{Job: w.j.cfg.Name, Version: w.version, State: "applying", Reason: p.String(), Progress: p.wire()}
 	if err := w.j.sendResult(w.peer, r); err != nil {
 		w.j.log.Debug("cannot send progress", "peer", w.peer, "err", err)

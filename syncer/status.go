@@ -218,18 +218,24 @@ func (a *Agent) Rollback(ctx context.Context, jobName string, to uint64, hold bo
 // fault (a mesh member, meshchecks.go; a push target, core.ChecksFailHere).
 const stateChecksFailing = "checks-failing"
 
+// stateWaitingForRoom is the state of a push target whose file system has
+// no room for the generation its source announced: it wrote nothing and
+// waits (spacewait.go); last_error says what it needs and what is free.
+const stateWaitingForRoom = "waiting"
+
 // Healthy reports nil when every job runs without an error and without
-// checks that fail whatever the content (checks-failing), and
-// Options.Health, if set, passes.
+// checks that fail whatever the content (checks-failing), none waits for
+// room on a full disk (waiting), and Options.Health, if set, passes.
 func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
 		state, msg := j.status.State, j.status.LastError
 		unreadable := unreadableError(j.status.Unreadable)
 		j.mu.Unlock()
-		if state == "error" || state == stateChecksFailing {
+		if state == "error" || state == stateChecksFailing || state == stateWaitingForRoom {
 			// checks-failing: the node's checks fail on the content it
-			// holds too (its check or its Asterisk is broken)
+			// holds too (its check or its Asterisk is broken); waiting:
+			// its disk has no room for the farm's newest generation
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
 		}
 		if unreadable != nil {
