@@ -76,8 +76,8 @@ func (s fsSpace) fits(need spaceNeed) bool {
 	return s.TotalInodes == 0 || need.Inodes+ri <= s.FreeInodes
 }
 
-// ErrNoSpace is what NoSpaceError and a write that failed with ENOSPC or
-// EDQUOT are (errors.Is): the file system has no room for the apply.
+// ErrNoSpace is what a NoSpaceError is (errors.Is): the file system has
+// no room for the apply. isNoSpace takes ENOSPC and EDQUOT too.
 var ErrNoSpace = errors.New("no space for the apply")
 
 // NoSpaceError says that an apply did not start because its file system
