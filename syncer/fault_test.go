@@ -388,8 +388,8 @@ func TestFaultDiskFull(t *testing.T) {
 		}
 		return fmt.Errorf("b's row: %+v", js.Targets)
 	})
-	if n := b.countLines("apply failed; rolling back"); n != 1 {
-		t.Errorf("b tried the change %d times while the disk was full, want once", n)
+	if n, m := b.countLines("the generation does not fit on the file system"), b.countLines("apply failed; rolling back"); n != 1 || m != 0 {
+		t.Errorf("b found %d times that the change does not fit and failed %d applies while the disk was full, want once and none", n, m)
 	}
 	noLeftovers(t, b, "conf")
 	if gens := generations(t, b, "conf"); len(gens) != before+1 {
@@ -399,8 +399,8 @@ func TestFaultDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	check()
-	if n := b.countLines("apply failed; rolling back"); n != 1 {
-		t.Errorf("b failed %d applies in all, want 1: once there was room the next try must take the change", n)
+	if n, m := b.countLines("the generation does not fit on the file system"), b.countLines("apply failed; rolling back"); n != 1 || m != 0 {
+		t.Errorf("b found %d times that the change does not fit and failed %d applies in all, want once and none: once there was room the next try must take the change", n, m)
 	}
 }
 

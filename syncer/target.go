@@ -299,11 +299,13 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		// about the content: roll back, but do not blacklist it; the
 		// source repeats its announcement and the next try may succeed.
 		reason := "apply failed: " + err.Error()
-		j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
 		if errors.Is(err, ErrNoSpace) {
 			// it did not fit and wrote nothing: nothing to put back, and
 			// no actions to run again for a tree that did not change
+			j.log.Error("the generation does not fit on the file system; nothing was written", "generation", n, "err", err)
 			before = nil
+		} else {
+			j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
 		}
 		j.rollbackFailed(ctx, g, before, reason, core.ApplyFailed)
 		if isNoSpace(err) {

@@ -62,7 +62,7 @@ if [ "$SIDE" = target ]; then
 	c0=$(cpu $TP); w0=$(wb $TP)
 	sleep 60
 	c1=$(cpu $TP); w1=$(wb $TP)
-	echo "$(basename "$BIN"): over 60 s of full disk: target CPU $(echo "$c1 - $c0" | bc) s, target wrote $(((w1 - w0) >> 20)) MiB; failed applies $(grep -c 'apply failed; rolling back' tgt.log || true)"
+	echo "$(basename "$BIN"): over 60 s of full disk: target CPU $(echo "$c1 - $c0" | bc) s, target wrote $(((w1 - w0) >> 20)) MiB; failed applies $(grep -c 'apply failed; rolling back' tgt.log || true), generations found not to fit $(grep -c 'does not fit on the file system' tgt.log || true)"
 else
 	sleep 90
 	echo "$(basename "$BIN"): source CPU over 90 s with its data_dir full: $(cpu $SP) s; its job stopped $(grep -c 'job stopped' src.log || true) times"
