@@ -247,9 +247,16 @@ func (t *progressTracker) publish() {
 		return
 	}
 	t.j.setStatus(func(s *JobStatus) { s.Progress = p })
-	r := &wire.Result{Job: t.j.cfg.Name, Version: t.version, State: "applying", Reason: p.String(), Progress: p.wire()}
-	if err := t.j.sendResult(t.peer, r); err != nil {
-		t.j.log.Debug("cannot send progress", "peer", t.peer, "err", err)
+	t.j.sendProgress(t.peer, p)
+}
+
+// sendProgress tells peer (the source) how far this target got with the
+// generation p is of: "applying" with progress, so that it does not
+// repeat its announcement meanwhile.
+func (j *job) sendProgress(peer string, p *Progress) {
+	r := &wire.Result{Job: j.cfg.Name, Version: p.Generation, State: "applying", Reason: p.String(), Progress: p.wire()}
+	if err := j.sendResult(peer, r); err != nil {
+		j.log.Debug("cannot send progress", "peer", peer, "err", err)
 	}
 }
 

@@ -57,7 +57,7 @@ type spaceWait struct {
 	peer    string
 	version uint64
 	need    *spaceNeed // what the apply needs; nil when not known
-	until   time.Time  // retry then whatever the room (zero: not before there is room)
+	until   time.Time  // retry then whatever the room
 	stat    func() (fsSpace, bool)
 
 	stopOnce sync.Once
@@ -65,9 +65,14 @@ type spaceWait struct {
 	done     chan struct{}
 }
 
-// waitForSpace starts the wait for room after the apply of the source's
-// version failed with err (isNoSpace). Any wait under way ends first.
-func (j *job) waitForSpace(ctx context.Context, peer string, version uint64, err error) {
+// waitIfFull starts the wait for room when err, which failed the take of
+// the source's version, says a file system had none (isNoSpace); the
+// take's progress (prog) ends first. Any wait under way ends too.
+func (j *job) waitIfFull(ctx context.Context, peer string, version uint64, err error, prog *progressTracker) {
+	if !isNoSpace(err) {
+		return
+	}
+	prog.stop()
 	j.stopSpaceWait()
 	w := &spaceWait{j: j, peer: peer, version: version, stopCh: make(chan struct{}), done: make(chan struct{}),
 		stat: func() (fsSpace, bool) { return fsSpace{}, false }}
@@ -139,10 +144,7 @@ func (w *spaceWait) publish(free fsSpace, readable bool, now time.Time) {
 		}
 	}
 	w.j.setStatus(func(s *JobStatus) { s.State, s.Progress = stateWaitingForRoom, p })
-	r := &wire.Result{Job: w.j.cfg.Name, Version: w.version, State: "applying", Reason: p.String(), Progress: p.wire()}
-	if err := w.j.sendResult(w.peer, r); err != nil {
-		w.j.log.Debug("cannot send progress", "peer", w.peer, "err", err)
-	}
+	w.j.sendProgress(w.peer, p)
 }
 
 // stop ends the wait and clears what it published.

@@ -259,19 +259,13 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 	if err := j.fetch(ctx, peer, toGet, prog); err != nil {
 		j.log.Warn("fetching from the source failed; will retry on the next announcement", "peer", peer, "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		if isNoSpace(err) {
-			prog.stop()
-			j.waitForSpace(ctx, peer, m.Version, err)
-		}
+		j.waitIfFull(ctx, peer, m.Version, err, prog)
 		return nil, nil
 	}
 	if err := j.ensureStored(ctx, fromTree); err != nil {
 		j.log.Warn("cannot store the new generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
-		if isNoSpace(err) {
-			prog.stop()
-			j.waitForSpace(ctx, peer, m.Version, err)
-		}
+		j.waitIfFull(ctx, peer, m.Version, err, prog)
 		return nil, nil
 	}
 	j.relayOnward() // its site fetches the content from here now
@@ -308,10 +302,7 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 			j.log.Error("apply failed; rolling back, will retry", "generation", n, "err", err)
 		}
 		j.rollbackFailed(ctx, g, before, reason, core.ApplyFailed)
-		if isNoSpace(err) {
-			prog.stop()
-			j.waitForSpace(ctx, peer, m.Version, err)
-		}
+		j.waitIfFull(ctx, peer, m.Version, err, prog)
 		return nil, nil
 	}
 	j.spaceFails = 0
