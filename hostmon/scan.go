@@ -59,9 +59,9 @@ func (prev FileState) trusts(cur FileState) bool {
 
 // ToIndex returns the items of m as an index.Index.
 func ToIndex(m map[string]FileState) index.Index {
-	x := make(index.Index, len(m))
-	for p, st := range m {
-		x[p] = st.Item
+	x := index.New(len(m))
+	for _, st := range m {
+		x.Set(st.Item)
 	}
 	return x
 }

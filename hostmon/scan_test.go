@@ -182,12 +182,12 @@ func TestScanTree(t *testing.T) {
 	}
 
 	x := ToIndex(m)
-	if len(x) != len(m) {
-		t.Fatalf("ToIndex: %d items, want %d", len(x), len(m))
+	if x.Len() != len(m) {
+		t.Fatalf("ToIndex: %d items, want %d", x.Len(), len(m))
 	}
 	for p, st := range m {
-		if !reflect.DeepEqual(x[p], st.Item) {
-			t.Errorf("ToIndex[%s] = %+v, want %+v", p, x[p], st.Item)
+		if got, ok := x.Get(p); !ok || !reflect.DeepEqual(got, st.Item) {
+			t.Errorf("ToIndex[%s] = %+v, %v, want %+v", p, got, ok, st.Item)
 		}
 	}
 }

@@ -319,9 +319,9 @@ func (s *States) Paths() iter.Seq[string] {
 
 // Index returns the items of s as an index.Index.
 func (s *States) Index() index.Index {
-	x := make(index.Index, s.Len())
-	for p, st := range s.All() {
-		x[p] = st.Item
+	x := index.New(s.Len())
+	for _, st := range s.All() {
+		x.Set(st.Item)
 	}
 	return x
 }

@@ -45,12 +45,12 @@ func checkStates(t *testing.T, step string, s *States, want map[string]FileState
 		t.Fatalf("%s: Get of a path never set", step)
 	}
 	x := s.Index()
-	if len(x) != len(want) {
-		t.Fatalf("%s: Index has %d items, want %d", step, len(x), len(want))
+	if x.Len() != len(want) {
+		t.Fatalf("%s: Index has %d items, want %d", step, x.Len(), len(want))
 	}
 	for p, st := range want {
-		if !reflect.DeepEqual(x[p], st.Item) {
-			t.Fatalf("%s: Index[%q] = %+v, want %+v", step, p, x[p], st.Item)
+		if g, ok := x.Get(p); !ok || !reflect.DeepEqual(g, st.Item) {
+			t.Fatalf("%s: Index[%q] = %+v, %v; want %+v", step, p, g, ok, st.Item)
 		}
 	}
 }

@@ -26,14 +26,15 @@ type admission struct {
 // and the setuid bit of directories are dropped (a setgid directory only
 // keeps new files in its group, as Asterisk spool directories want).
 func admit(announced index.Index, f *hostmon.Filter, preserveSUID bool) admission {
-	ad := admission{want: make(index.Index, len(announced))}
-	paths := make([]string, 0, len(announced))
-	for p := range announced {
+	ad := admission{want: index.New(announced.Len())}
+	paths := make([]string, 0, announced.Len())
+	for p := range announced.All() {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths) // parents before children
 	for _, p := range paths {
-		ad.take(p, announced[p], f, preserveSUID)
+		it, _ := announced.Get(p)
+		ad.take(p, it, f, preserveSUID)
 	}
 	return ad
 }
@@ -48,9 +49,9 @@ func admitChanges(prev admission, announced index.Index, paths []string, f *host
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted) // parents before children
 	for _, p := range sorted {
-		delete(ad.want, p)
+		ad.want.Delete(p)
 		delete(ad.refused, p)
-		if it, ok := announced[p]; ok {
+		if it, ok := announced.Get(p); ok {
 			ad.take(p, it, f, preserveSUID)
 		}
 	}
@@ -65,8 +66,8 @@ func admitInPlace(want index.Index, paths []string, f *hostmon.Filter, preserveS
 	sorted := append([]string(nil), paths...)
 	sort.Strings(sorted) // parents before children
 	for _, p := range sorted {
-		if it, ok := want[p]; ok {
-			delete(want, p)
+		if it, ok := want.Get(p); ok {
+			want.Delete(p)
 			ad.take(p, it, f, preserveSUID)
 		}
 	}
@@ -76,7 +77,7 @@ func admitInPlace(want index.Index, paths []string, f *hostmon.Filter, preserveS
 // admitsAll reports whether admit(x) would take every item of x as it
 // is: nothing refused, no setuid or setgid bit dropped.
 func admitsAll(x index.Index, f *hostmon.Filter, preserveSUID bool) bool {
-	for p, it := range x {
+	for p, it := range x.All() {
 		if !admitsAsIs(p, it, f, preserveSUID) {
 			return false
 		}
@@ -130,7 +131,7 @@ func (ad *admission) take(p string, it index.Item, f *hostmon.Filter, preserveSU
 			ad.dropped = append(ad.dropped, p)
 		}
 	}
-	ad.want[p] = it
+	ad.want.Set(it)
 }
 
 // refusedParent returns the nearest parent directory of p in refused, or "".

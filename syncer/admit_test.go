@@ -21,7 +21,7 @@ func TestAdmit(t *testing.T) {
 	dir := func(p string, mode fs.FileMode) index.Item {
 		return index.Item{Path: p, Kind: index.KindDir, Mode: mode}
 	}
-	announced := index.Index{}
+	announced := index.New(0)
 	for _, it := range []index.Item{
 		file("extensions.conf", 0o644),
 		file("astdb.sqlite3", 0o644),
@@ -43,7 +43,7 @@ func TestAdmit(t *testing.T) {
 		dir("spool", 0o775|fs.ModeSetgid),
 		dir("spool/vm", 0o777|fs.ModeSticky),
 	} {
-		announced[it.Path] = it
+		announced.Set(it)
 	}
 	f, err := hostmon.NewFilter(nil, []string{"pbxsync-local.conf"})
 	if err != nil {
@@ -65,7 +65,7 @@ func TestAdmit(t *testing.T) {
 		t.Run(fmt.Sprintf("preserve_suid=%v", tc.preserve), func(t *testing.T) {
 			ad := admit(announced, f, tc.preserve)
 			var got []string
-			for p := range ad.want {
+			for p := range ad.want.Paths() {
 				got = append(got, p)
 			}
 			sort.Strings(got)
@@ -73,8 +73,8 @@ func TestAdmit(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("admitted %q, want %q", got, want)
 			}
-			if len(ad.refused)+len(ad.want) != len(announced) {
-				t.Errorf("%d refused + %d admitted != %d announced: %v", len(ad.refused), len(ad.want), len(announced), ad.refused)
+			if len(ad.refused)+ad.want.Len() != announced.Len() {
+				t.Errorf("%d refused + %d admitted != %d announced: %v", len(ad.refused), ad.want.Len(), announced.Len(), ad.refused)
 			}
 			for _, p := range []string{"bad\nname.conf", "esc\x1b[2J", "c1\u0085.conf"} {
 				if !strings.Contains(ad.refused[p], "control character") {
@@ -88,8 +88,8 @@ func TestAdmit(t *testing.T) {
 				t.Errorf("dropped bits of %q, want %q", ad.dropped, tc.wantDropped)
 			}
 			for p, m := range tc.modes {
-				if ad.want[p].Mode != m {
-					t.Errorf("%s: mode %v, want %v", p, ad.want[p].Mode, m)
+				if it, _ := ad.want.Get(p); it.Mode != m {
+					t.Errorf("%s: mode %v, want %v", p, it.Mode, m)
 				}
 			}
 		})
@@ -151,12 +151,12 @@ func TestAdmitChanges(t *testing.T) {
 		return index.Item{Path: p, Kind: index.KindFile, Mode: mode, Size: 1, Hash: index.Sum([]byte(p))}
 	}
 	dir := func(p string) index.Item { return index.Item{Path: p, Kind: index.KindDir, Mode: 0o755} }
-	announced := index.Index{}
+	announced := index.New(0)
 	for i := range 50 {
 		it := file(fmt.Sprintf("d/f%02d.conf", i), 0o644)
-		announced[it.Path] = it
+		announced.Set(it)
 	}
-	announced["d"] = dir("d")
+	announced.Set(dir("d"))
 	steps := []struct {
 		name   string
 		add    []index.Item
@@ -174,16 +174,16 @@ func TestAdmitChanges(t *testing.T) {
 	for _, st := range steps {
 		var paths []string
 		for _, it := range st.add {
-			announced[it.Path] = it
+			announced.Set(it)
 			paths = append(paths, it.Path)
 		}
 		for _, p := range st.remove {
-			delete(announced, p)
+			announced.Delete(p)
 			paths = append(paths, p)
 		}
 		ad = admitChanges(ad, announced, paths, f, false)
 		full := admit(announced, f, false)
-		if !reflect.DeepEqual(ad.want, full.want) {
+		if !index.SameItems(ad.want, full.want) {
 			t.Fatalf("%s: want differs from admitting the whole index", st.name)
 		}
 		if len(ad.refused) != len(full.refused) || (len(full.refused) > 0 && !reflect.DeepEqual(ad.refused, full.refused)) {

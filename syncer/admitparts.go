@@ -1,8 +1,6 @@
 package syncer
 
 import (
-	"maps"
-
 	"pbxsync/hostmon"
 	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
@@ -48,10 +46,9 @@ func (p *partAdmission) Begin(first *wire.Announce) bool {
 		return false
 	}
 	p.version = first.Version
-	p.f, p.suid = p.j.admitFilter(nil), p.j.cfg.PreserveSUID
-	// not sized by a guess of the whole: a guess above a power of two
-	// doubles the map, and a map grows a table at a time
-	p.announced = index.Index{}
+	p.f, p.suid = p.j.admitFilter(index.Index{}), p.j.cfg.PreserveSUID
+	// not sized by a guess of the whole: an index grows a chunk at a time
+	p.announced = index.New(0)
 	p.ad = admission{want: p.announced}
 	p.identity = true
 	return true
@@ -61,23 +58,23 @@ func (p *partAdmission) Begin(first *wire.Announce) bool {
 func (p *partAdmission) Take(items []wire.Item) {
 	for _, w := range items {
 		it := wire.ToItem(w)
-		if p.unsorted || (len(p.announced) > 0 && w.Path <= p.last) {
+		if p.unsorted || (p.announced.Len() > 0 && w.Path <= p.last) {
 			p.unsorted = true
-			p.announced[w.Path] = it
+			p.announced.Set(it)
 			continue
 		}
 		p.last = w.Path
 		if p.identity {
 			if admitsAsIs(w.Path, it, p.f, p.suid) {
-				p.announced[w.Path] = it
+				p.announced.Set(it)
 				continue
 			}
-			// the first item admission changes: want is a map of its own
-			// from here on
-			p.ad.want = maps.Clone(p.announced)
+			// the first item admission changes: want is an index of its
+			// own from here on
+			p.ad.want = p.announced.Clone()
 			p.identity = false
 		}
-		p.announced[w.Path] = it
+		p.announced.Set(it)
 		p.ad.take(w.Path, it, p.f, p.suid)
 	}
 }
@@ -99,8 +96,8 @@ func (p *partAdmission) settle() {
 // version and its admission, and lets go of them; ok is false when that
 // announcement was not admitted part by part.
 func (p *partAdmission) result(version uint64) (announced index.Index, ad admission, ok bool) {
-	if !p.complete || p.version != version || p.announced == nil {
-		return nil, admission{}, false
+	if !p.complete || p.version != version || p.announced.IsNil() {
+		return index.Index{}, admission{}, false
 	}
 	announced, ad = p.announced, p.ad
 	f := p.j.admitFilter(announced)

@@ -18,7 +18,7 @@ import (
 // what admit gives for the whole: the same want, refused paths and
 // dropped bits, whether a refusal or a dropped bit comes in the first
 // part, a later one, or none. When nothing is refused or changed, want is
-// the announced index itself (one map, not two). Items out of path order
+// the announced index itself (one index, not two). Items out of path order
 // are admitted in full at the end, with the same result.
 func TestPartAdmission(t *testing.T) {
 	t.Parallel()
@@ -27,13 +27,13 @@ func TestPartAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := func() index.Index {
-		x := index.Index{}
+		x := index.New(0)
 		for d := range 4 {
 			dp := fmt.Sprintf("d%d", d)
-			x[dp] = dir(dp, 0o755, 1)
+			x.Set(dir(dp, 0o755, 1))
 			for i := range 150 {
 				it := file(fmt.Sprintf("%s/f%03d.conf", dp, i), fmt.Sprint(d, i), 0o644, 1)
-				x[it.Path] = it
+				x.Set(it)
 			}
 		}
 		return x
@@ -45,7 +45,7 @@ func TestPartAdmission(t *testing.T) {
 	with := func(items ...index.Item) index.Index {
 		x := base()
 		for _, it := range items {
-			x[it.Path] = it
+			x.Set(it)
 		}
 		return x
 	}
@@ -104,17 +104,17 @@ func TestPartAdmission(t *testing.T) {
 					t.Fatal("no admission by parts")
 				}
 				full := admit(tc.x, f, false)
-				if !reflect.DeepEqual(announced, tc.x) {
-					t.Fatalf("the announced index differs: %d items, want %d", len(announced), len(tc.x))
+				if !index.SameItems(announced, tc.x) {
+					t.Fatalf("the announced index differs: %d items, want %d", announced.Len(), tc.x.Len())
 				}
-				if !reflect.DeepEqual(ad.want, full.want) || !reflect.DeepEqual(ad.refused, full.refused) {
-					t.Fatalf("admitted %d items, refused %v; admit gives %d, %v", len(ad.want), ad.refused, len(full.want), full.refused)
+				if !index.SameItems(ad.want, full.want) || !reflect.DeepEqual(ad.refused, full.refused) {
+					t.Fatalf("admitted %d items, refused %v; admit gives %d, %v", ad.want.Len(), ad.refused, full.want.Len(), full.refused)
 				}
 				if !tc.unsorted && !reflect.DeepEqual(ad.dropped, full.dropped) {
 					t.Fatalf("dropped bits of %q, admit drops %q", ad.dropped, full.dropped)
 				}
-				if !tc.unsorted && sameMap(ad.want, announced) != tc.identity {
-					t.Fatalf("want is the announced map: %v, want %v", sameMap(ad.want, announced), tc.identity)
+				if !tc.unsorted && ad.want.Same(announced) != tc.identity {
+					t.Fatalf("want is the announced index: %v, want %v", ad.want.Same(announced), tc.identity)
 				}
 				if _, _, again := j.admitting.result(whole.Version); again {
 					t.Fatal("the result was kept after it was taken")
@@ -134,10 +134,10 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := index.Index{}
+	x := index.New(0)
 	for i := range 300 {
 		it := file(fmt.Sprintf("f%03d.conf", i), fmt.Sprint(i), 0o644, 1)
-		x[it.Path] = it
+		x.Set(it)
 	}
 	j := &job{log: slog.New(slog.DiscardHandler), filter: f}
 	j.admitting.j = j
@@ -167,7 +167,7 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 	if whole == nil {
 		t.Fatal("never completed")
 	}
-	if j.admitting.announced != nil {
+	if !j.admitting.announced.IsNil() {
 		t.Fatal("a completed admission that was not read is kept")
 	}
 	// the same again, read this time
@@ -177,8 +177,8 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 		}
 	}
 	announced, _, ok := j.admitting.result(8)
-	if !ok || !reflect.DeepEqual(announced, x) {
-		t.Fatalf("admitted %d of %d items (by parts %v)", len(announced), len(x), ok)
+	if !ok || !index.SameItems(announced, x) {
+		t.Fatalf("admitted %d of %d items (by parts %v)", announced.Len(), x.Len(), ok)
 	}
 }
 
@@ -189,10 +189,10 @@ func TestPartAdmissionKeptWhileAssembling(t *testing.T) {
 // again by a restarted source, and whole announcements are not.
 func TestRepeatOfTakenDropped(t *testing.T) {
 	t.Parallel()
-	x := index.Index{}
+	x := index.New(0)
 	for i := range 300 {
 		it := file(fmt.Sprintf("f%03d.conf", i), fmt.Sprint(i), 0o644, 1)
-		x[it.Path] = it
+		x.Set(it)
 	}
 	m := &wire.Announce{Job: "j", Version: 8, Origin: "a", Time: 100, Items: wire.FromIndex(x)}
 	parts := wire.Split(m, 1<<10)

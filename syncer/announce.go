@@ -13,7 +13,7 @@ import (
 // that no pass over the index is made. nil when it is not known that way
 // (no previous generation, a drift not tracked against it).
 func (j *job) driftPaths(prev index.Index) []string {
-	if prev == nil || !j.drift.knows(prev) {
+	if prev.IsNil() || !j.drift.knows(prev) {
 		return nil
 	}
 	return j.drift.list()
@@ -37,10 +37,10 @@ func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 	if diff == nil || j.servedRefs == nil {
 		var prevAt index.Index
 		if diff != nil {
-			prevAt = index.Index{}
+			prevAt = index.New(len(diff))
 			for _, p := range diff {
 				if it, ok := prev(p); ok {
-					prevAt[p] = it
+					prevAt.Set(it)
 				}
 			}
 		}
@@ -62,7 +62,7 @@ func (j *job) offerChange(cur index.Index, prev Lookup, diff []string) {
 			j.servedPrev[old.Hash] = old.Size
 			j.serving.set(old.Hash, old.Size)
 		}
-		if it, ok := cur[p]; ok && it.Kind == index.KindFile {
+		if it, ok := cur.Get(p); ok && it.Kind == index.KindFile {
 			j.servedRefs.add(j.serving, it.Hash, it.Size)
 		}
 	}
@@ -89,7 +89,7 @@ func (j *job) changedPaths(prev, local index.Index) []string {
 // content is h (inline content is changed content).
 func (j *job) changedByHash(h index.Hash) (index.Item, bool) {
 	for _, p := range j.latest.Changed {
-		if it, ok := j.latest.Index[p]; ok && it.Kind == index.KindFile && it.Hash == h {
+		if it, ok := j.latest.Index.Get(p); ok && it.Kind == index.KindFile && it.Hash == h {
 			return it, true
 		}
 	}

@@ -21,19 +21,19 @@ func TestOfferChange(t *testing.T) {
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 30 {
 		it := file(fmt.Sprintf("d/f%02d", i), fmt.Sprint(i%7), 0o644, 1)
-		cur[it.Path] = it
+		cur.Set(it)
 	}
 	j := &job{}
-	j.offer(cur, nil)
+	j.offer(cur, index.Index{})
 	for step := range 300 {
 		next := cur.Clone()
 		var diff []string
 		for range 1 + rng.IntN(3) {
 			p := fmt.Sprintf("d/f%02d", rng.IntN(35))
 			if rng.IntN(4) == 0 {
-				delete(next, p)
+				next.Delete(p)
 			} else {
-				next[p] = file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step))
+				next.Set(file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step)))
 			}
 			diff = append(diff, p)
 		}
@@ -44,7 +44,7 @@ func TestOfferChange(t *testing.T) {
 			t.Fatalf("step %d: serving %d hashes, offering both generations serves %d", step, j.serving.len(), ref.serving.len())
 		}
 		files := map[index.Hash]int{}
-		for _, it := range next {
+		for it := range next.Items() {
 			if it.Kind == index.KindFile {
 				files[it.Hash]++
 			}
@@ -66,19 +66,20 @@ func TestServedRefsCompact(t *testing.T) {
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 1000 {
 		it := file(fmt.Sprintf("d/f%04d", i), fmt.Sprint(i), 0o644, 1)
-		cur[it.Path] = it
+		cur.Set(it)
 	}
 	for i := range 10 {
 		it := file(fmt.Sprintf("d/same%d", i), "same", 0o644, 1)
-		cur[it.Path] = it
+		cur.Set(it)
 	}
 	j := &job{}
-	j.offer(cur, nil)
+	j.offer(cur, index.Index{})
 	if j.serving.len() != 1001 || len(j.servedRefs.dup) != 1 || len(j.servedRefs.notCur) != 0 {
 		t.Fatalf("serving %d, counts kept for %d contents, %d not of the newest; want 1001, 1, 0",
 			j.serving.len(), len(j.servedRefs.dup), len(j.servedRefs.notCur))
 	}
-	if n := j.servedRefs.count(j.serving, cur["d/same3"].Hash); n != 10 {
+	same3, _ := cur.Get("d/same3")
+	if n := j.servedRefs.count(j.serving, same3.Hash); n != 10 {
 		t.Fatalf("count of the shared content: %d, want 10", n)
 	}
 }

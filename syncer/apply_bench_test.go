@@ -31,15 +31,15 @@ func BenchmarkApplyBatch(b *testing.B) {
 		}
 		a.Root = root
 		var ops []Op
-		want := index.Index{}
+		want := index.New(0)
 		for d := range dirs {
 			p := fmt.Sprintf("d%02d", d)
 			ops = append(ops, Op{Kind: OpMkdir, Path: p})
-			want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
+			want.Set(index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)})
 		}
 		for _, it := range items {
 			ops = append(ops, Op{Kind: OpWrite, Path: it.Path})
-			want[it.Path] = it
+			want.Set(it)
 		}
 		if err := a.Apply(context.Background(), uint64(n+1), ops, IndexLookup(want)); err != nil {
 			b.Fatal(err)
@@ -63,7 +63,7 @@ func BenchmarkApplyReplace(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			a := newApplier(b)
 			var ops []Op
-			want := index.Index{}
+			want := index.New(0)
 			for i := range dels {
 				p := fmt.Sprintf("d/gone%04d.conf", i)
 				ops = append(ops, Op{Kind: OpDelete, Path: p, prior: &Prior{Kind: index.KindFile}})
@@ -72,7 +72,7 @@ func BenchmarkApplyReplace(b *testing.B) {
 				p := fmt.Sprintf("d/f%04d.conf", i)
 				it := a.put(b, p, fmt.Sprintf("[endpoint%d]\ntype=endpoint\ncontext=from-external\n", i), 0o644)
 				ops = append(ops, Op{Kind: OpWrite, Path: p, prior: &Prior{Kind: index.KindFile}})
-				want[p] = it
+				want.Set(it)
 			}
 			base := b.TempDir()
 			b.ResetTimer()

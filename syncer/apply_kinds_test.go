@@ -30,7 +30,7 @@ func TestApplyDirectoryBecomesAFile(t *testing.T) {
 		{Kind: OpRmdir, Path: "fd", prior: &Prior{Kind: index.KindDir}},
 		{Kind: OpWrite, Path: "fd"},
 	}
-	if err := a.Apply(context.Background(), 1, ops, IndexLookup(index.Index{"fd": file})); err != nil {
+	if err := a.Apply(context.Background(), 1, ops, IndexLookup(index.Of(file))); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	b, err := os.ReadFile(filepath.Join(a.Root, "fd"))

@@ -49,16 +49,16 @@ func benchApplyNew(b *testing.B, prestage bool) {
 		a.Root = root
 		var ops []Op
 		var paths []string
-		want := index.Index{}
+		want := index.New(0)
 		for d := range dirs {
 			p := fmt.Sprintf("site%03d", d)
 			ops = append(ops, Op{Kind: OpMkdir, Path: p})
-			want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
+			want.Set(index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)})
 			paths = append(paths, p)
 		}
 		for _, it := range items {
 			ops = append(ops, Op{Kind: OpWrite, Path: it.Path})
-			want[it.Path] = it
+			want.Set(it)
 			if !prestage {
 				continue
 			}

@@ -58,16 +58,16 @@ func TestApplyKeepsOwnership(t *testing.T) {
 	os.Chown(full, 123, 456)
 	os.Mkdir(filepath.Join(a.Root, "sub"), 0o755)
 	os.Chown(filepath.Join(a.Root, "sub"), 777, 888)
-	want := index.Index{}
+	want := index.New(0)
 	for _, it := range []index.Item{a.put(t, "extensions.conf", "new", 0o640), a.put(t, "sub/new/x.conf", "x", 0o644)} {
-		want[it.Path] = it
+		want.Set(it)
 	}
-	want["sub"] = index.Item{Path: "sub", Kind: index.KindDir, Mode: 0o755}
-	want["sub/new"] = index.Item{Path: "sub/new", Kind: index.KindDir, Mode: 0o755}
-	have := index.Index{
-		"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Size: 3, Mode: 0o640, Hash: index.Sum([]byte("old"))},
-		"sub":             {Path: "sub", Kind: index.KindDir, Mode: 0o755},
-	}
+	want.Set(index.Item{Path: "sub", Kind: index.KindDir, Mode: 0o755})
+	want.Set(index.Item{Path: "sub/new", Kind: index.KindDir, Mode: 0o755})
+	have := index.Of(
+		index.Item{Path: "extensions.conf", Kind: index.KindFile, Size: 3, Mode: 0o640, Hash: index.Sum([]byte("old"))},
+		index.Item{Path: "sub", Kind: index.KindDir, Mode: 0o755},
+	)
 	if err := a.Apply(ctx, 1, Plan(have, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestRecoverNeverRollsForwardABadGeneration(t *testing.T) {
 			}
 			j := &store.Journal{Job: crashJob, Generation: n}
 			for _, op := range crashPlan(t, c.root(), c.want) {
-				w := c.want[op.Path]
+				w, _ := c.want.Get(op.Path)
 				s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
@@ -210,7 +210,7 @@ func TestRecoverAcrossAStagingSwitch(t *testing.T) {
 	defer st.Close()
 	j := &store.Journal{Job: crashJob, Generation: crashGen}
 	for _, op := range crashPlan(t, c.root(), c.want) {
-		w := c.want[op.Path]
+		w, _ := c.want.Get(op.Path)
 		s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 		if err != nil {
 			t.Fatal(err)
@@ -262,7 +262,7 @@ func TestApplyMetaNeverFollowsASymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := Op{Kind: OpMeta, Path: "f.conf"}
-	want := index.Index{"f.conf": {Path: "f.conf", Kind: index.KindFile, Mode: 0o4777, MTime: 12345}}
+	want := index.Of(index.Item{Path: "f.conf", Kind: index.KindFile, Mode: 0o4777, MTime: 12345})
 	if err := a.Apply(context.Background(), 1, []Op{op}, IndexLookup(want)); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("Apply of a mode change through a symlink: %v, want a refusal naming the symlink", err)
 	}
@@ -301,7 +301,7 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 	b[0] ^= 0x40
 	f.WriteAt(b[:], st.Size()-100)
 	f.Close()
-	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Of(it, index.Item{Path: "sounds", Kind: index.KindDir, Mode: 0o755})
 	err = a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want))
 	if !errors.Is(err, store.ErrCorrupt) {
 		t.Fatalf("apply of corrupt stored content: %v, want store.ErrCorrupt", err)
@@ -347,7 +347,7 @@ func TestApplyTakesPrestagedFile(t *testing.T) {
 	a.prestage(it.Hash, name, stagedMeta{})
 	leftover, _ := stageWith("fetched, never applied")
 	a.prestage(other.Hash, leftover, stagedMeta{})
-	want := index.Index{it.Path: it, "sounds": {Path: "sounds", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Of(it, index.Item{Path: "sounds", Kind: index.KindDir, Mode: 0o755})
 	if err := a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestApplyKeepsMetaSetInFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.prestage(plain.Hash, plainName, m)
-	want := index.Index{plain.Path: plain, suid.Path: suid, "bin": {Path: "bin", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Of(plain, suid, index.Item{Path: "bin", Kind: index.KindDir, Mode: 0o755})
 	if err := a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
@@ -463,15 +463,15 @@ func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.Root = root
-		want := index.Index{}
+		want := index.New(0)
 		for d := range dirs {
 			p := fmt.Sprintf("d%02d", d)
-			want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755), MTime: 1}
+			want.Set(index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755), MTime: 1})
 		}
 		for i := range files {
 			it := blob
 			it.Path = fmt.Sprintf("d%02d/f%05d.conf", i%dirs, i)
-			want[it.Path] = it
+			want.Set(it)
 		}
 		ops := Plan(index.Index{}, want)
 		var m0, m1 runtime.MemStats
@@ -489,7 +489,7 @@ func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
 		} else {
 			got = 0
 		}
-		for p, it := range want {
+		for p, it := range want.All() {
 			b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(p)))
 			if it.Kind == index.KindDir {
 				if fi, serr := os.Stat(filepath.Join(root, p)); serr != nil || !fi.IsDir() {

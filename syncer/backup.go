@@ -162,7 +162,7 @@ func (j *job) restoreFiles(ctx context.Context, path string, r io.Reader) (uint6
 		j.log.Warn("restore leaves out paths of the archive that the job does not take", "count", len(paths), "paths", firstN(paths, 10))
 	}
 	want := ad.want
-	for _, it := range want {
+	for it := range want.Items() {
 		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
 			return 0, fmt.Errorf("restore job %q from %s: %s is not in the store after reading the archive", j.cfg.Name, path, it.Path)
 		}

@@ -86,8 +86,8 @@ func newCrashSetup(t *testing.T, seed uint64) *crashSetup {
 		t.Fatal(err)
 	}
 	c.want = hostmon.ToIndex(states)
-	for p, it := range newItems {
-		c.want[p] = it
+	for _, it := range newItems {
+		c.want.Set(it)
 	}
 	b, err := json.Marshal(c.want.Sorted())
 	if err != nil {
@@ -160,7 +160,7 @@ func (c *crashSetup) versions() (oldN, newN int, err error) {
 // and nothing is left in the staging directory.
 func (c *crashSetup) checkAllNew(t *testing.T, staging string) {
 	t.Helper()
-	for _, it := range c.want {
+	for it := range c.want.Items() {
 		if it.Kind == index.KindFile {
 			checkFile(t, c.root(), it, "after recovery")
 		}
@@ -242,7 +242,7 @@ func TestApplierRecoverAfterPartialRenames(t *testing.T) {
 				if op.Kind != OpWrite {
 					t.Fatalf("unexpected %v", op)
 				}
-				w := c.want[op.Path]
+				w, _ := c.want.Get(op.Path)
 				s, err := a.stage(ctx, w, op.Have().Kind == index.KindFile, a.newOwners())
 				if err != nil {
 					t.Fatal(err)
@@ -473,10 +473,10 @@ func TestHelperProcess(t *testing.T) {
 	if err := json.Unmarshal(b, &items); err != nil {
 		t.Fatal(err)
 	}
-	want := index.Index{}
+	want := index.New(len(items))
 	for _, it := range items {
 		it.Mode &= fs.ModePerm
-		want[it.Path] = it
+		want.Set(it)
 	}
 	a, st, err := openApplier(dir)
 	if err != nil {

@@ -1,8 +1,6 @@
 package syncer
 
 import (
-	"reflect"
-
 	"pbxsync/internal/index"
 )
 
@@ -10,7 +8,7 @@ import (
 // newest generation, the index a source announced, the one it is about to
 // apply), so that checking an announcement costs one item hash per changed
 // item instead of a pass over the index. An index is known by identity
-// (the same map): an index changed in place must be put again. It holds
+// (the same index): an index changed in place must be put again. It holds
 // three, the least recently used goes: it keeps no index alive for long
 // that the job has let go of.
 type digestCache struct {
@@ -23,7 +21,7 @@ type digestCache struct {
 // of returns the digest of x, from the cache or computed (and cached).
 func (c *digestCache) of(x index.Index) index.SetDigest {
 	for i := range c.x {
-		if sameMap(c.x[i], x) {
+		if c.x[i].Same(x) {
 			c.tick++
 			c.used[i] = c.tick
 			return c.d[i]
@@ -39,7 +37,7 @@ func (c *digestCache) put(x index.Index, d index.SetDigest) {
 	c.tick++
 	lru := 0
 	for i := range c.x {
-		if sameMap(c.x[i], x) {
+		if c.x[i].Same(x) {
 			c.d[i], c.used[i] = d, c.tick
 			return
 		}
@@ -54,8 +52,8 @@ func (c *digestCache) put(x index.Index, d index.SetDigest) {
 func (c *digestCache) derive(from, to index.Index, paths []string) index.SetDigest {
 	d := c.of(from)
 	for _, p := range paths {
-		old, had := from[p]
-		it, has := to[p]
+		old, had := from.Get(p)
+		it, has := to.Get(p)
 		d.Replace(old, had, it, has)
 	}
 	c.put(to, d)
@@ -69,23 +67,18 @@ func (c *digestCache) derive(from, to index.Index, paths []string) index.SetDige
 // an initial sync.
 func (c *digestCache) retain(keep ...index.Index) {
 	for i := range c.x {
-		if c.x[i] == nil {
+		if c.x[i].IsNil() {
 			continue
 		}
 		kept := false
 		for _, k := range keep {
-			if sameMap(c.x[i], k) {
+			if c.x[i].Same(k) {
 				kept = true
 				break
 			}
 		}
 		if !kept {
-			c.x[i], c.d[i], c.used[i] = nil, index.SetDigest{}, 0
+			c.x[i], c.d[i], c.used[i] = index.Index{}, index.SetDigest{}, 0
 		}
 	}
-}
-
-// sameMap reports whether a and b are the same map (not equal contents).
-func sameMap(a, b index.Index) bool {
-	return a != nil && b != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }

@@ -12,13 +12,13 @@ import (
 // state adds its paths; a base the drift does not know is compared in
 // full once and then tracked.
 type drift struct {
-	base  index.Index         // nil: nothing known
+	base  index.Index         // the zero Index: nothing known
 	paths map[string]struct{} // where states may differ from base
 }
 
 // touch records that the scan state changed at paths.
 func (d *drift) touch(paths []string) {
-	if d.base == nil {
+	if d.base.IsNil() {
 		return
 	}
 	if d.paths == nil {
@@ -35,9 +35,9 @@ func (d *drift) reset(base index.Index, paths []string) {
 	d.touch(paths)
 }
 
-// knows reports whether the drift is tracked against x (the same map).
+// knows reports whether the drift is tracked against x (the same index).
 func (d *drift) knows(x index.Index) bool {
-	return sameMap(d.base, x)
+	return d.base.Same(x)
 }
 
 // list returns the paths where the scan state may differ from the base.
@@ -77,7 +77,7 @@ func (j *job) treeHolds(x index.Index) bool {
 	holds := true
 	for p := range j.drift.paths {
 		st, inTree := j.states.Get(p)
-		it, inIndex := x[p]
+		it, inIndex := x.Get(p)
 		switch {
 		case inTree == inIndex && (!inTree || identical(st.Item, it)):
 			delete(j.drift.paths, p) // back to x's item
@@ -101,11 +101,11 @@ func identical(a, b index.Item) bool {
 func differing(states *hostmon.States, x index.Index) []string {
 	var out []string
 	for p, st := range states.All() {
-		if it, ok := x[p]; !ok || !identical(st.Item, it) {
+		if it, ok := x.Get(p); !ok || !identical(st.Item, it) {
 			out = append(out, p)
 		}
 	}
-	for p := range x {
+	for p := range x.All() {
 		if !states.Has(p) {
 			out = append(out, p)
 		}
@@ -121,10 +121,10 @@ func (j *job) stateLookup(p string) (index.Item, bool) {
 
 // statesAt returns the items of the job's scan state at paths.
 func (j *job) statesAt(paths []string) index.Index {
-	out := make(index.Index, len(paths))
+	out := index.New(len(paths))
 	for _, p := range paths {
 		if st, ok := j.states.Get(p); ok {
-			out[p] = st.Item
+			out.Set(st.Item)
 		}
 	}
 	return out
@@ -142,10 +142,10 @@ func (j *job) treeBefore(paths []string) beforeApply {
 	return func() index.Index {
 		x := base.Clone()
 		for _, p := range all {
-			if it, ok := at[p]; ok {
-				x[p] = it
+			if it, ok := at.Get(p); ok {
+				x.Set(it)
 			} else {
-				delete(x, p)
+				x.Delete(p)
 			}
 		}
 		return x

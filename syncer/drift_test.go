@@ -13,7 +13,7 @@ func TestTreeHolds(t *testing.T) {
 	t.Parallel()
 	gen := idx(dir("d", 0o755, 1), file("d/a", "a", 0o644, 1), file("d/b", "b", 0o644, 1))
 	j := &job{states: &hostmon.States{}}
-	for _, it := range gen {
+	for it := range gen.Items() {
 		j.states.Set(hostmon.FileState{Item: it})
 	}
 	if !j.treeHolds(gen) {
@@ -29,7 +29,8 @@ func TestTreeHolds(t *testing.T) {
 		t.Fatal("an edited file not seen")
 	}
 	// back to the generation's content: forgotten after the check
-	j.states.Set(hostmon.FileState{Item: gen["d/a"]})
+	genA, _ := gen.Get("d/a")
+	j.states.Set(hostmon.FileState{Item: genA})
 	if !j.treeHolds(gen) || len(j.drift.paths) != 0 {
 		t.Fatalf("a path back to the generation's item is still tracked: %v", j.drift.paths)
 	}
@@ -47,7 +48,7 @@ func TestTreeHolds(t *testing.T) {
 	}
 	// another index is compared in full
 	other := gen.Clone()
-	delete(other, "d/b")
+	other.Delete("d/b")
 	if !j.treeHolds(other) || !j.drift.knows(other) || j.drift.knows(gen) {
 		t.Fatal("a full comparison against another index failed or did not switch the base")
 	}

@@ -151,7 +151,7 @@ func TestE2ETargetCatchesUpAfterRestart(t *testing.T) {
 			return err
 		}
 		checked = js.Generation
-		if _, ok := g.Index["new2/n38.conf"]; !ok {
+		if !g.Index.Has("new2/n38.conf") {
 			return fmt.Errorf("generation %d lacks the last new file", g.Number)
 		}
 		return nil
@@ -686,6 +686,11 @@ func TestE2EFirstSyncRacingALocalEdit(t *testing.T) {
 		}
 		return nil
 	})
+	// a target waiting for its first generation is healthy (a disk
+	// without room for one is not: TestFaultDiskFull)
+	if err := b.a().Healthy(t.Context()); err != nil {
+		t.Fatalf("b waiting for its first generation is unhealthy: %v", err)
+	}
 	b.replace("extensions.conf", []byte("; b's own file, version 2\n"), 0o644)
 	a.start()
 	converged(t, "first sync", a, b)
@@ -726,9 +731,9 @@ func TestE2EInterruptedApplyBeforeJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := prev.Index.Clone()
-	it := want["extensions.conf"]
+	it, _ := want.Get("extensions.conf")
 	it.Hash, it.Size, it.MTime = hash, size, it.MTime+int64(time.Second)
-	want["extensions.conf"] = it
+	want.Set(it)
 	g := &store.Generation{Job: "conf", Time: time.Now(), Origin: "a", SourceVersion: 99,
 		Changed: []string{"extensions.conf"}, State: store.StateApplying, Index: want}
 	n, err := st.AddGeneration(context.Background(), g)

@@ -2,7 +2,6 @@ package syncer
 
 import (
 	"fmt"
-	"maps"
 	"testing"
 
 	"pbxsync/hostmon"
@@ -20,18 +19,18 @@ import (
 // one clone of the newest generation that the store still needs is kept).
 func BenchmarkOneEditAnnouncement(b *testing.B) {
 	const n = 100000
-	prev := make(index.Index, n+100)
+	prev := index.New(n + 100)
 	for d := range 100 {
 		dp := fmt.Sprintf("site%03d", d)
-		prev[dp] = dir(dp, 0o755, 1)
+		prev.Set(dir(dp, 0o755, 1))
 		for f := range n / 100 {
 			it := file(fmt.Sprintf("%s/endpoint%04d.conf", dp, f), fmt.Sprint(d, f), 0o644, 1)
-			prev[it.Path] = it
+			prev.Set(it)
 		}
 	}
 	next := prev.Clone()
 	edited := file("site050/endpoint0050.conf", "edited", 0o644, 2)
-	next[edited.Path] = edited
+	next.Set(edited)
 	changed := []string{edited.Path}
 	filter, err := hostmon.NewFilter(nil, nil)
 	if err != nil {
@@ -66,13 +65,14 @@ func BenchmarkOneEditAnnouncement(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			want := maps.Clone(latest) // the store still takes a whole index
+			want := latest.Clone() // the store still takes a whole index
 			want = admitChanges(admission{want: want}, announced, paths, filter, false).want
 			_ = dst.derive(latest, want, paths)
 			_ = PlanPaths(IndexLookup(latest), IndexLookup(want), paths)
 			// back to the base for the next round
 			b.StopTimer()
-			announced[edited.Path] = prev[edited.Path]
+			orig, _ := prev.Get(edited.Path)
+			announced.Set(orig)
 			dst.put(announced, index.DigestOf(announced))
 			b.StartTimer()
 		}

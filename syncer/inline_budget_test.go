@@ -51,7 +51,8 @@ func TestInlineStopsAtTheBudget(t *testing.T) {
 	}
 	total := 0
 	for i, in := range msg.Inline {
-		want := j.latest.Index[fmt.Sprintf("f%02d.wav", i)].Hash
+		it, _ := j.latest.Index.Get(fmt.Sprintf("f%02d.wav", i))
+		want := it.Hash
 		if wire.HashOf(in.Hash) != want {
 			t.Fatalf("inline content %d is %x; want f%02d.wav's %s (the changed files in order, up to the first that does not fit)", i, in.Hash[:4], i, want.Short())
 		}
@@ -60,7 +61,7 @@ func TestInlineStopsAtTheBudget(t *testing.T) {
 	if total > inlineBudget {
 		t.Fatalf("inlined %d bytes; the budget is %d", total, inlineBudget)
 	}
-	next := j.latest.Index[fmt.Sprintf("f%02d.wav", len(msg.Inline))]
+	next, _ := j.latest.Index.Get(fmt.Sprintf("f%02d.wav", len(msg.Inline)))
 	if next.Size+int64(total) <= inlineBudget {
 		t.Fatalf("inlined %d files (%d bytes) and stopped before f%02d.wav of %d bytes, which fits", len(msg.Inline), total, len(msg.Inline), next.Size)
 	}

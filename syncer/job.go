@@ -191,7 +191,7 @@ type job struct {
 	// announceItems makes the items of the complete announcements (whose
 	// Items are nil): each part's items are made from latest's index as
 	// the part is sent (announceParts), so a source does not hold every
-	// item of a large index twice, as a map and as wire items.
+	// item of a large index twice, as an index and as wire items.
 	announceItems map[*wire.Announce]iter.Seq[wire.Item]
 	prev          prevGen
 	targets       map[string]*targetState
@@ -758,7 +758,7 @@ type beforeApply func() index.Index
 
 // fixedBefore is the beforeApply of a known index.
 func fixedBefore(x index.Index) beforeApply {
-	if x == nil {
+	if x.IsNil() {
 		return nil
 	}
 	return func() index.Index { return x }
@@ -802,7 +802,7 @@ func (j *job) applyUnscanned(ctx context.Context, gen uint64, want index.Index, 
 	}
 	var before beforeApply
 	var ops []Op
-	if scope != nil && j.drift.base != nil {
+	if scope != nil && !j.drift.base.IsNil() {
 		scope = append(scope, j.drift.list()...) // and what the refresh found
 		before = j.treeBefore(scope)
 		ops = PlanPaths(j.stateLookup, IndexLookup(want), scope)
@@ -940,7 +940,7 @@ func (j *job) setStatus(f func(s *JobStatus)) {
 func (j *job) offer(cur, prev index.Index) {
 	serving, refs := servedOf(cur)
 	served := map[index.Hash]int64{}
-	for _, it := range prev {
+	for it := range prev.Items() {
 		if it.Kind != index.KindFile {
 			continue
 		}
@@ -997,7 +997,7 @@ func (j *job) rollback(ctx context.Context, to uint64, hold bool) (uint64, error
 	if err != nil {
 		return 0, err
 	}
-	for _, it := range g.Index {
+	for it := range g.Index.Items() {
 		if it.Kind != index.KindFile {
 			continue
 		}

@@ -284,20 +284,20 @@ func meshPaths(items []wire.Item) []string {
 // meshAdmit converts a member's index to items, keeping only what this
 // node's own filters admit (admit.go).
 func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
-	x := make(index.Index, len(m.Items))
+	x := index.New(len(m.Items))
 	for _, w := range m.Items {
 		it := wire.ToItem(w)
 		if it.Kind != index.KindFile {
 			continue // directories are made as the parents of files
 		}
-		x[it.Path] = it
+		x.Set(it)
 	}
 	ad := admit(x, j.filter, j.cfg.PreserveSUID)
 	if len(ad.refused) > 0 {
 		j.log.Debug("refusing paths of a member's index", "peer", peer, "refused", len(ad.refused))
 	}
-	out := make([]index.Item, 0, len(ad.want))
-	for _, it := range ad.want {
+	out := make([]index.Item, 0, ad.want.Len())
+	for it := range ad.want.Items() {
 		out = append(out, it)
 	}
 	return out
@@ -305,16 +305,16 @@ func (j *job) meshAdmit(peer string, m *wire.Announce) []index.Item {
 
 // meshLocal hands the machine the tree as scanned.
 func (j *job) meshLocal(ctx context.Context) {
-	tree := index.Index{}
-	for p, st := range j.states.All() {
+	tree := index.New(0)
+	for _, st := range j.states.All() {
 		if st.Kind == index.KindFile {
-			tree[p] = st.Item
+			tree.Set(st.Item)
 		}
 	}
 	// what the job cannot read keeps its entry: unreadable is no delete
 	for _, it := range j.mesh.m.Items() {
-		if _, ok := tree[it.Path]; !ok && !it.Deleted && underProblem(it.Path, j.unreadable) {
-			tree[it.Path] = it
+		if !tree.Has(it.Path) && !it.Deleted && underProblem(it.Path, j.unreadable) {
+			tree.Set(it)
 		}
 	}
 	j.carryMesh(ctx, j.mesh.m.Step(core.LocalScan{Time: time.Now().UnixNano(), Tree: tree}))
@@ -527,18 +527,18 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 	for _, it := range a.Items {
 		paths = append(paths, it.Path)
 		if it.Deleted {
-			if cur, ok := want[it.Path]; ok && cur.Kind == index.KindFile {
-				delete(want, it.Path)
+			if cur, ok := want.Get(it.Path); ok && cur.Kind == index.KindFile {
+				want.Delete(it.Path)
 			}
 			continue
 		}
 		it.Version = nil
-		want[it.Path] = it
+		want.Set(it)
 		for d := path.Dir(it.Path); d != "." && d != "/"; d = path.Dir(d) {
-			if cur, ok := want[d]; ok && cur.Kind == index.KindDir {
+			if cur, ok := want.Get(d); ok && cur.Kind == index.KindDir {
 				break
 			}
-			want[d] = index.Item{Path: d, Kind: index.KindDir, Mode: 0o755, MTime: now}
+			want.Set(index.Item{Path: d, Kind: index.KindDir, Mode: 0o755, MTime: now})
 			paths = append(paths, d)
 		}
 	}
@@ -570,7 +570,7 @@ func (j *job) meshApplyTree(ctx context.Context, a *core.Apply, before index.Ind
 			return fmt.Errorf("rescan before the apply: %w", err)
 		}
 		for _, p := range opPaths(ops) {
-			was, had := before[p]
+			was, had := before.Get(p)
 			now, has := j.stateLookup(p)
 			if had != has || had && (was.Kind != now.Kind || was.Hash != now.Hash || was.Mode != now.Mode) {
 				return fmt.Errorf("%s changed here while the member's version was fetched; deciding again", p)
@@ -683,10 +683,10 @@ func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Inde
 	if err := j.scanPaths(ctx, paths); err != nil {
 		return fmt.Errorf("rescan before the rollback: %w", err)
 	}
-	x := make(index.Index, len(before))
-	for p, b := range before {
-		if _, ok := want[p]; !ok && !j.states.Has(p) {
-			x[p] = b // removed by the apply: put back
+	x := index.New(before.Len())
+	for p, b := range before.All() {
+		if !want.Has(p) && !j.states.Has(p) {
+			x.Set(b) // removed by the apply: put back
 		}
 	}
 	touched := make(map[string]bool, len(paths))
@@ -695,18 +695,18 @@ func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Inde
 	}
 	var kept []string
 	for p, st := range j.states.All() {
-		if w, ok := want[p]; ok && st.Kind == w.Kind && (w.Kind != index.KindFile || st.Hash == w.Hash && st.Mode == w.Mode) {
-			if b, ok := before[p]; ok {
-				x[p] = b // as the apply left it: rolled back
+		if w, ok := want.Get(p); ok && st.Kind == w.Kind && (w.Kind != index.KindFile || st.Hash == w.Hash && st.Mode == w.Mode) {
+			if b, ok := before.Get(p); ok {
+				x.Set(b) // as the apply left it: rolled back
 			}
 			continue
 		}
 		// changed here since the apply, or never the apply's: it stays,
 		// in the directories that hold it
-		x[p] = st.Item
+		x.Set(st.Item)
 		for d := index.Parent(p); d != ""; d = index.Parent(d) {
 			if ds, ok := j.states.Get(d); ok {
-				x[d] = ds.Item
+				x.Set(ds.Item)
 			}
 		}
 		if touched[p] {
@@ -714,7 +714,7 @@ func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Inde
 		}
 	}
 	for _, p := range paths {
-		if _, ok := want[p]; ok && !j.states.Has(p) {
+		if want.Has(p) && !j.states.Has(p) {
 			kept = append(kept, p) // removed here
 		}
 	}
@@ -733,7 +733,7 @@ func (j *job) meshRestore(ctx context.Context, n uint64, before, want index.Inde
 func (j *job) keepReverted(ctx context.Context, a *core.Apply, before index.Index, gen uint64) error {
 	ms := j.mesh
 	for _, it := range a.Items {
-		cur, ok := before[it.Path]
+		cur, ok := before.Get(it.Path)
 		if !ms.reverts[a.Peer][it.Path] || !ok || cur.Kind != index.KindFile || !it.Deleted && cur.Hash == it.Hash {
 			continue
 		}
@@ -764,7 +764,7 @@ func (j *job) keepLoser(ctx context.Context, c core.Conflict, before index.Index
 	if c.Loser.Deleted || j.a.store.Has(c.Loser.Hash) {
 		return nil
 	}
-	if cur, ok := before[c.Path]; ok && cur.Hash == c.Loser.Hash {
+	if cur, ok := before.Get(c.Path); ok && cur.Hash == c.Loser.Hash {
 		if _, _, err := j.storeFile(ctx, c.Path); err != nil {
 			return fmt.Errorf("keep the losing version of %s: %w", c.Path, err)
 		}
@@ -810,9 +810,9 @@ func (j *job) countConflicts() {
 // origin (this node's own edits): history and rollback material.
 func (j *job) recordMeshGeneration(ctx context.Context, origin string, changed []string, reason string) {
 	x := j.states.Index()
-	for p, it := range x {
+	for p, it := range x.All() {
 		if it.Kind == index.KindFile && !j.a.store.Has(it.Hash) {
-			delete(x, p) // changed again since; the next scan records it
+			x.Delete(p) // changed again since; the next scan records it
 		}
 	}
 	sort.Strings(changed)

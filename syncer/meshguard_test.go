@@ -38,16 +38,16 @@ func TestStampGuardKeepsAnEditRacingTheApply(t *testing.T) {
 			t.Parallel()
 			a := newApplier(t)
 			full := filepath.Join(a.Root, "s1.conf")
-			have := index.Index{}
+			have := index.New(0)
 			if tc.had {
 				if err := os.WriteFile(full, []byte("old\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
-				have["s1.conf"] = index.Item{Path: "s1.conf", Kind: index.KindFile, Size: 4, Mode: 0o644, Hash: index.Sum([]byte("old\n"))}
+				have.Set(index.Item{Path: "s1.conf", Kind: index.KindFile, Size: 4, Mode: 0o644, Hash: index.Sum([]byte("old\n"))})
 			}
-			want := index.Index{}
+			want := index.New(0)
 			if !tc.delete {
-				want["s1.conf"] = a.put(t, "s1.conf", "member's version\n", 0o644)
+				want.Set(a.put(t, "s1.conf", "member's version\n", 0o644))
 			}
 			ops := Plan(have, want)
 			guard, err := newPathGuard(a.Root, opPaths(ops))

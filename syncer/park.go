@@ -10,7 +10,7 @@ import (
 )
 
 // defaultParkMin is the smallest newest index a job parks
-// (Options.ParkMin): below it the map is small (~160 bytes a path) and
+// (Options.ParkMin): below it the index is small (~120 bytes a path) and
 // reading it back would cost more than it frees.
 const defaultParkMin = largeGeneration
 
@@ -19,9 +19,9 @@ const defaultParkMin = largeGeneration
 const parkAfterLarge = 2 * time.Second
 
 // indexPark is what the job loop knows to park its newest index: let go
-// of the map once the job has been idle for Options.SpillIdle, and read
+// of the index once the job has been idle for Options.SpillIdle, and read
 // it back from the store, which holds every recorded generation, at the
-// next event that needs it (wake). A 100,000-file index is ~16-20 MB of
+// next event that needs it (wake). A 100,000-file index is ~15 MB of
 // heap, most of an idle agent's; reading it back costs 24-35 ms alone
 // (store's BenchmarkGenerationRead) and ~100 ms inside an agent (its
 // pages and the heap's faulted back in, a collection), once after an
@@ -35,14 +35,14 @@ type indexPark struct {
 }
 
 // itemBytes is about the heap an item of an index read back from the
-// store takes: 16-20 MB for 100,000 items, the map's tables (~140 bytes
-// an item) and the path.
-const itemBytes = 192
+// store takes: its item (96 bytes) and table slots (16-21) in the index,
+// and its path (~32): ~15 MB for 100,000 items.
+const itemBytes = 160
 
 // parkedIndex is what a parked index is read back into.
 type parkedIndex struct {
 	n         int             // its items
-	digest    index.SetDigest // its digest (the digest cache is keyed by the map)
+	digest    index.SetDigest // its digest (the digest cache is keyed by the index)
 	drift     bool            // j.drift.base was it
 	announced bool            // j.announced was it (a target's identity admission)
 	recorded  bool            // j.recorded, another Generation value, held it too
@@ -61,11 +61,11 @@ var errParkedLost = errors.New("the index read back is not the one let go of")
 func (j *job) canPark() bool {
 	g := j.latest
 	return j.kind == nil && j.mesh == nil && j.cfg.Mode == config.ModePush &&
-		g != nil && g.Index != nil && len(g.Index) >= j.parkMin() &&
+		g != nil && !g.Index.IsNil() && g.Index.Len() >= j.parkMin() &&
 		j.retry == nil && j.spare.use == nil && j.scanSave == nil && !j.release &&
-		j.admitting.announced == nil && j.taking.Load() == nil && j.fed.onward == nil &&
-		(j.announced == nil || sameMap(j.announced, g.Index)) &&
-		(j.drift.base == nil || sameMap(j.drift.base, g.Index))
+		j.admitting.announced.IsNil() && j.taking.Load() == nil && j.fed.onward == nil &&
+		(j.announced.IsNil() || j.announced.Same(g.Index)) &&
+		(j.drift.base.IsNil() || j.drift.base.Same(g.Index))
 }
 
 // parkMin is Options.ParkMin or its default.
@@ -97,21 +97,21 @@ func (j *job) parkIdleIndex(now time.Time) {
 		return
 	}
 	g := j.latest
-	pk := &parkedIndex{n: len(g.Index), digest: j.digests.of(g.Index),
-		drift: j.drift.base != nil, announced: j.announced != nil}
+	pk := &parkedIndex{n: g.Index.Len(), digest: j.digests.of(g.Index),
+		drift: !j.drift.base.IsNil(), announced: !j.announced.IsNil()}
 	if r := j.recorded; r != nil && r != g {
-		if sameMap(r.Index, g.Index) {
-			pk.recorded, r.Index = true, nil
+		if r.Index.Same(g.Index) {
+			pk.recorded, r.Index = true, index.Index{}
 		} else {
 			j.recorded = nil // the next generation is recorded against the store's newest
 		}
 	}
-	g.Index = nil
+	g.Index = index.Index{}
 	if pk.drift {
-		j.drift.base = nil
+		j.drift.base = index.Index{}
 	}
 	if pk.announced {
-		j.announced = nil
+		j.announced = index.Index{}
 	}
 	j.spare = spareIndex{}
 	j.announcements, j.announceItems = nil, nil
@@ -156,8 +156,8 @@ func (j *job) wake() bool {
 	done := j.a.growMemory(int64(pk.n) * itemBytes)
 	read, err := j.a.store.GenerationIndex(j.cfg.Name, g.Number)
 	done()
-	if err == nil && len(read.Index) != pk.n {
-		err = fmt.Errorf("%w: %d items, %d let go of", errParkedLost, len(read.Index), pk.n)
+	if err == nil && read.Index.Len() != pk.n {
+		err = fmt.Errorf("%w: %d items, %d let go of", errParkedLost, read.Index.Len(), pk.n)
 	}
 	if err != nil {
 		p.err = fmt.Errorf("read the newest index (generation %d) back from the store: %w", g.Number, err)

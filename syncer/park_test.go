@@ -3,9 +3,7 @@ package syncer
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
-	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -152,19 +150,19 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 			if j.park.parked != nil {
 				return fmt.Errorf("parked after inLoop woke it")
 			}
-			before := maps.Clone(j.latest.Index)
+			before := j.latest.Index.Clone()
 			d := j.digests.of(j.latest.Index).Hash()
 			heap := heapAlloc()
 			j.parkIdleIndex(time.Now().Add(time.Hour))
-			if j.park.parked == nil || j.latest.Index != nil {
+			if j.park.parked == nil || !j.latest.Index.IsNil() {
 				return fmt.Errorf("did not let go of its index (canPark %v)", j.canPark())
 			}
 			freed := int64(heap) - int64(heapAlloc())
 			if !j.wake() {
 				return j.park.err
 			}
-			if !reflect.DeepEqual(before, j.latest.Index) {
-				return fmt.Errorf("read back %d items, not the %d let go of", len(j.latest.Index), len(before))
+			if !index.SameItems(before, j.latest.Index) {
+				return fmt.Errorf("read back %d items, not the %d let go of", j.latest.Index.Len(), before.Len())
 			}
 			if got := j.digests.of(j.latest.Index).Hash(); got != d {
 				return fmt.Errorf("digest %s read back, %s let go of", got, d)
@@ -176,14 +174,18 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 				if j.serving.file == nil {
 					return fmt.Errorf("the served set is still in memory")
 				}
-				for _, it := range j.latest.Index {
+				for it := range j.latest.Index.Items() {
 					if n, ok := j.serving.get(it.Hash); it.Kind == index.KindFile && (!ok || n != it.Size) {
 						return fmt.Errorf("%s: served %v, size %d from the file; want %d", it.Path, ok, n, it.Size)
 					}
 				}
 			}
-			// 3,000 items are ~450 KB as a map; the test's copy is not freed
-			if freed < files*100 {
+			// 3,000 items are ~330 KB as an index (~450 KB as the map it
+			// was); the test's copy is not freed, and the heap moves by
+			// more than 100 KB meanwhile under the race detector (220 KB
+			// seen freed on a loaded machine): half of it freed is the
+			// index let go of, none is an index still held
+			if freed < files*50 {
 				return fmt.Errorf("letting go of %d items freed %d bytes", files, freed)
 			}
 			t.Logf("%s: letting go of %d items freed %d bytes", n.name, files, freed)
@@ -199,7 +201,8 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 	// a served set whose file cannot be read is made again
 	j := a.a().jobs["conf"]
 	err := a.a().inLoop(t.Context(), j, func(context.Context) error {
-		some := j.latest.Index["d05/f0005.conf"].Hash // never edited: in the base
+		someIt, _ := j.latest.Index.Get("d05/f0005.conf") // never edited: in the base
+		some := someIt.Hash
 		j.parkIdleIndex(time.Now().Add(time.Hour))
 		j.mu.Lock()
 		if j.serving.file == nil {
@@ -218,7 +221,7 @@ func TestParkReadsBackTheSameIndex(t *testing.T) {
 		if j.serving.failed() != nil || j.serving.file != nil {
 			return fmt.Errorf("the served set was not made again")
 		}
-		for _, it := range j.latest.Index {
+		for it := range j.latest.Index.Items() {
 			if _, ok := j.serving.get(it.Hash); it.Kind == index.KindFile && !ok {
 				return fmt.Errorf("%s is not served after the set was made again", it.Path)
 			}

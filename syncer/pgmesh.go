@@ -199,7 +199,7 @@ func (e *pgMeshEdge) local(ctx context.Context, force bool) error {
 	if err != nil {
 		return err
 	}
-	tree := index.Index{}
+	tree := index.New(0)
 	rows := map[string]json.RawMessage{}
 	now := time.Now().UnixNano()
 	for i := range e.p.schema {
@@ -211,7 +211,7 @@ func (e *pgMeshEdge) local(ctx context.Context, force bool) error {
 			}
 			p := rowPath(t.Table, key)
 			rows[p] = row
-			tree[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(len(row)), Mode: 0o644, MTime: now, Hash: index.Sum(row)}
+			tree.Set(index.Item{Path: p, Kind: index.KindFile, Size: int64(len(row)), Mode: 0o644, MTime: now, Hash: index.Sum(row)})
 		}
 	}
 	e.rows = rows

@@ -65,7 +65,7 @@ func PGRowsAt(ctx context.Context, st *store.Store, job string, n uint64) (*host
 		if err != nil {
 			return nil, fmt.Errorf("rows at generation %d: %w", n, err)
 		}
-		it, ok := g.Index[pgRowsItem]
+		it, ok := g.Index.Get(pgRowsItem)
 		if !ok {
 			return nil, fmt.Errorf("rows at generation %d: generation %d holds no rows", n, cur)
 		}

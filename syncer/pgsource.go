@@ -34,7 +34,7 @@ func (p *pgJob) startSource(ctx context.Context) error {
 			j.log.Warn("cannot read generation", "generation", gi.Number, "err", err)
 			continue
 		}
-		it, ok := g.Index[pgRowsItem]
+		it, ok := g.Index.Get(pgRowsItem)
 		if !ok {
 			continue
 		}
@@ -99,7 +99,7 @@ func (p *pgJob) record(ctx context.Context, cs *hostmon.Changeset, reason string
 	}
 	changed := cs.Changed()
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: changed, State: store.StateGood, Reason: reason,
-		Index: index.Index{pgRowsItem: pgItem(pgRowsItem, h, n)}}
+		Index: index.Of(pgItem(pgRowsItem, h, n))}
 	num, err := j.a.store.AddGeneration(ctx, g)
 	if err != nil {
 		return fmt.Errorf("job %s: record generation: %w", j.cfg.Name, err)

@@ -52,7 +52,8 @@ func (p *pgJob) startTarget(ctx context.Context) error {
 			return err
 		}
 		j.log.Info("finishing a generation interrupted by a restart", "generation", g.Number)
-		cs, err := p.readChangeset(ctx, g.Index[pgRowsItem].Hash)
+		rows, _ := g.Index.Get(pgRowsItem)
+		cs, err := p.readChangeset(ctx, rows.Hash)
 		if err != nil {
 			return fmt.Errorf("job %s: generation %d: %w", j.cfg.Name, g.Number, err)
 		}
@@ -159,7 +160,7 @@ func (a *rowsAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 			return err
 		}
 		g = &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version, Changed: cs.Changed(), State: store.StateApplying,
-			Index: index.Index{pgRowsItem: pgItem(pgRowsItem, h, m.Size), pgBeforeItem: pgItem(pgBeforeItem, bh, bn)}}
+			Index: index.Of(pgItem(pgRowsItem, h, m.Size), pgItem(pgBeforeItem, bh, bn))}
 		if m.Snapshot {
 			g.Reason = "snapshot"
 		}
@@ -222,12 +223,13 @@ func (p *pgJob) finish(ctx context.Context, g *store.Generation, cs *hostmon.Cha
 	} else {
 		p.have = prev
 	}
-	p.markBad(g, g.Index[pgRowsItem].Hash, reason, core.ChecksFailed)
+	rows, _ := g.Index.Get(pgRowsItem)
+	p.markBad(g, rows.Hash, reason, core.ChecksFailed)
 }
 
 // revert restores the rows g replaced, in one transaction.
 func (p *pgJob) revert(ctx context.Context, g *store.Generation, prev uint64) error {
-	it, ok := g.Index[pgBeforeItem]
+	it, ok := g.Index.Get(pgBeforeItem)
 	if !ok {
 		return errors.New("the rows before it were not kept")
 	}

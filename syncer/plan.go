@@ -91,12 +91,12 @@ func priorOf(it index.Item) Prior {
 // directory does not disturb its mtime afterwards). A path whose kind
 // changes is removed, then created.
 func Plan(have, want index.Index) []Op {
-	paths := make([]string, 0, len(have)+len(want))
-	for p := range have {
+	paths := make([]string, 0, have.Len()+want.Len())
+	for p := range have.All() {
 		paths = append(paths, p)
 	}
-	for p := range want {
-		if _, ok := have[p]; !ok {
+	for p := range want.All() {
+		if !have.Has(p) {
 			paths = append(paths, p)
 		}
 	}
@@ -109,7 +109,7 @@ type Lookup func(p string) (index.Item, bool)
 
 // IndexLookup is the Lookup of x.
 func IndexLookup(x index.Index) Lookup {
-	return func(p string) (index.Item, bool) { it, ok := x[p]; return it, ok }
+	return x.Get
 }
 
 // PlanPaths is Plan over the given paths only: the paths where the two
@@ -226,14 +226,14 @@ func depth(p string) int { return strings.Count(p, "/") }
 // do not count as a change.
 func Changed(a, b index.Index) []string {
 	var out []string
-	for p, x := range a {
-		y, ok := b[p]
+	for p, x := range a.All() {
+		y, ok := b.Get(p)
 		if !ok || x.Kind != y.Kind || x.Mode != y.Mode || (x.Kind == index.KindFile && (x.Hash != y.Hash || x.Size != y.Size)) {
 			out = append(out, p)
 		}
 	}
-	for p := range b {
-		if _, ok := a[p]; !ok {
+	for p := range b.All() {
+		if !a.Has(p) {
 			out = append(out, p)
 		}
 	}
@@ -244,19 +244,24 @@ func Changed(a, b index.Index) []string {
 // Equal reports whether a and b describe the same tree, as far as syncing
 // goes: the same paths, kinds, modes, contents and file mtimes.
 func Equal(a, b index.Index) bool {
-	if len(a) != len(b) {
+	if a.Len() != b.Len() {
 		return false
 	}
-	for p, x := range a {
-		y, ok := b[p]
-		if !ok || x.Kind != y.Kind || x.Mode != y.Mode {
-			return false
-		}
-		if x.Kind == index.KindFile && (x.Hash != y.Hash || x.Size != y.Size || x.MTime != y.MTime) {
+	for p, x := range a.All() {
+		if y, ok := b.Get(p); !ok || !sameForSync(x, y) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameForSync reports whether x and y are the same as far as Equal goes:
+// kind, mode and, for files, content and mtime.
+func sameForSync(x, y index.Item) bool {
+	if x.Kind != y.Kind || x.Mode != y.Mode {
+		return false
+	}
+	return x.Kind != index.KindFile || (x.Hash == y.Hash && x.Size == y.Size && x.MTime == y.MTime)
 }
 
 // opPaths returns the paths to rescan after (or before) ops: their paths,
@@ -304,12 +309,12 @@ func planPaths(have, want index.Index) []string {
 			}
 		}
 	}
-	for p, h := range have {
-		w, wok := want[p]
+	for p, h := range have.All() {
+		w, wok := want.Get(p)
 		note(p, h, true, w, wok)
 	}
-	for p, w := range want {
-		if _, hok := have[p]; !hok {
+	for p, w := range want.All() {
+		if !have.Has(p) {
 			note(p, index.Item{}, false, w, true)
 		}
 	}

@@ -24,11 +24,7 @@ func dir(p string, mode uint32, mtime int64) index.Item {
 }
 
 func idx(items ...index.Item) index.Index {
-	x := index.Index{}
-	for _, it := range items {
-		x[it.Path] = it
-	}
-	return x
+	return index.Of(items...)
 }
 
 func render(ops []Op) string {
@@ -80,12 +76,17 @@ func TestPlanIsDeterministic(t *testing.T) {
 	want := idx()
 	for i := 0; i < 200; i++ {
 		it := file(fmt.Sprintf("d%d/f%d", i%7, i), fmt.Sprint(i), 0o644, int64(i))
-		want[it.Path] = it
-		want[fmt.Sprintf("d%d", i%7)] = dir(fmt.Sprintf("d%d", i%7), 0o755, 1)
+		want.Set(it)
+		want.Set(dir(fmt.Sprintf("d%d", i%7), 0o755, 1))
 	}
 	first := Plan(idx(), want)
+	// an Index ranges in the order its items were set (a map ranged in
+	// a random order): each round sets them in another order
+	rng := rand.New(rand.NewPCG(5, 6))
 	for i := 0; i < 20; i++ {
-		if !reflect.DeepEqual(first, Plan(idx(), want)) {
+		items := want.Sorted()
+		rng.Shuffle(len(items), func(a, b int) { items[a], items[b] = items[b], items[a] })
+		if !reflect.DeepEqual(first, Plan(idx(), idx(items...))) {
 			t.Fatal("Plan is not deterministic")
 		}
 	}
@@ -102,9 +103,9 @@ func TestChangedAndEqual(t *testing.T) {
 		t.Fatal("Equal is wrong")
 	}
 	c := a.Clone()
-	it := c["y"]
+	it, _ := c.Get("y")
 	it.MTime = 7
-	c["y"] = it
+	c.Set(it)
 	if Equal(a, c) {
 		t.Fatal("Equal ignores file mtime")
 	}
@@ -123,20 +124,20 @@ func TestPlanPaths(t *testing.T) {
 	common := idx()
 	for i := range 1000 {
 		it := file(fmt.Sprintf("big/f%04d", i), fmt.Sprint(i), 0o644, 1)
-		common[it.Path] = it
+		common.Set(it)
 	}
-	common["big"] = dir("big", 0o755, 1)
+	common.Set(dir("big", 0o755, 1))
 	with := func(x index.Index, items ...index.Item) index.Index {
 		out := x.Clone()
 		for _, it := range items {
-			out[it.Path] = it
+			out.Set(it)
 		}
 		return out
 	}
 	without := func(x index.Index, paths ...string) index.Index {
 		out := x.Clone()
 		for _, p := range paths {
-			delete(out, p)
+			out.Delete(p)
 		}
 		return out
 	}
@@ -178,13 +179,13 @@ func TestPlanPaths(t *testing.T) {
 // over the same paths shuffled and listed twice, the plan is the same.
 func TestPlanPathsInitialSyncMemory(t *testing.T) {
 	const n = 100000
-	want := index.Index{}
+	want := index.New(0)
 	for d := range 100 {
 		dp := fmt.Sprintf("site%03d", d)
-		want[dp] = dir(dp, 0o755, 1)
+		want.Set(dir(dp, 0o755, 1))
 		for i := range n / 100 {
 			it := file(fmt.Sprintf("%s/endpoint%05d.conf", dp, i), fmt.Sprint(d, i), 0o644, 1)
-			want[it.Path] = it
+			want.Set(it)
 		}
 	}
 	paths := Changed(index.Index{}, want)
@@ -222,10 +223,10 @@ func TestPlanPathsInitialSyncMemory(t *testing.T) {
 	}
 	// a plan with more ops than room beside its writes (every path a new
 	// directory: a mkdir and a dirmeta each)
-	dirs := index.Index{}
+	dirs := index.New(0)
 	for i := range 1000 {
 		p := fmt.Sprintf("d%04d", i)
-		dirs[p] = dir(p, 0o755, 1)
+		dirs.Set(dir(p, 0o755, 1))
 	}
 	if got, full := render(PlanPaths(have, IndexLookup(dirs), Changed(index.Index{}, dirs))), render(Plan(index.Index{}, dirs)); got != full || strings.Count(got, "mkdir") != 1000 || strings.Count(got, "dirmeta") != 1000 {
 		t.Fatalf("plan of 1000 new directories: %.200s", got)
@@ -248,10 +249,10 @@ func TestPlanPathsListsWhatThePlanTouches(t *testing.T) {
 		return file(p, []string{"x", "y", "yy"}[rng.IntN(3)], m, mt)
 	}
 	tree := func() index.Index {
-		x := index.Index{}
+		x := index.New(0)
 		for _, p := range names {
 			if rng.IntN(4) > 0 {
-				x[p] = item(p)
+				x.Set(item(p))
 			}
 		}
 		return x
@@ -267,10 +268,10 @@ func TestPlanPathsListsWhatThePlanTouches(t *testing.T) {
 		have, want := tree(), tree()
 		if i%3 == 0 { // mostly alike: metadata-only differences matter
 			want = have.Clone()
-			for p, it := range want {
+			for _, it := range want.All() {
 				if rng.IntN(3) == 0 {
 					it.MTime++
-					want[p] = it
+					want.Set(it)
 				}
 			}
 		}

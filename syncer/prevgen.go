@@ -31,17 +31,16 @@ func (p *prevGen) lookup(cur index.Index, path string) (index.Item, bool) {
 	if e, ok := p.at[path]; ok {
 		return e.it, e.ok
 	}
-	it, ok := cur[path]
-	return it, ok
+	return cur.Get(path)
 }
 
 // items returns the items the generation before held where the newest
 // differs from it.
 func (p *prevGen) items() index.Index {
-	out := make(index.Index, len(p.at))
-	for path, e := range p.at {
+	out := index.New(len(p.at))
+	for _, e := range p.at {
 		if e.ok {
-			out[path] = e.it
+			out.Set(e.it)
 		}
 	}
 	return out
@@ -53,21 +52,21 @@ func (p *prevGen) items() index.Index {
 // keeps) are kept.
 func newPrevGen(number uint64, prev, cur index.Index, paths []string) prevGen {
 	if paths == nil {
-		for p, it := range cur {
-			if old, ok := prev[p]; !ok || !sameItem(old, it) {
+		for p, it := range cur.All() {
+			if old, ok := prev.Get(p); !ok || !sameItem(old, it) {
 				paths = append(paths, p)
 			}
 		}
-		for p := range prev {
-			if _, ok := cur[p]; !ok {
+		for p := range prev.Paths() {
+			if !cur.Has(p) {
 				paths = append(paths, p)
 			}
 		}
 	}
 	pg := prevGen{number: number, at: make(map[string]prevEntry, len(paths))}
 	for _, p := range paths {
-		old, had := prev[p]
-		it, has := cur[p]
+		old, had := prev.Get(p)
+		it, has := cur.Get(p)
 		if had == has && (!had || sameItem(old, it)) {
 			continue
 		}
@@ -90,7 +89,7 @@ func (j *job) prevFromStore(number uint64) (prevGen, error) {
 	}
 	pg := prevGen{number: number, at: make(map[string]prevEntry, len(chs))}
 	for _, c := range chs {
-		cur, has := j.latest.Index[c.Path]
+		cur, has := j.latest.Index.Get(c.Path)
 		if (c.New != nil) != has || (has && !sameItem(*c.New, cur)) {
 			return prevGen{}, fmt.Errorf("the change record of generation %d does not end in its index at %s", j.latest.Number, c.Path)
 		}

@@ -28,44 +28,44 @@ func TestPrevGenLookup(t *testing.T) {
 	cur := idx(dir("d", 0o755, 1))
 	for i := range 40 {
 		it := file(fmt.Sprintf("d/f%02d", i), fmt.Sprint(i), 0o644, 1)
-		cur[it.Path] = it
+		cur.Set(it)
 	}
 	for step := range 200 {
 		prev := cur.Clone()
-		next := index.Index{}
+		next := index.New(0)
 		var paths []string
 		for range 1 + rng.IntN(4) {
 			p := fmt.Sprintf("d/f%02d", rng.IntN(45))
 			paths = append(paths, p)
 			switch rng.IntN(4) {
 			case 0: // removed (or stays absent)
-				delete(next, p)
+				next.Delete(p)
 			case 1: // back to what it was
-				if it, ok := prev[p]; ok {
-					next[p] = it
+				if it, ok := prev.Get(p); ok {
+					next.Set(it)
 				} else {
-					delete(next, p)
+					next.Delete(p)
 				}
 			default:
-				next[p] = file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step))
+				next.Set(file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step)))
 			}
 		}
 		pg := newPrevGen(uint64(step+1), cur, next, paths)
 		for _, p := range paths { // in place, as newSourceChange does
-			if it, ok := next[p]; ok {
-				cur[p] = it
+			if it, ok := next.Get(p); ok {
+				cur.Set(it)
 			} else {
-				delete(cur, p)
+				cur.Delete(p)
 			}
 		}
 		var want []string
-		for p := range maps.Keys(prev) {
-			if it, ok := cur[p]; !ok || !sameItem(it, prev[p]) {
+		for p, was := range prev.All() {
+			if it, ok := cur.Get(p); !ok || !sameItem(it, was) {
 				want = append(want, p)
 			}
 		}
-		for p := range cur {
-			if _, ok := prev[p]; !ok {
+		for p := range cur.Paths() {
+			if !prev.Has(p) {
 				want = append(want, p)
 			}
 		}
@@ -76,7 +76,7 @@ func TestPrevGenLookup(t *testing.T) {
 		for i := range 45 {
 			p := fmt.Sprintf("d/f%02d", i)
 			got, gok := pg.lookup(cur, p)
-			it, ok := prev[p]
+			it, ok := prev.Get(p)
 			if gok != ok || (ok && !sameItem(got, it)) {
 				t.Fatalf("step %d: %s: lookup %v %v, the previous index holds %v %v", step, p, got, gok, it, ok)
 			}
@@ -143,7 +143,7 @@ func TestSourceEditInPlace(t *testing.T) {
 	if j.latest.Number == first {
 		t.Fatal("no generation recorded for the change")
 	}
-	if !sameMap(j.latest.Index, cur) {
+	if !j.latest.Index.Same(cur) {
 		t.Error("the change built a new index instead of changing the newest one in place")
 	}
 	if local := j.states.Index(); !Equal(j.latest.Index, local) {
@@ -167,9 +167,9 @@ func TestSourceEditInPlace(t *testing.T) {
 		if pg.number != first {
 			t.Fatalf("%s: generation before is %d, want %d", what, pg.number, first)
 		}
-		for p := range maps.Keys(firstIndex) {
-			if it, ok := pg.lookup(j.latest.Index, p); !ok || !sameItem(it, firstIndex[p]) {
-				t.Errorf("%s: generation before at %s: %v %v, want %v", what, p, it, ok, firstIndex[p])
+		for p, was := range firstIndex.All() {
+			if it, ok := pg.lookup(j.latest.Index, p); !ok || !sameItem(it, was) {
+				t.Errorf("%s: generation before at %s: %v %v, want %v", what, p, it, ok, was)
 			}
 		}
 		if _, ok := pg.lookup(j.latest.Index, "d0/new.conf"); ok {

@@ -72,7 +72,7 @@ func TestPutFetchedOfferedItemMeta(t *testing.T) {
 	if m := fetch(announcedContent, announced); !m.set || m.mode != 0o604 || m.mtime != announced.MTime {
 		t.Errorf("an announced item's staging file got meta %+v, want mode 0604 and mtime %d", m, announced.MTime)
 	}
-	want := index.Index{old.Path: old, full.Path: full, announced.Path: announced, "etc": {Path: "etc", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Of(old, full, announced, index.Item{Path: "etc", Kind: index.KindDir, Mode: 0o755})
 	if err := ap.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,13 +13,13 @@ import (
 // prev lacks or holds differently (any field the store keeps), and the
 // paths of prev that next lacks, both sorted by path.
 func diffIndex(prev, next index.Index) (set []index.Item, del []string) {
-	for p, it := range next {
-		if old, ok := prev[p]; !ok || !sameItem(old, it) {
+	for p, it := range next.All() {
+		if old, ok := prev.Get(p); !ok || !sameItem(old, it) {
 			set = append(set, it)
 		}
 	}
-	for p := range prev {
-		if _, ok := next[p]; !ok {
+	for p := range prev.Paths() {
+		if !next.Has(p) {
 			del = append(del, p)
 		}
 	}
@@ -56,10 +56,10 @@ type changeSet struct {
 // applyChanges applies ch to x in place and returns x.
 func applyChanges(x index.Index, ch *changeSet) index.Index {
 	for _, it := range ch.set {
-		x[it.Path] = it
+		x.Set(it)
 	}
 	for _, p := range ch.del {
-		delete(x, p)
+		x.Delete(p)
 	}
 	return x
 }
@@ -131,15 +131,15 @@ const missingChunk = 4096
 // and a list and a set of their hashes at once (~30 MB of a target's heap).
 func (j *job) missingContent(base, x index.Index) []index.Item {
 	var out, chunk []index.Item
-	for p, it := range x {
+	for p, it := range x.All() {
 		if it.Kind != index.KindFile || it.Deleted {
 			continue
 		}
-		if old, ok := base[p]; ok && old.Kind == index.KindFile && !old.Deleted && old.Hash == it.Hash {
+		if old, ok := base.Get(p); ok && old.Kind == index.KindFile && !old.Deleted && old.Hash == it.Hash {
 			continue
 		}
 		if chunk == nil {
-			chunk = make([]index.Item, 0, min(len(x), missingChunk))
+			chunk = make([]index.Item, 0, min(x.Len(), missingChunk))
 		}
 		chunk = append(chunk, it)
 		if len(chunk) == missingChunk {

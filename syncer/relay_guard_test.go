@@ -24,7 +24,7 @@ func TestSitesRelayReplayAfterRestart(t *testing.T) {
 	waitGood(t, d, "conf")
 
 	// the origin's genuine announcement of version 1, with other content
-	old := index.Index{"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 4, Hash: index.Sum([]byte("old\n"))}}
+	old := index.Of(index.Item{Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 4, Hash: index.Sum([]byte("old\n"))})
 	msg := &wire.Announce{Job: "conf", Version: 1, Origin: "a", Items: wire.FromIndex(old)}
 	env, err := wire.SealRelay(d.a().mon.Codec(), a.id.Certificate.PrivateKey.(ed25519.PrivateKey), "conf", []string{"d"}, msg)
 	if err != nil {

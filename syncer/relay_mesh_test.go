@@ -309,8 +309,8 @@ func TestMeshSitesRelayForgery(t *testing.T) {
 	t.Parallel()
 	s := newMeshSites(t)
 	codec := s.d.a().mon.Codec()
-	evil := index.Index{"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 5, Hash: index.Sum([]byte("evil\n")),
-		Version: index.Vector{{Node: s.a.id.ID.String(), Value: 1 << 40}}}}
+	evil := index.Of(index.Item{Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 5, Hash: index.Sum([]byte("evil\n")),
+		Version: index.Vector{{Node: s.a.id.ID.String(), Value: 1 << 40}}})
 	forged := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Time: time.Now().UnixNano(), Items: wire.FromIndex(evil)}
 
 	// signed by the relay in a's name

@@ -149,12 +149,13 @@ func TestPGSitesRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, blob, err := a.agent.Store().OpenCompressed(g.Index[pgRowsItem].Hash)
+	rows, _ := g.Index.Get(pgRowsItem)
+	rc, blob, err := a.agent.Store().OpenCompressed(rows.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rc.Close()
-	t.Logf("bytes from dc1 to dc2 for a %d-byte changeset (%d stored) to 3 targets: %d (%.2f copies)", g.Index[pgRowsItem].Size, blob, wan, float64(wan)/float64(blob))
+	t.Logf("bytes from dc1 to dc2 for a %d-byte changeset (%d stored) to 3 targets: %d (%.2f copies)", rows.Size, blob, wan, float64(wan)/float64(blob))
 	if wan < uint64(blob) || wan > uint64(blob)*13/10 {
 		t.Errorf("origin sent %d bytes to dc2 for a changeset of %d bytes: want about one copy", wan, blob)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"maps"
 	"os"
 	"testing"
 
@@ -160,7 +159,7 @@ func TestSitesRelayForgery(t *testing.T) {
 	waitGood(t, d, "conf")
 	js, _ := d.jobStatus("conf")
 	codec := d.a().mon.Codec()
-	evil := index.Index{"extensions.conf": {Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 5, Hash: index.Sum([]byte("evil\n"))}}
+	evil := index.Of(index.Item{Path: "extensions.conf", Kind: index.KindFile, Mode: 0o644, Size: 5, Hash: index.Sum([]byte("evil\n"))})
 	forged := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Items: wire.FromIndex(evil)}
 
 	// signed by the relay: not the job's source
@@ -251,9 +250,9 @@ func TestSitesRelayAltersContent(t *testing.T) {
 
 	// the origin's genuine announcement of a new file
 	content := randBytes(5, 200<<10)
-	want := maps.Clone(g.Index)
-	want["sounds/new.gsm"] = index.Item{Path: "sounds/new.gsm", Kind: index.KindFile, Mode: 0o644, Size: int64(len(content)), MTime: 1e18, Hash: index.Sum(content)}
-	want["sounds"] = index.Item{Path: "sounds", Kind: index.KindDir, Mode: 0o755}
+	want := g.Index.Clone()
+	want.Set(index.Item{Path: "sounds/new.gsm", Kind: index.KindFile, Mode: 0o644, Size: int64(len(content)), MTime: 1e18, Hash: index.Sum(content)})
+	want.Set(index.Item{Path: "sounds", Kind: index.KindDir, Mode: 0o755})
 	msg := &wire.Announce{Job: "conf", Version: 1 << 40, Origin: "a", Items: wire.FromIndex(want)}
 	env, err := wire.SealRelay(d.a().mon.Codec(), a.id.Certificate.PrivateKey.(ed25519.PrivateKey), "conf", []string{"d"}, msg)
 	if err != nil {

@@ -27,14 +27,14 @@ func newGuardFixture(t *testing.T) *guardFixture {
 	t.Helper()
 	a := newApplier(t)
 	old := map[string]string{"a.conf": "a old\n", "b.conf": "b old\n", "d.conf": "d old\n", "olddir": "/", "olddir/x.conf": "x old\n"}
-	have := index.Index{}
+	have := index.New(0)
 	for p, c := range old {
 		full := filepath.Join(a.Root, filepath.FromSlash(p))
 		if c == "/" {
 			if err := os.Mkdir(full, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			have[p] = index.Item{Path: p, Kind: index.KindDir, Mode: 0o755}
+			have.Set(index.Item{Path: p, Kind: index.KindDir, Mode: 0o755})
 			continue
 		}
 	}
@@ -45,16 +45,16 @@ func newGuardFixture(t *testing.T) *guardFixture {
 		if err := os.WriteFile(filepath.Join(a.Root, filepath.FromSlash(p)), []byte(c), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		have[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o644, Hash: index.Sum([]byte(c))}
+		have.Set(index.Item{Path: p, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o644, Hash: index.Sum([]byte(c))})
 	}
 	want := map[string]string{"a.conf": "a new\n", "b.conf": "b new\n", "c.conf": "c new\n", "sub": "/", "sub/e.conf": "e new\n"}
-	wantIx := index.Index{}
+	wantIx := index.New(0)
 	for p, c := range want {
 		if c == "/" {
-			wantIx[p] = index.Item{Path: p, Kind: index.KindDir, Mode: 0o755, MTime: 1_700_000_000_000_000_000}
+			wantIx.Set(index.Item{Path: p, Kind: index.KindDir, Mode: 0o755, MTime: 1_700_000_000_000_000_000})
 			continue
 		}
-		wantIx[p] = a.put(t, p, c, 0o644)
+		wantIx.Set(a.put(t, p, c, 0o644))
 	}
 	return &guardFixture{a: a, ops: Plan(have, wantIx), to: wantIx, old: old, want: want}
 }

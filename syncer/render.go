@@ -112,7 +112,7 @@ func (j *job) renderPaths(ctx context.Context, x index.Index, paths []string) ([
 	}
 	var list []string
 	if paths == nil {
-		for p, it := range x {
+		for p, it := range x.All() {
 			if it.Kind == index.KindFile && j.templates.IsTemplate(p) {
 				list = append(list, p)
 			}
@@ -134,9 +134,9 @@ func (j *job) renderPaths(ctx context.Context, x index.Index, paths []string) ([
 	var errs []error
 	for _, p := range list {
 		out := tmpl.Output(p)
-		it, ok := x[p]
+		it, ok := x.Get(p)
 		if !ok || it.Kind != index.KindFile {
-			if _, kept := x[out]; !kept {
+			if !x.Has(out) {
 				rs = append(rs, rendering{template: p, out: out, remove: true})
 			}
 			continue
@@ -282,7 +282,7 @@ func (j *job) renderAll(ctx context.Context, x index.Index) error {
 // renderLogged is renderPaths whose failure is logged and shown in the
 // status, for the source and for restores.
 func (j *job) renderLogged(ctx context.Context, x index.Index, paths []string) error {
-	if j.templates.Empty() || x == nil {
+	if j.templates.Empty() || x.IsNil() {
 		return nil
 	}
 	_, err := j.renderPaths(ctx, x, paths)
@@ -392,7 +392,7 @@ func (j *job) admitFilter(announced index.Index) *hostmon.Filter {
 		return j.filter
 	}
 	return j.filter.WithTemplatesIn(j.templates, func(rel string) bool {
-		it, ok := announced[rel]
+		it, ok := announced.Get(rel)
 		return ok && it.Kind == index.KindFile
 	})
 }

@@ -51,10 +51,10 @@ func TestTemplatesPerHost(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("%s: no good generation: %v", n.name, err)
 		}
-		if _, has := g.Index["pjsip.conf"]; has {
+		if g.Index.Has("pjsip.conf") {
 			t.Errorf("%s: the rendering pjsip.conf is an item of generation %d", n.name, g.Number)
 		}
-		if _, has := g.Index["pjsip.conf.tmpl"]; !has {
+		if !g.Index.Has("pjsip.conf.tmpl") {
 			t.Errorf("%s: the template is no item of generation %d", n.name, g.Number)
 		}
 	}

@@ -76,13 +76,13 @@ func BenchmarkRollback100(b *testing.B) {
 	a := newApplier(b)
 	ctx := context.Background()
 	gen := func(v int) index.Index {
-		x := index.Index{}
+		x := index.New(0)
 		for i := 0; i < 100; i++ {
 			size := 1024 << (i % 7)
 			line := fmt.Sprintf("v%d file %d\n", v, i)
 			content := strings.Repeat(line, size/len(line)+1)[:size]
 			it := a.put(b, fmt.Sprintf("f%03d.conf", i), content, 0o644)
-			x[it.Path] = it
+			x.Set(it)
 		}
 		return x
 	}

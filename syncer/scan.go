@@ -239,7 +239,7 @@ func (j *job) keepLastKnown() {
 	if j.latest == nil {
 		return
 	}
-	for p, it := range j.latest.Index {
+	for p, it := range j.latest.Index.All() {
 		if underSet(p, set) {
 			// no stat: the next scan of it hashes it again
 			j.states.Set(hostmon.FileState{Item: it})

@@ -308,8 +308,8 @@ func (r *servedRefs) drop(serving *servedSet, h index.Hash) {
 // servedOf returns the set of the file contents of x and their counts,
 // built as one sorted array: no map of every content is made on the way.
 func servedOf(x index.Index) (*servedSet, *servedRefs) {
-	all := make([]servedEntry, 0, len(x))
-	for _, it := range x {
+	all := make([]servedEntry, 0, x.Len())
+	for it := range x.Items() {
 		if it.Kind == index.KindFile {
 			all = append(all, servedEntry{it.Hash, it.Size})
 		}

@@ -126,11 +126,11 @@ func TestServedOf(t *testing.T) {
 	x := idx(dir("d", 0o755, 1))
 	for i := range 2000 {
 		it := file(fmt.Sprintf("d/f%04d", i), fmt.Sprint(i%1500), 0o644, 1)
-		x[it.Path] = it
+		x.Set(it)
 	}
 	s, refs := servedOf(x)
 	ref, rrefs := &servedSet{}, newServedRefs()
-	for _, it := range x {
+	for it := range x.Items() {
 		if it.Kind == index.KindFile {
 			rrefs.add(ref, it.Hash, it.Size)
 		}
@@ -149,10 +149,10 @@ func TestServedOf(t *testing.T) {
 // margin is for what other goroutines of the test binary allocate
 // meanwhile), where a map[index.Hash]int64 took 63.
 func TestServedSetMemory(t *testing.T) {
-	x := index.Index{}
+	x := index.New(0)
 	for i := range 100000 {
 		p := fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(i), Hash: index.Sum([]byte(p))}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: int64(i), Hash: index.Sum([]byte(p))})
 	}
 	heap := func() int64 {
 		runtime.GC()
@@ -162,7 +162,7 @@ func TestServedSetMemory(t *testing.T) {
 	}
 	h0 := heap()
 	j := &job{}
-	j.offer(x, nil)
+	j.offer(x, index.Index{})
 	held := heap() - h0
 	runtime.KeepAlive(j)
 	runtime.KeepAlive(x)

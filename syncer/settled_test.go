@@ -30,15 +30,16 @@ func TestApplySettlesWhatItWrote(t *testing.T) {
 			if large {
 				a.syncfsMin = 10
 			}
-			tree := index.Index{} // the directories and want
+			tree := index.New(0) // the directories and want
 			for d := range 3 {
 				p := fmt.Sprintf("d%d", d)
-				tree[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
+				tree.Set(index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)})
 			}
 			want := map[string]index.Item{}
 			for i := range 30 {
 				it := a.put(t, fmt.Sprintf("d%d/f%02d.conf", i%3, i), fmt.Sprintf("[endpoint%d]\ntype=endpoint\n", i), 0o644)
-				want[it.Path], tree[it.Path] = it, it
+				want[it.Path] = it
+				tree.Set(it)
 			}
 			ops := Plan(index.Index{}, tree)
 			states := map[string]hostmon.FileState{}

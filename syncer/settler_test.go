@@ -22,13 +22,13 @@ func TestSettlerAcrossDirectories(t *testing.T) {
 	t.Parallel()
 	a := newApplier(t)
 	ctx := context.Background()
-	have, want := index.Index{}, index.Index{}
+	have, want := index.New(0), index.New(0)
 	for d := range 3 {
 		p := fmt.Sprintf("site%d", d)
-		want[p] = index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)}
+		want.Set(index.Item{Path: p, Kind: index.KindDir, Mode: fsMode(0o755)})
 		for i := range 700 { // more than settleQueue
 			it := a.put(t, fmt.Sprintf("%s/e%04d.conf", p, i), fmt.Sprintf("[%d-%d]\n", d, i), 0o644)
-			want[it.Path] = it
+			want.Set(it)
 		}
 	}
 	// a file replaced and one removed in a directory that stays
@@ -38,9 +38,9 @@ func TestSettlerAcrossDirectories(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(a.Root, "gone.conf"), []byte("gone"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	have["old.conf"] = index.Item{Path: "old.conf", Kind: index.KindFile, Size: 3, Mode: 0o644, Hash: index.Sum([]byte("old"))}
-	have["gone.conf"] = index.Item{Path: "gone.conf", Kind: index.KindFile, Size: 4, Mode: 0o644, Hash: index.Sum([]byte("gone"))}
-	want["old.conf"] = a.put(t, "old.conf", "new", 0o644)
+	have.Set(index.Item{Path: "old.conf", Kind: index.KindFile, Size: 3, Mode: 0o644, Hash: index.Sum([]byte("old"))})
+	have.Set(index.Item{Path: "gone.conf", Kind: index.KindFile, Size: 4, Mode: 0o644, Hash: index.Sum([]byte("gone"))})
+	want.Set(a.put(t, "old.conf", "new", 0o644))
 
 	settled := map[string]hostmon.FileState{}
 	a.Settled = func(st hostmon.FileState) {
@@ -53,7 +53,7 @@ func TestSettlerAcrossDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := 0
-	for p, it := range want {
+	for p, it := range want.All() {
 		if it.Kind != index.KindFile {
 			continue
 		}

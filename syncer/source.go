@@ -124,7 +124,7 @@ func (j *job) storeTree(ctx context.Context, local, base index.Index) error {
 	for range need {
 		r := <-done
 		if errors.Is(r.err, os.ErrNotExist) {
-			delete(local, r.path) // removed since the scan; the watcher reports it
+			local.Delete(r.path) // removed since the scan; the watcher reports it
 			continue
 		}
 		if r.err != nil {
@@ -133,9 +133,9 @@ func (j *job) storeTree(ctx context.Context, local, base index.Index) error {
 			}
 			continue
 		}
-		if it := local[r.path]; it.Hash != r.hash || it.Size != r.size {
+		if it, ok := local.Get(r.path); ok && (it.Hash != r.hash || it.Size != r.size) {
 			it.Hash, it.Size = r.hash, r.size
-			local[r.path] = it
+			local.Set(it)
 		}
 	}
 	return first
@@ -182,10 +182,10 @@ func (j *job) newSourceChange(ctx context.Context) error {
 	cur := j.latest.Index
 	paths := j.drift.list()
 	slices.Sort(paths)
-	next := make(index.Index, len(paths)) // the new items at paths
+	next := index.New(len(paths)) // the new items at paths
 	for _, p := range paths {
 		if st, ok := j.states.Get(p); ok {
-			next[p] = st.Item
+			next.Set(st.Item)
 		}
 	}
 	if err := j.storeTree(ctx, next, subIndex(cur, paths)); err != nil {
@@ -194,7 +194,7 @@ func (j *job) newSourceChange(ctx context.Context) error {
 	pg := newPrevGen(j.latest.Number, cur, next, paths)
 	ch := &changeSet{}
 	for _, p := range pg.paths {
-		if it, ok := next[p]; ok {
+		if it, ok := next.Get(p); ok {
 			ch.set = append(ch.set, it)
 		} else {
 			ch.del = append(ch.del, p)
@@ -211,10 +211,10 @@ func (j *job) newSourceChange(ctx context.Context) error {
 	d := j.digests.of(cur)
 	for _, p := range pg.paths {
 		old := pg.at[p]
-		it, has := next[p]
+		it, has := next.Get(p)
 		d.Replace(old.it, old.ok, it, has)
 	}
-	if sameMap(g.Index, cur) {
+	if g.Index.Same(cur) {
 		applyChanges(cur, ch) // in place: the digest cache holds cur by identity
 	}
 	j.digests.put(g.Index, d)
@@ -231,10 +231,7 @@ func (j *job) tookGeneration(g *store.Generation, pg prevGen) {
 	j.prev = pg
 	j.announcements, j.announceItems = nil, nil
 	j.offerChange(g.Index, func(p string) (index.Item, bool) {
-		if it, ok := prevItems[p]; ok {
-			return it, true
-		}
-		return index.Item{}, false
+		return prevItems.Get(p)
 	}, pg.paths)
 	j.noteGeneration(len(g.Changed))
 	j.log.Info("new generation", "generation", g.Number, "changed", len(g.Changed))
@@ -356,7 +353,7 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 		}
 	}()
 	for _, p := range g.Changed {
-		it, ok := g.Index[p]
+		it, ok := g.Index.Get(p)
 		if !ok || it.Kind != index.KindFile {
 			continue
 		}
@@ -561,7 +558,7 @@ func (j *job) dropCompleteAnnouncements() {
 	for k, msg := range j.announcements {
 		if !k.incremental {
 			if _, ok := j.announceItems[msg]; ok {
-				j.noteGeneration(len(j.latest.Index))
+				j.noteGeneration(j.latest.Index.Len())
 				delete(j.announceItems, msg)
 			}
 			delete(j.announcements, k)
@@ -582,7 +579,7 @@ func (j *job) dropCompleteAnnouncements() {
 func (j *job) unreadableUnknown() []string {
 	var out []string
 	for p := range j.unreadable {
-		if _, known := j.latest.Index[p]; !known {
+		if !j.latest.Index.Has(p) {
 			out = append(out, p)
 		}
 	}

@@ -122,10 +122,10 @@ func TestApplyThatDoesNotFitWritesNothing(t *testing.T) {
 	t.Parallel()
 	a := newApplier(t)
 	ctx := context.Background()
-	want := index.Index{"new": {Path: "new", Kind: index.KindDir, Mode: 0o755}}
+	want := index.Of(index.Item{Path: "new", Kind: index.KindDir, Mode: 0o755})
 	for i := range 3 {
 		it := a.put(t, fmt.Sprintf("new/%d.conf", i), strings.Repeat(fmt.Sprint(i), 5000), 0o644)
-		want[it.Path] = it
+		want.Set(it)
 	}
 	// the content of new/0.conf is staged already (a prefetch)
 	f, _, name, err := a.createStaging()
@@ -136,7 +136,8 @@ func TestApplyThatDoesNotFitWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	a.prestage(want["new/0.conf"].Hash, name, stagedMeta{})
+	pre, _ := want.Get("new/0.conf")
+	a.prestage(pre.Hash, name, stagedMeta{})
 	var free fsSpace
 	a.statSpace = func(string) (fsSpace, bool) { return free, true }
 	// two files of two blocks and a directory: 5 blocks, 3 inodes; the
@@ -169,7 +170,7 @@ func TestApplyThatDoesNotFitWritesNothing(t *testing.T) {
 	if err := a.Apply(ctx, 1, ops, IndexLookup(want)); err != nil {
 		t.Fatal(err)
 	}
-	for p, it := range want {
+	for p, it := range want.All() {
 		if it.Kind == index.KindFile {
 			if b, err := os.ReadFile(filepath.Join(a.Root, p)); err != nil || int64(len(b)) != it.Size {
 				t.Errorf("%s: %d bytes, %v", p, len(b), err)

@@ -24,7 +24,7 @@ func TestSpareIndex(t *testing.T) {
 	x := idx(dir("d", 0o755, 1))
 	for i := range 30 {
 		it := file(fmt.Sprintf("d/f%02d", i), fmt.Sprint(i), 0o644, 1)
-		x[it.Path] = it
+		x.Set(it)
 	}
 	j := &job{latest: &store.Generation{Number: 1, Index: x}}
 	j.takeSpare(nil)
@@ -41,35 +41,35 @@ func TestSpareIndex(t *testing.T) {
 			}
 			paths = append(paths, p)
 			if rng.IntN(4) == 0 {
-				delete(ref, p)
+				ref.Delete(p)
 			} else {
-				ref[p] = file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step))
+				ref.Set(file(p, fmt.Sprint(rng.IntN(9)), 0o644, int64(step)))
 			}
 		}
 		spare := j.spare.x
 		want := j.takeSpare(paths)
-		if !sameMap(want, spare) {
+		if !want.Same(spare) {
 			clones++
 		}
-		if sameMap(want, latest) {
+		if want.Same(latest) {
 			t.Fatalf("step %d: want is the newest index itself", step)
 		}
 		for _, p := range paths {
-			if it, ok := ref[p]; ok {
-				want[p] = it
+			if it, ok := ref.Get(p); ok {
+				want.Set(it)
 			} else {
-				delete(want, p)
+				want.Delete(p)
 			}
 		}
 		j.digests.derive(latest, want, paths)
-		if !sameItems(want, ref) {
+		if !index.SameItems(want, ref) {
 			t.Fatalf("step %d: want differs from the newest index changed at %v", step, paths)
 		}
 		if rng.IntN(2) == 0 {
 			j.latest = &store.Generation{Number: j.latest.Number + 1, Index: want}
 		}
 		j.settleSpare()
-		if !sameItems(j.spare.x, j.latest.Index) || sameMap(j.spare.x, j.latest.Index) || j.spare.of != j.latest {
+		if !index.SameItems(j.spare.x, j.latest.Index) || j.spare.x.Same(j.latest.Index) || j.spare.of != j.latest {
 			t.Fatalf("step %d: the spare is not a separate copy of the newest index", step)
 		}
 		for _, y := range []index.Index{j.latest.Index, j.spare.x} {
@@ -98,7 +98,7 @@ func TestSpareDroppedWhenIdle(t *testing.T) {
 	x := idx(dir("d", 0o755, 1))
 	for i := range 50000 {
 		it := file(fmt.Sprintf("d/f%05d", i), fmt.Sprint(i), 0o644, 1)
-		x[it.Path] = it
+		x.Set(it)
 	}
 	j := &job{latest: &store.Generation{Number: 1, Index: x}}
 	j.digests.of(x)
@@ -107,7 +107,7 @@ func TestSpareDroppedWhenIdle(t *testing.T) {
 	j.settleSpare()
 	spare := j.spare.x
 	h1 := heap()
-	if spare == nil || sameMap(spare, x) || !sameItems(spare, x) || h1-h0 < 4<<20 {
+	if spare.IsNil() || spare.Same(x) || !index.SameItems(spare, x) || h1-h0 < 4<<20 {
 		t.Fatalf("no separate spare made (%d bytes)", h1-h0)
 	}
 	used := j.spare.used
@@ -115,18 +115,18 @@ func TestSpareDroppedWhenIdle(t *testing.T) {
 		t.Fatal("the spare was dropped before spareIdle")
 	}
 	want := j.takeSpare([]string{"d/f00001"})
-	if j.dropIdleSpare(used.Add(time.Hour)) || !sameMap(j.spare.x, want) {
+	if j.dropIdleSpare(used.Add(time.Hour)) || !j.spare.x.Same(want) {
 		t.Fatal("the spare was dropped while an announcement used it")
 	}
 	j.settleSpare()
-	spare = nil
-	want = nil
-	if !j.dropIdleSpare(j.spare.used.Add(spareIdle)) || j.spare.x != nil || j.spare.of != nil {
+	spare = index.Index{}
+	want = index.Index{}
+	if !j.dropIdleSpare(j.spare.used.Add(spareIdle)) || !j.spare.x.IsNil() || j.spare.of != nil {
 		t.Fatal("the spare is kept after spareIdle without announcements")
 	}
 	for i, y := range j.digests.x {
-		if y != nil && !sameMap(y, x) {
-			t.Fatalf("the digest cache holds index %d of %d items beside the newest", i, len(y))
+		if !y.IsNil() && !y.Same(x) {
+			t.Fatalf("the digest cache holds index %d of %d items beside the newest", i, y.Len())
 		}
 	}
 	h2 := heap()
@@ -138,17 +138,17 @@ func TestSpareDroppedWhenIdle(t *testing.T) {
 	// the next announcement copies the newest index again
 	it := file("d/new", "n", 0o644, 2)
 	want = j.takeSpare([]string{it.Path})
-	if sameMap(want, x) || !sameItems(want, x) {
+	if want.Same(x) || !index.SameItems(want, x) {
 		t.Fatal("the spare taken after a drop is not a separate copy of the newest index")
 	}
-	want[it.Path] = it
-	if _, ok := x[it.Path]; ok {
+	want.Set(it)
+	if x.Has(it.Path) {
 		t.Fatal("changing the new spare changed the newest index")
 	}
 	j.digests.derive(x, want, []string{it.Path})
 	j.latest = &store.Generation{Number: 2, Index: want}
 	j.settleSpare()
-	if !sameItems(j.spare.x, want) || sameMap(j.spare.x, want) || j.digests.of(j.spare.x) != index.DigestOf(want) {
+	if !index.SameItems(j.spare.x, want) || j.spare.x.Same(want) || j.digests.of(j.spare.x) != index.DigestOf(want) {
 		t.Fatal("the spare is not a copy of the newest index after the announcement")
 	}
 }

@@ -76,7 +76,7 @@ func TestStagingSyncErrorFailsTheApply(t *testing.T) {
 	}
 	a.noteStaged(stagingSyncBytes)
 	it := a.put(t, "extensions.conf", "[default]\nexten => 100,1,Dial(PJSIP/100)\n", 0o640)
-	want := index.Index{it.Path: it}
+	want := index.Of(it)
 	err := a.Apply(ctx, 1, Plan(index.Index{}, want), IndexLookup(want))
 	if err == nil || !strings.Contains(err.Error(), "background writeback of the staged files") || !strings.Contains(err.Error(), "input/output error (test)") {
 		t.Fatalf("apply after a failed background writeback: got %v, want its error", err)

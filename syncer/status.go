@@ -221,7 +221,9 @@ const stateChecksFailing = "checks-failing"
 // stateWaitingForRoom is the state of a push target whose file system has
 // no room for the generation its source announced: it wrote nothing and
 // waits (spacewait.go); last_error says what it needs and what is free.
-const stateWaitingForRoom = "waiting"
+// Not "waiting": that is a target's before its first generation, which
+// is healthy.
+const stateWaitingForRoom = "no-room"
 
 // Healthy reports nil when every job runs without an error and without
 // checks that fail whatever the content (checks-failing), none waits for

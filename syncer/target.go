@@ -203,13 +203,13 @@ func (a *filesAnnouncement) check(ctx context.Context) (core.Checked, error) {
 			return core.Checked{Holds: true}, nil
 		}
 	} else if j.latest != nil && Equal(j.latest.Index, want) && j.treeHolds(j.latest.Index) {
-		if j.plain.version == m.Version && j.plain.gen == nil && sameItems(j.latest.Index, want) {
+		if j.plain.version == m.Version && j.plain.gen == nil && index.SameItems(j.latest.Index, want) {
 			// a complete announcement of what this node holds (a repeat,
 			// or after the source's restart): the next incremental one is
 			// admitted on it by its changes
 			j.plain.gen = j.latest
-			if j.plain.identity && sameMap(j.announced, want) {
-				j.announced = nil // it is the newest index: no second copy
+			if j.plain.identity && j.announced.Same(want) {
+				j.announced = index.Index{} // it is the newest index: no second copy
 			}
 		}
 		return core.Checked{Holds: true}, nil
@@ -372,13 +372,13 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 	}
 	var kept []string
 	for p, st := range j.states.All() {
-		if _, ok := want[p]; ok || !underSet(p, set) {
+		if want.Has(p) || !underSet(p, set) {
 			continue
 		}
-		if _, ok := want[index.Parent(p)]; index.Parent(p) != "" && !ok && !underSet(index.Parent(p), set) {
+		if par := index.Parent(p); par != "" && !want.Has(par) && !underSet(par, set) {
 			continue // its directory is not part of the generation
 		}
-		want[p] = st.Item
+		want.Set(st.Item)
 		kept = append(kept, p)
 	}
 	if len(kept) > 0 && j.keptLogged != version {
@@ -401,7 +401,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 			}
 			j.log.Info("retrying generation", "generation", g.Number, "last_failure", g.Reason)
 			g.State, g.Reason = store.StateApplying, ""
-			g.Index = want // the same content; its own map may since be the spare (see settleSpare)
+			g.Index = want // the same content; its own table may since be the spare (see settleSpare)
 			return g, nil
 		}
 	}
@@ -409,7 +409,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: m.Origin, SourceVersion: m.Version,
 		State: store.StateApplying, Reason: m.Reason, Index: want}
 	var ch *changeSet
-	if scope != nil && j.drift.base != nil {
+	if scope != nil && !j.drift.base.IsNil() {
 		// the tree and want differ only at scope and the drift's paths,
 		// want and the newest generation only at changed
 		at := append(slices.Clone(scope), j.drift.list()...)

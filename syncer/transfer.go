@@ -445,7 +445,7 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 	// (maps sized for all of them were 17 MB of a target's heap).
 	sizes := make(map[index.Hash]int64, len(inline))
 	baseSizes := make(map[index.Hash]int64, 2*len(inline))
-	for p, it := range want {
+	for p, it := range want.All() {
 		if !inlined[it.Hash] {
 			continue
 		}
@@ -454,7 +454,7 @@ func (j *job) takeInline(ctx context.Context, peer string, inline []wire.Inline,
 			baseSizes[st.Hash] = st.Size
 		}
 		if j.latest != nil {
-			if old, ok := j.latest.Index[p]; ok {
+			if old, ok := j.latest.Index.Get(p); ok {
 				baseSizes[old.Hash] = old.Size
 			}
 		}

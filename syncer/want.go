@@ -40,11 +40,11 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 			announced = wire.ToIndex(m.Items)
 			ad = admit(announced, j.admitFilter(announced), j.cfg.PreserveSUID)
 		}
-		j.log.Debug("a complete announcement", "source_version", m.Version, "items", len(announced), "by_parts", ok)
+		j.log.Debug("a complete announcement", "source_version", m.Version, "items", announced.Len(), "by_parts", ok)
 		// a large one leaves its decoded messages and maps behind even
 		// when it makes no generation (a repeat during a long initial
 		// sync): the memory goes back to the system afterwards too
-		j.noteGeneration(len(announced))
+		j.noteGeneration(announced.Len())
 		return j.tookAll(m, announced, ad), nil, true
 	}
 	if j.holdsAsked(m) {
@@ -53,7 +53,7 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 		// generation's index, with no copy of it and no admission built
 		j.log.Debug("asked whether this node holds its newest generation", "source_version", m.Version)
 		j.plain = plainWant{version: m.Version, identity: true}
-		j.announced, j.announcedVersion = nil, m.Version
+		j.announced, j.announcedVersion = index.Index{}, m.Version
 		return j.latest.Index, []string{}, true
 	}
 	if p := j.plain; p.identity && p.gen != nil && p.gen == j.latest && p.version == m.Base && len(m.Unreadable) == 0 {
@@ -62,8 +62,8 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	// an incremental announcement: rebuild the index from the base this
 	// node holds, in place, or ask for the complete one
 	switch {
-	case j.announced != nil && j.announcedVersion == m.Base:
-		if (j.latest != nil && sameMap(j.announced, j.latest.Index)) || (j.retry != nil && sameMap(j.announced, j.retry.Index)) {
+	case !j.announced.IsNil() && j.announcedVersion == m.Base:
+		if (j.latest != nil && j.announced.Same(j.latest.Index)) || (j.retry != nil && j.announced.Same(j.retry.Index)) {
 			// an identity admission's want, which a generation holds:
 			// changed in a copy
 			j.announced = j.announced.Clone()
@@ -71,13 +71,13 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 	case j.latest != nil && j.latest.SourceVersion == m.Base:
 		j.announced, j.announcedVersion = j.latest.Index.Clone(), m.Base
 	default:
-		return nil, nil, false
+		return index.Index{}, nil, false
 	}
 	d := j.digests.of(j.announced)
 	paths, err := m.ApplyTo(j.announced, &d)
 	if err != nil {
 		j.log.Info("asking for a complete announcement", "err", err)
-		return nil, nil, false
+		return index.Index{}, nil, false
 	}
 	j.digests.put(j.announced, d)
 	j.announcedVersion = m.Version
@@ -97,11 +97,11 @@ func (j *job) wantOf(m *wire.Announce) (want index.Index, changed []string, ok b
 
 // tookAll records ad, the admission of the whole announced index of m,
 // and returns want. When admission takes it as it is, want is the
-// announced index: the announced map is let go (one index less held) and
+// announced index: the announced index is let go (one index less held) and
 // j.announced is want.
 func (j *job) tookAll(m *wire.Announce, announced index.Index, ad admission) index.Index {
-	if sameMap(ad.want, announced) && len(m.Unreadable) > 0 {
-		ad.want = maps.Clone(announced) // what is kept at them goes into want alone
+	if ad.want.Same(announced) && len(m.Unreadable) > 0 {
+		ad.want = announced.Clone() // what is kept at them goes into want alone
 	}
 	want := j.admitted(m.Version, ad)
 	j.notePlain(m, want)
@@ -119,21 +119,21 @@ func (j *job) tookAll(m *wire.Announce, announced index.Index, ad admission) ind
 // directly (its digest checked by ApplyTo) and only the changed paths are
 // admitted again. No announced index is kept beside it. When that
 // admission refuses or changes something, the announced index gets its
-// own map again.
+// own table again.
 func (j *job) wantOfSpare(m *wire.Announce) (index.Index, []string, bool) {
 	want := j.takeSpare(nil)
 	d := j.digests.of(j.latest.Index)
 	paths, err := m.ApplyTo(want, &d) // on error want is as it was
 	if err != nil {
 		j.log.Info("asking for a complete announcement", "err", err)
-		return nil, nil, false
+		return index.Index{}, nil, false
 	}
 	j.spare.use.paths = paths
 	j.log.Debug("admitting an announcement by its changes", "source_version", m.Version, "paths", len(paths))
 	ad := admitInPlace(want, paths, j.admitFilter(want), j.cfg.PreserveSUID)
 	want = j.admitted(m.Version, ad)
 	j.plain = plainWant{version: m.Version, refused: ad.refused, identity: len(ad.refused) == 0 && len(ad.dropped) == 0}
-	j.announced, j.announcedVersion = nil, m.Version
+	j.announced, j.announcedVersion = index.Index{}, m.Version
 	if j.plain.identity {
 		j.digests.put(want, d)
 		return want, paths, true
@@ -143,7 +143,7 @@ func (j *job) wantOfSpare(m *wire.Announce) (index.Index, []string, bool) {
 	ad2 := j.digests.of(j.latest.Index)
 	if _, err := m.ApplyTo(announced, &ad2); err != nil {
 		j.log.Info("asking for a complete announcement", "err", err)
-		return nil, nil, false
+		return index.Index{}, nil, false
 	}
 	j.digests.put(announced, ad2)
 	j.announced = announced
@@ -184,12 +184,12 @@ func (j *job) notePlain(m *wire.Announce, want index.Index) {
 // are the same elsewhere, Equal).
 func sameAt(a, b index.Index, paths []string) bool {
 	for _, p := range paths {
-		x, inA := a[p]
-		y, inB := b[p]
+		x, inA := a.Get(p)
+		y, inB := b.Get(p)
 		if inA != inB {
 			return false
 		}
-		if inA && !Equal(index.Index{p: x}, index.Index{p: y}) {
+		if inA && !sameForSync(x, y) {
 			return false
 		}
 	}
@@ -200,22 +200,9 @@ func sameAt(a, b index.Index, paths []string) bool {
 // (version vectors included).
 func identicalAt(a, b index.Index, paths []string) bool {
 	for _, p := range paths {
-		x, inA := a[p]
-		y, inB := b[p]
+		x, inA := a.Get(p)
+		y, inB := b.Get(p)
 		if inA != inB || (inA && (!x.SameContent(y) || x.Size != y.Size || x.MTime != y.MTime || x.Hash != y.Hash || !slices.Equal(x.Version, y.Version))) {
-			return false
-		}
-	}
-	return true
-}
-
-// sameItems reports whether a and b hold the very same items.
-func sameItems(a, b index.Index) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for p, x := range a {
-		if y, ok := b[p]; !ok || !sameItem(x, y) {
 			return false
 		}
 	}
@@ -224,10 +211,10 @@ func sameItems(a, b index.Index) bool {
 
 // subIndex returns the items of x at paths.
 func subIndex(x index.Index, paths []string) index.Index {
-	out := make(index.Index, len(paths))
+	out := index.New(len(paths))
 	for _, p := range paths {
-		if it, ok := x[p]; ok {
-			out[p] = it
+		if it, ok := x.Get(p); ok {
+			out.Set(it)
 		}
 	}
 	return out

@@ -30,7 +30,7 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 		}
 		latest := x.Clone()
 		if it != nil {
-			latest[it.Path] = *it
+			latest.Set(*it)
 		}
 		return &job{log: slog.New(slog.DiscardHandler), filter: f,
 			latest: &store.Generation{Number: 3, SourceVersion: 7, Index: latest}}
@@ -39,8 +39,8 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 
 	j := mk(nil, nil)
 	want, changed, ok := j.wantOf(ask)
-	if !ok || !sameMap(want, j.latest.Index) || changed == nil || len(changed) != 0 {
-		t.Fatalf("the question was not answered from the newest index itself (ok %v, same map %v, changed %v)", ok, sameMap(want, j.latest.Index), changed)
+	if !ok || !want.Same(j.latest.Index) || changed == nil || len(changed) != 0 {
+		t.Fatalf("the question was not answered from the newest index itself (ok %v, same index %v, changed %v)", ok, want.Same(j.latest.Index), changed)
 	}
 	if j.plain.version != 7 {
 		t.Fatalf("plain version %d after the question, want 7", j.plain.version)
@@ -48,10 +48,10 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 
 	j = mk([]string{"b.conf"}, nil) // the filters changed since the generation was made
 	want, _, ok = j.wantOf(ask)
-	if !ok || sameMap(want, j.latest.Index) {
+	if !ok || want.Same(j.latest.Index) {
 		t.Fatal("a filter that now refuses a path did not make the question admitted in full")
 	}
-	if _, has := want["d/b.conf"]; has || len(want) != 2 {
+	if want.Has("d/b.conf") || want.Len() != 2 {
 		t.Fatalf("want %v still holds the refused path", want)
 	}
 
@@ -60,13 +60,13 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 	j = mk(nil, &suid)
 	d2 := index.DigestOf(j.latest.Index).Hash()
 	want, _, ok = j.wantOf(&wire.Announce{Job: "j", Version: 7, Base: 7, Digest: d2[:]})
-	if !ok || sameMap(want, j.latest.Index) || want["d/a.conf"].Mode&fs.ModeSetuid != 0 {
+	if a, _ := want.Get("d/a.conf"); !ok || want.Same(j.latest.Index) || a.Mode&fs.ModeSetuid != 0 {
 		t.Fatal("a setuid bit the policy drops did not make the question admitted in full")
 	}
 
 	j = mk(nil, nil)
 	other := index.Sum([]byte("other"))
-	if want, _, ok := j.wantOf(&wire.Announce{Job: "j", Version: 7, Base: 7, Digest: other[:]}); ok && sameMap(want, j.latest.Index) {
+	if want, _, ok := j.wantOf(&wire.Announce{Job: "j", Version: 7, Base: 7, Digest: other[:]}); ok && want.Same(j.latest.Index) {
 		t.Fatal("a question whose digest differs was answered from the index")
 	}
 }
@@ -77,7 +77,7 @@ func TestHoldsAskedAnsweredFromTheIndex(t *testing.T) {
 // 100k files): a complete announcement's announced map is want itself,
 // an incremental one changes the spare directly. What it admits is what
 // the full admission of the announced index gives, through a path its
-// filters refuse (the announced index gets its own map again) and the
+// filters refuse (the announced index gets its own table again) and the
 // announcements after it.
 func TestIdentityAdmissionKeepsNoAnnouncedIndex(t *testing.T) {
 	t.Parallel()
@@ -103,10 +103,10 @@ func TestIdentityAdmissionKeepsNoAnnouncedIndex(t *testing.T) {
 		if !ok {
 			t.Fatalf("version %d: not admitted", version)
 		}
-		if ref := admit(src, f, false).want; !sameItems(ref, want) {
+		if ref := admit(src, f, false).want; !index.SameItems(ref, want) {
 			t.Fatalf("version %d: admitted %v, the full admission gives %v", version, want, ref)
 		}
-		if j.latest != nil && sameMap(want, j.latest.Index) {
+		if j.latest != nil && want.Same(j.latest.Index) {
 			t.Fatalf("version %d: want is the newest generation's index itself", version)
 		}
 		return want
@@ -114,45 +114,45 @@ func TestIdentityAdmissionKeepsNoAnnouncedIndex(t *testing.T) {
 
 	d := index.DigestOf(src).Hash()
 	want, _, ok := j.wantOf(&wire.Announce{Job: "j", Version: 1, Items: wire.FromIndex(src), Digest: d[:]})
-	if !ok || !sameMap(j.announced, want) {
+	if !ok || !j.announced.Same(want) {
 		t.Fatal("a complete announcement admitted as it is keeps its own announced map")
 	}
 	applied(want, 1)
 	for v := uint64(2); v <= 4; v++ {
 		want = announce(v, func(x index.Index) []string {
-			x["d/a.conf"] = file("d/a.conf", fmt.Sprint("a", v), 0o644, int64(v))
+			x.Set(file("d/a.conf", fmt.Sprint("a", v), 0o644, int64(v)))
 			return []string{"d/a.conf"}
 		})
-		if j.announced != nil {
+		if !j.announced.IsNil() {
 			t.Fatalf("version %d: an announced index is kept beside the spare", v)
 		}
 		applied(want, v)
 	}
 	want = announce(5, func(x index.Index) []string { // refused here
-		x["d/x.swp"] = file("d/x.swp", "swap", 0o644, 5)
+		x.Set(file("d/x.swp", "swap", 0o644, 5))
 		return []string{"d/x.swp"}
 	})
-	if j.announced == nil || sameMap(j.announced, want) {
-		t.Fatal("after a refused path the announced index has no map of its own")
+	if j.announced.IsNil() || j.announced.Same(want) {
+		t.Fatal("after a refused path the announced index has no table of its own")
 	}
 	applied(want, 5)
 	for v := uint64(6); v <= 7; v++ {
 		want = announce(v, func(x index.Index) []string {
-			x["d/b.conf"] = file("d/b.conf", fmt.Sprint("b", v), 0o644, int64(v))
+			x.Set(file("d/b.conf", fmt.Sprint("b", v), 0o644, int64(v)))
 			return []string{"d/b.conf"}
 		})
 		applied(want, v)
 	}
 	want = announce(8, func(x index.Index) []string {
-		delete(x, "d/x.swp")
+		x.Delete("d/x.swp")
 		return []string{"d/x.swp"}
 	})
 	applied(want, 8)
 	want = announce(9, func(x index.Index) []string {
-		delete(x, "d/b.conf")
+		x.Delete("d/b.conf")
 		return []string{"d/b.conf"}
 	})
-	if _, has := want["d/b.conf"]; has {
+	if want.Has("d/b.conf") {
 		t.Fatal("a removed path is still wanted")
 	}
 }
@@ -168,9 +168,9 @@ func TestDigestCacheRetain(t *testing.T) {
 	for _, m := range []index.Index{a, b, x} {
 		c.of(m)
 	}
-	c.retain(a, nil)
+	c.retain(a, index.Index{})
 	for i := range c.x {
-		if sameMap(c.x[i], b) || sameMap(c.x[i], x) {
+		if c.x[i].Same(b) || c.x[i].Same(x) {
 			t.Fatal("retain kept an index it was not asked to keep")
 		}
 	}
@@ -179,7 +179,7 @@ func TestDigestCacheRetain(t *testing.T) {
 	}
 	found := false
 	for i := range c.x {
-		found = found || sameMap(c.x[i], a)
+		found = found || c.x[i].Same(a)
 	}
 	if !found {
 		t.Fatal("retain dropped the kept index")
@@ -198,10 +198,10 @@ func TestLargeCompleteAnnouncementReleasesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range []int{10, largeGeneration} {
-		x := index.Index{}
+		x := index.New(0)
 		for i := range n {
 			it := file(fmt.Sprintf("f%05d.conf", i), fmt.Sprint(i), 0o644, 1)
-			x[it.Path] = it
+			x.Set(it)
 		}
 		j := &job{log: slog.New(slog.DiscardHandler), filter: f}
 		d := index.DigestOf(x).Hash()

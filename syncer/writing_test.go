@@ -86,10 +86,10 @@ func TestE2EFileOpenForWritingWaitsUntilClosed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if it, ok := g.Index["extensions.conf"]; ok && it.Hash == halfHash {
+		if it, ok := g.Index.Get("extensions.conf"); ok && it.Hash == halfHash {
 			t.Fatalf("generation %d holds the half-written dialplan", g.Number)
 		}
-		if it, ok := g.Index["voicemail/msg0001.wav"]; ok && it.Hash == index.Sum([]byte("RIFF half a recording")) {
+		if it, ok := g.Index.Get("voicemail/msg0001.wav"); ok && it.Hash == index.Sum([]byte("RIFF half a recording")) {
 			t.Fatalf("generation %d holds the half recording", g.Number)
 		}
 	}

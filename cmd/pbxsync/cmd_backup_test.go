@@ -31,8 +31,8 @@ func TestBackupAndDryRun(t *testing.T) {
 		}
 		return index.Item{Path: p, Kind: index.KindFile, Size: n, Mode: 0o644, Hash: h}
 	}
-	g1 := index.Index{"extensions.conf": put("extensions.conf", "exten => 100,1,Answer()\n"), "old.conf": put("old.conf", "x\n")}
-	g2 := index.Index{"extensions.conf": put("extensions.conf", "exten => 100,1,Hangup()\n"), "new.conf": put("new.conf", "n\n")}
+	g1 := index.Of(put("extensions.conf", "exten => 100,1,Answer()\n"), put("old.conf", "x\n"))
+	g2 := index.Of(put("extensions.conf", "exten => 100,1,Hangup()\n"), put("new.conf", "n\n"))
 	for _, x := range []index.Index{g1, g2} {
 		if _, err := st.AddGeneration(ctx, &store.Generation{Job: "conf", Origin: "a", State: store.StateGood, Index: x}); err != nil {
 			t.Fatal(err)

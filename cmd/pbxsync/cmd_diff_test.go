@@ -42,17 +42,17 @@ func TestHistoryAndDiff(t *testing.T) {
 		}
 		return index.Item{Path: p, Kind: index.KindFile, Size: n, Mode: fsModeOf(mode), Hash: h}
 	}
-	g1 := index.Index{}
+	g1 := index.New(0)
 	for _, it := range []index.Item{put("extensions.conf", "exten => 100,1,Answer()\n", 0o644), put("old.conf", "x\n", 0o644), put("voicemail.conf", "v\n", 0o644)} {
-		g1[it.Path] = it
+		g1.Set(it)
 	}
 	g2 := g1.Clone()
-	g2["extensions.conf"] = put("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", 0o644)
-	delete(g2, "old.conf")
-	g2["new.conf"] = put("new.conf", "n\n", 0o600)
-	vm := g2["voicemail.conf"]
+	g2.Set(put("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup()\n", 0o644))
+	g2.Delete("old.conf")
+	g2.Set(put("new.conf", "n\n", 0o600))
+	vm, _ := g2.Get("voicemail.conf")
 	vm.Mode = 0o640
-	g2["voicemail.conf"] = vm
+	g2.Set(vm)
 	for _, x := range []index.Index{g1, g2} {
 		if _, err := st.AddGeneration(ctx, &store.Generation{Job: "conf", Origin: "a", State: store.StateGood, Index: x}); err != nil {
 			t.Fatal(err)

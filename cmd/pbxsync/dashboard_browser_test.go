@@ -272,6 +272,23 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatalf("browser: %s: %v", what, err)
 		}
 	}
+	// doAgain is do for steps that may run twice (picking radio buttons):
+	// steps that met a node the page had just replaced (a live update
+	// rebuilds a job's card when the job changes; a user's click may meet
+	// it too) run again, a few times
+	doAgain := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		for attempt := 1; ; attempt++ {
+			err := chromedp.Do(ctx, steps...)
+			if err == nil {
+				return
+			}
+			if attempt == 5 || !strings.Contains(err.Error(), "Could not find node with given id") {
+				t.Fatalf("browser: %s: %v", what, err)
+			}
+			t.Logf("browser: %s: %v; again", what, err)
+		}
+	}
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
@@ -419,7 +436,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The diff view: the rejected generation against the one before it.
-	do("diff two generations",
+	doAgain("diff two generations",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-asterisk tr[data-gen="%d"] input[name="diff-from-asterisk"]`, bad.Number-1))),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#job-asterisk tr[data-gen="%d"] input[name="diff-to-asterisk"]`, bad.Number))),
 		chromedp.Click(chromedp.CSS(`#job-asterisk button[data-action="diff"]`)),

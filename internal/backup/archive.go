@@ -70,7 +70,7 @@ type Item struct {
 
 // FromIndex returns the items of x as a manifest lists them.
 func FromIndex(x index.Index) []Item {
-	out := make([]Item, 0, len(x))
+	out := make([]Item, 0, x.Len())
 	for _, it := range x.Sorted() {
 		m := Item{Path: it.Path, Kind: it.Kind.String(), Mode: it.Mode, MTime: it.MTime}
 		if it.Kind == index.KindFile {
@@ -83,14 +83,14 @@ func FromIndex(x index.Index) []Item {
 
 // Index returns the items of m as an index (Read has validated them).
 func (m *Manifest) Index() index.Index {
-	x := make(index.Index, len(m.Items))
+	x := index.New(len(m.Items))
 	for _, it := range m.Items {
 		ix := index.Item{Path: it.Path, Mode: it.Mode, MTime: it.MTime, Kind: index.KindDir}
 		if it.Kind == "file" {
 			ix.Kind, ix.Size = index.KindFile, it.Size
 			ix.Hash, _ = index.ParseHash(it.Hash)
 		}
-		x[it.Path] = ix
+		x.Set(ix)
 	}
 	return x
 }

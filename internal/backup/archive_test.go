@@ -24,9 +24,9 @@ func testArchive(t testing.TB) (*Manifest, map[string][]byte) {
 		"sub/moh.wav":     bytes.Repeat([]byte{1, 2, 3, 250}, 5000),
 		"empty.conf":      nil,
 	}
-	x := index.Index{"sub": {Path: "sub", Kind: index.KindDir, Mode: 0o755}}
+	x := index.Of(index.Item{Path: "sub", Kind: index.KindDir, Mode: 0o755})
 	for p, b := range files {
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(len(b)), Mode: 0o640, MTime: 1_700_000_000_000_000_000, Hash: index.Sum(b)}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: int64(len(b)), Mode: 0o640, MTime: 1_700_000_000_000_000_000, Hash: index.Sum(b)})
 	}
 	return &Manifest{Job: "conf", Type: "files", Node: "a", Generation: 7, Time: time.Unix(1_700_000_000, 0).UTC(), Items: FromIndex(x)}, files
 }
@@ -70,9 +70,10 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	x, want := rm.Index(), m.Index()
-	for p, it := range want {
-		if !x[p].SameContent(it) {
-			t.Errorf("%s: %+v, want %+v", p, x[p], it)
+	for p, it := range want.All() {
+		got, _ := x.Get(p)
+		if !got.SameContent(it) {
+			t.Errorf("%s: %+v, want %+v", p, got, it)
 		}
 	}
 }
@@ -176,8 +177,8 @@ func TestCompare(t *testing.T) {
 	f := func(p, content string, mode uint32) index.Item {
 		return index.Item{Path: p, Kind: index.KindFile, Size: int64(len(content)), Mode: fs.FileMode(mode), Hash: index.Sum([]byte(content))}
 	}
-	cur := index.Index{"a": f("a", "1", 0o644), "b": f("b", "2", 0o644), "c": f("c", "3", 0o644), "d": {Path: "d", Kind: index.KindDir, Mode: 0o755}}
-	want := index.Index{"a": f("a", "1", 0o644), "b": f("b", "two", 0o644), "c": f("c", "3", 0o600), "e": f("e", "", 0o644)}
+	cur := index.Of(f("a", "1", 0o644), f("b", "2", 0o644), f("c", "3", 0o644), index.Item{Path: "d", Kind: index.KindDir, Mode: 0o755})
+	want := index.Of(f("a", "1", 0o644), f("b", "two", 0o644), f("c", "3", 0o600), f("e", "", 0o644))
 	add, change, del := Compare(cur, want)
 	if fmt.Sprint(add, change, del) != "[e] [b c] [d]" {
 		t.Fatalf("add %v change %v del %v", add, change, del)

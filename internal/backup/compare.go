@@ -9,8 +9,8 @@ import (
 // Compare lists the paths where want differs from cur: items to add, items
 // whose content, kind or mode differ, and items to delete, each sorted.
 func Compare(cur, want index.Index) (add, change, del []string) {
-	for p, w := range want {
-		c, ok := cur[p]
+	for p, w := range want.All() {
+		c, ok := cur.Get(p)
 		switch {
 		case !ok:
 			add = append(add, p)
@@ -18,8 +18,8 @@ func Compare(cur, want index.Index) (add, change, del []string) {
 			change = append(change, p)
 		}
 	}
-	for p := range cur {
-		if _, ok := want[p]; !ok {
+	for p := range cur.All() {
+		if !want.Has(p) {
 			del = append(del, p)
 		}
 	}

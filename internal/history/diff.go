@@ -57,8 +57,8 @@ func Compare(ctx context.Context, st Reader, job string, a, b uint64, opts Optio
 	out := make([]Change, 0, len(paths))
 	diffed := 0
 	for _, p := range paths {
-		x, inA := idx[0][p]
-		y, inB := idx[1][p]
+		x, inA := idx[0].Get(p)
+		y, inB := idx[1].Get(p)
 		c := Change{Path: p}
 		switch {
 		case !inA:

@@ -30,25 +30,25 @@ func TestCompareAndList(t *testing.T) {
 		}
 		return index.Item{Path: p, Kind: index.KindFile, Size: n, Mode: mode, Hash: h}
 	}
-	g1 := index.Index{}
+	g1 := index.New(0)
 	for i := range 3 {
 		it := put(fmt.Sprintf("f%d.conf", i), fmt.Sprintf("old %d\n", i), 0o644)
-		g1[it.Path] = it
+		g1.Set(it)
 	}
-	g1["gone.conf"] = put("gone.conf", "x\n", 0o644)
-	g1["mode.conf"] = put("mode.conf", "m\n", 0o644)
-	g1["big.conf"] = put("big.conf", strings.Repeat("b", 100), 0o644)
+	g1.Set(put("gone.conf", "x\n", 0o644))
+	g1.Set(put("mode.conf", "m\n", 0o644))
+	g1.Set(put("big.conf", strings.Repeat("b", 100), 0o644))
 	g2 := g1.Clone()
 	for i := range 3 {
 		it := put(fmt.Sprintf("f%d.conf", i), fmt.Sprintf("new %d\n", i), 0o644)
-		g2[it.Path] = it
+		g2.Set(it)
 	}
-	delete(g2, "gone.conf")
-	g2["new.conf"] = put("new.conf", "n\n", 0o644)
-	m := g2["mode.conf"]
+	g2.Delete("gone.conf")
+	g2.Set(put("new.conf", "n\n", 0o644))
+	m, _ := g2.Get("mode.conf")
 	m.Mode = 0o600
-	g2["mode.conf"] = m
-	g2["big.conf"] = put("big.conf", strings.Repeat("c", 100), 0o644)
+	g2.Set(m)
+	g2.Set(put("big.conf", strings.Repeat("c", 100), 0o644))
 	for _, x := range []index.Index{g1, g2} {
 		if _, err := st.AddGeneration(ctx, &store.Generation{Job: "conf", Origin: "a", State: store.StateGood, Index: x}); err != nil {
 			t.Fatal(err)

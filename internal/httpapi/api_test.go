@@ -110,9 +110,9 @@ func newAPIFixture(t *testing.T) *apiFixture {
 		}
 		return index.Item{Path: p, Kind: index.KindFile, Size: n, Mode: 0o644, Hash: h}
 	}
-	g1 := index.Index{"extensions.conf": put("extensions.conf", "exten => 100,1,Answer()\n")}
+	g1 := index.Of(put("extensions.conf", "exten => 100,1,Answer()\n"))
 	g2 := g1.Clone()
-	g2["extensions.conf"] = put("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup() ; secret=hunter2\n")
+	g2.Set(put("extensions.conf", "exten => 100,1,Answer()\nexten => 101,1,Hangup() ; secret=hunter2\n"))
 	for _, x := range []index.Index{g1, g2} {
 		if _, err := st.AddGeneration(ctx, &store.Generation{Job: "conf", Origin: "a", State: store.StateGood, Index: x}); err != nil {
 			t.Fatal(err)
@@ -121,8 +121,9 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	// two conflict records: a file's (the loser's content in the store) and
 	// a row's, whose losing row is content (a secret) the API never shows
 	loser := put("extensions.conf", "exten => 100,1,Answer() ; made on b\n")
+	g2Conf, _ := g2.Get("extensions.conf")
 	for _, c := range []store.Conflict{
-		{ID: "c1", Path: "extensions.conf", Time: time.Unix(1700000000, 0).UTC(), Winner: store.ConflictSide{Node: "a", Generation: 2, Hash: g2["extensions.conf"].Hash}, Loser: store.ConflictSide{Node: "b", Hash: loser.Hash}},
+		{ID: "c1", Path: "extensions.conf", Time: time.Unix(1700000000, 0).UTC(), Winner: store.ConflictSide{Node: "a", Generation: 2, Hash: g2Conf.Hash}, Loser: store.ConflictSide{Node: "b", Hash: loser.Hash}},
 		{ID: "c2", Path: "ps_auths/1001", Time: time.Unix(1700000001, 0).UTC(), Winner: store.ConflictSide{Node: "b", Generation: 2}, Loser: store.ConflictSide{Node: "a"}, Row: json.RawMessage(`{"id":"1001","password":"hunter2"}`)},
 	} {
 		if err := st.PutConflict("conf", c); err != nil {

@@ -84,7 +84,7 @@ func (d SetDigest) Hash() Hash {
 // DigestOf returns the SetDigest of x: one pass, no sort.
 func DigestOf(x Index) SetDigest {
 	var d SetDigest
-	for _, it := range x {
+	for it := range x.Items() {
 		d.Add(it)
 	}
 	return d

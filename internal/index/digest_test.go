@@ -11,21 +11,21 @@ import (
 // every step of a random sequence of adds, changes and removals.
 func TestSetDigestIncremental(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	x := Index{}
+	x := New(0)
 	var d SetDigest
 	if d.Hash() != x.Digest() || !d.Hash().IsZero() {
 		t.Fatal("the empty set's digest is not zero")
 	}
 	for step := range 2000 {
 		p := fmt.Sprintf("d%d/f%d", rng.IntN(5), rng.IntN(40))
-		old, had := x[p]
+		old, had := x.Get(p)
 		var it Item
 		has := rng.IntN(4) != 0
 		if has {
 			it = Item{Path: p, Kind: KindFile, Size: int64(rng.IntN(3)), Mode: 0o644, MTime: int64(rng.IntN(3)), Hash: Sum([]byte{byte(rng.IntN(3))})}
-			x[p] = it
+			x.Set(it)
 		} else {
-			delete(x, p)
+			x.Delete(p)
 		}
 		d.Replace(old, had, it, has)
 		if d.Hash() != x.Digest() {
@@ -40,7 +40,7 @@ func TestSetDigestIncremental(t *testing.T) {
 func TestDigestCoversEveryField(t *testing.T) {
 	a := Item{Path: "a", Kind: KindFile, Size: 1, Mode: 0o644, MTime: 5, Hash: Sum([]byte("1"))}
 	b := Item{Path: "b", Kind: KindFile, Size: 1, Mode: 0o644, MTime: 5, Hash: Sum([]byte("2"))}
-	base := Index{"a": a, "b": b}.Digest()
+	base := Of(a, b).Digest()
 	variants := map[string]func(*Item){
 		"path":  func(it *Item) { it.Path = "c" },
 		"kind":  func(it *Item) { it.Kind = KindDir },
@@ -52,20 +52,18 @@ func TestDigestCoversEveryField(t *testing.T) {
 	for name, change := range variants {
 		c := a
 		change(&c)
-		if (Index{"a": c, "b": b}).Digest() == base {
+		if Of(c, b).Digest() == base {
 			t.Errorf("a %s change does not change the digest", name)
 		}
 	}
-	swapped := Index{"a": a, "b": b}
 	sa, sb := a, b
 	sa.Hash, sb.Hash = b.Hash, a.Hash
-	swapped["a"], swapped["b"] = sa, sb
-	if swapped.Digest() == base {
+	if Of(sa, sb).Digest() == base {
 		t.Error("swapping the contents of two paths does not change the digest")
 	}
 	v := a
 	v.Version = Vector{}.Bump("n1")
-	if (Index{"a": v, "b": b}).Digest() != base {
+	if Of(v, b).Digest() != base {
 		t.Error("the version vector changes the digest")
 	}
 	var d1, d2 SetDigest
@@ -81,10 +79,10 @@ func TestDigestCoversEveryField(t *testing.T) {
 // BenchmarkDigest: the digest of a 100,000-item index from scratch against
 // keeping it up to date for a one-file change.
 func BenchmarkDigest(b *testing.B) {
-	x := make(Index, 100000)
+	x := New(100000)
 	for i := range 100000 {
 		p := fmt.Sprintf("d%03d/f%04d.conf", i/1000, i%1000)
-		x[p] = Item{Path: p, Kind: KindFile, Size: 100, Mode: 0o644, MTime: int64(i), Hash: Sum([]byte(p))}
+		x.Set(Item{Path: p, Kind: KindFile, Size: 100, Mode: 0o644, MTime: int64(i), Hash: Sum([]byte(p))})
 	}
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
@@ -93,7 +91,7 @@ func BenchmarkDigest(b *testing.B) {
 	})
 	b.Run("one-change", func(b *testing.B) {
 		d := DigestOf(x)
-		old := x["d050/f0500.conf"]
+		old, _ := x.Get("d050/f0500.conf")
 		nw := old
 		nw.MTime++
 		for b.Loop() {

@@ -1,10 +1,6 @@
 package index
 
-import (
-	"io/fs"
-	"maps"
-	"sort"
-)
+import "io/fs"
 
 // Kind says what an item is.
 type Kind uint8
@@ -54,48 +50,4 @@ func (a Item) SameContent(b Item) bool {
 		return a.Hash == b.Hash && a.Size == b.Size && a.MTime == b.MTime
 	}
 	return true
-}
-
-// Index is the set of live items of a job on one host, keyed by path.
-type Index map[string]Item
-
-// Clone returns a copy of x that shares no map with it. The items' version
-// vectors are shared: a Vector is never changed in place (its methods
-// return new ones; see Vectors), so a copy of the map's tables is enough.
-// That copy costs a memory copy of them (~2 ms at 100,000 items) where
-// inserting every item again, each with a vector of its own, took ~50 ms
-// and 100,000 allocations: a target copies the newest index to admit its
-// first incremental announcement (takeSpare), on the path of an edit.
-func (x Index) Clone() Index {
-	if x == nil {
-		return Index{}
-	}
-	return maps.Clone(x)
-}
-
-// Sorted returns the items of x ordered by path.
-func (x Index) Sorted() []Item {
-	out := make([]Item, 0, len(x))
-	for _, it := range x {
-		out = append(out, it)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
-}
-
-// Digest returns the digest of x (see SetDigest): the sum of the hashes of
-// its items (path, kind, mode, size, mtime, content hash). Two hosts with
-// equal digests hold the same tree. It costs one pass over x; code that
-// changes an index a few items at a time keeps a SetDigest instead.
-func (x Index) Digest() Hash { return DigestOf(x).Hash() }
-
-// ByHash returns an item of x whose content hash is h (any one, when
-// several files share the content).
-func (x Index) ByHash(h Hash) (Item, bool) {
-	for _, it := range x {
-		if it.Kind == KindFile && it.Hash == h {
-			return it, true
-		}
-	}
-	return Item{}, false
 }

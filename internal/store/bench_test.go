@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -83,7 +82,7 @@ func BenchmarkOpenSmall(b *testing.B) {
 func benchJob(b testing.TB, s *Store, n int) (index.Index, uint64) {
 	b.Helper()
 	ctx := context.Background()
-	x := index.Index{}
+	x := index.New(0)
 	for i := range n {
 		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
 		c := []byte(fmt.Sprintf("[%d]\ntype=endpoint\ncontext=from-internal\n", i))
@@ -91,7 +90,7 @@ func benchJob(b testing.TB, s *Store, n int) (index.Index, uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h})
 	}
 	g := &Generation{Job: "j", Origin: "a", State: StateGood, Index: x}
 	num, err := s.AddGeneration(ctx, g)
@@ -111,7 +110,7 @@ func BenchmarkOneFileGeneration(b *testing.B) {
 			s := newTestStore(b)
 			ctx := context.Background()
 			x, base := benchJob(b, s, n)
-			it := x["site000/endpoint0007.conf"]
+			it, _ := x.Get("site000/endpoint0007.conf")
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				h, sz, err := s.PutReader(ctx, bytes.NewReader([]byte(fmt.Sprintf("edit %d\n", i))))
@@ -220,7 +219,7 @@ func BenchmarkFirstGenerationAsSource(b *testing.B) {
 func scannedAsSource(ctx context.Context, b *testing.B) (*Store, index.Index, []string) {
 	b.Helper()
 	s := newTestStore(b)
-	x := index.Index{}
+	x := index.New(0)
 	changed := make([]string, 0, 100000)
 	for i := range 100000 {
 		if i == 97000 {
@@ -233,7 +232,7 @@ func scannedAsSource(ctx context.Context, b *testing.B) (*Store, index.Index, []
 		if err != nil {
 			b.Fatal(err)
 		}
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h})
 		changed = append(changed, p)
 	}
 	return s, x, changed
@@ -381,7 +380,7 @@ func BenchmarkGenerationRead(b *testing.B) {
 	ctx := context.Background()
 	s := newTestStore(b)
 	x := storedConfs(b, s, 100000)
-	changed := slices.Sorted(maps.Keys(x)) // as a source records its first generation
+	changed := slices.Sorted(x.Paths()) // as a source records its first generation
 	n, err := s.AddGeneration(ctx, &Generation{Job: "j", Origin: "a", State: StateGood, Index: x, Changed: changed})
 	if err != nil {
 		b.Fatal(err)
@@ -393,8 +392,8 @@ func BenchmarkGenerationRead(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(g.Index) != len(x) {
-					b.Fatalf("read %d items, want %d", len(g.Index), len(x))
+				if g.Index.Len() != x.Len() {
+					b.Fatalf("read %d items, want %d", g.Index.Len(), x.Len())
 				}
 			}
 		})
@@ -404,14 +403,14 @@ func BenchmarkGenerationRead(b *testing.B) {
 // storedConfs puts n small .conf files in s (1,000 a directory), made
 // durable, and returns their index.
 func storedConfs(b *testing.B, s *Store, n int) index.Index {
-	x := make(index.Index, n)
+	x := index.New(n)
 	for i := range n {
 		p := fmt.Sprintf("site%03d/endpoint%04d.conf", i/1000, i%1000)
 		h, sz, err := s.PutReader(context.Background(), bytes.NewReader([]byte(fmt.Sprintf("[%d]\ntype=endpoint\n", i))))
 		if err != nil {
 			b.Fatal(err)
 		}
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: sz, Mode: 0o640, MTime: int64(i), Hash: h})
 	}
 	if err := s.Sync(); err != nil {
 		b.Fatal(err)

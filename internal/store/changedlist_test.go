@@ -24,8 +24,8 @@ func TestLongChangedListOutOfLine(t *testing.T) {
 		files[fmt.Sprintf("conf/f%04d.conf", i)] = fmt.Sprint(i)
 	}
 	x1 := makeIndex(t, s, files)
-	changed := make([]string, 0, len(x1))
-	for p := range x1 {
+	changed := make([]string, 0, x1.Len())
+	for p := range x1.Paths() {
 		changed = append(changed, p)
 	}
 	slices.Sort(changed)
@@ -77,9 +77,9 @@ func TestLongChangedListOutOfLine(t *testing.T) {
 
 	// a short list stays inline
 	x2 := x1.Clone()
-	it := x2["conf/f0001.conf"]
+	it, _ := x2.Get("conf/f0001.conf")
 	it.Hash, it.Size = put(t, s, []byte("new")), 3
-	x2[it.Path] = it
+	x2.Set(it)
 	g2 := &Generation{Job: job, Origin: "pbx-a", Changed: []string{it.Path}, State: StateGood, Index: x2}
 	if _, err := s.AddGeneration(ctx, g2); err != nil {
 		t.Fatal(err)

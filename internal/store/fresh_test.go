@@ -140,7 +140,7 @@ func TestGCFreshBatch(t *testing.T) {
 	if rows := freshRows(t, s); rows != 1 {
 		t.Fatalf("%d rows of new blobs after one flush, want 1", rows)
 	}
-	x := index.Index{"a": {Path: "a", Kind: index.KindFile, Size: 8, Mode: 0o640, Hash: used}}
+	x := index.Of(index.Item{Path: "a", Kind: index.KindFile, Size: 8, Mode: 0o640, Hash: used})
 	addGen(t, s, "j", x, StateGood)
 	// a file written long before its flush: its batch's time counts,
 	// not the file's (the orphan sweep asks bucket fresh)

@@ -21,7 +21,8 @@ func TestGCKeepsWindowAndNewestGood(t *testing.T) {
 	for i, st := range states {
 		x := makeIndex(t, s, map[string]string{"f": "v" + string(rune('0'+i)), "shared": "same in all"})
 		n := addGen(t, s, job, x, st)
-		hashes[n] = x["f"].Hash
+		f, _ := x.Get("f")
+		hashes[n] = f.Hash
 	}
 	shared := index.Sum([]byte("same in all"))
 	other := addGen(t, s, "other", makeIndex(t, s, map[string]string{"o": "other job"}), StateGood)
@@ -72,7 +73,7 @@ func TestGCKeepsWindowAndNewestGood(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range g.Index {
+		for it := range g.Index.Items() {
 			if it.Kind == index.KindFile {
 				if err := s.Verify(ctx, it.Hash); err != nil {
 					t.Fatal(err)
@@ -195,7 +196,7 @@ func TestGCRemovesOrphanBlobFile(t *testing.T) {
 	ctx := context.Background()
 	large := randBytes(7, 3*SmallBlob)
 	h := put(t, s, large)
-	x := index.Index{"big": {Path: "big", Kind: index.KindFile, Size: int64(len(large)), Mode: 0o640, Hash: h}}
+	x := index.Of(index.Item{Path: "big", Kind: index.KindFile, Size: int64(len(large)), Mode: 0o640, Hash: h})
 	addGen(t, s, "j", x, StateGood)
 	// A crash between renaming a blob file into place and the commit
 	// that lists it leaves a file the database does not know.

@@ -315,11 +315,6 @@ func (s *Store) NextGeneration(job string) (uint64, error) {
 // Blobs must stay in the store between Put and AddGeneration: Pin them, or
 // record the generation within the GC grace period.
 func (s *Store) AddGeneration(ctx context.Context, g *Generation) (uint64, error) {
-	for k, it := range g.Index {
-		if k != it.Path {
-			return 0, fmt.Errorf("store: job %q: add generation: index key %q holds item %q", g.Job, k, it.Path)
-		}
-	}
 	return s.addGeneration(ctx, g, 0, false, func(items *bolt.Bucket) (changeList, error) {
 		return diffItems(ctx, items, g.Index)
 	})
@@ -777,7 +772,7 @@ func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 		}
 		batches <- itemBatch{items: b}
 	}()
-	x := make(index.Index, min(u64val(jb.Get(keyCount)), maxItemsHint))
+	x := index.New(int(min(u64val(jb.Get(keyCount)), maxItemsHint)))
 	var err error
 	for b := range batches {
 		if b.err != nil {
@@ -785,7 +780,7 @@ func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 			continue
 		}
 		for _, it := range b.items {
-			x[it.Path] = it
+			x.Set(it)
 		}
 		clear(b.items) // no paths or vectors kept alive by a spare buffer
 		select {
@@ -794,7 +789,7 @@ func readItems(jb *bolt.Bucket, vs *index.Vectors) (index.Index, error) {
 		}
 	}
 	if err != nil {
-		return nil, err
+		return index.Index{}, err
 	}
 	return x, nil
 }
@@ -871,14 +866,14 @@ func readGeneration(jb *bolt.Bucket, job string, n uint64, withChanged bool) (*G
 				return fmt.Errorf("%w: change record %d: %q", ErrCorrupt, u64val(k), p)
 			}
 			if r[0] == 0 {
-				delete(x, string(p))
+				x.Delete(string(p))
 				return nil
 			}
 			it, err := decodeItemShared(string(p), r[1:], &vs)
 			if err != nil {
 				return err
 			}
-			x[it.Path] = it
+			x.Set(it)
 			return nil
 		})
 		if err != nil {

@@ -20,19 +20,19 @@ import (
 // a directory).
 func makeIndex(t testing.TB, s *Store, files map[string]string) index.Index {
 	t.Helper()
-	x := index.Index{"conf": {Path: "conf", Kind: index.KindDir, Mode: 0o755}}
+	x := index.Of(index.Item{Path: "conf", Kind: index.KindDir, Mode: 0o755})
 	for p, c := range files {
 		h := put(t, s, []byte(c))
-		x[p] = index.Item{Path: p, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o640, MTime: 1700000000123456789, Hash: h,
-			Version: index.Vector{{Node: "pbx-a", Value: 3}, {Node: "pbx-b", Value: 1}}}
+		x.Set(index.Item{Path: p, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o640, MTime: 1700000000123456789, Hash: h,
+			Version: index.Vector{{Node: "pbx-a", Value: 3}, {Node: "pbx-b", Value: 1}}})
 	}
 	return x
 }
 
 func addGen(t testing.TB, s *Store, job string, x index.Index, st State) uint64 {
 	t.Helper()
-	changed := make([]string, 0, len(x))
-	for p := range x {
+	changed := make([]string, 0, x.Len())
+	for p := range x.Paths() {
 		changed = append(changed, p)
 	}
 	g := &Generation{Job: job, Origin: "pbx-a", SourceVersion: 7, Changed: changed, State: st, Index: x}
@@ -77,7 +77,7 @@ func TestGenerations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(g1.Index, x1) {
+	if !index.SameItems(g1.Index, x1) {
 		t.Fatalf("index round trip:\n got %+v\nwant %+v", g1.Index, x1)
 	}
 	if g1.State != StateApplying || g1.Origin != "pbx-a" || g1.SourceVersion != 7 || g1.Time.Before(before.Add(-time.Second)) || len(g1.Changed) != 4 {
@@ -106,7 +106,7 @@ func TestGenerations(t *testing.T) {
 		t.Fatalf("Generations: %+v", gs)
 	}
 	good, ok, err := s.Latest(job, StateGood)
-	if err != nil || !ok || good.Number != 1 || !reflect.DeepEqual(good.Index, x1) {
+	if err != nil || !ok || good.Number != 1 || !index.SameItems(good.Index, x1) {
 		t.Fatalf("Latest good: %v %v %+v", ok, err, good)
 	}
 	if _, ok, _ := s.Latest(job, StateRolledBack); ok {
@@ -152,22 +152,22 @@ func TestAddGenerationRefuses(t *testing.T) {
 	ctx := context.Background()
 	missing := index.Sum([]byte("never stored"))
 	x := makeIndex(t, s, map[string]string{"a.conf": "a"})
-	x["lost.conf"] = index.Item{Path: "lost.conf", Kind: index.KindFile, Size: 12, Mode: 0o644, Hash: missing}
+	x.Set(index.Item{Path: "lost.conf", Kind: index.KindFile, Size: 12, Mode: 0o644, Hash: missing})
 	_, err := s.AddGeneration(ctx, &Generation{Job: "j", Index: x})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "lost.conf") || !strings.Contains(err.Error(), missing.String()) || !strings.Contains(err.Error(), `"j"`) {
 		t.Fatalf("missing blob: %v", err)
 	}
 	// blobs are checked a chunk at a time: missing ones in two chunks
 	// are all named (the items share one stored blob but for two)
-	big := index.Index{}
-	a := x["a.conf"]
+	big := index.New(0)
+	a, _ := x.Get("a.conf")
 	for i := range missingChunk + 10 {
 		it := a
 		it.Path = fmt.Sprintf("d/f%05d.conf", i)
 		if i == 3 || i == missingChunk+5 {
 			it.Hash = index.Sum([]byte(it.Path))
 		}
-		big[it.Path] = it
+		big.Set(it)
 	}
 	_, err = s.AddGeneration(ctx, &Generation{Job: "big", Index: big})
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "2 blobs missing") ||
@@ -175,7 +175,7 @@ func TestAddGenerationRefuses(t *testing.T) {
 		t.Fatalf("blobs missing in two chunks: %v", err)
 	}
 	// A deleted file needs no blob.
-	x["lost.conf"] = index.Item{Path: "lost.conf", Kind: index.KindFile, Deleted: true, Hash: missing}
+	x.Set(index.Item{Path: "lost.conf", Kind: index.KindFile, Deleted: true, Hash: missing})
 	if _, err := s.AddGeneration(ctx, &Generation{Job: "j", Index: x}); err != nil {
 		t.Fatal(err)
 	}
@@ -184,11 +184,12 @@ func TestAddGenerationRefuses(t *testing.T) {
 		name string
 		g    Generation
 	}{
-		{"dotdot path", Generation{Job: "j", Index: index.Index{"../etc/passwd": {Path: "../etc/passwd", Kind: index.KindDir}}}},
+		{"dotdot path", Generation{Job: "j", Index: index.Of(index.Item{Path: "../etc/passwd", Kind: index.KindDir})}},
 		{"absolute changed", Generation{Job: "j", Changed: []string{"/etc/passwd"}}},
-		{"key mismatch", Generation{Job: "j", Index: index.Index{"a": {Path: "b", Kind: index.KindDir}}}},
+		// (an index key that differs from its item's path, once refused
+		// here, cannot be made: an Index keys each item by its Path)
 		{"bad state", Generation{Job: "j", State: "maybe"}},
-		{"bad mode", Generation{Job: "j", Index: index.Index{"d": {Path: "d", Kind: index.KindDir, Mode: os.ModeDir | 0o755}}}},
+		{"bad mode", Generation{Job: "j", Index: index.Of(index.Item{Path: "d", Kind: index.KindDir, Mode: os.ModeDir | 0o755})}},
 		{"empty job", Generation{Job: ""}},
 	}
 	for _, c := range bad {
@@ -204,7 +205,7 @@ func TestAddGenerationRefuses(t *testing.T) {
 
 func TestLongReasonTruncated(t *testing.T) {
 	s := newTestStore(t)
-	n := addGen(t, s, "j", nil, StateApplying)
+	n := addGen(t, s, "j", index.Index{}, StateApplying)
 	if err := s.SetState("j", n, StateBad, strings.Repeat("é", MaxReasonLen)); err != nil {
 		t.Fatal(err)
 	}
@@ -256,10 +257,11 @@ func TestSecondInstanceReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, err := ro.Generation("pbx", n)
-	if err != nil || g.State != StateRolledBack || !reflect.DeepEqual(g.Index, x) {
+	if err != nil || g.State != StateRolledBack || !index.SameItems(g.Index, x) {
 		t.Fatalf("read-only Generation: %+v %v", g, err)
 	}
-	if got := readBlob(t, ro, x["sip.conf"].Hash); string(got) != "[general]\n" {
+	sip, _ := x.Get("sip.conf")
+	if got := readBlob(t, ro, sip.Hash); string(got) != "[general]\n" {
 		t.Fatalf("read-only blob: %q", got)
 	}
 	if _, _, err := ro.PutReader(context.Background(), strings.NewReader("x")); !errors.Is(err, ErrReadOnly) {
@@ -339,7 +341,7 @@ func TestJobNames(t *testing.T) {
 		}
 	}
 	s := newTestStore(t)
-	addGen(t, s, "slash/inside", nil, StateGood)
+	addGen(t, s, "slash/inside", index.Index{}, StateGood)
 	if jobs, _ := s.Jobs(); !reflect.DeepEqual(jobs, []string{"slash/inside"}) {
 		t.Fatalf("Jobs: %q", jobs)
 	}
@@ -380,10 +382,10 @@ func TestAddGenerationChanges(t *testing.T) {
 	x1 := makeIndex(t, s, files)
 	n1 := addGen(t, s, "j", x1, StateGood)
 	x2 := x1.Clone()
-	edited := x2["d/f007.conf"]
+	edited, _ := x2.Get("d/f007.conf")
 	edited.Hash, edited.Size = put(t, s, []byte("[f7]\nedited\n")), 12
-	x2[edited.Path] = edited
-	delete(x2, "d/f100.conf")
+	x2.Set(edited)
+	x2.Delete("d/f100.conf")
 	g := &Generation{Job: "j", Origin: "pbx-a", State: StateGood, Changed: []string{"d/f007.conf", "d/f100.conf"}}
 	n2, err := s.AddGenerationChanges(ctx, g, n1, []index.Item{edited}, []string{"d/f100.conf"})
 	if err != nil {
@@ -393,14 +395,15 @@ func TestAddGenerationChanges(t *testing.T) {
 	if err != nil || len(ch) != 2 {
 		t.Fatalf("Changes: %+v %v", ch, err)
 	}
-	if ch[0].Path != "d/f007.conf" || ch[0].Old.Hash != x1["d/f007.conf"].Hash || ch[0].New.Hash != edited.Hash ||
+	old7, _ := x1.Get("d/f007.conf")
+	if ch[0].Path != "d/f007.conf" || ch[0].Old.Hash != old7.Hash || ch[0].New.Hash != edited.Hash ||
 		ch[1].Path != "d/f100.conf" || ch[1].Old == nil || ch[1].New != nil {
 		t.Fatalf("Changes: %+v %+v", ch[0], ch[1])
 	}
 	for n, want := range map[uint64]index.Index{n1: x1, n2: x2} {
 		g, err := s.Generation("j", n)
-		if err != nil || !reflect.DeepEqual(g.Index, want) {
-			t.Fatalf("generation %d: %d items, %v", n, len(g.Index), err)
+		if err != nil || !index.SameItems(g.Index, want) {
+			t.Fatalf("generation %d: %d items, %v", n, g.Index.Len(), err)
 		}
 	}
 	// A base that is not the newest generation is refused.
@@ -533,9 +536,9 @@ func TestReadIndexSharesVectors(t *testing.T) {
 	x := makeIndex(t, s, files) // every file its own vector {pbx-a:3, pbx-b:1}
 	n1 := addGen(t, s, "j", x, StateGood)
 	x2 := x.Clone()
-	it := x2["conf/f00.conf"]
+	it, _ := x2.Get("conf/f00.conf")
 	it.Hash, it.Size, it.Version = put(t, s, []byte("new")), 3, it.Version.Bump("pbx-a")
-	x2[it.Path] = it
+	x2.Set(it)
 	addGen(t, s, "j", x2, StateGood)
 	for _, n := range []uint64{n1, n1 + 1} {
 		g, err := s.Generation("j", n)
@@ -543,7 +546,7 @@ func TestReadIndexSharesVectors(t *testing.T) {
 			t.Fatal(err)
 		}
 		byVector := map[string]index.Vector{}
-		for p, it := range g.Index {
+		for p, it := range g.Index.All() {
 			if len(it.Version) == 0 {
 				continue
 			}
@@ -580,10 +583,10 @@ func TestRecordFlushesPendingFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 		back, err := s.Generation(job, g.Number)
-		if err != nil || len(back.Index) != len(x) {
+		if err != nil || back.Index.Len() != x.Len() {
 			t.Fatalf("%s: read back: %v", job, err)
 		}
-		for _, it := range x {
+		for it := range x.Items() {
 			if it.Kind == index.KindFile && !s.Has(it.Hash) {
 				t.Fatalf("%s: blob of %s missing", job, it.Path)
 			}

@@ -174,17 +174,17 @@ func TestPutsDropMappedPages(t *testing.T) {
 func TestLargeRecordDropsMappedPages(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
-	blob := makeIndex(t, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
+	blob, _ := makeIndex(t, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"}).Get("x.conf")
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	for gen := range 2 {
-		x := index.Index{}
+		x := index.New(0)
 		for i := range 40000 {
 			it := blob
 			it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
 			it.MTime = int64(gen)
-			x[it.Path] = it
+			x.Set(it)
 		}
 		if _, err := s.AddGeneration(ctx, &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x}); err != nil {
 			t.Fatal(err)
@@ -309,13 +309,13 @@ func BenchmarkWriteLargeJournal(b *testing.B) {
 // generation's number.
 func storedWithStates(tb testing.TB, s *Store, n int) uint64 {
 	tb.Helper()
-	blob := makeIndex(tb, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"})["x.conf"]
-	x := index.Index{}
+	blob, _ := makeIndex(tb, s, map[string]string{"x.conf": "[endpoint]\ntype=endpoint\n"}).Get("x.conf")
+	x := index.New(0)
 	states := map[string][]byte{}
 	for i := range n {
 		it := blob
 		it.Path = fmt.Sprintf("site%03d/endpoint%05d.conf", i%100, i)
-		x[it.Path] = it
+		x.Set(it)
 		states[it.Path] = bytes.Repeat([]byte{byte(i)}, 80) // a scan state's size
 	}
 	g, err := s.AddGeneration(context.Background(), &Generation{Job: "big", Origin: "pbx-a", State: StateGood, Index: x})
@@ -346,8 +346,8 @@ func TestReadBackDropsMappedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if len(back.Index) != n {
-		t.Fatalf("read back %d items, want %d", len(back.Index), n)
+	if back.Index.Len() != n {
+		t.Fatalf("read back %d items, want %d", back.Index.Len(), n)
 	}
 	checkMapped(t, s, "reading 100,000 items back", 16)
 	if peak > readBackMapped {

@@ -140,13 +140,13 @@ func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) (changeLi
 	k, v := c.First()
 	if k == nil {
 		// a first generation: every item is a change
-		paths = make([]string, 0, len(x))
+		paths = make([]string, 0, x.Len())
 	}
 	for ; k != nil; k, v = c.Next() {
 		if err := ctx.Err(); err != nil {
 			return changeList{}, err
 		}
-		nw, ok := x[string(k)]
+		nw, ok := x.Get(string(k))
 		if !ok {
 			paths = append(paths, string(k))
 			continue
@@ -159,14 +159,13 @@ func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) (changeLi
 			paths = append(paths, nw.Path)
 		}
 	}
-	for p := range x {
+	for p := range x.All() {
 		if items.Get([]byte(p)) == nil {
 			paths = append(paths, p)
 		}
 	}
 	return changeList{paths: paths, item: func(p string) (index.Item, bool) {
-		it, ok := x[p]
-		return it, ok
+		return x.Get(p)
 	}}, nil
 }
 

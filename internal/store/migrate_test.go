@@ -100,11 +100,11 @@ func TestMigrateFormat1(t *testing.T) {
 	t0 := time.Unix(1700000000, 0).UTC()
 	gens := []*Generation{
 		{Number: 2, Time: t0, Origin: "pbx-a", State: StateGood, Changed: []string{"d", "d/s.conf"},
-			Index: index.Index{"d": dir, "d/s.conf": item("d/s.conf", small1, 14)}},
+			Index: index.Of(dir, item("d/s.conf", small1, 14))},
 		{Number: 4, Time: t0.Add(time.Minute), Origin: "pbx-a", SourceVersion: 3, State: StateBad, Reason: "check failed", Changed: []string{"d/s.conf", "big"},
-			Index: index.Index{"d": dir, "d/s.conf": item("d/s.conf", small2, 14), "big": item("big", big, 3*SmallBlob)}},
+			Index: index.Of(dir, item("d/s.conf", small2, 14), item("big", big, 3*SmallBlob))},
 		{Number: 5, Time: t0.Add(2 * time.Minute), Origin: "pbx-a", State: StateApplying, Changed: []string{"d/s.conf"},
-			Index: index.Index{"d": dir, "big": item("big", big, 3*SmallBlob)}},
+			Index: index.Of(dir, item("big", big, 3*SmallBlob))},
 	}
 	type state struct{ Bad []string }
 	j := &Journal{Job: "etc", Generation: 5, Entries: []JournalEntry{{Path: "d/s.conf", Op: OpDelete, Hash: small2}}}
@@ -125,7 +125,7 @@ func TestMigrateFormat1(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got.Index, g.Index) || got.State != g.State || got.Reason != g.Reason ||
+		if !index.SameItems(got.Index, g.Index) || got.State != g.State || got.Reason != g.Reason ||
 			!reflect.DeepEqual(got.Changed, g.Changed) || !got.Time.Equal(g.Time) || infos[i].Number != g.Number {
 			t.Errorf("generation %d: %+v", g.Number, got)
 		}
@@ -188,7 +188,7 @@ func TestMigrateFormat1(t *testing.T) {
 	if s.Has(small2) || !s.Has(small1) || !s.Has(big) {
 		t.Errorf("after GC keep 1: small2 %v small1 %v big %v", s.Has(small2), s.Has(small1), s.Has(big))
 	}
-	if g, err := s.Generation("etc", 2); err != nil || !reflect.DeepEqual(g.Index, gens[0].Index) {
+	if g, err := s.Generation("etc", 2); err != nil || !index.SameItems(g.Index, gens[0].Index) {
 		t.Errorf("generation 2 after GC: %v", err)
 	}
 }
@@ -200,7 +200,7 @@ func TestMigrateFormat1AfterCrash(t *testing.T) {
 	h := put(t, scratch, []byte("x"))
 	d := t.TempDir()
 	g := &Generation{Number: 1, Time: time.Unix(1, 0).UTC(), Origin: "a", State: StateGood, Changed: []string{"x"},
-		Index: index.Index{"x": {Path: "x", Kind: index.KindFile, Size: 1, Mode: 0o600, Hash: h}}}
+		Index: index.Of(index.Item{Path: "x", Kind: index.KindFile, Size: 1, Mode: 0o600, Hash: h})}
 	writeV1(t, d, map[index.Hash][]byte{h: frame(t, scratch, h)}, "j", []*Generation{g}, nil, struct{}{}, &Journal{Job: "j"})
 	if err := os.WriteFile(filepath.Join(d, dbName), []byte("half a database"), 0o600); err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestMigrateFormat1AfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got, err := s.Generation("j", 1); err != nil || !reflect.DeepEqual(got.Index, g.Index) {
+	if got, err := s.Generation("j", 1); err != nil || !index.SameItems(got.Index, g.Index) {
 		t.Fatalf("%v", err)
 	}
 	// A crash during the clean-up after the migration leaves format-1
@@ -230,7 +230,7 @@ func TestMigrateFormat1AfterCrash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(d, "jobs")); !os.IsNotExist(err) {
 		t.Fatal("format-1 leftovers survived")
 	}
-	if got, err := s2.Generation("j", 1); err != nil || !reflect.DeepEqual(got.Index, g.Index) {
+	if got, err := s2.Generation("j", 1); err != nil || !index.SameItems(got.Index, g.Index) {
 		t.Fatalf("after the clean-up: %v", err)
 	}
 }

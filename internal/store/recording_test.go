@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -213,10 +212,11 @@ func TestChunkedRecordMatchesOne(t *testing.T) {
 		xs = append(xs, x)
 	}
 	// one by its changes, against the newest
-	set := []index.Item{xs[3]["d00/f0000.conf"]}
+	first, _ := xs[3].Get("d00/f0000.conf")
+	set := []index.Item{first}
 	set[0].Size++
 	var del []string
-	for p := range xs[3] {
+	for p := range xs[3].Paths() {
 		if p != "conf" && p != set[0].Path {
 			del = append(del, p)
 		}
@@ -235,8 +235,8 @@ func TestChunkedRecordMatchesOne(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(a.Index, b.Index) || (n <= 4 && !reflect.DeepEqual(b.Index, xs[n-1])) {
-			t.Fatalf("generation %d: %d and %d items", n, len(a.Index), len(b.Index))
+		if !index.SameItems(a.Index, b.Index) || (n <= 4 && !index.SameItems(b.Index, xs[n-1])) {
+			t.Fatalf("generation %d: %d and %d items", n, a.Index.Len(), b.Index.Len())
 		}
 		ca, erra := one.Changes("j", n)
 		cb, errb := chunked.Changes("j", n)
@@ -292,7 +292,7 @@ func TestChunkedRecordUndone(t *testing.T) {
 			}
 			// a changed list long enough to go out of line, in chunks
 			x := makeIndex(t, s, chunkFiles(200, 1))
-			changed := slices.Sorted(maps.Keys(x))
+			changed := slices.Sorted(x.Paths())
 			refs0, _ := refState(t, s)
 			stops := 0
 			for k := int64(0); ; k++ {
@@ -301,7 +301,7 @@ func TestChunkedRecordUndone(t *testing.T) {
 				n, err := s.AddGeneration(ctx, &Generation{Job: "j", State: StateGood, Index: x, Changed: changed})
 				if err == nil {
 					g, err := s.Generation("j", n)
-					if err != nil || !reflect.DeepEqual(g.Index, x) || !slices.Equal(g.Changed, changed) {
+					if err != nil || !index.SameItems(g.Index, x) || !slices.Equal(g.Changed, changed) {
 						t.Fatalf("recorded after %d stops: %v", stops, err)
 					}
 					break
@@ -319,7 +319,7 @@ func TestChunkedRecordUndone(t *testing.T) {
 				}
 				if prev != nil {
 					g, err := s.Generation("j", prev.Number)
-					if err != nil || !reflect.DeepEqual(g.Index, prev.Index) {
+					if err != nil || !index.SameItems(g.Index, prev.Index) {
 						t.Fatalf("stop %d: the previous generation changed: %v", k, err)
 					}
 				}
@@ -330,8 +330,8 @@ func TestChunkedRecordUndone(t *testing.T) {
 			}
 			// more stops than changes: every chunk of items was cut, and
 			// those of the counts and the last commit too
-			if stops <= len(x) {
-				t.Fatalf("only %d stops for %d changes", stops, len(x))
+			if stops <= x.Len() {
+				t.Fatalf("only %d stops for %d changes", stops, x.Len())
 			}
 			checkConsistent(t, s)
 		})
@@ -358,7 +358,7 @@ func TestReadersSeeNoPartialRecord(t *testing.T) {
 	reads, partial := 0, 0
 	ctx := onErr{Context: context.Background(), f: func() {
 		g, ok, err := s.Latest("j", StateGood)
-		if err != nil || !ok || g.Number != n1 || !reflect.DeepEqual(g.Index, x1) {
+		if err != nil || !ok || g.Number != n1 || !index.SameItems(g.Index, x1) {
 			t.Fatalf("read %d: %v %v: not generation %d as recorded", reads, ok, err, n1)
 		}
 		reads++
@@ -377,7 +377,7 @@ func TestReadersSeeNoPartialRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, ok, err := s.Latest("j", StateGood)
-	if err != nil || !ok || g.Number != n2 || !reflect.DeepEqual(g.Index, x2) {
+	if err != nil || !ok || g.Number != n2 || !index.SameItems(g.Index, x2) {
 		t.Fatalf("after the record: %v %v", ok, err)
 	}
 	checkConsistent(t, s)
@@ -394,7 +394,7 @@ func TestReadersSeeNoPartialRecord(t *testing.T) {
 func TestChangedListWrittenInChunks(t *testing.T) {
 	s := newTestStore(t, withRecordChunk(16))
 	x := makeIndex(t, s, chunkFiles(200, 0))
-	changed := slices.Sorted(maps.Keys(x))
+	changed := slices.Sorted(x.Paths())
 	var parts []int // the sizes of the partial lists seen
 	ctx := onErr{Context: context.Background(), f: func() {
 		if err := s.view(func(tx *bolt.Tx) error {
@@ -541,13 +541,13 @@ func TestChunkedRecordKill(t *testing.T) {
 			outcome += "old"
 		case 2:
 			outcome += "new"
-			if g, err := s.Generation("j", gs[1].Number); err != nil || !reflect.DeepEqual(g.Index, x2) {
+			if g, err := s.Generation("j", gs[1].Number); err != nil || !index.SameItems(g.Index, x2) {
 				t.Fatalf("round %d (%s): the new generation: %v", i, mode, err)
 			}
 		default:
 			t.Fatalf("round %d (%s): %d generations", i, mode, len(gs))
 		}
-		if g, err := s.Generation("j", gs[0].Number); err != nil || !reflect.DeepEqual(g.Index, x1) {
+		if g, err := s.Generation("j", gs[0].Number); err != nil || !index.SameItems(g.Index, x1) {
 			t.Fatalf("round %d (%s): the old generation: %v", i, mode, err)
 		}
 		checkConsistent(t, s)

@@ -103,19 +103,19 @@ type metaRecord1 struct {
 func decodeIndex1(job string, n uint64, want index.Hash, b []byte) (index.Index, error) {
 	body, err := decodeEnvelope("index", b)
 	if err != nil {
-		return nil, err
+		return index.Index{}, err
 	}
 	if !want.IsZero() && index.Sum(body) != want {
-		return nil, fmt.Errorf("%w: index does not match its meta file (index_sum)", ErrCorrupt)
+		return index.Index{}, fmt.Errorf("%w: index does not match its meta file (index_sum)", ErrCorrupt)
 	}
 	var d diskIndex
 	if err := json.Unmarshal(body, &d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return index.Index{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	if d.Job != job || (n != 0 && d.Generation != n) {
-		return nil, fmt.Errorf("%w: index belongs to job %q generation %d", ErrCorrupt, d.Job, d.Generation)
+		return index.Index{}, fmt.Errorf("%w: index belongs to job %q generation %d", ErrCorrupt, d.Job, d.Generation)
 	}
-	x := make(index.Index, len(d.Items))
+	x := index.New(len(d.Items))
 	for _, di := range d.Items {
 		it := index.Item{Path: di.Path, Size: di.Size, Mode: index.FileMode(di.Mode), MTime: di.MTime, Deleted: di.Deleted}
 		switch di.Kind {
@@ -124,23 +124,23 @@ func decodeIndex1(job string, n uint64, want index.Hash, b []byte) (index.Index,
 		case "dir":
 			it.Kind = index.KindDir
 		default:
-			return nil, fmt.Errorf("%w: item %q: unknown kind %q", ErrCorrupt, di.Path, di.Kind)
+			return index.Index{}, fmt.Errorf("%w: item %q: unknown kind %q", ErrCorrupt, di.Path, di.Kind)
 		}
 		if di.Hash != "" {
 			if it.Hash, err = index.ParseHash(di.Hash); err != nil {
-				return nil, fmt.Errorf("%w: item %q: %v", ErrCorrupt, di.Path, err)
+				return index.Index{}, fmt.Errorf("%w: item %q: %v", ErrCorrupt, di.Path, err)
 			}
 		}
 		for _, c := range di.Version {
 			it.Version = append(it.Version, index.Counter(c))
 		}
 		if err := validateItem(&it); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+			return index.Index{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		if _, dup := x[it.Path]; dup {
-			return nil, fmt.Errorf("%w: item %q twice", ErrCorrupt, it.Path)
+		if x.Has(it.Path) {
+			return index.Index{}, fmt.Errorf("%w: item %q twice", ErrCorrupt, it.Path)
 		}
-		x[it.Path] = it
+		x.Set(it)
 	}
 	return x, nil
 }

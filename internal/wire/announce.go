@@ -186,7 +186,7 @@ func (it *Item) validate() error {
 
 // FromIndex converts an index to wire items, sorted by path.
 func FromIndex(x index.Index) []Item {
-	out := make([]Item, 0, len(x))
+	out := make([]Item, 0, x.Len())
 	for it := range IndexItems(x) {
 		out = append(out, it)
 	}
@@ -201,15 +201,15 @@ const hashBlock = 1024
 // at 100,000 files), sorted once here; and the hashes of hashBlock items
 // in one allocation, not one each. x must not change while it is used.
 func IndexItems(x index.Index) iter.Seq[Item] {
-	paths := make([]string, 0, len(x))
-	for p := range x {
+	paths := make([]string, 0, x.Len())
+	for p := range x.All() {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
 	return func(yield func(Item) bool) {
 		var hashes []byte
 		for _, p := range paths {
-			it := x[p]
+			it, _ := x.Get(p)
 			w := Item{Path: it.Path, Kind: uint8(it.Kind), Size: it.Size, Mode: index.UnixMode(it.Mode), MTime: it.MTime, Deleted: it.Deleted, Version: it.Version}
 			if it.Kind == index.KindFile && !it.Deleted {
 				if cap(hashes)-len(hashes) < index.HashSize {
@@ -244,9 +244,9 @@ func ToItem(w Item) index.Item {
 
 // ToIndex converts validated wire items back to an index.
 func ToIndex(items []Item) index.Index {
-	x := make(index.Index, len(items))
+	x := index.New(len(items))
 	for _, w := range items {
-		x[w.Path] = ToItem(w)
+		x.Set(ToItem(w))
 	}
 	return x
 }
@@ -257,13 +257,13 @@ func ToIndex(items []Item) index.Index {
 // that changed.
 func Incremental(prev, next index.Index) (items []Item, removed []string, digest []byte) {
 	var paths []string
-	for p, it := range next {
-		if old, ok := prev[p]; !ok || !sameItem(old, it) {
+	for p, it := range next.All() {
+		if old, ok := prev.Get(p); !ok || !sameItem(old, it) {
 			paths = append(paths, p)
 		}
 	}
-	for p := range prev {
-		if _, ok := next[p]; !ok {
+	for p := range prev.All() {
+		if !next.Has(p) {
 			paths = append(paths, p)
 		}
 	}
@@ -284,7 +284,7 @@ func Changes(next index.Index, paths []string) (items []Item, removed []string) 
 		if i > 0 && sorted[i-1] == p {
 			continue
 		}
-		if it, ok := next[p]; ok {
+		if it, ok := next.Get(p); ok {
 			items = append(items, FromItem(it))
 		} else {
 			removed = append(removed, p)
@@ -301,7 +301,7 @@ func (m *Announce) Apply(base index.Index) (index.Index, error) {
 	out := base.Clone()
 	d := index.DigestOf(out)
 	if _, err := m.ApplyTo(out, &d); err != nil {
-		return nil, err
+		return index.Index{}, err
 	}
 	return out, nil
 }
@@ -319,31 +319,31 @@ func (m *Announce) ApplyTo(x index.Index, d *index.SetDigest) ([]string, error) 
 	saved := make(map[string]undo, len(m.Items)+len(m.Removed))
 	save := func(p string) {
 		if _, done := saved[p]; !done {
-			old, had := x[p]
+			old, had := x.Get(p)
 			saved[p] = undo{old, had}
 		}
 	}
 	before := *d
 	for _, p := range m.Removed {
 		save(p)
-		if old, ok := x[p]; ok {
+		if old, ok := x.Get(p); ok {
 			d.Remove(old)
-			delete(x, p)
+			x.Delete(p)
 		}
 	}
 	for _, w := range m.Items {
 		save(w.Path)
 		it := ToItem(w)
-		old, had := x[w.Path]
+		old, had := x.Get(w.Path)
 		d.Replace(old, had, it, true)
-		x[w.Path] = it
+		x.Set(it)
 	}
 	if got := d.Hash(); !bytes.Equal(got[:], m.Digest) {
 		for p, u := range saved {
 			if u.had {
-				x[p] = u.it
+				x.Set(u.it)
 			} else {
-				delete(x, p)
+				x.Delete(p)
 			}
 		}
 		*d = before

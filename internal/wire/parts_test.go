@@ -469,8 +469,8 @@ func TestSplitFromHoldsOnePart(t *testing.T) {
 		}
 		n++
 	}
-	if n < 10 || upTo != len(x) {
-		t.Fatalf("%d parts of %d items, index of %d", n, upTo, len(x))
+	if n < 10 || upTo != x.Len() {
+		t.Fatalf("%d parts of %d items, index of %d", n, upTo, x.Len())
 	}
 }
 
@@ -486,7 +486,7 @@ func TestSplitFromRefusesChangedItems(t *testing.T) {
 				passes++
 				n := 0
 				for it := range IndexItems(x) {
-					if passes == 2 && delta < 0 && n == len(x)-1 {
+					if passes == 2 && delta < 0 && n == x.Len()-1 {
 						return
 					}
 					if !yield(it) {

@@ -50,7 +50,7 @@ func newSim(t *testing.T, seed int64, p Policy) *sim {
 			}
 		}
 		s.m[n] = New(Config{Self: n, Members: others, Policy: p, Resend: 50}, nil)
-		s.tree[n] = index.Index{}
+		s.tree[n] = index.New(0)
 	}
 	for _, n := range s.names {
 		for _, o := range s.names {
@@ -79,10 +79,10 @@ func (s *sim) carry(n string, r Ready) {
 				break
 			}
 			if it.Deleted {
-				delete(s.tree[n], it.Path)
+				s.tree[n].Delete(it.Path)
 			} else {
 				it.Version = nil
-				s.tree[n][it.Path] = it
+				s.tree[n].Set(it)
 			}
 		}
 		err := ""
@@ -105,11 +105,11 @@ func (s *sim) edit(n string) {
 	s.clock++
 	path := fmt.Sprintf("f%d", s.rng.Intn(4))
 	before, had := s.m[n].Item(path)
-	if _, live := s.tree[n][path]; live && s.rng.Intn(4) == 0 {
-		delete(s.tree[n], path)
+	if live := s.tree[n].Has(path); live && s.rng.Intn(4) == 0 {
+		s.tree[n].Delete(path)
 	} else {
 		c := fmt.Sprintf("%s@%d", n, s.clock)
-		s.tree[n][path] = index.Item{Path: path, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o644, MTime: s.clock / 3, Hash: index.Sum([]byte(c))}
+		s.tree[n].Set(index.Item{Path: path, Kind: index.KindFile, Size: int64(len(c)), Mode: 0o644, MTime: s.clock / 3, Hash: index.Sum([]byte(c))})
 	}
 	r := s.m[n].Step(LocalScan{Time: s.clock / 3, Tree: s.tree[n].Clone()})
 	for _, it := range r.Persist {
@@ -191,11 +191,11 @@ func (s *sim) check(seed int64) {
 			s.t.Fatalf("seed %d: member %s's index differs from a's:\n%v\n%v", seed, n, got, ref)
 		}
 		live := s.m[n].Live()
-		if len(live) != len(s.tree[n]) {
-			s.t.Fatalf("seed %d: member %s: tree has %d files, index %d live", seed, n, len(s.tree[n]), len(live))
+		if live.Len() != s.tree[n].Len() {
+			s.t.Fatalf("seed %d: member %s: tree has %d files, index %d live", seed, n, s.tree[n].Len(), live.Len())
 		}
-		for p, it := range live {
-			if tr, ok := s.tree[n][p]; !ok || tr.Hash != it.Hash {
+		for p, it := range live.All() {
+			if tr, ok := s.tree[n].Get(p); !ok || tr.Hash != it.Hash {
 				s.t.Fatalf("seed %d: member %s: tree differs from its index at %s", seed, n, p)
 			}
 		}

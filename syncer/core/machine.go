@@ -85,10 +85,10 @@ func (m *Machine) Item(path string) (index.Item, bool) {
 // Live returns the live entries: what the tree holds when the machine is
 // at rest.
 func (m *Machine) Live() index.Index {
-	out := index.Index{}
-	for p, it := range m.items {
+	out := index.New(0)
+	for _, it := range m.items {
 		if !it.Deleted {
-			out[p] = it
+			out.Set(it)
 		}
 	}
 	return out
@@ -147,13 +147,13 @@ func (m *Machine) set(it index.Item, r *Ready) {
 // new version authored by this node.
 func (m *Machine) localScan(e LocalScan) Ready {
 	var r Ready
-	paths := make([]string, 0, len(e.Tree))
-	for p := range e.Tree {
+	paths := make([]string, 0, e.Tree.Len())
+	for p := range e.Tree.All() {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		t := e.Tree[p]
+		t, _ := e.Tree.Get(p)
 		cur, ok := m.items[p]
 		if ok && sameVersion(t, cur) {
 			continue
@@ -165,7 +165,7 @@ func (m *Machine) localScan(e LocalScan) Ready {
 	}
 	for _, p := range sortedKeys(m.items) {
 		cur := m.items[p]
-		if _, ok := e.Tree[p]; ok || cur.Deleted {
+		if e.Tree.Has(p) || cur.Deleted {
 			continue
 		}
 		m.set(index.Item{Path: p, Kind: cur.Kind, Deleted: true, MTime: e.Time, Version: cur.Version.Bump(m.cfg.Self)}, &r)

@@ -84,10 +84,10 @@ func member(p Policy, items ...index.Item) *Machine {
 }
 
 func tree(items ...index.Item) index.Index {
-	x := index.Index{}
+	x := index.New(len(items))
 	for _, it := range items {
 		it.Version = nil
-		x[it.Path] = it
+		x.Set(it)
 	}
 	return x
 }
@@ -107,9 +107,9 @@ func TestLocalScanTable(t *testing.T) {
 			"store x; persist x{a:2,b:3}; send b; send c"},
 		{"mode change is a change", []index.Item{file("x", "1", 5, v("b", 1))}, func() index.Index {
 			x := tree(file("x", "1", 5, nil))
-			it := x["x"]
+			it, _ := x.Get("x")
 			it.Mode = 0o600
-			x["x"] = it
+			x.Set(it)
 			return x
 		}(), "store x; persist x{a:1,b:1}; send b; send c"},
 		{"deleted file: a tombstone by this node", []index.Item{file("x", "1", 5, v("b", 1))}, tree(),
