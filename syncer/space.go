@@ -147,7 +147,7 @@ func (a *Applier) freeSpace() (fsSpace, bool) {
 // them too (what a retry needs once they are dropped). A content that a
 // fetch staged once for several paths counts for none of them: one takes
 // the staged file, the others stage anew (files of the same content are
-// few; a map of the prestaged ones taken would cost ~5 MB at 100,000
+// few; a set of the prestaged ones taken would cost ~5 MB at 100,000
 // files, at the apply's peak of memory), so need can come out low by
 // them, and the apply then finds out as it writes.
 func (a *Applier) applyNeed(ops []Op, wanted func(i int) index.Item, block uint64) (need, full spaceNeed) {
@@ -161,7 +161,7 @@ func (a *Applier) applyNeed(ops []Op, wanted func(i int) index.Item, block uint6
 		case OpWrite:
 			w := wanted(i)
 			full.add(w.Size, false, block)
-			if _, ok := a.prestaged[w.Hash]; !ok {
+			if !a.prestaged.has(w.Hash) {
 				need.add(w.Size, false, block)
 			}
 		}
