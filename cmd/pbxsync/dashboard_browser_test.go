@@ -392,7 +392,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	if n := string(eval(`document.querySelectorAll('#job-pool tr[data-conflict]').length`)); n != "0" {
 		t.Errorf("the mesh job shows %s conflicts before any", n)
 	}
+	poolGens := func() int {
+		var gens []store.GenerationInfo
+		if err := a.getJSON("/api/v1/jobs/"+meshJob+"/history", &gens); err != nil {
+			t.Fatalf("pbx1's history of %s: %v", meshJob, err)
+		}
+		return len(gens)
+	}
 	b.stop(t)
+	before := poolGens()
 	now := time.Now()
 	for _, e := range []struct {
 		n       *dashNode
@@ -407,6 +415,16 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// pbx1 records its edit before pbx2 comes back: pbx2's version then
+	// meets it on pbx1 as well (had pbx2's resolution of the two come
+	// first, it would supersede pbx1's edit there without a conflict on
+	// pbx1, and only pbx2 would record one)
+	waitFor(t, "pbx1 records its own edit", func() error {
+		if n := poolGens(); n <= before {
+			return fmt.Errorf("pbx1 holds %d generations of %s, as before its edit", n, meshJob)
+		}
+		return nil
+	})
 	b.start(t, a, bCheck)
 	var conflict history.Conflict
 	waitFor(t, "pbx1 records the conflict", func() error {
