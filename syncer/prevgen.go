@@ -53,7 +53,7 @@ func (p *prevGen) items() index.Index {
 func newPrevGen(number uint64, prev, cur index.Index, paths []string) prevGen {
 	if paths == nil {
 		for p, it := range cur.All() {
-			if old, ok := prev.Get(p); !ok || !sameItem(old, it) {
+			if old, ok := prev.Get(p); !ok || !old.Equal(&it) {
 				paths = append(paths, p)
 			}
 		}
@@ -67,7 +67,7 @@ func newPrevGen(number uint64, prev, cur index.Index, paths []string) prevGen {
 	for _, p := range paths {
 		old, had := prev.Get(p)
 		it, has := cur.Get(p)
-		if had == has && (!had || sameItem(old, it)) {
+		if had == has && (!had || old.Equal(&it)) {
 			continue
 		}
 		if _, dup := pg.at[p]; !dup {
@@ -90,14 +90,14 @@ func (j *job) prevFromStore(number uint64) (prevGen, error) {
 	pg := prevGen{number: number, at: make(map[string]prevEntry, len(chs))}
 	for _, c := range chs {
 		cur, has := j.latest.Index.Get(c.Path)
-		if (c.New != nil) != has || (has && !sameItem(*c.New, cur)) {
+		if (c.New != nil) != has || (has && !c.New.Equal(&cur)) {
 			return prevGen{}, fmt.Errorf("the change record of generation %d does not end in its index at %s", j.latest.Number, c.Path)
 		}
 		var e prevEntry
 		if c.Old != nil {
 			e = prevEntry{*c.Old, true}
 		}
-		if e.ok == has && (!has || sameItem(e.it, cur)) {
+		if e.ok == has && (!has || e.it.Equal(&cur)) {
 			continue
 		}
 		pg.at[c.Path] = e

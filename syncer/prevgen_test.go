@@ -60,7 +60,7 @@ func TestPrevGenLookup(t *testing.T) {
 		}
 		var want []string
 		for p, was := range prev.All() {
-			if it, ok := cur.Get(p); !ok || !sameItem(it, was) {
+			if it, ok := cur.Get(p); !ok || !it.Equal(&was) {
 				want = append(want, p)
 			}
 		}
@@ -77,7 +77,7 @@ func TestPrevGenLookup(t *testing.T) {
 			p := fmt.Sprintf("d/f%02d", i)
 			got, gok := pg.lookup(cur, p)
 			it, ok := prev.Get(p)
-			if gok != ok || (ok && !sameItem(got, it)) {
+			if gok != ok || (ok && !got.Equal(&it)) {
 				t.Fatalf("step %d: %s: lookup %v %v, the previous index holds %v %v", step, p, got, gok, it, ok)
 			}
 		}
@@ -168,7 +168,7 @@ func TestSourceEditInPlace(t *testing.T) {
 			t.Fatalf("%s: generation before is %d, want %d", what, pg.number, first)
 		}
 		for p, was := range firstIndex.All() {
-			if it, ok := pg.lookup(j.latest.Index, p); !ok || !sameItem(it, was) {
+			if it, ok := pg.lookup(j.latest.Index, p); !ok || !it.Equal(&was) {
 				t.Errorf("%s: generation before at %s: %v %v, want %v", what, p, it, ok, was)
 			}
 		}

@@ -14,7 +14,7 @@ import (
 // paths of prev that next lacks, both sorted by path.
 func diffIndex(prev, next index.Index) (set []index.Item, del []string) {
 	for p, it := range next.All() {
-		if old, ok := prev.Get(p); !ok || !sameItem(old, it) {
+		if old, ok := prev.Get(p); !ok || !old.Equal(&it) {
 			set = append(set, it)
 		}
 	}
@@ -34,12 +34,6 @@ func diffIndex(prev, next index.Index) (set []index.Item, del []string) {
 	})
 	slices.Sort(del)
 	return set, del
-}
-
-// sameItem reports whether a and b agree in every field the store keeps.
-func sameItem(a, b index.Item) bool {
-	return a.Path == b.Path && a.Kind == b.Kind && a.Deleted == b.Deleted && a.Mode == b.Mode &&
-		a.Size == b.Size && a.MTime == b.MTime && a.Hash == b.Hash && slices.Equal(a.Version, b.Version)
 }
 
 // changeSet is what a new generation changes against the job's newest
@@ -76,7 +70,7 @@ func diffAt(prev, next Lookup, paths []string) *changeSet {
 		old, had := prev(p)
 		it, has := next(p)
 		switch {
-		case has && (!had || !sameItem(old, it)):
+		case has && (!had || !old.Equal(&it)):
 			ch.set = append(ch.set, it)
 		case had && !has:
 			ch.del = append(ch.del, p)

@@ -49,7 +49,7 @@ func decodeScanState(path string, b []byte, vs *index.Vectors) (hostmon.FileStat
 
 // sameScanState reports whether a and b would be saved alike.
 func sameScanState(a, b hostmon.FileState) bool {
-	return a.Dev == b.Dev && a.Inode == b.Inode && a.CTime == b.CTime && sameItem(a.Item, b.Item)
+	return a.Dev == b.Dev && a.Inode == b.Inode && a.CTime == b.CTime && a.Item.Equal(&b.Item)
 }
 
 // noteScanned records which paths of the scan state changed: for a full

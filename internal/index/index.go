@@ -278,21 +278,7 @@ func SameItems(a, b Index) bool {
 	}
 	for p, it := range a.All() {
 		o, ok := b.Get(p)
-		if !ok || !sameItem(it, o) {
-			return false
-		}
-	}
-	return true
-}
-
-// sameItem reports whether a and b are equal in every field.
-func sameItem(a, b Item) bool {
-	if a.Path != b.Path || a.Size != b.Size || a.MTime != b.MTime || a.Hash != b.Hash ||
-		a.Mode != b.Mode || a.Kind != b.Kind || a.Deleted != b.Deleted || len(a.Version) != len(b.Version) {
-		return false
-	}
-	for i := range a.Version {
-		if a.Version[i] != b.Version[i] {
+		if !ok || !it.Equal(&o) {
 			return false
 		}
 	}

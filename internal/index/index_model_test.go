@@ -17,7 +17,7 @@ func checkModel(t testing.TB, step int, x Index, model map[string]Item) {
 	}
 	for p, want := range model {
 		got, ok := x.Get(p)
-		if !ok || !sameItem(got, want) {
+		if !ok || !got.Equal(&want) {
 			t.Fatalf("step %d: Get(%q) = %+v, %v; want %+v", step, p, got, ok, want)
 		}
 	}
@@ -103,7 +103,8 @@ func runOps(t testing.TB, ops []byte, paths int) {
 				}
 			}
 		case 7:
-			if got, ok := x.Get(p); ok != (model[p].Path != "") || (ok && !sameItem(got, model[p])) {
+			want := model[p]
+			if got, ok := x.Get(p); ok != (want.Path != "") || (ok && !got.Equal(&want)) {
 				t.Fatalf("step %d: Get(%q) = %+v, %v against %+v", i, p, got, ok, model[p])
 			}
 		}

@@ -303,20 +303,6 @@ func validateItem(it *index.Item) error {
 	return nil
 }
 
-// sameItem reports whether a and b are equal in every field the store keeps.
-func sameItem(a, b *index.Item) bool {
-	if a.Path != b.Path || a.Kind != b.Kind || a.Deleted != b.Deleted || a.Mode != b.Mode ||
-		a.Size != b.Size || a.MTime != b.MTime || a.Hash != b.Hash || len(a.Version) != len(b.Version) {
-		return false
-	}
-	for i := range a.Version {
-		if a.Version[i] != b.Version[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // liveFile reports whether it holds content the store must keep.
 func liveFile(it *index.Item) bool {
 	return it.Kind == index.KindFile && !it.Deleted && !it.Hash.IsZero()

@@ -155,7 +155,7 @@ func diffItems(ctx context.Context, items *bolt.Bucket, x index.Index) (changeLi
 		if err != nil {
 			return changeList{}, err
 		}
-		if !sameItem(&old, &nw) {
+		if !old.Equal(&nw) {
 			paths = append(paths, nw.Path)
 		}
 	}
