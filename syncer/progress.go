@@ -44,7 +44,7 @@ func (p *Progress) String() string {
 	}
 	eta := "ETA unknown"
 	if p.ETASeconds >= 0 {
-		eta = "ETA " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String()
+		eta = "ETA " + p.eta()
 	}
 	return fmt.Sprintf("%s %d/%d files, %s/%s, %s", p.Phase, p.Files, p.FilesTotal, bytesText(p.Bytes), bytesText(p.BytesTotal), eta)
 }
@@ -59,9 +59,14 @@ func (p *Progress) waitingText() string {
 		s += " (a write ran out of space)"
 	}
 	if p.ETASeconds >= 0 {
-		s += ", trying again in " + (time.Duration(p.ETASeconds * float64(time.Second))).Round(time.Second).String() + " at the latest"
+		s += ", trying again in " + p.eta() + " at the latest"
 	}
 	return s
+}
+
+// eta is the ETA as a duration to the second ("4m47s").
+func (p *Progress) eta() string {
+	return time.Duration(p.ETASeconds * float64(time.Second)).Round(time.Second).String()
 }
 
 func (p *Progress) wire() *wire.Progress {

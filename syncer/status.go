@@ -227,7 +227,7 @@ const stateWaitingForRoom = "no-room"
 
 // Healthy reports nil when every job runs without an error and without
 // checks that fail whatever the content (checks-failing), none waits for
-// room on a full disk (waiting), and Options.Health, if set, passes.
+// room on a full disk (no-room), and Options.Health, if set, passes.
 func (a *Agent) Healthy(ctx context.Context) error {
 	for _, j := range a.allJobs() {
 		j.mu.Lock()
@@ -236,7 +236,7 @@ func (a *Agent) Healthy(ctx context.Context) error {
 		j.mu.Unlock()
 		if state == "error" || state == stateChecksFailing || state == stateWaitingForRoom {
 			// checks-failing: the node's checks fail on the content it
-			// holds too (its check or its Asterisk is broken); waiting:
+			// holds too (its check or its Asterisk is broken); no-room:
 			// its disk has no room for the farm's newest generation
 			return fmt.Errorf("job %s: %s", j.cfg.Name, msg)
 		}

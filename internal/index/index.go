@@ -99,7 +99,7 @@ func (x Index) Len() int {
 	if x.t == nil {
 		return 0
 	}
-	return x.t.n - x.t.ndead
+	return x.t.Len()
 }
 
 // Get returns the item at path p.
