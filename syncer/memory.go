@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"pbxsync/internal/procmaps"
 )
 
 // largeGeneration is the number of changed paths from which a generation
@@ -51,10 +53,13 @@ func (a *Agent) growMemory(bytes int64) (done func()) {
 // leave the buffers a large sync pooled held until the agent's next
 // collections (encoding/json's buffer of a whole announcement part, 4
 // MiB at 100,000 files, in the idle source's heap). The second costs
-// less than the first: the garbage is gone by then.
+// less than the first: the garbage is gone by then. It lets go of the
+// executable's pages the busy spell ran too (procmaps.ReleaseExecutable):
+// what the idle agent runs next maps back from the page cache.
 func freeHeap() {
 	runtime.GC()
 	debug.FreeOSMemory()
+	_, _ = procmaps.ReleaseExecutable() // off Linux, or without /proc: nothing to let go of
 }
 
 // noteGeneration marks the job for releaseMemory when a generation of n

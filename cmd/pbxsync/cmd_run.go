@@ -17,6 +17,7 @@ import (
 	"pbxsync/internal/control"
 	"pbxsync/internal/httpapi"
 	"pbxsync/internal/identity"
+	"pbxsync/internal/procmaps"
 	"pbxsync/internal/wire"
 	"pbxsync/syncer"
 )
@@ -180,6 +181,13 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, reload 
 	go func() { done <- agent.Run(ctx) }()
 	log.Info("agent started", "node", cfg.Node.Name, "id", id.ID.String(), "listen", cfg.Node.Listen, "jobs", len(cfg.Jobs), "peers", len(cfg.Peers))
 	daemon.SdNotify(false, daemon.SdNotifyReady)
+	// what only the start ran (package initialisers all over the binary)
+	// need not stay resident: see procmaps.ReleaseExecutable
+	if n, err := procmaps.ReleaseExecutable(); err != nil {
+		log.Debug("cannot let go of the executable's pages", "err", err)
+	} else {
+		log.Debug("let go of the executable's resident pages", "mapped_bytes", n)
+	}
 	var watchdog <-chan time.Time
 	if iv, err := daemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
 		t := time.NewTicker(iv / 2)
