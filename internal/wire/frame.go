@@ -119,9 +119,16 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 		// announcement holds none until SplitFrom makes its parts' items
 		return nil, fmt.Errorf("wire: encode %s of %s version %d: %w", m.Type(), a.Job, a.Version, ErrNoItems)
 	}
-	payload, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
+	var payload []byte
+	d, plain := m.(*Data)
+	if plain {
+		payload, plain = appendData(make([]byte, 0, 128), d)
+	}
+	if !plain {
+		var err error
+		if payload, err = json.Marshal(m); err != nil {
+			return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
+		}
 	}
 	var flags byte
 	if len(payload) > CompressAbove && compressible(m) {
@@ -198,6 +205,25 @@ func (c *Codec) ReadGated(r io.Reader, gate Gate) (Message, error) {
 		return nil, fmt.Errorf("wire: %w: %s frame of %d bytes > %d", ErrTooLarge, t, n, wireLimit(t))
 	}
 	payload := &io.LimitedReader{R: r, N: int64(n)}
+	if t == TypeData && hdr[2]&flagZstd == 0 && gate == nil {
+		// the frame before each file of a fetch: read whole (at most
+		// wireLimit bytes), in appendData's form without encoding/json
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("wire: read %d-byte payload: %w", n, err)
+		}
+		d := &Data{}
+		if parseData(buf, d) {
+			if err := d.Validate(); err != nil {
+				return nil, fmt.Errorf("wire: %w: %s: %w", ErrMalformed, t, err)
+			}
+			return d, nil
+		}
+		payload = &io.LimitedReader{R: bytes.NewReader(buf), N: int64(n)}
+	}
 	var body io.Reader = payload
 	if hdr[2]&flagZstd != 0 {
 		pool := c.pools[t]

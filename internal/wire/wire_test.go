@@ -134,7 +134,7 @@ func TestRejectsHugeLength(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	c := newCodec(f)
-	for _, m := range []Message{sampleAnnounce(2), sampleAnnounce(400), &Hello{Node: "a"}, &Get{Job: "j", Path: "p", Hash: make([]byte, 32)}, &Wake{Job: "j"}} {
+	for _, m := range []Message{sampleAnnounce(2), sampleAnnounce(400), &Hello{Node: "a"}, &Get{Job: "j", Path: "p", Hash: make([]byte, 32)}, &Wake{Job: "j"}, &Data{Encoding: EncodingZstd, Size: 5, Length: 9, Hash: make([]byte, 32)}} {
 		b, err := c.Encode(m)
 		if err != nil {
 			f.Fatal(err)
