@@ -9,7 +9,9 @@
 //	byte 3   reserved, zero
 //	byte 4-7 payload length, big-endian, at most MaxFrame
 //
-// The payload is the JSON encoding of the message; payloads over
+// The payload is the JSON encoding of the message (a Data frame's, the
+// one before every fetched file, is written and read in its one canonical
+// form without reflection: data_json.go); payloads over
 // CompressAbove bytes are zstd-compressed where that makes them smaller
 // (an announcement of one edit is a few hundred bytes, a third of them
 // saved; a Get, mostly hashes, is not compressed), and must not expand
