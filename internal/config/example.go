@@ -24,7 +24,7 @@ site = "fra"                  # optional: this host's data centre; templates see
 memory_limit = "52MiB"        # soft limit of the agent's Go heap: near it the garbage collector runs
                               # more often (never an error); a live heap past 3/4 of it raises the
                               # limit to 4/3 of the live heap while it lasts; "off" or 0: none
-                              # (default 64MiB)
+                              # (default 52MiB)
 
 # This host's own values for templates (see templates below): .Vars.KEY.
 # Strings, numbers or booleans; a template that names a missing one fails.

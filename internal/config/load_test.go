@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -645,5 +646,25 @@ func TestUnknownKeyGuess(t *testing.T) {
 	_, err := Parse("f.toml", []byte(head+job+"colour = \"red\"\n"))
 	if err == nil || strings.Contains(err.Error(), "did you mean") {
 		t.Fatalf("far key: %v; want an error without a guess", err)
+	}
+}
+
+// TestExampleNamesTheMemoryDefault: the example configuration's comment
+// on memory_limit names the default the loader applies (it said 64MiB
+// after the default became 52 MiB).
+func TestExampleNamesTheMemoryDefault(t *testing.T) {
+	ex := Example()
+	i := strings.Index(ex, "memory_limit =")
+	if i < 0 {
+		t.Fatal("the example has no memory_limit")
+	}
+	rest := ex[i:]
+	j := strings.Index(rest, "(default ")
+	if j < 0 {
+		t.Fatal("the example's memory_limit names no default")
+	}
+	want := fmt.Sprintf("(default %dMiB)", DefaultMemoryLimit>>20)
+	if got := rest[j : j+len(want)]; got != want {
+		t.Errorf("the example says %q, the default is %s", got, want)
 	}
 }
