@@ -191,6 +191,22 @@ func (s *States) Has(p string) bool {
 	return ok
 }
 
+// GrowFor makes room in s for n states to be set in path order from
+// first on, when they all come after every path s holds (a large apply's
+// files read back into an empty or smaller tree, see syncer's settled):
+// its records are then allocated once, at their size. Appended one at a
+// time they grow by a quarter at each copy, the old array live during it:
+// at 100,000 files 13 MB of capacity for 10.4 MB of records, 23 MB for a
+// moment, at the end of an initial sync's apply where the target's heap
+// peaks. Otherwise (a path s holds comes after first, or s is spilled or
+// has changes over its base) it does nothing: those states do not append.
+func (s *States) GrowFor(first string, n int) {
+	if n <= 0 || s.disk != nil || len(s.over) > 0 || len(s.base) > 0 && s.base[len(s.base)-1].path >= first {
+		return
+	}
+	s.base = slices.Grow(s.base, n)
+}
+
 // Set records st as the state of st.Path. A path s holds keeps the string
 // it was first set with (st.Path is an equal string, often another copy:
 // a scan's, a watcher event's).

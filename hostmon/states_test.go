@@ -292,3 +292,43 @@ func TestStatesSetWhileIterating(t *testing.T) {
 		t.Fatalf("met %d states, f090 of size %d; want 100 and the changed one", len(met), met["f090"].Size)
 	}
 }
+
+// TestStatesGrowFor: room made for states that come after every path
+// held is allocated once (the n appends copy nothing); none is made for
+// states that would not append (a path held after the first of them, or
+// changes over the base), and what s holds is the same either way.
+func TestStatesGrowFor(t *testing.T) {
+	want := map[string]FileState{}
+	s := &States{}
+	set := func(p string, i int) {
+		st := testState(p, i, nil)
+		s.Set(st)
+		want[p] = st
+	}
+	set("a", 1)
+	s.GrowFor("b/0000", 1000)
+	if c := cap(s.base); c < 1001 {
+		t.Fatalf("GrowFor(1000) left room for %d records", c)
+	}
+	base := unsafe.SliceData(s.base)
+	for i := range 1000 {
+		set(fmt.Sprintf("b/%04d", i), i+2)
+	}
+	if unsafe.SliceData(s.base) != base {
+		t.Error("the 1,000 states GrowFor made room for were copied to a new array")
+	}
+	checkStates(t, "after the appends", s, want)
+
+	c := cap(s.base)
+	s.GrowFor("a/x", 5000) // "b/0999" is held after it
+	s.GrowFor("", 5000)
+	if cap(s.base) != c {
+		t.Errorf("GrowFor before the last path held grew the records from %d to %d", c, cap(s.base))
+	}
+	set("a/x", 7) // not after every path: an overlaid change
+	s.GrowFor("c", 5000)
+	if cap(s.base) != c {
+		t.Errorf("GrowFor over changes grew the records from %d to %d", c, cap(s.base))
+	}
+	checkStates(t, "after an overlaid change", s, want)
+}

@@ -142,8 +142,11 @@ type job struct {
 	window windowGate
 
 	states *hostmon.States // the scan state (see scanstate.go)
-	drift  drift           // where states may differ from a generation's index
-	dirty  bool
+	// room is the new files of the apply under way, for which its first
+	// read-back makes room in states (settled)
+	room  newFileRoom
+	drift drift // where states may differ from a generation's index
+	dirty bool
 	// filesRead counts the files the job's scans read and hashed (their
 	// stat was not trusted); tests read it from other goroutines.
 	filesRead atomic.Int64
@@ -833,12 +836,13 @@ func (j *job) applyUnscanned(ctx context.Context, gen uint64, want index.Index, 
 	// read back after the rename (hostmon.Settled): it trusts them instead
 	// of reading and hashing all of them again
 	j.applier.Settled = j.settled
+	j.room = newFilesOf(ops)
 	if restore {
 		err = j.applier.Restore(ctx, gen, ops, IndexLookup(want))
 	} else {
 		err = j.applier.Apply(ctx, gen, ops, IndexLookup(want))
 	}
-	j.applier.Settled = nil
+	j.applier.Settled, j.room = nil, newFileRoom{}
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
@@ -885,6 +889,34 @@ func (j *job) rescanPending(ctx context.Context) {
 	}
 }
 
+// newFileRoom is the files an apply writes where the tree has nothing:
+// those its read-backs add to the job's view of the tree (settled),
+// which makes room for them at the first (hostmon.States.GrowFor), once
+// the stage step let go of the prestaged files. When they are at least
+// as many as the paths it held (an initial sync), the first notes the
+// whole scan state for the next save instead of each of them noting its
+// own path: the save writes every state then anyway, and 100,000 noted
+// paths were 4 MiB of the target's heap as its apply ended.
+type newFileRoom struct {
+	first string // the first of their paths
+	n     int
+	whole bool // the whole scan state is noted for the next save
+}
+
+// newFilesOf returns the new files ops write.
+func newFilesOf(ops []Op) newFileRoom {
+	var r newFileRoom
+	for _, op := range ops {
+		if op.Kind == OpWrite && op.prior == nil {
+			if r.n == 0 || op.Path < r.first {
+				r.first = op.Path
+			}
+			r.n++
+		}
+	}
+	return r
+}
+
 // settled records st, the state of a file an apply has just written, as
 // the job's scan state of it, for the rescan that follows the apply to
 // trust (Applier.Settled), and notes it for the next save and as a drift,
@@ -905,8 +937,18 @@ func (j *job) settled(st hostmon.FileState) {
 	if ok {
 		st.Version = old.Version
 	}
+	if j.room.n > 0 {
+		if j.room.n >= j.states.Len() {
+			j.room.whole = true
+			j.noteDirty([]string{""})
+		}
+		j.states.GrowFor(j.room.first, j.room.n)
+		j.room.n = 0
+	}
 	j.states.Set(st)
-	j.noteDirty([]string{st.Path})
+	if !j.room.whole {
+		j.noteDirty([]string{st.Path})
+	}
 	j.drift.touch([]string{st.Path})
 }
 
