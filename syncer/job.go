@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -842,7 +843,13 @@ func (j *job) applyUnscanned(ctx context.Context, gen uint64, want index.Index, 
 	} else {
 		err = j.applier.Apply(ctx, gen, ops, IndexLookup(want))
 	}
-	j.applier.Settled, j.room = nil, newFileRoom{}
+	j.applier.Settled = nil
+	// the directories that stand for the new files below them, whether
+	// or not the apply got that far: a note saves what is there
+	if len(j.room.dirs) > 0 {
+		j.noteDirty(slices.Sorted(maps.Keys(j.room.dirs)))
+	}
+	j.room = newFileRoom{}
 	if err != nil && restore && ctx.Err() == nil {
 		j.resolveFailed()
 	}
@@ -892,29 +899,64 @@ func (j *job) rescanPending(ctx context.Context) {
 // newFileRoom is the files an apply writes where the tree has nothing:
 // those its read-backs add to the job's view of the tree (settled),
 // which makes room for them at the first (hostmon.States.GrowFor), once
-// the stage step let go of the prestaged files. When they are at least
-// as many as the paths it held (an initial sync), the first notes the
-// whole scan state for the next save instead of each of them noting its
-// own path: the save writes every state then anyway, and 100,000 noted
-// paths were 4 MiB of the target's heap as its apply ended.
+// the stage step let go of the prestaged files. A directory the apply
+// makes, with at most scanSaveChunk new paths below it, stands for them
+// in the notes of the next save (as newPathRoots has a first scan's
+// directories do): their read-backs note nothing of their own, and the
+// directory is noted once the apply is done. 100,000 noted paths were 4
+// MiB of the target's heap as the apply of an initial sync ended.
 type newFileRoom struct {
 	first string // the first of their paths
 	n     int
-	whole bool // the whole scan state is noted for the next save
+	dirs  map[string]bool // the directories that stand for the new paths below them
 }
 
-// newFilesOf returns the new files ops write.
+// newFilesOf returns the new files ops write, and the directories they
+// make that stand for the new paths below them.
 func newFilesOf(ops []Op) newFileRoom {
 	var r newFileRoom
+	below := map[string]int{} // the directories ops make: how many new paths lie below each
 	for _, op := range ops {
+		if op.Kind == OpMkdir && op.Path != "" {
+			below[op.Path] = 0
+		}
+	}
+	for _, op := range ops {
+		isNew := op.Kind == OpMkdir || op.Kind == OpWrite && op.prior == nil
 		if op.Kind == OpWrite && op.prior == nil {
 			if r.n == 0 || op.Path < r.first {
 				r.first = op.Path
 			}
 			r.n++
 		}
+		if !isNew || len(below) == 0 {
+			continue
+		}
+		for a := index.Parent(op.Path); a != ""; a = index.Parent(a) {
+			if _, ok := below[a]; ok {
+				below[a]++
+			}
+		}
+	}
+	for d, n := range below {
+		if n <= scanSaveChunk {
+			if r.dirs == nil {
+				r.dirs = map[string]bool{}
+			}
+			r.dirs[d] = true
+		}
 	}
 	return r
+}
+
+// covers reports whether a directory of r stands for p, a new path.
+func (r *newFileRoom) covers(p string) bool {
+	for a := index.Parent(p); a != "" && len(r.dirs) > 0; a = index.Parent(a) {
+		if r.dirs[a] {
+			return true
+		}
+	}
+	return false
 }
 
 // settled records st, the state of a file an apply has just written, as
@@ -938,15 +980,11 @@ func (j *job) settled(st hostmon.FileState) {
 		st.Version = old.Version
 	}
 	if j.room.n > 0 {
-		if j.room.n >= j.states.Len() {
-			j.room.whole = true
-			j.noteDirty([]string{""})
-		}
 		j.states.GrowFor(j.room.first, j.room.n)
 		j.room.n = 0
 	}
 	j.states.Set(st)
-	if !j.room.whole {
+	if ok || !j.room.covers(st.Path) {
 		j.noteDirty([]string{st.Path})
 	}
 	j.drift.touch([]string{st.Path})

@@ -332,3 +332,38 @@ func TestNewPathRoots(t *testing.T) {
 		}
 	}
 }
+
+// TestNewFilesOf: an apply's new files are counted from the first of
+// them, and a directory the apply makes stands for the new paths below it
+// when they are at most scanSaveChunk; a new file in a directory the tree
+// has, a replaced file and a file under a directory with more new paths
+// below it are noted on their own.
+func TestNewFilesOf(t *testing.T) {
+	t.Parallel()
+	file := func(p, content string) index.Item {
+		return index.Item{Path: p, Kind: index.KindFile, Mode: 0o644, Size: int64(len(content)), Hash: index.Sum([]byte(content))}
+	}
+	dir := func(p string) index.Item { return index.Item{Path: p, Kind: index.KindDir, Mode: 0o755} }
+	have := index.Of(dir("old"), file("old/keep", "k"), file("old/change", "1"))
+	want := index.Of(dir("old"), file("old/keep", "k"), file("old/change", "2"), file("old/new", "n"),
+		dir("a"), dir("a/b"), file("a/b/y", "y"), file("a/z", "z"),
+		dir("big"), dir("big/sub"), file("big/sub/x", "x"), file("top", "t"))
+	for i := range scanSaveChunk + 1 {
+		want.Set(file(fmt.Sprintf("big/f%05d", i), fmt.Sprint(i)))
+	}
+	r := newFilesOf(Plan(have, want))
+	if wantN := 5 + scanSaveChunk + 1; r.n != wantN || r.first != "a/b/y" {
+		t.Errorf("%d new files from %q; want %d from a/b/y", r.n, r.first, wantN)
+	}
+	if !reflect.DeepEqual(r.dirs, map[string]bool{"a": true, "a/b": true, "big/sub": true}) {
+		t.Errorf("directories standing for their new paths: %v; want a, a/b and big/sub", r.dirs)
+	}
+	for p, covered := range map[string]bool{"a/b/y": true, "a/z": true, "big/sub/x": true, "big/f00000": false, "old/new": false, "top": false} {
+		if r.covers(p) != covered {
+			t.Errorf("covers(%s) = %v, want %v", p, !covered, covered)
+		}
+	}
+	if r := newFilesOf(Plan(have, have)); r.n != 0 || r.dirs != nil || r.covers("old/keep") {
+		t.Errorf("no change: %+v", r)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"pbxsync/hostmon"
 	"pbxsync/internal/config"
 	"pbxsync/internal/index"
+	"pbxsync/internal/store"
 )
 
 // TestApplySettlesWhatItWrote: an apply hands Applier.Settled the state of
@@ -226,6 +227,49 @@ func TestMeshMemberReadsNoEditItApplied(t *testing.T) {
 		})
 		if n := j.filesRead.Load() - read0; n != 0 {
 			t.Fatalf("edit %d: b's scans read %d files, want none", i, n)
+		}
+	}
+}
+
+// TestTargetSavesWhatItsFirstSyncWrote: the states a target's first sync
+// settled are saved, those of the files in the directories it made too,
+// though those directories stand for their files in the notes of the
+// save (newFileRoom) and the files note nothing of their own.
+func TestTargetSavesWhatItsFirstSyncWrote(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a, b := h.pair("")
+	want := map[string]bool{"top.conf": true}
+	for i := range 10 {
+		p := fmt.Sprintf("d/e/f%02d.conf", i)
+		a.write(p, fmt.Sprintf("[endpoint%02d]\ntype=endpoint\n", i), 0o644)
+		want[p] = true
+	}
+	a.write("top.conf", "[top]\n", 0o644)
+	a.start()
+	b.start()
+	converged(t, "initial sync", a, b)
+	b.stop() // saves what is noted
+	st, err := store.Open(filepath.Join(b.data, "store"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	saved := map[string]bool{}
+	var vs index.Vectors
+	err = st.ScanStates("conf", func(p string, v []byte) error {
+		s, err := decodeScanState(p, v, &vs)
+		if err == nil && s.Kind == index.KindFile && s.CTime != 0 {
+			saved[p] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range want {
+		if !saved[p] {
+			t.Errorf("%s: no trusted state saved (%d files saved)", p, len(saved))
 		}
 	}
 }
