@@ -922,41 +922,24 @@ func newFilesOf(ops []Op) newFileRoom {
 		}
 	}
 	for _, op := range ops {
-		isNew := op.Kind == OpMkdir || op.Kind == OpWrite && op.prior == nil
-		if op.Kind == OpWrite && op.prior == nil {
+		newFile := op.Kind == OpWrite && op.prior == nil
+		if newFile {
 			if r.n == 0 || op.Path < r.first {
 				r.first = op.Path
 			}
 			r.n++
 		}
-		if !isNew || len(below) == 0 {
-			continue
-		}
-		for a := index.Parent(op.Path); a != ""; a = index.Parent(a) {
-			if _, ok := below[a]; ok {
-				below[a]++
-			}
+		if len(below) > 0 && (newFile || op.Kind == OpMkdir) {
+			countBelow(below, op.Path)
 		}
 	}
-	for d, n := range below {
-		if n <= scanSaveChunk {
-			if r.dirs == nil {
-				r.dirs = map[string]bool{}
-			}
-			r.dirs[d] = true
-		}
-	}
+	r.dirs = standingDirs(below)
 	return r
 }
 
 // covers reports whether a directory of r stands for p, a new path.
 func (r *newFileRoom) covers(p string) bool {
-	for a := index.Parent(p); a != "" && len(r.dirs) > 0; a = index.Parent(a) {
-		if r.dirs[a] {
-			return true
-		}
-	}
-	return false
+	return len(r.dirs) > 0 && underSet(index.Parent(p), r.dirs)
 }
 
 // settled records st, the state of a file an apply has just written, as

@@ -125,23 +125,39 @@ func (j *job) newPathRoots(paths []string) []string {
 		return paths
 	}
 	for _, p := range paths {
-		for a := index.Parent(p); a != ""; a = index.Parent(a) {
-			if _, ok := below[a]; ok {
-				below[a]++
-			}
-		}
+		countBelow(below, p)
 	}
+	standing := standingDirs(below)
 	out := paths[:0:0]
 	for _, p := range paths {
-		covered := false
-		for a := index.Parent(p); a != ""; a = index.Parent(a) {
-			if n, ok := below[a]; ok && n <= scanSaveChunk {
-				covered = true
-				break
-			}
-		}
-		if !covered {
+		if !underSet(index.Parent(p), standing) {
 			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// countBelow counts p in below[d] for each directory d of below that p
+// lies below.
+func countBelow(below map[string]int, p string) {
+	for a := index.Parent(p); a != ""; a = index.Parent(a) {
+		if _, ok := below[a]; ok {
+			below[a]++
+		}
+	}
+}
+
+// standingDirs returns the directories of below with at most
+// scanSaveChunk paths below them: in the notes of a save each stands for
+// them (nil when none does).
+func standingDirs(below map[string]int) map[string]bool {
+	var out map[string]bool
+	for d, n := range below {
+		if n <= scanSaveChunk {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[d] = true
 		}
 	}
 	return out
