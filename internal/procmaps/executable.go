@@ -46,7 +46,7 @@ func ReleaseExecutable() (int64, error) {
 	}
 	var total int64
 	for _, m := range maps {
-		if err := dropPages(m.start, m.end-m.start); err != nil {
+		if err := DropPages(uintptr(m.start), int64(m.end-m.start)); err != nil {
 			return total, fmt.Errorf("procmaps: release %s %x-%x: %w", exe, m.start, m.end, err)
 		}
 		total += int64(m.end - m.start)
@@ -69,9 +69,8 @@ func executableMappings(smaps io.Reader, exe string) ([]exeMapping, error) {
 	sc := bufio.NewScanner(smaps)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+		if mappingHeader(fields) {
 			done()
-			// a mapping's header: range, perms, offset, device, inode[, path]
 			if len(fields) != 6 || fields[5] != exe || len(fields[1]) != 4 || fields[1][1] == 'w' || fields[1][3] != 'p' {
 				continue
 			}

@@ -23,8 +23,7 @@ func Resident(name string) (int64, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			// a mapping's header: range, perms, offset, device, inode[, path]
+		if mappingHeader(fields) {
 			path := fields[len(fields)-1]
 			in = len(fields) >= 6 && (path == name || strings.HasSuffix(path, "/"+name))
 			continue
@@ -41,4 +40,11 @@ func Resident(name string) (int64, error) {
 		return 0, fmt.Errorf("procmaps: read /proc/self/smaps: %w", err)
 	}
 	return total, nil
+}
+
+// mappingHeader reports whether the fields of an smaps line are a
+// mapping's header (range, perms, offset, device, inode[, path]), not
+// one of its "Key: value" lines.
+func mappingHeader(fields []string) bool {
+	return len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":")
 }

@@ -6,6 +6,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"pbxsync/internal/index"
+	"pbxsync/internal/procmaps"
 )
 
 // ReleaseMapped takes the pages of the metadata database that this process
@@ -17,7 +18,7 @@ import (
 // Dropping the mapping of a shared file page loses nothing: the page
 // stays in the page cache (the kernel keeps or evicts it as for any file)
 // and the next read maps it again with a minor fault. It costs one
-// madvise(MADV_DONTNEED) over the database, done under a read
+// madvise(MADV_DONTNEED) over the database (procmaps.DropPages), done under a read
 // transaction so that bbolt cannot remap the file meanwhile. Elsewhere
 // than on Linux it does nothing.
 func (s *Store) ReleaseMapped() error {
@@ -45,7 +46,7 @@ const releaseAfterPages = 64
 
 func (s *Store) releaseMapped() error {
 	return s.view(func(tx *bolt.Tx) error {
-		return dropMapped(tx.DB().Info().Data, tx.Size())
+		return procmaps.DropPages(tx.DB().Info().Data, tx.Size())
 	})
 }
 
@@ -105,7 +106,7 @@ func (m *mappedPass) touched() {
 
 // drop drops the mapped pages now, as a pass over many keys ends.
 func (m *mappedPass) drop() {
-	_ = dropMapped(m.tx.DB().Info().Data, m.tx.Size())
+	_ = procmaps.DropPages(m.tx.DB().Info().Data, m.tx.Size())
 }
 
 // check is s.hasTx(m.tx, h), counted as a lookup of the pass.
