@@ -63,6 +63,10 @@ func TestDataFrameForms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if js, _ := json.Marshal(want); string(canonical[HeaderSize:]) != string(js) || canonical[1] != byte(TypeData) ||
+		binary.BigEndian.Uint32(canonical[4:]) != uint32(len(js)) || canonical[2] != 0 {
+		t.Fatalf("Encode wrote % x, want the header and %s", canonical, js)
+	}
 	frame := func(payload string) []byte {
 		b := make([]byte, HeaderSize, HeaderSize+len(payload))
 		b[0], b[1] = Version, byte(TypeData)

@@ -119,16 +119,18 @@ func (c *Codec) Encode(m Message) ([]byte, error) {
 		// announcement holds none until SplitFrom makes its parts' items
 		return nil, fmt.Errorf("wire: encode %s of %s version %d: %w", m.Type(), a.Job, a.Version, ErrNoItems)
 	}
-	var payload []byte
-	d, plain := m.(*Data)
-	if plain {
-		payload, plain = appendData(make([]byte, 0, 128), d)
-	}
-	if !plain {
-		var err error
-		if payload, err = json.Marshal(m); err != nil {
-			return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
+	if d, ok := m.(*Data); ok {
+		// the frame before each fetched file, written in place
+		// (data_json.go); small enough never to be compressed
+		if out, ok := appendData(make([]byte, HeaderSize, HeaderSize+128), d); ok && len(out)-HeaderSize <= CompressAbove {
+			out[0], out[1] = Version, byte(TypeData)
+			binary.BigEndian.PutUint32(out[4:], uint32(len(out)-HeaderSize))
+			return out, nil
 		}
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("wire: encode %s: %w", m.Type(), err)
 	}
 	var flags byte
 	if len(payload) > CompressAbove && compressible(m) {
