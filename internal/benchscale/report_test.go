@@ -64,3 +64,15 @@ func TestReportPrintsRatiosAndGoals(t *testing.T) {
 		}
 	}
 }
+
+func TestQuicFloorMovesEveryByte(t *testing.T) {
+	// an odd size: the last write is a part of the buffer
+	const n = 3<<20 + 12345
+	d, err := quicFloor(t.Context(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d <= 0 {
+		t.Fatalf("quicFloor took %v", d)
+	}
+}
