@@ -128,6 +128,11 @@ func (r *report) syncRows(w io.Writer, s *initialSync, goal string) {
 	}
 	fmt.Fprintf(w, "| the same, against rsync's time to disk (pbxsync's apply is durable) | %s | `rsync -a`, then `syncfs` of its file system: %s | %s | — |\n",
 		secs(s.pbxsync), ds, ratio(s.pbxsync.Seconds(), durable.Seconds()))
+	if s.srcCPU > 0 && s.rsyncCPU > 0 {
+		// what the sync costs the machine beside its wall time: on two cores a sync cannot take less wall time than half its CPU time
+		fmt.Fprintf(w, "| CPU time of the sync (user + system), both ends | source %s + target %s = %s | rsync client and daemon (run before): %s | %s | — |\n",
+			secs(s.srcCPU), secs(s.tgtCPU), secs(s.srcCPU+s.tgtCPU), secs(s.rsyncCPU), ratio((s.srcCPU+s.tgtCPU).Seconds(), s.rsyncCPU.Seconds()))
+	}
 	fmt.Fprintf(w, "| peak RSS during the sync (VmHWM) | source %s, target %s | rsync client %s, daemon %s | — | ≤ 80 MB per agent |\n",
 		mb(s.srcPeak), mb(s.tgtPeak), mb(s.rsyncClientRSS), mb(s.rsyncDaemonRSS))
 }

@@ -23,9 +23,11 @@ type initialSync struct {
 	rsyncClientRSS     int64
 	rsyncDaemonRSS     int64
 	pbxsync            time.Duration
-	srcPeak, tgtPeak   int64 // VmHWM at convergence
-	srcIdle, tgtIdle   int64 // VmRSS after the idle wait
-	srcStore, tgtStore int64 // data_dir on disk
+	srcPeak, tgtPeak   int64         // VmHWM at convergence
+	srcCPU, tgtCPU     time.Duration // user + system time of each agent at convergence
+	rsyncCPU           time.Duration // user + system time of rsync's client and daemon, the run before pbxsync's sync
+	srcIdle, tgtIdle   int64         // VmRSS after the idle wait
+	srcStore, tgtStore int64         // data_dir on disk
 	load               string
 	quicFloor          time.Duration // the tree's bytes over quic-go alone (quicFloor), the best of quicFloorRuns; 0: not measured
 }
@@ -71,7 +73,7 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	if err != nil {
 		return nil, r, err
 	}
-	r.rsync, r.rsyncClientRSS = run.wall, run.maxRSS
+	r.rsync, r.rsyncClientRSS, r.rsyncCPU = run.wall, run.maxRSS, run.cpu+daemonCPU
 	progress("%s: rsync took %v (CPU time client %v, daemon %v)", job, r.rsync.Round(time.Millisecond), run.cpu.Round(10*time.Millisecond), daemonCPU.Round(10*time.Millisecond))
 	// its writeback, before pbxsync starts (see flushFS)
 	if r.rsyncFlush, err = flushFS(d.dir); err != nil {
@@ -135,7 +137,8 @@ func syncTree(ctx context.Context, o options, base, tree, job string, idle bool)
 	}
 	r.srcPeak, _ = p.src.Memory()
 	r.tgtPeak, _ = p.tgt.Memory()
-	progress("%s: pbxsync took %v (peak RSS source %s, target %s; CPU time source %v, target %v)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak), p.src.CPUTime(), p.tgt.CPUTime())
+	r.srcCPU, r.tgtCPU = p.src.CPUTime(), p.tgt.CPUTime()
+	progress("%s: pbxsync took %v (peak RSS source %s, target %s; CPU time source %v, target %v)", job, r.pbxsync.Round(time.Millisecond), mb(r.srcPeak), mb(r.tgtPeak), r.srcCPU, r.tgtCPU)
 	rchar, syscr := p.tgt.IO()
 	progress("%s: target read %s in %d read calls (files, sockets and store)", job, mb(rchar), syscr)
 	if err := sameTrees(tree, p.tgt.tree); err != nil {
