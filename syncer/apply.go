@@ -277,7 +277,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 		if err != nil {
 			return err
 		}
-		a.progress.add(w.Size)
+		a.progress.addBytes(w.Size) // the file counts once it is in place (execute)
 		return nil
 	})
 	if err != nil {
@@ -820,8 +820,11 @@ func (a *Applier) execute(n int, at func(i int) store.JournalEntry, exchange boo
 			}
 			return fmt.Errorf("job %s: %s %s: %w", a.Job, e.Op, e.Path, err)
 		}
-		if e.Op == jWrite && settled != nil {
-			settled.settle(want(i), dir, base)
+		if e.Op == jWrite {
+			a.progress.addFile()
+			if settled != nil {
+				settled.settle(want(i), dir, base)
+			}
 		}
 	}
 	parent.close()

@@ -19,6 +19,7 @@ import (
 
 	"pbxsync/internal/index"
 	"pbxsync/internal/store"
+	"pbxsync/internal/wire"
 )
 
 func newApplier(t testing.TB) *Applier {
@@ -505,5 +506,34 @@ func TestApplyHoldsNoJournalBesideItsOps(t *testing.T) {
 	t.Logf("held %d bytes once the journal of %d writes was written", got, files)
 	if bound := uint64(files+dirs)*32 + 96<<10; got > bound {
 		t.Fatalf("an apply of %d writes held %d bytes more once its journal was written, want at most %d (an id and an index a write)", files, got, bound)
+	}
+}
+
+// TestApplyCountsFilesAsTheyGoInPlace: an apply's progress counts the
+// bytes of each file as it is staged and the file once it is in place, so
+// that a large apply does not show all its files done (and no time left)
+// while it still renames them.
+func TestApplyCountsFilesAsTheyGoInPlace(t *testing.T) {
+	t.Parallel()
+	a := newApplier(t)
+	var tr progressTracker
+	a.progress = &tr
+	want := index.New(0)
+	var size uint64
+	for i, content := range []string{"[a]\n", "[bb]\n", "[ccc]\n"} {
+		it := a.put(t, fmt.Sprintf("f%d.conf", i), content, 0o644)
+		want.Set(it)
+		size += uint64(it.Size)
+	}
+	var journaled *Progress
+	a.afterJournal = func() { journaled = tr.snapshot(time.Now().Add(time.Second)) }
+	if err := a.Apply(context.Background(), 1, Plan(index.Index{}, want), IndexLookup(want)); err != nil {
+		t.Fatal(err)
+	}
+	if journaled == nil || journaled.Phase != wire.PhaseApplying || journaled.Files != 0 || journaled.FilesTotal != 3 || journaled.Bytes != size || journaled.BytesTotal != size || journaled.ETASeconds != -1 {
+		t.Errorf("staged, before the renames: %+v; want 0/3 files, %d/%d bytes, no estimate", journaled, size, size)
+	}
+	if p := tr.snapshot(time.Now()); p.Files != 3 || p.Bytes != size || p.ETASeconds != 0 {
+		t.Errorf("after the apply: %+v; want 3/3 files, %d bytes, nothing left", p, size)
 	}
 }

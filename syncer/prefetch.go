@@ -58,6 +58,9 @@ type prefetcher struct {
 	wg        sync.WaitGroup
 	done      atomic.Int64 // contents fetched
 	taken     atomic.Int64 // offered contents admitted (queued or dropped)
+	// prog counts what is queued and fetched for the job's status (made
+	// with the workers; nil before)
+	prog *progressTracker
 }
 
 // startPrefetch makes a files push target whose store holds no
@@ -83,9 +86,11 @@ func (j *job) stopPrefetch() {
 		return
 	}
 	p.mu.Lock()
-	close(p.stopping) // no worker starts after this
+	close(p.stopping) // no worker starts after this, nor the progress
+	prog := p.prog
 	p.mu.Unlock()
 	p.wg.Wait()
+	prog.stop() // the announcement's take tracks its own
 	if n := p.done.Load(); n > 0 {
 		p.mu.Lock()
 		left := len(p.queue)
@@ -105,6 +110,9 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 			j.log.Debug("took a source's offers", "peer", peer, "queued", taken, "dropped", dropped)
 		}
 	}()
+	if p := j.pre.Load(); p != nil {
+		p.offering(true) // until this stream ends (a later stream, after a reconnect, offers more)
+	}
 	for m := first; ; {
 		p := j.pre.Load()
 		if p == nil {
@@ -131,6 +139,7 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 		s.SetDeadline(time.Now().Add(offerReadTimeout))
 		next, err := s.ReadMessage()
 		if errors.Is(err, io.EOF) {
+			p.offering(false) // the source offered all it scanned
 			return
 		}
 		o, isOffer := next.(*wire.Offer)
@@ -214,6 +223,7 @@ func (p *prefetcher) add(it index.Item) bool {
 			return
 		}
 		p.j.log.Info("fetching the content the source offers before it announces its first generation")
+		p.prog = p.j.startOfferedProgress(p.ctx, p.j.cfg.Source)
 		for range fetchParallel {
 			p.wg.Add(1)
 			go p.work()
@@ -224,10 +234,20 @@ func (p *prefetcher) add(it index.Item) bool {
 	}
 	select {
 	case p.queue <- it:
+		p.prog.grow(1, uint64(max(it.Size, 0)))
 		return true
 	default:
 		return false
 	}
+}
+
+// offering says whether the source offers more (a stream of offers
+// begins) or offered all (it ended): whether the progress's totals are
+// final.
+func (p *prefetcher) offering(more bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prog.offering(more)
 }
 
 // work fetches queued content until the prefetcher stops: small files
@@ -307,14 +327,20 @@ func (p *prefetcher) gather(first index.Item) (batch, large []index.Item) {
 // stream each) from the source into the store.
 func (p *prefetcher) fetch(batch, large []index.Item) {
 	j, peer := p.j, p.j.cfg.Source
+	files, bytes := len(batch)+len(large), sizeOf(batch)+sizeOf(large)
 	batch, large = p.needed(batch), p.needed(large)
+	// what is not fetched here leaves the progress's totals
+	p.prog.shrink(uint64(files-len(batch)-len(large)), uint64(bytes-sizeOf(batch)-sizeOf(large)))
 	done := 0
 	switch {
 	case len(batch) > 1:
-		n, err := j.fetchBatch(p.ctx, peer, batch, nil)
+		n, err := j.fetchBatch(p.ctx, peer, batch, p.prog)
 		done += n
 		if err != nil {
 			j.log.Debug("prefetching offered content failed; the announcement's fetch gets it", "err", err)
+			for _, it := range batch[n:] {
+				p.prog.forget(it.Size)
+			}
 		}
 	case len(batch) == 1:
 		large = append(large, batch[0])
@@ -322,14 +348,25 @@ func (p *prefetcher) fetch(batch, large []index.Item) {
 	for _, it := range large {
 		if err := j.fetchFrom(p.ctx, peer, it, fetchRequest{}); err != nil {
 			j.log.Debug("prefetching offered content failed; the announcement's fetch gets it", "path", it.Path, "err", err)
+			p.prog.forget(it.Size)
 			continue
 		}
+		p.prog.add(it.Size)
 		done++
 	}
 	if done > 0 {
 		p.done.Add(int64(done))
 		j.setStatus(func(s *JobStatus) { s.Prefetched += uint64(done) })
 	}
+}
+
+// sizeOf is the size of items' content in all.
+func sizeOf(items []index.Item) int64 {
+	var n int64
+	for _, it := range items {
+		n += it.Size
+	}
+	return n
 }
 
 // needed drops from items the content the store holds by now (see

@@ -17,13 +17,19 @@ const progressAfter = time.Second
 // progressEvery is how often a target tells its source how far it got.
 const progressEvery = time.Second
 
+// PhaseScanning is a source reading its tree for a new generation: in its
+// own status only, never on the wire (a target reports fetching,
+// applying and waiting). Files and bytes are what it read so far; how
+// many it will read is not known before the walk ends.
+const PhaseScanning = "scanning"
+
 // Progress is how far this node (or, in a source's target row, that
 // target) got with a generation that takes more than a second: files and
 // bytes of the current phase done and in all, and an estimate of the time
 // the phase still takes.
 type Progress struct {
 	Generation uint64 `json:"generation"` // the source's version being applied
-	Phase      string `json:"phase"`      // fetching, applying, or waiting (for room on the file system)
+	Phase      string `json:"phase"`      // fetching, applying, waiting (for room on the file system), or scanning (a source, its own tree)
 	Files      uint64 `json:"files"`
 	FilesTotal uint64 `json:"files_total"`
 	Bytes      uint64 `json:"bytes"`
@@ -31,6 +37,10 @@ type Progress struct {
 	// ETASeconds is the estimated time left in the phase, -1 while there
 	// is no estimate yet.
 	ETASeconds float64 `json:"eta_s"`
+	// Offered says the phase fetches content the source offers while it
+	// still scans its first generation (Generation 0): the totals are
+	// what it offered so far, and grow until it has offered all.
+	Offered bool `json:"offered,omitempty"`
 	// Since is when the phase started (zero in a source's target row);
 	// At is when this was measured, or when the source received it.
 	Since time.Time `json:"since,omitzero"`
@@ -39,12 +49,18 @@ type Progress struct {
 
 // String is the progress as `pbxsync status` prints it.
 func (p *Progress) String() string {
-	if p.Phase == wire.PhaseWaiting {
+	switch p.Phase {
+	case wire.PhaseWaiting:
 		return p.waitingText()
+	case PhaseScanning:
+		return fmt.Sprintf("scanning for a new generation: %d files read and stored, %s so far", p.Files, bytesText(p.Bytes))
 	}
 	eta := "ETA unknown"
-	if p.ETASeconds >= 0 {
+	switch {
+	case p.ETASeconds >= 0:
 		eta = "ETA " + p.eta()
+	case p.Offered:
+		eta = "ETA unknown: the source still scans and offers more"
 	}
 	return fmt.Sprintf("%s %d/%d files, %s/%s, %s", p.Phase, p.Files, p.FilesTotal, bytesText(p.Bytes), bytesText(p.BytesTotal), eta)
 }
@@ -92,11 +108,13 @@ func bytesText(n uint64) string {
 }
 
 // estimate is the time left when done of total units took elapsed: the
-// rate so far applied to the rest, by bytes when the phase has bytes, else
-// by files. It is -1 when nothing is done yet (no rate to go by).
+// rate so far applied to the rest, by bytes while bytes are left, else by
+// files (an apply writes the bytes of its files first, then puts the
+// files in place one by one). It is -1 when nothing is done yet (no rate
+// to go by).
 func estimate(files, filesTotal, bytes, bytesTotal uint64, elapsed time.Duration) float64 {
 	done, total := bytes, bytesTotal
-	if total == 0 {
+	if bytes >= bytesTotal {
 		done, total = files, filesTotal
 	}
 	switch {
@@ -120,7 +138,18 @@ type progressTracker struct {
 
 	files, bytes atomic.Uint64
 
+	// offered: the tracker counts content fetched as the source offers
+	// it, before its first announcement (prefetch.go); its progress shows
+	// in the job's status only (there is no generation to report to the
+	// source yet)
+	offered bool
+	// scanning: the tracker counts what a source's scan reads
+	// (startScanProgress); its totals are what is done, its progress
+	// shows in the job's status only
+	scanning bool
+
 	mu         sync.Mutex
+	growing    bool // the totals still grow (offered content, a scan): no ETA
 	phase      string
 	phaseStart time.Time
 	filesTotal uint64
@@ -134,9 +163,62 @@ type progressTracker struct {
 // startProgress begins tracking the generation the source announced as
 // version; stop ends it and clears what it published.
 func (j *job) startProgress(ctx context.Context, peer string, version uint64) *progressTracker {
-	t := &progressTracker{j: j, peer: peer, version: version, started: time.Now(), stopCh: make(chan struct{}), done: make(chan struct{})}
+	t := j.newTracker(peer, version)
 	go t.run(ctx)
 	return t
+}
+
+// newTracker is a tracker of the job's progress on version from peer,
+// not started.
+func (j *job) newTracker(peer string, version uint64) *progressTracker {
+	return &progressTracker{j: j, peer: peer, version: version, started: time.Now(), stopCh: make(chan struct{}), done: make(chan struct{})}
+}
+
+// startOfferedProgress begins tracking the content a target fetches as
+// its source offers it, before the source announces its first generation
+// (a first sync's longest part): one fetching phase whose totals grow with
+// every offer taken (grow) until the source has offered all (offering).
+func (j *job) startOfferedProgress(ctx context.Context, peer string) *progressTracker {
+	t := j.newTracker(peer, 0)
+	t.offered = true
+	t.begin(wire.PhaseFetching, 0, 0)
+	t.growing = true
+	go t.run(ctx)
+	return t
+}
+
+// startScanProgress begins counting what a source's scan reads and
+// stores (add): a scan that takes more than progressAfter (a first scan of
+// a large tree) shows in the job's status.
+func (j *job) startScanProgress(ctx context.Context) *progressTracker {
+	t := j.newTracker("", 0)
+	t.scanning = true
+	t.begin(PhaseScanning, 0, 0)
+	t.growing = true
+	go t.run(ctx)
+	return t
+}
+
+// grow adds files and bytes to the totals of the current phase.
+func (t *progressTracker) grow(files, bytes uint64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.filesTotal += files
+	t.bytesTotal += bytes
+	t.mu.Unlock()
+}
+
+// offering says whether the totals still grow: the source offers more
+// (a stream of offers begins), or it offered all (the stream ended).
+func (t *progressTracker) offering(more bool) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.growing = more
+	t.mu.Unlock()
 }
 
 // begin starts a phase of files files and bytes bytes in all.
@@ -185,14 +267,18 @@ func (t *progressTracker) extend(phase string, files, bytes uint64) {
 // forget takes one file of n bytes out of the current phase's total (an
 // inline entry that did not apply: the fetch counts it again).
 func (t *progressTracker) forget(n int64) {
+	t.shrink(1, uint64(max(n, 0)))
+}
+
+// shrink takes files files and bytes bytes out of the current phase's
+// total (offered content a prefetch does not fetch after all).
+func (t *progressTracker) shrink(files, bytes uint64) {
 	if t == nil {
 		return
 	}
 	t.mu.Lock()
-	if t.filesTotal > 0 {
-		t.filesTotal--
-	}
-	t.bytesTotal -= min(t.bytesTotal, uint64(max(n, 0)))
+	t.filesTotal -= min(t.filesTotal, files)
+	t.bytesTotal -= min(t.bytesTotal, bytes)
 	t.mu.Unlock()
 }
 
@@ -202,8 +288,21 @@ func (t *progressTracker) add(n int64) {
 		return
 	}
 	t.files.Add(1)
-	if n > 0 {
+	t.addBytes(n)
+}
+
+// addBytes counts n bytes done in the current phase (an apply's staged
+// content, whose file counts once it is in place: addFile).
+func (t *progressTracker) addBytes(n int64) {
+	if t != nil && n > 0 {
 		t.bytes.Add(uint64(n))
+	}
+}
+
+// addFile counts one more file done in the current phase.
+func (t *progressTracker) addFile() {
+	if t != nil {
+		t.files.Add(1)
 	}
 }
 
@@ -214,9 +313,16 @@ func (t *progressTracker) snapshot(now time.Time) *Progress {
 	if t.phase == "" {
 		return nil
 	}
-	p := &Progress{Generation: t.version, Phase: t.phase, Files: min(t.files.Load(), t.filesTotal), FilesTotal: t.filesTotal,
-		Bytes: min(t.bytes.Load(), t.bytesTotal), BytesTotal: t.bytesTotal, Since: t.phaseStart, At: now}
-	p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(t.phaseStart))
+	filesTotal, bytesTotal := t.filesTotal, t.bytesTotal
+	if t.scanning {
+		filesTotal, bytesTotal = t.files.Load(), t.bytes.Load()
+	}
+	p := &Progress{Generation: t.version, Phase: t.phase, Files: min(t.files.Load(), filesTotal), FilesTotal: filesTotal,
+		Bytes: min(t.bytes.Load(), bytesTotal), BytesTotal: bytesTotal, Since: t.phaseStart, At: now, Offered: t.offered}
+	p.ETASeconds = -1
+	if !t.growing {
+		p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(t.phaseStart))
+	}
 	return p
 }
 
@@ -251,8 +357,13 @@ func (t *progressTracker) publish() {
 	if p == nil {
 		return
 	}
+	if t.scanning && p.Files == 0 {
+		return // a scan that reads nothing (a restart over an unchanged tree) shows nothing
+	}
 	t.j.setStatus(func(s *JobStatus) { s.Progress = p })
-	t.j.sendProgress(t.peer, p)
+	if !t.offered && !t.scanning {
+		t.j.sendProgress(t.peer, p)
+	}
 }
 
 // sendProgress tells peer (the source) how far this target got with the

@@ -16,7 +16,9 @@ func TestEstimate(t *testing.T) {
 		want                                 float64
 	}{
 		{"by bytes: a quarter in 10 s leaves 30 s", 1, 100, 25, 100, 10 * time.Second, 30},
-		{"bytes rule over files", 99, 100, 50, 100, 4 * time.Second, 4},
+		{"bytes rule over files while bytes are left", 99, 100, 50, 100, 4 * time.Second, 4},
+		{"files once the bytes are done (an apply's renames)", 50, 100, 100, 100, 4 * time.Second, 4},
+		{"bytes done, no file yet: no estimate", 0, 100, 100, 100, 4 * time.Second, -1},
 		{"no bytes: by files", 10, 40, 0, 0, 5 * time.Second, 15},
 		{"nothing done yet: no estimate", 0, 10, 0, 1000, time.Second, -1},
 		{"no time passed: no estimate", 1, 10, 10, 1000, 0, -1},
@@ -106,5 +108,53 @@ func TestWaitingProgressText(t *testing.T) {
 		if err := c.p.wire().Validate(); err != nil {
 			t.Errorf("%q: its wire form is invalid: %v", c.want, err)
 		}
+	}
+}
+
+// TestOfferedProgress: content fetched as the source offers it, before its
+// first announcement: the totals grow with the offers, there is no ETA
+// until the source has offered all, and the text says why.
+func TestOfferedProgress(t *testing.T) {
+	t.Parallel()
+	tr := progressTracker{offered: true}
+	tr.begin(wire.PhaseFetching, 0, 0)
+	tr.growing = true
+	tr.grow(4, 400)
+	tr.add(100)
+	tr.grow(1, 100)
+	tr.shrink(1, 100) // not fetched after all
+	at := time.Now().Add(2 * time.Second)
+	p := tr.snapshot(at)
+	if !p.Offered || p.Generation != 0 || p.Files != 1 || p.FilesTotal != 4 || p.Bytes != 100 || p.BytesTotal != 400 || p.ETASeconds != -1 {
+		t.Fatalf("while offers come: %+v; want 1/4 files, 100/400 bytes, offered, no ETA", p)
+	}
+	if s := p.String(); s != "fetching 1/4 files, 100 B/400 B, ETA unknown: the source still scans and offers more" {
+		t.Errorf("String() = %q", s)
+	}
+	tr.offering(false)
+	if p := tr.snapshot(at); p.ETASeconds < 5.9 || p.ETASeconds > 6.5 {
+		t.Errorf("once all is offered: ETA %v, want about 6 s (a quarter in 2 s)", p.ETASeconds)
+	}
+}
+
+// TestScanProgress: what a source's scan reads counts as it goes, with
+// no total and no ETA (the walk has not ended); a scan that read nothing
+// publishes nothing.
+func TestScanProgress(t *testing.T) {
+	t.Parallel()
+	tr := progressTracker{scanning: true}
+	tr.begin(PhaseScanning, 0, 0)
+	tr.growing = true
+	if p := tr.snapshot(time.Now()); p.Files != 0 || p.FilesTotal != 0 {
+		t.Fatalf("before any read: %+v", p)
+	}
+	tr.add(100)
+	tr.add(1 << 20)
+	p := tr.snapshot(time.Now().Add(2 * time.Second))
+	if p.Phase != PhaseScanning || p.Files != 2 || p.FilesTotal != 2 || p.Bytes != 1<<20+100 || p.ETASeconds != -1 {
+		t.Fatalf("after two files: %+v; want 2 files, %d bytes, no ETA", p, 1<<20+100)
+	}
+	if s := p.String(); s != "scanning for a new generation: 2 files read and stored, 1.0 MiB so far" {
+		t.Errorf("String() = %q", s)
 	}
 }

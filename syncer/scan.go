@@ -47,8 +47,14 @@ func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 		// what a source's scan reads is stored in the same read: new
 		// content is what it hashes (a file whose stat it trusts is not
 		// read), and storeTree then finds it in the store
+		prog := j.startScanProgress(ctx)
+		defer prog.stop()
 		opts = append(opts, hostmon.WithSink(func(r io.Reader) (index.Hash, int64, error) {
-			return j.a.store.PutReader(ctx, r)
+			h, n, err := j.a.store.PutReader(ctx, r)
+			if err == nil {
+				prog.add(n)
+			}
+			return h, n, err
 		}))
 		// the scan of a first generation offers what it stores to the
 		// targets as it goes (offer.go)

@@ -84,7 +84,13 @@ func printStatus(w io.Writer, st *syncer.Status) {
 		}
 	}
 	for _, j := range st.Jobs {
-		if j.Progress != nil {
+		switch {
+		case j.Progress == nil:
+		case j.Progress.Phase == syncer.PhaseScanning:
+			fmt.Fprintf(w, "%s: %s\n", j.Name, j.Progress)
+		case j.Progress.Offered:
+			fmt.Fprintf(w, "%s: the first generation from %s, as it offers it: %s\n", j.Name, j.Source, j.Progress)
+		default:
 			fmt.Fprintf(w, "%s: generation %d from %s: %s\n", j.Name, j.Progress.Generation, j.Source, j.Progress)
 		}
 	}

@@ -22,10 +22,14 @@ var (
 	descJobLat   = prometheus.NewDesc("pbxsync_job_change_to_applied_seconds", "From a change at its origin to applied and checked here.", []string{"job"}, nil)
 
 	// Progress of a generation that takes a target more than a second:
-	// on the target itself (target = this node) and, on its source, as
-	// the target last reported it. Present only while one is under way.
+	// on the target itself (target = this node; before a first
+	// generation, its fetch of what the source offers as it scans) and,
+	// on its source, as the target last reported it; on a source, its
+	// own scan for a new generation (phase scanning, target = this node:
+	// what it read so far, the same in all). Present only while one is
+	// under way.
 	progLabels       = []string{"job", "target", "phase"}
-	descProgFiles    = prometheus.NewDesc("pbxsync_sync_progress_done_files", "Files of the phase (fetching, applying) of a generation in progress that are done.", progLabels, nil)
+	descProgFiles    = prometheus.NewDesc("pbxsync_sync_progress_done_files", "Files of the phase (fetching, applying, waiting, scanning) of a generation in progress that are done.", progLabels, nil)
 	descProgFilesTot = prometheus.NewDesc("pbxsync_sync_progress_all_files", "Files of the phase of a generation in progress in all.", progLabels, nil)
 	descProgBytes    = prometheus.NewDesc("pbxsync_sync_progress_done_bytes", "Bytes (file sizes) of the phase of a generation in progress that are done.", progLabels, nil)
 	descProgBytesTot = prometheus.NewDesc("pbxsync_sync_progress_all_bytes", "Bytes (file sizes) of the phase of a generation in progress in all.", progLabels, nil)
