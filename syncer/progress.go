@@ -143,13 +143,9 @@ type progressTracker struct {
 	// in the job's status only (there is no generation to report to the
 	// source yet)
 	offered bool
-	// scanning: the tracker counts what a source's scan reads
-	// (startScanProgress); its totals are what is done, its progress
-	// shows in the job's status only
-	scanning bool
 
 	mu         sync.Mutex
-	growing    bool // the totals still grow (offered content, a scan): no ETA
+	growing    bool // the totals still grow (offered content): no ETA
 	phase      string
 	phaseStart time.Time
 	filesTotal uint64
@@ -182,18 +178,6 @@ func (j *job) startOfferedProgress(ctx context.Context, peer string) *progressTr
 	t := j.newTracker(peer, 0)
 	t.offered = true
 	t.begin(wire.PhaseFetching, 0, 0)
-	t.growing = true
-	go t.run(ctx)
-	return t
-}
-
-// startScanProgress begins counting what a source's scan reads and
-// stores (add): a scan that takes more than progressAfter (a first scan of
-// a large tree) shows in the job's status.
-func (j *job) startScanProgress(ctx context.Context) *progressTracker {
-	t := j.newTracker("", 0)
-	t.scanning = true
-	t.begin(PhaseScanning, 0, 0)
 	t.growing = true
 	go t.run(ctx)
 	return t
@@ -313,12 +297,8 @@ func (t *progressTracker) snapshot(now time.Time) *Progress {
 	if t.phase == "" {
 		return nil
 	}
-	filesTotal, bytesTotal := t.filesTotal, t.bytesTotal
-	if t.scanning {
-		filesTotal, bytesTotal = t.files.Load(), t.bytes.Load()
-	}
-	p := &Progress{Generation: t.version, Phase: t.phase, Files: min(t.files.Load(), filesTotal), FilesTotal: filesTotal,
-		Bytes: min(t.bytes.Load(), bytesTotal), BytesTotal: bytesTotal, Since: t.phaseStart, At: now, Offered: t.offered}
+	p := &Progress{Generation: t.version, Phase: t.phase, Files: min(t.files.Load(), t.filesTotal), FilesTotal: t.filesTotal,
+		Bytes: min(t.bytes.Load(), t.bytesTotal), BytesTotal: t.bytesTotal, Since: t.phaseStart, At: now, Offered: t.offered}
 	p.ETASeconds = -1
 	if !t.growing {
 		p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(t.phaseStart))
@@ -357,11 +337,8 @@ func (t *progressTracker) publish() {
 	if p == nil {
 		return
 	}
-	if t.scanning && p.Files == 0 {
-		return // a scan that reads nothing (a restart over an unchanged tree) shows nothing
-	}
 	t.j.setStatus(func(s *JobStatus) { s.Progress = p })
-	if !t.offered && !t.scanning {
+	if !t.offered {
 		t.j.sendProgress(t.peer, p)
 	}
 }

@@ -138,23 +138,32 @@ func TestOfferedProgress(t *testing.T) {
 }
 
 // TestScanProgress: what a source's scan reads counts as it goes, with
-// no total and no ETA (the walk has not ended); a scan that read nothing
-// publishes nothing.
+// no total and no ETA (the walk has not ended), in the job's status once
+// the scan has run for progressAfter, and out of it when the scan ends.
 func TestScanProgress(t *testing.T) {
 	t.Parallel()
-	tr := progressTracker{scanning: true}
-	tr.begin(PhaseScanning, 0, 0)
-	tr.growing = true
-	if p := tr.snapshot(time.Now()); p.Files != 0 || p.FilesTotal != 0 {
-		t.Fatalf("before any read: %+v", p)
+	j := &job{}
+	p := j.startScanProgress()
+	for range scanCheckEvery {
+		p.add(100)
 	}
-	tr.add(100)
-	tr.add(1 << 20)
-	p := tr.snapshot(time.Now().Add(2 * time.Second))
-	if p.Phase != PhaseScanning || p.Files != 2 || p.FilesTotal != 2 || p.Bytes != 1<<20+100 || p.ETASeconds != -1 {
-		t.Fatalf("after two files: %+v; want 2 files, %d bytes, no ETA", p, 1<<20+100)
+	if j.status.Progress != nil {
+		t.Fatalf("published before progressAfter: %+v", j.status.Progress)
 	}
-	if s := p.String(); s != "scanning for a new generation: 2 files read and stored, 1.0 MiB so far" {
+	p.next.Store(time.Now().Add(-time.Millisecond).UnixNano()) // as if a second had passed
+	for range scanCheckEvery {
+		p.add(1 << 10)
+	}
+	got := j.status.Progress
+	if got == nil || got.Phase != PhaseScanning || got.Files != 2*scanCheckEvery || got.FilesTotal != got.Files ||
+		got.Bytes != scanCheckEvery*(100+1<<10) || got.ETASeconds != -1 {
+		t.Fatalf("after the second: %+v; want %d files, %d bytes, no ETA", got, 2*scanCheckEvery, scanCheckEvery*(100+1<<10))
+	}
+	if s := got.String(); s != "scanning for a new generation: 128 files read and stored, 70.2 KiB so far" {
 		t.Errorf("String() = %q", s)
+	}
+	p.stop()
+	if j.status.Progress != nil {
+		t.Errorf("left after the scan: %+v", j.status.Progress)
 	}
 }

@@ -47,7 +47,7 @@ func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 		// what a source's scan reads is stored in the same read: new
 		// content is what it hashes (a file whose stat it trusts is not
 		// read), and storeTree then finds it in the store
-		prog := j.startScanProgress(ctx)
+		prog := j.startScanProgress()
 		defer prog.stop()
 		opts = append(opts, hostmon.WithSink(func(r io.Reader) (index.Hash, int64, error) {
 			h, n, err := j.a.store.PutReader(ctx, r)
