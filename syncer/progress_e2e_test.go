@@ -22,37 +22,12 @@ import (
 // good.
 func TestProgressOfALongInitialSync(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	const delay = 150 * time.Millisecond
-	toA, err := wanlink.Start(ctx, wanlink.Config{Upstream: a.addr(), Delay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer toA.Close()
-	toB, err := wanlink.Start(ctx, wanlink.Config{Upstream: b.addr(), Delay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer toB.Close()
-	a.Peers[0].Address = toB.Addr().String()
-	b.Peers[0].Address = toA.Addr().String()
+	a, b := delayedPair(t, 150*time.Millisecond)
 	// the fetch after the announcement is the test: nothing offered before
 	a.tune = func(o *Options) { o.NoOffers = true }
 
 	const files, size = 80, 96 << 10 // random: each over the 64 KiB inline bound compressed
-	for i := range 4 {
-		if err := os.MkdirAll(a.path(fmt.Sprintf("d%d", i)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range files {
-		content := make([]byte, size)
-		rand.Read(content)
-		a.replace(fmt.Sprintf("d%d/f%02d.wav", i%4, i), content, 0o644)
-	}
+	randomFiles(t, a, files, size)
 	a.start()
 	b.start()
 
@@ -113,34 +88,9 @@ func TestProgressOfALongInitialSync(t *testing.T) {
 // so far); once the sync converged, no progress is left.
 func TestProgressOfTheOfferedContent(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	a, b := h.pair("")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	const delay = 150 * time.Millisecond
-	toA, err := wanlink.Start(ctx, wanlink.Config{Upstream: a.addr(), Delay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer toA.Close()
-	toB, err := wanlink.Start(ctx, wanlink.Config{Upstream: b.addr(), Delay: delay})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer toB.Close()
-	a.Peers[0].Address = toB.Addr().String()
-	b.Peers[0].Address = toA.Addr().String()
+	a, b := delayedPair(t, 150*time.Millisecond)
 	const files, size = 120, 96 << 10
-	for i := range 4 {
-		if err := os.MkdirAll(a.path(fmt.Sprintf("d%d", i)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range files {
-		content := make([]byte, size)
-		rand.Read(content)
-		a.replace(fmt.Sprintf("d%d/f%03d.wav", i%4, i), content, 0o644)
-	}
+	randomFiles(t, a, files, size)
 	b.start()
 	waitingForFirst(t, b)
 	a.start()
@@ -165,4 +115,42 @@ func TestProgressOfTheOfferedContent(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// delayedPair is a pair of the harness's nodes, not started, that reach
+// each other through userspace links delaying every datagram by delay.
+func delayedPair(t *testing.T, delay time.Duration) (a, b *tnode) {
+	t.Helper()
+	a, b = newHarness(t).pair("")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	toA, err := wanlink.Start(ctx, wanlink.Config{Upstream: a.addr(), Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toA.Close() })
+	toB, err := wanlink.Start(ctx, wanlink.Config{Upstream: b.addr(), Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { toB.Close() })
+	a.Peers[0].Address = toB.Addr().String()
+	b.Peers[0].Address = toA.Addr().String()
+	return a, b
+}
+
+// randomFiles writes n files of size random bytes into four directories
+// of n's tree.
+func randomFiles(t *testing.T, n *tnode, files, size int) {
+	t.Helper()
+	for i := range 4 {
+		if err := os.MkdirAll(n.path(fmt.Sprintf("d%d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range files {
+		content := make([]byte, size)
+		rand.Read(content)
+		n.replace(fmt.Sprintf("d%d/f%03d.wav", i%4, i), content, 0o644)
+	}
 }
