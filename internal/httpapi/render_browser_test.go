@@ -59,6 +59,12 @@ func TestDashboardRendersStates(t *testing.T) {
 			{Name: "sounds", Type: "files", Role: "target", Source: "pbx1", Path: "/var/lib/asterisk/sounds/custom", Generation: 3, State: "held",
 				Held:     "held by operator at 3",
 				Progress: &syncer.Progress{Generation: 9, Phase: "fetching", Files: 12, FilesTotal: 100, Bytes: 1 << 20, BytesTotal: 8 << 20, ETASeconds: 7.5}},
+			{Name: "voicemail", Type: "files", Role: "target", Source: "pbx1", Path: "/var/spool/asterisk/voicemail", State: "waiting",
+				Progress: &syncer.Progress{Phase: "fetching", Files: 40, FilesTotal: 52, Bytes: 40 << 10, BytesTotal: 52 << 10, ETASeconds: -1, Offered: true}},
+			{Name: "prompts", Type: "files", Role: "target", Source: "pbx1", Path: "/var/lib/asterisk/sounds/prompts", Generation: 1, State: "applying",
+				Progress: &syncer.Progress{Generation: 2, Phase: "applying", Files: 1, FilesTotal: 4, Bytes: 40, BytesTotal: 40, ETASeconds: 3}},
+			{Name: "moh", Type: "files", Role: "source", Path: "/var/lib/asterisk/moh", State: "starting",
+				Progress: &syncer.Progress{Phase: syncer.PhaseScanning, Files: 5000, FilesTotal: 5000, Bytes: 3 << 30, BytesTotal: 3 << 30, ETASeconds: -1}},
 			{Name: "conf", Type: "files", Role: "source", Path: "/etc/asterisk", Generation: 7, State: "good", Rollout: "1/3 targets have generation 7",
 				Targets: []syncer.TargetStatus{
 					{Name: "pbx1", Version: 7, Generation: 7, State: "good"},
@@ -111,9 +117,17 @@ func TestDashboardRendersStates(t *testing.T) {
 	if v := attr(`(() => { const p = document.querySelector('#job-sounds progress'); return p.value + '/' + p.max })()`); v != "1048576/8388608" {
 		t.Errorf("the held target's progress bar is %s, want 1048576/8388608 (bytes)", v)
 	}
+	if v := attr(`(() => { const p = document.querySelector('#job-prompts progress'); return p.value + '/' + p.max })()`); v != "1/4" {
+		t.Errorf("an apply whose bytes are staged shows a bar of %s, want 1/4 (its files in place)", v)
+	}
+	if v := attr(`String(document.querySelector('#job-moh progress').hasAttribute('value'))`); v != "false" {
+		t.Errorf("a scan with no total shows a bar with a value (has value: %s)", v)
+	}
 	for sel, wants := range map[string][]string{
 		"#job-sounds":                      {"held by operator at 3", "fetching generation 9: 12/100 files, 1.0 MiB/8.0 MiB, about 8 s left", "Resume", "target of pbx1"},
 		`#job-conf tr[data-target="pbx4"]`: {"applying", "applying generation 7: 3/4 files, 30 B/40 B"},
+		"#job-voicemail":                   {"fetching what the source offers for its first generation: 40/52 files, 40.0 KiB/52.0 KiB, the source still scans and offers more"},
+		"#job-moh":                         {"scanning for a new generation: 5000 files read and stored, 3.0 GiB so far"},
 		`#job-conf tr[data-target="pbx3"]`: {"down", "down since 2026-12-02T04:00:00Z"},
 		"#job-conf":                        {"1/3 targets have generation 7", "No generations yet."},
 		`#farm tr[data-peer="pbx3"]`:       {"down", "timeout: no recent network activity"},

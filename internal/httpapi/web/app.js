@@ -272,9 +272,17 @@ function renderErrors() {
 
 function progressView(p) {
   if (!p) return null;
-  const parts = [p.phase + ' generation ' + p.generation + ': ' + p.files + '/' + p.files_total + ' files, ' + bytes(p.bytes) + '/' + bytes(p.bytes_total)];
+  if (p.phase === 'scanning') {
+    // a source reading its tree: no total before its walk ends (a bar without a value moves on its own)
+    return h('span', {class: 'progress'}, h('progress', {}), ' scanning for a new generation: ' + p.files + ' files read and stored, ' + bytes(p.bytes) + ' so far');
+  }
+  const what = p.offered ? 'fetching what the source offers for its first generation' : p.phase + ' generation ' + p.generation;
+  const parts = [what + ': ' + p.files + '/' + p.files_total + ' files, ' + bytes(p.bytes) + '/' + bytes(p.bytes_total)];
   if (p.eta_s >= 0) parts.push('about ' + duration(p.eta_s) + ' left');
-  return h('span', {class: 'progress'}, h('progress', {max: p.bytes_total || p.files_total || 1, value: p.bytes_total ? p.bytes : p.files}), ' ', parts.join(', '));
+  else if (p.offered) parts.push('the source still scans and offers more');
+  // by bytes while bytes are left, then by files (an apply's renames)
+  const byBytes = p.bytes_total > 0 && p.bytes < p.bytes_total;
+  return h('span', {class: 'progress'}, h('progress', {max: (byBytes ? p.bytes_total : p.files_total) || 1, value: byBytes ? p.bytes : p.files}), ' ', parts.join(', '));
 }
 
 function targetsTable(j) {
