@@ -263,7 +263,7 @@ func (a *Applier) apply(ctx context.Context, gen uint64, ops []Op, want Lookup, 
 	if err := a.roomFor(ops, wanted); err != nil {
 		return fmt.Errorf("job %s: %w", a.Job, err)
 	}
-	a.progress.begin(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
+	a.progress.retotal(wire.PhaseApplying, uint64(len(writes)), uint64(writeBytes))
 	cleanup := func() { a.removeStagedIDs(staged) }
 	t0 := time.Now()
 	owners := a.newOwners()

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 )
 
@@ -227,6 +228,37 @@ func (t *progressTracker) endPhase() {
 	if phase != "" && took > progressAfter && t.j != nil {
 		t.j.log.Info("phase done", "phase", phase, "source_version", t.version, "files", t.files.Load(), "bytes", t.bytes.Load(), "took", took.Round(time.Millisecond))
 	}
+}
+
+// retotal sets the totals of the current phase when it is phase (counting
+// from nothing again, the phase's start kept: an apply that began with its
+// record), and begins phase otherwise.
+func (t *progressTracker) retotal(phase string, files, bytes uint64) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	same := t.phase == phase
+	if same {
+		t.filesTotal, t.bytesTotal = files, bytes
+		t.files.Store(0)
+		t.bytes.Store(0)
+	}
+	t.mu.Unlock()
+	if !same {
+		t.begin(phase, files, bytes)
+	}
+}
+
+// filesIn is how many files x holds and their size in all.
+func filesIn(x index.Index) (files, bytes uint64) {
+	for it := range x.Items() {
+		if it.Kind == index.KindFile {
+			files++
+			bytes += uint64(max(it.Size, 0))
+		}
+	}
+	return files, bytes
 }
 
 // extend adds files and bytes to the current phase when it is phase, and

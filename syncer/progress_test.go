@@ -64,6 +64,18 @@ func TestProgressTrackerSnapshot(t *testing.T) {
 	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.ETASeconds != -1 {
 		t.Errorf("a new phase starts from nothing: %+v", p)
 	}
+	// the apply after the record: its own totals, counted from nothing,
+	// in the phase that began with the record
+	tr.add(7)
+	since := tr.snapshot(time.Now()).Since
+	tr.retotal(wire.PhaseApplying, 5, 50)
+	if p := tr.snapshot(time.Now()); p.Files != 0 || p.FilesTotal != 5 || p.Bytes != 0 || p.BytesTotal != 50 || !p.Since.Equal(since) {
+		t.Errorf("retotal of the same phase: %+v; want 0/5 files, 0/50 bytes, the phase's start kept (%v)", p, since)
+	}
+	tr.retotal(wire.PhaseFetching, 1, 10)
+	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseFetching || p.FilesTotal != 1 || p.BytesTotal != 10 {
+		t.Errorf("retotal of another phase begins it: %+v", p)
+	}
 }
 
 // TestSourceWaitsForATargetReportingProgress: a target that reports
