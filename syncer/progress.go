@@ -230,9 +230,9 @@ func (t *progressTracker) endPhase() {
 	}
 }
 
-// retotal sets the totals of the current phase when it is phase (counting
-// from nothing again, the phase's start kept: an apply that began with its
-// record), and begins phase otherwise.
+// retotal starts the current phase over with these totals when it is
+// phase (an apply that began with its record: its rate and ETA go from
+// its own start, and the log has one phase), and begins phase otherwise.
 func (t *progressTracker) retotal(phase string, files, bytes uint64) {
 	if t == nil {
 		return
@@ -240,7 +240,7 @@ func (t *progressTracker) retotal(phase string, files, bytes uint64) {
 	t.mu.Lock()
 	same := t.phase == phase
 	if same {
-		t.filesTotal, t.bytesTotal = files, bytes
+		t.phaseStart, t.filesTotal, t.bytesTotal = time.Now(), files, bytes
 		t.files.Store(0)
 		t.bytes.Store(0)
 	}
