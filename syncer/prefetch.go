@@ -234,7 +234,7 @@ func (p *prefetcher) add(it index.Item) bool {
 	}
 	select {
 	case p.queue <- it:
-		p.prog.grow(1, uint64(max(it.Size, 0)))
+		p.prog.extend(wire.PhaseFetching, 1, uint64(max(it.Size, 0)))
 		return true
 	default:
 		return false

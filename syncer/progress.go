@@ -174,7 +174,7 @@ func (j *job) newTracker(peer string, version uint64) *progressTracker {
 // startOfferedProgress begins tracking the content a target fetches as
 // its source offers it, before the source announces its first generation
 // (a first sync's longest part): one fetching phase whose totals grow with
-// every offer taken (grow) until the source has offered all (offering).
+// every offer taken (extend) until the source has offered all (offering).
 func (j *job) startOfferedProgress(ctx context.Context, peer string) *progressTracker {
 	t := j.newTracker(peer, 0)
 	t.offered = true
@@ -182,17 +182,6 @@ func (j *job) startOfferedProgress(ctx context.Context, peer string) *progressTr
 	t.growing = true
 	go t.run(ctx)
 	return t
-}
-
-// grow adds files and bytes to the totals of the current phase.
-func (t *progressTracker) grow(files, bytes uint64) {
-	if t == nil {
-		return
-	}
-	t.mu.Lock()
-	t.filesTotal += files
-	t.bytesTotal += bytes
-	t.mu.Unlock()
 }
 
 // offering says whether the totals still grow: the source offers more
@@ -212,6 +201,11 @@ func (t *progressTracker) begin(phase string, files, bytes uint64) {
 		return
 	}
 	t.endPhase()
+	t.start(phase, files, bytes)
+}
+
+// start makes phase the current one, from now and from nothing done.
+func (t *progressTracker) start(phase string, files, bytes uint64) {
 	t.mu.Lock()
 	t.phase, t.phaseStart, t.filesTotal, t.bytesTotal = phase, time.Now(), files, bytes
 	t.files.Store(0)
@@ -239,15 +233,11 @@ func (t *progressTracker) retotal(phase string, files, bytes uint64) {
 	}
 	t.mu.Lock()
 	same := t.phase == phase
-	if same {
-		t.phaseStart, t.filesTotal, t.bytesTotal = time.Now(), files, bytes
-		t.files.Store(0)
-		t.bytes.Store(0)
-	}
 	t.mu.Unlock()
 	if !same {
-		t.begin(phase, files, bytes)
+		t.endPhase()
 	}
+	t.start(phase, files, bytes)
 }
 
 // filesIn is how many files x holds and their size in all.

@@ -133,9 +133,9 @@ func TestOfferedProgress(t *testing.T) {
 	tr := progressTracker{offered: true}
 	tr.begin(wire.PhaseFetching, 0, 0)
 	tr.growing = true
-	tr.grow(4, 400)
+	tr.extend(wire.PhaseFetching, 4, 400)
 	tr.add(100)
-	tr.grow(1, 100)
+	tr.extend(wire.PhaseFetching, 1, 100)
 	tr.shrink(1, 100) // not fetched after all
 	at := time.Now().Add(2 * time.Second)
 	p := tr.snapshot(at)
