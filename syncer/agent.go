@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -88,6 +89,8 @@ type AsteriskInfo struct {
 // Agent runs every job of one node.
 type Agent struct {
 	log         *slog.Logger
+	umask       fs.FileMode // the process's umask, when umaskKnown (see Applier.Umask)
+	umaskKnown  bool
 	partBytes   int           // see Options.AnnouncePartBytes
 	noOffers    bool          // see Options.NoOffers
 	patience    time.Duration // see Options.RelayPatience
@@ -131,6 +134,7 @@ func New(opts Options) (*Agent, error) {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
 	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin, memory: opts.Memory}
+	a.umask, a.umaskKnown = processUmask()
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience
 	}

@@ -63,7 +63,7 @@ func benchApplyNew(b *testing.B, prestage bool) {
 				continue
 			}
 			// prestaged, as the fetch leaves them
-			f, name, err := a.newStagingFile()
+			f, name, err := a.newStagingFile(0o600)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func benchApplyNew(b *testing.B, prestage bool) {
 				b.Fatal(err)
 			}
 			rc.Close()
-			meta := setStagedMeta(f, it)
+			meta := setStagedMeta(f, it, false)
 			f.Close()
 			a.prestage(it.Hash, name, meta)
 		}

@@ -315,7 +315,7 @@ func TestApplyRefusesCorruptStoredContent(t *testing.T) {
 // writeStaging creates a staging file of a holding content, left open.
 func (a *Applier) writeStaging(t *testing.T, content string) (*os.File, string) {
 	t.Helper()
-	f, name, err := a.newStagingFile()
+	f, name, err := a.newStagingFile(0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +396,7 @@ func TestApplyKeepsMetaSetInFetch(t *testing.T) {
 	var metas []stagedMeta
 	for _, it := range []index.Item{plain, suid} {
 		f, name := a.writeStaging(t, map[string]string{plain.Path: "set while fetched", suid.Path: "setuid, set by the apply"}[it.Path])
-		m := setStagedMeta(f, it)
+		m := setStagedMeta(f, it, false)
 		f.Close()
 		metas = append(metas, m)
 		a.prestage(it.Hash, name, m)

@@ -306,7 +306,7 @@ func (j *job) openApplier(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log}
+	j.applier = &Applier{Job: j.cfg.Name, Root: root, Staging: staging, DataStaging: dataStaging, Store: j.a.store, Log: j.log, Umask: j.a.umask, UmaskKnown: j.a.umaskKnown}
 	_, err = j.applier.Recover(ctx)
 	return err
 }

@@ -128,7 +128,7 @@ func TestApplyThatDoesNotFitWritesNothing(t *testing.T) {
 		want.Set(it)
 	}
 	// the content of new/0.conf is staged already (a prefetch)
-	f, _, name, err := a.createStaging()
+	f, _, name, err := a.createStaging(0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -320,7 +320,8 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
 		return err
 	}
-	f, name, err := j.applier.newStagingFile()
+	perm, exact := j.applier.stagingPerm(it)
+	f, name, err := j.applier.newStagingFile(perm)
 	if err != nil {
 		_, err := j.a.store.PutCompressed(ctx, body, it.Hash, it.Size)
 		return err
@@ -346,7 +347,7 @@ func (j *job) putFetched(ctx context.Context, body io.Reader, it index.Item) err
 	kept := err == nil && cp.err == nil && (fw == nil || fw.Flush() == nil)
 	var meta stagedMeta
 	if kept && !metaUnknown(it) {
-		meta = setStagedMeta(f, it) // after the last write: it sets the mtime
+		meta = setStagedMeta(f, it, exact) // after the last write: it sets the mtime
 	}
 	if cerr := f.Close(); cerr != nil {
 		kept = false
