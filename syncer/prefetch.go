@@ -101,6 +101,11 @@ func (j *job) stopPrefetch() {
 
 // takeOffers reads the offers of peer (the job's source, as the gate
 // checked) from s, first among them, and queues what the job admits.
+// What the store holds already is dropped when a worker takes it
+// (needed), not looked up here as well: the two lookups of every offered
+// content were 0.9 s of a target's CPU in a 100k initial sync, and a
+// content stored meanwhile (the same content at another path) is found
+// by the second one only.
 func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 	defer s.Close()
 	var taken, dropped int
@@ -128,7 +133,6 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 				admitted = append(admitted, it)
 			}
 		}
-		admitted = j.lacking(admitted)
 		for _, it := range admitted {
 			if !p.add(it) {
 				dropped++
@@ -155,7 +159,7 @@ func (j *job) takeOffers(peer string, first *wire.Offer, s *remotemon.Stream) {
 }
 
 // admitOffered decides without I/O whether an offered content is
-// fetched, if the store lacks it (see lacking): a path the job admits as
+// fetched, if the store lacks it (see needed): a path the job admits as
 // a file (its filters at the path and every parent, the never-synced
 // names, no control characters). dirs keeps the frame's last directory
 // decided (a frame comes in path order: its files share directories).
