@@ -45,6 +45,14 @@ type options struct {
 }
 
 func main() {
+	if os.Getenv(quicReceiverEnv) != "" {
+		// the receiving end of quicFloorApart, started by this program
+		if err := runQuicReceiver(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "benchscale: quic receiver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	quick := flag.Bool("quick", false, "smoke run: 1,000 files in 10 dirs, a 36 MB mixed tree, a 2 MB dialplan, 5 edits")
 	flag.IntVar(&o.files, "files", 100000, "small .conf files in the big job")

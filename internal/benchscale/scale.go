@@ -30,6 +30,7 @@ type initialSync struct {
 	srcStore, tgtStore int64         // data_dir on disk
 	load               string
 	quicFloor          time.Duration // the tree's bytes over quic-go alone (quicFloor), the best of quicFloorRuns; 0: not measured
+	quicFloorApart     time.Duration // the same between two processes (quicFloorApart); 0: not measured
 }
 
 // quicFloorRuns is how many times the mixed tree's bytes are sent over
@@ -371,6 +372,14 @@ func benchMixed(ctx context.Context, o options, rep *report) error {
 		progress("mixed: %s over quic-go alone took %v", mb(r.size), d.Round(time.Millisecond))
 		if r.quicFloor == 0 || d < r.quicFloor {
 			r.quicFloor = d
+		}
+		d, err = quicFloorApart(ctx, r.size)
+		if err != nil {
+			return err
+		}
+		progress("mixed: %s over quic-go alone between two processes took %v", mb(r.size), d.Round(time.Millisecond))
+		if r.quicFloorApart == 0 || d < r.quicFloorApart {
+			r.quicFloorApart = d
 		}
 	}
 	return nil
