@@ -72,17 +72,7 @@ func TestInlineStopsAtTheBudget(t *testing.T) {
 func firstGeneration(tb testing.TB, root, dir string) *job {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := store.Open(dir, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	f, err := hostmon.NewFilter(nil, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	j := &job{a: &Agent{store: st, node: "a"}, cfg: config.Job{Name: "j", Path: root, Source: "a"}, isSource: true,
-		filter: f, log: slog.New(slog.DiscardHandler), bad: map[string]string{}, targets: map[string]*targetState{}}
+	j := sourceJob(tb, root, dir)
 	if err := j.scanAll(ctx); err != nil {
 		tb.Fatal(err)
 	}
@@ -105,4 +95,21 @@ func BenchmarkFirstAnnouncement(b *testing.B) {
 			b.Fatal("nothing inlined")
 		}
 	}
+}
+
+// sourceJob returns job j of node a over root, its source, with a store
+// at dir and nothing scanned yet.
+func sourceJob(tb testing.TB, root, dir string) *job {
+	tb.Helper()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	f, err := hostmon.NewFilter(nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &job{a: &Agent{store: st, node: "a"}, cfg: config.Job{Name: "j", Path: root, Source: "a"}, isSource: true,
+		filter: f, log: slog.New(slog.DiscardHandler), bad: map[string]string{}, targets: map[string]*targetState{}}
 }

@@ -2,15 +2,11 @@ package syncer
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"pbxsync/hostmon"
-	"pbxsync/internal/config"
 	"pbxsync/internal/index"
-	"pbxsync/internal/store"
 )
 
 // TestFirstGenerationStoresWhatTheScanDidNot: a source's first generation
@@ -30,18 +26,10 @@ func TestFirstGenerationStoresWhatTheScanDidNot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st, err := store.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	f, err := hostmon.NewFilter(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j := &job{a: &Agent{store: st, node: "a"}, cfg: config.Job{Name: "j", Path: root, Source: "a"},
-		filter: f, log: slog.New(slog.DiscardHandler), bad: map[string]string{}, targets: map[string]*targetState{}}
-	if err := j.scanAll(ctx); err != nil { // not yet a source: nothing stored
+	j := sourceJob(t, root, t.TempDir())
+	j.isSource = false // its scan stores nothing
+	st := j.a.store
+	if err := j.scanAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	local := j.states.Index()

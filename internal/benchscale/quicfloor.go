@@ -48,18 +48,7 @@ func quicFloor(ctx context.Context, n int64) (time.Duration, error) {
 	}
 	received := make(chan result, 1)
 	go func() {
-		c, err := ln.Accept(ctx)
-		if err != nil {
-			received <- result{err: err}
-			return
-		}
-		defer c.CloseWithError(0, "")
-		s, err := c.AcceptStream(ctx)
-		if err != nil {
-			received <- result{err: err}
-			return
-		}
-		got, err := io.Copy(io.Discard, s)
+		got, err := receiveFloor(ctx, ln)
 		received <- result{got, err}
 	}()
 	// the client trusts the one certificate it was made with
@@ -227,19 +216,29 @@ func runQuicReceiver(out io.Writer) error {
 	if _, err := fmt.Fprintf(out, "%s %x\n", ln.Addr(), cert.Leaf.Raw); err != nil {
 		return err
 	}
+	got, err := receiveFloor(ctx, ln)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "%d\n", got)
+	return err
+}
+
+// receiveFloor takes ln's first connection's first stream to its end and
+// returns how many bytes it held.
+func receiveFloor(ctx context.Context, ln *quic.Listener) (int64, error) {
 	c, err := ln.Accept(ctx)
 	if err != nil {
-		return fmt.Errorf("accept: %w", err)
+		return 0, fmt.Errorf("accept: %w", err)
 	}
 	defer c.CloseWithError(0, "")
 	s, err := c.AcceptStream(ctx)
 	if err != nil {
-		return fmt.Errorf("accept stream: %w", err)
+		return 0, fmt.Errorf("accept stream: %w", err)
 	}
 	got, err := io.Copy(io.Discard, s)
 	if err != nil {
-		return fmt.Errorf("read: %w", err)
+		return got, fmt.Errorf("read: %w", err)
 	}
-	_, err = fmt.Fprintf(out, "%d\n", got)
-	return err
+	return got, nil
 }
