@@ -148,6 +148,10 @@ type job struct {
 	room  newFileRoom
 	drift drift // where states may differ from a generation's index
 	dirty bool
+	// scanShown is when a scan last took its progress out of the status
+	// (scanProgress.stop; zero if none showed): a record right after it
+	// shows its own at once (startRecordProgress)
+	scanShown time.Time
 	// filesRead counts the files the job's scans read and hashed (their
 	// stat was not trusted); tests read it from other goroutines.
 	filesRead atomic.Int64

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"pbxsync/internal/index"
 	"pbxsync/internal/wire"
 )
 
@@ -30,7 +29,7 @@ const PhaseScanning = "scanning"
 // the phase still takes.
 type Progress struct {
 	Generation uint64 `json:"generation"` // the source's version being applied
-	Phase      string `json:"phase"`      // fetching, applying, waiting (for room on the file system), or scanning (a source, its own tree)
+	Phase      string `json:"phase"`      // fetching, recording (changes recorded in the store: files), applying, waiting (for room on the file system), or scanning (a source, its own tree)
 	Files      uint64 `json:"files"`
 	FilesTotal uint64 `json:"files_total"`
 	Bytes      uint64 `json:"bytes"`
@@ -62,6 +61,13 @@ func (p *Progress) String() string {
 		eta = "ETA " + p.eta()
 	case p.Offered:
 		eta = "ETA unknown: the source still scans and offers more"
+	}
+	if p.Phase == wire.PhaseRecording {
+		what := "recording it in the store" // a target's, after "generation N from S: "
+		if p.Generation == 0 {
+			what = "recording the new generation in the store" // a source's own
+		}
+		return fmt.Sprintf("%s: %d/%d changes recorded, %s", what, p.Files, p.FilesTotal, eta)
 	}
 	return fmt.Sprintf("%s %d/%d files, %s/%s, %s", p.Phase, p.Files, p.FilesTotal, bytesText(p.Bytes), bytesText(p.BytesTotal), eta)
 }
@@ -149,6 +155,7 @@ type progressTracker struct {
 	growing    bool // the totals still grow (offered content): no ETA
 	phase      string
 	phaseStart time.Time
+	rateFrom   time.Time // what the ETA's rate goes from when not phaseStart: a record's first write
 	filesTotal uint64
 	bytesTotal uint64
 
@@ -208,6 +215,7 @@ func (t *progressTracker) begin(phase string, files, bytes uint64) {
 func (t *progressTracker) start(phase string, files, bytes uint64) {
 	t.mu.Lock()
 	t.phase, t.phaseStart, t.filesTotal, t.bytesTotal = phase, time.Now(), files, bytes
+	t.rateFrom = time.Time{}
 	t.files.Store(0)
 	t.bytes.Store(0)
 	t.mu.Unlock()
@@ -225,8 +233,8 @@ func (t *progressTracker) endPhase() {
 }
 
 // retotal starts the current phase over with these totals when it is
-// phase (an apply that began with its record: its rate and ETA go from
-// its own start, and the log has one phase), and begins phase otherwise.
+// phase (its rate and ETA go from the new start, and the log has one
+// phase), and begins phase otherwise (an apply after its record).
 func (t *progressTracker) retotal(phase string, files, bytes uint64) {
 	if t == nil {
 		return
@@ -240,15 +248,22 @@ func (t *progressTracker) retotal(phase string, files, bytes uint64) {
 	t.start(phase, files, bytes)
 }
 
-// filesIn is how many files x holds and their size in all.
-func filesIn(x index.Index) (files, bytes uint64) {
-	for it := range x.Items() {
-		if it.Kind == index.KindFile {
-			files++
-			bytes += uint64(max(it.Size, 0))
-		}
+// recorded sets the current phase, a record's, to written of total
+// changes recorded in the store (store.Generation.OnProgress). The ETA's
+// rate goes from the store's first report, once it checked every change
+// (a third of a 100k record, which counts no change: from the phase's
+// start, the first ETA was 12 s for 1 s left).
+func (t *progressTracker) recorded(written, total int) {
+	if t == nil {
+		return
 	}
-	return files, bytes
+	t.mu.Lock()
+	t.filesTotal, t.bytesTotal = uint64(max(total, 0)), 0
+	if written == 0 {
+		t.rateFrom = time.Now()
+	}
+	t.mu.Unlock()
+	t.files.Store(uint64(max(written, 0)))
 }
 
 // extend adds files and bytes to the current phase when it is phase, and
@@ -323,7 +338,11 @@ func (t *progressTracker) snapshot(now time.Time) *Progress {
 		Bytes: min(t.bytes.Load(), t.bytesTotal), BytesTotal: t.bytesTotal, Since: t.phaseStart, At: now, Offered: t.offered}
 	p.ETASeconds = -1
 	if !t.growing {
-		p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(t.phaseStart))
+		from := t.phaseStart
+		if !t.rateFrom.IsZero() {
+			from = t.rateFrom
+		}
+		p.ETASeconds = estimate(p.Files, p.FilesTotal, p.Bytes, p.BytesTotal, now.Sub(from))
 	}
 	return p
 }

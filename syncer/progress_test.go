@@ -60,19 +60,47 @@ func TestProgressTrackerSnapshot(t *testing.T) {
 	if p := tr.snapshot(time.Now()); p.Files != 1 || p.FilesTotal != 5 || p.Bytes != 100 || p.BytesTotal != 500 {
 		t.Errorf("after forget and extend: %+v; want 1/5 files, 100/500 bytes", p)
 	}
-	tr.begin(wire.PhaseApplying, 2, 0)
-	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.ETASeconds != -1 {
-		t.Errorf("a new phase starts from nothing: %+v", p)
+	// the record: changes recorded of all, as the store reports them
+	tr.begin(wire.PhaseRecording, 13, 0) // the announced changes
+	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseRecording || p.Files != 0 || p.FilesTotal != 13 || p.ETASeconds != -1 {
+		t.Errorf("a record before the store's first report: %+v; want 0/13, no ETA", p)
 	}
-	// the apply after the record: its own totals, counted from nothing
+	tr.recorded(0, 12) // the store's count
+	if p := tr.snapshot(time.Now()); p.Files != 0 || p.FilesTotal != 12 || p.ETASeconds != -1 {
+		t.Errorf("a record that wrote nothing yet: %+v; want 0/12, no ETA", p)
+	}
+	if tr.rateFrom.IsZero() {
+		t.Error("the store's first report did not start the rate")
+	}
+	tr.mu.Lock()
+	tr.phaseStart = time.Now().Add(-5 * time.Second) // the check before the writes: no rate
+	tr.rateFrom = time.Now().Add(-time.Second)       // as if the store's first report was 1 s ago
+	tr.mu.Unlock()
+	tr.recorded(3, 12)
+	p = tr.snapshot(time.Now())
+	if p.Phase != wire.PhaseRecording || p.Files != 3 || p.FilesTotal != 12 || p.Bytes != 0 || p.BytesTotal != 0 || p.ETASeconds < 2.9 || p.ETASeconds > 3.5 {
+		t.Errorf("a record a quarter written in the 1 s since its writes began: %+v; want 3/12 changes, about 3 s left", p)
+	}
+	if s := p.String(); s != "recording it in the store: 3/12 changes recorded, ETA 3s" {
+		t.Errorf("String() = %q", s)
+	}
+	if err := p.wire().Validate(); err != nil {
+		t.Errorf("its wire form is invalid: %v", err)
+	}
+	// the apply after the record: its own phase, totals and start
+	tr.retotal(wire.PhaseApplying, 2, 0)
+	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.FilesTotal != 2 || p.ETASeconds != -1 || time.Since(p.Since) > time.Second {
+		t.Errorf("the apply after the record starts from nothing: %+v", p)
+	}
+	// an apply that starts over (its totals known late): from nothing
 	// and from its own start
 	tr.add(7)
 	tr.mu.Lock()
-	tr.phaseStart = time.Now().Add(-5 * time.Second) // the record took 5 s
+	tr.phaseStart = time.Now().Add(-5 * time.Second)
 	tr.mu.Unlock()
 	tr.retotal(wire.PhaseApplying, 5, 50)
 	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseApplying || p.Files != 0 || p.FilesTotal != 5 || p.Bytes != 0 || p.BytesTotal != 50 || time.Since(p.Since) > time.Second {
-		t.Errorf("retotal of the same phase: %+v; want 0/5 files, 0/50 bytes, from now (not from the record's start)", p)
+		t.Errorf("retotal of the same phase: %+v; want 0/5 files, 0/50 bytes, from now", p)
 	}
 	tr.retotal(wire.PhaseFetching, 1, 10)
 	if p := tr.snapshot(time.Now()); p.Phase != wire.PhaseFetching || p.FilesTotal != 1 || p.BytesTotal != 10 {
@@ -180,4 +208,54 @@ func TestScanProgress(t *testing.T) {
 	if j.status.Progress != nil {
 		t.Errorf("left after the scan: %+v", j.status.Progress)
 	}
+}
+
+// TestRecordProgress: a source's record of a new generation shows in the
+// job's status (changes recorded of all, with an ETA) once it has run for
+// progressAfter, or from the store's first report when a scan's progress
+// showed just before it; it is gone when the record ends.
+func TestRecordProgress(t *testing.T) {
+	t.Parallel()
+	j := &job{}
+	p := j.startRecordProgress()
+	p.update(0, 100)
+	if j.status.Progress != nil {
+		t.Fatalf("published before progressAfter: %+v", j.status.Progress)
+	}
+	if p.rateFrom.IsZero() {
+		t.Fatal("the store's first report did not start the rate")
+	}
+	p.start = time.Now().Add(-5 * time.Second)    // as if the record had run for 5 s,
+	p.rateFrom = time.Now().Add(-2 * time.Second) // its writes for 2
+	p.after = p.start
+	p.update(50, 100)
+	got := j.status.Progress
+	if got == nil || got.Phase != wire.PhaseRecording || got.Files != 50 || got.FilesTotal != 100 || got.Bytes != 0 || got.ETASeconds < 1.9 || got.ETASeconds > 2.5 {
+		t.Fatalf("half written in the 2 s since the writes began: %+v; want 50/100 changes, about 2 s left", got)
+	}
+	if s := got.String(); s != "recording the new generation in the store: 50/100 changes recorded, ETA 2s" {
+		t.Errorf("String() = %q", s)
+	}
+	p.stop()
+	if j.status.Progress != nil {
+		t.Errorf("left after the record: %+v", j.status.Progress)
+	}
+
+	// right after a scan that showed its progress: at once
+	j = &job{}
+	sp := j.startScanProgress()
+	sp.next.Store(time.Now().Add(-time.Millisecond).UnixNano())
+	for range scanCheckEvery {
+		sp.add(1)
+	}
+	sp.stop()
+	if j.scanShown.IsZero() {
+		t.Fatal("a scan that showed its progress did not say when it ended")
+	}
+	p = j.startRecordProgress()
+	p.update(0, 100)
+	if got := j.status.Progress; got == nil || got.Phase != wire.PhaseRecording || got.FilesTotal != 100 || got.ETASeconds != -1 {
+		t.Fatalf("a record right after a scan that showed: %+v; want 0/100 at once, no ETA", got)
+	}
+	p.stop()
 }

@@ -88,6 +88,7 @@ func diffAt(prev, next Lookup, paths []string) *changeSet {
 // the store compares g's complete index (ch.full's, when ch is given:
 // g.Index then becomes it) with its own copy of the newest index.
 func (j *job) record(ctx context.Context, g *store.Generation, ch *changeSet) (uint64, error) {
+	defer func() { g.OnProgress = nil }() // g outlives the record (j.latest)
 	if r := j.recorded; r != nil {
 		if ch == nil {
 			ch = &changeSet{}

@@ -54,9 +54,11 @@ func (p *scanProgress) snapshot(now time.Time) *Progress {
 	return &Progress{Phase: PhaseScanning, Files: files, FilesTotal: files, Bytes: bytes, BytesTotal: bytes, ETASeconds: -1, Since: p.start, At: now}
 }
 
-// stop takes what the scan published out of the job's status.
+// stop takes what the scan published out of the job's status, and notes
+// when for the record that may follow (startRecordProgress).
 func (p *scanProgress) stop() {
 	if p.published.Load() {
+		p.j.scanShown = time.Now()
 		p.j.setStatus(func(s *JobStatus) { s.Progress = nil })
 	}
 }

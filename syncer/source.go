@@ -188,6 +188,9 @@ func (j *job) newSourceGeneration(ctx context.Context, local index.Index, reason
 // this origin after prev (nil: the first) and returns it.
 func (j *job) recordSource(ctx context.Context, prev, local index.Index, reason string) (*store.Generation, error) {
 	g := &store.Generation{Job: j.cfg.Name, Time: time.Now(), Origin: j.a.node, Changed: j.changedPaths(prev, local), State: store.StateGood, Reason: reason, Index: local}
+	prog := j.startRecordProgress()
+	defer prog.stop()
+	g.OnProgress = prog.update
 	n, err := j.record(ctx, g, nil)
 	g.Number = n
 	return g, err

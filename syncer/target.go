@@ -269,11 +269,16 @@ func (a *filesAnnouncement) take(ctx context.Context) (*wire.Result, error) {
 		return nil, nil
 	}
 	j.relayOnward() // its site fetches the content from here now
-	// the record (a second or two at 100,000 files) shows as the start of
-	// the apply, not as a fetch done with nothing left
-	files, bytes := filesIn(need)
-	prog.begin(wire.PhaseApplying, files, bytes)
-	g, err := j.generationFor(ctx, m, want, changed, scope)
+	// the record (a second or two at 100,000 files) is a phase of its
+	// own, not a fetch done with nothing left nor an apply that does not
+	// move: changes recorded in the store of those it makes (the store
+	// says how many once it checked them; until then the announced ones)
+	changes := want.Len()
+	if changed != nil {
+		changes = len(changed)
+	}
+	prog.begin(wire.PhaseRecording, uint64(changes), 0)
+	g, err := j.generationFor(ctx, m, want, changed, scope, prog.recorded)
 	if err != nil {
 		j.log.Error("cannot record generation", "err", err)
 		j.setStatus(func(s *JobStatus) { s.State, s.LastError = "error", err.Error() })
@@ -397,7 +402,7 @@ func (j *job) keepUnreadable(version uint64, paths []string, want index.Index) b
 // retry of the newest generation, which failed for a reason that says
 // nothing about its content (the apply failed, Asterisk was down), reuses
 // its record: retries never push good generations out of keep.
-func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.Index, changed, scope []string) (*store.Generation, error) {
+func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.Index, changed, scope []string, onProgress func(written, total int)) (*store.Generation, error) {
 	if g := j.retry; g != nil && g.SourceVersion == m.Version && j.retryDigest == j.digests.of(want) {
 		if _, blacklisted := j.bad[j.digests.of(want).Hash().String()]; !blacklisted {
 			if err := j.a.store.SetState(j.cfg.Name, g.Number, store.StateApplying, ""); err != nil {
@@ -425,6 +430,7 @@ func (j *job) generationFor(ctx context.Context, m *wire.Announce, want index.In
 	} else {
 		g.Changed = Changed(j.states.Index(), want)
 	}
+	g.OnProgress = onProgress
 	n, err := j.record(ctx, g, ch)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"pbxsync/internal/config"
 	"pbxsync/internal/control"
+	"pbxsync/internal/wire"
 	"pbxsync/syncer"
 )
 
@@ -86,7 +87,8 @@ func printStatus(w io.Writer, st *syncer.Status) {
 	for _, j := range st.Jobs {
 		switch {
 		case j.Progress == nil:
-		case j.Progress.Phase == syncer.PhaseScanning:
+		case j.Progress.Phase == syncer.PhaseScanning, j.Progress.Phase == wire.PhaseRecording && j.Progress.Generation == 0:
+			// a source's own scan, or its record of what the scan found
 			fmt.Fprintf(w, "%s: %s\n", j.Name, j.Progress)
 		case j.Progress.Offered:
 			fmt.Fprintf(w, "%s: the first generation from %s, as it offers it: %s\n", j.Name, j.Source, j.Progress)

@@ -10,7 +10,8 @@ import (
 
 // TestPrintStatusShowsProgress: `pbxsync status` prints a target's own
 // progress under the jobs (its fetch of what the source offers before its
-// first generation among them), a source's scan for a new generation, and
+// first generation, and its record of a generation, among them), a
+// source's scan for a new generation and its record of it, and
 // on a source each target's reported progress in its row, in place of the
 // reason.
 func TestPrintStatusShowsProgress(t *testing.T) {
@@ -21,6 +22,10 @@ func TestPrintStatusShowsProgress(t *testing.T) {
 			{Name: "c", Version: 5, State: "applying", Reason: "stale text", Progress: &syncer.Progress{Generation: 5, Phase: "applying", Files: 7, FilesTotal: 9, Bytes: 700, BytesTotal: 900, ETASeconds: -1}}}},
 		{Name: "moh", Role: "source", State: "starting",
 			Progress: &syncer.Progress{Phase: syncer.PhaseScanning, Files: 5000, FilesTotal: 5000, Bytes: 3 << 30, BytesTotal: 3 << 30, ETASeconds: -1}},
+		{Name: "sip", Role: "source", State: "starting",
+			Progress: &syncer.Progress{Phase: "recording", Files: 16384, FilesTotal: 100100, ETASeconds: 2}},
+		{Name: "agi", Role: "target", Source: "a", State: "applying",
+			Progress: &syncer.Progress{Generation: 2, Phase: "recording", Files: 0, FilesTotal: 100100, ETASeconds: -1}},
 		{Name: "voicemail", Role: "target", Source: "a", State: "waiting",
 			Progress: &syncer.Progress{Phase: "fetching", Files: 40, FilesTotal: 52, Bytes: 40 << 10, BytesTotal: 52 << 10, ETASeconds: -1, Offered: true}},
 	}}
@@ -30,6 +35,8 @@ func TestPrintStatusShowsProgress(t *testing.T) {
 		"sounds: generation 3 from a: fetching 12/100 files, 3.0 MiB/24.0 MiB, ETA 1m15s",
 		"applying  0       applying 7/9 files, 700 B/900 B, ETA unknown",
 		"moh: scanning for a new generation: 5000 files read and stored, 3.0 GiB so far",
+		"sip: recording the new generation in the store: 16384/100100 changes recorded, ETA 2s",
+		"agi: generation 2 from a: recording it in the store: 0/100100 changes recorded, ETA unknown",
 		"voicemail: the first generation from a, as it offers it: fetching 40/52 files, 40.0 KiB/52.0 KiB, ETA unknown: the source still scans and offers more",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -26,10 +26,11 @@ var (
 	// generation, its fetch of what the source offers as it scans) and,
 	// on its source, as the target last reported it; on a source, its
 	// own scan for a new generation (phase scanning, target = this node:
-	// what it read so far, the same in all). Present only while one is
+	// what it read so far, the same in all) and its record of it (phase
+	// recording: changes recorded in its store). Present only while one is
 	// under way.
 	progLabels       = []string{"job", "target", "phase"}
-	descProgFiles    = prometheus.NewDesc("pbxsync_sync_progress_done_files", "Files of the phase (fetching, applying, waiting, scanning) of a generation in progress that are done.", progLabels, nil)
+	descProgFiles    = prometheus.NewDesc("pbxsync_sync_progress_done_files", "Files of the phase (fetching, recording, applying, waiting, scanning) of a generation in progress that are done (recording: changes recorded in the store).", progLabels, nil)
 	descProgFilesTot = prometheus.NewDesc("pbxsync_sync_progress_all_files", "Files of the phase of a generation in progress in all.", progLabels, nil)
 	descProgBytes    = prometheus.NewDesc("pbxsync_sync_progress_done_bytes", "Bytes (file sizes) of the phase of a generation in progress that are done.", progLabels, nil)
 	descProgBytesTot = prometheus.NewDesc("pbxsync_sync_progress_all_bytes", "Bytes (file sizes) of the phase of a generation in progress in all.", progLabels, nil)

@@ -54,6 +54,17 @@ type Generation struct {
 	Reason        string      `json:"reason"`
 	Links         []Link      `json:"links,omitempty"` // local symlinks its apply replaced
 	Index         index.Index `json:"-"`               // the job's items in this generation
+	// OnProgress, when set, hears how far AddGeneration or
+	// AddGenerationChanges got with it, in changes: 0 of total once it
+	// checked them all, total of total once recorded. A generation of
+	// more than recordChunkChanges changes is written a chunk per
+	// transaction (its changes, then a long changed list, then the
+	// reference counts of its content), with a call after each chunk, the
+	// rows of the later passes counted in proportion (written grows
+	// with every row, whichever pass wrote it). It is called on the
+	// recording goroutine, inside a transaction of the store (it must not
+	// call the store), and is not stored.
+	OnProgress func(written, total int) `json:"-"`
 }
 
 // Link is a local symlink on a target that the apply of a generation
@@ -382,10 +393,15 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	var nitems, nchanged int
 	var big *chunkedRecord
 	counted := false
+	var total int // changes to write
 	err := s.update(func(tx *bolt.Tx) error {
 		jb, prev, changes, err := s.prepareRecord(ctx, tx, &info, base, checkBase, true, diff)
 		if err != nil {
 			return err
+		}
+		total = changes.len()
+		if g.OnProgress != nil {
+			g.OnProgress(0, total) // checked: the writes begin
 		}
 		if changes.len() > s.recordChunk() {
 			// counted under s.mu, as GC's sweep checks it (recordChunked
@@ -393,6 +409,13 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 			s.recording.Add(1)
 			counted = true
 			big, err = startRecording(tx, jb, &info, prev, changes)
+			if big != nil {
+				listed := 0
+				if len(info.Changed) > changedInlineMax {
+					listed = len(info.Changed)
+				}
+				big.progress = newRecordSteps(g.OnProgress, changes.len(), listed)
+			}
 			return err
 		}
 		nitems, nchanged, err = writeRecord(ctx, tx, jb, &info, prev, changes)
@@ -403,6 +426,9 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 		nitems, nchanged, err = s.recordChunked(ctx, big)
 	case counted:
 		s.recording.Add(-1)
+	}
+	if err == nil && g.OnProgress != nil {
+		g.OnProgress(total, total)
 	}
 	n := info.Number
 	if err != nil {

@@ -106,10 +106,66 @@ func decodeMark(v []byte) (*recordingMark, error) {
 
 // chunkedRecord is a generation being recorded in chunks.
 type chunkedRecord struct {
-	info    *GenerationInfo
-	mark    recordingMark
-	changes changeList
-	count   int64 // the job's items before
+	info     *GenerationInfo
+	mark     recordingMark
+	changes  changeList
+	count    int64        // the job's items before
+	progress *recordSteps // Generation.OnProgress's, nil for none
+}
+
+// recordSteps reports how far a record in chunks got to
+// Generation.OnProgress, in changes: its three passes (the changes, a
+// long changed list, the reference counts: a row of the store each) are
+// counted in proportion, so that the last chunk of reference counts ends
+// it rather than the last chunk of changes.
+type recordSteps struct {
+	fn       func(written, total int)
+	changes  int // what it reports as the total
+	steps    int // rows to write in all (the reference counts estimated, one a change, until known)
+	done     int // rows written
+	reported int
+}
+
+// newRecordSteps reports a record of changes changes, of which listed
+// paths go out of line, to fn (nil: none).
+func newRecordSteps(fn func(written, total int), changes, listed int) *recordSteps {
+	if fn == nil {
+		return nil
+	}
+	return &recordSteps{fn: fn, changes: changes, steps: 2*changes + listed}
+}
+
+// advance counts n more rows written and reports.
+func (r *recordSteps) advance(n int) {
+	if r == nil {
+		return
+	}
+	r.done += n
+	r.report()
+}
+
+// doneSteps is the rows written so far.
+func (r *recordSteps) doneSteps() int {
+	if r == nil {
+		return 0
+	}
+	return r.done
+}
+
+// resize makes the rows to write in all steps (the reference counts known).
+func (r *recordSteps) resize(steps int) {
+	if r != nil {
+		r.steps = max(steps, r.done)
+	}
+}
+
+func (r *recordSteps) report() {
+	w := r.changes
+	if r.done < r.steps {
+		w = int(int64(r.done) * int64(r.changes) / int64(r.steps))
+	}
+	r.reported = max(r.reported, min(w, r.changes)) // never back
+	r.fn(r.reported, r.changes)
 }
 
 // lockJob serialises the records of job (a chunked one spans several
@@ -218,6 +274,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 		if err != nil {
 			return 0, 0, err
 		}
+		r.progress.advance(part.len())
 	}
 	r.changes = changeList{} // the chunks are written: let it go
 	// a long changed list (a first generation's: every path) goes out of
@@ -237,8 +294,10 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 		if err != nil {
 			return 0, 0, err
 		}
+		r.progress.advance(min(chunk, len(r.info.Changed)-i))
 	}
 	hs := deltas.sorted()
+	r.progress.resize(r.progress.doneSteps() + len(hs))
 	for i := 0; i < len(hs); i += chunk {
 		part := hs[i:min(i+chunk, len(hs))]
 		err := s.update(func(tx *bolt.Tx) error {
@@ -259,6 +318,7 @@ func (s *Store) writeChunks(ctx context.Context, r *chunkedRecord) (nitems, ncha
 		if err != nil {
 			return 0, 0, err
 		}
+		r.progress.advance(len(part))
 	}
 	err = s.update(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {

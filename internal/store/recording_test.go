@@ -620,3 +620,73 @@ func TestRecordKillChild(t *testing.T) {
 	}
 	os.Exit(0)
 }
+
+// TestRecordReportsProgress: a record tells Generation.OnProgress how far
+// it got, in changes: none once it checked them all, then after each
+// chunk of a record in chunks (its changes, its changed list, its
+// reference counts, in proportion: the last chunk of changes is not the
+// end), all of them at the end, never going back; a record in one
+// transaction reports the start and the end only. A record by its
+// changes reports the same way, and the hook is not kept.
+func TestRecordReportsProgress(t *testing.T) {
+	ctx := context.Background()
+	for _, chunk := range []int{0, 7, 64} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			var opts []Option
+			if chunk > 0 {
+				opts = append(opts, withRecordChunk(chunk))
+			}
+			s := newTestStore(t, opts...)
+			x := makeIndex(t, s, chunkFiles(300, 0))
+			type report struct{ written, total int }
+			var got []report
+			// a first generation lists every path as changed: out of
+			// line, a pass of its own
+			g := &Generation{Job: "j", State: StateGood, Index: x, Changed: slices.Collect(x.Paths()), OnProgress: func(written, total int) {
+				got = append(got, report{written, total})
+			}}
+			if _, err := s.AddGeneration(ctx, g); err != nil {
+				t.Fatal(err)
+			}
+			total := x.Len()
+			if len(got) < 2 || got[0] != (report{0, total}) || got[len(got)-1] != (report{total, total}) {
+				t.Fatalf("reports %v: want 0 then %d of %d", got, total, total)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].total != total || got[i].written < got[i-1].written {
+					t.Fatalf("reports %v: report %d goes back or changes the total", got, i)
+				}
+			}
+			switch chunks := (total + chunk - 1) / max(chunk, 1); {
+			case chunk == 0 && len(got) != 2:
+				t.Fatalf("a record in one transaction: reports %v, want its start and end only", got)
+			case chunk > 0 && len(got) < chunks+2:
+				// the changes a chunk each, then the reference counts
+				t.Fatalf("a record in %d chunks of changes: %d reports %v", chunks, len(got), got)
+			case chunk > 0 && got[chunks].written >= total:
+				t.Fatalf("reports %v: all written after the changes, before the changed list and reference counts", got)
+			}
+
+			// by its changes: one path changed
+			it, _ := x.Get("d00/f0000.conf")
+			it.Size++
+			got = nil
+			g2 := &Generation{Job: "j", State: StateGood, OnProgress: func(written, total int) {
+				got = append(got, report{written, total})
+			}}
+			if _, err := s.AddGenerationChanges(ctx, g2, g.Number, []index.Item{it}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if want := []report{{0, 1}, {1, 1}}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("record by its changes: reports %v, want %v", got, want)
+			}
+			back, err := s.Generation("j", g2.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back.OnProgress != nil {
+				t.Fatal("a generation read back has a progress hook")
+			}
+		})
+	}
+}

@@ -46,9 +46,10 @@ type Result struct {
 }
 
 // Progress is how far a target got with one generation: the phase it is
-// in ("fetching" content from the source, "applying" it to the tree), the
-// files and bytes of that phase done and in all, and its estimate of the
-// seconds the phase still takes (-1 while it has no estimate).
+// in ("fetching" content from the source, "recording" the generation in
+// its store, "applying" it to the tree), the files and bytes of that
+// phase done and in all, and its estimate of the seconds the phase still
+// takes (-1 while it has no estimate).
 type Progress struct {
 	Phase      string  `json:"phase"`
 	Files      uint64  `json:"files"`
@@ -61,7 +62,11 @@ type Progress struct {
 // Progress phases.
 const (
 	PhaseFetching = "fetching"
-	PhaseApplying = "applying"
+	// PhaseRecording: the target records the generation in its store
+	// before it applies it (a second or two at 100,000 files); files are
+	// the changes recorded of those the generation makes, bytes 0/0.
+	PhaseRecording = "recording"
+	PhaseApplying  = "applying"
 	// PhaseWaiting: the apply found no room on the target's file system
 	// and waits for it; files and bytes are the inodes and bytes free
 	// of those the apply needs (0/0 when it does not know), the ETA the
@@ -72,9 +77,9 @@ const (
 // Validate checks a Progress: a known phase, done ≤ total, a finite ETA.
 func (p *Progress) Validate() error {
 	switch p.Phase {
-	case PhaseFetching, PhaseApplying, PhaseWaiting:
+	case PhaseFetching, PhaseRecording, PhaseApplying, PhaseWaiting:
 	default:
-		return fmt.Errorf("progress phase %q: want fetching, applying or waiting", truncate(p.Phase, 40))
+		return fmt.Errorf("progress phase %q: want fetching, recording, applying or waiting", truncate(p.Phase, 40))
 	}
 	if p.Files > p.FilesTotal || p.Bytes > p.BytesTotal {
 		return fmt.Errorf("progress: %d/%d files, %d/%d bytes: more done than in all", p.Files, p.FilesTotal, p.Bytes, p.BytesTotal)

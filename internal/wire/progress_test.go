@@ -18,6 +18,9 @@ func TestResultProgress(t *testing.T) {
 	for _, ok := range []*Result{
 		{Job: "conf", Version: 4, State: "applying", Reason: "fetching 1/2 files",
 			Progress: &Progress{Phase: PhaseFetching, Files: 1, FilesTotal: 2, Bytes: 10, BytesTotal: 20, ETA: 1.5}},
+		// a record: changes written of all, no bytes
+		{Job: "conf", Version: 4, State: "applying",
+			Progress: &Progress{Phase: PhaseRecording, Files: 40000, FilesTotal: 100100, ETA: 1.2}},
 		// a wait for room: free of needed, and the time to the next try
 		{Job: "conf", Version: 4, State: "applying", Reason: "waiting for room on the file system",
 			Progress: &Progress{Phase: PhaseWaiting, Files: 10, FilesTotal: 10, Bytes: 5, BytesTotal: 20, ETA: 299}},
