@@ -30,7 +30,7 @@ const exitConfig = 78
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", "[--config FILE]",
-		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).\nThe Go heap's soft limit is [node] memory_limit (default 52MiB, raised to 4/3 of\nthe live heap while that needs more; GOMEMLIMIT wins).", stderr)
+		"Runs the agent in the foreground until SIGTERM or SIGINT (it finishes the apply\nin progress first). SIGHUP reloads the configuration: an invalid new file is\nrefused with FILE:LINE:COL and the running configuration stays. An invalid file\nat start: exit 78 with FILE:LINE:COL lines (pbxsync.service does not restart\nthen). Under systemd it sends READY=1 and WATCHDOG=1 (Type=notify, WatchdogSec=).\nThe Go heap's soft limit is [node] memory_limit (default 48MiB, raised to 4/3 of\nthe live heap while that needs more; GOMEMLIMIT wins).", stderr)
 	cfgPath := fs.String("config", defaultConfig, "configuration file")
 	jsonLog := fs.Bool("log-json", false, "log JSON objects instead of key=value text")
 	if code, done := parse(fs, args); done {

@@ -21,10 +21,10 @@ http_cert = "/etc/pbxsync/https.crt" # optional: with http_key, the listener ser
 http_key = "/etc/pbxsync/https.key"  # the certificate's private key (both or neither)
 log_level = "info"            # debug, info, warn or error (default info)
 site = "fra"                  # optional: this host's data centre; templates see .Node.Site
-memory_limit = "52MiB"        # soft limit of the agent's Go heap: near it the garbage collector runs
+memory_limit = "48MiB"        # soft limit of the agent's Go heap: near it the garbage collector runs
                               # more often (never an error); a live heap past 3/4 of it raises the
                               # limit to 4/3 of the live heap while it lasts; "off" or 0: none
-                              # (default 52MiB)
+                              # (default 48MiB)
 
 # This host's own values for templates (see templates below): .Vars.KEY.
 # Strings, numbers or booleans; a template that names a missing one fails.

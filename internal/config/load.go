@@ -14,7 +14,7 @@ import (
 const (
 	DefaultDataDir         = "/var/lib/pbxsync"
 	DefaultLogLevel        = "info"
-	DefaultMemoryLimit     = 52 << 20 // [node] memory_limit: 52 MiB
+	DefaultMemoryLimit     = 48 << 20 // [node] memory_limit: 48 MiB
 	DefaultKeep            = 20
 	DefaultDebounce        = 20 * time.Millisecond
 	DefaultCheckTimeout    = 30 * time.Second

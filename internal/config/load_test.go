@@ -351,7 +351,7 @@ func TestDefaults(t *testing.T) {
 	cfg := mustParse(t, head+job+"[[on_peer_down]]\npeer = \"b\"\ncommand = \"true\"\n[[on_peer_up]]\npeer = \"b\"\ncommand = \"true\"\n")
 	want := &Config{
 		File: "f.toml",
-		Node: Node{Name: "a", Listen: ":7420", DataDir: "/var/lib/pbxsync", LogLevel: "info", MemoryLimit: 52 << 20},
+		Node: Node{Name: "a", Listen: ":7420", DataDir: "/var/lib/pbxsync", LogLevel: "info", MemoryLimit: 48 << 20},
 		Peers: []Peer{
 			{Name: "b", Address: "10.0.0.2:7420", ID: testID(2)},
 		},
