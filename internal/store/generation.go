@@ -55,15 +55,15 @@ type Generation struct {
 	Links         []Link      `json:"links,omitempty"` // local symlinks its apply replaced
 	Index         index.Index `json:"-"`               // the job's items in this generation
 	// OnProgress, when set, hears how far AddGeneration or
-	// AddGenerationChanges got with it, in changes: 0 of total once it
-	// checked them all, total of total once recorded. A generation of
-	// more than recordChunkChanges changes is written a chunk per
-	// transaction (its changes, then a long changed list, then the
-	// reference counts of its content), with a call after each chunk, the
-	// rows of the later passes counted in proportion (written grows
+	// AddGenerationChanges got with it, in changes: total of total once
+	// recorded. A generation of more than recordChunkChanges changes is
+	// written a chunk per transaction (its changes, then a long changed
+	// list, then the reference counts of its content): it hears 0 of
+	// total once the record checked every change, then after each chunk,
+	// the rows of the later passes counted in proportion (written grows
 	// with every row, whichever pass wrote it). It is called on the
-	// recording goroutine, inside a transaction of the store (it must not
-	// call the store), and is not stored.
+	// recording goroutine, between the store's transactions, and is not
+	// stored.
 	OnProgress func(written, total int) `json:"-"`
 }
 
@@ -400,9 +400,6 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 			return err
 		}
 		total = changes.len()
-		if g.OnProgress != nil {
-			g.OnProgress(0, total) // checked: the writes begin
-		}
 		if changes.len() > s.recordChunk() {
 			// counted under s.mu, as GC's sweep checks it (recordChunked
 			// and the failure below count it down)
@@ -423,6 +420,9 @@ func (s *Store) addGeneration(ctx context.Context, g *Generation, base uint64, c
 	})
 	switch {
 	case big != nil && err == nil:
+		if g.OnProgress != nil {
+			g.OnProgress(0, total) // checked: the chunks begin
+		}
 		nitems, nchanged, err = s.recordChunked(ctx, big)
 	case counted:
 		s.recording.Add(-1)
