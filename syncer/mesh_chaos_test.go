@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"pbxsync/internal/config"
 	"pbxsync/internal/identity"
 	"pbxsync/internal/store"
@@ -69,6 +71,61 @@ type chaosWrite struct {
 	// nothing changed there (a file no agent saw came and went), so no
 	// version of this delete exists to be live or to lose a conflict.
 	noChange bool
+}
+
+// chaosSave writes content to path as an editor saves (a temporary file
+// renamed over it), swapping it with what is there (RENAME_EXCHANGE), and
+// returns what it replaced, read from where the swap moved it, and
+// whether there was anything.
+func chaosSave(t *testing.T, path, content string) (prev string, existed bool) {
+	t.Helper()
+	tmp := path + ".chaos-tmp~"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_EXCHANGE)
+		if err == nil {
+			b, err := os.ReadFile(tmp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(tmp)
+			return string(b), true
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			t.Fatalf("swap %s into place: %v", path, err)
+		}
+		// nothing there: put it there unless something came meanwhile
+		err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+		if err == nil {
+			return "", false
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			t.Fatalf("rename %s into place: %v", path, err)
+		}
+	}
+	t.Fatalf("%s came and went 100 times while it was written", path)
+	return "", false
+}
+
+// chaosRemove removes the file at path by renaming it aside first, and
+// returns what it removed; false when nothing was there any more.
+func chaosRemove(t *testing.T, path string) (prev string, removed bool) {
+	t.Helper()
+	aside := path + ".chaos-rm~"
+	if err := os.Rename(path, aside); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", false
+		}
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(aside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(aside)
+	return string(b), true
 }
 
 // TestMeshChaos: three members in child processes, each reaching the
@@ -264,22 +321,26 @@ func TestMeshChaos(t *testing.T) {
 			if rng.Intn(4) == 0 {
 				path = fmt.Sprintf("own-%s-%d.conf", n.name, rng.Intn(3))
 			}
-			prev, perr := os.ReadFile(n.path(path))
-			w := chaosWrite{node: n.name, path: path, prev: string(prev), prevExisted: perr == nil, step: step, agentWasRunning: procs[n.name] != nil}
-			if perr == nil && rng.Intn(5) == 0 {
+			// what a change replaced is what its rename moved out of the
+			// way, read after it: a read before could see an older version
+			// than one an agent renamed in meanwhile, and the change, which
+			// replaced that version, would count it as lost (a seed of
+			// 2026-12-05 did: c's edit landed 2 ms after c's agent put b's
+			// version there)
+			w := chaosWrite{node: n.name, path: path, step: step, agentWasRunning: procs[n.name] != nil}
+			if _, err := os.Lstat(n.path(path)); err == nil && rng.Intn(5) == 0 {
 				w.deleted = true
-				os.Remove(n.path(path))
+				var ok bool
+				if w.prev, ok = chaosRemove(t, n.path(path)); !ok {
+					note("step %d %s: found nothing to remove at %s", step, n.name, path)
+					continue
+				}
+				w.prevExisted = true
 				note("step %d %s: removed %s (was %q)", step, n.name, path, w.prev)
 			} else {
 				w.content = fmt.Sprintf("%s step %d %08x\n", n.name, step, rng.Uint32())
 				os.MkdirAll(filepath.Dir(n.path(path)), 0o755)
-				tmp := n.path(path) + ".chaos-tmp~"
-				if err := os.WriteFile(tmp, []byte(w.content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Rename(tmp, n.path(path)); err != nil {
-					t.Fatal(err)
-				}
+				w.prev, w.prevExisted = chaosSave(t, n.path(path), w.content)
 				note("step %d %s: wrote %s = %q (was %q)", step, n.name, path, w.content, w.prev)
 			}
 			writes = append(writes, w)
