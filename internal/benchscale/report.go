@@ -137,8 +137,22 @@ func (r *report) syncRows(w io.Writer, s *initialSync, goal string) {
 		fmt.Fprintf(w, "| CPU time of the sync (user + system), both ends | source %s + target %s = %s | rsync client and daemon (run before): %s | %s | — |\n",
 			secs(s.srcCPU), secs(s.tgtCPU), secs(s.srcCPU+s.tgtCPU), secs(s.rsyncCPU), ratio((s.srcCPU+s.tgtCPU).Seconds(), s.rsyncCPU.Seconds()))
 	}
-	fmt.Fprintf(w, "| peak RSS during the sync (VmHWM) | source %s, target %s | rsync client %s, daemon %s | — | ≤ 80 MB per agent |\n",
-		mb(s.srcPeak), mb(s.tgtPeak), mb(s.rsyncClientRSS), mb(s.rsyncDaemonRSS))
+	fmt.Fprintf(w, "| peak RSS during the sync (VmHWM) | source %s, target %s | rsync client %s, daemon %s | %s | ≤ 80 MB per agent |\n",
+		mb(s.srcPeak), mb(s.tgtPeak), mb(s.rsyncClientRSS), mb(s.rsyncDaemonRSS), againstMB(max(s.srcPeak, s.tgtPeak), peakGoalBytes))
+}
+
+// peakGoalBytes is issue 13's peak RSS goal per agent: 80 MB, which is
+// 76.29 MiB (the rows print MiB; a pass once read 76.3 MiB as under it).
+const peakGoalBytes = 80_000_000
+
+// againstMB is the larger of the two agents' figures, n bytes, in MB as the
+// goal of goal bytes counts them, and whether it is over.
+func againstMB(n, goal int64) string {
+	verdict := "under the goal"
+	if n > goal {
+		verdict = "OVER the goal"
+	}
+	return fmt.Sprintf("larger: %.1f MB, %s", float64(n)/1e6, verdict)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }

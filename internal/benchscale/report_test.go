@@ -50,7 +50,8 @@ func TestRsyncStatsParse(t *testing.T) {
 
 func TestReportPrintsRatiosAndGoals(t *testing.T) {
 	r := &report{started: time.Now(), opts: options{dirs: 100, edits: 3, idle: time.Second},
-		scale:   &initialSync{files: 100000, rsync: 10 * time.Second, rsyncFlush: 5 * time.Second, pbxsync: 300 * time.Second, disk: 400 << 20, srcStore: 600 << 20, tgtStore: 600 << 20},
+		scale: &initialSync{files: 100000, rsync: 10 * time.Second, rsyncFlush: 5 * time.Second, pbxsync: 300 * time.Second, disk: 400 << 20, srcStore: 600 << 20, tgtStore: 600 << 20,
+			srcPeak: 80_635_494, tgtPeak: 70 << 20},
 		editBig: []time.Duration{400 * time.Millisecond, 5 * time.Second, 5 * time.Second}, editSmall: []time.Duration{50 * time.Millisecond},
 		editIdle: []time.Duration{900 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond},
 		wire:     []wireEdit{{sizeMB: 5, name: "one line changed (first edit after the initial sync)", pbxsync: 325749, rsync: 18830}},
@@ -62,7 +63,10 @@ func TestReportPrintsRatiosAndGoals(t *testing.T) {
 		"| the first of those edits, after the agents were idle 1s | 400 ms | the 10-file job's p50: 50 ms | 8.00× |",
 		"(3 edits) | 300 ms (all: 900, 100, 300 ms) | the 10-file job's p50: 50 ms | 6.00× |",
 		"| 4.00× | ≤ 1.0× |", "| source 2.00 s + target 3.00 s = 5.00 s | rsync client and daemon (run before): 1.25 s | 4.00× | — |", "both ends in one process, from memory to nothing, fastest of 3 | 1.30 s | `rsync -a` as above: 1.00 s | 1.30× | — |",
-		"(the least a sync between two agents over this QUIC stack takes here) | 2.10 s | `rsync -a` as above: 1.00 s | 2.10× | — |"} {
+		"(the least a sync between two agents over this QUIC stack takes here) | 2.10 s | `rsync -a` as above: 1.00 s | 2.10× | — |",
+		// 76.9 MiB is over 80 MB; the mixed tree's agents (no peaks set) are under
+		"| source 76.9 MiB, target 70.0 MiB | rsync client 0.0 KiB, daemon 0.0 KiB | larger: 80.6 MB, OVER the goal | ≤ 80 MB per agent |",
+		"| source 0.0 KiB, target 0.0 KiB | rsync client 0.0 KiB, daemon 0.0 KiB | larger: 0.0 MB, under the goal | ≤ 80 MB per agent |"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
