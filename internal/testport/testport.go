@@ -1,5 +1,5 @@
-// Package testport hands tests UDP ports on 127.0.0.1 for agents they
-// start later.
+// Package testport hands tests and benchmarks UDP ports on 127.0.0.1 for
+// agents they start later.
 //
 // Picking a port by binding ":0" and closing the socket races with every
 // other socket opened meanwhile: the kernel hands the same ephemeral port
@@ -14,6 +14,7 @@ package testport
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -46,13 +47,34 @@ func (p *Ports) UDP(tb testing.TB) int {
 		if p.next >= high {
 			p.next = low
 		}
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue // in use
+		if free(port) {
+			return port
 		}
-		_ = pc.Close()
-		return port
 	}
 	tb.Fatalf("testport: no free UDP port in %d-%d", low, high-1)
 	return 0
+}
+
+// Random returns a UDP port on 127.0.0.1 from the same range, picked at
+// random and free a moment ago, for a program that hands out a few (the
+// benchmarks, whose agents a test may start beside other tests' agents:
+// their ":0" picks lost their ports to other sockets, and an agent exited
+// at start).
+func Random() (int, error) {
+	for range 1000 {
+		if port := low + rand.IntN(high-low); free(port) {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("testport: no free UDP port in %d-%d", low, high-1)
+}
+
+// free reports whether port can be bound on 127.0.0.1 now.
+func free(port int) bool {
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return false // in use
+	}
+	_ = pc.Close()
+	return true
 }
