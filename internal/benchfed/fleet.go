@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"pbxsync/internal/benchproc"
+	"pbxsync/internal/testport"
 	"pbxsync/internal/wanlink"
 	"pbxsync/syncer"
 )
@@ -66,6 +67,10 @@ type fleetOpts struct {
 // starts the WAN; the agents are not started.
 func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fleet, error) {
 	f := &fleet{bin: bin}
+	// ports from below the ephemeral range, each checked free (see
+	// testport: a ":0" pick could be any other socket's before the agent
+	// bound it; an agent of TestQuickRun exited at start inside make test)
+	var ports testport.Ports
 	mk := func(name, site string) (*agent, error) {
 		dir := filepath.Join(base, name)
 		a := &agent{Agent: benchproc.Agent{Name: name, Dir: dir, Data: filepath.Join(dir, "data"), Config: filepath.Join(dir, "pbxsync.toml")},
@@ -77,7 +82,7 @@ func newFleet(ctx context.Context, bin, base string, l layout, o fleetOpts) (*fl
 		if a.id, err = benchproc.ID(ctx, bin, a.Data); err != nil {
 			return nil, err
 		}
-		if a.port, err = benchproc.FreeUDPPort(); err != nil {
+		if a.port, err = ports.Next(); err != nil {
 			return nil, err
 		}
 		return a, nil

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"pbxsync/internal/control"
-	"pbxsync/internal/testport"
 	"pbxsync/syncer"
 )
 
@@ -253,13 +252,6 @@ func Build(ctx context.Context, dir string) (string, error) {
 	}
 	return bin, nil
 }
-
-// FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago,
-// from below the kernel's ephemeral range (testport.Random): a port a ":0"
-// bind picked could be handed to any other socket before the agent bound
-// it (a bench-federation agent exited at start that way inside `make
-// test`).
-func FreeUDPPort() (int, error) { return testport.Random() }
 
 // LoadAvg returns the 1, 5 and 15 minute load averages as /proc/loadavg
 // has them, "?" when it cannot be read.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"pbxsync/internal/benchproc"
+	"pbxsync/internal/testport"
 	"pbxsync/internal/wanlink"
 )
 
@@ -47,6 +48,7 @@ type pairOpts struct {
 // started.
 func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, error) {
 	p := &pair{bin: bin, job: job}
+	var ports testport.Ports // see testport: not ":0" picks
 	for _, name := range []string{"src", "tgt"} {
 		dir := filepath.Join(base, name)
 		n := &node{Agent: benchproc.Agent{Name: "pbx-" + name, Dir: dir, Data: filepath.Join(dir, "data"), Config: filepath.Join(dir, "pbxsync.toml")},
@@ -61,7 +63,7 @@ func newPair(ctx context.Context, bin, base, job string, o pairOpts) (*pair, err
 		if n.id, err = benchproc.ID(ctx, bin, n.Data); err != nil {
 			return nil, err
 		}
-		if n.port, err = benchproc.FreeUDPPort(); err != nil {
+		if n.port, err = ports.Next(); err != nil {
 			return nil, err
 		}
 		if o.pprof {

@@ -14,7 +14,6 @@ package testport
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -36,6 +35,17 @@ type Ports struct {
 // returned (until the range wraps) and that was free a moment ago.
 func (p *Ports) UDP(tb testing.TB) int {
 	tb.Helper()
+	port, err := p.Next()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return port
+}
+
+// Next is UDP for a program that is no test (the benchmarks, whose agents
+// a test may start beside other tests' agents: their ":0" picks lost
+// their ports to other sockets, and an agent exited at start).
+func (p *Ports) Next() (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.next == 0 {
@@ -48,21 +58,6 @@ func (p *Ports) UDP(tb testing.TB) int {
 			p.next = low
 		}
 		if free(port) {
-			return port
-		}
-	}
-	tb.Fatalf("testport: no free UDP port in %d-%d", low, high-1)
-	return 0
-}
-
-// Random returns a UDP port on 127.0.0.1 from the same range, picked at
-// random and free a moment ago, for a program that hands out a few (the
-// benchmarks, whose agents a test may start beside other tests' agents:
-// their ":0" picks lost their ports to other sockets, and an agent exited
-// at start).
-func Random() (int, error) {
-	for range 1000 {
-		if port := low + rand.IntN(high-low); free(port) {
 			return port, nil
 		}
 	}
