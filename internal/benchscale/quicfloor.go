@@ -51,10 +51,7 @@ func quicFloor(ctx context.Context, n int64) (time.Duration, error) {
 		got, err := receiveFloor(ctx, ln)
 		received <- result{got, err}
 	}()
-	// the client trusts the one certificate it was made with
-	pool := x509.NewCertPool()
-	pool.AddCert(cert.Leaf)
-	c, err := quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{quicFloorProto}}, &quic.Config{})
+	c, err := dialFloor(ctx, ln.Addr().String(), cert.Leaf)
 	if err != nil {
 		return 0, fmt.Errorf("quic floor: dial: %w", err)
 	}
@@ -152,9 +149,7 @@ func quicFloorApart(ctx context.Context, n int64) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("quic floor apart: the receiver's certificate: %w", err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	c, err := quic.DialAddr(ctx, addr, &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{quicFloorProto}}, &quic.Config{})
+	c, err := dialFloor(ctx, addr, leaf)
 	if err != nil {
 		return 0, fmt.Errorf("quic floor apart: dial: %w", err)
 	}
@@ -172,6 +167,14 @@ func quicFloorApart(ctx context.Context, n int64) (time.Duration, error) {
 		return 0, fmt.Errorf("quic floor apart: the receiver got %q bytes of %d", lines.Text(), n)
 	}
 	return took, nil
+}
+
+// dialFloor dials the floor's receiver at addr, trusting the one
+// certificate it was made with.
+func dialFloor(ctx context.Context, addr string, leaf *x509.Certificate) (*quic.Conn, error) {
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return quic.DialAddr(ctx, addr, &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{quicFloorProto}}, &quic.Config{})
 }
 
 // sendFloor writes n bytes of random content on a new stream of c and
