@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -705,14 +704,9 @@ func (a *Applier) stage(ctx context.Context, it index.Item, exists bool, o *owne
 		os.Remove(name)
 		return 0, fmt.Errorf("job %s: stage %s: %w", a.Job, it.Path, err)
 	}
-	rc, err := a.Store.Open(ctx, it.Hash)
-	if err != nil {
-		return fail(err)
-	}
-	// the store's reader verifies the content: the read that reaches the
-	// end fails (store.ErrCorrupt) unless it hashes to it.Hash
-	n, err := io.Copy(f, rc)
-	rc.Close()
+	// the store verifies the content: a copy that reaches the end fails
+	// (store.ErrCorrupt) unless it hashes to it.Hash
+	n, err := a.Store.CopyTo(ctx, it.Hash, f)
 	if err != nil {
 		return fail(err)
 	}

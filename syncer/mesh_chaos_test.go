@@ -410,7 +410,7 @@ func TestMeshChaos(t *testing.T) {
 				continue
 			}
 			var buf bytes.Buffer
-			if err := st.CopyTo(context.Background(), c.Loser.Hash, &buf); err != nil {
+			if _, err := st.CopyTo(context.Background(), c.Loser.Hash, &buf); err != nil {
 				t.Errorf("%s: conflict %s at %s: the losing content is not readable: %v", n.name, c.ID, c.Path, err)
 			}
 			kept[loser{path: c.Path, content: buf.String()}] = true

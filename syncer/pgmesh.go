@@ -236,7 +236,7 @@ func (e *pgMeshEdge) record(context.Context, []string, string) {}
 // rowOf reads the stored content of a row item.
 func (e *pgMeshEdge) rowOf(ctx context.Context, it index.Item) (json.RawMessage, error) {
 	var buf bytes.Buffer
-	if err := e.j.a.store.CopyTo(ctx, it.Hash, &buf); err != nil {
+	if _, err := e.j.a.store.CopyTo(ctx, it.Hash, &buf); err != nil {
 		return nil, fmt.Errorf("row %s: %w", it.Path, err)
 	}
 	return buf.Bytes(), nil

@@ -52,7 +52,7 @@ func cmdConflicts(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				fmt.Fprintf(stderr, "pbxsync conflicts: conflict %s of %s: the losing version is a deletion on %s; it has no content\n", c.ID, c.Path, c.Loser.Node)
 				return 1
 			}
-			if err := st.CopyTo(ctx, c.Loser.Hash, stdout); err != nil {
+			if _, err := st.CopyTo(ctx, c.Loser.Hash, stdout); err != nil {
 				fmt.Fprintf(stderr, "pbxsync conflicts: conflict %s of %s: %v\n", c.ID, c.Path, err)
 				return 1
 			}

@@ -115,7 +115,7 @@ func unifiedDiff(ctx context.Context, st Reader, p string, a, b index.Item) (str
 		}
 		defer f.Close()
 		if it.Kind == index.KindFile && (!it.Hash.IsZero() || it.Size == 0) {
-			if err := st.CopyTo(ctx, it.Hash, f); err != nil {
+			if _, err := st.CopyTo(ctx, it.Hash, f); err != nil {
 				return "", err
 			}
 		}

@@ -13,7 +13,7 @@ import (
 type Reader interface {
 	Generations(job string) ([]store.GenerationInfo, error)
 	Generation(job string, n uint64) (*store.Generation, error)
-	CopyTo(ctx context.Context, h index.Hash, w io.Writer) error
+	CopyTo(ctx context.Context, h index.Hash, w io.Writer) (int64, error)
 	Conflicts(job string) ([]store.Conflict, error)
 }
 

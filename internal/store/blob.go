@@ -872,7 +872,7 @@ func (s *Store) Open(ctx context.Context, h index.Hash) (io.ReadCloser, error) {
 		}
 		return nil, fmt.Errorf("store: blob %s: zstd decoder: %w", h, err)
 	}
-	return &blobReader{s: s, ctx: ctx, h: h, bs: bs, src: src, dec: dec, hasher: index.NewHasher()}, nil
+	return &blobReader{s: s, ctx: ctx, h: h, bs: bs, src: src, dec: dec, hasher: s.getHasher()}, nil
 }
 
 type blobReader struct {
@@ -936,7 +936,8 @@ func (b *blobReader) Close() error {
 		return nil
 	}
 	b.s.putDecoder(b.dec)
-	b.dec = nil
+	b.s.putHasher(b.hasher)
+	b.dec, b.hasher = nil, nil
 	if b.bs.f != nil {
 		return b.bs.f.Close()
 	}
@@ -1051,25 +1052,33 @@ func fileReader(f *os.File) io.Reader {
 	return bufio.NewReaderSize(f, bufSize)
 }
 
-// CopyTo writes the verified content of blob h to w. On ErrCorrupt, w has
-// received bytes that must be discarded.
-func (s *Store) CopyTo(ctx context.Context, h index.Hash, w io.Writer) error {
+// CopyTo writes the verified content of blob h to w and returns its size.
+// On ErrCorrupt, w has received bytes that must be discarded. It copies
+// through a buffer of the store's pool, never w's ReadFrom: *os.File's
+// falls back to a new 32 KiB buffer for each call, which for the small
+// files of a large apply from the store (a rollback, a restore) was most
+// of what it allocated.
+func (s *Store) CopyTo(ctx context.Context, h index.Hash, w io.Writer) (int64, error) {
 	rc, err := s.Open(ctx, h)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rc.Close()
-	if _, err := io.CopyBuffer(w, rc, make([]byte, 64<<10)); err != nil {
+	buf := s.getCopyBuf()
+	defer s.putCopyBuf(buf)
+	n, err := io.CopyBuffer(struct{ io.Writer }{w}, rc, buf[:])
+	if err != nil {
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrNotFound) {
-			return err
+			return n, err
 		}
-		return fmt.Errorf("store: copy blob %s: %w", h, err)
+		return n, fmt.Errorf("store: copy blob %s: %w", h, err)
 	}
-	return nil
+	return n, nil
 }
 
 // Verify reads blob h completely and checks its hash; a damaged blob gives
 // an error wrapping ErrCorrupt (and, in a writable store, is moved aside).
 func (s *Store) Verify(ctx context.Context, h index.Hash) error {
-	return s.CopyTo(ctx, h, io.Discard)
+	_, err := s.CopyTo(ctx, h, io.Discard)
+	return err
 }

@@ -43,7 +43,7 @@ func TestPutOpenRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			if err := s.CopyTo(ctx, h, &buf); err != nil || !bytes.Equal(buf.Bytes(), content) {
+			if n, err := s.CopyTo(ctx, h, &buf); err != nil || n != int64(len(content)) || !bytes.Equal(buf.Bytes(), content) {
 				t.Fatalf("CopyTo: %v", err)
 			}
 			// Put again: no-op, same hash.

@@ -64,7 +64,7 @@ func TestConflictKeptPastGenerations(t *testing.T) {
 		}
 	}
 	var buf bytes.Buffer
-	if err := s.CopyTo(ctx, loser, &buf); err != nil || buf.String() != "the losing edit" {
+	if _, err := s.CopyTo(ctx, loser, &buf); err != nil || buf.String() != "the losing edit" {
 		t.Errorf("losing content after GC: %q, %v", buf.String(), err)
 	}
 }
