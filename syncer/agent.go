@@ -61,6 +61,9 @@ type Options struct {
 	// NoOffers: a source offers nothing while it builds a job's first
 	// generation (offer.go); tests of the announcement's own fetch set it.
 	NoOffers bool
+	// NoInline: a source carries no content inside its announcements
+	// (buildAnnounce); tests of the fetch of changed files set it.
+	NoInline bool
 	// Memory, when set, is told before a job reads a parked index back
 	// into memory (park.go) or copies its index for a spare (spare.go),
 	// so that the process's garbage collector does not run over and over
@@ -93,6 +96,7 @@ type Agent struct {
 	umaskKnown  bool
 	partBytes   int           // see Options.AnnouncePartBytes
 	noOffers    bool          // see Options.NoOffers
+	noInline    bool          // see Options.NoInline
 	patience    time.Duration // see Options.RelayPatience
 	checksRetry time.Duration // see Options.ChecksRetry
 	spillIdle   time.Duration // see Options.SpillIdle
@@ -133,7 +137,7 @@ func New(opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store in %s: %w", cfg.Node.DataDir, err)
 	}
-	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin, memory: opts.Memory}
+	a := &Agent{log: log, node: cfg.Node.Name, ident: opts.Identity, store: st, after: opts.AfterApply, health: opts.Health, astInfo: opts.Asterisk, cfg: cfg, jobs: map[string]*job{}, started: time.Now(), peerUp: make(chan struct{}, 1), partBytes: opts.AnnouncePartBytes, clock: opts.Clock, noOffers: opts.NoOffers, noInline: opts.NoInline, checksRetry: opts.ChecksRetry, spillIdle: opts.SpillIdle, parkMin: opts.ParkMin, memory: opts.Memory}
 	a.umask, a.umaskKnown = processUmask()
 	if a.patience = opts.RelayPatience; a.patience <= 0 {
 		a.patience = defaultRelayPatience

@@ -370,6 +370,9 @@ func (j *job) buildAnnounce(ctx context.Context, withDelta bool) *wire.Announce 
 	g := j.latest
 	msg := &wire.Announce{Job: j.cfg.Name, Version: g.Number, Origin: g.Origin, Reason: g.Reason, Time: g.Time.UnixNano()}
 	budget := inlineBudget
+	if j.a.noInline {
+		budget = 0
+	}
 	deltaUntil := time.Now().Add(inlineDeltaTime)
 	opened := 0 // blobs read back for the inline part
 	defer func() {

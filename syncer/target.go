@@ -616,10 +616,11 @@ func (j *job) fetch(ctx context.Context, peer string, need []index.Item, prog *p
 	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
 	batching := core.Batching{ItemMax: batchItemMax, Bytes: batchBytes, MaxItems: wire.MaxGetMore + 1}
 	units := batching.Units(need, func(p string) bool {
-		// a file whose path holds other content here may get a delta
-		// against it (fetchOne)
+		// a file here whose content the store lacks is the base of a
+		// signature (fetchOne); one the store holds is named as the base
+		// of a delta in a batch (fetchBatch)
 		st, here := j.states.Get(p)
-		return here && st.Kind == index.KindFile
+		return here && st.Kind == index.KindFile && st.Size >= signatureMinSize && !j.a.store.Has(st.Hash)
 	})
 	work := make(chan []index.Item)
 	errs := make(chan error, len(need))
@@ -672,10 +673,39 @@ const (
 	batchBytes   = 4 << 20
 )
 
-// fetchBatch gets the whole content of items on one stream (Get.More) into
-// the store and counts each in prog. It returns how many of them, in
-// order, it stored; the caller fetches the rest on their own.
+// fetchBatch gets the content of items on one stream (Get.More) into the
+// store and counts each in prog: whole, or as a delta against the file at
+// its path here when the store holds that (Get.Base, Get.MoreBase). It
+// returns how many of them, in order, it stored; the caller fetches the
+// rest on their own.
 func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, prog *progressTracker) (int, error) {
+	bases := make([]index.Item, len(items)) // the base of items[i]; a zero Hash: none
+	based := false
+	for i, it := range items {
+		if st, ok := j.states.Get(it.Path); ok && st.Kind == index.KindFile && st.Hash != it.Hash && j.a.store.Has(st.Hash) {
+			bases[i] = index.Item{Hash: st.Hash, Size: st.Size}
+			based = true
+		}
+	}
+	if !based {
+		return j.fetchBatchOf(ctx, peer, items, nil, prog)
+	}
+	// a request that names bases holds fewer contents (MaxGetMoreBased)
+	done := 0
+	for done < len(items) {
+		end := min(done+wire.MaxGetMoreBased+1, len(items))
+		n, err := j.fetchBatchOf(ctx, peer, items[done:end], bases[done:end], prog)
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// fetchBatchOf is fetchBatch of one request: items, and bases (nil, or
+// the base of each item, a zero Hash for none).
+func (j *job) fetchBatchOf(ctx context.Context, peer string, items, bases []index.Item, prog *progressTracker) (int, error) {
 	s, err := j.a.mon.OpenStream(ctx, peer)
 	if err != nil {
 		return 0, err
@@ -683,15 +713,26 @@ func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, p
 	defer s.Abort()
 	j.setStatus(func(st *JobStatus) { st.FetchStreams++ })
 	var total int64
-	more := make([][]byte, len(items)-1)
+	first := items[0]
+	get := &wire.Get{Job: j.cfg.Name, Path: first.Path, Hash: first.Hash[:], More: make([][]byte, len(items)-1)}
 	for i, it := range items[1:] {
-		more[i] = it.Hash[:]
+		get.More[i] = it.Hash[:]
 		total += it.Size
 	}
+	if bases != nil {
+		if !bases[0].Hash.IsZero() {
+			get.Base = bases[0].Hash[:]
+		}
+		get.MoreBase = make([][]byte, len(items)-1)
+		for i, b := range bases[1:] {
+			if !b.Hash.IsZero() {
+				get.MoreBase[i] = b.Hash[:]
+			}
+		}
+	}
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(total/(1<<20))*time.Second))
-	first := items[0]
-	if err := s.WriteMessage(&wire.Get{Job: j.cfg.Name, Path: first.Path, Hash: first.Hash[:], More: more}); err != nil {
-		return 0, fmt.Errorf("request %s and %d more: %w", first.Path, len(more), err)
+	if err := s.WriteMessage(get); err != nil {
+		return 0, fmt.Errorf("request %s and %d more: %w", first.Path, len(get.More), err)
 	}
 	s.Close()
 	for i, it := range items {
@@ -706,10 +747,16 @@ func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, p
 			}
 			return i, fmt.Errorf("fetch %s: unexpected %s", it.Path, m.Type())
 		}
-		if wire.HashOf(d.Hash) != it.Hash || d.Length != it.Size || d.Encoding != wire.EncodingZstd {
+		based := bases != nil && !bases[i].Hash.IsZero()
+		if wire.HashOf(d.Hash) != it.Hash || d.Length != it.Size || (d.Encoding != wire.EncodingZstd && (d.Encoding != wire.EncodingDelta || !based)) {
 			return i, fmt.Errorf("fetch %s: source sent other content (%s %s, %d bytes) than asked for", it.Path, d.Encoding, wire.HashOf(d.Hash).Short(), d.Length)
 		}
-		err = j.putFetched(ctx, io.LimitReader(s, d.Size), it)
+		body := io.LimitReader(s, d.Size)
+		if d.Encoding == wire.EncodingDelta {
+			err = j.patchFrom(ctx, it, bases[i], body)
+		} else {
+			err = j.putFetched(ctx, body, it)
+		}
 		j.a.mon.AddTraffic(peer, remotemon.Traffic{LogicalReceived: uint64(it.Size), ContentReceived: uint64(d.Size)})
 		j.setStatus(func(st *JobStatus) {
 			st.Fetches++

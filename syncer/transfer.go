@@ -73,7 +73,6 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 	h := wire.HashOf(g.Hash)
 	j.mu.Lock()
 	size, ok := j.serving.get(h)
-	baseSize, baseOK := j.serving.get(wire.HashOf(g.Base))
 	j.mu.Unlock()
 	if !ok {
 		var err error
@@ -114,13 +113,9 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 			body = d
 		}
 	}
-	if len(g.Base) > 0 && baseOK && j.applier != nil && j.useDelta(size) && j.a.store.Has(wire.HashOf(g.Base)) {
-		if d, res, err := j.encodeDelta(ctx, wire.HashOf(g.Base), baseSize, h, size); err != nil {
-			j.log.Warn("delta encoding failed; sending the whole content", "path", g.Path, "err", err)
-		} else if d != nil && int64(d.Len()) < n {
-			j.log.Debug("sending delta", "path", g.Path, "kind", res.Kind.String(), "bytes", d.Len(), "whole", n, "tried", fmt.Sprint(res.Tried))
-			msg = &wire.Data{Encoding: wire.EncodingDelta, Size: int64(d.Len()), Length: size, Hash: h[:]}
-			body = d
+	if len(g.Base) > 0 {
+		if dm, d := j.deltaFor(ctx, g.Path, wire.HashOf(g.Base), h, size, n); dm != nil {
+			msg, body = dm, d
 		}
 	}
 	if err := s.WriteMessage(msg); err != nil {
@@ -132,17 +127,44 @@ func (j *job) serveGet(ctx context.Context, peer string, g *wire.Get, s *remotem
 		j.log.Warn("sending content failed", "peer", peer, "path", g.Path, "err", err)
 		return
 	}
-	for _, m := range g.More {
-		if !j.serveMore(peer, wire.HashOf(m), s) {
+	for i, m := range g.More {
+		var base []byte
+		if len(g.MoreBase) > 0 {
+			base = g.MoreBase[i]
+		}
+		if !j.serveMore(ctx, peer, wire.HashOf(m), base, s) {
 			return
 		}
 	}
 }
 
-// serveMore sends content h as stored (a Data frame and its body) on a
-// stream that asked for more than one content (Get.More). It reports
+// deltaFor returns a delta of content h (size bytes, n as stored) against
+// base and its Data frame, when this node holds base and the delta is
+// smaller than n; else nil. path is for the log.
+func (j *job) deltaFor(ctx context.Context, path string, base, h index.Hash, size, n int64) (*wire.Data, io.Reader) {
+	j.mu.Lock()
+	baseSize, ok := j.serving.get(base)
+	j.mu.Unlock()
+	if !ok || j.applier == nil || !j.useDelta(size) || !j.a.store.Has(base) {
+		return nil, nil
+	}
+	d, res, err := j.encodeDelta(ctx, base, baseSize, h, size)
+	if err != nil {
+		j.log.Warn("delta encoding failed; sending the whole content", "path", path, "err", err)
+		return nil, nil
+	}
+	if d == nil || int64(d.Len()) >= n {
+		return nil, nil
+	}
+	j.log.Debug("sending delta", "path", path, "kind", res.Kind.String(), "bytes", d.Len(), "whole", n, "tried", fmt.Sprint(res.Tried))
+	return &wire.Data{Encoding: wire.EncodingDelta, Size: int64(d.Len()), Length: size, Hash: h[:]}, d
+}
+
+// serveMore sends content h on a stream that asked for more than one
+// content (Get.More): a Data frame and its body, the stored frame or a
+// delta against base (its Get.MoreBase, if any; see deltaFor). It reports
 // whether the stream may go on.
-func (j *job) serveMore(peer string, h index.Hash, s *remotemon.Stream) bool {
+func (j *job) serveMore(ctx context.Context, peer string, h index.Hash, base []byte, s *remotemon.Stream) bool {
 	j.mu.Lock()
 	size, ok := j.serving.get(h)
 	j.mu.Unlock()
@@ -158,10 +180,17 @@ func (j *job) serveMore(peer string, h index.Hash, s *remotemon.Stream) bool {
 	}
 	defer rc.Close()
 	s.SetDeadline(time.Now().Add(time.Minute + time.Duration(n/(1<<20))*time.Second))
-	if err := s.WriteMessage(&wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}); err != nil {
+	var body io.Reader = rc
+	msg := &wire.Data{Encoding: wire.EncodingZstd, Size: n, Length: size, Hash: h[:]}
+	if len(base) > 0 {
+		if dm, d := j.deltaFor(ctx, h.Short(), wire.HashOf(base), h, size, n); dm != nil {
+			msg, body = dm, d
+		}
+	}
+	if err := s.WriteMessage(msg); err != nil {
 		return false
 	}
-	sent, err := io.Copy(s, rc)
+	sent, err := io.Copy(s, body)
 	j.countSent(peer, size, sent)
 	if err != nil {
 		j.log.Warn("sending content failed", "peer", peer, "hash", h.Short(), "err", err)
@@ -394,6 +423,22 @@ func (b *bestEffortWriter) Write(p []byte) (int, error) {
 		_, b.err = b.w.Write(p)
 	}
 	return len(p), nil
+}
+
+// patchFrom applies a delta against stored content base (Hash and Size)
+// that came in a batch and stores the result; it reads body to its end,
+// where the next content of the batch starts.
+func (j *job) patchFrom(ctx context.Context, it, base index.Item, body io.Reader) error {
+	bf, closeBase, err := j.content(ctx, base.Hash, base.Size)
+	if err != nil {
+		return fmt.Errorf("read the base %s: %w", base.Hash.Short(), err)
+	}
+	defer closeBase()
+	if err := j.patchInto(ctx, it, &bf, body); err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, body)
+	return err
 }
 
 // patchInto applies a delta against base and stores the result; the store

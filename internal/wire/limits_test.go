@@ -186,24 +186,32 @@ func FuzzReadGated(f *testing.F) {
 }
 
 // TestLargestGetFits: a Get with the longest path, every byte of it
-// escaped by the JSON encoder, and MaxGetMore more hashes stays within the
-// limit of a Get (an owner would refuse it otherwise).
+// escaped by the JSON encoder, and MaxGetMore more hashes (or
+// MaxGetMoreBased with a base each) stays within the limit of a Get (an
+// owner would refuse it otherwise).
 func TestLargestGetFits(t *testing.T) {
 	c := newCodec(t)
-	more := make([][]byte, MaxGetMore)
-	for i := range more {
-		more[i] = bytes.Repeat([]byte{byte(i)}, 32)
+	hashes := func(n int, b byte) [][]byte {
+		hs := make([][]byte, n)
+		for i := range hs {
+			hs[i] = bytes.Repeat([]byte{b + byte(i)}, 32)
+		}
+		return hs
 	}
 	path := strings.Repeat("<", index.MaxPathLen)
-	m := &Get{Job: strings.Repeat("j", 64), Path: path, Hash: make([]byte, 32), More: more}
-	if err := m.Validate(); err != nil {
-		t.Fatalf("the largest Get is not valid: %v", err)
-	}
-	var buf bytes.Buffer
-	if err := c.Write(&buf, m); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(&buf); err != nil {
-		t.Fatalf("the largest Get does not decode: %v", err)
+	for _, m := range []*Get{
+		{Job: strings.Repeat("j", 64), Path: path, Hash: make([]byte, 32), More: hashes(MaxGetMore, 0)},
+		{Job: strings.Repeat("j", 64), Path: path, Hash: make([]byte, 32), Base: make([]byte, 32), More: hashes(MaxGetMoreBased, 0), MoreBase: hashes(MaxGetMoreBased, 100)},
+	} {
+		if err := m.Validate(); err != nil {
+			t.Fatalf("the largest Get is not valid: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := c.Write(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(&buf); err != nil {
+			t.Fatalf("the largest Get (%d more, %d bases) does not decode: %v", len(m.More), len(m.MoreBase), err)
+		}
 	}
 }

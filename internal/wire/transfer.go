@@ -23,6 +23,15 @@ type Get struct {
 	// stream instead of one each. An owner that does not know the field
 	// refuses the frame; the requester then asks for each on its own.
 	More [][]byte `json:"more,omitempty"`
+	// MoreBase, when set, names a base for each of More, in order (an
+	// empty one: none): the owner answers that content with a delta
+	// against its base when it holds the base and the delta is smaller,
+	// as it does for Base. A bulk edit of many small files then costs one
+	// stream per batch of them instead of one each. With it, More holds
+	// at most MaxGetMoreBased hashes, and Base may be set too. An owner
+	// that does not know the field refuses the frame; the requester then
+	// asks for each on its own.
+	MoreBase [][]byte `json:"more_base,omitempty"`
 }
 
 // MaxSignature bounds the signature a Get may carry.
@@ -31,6 +40,10 @@ const MaxSignature = 64 << 20
 // MaxGetMore bounds Get.More: with a path of 4 KiB, JSON-escaped, the
 // frame stays under the 32 KiB of a Get.
 const MaxGetMore = 127
+
+// MaxGetMoreBased bounds Get.More when Get.MoreBase is set: a base for
+// each of them is as long again.
+const MaxGetMoreBased = 63
 
 // Type implements Message.
 func (*Get) Type() Type { return TypeGet }
@@ -56,12 +69,28 @@ func (m *Get) Validate() error {
 		if len(m.More) > MaxGetMore {
 			return fmt.Errorf("more: %d hashes, at most %d", len(m.More), MaxGetMore)
 		}
-		if len(m.Base) != 0 || m.Signature != 0 {
-			return fmt.Errorf("more: only with neither base nor signature")
+		if m.Signature != 0 {
+			return fmt.Errorf("more: not with a signature")
+		}
+		if len(m.Base) != 0 && len(m.MoreBase) == 0 {
+			return fmt.Errorf("more: a base only with more_base")
 		}
 		for i, h := range m.More {
 			if len(h) != index.HashSize {
 				return fmt.Errorf("more[%d]: %d bytes, want %d", i, len(h), index.HashSize)
+			}
+		}
+	}
+	if len(m.MoreBase) > 0 {
+		if len(m.MoreBase) != len(m.More) {
+			return fmt.Errorf("more_base: %d bases for %d hashes", len(m.MoreBase), len(m.More))
+		}
+		if len(m.More) > MaxGetMoreBased {
+			return fmt.Errorf("more: %d hashes with bases, at most %d", len(m.More), MaxGetMoreBased)
+		}
+		for i, b := range m.MoreBase {
+			if len(b) != 0 && len(b) != index.HashSize {
+				return fmt.Errorf("more_base[%d]: %d bytes, want %d or none", i, len(b), index.HashSize)
 			}
 		}
 	}
@@ -71,7 +100,7 @@ func (m *Get) Validate() error {
 // Encodings of a Data body.
 const (
 	EncodingZstd  = "zstd"  // a zstd frame of the whole content
-	EncodingDelta = "delta" // a pbxsync/delta encoding against Get.Base
+	EncodingDelta = "delta" // a pbxsync/delta encoding against Get.Base (or the content's Get.MoreBase)
 )
 
 // MaxBody bounds the bytes that may follow a Data frame (1 TiB).

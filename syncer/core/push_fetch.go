@@ -6,9 +6,10 @@ import "pbxsync/internal/index"
 // it takes. Of the files whose content the store lacks (missing), it
 // fetches each content once, and none the tree already holds at that
 // path (the store takes it from the tree). What it fetches goes in units:
-// one stream per file that may get a delta (a file of this job is at its
-// path here) or that is large, and batches of small new files on one
-// stream each (Get.More).
+// one stream per file that is large or that needs a stream of its own (a
+// signature of the file at its path here goes with it), and batches of
+// the other small files on one stream each (Get.More; each may name a
+// base for a delta, Get.MoreBase).
 
 // Batching is how small contents are fetched together on one stream.
 type Batching struct {
@@ -41,16 +42,15 @@ func ToFetch(missing []index.Item, inTree func(path string) (index.Hash, bool)) 
 }
 
 // Units splits need into what is fetched together on one stream and what
-// on its own; fileHere says a file of the job is at the path here (its
-// content may be the base of a delta). The units are parts of need, not
+// on its own; alone says the file at a path needs a stream of its own. The units are parts of need, not
 // copies: Units reorders need in place (the batched items first, in their
 // order, then the ones fetched alone) and returns slices of it whose
 // capacity ends at their length (an initial sync's 100k items were held
 // twice while fetched).
-func (b Batching) Units(need []index.Item, fileHere func(path string) bool) [][]index.Item {
+func (b Batching) Units(need []index.Item, alone func(path string) bool) [][]index.Item {
 	k := 0 // need[:k] are the batched items, in order
 	for i := range need {
-		if need[i].Size <= b.ItemMax && !fileHere(need[i].Path) {
+		if need[i].Size <= b.ItemMax && !alone(need[i].Path) {
 			need[k], need[i] = need[i], need[k]
 			k++
 		}
