@@ -145,6 +145,38 @@ func TestStatesNoSpillWhileIterating(t *testing.T) {
 	}
 }
 
+// TestStatesReadBack: a spilled States stays on disk for a few lookups and
+// comes back into memory, whole and unchanged, for lookups of a sixteenth
+// of its paths or more; not while it is iterated.
+func TestStatesReadBack(t *testing.T) {
+	t.Parallel()
+	const n = 8192
+	m, _ := siteStates(n)
+	s := NewStates(m)
+	if err := s.Spill(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	s.ReadBack(n/readBackShare - 1)
+	if !s.Spilled() {
+		t.Fatalf("read back for %d lookups of %d paths", n/readBackShare-1, n)
+	}
+	for range s.All() {
+		s.ReadBack(n)
+		if !s.Spilled() {
+			t.Fatal("read back while iterated")
+		}
+		break
+	}
+	s.ReadBack(n / readBackShare)
+	if s.Spilled() {
+		t.Fatalf("still spilled after ReadBack(%d) of %d paths", n/readBackShare, n)
+	}
+	if s.Len() != n || s.Err() != nil {
+		t.Fatalf("after the read-back: %d paths (want %d), err %v", s.Len(), n, s.Err())
+	}
+	checkStates(t, "read back", s, m)
+}
+
 // BenchmarkStatesSpilledGet: a lookup in a spilled States (two preads)
 // against one in memory.
 func BenchmarkStatesSpilledGet(b *testing.B) {

@@ -36,6 +36,7 @@ func (j *job) scanPaths(ctx context.Context, paths []string) error {
 // the scan state has are rescanned without what lies below them.
 func (j *job) scanChange(ctx context.Context, paths, shallow []string) error {
 	now := time.Now()
+	j.states.ReadBack(len(paths) + len(shallow)) // a change of many files
 	// what the scan finds as the scan state has it is neither applied,
 	// nor saved again, nor a drift (below): the scan leaves it out
 	opts := []hostmon.ScanOption{j.scanWritingOption(now), hostmon.WithChangesOnly()}

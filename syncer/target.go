@@ -614,11 +614,14 @@ func (j *job) fetch(ctx context.Context, peer string, need []index.Item, prog *p
 		needBytes += it.Size
 	}
 	prog.extend(wire.PhaseFetching, uint64(len(need)), uint64(needBytes))
+	// the workers below look the paths up (fetchBatchBased, fetchOne): not in
+	// a spilled scan state, a few preads each, when they are many
+	j.states.ReadBack(len(need))
 	batching := core.Batching{ItemMax: batchItemMax, Bytes: batchBytes, MaxItems: wire.MaxGetMore + 1}
 	units := batching.Units(need, func(p string) bool {
 		// a file here whose content the store lacks is the base of a
 		// signature (fetchOne); one the store holds is named as the base
-		// of a delta in a batch (fetchBatch)
+		// of a delta in a batch (fetchBatchBased)
 		st, here := j.states.Get(p)
 		return here && st.Kind == index.KindFile && st.Size >= signatureMinSize && !j.a.store.Has(st.Hash)
 	})
@@ -632,7 +635,7 @@ func (j *job) fetch(ctx context.Context, peer string, need []index.Item, prog *p
 			defer wg.Done()
 			for u := range work {
 				if len(u) > 1 && !batchRefused.Load() {
-					done, err := j.fetchBatch(ctx, peer, u, prog)
+					done, err := j.fetchBatchBased(ctx, peer, u, prog)
 					if done == 0 && err != nil {
 						if !batchRefused.Swap(true) {
 							j.log.Info("the source answers no batch of contents on one stream; fetching each on its own", "peer", peer, "err", err)
@@ -673,12 +676,20 @@ const (
 	batchBytes   = 4 << 20
 )
 
-// fetchBatch gets the content of items on one stream (Get.More) into the
-// store and counts each in prog: whole, or as a delta against the file at
-// its path here when the store holds that (Get.Base, Get.MoreBase). It
-// returns how many of them, in order, it stored; the caller fetches the
-// rest on their own.
+// fetchBatch gets the whole content of items on one stream (Get.More)
+// into the store and counts each in prog. It returns how many of them, in
+// order, it stored; the caller fetches the rest on their own. It looks
+// nothing up in the scan state: the prefetcher calls it beside the job
+// loop.
 func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, prog *progressTracker) (int, error) {
+	return j.fetchBatchOf(ctx, peer, items, nil, prog)
+}
+
+// fetchBatchBased is fetchBatch for the fetch of an announcement, while
+// the job loop waits for it: an item whose path holds a file here whose
+// content the store holds is asked for as a delta against it (Get.Base,
+// Get.MoreBase), MaxGetMoreBased+1 items a request then.
+func (j *job) fetchBatchBased(ctx context.Context, peer string, items []index.Item, prog *progressTracker) (int, error) {
 	bases := make([]index.Item, len(items)) // the base of items[i]; a zero Hash: none
 	based := false
 	for i, it := range items {
@@ -690,7 +701,6 @@ func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, p
 	if !based {
 		return j.fetchBatchOf(ctx, peer, items, nil, prog)
 	}
-	// a request that names bases holds fewer contents (MaxGetMoreBased)
 	done := 0
 	for done < len(items) {
 		end := min(done+wire.MaxGetMoreBased+1, len(items))
@@ -703,8 +713,9 @@ func (j *job) fetchBatch(ctx context.Context, peer string, items []index.Item, p
 	return done, nil
 }
 
-// fetchBatchOf is fetchBatch of one request: items, and bases (nil, or
-// the base of each item, a zero Hash for none).
+// fetchBatchOf gets items on one stream, as fetchBatch does, each as a
+// delta against bases[i] where bases is set and that has a Hash (see
+// fetchBatchBased).
 func (j *job) fetchBatchOf(ctx context.Context, peer string, items, bases []index.Item, prog *progressTracker) (int, error) {
 	s, err := j.a.mon.OpenStream(ctx, peer)
 	if err != nil {
