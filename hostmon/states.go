@@ -39,6 +39,7 @@ type States struct {
 	disk    *spilledBase
 	err     error  // the first error reading disk
 	changes uint64 // Set and Delete calls so far
+	coming  int    // lookups said to come since disk was written (ReadBack)
 }
 
 // stateRec is a FileState in States.base: 104 bytes (the FileState is
@@ -570,7 +571,7 @@ func (s *States) Spill(dir string) error {
 	if err != nil {
 		return fmt.Errorf("spill the scan state to %s: %w", dir, err)
 	}
-	s.disk, s.base, s.slots, s.vecAt = sb, nil, nil, nil
+	s.disk, s.base, s.slots, s.vecAt, s.coming = sb, nil, nil, nil, 0
 	return nil
 }
 
@@ -602,17 +603,23 @@ func (s *States) noteDiskErr() {
 	}
 }
 
-// ReadBack reads the records of a spilled s back into memory when about
-// lookups (Get) are about to be made, at least a sixteenth of its paths:
-// a change of many files (a sed over every endpoint file: the scan of
-// what changed, the fetch of it, a target's check of the paths it is
-// about to write) looked each path up in the file with three preads, 2-5 s
-// of an agent's CPU for 100,000 paths, where reading the file back whole
-// takes tens of milliseconds; the job spills it again once idle. A few
-// lookups (an edit of a file or two) leave s on disk. It does nothing
-// while s is iterated. It is not safe beside any other use of s.
+// ReadBack says that about lookups (Get) are about to be made, and reads
+// the records of a spilled s back into memory once those said since it
+// spilled add up to a sixteenth of its paths: a change of many files (a
+// sed over every endpoint file: the scans of what changed, as the
+// watcher's events come, the fetch of it, a target's check of the paths
+// it is about to write) looked each path up in the file with three
+// preads, 2-5 s of an agent's CPU for 100,000 paths, where reading the
+// file back whole takes tens of milliseconds; the job spills it again
+// once idle. The edits of a file or two leave s on disk (a sixteenth of
+// 100,000 paths is 6,250 of them). It does nothing while s is iterated.
+// It is not safe beside any other use of s.
 func (s *States) ReadBack(lookups int) {
-	if s == nil || s.disk == nil || s.iters > 0 || lookups < s.disk.n/readBackShare {
+	if s == nil || s.disk == nil {
+		return
+	}
+	s.coming += lookups
+	if s.iters > 0 || s.coming < s.disk.n/readBackShare {
 		return
 	}
 	s.unspill()
