@@ -618,12 +618,11 @@ func (j *job) fetch(ctx context.Context, peer string, need []index.Item, prog *p
 	// a spilled scan state, a few preads each, when they are many
 	j.states.ReadBack(len(need))
 	batching := core.Batching{ItemMax: batchItemMax, Bytes: batchBytes, MaxItems: wire.MaxGetMore + 1}
-	units := batching.Units(need, func(p string) bool {
-		// a file here whose content the store lacks is the base of a
-		// signature (fetchOne); one the store holds is named as the base
-		// of a delta in a batch (fetchBatchBased)
-		st, here := j.states.Get(p)
-		return here && st.Kind == index.KindFile && st.Size >= signatureMinSize && !j.a.store.Has(st.Hash)
+	units := batching.Units(need, func(it index.Item) bool {
+		// a signature goes on a stream of its own (fetchOne); a kept base
+		// is named in a batch (fetchBatchBased)
+		_, kind := j.baseHere(it)
+		return kind == baseSigned
 	})
 	work := make(chan []index.Item)
 	errs := make(chan error, len(need))
@@ -693,9 +692,8 @@ func (j *job) fetchBatchBased(ctx context.Context, peer string, items []index.It
 	bases := make([]index.Item, len(items)) // the base of items[i]; a zero Hash: none
 	based := false
 	for i, it := range items {
-		if st, ok := j.states.Get(it.Path); ok && st.Kind == index.KindFile && st.Hash != it.Hash && j.a.store.Has(st.Hash) {
-			bases[i] = index.Item{Hash: st.Hash, Size: st.Size}
-			based = true
+		if base, kind := j.baseHere(it); kind == baseKept {
+			bases[i], based = base, true
 		}
 	}
 	if !based {

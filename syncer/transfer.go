@@ -236,25 +236,20 @@ func (j *job) encodeDelta(ctx context.Context, base index.Hash, baseSize int64, 
 // answer with a delta.
 func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 	req := fetchRequest{}
-	if st, ok := j.states.Get(it.Path); ok && st.Kind == index.KindFile && st.Hash != it.Hash {
-		switch {
-		case j.a.store.Has(st.Hash):
-			// a version both sides keep: the source encodes against it
-			f, closeBase, err := j.content(ctx, st.Hash, st.Size)
-			if err == nil {
-				defer closeBase()
-				req.base = &f
-			}
-		case st.Size >= signatureMinSize && j.useDelta(it.Size):
-			// content only this node has (a first sync over an old copy, a
-			// local edit): send a signature of it, rsync's way
-			if f, err := beneath.OpenFile(j.cfg.Path, it.Path, os.O_RDONLY); err == nil {
-				defer f.Close()
-				var sig bytes.Buffer
-				bf := delta.File{R: f, Size: st.Size}
-				if _, err := delta.WriteSignature(ctx, &sig, bf, nil); err == nil {
-					req.base, req.signature = &bf, sig.Bytes()
-				}
+	switch base, kind := j.baseHere(it); kind {
+	case baseKept:
+		f, closeBase, err := j.content(ctx, base.Hash, base.Size)
+		if err == nil {
+			defer closeBase()
+			req.base = &f
+		}
+	case baseSigned:
+		if f, err := beneath.OpenFile(j.cfg.Path, it.Path, os.O_RDONLY); err == nil {
+			defer f.Close()
+			var sig bytes.Buffer
+			bf := delta.File{R: f, Size: base.Size}
+			if _, err := delta.WriteSignature(ctx, &sig, bf, nil); err == nil {
+				req.base, req.signature = &bf, sig.Bytes()
 			}
 		}
 	}
@@ -264,6 +259,33 @@ func (j *job) fetchOne(ctx context.Context, peer string, it index.Item) error {
 		err = j.fetchFrom(ctx, peer, it, fetchRequest{})
 	}
 	return err
+}
+
+// baseKind is what the file at a fetched item's path here is to its fetch.
+type baseKind int
+
+const (
+	baseNone   baseKind = iota // none, or nothing a delta could use
+	baseKept                   // content both sides keep: the source encodes a delta against it
+	baseSigned                 // content only this node has (a first sync over an old copy, a local edit): a signature of it goes with the request, rsync's way
+)
+
+// baseHere returns the file at it's path here, if any, with what it is to
+// it's fetch. A kept base goes in a batch (fetchBatchBased), a signed one
+// on a stream of its own (fetchOne).
+func (j *job) baseHere(it index.Item) (index.Item, baseKind) {
+	st, ok := j.states.Get(it.Path)
+	if !ok || st.Kind != index.KindFile || st.Hash == it.Hash {
+		return index.Item{}, baseNone
+	}
+	base := index.Item{Path: it.Path, Hash: st.Hash, Size: st.Size}
+	switch {
+	case j.a.store.Has(st.Hash):
+		return base, baseKept
+	case st.Size >= signatureMinSize && j.useDelta(it.Size):
+		return base, baseSigned
+	}
+	return index.Item{}, baseNone
 }
 
 // signatureMinSize: below it a signature costs about as much as the

@@ -42,15 +42,15 @@ func ToFetch(missing []index.Item, inTree func(path string) (index.Hash, bool)) 
 }
 
 // Units splits need into what is fetched together on one stream and what
-// on its own; alone says the file at a path needs a stream of its own. The units are parts of need, not
+// on its own; alone says an item needs a stream of its own. The units are parts of need, not
 // copies: Units reorders need in place (the batched items first, in their
 // order, then the ones fetched alone) and returns slices of it whose
 // capacity ends at their length (an initial sync's 100k items were held
 // twice while fetched).
-func (b Batching) Units(need []index.Item, alone func(path string) bool) [][]index.Item {
+func (b Batching) Units(need []index.Item, alone func(index.Item) bool) [][]index.Item {
 	k := 0 // need[:k] are the batched items, in order
 	for i := range need {
-		if need[i].Size <= b.ItemMax && !alone(need[i].Path) {
+		if need[i].Size <= b.ItemMax && !alone(need[i]) {
 			need[k], need[i] = need[i], need[k]
 			k++
 		}

@@ -46,7 +46,7 @@ func TestUnits(t *testing.T) {
 	b := Batching{ItemMax: 100, Bytes: 250, MaxItems: 3}
 	need := []index.Item{item("big", 1, 101), item("here", 2, 5), item("n1", 3, 100), item("n2", 4, 100),
 		item("n3", 5, 60), item("n4", 6, 1), item("n5", 7, 1), item("n6", 8, 1), item("n7", 9, 1)}
-	units := b.Units(need, func(p string) bool { return p == "here" })
+	units := b.Units(need, func(it index.Item) bool { return it.Path == "here" })
 	var out []string
 	for _, u := range units {
 		var ps []string
@@ -69,7 +69,7 @@ func TestUnits(t *testing.T) {
 		}
 		at += len(u)
 	}
-	if got := fmt.Sprint(len(b.Units(nil, func(string) bool { return false }))); got != "0" {
+	if got := fmt.Sprint(len(b.Units(nil, func(index.Item) bool { return false }))); got != "0" {
 		t.Errorf("no need: %s units", got)
 	}
 }
